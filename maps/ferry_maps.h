@@ -114,9 +114,11 @@ struct ferry_backend {
 	__u8 state; /* FERRY_BE_* */
 	__u32 predictor_id;
 	__u32 svc_id;
-	__u32 pad;
+	__u32 flags; /* FERRY_BE_F_*: operator overrides, read by user space only */
 };
 _Static_assert(sizeof(struct ferry_backend) == 32, "ferry_backend layout");
+
+#define FERRY_BE_F_ADMIN_DRAIN (1U << 0) /* 'ferryctl drain': out of the table until undrain */
 
 #define FERRY_BE_UNUSED 0
 #define FERRY_BE_ACTIVE 1 /* in its service's table */
@@ -346,5 +348,6 @@ _Static_assert(sizeof(struct ferry_link) == 24, "ferry_link layout");
 #define FERRY_LINK_TC_REPLY_IN (1U << 3) /* reply program at TC ingress */
 #define FERRY_LINK_TC_REPLY_EG (1U << 4) /* reply program at TC egress */
 #define FERRY_LINK_TCX (1U << 5) /* TC programs attached with tcx links */
+#define FERRY_LINK_CLSACT_OWNED (1U << 6) /* ferry created the clsact qdisc */
 
 #endif /* FERRY_MAPS_H */

@@ -1,0 +1,750 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * ferryd: keeps the kernel's maps equal to the SeldonDeployments and
+ * EndpointSlices in a directory. One thread runs an epoll loop over inotify
+ * (debounced), signals, netlink and a 1 s tick; the metrics server answers
+ * on libmicrohttpd's own thread from a fresh snapshot of the pinned maps.
+ * Exiting never detaches anything: the data plane keeps forwarding.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <bpf/libbpf.h>
+
+#include "config.h"
+#include "dataplane.h"
+#include "log.h"
+#include "metrics.h"
+#include "netlink.h"
+#include "snapshot.h"
+#include "status.h"
+#include "sync.h"
+#include "table.h"
+
+#ifndef FERRY_VERSION
+#define FERRY_VERSION "0.1.0"
+#endif
+
+#define MAX_IFACES 64
+#define DEBOUNCE_MS 25
+
+struct ferryd_opts {
+	const char *config_dir;
+	const char *ifaces[MAX_IFACES];
+	int nifaces;
+	const char *reply_ifaces[MAX_IFACES];
+	int nreply_ifaces;
+	const char *metrics_addr;
+	const char *pin_path;
+	const char *pod_ifaces; /* comma-separated fnmatch patterns */
+	__u32 table_size;
+	bool once;
+};
+
+struct ferryd {
+	struct ferryd_opts opts;
+	struct ferry_dp *dp;
+	struct ferry_sync *sync;
+	struct ferry_config_store *store;
+	struct ferry_nl *nl;
+	struct ferry_metrics_server *metrics;
+	int epfd, inotify_fd, signal_fd, debounce_fd, tick_fd;
+	bool running;
+	bool routes_dirty;
+
+	/* Read by the metrics thread. */
+	pthread_mutex_t lock;
+	unsigned int config_errors;
+	__u64 config_errors_total;
+	__u32 *no_ready; /* predictor ids with configured weight and no ready backend */
+	size_t nno_ready;
+
+	/* Interfaces the reply program is on because a backend is routed there. */
+	int auto_reply[MAX_IFACES * 4];
+	int nauto_reply;
+	struct ferry_model model; /* the last model applied */
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: ferryd --config-dir DIR --iface IFNAME [--iface IFNAME ...]\n"
+		"              [--reply-iface IFNAME ...] [--metrics-addr HOST:PORT]\n"
+		"              [--pin-path PATH] [--table-size N] [--pod-iface PATTERNS]\n"
+		"              [--once] [--log-level LEVEL]\n"
+		"\n"
+		"Keeps ferry's kernel data plane equal to the SeldonDeployment and EndpointSlice\n"
+		"manifests in DIR (*.yaml, *.yml, *.json, as 'kubectl get -o yaml|json' writes them).\n"
+		"\n"
+		"  --config-dir DIR        manifests to apply; watched, changes apply within 100 ms\n"
+		"  --iface IFNAME          where client traffic to VIPs arrives: XDP (native, else\n"
+		"                          generic with a warning) plus TC ingress; repeatable\n"
+		"  --reply-iface IFNAME    where backend replies arrive (TC ingress); repeatable.\n"
+		"                          Without it, every interface through which a backend\n"
+		"                          address is routed, following route and link changes\n"
+		"  --pod-iface PATTERNS    also balance traffic from pods: TC on host-side veths\n"
+		"                          whose names match, e.g. 'veth*,cali*,lxc*'; new ones are\n"
+		"                          attached as they appear\n"
+		"  --metrics-addr H:P      serve Prometheus metrics on http://H:P/metrics\n"
+		"                          (IPv6: [::1]:9477)\n"
+		"  --pin-path PATH         bpffs directory for ferry's maps (default %s)\n"
+		"  --table-size N          lookup table slots per service, rounded up to a prime\n"
+		"                          (default %d)\n"
+		"  --once                  apply DIR, report, exit: 0 when every manifest was\n"
+		"                          accepted, 1 otherwise; the data plane stays attached\n"
+		"  --log-level LEVEL       error, warn, info (default) or debug\n"
+		"  -h, --help              this text\n"
+		"\n"
+		"Signals: SIGHUP re-reads DIR and the pinned state and resyncs everything;\n"
+		"SIGTERM and SIGINT exit leaving the data plane attached and forwarding.\n"
+		"Remove ferry from a node with 'ferryctl reset'.\n",
+		FERRY_PIN_ROOT_DEFAULT, FERRY_TABLE_SIZE_DEFAULT);
+}
+
+static int parse_args(int argc, char **argv, struct ferryd_opts *o)
+{
+	enum { OPT_CONFIG = 256, OPT_IFACE, OPT_REPLY, OPT_METRICS, OPT_PIN, OPT_TABLE, OPT_ONCE,
+	       OPT_LOG, OPT_POD };
+	static const struct option longopts[] = {
+		{ "config-dir", required_argument, NULL, OPT_CONFIG },
+		{ "iface", required_argument, NULL, OPT_IFACE },
+		{ "reply-iface", required_argument, NULL, OPT_REPLY },
+		{ "metrics-addr", required_argument, NULL, OPT_METRICS },
+		{ "pin-path", required_argument, NULL, OPT_PIN },
+		{ "table-size", required_argument, NULL, OPT_TABLE },
+		{ "pod-iface", required_argument, NULL, OPT_POD },
+		{ "once", no_argument, NULL, OPT_ONCE },
+		{ "log-level", required_argument, NULL, OPT_LOG },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	char err[256];
+	int c, ifindex;
+
+	o->pin_path = FERRY_PIN_ROOT_DEFAULT;
+	o->table_size = FERRY_TABLE_SIZE_DEFAULT;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_CONFIG:
+			o->config_dir = optarg;
+			break;
+		case OPT_IFACE:
+		case OPT_REPLY:
+			if (ferry_nl__ifindex_by_name(c == OPT_IFACE ? "--iface" : "--reply-iface",
+						      optarg, &ifindex, err, sizeof(err))) {
+				fprintf(stderr, "ferryd: %s\n", err);
+				return -EINVAL;
+			}
+			if ((c == OPT_IFACE ? o->nifaces : o->nreply_ifaces) >= MAX_IFACES) {
+				fprintf(stderr, "ferryd: at most %d interfaces per flag\n",
+					MAX_IFACES);
+				return -EINVAL;
+			}
+			if (c == OPT_IFACE)
+				o->ifaces[o->nifaces++] = optarg;
+			else
+				o->reply_ifaces[o->nreply_ifaces++] = optarg;
+			break;
+		case OPT_METRICS:
+			o->metrics_addr = optarg;
+			break;
+		case OPT_PIN:
+			o->pin_path = optarg;
+			break;
+		case OPT_POD:
+			if (ferry_nl__check_patterns("--pod-iface", optarg, err, sizeof(err))) {
+				fprintf(stderr, "ferryd: %s\n", err);
+				return -EINVAL;
+			}
+			o->pod_ifaces = optarg;
+			break;
+		case OPT_TABLE: {
+			char *end;
+			unsigned long n;
+
+			errno = 0;
+			n = strtoul(optarg, &end, 10);
+			if (errno || *end || n < FERRY_TABLE_SIZE_MIN || n > FERRY_TABLE_SIZE_MAX) {
+				fprintf(stderr,
+					"ferryd: --table-size %s: expected a whole number from %d to "
+					"%d (a prime; the default %d suits up to ~160 backends per "
+					"service)\n",
+					optarg, FERRY_TABLE_SIZE_MIN, FERRY_TABLE_SIZE_MAX,
+					FERRY_TABLE_SIZE_DEFAULT);
+				return -EINVAL;
+			}
+			o->table_size = ferry_table__next_prime(n);
+			if (o->table_size != n)
+				fprintf(stderr,
+					"ferryd: --table-size %lu is not prime; using %u (Maglev "
+					"needs a prime)\n",
+					n, o->table_size);
+			break;
+		}
+		case OPT_ONCE:
+			o->once = true;
+			break;
+		case OPT_LOG:
+			if (ferry_log_parse_level(optarg, &ferry_log_level)) {
+				fprintf(stderr,
+					"ferryd: --log-level %s: expected error, warn, info or "
+					"debug\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ferryd: unexpected argument '%s' (see --help)\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (!o->config_dir) {
+		fprintf(stderr, "ferryd: --config-dir DIR is required (see --help)\n");
+		return -EINVAL;
+	}
+	if (!o->nifaces && !o->pod_ifaces) {
+		fprintf(stderr, "ferryd: give at least one --iface IFNAME where client traffic "
+				"arrives, or --pod-iface PATTERNS (see --help)\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------- status */
+
+static void write_status(struct ferryd *d, const struct ferry_sync_result *res)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	json_t *root, *errors;
+	struct timespec now;
+	size_t i;
+
+	if (ferry_status__path(d->opts.pin_path, path, sizeof(path)))
+		return;
+	mkdir(FERRY_STATUS_DIR, 0755);
+	clock_gettime(CLOCK_REALTIME, &now);
+	errors = json_array();
+	for (i = 0; i < ferry_config_store__nerrors(d->store); i++) {
+		const struct ferry_config_error *e = ferry_config_store__error(d->store, i);
+		char line[2048];
+
+		ferry_config_error__format(e, line, sizeof(line));
+		json_array_append_new(errors, json_pack("{s:s, s:i, s:i, s:s, s:s, s:s, s:s}",
+							"file", e->file, "line", e->line,
+							"column", e->column, "object", e->object,
+							"field", e->field, "message", e->message,
+							"text", line));
+	}
+	root = json_pack("{s:i, s:s, s:s, s:I, s:i, s:i, s:i, s:o}", "pid", (int)getpid(),
+			 "pin_path", d->opts.pin_path, "config_dir", d->opts.config_dir,
+			 "last_sync_unix", (json_int_t)now.tv_sec, "services",
+			 res ? (int)res->services : 0, "sync_errors", res ? (int)res->errors : 0,
+			 "config_errors", (int)d->config_errors, "errors", errors);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (root && !json_dump_file(root, tmp, JSON_INDENT(2)))
+		rename(tmp, path);
+	json_decref(root);
+}
+
+/* ----------------------------------------------------------- attaching */
+
+static bool has_ifindex(const int *list, int n, int ifindex)
+{
+	for (int i = 0; i < n; i++)
+		if (list[i] == ifindex)
+			return true;
+	return false;
+}
+
+static int attach_static(struct ferryd *d)
+{
+	int i, err, ifindex;
+
+	for (i = 0; i < d->opts.nifaces; i++) {
+		ifindex = if_nametoindex(d->opts.ifaces[i]);
+		if (!ifindex) {
+			pr_err("--iface %s: no such interface", d->opts.ifaces[i]);
+			return -ENODEV;
+		}
+		/* TC first: XDP hands frames it cannot redirect itself to it. */
+		err = ferry_dp__attach(d->dp, ifindex, FERRY_HOOK_TC_FWD);
+		err = err ?: ferry_dp__attach(d->dp, ifindex, FERRY_HOOK_XDP_FWD);
+		if (err)
+			return err;
+		pr_info("--iface %s: forward programs attached (XDP + TC ingress)",
+			d->opts.ifaces[i]);
+	}
+	for (i = 0; i < d->opts.nreply_ifaces; i++) {
+		ifindex = if_nametoindex(d->opts.reply_ifaces[i]);
+		if (!ifindex) {
+			pr_err("--reply-iface %s: no such interface", d->opts.reply_ifaces[i]);
+			return -ENODEV;
+		}
+		err = ferry_dp__attach(d->dp, ifindex, FERRY_HOOK_TC_REPLY_IN);
+		if (err)
+			return err;
+		pr_info("--reply-iface %s: reply program attached (TC ingress)",
+			d->opts.reply_ifaces[i]);
+	}
+	return 0;
+}
+
+/* Without --reply-iface: the reply program goes where backends are routed. */
+static void attach_reply_auto(struct ferryd *d)
+{
+	struct ferry_nl_route_query *q;
+	size_t n = 0, i, j, k;
+	char ifname[IF_NAMESIZE];
+
+	if (d->opts.nreply_ifaces || !d->nl)
+		return;
+	for (i = 0; i < d->model.nservices; i++)
+		for (j = 0; j < d->model.services[i].npredictors; j++)
+			n += d->model.services[i].predictors[j].nbackends;
+	if (!n)
+		return;
+	q = calloc(n, sizeof(*q));
+	if (!q)
+		return;
+	n = 0;
+	for (i = 0; i < d->model.nservices; i++) {
+		for (j = 0; j < d->model.services[i].npredictors; j++) {
+			const struct ferry_model_predictor *p = &d->model.services[i].predictors[j];
+
+			for (k = 0; k < p->nbackends; k++) {
+				q[n].family = p->backends[k].family;
+				memcpy(q[n].addr, p->backends[k].addr, sizeof(q[n].addr));
+				n++;
+			}
+		}
+	}
+	ferry_nl__route_ifindex_batch(d->nl, q, n);
+	for (i = 0; i < n; i++) {
+		if (q[i].err || q[i].ifindex <= 0 ||
+		    has_ifindex(d->auto_reply, d->nauto_reply, q[i].ifindex))
+			continue;
+		if ((size_t)d->nauto_reply >= sizeof(d->auto_reply) / sizeof(d->auto_reply[0]))
+			break;
+		if (ferry_dp__attach(d->dp, q[i].ifindex, FERRY_HOOK_TC_REPLY_IN))
+			continue;
+		d->auto_reply[d->nauto_reply++] = q[i].ifindex;
+		if (!if_indextoname(q[i].ifindex, ifname))
+			snprintf(ifname, sizeof(ifname), "if%d", q[i].ifindex);
+		pr_info("%s: reply program attached (TC ingress): backends are routed there",
+			ifname);
+	}
+	free(q);
+}
+
+static void attach_pod(struct ferryd *d, int ifindex, const char *ifname)
+{
+	int err;
+
+	err = ferry_dp__attach(d->dp, ifindex, FERRY_HOOK_TC_FWD);
+	err = err ?: ferry_dp__attach(d->dp, ifindex, FERRY_HOOK_TC_REPLY_EG);
+	if (err)
+		pr_warn("pod interface %s: cannot attach: %s", ifname, strerror(-err));
+	else
+		pr_info("pod interface %s: attached (TC ingress forward, TC egress reply)", ifname);
+}
+
+static void on_link(void *ctx, int ifindex, const char *ifname, bool up, bool removed)
+{
+	struct ferryd *d = ctx;
+
+	if (removed) {
+		d->routes_dirty = true;
+		return;
+	}
+	if (d->opts.pod_ifaces && ferry_nl__match(d->opts.pod_ifaces, ifname))
+		attach_pod(d, ifindex, ifname);
+	(void)up;
+}
+
+static void on_route_change(void *ctx)
+{
+	struct ferryd *d = ctx;
+
+	d->routes_dirty = true;
+}
+
+static int attach_existing_pods(void *ctx, int ifindex, const char *ifname, bool up)
+{
+	struct ferryd *d = ctx;
+
+	if (ferry_nl__match(d->opts.pod_ifaces, ifname))
+		attach_pod(d, ifindex, ifname);
+	(void)up;
+	return 0;
+}
+
+/* --------------------------------------------------------------- sync */
+
+static void collect_no_ready(struct ferryd *d)
+{
+	size_t i, j, n = 0;
+	__u32 *ids;
+
+	for (i = 0; i < d->model.nservices; i++)
+		n += d->model.services[i].npredictors;
+	ids = calloc(n ? n : 1, sizeof(*ids));
+	if (!ids)
+		return;
+	n = 0;
+	{
+		struct ferry_snapshot *snap = ferry_snapshot__read(d->opts.pin_path);
+
+		for (i = 0; snap && i < snap->npredictors; i++) {
+			const struct ferry_snap_predictor *p = &snap->predictors[i];
+
+			if (p->weight_configured && !p->backends_ready)
+				ids[n++] = p->id;
+		}
+		ferry_snapshot__free(snap);
+	}
+	pthread_mutex_lock(&d->lock);
+	free(d->no_ready);
+	d->no_ready = ids;
+	d->nno_ready = n;
+	pthread_mutex_unlock(&d->lock);
+	(void)j;
+}
+
+/* Re-reads the directory and applies it. Returns 0 when every manifest was accepted. */
+static int resync(struct ferryd *d)
+{
+	struct ferry_sync_result res = {};
+	struct ferry_model model = {};
+	struct timespec t0, t1;
+	size_t i, nerr;
+	int err, rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = ferry_config_store__load_dir(d->store, d->opts.config_dir);
+	if (rc < 0) {
+		pr_err("--config-dir %s: %s", d->opts.config_dir, strerror(-rc));
+		return rc;
+	}
+	err = ferry_config_store__build(d->store, &model);
+	if (err) {
+		pr_err("cannot build the desired state: %s; the data plane keeps its current state",
+		       strerror(-err));
+		return err;
+	}
+	nerr = ferry_config_store__nerrors(d->store);
+	for (i = 0; i < nerr; i++) {
+		char line[2048];
+
+		ferry_config_error__format(ferry_config_store__error(d->store, i), line,
+					   sizeof(line));
+		pr_err("%s", line);
+	}
+	err = ferry_sync__apply(d->sync, &model, &res);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ferry_model__free(&d->model);
+	d->model = model;
+
+	pthread_mutex_lock(&d->lock);
+	d->config_errors = nerr;
+	d->config_errors_total += nerr;
+	pthread_mutex_unlock(&d->lock);
+	collect_no_ready(d);
+	attach_reply_auto(d);
+	write_status(d, &res);
+	pr_info("sync: %zu services, %zu tables swapped, +%zu/-%zu backends, %zu flows purged, "
+		"%zu manifest errors, %zu apply errors in %.1f ms",
+		res.services, res.tables_swapped, res.backends_added, res.backends_removed,
+		res.flows_purged, nerr, res.errors,
+		(t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+	if (err)
+		return err;
+	return nerr ? 1 : 0;
+}
+
+/* ------------------------------------------------------------ metrics */
+
+static int produce_metrics(void *ctx, char **buf, size_t *len)
+{
+	struct ferryd *d = ctx;
+	struct ferry_metrics_opts opts = { .version = FERRY_VERSION };
+	struct ferry_snapshot *snap;
+	int err;
+
+	snap = ferry_snapshot__read(d->opts.pin_path);
+	if (!snap)
+		return -errno;
+	pthread_mutex_lock(&d->lock);
+	opts.config_errors = d->config_errors;
+	opts.config_errors_total = d->config_errors_total;
+	opts.no_ready_predictors = d->no_ready;
+	opts.nno_ready_predictors = d->nno_ready;
+	err = ferry_metrics__render(snap, &opts, buf, len);
+	pthread_mutex_unlock(&d->lock);
+	ferry_snapshot__free(snap);
+	return err;
+}
+
+/* --------------------------------------------------------------- loop */
+
+static int epoll_add(int epfd, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
+static void arm_ms(int tfd, long ms, bool periodic)
+{
+	struct itimerspec its = {
+		.it_value = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 },
+	};
+
+	if (periodic)
+		its.it_interval = its.it_value;
+	timerfd_settime(tfd, 0, &its, NULL);
+}
+
+static void heartbeat(struct ferryd *d)
+{
+	struct ferry_config cfg;
+	struct timespec now;
+
+	if (ferry_dp__config_read(d->dp, &cfg))
+		return;
+	clock_gettime(CLOCK_REALTIME, &now);
+	cfg.heartbeat_unix_ns = (__u64)now.tv_sec * 1000000000ULL + now.tv_nsec;
+	cfg.ferryd_pid = getpid();
+	ferry_dp__config_write(d->dp, &cfg);
+}
+
+static int setup_loop(struct ferryd *d)
+{
+	sigset_t mask;
+	int err;
+
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	d->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	d->debounce_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	d->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	d->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (d->epfd < 0 || d->inotify_fd < 0 || d->debounce_fd < 0 || d->tick_fd < 0 ||
+	    d->signal_fd < 0)
+		return -errno;
+	/*
+	 * Editors save by rename (IN_MOVED_TO), 'kubectl get > file' truncates
+	 * then writes (IN_MODIFY ... IN_CLOSE_WRITE): every event re-arms a
+	 * short debounce, so a burst is read once, after it ends.
+	 */
+	if (inotify_add_watch(d->inotify_fd, d->opts.config_dir,
+			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE |
+				      IN_MODIFY | IN_ATTRIB) < 0) {
+		err = -errno;
+		pr_err("--config-dir %s: cannot watch: %s", d->opts.config_dir, strerror(errno));
+		return err;
+	}
+	err = epoll_add(d->epfd, d->inotify_fd);
+	err = err ?: epoll_add(d->epfd, d->debounce_fd);
+	err = err ?: epoll_add(d->epfd, d->tick_fd);
+	err = err ?: epoll_add(d->epfd, d->signal_fd);
+	if (!err && d->nl)
+		err = epoll_add(d->epfd, ferry_nl__fd(d->nl));
+	arm_ms(d->tick_fd, 1000, true);
+	return err;
+}
+
+static void drain_fd(int fd)
+{
+	char buf[4096];
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+}
+
+static void handle_signal(struct ferryd *d)
+{
+	struct signalfd_siginfo si;
+
+	while (read(d->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			struct ferry_sync *fresh;
+
+			pr_info("SIGHUP: re-reading %s and the pinned state", d->opts.config_dir);
+			fresh = ferry_sync__new(d->dp, &(struct ferry_sync_opts){
+							       .table_size = d->opts.table_size });
+			if (fresh) {
+				ferry_sync__free(d->sync);
+				d->sync = fresh;
+			}
+			resync(d);
+		} else {
+			pr_info("signal %u: exiting; the data plane stays attached and forwarding",
+				si.ssi_signo);
+			d->running = false;
+		}
+	}
+}
+
+static int run_loop(struct ferryd *d)
+{
+	struct epoll_event evs[8];
+	int n, i;
+
+	d->running = true;
+	while (d->running) {
+		n = epoll_wait(d->epfd, evs, 8, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		for (i = 0; i < n; i++) {
+			int fd = evs[i].data.fd;
+
+			if (fd == d->inotify_fd) {
+				drain_fd(fd);
+				arm_ms(d->debounce_fd, DEBOUNCE_MS, false);
+			} else if (fd == d->debounce_fd) {
+				drain_fd(fd);
+				resync(d);
+			} else if (fd == d->tick_fd) {
+				drain_fd(fd);
+				heartbeat(d);
+				if (d->routes_dirty) {
+					d->routes_dirty = false;
+					ferry_nl__flush_cache(d->nl);
+					attach_reply_auto(d);
+				}
+			} else if (fd == d->signal_fd) {
+				handle_signal(d);
+			} else if (d->nl && fd == ferry_nl__fd(d->nl)) {
+				ferry_nl__process(d->nl);
+			}
+		}
+	}
+	return 0;
+}
+
+/* libbpf's messages go through our log; its kernel-message echo of an existing clsact is noise. */
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char line[1024];
+	size_t n;
+
+	if (level == LIBBPF_DEBUG && ferry_log_level < FERRY_LOG_DEBUG)
+		return 0;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n && line[n - 1] == '\n')
+		line[--n] = '\0';
+	if (strstr(line, "Exclusivity flag on"))
+		return 0;
+	ferry_log(level == LIBBPF_WARN ? FERRY_LOG_WARN :
+	          level == LIBBPF_INFO ? FERRY_LOG_INFO : FERRY_LOG_DEBUG,
+		  "libbpf: %s", line);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct ferryd d = { .epfd = -1, .inotify_fd = -1, .signal_fd = -1, .debounce_fd = -1,
+			    .tick_fd = -1 };
+	struct stat st;
+	int err, rc = 1;
+
+	setvbuf(stderr, NULL, _IOLBF, 0);
+	libbpf_set_print(libbpf_print);
+	pthread_mutex_init(&d.lock, NULL);
+	if (parse_args(argc, argv, &d.opts))
+		return 2;
+	if (stat(d.opts.config_dir, &st) || !S_ISDIR(st.st_mode)) {
+		pr_err("--config-dir %s: not a directory", d.opts.config_dir);
+		return 2;
+	}
+
+	d.dp = ferry_dp__open(&(struct ferry_dp_opts){ .pin_path = d.opts.pin_path });
+	if (!d.dp)
+		return 1;
+	pr_info("data plane at %s (%s), kernel features:%s%s%s", d.opts.pin_path,
+		d.dp->created ? "created" : "reused: connections continue",
+		d.dp->features & FERRY_FEAT_TCX ? " tcx" : " clsact-only",
+		d.dp->features & FERRY_FEAT_REDIRECT_NEIGH ? " redirect_neigh" : "",
+		d.dp->features & FERRY_FEAT_REDIRECT_PEER ? " redirect_peer" : "");
+	d.sync = ferry_sync__new(d.dp, &(struct ferry_sync_opts){ .table_size = d.opts.table_size });
+	d.store = ferry_config_store__new();
+	if (!d.sync || !d.store)
+		goto out;
+	d.nl = ferry_nl__new();
+	if (!d.nl)
+		pr_warn("netlink unavailable (%s): reply interfaces will not follow routes",
+			strerror(errno));
+	else
+		ferry_nl__set_callbacks(d.nl,
+					&(struct ferry_nl_callbacks){ .on_link = on_link,
+								      .on_route_change =
+									      on_route_change },
+					&d);
+
+	err = attach_static(&d);
+	if (err)
+		goto out;
+	if (d.opts.pod_ifaces && d.nl)
+		ferry_nl__for_each_link(d.nl, attach_existing_pods, &d);
+
+	err = resync(&d);
+	heartbeat(&d);
+	if (d.opts.once) {
+		rc = err ? 1 : 0;
+		goto out;
+	}
+
+	if (d.opts.metrics_addr) {
+		d.metrics = ferry_metrics__serve(d.opts.metrics_addr, produce_metrics, &d);
+		if (!d.metrics)
+			goto out;
+		pr_info("metrics on http://%s/metrics", d.opts.metrics_addr);
+	}
+	err = setup_loop(&d);
+	if (err) {
+		pr_err("cannot set up the event loop: %s", strerror(-err));
+		goto out;
+	}
+	pr_info("watching %s", d.opts.config_dir);
+	rc = run_loop(&d) ? 1 : 0;
+out:
+	ferry_metrics__stop(d.metrics);
+	ferry_nl__free(d.nl);
+	ferry_config_store__free(d.store);
+	ferry_sync__free(d.sync);
+	ferry_dp__close(d.dp);
+	ferry_model__free(&d.model);
+	free(d.no_ready);
+	return rc;
+}
