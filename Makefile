@@ -41,7 +41,7 @@ LDLIBS := $(PKG_LIBS) -lelf -lz -lm -lpthread
 ifneq ($(SAN),)
 CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SAN)
-BUILD := $(BUILD)/san
+override BUILD := $(BUILD)/san
 endif
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)

@@ -975,6 +975,22 @@ static int apply_service(struct ferry_sync *s, const struct ferry_model_service 
 		mp->meta.backends_draining = draining;
 	}
 
+	/* Keep the service's predictor list in manifest order (rollback ties use it). */
+	for (i = 0; i < ms_in->npredictors; i++) {
+		struct pred_key pk;
+		__u32 want;
+
+		pred_key_of(&pk, id, ms_in->predictors[i].name);
+		want = idmap_get(&s->pred_ids, &pk);
+		for (j = i; j < ms->preds.n; j++) {
+			if (ms->preds.ids[j] == want) {
+				ms->preds.ids[j] = ms->preds.ids[i];
+				ms->preds.ids[i] = want;
+				break;
+			}
+		}
+	}
+
 	/* Predictors and backends that left the manifest leave the table now. */
 	for (i = 0; i < ms->preds.n; i++)
 		if (!s->preds[ms->preds.ids[i]].seen)
