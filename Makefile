@@ -103,19 +103,24 @@ deps:
 unit: all
 	$(Q)FERRY_BUILD=$(BUILD) tests/run --unit
 
-test: all
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)FERRY_BUILD=$(BUILD) tests/run
 
-vmtest: all
+vmtest: deps
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)FERRY_BUILD=$(BUILD) vmtests/run $(T)
 
-vmtest-6.1: all
+vmtest-6.1: deps
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)FERRY_BUILD=$(BUILD) vmtests/qemu/run-6.1
 
-bench: all
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)FERRY_BUILD=$(BUILD) bench/run
 
-demo: deps all
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)FERRY_BUILD=$(BUILD) examples/demo/run
 
 format:
