@@ -697,7 +697,8 @@ static int cmd_latency(struct ctl *c, int argc, char **argv)
 				       (unsigned long long)(h ? h->count : 0));
 			for (q = 0; q < sizeof(qs) / sizeof(qs[0]); q++) {
 				char name[16];
-				double v = h && h->count ? ferry_hist__quantile(h, qs[q]) : NAN;
+				/* ferry_hist__quantile() answers in ns; JSON speaks seconds. */
+				double v = h && h->count ? ferry_hist__quantile(h, qs[q]) / 1e9 : NAN;
 
 				snprintf(name, sizeof(name), "p%g", qs[q] * 100);
 				json_object_set_new(o, name, isnan(v) ? json_null() : json_real(v));
@@ -817,8 +818,8 @@ static int cmd_top(struct ctl *c, int argc, char **argv)
 						}
 					}
 					if (delta.count) {
-						p50 = ferry_hist__quantile(&delta, 0.5);
-						p99 = ferry_hist__quantile(&delta, 0.99);
+						p50 = ferry_hist__quantile(&delta, 0.5) / 1e9;
+						p99 = ferry_hist__quantile(&delta, 0.99) / 1e9;
 					}
 					printf("%-22s %-16s %6.1f%% %6.1f%% %9.1f %8.2fms %8.2fms %7.1f "
 					       "%7.1f\n",

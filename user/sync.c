@@ -957,6 +957,7 @@ static int apply_service(struct ferry_sync *s, const struct ferry_model_service 
 				s->bes[bid].used = true;
 				s->bes[bid].be = (struct ferry_backend){};
 				hist_create(s, bid, FERRY_HIST_BACKEND, FERRY_LAT_REQUEST);
+				hist_create(s, bid, FERRY_HIST_BACKEND, FERRY_LAT_CONNECT);
 				res->backends_added++;
 			}
 			s->bes[bid].seen = true;
