@@ -202,8 +202,9 @@ struct ferry_stats {
 	__u64 flow_misses; /* TCP packets with no flow entry, rehashed */
 	__u64 resets; /* RST sent by the backend */
 	__u64 http[FERRY_HTTP_CLASSES];
+	__u64 syn_timeouts; /* SYN retransmitted before any SYN-ACK: the attempt timed out */
 };
-_Static_assert(sizeof(struct ferry_stats) == 104, "ferry_stats layout");
+_Static_assert(sizeof(struct ferry_stats) == 112, "ferry_stats layout");
 
 /* ferry_svc_stats: per-CPU, indexed by service id; events with no backend. */
 struct ferry_svc_stats {
@@ -330,7 +331,7 @@ struct ferry_pred_meta {
 	char name[FERRY_PRED_NAME_LEN];
 	struct ferry_stats retired; /* totals of backends already deleted */
 };
-_Static_assert(sizeof(struct ferry_pred_meta) == 32 + 64 + 104, "ferry_pred_meta layout");
+_Static_assert(sizeof(struct ferry_pred_meta) == 32 + 64 + 112, "ferry_pred_meta layout");
 
 #define FERRY_PRED_F_OVERRIDE (1U << 0) /* weight_override is in force */
 #define FERRY_PRED_F_SHADOW (1U << 1)

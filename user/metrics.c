@@ -343,6 +343,11 @@ static void render_predictors(struct render_ctx *c)
 	for (size_t i = 0; i < snap->npredictors; i++)
 		fprintf(f, "ferry_backend_resets_total{%s} %llu\n", c->pred_labels[i],
 			(unsigned long long)p[i].stats.resets);
+	family(f, "ferry_syn_timeouts_total", "counter",
+	       "Connection attempts whose SYN was retransmitted before any SYN-ACK came back.");
+	for (size_t i = 0; i < snap->npredictors; i++)
+		fprintf(f, "ferry_syn_timeouts_total{%s} %llu\n", c->pred_labels[i],
+			(unsigned long long)p[i].stats.syn_timeouts);
 	family(f, "ferry_flow_misses_total", "counter",
 	       "TCP packets with no flow entry that were hashed to a backend again.");
 	for (size_t i = 0; i < snap->npredictors; i++)
