@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <linux/if_link.h>
 #include <linux/magic.h>
+#include <linux/pkt_cls.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -248,6 +249,8 @@ static int load_objects(struct ferry_dp *dp)
 		pr_err("cannot open the TC object: %s", strerror(errno));
 		return err;
 	}
+	/* Forward and reply filters may share an interface's ingress: "not mine" lets the next run. */
+	dp->tc->rodata->ferry_tc_pass = TC_ACT_UNSPEC;
 	err = reuse_pins(dp, dp->tc->obj);
 	if (err)
 		return err;

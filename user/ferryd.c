@@ -43,6 +43,14 @@
 
 #define MAX_IFACES 64
 #define DEBOUNCE_MS 25
+#define GC_EVERY_TICKS 10
+
+/* Like conntrack's defaults: an idle keep-alive connection keeps its backend for an hour. */
+static const struct ferry_gc_opts gc_opts = {
+	.tcp_idle_ns = 3600ULL * 1000000000ULL,
+	.tcp_closing_ns = 10ULL * 1000000000ULL,
+	.udp_idle_ns = 60ULL * 1000000000ULL,
+};
 
 struct ferryd_opts {
 	const char *config_dir;
@@ -67,6 +75,7 @@ struct ferryd {
 	int epfd, inotify_fd, signal_fd, debounce_fd, tick_fd;
 	bool running;
 	bool routes_dirty;
+	unsigned long ticks;
 
 	/* Read by the metrics thread. */
 	pthread_mutex_t lock;
@@ -637,6 +646,12 @@ static int run_loop(struct ferryd *d)
 			} else if (fd == d->tick_fd) {
 				drain_fd(fd);
 				heartbeat(d);
+				if (++d->ticks % GC_EVERY_TICKS == 0) {
+					size_t n = ferry_sync__gc_flows(d->sync, &gc_opts);
+
+					if (n)
+						pr_debug("flow gc: %zu idle flows removed", n);
+				}
 				if (d->routes_dirty) {
 					d->routes_dirty = false;
 					ferry_nl__flush_cache(d->nl);

@@ -54,6 +54,20 @@ int ferry_sync__override(struct ferry_sync *sync, const struct ferry_vip *vip,
 int ferry_sync__set_backend_state(struct ferry_sync *sync, __u8 family, const __be32 addr[4],
 				  __be16 port, __u8 state, size_t *changed);
 
+struct ferry_gc_opts {
+	__u64 tcp_idle_ns; /* established TCP flow idle this long: gone */
+	__u64 tcp_closing_ns; /* after FIN or RST */
+	__u64 udp_idle_ns;
+};
+
+/*
+ * Removes flows (both directions) that have been idle past their timeout.
+ * The LRU evicts under pressure anyway; this keeps the table meaningful for
+ * 'ferryctl flows' and leaves room before the LRU has to choose. Returns the
+ * number of flows removed.
+ */
+size_t ferry_sync__gc_flows(struct ferry_sync *sync, const struct ferry_gc_opts *opts);
+
 /* Counts of what the mirror holds, for logs and metrics. */
 size_t ferry_sync__nservices(const struct ferry_sync *sync);
 
