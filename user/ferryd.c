@@ -27,7 +27,10 @@
 #include <stdarg.h>
 #include <bpf/libbpf.h>
 
+#include <sys/eventfd.h>
+
 #include "config.h"
+#include "k8s.h"
 #include "dataplane.h"
 #include "log.h"
 #include "metrics.h"
@@ -63,6 +66,9 @@ struct ferryd_opts {
 	const char *pod_ifaces; /* comma-separated fnmatch patterns */
 	__u32 table_size;
 	bool once;
+	bool kubernetes;
+	const char *kubeconfig;
+	const char *k8s_namespace;
 };
 
 struct ferryd {
@@ -72,6 +78,11 @@ struct ferryd {
 	struct ferry_config_store *store;
 	struct ferry_nl *nl;
 	struct ferry_metrics_server *metrics;
+	struct ferry_k8s *k8s;
+	/* The Kubernetes thread puts objects into the store under store_lock and pokes k8s_fd. */
+	pthread_mutex_t store_lock;
+	int k8s_fd;
+	bool k8s_synced;
 	int epfd, inotify_fd, signal_fd, debounce_fd, tick_fd;
 	bool running;
 	bool routes_dirty;
@@ -97,11 +108,19 @@ static void usage(FILE *out)
 		"              [--reply-iface IFNAME ...] [--metrics-addr HOST:PORT]\n"
 		"              [--pin-path PATH] [--table-size N] [--pod-iface PATTERNS]\n"
 		"              [--once] [--log-level LEVEL]\n"
+		"       ferryd --kubernetes [--kubeconfig FILE] [--namespace NS] --iface ... | --pod-iface ...\n"
 		"\n"
 		"Keeps ferry's kernel data plane equal to the SeldonDeployment and EndpointSlice\n"
-		"manifests in DIR (*.yaml, *.yml, *.json, as 'kubectl get -o yaml|json' writes them).\n"
+		"manifests in DIR (*.yaml, *.yml, *.json, as 'kubectl get -o yaml|json' writes them),\n"
+		"or in the Kubernetes API.\n"
 		"\n"
 		"  --config-dir DIR        manifests to apply; watched, changes apply within 100 ms\n"
+		"  --kubernetes            list and watch seldondeployments.machinelearning.seldon.io\n"
+		"                          and endpointslices.discovery.k8s.io from the API server\n"
+		"                          (in-cluster service account, or --kubeconfig FILE);\n"
+		"                          validation errors also become Events on the deployment\n"
+		"  --kubeconfig FILE       kubeconfig to use instead of the in-cluster account\n"
+		"  --namespace NS          watch one namespace (default: all)\n"
 		"  --iface IFNAME          where client traffic to VIPs arrives: XDP (native, else\n"
 		"                          generic with a warning) plus TC ingress; repeatable\n"
 		"  --reply-iface IFNAME    where backend replies arrive (TC ingress); repeatable.\n"
@@ -129,7 +148,7 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 {
 	enum { OPT_CONFIG = 256, OPT_IFACE, OPT_REPLY, OPT_METRICS, OPT_PIN, OPT_TABLE, OPT_ONCE,
-	       OPT_LOG, OPT_POD };
+	       OPT_LOG, OPT_POD, OPT_K8S, OPT_KUBECONFIG, OPT_NS };
 	static const struct option longopts[] = {
 		{ "config-dir", required_argument, NULL, OPT_CONFIG },
 		{ "iface", required_argument, NULL, OPT_IFACE },
@@ -140,6 +159,9 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		{ "pod-iface", required_argument, NULL, OPT_POD },
 		{ "once", no_argument, NULL, OPT_ONCE },
 		{ "log-level", required_argument, NULL, OPT_LOG },
+		{ "kubernetes", no_argument, NULL, OPT_K8S },
+		{ "kubeconfig", required_argument, NULL, OPT_KUBECONFIG },
+		{ "namespace", required_argument, NULL, OPT_NS },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -209,6 +231,16 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		case OPT_ONCE:
 			o->once = true;
 			break;
+		case OPT_K8S:
+			o->kubernetes = true;
+			break;
+		case OPT_KUBECONFIG:
+			o->kubeconfig = optarg;
+			o->kubernetes = true;
+			break;
+		case OPT_NS:
+			o->k8s_namespace = optarg;
+			break;
 		case OPT_LOG:
 			if (ferry_log_parse_level(optarg, &ferry_log_level)) {
 				fprintf(stderr,
@@ -230,8 +262,16 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		fprintf(stderr, "ferryd: unexpected argument '%s' (see --help)\n", argv[optind]);
 		return -EINVAL;
 	}
-	if (!o->config_dir) {
-		fprintf(stderr, "ferryd: --config-dir DIR is required (see --help)\n");
+	if (!o->config_dir && !o->kubernetes) {
+		fprintf(stderr, "ferryd: give --config-dir DIR or --kubernetes (see --help)\n");
+		return -EINVAL;
+	}
+	if (o->kubernetes && o->once) {
+		fprintf(stderr, "ferryd: --once reads a directory; it does not go with --kubernetes\n");
+		return -EINVAL;
+	}
+	if (o->k8s_namespace && !o->kubernetes) {
+		fprintf(stderr, "ferryd: --namespace goes with --kubernetes\n");
 		return -EINVAL;
 	}
 	if (!o->nifaces && !o->pod_ifaces) {
@@ -268,7 +308,8 @@ static void write_status(struct ferryd *d, const struct ferry_sync_result *res)
 							"text", line));
 	}
 	root = json_pack("{s:i, s:s, s:s, s:I, s:i, s:i, s:i, s:o}", "pid", (int)getpid(),
-			 "pin_path", d->opts.pin_path, "config_dir", d->opts.config_dir,
+			 "pin_path", d->opts.pin_path, "config_dir",
+			 d->opts.config_dir ? d->opts.config_dir : "(kubernetes)",
 			 "last_sync_unix", (json_int_t)now.tv_sec, "services",
 			 res ? (int)res->services : 0, "sync_errors", res ? (int)res->errors : 0,
 			 "config_errors", (int)d->config_errors, "errors", errors);
@@ -442,6 +483,64 @@ static void collect_no_ready(struct ferryd *d)
 	(void)j;
 }
 
+/* Errors about objects from the API server also go where kubectl users look: an Event. */
+static void report_k8s_error(struct ferryd *d, const struct ferry_config_error *e)
+{
+	char kind[32], ns[64], name[256];
+
+	if (!d->k8s || strcmp(e->file, "kubernetes") ||
+	    sscanf(e->object, "%31s %63[^/]/%255s", kind, ns, name) != 3)
+		return;
+	ferry_k8s__report_error(d->k8s, kind, ns, name, e->message);
+}
+
+/* --------------------------------------------------------- kubernetes */
+
+static void poke(struct ferryd *d)
+{
+	__u64 one = 1;
+
+	if (write(d->k8s_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		pr_debug("eventfd: %s", strerror(errno));
+}
+
+static void k8s_upsert(json_t *object, void *ctx)
+{
+	struct ferryd *d = ctx;
+
+	pthread_mutex_lock(&d->store_lock);
+	ferry_config_store__put(d->store, object, "kubernetes");
+	pthread_mutex_unlock(&d->store_lock);
+	if (d->k8s_synced)
+		poke(d);
+}
+
+static void k8s_delete(const char *kind, const char *ns, const char *name, void *ctx)
+{
+	struct ferryd *d = ctx;
+
+	pthread_mutex_lock(&d->store_lock);
+	ferry_config_store__delete(d->store, kind, ns, name);
+	pthread_mutex_unlock(&d->store_lock);
+	if (d->k8s_synced)
+		poke(d);
+}
+
+static void k8s_synced(void *ctx)
+{
+	struct ferryd *d = ctx;
+
+	/* Until the first full list, a partial view would delete what is not listed yet. */
+	d->k8s_synced = true;
+	poke(d);
+}
+
+static void k8s_error(int err, const char *message, void *ctx)
+{
+	(void)ctx;
+	pr_err("kubernetes: %s (%s)", message, strerror(-err));
+}
+
 /* Re-reads the directory and applies it. Returns 0 when every manifest was accepted. */
 static int resync(struct ferryd *d)
 {
@@ -452,25 +551,32 @@ static int resync(struct ferryd *d)
 	int err, rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	rc = ferry_config_store__load_dir(d->store, d->opts.config_dir);
-	if (rc < 0) {
-		pr_err("--config-dir %s: %s", d->opts.config_dir, strerror(-rc));
-		return rc;
+	pthread_mutex_lock(&d->store_lock);
+	if (d->opts.config_dir) {
+		rc = ferry_config_store__load_dir(d->store, d->opts.config_dir);
+		if (rc < 0) {
+			pthread_mutex_unlock(&d->store_lock);
+			pr_err("--config-dir %s: %s", d->opts.config_dir, strerror(-rc));
+			return rc;
+		}
 	}
 	err = ferry_config_store__build(d->store, &model);
 	if (err) {
+		pthread_mutex_unlock(&d->store_lock);
 		pr_err("cannot build the desired state: %s; the data plane keeps its current state",
 		       strerror(-err));
 		return err;
 	}
 	nerr = ferry_config_store__nerrors(d->store);
 	for (i = 0; i < nerr; i++) {
+		const struct ferry_config_error *e = ferry_config_store__error(d->store, i);
 		char line[2048];
 
-		ferry_config_error__format(ferry_config_store__error(d->store, i), line,
-					   sizeof(line));
+		ferry_config_error__format(e, line, sizeof(line));
 		pr_err("%s", line);
+		report_k8s_error(d, e);
 	}
+	pthread_mutex_unlock(&d->store_lock);
 	err = ferry_sync__apply(d->sync, &model, &res);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	ferry_model__free(&d->model);
@@ -572,7 +678,8 @@ static int setup_loop(struct ferryd *d)
 	 * then writes (IN_MODIFY ... IN_CLOSE_WRITE): every event re-arms a
 	 * short debounce, so a burst is read once, after it ends.
 	 */
-	if (inotify_add_watch(d->inotify_fd, d->opts.config_dir,
+	if (d->opts.config_dir &&
+	    inotify_add_watch(d->inotify_fd, d->opts.config_dir,
 			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE |
 				      IN_MODIFY | IN_ATTRIB) < 0) {
 		err = -errno;
@@ -585,6 +692,8 @@ static int setup_loop(struct ferryd *d)
 	err = err ?: epoll_add(d->epfd, d->signal_fd);
 	if (!err && d->nl)
 		err = epoll_add(d->epfd, ferry_nl__fd(d->nl));
+	if (!err && d->k8s_fd >= 0)
+		err = epoll_add(d->epfd, d->k8s_fd);
 	arm_ms(d->tick_fd, 1000, true);
 	return err;
 }
@@ -605,7 +714,8 @@ static void handle_signal(struct ferryd *d)
 		if (si.ssi_signo == SIGHUP) {
 			struct ferry_sync *fresh;
 
-			pr_info("SIGHUP: re-reading %s and the pinned state", d->opts.config_dir);
+			pr_info("SIGHUP: re-reading %s and the pinned state",
+				d->opts.config_dir ? d->opts.config_dir : "the manifests");
 			fresh = ferry_sync__new(d->dp, &(struct ferry_sync_opts){
 							       .table_size = d->opts.table_size });
 			if (fresh) {
@@ -659,6 +769,9 @@ static int run_loop(struct ferryd *d)
 				}
 			} else if (fd == d->signal_fd) {
 				handle_signal(d);
+			} else if (fd == d->k8s_fd) {
+				drain_fd(fd);
+				arm_ms(d->debounce_fd, DEBOUNCE_MS, false);
 			} else if (d->nl && fd == ferry_nl__fd(d->nl)) {
 				ferry_nl__process(d->nl);
 			}
@@ -690,16 +803,17 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 int main(int argc, char **argv)
 {
 	struct ferryd d = { .epfd = -1, .inotify_fd = -1, .signal_fd = -1, .debounce_fd = -1,
-			    .tick_fd = -1 };
+			    .tick_fd = -1, .k8s_fd = -1 };
 	struct stat st;
 	int err, rc = 1;
 
 	setvbuf(stderr, NULL, _IOLBF, 0);
 	libbpf_set_print(libbpf_print);
 	pthread_mutex_init(&d.lock, NULL);
+	pthread_mutex_init(&d.store_lock, NULL);
 	if (parse_args(argc, argv, &d.opts))
 		return 2;
-	if (stat(d.opts.config_dir, &st) || !S_ISDIR(st.st_mode)) {
+	if (d.opts.config_dir && (stat(d.opts.config_dir, &st) || !S_ISDIR(st.st_mode))) {
 		pr_err("--config-dir %s: not a directory", d.opts.config_dir);
 		return 2;
 	}
@@ -733,10 +847,35 @@ int main(int argc, char **argv)
 	if (d.opts.pod_ifaces && d.nl)
 		ferry_nl__for_each_link(d.nl, attach_existing_pods, &d);
 
-	err = resync(&d);
+	if (d.opts.kubernetes) {
+		d.k8s_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		d.k8s = ferry_k8s__new(&(struct ferry_k8s_opts){
+			.kubeconfig = d.opts.kubeconfig,
+			.namespace = d.opts.k8s_namespace,
+			.on_upsert = k8s_upsert,
+			.on_delete = k8s_delete,
+			.on_synced = k8s_synced,
+			.on_error = k8s_error,
+			.ctx = &d,
+		});
+		if (d.k8s_fd < 0 || !d.k8s) {
+			pr_err("kubernetes: cannot set up the API client: %s", strerror(errno));
+			goto out;
+		}
+	}
+
+	/* From files now; from the API once its first list is complete (k8s_synced). */
+	if (d.opts.config_dir) {
+		err = resync(&d);
+		if (d.opts.once) {
+			heartbeat(&d);
+			rc = err ? 1 : 0;
+			goto out;
+		}
+	}
 	heartbeat(&d);
-	if (d.opts.once) {
-		rc = err ? 1 : 0;
+	if (d.k8s && ferry_k8s__start(d.k8s)) {
+		pr_err("kubernetes: cannot start the watch: %s", ferry_k8s__error(d.k8s));
 		goto out;
 	}
 
@@ -751,9 +890,12 @@ int main(int argc, char **argv)
 		pr_err("cannot set up the event loop: %s", strerror(-err));
 		goto out;
 	}
-	pr_info("watching %s", d.opts.config_dir);
+	pr_info("watching %s", d.opts.config_dir ? d.opts.config_dir : "the Kubernetes API");
 	rc = run_loop(&d) ? 1 : 0;
 out:
+	if (d.k8s)
+		ferry_k8s__stop(d.k8s);
+	ferry_k8s__free(d.k8s);
 	ferry_metrics__stop(d.metrics);
 	ferry_nl__free(d.nl);
 	ferry_config_store__free(d.store);
