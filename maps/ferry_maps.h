@@ -350,5 +350,6 @@ _Static_assert(sizeof(struct ferry_link) == 24, "ferry_link layout");
 #define FERRY_LINK_TC_REPLY_EG (1U << 4) /* reply program at TC egress */
 #define FERRY_LINK_TCX (1U << 5) /* TC programs attached with tcx links */
 #define FERRY_LINK_CLSACT_OWNED (1U << 6) /* ferry created the clsact qdisc */
+#define FERRY_LINK_SOCK (1U << 7) /* connect() hooks on a cgroup (key 0) */
 
 #endif /* FERRY_MAPS_H */

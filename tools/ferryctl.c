@@ -220,6 +220,8 @@ static const char *hooks_text(__u32 hooks, char *buf, size_t len)
 		strncat(buf, "tc-ingress(reply) ", len - strlen(buf) - 1);
 	if (hooks & FERRY_LINK_TC_REPLY_EG)
 		strncat(buf, "tc-egress(reply) ", len - strlen(buf) - 1);
+	if (hooks & FERRY_LINK_SOCK)
+		strncat(buf, "cgroup-connect(host clients) ", len - strlen(buf) - 1);
 	if (buf[0])
 		buf[strlen(buf) - 1] = '\0';
 	return buf;
@@ -231,6 +233,8 @@ static bool link_live(__u32 ifindex, __u32 hooks)
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
 	char name[IF_NAMESIZE];
 
+	if (hooks & FERRY_LINK_SOCK)
+		return true;
 	if (!if_indextoname(ifindex, name))
 		return false;
 	if (hooks & (FERRY_LINK_XDP_NATIVE | FERRY_LINK_XDP_GENERIC))

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 #include <linux/if_link.h>
@@ -24,6 +25,7 @@
 #include <bpf/libbpf.h>
 
 #include "dataplane.h"
+#include "ferry_sock.skel.h"
 #include "ferry_tc.skel.h"
 #include "ferry_xdp.skel.h"
 #include "log.h"
@@ -220,6 +222,21 @@ static int reuse_pins(struct ferry_dp *dp, struct bpf_object *obj)
 	return 0;
 }
 
+/* SO_NETNS_COOKIE (Linux 5.14); 0 makes the socket hooks act in every namespace. */
+static __u64 netns_cookie(void)
+{
+	__u64 cookie = 0;
+	socklen_t len = sizeof(cookie);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return 0;
+	if (getsockopt(fd, SOL_SOCKET, 71 /* SO_NETNS_COOKIE */, &cookie, &len))
+		cookie = 0;
+	close(fd);
+	return cookie;
+}
+
 static int load_objects(struct ferry_dp *dp)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = dp->pin_path);
@@ -259,6 +276,23 @@ static int load_objects(struct ferry_dp *dp)
 		pr_err("cannot load the TC object with pins in %s: %s", dp->pin_path,
 		       strerror(-err));
 		return err;
+	}
+	dp->sock = ferry_sock__open_opts(&open_opts);
+	if (!dp->sock) {
+		err = -errno;
+		pr_err("cannot open the socket-hook object: %s", strerror(errno));
+		return err;
+	}
+	dp->sock->rodata->ferry_netns_cookie = netns_cookie();
+	err = reuse_pins(dp, dp->sock->obj);
+	err = err ?: ferry_sock__load(dp->sock);
+	if (err) {
+		/* Only host-network balancing needs it: the packet path works without. */
+		pr_warn("cannot load the socket-hook object (%s): host-network clients will not "
+			"be balanced",
+			strerror(-err));
+		ferry_sock__destroy(dp->sock);
+		dp->sock = NULL;
 	}
 	for (i = 0; i < FERRY_M_COUNT; i++) {
 		int fd = bpf_object__find_map_fd_by_name(dp->xdp->obj, ferry_map_names[i]);
@@ -386,21 +420,10 @@ void ferry_dp__close(struct ferry_dp *dp)
 	for (i = 0; i < FERRY_M_COUNT; i++)
 		if (dp->map_fds[i] >= 0)
 			close(dp->map_fds[i]);
+	ferry_sock__destroy(dp->sock);
 	ferry_tc__destroy(dp->tc);
 	ferry_xdp__destroy(dp->xdp);
 	free(dp);
-}
-
-static int record_link(struct ferry_dp *dp, int ifindex, __u32 hooks)
-{
-	struct ferry_link link = {};
-	__u32 key = ifindex;
-
-	bpf_map_lookup_elem(dp->map_fds[FERRY_M_LINKS], &key, &link);
-	if (!if_indextoname(ifindex, link.ifname))
-		snprintf(link.ifname, sizeof(link.ifname), "if%d", ifindex);
-	link.hooks |= hooks;
-	return bpf_map_update_elem(dp->map_fds[FERRY_M_LINKS], &key, &link, BPF_ANY) ? -errno : 0;
 }
 
 /* True when prog_id is one of ferry's programs (by name), so it may be replaced. */
@@ -418,6 +441,162 @@ static bool prog_is_ferry(__u32 prog_id)
 		ours = !strncmp(info.name, "ferry_", 6);
 	close(fd);
 	return ours;
+}
+
+/* Ids of ferry's programs attached to a cgroup hook, by program name prefix. */
+static int cgroup_ferry_progs(int cg_fd, enum bpf_attach_type type, __u32 *ids, __u32 max)
+{
+	__u32 all[64], n = 64, i, k = 0;
+
+	if (bpf_prog_query(cg_fd, type, 0, NULL, all, &n))
+		return -errno;
+	for (i = 0; i < n && k < max; i++)
+		if (prog_is_ferry(all[i]))
+			ids[k++] = all[i];
+	return k;
+}
+
+/* True when the hook program was loaded for this network namespace (its .rodata says so). */
+static bool prog_for_this_netns(int prog_fd)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info), map_ids[8], i;
+	__u64 mine = netns_cookie();
+	bool match = false;
+
+	info.nr_map_ids = 8;
+	info.map_ids = (__u64)(unsigned long)map_ids;
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len))
+		return false;
+	for (i = 0; i < info.nr_map_ids && i < 8 && !match; i++) {
+		struct bpf_map_info minfo = {};
+		__u32 mlen = sizeof(minfo), key = 0;
+		__u8 value[64] = {};
+		int fd = bpf_map_get_fd_by_id(map_ids[i]);
+
+		if (fd < 0)
+			continue;
+		if (!bpf_obj_get_info_by_fd(fd, &minfo, &mlen) && strstr(minfo.name, "rodata") &&
+		    minfo.value_size >= sizeof(__u64) && minfo.value_size <= sizeof(value) &&
+		    !bpf_map_lookup_elem(fd, &key, value))
+			match = !memcmp(value, &mine, sizeof(mine));
+		close(fd);
+	}
+	return match;
+}
+
+static int attach_cgroup_prog(int cg_fd, struct bpf_program *prog, enum bpf_attach_type type)
+{
+	LIBBPF_OPTS(bpf_prog_attach_opts, opts, .flags = BPF_F_ALLOW_MULTI);
+	__u32 old[4];
+	int n, old_fd, err;
+
+	n = cgroup_ferry_progs(cg_fd, type, old, 4);
+	for (int i = 0; i < n; i++) {
+		/* An atomic swap of this namespace's hook: never a moment without one. */
+		old_fd = bpf_prog_get_fd_by_id(old[i]);
+		if (old_fd >= 0 && !prog_for_this_netns(old_fd)) {
+			close(old_fd);
+			continue;
+		}
+		if (old_fd >= 0) {
+			opts.flags |= BPF_F_REPLACE;
+			opts.replace_prog_fd = old_fd;
+		}
+		err = bpf_prog_attach_opts(bpf_program__fd(prog), cg_fd, type, &opts);
+		if (old_fd >= 0)
+			close(old_fd);
+		return err ? -errno : 0;
+	}
+	return bpf_prog_attach_opts(bpf_program__fd(prog), cg_fd, type, &opts) ? -errno : 0;
+}
+
+/* The cgroup v2 root: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts. */
+static const char *cgroup2_root(void)
+{
+	static const char *const candidates[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
+	struct statfs st;
+	size_t i;
+
+	for (i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++)
+		if (!statfs(candidates[i], &st) && (unsigned long)st.f_type == CGROUP2_SUPER_MAGIC)
+			return candidates[i];
+	return NULL;
+}
+
+int ferry_dp__attach_cgroup(struct ferry_dp *dp, const char *cgroup_path)
+{
+	struct ferry_link link = { .ifname = "cgroup", .hooks = FERRY_LINK_SOCK };
+	__u32 key = 0;
+	int cg_fd, err;
+
+	if (!dp->sock)
+		return -EOPNOTSUPP;
+	if (!cgroup_path)
+		cgroup_path = cgroup2_root();
+	if (!cgroup_path) {
+		pr_err("--host-clients: no cgroup v2 hierarchy mounted (looked at /sys/fs/cgroup "
+		       "and /sys/fs/cgroup/unified); mount one or give --host-clients=PATH");
+		return -ENOENT;
+	}
+	cg_fd = open(cgroup_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cg_fd < 0) {
+		err = -errno;
+		pr_err("--host-clients: %s: %s (a cgroup v2 directory is needed)", cgroup_path,
+		       strerror(errno));
+		return err;
+	}
+	err = attach_cgroup_prog(cg_fd, dp->sock->progs.ferry_connect4, BPF_CGROUP_INET4_CONNECT);
+	err = err ?: attach_cgroup_prog(cg_fd, dp->sock->progs.ferry_connect6,
+					BPF_CGROUP_INET6_CONNECT);
+	close(cg_fd);
+	if (err) {
+		pr_err("--host-clients: cannot attach connect() hooks to %s: %s", cgroup_path,
+		       strerror(-err));
+		return err;
+	}
+	/* Key 0 is no interface: it records the cgroup hooks for status and reset. */
+	return bpf_map_update_elem(dp->map_fds[FERRY_M_LINKS], &key, &link, BPF_ANY) ? -errno : 0;
+}
+
+static void detach_cgroup(void)
+{
+	static const enum bpf_attach_type types[] = { BPF_CGROUP_INET4_CONNECT,
+						      BPF_CGROUP_INET6_CONNECT };
+	const char *root = cgroup2_root();
+	int cg_fd = root ? open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	__u32 ids[4];
+	size_t t;
+	int n, i;
+
+	if (cg_fd < 0)
+		return;
+	for (t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+		n = cgroup_ferry_progs(cg_fd, types[t], ids, 4);
+		for (i = 0; i < n; i++) {
+			int fd = bpf_prog_get_fd_by_id(ids[i]);
+
+			if (fd < 0)
+				continue;
+			/* Other ferry instances (other namespaces) keep their hooks. */
+			if (prog_for_this_netns(fd))
+				bpf_prog_detach2(fd, cg_fd, types[t]);
+			close(fd);
+		}
+	}
+	close(cg_fd);
+}
+
+static int record_link(struct ferry_dp *dp, int ifindex, __u32 hooks)
+{
+	struct ferry_link link = {};
+	__u32 key = ifindex;
+
+	bpf_map_lookup_elem(dp->map_fds[FERRY_M_LINKS], &key, &link);
+	if (!if_indextoname(ifindex, link.ifname))
+		snprintf(link.ifname, sizeof(link.ifname), "if%d", ifindex);
+	link.hooks |= hooks;
+	return bpf_map_update_elem(dp->map_fds[FERRY_M_LINKS], &key, &link, BPF_ANY) ? -errno : 0;
 }
 
 static int attach_xdp(struct ferry_dp *dp, int ifindex, const char *ifname)
@@ -582,7 +761,11 @@ int ferry_dp__reset(const char *pin_path)
 		while (!bpf_map_get_next_key(fd, prev, &next)) {
 			key = next;
 			prev = &key;
-			if (!bpf_map_lookup_elem(fd, &key, &link))
+			if (bpf_map_lookup_elem(fd, &key, &link))
+				continue;
+			if (link.hooks & FERRY_LINK_SOCK)
+				detach_cgroup();
+			else
 				detach_link(key, &link);
 		}
 		close(fd);

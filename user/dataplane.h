@@ -53,6 +53,7 @@ struct ferry_dp {
 	__u32 features; /* FERRY_FEAT_* */
 	struct ferry_xdp *xdp; /* NULL with maps_only */
 	struct ferry_tc *tc;
+	struct ferry_sock *sock;
 };
 
 /*
@@ -66,6 +67,13 @@ void ferry_dp__close(struct ferry_dp *dp);
 
 /* Attaches the program for hook to ifindex, atomically replacing ferry's own. */
 int ferry_dp__attach(struct ferry_dp *dp, int ifindex, enum ferry_hook hook);
+/*
+ * Balances host-network clients: connect() hooks on the cgroup v2 directory
+ * cgroup_path (e.g. /sys/fs/cgroup), limited to this network namespace.
+ * Replaces ferry's own hooks there; others' stay.
+ */
+int ferry_dp__attach_cgroup(struct ferry_dp *dp, const char *cgroup_path);
+
 /* Detaches every program ferry_links records, then removes every pin. */
 int ferry_dp__reset(const char *pin_path);
 

@@ -67,6 +67,8 @@ struct ferryd_opts {
 	__u32 table_size;
 	bool once;
 	bool kubernetes;
+	bool host_clients; /* balance connect() of this namespace's processes */
+	const char *host_cgroup; /* its cgroup v2 tree; NULL: the root one */
 	const char *kubeconfig;
 	const char *k8s_namespace;
 };
@@ -129,6 +131,10 @@ static void usage(FILE *out)
 		"  --pod-iface PATTERNS    also balance traffic from pods: TC on host-side veths\n"
 		"                          whose names match, e.g. 'veth*,cali*,lxc*'; new ones are\n"
 		"                          attached as they appear\n"
+		"  --host-clients[=CGROUP] also balance processes of this network namespace that\n"
+		"                          connect to a VIP (host-network pods, the node itself):\n"
+		"                          connect() hooks on the cgroup v2 tree (default: the\n"
+		"                          root one) point their sockets at a backend\n"
 		"  --metrics-addr H:P      serve Prometheus metrics on http://H:P/metrics\n"
 		"                          (IPv6: [::1]:9477)\n"
 		"  --pin-path PATH         bpffs directory for ferry's maps (default %s)\n"
@@ -148,7 +154,7 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 {
 	enum { OPT_CONFIG = 256, OPT_IFACE, OPT_REPLY, OPT_METRICS, OPT_PIN, OPT_TABLE, OPT_ONCE,
-	       OPT_LOG, OPT_POD, OPT_K8S, OPT_KUBECONFIG, OPT_NS };
+	       OPT_LOG, OPT_POD, OPT_K8S, OPT_KUBECONFIG, OPT_NS, OPT_HOST };
 	static const struct option longopts[] = {
 		{ "config-dir", required_argument, NULL, OPT_CONFIG },
 		{ "iface", required_argument, NULL, OPT_IFACE },
@@ -160,6 +166,7 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		{ "once", no_argument, NULL, OPT_ONCE },
 		{ "log-level", required_argument, NULL, OPT_LOG },
 		{ "kubernetes", no_argument, NULL, OPT_K8S },
+		{ "host-clients", optional_argument, NULL, OPT_HOST },
 		{ "kubeconfig", required_argument, NULL, OPT_KUBECONFIG },
 		{ "namespace", required_argument, NULL, OPT_NS },
 		{ "help", no_argument, NULL, 'h' },
@@ -233,6 +240,10 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 			break;
 		case OPT_K8S:
 			o->kubernetes = true;
+			break;
+		case OPT_HOST:
+			o->host_cgroup = optarg;
+			o->host_clients = true;
 			break;
 		case OPT_KUBECONFIG:
 			o->kubeconfig = optarg;
@@ -846,6 +857,12 @@ int main(int argc, char **argv)
 		goto out;
 	if (d.opts.pod_ifaces && d.nl)
 		ferry_nl__for_each_link(d.nl, attach_existing_pods, &d);
+	if (d.opts.host_clients) {
+		err = ferry_dp__attach_cgroup(d.dp, d.opts.host_cgroup);
+		if (err)
+			goto out;
+		pr_info("--host-clients: connect() hooks balance this namespace's own clients");
+	}
 
 	if (d.opts.kubernetes) {
 		d.k8s_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
