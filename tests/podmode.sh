@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Pod mode on a node (the DaemonSet's job): "pods" are namespaces wired to the
+# node namespace by veth pairs, as a CNI plugin does. ferryd attaches by name
+# pattern (--pod-iface) to every host-side veth, including one that appears
+# after it started, and balances pod -> VIP traffic at TC ingress with the
+# reply translated at TC egress into the pod. Also: the node's own processes
+# (--host-clients). Backends are pods too and run no XDP.
+#
+# Prints PASS/FAIL/SKIP lines for tests/run.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${FERRY_BUILD:-$top/build}
+pfx=fpm
+pin=/sys/fs/bpf/ferry-$pfx
+node=$pfx-node
+vip=198.18.200.10
+work=""
+
+skip_all() {
+	for t in split new_pod host_client reply_from_vip; do echo "SKIP pod/$t: $1"; done
+	exit 0
+}
+[ "$(id -u)" -eq 0 ] || skip_all "needs root (network namespaces, BPF)"
+[ -x "$build/ferryd" ] && [ -x "$build/ferryctl" ] || skip_all "build/ferryd missing: run make"
+command -v curl >/dev/null || skip_all "curl missing: run make deps"
+
+cleanup() {
+	[ -n "${ferryd_pid:-}" ] && kill "$ferryd_pid" 2>/dev/null && wait "$ferryd_pid" 2>/dev/null
+	if [ -d "$pin" ]; then
+		nsenter --net=/run/netns/$node "$build/ferryctl" --pin-path "$pin" reset --yes \
+			>/dev/null 2>&1 || true
+	fi
+	for ns in $node $pfx-p1 $pfx-p2 $pfx-b1 $pfx-b2; do
+		ip netns pids $ns 2>/dev/null | xargs -r kill 2>/dev/null
+		ip netns del $ns 2>/dev/null
+	done
+	rm -rf "$pin"
+	[ -n "$work" ] && rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+cleanup
+work=$(mktemp -d /tmp/$pfx.XXXXXX)
+
+ip netns add $node
+ip -n $node link set lo up
+ip netns exec $node sysctl -qw net.ipv4.ip_forward=1
+
+# A pod: namespace, veth with the host end named fpv-NAME, /24 per pod.
+add_pod() { # name index
+	local ns=$pfx-$1 i=$2
+	ip netns add $ns
+	ip -n $ns link set lo up
+	ip -n $node link add fpv-$1 type veth peer name eth0 netns $ns
+	ip -n $node addr add 198.18.$((60 + i)).1/24 dev fpv-$1
+	ip -n $ns addr add 198.18.$((60 + i)).2/24 dev eth0
+	ip -n $ns link set eth0 up
+	ip -n $ns route add default via 198.18.$((60 + i)).1
+	ip -n $node link set fpv-$1 up
+}
+
+add_pod b1 1
+add_pod b2 2
+add_pod p1 3
+for b in 1 2; do
+	ip netns exec $pfx-b$b python3 "$top/vmtests/bin/model_server.py" --addr 198.18.$((60 + b)).2 \
+		--port 8000 --name b$b --predictor p$b >"$work/b$b.log" 2>&1 &
+done
+
+mkdir -p "$work/conf"
+cat >"$work/conf/sd.yaml" <<EOF
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata:
+  name: pm
+  namespace: default
+  annotations:
+    ferry.io/vip: $vip:8000
+spec:
+  predictors:
+  - name: main
+    traffic: 50
+    graph: {name: model}
+  - name: canary
+    traffic: 50
+    graph: {name: model}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: pm-main-1
+  namespace: default
+  labels: {kubernetes.io/service-name: pm-main}
+addressType: IPv4
+ports: [{name: http, port: 8000, protocol: TCP}]
+endpoints: [{addresses: [198.18.61.2], conditions: {ready: true}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: pm-canary-1
+  namespace: default
+  labels: {kubernetes.io/service-name: pm-canary}
+addressType: IPv4
+ports: [{name: http, port: 8000, protocol: TCP}]
+endpoints: [{addresses: [198.18.62.2], conditions: {ready: true}}]
+EOF
+
+nsenter --net=/run/netns/$node "$build/ferryd" --config-dir "$work/conf" --pod-iface 'fpv-*' \
+	--host-clients --pin-path "$pin" >"$work/ferryd.log" 2>&1 &
+ferryd_pid=$!
+for _ in $(seq 100); do
+	grep -q "watching" "$work/ferryd.log" && break
+	sleep 0.1
+done
+for _ in $(seq 50); do
+	ip netns exec $pfx-b1 curl -s -m 1 http://198.18.61.2:8000/health/ping >/dev/null &&
+		ip netns exec $pfx-b2 curl -s -m 1 http://198.18.62.2:8000/health/ping >/dev/null && break
+	sleep 0.1
+done
+
+# Which backend answers (the model server names itself in X-Ferry-Backend).
+ask() { # ns
+	ip netns exec "$1" curl -s -m 2 -o /dev/null -D - "http://$vip:8000/health/ping" 2>/dev/null |
+		tr -d '\r' | awk -F': ' 'tolower($1)=="x-ferry-backend"{print $2}'
+}
+
+# 1. Split: 400 new connections from pod p1, 50/50 within 3 standard deviations.
+n=400
+for _ in $(seq $n); do ask $pfx-p1; done >"$work/split.txt"
+b1=$(grep -c '^b1$' "$work/split.txt")
+b2=$(grep -c '^b2$' "$work/split.txt")
+sd=$(python3 -c "import math; print(3*math.sqrt($n*0.25))")
+if [ $((b1 + b2)) -eq $n ] && python3 -c "import sys; sys.exit(0 if abs($b1-$n/2) <= $sd else 1)"; then
+	echo "PASS pod/split"
+else
+	echo "FAIL pod/split: b1=$b1 b2=$b2 of $n (want 200 +- $sd, no failures)"
+	tail -20 "$work/ferryd.log" >&2
+fi
+
+# 2. Replies come from the VIP: the client's socket is connected to the VIP, so a
+# reply from any other source would never complete the handshake; check the
+# conntrack-free path by reading the peer address curl reports.
+peer=$(ip netns exec $pfx-p1 curl -s -m 2 -o /dev/null -w '%{remote_ip}' "http://$vip:8000/health/ping")
+if [ "$peer" = "$vip" ]; then
+	echo "PASS pod/reply_from_vip"
+else
+	echo "FAIL pod/reply_from_vip: curl saw peer '$peer'"
+fi
+
+# 3. A pod created after ferryd started is served within a second of its veth coming up.
+add_pod p2 4
+start=$(date +%s.%N)
+ok=""
+while python3 -c "import sys; sys.exit(0 if $(date +%s.%N) - $start < 1.0 else 1)"; do
+	if [ -n "$(ip netns exec $pfx-p2 curl -s -m 0.3 -o /dev/null -D - http://$vip:8000/health/ping |
+		tr -d '\r' | grep -i '^x-ferry-backend')" ]; then
+		ok=$(python3 -c "print(round($(date +%s.%N) - $start, 3))")
+		break
+	fi
+done
+if [ -n "$ok" ]; then
+	echo "PASS pod/new_pod"
+	echo "    new pod served after ${ok}s" >&2
+else
+	echo "FAIL pod/new_pod: not served within 1 s of its veth coming up"
+	grep -i "pod interface" "$work/ferryd.log" >&2
+fi
+
+# 4. A host-network client (the node's own namespace) is balanced by the connect() hooks.
+for _ in $(seq 40); do ask $node; done >"$work/host.txt"
+h1=$(grep -c '^b1$' "$work/host.txt")
+h2=$(grep -c '^b2$' "$work/host.txt")
+if [ $((h1 + h2)) -eq 40 ] && [ "$h1" -gt 0 ] && [ "$h2" -gt 0 ]; then
+	echo "PASS pod/host_client"
+else
+	echo "FAIL pod/host_client: b1=$h1 b2=$h2 of 40"
+fi
