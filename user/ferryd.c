@@ -33,6 +33,7 @@
 #include "k8s.h"
 #include "dataplane.h"
 #include "log.h"
+#include "hist.h"
 #include "metrics.h"
 #include "netlink.h"
 #include "snapshot.h"
@@ -70,6 +71,7 @@ struct ferryd_opts {
 	bool host_clients; /* balance connect() of this namespace's processes */
 	const char *host_cgroup; /* its cgroup v2 tree; NULL: the root one */
 	const char *kubeconfig;
+	struct ferry_hist_buckets buckets; /* --latency-buckets; n == 0: the defaults */
 	const char *k8s_namespace;
 };
 
@@ -136,6 +138,9 @@ static void usage(FILE *out)
 		"                          connect() hooks on the cgroup v2 tree (default: the\n"
 		"                          root one) point their sockets at a backend\n"
 		"  --metrics-addr H:P      serve Prometheus metrics on http://H:P/metrics\n"
+		"  --latency-buckets LIST  exported histogram boundaries in seconds, ascending,\n"
+		"                          comma-separated (default: 0.0001 ... 0.001, Seldon's\n"
+		"                          0.005 ... 10, then 30, 60)\n"
 		"                          (IPv6: [::1]:9477)\n"
 		"  --pin-path PATH         bpffs directory for ferry's maps (default %s)\n"
 		"  --table-size N          lookup table slots per service, rounded up to a prime\n"
@@ -154,7 +159,7 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 {
 	enum { OPT_CONFIG = 256, OPT_IFACE, OPT_REPLY, OPT_METRICS, OPT_PIN, OPT_TABLE, OPT_ONCE,
-	       OPT_LOG, OPT_POD, OPT_K8S, OPT_KUBECONFIG, OPT_NS, OPT_HOST };
+	       OPT_LOG, OPT_POD, OPT_K8S, OPT_KUBECONFIG, OPT_NS, OPT_HOST, OPT_BUCKETS };
 	static const struct option longopts[] = {
 		{ "config-dir", required_argument, NULL, OPT_CONFIG },
 		{ "iface", required_argument, NULL, OPT_IFACE },
@@ -167,6 +172,7 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		{ "log-level", required_argument, NULL, OPT_LOG },
 		{ "kubernetes", no_argument, NULL, OPT_K8S },
 		{ "host-clients", optional_argument, NULL, OPT_HOST },
+		{ "latency-buckets", required_argument, NULL, OPT_BUCKETS },
 		{ "kubeconfig", required_argument, NULL, OPT_KUBECONFIG },
 		{ "namespace", required_argument, NULL, OPT_NS },
 		{ "help", no_argument, NULL, 'h' },
@@ -240,6 +246,12 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 			break;
 		case OPT_K8S:
 			o->kubernetes = true;
+			break;
+		case OPT_BUCKETS:
+			if (ferry_hist__parse_buckets(optarg, &o->buckets, err, sizeof(err))) {
+				fprintf(stderr, "ferryd: --latency-buckets: %s\n", err);
+				return -EINVAL;
+			}
 			break;
 		case OPT_HOST:
 			o->host_cgroup = optarg;
@@ -615,7 +627,10 @@ static int resync(struct ferryd *d)
 static int produce_metrics(void *ctx, char **buf, size_t *len)
 {
 	struct ferryd *d = ctx;
-	struct ferry_metrics_opts opts = { .version = FERRY_VERSION };
+	struct ferry_metrics_opts opts = {
+		.version = FERRY_VERSION,
+		.buckets = d->opts.buckets.n ? &d->opts.buckets : NULL,
+	};
 	struct ferry_snapshot *snap;
 	int err;
 
@@ -920,5 +935,6 @@ out:
 	ferry_dp__close(d.dp);
 	ferry_model__free(&d.model);
 	free(d.no_ready);
+	ferry_hist__buckets_free(&d.opts.buckets);
 	return rc;
 }

@@ -5,8 +5,8 @@
  * quantile estimates, and re-bucketing into Prometheus `le` boundaries.
  *
  * Bucket layout (see FERRY_HIST_* in maps/ferry_maps.h): bucket 0 holds
- * [0, 2^10) ns; bucket i > 0 has octave o = (i - 1) / 8 and sub-bucket
- * s = (i - 1) % 8 and holds [2^(10+o) * (1 + s/8), 2^(10+o) * (1 + (s+1)/8)).
+ * [0, 2^10) ns; bucket i > 0 has octave o = (i - 1) / 16 and sub-bucket
+ * s = (i - 1) % 16 and holds [2^(10+o) * (1 + s/16), 2^(10+o) * (1 + (s+1)/16)).
  * The last bucket also takes everything above its upper bound (open-ended).
  */
 #ifndef FERRY_HIST_H
