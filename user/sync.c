@@ -464,12 +464,20 @@ static int hist_create(struct ferry_sync *s, __u32 id, __u8 kind, __u8 metric)
 {
 	struct ferry_hist_key key = { .id = id, .kind = kind, .metric = metric };
 
+	int tries;
+
 	memset(s->percpu_buf, 0, s->ncpus * sizeof(struct ferry_hist));
-	if (bpf_map_update_elem(s->dp->map_fds[FERRY_M_LATENCY], &key, s->percpu_buf,
-				BPF_NOEXIST) &&
-	    errno != EEXIST)
-		return -errno;
-	return 0;
+	/* A fresh no-prealloc per-CPU map sometimes answers ENOMEM once: its allocator warms up. */
+	for (tries = 0; tries < 5; tries++) {
+		if (!bpf_map_update_elem(s->dp->map_fds[FERRY_M_LATENCY], &key, s->percpu_buf,
+					 BPF_NOEXIST) ||
+		    errno == EEXIST)
+			return 0;
+		if (errno != ENOMEM)
+			break;
+		usleep(1000);
+	}
+	return -errno;
 }
 
 static void hist_delete(struct ferry_sync *s, __u32 id, __u8 kind, __u8 metric)

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Header parsing shared by every ferry program (and the benchmark floor):
+ * Ethernet, one optional 802.1Q/802.1ad tag, IPv4 (with options) or the
+ * fixed IPv6 header, then TCP or UDP. The result is a unified 5-tuple with
+ * 4-word addresses (IPv4 uses word 0) plus the offsets the rewrite needs.
+ */
+#ifndef FERRY_PARSE_BPF_H
+#define FERRY_PARSE_BPF_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "ferry_maps.h"
+
+#ifndef ETH_P_8021Q
+#define ETH_P_8021Q 0x8100
+#endif
+#ifndef ETH_P_8021AD
+#define ETH_P_8021AD 0x88A8
+#endif
+
+#define FERRY_IP_MF 0x2000
+#define FERRY_IP_OFFSET 0x1fff
+#define FERRY_NEXTHDR_FRAGMENT 44
+
+/* TCP flag bits as in byte 13 of the TCP header. */
+#define FERRY_TCP_FIN 0x01
+#define FERRY_TCP_SYN 0x02
+#define FERRY_TCP_RST 0x04
+#define FERRY_TCP_ACK 0x10
+
+enum ferry_parse_result {
+	FERRY_PARSE_OK, /* TCP or UDP over IPv4/IPv6: pkt is complete */
+	FERRY_PARSE_OTHER, /* not TCP/UDP over IP: not ours */
+	FERRY_PARSE_MALFORMED, /* truncated or invalid header */
+	FERRY_PARSE_FRAG, /* IPv4 fragment or IPv6 fragment header: key.daddr is set */
+	FERRY_PARSE_IPV6_EXT, /* IPv6 extension header we do not walk */
+};
+
+struct ferry_vlan_hdr {
+	__be16 tci;
+	__be16 proto;
+};
+
+struct ferry_pkt {
+	struct ferry_flow_key key; /* as received */
+	__u32 len; /* bytes on the wire, for stats */
+	__u16 l3_off; /* from the start of the frame */
+	__u16 l4_off;
+	__u16 payload_off;
+	__u16 payload_len; /* from the IP length fields, not the frame: Ethernet pads */
+	__u16 ip_len; /* IPv4 total length or IPv6 payload length + 40, for the fib lookup */
+	__u8 tcp_flags;
+	__u8 vlan;
+};
+
+static __always_inline int ferry_ipv6_is_ext(__u8 nexthdr)
+{
+	switch (nexthdr) {
+	case 0: /* hop-by-hop */
+	case 43: /* routing */
+	case 50: /* ESP */
+	case 51: /* AH */
+	case 60: /* destination options */
+	case 135: /* mobility */
+	case 139: /* HIP */
+	case 140: /* shim6 */
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Offsets are masked with 0xff before use: the verifier then knows them to
+ * be small (they are at most 18 + 60 + 60) and accepts the variable-offset
+ * packet pointers that IPv4 options and TCP options produce.
+ */
+static __always_inline int ferry_parse(void *data, void *data_end, struct ferry_pkt *pkt)
+{
+	struct ethhdr *eth = data;
+	__u32 off = sizeof(*eth);
+	__u32 l4_hdr_len, l3_payload;
+	__be16 proto;
+	__u8 l4_proto;
+
+	if ((void *)(eth + 1) > data_end)
+		return FERRY_PARSE_MALFORMED;
+	proto = eth->h_proto;
+	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
+		struct ferry_vlan_hdr *vh = data + off;
+
+		if ((void *)(vh + 1) > data_end)
+			return FERRY_PARSE_MALFORMED;
+		proto = vh->proto;
+		off += sizeof(*vh);
+		pkt->vlan = 1;
+	}
+	pkt->l3_off = off;
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *iph = data + off;
+		__u32 hl;
+
+		if ((void *)(iph + 1) > data_end)
+			return FERRY_PARSE_MALFORMED;
+		hl = iph->ihl * 4;
+		if (iph->version != 4 || hl < sizeof(*iph))
+			return FERRY_PARSE_MALFORMED;
+		if (data + off + hl > data_end || bpf_ntohs(iph->tot_len) < hl)
+			return FERRY_PARSE_MALFORMED;
+		pkt->key.family = FERRY_AF_INET;
+		pkt->key.saddr[0] = iph->saddr;
+		pkt->key.daddr[0] = iph->daddr;
+		pkt->ip_len = bpf_ntohs(iph->tot_len);
+		l3_payload = pkt->ip_len - hl;
+		l4_proto = iph->protocol;
+		if (iph->frag_off & bpf_htons(FERRY_IP_MF | FERRY_IP_OFFSET))
+			return FERRY_PARSE_FRAG;
+		off += hl;
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = data + off;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return FERRY_PARSE_MALFORMED;
+		if (ip6->version != 6)
+			return FERRY_PARSE_MALFORMED;
+		pkt->key.family = FERRY_AF_INET6;
+		__builtin_memcpy(pkt->key.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(pkt->key.daddr, &ip6->daddr, 16);
+		l3_payload = bpf_ntohs(ip6->payload_len);
+		pkt->ip_len = l3_payload + sizeof(*ip6);
+		l4_proto = ip6->nexthdr;
+		if (l4_proto == FERRY_NEXTHDR_FRAGMENT)
+			return FERRY_PARSE_FRAG;
+		if (ferry_ipv6_is_ext(l4_proto))
+			return FERRY_PARSE_IPV6_EXT;
+		off += sizeof(*ip6);
+	} else {
+		return FERRY_PARSE_OTHER;
+	}
+
+	off &= 0xff;
+	pkt->l4_off = off;
+	pkt->key.proto = l4_proto;
+	if (l4_proto == IPPROTO_TCP) {
+		struct tcphdr *th = data + off;
+
+		if ((void *)(th + 1) > data_end)
+			return FERRY_PARSE_MALFORMED;
+		l4_hdr_len = th->doff * 4;
+		if (l4_hdr_len < sizeof(*th) || data + off + l4_hdr_len > data_end)
+			return FERRY_PARSE_MALFORMED;
+		pkt->key.sport = th->source;
+		pkt->key.dport = th->dest;
+		pkt->tcp_flags = ((__u8 *)th)[13];
+	} else if (l4_proto == IPPROTO_UDP) {
+		struct udphdr *uh = data + off;
+
+		if ((void *)(uh + 1) > data_end)
+			return FERRY_PARSE_MALFORMED;
+		l4_hdr_len = sizeof(*uh);
+		pkt->key.sport = uh->source;
+		pkt->key.dport = uh->dest;
+	} else {
+		return FERRY_PARSE_OTHER;
+	}
+	if (l3_payload < l4_hdr_len)
+		return FERRY_PARSE_MALFORMED;
+	pkt->payload_off = off + l4_hdr_len;
+	pkt->payload_len = l3_payload - l4_hdr_len;
+	return FERRY_PARSE_OK;
+}
+
+#endif /* FERRY_PARSE_BPF_H */
