@@ -451,12 +451,17 @@ static __always_inline bool ferry_fib_drops(int rc)
 	       rc == BPF_FIB_LKUP_RET_PROHIBIT;
 }
 
-/* Rewrites the destination to the backend and sends the packet on. */
+/*
+ * Rewrites the destination to the backend and sends the packet on. flow,
+ * when not NULL, is the live flow entry: its cached next hop spares the fib
+ * lookup, and a fresh successful lookup refreshes it.
+ */
 static __always_inline int ferry_fwd_xmit(void *ctx, const int hook, const struct ferry_config *cfg,
 					  const struct ferry_pkt *pkt, __u32 backend_id,
-					  const __be32 *addr, __be16 port)
+					  const __be32 *addr, __be16 port, struct ferry_flow *flow)
 {
 	struct bpf_fib_lookup fib;
+	__u32 in_ifindex;
 	int rc;
 
 	if (ferry_rewrite(ctx, hook, pkt, false, addr, port))
@@ -466,7 +471,23 @@ static __always_inline int ferry_fwd_xmit(void *ctx, const int hook, const struc
 		ferry_count(FERRY_CTR_FIB_STACK);
 		return ferry_pass(hook);
 	}
+	in_ifindex = ferry_ifindex(ctx, hook);
+	if (flow && flow->nh_ifindex && flow->nh_in_ifindex == in_ifindex &&
+	    flow->last_ns < flow->nh_expires_ns) {
+		/* ferry_send() reads only these three fields on success. */
+		fib.ifindex = flow->nh_ifindex;
+		__builtin_memcpy(fib.dmac, flow->nh_dmac, ETH_ALEN);
+		__builtin_memcpy(fib.smac, flow->nh_smac, ETH_ALEN);
+		return ferry_send(ctx, hook, &fib, BPF_FIB_LKUP_RET_SUCCESS);
+	}
 	rc = ferry_fib(ctx, hook, pkt, pkt->key.saddr, addr, pkt->key.sport, port, &fib);
+	if (flow && rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		flow->nh_ifindex = fib.ifindex;
+		flow->nh_in_ifindex = in_ifindex;
+		__builtin_memcpy(flow->nh_dmac, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(flow->nh_smac, fib.smac, ETH_ALEN);
+		flow->nh_expires_ns = flow->last_ns + FERRY_NH_TTL_NS;
+	}
 	if (ferry_fib_drops(rc))
 		ferry_trace_decision(ctx, hook, cfg, pkt, FERRY_TR_DROP_FIB, 0, 0, backend_id);
 	return ferry_send(ctx, hook, &fib, rc);
@@ -519,7 +540,7 @@ static __always_inline int ferry_fwd_established(void *ctx, const int hook,
 	ferry_trace_decision(ctx, hook, cfg, pkt, FERRY_TR_FLOW_HIT, flow->svc_id,
 			     flow->predictor_id, backend_id);
 	return ferry_fwd_xmit(ctx, hook, cfg, pkt, backend_id, flow->backend_addr,
-			      flow->backend_port);
+			      flow->backend_port, flow);
 }
 
 static __always_inline bool ferry_sampled(__u32 hash, __u32 every)
@@ -619,7 +640,7 @@ static __always_inline int ferry_fwd_new(void *ctx, const int hook, const struct
 		ferry_count(FERRY_CTR_FLOW_MISS);
 	ferry_stats_fwd(backend_id, pkt->len, 1, miss);
 	ferry_trace_decision(ctx, hook, cfg, pkt, reason, svc_id, predictor_id, backend_id);
-	return ferry_fwd_xmit(ctx, hook, cfg, pkt, backend_id, be->addr, be->port);
+	return ferry_fwd_xmit(ctx, hook, cfg, pkt, backend_id, be->addr, be->port, NULL);
 
 no_backend:
 	ferry_count(FERRY_CTR_NO_BACKEND);

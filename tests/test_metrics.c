@@ -122,16 +122,16 @@ static void test_hist_bucket_mapping(void)
 			return;
 		if (!ASSERT_EQ(ferry_hist__bucket(upper - 1), i, "upper - 1 maps to its bucket"))
 			return;
-		if (i > 1 && !ASSERT_LE((double)(upper - lower) / lower, 0.125 + 1e-12,
-					"bucket at most 12.5% wide"))
+		if (i > 1 && !ASSERT_LE((double)(upper - lower) / lower,
+					1.0 / FERRY_HIST_SUBS + 1e-12, "bucket at most 1/16 wide"))
 			return;
 		prev_upper = upper;
 	}
 	ASSERT_EQ(ferry_hist__bucket(0), 0, "0 ns");
 	ASSERT_EQ(ferry_hist__bucket(1023), 0, "1023 ns");
 	ASSERT_EQ(ferry_hist__bucket(1024), 1, "1024 ns");
-	ASSERT_EQ(ferry_hist__bucket(1152), 2, "1152 ns = 1024 * 9/8");
-	ASSERT_EQ(ferry_hist__bucket(2048), 9, "2048 ns starts octave 1");
+	ASSERT_EQ(ferry_hist__bucket(1088), 2, "1088 ns = 1024 * 17/16");
+	ASSERT_EQ(ferry_hist__bucket(2048), 1 + FERRY_HIST_SUBS, "2048 ns starts octave 1");
 	ASSERT_EQ(ferry_hist__bucket(1ULL << 37), FERRY_HIST_LAST, "2^37 ns");
 	ASSERT_EQ(ferry_hist__bucket(UINT64_MAX), FERRY_HIST_LAST, "UINT64_MAX");
 	ASSERT_EQ(ferry_hist__msb(1), 0, "msb(1)");
@@ -151,7 +151,9 @@ static void test_hist_bucket_mapping(void)
 
 				want = o >= FERRY_HIST_OCTAVES ?
 					       FERRY_HIST_LAST :
-					       1 + o * 8 + (unsigned int)((v >> (msb - 3)) & 7);
+					       1 + o * FERRY_HIST_SUBS +
+						       (unsigned int)((v >> (msb - FERRY_HIST_SUB_BITS)) &
+								      (FERRY_HIST_SUBS - 1));
 			}
 			if (!ASSERT_EQ(ferry_hist__bucket(v), want, "bucket vs clz formula"))
 				return;
