@@ -1720,13 +1720,27 @@ static int gather_backends(struct build_state *bs, const struct sdep *sd, const 
 
 			snprintf(c.object, sizeof(c.object), "%s %.63s/%.230s", KIND_SLICE, se->ns,
 				 se->name);
-			verr(&c, se->obj, "ports", NULL, "ports",
-			     "no port for VIP %s of SeldonDeployment %s (predictor %s): name a "
-			     "port %s, keep a single %s port, or add one numbered %u; this "
-			     "slice's endpoints are not used",
-			     vip->text, sd->key, pred->name,
-			     ntohs(vip->vip.port) == 5001 ? "grpc" : "http",
-			     vip->vip.proto == IPPROTO_UDP ? "UDP" : "TCP", ntohs(vip->vip.port));
+			if (ntohs(vip->vip.port) == 8000 || ntohs(vip->vip.port) == 5001)
+				verr(&c, se->obj, "ports", NULL, "ports",
+				     "no port for VIP %s of SeldonDeployment %s (predictor %s): "
+				     "name a port %s (Seldon's port for %u), keep a single %s "
+				     "port, or add one numbered %u; this slice's endpoints are not "
+				     "used",
+				     vip->text, sd->key, pred->name,
+				     ntohs(vip->vip.port) == 5001 ? "grpc" : "http",
+				     ntohs(vip->vip.port),
+				     vip->vip.proto == IPPROTO_UDP ? "UDP" : "TCP",
+				     ntohs(vip->vip.port));
+			else
+				/* Names pick a port only for Seldon's own 8000 (http) and 5001 (grpc). */
+				verr(&c, se->obj, "ports", NULL, "ports",
+				     "no port for VIP %s of SeldonDeployment %s (predictor %s): a "
+				     "VIP on port %u needs the slice to have a single %s port, or "
+				     "one numbered %u (port names choose only for VIP ports 8000 "
+				     "and 5001); this slice's endpoints are not used",
+				     vip->text, sd->key, pred->name, ntohs(vip->vip.port),
+				     vip->vip.proto == IPPROTO_UDP ? "UDP" : "TCP",
+				     ntohs(vip->vip.port));
 			continue;
 		}
 		if (n + sl->neps > cap) {

@@ -35,8 +35,9 @@
 #define FERRY_TC_PRIO_FWD 1
 #define FERRY_TC_PRIO_REPLY 2
 
-/* Linux 6.6 UAPI; Debian 12's headers predate it. Used only to probe for tcx. */
+/* Linux 6.6 UAPI; Debian 12's headers (and libbpf 1.1) predate tcx. */
 #define FERRY_BPF_TCX_INGRESS 46
+#define FERRY_BPF_TCX_EGRESS 47
 
 const char *const ferry_map_names[FERRY_M_COUNT] = {
 	[FERRY_M_CONFIG] = FERRY_MAP_CONFIG,	     [FERRY_M_SERVICES] = FERRY_MAP_SERVICES,
@@ -627,6 +628,48 @@ static int attach_xdp(struct ferry_dp *dp, int ifindex, const char *ifname)
 	return record_link(dp, ifindex, FERRY_LINK_XDP_GENERIC);
 }
 
+/*
+ * tcx (Linux 6.6+): a bpf_link per hook, pinned under PIN/links so that it
+ * outlives ferryd; a restart swaps the program inside the link atomically.
+ * Programs on one tcx hook run in attach order; ferry's return "not mine"
+ * (TC_ACT_UNSPEC, tcx's NEXT) lets the next one run.
+ */
+static int attach_tcx(struct ferry_dp *dp, int ifindex, const char *ifname,
+		      struct bpf_program *prog, bool ingress, __u32 bit)
+{
+	char dir[sizeof(dp->pin_path) + 8], path[PATH_MAX];
+	int link_fd, err;
+
+	snprintf(dir, sizeof(dir), "%s/links", dp->pin_path);
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/tcx-%d-%s", dir, ifindex, bpf_program__name(prog));
+	link_fd = bpf_obj_get(path);
+	if (link_fd >= 0) {
+		err = bpf_link_update(link_fd, bpf_program__fd(prog), NULL) ? -errno : 0;
+		close(link_fd);
+		if (!err)
+			return record_link(dp, ifindex, bit | FERRY_LINK_TCX);
+		/* The interface went away under the link (ifindex reused): start over. */
+		unlink(path);
+	}
+	link_fd = bpf_link_create(bpf_program__fd(prog), ifindex,
+				  ingress ? FERRY_BPF_TCX_INGRESS : FERRY_BPF_TCX_EGRESS, NULL);
+	if (link_fd < 0) {
+		err = -errno;
+		pr_err("%s: cannot attach %s with tcx: %s", ifname, bpf_program__name(prog),
+		       strerror(errno));
+		return err;
+	}
+	err = bpf_obj_pin(link_fd, path) ? -errno : 0;
+	close(link_fd);
+	if (err) {
+		pr_err("%s: cannot pin the tcx link at %s: %s", ifname, path, strerror(-err));
+		return err;
+	}
+	return record_link(dp, ifindex, bit | FERRY_LINK_TCX);
+}
+
 static int attach_tc(struct ferry_dp *dp, int ifindex, const char *ifname, enum ferry_hook hook)
 {
 	LIBBPF_OPTS(bpf_tc_hook, tc_hook, .ifindex = ifindex);
@@ -658,6 +701,9 @@ static int attach_tc(struct ferry_dp *dp, int ifindex, const char *ifname, enum 
 		return -EINVAL;
 	}
 	tc_opts.prog_fd = bpf_program__fd(prog);
+	if (dp->features & FERRY_FEAT_TCX)
+		return attach_tcx(dp, ifindex, ifname, prog, tc_hook.attach_point == BPF_TC_INGRESS,
+				  bit);
 	err = bpf_tc_hook_create(&tc_hook);
 	if (!err)
 		bit |= FERRY_LINK_CLSACT_OWNED;
@@ -765,8 +811,12 @@ int ferry_dp__reset(const char *pin_path)
 				continue;
 			if (link.hooks & FERRY_LINK_SOCK)
 				detach_cgroup();
-			else
+			else if (!(link.hooks & FERRY_LINK_TCX))
 				detach_link(key, &link);
+			else
+				detach_link(key, &(struct ferry_link){ .hooks = link.hooks &
+						 (FERRY_LINK_XDP_NATIVE | FERRY_LINK_XDP_GENERIC) });
+			/* tcx links go with their pins, removed below. */
 		}
 		close(fd);
 	}

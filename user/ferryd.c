@@ -694,7 +694,6 @@ static int setup_loop(struct ferryd *d)
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
 	d->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (d->epfd < 0 || d->inotify_fd < 0 || d->debounce_fd < 0 || d->tick_fd < 0 ||
 	    d->signal_fd < 0)
@@ -833,12 +832,26 @@ int main(int argc, char **argv)
 	struct stat st;
 	int err, rc = 1;
 
+	sigset_t mask;
+
+	/*
+	 * Blocked before any thread (metrics, Kubernetes) starts, so every thread
+	 * inherits the mask and the signals reach only the loop's signalfd.
+	 */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	setvbuf(stderr, NULL, _IOLBF, 0);
 	libbpf_set_print(libbpf_print);
 	pthread_mutex_init(&d.lock, NULL);
 	pthread_mutex_init(&d.store_lock, NULL);
 	if (parse_args(argc, argv, &d.opts))
 		return 2;
+	/* --once starts no thread and no loop: Ctrl-C must simply work. */
+	if (d.opts.once)
+		pthread_sigmask(SIG_UNBLOCK, &mask, NULL);
 	if (d.opts.config_dir && (stat(d.opts.config_dir, &st) || !S_ISDIR(st.st_mode))) {
 		pr_err("--config-dir %s: not a directory", d.opts.config_dir);
 		return 2;

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+# live_edit: while keep-alive traffic flows, the manifest goes 75/25 -> 0/100
+# -> 100/0 (the last edit rewrites the file in place, truncate then write, the
+# way some editors save). After each edit, new connections follow the new
+# weights within 1 s; the established keep-alive connections see no failed
+# request and no reconnect throughout.
+# shellcheck source=SCRIPTDIR/../lib/topo.sh
+. "$(dirname "$0")/../lib/topo.sh"
+fe_init live_edit ledit
+fe_require_root
+fe_require_ferryd
+vip=198.18.100.10:8000
+m="$(fe_backend_ip 1),$(fe_backend_ip 2)"
+c="$(fe_backend_ip 3)"
+fe_std_backends
+fe_manifest iris "$vip" "main:75:$m" "canary:25:$c"
+fe_ferryd_start
+fe_wait 10 fe_vip_ok "$vip" || fe_fail "VIP $vip does not answer within 10 s"
+
+ka="$FE_RUN/keepalive.json"
+fe_loadgen_bg "$ka" --target "$vip" --keepalive --connections 16 --rate 200
+ka_pid=$FE_LAST_PID
+sleep 1
+
+fe_burst "$vip" 2000 "$FE_RUN/p75.json"
+share=$(fe_share_check "$FE_RUN/p75.json" canary 0.25) || fe_fail "75/25: $share"
+fe_log "75/25: $share"
+
+fe_manifest iris "$vip" "main:0:$m" "canary:100:$c"
+sleep 1
+fe_burst "$vip" 300 "$FE_RUN/p0.json"
+fe_only "$FE_RUN/p0.json" canary "after 0/100: "
+
+FE_STYLE=truncate fe_manifest iris "$vip" "main:100:$m" "canary:0:$c"
+sleep 1
+fe_burst "$vip" 300 "$FE_RUN/p100.json"
+fe_only "$FE_RUN/p100.json" main "after 100/0 (file rewritten in place): "
+
+sleep 1
+fe_loadgen_stop "$ka_pid"
+[ -s "$ka" ] || fe_fail "keep-alive client printed no summary"
+fe_log "keep-alive: $(fe_json "$ka" '{k: d[k] for k in ("requests", "errors", "predictors", "reopened")}')"
+[ "$(fe_json "$ka" 'd["error_total"]')" -eq 0 ] ||
+	fe_fail "failed requests on established connections: $(fe_json "$ka" 'd["errors"]')"
+[ "$(fe_json "$ka" 'd["reopened"]')" -eq 0 ] || fe_fail "keep-alive connections were reopened"
+[ "$(fe_json "$ka" 'd["ok"]')" -gt 500 ] || fe_fail "too little keep-alive traffic to tell"
+fe_pass "$share; 0/100 and 100/0 followed; $(fe_json "$ka" 'd["ok"]') keep-alive requests, 0 failed"

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+# restart: under steady load (keep-alive connections plus a stream of new
+# connections), ferryd is restarted (SIGTERM, then started again) and sent
+# SIGHUP (full resync): no request fails. Then ferryd is killed with SIGKILL: forwarding goes on untouched, for
+# established and new connections, with the weights last applied; a new
+# ferryd picks up where the old one left.
+# shellcheck source=SCRIPTDIR/../lib/topo.sh
+. "$(dirname "$0")/../lib/topo.sh"
+fe_init restart rstrt
+fe_require_root
+fe_require_ferryd
+vip=198.18.100.10:8000
+m="$(fe_backend_ip 1),$(fe_backend_ip 2)"
+c="$(fe_backend_ip 3)"
+fe_std_backends
+fe_manifest iris "$vip" "main:80:$m" "canary:20:$c"
+fe_ferryd_start
+fe_wait 10 fe_vip_ok "$vip" || fe_fail "VIP $vip does not answer within 10 s"
+
+ka="$FE_RUN/keepalive.json"
+nc="$FE_RUN/newconns.json"
+fe_loadgen_bg "$ka" --target "$vip" --keepalive --connections 16 --rate 200
+ka_pid=$FE_LAST_PID
+fe_loadgen_bg "$nc" --target "$vip" --close --rate 200 --concurrency 16 --timeout 2
+nc_pid=$FE_LAST_PID
+sleep 1
+
+fe_log "restart: SIGTERM"
+# Problems in how ferryd handles signals are collected and reported at the
+# end, so that the forwarding checks still run and say what they see.
+problems=()
+fe_ferryd_stop TERM || fe_fail "ferryd did not exit on SIGTERM within 10 s"
+[ "$FE_LB" = iptables ] || [ "$FE_FERRYD_RC" -eq 0 ] ||
+	problems+=("ferryd did not handle SIGTERM: exit status $FE_FERRYD_RC (128 + signal: killed by it)")
+sleep 1 # traffic flows with no ferryd at all
+fe_ferryd_start
+sleep 1
+
+if [ "$FE_LB" = ferry ]; then
+	fe_log "SIGHUP: full resync under load"
+	fe_ferryd_hup
+	sleep 1
+	if ! kill -0 "$FERRYD_PID" 2>/dev/null; then
+		wait "$FERRYD_PID" 2>/dev/null
+		problems+=("ferryd exited on SIGHUP (exit status $?) instead of resyncing")
+		fe_ferryd_start
+	fi
+fi
+
+fe_log "kill -9"
+fe_ferryd_stop KILL
+sleep 2
+fe_burst "$vip" 1000 "$FE_RUN/after-kill.json"
+share=$(fe_share_check "$FE_RUN/after-kill.json" canary 0.20) ||
+	fe_fail "after kill -9 the split changed: $share"
+[ "$(fe_json "$FE_RUN/after-kill.json" 'd["error_total"]')" -eq 0 ] ||
+	fe_fail "new connections failed after kill -9: $(fe_json "$FE_RUN/after-kill.json" 'd["errors"]')"
+
+fe_log "start again after kill -9"
+fe_ferryd_start
+sleep 1
+fe_manifest iris "$vip" "main:0:$m" "canary:100:$c"
+sleep 1
+fe_burst "$vip" 200 "$FE_RUN/after-restart.json"
+fe_only "$FE_RUN/after-restart.json" canary "a ferryd started after kill -9 does not apply edits: "
+
+fe_loadgen_stop "$ka_pid"
+fe_loadgen_stop "$nc_pid"
+for f in "$ka" "$nc"; do
+	[ -s "$f" ] || fe_fail "load client printed no summary ($f)"
+	fe_log "$(basename "$f"): $(fe_json "$f" '{k: d[k] for k in ("requests", "errors", "predictors")}')"
+	[ "$(fe_json "$f" 'd["error_total"]')" -eq 0 ] ||
+		fe_fail "requests failed across restarts ($(basename "$f" .json)): $(fe_json "$f" 'd["errors"]')"
+done
+[ "$(fe_json "$ka" 'd["reopened"]')" -eq 0 ] || fe_fail "keep-alive connections were reopened"
+[ ${#problems[@]} -eq 0 ] ||
+	fe_fail "$(printf '%s; ' "${problems[@]}")forwarding itself was fine: $(fe_json "$ka" 'd["ok"]') keep-alive + $(fe_json "$nc" 'd["ok"]') new-connection requests, 0 failed"
+fe_pass "$(fe_json "$ka" 'd["ok"]') keep-alive + $(fe_json "$nc" 'd["ok"]') new-connection requests over SIGTERM restart and kill -9, 0 failed; $share"
