@@ -87,6 +87,7 @@ struct ferryd {
 	pthread_mutex_t store_lock;
 	int k8s_fd;
 	bool k8s_synced;
+	volatile bool k8s_failed; /* the client gave up (bad token, no RBAC): exit non-zero */
 	int epfd, inotify_fd, signal_fd, debounce_fd, tick_fd;
 	bool running;
 	bool routes_dirty;
@@ -560,8 +561,13 @@ static void k8s_synced(void *ctx)
 
 static void k8s_error(int err, const char *message, void *ctx)
 {
-	(void)ctx;
-	pr_err("kubernetes: %s (%s)", message, strerror(-err));
+	struct ferryd *d = ctx;
+
+	pr_err("kubernetes: %s (%s); exiting so that the pod restarts and shows why", message,
+	       strerror(-err));
+	/* The data plane keeps forwarding what it has; the loop exits non-zero. */
+	d->k8s_failed = true;
+	poke(d);
 }
 
 /* Re-reads the directory and applies it. Returns 0 when every manifest was accepted. */
@@ -796,6 +802,8 @@ static int run_loop(struct ferryd *d)
 				handle_signal(d);
 			} else if (fd == d->k8s_fd) {
 				drain_fd(fd);
+				if (d->k8s_failed)
+					return -EACCES;
 				arm_ms(d->debounce_fd, DEBOUNCE_MS, false);
 			} else if (d->nl && fd == ferry_nl__fd(d->nl)) {
 				ferry_nl__process(d->nl);
@@ -919,9 +927,12 @@ int main(int argc, char **argv)
 		}
 	}
 	heartbeat(&d);
-	if (d.k8s && ferry_k8s__start(d.k8s)) {
-		pr_err("kubernetes: cannot start the watch: %s", ferry_k8s__error(d.k8s));
-		goto out;
+	if (d.k8s) {
+		err = ferry_k8s__start(d.k8s);
+		if (err) {
+			pr_err("kubernetes: cannot start the watch: %s", strerror(-err));
+			goto out;
+		}
 	}
 
 	if (d.opts.metrics_addr) {

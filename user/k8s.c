@@ -66,6 +66,21 @@ struct k8s_resource {
 	struct k8s_buf body; /* list body, error body, or the watch's partial line */
 };
 
+/* One Event on its way: queued by any thread, posted by the loop. */
+struct k8s_post {
+	struct k8s_post *next;
+	char key[600]; /* the rate-limit entry, forgotten if the post fails */
+	char what[600]; /* "Kind ns/name", for logs */
+	char ns[256];
+	char *body;
+	CURL *easy;
+	struct curl_slist *headers;
+	struct k8s_buf answer;
+};
+
+/* Events waiting while the API server is unreachable are capped, oldest kept. */
+#define K8S_MAX_QUEUED_POSTS 256
+
 struct k8s_auth {
 	char *server; /* "https://host:port[/prefix]", no trailing slash */
 	char *token; /* static bearer token, or NULL */
@@ -89,10 +104,13 @@ struct ferry_k8s {
 	int run_err;
 	uint64_t resync_at;
 	unsigned int seed; /* jitter */
-	pthread_mutex_t lock; /* error, events, events_forbidden, res[].known */
+	pthread_mutex_t lock; /* error, events*, posts_queued, res[].known */
 	char error[1024];
 	json_t *events; /* "kind/ns/name" -> {"t": seconds, "msg": message} */
 	bool events_forbidden;
+	struct k8s_post *posts_queued; /* under lock: Events to post, oldest first */
+	unsigned int nposts_queued;
+	struct k8s_post *posts_active; /* loop thread only: Events being posted */
 	char host[256];
 };
 
@@ -1064,6 +1082,10 @@ static void resync(struct ferry_k8s *k8s)
 	pr_debug("kubernetes: periodic resync");
 }
 
+static void start_posts(struct ferry_k8s *k8s);
+static bool post_done(struct ferry_k8s *k8s, CURL *easy, CURLcode rc);
+static void abort_posts(struct ferry_k8s *k8s);
+
 int ferry_k8s__run(struct ferry_k8s *k8s)
 {
 	uint64_t now = now_ms();
@@ -1098,6 +1120,7 @@ int ferry_k8s__run(struct ferry_k8s *k8s)
 				backoff(res);
 			}
 		}
+		start_posts(k8s);
 		curl_multi_perform(k8s->multi, &running);
 		for (size_t i = 0; i < 2; i++)
 			deliver_pending(&k8s->res[i]);
@@ -1106,7 +1129,7 @@ int ferry_k8s__run(struct ferry_k8s *k8s)
 			CURLcode rc = msg->data.result;
 			char *priv = NULL;
 
-			if (msg->msg != CURLMSG_DONE)
+			if (msg->msg != CURLMSG_DONE || post_done(k8s, msg->easy_handle, rc))
 				continue;
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
 			res = (struct k8s_resource *)priv;
@@ -1133,6 +1156,7 @@ int ferry_k8s__run(struct ferry_k8s *k8s)
 		end_transfer(&k8s->res[i]);
 		json_array_clear(k8s->res[i].pending);
 	}
+	abort_posts(k8s);
 	atomic_store(&k8s->stop, false);
 	if (k8s->run_err && k8s->opts.on_error)
 		k8s->opts.on_error(k8s->run_err, ferry_k8s__error(k8s), k8s->opts.ctx);
@@ -1177,7 +1201,7 @@ const char *ferry_k8s__error(struct ferry_k8s *k8s)
 
 /* --- Events -------------------------------------------------------------- */
 
-static size_t discard_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+static size_t keep_answer(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	struct k8s_buf *b = userdata;
 	size_t n = size * nmemb;
@@ -1195,19 +1219,128 @@ static const char *involved_api_version(const char *kind)
 	return "v1";
 }
 
-static int post_event(struct ferry_k8s *k8s, const char *kind, const char *ns, const char *name,
-		      const char *message, const char *uid)
+static void post_free(struct k8s_post *post)
 {
-	struct curl_slist *headers = NULL;
-	struct k8s_buf answer = {};
-	char stamp[32], ev_name[300], *url = NULL, *body = NULL;
+	curl_slist_free_all(post->headers);
+	if (post->easy)
+		curl_easy_cleanup(post->easy);
+	buf_free(&post->answer);
+	free(post->body);
+	free(post);
+}
+
+/* A failed post must not hold back the next report for the object. */
+static void forget_report(struct ferry_k8s *k8s, const char *key)
+{
+	pthread_mutex_lock(&k8s->lock);
+	json_object_del(k8s->events, key);
+	pthread_mutex_unlock(&k8s->lock);
+}
+
+/* Loop thread: moves queued Events into the multi handle. */
+static void start_posts(struct ferry_k8s *k8s)
+{
+	struct k8s_post *queue, *post;
+	char *url;
+
+	pthread_mutex_lock(&k8s->lock);
+	queue = k8s->posts_queued;
+	k8s->posts_queued = NULL;
+	k8s->nposts_queued = 0;
+	pthread_mutex_unlock(&k8s->lock);
+
+	while ((post = queue)) {
+		queue = post->next;
+		post->easy = curl_easy_init();
+		if (!post->easy || asprintf(&url, "%s/api/v1/namespaces/%s/events",
+					    k8s->auth.server, post->ns) < 0)
+			goto err_free;
+		if (setup_request(k8s, post->easy, url, &post->headers)) {
+			free(url);
+			goto err_free;
+		}
+		free(url);
+		post->headers = curl_slist_append(post->headers, "Content-Type: application/json");
+		curl_easy_setopt(post->easy, CURLOPT_HTTPHEADER, post->headers);
+		curl_easy_setopt(post->easy, CURLOPT_POSTFIELDS, post->body);
+		curl_easy_setopt(post->easy, CURLOPT_TIMEOUT, (long)K8S_EVENT_TIMEOUT_S);
+		curl_easy_setopt(post->easy, CURLOPT_WRITEFUNCTION, keep_answer);
+		curl_easy_setopt(post->easy, CURLOPT_WRITEDATA, &post->answer);
+		curl_easy_setopt(post->easy, CURLOPT_PRIVATE, post);
+		if (curl_multi_add_handle(k8s->multi, post->easy) != CURLM_OK)
+			goto err_free;
+		post->next = k8s->posts_active;
+		k8s->posts_active = post;
+		continue;
+err_free:
+		pr_warn("kubernetes: cannot post an Event for %s: out of memory or token unreadable",
+			post->what);
+		forget_report(k8s, post->key);
+		post_free(post);
+	}
+}
+
+/* Loop thread: if easy is an Event's, finishes it and returns true. */
+static bool post_done(struct ferry_k8s *k8s, CURL *easy, CURLcode rc)
+{
+	struct k8s_post **pp, *post;
+	long status = 0;
+	char msg[512];
+
+	for (pp = &k8s->posts_active; *pp && (*pp)->easy != easy; pp = &(*pp)->next)
+		;
+	post = *pp;
+	if (!post)
+		return false;
+	*pp = post->next;
+	curl_multi_remove_handle(k8s->multi, easy);
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+	status_message(&post->answer, msg, sizeof(msg));
+	if (rc != CURLE_OK) {
+		pr_warn("kubernetes: cannot post an Event for %s: %s", post->what,
+			curl_easy_strerror(rc));
+		forget_report(k8s, post->key);
+	} else if (status == 403) {
+		bool first;
+
+		pthread_mutex_lock(&k8s->lock);
+		first = !k8s->events_forbidden;
+		k8s->events_forbidden = true;
+		pthread_mutex_unlock(&k8s->lock);
+		if (first)
+			pr_warn("kubernetes: may not create Events in namespace %s (HTTP 403: %s); validation errors are only logged from now on; fix: grant create on events (deploy/kubernetes/rbac.yaml)",
+				post->ns, msg);
+	} else if (status != 200 && status != 201) {
+		pr_warn("kubernetes: Event for %s rejected: HTTP %ld: %s", post->what, status, msg);
+		forget_report(k8s, post->key);
+	} else {
+		pr_debug("kubernetes: posted an Event for %s", post->what);
+	}
+	post_free(post);
+	return true;
+}
+
+/* Loop thread, on exit: Events in flight are dropped (still queued ones wait
+ * for the next run). */
+static void abort_posts(struct ferry_k8s *k8s)
+{
+	struct k8s_post *post;
+
+	while ((post = k8s->posts_active)) {
+		k8s->posts_active = post->next;
+		curl_multi_remove_handle(k8s->multi, post->easy);
+		forget_report(k8s, post->key);
+		post_free(post);
+	}
+}
+
+static char *event_body(struct ferry_k8s *k8s, const char *kind, const char *ns, const char *name,
+			const char *message, const char *uid)
+{
+	char stamp[32], ev_name[300], *body;
 	struct timespec ts;
 	struct tm tm;
 	json_t *ev;
-	CURL *easy;
-	CURLcode rc;
-	long status = 0;
-	int err;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
@@ -1225,77 +1358,39 @@ static int post_event(struct ferry_k8s *k8s, const char *kind, const char *ns, c
 		       "lastTimestamp", stamp, "count", 1, "reportingComponent", "ferryd",
 		       "reportingInstance", k8s->host);
 	if (!ev)
-		return -ENOMEM;
+		return NULL;
 	if (!*uid)
 		json_object_del(json_object_get(ev, "involvedObject"), "uid");
 	body = json_dumps(ev, JSON_COMPACT);
 	json_decref(ev);
-	easy = curl_easy_init();
-	if (!body || !easy ||
-	    asprintf(&url, "%s/api/v1/namespaces/%s/events", k8s->auth.server, ns) < 0) {
-		err = -ENOMEM;
-		url = NULL;
-		goto out_free;
-	}
-	err = setup_request(k8s, easy, url, &headers);
-	if (err)
-		goto out_free;
-	headers = curl_slist_append(headers, "Content-Type: application/json");
-	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(easy, CURLOPT_TIMEOUT, (long)K8S_EVENT_TIMEOUT_S);
-	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, discard_body);
-	curl_easy_setopt(easy, CURLOPT_WRITEDATA, &answer);
-	rc = curl_easy_perform(easy);
-	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-	if (rc != CURLE_OK) {
-		pr_warn("kubernetes: cannot post an Event for %s %s/%s: %s", kind, ns, name,
-			curl_easy_strerror(rc));
-		err = -EIO;
-	} else if (status == 403) {
-		char msg[512];
-		bool first;
-
-		status_message(&answer, msg, sizeof(msg));
-		pthread_mutex_lock(&k8s->lock);
-		first = !k8s->events_forbidden;
-		k8s->events_forbidden = true;
-		pthread_mutex_unlock(&k8s->lock);
-		if (first)
-			pr_warn("kubernetes: may not create Events in namespace %s (HTTP 403: %s); validation errors are only logged; fix: grant create on events (deploy/kubernetes/rbac.yaml)",
-				ns, msg);
-		err = -EACCES;
-	} else if (status != 200 && status != 201) {
-		char msg[512];
-
-		status_message(&answer, msg, sizeof(msg));
-		pr_warn("kubernetes: Event for %s %s/%s rejected: HTTP %ld: %s", kind, ns, name,
-			status, msg);
-		err = -EIO;
-	}
-out_free:
-	curl_slist_free_all(headers);
-	if (easy)
-		curl_easy_cleanup(easy);
-	buf_free(&answer);
-	free(url);
-	free(body);
-	return err;
+	return body;
 }
 
 int ferry_k8s__report_error(struct ferry_k8s *k8s, const char *kind, const char *ns,
 			    const char *name, const char *message)
 {
-	char key[600], uid[64] = "", rkey[512];
-	json_t *last, *entry;
+	char uid[64] = "", rkey[512];
+	struct k8s_post *post, **tail;
 	time_t now = time(NULL);
-	int err;
+	json_t *last, *entry;
 
 	if (!kind || !ns || !*ns || !name || !message)
 		return -EINVAL;
-	snprintf(key, sizeof(key), "%s/%s/%s", kind, ns, name);
+	post = calloc(1, sizeof(*post));
+	if (!post)
+		return -ENOMEM;
+	snprintf(post->key, sizeof(post->key), "%s/%s/%s", kind, ns, name);
+	snprintf(post->what, sizeof(post->what), "%s %s/%s", kind, ns, name);
+	snprintf(post->ns, sizeof(post->ns), "%s", ns);
+	snprintf(rkey, sizeof(rkey), "%s/%s", ns, name);
+
 	pthread_mutex_lock(&k8s->lock);
-	last = json_object_get(k8s->events, key);
+	if (k8s->events_forbidden) {
+		pthread_mutex_unlock(&k8s->lock);
+		free(post);
+		return -EACCES;
+	}
+	last = json_object_get(k8s->events, post->key);
 	if (last) {
 		json_int_t t = json_integer_value(json_object_get(last, "t"));
 		const char *msg = json_string_value(json_object_get(last, "msg")) ?: "";
@@ -1303,12 +1398,14 @@ int ferry_k8s__report_error(struct ferry_k8s *k8s, const char *kind, const char 
 		if (now - t < (json_int_t)k8s->opts.event_interval_sec ||
 		    (!strcmp(msg, message) && now - t < (json_int_t)k8s->opts.event_repeat_sec)) {
 			pthread_mutex_unlock(&k8s->lock);
+			free(post);
 			return -EALREADY;
 		}
 	}
-	if (k8s->events_forbidden) {
+	if (k8s->nposts_queued >= K8S_MAX_QUEUED_POSTS) {
 		pthread_mutex_unlock(&k8s->lock);
-		return -EACCES;
+		free(post);
+		return -EBUSY;
 	}
 	/* One entry per object ever reported: forget the expired ones now and
 	 * then, so that a churn of short-lived objects does not grow this. */
@@ -1324,15 +1421,11 @@ int ferry_k8s__report_error(struct ferry_k8s *k8s, const char *kind, const char 
 				json_object_del(k8s->events, k);
 		}
 	}
-	/* Recorded before posting, so a concurrent report is suppressed too;
-	 * forgotten again if the post fails, so the next one retries. */
-	json_object_set_new(k8s->events, key,
+	/* Recorded now, so the next report is suppressed even before the
+	 * post is done; forgotten again if the post fails. */
+	json_object_set_new(k8s->events, post->key,
 			    json_pack("{s:I, s:s}", "t", (json_int_t)now, "msg", message));
-	pthread_mutex_unlock(&k8s->lock);
-
 	/* The uid makes `kubectl describe` match the Event to the object. */
-	snprintf(rkey, sizeof(rkey), "%s/%s", ns, name);
-	pthread_mutex_lock(&k8s->lock);
 	for (size_t i = 0; i < 2; i++) {
 		if (strcmp(kind, k8s->res[i].kind))
 			continue;
@@ -1340,14 +1433,20 @@ int ferry_k8s__report_error(struct ferry_k8s *k8s, const char *kind, const char 
 		snprintf(uid, sizeof(uid), "%s",
 			 json_string_value(json_object_get(entry, "uid")) ?: "");
 	}
-	pthread_mutex_unlock(&k8s->lock);
-	err = post_event(k8s, kind, ns, name, message, uid);
-	if (err && err != -EACCES) {
-		pthread_mutex_lock(&k8s->lock);
-		json_object_del(k8s->events, key);
+	post->body = event_body(k8s, kind, ns, name, message, uid);
+	if (!post->body) {
+		json_object_del(k8s->events, post->key);
 		pthread_mutex_unlock(&k8s->lock);
+		free(post);
+		return -ENOMEM;
 	}
-	return err;
+	for (tail = &k8s->posts_queued; *tail; tail = &(*tail)->next)
+		;
+	*tail = post;
+	k8s->nposts_queued++;
+	pthread_mutex_unlock(&k8s->lock);
+	curl_multi_wakeup(k8s->multi);
+	return 0;
 }
 
 /* --- life cycle ---------------------------------------------------------- */
@@ -1474,6 +1573,12 @@ void ferry_k8s__free(struct ferry_k8s *k8s)
 		json_decref(res->pending);
 		free(res->cont);
 		buf_free(&res->body);
+	}
+	while (k8s->posts_queued) {
+		struct k8s_post *post = k8s->posts_queued;
+
+		k8s->posts_queued = post->next;
+		post_free(post);
 	}
 	if (k8s->multi)
 		curl_multi_cleanup(k8s->multi);

@@ -98,13 +98,15 @@ int ferry_k8s__stop(struct ferry_k8s *k8s);
 const char *ferry_k8s__error(struct ferry_k8s *k8s);
 
 /*
- * Posts a Warning Event (reason FerryInvalidManifest, source ferryd) about
+ * Reports a Warning Event (reason FerryInvalidManifest, source ferryd) about
  * the object kind ns/name, e.g. kind "SeldonDeployment". Thread-safe and
- * synchronous (at most ~5 s). Rate-limited per object: returns -EALREADY
- * when suppressed (within event_interval_sec of the last Event for the same
- * object, or the same message within event_repeat_sec). Returns 0 when
- * posted, -EACCES when RBAC forbids creating Events (logged once), or
- * another negative errno.
+ * non-blocking: the Event is queued and posted by the client's loop (so only
+ * while ferry_k8s__run runs). Rate-limited per object. Returns 0 when
+ * queued; -EALREADY when suppressed (within event_interval_sec of the last
+ * Event for the same object, or the same message within event_repeat_sec);
+ * -EACCES once the API server has refused an Event with 403 (RBAC; logged
+ * once, then no more Events are attempted); -EBUSY when 256 Events already
+ * wait (API server unreachable); or another negative errno.
  */
 int ferry_k8s__report_error(struct ferry_k8s *k8s, const char *kind, const char *ns,
 			    const char *name, const char *message);

@@ -200,7 +200,9 @@ struct mservice {
 	struct ferry_vip vip;
 	struct ferry_service svc;
 	struct ferry_svc_meta meta;
-	__u32 *table; /* the slots in force, table_size long */
+	__u32 *table; /* the slots in force */
+	__u32 table_slots; /* how many: ms->table's length */
+	bool dirty; /* svc differs from the kernel's entry: write it after the swaps */
 	struct idvec preds; /* predictor ids, in manifest order */
 	struct idvec bes; /* backend ids */
 };
@@ -229,6 +231,17 @@ struct ferry_sync {
 	/* Address markers in force: VIP address -> number of VIPs on it. */
 	struct idmap markers;
 	void *percpu_buf; /* ncpus * the largest per-CPU value */
+	/*
+	 * Outer-map writes wait for an RCU grace period each (the kernel must
+	 * know no program still runs on the old inner map): they are queued and
+	 * written in one batch, one wait per sync instead of one per service.
+	 */
+	struct {
+		__u32 *ids;
+		int *fds;
+		size_t n, cap;
+	} swaps;
+	struct idvec drops; /* outer slots to clear */
 };
 
 static __u32 alloc_id(bool (*used)(struct ferry_sync *, __u32), struct ferry_sync *s, __u32 *hint,
@@ -294,9 +307,11 @@ static int read_table(struct ferry_sync *s, struct mservice *ms, __u32 id)
 	int fd, err;
 
 	free(ms->table);
+	ms->table_slots = 0;
 	ms->table = calloc(size ? size : 1, sizeof(__u32));
 	if (!ms->table)
 		return -ENOMEM;
+	ms->table_slots = size;
 	err = table_pin_path(s, id, "", path, sizeof(path));
 	if (err)
 		return err;
@@ -446,6 +461,9 @@ void ferry_sync__free(struct ferry_sync *s)
 	free(s->preds);
 	free(s->bes);
 	free(s->percpu_buf);
+	free(s->swaps.ids);
+	free(s->swaps.fds);
+	free(s->drops.ids);
 	idmap_free(&s->svc_ids);
 	idmap_free(&s->pred_ids);
 	idmap_free(&s->be_ids);
@@ -487,7 +505,84 @@ static void hist_delete(struct ferry_sync *s, __u32 id, __u8 kind, __u8 metric)
 	bpf_map_delete_elem(s->dp->map_fds[FERRY_M_LATENCY], &key);
 }
 
-/* Swaps in a new inner table: create, fill, pin, then one outer-map update. */
+static int swaps_add(struct ferry_sync *s, __u32 id, int fd)
+{
+	if (s->swaps.n == s->swaps.cap) {
+		size_t cap = s->swaps.cap ? s->swaps.cap * 2 : 64;
+		__u32 *ids = realloc(s->swaps.ids, cap * sizeof(*ids));
+		int *fds;
+
+		if (!ids)
+			return -ENOMEM;
+		s->swaps.ids = ids;
+		fds = realloc(s->swaps.fds, cap * sizeof(*fds));
+		if (!fds)
+			return -ENOMEM;
+		s->swaps.fds = fds;
+		s->swaps.cap = cap;
+	}
+	s->swaps.ids[s->swaps.n] = id;
+	s->swaps.fds[s->swaps.n++] = fd;
+	return 0;
+}
+
+/*
+ * Writes the queued table swaps into ferry_tables: each slot changes
+ * atomically, all in one batch. A kernel without batch ops on map-in-map
+ * arrays gets them one by one. Then renames each new pin over the old one.
+ */
+static int flush_swaps(struct ferry_sync *s)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, batch);
+	int outer = s->dp->map_fds[FERRY_M_TABLES], err = 0;
+	__u32 done = s->swaps.n;
+	size_t i;
+
+	if (s->swaps.n &&
+	    bpf_map_update_batch(outer, s->swaps.ids, s->swaps.fds, &done, &batch)) {
+		if (done > s->swaps.n)
+			done = 0;
+		for (i = done; i < s->swaps.n; i++) {
+			if (bpf_map_update_elem(outer, &s->swaps.ids[i], &s->swaps.fds[i], BPF_ANY)) {
+				err = -errno;
+				break;
+			}
+		}
+		done = i;
+	}
+	for (i = 0; i < s->swaps.n; i++) {
+		char tmp[PATH_MAX], final[PATH_MAX];
+
+		if (!table_pin_path(s, s->swaps.ids[i], "-new", tmp, sizeof(tmp)) &&
+		    !table_pin_path(s, s->swaps.ids[i], "", final, sizeof(final))) {
+			if (i < done)
+				rename(tmp, final);
+			else
+				unlink(tmp);
+		}
+		if (i >= done) {
+			/* Not in the kernel: forget it so the next sync builds it again. */
+			struct mservice *ms = &s->svcs[s->swaps.ids[i]];
+
+			free(ms->table);
+			ms->table = NULL;
+		}
+		close(s->swaps.fds[i]);
+	}
+	s->swaps.n = 0;
+
+	if (s->drops.n) {
+		__u32 count = s->drops.n;
+
+		if (bpf_map_delete_batch(outer, s->drops.ids, &count, &batch))
+			for (i = 0; i < s->drops.n; i++)
+				bpf_map_delete_elem(outer, &s->drops.ids[i]);
+		s->drops.n = 0;
+	}
+	return err;
+}
+
+/* Builds a new inner table (create, fill, pin beside the old) and queues its swap. */
 static int table_swap(struct ferry_sync *s, __u32 id, const __u32 *slots, __u32 size)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, create, .map_flags = BPF_F_INNER_MAP);
@@ -524,13 +619,10 @@ static int table_swap(struct ferry_sync *s, __u32 id, const __u32 *slots, __u32 
 		err = -errno;
 		goto out_close;
 	}
-	if (bpf_map_update_elem(s->dp->map_fds[FERRY_M_TABLES], &id, &fd, BPF_ANY)) {
-		err = -errno;
-		unlink(tmp);
-		goto out_close;
-	}
-	if (rename(tmp, final))
-		err = -errno;
+	err = swaps_add(s, id, fd);
+	if (!err)
+		goto out_free; /* flush_swaps() closes fd */
+	unlink(tmp);
 out_close:
 	close(fd);
 out_free:
@@ -808,7 +900,7 @@ static int rebuild_table(struct ferry_sync *s, __u32 svc_id, __u32 size, struct 
 							      .ngroups = ngroups,
 							      .members = members,
 							      .nmembers = nmembers },
-				 ms->table && ms->svc.table_size == size ? ms->table : NULL, slots);
+				 ms->table && ms->table_slots == size ? ms->table : NULL, slots);
 	if (err)
 		goto out_free;
 
@@ -856,7 +948,7 @@ static int rebuild_table(struct ferry_sync *s, __u32 svc_id, __u32 size, struct 
 		res->starved_members += starved;
 	}
 
-	if (ms->table && ms->svc.table_size == size &&
+	if (ms->table && ms->table_slots == size &&
 	    !memcmp(ms->table, slots, size * sizeof(*slots)))
 		goto out_free;
 	err = table_swap(s, svc_id, slots, size);
@@ -864,8 +956,8 @@ static int rebuild_table(struct ferry_sync *s, __u32 svc_id, __u32 size, struct 
 		goto out_free;
 	free(ms->table);
 	ms->table = slots;
+	ms->table_slots = size;
 	slots = NULL;
-	ms->svc.table_size = size;
 	ms->meta.table_generation++;
 	res->tables_swapped++;
 out_free:
@@ -915,7 +1007,7 @@ static void delete_service(struct ferry_sync *s, __u32 id)
 
 	/* The VIP first: no new packet can reach the table we then remove. */
 	bpf_map_delete_elem(s->dp->map_fds[FERRY_M_SERVICES], &ms->vip);
-	bpf_map_delete_elem(s->dp->map_fds[FERRY_M_TABLES], &id);
+	idvec_add(&s->drops, id);
 	if (!table_pin_path(s, id, "", path, sizeof(path)))
 		unlink(path);
 	bpf_map_delete_elem(s->dp->map_fds[FERRY_M_SVC_META], &id);
@@ -1105,9 +1197,8 @@ static int apply_service(struct ferry_sync *s, const struct ferry_model_service 
 	};
 	svc_changed = fresh || memcmp(&ms->svc, &want, sizeof(want));
 	if (svc_changed) {
-		if (bpf_map_update_elem(fds[FERRY_M_SERVICES], &ms_in->vip, &want, BPF_ANY))
-			return -errno;
 		ms->svc = want;
+		ms->dirty = true; /* written by commit_services(), after its table */
 	}
 
 	for (i = 0; i < ms->preds.n; i++) {
@@ -1119,9 +1210,35 @@ static int apply_service(struct ferry_sync *s, const struct ferry_model_service 
 	ms->meta.vip = ms_in->vip;
 	snprintf(ms->meta.deployment, sizeof(ms->meta.deployment), "%s", ms_in->deployment);
 	svc_meta_preds(s, id, &ms->meta);
-	if (bpf_map_update_elem(fds[FERRY_M_SVC_META], &id, &ms->meta, BPF_ANY))
-		return -errno;
 	return 0;
+}
+
+/*
+ * After the table swaps: the VIP entries of new or changed services (a VIP
+ * never points at a table not yet in place) and every service's metadata.
+ */
+static int commit_services(struct ferry_sync *s)
+{
+	int *fds = s->dp->map_fds, err = 0;
+	__u32 id;
+
+	for (id = 1; id < FERRY_MAX_SERVICES; id++) {
+		struct mservice *ms = &s->svcs[id];
+
+		if (!ms->used)
+			continue;
+		if (ms->dirty) {
+			if (bpf_map_update_elem(fds[FERRY_M_SERVICES], &ms->vip, &ms->svc, BPF_ANY)) {
+				err = err ?: -errno;
+				continue;
+			}
+			ms->dirty = false;
+		}
+		svc_meta_preds(s, id, &ms->meta);
+		if (bpf_map_update_elem(fds[FERRY_M_SVC_META], &id, &ms->meta, BPF_ANY))
+			err = err ?: -errno;
+	}
+	return err;
 }
 
 int ferry_sync__lock(const char *pin_path)
@@ -1206,6 +1323,10 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 		}
 	}
 
+	/* Every new table in place, in one batch, before anything points at it. */
+	err = flush_swaps(s);
+	first_err = first_err ?: err;
+
 	/* Deletions last: services, then their predictors and backends. */
 	for (id = 1; id < FERRY_MAX_SERVICES; id++)
 		if (s->svcs[id].used && !s->svcs[id].seen)
@@ -1224,13 +1345,10 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 		if (mp->used && (!mp->seen || !s->svcs[mp->meta.svc_id].used))
 			delete_pred(s, id);
 	}
-	for (id = 1; id < FERRY_MAX_SERVICES; id++) {
-		if (!s->svcs[id].used)
-			continue;
-		svc_meta_preds(s, id, &s->svcs[id].meta);
-		bpf_map_update_elem(s->dp->map_fds[FERRY_M_SVC_META], &id, &s->svcs[id].meta,
-				    BPF_ANY);
-	}
+	err = flush_swaps(s); /* the deleted services' outer slots */
+	first_err = first_err ?: err;
+	err = commit_services(s);
+	first_err = first_err ?: err;
 	if (res.backends_removed)
 		res.flows_purged = purge_flows(s, dead);
 	err = sync_markers(s);
@@ -1292,6 +1410,7 @@ int ferry_sync__override(struct ferry_sync *s, const struct ferry_vip *vip,
 				pm->weight_override = weights[i];
 	}
 	err = rebuild_table(s, id, s->svcs[id].svc.table_size, &res);
+	err = err ?: flush_swaps(s);
 	for (k = 0; k < s->svcs[id].preds.n && !err; k++) {
 		p = s->svcs[id].preds.ids[k];
 		if (bpf_map_update_elem(s->dp->map_fds[FERRY_M_PRED_META], &p, &s->preds[p].meta,
@@ -1342,6 +1461,7 @@ int ferry_sync__set_backend_state(struct ferry_sync *s, __u8 family, const __be3
 			continue;
 		refresh_service(s, sid);
 		err = rebuild_table(s, sid, s->svcs[sid].svc.table_size, &res);
+		err = err ?: flush_swaps(s);
 		if (!err)
 			bpf_map_update_elem(s->dp->map_fds[FERRY_M_SVC_META], &sid,
 					    &s->svcs[sid].meta, BPF_ANY);
