@@ -187,8 +187,20 @@ static __noinline __attribute__((unused)) int ferry_hist_record(__u32 id, __u32 
 
 	hist = bpf_map_lookup_elem(&ferry_latency, &key);
 	if (!hist) {
-		ferry_count(FERRY_CTR_HIST_MISS);
-		return 0;
+		/*
+		 * Histograms are made on first use: memory goes only to predictors
+		 * and backends that carry sampled traffic (3.5 KB per CPU each).
+		 */
+		__u32 zero = 0;
+		const struct ferry_hist *empty = bpf_map_lookup_elem(&ferry_hist_zero, &zero);
+
+		if (empty)
+			bpf_map_update_elem(&ferry_latency, &key, empty, BPF_NOEXIST);
+		hist = bpf_map_lookup_elem(&ferry_latency, &key);
+		if (!hist) {
+			ferry_count(FERRY_CTR_HIST_MISS);
+			return 0;
+		}
 	}
 	b = ferry_hist_bucket(ns);
 	if (b >= FERRY_HIST_BUCKETS) /* for the verifier */

@@ -12,7 +12,7 @@
 #ifndef FERRY_MAPS_H
 #define FERRY_MAPS_H
 
-#define FERRY_ABI_VERSION 1
+#define FERRY_ABI_VERSION 2
 
 #define FERRY_PIN_ROOT_DEFAULT "/sys/fs/bpf/ferry"
 

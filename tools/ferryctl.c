@@ -185,6 +185,30 @@ static void print_json(json_t *root)
 	json_decref(root);
 }
 
+/*
+ * For commands without options: prints usage on --help (true: done, exit 0)
+ * and rejects anything else but max_args positional arguments.
+ */
+static bool simple_args(int argc, char **argv, int max_args, const char *usage_text, int *rc)
+{
+	int i, pos = 0;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(usage_text, stdout);
+			*rc = EXIT_OK;
+			return true;
+		}
+		if (argv[i][0] == '-' || ++pos > max_args) {
+			fprintf(stderr, "ferryctl %s: unexpected argument '%s' (see --help)\n", argv[0],
+				argv[i]);
+			*rc = EXIT_USAGE;
+			return true;
+		}
+	}
+	return false;
+}
+
 /* -------------------------------------------------------------- status */
 
 static int map_count(int fd)
@@ -255,13 +279,19 @@ static int cmd_status(struct ctl *c, int argc, char **argv)
 	struct ferry_snapshot *snap;
 	struct ferry_dp *dp;
 	char path[PATH_MAX], buf[128];
-	json_t *root, *links, *maps, *errors = NULL, *st = NULL;
+	json_t *root, *links, *maps, *overrides, *errors = NULL, *st = NULL;
 	double age;
 	bool alive;
 	size_t i;
+	int rc;
 
-	(void)argc;
-	(void)argv;
+	if (simple_args(argc, argv, 0,
+			"Usage: ferryctl status [-j]\n"
+			"Programs and the interfaces they are on, map fill against limits, ABI,\n"
+			"ferryd alive or not, config generation and last sync, weight overrides\n"
+			"in force, and current config errors.\n",
+			&rc))
+		return rc;
 	dp = ferry_dp__open(&(struct ferry_dp_opts){ .pin_path = c->pin_path, .maps_only = true });
 	if (!dp)
 		return EXIT_FAIL;
@@ -297,8 +327,24 @@ static int cmd_status(struct ctl *c, int argc, char **argv)
 	json_array_append_new(maps, json_pack("{s:s, s:i, s:i}", "name", FERRY_MAP_BACKENDS,
 					      "entries", (int)snap->nbackends, "max_entries",
 					      FERRY_MAX_BACKENDS));
+	overrides = json_array();
+	for (i = 0; i < snap->npredictors; i++) {
+		const struct ferry_snap_predictor *p = &snap->predictors[i];
+		const struct ferry_snap_service *s = ferry_snapshot__service(snap, p->svc_id);
+		char vip[FERRY_ADDR_STRLEN + 8] = "?";
+
+		if (!(p->flags & FERRY_PRED_F_OVERRIDE))
+			continue;
+		if (s)
+			fmt_vip(&s->vip, vip, sizeof(vip));
+		json_array_append_new(overrides,
+				      json_pack("{s:s, s:s, s:s, s:f, s:f}", "vip", vip, "deployment",
+						s ? s->deployment : "", "predictor", p->name,
+						"weight_override", p->weight_override / 1e4,
+						"weight_configured", p->weight_configured / 1e4));
+	}
 	root = json_pack(
-		"{s:s, s:i, s:i, s:{s:b, s:i, s:f}, s:I, s:f, s:o, s:o, s:{s:b, s:b, s:b}, s:O?}",
+		"{s:s, s:i, s:i, s:{s:b, s:i, s:f}, s:I, s:f, s:o, s:o, s:{s:b, s:b, s:b}, s:O?, s:O}",
 		"pin_path", c->pin_path, "abi_version", (int)snap->config.abi_version,
 		"services", (int)snap->nservices, "ferryd", "alive", alive, "pid",
 		(int)snap->config.ferryd_pid, "heartbeat_age_s", age, "generation",
@@ -306,7 +352,8 @@ static int cmd_status(struct ctl *c, int argc, char **argv)
 		snap->config.sync_unix_ns / 1e9, "links", links, "maps", maps, "kernel", "tcx",
 		!!(snap->config.features & FERRY_FEAT_TCX), "redirect_neigh",
 		!!(snap->config.features & FERRY_FEAT_REDIRECT_NEIGH), "redirect_peer",
-		!!(snap->config.features & FERRY_FEAT_REDIRECT_PEER), "config_errors", errors);
+		!!(snap->config.features & FERRY_FEAT_REDIRECT_PEER), "config_errors", errors,
+		"overrides", overrides);
 	if (c->json) {
 		print_json(root);
 	} else {
@@ -347,12 +394,25 @@ static int cmd_status(struct ctl *c, int argc, char **argv)
 			       (long long)max, max ? 100.0 * n / max : 0);
 		}
 		printf("services:    %zu\n", snap->nservices);
+		printf("overrides:   %zu%s\n", json_array_size(overrides),
+		       json_array_size(overrides) ? " (ferryctl weights SERVICE --clear drops one)" : "");
+		for (k = 0; k < json_array_size(overrides); k++) {
+			json_t *o = json_array_get(overrides, k);
+
+			printf("  %s %s: %s = %.2f%% (configured %.2f%%)\n",
+			       json_string_value(json_object_get(o, "vip")),
+			       json_string_value(json_object_get(o, "deployment")),
+			       json_string_value(json_object_get(o, "predictor")),
+			       json_real_value(json_object_get(o, "weight_override")),
+			       json_real_value(json_object_get(o, "weight_configured")));
+		}
 		printf("config errors: %zu\n", errors ? json_array_size(errors) : (size_t)0);
 		for (k = 0; errors && k < json_array_size(errors); k++)
 			printf("  %s\n",
 			       json_string_value(json_object_get(json_array_get(errors, k), "text")));
 		json_decref(root);
 	}
+	json_decref(overrides);
 	json_decref(st);
 	ferry_snapshot__free(snap);
 	ferry_dp__close(dp);
@@ -455,9 +515,15 @@ static int cmd_services(struct ctl *c, int argc, char **argv)
 	struct ferry_snapshot *a, *b;
 	json_t *arr;
 	size_t i, j, k;
+	int rc;
 
-	(void)argc;
-	(void)argv;
+	if (simple_args(argc, argv, 0,
+			"Usage: ferryctl services [-j]\n"
+			"Each VIP with its deployment, predictors with configured and effective\n"
+			"weight (and any override), backends with state and new connections/s\n"
+			"(measured over one second).\n",
+			&rc))
+		return rc;
 	a = read_snapshot(c);
 	if (!a)
 		return EXIT_FAIL;
@@ -656,13 +722,21 @@ static int cmd_latency(struct ctl *c, int argc, char **argv)
 	static const double qs[] = { 0.5, 0.9, 0.99, 0.999 };
 	struct ferry_snapshot *snap;
 	__u32 ids[FERRY_MAX_SERVICES];
-	json_t *arr = json_array();
-	int n, i;
+	json_t *arr;
+	int n, i, rc;
 	size_t j, q;
 
+	if (simple_args(argc, argv, 1,
+			"Usage: ferryctl latency [SERVICE] [-j]\n"
+			"Per-predictor request latency measured in the kernel (first request byte\n"
+			"to first response byte): histogram bars and p50, p90, p99, p99.9, for\n"
+			"SERVICE (VIP ADDR:PORT or namespace/name) or every service.\n",
+			&rc))
+		return rc;
 	snap = read_snapshot(c);
 	if (!snap)
 		return EXIT_FAIL;
+	arr = json_array();
 	if (argc > 1) {
 		n = match_services(snap, argv[1], ids, FERRY_MAX_SERVICES);
 		if (n < 0) {
@@ -1114,7 +1188,8 @@ static int on_trace(void *ctx, void *data, size_t size)
 	char src[FERRY_ADDR_STRLEN], dst[FERRY_ADDR_STRLEN], ifname[IF_NAMESIZE] = "?";
 	const char *hook;
 
-	if (size < sizeof(*e))
+	/* libbpf 1.1 drains what is queued even after a positive return: stop here too. */
+	if (size < sizeof(*e) || (t->count > 0 && t->seen >= t->count))
 		return 0;
 	if (t->want_svc && e->reason != FERRY_TR_REPLY &&
 	    (e->tuple.family != t->svc.family || e->tuple.dport != t->svc.port ||

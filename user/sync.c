@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -299,9 +300,20 @@ static int table_pin_path(const struct ferry_sync *s, __u32 id, const char *suff
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
+/* Inner tables: any size (per service), filled and read through mmap. */
+#define FERRY_INNER_FLAGS (BPF_F_INNER_MAP | BPF_F_MMAPABLE)
+
+static size_t table_mmap_len(__u32 slots)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	return ((size_t)slots * sizeof(__u32) + page - 1) / page * page;
+}
+
 /* Reads an inner table through its pin. */
 static int read_table(struct ferry_sync *s, struct mservice *ms, __u32 id)
 {
+	void *mem;
 	char path[PATH_MAX];
 	__u32 i, size = ms->svc.table_size;
 	int fd, err;
@@ -318,13 +330,59 @@ static int read_table(struct ferry_sync *s, struct mservice *ms, __u32 id)
 	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return -errno;
-	for (i = 0; i < size; i++) {
-		if (bpf_map_lookup_elem(fd, &i, &ms->table[i])) {
+	mem = mmap(NULL, table_mmap_len(size), PROT_READ, MAP_SHARED, fd, 0);
+	if (mem != MAP_FAILED) {
+		memcpy(ms->table, mem, size * sizeof(__u32));
+		munmap(mem, table_mmap_len(size));
+	} else {
+		for (i = 0; i < size && !err; i++)
+			if (bpf_map_lookup_elem(fd, &i, &ms->table[i]))
+				err = -errno;
+	}
+	close(fd);
+	return err;
+}
+
+/* The whole backends array in a few batch reads (one syscall per id before 5.6). */
+static int read_backends(struct ferry_sync *s)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	int fd = s->dp->map_fds[FERRY_M_BACKENDS];
+	const __u32 chunk = 8192;
+	struct ferry_backend *vals;
+	__u32 *keys, batch = 0, i, n, key;
+	bool first = true;
+	int err = 0;
+
+	keys = calloc(chunk, sizeof(*keys));
+	vals = calloc(chunk, sizeof(*vals));
+	if (!keys || !vals) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	for (;;) {
+		n = chunk;
+		err = bpf_map_lookup_batch(fd, first ? NULL : &batch, &batch, keys, vals, &n, &opts);
+		if (err && errno != ENOENT) {
 			err = -errno;
 			break;
 		}
+		for (i = 0; i < n; i++)
+			if (keys[i] < FERRY_MAX_BACKENDS)
+				s->bes[keys[i]].be = vals[i];
+		if (err) { /* ENOENT: the end of the map */
+			err = 0;
+			goto out_free;
+		}
+		first = false;
 	}
-	close(fd);
+	/* No batch ops: one lookup per id. */
+	for (key = 1, err = 0; key < FERRY_MAX_BACKENDS && !err; key++)
+		if (bpf_map_lookup_elem(fd, &key, &s->bes[key].be))
+			err = -errno;
+out_free:
+	free(keys);
+	free(vals);
 	return err;
 }
 
@@ -380,12 +438,13 @@ static int load_mirror(struct ferry_sync *s)
 			return err;
 	}
 
+	err = read_backends(s);
+	if (err)
+		return err;
 	for (key = 1; key < FERRY_MAX_BACKENDS; key++) {
 		struct mbackend *mb = &s->bes[key];
 		struct backend_key bk;
 
-		if (bpf_map_lookup_elem(fds[FERRY_M_BACKENDS], &key, &mb->be))
-			return -errno;
 		if (mb->be.state == FERRY_BE_UNUSED)
 			continue;
 		mb->used = true;
@@ -478,26 +537,6 @@ size_t ferry_sync__nservices(const struct ferry_sync *s)
 
 /* ------------------------------------------------------------- writing */
 
-static int hist_create(struct ferry_sync *s, __u32 id, __u8 kind, __u8 metric)
-{
-	struct ferry_hist_key key = { .id = id, .kind = kind, .metric = metric };
-
-	int tries;
-
-	memset(s->percpu_buf, 0, s->ncpus * sizeof(struct ferry_hist));
-	/* A fresh no-prealloc per-CPU map sometimes answers ENOMEM once: its allocator warms up. */
-	for (tries = 0; tries < 5; tries++) {
-		if (!bpf_map_update_elem(s->dp->map_fds[FERRY_M_LATENCY], &key, s->percpu_buf,
-					 BPF_NOEXIST) ||
-		    errno == EEXIST)
-			return 0;
-		if (errno != ENOMEM)
-			break;
-		usleep(1000);
-	}
-	return -errno;
-}
-
 static void hist_delete(struct ferry_sync *s, __u32 id, __u8 kind, __u8 metric)
 {
 	struct ferry_hist_key key = { .id = id, .kind = kind, .metric = metric };
@@ -585,31 +624,24 @@ static int flush_swaps(struct ferry_sync *s)
 /* Builds a new inner table (create, fill, pin beside the old) and queues its swap. */
 static int table_swap(struct ferry_sync *s, __u32 id, const __u32 *slots, __u32 size)
 {
-	LIBBPF_OPTS(bpf_map_create_opts, create, .map_flags = BPF_F_INNER_MAP);
-	LIBBPF_OPTS(bpf_map_batch_opts, batch);
+	LIBBPF_OPTS(bpf_map_create_opts, create, .map_flags = FERRY_INNER_FLAGS);
 	char name[16], tmp[PATH_MAX], final[PATH_MAX];
-	__u32 i, count = size, *keys;
+	size_t len = table_mmap_len(size);
+	void *mem;
 	int fd, err;
 
-	keys = malloc(size * sizeof(*keys));
-	if (!keys)
-		return -ENOMEM;
-	for (i = 0; i < size; i++)
-		keys[i] = i;
 	snprintf(name, sizeof(name), "ferry_tbl_%u", id);
 	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, name, sizeof(__u32), sizeof(__u32), size, &create);
-	if (fd < 0) {
+	if (fd < 0)
+		return -errno;
+	/* Not yet reachable by any packet: fill it in one copy. */
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED) {
 		err = -errno;
-		goto out_free;
+		goto out_close;
 	}
-	err = bpf_map_update_batch(fd, keys, slots, &count, &batch);
-	if (err) {
-		/* Older kernels without batch ops on arrays: one by one. */
-		for (i = 0, err = 0; i < size && !err; i++)
-			err = bpf_map_update_elem(fd, &i, &slots[i], BPF_ANY) ? -errno : 0;
-		if (err)
-			goto out_close;
-	}
+	memcpy(mem, slots, size * sizeof(*slots));
+	munmap(mem, len);
 	err = table_pin_path(s, id, "", final, sizeof(final));
 	err = err ?: table_pin_path(s, id, "-new", tmp, sizeof(tmp));
 	if (err)
@@ -621,12 +653,10 @@ static int table_swap(struct ferry_sync *s, __u32 id, const __u32 *slots, __u32 
 	}
 	err = swaps_add(s, id, fd);
 	if (!err)
-		goto out_free; /* flush_swaps() closes fd */
+		return 0; /* flush_swaps() closes fd */
 	unlink(tmp);
 out_close:
 	close(fd);
-out_free:
-	free(keys);
 	return err;
 }
 
@@ -1099,11 +1129,6 @@ static int apply_service(struct ferry_sync *s, const struct ferry_model_service 
 			snprintf(s->preds[p].meta.name, sizeof(s->preds[p].meta.name), "%s",
 				 mp_in->name);
 			s->preds[p].meta.svc_id = id;
-			err = hist_create(s, p, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST);
-			err = err ?: hist_create(s, p, FERRY_HIST_PREDICTOR, FERRY_LAT_CONNECT);
-			if (err)
-				pr_warn("%s/%s: no latency histogram: %s", ms_in->deployment,
-					mp_in->name, strerror(-err));
 		}
 		mp = &s->preds[p];
 		mp->seen = true;
@@ -1136,8 +1161,6 @@ static int apply_service(struct ferry_sync *s, const struct ferry_model_service 
 					return err;
 				s->bes[bid].used = true;
 				s->bes[bid].be = (struct ferry_backend){};
-				hist_create(s, bid, FERRY_HIST_BACKEND, FERRY_LAT_REQUEST);
-				hist_create(s, bid, FERRY_HIST_BACKEND, FERRY_LAT_CONNECT);
 				res->backends_added++;
 			}
 			s->bes[bid].seen = true;
@@ -1428,14 +1451,19 @@ int ferry_sync__set_backend_state(struct ferry_sync *s, __u8 family, const __be3
 				  __be16 port, __u8 state, size_t *changed)
 {
 	struct ferry_sync_result res = {};
-	bool touched[FERRY_MAX_SERVICES / 8 + 1] = {};
 	__u32 id, sid;
+	bool *touched;
 	int err = 0, lock;
 
 	*changed = 0;
+	touched = calloc(FERRY_MAX_SERVICES, sizeof(*touched));
+	if (!touched)
+		return -ENOMEM;
 	lock = ferry_sync__lock(s->dp->pin_path);
-	if (lock < 0)
+	if (lock < 0) {
+		free(touched);
 		return lock;
+	}
 	for (id = 1; id < FERRY_MAX_BACKENDS; id++) {
 		struct ferry_backend *be = &s->bes[id].be;
 		__u32 flags;
@@ -1453,11 +1481,12 @@ int ferry_sync__set_backend_state(struct ferry_sync *s, __u8 family, const __be3
 			err = -errno;
 			break;
 		}
-		touched[be->svc_id / 8] |= 1 << (be->svc_id % 8);
+		if (be->svc_id < FERRY_MAX_SERVICES)
+			touched[be->svc_id] = true;
 		(*changed)++;
 	}
 	for (sid = 1; sid < FERRY_MAX_SERVICES && !err; sid++) {
-		if (!(touched[sid / 8] & (1 << (sid % 8))) || !s->svcs[sid].used)
+		if (!touched[sid] || !s->svcs[sid].used)
 			continue;
 		refresh_service(s, sid);
 		err = rebuild_table(s, sid, s->svcs[sid].svc.table_size, &res);
@@ -1467,5 +1496,6 @@ int ferry_sync__set_backend_state(struct ferry_sync *s, __u8 family, const __be3
 					    &s->svcs[sid].meta, BPF_ANY);
 	}
 	ferry_sync__unlock(lock);
+	free(touched);
 	return err;
 }
