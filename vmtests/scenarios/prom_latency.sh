@@ -61,6 +61,10 @@ fe_ns "$FE_CLIENT" "$FE_PY" "$FE_BIN/latclient.py" --target "$vip" --connections
 	fe_fail "too few samples per predictor: $(cat "$out")"
 sleep 3 # two more scrapes after the last request
 
+# The live exposition, not just the renderer's unit test, must satisfy promtool's linter.
+lint=$(fe_metrics | promtool check metrics 2>&1) || fe_fail "promtool check metrics on ferryd's /metrics: $lint"
+[ -z "$lint" ] || fe_fail "promtool check metrics on ferryd's /metrics: $lint"
+
 result=0
 for pred in main canary; do
 	for q in 0.5 0.99; do
