@@ -176,7 +176,7 @@ static int fill(void)
 	struct ferry_config cfg = { .abi_version = FERRY_ABI_VERSION,
 				    .hash_seed = 1,
 				    .udp_timeout_s = 30 };
-	LIBBPF_OPTS(bpf_map_create_opts, copts, .map_flags = BPF_F_INNER_MAP);
+	LIBBPF_OPTS(bpf_map_create_opts, copts, .map_flags = FERRY_TABLE_MAP_FLAGS);
 	uint32_t zero = 0, size = FERRY_TABLE_SIZE_DEFAULT;
 	int err;
 

@@ -38,7 +38,7 @@ struct {
 struct ferry_table_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, FERRY_TABLE_SIZE_DEFAULT);
-	__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	__uint(map_flags, FERRY_TABLE_MAP_FLAGS);
 	__type(key, __u32);
 	__type(value, __u32);
 };

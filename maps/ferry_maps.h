@@ -103,7 +103,11 @@ _Static_assert(sizeof(struct ferry_service) == 16, "ferry_service layout");
  * ferry_tables: an array of maps indexed by service id; each inner map is an
  * array of table_size __u32 backend ids (0: no backend). A service's table is
  * replaced by swapping the inner map, so a packet sees one table or the other.
+ * Inner maps must be created with exactly these flags (the kernel compares
+ * them with the template's): any size per service, filled through mmap.
+ * The names come from <linux/bpf.h>, which every includer has.
  */
+#define FERRY_TABLE_MAP_FLAGS (BPF_F_INNER_MAP | BPF_F_MMAPABLE)
 
 /* -------------------------------------------------------------- backends */
 

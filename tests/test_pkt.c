@@ -611,7 +611,7 @@ static int fill_maps(void)
 		struct ferry_service svc = { .id = d->id,
 					     .table_size = d->table_size,
 					     .sample_every = d->sample_every };
-		LIBBPF_OPTS(bpf_map_create_opts, copts, .map_flags = BPF_F_INNER_MAP);
+		LIBBPF_OPTS(bpf_map_create_opts, copts, .map_flags = FERRY_TABLE_MAP_FLAGS);
 		struct ferry_vip vip = { .port = htons(d->port), .proto = d->proto };
 		int fd;
 
@@ -841,7 +841,10 @@ static void test_ipv6(void)
 	syn.tcp_flags = PB_TCP_ACK;
 	check_fwd("tc ack", P_TC_FWD, &syn, TC_ACT_REDIRECT, &tc, NULL);
 
-	/* Sampled, but no histogram entries for predictor 6 / backend 6: two misses. */
+	/*
+	 * Sampled, and no histogram entries yet for predictor 6 / backend 6: the
+	 * data plane makes them on first use (no miss) and records the connect.
+	 */
 	rep = spec_reply(&syn, be, PB_TCP_SYN | PB_TCP_ACK);
 	out = rep;
 	pb_addr(out.saddr, VIP6);
@@ -852,7 +855,17 @@ static void test_ipv6(void)
 	      &(struct expect){
 		      .verdict = TC_ACT_REDIRECT,
 		      .out = &out,
-		      .ctr = { CTR(REPLY_NAT, 1), CTR(REDIRECT, 1), CTR(HIST_MISS, 2) } });
+		      .ctr = { CTR(REPLY_NAT, 1), CTR(REDIRECT, 1) } });
+	{
+		struct ferry_hist h;
+
+		if (ASSERT_TRUE(hist_read(6, FERRY_HIST_PREDICTOR, FERRY_LAT_CONNECT, &h),
+				"predictor histogram made on first use"))
+			ASSERT_EQ(h.count, 1, "predictor connect samples");
+		if (ASSERT_TRUE(hist_read(6, FERRY_HIST_BACKEND, FERRY_LAT_CONNECT, &h),
+				"backend histogram made on first use"))
+			ASSERT_EQ(h.count, 1, "backend connect samples");
+	}
 }
 
 static void test_udp(void)

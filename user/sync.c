@@ -300,9 +300,7 @@ static int table_pin_path(const struct ferry_sync *s, __u32 id, const char *suff
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-/* Inner tables: any size (per service), filled and read through mmap. */
-#define FERRY_INNER_FLAGS (BPF_F_INNER_MAP | BPF_F_MMAPABLE)
-
+/* Inner tables (FERRY_TABLE_MAP_FLAGS) are filled and read through mmap. */
 static size_t table_mmap_len(__u32 slots)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -624,7 +622,7 @@ static int flush_swaps(struct ferry_sync *s)
 /* Builds a new inner table (create, fill, pin beside the old) and queues its swap. */
 static int table_swap(struct ferry_sync *s, __u32 id, const __u32 *slots, __u32 size)
 {
-	LIBBPF_OPTS(bpf_map_create_opts, create, .map_flags = FERRY_INNER_FLAGS);
+	LIBBPF_OPTS(bpf_map_create_opts, create, .map_flags = FERRY_TABLE_MAP_FLAGS);
 	char name[16], tmp[PATH_MAX], final[PATH_MAX];
 	size_t len = table_mmap_len(size);
 	void *mem;
