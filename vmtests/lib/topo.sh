@@ -95,6 +95,9 @@ fe_init() {
 fe_require_root() {
 	[ "$(id -u)" -eq 0 ] || fe_skip "needs root (network namespaces, BPF); run as root"
 	command -v ip >/dev/null || fe_skip "needs iproute2 (ip)"
+	# Pins need bpffs at /sys/fs/bpf; a fresh machine may not have it mounted.
+	mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf ||
+		fe_skip "no bpffs at /sys/fs/bpf and mounting one failed"
 }
 
 # Skips loudly when there is no ferryd to test (unless the stand-in is in use).
