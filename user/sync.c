@@ -300,12 +300,18 @@ static int table_pin_path(const struct ferry_sync *s, __u32 id, const char *suff
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-/* Inner tables (FERRY_TABLE_MAP_FLAGS) are filled and read through mmap. */
+/*
+ * Inner tables (FERRY_TABLE_MAP_FLAGS) are filled and read through mmap.
+ * An array's elements are 8-byte aligned (the kernel rounds value_size up to
+ * 8), so slot i of a __u32 table is at byte 8 * i of the mapping.
+ */
+#define TABLE_STRIDE 8
+
 static size_t table_mmap_len(__u32 slots)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 
-	return ((size_t)slots * sizeof(__u32) + page - 1) / page * page;
+	return ((size_t)slots * TABLE_STRIDE + page - 1) / page * page;
 }
 
 /* Reads an inner table through its pin. */
@@ -330,7 +336,8 @@ static int read_table(struct ferry_sync *s, struct mservice *ms, __u32 id)
 		return -errno;
 	mem = mmap(NULL, table_mmap_len(size), PROT_READ, MAP_SHARED, fd, 0);
 	if (mem != MAP_FAILED) {
-		memcpy(ms->table, mem, size * sizeof(__u32));
+		for (i = 0; i < size; i++)
+			memcpy(&ms->table[i], (char *)mem + (size_t)i * TABLE_STRIDE, sizeof(__u32));
 		munmap(mem, table_mmap_len(size));
 	} else {
 		for (i = 0; i < size && !err; i++)
@@ -638,7 +645,8 @@ static int table_swap(struct ferry_sync *s, __u32 id, const __u32 *slots, __u32 
 		err = -errno;
 		goto out_close;
 	}
-	memcpy(mem, slots, size * sizeof(*slots));
+	for (__u32 i = 0; i < size; i++)
+		memcpy((char *)mem + (size_t)i * TABLE_STRIDE, &slots[i], sizeof(*slots));
 	munmap(mem, len);
 	err = table_pin_path(s, id, "", final, sizeof(final));
 	err = err ?: table_pin_path(s, id, "-new", tmp, sizeof(tmp));
