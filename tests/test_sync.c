@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * ferryd's sync layer against real pinned maps (root): a model goes in, and
+ * what the kernel holds is read back with plain map lookups, the way the
+ * data plane reads it, not through the sync layer's own mirror.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "dataplane.h"
+#include "log.h"
+#include "model.h"
+#include "sync.h"
+#include "testing.h"
+
+#define PIN "/sys/fs/bpf/ferry-tsync"
+#define SUITE "sync"
+
+static struct ferry_model_backend backend(const char *addr, __u16 port, __u8 state)
+{
+	struct ferry_model_backend b = { .family = FERRY_AF_INET, .state = state,
+					 .port = htons(port) };
+
+	inet_pton(AF_INET, addr, &b.addr[0]);
+	return b;
+}
+
+/* One service: main (2 backends) and canary (1), weights in percent. */
+struct fixture {
+	struct ferry_model_backend main_be[2], canary_be[1];
+	struct ferry_model_predictor preds[2];
+	struct ferry_model_service svc;
+	struct ferry_model model;
+};
+
+static void fixture_init(struct fixture *f, __u32 main_pct, __u32 canary_pct)
+{
+	memset(f, 0, sizeof(*f));
+	f->main_be[0] = backend("198.18.11.2", 9000, FERRY_BE_ACTIVE);
+	f->main_be[1] = backend("198.18.12.2", 9000, FERRY_BE_ACTIVE);
+	f->canary_be[0] = backend("198.18.13.2", 9000, FERRY_BE_ACTIVE);
+	snprintf(f->preds[0].name, sizeof(f->preds[0].name), "main");
+	f->preds[0].weight_configured = main_pct * 10000;
+	f->preds[0].weight_effective = main_pct * 10000;
+	f->preds[0].backends = f->main_be;
+	f->preds[0].nbackends = 2;
+	snprintf(f->preds[1].name, sizeof(f->preds[1].name), "canary");
+	f->preds[1].weight_configured = canary_pct * 10000;
+	f->preds[1].weight_effective = canary_pct * 10000;
+	f->preds[1].backends = f->canary_be;
+	f->preds[1].nbackends = 1;
+	f->svc.vip.family = FERRY_AF_INET;
+	f->svc.vip.proto = IPPROTO_TCP;
+	f->svc.vip.port = htons(8000);
+	inet_pton(AF_INET, "198.18.100.10", &f->svc.vip.addr[0]);
+	snprintf(f->svc.deployment, sizeof(f->svc.deployment), "models/iris");
+	f->svc.sample_every = 1;
+	f->svc.table_size = 1021;
+	f->svc.predictors = f->preds;
+	f->svc.npredictors = 2;
+	f->model.services = &f->svc;
+	f->model.nservices = 1;
+}
+
+/*
+ * Reads the service's table the way the data plane does: the VIP entry, the
+ * outer slot, the inner map; counts slots per predictor (by backend).
+ */
+static bool kernel_shares(struct ferry_dp *dp, const struct ferry_vip *vip, __u32 *main_slots,
+			  __u32 *canary_slots, __u32 *empty)
+{
+	struct ferry_service svc;
+	__u32 inner_id, i, be_id;
+	int inner;
+
+	*main_slots = *canary_slots = *empty = 0;
+	if (!ASSERT_OK(bpf_map_lookup_elem(dp->map_fds[FERRY_M_SERVICES], vip, &svc) ? -errno : 0,
+		       "VIP entry"))
+		return false;
+	if (!ASSERT_OK(bpf_map_lookup_elem(dp->map_fds[FERRY_M_TABLES], &svc.id, &inner_id) ?
+			       -errno :
+			       0,
+		       "outer table slot"))
+		return false;
+	inner = bpf_map_get_fd_by_id(inner_id);
+	if (!ASSERT_TRUE(inner >= 0, "inner table by id"))
+		return false;
+	for (i = 0; i < svc.table_size; i++) {
+		struct ferry_backend be;
+		struct ferry_pred_meta pm;
+
+		if (bpf_map_lookup_elem(inner, &i, &be_id) || !be_id) {
+			(*empty)++;
+			continue;
+		}
+		if (bpf_map_lookup_elem(dp->map_fds[FERRY_M_BACKENDS], &be_id, &be) ||
+		    bpf_map_lookup_elem(dp->map_fds[FERRY_M_PRED_META], &be.predictor_id, &pm)) {
+			(*empty)++;
+			continue;
+		}
+		if (!strcmp(pm.name, "main"))
+			(*main_slots)++;
+		else
+			(*canary_slots)++;
+	}
+	close(inner);
+	return true;
+}
+
+static struct ferry_dp *open_dp(void)
+{
+	return ferry_dp__open(&(struct ferry_dp_opts){ .pin_path = PIN });
+}
+
+static void test_apply_and_read_back(void)
+{
+	struct ferry_sync_result res;
+	struct ferry_sync *sync = NULL;
+	struct ferry_dp *dp;
+	struct fixture f;
+	__u32 m, c, e;
+
+	TEST_NEEDS_ROOT();
+	ferry_dp__reset(PIN);
+	dp = open_dp();
+	if (!ASSERT_TRUE(dp, "open data plane"))
+		return;
+	sync = ferry_sync__new(dp, NULL);
+	if (!ASSERT_TRUE(sync, "sync"))
+		goto out;
+	fixture_init(&f, 90, 10);
+	if (!ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "apply"))
+		goto out;
+	ASSERT_EQ(res.tables_swapped, 1, "one table swapped");
+	ASSERT_EQ(res.backends_added, 3, "three backends");
+	if (kernel_shares(dp, &f.svc.vip, &m, &c, &e)) {
+		/* Exact quotas: round(1021 * 0.9) and the rest; no empty slot. */
+		ASSERT_EQ(e, 0, "no empty slot in the kernel's table");
+		ASSERT_EQ(m, 919, "main's slots");
+		ASSERT_EQ(c, 102, "canary's slots");
+	}
+
+	/* Weight change: the kernel follows; 0 is exactly 0. */
+	fixture_init(&f, 0, 100);
+	if (!ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "apply 0/100"))
+		goto out;
+	if (kernel_shares(dp, &f.svc.vip, &m, &c, &e)) {
+		ASSERT_EQ(m, 0, "main's slots at weight 0");
+		ASSERT_EQ(c, 1021, "canary takes every slot");
+	}
+out:
+	ferry_sync__free(sync);
+	ferry_dp__close(dp);
+	ferry_dp__reset(PIN);
+}
+
+/* A restarted ferryd (new sync, same pins) writes nothing when nothing changed. */
+static void test_restart_is_hitless(void)
+{
+	struct ferry_sync_result res;
+	struct ferry_sync *sync = NULL;
+	struct ferry_service before, after;
+	struct ferry_dp *dp = NULL;
+	struct fixture f;
+	__u32 m, c, e;
+
+	TEST_NEEDS_ROOT();
+	ferry_dp__reset(PIN);
+	fixture_init(&f, 75, 25);
+	dp = open_dp();
+	sync = dp ? ferry_sync__new(dp, NULL) : NULL;
+	if (!ASSERT_TRUE(sync, "first ferryd") ||
+	    !ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "first apply"))
+		goto out;
+	bpf_map_lookup_elem(dp->map_fds[FERRY_M_SERVICES], &f.svc.vip, &before);
+	ferry_sync__free(sync);
+	ferry_dp__close(dp);
+
+	dp = open_dp();
+	if (!ASSERT_TRUE(dp && !dp->created, "second ferryd reuses the pins"))
+		goto out_nosync;
+	sync = ferry_sync__new(dp, NULL);
+	if (!ASSERT_TRUE(sync, "second sync reads the pinned state") ||
+	    !ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "second apply"))
+		goto out;
+	ASSERT_EQ(res.tables_swapped, 0, "no table swapped after a restart");
+	ASSERT_EQ(res.backends_added, 0, "no backend re-added");
+	ASSERT_EQ(res.backends_removed, 0, "no backend removed");
+	bpf_map_lookup_elem(dp->map_fds[FERRY_M_SERVICES], &f.svc.vip, &after);
+	ASSERT_EQ(after.id, before.id, "same service id");
+	if (kernel_shares(dp, &f.svc.vip, &m, &c, &e)) {
+		ASSERT_EQ(e, 0, "no empty slot");
+		ASSERT_EQ(m + c, 1021, "every slot");
+	}
+out:
+	ferry_sync__free(sync);
+out_nosync:
+	ferry_dp__close(dp);
+	ferry_dp__reset(PIN);
+}
+
+/* Draining, an override, and a deleted service, read back from the kernel. */
+static void test_override_drain_delete(void)
+{
+	const char *names[] = { "main", "canary" };
+	const __u32 weights[] = { 0, FERRY_WEIGHT_ONE };
+	struct ferry_sync_result res;
+	struct ferry_sync *sync = NULL;
+	struct ferry_service svc;
+	struct ferry_dp *dp;
+	struct fixture f;
+	size_t changed = 0;
+	__u32 m, c, e;
+
+	TEST_NEEDS_ROOT();
+	ferry_dp__reset(PIN);
+	dp = open_dp();
+	sync = dp ? ferry_sync__new(dp, NULL) : NULL;
+	fixture_init(&f, 50, 50);
+	if (!ASSERT_TRUE(sync, "sync") || !ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "apply"))
+		goto out;
+
+	if (!ASSERT_OK(ferry_sync__override(sync, &f.svc.vip, names, weights, 2, false), "override"))
+		goto out;
+	if (kernel_shares(dp, &f.svc.vip, &m, &c, &e))
+		ASSERT_EQ(m, 0, "override 0/100: main has no slot");
+	/* The manifest applied again does not undo the override. */
+	ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "re-apply");
+	if (kernel_shares(dp, &f.svc.vip, &m, &c, &e))
+		ASSERT_EQ(m, 0, "override survives a sync");
+	ASSERT_OK(ferry_sync__override(sync, &f.svc.vip, NULL, NULL, 0, true), "clear");
+	if (kernel_shares(dp, &f.svc.vip, &m, &c, &e)) {
+		ASSERT_GE(m, 500, "cleared: main back near half");
+		ASSERT_GE(c, 500, "cleared: canary near half");
+	}
+
+	/* Drain the canary's only backend: its share moves to main. */
+	if (ASSERT_OK(ferry_sync__set_backend_state(sync, FERRY_AF_INET, f.canary_be[0].addr, 0,
+						    FERRY_BE_DRAINING, &changed),
+		      "drain") &&
+	    ASSERT_EQ(changed, 1, "one backend drained") &&
+	    kernel_shares(dp, &f.svc.vip, &m, &c, &e)) {
+		ASSERT_EQ(c, 0, "a drained backend has no slot");
+		ASSERT_EQ(m, 1021, "main takes every slot");
+	}
+
+	/* The deployment goes away: VIP entry and table slot go too. */
+	f.model.nservices = 0;
+	if (ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "apply nothing")) {
+		ASSERT_EQ(bpf_map_lookup_elem(dp->map_fds[FERRY_M_SERVICES], &f.svc.vip, &svc), -ENOENT,
+			  "VIP entry removed");
+		ASSERT_EQ(res.backends_removed, 3, "backends removed");
+	}
+out:
+	ferry_sync__free(sync);
+	ferry_dp__close(dp);
+	ferry_dp__reset(PIN);
+}
+
+int main(int argc, char **argv)
+{
+	test__main_init(argc, argv);
+	ferry_log_level = FERRY_LOG_WARN;
+	libbpf_set_print(NULL);
+	if (geteuid() == 0) {
+		struct statfs st;
+
+		/* A second mount would hide every existing pin: only when there is none. */
+		if (statfs("/sys/fs/bpf", &st) || (unsigned long)st.f_type != BPF_FS_MAGIC)
+			mount("bpf", "/sys/fs/bpf", "bpf", 0, NULL);
+	}
+	RUN_TEST(SUITE, test_apply_and_read_back);
+	RUN_TEST(SUITE, test_restart_is_hitless);
+	RUN_TEST(SUITE, test_override_drain_delete);
+	return test__summary();
+}
