@@ -20,6 +20,7 @@
 set -uo pipefail
 
 FO_TOP=$(cd "$(dirname "$0")/.." && pwd)
+export FO_TOP
 FERRY_BUILD=${FERRY_BUILD:-build}
 case "$FERRY_BUILD" in /*) ;; *) FERRY_BUILD="$FO_TOP/$FERRY_BUILD" ;; esac
 CTL="$FERRY_BUILD/ferryctl"
@@ -810,7 +811,10 @@ def dump(name):
     return [e["formatted"] for e in json.load(open(os.path.join(out, "bpftool.dump." + name)))]
 try:
     cfg = dump("ferry_config")[0]["value"]
-    if cfg["abi_version"] != 1:
+    import re
+    hdr = open(os.path.join(os.environ["FO_TOP"], "maps", "ferry_maps.h")).read()
+    abi = int(re.search(r"#define FERRY_ABI_VERSION (\d+)", hdr).group(1))
+    if cfg["abi_version"] != abi:
         bad.append("ferry_config.abi_version %r" % cfg["abi_version"])
     names = sorted(e["value"]["name"] for e in dump("ferry_pred_meta") if e["value"]["name"])
     if names != ["canary", "main"]:

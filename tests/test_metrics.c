@@ -632,13 +632,16 @@ static const char *const required_families[] = {
 	"ferry_build_info",
 };
 
+#define FERRY_STR_(x) #x
+#define FERRY_STR(x) FERRY_STR_(x)
+
 #define MAIN_LABELS \
 	"namespace=\"models\",deployment_name=\"iris\",vip=\"198.18.0.10:80\",predictor_name=\"main\""
 #define CANARY_LABELS \
 	"namespace=\"models\",deployment_name=\"iris\",vip=\"198.18.0.10:80\",predictor_name=\"canary\""
 
 static const char *const required_lines[] = {
-	"ferry_build_info{version=\"test-1.2\",abi=\"1\"} 1\n",
+	"ferry_build_info{version=\"test-1.2\",abi=\"" FERRY_STR(FERRY_ABI_VERSION) "\"} 1\n",
 	"ferry_config_errors 2\n",
 	"ferry_config_errors_total 17\n",
 	"ferry_last_sync_timestamp_seconds 1700000000.123456",
