@@ -21,6 +21,7 @@ set -uo pipefail
 
 FO_TOP=$(cd "$(dirname "$0")/.." && pwd)
 export FO_TOP
+ABI=$(sed -n 's/^#define FERRY_ABI_VERSION \([0-9]*\).*/\1/p' "$FO_TOP/maps/ferry_maps.h")
 FERRY_BUILD=${FERRY_BUILD:-build}
 case "$FERRY_BUILD" in /*) ;; *) FERRY_BUILD="$FO_TOP/$FERRY_BUILD" ;; esac
 CTL="$FERRY_BUILD/ferryctl"
@@ -286,13 +287,13 @@ test_status() {
 	local i
 	run status status || why "status exited $?" || return 1
 	grep_out status '^ferryd: +alive \(pid '"$FERRYD_PID" || return 1
-	grep_out status 'ABI 1\)' || return 1
+	grep_out status "ABI $ABI\\)" || return 1
 	grep_out status "^  $FE_IF_NODE_CLIENT +xdp\((native|generic)\).*tc-ingress\(forward\)" || return 1
 	grep_out status "^  foct-n1 +.*tc-ingress\(reply\)" || return 1
 	grep_out status '^config errors: 0' || return 1
 	run status.json -j status || why "status -j exited $?" || return 1
 	jcheck "$OUT/status.json" \
-		'd["abi_version"] == 1' \
+		"d['abi_version'] == $ABI" \
 		"d['pin_path'] == '$FE_PIN'" \
 		"d['ferryd']['alive'] is True and d['ferryd']['pid'] == $FERRYD_PID" \
 		'0 <= d["ferryd"]["heartbeat_age_s"] < 5' \
@@ -309,9 +310,14 @@ test_status() {
 		'not d.get("config_errors")' || why "status -j fields wrong" || return 1
 	# What status claims is what the kernel has.
 	ip -n "$FE_NODE" link show dev foct-n0 | grep -q 'prog/xdp' || why "no XDP on foct-n0 per ip link" || return 1
+	# Classic clsact filters show in 'tc filter'; tcx links (Linux 6.6+) do not, and
+	# Debian 12's bpftool 7.1 predates them too: their pins under PIN/links name them.
 	for i in 1 2 3; do
+		local ifx
+		ifx=$(ip netns exec "$FE_NODE" cat "/sys/class/net/foct-n$i/ifindex")
 		[ -n "$(ip netns exec "$FE_NODE" tc filter show dev "foct-n$i" ingress)" ] ||
-			why "no TC ingress filter on foct-n$i" || return 1
+			bpftool -j link show pinned "$FE_PIN/links/tcx-$ifx-ferry_tc_reply_in" 2>/dev/null |
+			grep -q '"prog_id"' || why "no TC ingress program on foct-n$i" || return 1
 	done
 	# The status file ferryd writes (config errors live there).
 	[ -s "$(fo_status_file)" ] || why "no status file at $(fo_status_file)" || return 1
@@ -884,6 +890,11 @@ test_reset() {
 	fe_loadgen_stop "$HOLD_PID"
 	fe_loadgen_stop "$TRICKLE_PID"
 	fe_ferryd_stop TERM || why "ferryd did not stop" || return 1
+	local tcx_ids="" l
+	for l in "$FE_PIN"/links/*; do
+		[ -e "$l" ] || continue
+		tcx_ids+=" $(bpftool -j link show pinned "$l" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+	done
 	expect_rc 0 reset reset --yes || why "reset --yes" || return 1
 	grep_out reset '^ferry removed' || return 1
 	if [ -e "$FE_PIN" ] && [ -n "$(ls -A "$FE_PIN")" ]; then
@@ -897,6 +908,11 @@ test_reset() {
 			left+=" tc egress filters on foct-n$i"
 		ip netns exec "$FE_NODE" tc qdisc show dev "foct-n$i" | grep -q clsact &&
 			left+=" clsact qdisc on foct-n$i"
+	done
+	# tcx links are invisible to tc (and to bpftool 7.1's 'net'): the ones pinned before
+	# the reset must be gone from the kernel, not only their pins.
+	for i in $tcx_ids; do
+		bpftool link show id "$i" >/dev/null 2>&1 && left+=" tcx link $i"
 	done
 	[ -e "$(fo_status_file)" ] && left+=" status file $(fo_status_file)"
 	[ -z "$left" ] || why "reset --yes left:$left" || return 1

@@ -251,8 +251,22 @@ static const char *hooks_text(__u32 hooks, char *buf, size_t len)
 	return buf;
 }
 
+/* A tcx link lives through its pin; the pin opens only while the link does. */
+static bool tcx_live(const char *pin_path, __u32 ifindex, const char *prog)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/links/tcx-%u-%s", pin_path, ifindex, prog);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
 /* What is really attached now, checked against the kernel, not just recorded. */
-static bool link_live(__u32 ifindex, __u32 hooks)
+static bool link_live(const char *pin_path, __u32 ifindex, __u32 hooks)
 {
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
 	char name[IF_NAMESIZE];
@@ -261,8 +275,19 @@ static bool link_live(__u32 ifindex, __u32 hooks)
 		return true;
 	if (!if_indextoname(ifindex, name))
 		return false;
-	if (hooks & (FERRY_LINK_XDP_NATIVE | FERRY_LINK_XDP_GENERIC))
-		return !bpf_xdp_query(ifindex, 0, &q) && q.prog_id;
+	if ((hooks & (FERRY_LINK_XDP_NATIVE | FERRY_LINK_XDP_GENERIC)) &&
+	    (bpf_xdp_query(ifindex, 0, &q) || !q.prog_id))
+		return false;
+	if (hooks & FERRY_LINK_TCX) {
+		if ((hooks & FERRY_LINK_TC_FWD) && !tcx_live(pin_path, ifindex, "ferry_tc_fwd"))
+			return false;
+		if ((hooks & FERRY_LINK_TC_REPLY_IN) &&
+		    !tcx_live(pin_path, ifindex, "ferry_tc_reply_in"))
+			return false;
+		if ((hooks & FERRY_LINK_TC_REPLY_EG) &&
+		    !tcx_live(pin_path, ifindex, "ferry_tc_reply_eg"))
+			return false;
+	}
 	return true;
 }
 
@@ -313,7 +338,7 @@ static int cmd_status(struct ctl *c, int argc, char **argv)
 			links, json_pack("{s:s, s:i, s:s, s:b, s:s}", "ifname", l->link.ifname,
 					 "ifindex", (int)l->ifindex, "hooks",
 					 hooks_text(l->link.hooks, buf, sizeof(buf)), "attached",
-					 link_live(l->ifindex, l->link.hooks), "tc_attach",
+					 link_live(c->pin_path, l->ifindex, l->link.hooks), "tc_attach",
 					 l->link.hooks & FERRY_LINK_TCX ? "tcx" : "clsact"));
 	}
 	maps = json_array();
@@ -371,8 +396,9 @@ static int cmd_status(struct ctl *c, int argc, char **argv)
 		printf("\nconfig:      generation %llu, last sync %s\n",
 		       (unsigned long long)snap->config.generation, when);
 		printf("kernel:      TC attach %s; bpf_redirect_neigh %s; bpf_redirect_peer %s\n",
-		       snap->config.features & FERRY_FEAT_TCX ? "tcx available (using clsact)" :
-								"clsact (no tcx)",
+		       snap->config.features & FERRY_FEAT_TCX ?
+			       "tcx links (pinned under PIN/links; 'tc filter' does not show them)" :
+			       "clsact qdisc + cls_bpf (no tcx before Linux 6.6)",
 		       snap->config.features & FERRY_FEAT_REDIRECT_NEIGH ? "yes" : "no",
 		       snap->config.features & FERRY_FEAT_REDIRECT_PEER ? "yes" : "no");
 		printf("programs:\n");
@@ -381,7 +407,7 @@ static int cmd_status(struct ctl *c, int argc, char **argv)
 
 			printf("  %-15s %s%s\n", l->link.ifname,
 			       hooks_text(l->link.hooks, buf, sizeof(buf)),
-			       link_live(l->ifindex, l->link.hooks) ? "" : "  [GONE]");
+			       link_live(c->pin_path, l->ifindex, l->link.hooks) ? "" : "  [GONE]");
 		}
 		printf("maps:\n");
 		for (k = 0; k < json_array_size(maps); k++) {
