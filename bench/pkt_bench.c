@@ -302,6 +302,8 @@ struct bcase {
 	bool reply; /* a backend->client packet */
 	bool new_flows; /* distinct source per call */
 	bool handoff; /* XDP without a declared tx port: metadata handoff */
+	bool payload; /* 100 bytes of payload (a request, or a response) */
+	int sample; /* 0: latency sampling off for the flow; 1: on (every flow) */
 	double ns;
 	int verdict;
 };
@@ -314,14 +316,50 @@ static int set_tx_port(bool on)
 	return on ? bpf_map_update_elem(fd, &ifb, &ifb, 0) : bpf_map_delete_elem(fd, &ifb);
 }
 
+/*
+ * Latency sampling for both services, and no flow left: the next warm-up
+ * SYN creates the flow with the new setting (sampling is decided per flow).
+ */
+static int set_sampling(uint32_t every)
+{
+	int flows[2] = { mfd(env.xdp->maps.ferry_flows), mfd(env.xdp->maps.ferry_rflows) };
+	struct ferry_flow_key key;
+
+	for (int fam = 0; fam < 2; fam++) {
+		struct ferry_vip vip = { .port = htons(8080),
+					 .proto = IPPROTO_TCP,
+					 .family = fam ? FERRY_AF_INET6 : FERRY_AF_INET };
+		struct ferry_service svc;
+		int fd = mfd(env.xdp->maps.ferry_services);
+
+		pb_addr(vip.addr, fam ? "2001:db8:1::10" : "198.19.1.10");
+		if (bpf_map_lookup_elem(fd, &vip, &svc))
+			return -errno;
+		svc.sample_every = every;
+		if (bpf_map_update_elem(fd, &vip, &svc, 0))
+			return -errno;
+	}
+	for (int i = 0; i < 2; i++)
+		while (!bpf_map_get_next_key(flows[i], NULL, &key))
+			bpf_map_delete_elem(flows[i], &key);
+	return 0;
+}
+
 static int measure(struct bcase *c, double nop_ns)
 {
+	static const char body[100] = "HTTP/1.1 200 OK";
 	struct pb_spec s = spec(c->family, c->flags, c->reply);
 	long *v = NULL;
 	uint8_t pkt[256];
 	size_t len;
 	int err = 0;
 
+	if (c->payload) {
+		s.payload = body;
+		s.payload_len = sizeof(body);
+	}
+	if (c->sample >= 0 && (err = set_sampling(c->sample)))
+		return err;
 	len = pb_build(&s, pkt, sizeof(pkt));
 	/* Warm up: creates the flow that established and reply cases hit. */
 	if (!c->new_flows) {
@@ -465,7 +503,23 @@ int main(int argc, char **argv)
 		{ "tc_reply_in_v6", M_REPEAT, ri, false, bi, 6, PB_TCP_ACK, true },
 		{ "tc_reply_eg_v4", M_REPEAT, re, false, bi, 4, PB_TCP_ACK, true },
 		{ "tc_reply_eg_v6", M_REPEAT, re, false, bi, 6, PB_TCP_ACK, true },
+		/*
+		 * Latency sampling off and on (ferry's default: every flow), packets
+		 * with payload: the steady per-packet cost of sampling on a flow.
+		 */
+		{ "xdp_payload_v4_unsampled", M_REPEAT, x, true, ci, 4, PB_TCP_ACK, .payload = true,
+		  .sample = 0 },
+		{ "xdp_payload_v4_sampled", M_REPEAT, x, true, ci, 4, PB_TCP_ACK, .payload = true,
+		  .sample = 1 },
+		{ "tc_reply_payload_v4_unsampled", M_REPEAT, ri, false, bi, 4, PB_TCP_ACK, true,
+		  .payload = true, .sample = 0 },
+		{ "tc_reply_payload_v4_sampled", M_REPEAT, ri, false, bi, 4, PB_TCP_ACK, true,
+		  .payload = true, .sample = 1 },
 	};
+	/* Cases without an explicit setting leave sampling as it is (off). */
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (!cases[i].payload)
+			cases[i].sample = -1;
 
 	root = json_object();
 	jcases = json_object();

@@ -794,7 +794,8 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 	struct ferry_config *cfg;
 	struct ferry_stats *st;
 	struct ferry_flow *flow;
-	__u32 zero = 0, backend_id;
+	__u32 zero = 0, backend_id, in_ifindex;
+	__u64 now;
 	bool synack;
 	int rc;
 
@@ -821,8 +822,13 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 		rflow->flags |= FERRY_FLOW_F_CLOSING;
 	synack = (pkt.tcp_flags & (FERRY_TCP_SYN | FERRY_TCP_ACK)) ==
 		 (FERRY_TCP_SYN | FERRY_TCP_ACK);
-	/* The forward entry is needed once or twice per connection, or when sampled. */
-	if ((pkt.tcp_flags & FERRY_TCP_RST) || synack || (rflow->flags & FERRY_FLOW_F_SAMPLED)) {
+	/*
+	 * The forward entry is needed once or twice per connection, and for the
+	 * payload of a sampled flow (a response may start): one more lookup per
+	 * such packet, about 30 ns (make bench: tc_reply_payload_v4_sampled).
+	 */
+	if ((pkt.tcp_flags & FERRY_TCP_RST) || synack ||
+	    ((rflow->flags & FERRY_FLOW_F_SAMPLED) && pkt.payload_len)) {
 		flow = bpf_map_lookup_elem(&ferry_flows, &rflow->fwd);
 		if (flow) {
 			/* A reset by the backend ends the flow: the next SYN picks anew. */
@@ -843,8 +849,24 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 		return ferry_pass(hook);
 	if (hook == FERRY_HOOK_TC_EGRESS || pkt.vlan)
 		return ferry_pass(hook);
+	/* The next-hop cache, as on the forward path (struct ferry_flow). */
+	now = bpf_ktime_get_coarse_ns();
+	in_ifindex = ferry_ifindex(skb, hook);
+	if (rflow->nh_ifindex && rflow->nh_in_ifindex == in_ifindex && now < rflow->nh_expires_ns) {
+		fib.ifindex = rflow->nh_ifindex;
+		__builtin_memcpy(fib.dmac, rflow->nh_dmac, ETH_ALEN);
+		__builtin_memcpy(fib.smac, rflow->nh_smac, ETH_ALEN);
+		return ferry_send(skb, hook, &fib, BPF_FIB_LKUP_RET_SUCCESS);
+	}
 	rc = ferry_fib(skb, hook, &pkt, rflow->vip_addr, pkt.key.daddr, rflow->vip_port,
 		       pkt.key.dport, &fib);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		rflow->nh_ifindex = fib.ifindex;
+		rflow->nh_in_ifindex = in_ifindex;
+		__builtin_memcpy(rflow->nh_dmac, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(rflow->nh_smac, fib.smac, ETH_ALEN);
+		rflow->nh_expires_ns = now + FERRY_NH_TTL_NS;
+	}
 	return ferry_send(skb, hook, &fib, rc);
 }
 

@@ -184,8 +184,15 @@ struct ferry_rflow {
 	struct ferry_flow_key fwd; /* the forward entry, for latency sampling */
 	__u64 packets;
 	__u64 bytes;
+	/* The next hop toward the client, cached as in struct ferry_flow. */
+	__u64 nh_expires_ns;
+	__u32 nh_ifindex;
+	__u32 nh_in_ifindex;
+	__u8 nh_dmac[6];
+	__u8 nh_smac[6];
+	__u8 pad[4];
 };
-_Static_assert(sizeof(struct ferry_rflow) == 80, "ferry_rflow layout");
+_Static_assert(sizeof(struct ferry_rflow) == 112, "ferry_rflow layout");
 
 #define FERRY_FLOW_F_SAMPLED (1U << 0) /* latency is measured on this flow */
 #define FERRY_FLOW_F_SYN_PENDING (1U << 1) /* pending_ns is a SYN awaiting SYN-ACK */
