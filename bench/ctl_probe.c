@@ -1,0 +1,350 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Control-plane probes for `make bench`, reading ferry's pinned maps.
+ *
+ *   ctl_probe watch --pin-path P --deployment NS/NAME --dir D --file F.yaml
+ *                   --variant A.yaml --variant B.yaml [--count N] [--gap-ms MS]
+ *     N times: copies the next variant into D (temp file + rename, the way
+ *     kubectl-driven tooling replaces a manifest), timestamps the rename, and
+ *     polls the service's entry in the pinned ferry_tables until it points at
+ *     another inner map: the moment the kernel's data plane sees the new
+ *     table. Also notes when ferry_svc_meta's table_generation moves (written
+ *     after the swap). Prints the latencies as JSON.
+ *
+ *   ctl_probe memory --pin-path P
+ *     Sums the kernel memory (fdinfo "memlock", what bpftool reports) of
+ *     every map pinned under P, the per-service inner tables included.
+ *
+ * Polling sleeps 20 us between lookups: the resolution is far finer than
+ * what is measured, and the poller leaves ferryd a CPU on a 2-core machine.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <jansson.h>
+#include <linux/types.h>
+
+#include "ferry_maps.h"
+
+#define MAX_COUNT 10000
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int open_pin(const char *dir, const char *name)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		fprintf(stderr, "ctl_probe: %s: %s (is ferryd running with this --pin-path?)\n",
+			path, strerror(errno));
+	return fd;
+}
+
+static long long fd_memlock(int fd)
+{
+	char path[64], line[256];
+	long long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "memlock: %lld", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+/* Adds up the memlock of every map pinned in dir; *n counts them. */
+static long long dir_memlock(const char *dir, int *n)
+{
+	long long total = 0, v;
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int fd;
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.' || de->d_type == DT_DIR)
+			continue;
+		fd = open_pin(dir, de->d_name);
+		if (fd < 0)
+			continue;
+		v = fd_memlock(fd);
+		close(fd);
+		if (v < 0)
+			continue; /* a pinned program or link, not a map */
+		total += v;
+		(*n)++;
+	}
+	closedir(d);
+	return total;
+}
+
+static int cmd_memory(const char *pin)
+{
+	char tables_dir[4096];
+	long long total, tables;
+	int nmaps = 0, ntables = 0;
+
+	total = dir_memlock(pin, &nmaps);
+	if (total < 0) {
+		fprintf(stderr, "ctl_probe: --pin-path %s: %s\n", pin, strerror(-total));
+		return 1;
+	}
+	/* ferryd pins each service's inner lookup table under tables/ID. */
+	snprintf(tables_dir, sizeof(tables_dir), "%s/tables", pin);
+	tables = dir_memlock(tables_dir, &ntables);
+	if (tables < 0)
+		tables = 0;
+	printf("{\"maps\":%d,\"memlock_bytes\":%lld,\"inner_tables\":%d,"
+	       "\"inner_table_bytes\":%lld}\n",
+	       nmaps + ntables, total + tables, ntables, tables);
+	return 0;
+}
+
+static int find_service(int meta_fd, const char *deployment, __u32 *id)
+{
+	struct ferry_svc_meta meta;
+	__u32 key, next;
+	int err;
+
+	for (err = bpf_map_get_next_key(meta_fd, NULL, &next); !err;
+	     err = bpf_map_get_next_key(meta_fd, &key, &next)) {
+		key = next;
+		if (bpf_map_lookup_elem(meta_fd, &key, &meta))
+			continue;
+		if (!strncmp(meta.deployment, deployment, sizeof(meta.deployment))) {
+			*id = key;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static int copy_file(const char *from, const char *to)
+{
+	char buf[65536];
+	ssize_t n;
+	int in = open(from, O_RDONLY | O_CLOEXEC), out, err = 0;
+
+	if (in < 0)
+		return -errno;
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (out < 0) {
+		err = -errno;
+		goto out_in;
+	}
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, n) != n) {
+			err = -EIO;
+			break;
+		}
+	close(out);
+out_in:
+	close(in);
+	return err;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double pct(const double *sorted, int n, double p)
+{
+	int i = (int)(p / 100.0 * n + 0.5) - 1;
+
+	if (i < 0)
+		i = 0;
+	if (i >= n)
+		i = n - 1;
+	return sorted[i];
+}
+
+static int cmd_watch(const char *pin, const char *deployment, const char *dir, const char *file,
+		     const char *variants[2], int count, int gap_ms)
+{
+	double *lat = calloc(count, sizeof(double)), *gen_lat = calloc(count, sizeof(double));
+	char tmp[4096], dst[4096];
+	int tables_fd, meta_fd, i, done = 0, timeouts = 0, rc = 1;
+	json_t *out, *arr;
+	__u32 id;
+
+	tables_fd = open_pin(pin, FERRY_MAP_TABLES);
+	meta_fd = open_pin(pin, FERRY_MAP_SVC_META);
+	if (!lat || !gen_lat || tables_fd < 0 || meta_fd < 0)
+		goto out_close;
+	if (find_service(meta_fd, deployment, &id)) {
+		fprintf(stderr, "ctl_probe: --deployment %s: no such service in %s/%s\n",
+			deployment, pin, FERRY_MAP_SVC_META);
+		goto out_close;
+	}
+	snprintf(tmp, sizeof(tmp), "%s/.%s.fx-tmp", dir, file);
+	snprintf(dst, sizeof(dst), "%s/%s", dir, file);
+
+	for (i = 0; i < count; i++) {
+		struct ferry_svc_meta meta;
+		__u32 inner0 = 0, inner = 0;
+		__u64 gen0 = 0;
+		double t0, t_table = -1, t_gen = -1, deadline;
+		struct timespec pause = { 0, 20000 };
+
+		bpf_map_lookup_elem(tables_fd, &id, &inner0);
+		if (!bpf_map_lookup_elem(meta_fd, &id, &meta))
+			gen0 = meta.table_generation;
+		if (copy_file(variants[(i + 1) % 2], tmp)) {
+			fprintf(stderr, "ctl_probe: cannot write %s: %s\n", tmp, strerror(errno));
+			goto out_close;
+		}
+		t0 = now_ms();
+		if (rename(tmp, dst)) {
+			fprintf(stderr, "ctl_probe: rename %s -> %s: %s\n", tmp, dst,
+				strerror(errno));
+			goto out_close;
+		}
+		deadline = t0 + 5000;
+		while ((t_table < 0 || t_gen < 0) && now_ms() < deadline) {
+			if (t_table < 0 && !bpf_map_lookup_elem(tables_fd, &id, &inner) &&
+			    inner != inner0)
+				t_table = now_ms();
+			if (t_gen < 0 && !bpf_map_lookup_elem(meta_fd, &id, &meta) &&
+			    meta.table_generation != gen0)
+				t_gen = now_ms();
+			nanosleep(&pause, NULL);
+		}
+		if (t_table < 0) {
+			timeouts++;
+		} else {
+			lat[done] = t_table - t0;
+			gen_lat[done] = t_gen < 0 ? -1 : t_gen - t0;
+			done++;
+		}
+		usleep(gap_ms * 1000);
+	}
+
+	out = json_object();
+	arr = json_array();
+	for (i = 0; i < done; i++)
+		json_array_append_new(arr, json_real(lat[i]));
+	json_object_set_new(out, "samples_ms", arr);
+	qsort(lat, done, sizeof(*lat), cmp_double);
+	qsort(gen_lat, done, sizeof(*gen_lat), cmp_double);
+	json_object_set_new(out, "changes", json_integer(count));
+	json_object_set_new(out, "observed", json_integer(done));
+	json_object_set_new(out, "timeouts", json_integer(timeouts));
+	if (done) {
+		json_object_set_new(out, "p50_ms", json_real(pct(lat, done, 50)));
+		json_object_set_new(out, "p99_ms", json_real(pct(lat, done, 99)));
+		json_object_set_new(out, "max_ms", json_real(lat[done - 1]));
+		json_object_set_new(out, "meta_p50_ms", json_real(pct(gen_lat, done, 50)));
+		json_object_set_new(out, "meta_p99_ms", json_real(pct(gen_lat, done, 99)));
+	}
+	json_dumpf(out, stdout, JSON_COMPACT);
+	putchar('\n');
+	json_decref(out);
+	rc = timeouts ? 1 : 0;
+out_close:
+	if (tables_fd >= 0)
+		close(tables_fd);
+	if (meta_fd >= 0)
+		close(meta_fd);
+	free(lat);
+	free(gen_lat);
+	return rc;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"Usage: ctl_probe watch --pin-path P --deployment NS/NAME --dir D --file F\n"
+		"                       --variant A --variant B [--count N] [--gap-ms MS]\n"
+		"       ctl_probe memory --pin-path P\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = { { "pin-path", required_argument, NULL, 'p' },
+						  { "deployment", required_argument, NULL, 'n' },
+						  { "dir", required_argument, NULL, 'd' },
+						  { "file", required_argument, NULL, 'f' },
+						  { "variant", required_argument, NULL, 'v' },
+						  { "count", required_argument, NULL, 'c' },
+						  { "gap-ms", required_argument, NULL, 'g' },
+						  {} };
+	const char *pin = NULL, *deployment = NULL, *dir = NULL, *file = NULL, *variants[2] = {};
+	int count = 100, gap_ms = 50, nvar = 0, c;
+
+	if (argc < 2) {
+		usage();
+		return 2;
+	}
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			pin = optarg;
+			break;
+		case 'n':
+			deployment = optarg;
+			break;
+		case 'd':
+			dir = optarg;
+			break;
+		case 'f':
+			file = optarg;
+			break;
+		case 'v':
+			if (nvar < 2)
+				variants[nvar++] = optarg;
+			break;
+		case 'c':
+			count = atoi(optarg);
+			break;
+		case 'g':
+			gap_ms = atoi(optarg);
+			break;
+		default:
+			usage();
+			return 2;
+		}
+	}
+	if (!pin) {
+		usage();
+		return 2;
+	}
+	if (!strcmp(argv[1], "memory"))
+		return cmd_memory(pin);
+	if (strcmp(argv[1], "watch") || !deployment || !dir || !file || nvar != 2 || count < 1 ||
+	    count > MAX_COUNT) {
+		usage();
+		fprintf(stderr,
+			"ctl_probe watch: --deployment, --dir, --file and two --variant "
+			"are required; --count is 1..%d\n",
+			MAX_COUNT);
+		return 2;
+	}
+	return cmd_watch(pin, deployment, dir, file, variants, count, gap_ms);
+}

@@ -1,0 +1,233 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# shellcheck shell=bash
+#
+# Topology and helpers for `make bench` (bench/run). Sourced, never run.
+#
+#   client fx-client (198.18.1.2) --fx-c/fx-n0-- node fx-node --fx-nI/fx-bI-- backend fx-bI
+#                                                              (198.18.(10+I).2, I = 1..3)
+#
+# Backends 1 and 2 are predictor "main" (weight 90), backend 3 is "canary"
+# (weight 10). The same addresses as vmtests/lib/topo.sh, under our own
+# prefix (fx) so a benchmark and the end-to-end suite can run side by side.
+# Neighbour entries are permanent: no ARP on the measured path, for any
+# balancer. fx_cleanup removes every namespace, pin, process and leftover
+# interface of ours; bench/run calls it from `trap ... EXIT INT TERM`.
+
+FX_NS_CLIENT=fx-client
+FX_NS_NODE=fx-node
+FX_NS_CTL=fx-ctl
+FX_PIN=/sys/fs/bpf/ferry-fx-bench
+FX_PIN_CTL=/sys/fs/bpf/ferry-fx-ctl
+FX_NB=3
+FX_VIP_TCP=198.18.100.10
+FX_VIP_UDP=198.18.100.20
+FX_VIP_PORT=8000
+FX_BE_PORT=9000
+FX_PIDS=()
+
+fx_log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+
+fx_be_ns() { echo "fx-b$1"; }
+fx_be_ip() { echo "198.18.$((10 + $1)).2"; }
+fx_gw_ip() { echo "198.18.$((10 + $1)).1"; }
+
+# Runs a command in a namespace. `ip netns exec` remounts /sys: fine for
+# sysctl and servers, wrong for anything that needs /sys/fs/bpf (fx_nsenter).
+fx_ns() {
+	local ns=$1
+	shift
+	ip netns exec "$ns" "$@"
+}
+
+fx_nsenter() {
+	local ns=$1
+	shift
+	nsenter --net="/run/netns/$ns" "$@"
+}
+
+fx_mac() { ip -n "$1" -j link show dev "$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])'; }
+
+fx_topo_create() {
+	local i ns
+	ip netns add "$FX_NS_CLIENT" && ip netns add "$FX_NS_NODE" || return 1
+	for ns in "$FX_NS_CLIENT" "$FX_NS_NODE"; do ip -n "$ns" link set lo up; done
+	fx_ns "$FX_NS_NODE" sysctl -qw net.ipv4.ip_forward=1
+	ip -n "$FX_NS_NODE" link add fx-n0 type veth peer name fx-c netns "$FX_NS_CLIENT" || return 1
+	ip -n "$FX_NS_NODE" addr add 198.18.1.1/24 dev fx-n0
+	ip -n "$FX_NS_NODE" link set fx-n0 up
+	ip -n "$FX_NS_CLIENT" addr add 198.18.1.2/24 dev fx-c
+	ip -n "$FX_NS_CLIENT" link set fx-c up
+	ip -n "$FX_NS_CLIENT" route add default via 198.18.1.1
+	# Full checksums from the client, as from a real wire (see vmtests/lib/topo.sh).
+	fx_ns "$FX_NS_CLIENT" ethtool -K fx-c tx off >/dev/null 2>&1
+	for ((i = 1; i <= FX_NB; i++)); do
+		ns=$(fx_be_ns "$i")
+		ip netns add "$ns" || return 1
+		ip -n "$ns" link set lo up
+		ip -n "$FX_NS_NODE" link add "fx-n$i" type veth peer name "fx-b$i" netns "$ns" || return 1
+		ip -n "$FX_NS_NODE" addr add "$(fx_gw_ip "$i")/24" dev "fx-n$i"
+		ip -n "$FX_NS_NODE" link set "fx-n$i" up
+		ip -n "$ns" addr add "$(fx_be_ip "$i")/24" dev "fx-b$i"
+		ip -n "$ns" link set "fx-b$i" up
+		ip -n "$ns" route add default via "$(fx_gw_ip "$i")"
+		ip -n "$FX_NS_NODE" neigh replace "$(fx_be_ip "$i")" lladdr "$(fx_mac "$ns" "fx-b$i")" \
+			dev "fx-n$i" nud permanent
+		ip -n "$ns" neigh replace "$(fx_gw_ip "$i")" lladdr "$(fx_mac "$FX_NS_NODE" "fx-n$i")" \
+			dev "fx-b$i" nud permanent
+	done
+	ip -n "$FX_NS_NODE" neigh replace 198.18.1.2 lladdr "$(fx_mac "$FX_NS_CLIENT" fx-c)" \
+		dev fx-n0 nud permanent
+	ip -n "$FX_NS_CLIENT" neigh replace 198.18.1.1 lladdr "$(fx_mac "$FX_NS_NODE" fx-n0)" \
+		dev fx-c nud permanent
+}
+
+# --- manifests: two deployments, TCP and UDP, split 90/10 -----------------
+
+# fx_sdep DIR NAME VIP PROTO MAIN_WEIGHT CANARY_WEIGHT: writes the
+# SeldonDeployment NAME and its two EndpointSlices, atomically (temp + rename).
+fx_write_deployment() {
+	local dir=$1 name=$2 vip=$3 proto=$4 wm=$5 wc=$6 pred addrs f
+	for pred in main canary; do
+		if [ "$pred" = main ]; then addrs="$(fx_be_ip 1) $(fx_be_ip 2)"; else addrs="$(fx_be_ip 3)"; fi
+		f="$dir/.$name-$pred.yaml.tmp"
+		{
+			printf 'apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n'
+			printf '  name: %s-%s-fx\n  namespace: bench\n  labels:\n' "$name" "$pred"
+			printf '    kubernetes.io/service-name: %s-%s\naddressType: IPv4\n' "$name" "$pred"
+			printf 'ports:\n- name: http\n  port: %d\n  protocol: %s\nendpoints:\n' \
+				"$FX_BE_PORT" "$proto"
+			for a in $addrs; do
+				printf -- '- addresses: ["%s"]\n  conditions: {ready: true, serving: true, terminating: false}\n' "$a"
+			done
+		} >"$f" && mv -f "$f" "$dir/$name-$pred.yaml"
+	done
+	f="$dir/.$name.yaml.tmp"
+	{
+		printf 'apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\nmetadata:\n'
+		printf '  name: %s\n  namespace: bench\n  annotations:\n    ferry.io/vip: "%s"\n' \
+			"$name" "$vip"
+		printf 'spec:\n  name: %s\n  predictors:\n' "$name"
+		printf '  - name: main\n    replicas: 2\n    traffic: %d\n    graph: {name: classifier, type: MODEL}\n' "$wm"
+		printf '  - name: canary\n    replicas: 1\n    traffic: %d\n    graph: {name: classifier, type: MODEL}\n' "$wc"
+	} >"$f" && mv -f "$f" "$dir/$name.yaml"
+}
+
+# --- ferryd ------------------------------------------------------------------
+
+# fx_ferry_start CONF LOG: ferryd in the node, client-facing XDP+TC, reply TC on
+# the backend-facing veths; waits until both VIPs are in the kernel.
+fx_ferry_start() {
+	local conf=$1 log=$2 i
+	fx_nsenter "$FX_NS_NODE" "$FERRY_BUILD/ferryd" --config-dir "$conf" --iface fx-n0 \
+		--reply-iface fx-n1 --reply-iface fx-n2 --reply-iface fx-n3 --pin-path "$FX_PIN" \
+		--log-level info >>"$log" 2>&1 &
+	FX_FERRYD_PID=$!
+	FX_PIDS+=("$FX_FERRYD_PID")
+	for ((i = 0; i < 100; i++)); do
+		grep -q 'sync: 2 services' "$log" 2>/dev/null && return 0
+		kill -0 "$FX_FERRYD_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	fx_log "ferryd did not sync two services within 10 s; its log:"
+	tail -n 20 "$log" >&2
+	return 1
+}
+
+# fx_ferry_stop: stops ferryd and removes its data plane (XDP, TC, pins).
+fx_ferry_stop() {
+	if [ -n "${FX_FERRYD_PID:-}" ]; then
+		kill -TERM "$FX_FERRYD_PID" 2>/dev/null
+		wait "$FX_FERRYD_PID" 2>/dev/null
+		FX_FERRYD_PID=
+	fi
+	fx_ferry_reset "$FX_NS_NODE" "$FX_PIN" fx-n0 fx-n1 fx-n2 fx-n3
+}
+
+# fx_ferry_reset NS PIN IFACE...: ferryctl reset, then by hand what may remain.
+fx_ferry_reset() {
+	local ns=$1 pin=$2 i
+	shift 2
+	[ -e "/run/netns/$ns" ] || { rm -rf "$pin"; return 0; }
+	if [ -d "$pin" ] && [ -x "$FERRY_BUILD/ferryctl" ]; then
+		fx_nsenter "$ns" "$FERRY_BUILD/ferryctl" --pin-path "$pin" reset --yes >/dev/null 2>&1
+	fi
+	for i in "$@"; do
+		ip -n "$ns" link set dev "$i" xdp off 2>/dev/null
+		ip netns exec "$ns" tc qdisc del dev "$i" clsact 2>/dev/null
+	done
+	rm -rf "$pin"
+}
+
+# --- iptables: kube-proxy's model ------------------------------------------------
+
+# fx_iptables_rules VIP PORT PROTO: iptables-restore input in kube-proxy's
+# shape: PREROUTING -> FX-SERVICES -> FX-SVC-* (one rule per endpoint with
+# `-m statistic --mode random --probability`, sequential) -> FX-SEP-* (DNAT).
+# Endpoint weights: main's 90% over two backends, canary's 10% on one.
+fx_iptables_rules() {
+	python3 - "$@" <<'EOF'
+import sys
+specs = [a.split(",") for a in sys.argv[1:]]  # vip,port,proto,tag
+eps = [("198.18.11.2", 0.45), ("198.18.12.2", 0.45), ("198.18.13.2", 0.10)]
+out = ["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
+       ":POSTROUTING ACCEPT [0:0]", ":FX-SERVICES - [0:0]"]
+rules = ["-A PREROUTING -m comment --comment fx-bench -j FX-SERVICES"]
+for vip, port, proto, tag in specs:
+    svc = "FX-SVC-%s" % tag
+    out.append(":%s - [0:0]" % svc)
+    rules.append("-A FX-SERVICES -d %s/32 -p %s -m %s --dport %s -j %s" % (vip, proto, proto, port, svc))
+    left = 1.0
+    for i, (addr, w) in enumerate(eps):
+        sep = "FX-SEP-%s%d" % (tag, i)
+        out.append(":%s - [0:0]" % sep)
+        stat = ""
+        if i < len(eps) - 1:
+            stat = " -m statistic --mode random --probability %.10f" % (w / left)
+        rules.append("-A %s%s -j %s" % (svc, stat, sep))
+        rules.append("-A %s -p %s -m %s -j DNAT --to-destination %s:9000" % (sep, proto, proto, addr))
+        left -= w
+print("\n".join(out + rules + ["COMMIT"]))
+EOF
+}
+
+fx_iptables_on() {
+	fx_iptables_rules "$FX_VIP_TCP,$FX_VIP_PORT,tcp,TCP" "$FX_VIP_UDP,$FX_VIP_PORT,udp,UDP" |
+		fx_ns "$FX_NS_NODE" iptables-restore
+}
+
+# Removes the rules and the nat table itself: with the nf_tables backend an
+# empty table still hooks conntrack into every packet of the namespace.
+fx_iptables_off() {
+	[ -e "/run/netns/$FX_NS_NODE" ] || return 0
+	fx_ns "$FX_NS_NODE" iptables -t nat -F 2>/dev/null
+	fx_ns "$FX_NS_NODE" iptables -t nat -X 2>/dev/null
+	fx_ns "$FX_NS_NODE" nft delete table ip nat 2>/dev/null
+	fx_ns "$FX_NS_NODE" conntrack -F >/dev/null 2>&1
+	return 0
+}
+
+# --- cleanup -------------------------------------------------------------------
+
+fx_cleanup() {
+	local pid ns l
+	for pid in "${FX_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+	# Whatever else still runs inside our own namespaces (nginx workers, haproxy).
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^fx-'); do
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null; done
+	done
+	sleep 0.3
+	for pid in "${FX_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null; done
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^fx-'); do
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+	done
+	fx_iptables_off
+	fx_ferry_reset "$FX_NS_NODE" "$FX_PIN" fx-n0 fx-n1 fx-n2 fx-n3
+	fx_ferry_reset "$FX_NS_CTL" "$FX_PIN_CTL" fx-k0
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^fx-'); do
+		ip netns del "$ns" 2>/dev/null
+	done
+	for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^fx-'); do
+		ip link del "$l" 2>/dev/null
+	done
+	return 0
+}
