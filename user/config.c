@@ -134,6 +134,23 @@ struct ferry_config_store {
 	size_t nowners;
 	/* What has been logged, so that each condition is logged once per change. */
 	struct str_set noted_novip, noted_shadow, noted_redist;
+	/*
+	 * Parsed files by path, with the stat that identifies their content:
+	 * a sync after one edit re-parses one file, not the whole directory.
+	 */
+	struct parsed_file *parsed;
+	size_t nparsed;
+	unsigned int load_gen;
+};
+
+struct parsed_file {
+	char *path;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+	struct ferry_manifest *mf;
+	unsigned int seen; /* load_gen of the last load that found the file */
 };
 
 /* Validation context: where the object came from, for errors. */
@@ -1101,7 +1118,81 @@ void ferry_config_store__free(struct ferry_config_store *store)
 	str_set_free(&store->noted_novip);
 	str_set_free(&store->noted_shadow);
 	str_set_free(&store->noted_redist);
+	for (size_t i = 0; i < store->nparsed; i++) {
+		free(store->parsed[i].path);
+		ferry_manifest__put(store->parsed[i].mf);
+	}
+	free(store->parsed);
 	free(store);
+}
+
+static bool same_file(const struct parsed_file *pf, const struct stat *st)
+{
+	return pf->dev == st->st_dev && pf->ino == st->st_ino && pf->size == st->st_size &&
+	       pf->mtime.tv_sec == st->st_mtim.tv_sec && pf->mtime.tv_nsec == st->st_mtim.tv_nsec &&
+	       pf->ctime.tv_sec == st->st_ctim.tv_sec && pf->ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+/* The file's parsed manifest, from the cache when its stat is unchanged. */
+static struct ferry_manifest *parse_cached(struct ferry_config_store *store, const char *path,
+					   struct ferry_config_error *perr)
+{
+	struct parsed_file *pf = NULL;
+	struct ferry_manifest *mf;
+	struct stat st;
+	size_t i;
+
+	if (stat(path, &st))
+		return ferry_manifest__load(path, perr);
+	for (i = 0; i < store->nparsed && !pf; i++)
+		if (!strcmp(store->parsed[i].path, path))
+			pf = &store->parsed[i];
+	if (pf && same_file(pf, &st)) {
+		pf->seen = store->load_gen;
+		return ferry_manifest__get(pf->mf);
+	}
+	mf = ferry_manifest__load(path, perr);
+	if (!mf)
+		return NULL;
+	if (!pf) {
+		struct parsed_file *more =
+			realloc(store->parsed, (store->nparsed + 1) * sizeof(*more));
+
+		if (!more)
+			return mf; /* not cached: parsed again next time */
+		store->parsed = more;
+		pf = &store->parsed[store->nparsed];
+		memset(pf, 0, sizeof(*pf));
+		pf->path = strdup(path);
+		if (!pf->path)
+			return mf;
+		store->nparsed++;
+	}
+	ferry_manifest__put(pf->mf);
+	pf->mf = ferry_manifest__get(mf);
+	pf->dev = st.st_dev;
+	pf->ino = st.st_ino;
+	pf->size = st.st_size;
+	pf->mtime = st.st_mtim;
+	pf->ctime = st.st_ctim;
+	pf->seen = store->load_gen;
+	return mf;
+}
+
+/* Forgets files the last load did not find (deleted, or no longer parsing). */
+static void prune_parsed(struct ferry_config_store *store)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < store->nparsed; i++) {
+		if (store->parsed[i].seen == store->load_gen) {
+			store->parsed[k++] = store->parsed[i];
+			continue;
+		}
+		free(store->parsed[i].path);
+		ferry_manifest__put(store->parsed[i].mf);
+	}
+	store->nparsed = k;
 }
 
 static bool manifest_name_ok(const char *name)
@@ -1178,7 +1269,7 @@ static int load_file(struct load_state *ls, const char *path)
 	struct ferry_manifest *mf;
 	int ret = 0;
 
-	mf = ferry_manifest__load(path, &perr);
+	mf = parse_cached(ls->store, path, &perr);
 	if (!mf) {
 		if (errno == ENOMEM)
 			return -ENOMEM;
@@ -1243,6 +1334,7 @@ int ferry_config_store__load_dir(struct ferry_config_store *store, const char *d
 	d = opendir(dir);
 	if (!d)
 		return -errno;
+	store->load_gen++;
 	ls.index = json_object();
 	if (!ls.index) {
 		closedir(d);
@@ -1343,6 +1435,8 @@ out_free_names:
 	for (size_t i = 0; i < nnames; i++)
 		free(names[i]);
 	free(names);
+	if (ret >= 0)
+		prune_parsed(store);
 	return ret;
 }
 

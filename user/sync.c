@@ -204,6 +204,7 @@ struct mservice {
 	__u32 *table; /* the slots in force */
 	__u32 table_slots; /* how many: ms->table's length */
 	bool dirty; /* svc differs from the kernel's entry: write it after the swaps */
+	__u64 inputs; /* hash of what the table was last built from; 0: unknown */
 	struct idvec preds; /* predictor ids, in manifest order */
 	struct idvec bes; /* backend ids */
 };
@@ -887,8 +888,9 @@ static int rebuild_table(struct ferry_sync *s, __u32 svc_id, __u32 size, struct 
 	__u32 counts[FERRY_MAX_SVC_PREDICTORS] = {};
 	struct ferry_table_member *members = NULL;
 	__u32 ngroups = 0, nmembers = 0, g, i, *slots = NULL, *ids = NULL, starved = 0;
+	__u64 inputs;
 	bool override = false;
-	int err;
+	int err = 0;
 
 	for (i = 0; i < ms->preds.n; i++)
 		if (s->preds[ms->preds.ids[i]].meta.flags & FERRY_PRED_F_OVERRIDE)
@@ -930,6 +932,19 @@ static int rebuild_table(struct ferry_sync *s, __u32 svc_id, __u32 size, struct 
 		};
 		ids[nmembers++] = id;
 	}
+
+	/*
+	 * Same weights, same members, same size: the table cannot change, and a
+	 * sync of thousands of services must not rebuild every one of them.
+	 */
+	inputs = hash_bytes(&size, sizeof(size)) ^ hash_bytes(gweights, sizeof(gweights)) ^
+		 (hash_bytes(gids, ngroups * sizeof(*gids)) * 3) ^
+		 (hash_bytes(members, nmembers * sizeof(*members)) * 5) ^ ngroups ^
+		 ((__u64)nmembers << 32);
+	if (!inputs)
+		inputs = 1;
+	if (ms->table && ms->table_slots == size && ms->inputs == inputs)
+		goto out_free;
 
 	err = ferry_table__build(&(struct ferry_table_spec){ .size = size,
 							      .group_weights = gweights,
@@ -984,6 +999,7 @@ static int rebuild_table(struct ferry_sync *s, __u32 svc_id, __u32 size, struct 
 		res->starved_members += starved;
 	}
 
+	ms->inputs = inputs;
 	if (ms->table && ms->table_slots == size &&
 	    !memcmp(ms->table, slots, size * sizeof(*slots)))
 		goto out_free;
@@ -1068,6 +1084,7 @@ static void refresh_service(struct ferry_sync *s, __u32 id)
 		return;
 	ms->meta.table_generation = meta.table_generation;
 	read_table(s, ms, id);
+	ms->inputs = 0; /* another writer changed it: build again next time */
 	for (i = 0; i < ms->preds.n; i++) {
 		p = ms->preds.ids[i];
 		bpf_map_lookup_elem(s->dp->map_fds[FERRY_M_PRED_META], &p, &s->preds[p].meta);
