@@ -720,6 +720,13 @@ static int attach_tc(struct ferry_dp *dp, int ifindex, const char *ifname, enum 
 	return record_link(dp, ifindex, bit);
 }
 
+int ferry_dp__add_tx_port(struct ferry_dp *dp, int ifindex)
+{
+	__u32 key = ifindex, val = ifindex;
+
+	return bpf_map_update_elem(dp->map_fds[FERRY_M_TX_PORTS], &key, &val, BPF_ANY) ? -errno : 0;
+}
+
 int ferry_dp__attach(struct ferry_dp *dp, int ifindex, enum ferry_hook hook)
 {
 	char ifname[IF_NAMESIZE] = "";

@@ -74,6 +74,13 @@ int ferry_dp__attach(struct ferry_dp *dp, int ifindex, enum ferry_hook hook);
  */
 int ferry_dp__attach_cgroup(struct ferry_dp *dp, const char *cgroup_path);
 
+/*
+ * Declares ifindex safe for XDP_REDIRECT (its driver takes XDP frames: a
+ * physical NIC with ndo_xdp_xmit, a veth whose peer runs XDP). Forwarded
+ * packets leaving through it skip the XDP -> TC handoff.
+ */
+int ferry_dp__add_tx_port(struct ferry_dp *dp, int ifindex);
+
 /* Detaches every program ferry_links records, then removes every pin. */
 int ferry_dp__reset(const char *pin_path);
 

@@ -69,6 +69,8 @@ struct ferryd_opts {
 	int nifaces;
 	const char *reply_ifaces[MAX_IFACES];
 	int nreply_ifaces;
+	const char *tx_ifaces[MAX_IFACES]; /* --xdp-tx-iface: XDP_REDIRECT-safe egress */
+	int ntx_ifaces;
 	const char *metrics_addr;
 	const char *pin_path;
 	const char *pod_ifaces; /* comma-separated fnmatch patterns */
@@ -138,6 +140,12 @@ static void usage(FILE *out)
 		"  --reply-iface IFNAME    where backend replies arrive (TC ingress); repeatable.\n"
 		"                          Without it, every interface through which a backend\n"
 		"                          address is routed, following route and link changes\n"
+		"  --xdp-tx-iface IFNAME   an egress interface whose driver takes XDP_REDIRECT\n"
+		"                          frames (a physical NIC; a veth whose peer runs XDP):\n"
+		"                          forwarded packets leaving through it stay in XDP.\n"
+		"                          Without it XDP hands packets to TC to redirect, which\n"
+		"                          always delivers (a veth peer without XDP or GRO\n"
+		"                          silently drops redirected XDP frames); repeatable\n"
 		"  --pod-iface PATTERNS    also balance traffic from pods: TC on host-side veths\n"
 		"                          whose names match, e.g. 'veth*,cali*,lxc*'; new ones are\n"
 		"                          attached as they appear\n"
@@ -167,11 +175,12 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 {
 	enum { OPT_CONFIG = 256, OPT_IFACE, OPT_REPLY, OPT_METRICS, OPT_PIN, OPT_TABLE, OPT_ONCE,
-	       OPT_LOG, OPT_POD, OPT_K8S, OPT_KUBECONFIG, OPT_NS, OPT_HOST, OPT_BUCKETS };
+	       OPT_LOG, OPT_POD, OPT_K8S, OPT_KUBECONFIG, OPT_NS, OPT_HOST, OPT_BUCKETS, OPT_TX };
 	static const struct option longopts[] = {
 		{ "config-dir", required_argument, NULL, OPT_CONFIG },
 		{ "iface", required_argument, NULL, OPT_IFACE },
 		{ "reply-iface", required_argument, NULL, OPT_REPLY },
+		{ "xdp-tx-iface", required_argument, NULL, OPT_TX },
 		{ "metrics-addr", required_argument, NULL, OPT_METRICS },
 		{ "pin-path", required_argument, NULL, OPT_PIN },
 		{ "table-size", required_argument, NULL, OPT_TABLE },
@@ -195,6 +204,19 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		switch (c) {
 		case OPT_CONFIG:
 			o->config_dir = optarg;
+			break;
+		case OPT_TX:
+			if (ferry_nl__ifindex_by_name("--xdp-tx-iface", optarg, &ifindex, err,
+						      sizeof(err))) {
+				fprintf(stderr, "ferryd: %s\n", err);
+				return -EINVAL;
+			}
+			if (o->ntx_ifaces >= MAX_IFACES) {
+				fprintf(stderr, "ferryd: at most %d interfaces per flag\n",
+					MAX_IFACES);
+				return -EINVAL;
+			}
+			o->tx_ifaces[o->ntx_ifaces++] = optarg;
 			break;
 		case OPT_IFACE:
 		case OPT_REPLY:
@@ -377,6 +399,15 @@ static int attach_static(struct ferryd *d)
 			return err;
 		pr_info("--iface %s: forward programs attached (XDP + TC ingress)",
 			d->opts.ifaces[i]);
+	}
+	for (i = 0; i < d->opts.ntx_ifaces; i++) {
+		ifindex = if_nametoindex(d->opts.tx_ifaces[i]);
+		err = ifindex ? ferry_dp__add_tx_port(d->dp, ifindex) : -ENODEV;
+		if (err) {
+			pr_err("--xdp-tx-iface %s: %s", d->opts.tx_ifaces[i], strerror(-err));
+			return err;
+		}
+		pr_info("--xdp-tx-iface %s: XDP redirects straight to it", d->opts.tx_ifaces[i]);
 	}
 	for (i = 0; i < d->opts.nreply_ifaces; i++) {
 		ifindex = if_nametoindex(d->opts.reply_ifaces[i]);
