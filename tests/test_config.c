@@ -673,6 +673,21 @@ static void test_last_good(void)
 	if (ASSERT_TRUE(s != NULL, "wine"))
 		ASSERT_EQ(s->sample_every, 7, "wine's change applied");
 
+	/*
+	 * Truncated to nothing ('kubectl get -o yaml > f' truncates first): a
+	 * write in progress, not a deletion; nothing changes, no error.
+	 */
+	write_file(dir, "iris.yaml", "");
+	nerr = load_build(st, dir, &m);
+	ASSERT_EQ(nerr, 0, "empty file: no error");
+	s = find_service(&m, "models/iris", 8000);
+	if (ASSERT_TRUE(s != NULL, "iris kept while its file is empty"))
+		ASSERT_EQ(find_pred(s, "canary")->weight_configured, 200000, "weight kept");
+	write_file(dir, "iris.yaml", "# being written\n");
+	nerr = load_build(st, dir, &m);
+	ASSERT_EQ(nerr, 0, "comment-only file: no error");
+	ASSERT_TRUE(find_service(&m, "models/iris", 8000) != NULL, "iris kept (comment only)");
+
 	/* A file that disappears takes its objects with it. */
 	remove_file(dir, "iris.yaml");
 	nerr = load_build(st, dir, &m);

@@ -1277,6 +1277,17 @@ static int load_file(struct load_state *ls, const char *path)
 			return -ENOMEM;
 		return str_set_add(&ls->failed_files, path);
 	}
+	if (!ferry_manifest__ndocs(mf)) {
+		/*
+		 * An empty file is a write in progress ('kubectl get -o yaml > f'
+		 * truncates first): keep what the file held until it has content or
+		 * is deleted, rather than delete its deployments and their flows.
+		 */
+		pr_info("%s: empty; keeping its objects as they were until it is written or removed",
+			path);
+		ferry_manifest__put(mf);
+		return str_set_add(&ls->failed_files, path);
+	}
 	for (size_t d = 0; d < ferry_manifest__ndocs(mf) && !ret; d++) {
 		json_t *doc = ferry_manifest__doc(mf, d), *items;
 		const char *kind = json_string_value(json_object_get(doc, "kind"));
@@ -1368,6 +1379,16 @@ int ferry_config_store__load_dir(struct ferry_config_store *store, const char *d
 
 		if (stat(names[i], &st) || !S_ISREG(st.st_mode))
 			continue;
+		if (!st.st_size) {
+			/* A write in progress: see load_file(). */
+			pr_info("%s: empty; keeping its objects as they were until it is written "
+				"or removed",
+				names[i]);
+			ret = str_set_add(&ls.failed_files, names[i]);
+			if (ret)
+				goto out_free_fresh;
+			continue;
+		}
 		ret = load_file(&ls, names[i]);
 		if (ret)
 			goto out_free_fresh;
