@@ -515,34 +515,30 @@ static int attach_existing_pods(void *ctx, int ifindex, const char *ifname, bool
 
 /* --------------------------------------------------------------- sync */
 
+/* Predictors with configured weight and no ready backend, for the metrics thread. */
 static void collect_no_ready(struct ferryd *d)
 {
-	size_t i, j, n = 0;
+	struct ferry_snapshot *snap = ferry_snapshot__read(d->opts.pin_path);
+	size_t i, n = 0;
 	__u32 *ids;
 
-	for (i = 0; i < d->model.nservices; i++)
-		n += d->model.services[i].npredictors;
-	ids = calloc(n ? n : 1, sizeof(*ids));
+	if (!snap)
+		return;
+	ids = calloc(snap->npredictors ? snap->npredictors : 1, sizeof(*ids));
+	for (i = 0; ids && i < snap->npredictors; i++) {
+		const struct ferry_snap_predictor *p = &snap->predictors[i];
+
+		if (p->weight_configured && !p->backends_ready)
+			ids[n++] = p->id;
+	}
+	ferry_snapshot__free(snap);
 	if (!ids)
 		return;
-	n = 0;
-	{
-		struct ferry_snapshot *snap = ferry_snapshot__read(d->opts.pin_path);
-
-		for (i = 0; snap && i < snap->npredictors; i++) {
-			const struct ferry_snap_predictor *p = &snap->predictors[i];
-
-			if (p->weight_configured && !p->backends_ready)
-				ids[n++] = p->id;
-		}
-		ferry_snapshot__free(snap);
-	}
 	pthread_mutex_lock(&d->lock);
 	free(d->no_ready);
 	d->no_ready = ids;
 	d->nno_ready = n;
 	pthread_mutex_unlock(&d->lock);
-	(void)j;
 }
 
 /* Errors about objects from the API server also go where kubectl users look: an Event. */
