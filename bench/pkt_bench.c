@@ -39,6 +39,7 @@
 #include <jansson.h>
 #include <linux/pkt_cls.h>
 
+#include "../tests/netns_fixture.h"
 #include "../tests/pkt_builder.h"
 #include "ferry_maps.h"
 #include "ferry_xdp.skel.h"
@@ -52,36 +53,18 @@
 #define MAC_BACKEND "02:fb:00:00:01:0a"
 
 static struct {
-	int orig_ns;
-	bool ns_created;
+	struct netns_fixture ns;
 	struct ferry_xdp *xdp;
 	struct ferry_tc *tc;
 	struct floor *floor;
 	int if_c0, if_b0;
 	int inner_fd;
 	unsigned int calls, repeat;
-} env = { .orig_ns = -1, .inner_fd = -1 };
-
-static int sh(const char *cmd)
-{
-	int rc = system(cmd);
-
-	if (rc)
-		fprintf(stderr, "pkt_bench: command failed (%d): %s\n", rc, cmd);
-	return rc ? -EIO : 0;
-}
+} env = { .ns = NETNS_FIXTURE(NS), .inner_fd = -1 };
 
 static void teardown(void)
 {
-	if (env.orig_ns >= 0) {
-		setns(env.orig_ns, CLONE_NEWNET);
-		close(env.orig_ns);
-		env.orig_ns = -1;
-	}
-	if (env.ns_created) {
-		system("ip netns del " NS " 2>/dev/null");
-		env.ns_created = false;
-	}
+	netns_fixture__destroy(&env.ns);
 }
 
 static void on_signal(int sig)
@@ -113,23 +96,12 @@ static int setup_netns(void)
 		"ip netns exec " NS " sysctl -qw net.ipv4.ip_forward=1",
 		"ip netns exec " NS " sysctl -qw net.ipv6.conf.all.forwarding=1",
 	};
-	int fd;
+	int err;
 
-	system("ip netns del " NS " 2>/dev/null");
-	if (sh("ip netns add " NS))
-		return -EIO;
-	env.ns_created = true;
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (sh(cmds[i]))
-			return -EIO;
-	env.orig_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	fd = open("/run/netns/" NS, O_RDONLY | O_CLOEXEC);
-	if (env.orig_ns < 0 || fd < 0 || setns(fd, CLONE_NEWNET)) {
-		if (fd >= 0)
-			close(fd);
-		return -errno;
-	}
-	close(fd);
+	err = netns_fixture__create(&env.ns, cmds, sizeof(cmds) / sizeof(cmds[0]));
+	err = err ?: netns_fixture__enter(&env.ns);
+	if (err)
+		return err;
 	env.if_c0 = if_nametoindex("fb-c0");
 	env.if_b0 = if_nametoindex("fb-b0");
 	return env.if_c0 && env.if_b0 ? 0 : -ENODEV;

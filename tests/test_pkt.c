@@ -27,6 +27,7 @@
 #include <linux/pkt_cls.h>
 
 #include "testing.h"
+#include "netns_fixture.h"
 #include "pkt_builder.h"
 #include "ferry_maps.h"
 #include "ferry_xdp.skel.h"
@@ -92,15 +93,14 @@ static const struct service_def services[] = {
 };
 
 static struct {
-	int orig_ns;
-	bool ns_created;
+	struct netns_fixture ns;
 	struct ferry_xdp *xdp;
 	struct ferry_tc *tc;
 	int if_c0, if_b0;
 	int ncpus;
 	int inner_fds[16];
 	int ninner;
-} env = { .orig_ns = -1 };
+} env = { .ns = NETNS_FIXTURE(NS) };
 
 static const char *ctr_names[FERRY_CTR_MAX] = {
 	"MALFORMED",	  "FRAGMENT",	 "IPV6_EXT",  "VIP_PORT_MISS", "NO_BACKEND",
@@ -468,24 +468,12 @@ static bool check_fwd(const char *what, enum prog p, const struct pb_spec *in, i
 
 static int sh(const char *cmd)
 {
-	int rc = system(cmd);
-
-	if (rc != 0)
-		fprintf(stderr, "    command failed (%d): %s\n", rc, cmd);
-	return rc == 0 ? 0 : -EIO;
+	return netns_fixture__sh(cmd);
 }
 
 static void netns_teardown(void)
 {
-	if (env.orig_ns >= 0) {
-		setns(env.orig_ns, CLONE_NEWNET);
-		close(env.orig_ns);
-		env.orig_ns = -1;
-	}
-	if (env.ns_created) {
-		system("ip netns del " NS " 2>/dev/null");
-		env.ns_created = false;
-	}
+	netns_fixture__destroy(&env.ns);
 }
 
 static void on_signal(int sig)
@@ -517,15 +505,11 @@ static int netns_setup(void)
 		"ip netns exec " NS " sysctl -qw net.ipv6.conf.all.forwarding=1",
 	};
 	char cmd[256];
-	int fd;
+	int err;
 
-	system("ip netns del " NS " 2>/dev/null");
-	if (sh("ip netns add " NS))
-		return -EIO;
-	env.ns_created = true;
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (sh(cmds[i]))
-			return -EIO;
+	err = netns_fixture__create(&env.ns, cmds, sizeof(cmds) / sizeof(cmds[0]));
+	if (err)
+		return err;
 	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
 		if (!backends[i].mac || backends[i].port == 9090 || backends[i].port == 5353)
 			continue;
@@ -535,15 +519,9 @@ static int netns_setup(void)
 		if (sh(cmd))
 			return -EIO;
 	}
-	env.orig_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	fd = open("/run/netns/" NS, O_RDONLY | O_CLOEXEC);
-	if (env.orig_ns < 0 || fd < 0 || setns(fd, CLONE_NEWNET)) {
-		fprintf(stderr, "    entering %s: %s\n", NS, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -errno;
-	}
-	close(fd);
+	err = netns_fixture__enter(&env.ns);
+	if (err)
+		return err;
 	env.if_c0 = if_nametoindex("fb-c0");
 	env.if_b0 = if_nametoindex("fb-b0");
 	return env.if_c0 && env.if_b0 ? 0 : -ENODEV;
