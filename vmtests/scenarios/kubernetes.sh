@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+# kubernetes: ferryd --kubernetes end to end. The fake API server of
+# tests/k8s_apiserver.py (HTTPS, a CA and token made here) serves a
+# SeldonDeployment and its EndpointSlices; ferryd lists and watches them and
+# forwards real TCP through the VIP. Then, through the watch: a weight change
+# moves new connections within a second, a rejected object leaves the good
+# version serving and becomes a Warning Event, and a DELETED deployment stops
+# being balanced. Protocol-level: no real cluster (docs/kubernetes.md).
+# shellcheck source=SCRIPTDIR/../lib/topo.sh
+. "$(dirname "$0")/../lib/topo.sh"
+fe_init kubernetes k8s
+fe_require_root
+fe_require_ferryd
+command -v openssl >/dev/null || fe_skip "openssl not installed (make deps)"
+
+vip=198.18.100.30:8000
+token=fe-k8s-token
+fe_std_backends
+
+pki=$FE_RUN/pki
+mkdir -p "$pki"
+ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+echo "subjectAltName=IP:127.0.0.1" >"$pki/san.ext"
+# shellcheck disable=SC2086
+(cd "$pki" && openssl req -x509 $ec -keyout ca.key -out ca.crt -days 2 -subj /CN=fe-ca &&
+	openssl req $ec -keyout server.key -out server.csr -subj /CN=127.0.0.1 &&
+	openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+		-out server.crt -days 2 -extfile san.ext) >/dev/null 2>&1 || fe_fail "openssl PKI"
+
+# The objects as the API server returns them (JSON), built from the same
+# specs the other scenarios write as YAML.
+objects() { # MAIN_WEIGHT CANARY_WEIGHT: a JSON scenario on stdout
+	"$FE_PY" - "$1" "$2" "$vip" "$(fe_backend_ip 1)" "$(fe_backend_ip 2)" "$(fe_backend_ip 3)" <<'EOF'
+import json, sys
+wm, wc, vip, b1, b2, b3 = sys.argv[1:]
+def sdep(name, traffic):
+    return {"apiVersion": "machinelearning.seldon.io/v1", "kind": "SeldonDeployment",
+            "metadata": {"name": name, "namespace": "models", "uid": "uid-" + name,
+                         "annotations": {"ferry.io/vip": vip}},
+            "spec": {"predictors": [
+                {"name": "main", "traffic": traffic[0], "graph": {"name": "model"}},
+                {"name": "canary", "traffic": traffic[1], "graph": {"name": "model"}}]}}
+def sl(name, svc, addrs):
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": name, "namespace": "models",
+                         "labels": {"kubernetes.io/service-name": svc}},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 9000, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in addrs]}
+print(json.dumps({"sdep": sdep("iris", (int(wm), int(wc))),
+                  "slices": [sl("iris-main-x", "iris-main", [b1, b2]),
+                             sl("iris-canary-x", "iris-canary", [b3])]}))
+EOF
+}
+objects 50 50 >"$FE_RUN/objs.json" || fe_fail "objects"
+"$FE_PY" -c '
+import json, sys
+o = json.load(open(sys.argv[1]))
+json.dump({"objects": {"seldondeployments": [o["sdep"]], "endpointslices": o["slices"]}}, sys.stdout)
+' "$FE_RUN/objs.json" >"$FE_RUN/scenario.json"
+
+# The API server runs in the node namespace, on the node's loopback.
+ip netns exec "$FE_NODE" "$FE_PY" "$FE_TOP/tests/k8s_apiserver.py" --cert "$pki/server.crt" \
+	--key "$pki/server.key" --token "$token" --port-file "$FE_RUN/port" \
+	--scenario "$FE_RUN/scenario.json" >>"$FE_RUN/apiserver.log" 2>&1 &
+FE_PIDS+=($!)
+fe_wait 10 test -s "$FE_RUN/port" || fe_fail "the fake API server did not start"
+port=$(cat "$FE_RUN/port")
+cat >"$FE_RUN/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+current-context: fe
+clusters:
+- name: fake
+  cluster:
+    server: https://127.0.0.1:$port
+    certificate-authority: $pki/ca.crt
+contexts:
+- name: fe
+  context:
+    cluster: fake
+    user: ferryd
+users:
+- name: ferryd
+  user:
+    token: $token
+EOF
+
+control() { # JSON ops: runs them on the server
+	fe_ns "$FE_NODE" curl -sf --max-time 5 --cacert "$pki/ca.crt" -H "Authorization: Bearer $token" \
+		-H 'Content-Type: application/json' -d "$1" "https://127.0.0.1:$port/_control"
+}
+
+# shellcheck disable=SC2046
+nsenter --net="/run/netns/$FE_NODE" "$FERRY_BUILD/ferryd" --kubernetes --kubeconfig "$FE_RUN/kubeconfig" \
+	--iface "$FE_IF_NODE_CLIENT" $(fe_reply_iface_args) --pin-path "$FE_PIN" \
+	--metrics-addr "$FE_METRICS" >>"$FE_RUN/ferryd.log" 2>&1 &
+FERRYD_PID=$!
+FE_PIDS+=($!)
+fe_wait 20 fe_ferryd_serving || fe_fail "ferryd does not serve /metrics within 20 s"
+fe_wait 10 fe_vip_ok "$vip" || fe_fail "VIP $vip from the API server does not answer within 10 s"
+fe_burst "$vip" 400 "$FE_RUN/5050.json"
+[ "$(fe_json "$FE_RUN/5050.json" 'd["error_total"] == 0 and len(d["predictors"]) == 2')" = True ] ||
+	fe_fail "50/50 from the API: $(fe_json "$FE_RUN/5050.json" '[d["predictors"], d["errors"]]')"
+
+# A weight change arrives as a MODIFIED event.
+objects 0 100 >"$FE_RUN/objs2.json"
+control "{\"ops\": [{\"op\": \"put\", \"resource\": \"seldondeployments\", \"object\": $(fe_json "$FE_RUN/objs2.json" 'd["sdep"]')}]}" >/dev/null ||
+	fe_fail "control: put 0/100"
+all_canary() {
+	fe_burst "$vip" 100 "$FE_RUN/canary.json"
+	[ "$(fe_json "$FE_RUN/canary.json" 'd["error_total"] == 0 and set(d["predictors"]) == {"canary"}')" = True ]
+}
+fe_wait 2 all_canary || fe_fail "0/100 through the watch not followed: $(fe_json "$FE_RUN/canary.json" 'd["predictors"]')"
+
+# A rejected version: the last good one keeps serving, and an Event says why.
+bad=$(fe_json "$FE_RUN/objs2.json" 'dict(d["sdep"], spec={"predictors": [dict(p, traffic=60) for p in d["sdep"]["spec"]["predictors"]]})')
+control "{\"ops\": [{\"op\": \"put\", \"resource\": \"seldondeployments\", \"object\": $bad}]}" >/dev/null ||
+	fe_fail "control: put bad"
+event_posted() {
+	control '{"ops": []}' >/dev/null
+	fe_ns "$FE_NODE" curl -sf --max-time 5 --cacert "$pki/ca.crt" -H "Authorization: Bearer $token" \
+		"https://127.0.0.1:$port/_control" >"$FE_RUN/state.json" &&
+		grep -q FerryInvalidManifest "$FE_RUN/state.json"
+}
+fe_wait 5 event_posted || fe_fail "no Warning Event for the rejected SeldonDeployment"
+grep -q "traffic" "$FE_RUN/state.json" || fe_fail "the Event does not name the field: $(cat "$FE_RUN/state.json")"
+all_canary || fe_fail "the rejected version changed the split: $(fe_json "$FE_RUN/canary.json" 'd["predictors"]')"
+
+# DELETED: the VIP is not balanced any more.
+control '{"ops": [{"op": "delete", "resource": "seldondeployments", "namespace": "models", "name": "iris"}]}' >/dev/null ||
+	fe_fail "control: delete"
+vip_gone() { ! fe_vip_ok "$vip"; }
+fe_wait 5 vip_gone || fe_fail "the VIP still answers after its SeldonDeployment was deleted"
+fe_pass "listed and watched: 50/50 split, 0/100 followed, bad version kept out with an Event, delete removed the VIP"
