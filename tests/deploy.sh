@@ -259,10 +259,14 @@ ports = {p.get("name"): p.get("containerPort") for p in ctr.get("ports", [])}
 if port is None or ports.get("metrics") != port:
     problems.append("--metrics-addr port %r and the 'metrics' containerPort %r differ" %
                     (port, ports.get("metrics")))
-for probe in ("livenessProbe", "readinessProbe"):
+# Liveness: the server runs; readiness: the first sync is done (user/metrics.c serves both).
+for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
     get = ctr.get(probe, {}).get("httpGet", {})
-    if get.get("path") != "/healthz" or get.get("port") not in ("metrics", port):
-        problems.append("%s must GET /healthz on the metrics port" % probe)
+    if get.get("path") != path or get.get("port") not in ("metrics", port):
+        problems.append("%s must GET %s on the metrics port" % (probe, path))
+    if '"%s"' % path not in open(os.path.join(top, "user", "metrics.c")).read():
+        problems.append("%s: ferryd's metrics server (user/metrics.c) does not serve %s" %
+                        (probe, path))
 if ds and ds["spec"].get("updateStrategy", {}).get("rollingUpdate", {}).get(
         "maxUnavailable") != 1:
     problems.append("updateStrategy.rollingUpdate.maxUnavailable must be 1")

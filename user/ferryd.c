@@ -841,6 +841,9 @@ static int run_loop(struct ferryd *d)
 			} else if (fd == d->debounce_fd) {
 				drain_fd(fd);
 				resync(d);
+				/* Ready once the API's first list has been applied too. */
+				if (!d->opts.kubernetes || d->k8s_synced)
+					ferry_metrics__set_ready(d->metrics, true);
 			} else if (fd == d->tick_fd) {
 				drain_fd(fd);
 				heartbeat(d);
@@ -997,6 +1000,9 @@ int main(int argc, char **argv)
 		if (!d.metrics)
 			goto out;
 		pr_info("metrics on http://%s/metrics", d.opts.metrics_addr);
+		/* The directory was applied above; the Kubernetes source is not yet. */
+		if (!d.opts.kubernetes)
+			ferry_metrics__set_ready(d.metrics, true);
 	}
 	err = setup_loop(&d);
 	if (err) {

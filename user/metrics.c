@@ -563,7 +563,14 @@ struct ferry_metrics_server {
 	ferry_metrics_produce_fn produce;
 	void *ctx;
 	int port;
+	volatile bool ready; /* /readyz: the first sync of every source is done */
 };
+
+void ferry_metrics__set_ready(struct ferry_metrics_server *srv, bool ready)
+{
+	if (srv)
+		srv->ready = ready;
+}
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, const char *type,
 			     void *body, size_t len, enum MHD_ResponseMemoryMode mode)
@@ -599,6 +606,11 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
 			     MHD_RESPMEM_PERSISTENT);
 	if (!strcmp(url, "/healthz"))
 		return reply(conn, MHD_HTTP_OK, text, "ok\n", 3, MHD_RESPMEM_PERSISTENT);
+	if (!strcmp(url, "/readyz"))
+		return srv->ready ? reply(conn, MHD_HTTP_OK, text, "ready\n", 6,
+					  MHD_RESPMEM_PERSISTENT) :
+				    reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, text,
+					  "not synced yet\n", 15, MHD_RESPMEM_PERSISTENT);
 	if (strcmp(url, "/metrics"))
 		return reply(conn, MHD_HTTP_NOT_FOUND, text, "not found: try /metrics\n", 24,
 			     MHD_RESPMEM_PERSISTENT);

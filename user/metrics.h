@@ -69,4 +69,11 @@ struct ferry_metrics_server *ferry_metrics__serve(const char *addr, ferry_metric
 int ferry_metrics__port(const struct ferry_metrics_server *srv);
 void ferry_metrics__stop(struct ferry_metrics_server *srv);
 
+/*
+ * /readyz answers 200 once this is set (ferryd: after the first complete sync
+ * of its manifests, from the directory or the Kubernetes API), 503 before.
+ * /healthz answers 200 while the server runs.
+ */
+void ferry_metrics__set_ready(struct ferry_metrics_server *srv, bool ready);
+
 #endif /* FERRY_METRICS_H */
