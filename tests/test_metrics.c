@@ -975,9 +975,11 @@ static void test_http_server(void)
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", ferry_metrics__port(srv));
 	if (ASSERT_EQ(http_get(url, &f, NULL, 0), 200, "/healthz status"))
 		ASSERT_STRSTR(f.body, "ok", "/healthz body");
+	free(f.body);
 	/* Not ready until told (ferryd: after its first complete sync). */
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", ferry_metrics__port(srv));
 	ASSERT_EQ(http_get(url, &f, NULL, 0), 503, "/readyz before the first sync");
+	free(f.body);
 	ferry_metrics__set_ready(srv, true);
 	ASSERT_EQ(http_get(url, &f, NULL, 0), 200, "/readyz after it");
 	free(f.body);
