@@ -662,7 +662,7 @@ static int cmd_flows(struct ctl *c, int argc, char **argv)
 	while (!bpf_map_get_next_key(dp->map_fds[FERRY_M_FLOWS], prev, &next)) {
 		struct ferry_flow flow;
 		struct ferry_rflow rflow = {};
-		struct ferry_flow_key rkey = {};
+		struct ferry_flow_key rkey;
 		char cl[FERRY_ADDR_STRLEN], vip[FERRY_ADDR_STRLEN], be[FERRY_ADDR_STRLEN];
 		double age, idle;
 
@@ -676,13 +676,7 @@ static int cmd_flows(struct ctl *c, int argc, char **argv)
 		if (want_be && (be_family != flow.family || (be_port && be_port != flow.backend_port) ||
 				memcmp(be_addr, flow.backend_addr, 16)))
 			continue;
-		/* The reply direction's entry: backend -> client. */
-		memcpy(rkey.saddr, flow.backend_addr, 16);
-		memcpy(rkey.daddr, key.saddr, 16);
-		rkey.sport = flow.backend_port;
-		rkey.dport = key.sport;
-		rkey.proto = key.proto;
-		rkey.family = key.family;
+		ferry_flow__reverse_key(&rkey, &key, &flow);
 		bpf_map_lookup_elem(dp->map_fds[FERRY_M_RFLOWS], &rkey, &rflow);
 		ferry_addr__format(key.saddr, key.sport, key.family, cl, sizeof(cl));
 		ferry_addr__format(key.daddr, key.dport, key.family, vip, sizeof(vip));

@@ -232,7 +232,7 @@ struct ferry_sync {
 	__u32 svc_hint, pred_hint, be_hint;
 	/* Address markers in force: VIP address -> number of VIPs on it. */
 	struct idmap markers;
-	void *percpu_buf; /* ncpus * the largest per-CPU value */
+	struct ferry_stats *percpu_buf; /* one ferry_stats row per possible CPU */
 	/*
 	 * Outer-map writes wait for an RCU grace period each (the kernel must
 	 * know no program still runs on the old inner map): they are queued and
@@ -467,7 +467,6 @@ static int load_mirror(struct ferry_sync *s)
 struct ferry_sync *ferry_sync__new(struct ferry_dp *dp, const struct ferry_sync_opts *opts)
 {
 	struct ferry_sync *s;
-	size_t buf;
 	int err;
 
 	s = calloc(1, sizeof(*s));
@@ -480,9 +479,7 @@ struct ferry_sync *ferry_sync__new(struct ferry_dp *dp, const struct ferry_sync_
 		err = -EINVAL;
 		goto err_free;
 	}
-	buf = sizeof(struct ferry_hist) > sizeof(struct ferry_stats) ? sizeof(struct ferry_hist) :
-								       sizeof(struct ferry_stats);
-	s->percpu_buf = calloc(s->ncpus, buf);
+	s->percpu_buf = calloc(s->ncpus, sizeof(*s->percpu_buf));
 	s->svcs = calloc(FERRY_MAX_SERVICES, sizeof(*s->svcs));
 	s->preds = calloc(FERRY_MAX_PREDICTORS, sizeof(*s->preds));
 	s->bes = calloc(FERRY_MAX_BACKENDS, sizeof(*s->bes));
@@ -732,8 +729,6 @@ static void keylist_delete(struct keylist *l, int fd)
 	free(l->keys);
 }
 
-static void reverse_key(struct ferry_flow_key *rkey, const struct ferry_flow_key *key,
-			const struct ferry_flow *flow);
 
 /*
  * Removes the flows of deleted backends. Their next packet is a flow miss:
@@ -770,8 +765,8 @@ static size_t purge_flows(struct ferry_sync *s, const bool *dead)
 	return purged;
 }
 
-static void reverse_key(struct ferry_flow_key *rkey, const struct ferry_flow_key *key,
-			const struct ferry_flow *flow)
+void ferry_flow__reverse_key(struct ferry_flow_key *rkey, const struct ferry_flow_key *key,
+			     const struct ferry_flow *flow)
 {
 	memset(rkey, 0, sizeof(*rkey));
 	memcpy(rkey->saddr, flow->backend_addr, sizeof(rkey->saddr));
@@ -810,7 +805,7 @@ size_t ferry_sync__gc_flows(struct ferry_sync *s, const struct ferry_gc_opts *o)
 			limit = o->tcp_idle_ns;
 		if (now - flow.last_ns < limit)
 			continue;
-		reverse_key(&rkey, &key, &flow);
+		ferry_flow__reverse_key(&rkey, &key, &flow);
 		if (keylist_add(&fwd, &key) || keylist_add(&rev, &rkey))
 			break;
 	}

@@ -68,6 +68,10 @@ struct ferry_gc_opts {
  */
 size_t ferry_sync__gc_flows(struct ferry_sync *sync, const struct ferry_gc_opts *opts);
 
+/* The ferry_rflows key of a flow: backend -> client, as the reply arrives. */
+void ferry_flow__reverse_key(struct ferry_flow_key *rkey, const struct ferry_flow_key *key,
+			     const struct ferry_flow *flow);
+
 /* Counts of what the mirror holds, for logs and metrics. */
 size_t ferry_sync__nservices(const struct ferry_sync *sync);
 
