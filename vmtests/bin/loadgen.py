@@ -21,6 +21,7 @@ Threads with blocking sockets: 2,000 new connections take a few seconds on 2 cor
 Standard library only.
 """
 import argparse
+import errno
 import json
 import random
 import signal
@@ -121,6 +122,33 @@ def lat_summary(lat):
     return out
 
 
+class SourcePorts:
+    """Distinct client ports, one per connection, so that every connection is a
+    new 5-tuple. Left to the kernel, ports of closed connections come back
+    (and a reused 5-tuple rightly hashes to the same backend again), which
+    makes the observed split clump instead of behaving like independent
+    draws: the 3-sigma share checks assume independent connections."""
+
+    def __init__(self, first=20000, last=60999):
+        self.lock, self.next, self.first, self.last = threading.Lock(), first, first, last
+
+    def bind(self, s, family):
+        for _ in range(200):
+            with self.lock:
+                port = self.next
+                self.next = self.first if port >= self.last else port + 1
+            try:
+                s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
+                return
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE:
+                    raise
+        raise OSError(errno.EADDRINUSE, "no free source port")
+
+
+SOURCE_PORTS = SourcePorts()
+
+
 class Conn:
     """One HTTP/1.1 connection to the target, reopened on demand."""
 
@@ -135,6 +163,7 @@ class Conn:
         s.settimeout(self.args.timeout)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
+            SOURCE_PORTS.bind(s, self.family)
             s.connect((self.host, self.port))
         except BaseException:
             s.close()
