@@ -130,10 +130,13 @@ class SourcePorts:
     draws: the 3-sigma share checks assume independent connections."""
 
     def __init__(self, first=20000, last=60999):
-        self.lock, self.next, self.first, self.last = threading.Lock(), first, first, last
+        # A random start: several load clients share a namespace, and ports of
+        # an earlier run may still be in TIME_WAIT.
+        self.lock, self.first, self.last = threading.Lock(), first, last
+        self.next = random.randint(first, last)
 
     def bind(self, s, family):
-        for _ in range(200):
+        for _ in range(self.last - self.first + 1):
             with self.lock:
                 port = self.next
                 self.next = self.first if port >= self.last else port + 1
