@@ -176,6 +176,15 @@ struct judge {
 	json_t *transports; /* endpoint.type values found in the graphs (a set) */
 	int nerrs;
 	bool nomem;
+	/*
+	 * The API server checks the schema before it calls the webhook: when
+	 * the schema fails, the webhook's rules never run, so their errors
+	 * wait here and are dropped (they would judge fields of the wrong type).
+	 */
+	bool in_schema;
+	int nschema;
+	struct ferry_config_error *held;
+	size_t nheld;
 };
 
 static void judge_err(struct judge *j, const json_t *parent, const char *key, const json_t *node,
@@ -186,7 +195,7 @@ static void judge_err(struct judge *j, const json_t *parent, const char *key, co
 		      const char *field, const char *fmt, ...)
 {
 	const struct ferry_manifest *mf = j->in->mf;
-	struct ferry_config_error e = {};
+	struct ferry_config_error e = {}, *held;
 	va_list ap;
 
 	snprintf(e.file, sizeof(e.file), "%s", j->in->file ? j->in->file : "");
@@ -199,9 +208,29 @@ static void judge_err(struct judge *j, const json_t *parent, const char *key, co
 	va_start(ap, fmt);
 	vsnprintf(e.message, sizeof(e.message), fmt, ap);
 	va_end(ap);
-	j->nerrs++;
-	j->in->report(j->in->arg, &e);
+	if (j->in_schema) {
+		j->nschema++;
+		j->nerrs++;
+		j->in->report(j->in->arg, &e);
+		return;
+	}
+	held = realloc(j->held, (j->nheld + 1) * sizeof(*held));
+	if (!held) {
+		j->nomem = true;
+		return;
+	}
+	j->held = held;
+	j->held[j->nheld++] = e;
 }
+
+/* An error of the CRD's schema: reported at once, and it silences the webhook's. */
+#define schema_err(j, ...)                      \
+	do {                                    \
+		bool __was = (j)->in_schema;    \
+		(j)->in_schema = true;          \
+		judge_err((j), __VA_ARGS__);    \
+		(j)->in_schema = __was;         \
+	} while (0)
 
 static const char *type_name(const json_t *v)
 {
@@ -289,14 +318,15 @@ static json_t *member(struct judge *j, json_t *parent, const char *key, enum wan
 	}
 	if (ok)
 		return v;
-	judge_err(j, parent, key, v, field,
+	schema_err(j, parent, key, v, field,
 		  "expected %s, found %s%s%s%s (the SeldonDeployment CRD's schema; the API "
 		  "server refuses the object): %s",
 		  want_name[want], type_name(v), json_is_string(v) ? " \"" : "",
 		  json_is_string(v) ? json_string_value(v) : "", json_is_string(v) ? "\"" : "",
-		  want == W_STRING || want == W_INT32 ? "write the value unquoted or quoted as "
-							"the type needs" :
-							"fix the value's type");
+		  want == W_STRING ? "quote the value" :
+		  want == W_INT32  ? "write a whole number, unquoted" :
+		  want == W_BOOL   ? "write true or false, unquoted" :
+				     "fix the value's type");
 	if (bad)
 		*bad = true;
 	return NULL;
@@ -309,7 +339,7 @@ static json_t *required(struct judge *j, json_t *parent, const char *key, enum w
 	json_t *v = member(j, parent, key, want, field, bad);
 
 	if (!v && !(json_object_get(parent, key) && !json_is_null(json_object_get(parent, key)))) {
-		judge_err(j, parent, NULL, parent, field,
+		schema_err(j, parent, NULL, parent, field,
 			  "%s has no %s: the SeldonDeployment CRD's schema requires it (the API "
 			  "server refuses the object): add %s",
 			  what, key, key);
@@ -351,7 +381,7 @@ static void check_env(struct judge *j, json_t *env, const char *base)
 		char sub[300];
 
 		if (!json_is_object(var)) {
-			judge_err(j, NULL, NULL, var, field,
+			schema_err(j, NULL, NULL, var, field,
 				  "expected a mapping (name, value), found %s: fix the list item",
 				  type_name(var));
 			continue;
@@ -388,7 +418,7 @@ static void check_predictor_schema(struct judge *j, json_t *pred, const char *ba
 		if (json_is_null(cspec))
 			continue;
 		if (!json_is_object(cspec)) {
-			judge_err(j, NULL, NULL, cspec, cs,
+			schema_err(j, NULL, NULL, cspec, cs,
 				  "expected a mapping (metadata, spec), found %s: fix the list item",
 				  type_name(cspec));
 			continue;
@@ -404,7 +434,7 @@ static void check_predictor_schema(struct judge *j, json_t *pred, const char *ba
 			json_t *c = indexed(containers, k, cf, sizeof(cf), sub);
 
 			if (!json_is_object(c)) {
-				judge_err(j, NULL, NULL, c, cf,
+				schema_err(j, NULL, NULL, c, cf,
 					  "expected a container (a mapping), found %s: fix the list "
 					  "item",
 					  type_name(c));
@@ -487,7 +517,7 @@ static size_t check_unit(struct judge *j, json_t *pred, const char *pred_field, 
 	bool bad = false;
 
 	if (!json_is_object(unit)) {
-		judge_err(j, NULL, NULL, unit, field,
+		schema_err(j, NULL, NULL, unit, field,
 			  "expected a graph unit (a mapping with a name), found %s: fix it",
 			  type_name(unit));
 		return 1;
@@ -507,7 +537,7 @@ static size_t check_unit(struct judge *j, json_t *pred, const char *pred_field, 
 
 		if (!json_is_string(json_array_get(methods, i))) {
 			snprintf(mf, sizeof(mf), "%s[%zu]", sub, i);
-			judge_err(j, NULL, NULL, json_array_get(methods, i), mf,
+			schema_err(j, NULL, NULL, json_array_get(methods, i), mf,
 				  "expected a method name (a string), found %s: e.g. "
 				  "TRANSFORM_INPUT",
 				  type_name(json_array_get(methods, i)));
@@ -541,7 +571,7 @@ static size_t check_unit(struct judge *j, json_t *pred, const char *pred_field, 
 		json_t *p = indexed(params, i, pf, sizeof(pf), sub);
 
 		if (!json_is_object(p)) {
-			judge_err(j, NULL, NULL, p, pf,
+			schema_err(j, NULL, NULL, p, pf,
 				  "expected a parameter (name, type, value), found %s: fix it",
 				  type_name(p));
 			continue;
@@ -788,7 +818,7 @@ int ferry_seldon_webhook__check(const struct ferry_seldon_input *in)
 
 		snprintf(pf, sizeof(pf), "spec.predictors[%zu]", i);
 		if (!json_is_object(pred)) {
-			judge_err(&j, NULL, NULL, pred, pf,
+			schema_err(&j, NULL, NULL, pred, pf,
 				  "expected a predictor (a mapping with name and graph), found %s: "
 				  "fix the list item",
 				  type_name(pred));
@@ -866,8 +896,13 @@ int ferry_seldon_webhook__check(const struct ferry_seldon_input *in)
 	}
 	check_traffic(&j, spec, preds);
 done:
+	for (size_t i = 0; i < j.nheld && !j.nschema; i++) {
+		j.nerrs++;
+		in->report(in->arg, &j.held[i]);
+	}
 	ret = j.nomem ? -ENOMEM : j.nerrs;
 out:
+	free(j.held);
 	json_decref(j.transports);
 	json_decref(names);
 	json_decref(svc_names);
