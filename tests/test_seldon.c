@@ -27,8 +27,8 @@
 
 #define WH "operator/apis/machinelearning.seldon.io/v1/seldondeployment_webhook.go:"
 #define WT "operator/apis/machinelearning.seldon.io/v1/seldondeployment_webhook_test.go:"
-#define CRD                                                                    \
-	"helm-charts/seldon-core-operator/templates/"                         \
+#define CRD                                           \
+	"helm-charts/seldon-core-operator/templates/" \
 	"customresourcedefinition_v1_seldondeployments.machinelearning.seldon.io.yaml:"
 #define VALUES "helm-charts/seldon-core-operator/values.yaml:"
 
@@ -508,7 +508,8 @@ static bool judge_in_store(const struct seldon_case *tc, const struct ferry_seld
 			     ASSERT_TRUE(has_field(&got, tc->field), tc->field);
 			break;
 		case FERRY_CANNOT:
-			ok = ASSERT_EQ(ret, -EINVAL, versions[v]) && ASSERT_GE(got.n, 1, "errors") &&
+			ok = ASSERT_EQ(ret, -EINVAL, versions[v]) &&
+			     ASSERT_GE(got.n, 1, "errors") &&
 			     ASSERT_TRUE(!strncmp(got.errs[0].message, "ferry cannot balance", 20),
 					 "starts with \"ferry cannot balance\"");
 			break;
@@ -621,9 +622,9 @@ static void test_graph_depth(void)
 static void test_servers(void)
 {
 	struct ferry_seldon_servers *def = ferry_seldon_servers__defaults(), *custom = NULL, *bad;
-	static const char *const helm[] = { "MLFLOW_SERVER",	  "SKLEARN_SERVER",
-					    "TENSORFLOW_SERVER",  "XGBOOST_SERVER",
-					    "TRITON_SERVER",	  "HUGGINGFACE_SERVER",
+	static const char *const helm[] = { "MLFLOW_SERVER",	 "SKLEARN_SERVER",
+					    "TENSORFLOW_SERVER", "XGBOOST_SERVER",
+					    "TRITON_SERVER",	 "HUGGINGFACE_SERVER",
 					    "TEMPO_SERVER" };
 	struct ferry_config_error err;
 	char path[] = "/tmp/ferry-seldon-bad-XXXXXX";
@@ -639,7 +640,8 @@ static void test_servers(void)
 		goto out;
 	ASSERT_TRUE(ferry_seldon_servers__has(custom, "CUSTOM_SERVER"), "custom server");
 	ASSERT_TRUE(ferry_seldon_servers__has(custom, "TENSORFLOW_SERVER"), "listed");
-	ASSERT_FALSE(ferry_seldon_servers__has(custom, "HUGGINGFACE_SERVER"), "replaced, not merged");
+	ASSERT_FALSE(ferry_seldon_servers__has(custom, "HUGGINGFACE_SERVER"),
+		     "replaced, not merged");
 
 	/* predictor_servers that is not JSON: refused with its position. */
 	fd = mkstemp(path);

@@ -188,7 +188,8 @@ struct judge {
 };
 
 static void judge_err(struct judge *j, const json_t *parent, const char *key, const json_t *node,
-		      const char *field, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+		      const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
 
 /* Reports at the value (by parent and key), else at the node, else at the parent. */
 static void judge_err(struct judge *j, const json_t *parent, const char *key, const json_t *node,
@@ -224,12 +225,12 @@ static void judge_err(struct judge *j, const json_t *parent, const char *key, co
 }
 
 /* An error of the CRD's schema: reported at once, and it silences the webhook's. */
-#define schema_err(j, ...)                      \
-	do {                                    \
-		bool __was = (j)->in_schema;    \
-		(j)->in_schema = true;          \
-		judge_err((j), __VA_ARGS__);    \
-		(j)->in_schema = __was;         \
+#define schema_err(j, ...)                   \
+	do {                                 \
+		bool __was = (j)->in_schema; \
+		(j)->in_schema = true;       \
+		judge_err((j), __VA_ARGS__); \
+		(j)->in_schema = __was;      \
 	} while (0)
 
 static const char *type_name(const json_t *v)
@@ -319,14 +320,14 @@ static json_t *member(struct judge *j, json_t *parent, const char *key, enum wan
 	if (ok)
 		return v;
 	schema_err(j, parent, key, v, field,
-		  "expected %s, found %s%s%s%s (the SeldonDeployment CRD's schema; the API "
-		  "server refuses the object): %s",
-		  want_name[want], type_name(v), json_is_string(v) ? " \"" : "",
-		  json_is_string(v) ? json_string_value(v) : "", json_is_string(v) ? "\"" : "",
-		  want == W_STRING ? "quote the value" :
-		  want == W_INT32  ? "write a whole number, unquoted" :
-		  want == W_BOOL   ? "write true or false, unquoted" :
-				     "fix the value's type");
+		   "expected %s, found %s%s%s%s (the SeldonDeployment CRD's schema; the API "
+		   "server refuses the object): %s",
+		   want_name[want], type_name(v), json_is_string(v) ? " \"" : "",
+		   json_is_string(v) ? json_string_value(v) : "", json_is_string(v) ? "\"" : "",
+		   want == W_STRING ? "quote the value" :
+		   want == W_INT32  ? "write a whole number, unquoted" :
+		   want == W_BOOL   ? "write true or false, unquoted" :
+				      "fix the value's type");
 	if (bad)
 		*bad = true;
 	return NULL;
@@ -340,9 +341,9 @@ static json_t *required(struct judge *j, json_t *parent, const char *key, enum w
 
 	if (!v && !(json_object_get(parent, key) && !json_is_null(json_object_get(parent, key)))) {
 		schema_err(j, parent, NULL, parent, field,
-			  "%s has no %s: the SeldonDeployment CRD's schema requires it (the API "
-			  "server refuses the object): add %s",
-			  what, key, key);
+			   "%s has no %s: the SeldonDeployment CRD's schema requires it (the API "
+			   "server refuses the object): add %s",
+			   what, key, key);
 		if (bad)
 			*bad = true;
 	}
@@ -382,8 +383,8 @@ static void check_env(struct judge *j, json_t *env, const char *base)
 
 		if (!json_is_object(var)) {
 			schema_err(j, NULL, NULL, var, field,
-				  "expected a mapping (name, value), found %s: fix the list item",
-				  type_name(var));
+				   "expected a mapping (name, value), found %s: fix the list item",
+				   type_name(var));
 			continue;
 		}
 		snprintf(sub, sizeof(sub), "%s.name", field);
@@ -418,9 +419,10 @@ static void check_predictor_schema(struct judge *j, json_t *pred, const char *ba
 		if (json_is_null(cspec))
 			continue;
 		if (!json_is_object(cspec)) {
-			schema_err(j, NULL, NULL, cspec, cs,
-				  "expected a mapping (metadata, spec), found %s: fix the list item",
-				  type_name(cspec));
+			schema_err(
+				j, NULL, NULL, cspec, cs,
+				"expected a mapping (metadata, spec), found %s: fix the list item",
+				type_name(cspec));
 			continue;
 		}
 		snprintf(sub, sizeof(sub), "%s.spec", cs);
@@ -434,10 +436,11 @@ static void check_predictor_schema(struct judge *j, json_t *pred, const char *ba
 			json_t *c = indexed(containers, k, cf, sizeof(cf), sub);
 
 			if (!json_is_object(c)) {
-				schema_err(j, NULL, NULL, c, cf,
-					  "expected a container (a mapping), found %s: fix the list "
-					  "item",
-					  type_name(c));
+				schema_err(
+					j, NULL, NULL, c, cf,
+					"expected a container (a mapping), found %s: fix the list "
+					"item",
+					type_name(c));
 				continue;
 			}
 			snprintf(nf, sizeof(nf), "%s.name", cf);
@@ -476,9 +479,8 @@ static json_t *unit_container(json_t *pred, const char *name)
 	json_t *specs = json_object_get(pred, "componentSpecs");
 
 	for (size_t i = 0; i < json_array_size(specs); i++) {
-		json_t *containers =
-			json_object_get(json_object_get(json_array_get(specs, i), "spec"),
-					"containers");
+		json_t *containers = json_object_get(
+			json_object_get(json_array_get(specs, i), "spec"), "containers");
 
 		for (size_t k = 0; k < json_array_size(containers); k++) {
 			json_t *c = json_array_get(containers, k);
@@ -518,8 +520,8 @@ static size_t check_unit(struct judge *j, json_t *pred, const char *pred_field, 
 
 	if (!json_is_object(unit)) {
 		schema_err(j, NULL, NULL, unit, field,
-			  "expected a graph unit (a mapping with a name), found %s: fix it",
-			  type_name(unit));
+			   "expected a graph unit (a mapping with a name), found %s: fix it",
+			   type_name(unit));
 		return 1;
 	}
 	snprintf(sub, sizeof(sub), "%s.name", field);
@@ -538,9 +540,9 @@ static size_t check_unit(struct judge *j, json_t *pred, const char *pred_field, 
 		if (!json_is_string(json_array_get(methods, i))) {
 			snprintf(mf, sizeof(mf), "%s[%zu]", sub, i);
 			schema_err(j, NULL, NULL, json_array_get(methods, i), mf,
-				  "expected a method name (a string), found %s: e.g. "
-				  "TRANSFORM_INPUT",
-				  type_name(json_array_get(methods, i)));
+				   "expected a method name (a string), found %s: e.g. "
+				   "TRANSFORM_INPUT",
+				   type_name(json_array_get(methods, i)));
 		}
 	}
 	snprintf(sub, sizeof(sub), "%s.endpoint", field);
@@ -572,8 +574,8 @@ static size_t check_unit(struct judge *j, json_t *pred, const char *pred_field, 
 
 		if (!json_is_object(p)) {
 			schema_err(j, NULL, NULL, p, pf,
-				  "expected a parameter (name, type, value), found %s: fix it",
-				  type_name(p));
+				   "expected a parameter (name, type, value), found %s: fix it",
+				   type_name(p));
 			continue;
 		}
 		for (size_t k = 0; k < 3; k++) {
@@ -585,12 +587,13 @@ static size_t check_unit(struct judge *j, json_t *pred, const char *pred_field, 
 	/* The webhook's unit rules: seldondeployment_webhook.go, checkPredictiveUnits. */
 	if (name && (!impl || !strcmp(impl, "UNKNOWN_IMPLEMENTATION"))) {
 		if (!unit_container(pred, name))
-			judge_err(j, unit, "name", NULL, field,
-				  "graph unit \"%s\" has no implementation and %s.componentSpecs has "
-				  "no container named \"%s\" (%s webhook: such a unit runs the "
-				  "container of its name): add the container, or set implementation "
-				  "to a prepackaged server",
-				  name, pred_field, name, RELEASE);
+			judge_err(
+				j, unit, "name", NULL, field,
+				"graph unit \"%s\" has no implementation and %s.componentSpecs has "
+				"no container named \"%s\" (%s webhook: such a unit runs the "
+				"container of its name): add the container, or set implementation "
+				"to a prepackaged server",
+				name, pred_field, name, RELEASE);
 		if (type && !strcmp(type, "UNKNOWN_TYPE") && !json_array_size(methods))
 			judge_err(j, unit, "type", NULL, field,
 				  "graph unit \"%s\" is of type UNKNOWN_TYPE and lists no methods "
@@ -617,13 +620,14 @@ static size_t check_unit(struct judge *j, json_t *pred, const char *pred_field, 
 		if (!j->in->cluster_judged &&
 		    !json_string_length(json_object_get(container, "image")) &&
 		    !ferry_seldon_servers__has(j->servers, impl))
-			judge_err(j, unit, "implementation", NULL, field,
-				  "graph unit \"%s\" has no container image and seldon-config knows "
-				  "no server %s (%s webhook, against the %s predictor_servers): "
-				  "name a known server, add a container \"%s\" with an image, or "
-				  "give ferryd --seldon-config with the cluster's ConfigMap",
-				  name, impl, RELEASE,
-				  j->in->servers ? "--seldon-config" : "Helm chart's default", name);
+			judge_err(
+				j, unit, "implementation", NULL, field,
+				"graph unit \"%s\" has no container image and seldon-config knows "
+				"no server %s (%s webhook, against the %s predictor_servers): "
+				"name a known server, add a container \"%s\" with an image, or "
+				"give ferryd --seldon-config with the cluster's ConfigMap",
+				name, impl, RELEASE,
+				j->in->servers ? "--seldon-config" : "Helm chart's default", name);
 	}
 	if (logger && !json_string_length(json_object_get(logger, "mode")))
 		judge_err(j, unit, "logger", NULL, field,
@@ -639,8 +643,8 @@ static size_t check_unit(struct judge *j, json_t *pred, const char *pred_field, 
 		char cf[540];
 
 		snprintf(cf, sizeof(cf), "%s[%zu]", sub, i);
-		nunits += check_unit(j, pred, pred_field, json_array_get(children, i), cf,
-				     depth + 1);
+		nunits +=
+			check_unit(j, pred, pred_field, json_array_get(children, i), cf, depth + 1);
 	}
 	return nunits;
 }
@@ -650,7 +654,8 @@ static size_t check_unit(struct judge *j, json_t *pred, const char *pred_field, 
 static bool has_env(json_t *env, const char *name)
 {
 	for (size_t i = 0; i < json_array_size(env); i++)
-		if (!strcmp(json_string_value(json_object_get(json_array_get(env, i), "name")) ?: "",
+		if (!strcmp(json_string_value(json_object_get(json_array_get(env, i), "name")) ?:
+												 "",
 			    name))
 			return true;
 	return false;
@@ -725,8 +730,7 @@ static void check_traffic(struct judge *j, json_t *spec, json_t *preds)
 			if (!json_is_true(json_object_get(json_array_get(preds, i), "shadow")))
 				last = json_array_get(preds, li = i);
 		snprintf(field, sizeof(field), "spec.predictors[%zu].traffic", li);
-		judge_err(j, last, json_object_get(last, "traffic") ? "traffic" : NULL, last,
-			  field,
+		judge_err(j, last, json_object_get(last, "traffic") ? "traffic" : NULL, last, field,
 			  "the traffic of the %zu non-shadow predictors sums to %d (%s webhook: "
 			  "with several predictors it must sum to exactly 100): %s",
 			  n - shadows, total, RELEASE,
@@ -818,10 +822,11 @@ int ferry_seldon_webhook__check(const struct ferry_seldon_input *in)
 
 		snprintf(pf, sizeof(pf), "spec.predictors[%zu]", i);
 		if (!json_is_object(pred)) {
-			schema_err(&j, NULL, NULL, pred, pf,
-				  "expected a predictor (a mapping with name and graph), found %s: "
-				  "fix the list item",
-				  type_name(pred));
+			schema_err(
+				&j, NULL, NULL, pred, pf,
+				"expected a predictor (a mapping with name and graph), found %s: "
+				"fix the list item",
+				type_name(pred));
 			continue;
 		}
 		snprintf(field, sizeof(field), "%s.name", pf);
@@ -847,11 +852,13 @@ int ferry_seldon_webhook__check(const struct ferry_seldon_input *in)
 					    NULL;
 		if (svc && json_object_get(svc_names, svc)) {
 			snprintf(field, sizeof(field), "%s.annotations[\"%s\"]", pf, ANN_SVC_NAME);
-			judge_err(&j, ann, ANN_SVC_NAME, NULL, field,
-				  "service name \"%s\" is also claimed by spec.predictors[%lld] (%s "
-				  "webhook: each predictor needs its own service): change one",
-				  svc, json_integer_value(json_object_get(svc_names, svc)), RELEASE);
-		} else if (svc && json_object_set_new(svc_names, svc, json_integer((json_int_t)i))) {
+			judge_err(
+				&j, ann, ANN_SVC_NAME, NULL, field,
+				"service name \"%s\" is also claimed by spec.predictors[%lld] (%s "
+				"webhook: each predictor needs its own service): change one",
+				svc, json_integer_value(json_object_get(svc_names, svc)), RELEASE);
+		} else if (svc &&
+			   json_object_set_new(svc_names, svc, json_integer((json_int_t)i))) {
 			ret = -ENOMEM;
 			goto out;
 		}
@@ -871,8 +878,8 @@ int ferry_seldon_webhook__check(const struct ferry_seldon_input *in)
 				  nunits, RELEASE);
 		}
 	}
-	if (json_array_size(preds) == 1 && json_is_true(json_object_get(json_array_get(preds, 0),
-									  "shadow")))
+	if (json_array_size(preds) == 1 &&
+	    json_is_true(json_object_get(json_array_get(preds, 0), "shadow")))
 		judge_err(&j, json_array_get(preds, 0), "shadow", NULL, "spec.predictors[0].shadow",
 			  "the only predictor is a shadow (%s webhook: a shadow mirrors another "
 			  "predictor): add a predictor with shadow: false, or set this one's "
