@@ -310,7 +310,8 @@ static const struct seldon_case cases[] = {
 	  "  predictors:\n" SK_PRED("\"\"", "") },
 	{ "empty_predictor_names_twice", REJECTS, WH "275", "spec.predictors[1].name",
 	  "  predictors:\n" SK_PRED("\"\"", "    traffic: 50\n") SK_PRED("\"\"", "    traffic: 50\n") },
-	{ "svc_name_empty_twice", REJECTS, WH "192", "spec.predictors[1].annotations[\"seldon.io/svc-name\"]",
+	{ "svc_name_empty_twice", REJECTS, WH "192",
+	  "spec.predictors[1].annotations[\"seldon.io/svc-name\"]",
 	  "  predictors:\n" SK_PRED("a", "    traffic: 50\n    annotations: {seldon.io/svc-name: \"\"}\n")
 	  SK_PRED("b", "    traffic: 50\n    annotations: {seldon.io/svc-name: \"\"}\n") },
 	{ "negative_replicas", ACCEPTS, CRD "6689 (no minimum)", NULL,
@@ -331,6 +332,9 @@ static const struct seldon_case cases[] = {
 	{ "pod_spec_without_containers", REJECTS, CRD "4988",
 	  "spec.predictors[0].componentSpecs[0].spec.containers",
 	  "  predictors:\n  - name: p1\n    componentSpecs: [{spec: {nodeName: n}}]\n" SK_GRAPH },
+	{ "component_spec_null", REJECTS, CRD "63 (items are objects)",
+	  "spec.predictors[0].componentSpecs[0]",
+	  "  predictors:\n  - name: p1\n    componentSpecs: [~]\n" SK_GRAPH },
 	{ "traffic_quoted", REJECTS, CRD "6689", "spec.predictors[0].traffic",
 	  "  predictors:\n" SK_PRED("p1", "    traffic: \"100\"\n") },
 	{ "traffic_beyond_int32", REJECTS, CRD "6690 (format int32)", "spec.predictors[1].traffic",
@@ -589,34 +593,57 @@ out:
 	free(over);
 }
 
-/*
- * The CRD spells graph.children out ten levels deep: the API server prunes
- * deeper units, so a unit at depth 11 without a container is never seen.
- */
-static void test_graph_depth(void)
+/* A chain of units u0..u11 (u0 the graph); every unit but u<missing> has a container. */
+static char *deep_graph(int missing)
 {
-	struct seldon_case tc = { "graph_depth", ACCEPTS, CRD "5835 (children to depth 10)", NULL,
-				  NULL };
 	size_t len = 0;
 	char *spec = NULL;
 	FILE *f = open_memstream(&spec, &len);
 
-	if (!ASSERT_TRUE(f, "memstream"))
-		return;
+	if (!f)
+		return NULL;
 	fputs("  predictors:\n  - name: p1\n    componentSpecs: [{spec: {containers: [", f);
-	for (int d = 0; d <= 10; d++)
-		fprintf(f, "%s{name: u%d, image: i}", d ? ", " : "", d);
+	for (int d = 0; d <= 11; d++)
+		if (d != missing)
+			fprintf(f, "%s{name: u%d, image: i}", d ? ", " : "", d);
 	fputs("]}}]\n    graph: ", f);
-	for (int d = 0; d <= 10; d++)
+	for (int d = 0; d < 11; d++)
 		fprintf(f, "{name: u%d, children: [", d);
-	fputs("{name: pruned}", f);
-	for (int d = 0; d <= 10; d++)
+	fputs("{name: u11}", f);
+	for (int d = 0; d < 11; d++)
 		fputs("]}", f);
 	fputs("\n", f);
 	fclose(f);
-	tc.spec = spec;
+	return spec;
+}
+
+/*
+ * The CRD spells graph.children out ten levels deep: the API server prunes
+ * deeper units, so a unit at depth 11 without a container is never seen,
+ * while one at depth 10 is.
+ */
+static void test_graph_depth(void)
+{
+	struct seldon_case tc = { "graph_depth_11", ACCEPTS, CRD "5835 (children to depth 10)",
+				  NULL, NULL };
+	char field[256] = "spec.predictors[0].graph";
+	char *at11 = deep_graph(11), *at10 = deep_graph(10);
+
+	if (!ASSERT_TRUE(at11 && at10, "specs"))
+		goto out;
+	tc.spec = at11;
 	ASSERT_TRUE(judge_alone(&tc, NULL) && judge_in_store(&tc, NULL), "depth 11 pruned");
-	free(spec);
+	for (int d = 0; d < 10; d++)
+		strcat(field, ".children[0]");
+	tc.name = "graph_depth_10";
+	tc.spec = at10;
+	tc.verdict = REJECTS;
+	tc.source = WH "89";
+	tc.field = field;
+	ASSERT_TRUE(judge_alone(&tc, NULL) && judge_in_store(&tc, NULL), "depth 10 judged");
+out:
+	free(at11);
+	free(at10);
 }
 
 static void test_servers(void)

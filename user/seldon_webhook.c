@@ -383,7 +383,8 @@ static void check_env(struct judge *j, json_t *env, const char *base)
 
 		if (!json_is_object(var)) {
 			schema_err(j, NULL, NULL, var, field,
-				   "expected a mapping (name, value), found %s: fix the list item",
+				   "expected a mapping (name, value), found %s (the "
+				   "SeldonDeployment CRD's schema): fix the list item",
 				   type_name(var));
 			continue;
 		}
@@ -416,13 +417,11 @@ static void check_predictor_schema(struct judge *j, json_t *pred, const char *ba
 		char cs[280];
 		json_t *cspec = indexed(specs, i, cs, sizeof(cs), field), *pod, *containers;
 
-		if (json_is_null(cspec))
-			continue;
 		if (!json_is_object(cspec)) {
-			schema_err(
-				j, NULL, NULL, cspec, cs,
-				"expected a mapping (metadata, spec), found %s: fix the list item",
-				type_name(cspec));
+			schema_err(j, NULL, NULL, cspec, cs,
+				   "expected a mapping (metadata, spec), found %s (the "
+				   "SeldonDeployment CRD's schema): fix the list item",
+				   type_name(cspec));
 			continue;
 		}
 		snprintf(sub, sizeof(sub), "%s.spec", cs);
@@ -436,11 +435,10 @@ static void check_predictor_schema(struct judge *j, json_t *pred, const char *ba
 			json_t *c = indexed(containers, k, cf, sizeof(cf), sub);
 
 			if (!json_is_object(c)) {
-				schema_err(
-					j, NULL, NULL, c, cf,
-					"expected a container (a mapping), found %s: fix the list "
-					"item",
-					type_name(c));
+				schema_err(j, NULL, NULL, c, cf,
+					   "expected a container (a mapping), found %s (the "
+					   "SeldonDeployment CRD's schema): fix the list item",
+					   type_name(c));
 				continue;
 			}
 			snprintf(nf, sizeof(nf), "%s.name", cf);
@@ -520,7 +518,8 @@ static size_t check_unit(struct judge *j, json_t *pred, const char *pred_field, 
 
 	if (!json_is_object(unit)) {
 		schema_err(j, NULL, NULL, unit, field,
-			   "expected a graph unit (a mapping with a name), found %s: fix it",
+			   "expected a graph unit (a mapping with a name), found %s (the "
+			   "SeldonDeployment CRD's schema): fix it",
 			   type_name(unit));
 		return 1;
 	}
@@ -540,7 +539,8 @@ static size_t check_unit(struct judge *j, json_t *pred, const char *pred_field, 
 		if (!json_is_string(json_array_get(methods, i))) {
 			snprintf(mf, sizeof(mf), "%s[%zu]", sub, i);
 			schema_err(j, NULL, NULL, json_array_get(methods, i), mf,
-				   "expected a method name (a string), found %s: e.g. "
+				   "expected a method name (a string), found %s (the "
+				   "SeldonDeployment CRD's schema): e.g. "
 				   "TRANSFORM_INPUT",
 				   type_name(json_array_get(methods, i)));
 		}
@@ -574,7 +574,8 @@ static size_t check_unit(struct judge *j, json_t *pred, const char *pred_field, 
 
 		if (!json_is_object(p)) {
 			schema_err(j, NULL, NULL, p, pf,
-				   "expected a parameter (name, type, value), found %s: fix it",
+				   "expected a parameter (name, type, value), found %s (the "
+				   "SeldonDeployment CRD's schema): fix it",
 				   type_name(p));
 			continue;
 		}
@@ -635,10 +636,10 @@ static size_t check_unit(struct judge *j, json_t *pred, const char *pred_field, 
 			  "logger.mode to all, request or response",
 			  name ? name : "", RELEASE);
 
+	if (depth >= CRD_GRAPH_DEPTH)
+		return nunits; /* children pruned by the API server, whatever they hold */
 	snprintf(sub, sizeof(sub), "%s.children", field);
 	children = member(j, unit, "children", W_ARRAY, sub, NULL);
-	if (depth >= CRD_GRAPH_DEPTH)
-		return nunits;
 	for (size_t i = 0; i < json_array_size(children); i++) {
 		char cf[540];
 
@@ -824,7 +825,8 @@ int ferry_seldon_webhook__check(const struct ferry_seldon_input *in)
 		if (!json_is_object(pred)) {
 			schema_err(
 				&j, NULL, NULL, pred, pf,
-				"expected a predictor (a mapping with name and graph), found %s: "
+				"expected a predictor (a mapping with name and graph), found %s (the "
+				"SeldonDeployment CRD's schema): "
 				"fix the list item",
 				type_name(pred));
 			continue;
