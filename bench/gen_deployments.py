@@ -19,7 +19,7 @@ import os
 def deployment(name, vip, weights):
     preds = "".join(
         "  - name: %s\n    replicas: 5\n    traffic: %d\n"
-        "    graph: {name: classifier, type: MODEL, implementation: SKLEARN_SERVER}\n" % (p, w)
+        "    graph: {name: classifier, type: MODEL, implementation: SKLEARN_SERVER, modelUri: gs://seldon-models/sklearn/iris}\n" % (p, w)
         for p, w in weights)
     return ("apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\nmetadata:\n"
             "  name: %s\n  namespace: bench\n  annotations:\n    ferry.io/vip: \"%s\"\n"

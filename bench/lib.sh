@@ -107,8 +107,8 @@ fx_write_deployment() {
 		printf '  name: %s\n  namespace: bench\n  annotations:\n    ferry.io/vip: "%s"\n' \
 			"$name" "$vip"
 		printf 'spec:\n  name: %s\n  predictors:\n' "$name"
-		printf '  - name: main\n    replicas: 2\n    traffic: %d\n    graph: {name: classifier, type: MODEL}\n' "$wm"
-		printf '  - name: canary\n    replicas: 1\n    traffic: %d\n    graph: {name: classifier, type: MODEL}\n' "$wc"
+		printf '  - name: main\n    replicas: 2\n    traffic: %d\n    graph: {name: classifier, type: MODEL, implementation: SKLEARN_SERVER, modelUri: gs://seldon-models/sklearn/iris}\n' "$wm"
+		printf '  - name: canary\n    replicas: 1\n    traffic: %d\n    graph: {name: classifier, type: MODEL, implementation: SKLEARN_SERVER, modelUri: gs://seldon-models/sklearn/iris}\n' "$wc"
 	} >"$f" && mv -f "$f" "$dir/$name.yaml"
 }
 

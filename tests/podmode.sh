@@ -80,10 +80,10 @@ spec:
   predictors:
   - name: main
     traffic: 50
-    graph: {name: model}
+    graph: {name: model, implementation: SKLEARN_SERVER, modelUri: gs://m/iris}
   - name: canary
     traffic: 50
-    graph: {name: model}
+    graph: {name: model, implementation: SKLEARN_SERVER, modelUri: gs://m/iris}
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice

@@ -189,9 +189,13 @@ static int load_text(struct ferry_config_store *st, char *dir, size_t dirlen, co
 	"  annotations:\n" ann "spec:\n"             \
 	"  predictors:\n"
 
+/* Seldon's webhook wants a graph whose unit can run: a prepackaged server and its model. */
+#define GRAPH "    graph: {name: classifier, implementation: SKLEARN_SERVER, modelUri: gs://m/iris}\n"
+
 #define PRED(name, traffic)    \
 	"  - name: " name "\n" \
-	"    traffic: " #traffic "\n"
+	"    traffic: " #traffic "\n" \
+	GRAPH
 
 #define SLICE_HEAD(name, svc, type)                 \
 	"---\n"                                     \
@@ -269,6 +273,7 @@ static const char shadow_and_zero[] =
 	"  - name: mirror\n"
 	"    shadow: true\n"
 	"    traffic: 100\n"
+	GRAPH
 	SLICE_HEAD("m", "iris-main", "IPv4")
 	"endpoints:\n"
 	EP("198.18.1.11", READY)
@@ -349,6 +354,7 @@ static const char ports[] =
 	"  - name: only\n"
 	"    annotations:\n"
 	"      seldon.io/svc-name: solo-svc\n"
+	GRAPH
 	SLICE_HEAD("s", "solo-svc", "IPv4")
 	"endpoints:\n"
 	EP("198.18.4.11", READY)
@@ -373,19 +379,22 @@ static const char dual_stack[] =
 static const char quoted_traffic[] =
 	SDEP_HEAD("iris", VIP_IRIS)
 	"  - name: main\n"
-	"    traffic: \"100\"\n";
+	"    traffic: \"100\"\n"
+	GRAPH;
 
 static const char null_traffic[] =
 	SDEP_HEAD("iris", VIP_IRIS)
 	"  - name: main\n"
 	"    traffic: ~\n"
 	"    shadow: false\n"
-	"    replicas: 0x2\n";
+	"    replicas: 0x2\n"
+	GRAPH;
 
 static const char quoted_bool[] =
 	SDEP_HEAD("iris", VIP_IRIS)
 	"  - name: main\n"
-	"    shadow: \"false\"\n";
+	"    shadow: \"false\"\n"
+	GRAPH;
 /* The deployment of test_last_good, with its two slices. */
 #define IRIS(traffic_main, traffic_canary)               \
 	SDEP_HEAD("iris", VIP_IRIS)                      \
@@ -644,7 +653,7 @@ static void test_last_good(void)
 
 		ASSERT_STRSTR(e->file, "iris.yaml", "file");
 		ASSERT_STREQ(e->field, "spec.predictors[1].traffic", "field");
-		ASSERT_STRSTR(e->message, "sum to 110", "message");
+		ASSERT_STRSTR(e->message, "sums to 110", "message");
 		ASSERT_GE(e->line, 1, "line");
 	}
 	s = find_service(&m, "models/iris", 8000);
@@ -998,13 +1007,15 @@ static void test_put_delete(void)
 		"\"kind\":\"SeldonDeployment\",\"metadata\":{\"name\":\"iris\","
 		"\"namespace\":\"models\",\"annotations\":{\"ferry.io/vip\":"
 		"\"198.18.100.10:8000\"}},\"spec\":{\"predictors\":["
-		"{\"name\":\"main\",\"traffic\":70},{\"name\":\"canary\",\"traffic\":30}]}}",
+		"{\"name\":\"main\",\"traffic\":70,\"graph\":{\"name\":\"m\",\"implementation\":\"SKLEARN_SERVER\",\"modelUri\":\"gs://m\"}},"
+		"{\"name\":\"canary\",\"traffic\":30,\"graph\":{\"name\":\"m\",\"implementation\":\"SKLEARN_SERVER\",\"modelUri\":\"gs://m\"}}]}}",
 		0, &jerr);
 	bad = json_loads(
 		"{\"apiVersion\":\"machinelearning.seldon.io/v1\","
 		"\"kind\":\"SeldonDeployment\",\"metadata\":{\"name\":\"iris\","
 		"\"namespace\":\"models\"},\"spec\":{\"predictors\":["
-		"{\"name\":\"main\",\"traffic\":70},{\"name\":\"canary\",\"traffic\":-30}]}}",
+		"{\"name\":\"main\",\"traffic\":70,\"graph\":{\"name\":\"m\",\"implementation\":\"SKLEARN_SERVER\",\"modelUri\":\"gs://m\"}},"
+		"{\"name\":\"canary\",\"traffic\":-30,\"graph\":{\"name\":\"m\",\"implementation\":\"SKLEARN_SERVER\",\"modelUri\":\"gs://m\"}}]}}",
 		0, &jerr);
 	slice = json_loads(
 		"{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\","

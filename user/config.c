@@ -28,6 +28,7 @@
 #include "config.h"
 #include "log.h"
 #include "manifest.h"
+#include "seldon_webhook.h"
 
 #define ANN_VIP "ferry.io/vip"
 #define ANN_AFFINITY "ferry.io/affinity"
@@ -141,6 +142,9 @@ struct ferry_config_store {
 	struct parsed_file *parsed;
 	size_t nparsed;
 	unsigned int load_gen;
+	/* Seldon's rules: seldon-config's servers (NULL: the Helm chart's), see __set_seldon. */
+	const struct ferry_seldon_servers *seldon_servers;
+	bool seldon_cluster_judged;
 };
 
 struct parsed_file {
@@ -161,6 +165,8 @@ struct vctx {
 	const char *errkey;
 	char object[320];
 	int nerrs;
+	const struct ferry_seldon_servers *seldon_servers;
+	bool seldon_cluster_judged; /* the object passed the cluster's own webhook */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -572,46 +578,29 @@ static int parse_vip_list(struct vctx *c, const char *value, json_t *where, cons
 	return bad ? -EINVAL : 0;
 }
 
-/* traffic: a whole number from 0 to 100; *set false when absent or null. */
-static bool parse_traffic(struct vctx *c, json_t *pred, const char *field, long long *traffic,
-			  bool *set)
+static void seldon_report(void *arg, const struct ferry_config_error *err)
 {
-	json_t *v = json_object_get(pred, "traffic");
+	struct vctx *c = arg;
 
-	*set = false;
-	*traffic = 0;
-	if (!v || json_is_null(v))
-		return true;
-	if (json_is_integer(v)) {
-		*traffic = json_integer_value(v);
-	} else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) &&
-		   fabs(json_real_value(v)) < 1e9) {
-		*traffic = (long long)json_real_value(v);
-	} else {
-		verr(c, pred, "traffic", v, field,
-		     "expected a whole number from 0 to 100 (percent of new connections), "
-		     "found %s%s%s",
-		     json_type_name(v), json_is_string(v) ? " " : "",
-		     json_is_string(v) ? json_string_value(v) : "");
-		return false;
-	}
-	if (*traffic < 0 || *traffic > 100) {
-		verr(c, pred, "traffic", v, field,
-		     "traffic is %lld; it must be from 0 to 100 (percent of new connections)",
-		     *traffic);
-		return false;
-	}
-	*set = true;
-	return true;
+	c->nerrs++;
+	if (errs_push(c->errs, err, c->errkey))
+		pr_err("out of memory recording a configuration error");
 }
 
 /* Validates a SeldonDeployment; *out is a new sdep when it passes. Returns 0 or -EINVAL/-ENOMEM. */
 static int parse_sdep(struct vctx *c, json_t *obj, const char *ns, struct sdep **out)
 {
+	struct ferry_seldon_input seldon = { .sdep = obj,
+					     .mf = c->mf,
+					     .file = c->file,
+					     .object = c->object,
+					     .servers = c->seldon_servers,
+					     .cluster_judged = c->seldon_cluster_judged,
+					     .report = seldon_report,
+					     .arg = c };
 	json_t *md, *spec, *md_ann, *spec_ann, *preds, *where;
 	const char *name, *value;
-	long long traffic_sum = 0;
-	size_t nmain = 0, last_main = 0;
+	size_t nmain = 0;
 	char field[256];
 	int nerrs = c->nerrs; /* any error recorded below rejects the object */
 	struct sdep *sd;
@@ -619,6 +608,12 @@ static int parse_sdep(struct vctx *c, json_t *obj, const char *ns, struct sdep *
 	int err;
 
 	*out = NULL;
+	/* Seldon's rules first: what the cluster would refuse, ferry refuses. */
+	err = ferry_seldon_webhook__check(&seldon);
+	if (err < 0)
+		return err;
+	if (err > 0)
+		return -EINVAL;
 	sd = calloc(1, sizeof(*sd));
 	if (!sd)
 		return -ENOMEM;
@@ -629,34 +624,20 @@ static int parse_sdep(struct vctx *c, json_t *obj, const char *ns, struct sdep *
 	snprintf(sd->ns, sizeof(sd->ns), "%s", ns);
 	if ((size_t)snprintf(sd->key, sizeof(sd->key), "%s/%s", ns, name) >= sizeof(sd->key)) {
 		verr(c, md, "name", NULL, "metadata.name",
-		     "namespace/name is longer than %d characters: use a shorter name",
+		     "ferry cannot balance it: namespace/name is longer than the %d characters "
+		     "ferry keeps: use a shorter name",
 		     FERRY_NAME_LEN - 1);
 		bad = true;
 	}
 	md_ann = get_object(c, md, "annotations", "metadata.annotations");
+	/* The webhook checked spec's structure: predictors, names, traffic, shadows. */
 	spec = json_object_get(obj, "spec");
-	if (!json_is_object(spec)) {
-		verr(c, obj, spec ? "spec" : NULL, spec, "spec",
-		     "expected a mapping with predictors: add spec.predictors");
-		goto err_invalid;
-	}
 	spec_ann = get_object(c, spec, "annotations", "spec.annotations");
-
-	/* Seldon's webhook rules. */
 	preds = json_object_get(spec, "predictors");
-	if (preds && !json_is_array(preds) && !json_is_null(preds)) {
-		verr(c, spec, "predictors", preds, "spec.predictors",
-		     "expected a list of predictors, found %s", json_type_name(preds));
-		goto err_invalid;
-	}
-	if (!json_array_size(preds)) {
-		verr(c, spec, preds ? "predictors" : NULL, preds, "spec.predictors",
-		     "no predictors: a SeldonDeployment needs at least one predictor");
-		goto err_invalid;
-	}
 	if (json_array_size(preds) > FERRY_MAX_SVC_PREDICTORS) {
 		verr(c, spec, "predictors", preds, "spec.predictors",
-		     "%zu predictors; ferry balances at most %d per deployment: remove some",
+		     "ferry cannot balance %zu predictors: it balances at most %d per deployment: "
+		     "remove some",
 		     json_array_size(preds), FERRY_MAX_SVC_PREDICTORS);
 		goto err_invalid;
 	}
@@ -664,80 +645,49 @@ static int parse_sdep(struct vctx *c, json_t *obj, const char *ns, struct sdep *
 	if (!sd->preds)
 		goto err_nomem;
 	sd->npreds = json_array_size(preds);
+	for (size_t i = 0; i < sd->npreds; i++)
+		nmain += !json_is_true(json_object_get(json_array_get(preds, i), "shadow"));
 	for (size_t i = 0; i < sd->npreds; i++) {
 		struct sd_predictor *p = &sd->preds[i];
-		json_t *pred = json_array_get(preds, i), *v, *pann;
+		json_t *pred = json_array_get(preds, i), *pann, *traffic;
 		const char *pname, *svc = NULL;
-		long long traffic;
-		bool set;
+		long long t;
 
-		if (!json_is_object(pred)) {
-			snprintf(field, sizeof(field), "spec.predictors[%zu]", i);
-			verr(c, NULL, NULL, pred, field, "expected a mapping, found %s",
-			     json_type_name(pred));
+		pname = json_string_value(json_object_get(pred, "name"));
+		if (strlen(pname) >= sizeof(p->name)) {
+			snprintf(field, sizeof(field), "spec.predictors[%zu].name", i);
+			verr(c, pred, "name", NULL, field,
+			     "ferry cannot balance a predictor name of %zu characters: it keeps at "
+			     "most %zu: shorten it",
+			     strlen(pname), sizeof(p->name) - 1);
 			bad = true;
 			continue;
 		}
-		snprintf(field, sizeof(field), "spec.predictors[%zu].name", i);
-		v = json_object_get(pred, "name");
-		pname = get_string(c, pred, "name", field, &bad);
-		if (!pname || !*pname) {
-			if (!v || json_is_null(v) || json_is_string(v))
-				verr(c, pred, pname ? "name" : NULL, pred, field,
-				     "every predictor needs a name: add name: ...");
-			bad = true;
-		} else if (strlen(pname) >= sizeof(p->name)) {
-			verr(c, pred, "name", NULL, field,
-			     "predictor name is %zu characters; ferry keeps at most %zu: shorten it",
-			     strlen(pname), sizeof(p->name) - 1);
+		strcpy(p->name, pname);
+		p->shadow = json_is_true(json_object_get(pred, "shadow"));
+		sd->has_shadow |= p->shadow;
+		/*
+		 * The only non-shadow predictor takes every connection whatever its
+		 * traffic says (Seldon accepts 0, 150 or -5 there); between several,
+		 * traffic is a share that Seldon makes sum to 100.
+		 */
+		traffic = json_object_get(pred, "traffic");
+		t = json_is_real(traffic) ? (long long)json_real_value(traffic) :
+					    json_integer_value(traffic);
+		if (p->shadow) {
+			p->weight = 0;
+		} else if (nmain == 1) {
+			p->weight = FERRY_WEIGHT_ONE;
+		} else if (t < 0 || t > 100) {
+			snprintf(field, sizeof(field), "spec.predictors[%zu].traffic", i);
+			verr(c, pred, "traffic", NULL, field,
+			     "ferry cannot balance traffic %lld: a predictor's share of new "
+			     "connections must be from 0 to 100 percent (Seldon accepts this sum "
+			     "to 100 only through %s): make every traffic 0 to 100",
+			     t, t < 0 ? "a negative share" : "a share above 100");
 			bad = true;
 		} else {
-			strcpy(p->name, pname);
-			for (size_t j = 0; j < i; j++) {
-				if (!strcmp(sd->preds[j].name, pname)) {
-					verr(c, pred, "name", NULL, field,
-					     "predictor name \"%s\" is also used by "
-					     "spec.predictors[%zu]: predictor names must be "
-					     "unique, rename one",
-					     pname, j);
-					bad = true;
-				}
-			}
-		}
-
-		snprintf(field, sizeof(field), "spec.predictors[%zu].shadow", i);
-		v = json_object_get(pred, "shadow");
-		if (v && !json_is_null(v) && !json_is_boolean(v)) {
-			verr(c, pred, "shadow", v, field, "expected true or false, found %s",
-			     json_type_name(v));
-			bad = true;
-		}
-		p->shadow = json_is_true(v);
-		if (p->shadow && sd->has_shadow) {
-			verr(c, pred, "shadow", v, field,
-			     "a second shadow predictor: Seldon allows at most one, set shadow: "
-			     "false on one of them");
-			bad = true;
-		}
-		sd->has_shadow |= p->shadow;
-
-		snprintf(field, sizeof(field), "spec.predictors[%zu].traffic", i);
-		if (!parse_traffic(c, pred, field, &traffic, &set))
-			bad = true;
-		p->weight = (__u32)traffic * 10000;
-		if (!p->shadow) {
-			nmain++;
-			last_main = i;
-			traffic_sum += traffic;
-		}
-
-		snprintf(field, sizeof(field), "spec.predictors[%zu].replicas", i);
-		v = json_object_get(pred, "replicas");
-		if (v && !json_is_null(v) && (!json_is_integer(v) || json_integer_value(v) < 0)) {
-			verr(c, pred, "replicas", v, field,
-			     "expected a whole number of pods (0 or more), found %s",
-			     json_type_name(v));
-			bad = true;
+			p->weight = (__u32)t * 10000;
 		}
 
 		snprintf(field, sizeof(field), "spec.predictors[%zu].annotations", i);
@@ -754,38 +704,6 @@ static int parse_sdep(struct vctx *c, json_t *obj, const char *ns, struct sdep *
 	}
 	if (bad)
 		goto err_invalid;
-	if (!nmain) {
-		verr(c, spec, "predictors", preds, "spec.predictors",
-		     "the only predictor is a shadow: a shadow mirrors a main predictor, add one "
-		     "with shadow: false");
-		goto err_invalid;
-	}
-	if (nmain == 1) {
-		struct sd_predictor *p = &sd->preds[last_main];
-		json_t *pred = json_array_get(preds, last_main);
-
-		if (traffic_sum != 0 && traffic_sum != 100) {
-			snprintf(field, sizeof(field), "spec.predictors[%zu].traffic", last_main);
-			verr(c, pred, "traffic", NULL, field,
-			     "traffic is %lld but \"%s\" is the only predictor, so it takes all "
-			     "traffic: set traffic to 100 or remove it",
-			     traffic_sum, p->name);
-			goto err_invalid;
-		}
-		p->weight = FERRY_WEIGHT_ONE;
-	} else if (traffic_sum != 100) {
-		json_t *pred = json_array_get(preds, last_main);
-
-		snprintf(field, sizeof(field), "spec.predictors[%zu].traffic", last_main);
-		verr(c, pred, json_object_get(pred, "traffic") ? "traffic" : NULL, pred, field,
-		     "traffic values of the %zu predictors sum to %lld; they must sum to exactly "
-		     "100: %s one of them",
-		     nmain, traffic_sum, traffic_sum > 100 ? "lower" : "raise");
-		goto err_invalid;
-	}
-	for (size_t i = 0; i < sd->npreds; i++)
-		if (sd->preds[i].shadow)
-			sd->preds[i].weight = 0;
 
 	/* ferry's annotations. */
 	value = get_annotation(c, md_ann, spec_ann, ANN_VIP, &where, field, sizeof(field), &bad);
@@ -1232,7 +1150,8 @@ static int load_object(struct load_state *ls, struct ferry_manifest *mf, json_t 
 {
 	struct vctx c = { .errs = &ls->store->load_errs,
 			  .mf = mf,
-			  .file = ferry_manifest__name(mf) };
+			  .file = ferry_manifest__name(mf),
+			  .seldon_servers = ls->store->seldon_servers };
 	char key[2 * K8S_NAME_LEN + 32];
 	struct entry *e, *other;
 	int ret;
@@ -1461,13 +1380,23 @@ out_free_names:
 	return ret;
 }
 
+void ferry_config_store__set_seldon(struct ferry_config_store *store,
+				    const struct ferry_seldon_servers *servers, bool cluster_judged)
+{
+	store->seldon_servers = servers;
+	store->seldon_cluster_judged = cluster_judged;
+}
+
 int ferry_config_store__put(struct ferry_config_store *store, json_t *object, const char *origin)
 {
 	const char *kind = json_string_value(json_object_get(object, "kind"));
 	const char *apiv = json_string_value(json_object_get(object, "apiVersion"));
 	/* The object's key is known only after parsing: errors go to a scratch list first. */
 	struct error_list scratch = {};
-	struct vctx c = { .errs = &scratch, .file = origin ? origin : "kubernetes" };
+	struct vctx c = { .errs = &scratch,
+			  .file = origin ? origin : "kubernetes",
+			  .seldon_servers = store->seldon_servers,
+			  .seldon_cluster_judged = store->seldon_cluster_judged };
 	char key[2 * K8S_NAME_LEN + 32];
 	struct entry *e = NULL;
 	int ret;

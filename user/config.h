@@ -47,6 +47,19 @@ int ferry_config_store__load_dir(struct ferry_config_store *store, const char *d
  */
 int ferry_config_store__put(struct ferry_config_store *store, json_t *object, const char *origin);
 
+struct ferry_seldon_servers;
+
+/*
+ * How Seldon's rules are judged (user/seldon_webhook.h): servers is the
+ * cluster's seldon-config (NULL: the defaults of Seldon's Helm chart; the
+ * store does not own it, it must outlive the store), and cluster_judged says
+ * that objects given to __put passed the cluster's own admission webhook, so
+ * rules that depend on the cluster's configuration are not judged again for
+ * them. Objects read from files are always judged in full.
+ */
+void ferry_config_store__set_seldon(struct ferry_config_store *store,
+				    const struct ferry_seldon_servers *servers, bool cluster_judged);
+
 /* Removes an object put by __put. Returns 0 or -ENOENT. */
 int ferry_config_store__delete(struct ferry_config_store *store, const char *kind,
 			       const char *namespace, const char *name);

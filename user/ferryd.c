@@ -30,6 +30,7 @@
 #include <sys/eventfd.h>
 
 #include "config.h"
+#include "seldon_webhook.h"
 #include "k8s.h"
 #include "dataplane.h"
 #include "log.h"
@@ -82,6 +83,7 @@ struct ferryd_opts {
 	const char *kubeconfig;
 	struct ferry_hist_buckets buckets; /* --latency-buckets; n == 0: the defaults */
 	const char *k8s_namespace;
+	struct ferry_seldon_servers *seldon_servers; /* --seldon-config; NULL: Helm's defaults */
 };
 
 struct ferryd {
@@ -129,6 +131,8 @@ static void usage(FILE *out)
 		"or in the Kubernetes API.\n"
 		"\n"
 		"  --config-dir DIR        manifests to apply; watched, changes apply within 100 ms\n"
+		"  --seldon-config FILE    the seldon-config ConfigMap (YAML): its prepackaged servers\n"
+		"                          replace the Helm chart's when judging files' deployments\n"
 		"  --kubernetes            list and watch seldondeployments.machinelearning.seldon.io\n"
 		"                          and endpointslices.discovery.k8s.io from the API server\n"
 		"                          (in-cluster service account, or --kubeconfig FILE);\n"
@@ -175,7 +179,8 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 {
 	enum { OPT_CONFIG = 256, OPT_IFACE, OPT_REPLY, OPT_METRICS, OPT_PIN, OPT_TABLE, OPT_ONCE,
-	       OPT_LOG, OPT_POD, OPT_K8S, OPT_KUBECONFIG, OPT_NS, OPT_HOST, OPT_BUCKETS, OPT_TX };
+	       OPT_LOG, OPT_POD, OPT_K8S, OPT_KUBECONFIG, OPT_NS, OPT_HOST, OPT_BUCKETS, OPT_TX,
+	       OPT_SELDON };
 	static const struct option longopts[] = {
 		{ "config-dir", required_argument, NULL, OPT_CONFIG },
 		{ "iface", required_argument, NULL, OPT_IFACE },
@@ -192,6 +197,7 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		{ "latency-buckets", required_argument, NULL, OPT_BUCKETS },
 		{ "kubeconfig", required_argument, NULL, OPT_KUBECONFIG },
 		{ "namespace", required_argument, NULL, OPT_NS },
+		{ "seldon-config", required_argument, NULL, OPT_SELDON },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -294,6 +300,19 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		case OPT_NS:
 			o->k8s_namespace = optarg;
 			break;
+		case OPT_SELDON: {
+			struct ferry_config_error cerr;
+			char line[1600];
+
+			ferry_seldon_servers__free(o->seldon_servers);
+			o->seldon_servers = ferry_seldon_servers__load(optarg, &cerr);
+			if (!o->seldon_servers) {
+				ferry_config_error__format(&cerr, line, sizeof(line));
+				fprintf(stderr, "ferryd: --seldon-config: %s\n", line);
+				return -EINVAL;
+			}
+			break;
+		}
 		case OPT_LOG:
 			if (ferry_log_parse_level(optarg, &ferry_log_level)) {
 				fprintf(stderr,
@@ -937,6 +956,7 @@ int main(int argc, char **argv)
 	d.store = ferry_config_store__new();
 	if (!d.sync || !d.store)
 		goto out;
+	ferry_config_store__set_seldon(d.store, d.opts.seldon_servers, d.opts.kubernetes);
 	d.nl = ferry_nl__new();
 	if (!d.nl)
 		pr_warn("netlink unavailable (%s): reply interfaces will not follow routes",
@@ -1023,5 +1043,6 @@ out:
 	ferry_model__free(&d.model);
 	free(d.no_ready);
 	ferry_hist__buckets_free(&d.opts.buckets);
+	ferry_seldon_servers__free(d.opts.seldon_servers);
 	return rc;
 }

@@ -39,8 +39,8 @@ def sdep(name, traffic):
             "metadata": {"name": name, "namespace": "models", "uid": "uid-" + name,
                          "annotations": {"ferry.io/vip": vip}},
             "spec": {"predictors": [
-                {"name": "main", "traffic": traffic[0], "graph": {"name": "model"}},
-                {"name": "canary", "traffic": traffic[1], "graph": {"name": "model"}}]}}
+                {"name": "main", "traffic": traffic[0], "graph": {"name": "model", "implementation": "SKLEARN_SERVER", "modelUri": "gs://m/iris"}},
+                {"name": "canary", "traffic": traffic[1], "graph": {"name": "model", "implementation": "SKLEARN_SERVER", "modelUri": "gs://m/iris"}}]}}
 def sl(name, svc, addrs):
     return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": {"name": name, "namespace": "models",
