@@ -2,7 +2,6 @@
 /* ferryd's start-up check of its effective capabilities (see caps.h). */
 #include <errno.h>
 #include <inttypes.h>
-
 #include <stdio.h>
 #include <string.h>
 
