@@ -66,5 +66,8 @@ if [ ! -s "$tarball" ]; then
 fi
 for n in "${names[@]}"; do
 	echo "  IMPORT    $n"
-	$engine import --change 'CMD ["/bin/bash"]' "$tarball" "$n" >/dev/null
+	$engine import --change 'CMD ["/bin/bash"]' "$tarball" "$n" >/dev/null 2>"$cache/import.log" || {
+		cat "$cache/import.log" >&2
+		exit 1
+	}
 done
