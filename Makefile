@@ -18,7 +18,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SUFFIXES:
-.PHONY: all deps test unit vmtest vmtest-6.1 bench demo clean format check-format
+.PHONY: all deps test unit vmtest vmtest-6.1 bench demo clean format check-format image image-test
 
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
@@ -113,6 +113,17 @@ unit: all
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)FERRY_BUILD=$(BUILD) tests/run
+
+# deploy/Dockerfile built with docker or (daemonless) podman, from Debian
+# bases made locally with debootstrap (cached in $(BUILD)/image), never pulled.
+image:
+	$(Q)deploy/image/build.sh $(BUILD)
+
+# The image run with the DaemonSet's privileges in an end-to-end topology
+# (root: run under flock /tmp/ferry-root.lock on shared machines). Also part
+# of `make test`; builds the image first when it is out of date.
+image-test: all
+	$(Q)FERRY_BUILD=$(BUILD) tests/image.sh
 
 vmtest: deps
 	$(Q)$(MAKE) --no-print-directory all

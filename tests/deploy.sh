@@ -16,13 +16,8 @@ if ! command -v python3 >/dev/null 2>&1; then
 	exit 0
 fi
 
-# The image cannot be built on the test machine: say so rather than pass.
-if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
-	echo "SKIP deploy/docker_build: a Docker daemon is here, but building takes minutes; run: docker build -f deploy/Dockerfile ." >&2
-else
-	echo "    no Docker daemon on this machine: deploy/Dockerfile is checked statically, not built" >&2
-fi
-echo "SKIP deploy/docker_build"
+# The image is built and run by tests/image.sh (make image-test); this suite
+# checks the manifests and the Dockerfile statically.
 
 exec python3 - "$top" <<'PYEOF'
 import os
@@ -187,8 +182,10 @@ else:
         problems.append("the /sys/fs/bpf mount is not hostPath /sys/fs/bpf")
     if hp.get("type") != "DirectoryOrCreate":
         problems.append("hostPath type %r, want DirectoryOrCreate" % hp.get("type"))
-    if mounts[0].get("mountPropagation") != "Bidirectional":
-        problems.append("mountPropagation %r, want Bidirectional (pins must reach the host)" %
+    # Bidirectional is refused by the API server for a non-privileged
+    # container; pins reach the host through the bind mount anyway.
+    if mounts[0].get("mountPropagation") != "HostToContainer":
+        problems.append("mountPropagation %r, want HostToContainer" %
                         mounts[0].get("mountPropagation"))
 if pod.get("hostNetwork") is not True:
     problems.append("hostNetwork must be true")

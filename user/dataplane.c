@@ -427,8 +427,14 @@ void ferry_dp__close(struct ferry_dp *dp)
 	free(dp);
 }
 
-/* True when prog_id is one of ferry's programs (by name), so it may be replaced. */
-static bool prog_is_ferry(__u32 prog_id)
+/*
+ * True when prog_id is one of ferry's programs (by name), so it may be
+ * replaced. BPF_PROG_GET_FD_BY_ID wants CAP_SYS_ADMIN, which the DaemonSet
+ * does not grant (BPF, NET_ADMIN, PERFMON only): there, @recorded, ferry's
+ * own record in the pinned links map that it attached this hook, decides.
+ * Without it a new ferryd pod refuses the interfaces the old one attached.
+ */
+static bool prog_is_ferry(__u32 prog_id, bool recorded)
 {
 	struct bpf_prog_info info = {};
 	__u32 len = sizeof(info);
@@ -437,7 +443,7 @@ static bool prog_is_ferry(__u32 prog_id)
 
 	fd = bpf_prog_get_fd_by_id(prog_id);
 	if (fd < 0)
-		return false;
+		return errno == EPERM && recorded;
 	if (!bpf_obj_get_info_by_fd(fd, &info, &len))
 		ours = !strncmp(info.name, "ferry_", 6);
 	close(fd);
@@ -452,7 +458,7 @@ static int cgroup_ferry_progs(int cg_fd, enum bpf_attach_type type, __u32 *ids, 
 	if (bpf_prog_query(cg_fd, type, 0, NULL, all, &n))
 		return -errno;
 	for (i = 0; i < n && k < max; i++)
-		if (prog_is_ferry(all[i]))
+		if (prog_is_ferry(all[i], false))
 			ids[k++] = all[i];
 	return k;
 }
@@ -604,9 +610,14 @@ static int attach_xdp(struct ferry_dp *dp, int ifindex, const char *ifname)
 {
 	int prog_fd = bpf_program__fd(dp->xdp->progs.ferry_xdp_fwd);
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	struct ferry_link link = {};
+	__u32 key = ifindex;
+	bool recorded;
 	int err;
 
-	if (!bpf_xdp_query(ifindex, 0, &q) && q.prog_id && !prog_is_ferry(q.prog_id)) {
+	recorded = !bpf_map_lookup_elem(dp->map_fds[FERRY_M_LINKS], &key, &link) &&
+		   (link.hooks & (FERRY_LINK_XDP_NATIVE | FERRY_LINK_XDP_GENERIC));
+	if (!bpf_xdp_query(ifindex, 0, &q) && q.prog_id && !prog_is_ferry(q.prog_id, recorded)) {
 		pr_err("--iface %s: XDP program id %u is attached and is not ferry's; detach it "
 		       "('ip link set dev %s xdp off') or choose another interface",
 		       ifname, q.prog_id, ifname);
@@ -746,7 +757,9 @@ static void detach_link(int ifindex, const struct ferry_link *link)
 	LIBBPF_OPTS(bpf_tc_opts, tc_opts, .handle = FERRY_TC_HANDLE);
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
 
-	if (!bpf_xdp_query(ifindex, 0, &q) && q.prog_id && prog_is_ferry(q.prog_id))
+	if (!bpf_xdp_query(ifindex, 0, &q) && q.prog_id &&
+	    prog_is_ferry(q.prog_id,
+			  link->hooks & (FERRY_LINK_XDP_NATIVE | FERRY_LINK_XDP_GENERIC)))
 		bpf_xdp_detach(ifindex,
 			       q.attach_mode == XDP_ATTACHED_SKB ? XDP_FLAGS_SKB_MODE :
 								   XDP_FLAGS_DRV_MODE,

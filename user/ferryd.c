@@ -29,6 +29,7 @@
 
 #include <sys/eventfd.h>
 
+#include "caps.h"
 #include "config.h"
 #include "seldon_webhook.h"
 #include "k8s.h"
@@ -944,6 +945,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	if (ferry_caps__check())
+		return 1;
 	d.dp = ferry_dp__open(&(struct ferry_dp_opts){ .pin_path = d.opts.pin_path });
 	if (!d.dp)
 		return 1;
