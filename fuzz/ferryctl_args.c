@@ -132,8 +132,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* cmd_weights writes into its arguments ('=' to NUL): give it copies. */
 	for (int a = 0; a <= argc; a++)
 		copy[a] = a < argc ? strdup(argv[a]) : NULL;
+	/*
+	 * cmd_weights sets optind = 1, which keeps glibc's position inside an
+	 * option cluster: a process runs one command, but here the previous
+	 * input's state would leak in. optind = 0 and one call reset it all.
+	 */
 	optind = 0;
 	opterr = 0;
+	getopt(1, (char *[]){ "reset", NULL }, "");
 	rc = cmd_weights(&c, argc, copy);
 	if (rc != EXIT_USAGE && !weights_valid(argc, argv))
 		abort();

@@ -108,6 +108,12 @@ static struct {
  */
 __attribute__((section("__libfuzzer_extra_counters"))) static uint8_t bpf_cov[4][FERRY_CTR_MAX + 8];
 
+/*
+ * Where this harness reports: stderr as it was at start, since libFuzzer's
+ * -close_fd_mask=2 (quiet runs) closes stderr after LLVMFuzzerInitialize.
+ */
+static FILE *report;
+
 /* What the runs did, printed at exit: evidence the invariants were exercised. */
 static struct {
 	unsigned long runs, forwarded, replied, dropped, redirected;
@@ -246,8 +252,8 @@ static bool is_backend_addr(const struct view *v)
 }
 
 /* Is (addr, port) a backend of the service at (vaddr, vport, proto)? */
-static bool backend_of(const uint32_t *vaddr, uint16_t vport, const uint32_t *baddr,
-		       uint16_t bport, int family, uint8_t proto)
+static bool backend_of(const uint32_t *vaddr, uint16_t vport, const uint32_t *baddr, uint16_t bport,
+		       int family, uint8_t proto)
 {
 	uint32_t a[4];
 
@@ -271,13 +277,14 @@ static bool backend_of(const uint32_t *vaddr, uint16_t vport, const uint32_t *ba
 	return false;
 }
 
-#define CHECK(cond, ...)                                                                  \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			fprintf(stderr, "fuzz/pkt: invariant broken: " __VA_ARGS__);      \
-			fputc('\n', stderr);                                              \
-			abort();                                                          \
-		}                                                                         \
+#define CHECK(cond, ...)                                                             \
+	do {                                                                         \
+		if (!(cond)) {                                                       \
+			fprintf(report, "fuzz/pkt: invariant broken: " __VA_ARGS__); \
+			fputc('\n', report);                                         \
+			fflush(report);                                              \
+			abort();                                                     \
+		}                                                                    \
 	} while (0)
 
 /*
@@ -300,8 +307,9 @@ static void check_only_translated(const uint8_t *in, const uint8_t *out, size_t 
 			continue;
 		if (i >= v->csum_off && i < v->csum_off + 2)
 			continue;
-		CHECK(in[i] == out[i], "byte %zu changed (%02x -> %02x) outside the translated fields",
-		      i, in[i], out[i]);
+		CHECK(in[i] == out[i],
+		      "byte %zu changed (%02x -> %02x) outside the translated fields", i, in[i],
+		      out[i]);
 	}
 }
 
@@ -339,10 +347,11 @@ static void read_values(uint64_t *v)
 static void teardown(void)
 {
 	if (tally.runs)
-		fprintf(stderr,
+		fprintf(report,
 			"fuzz/pkt: %lu runs: %lu forwarded (translated), %lu replies translated, "
 			"%lu dropped, %lu redirected\n",
-			tally.runs, tally.forwarded, tally.replied, tally.dropped, tally.redirected);
+			tally.runs, tally.forwarded, tally.replied, tally.dropped,
+			tally.redirected);
 	tally.runs = 0;
 	netns_fixture__destroy(&env.ns);
 }
@@ -384,7 +393,8 @@ static int netns_setup(void)
 	for (size_t i = 0; i < NBACKENDS; i++) {
 		if (!backends[i].mac)
 			continue;
-		snprintf(cmd, sizeof(cmd), "ip -n " NS " neigh add %s lladdr %s dev fz-b0 nud permanent",
+		snprintf(cmd, sizeof(cmd),
+			 "ip -n " NS " neigh add %s lladdr %s dev fz-b0 nud permanent",
 			 backends[i].addr, backends[i].mac);
 		if (netns_fixture__sh(cmd))
 			return -EIO;
@@ -532,7 +542,8 @@ static size_t make_seeds(struct seed *out)
 	     PB_TCP_ACK | PB_TCP_PSH);
 	out[n - 1].s.payload = payload;
 	out[n - 1].s.payload_len = sizeof(payload) - 1;
-	SEED("fin4", P_XDP, 4, IPPROTO_TCP, CLIENT4, 40001, "198.18.2.1", 80, PB_TCP_FIN | PB_TCP_ACK);
+	SEED("fin4", P_XDP, 4, IPPROTO_TCP, CLIENT4, 40001, "198.18.2.1", 80,
+	     PB_TCP_FIN | PB_TCP_ACK);
 	SEED("udp4", P_XDP, 4, IPPROTO_UDP, CLIENT4, 5300, "198.18.2.1", 53, 0);
 	SEED("udp4-zero-csum", P_TC_FWD, 4, IPPROTO_UDP, CLIENT4, 5301, "198.18.2.1", 53, 0);
 	out[n - 1].s.udp_csum_zero = true;
@@ -541,7 +552,8 @@ static size_t make_seeds(struct seed *out)
 	SEED("syn4-blackhole", P_XDP, 4, IPPROTO_TCP, CLIENT4, 40000, "198.18.2.2", 80, PB_TCP_SYN);
 	SEED("syn4-no-backend", P_TC_FWD, 4, IPPROTO_TCP, CLIENT4, 40000, "198.18.2.3", 80,
 	     PB_TCP_SYN);
-	SEED("syn4-other-port", P_XDP, 4, IPPROTO_TCP, CLIENT4, 40000, "198.18.2.1", 81, PB_TCP_SYN);
+	SEED("syn4-other-port", P_XDP, 4, IPPROTO_TCP, CLIENT4, 40000, "198.18.2.1", 81,
+	     PB_TCP_SYN);
 	SEED("not-vip", P_XDP, 4, IPPROTO_TCP, CLIENT4, 40000, "198.18.1.10", 8080, PB_TCP_SYN);
 	SEED("vlan", P_XDP, 4, IPPROTO_TCP, CLIENT4, 40003, "198.18.2.1", 80, PB_TCP_SYN);
 	out[n - 1].s.vlan = true;
@@ -565,7 +577,8 @@ static size_t make_seeds(struct seed *out)
 	out[n - 1].s.payload_len = sizeof(answer) - 1;
 	SEED("rst4-be2-eg", P_TC_REPLY_EG | 4, 4, IPPROTO_TCP, "198.18.1.11", 8080, CLIENT4, 40000,
 	     PB_TCP_RST);
-	SEED("udp4-reply", P_TC_REPLY_IN | 4, 4, IPPROTO_UDP, "198.18.1.12", 5353, CLIENT4, 5300, 0);
+	SEED("udp4-reply", P_TC_REPLY_IN | 4, 4, IPPROTO_UDP, "198.18.1.12", 5353, CLIENT4, 5300,
+	     0);
 	SEED("synack6", P_TC_REPLY_IN | 4, 6, IPPROTO_TCP, "2001:db8:1::10", 8080, CLIENT6, 40000,
 	     PB_TCP_SYN | PB_TCP_ACK);
 	SEED("synack6-be5", P_TC_REPLY_IN | 4, 6, IPPROTO_TCP, "2001:db8:1::11", 8080, CLIENT6,
@@ -602,6 +615,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		write_seeds(seed_dir);
 		exit(0);
 	}
+	report = fdopen(dup(2), "w");
+	if (!report)
+		report = stderr;
 	if (geteuid() != 0) {
 		fprintf(stderr, "fuzz/pkt: needs root (BPF, network namespaces)\n");
 		exit(1);
@@ -718,10 +734,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      "the translated frame no longer parses the same");
 		check_only_translated(in, fo, len, &vi, reply);
 		if (!reply)
-			CHECK(backend_of(vi.daddr, vi.dport, vo.daddr, vo.dport, vi.family, vi.proto),
+			CHECK(backend_of(vi.daddr, vi.dport, vo.daddr, vo.dport, vi.family,
+					 vi.proto),
 			      "forwarded to an address:port that is no backend of the VIP");
 		else
-			CHECK(backend_of(vo.saddr, vo.sport, vi.saddr, vi.sport, vi.family, vi.proto),
+			CHECK(backend_of(vo.saddr, vo.sport, vi.saddr, vi.sport, vi.family,
+					 vi.proto),
 			      "a reply's new source is not the VIP of a service of its backend");
 		if (vi.family == 4 && vi.ip_csum_ok)
 			CHECK(vo.ip_csum_ok, "the IPv4 header checksum broke");
@@ -746,6 +764,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	tally.forwarded += changed && !reply;
 	tally.replied += changed && reply;
 	tally.dropped += p == P_XDP ? opts.retval == XDP_DROP : opts.retval == TC_ACT_SHOT;
-	tally.redirected += p == P_XDP ? opts.retval == XDP_REDIRECT : opts.retval == TC_ACT_REDIRECT;
+	tally.redirected += p == P_XDP ? opts.retval == XDP_REDIRECT :
+					 opts.retval == TC_ACT_REDIRECT;
 	return 0;
 }

@@ -20,7 +20,7 @@ secs=${FUZZ_SECONDS:-10}
 lock=${FUZZ_LOCK:-}
 
 # A sub-make of its own: SAN= or other variables of an outer make must not leak in.
-if ! env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -C "$top" --no-print-directory \
+if ! env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$top" --no-print-directory \
 	BUILD="$build" fuzz-build; then
 	echo "FAIL fuzz/build"
 	exit 1
