@@ -25,6 +25,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+/* Lines in the current input, for checking the positions errors point at. */
+static int nlines;
+
 static void check_errors(const struct ferry_config_store *store)
 {
 	char line[2048];
@@ -32,8 +35,9 @@ static void check_errors(const struct ferry_config_store *store)
 	for (size_t i = 0; i < ferry_config_store__nerrors(store); i++) {
 		const struct ferry_config_error *e = ferry_config_store__error(store, i);
 
-		/* Every rejection says what is wrong. */
-		if (!e || !e->message[0])
+		/* Every rejection says what is wrong, and where, inside the file. */
+		if (!e || !e->message[0] || e->line < 0 || e->column < 0 ||
+		    (strstr(e->file, dir) && e->line > nlines + 1))
 			abort();
 		ferry_config_error__format(e, line, sizeof(line));
 	}
@@ -74,6 +78,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool json;
 	int n;
 
+	nlines = 1;
+	for (size_t k = 0; k < size; k++)
+		nlines += data[k] == '\n' || data[k] == '\r';
 	while (i < size && strchr(" \t\r\n", data[i]))
 		i++;
 	json = i < size && (data[i] == '{' || data[i] == '[');
