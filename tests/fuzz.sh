@@ -58,6 +58,8 @@ for t in "${targets[@]}"; do
 		-print_final_stats=1 -artifact_prefix="$art/" "$work" "$top/fuzz/corpus/$t" \
 		>"$log" 2>&1; } 2>"$log.time"
 	rc=$?
+	# A crash ends the process without its exit handlers: remove the namespace here.
+	[ "$t" = pkt ] && ip netns del fz-pkt 2>/dev/null
 	read -r usr sys <"$log.time"
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 	if [ "$rc" -eq 0 ]; then
