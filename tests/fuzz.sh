@@ -50,6 +50,9 @@ for t in "${targets[@]}"; do
 			continue
 		fi
 		[ -n "$lock" ] && run=(flock "$lock")
+		# A crash ends the process without its exit handlers: the namespace
+		# is removed here, still under the lock.
+		run+=(sh -c '"$@"; rc=$?; ip netns del fz-pkt 2>/dev/null; exit $rc' sh)
 	fi
 	mkdir -p "$work" "$art"
 	# -close_fd_mask=3: the parsers' own messages would drown the run;
@@ -58,15 +61,14 @@ for t in "${targets[@]}"; do
 		-print_final_stats=1 -artifact_prefix="$art/" "$work" "$top/fuzz/corpus/$t" \
 		>"$log" 2>&1; } 2>"$log.time"
 	rc=$?
-	# A crash ends the process without its exit handlers: remove the namespace here.
-	[ "$t" = pkt ] && ip netns del fz-pkt 2>/dev/null
 	read -r usr sys <"$log.time"
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 	if [ "$rc" -eq 0 ]; then
 		echo "PASS fuzz/$t (${runs:-?} inputs, ${secs}s, cpu ${usr}+${sys}s)"
+		grep -h '^fuzz/pkt: [0-9]* runs' "$log" | sed 's/^/    /' # what the checks saw
 	else
 		echo "FAIL fuzz/$t: exit $rc after ${runs:-?} inputs; log $log, input in $art/"
-		grep -m1 -E 'ERROR: |SUMMARY: |==[0-9]+==' "$log" | sed 's/^/    /'
+		grep -m2 -E 'invariant broken|ERROR: |SUMMARY: ' "$log" | sed 's/^/    /'
 		failed=1
 	fi
 done
