@@ -18,7 +18,8 @@ endif
 
 .DELETE_ON_ERROR:
 .SUFFIXES:
-.PHONY: all deps test unit vmtest vmtest-6.1 bench demo clean format check-format image image-test
+.PHONY: all deps test unit vmtest vmtest-6.1 bench demo clean format check-format image image-test \
+	fuzz fuzz-build
 
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
@@ -103,6 +104,53 @@ $(BUILD)/bench/%: bench/%.c $(LIB) $(SKELS) | $(BUILD)/bench
 $(BUILD)/bpf $(BUILD)/include $(BUILD)/user $(BUILD)/tests $(BUILD)/bench:
 	$(Q)mkdir -p $@
 
+# --------------------------------------------------------------- fuzzing
+# `make fuzz`: libFuzzer targets (fuzz/*.c, one binary each in $(BUILD)/fuzz/)
+# over the library compiled again with clang, ASan and UBSan in its own
+# directory, independent of the gcc build. Each target runs FUZZ_SECONDS from
+# its seed corpus fuzz/corpus/TARGET (new inputs go to $(BUILD)/fuzz/corpus);
+# any crash fails. The packet target needs root and holds FUZZ_LOCK while it
+# runs. tests/fuzz.sh does the running (CI: 10 s each through `make test`).
+FUZZ_BUILD := $(BUILD)/fuzz
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_LOCK ?= /tmp/ferry-root.lock
+# Include paths and defines as the gcc build has them; its -W and -O flags are gcc's.
+FUZZ_CFLAGS := -O1 -g -fno-omit-frame-pointer -std=gnu11 -Wall -Wno-unused-parameter \
+	-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+	-fno-sanitize=alignment $(filter -I% -D%,$(CFLAGS)) -Itests -MMD -MP
+FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined -fno-sanitize=alignment
+FUZZ_SRCS := $(wildcard fuzz/*.c)
+FUZZ_TARGETS := $(FUZZ_SRCS:fuzz/%.c=$(FUZZ_BUILD)/%)
+# From LIB_SRCS, whatever folders it spans; objects mirror the source tree.
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_LIB := $(FUZZ_BUILD)/libferry.a
+# The option parsers are static in the programs' own sources: the targets for
+# them include those sources whole (their main renamed).
+FERRYD_SRC := $(firstword $(wildcard user/ferryd.c user/*/ferryd.c))
+FERRYCTL_SRC := $(firstword $(wildcard tools/ferryctl.c tools/*/ferryctl.c))
+
+$(FUZZ_BUILD)/ferryd_opts: FUZZ_EXTRA := -Dmain=ferryd_main -DFERRYD_SRC='"$(abspath $(FERRYD_SRC))"'
+$(FUZZ_BUILD)/ferryctl_args: FUZZ_EXTRA := -Dmain=ferryctl_main -DFERRYCTL_SRC='"$(abspath $(FERRYCTL_SRC))"'
+
+fuzz-build: $(FUZZ_TARGETS)
+
+fuzz: fuzz-build
+	$(Q)FERRY_BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_LOCK=$(FUZZ_LOCK) tests/fuzz.sh
+
+$(FUZZ_BUILD)/obj/%.o: %.c $(SKELS)
+	$(call msg,CC-FUZZ,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_LIB): $(FUZZ_LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/%: fuzz/%.c fuzz/fuzz.h $(FUZZ_LIB) $(SKELS) $(BPF_OBJS)
+	$(call msg,CCLD-FUZZ,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_EXTRA) $(FUZZ_LDFLAGS) $< $(FUZZ_LIB) $(LDLIBS) -o $@
+
 deps:
 	$(Q)tools/install-deps
 
@@ -142,13 +190,14 @@ demo: deps
 	$(Q)FERRY_BUILD=$(BUILD) examples/demo/run
 
 format:
-	$(Q)clang-format -i $(wildcard bpf/*.[ch] maps/*.h user/*.[ch] tools/*.c tests/*.[ch] bench/*.c)
+	$(Q)clang-format -i $(wildcard bpf/*.[ch] maps/*.h user/*.[ch] tools/*.c tests/*.[ch] bench/*.c fuzz/*.[ch])
 
 check-format:
-	$(Q)clang-format --dry-run --Werror $(wildcard bpf/*.[ch] maps/*.h user/*.[ch] tools/*.c tests/*.[ch] bench/*.c)
+	$(Q)clang-format --dry-run --Werror $(wildcard bpf/*.[ch] maps/*.h user/*.[ch] tools/*.c tests/*.[ch] bench/*.c fuzz/*.[ch])
 
 clean:
 	$(call msg,CLEAN,$(BUILD))
 	$(Q)rm -rf $(BUILD)
 
 -include $(wildcard $(BUILD)/bpf/*.d $(BUILD)/user/*.d $(BUILD)/tests/*.d $(BUILD)/bench/*.d $(BUILD)/*.d)
+-include $(FUZZ_LIB_OBJS:.o=.d) $(wildcard $(FUZZ_BUILD)/*.d)

@@ -682,6 +682,7 @@ test_exit_codes() {
 	ec 2 unknown-option --frob status
 	ec 2 weights-sum weights "$VIP" main=50 canary=20
 	ec 2 weights-pct weights "$VIP" main=abc
+	ec 2 weights-pct-nan weights "$VIP" main=nan canary=100 # found by fuzz/ferryctl_args
 	ec 2 weights-no-service weights
 	ec 2 weights-two-modes weights "$VIP" --clear --rollback
 	ec 2 weights-bad-vip weights 198.18.100:x main=100

@@ -1023,7 +1023,8 @@ static int cmd_weights(struct ctl *c, int argc, char **argv)
 		}
 		*eq = '\0';
 		pct = strtod(eq + 1, &end);
-		if (*end || eq[1] == '\0' || pct < 0 || pct > 100) {
+		/* Written so that NaN ("nan" parses) fails too. */
+		if (*end || eq[1] == '\0' || !(pct >= 0 && pct <= 100)) {
 			fprintf(stderr,
 				"ferryctl weights: %s=%s: expected a percentage from 0 to 100\n",
 				argv[optind], eq + 1);

@@ -285,6 +285,7 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 			o->kubernetes = true;
 			break;
 		case OPT_BUCKETS:
+			ferry_hist__buckets_free(&o->buckets); /* the last one given counts */
 			if (ferry_hist__parse_buckets(optarg, &o->buckets, err, sizeof(err))) {
 				fprintf(stderr, "ferryd: --latency-buckets: %s\n", err);
 				return -EINVAL;

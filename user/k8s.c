@@ -876,6 +876,20 @@ static void deliver_pending(struct k8s_resource *res)
 	json_array_clear(res->pending);
 }
 
+size_t ferry_k8s__feed_watch(struct ferry_k8s *k8s, int resource, const char *data, size_t len)
+{
+	struct k8s_resource *res = &k8s->res[resource & 1];
+	size_t n;
+
+	res->status = 200;
+	res->phase = PHASE_WATCH;
+	n = on_body((char *)data, 1, len, res);
+	deliver_pending(res);
+	if (n != len) /* what start_transfer resets for the next watch */
+		res->body.len = 0;
+	return n;
+}
+
 /* The list is complete: deletes for what vanished, then every object. */
 static void finish_list(struct k8s_resource *res)
 {

@@ -111,4 +111,13 @@ const char *ferry_k8s__error(struct ferry_k8s *k8s);
 int ferry_k8s__report_error(struct ferry_k8s *k8s, const char *kind, const char *ns,
 			    const char *name, const char *message);
 
+/*
+ * For fuzzing and tests: hands len bytes of a watch stream of resource
+ * 0 (SeldonDeployments) or 1 (EndpointSlices) to the stream decoder as if
+ * they came from an HTTP 200 watch, then delivers the events decoded so far
+ * to the callbacks. Returns len, or less when the watch would be dropped (a
+ * bad or ERROR event); the next call then starts a fresh stream.
+ */
+size_t ferry_k8s__feed_watch(struct ferry_k8s *k8s, int resource, const char *data, size_t len);
+
 #endif /* FERRY_K8S_H */
