@@ -55,8 +55,11 @@ BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(BPF_SRCS:bpf/%.bpf.c=$(BUILD)/bpf/%.bpf.o)
 SKELS := $(BPF_SRCS:bpf/%.bpf.c=$(BUILD)/include/%.skel.h)
 
-LIB_SRCS := $(filter-out user/ferryd.c,$(wildcard user/*.c))
-LIB_OBJS := $(LIB_SRCS:user/%.c=$(BUILD)/user/%.o)
+# user/ is a library plus ferryd. Its rooms (user/source, user/kernel,
+# user/telemetry) are listed here, not discovered: a new folder is one word.
+USER_DIRS := user user/source user/kernel user/telemetry
+LIB_SRCS := $(filter-out user/ferryd.c,$(foreach d,$(USER_DIRS),$(wildcard $(d)/*.c)))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB := $(BUILD)/libferry.a
 
 TOOL_SRCS := $(wildcard tools/*.c)
@@ -76,8 +79,9 @@ $(BUILD)/include/%.skel.h: $(BUILD)/bpf/%.bpf.o | $(BUILD)/include
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name $* > $@
 
-$(BUILD)/user/%.o: user/%.c $(SKELS) | $(BUILD)/user
+$(BUILD)/user/%.o: user/%.c $(SKELS)
 	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
@@ -100,7 +104,7 @@ $(BUILD)/bench/%: bench/%.c $(LIB) $(SKELS) | $(BUILD)/bench
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
-$(BUILD)/bpf $(BUILD)/include $(BUILD)/user $(BUILD)/tests $(BUILD)/bench:
+$(BUILD)/bpf $(BUILD)/include $(BUILD)/tests $(BUILD)/bench:
 	$(Q)mkdir -p $@
 
 deps:
@@ -131,13 +135,13 @@ demo: deps
 	$(Q)FERRY_BUILD=$(BUILD) examples/demo/run
 
 format:
-	$(Q)clang-format -i $(wildcard bpf/*.[ch] maps/*.h user/*.[ch] tools/*.c tests/*.[ch] bench/*.c)
+	$(Q)clang-format -i $(wildcard bpf/*.[ch] maps/*.h $(foreach d,$(USER_DIRS),$(d)/*.[ch]) tools/*.c tests/*.[ch] bench/*.c)
 
 check-format:
-	$(Q)clang-format --dry-run --Werror $(wildcard bpf/*.[ch] maps/*.h user/*.[ch] tools/*.c tests/*.[ch] bench/*.c)
+	$(Q)clang-format --dry-run --Werror $(wildcard bpf/*.[ch] maps/*.h $(foreach d,$(USER_DIRS),$(d)/*.[ch]) tools/*.c tests/*.[ch] bench/*.c)
 
 clean:
 	$(call msg,CLEAN,$(BUILD))
 	$(Q)rm -rf $(BUILD)
 
--include $(wildcard $(BUILD)/bpf/*.d $(BUILD)/user/*.d $(BUILD)/tests/*.d $(BUILD)/bench/*.d $(BUILD)/*.d)
+-include $(wildcard $(BUILD)/bpf/*.d $(foreach d,$(USER_DIRS),$(BUILD)/$(d)/*.d) $(BUILD)/tests/*.d $(BUILD)/bench/*.d $(BUILD)/*.d)

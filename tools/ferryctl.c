@@ -26,12 +26,12 @@
 #include <bpf/libbpf.h>
 #include <jansson.h>
 
-#include "dataplane.h"
-#include "hist.h"
+#include "kernel/dataplane.h"
+#include "telemetry/hist.h"
 #include "log.h"
-#include "snapshot.h"
+#include "kernel/snapshot.h"
 #include "status.h"
-#include "sync.h"
+#include "kernel/sync.h"
 
 /* Exit codes, documented in --help and docs/operations.md. */
 #define EXIT_OK 0

@@ -29,17 +29,17 @@
 
 #include <sys/eventfd.h>
 
-#include "config.h"
-#include "k8s.h"
-#include "dataplane.h"
+#include "source/config.h"
+#include "source/k8s.h"
+#include "kernel/dataplane.h"
 #include "log.h"
-#include "hist.h"
-#include "metrics.h"
-#include "netlink.h"
-#include "snapshot.h"
+#include "telemetry/hist.h"
+#include "telemetry/metrics.h"
+#include "kernel/netlink.h"
+#include "kernel/snapshot.h"
 #include "status.h"
-#include "sync.h"
-#include "table.h"
+#include "kernel/sync.h"
+#include "kernel/table.h"
 
 #ifndef FERRY_VERSION
 #define FERRY_VERSION "0.1.0"

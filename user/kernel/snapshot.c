@@ -16,7 +16,7 @@
 #include <bpf/libbpf.h>
 
 #include "log.h"
-#include "snapshot.h"
+#include "kernel/snapshot.h"
 
 static const char *const counter_names[FERRY_CTR_MAX] = {
 	[FERRY_CTR_MALFORMED] = "malformed",

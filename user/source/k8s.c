@@ -21,7 +21,7 @@
 #include <jansson.h>
 #include <yaml.h>
 
-#include "k8s.h"
+#include "source/k8s.h"
 #include "log.h"
 
 #define K8S_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"

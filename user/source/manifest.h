@@ -5,7 +5,7 @@
  * side table remembers where every value came from (line and column), so
  * that validation errors can point at the text the user has to change.
  *
- * Internal to the config layer (user/config.c).
+ * Internal to the config layer (user/source/config_*.c).
  */
 #ifndef FERRY_MANIFEST_H
 #define FERRY_MANIFEST_H
@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <jansson.h>
 
-#include "config.h"
+#include "source/config_error.h"
 
 struct ferry_manifest;
 

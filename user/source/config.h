@@ -17,15 +17,8 @@
 #include <jansson.h>
 
 #include "model.h"
+#include "source/config_error.h"
 
-struct ferry_config_error {
-	char file[256]; /* the manifest file, or "kubernetes" */
-	int line; /* 1-based; 0 when the parser cannot tell */
-	int column; /* 1-based; 0 when the parser cannot tell */
-	char object[320]; /* "Kind namespace/name", or "" when not known */
-	char field[256]; /* field path, e.g. "spec.predictors[1].traffic", or "" */
-	char message[512]; /* what was expected and how to fix it */
-};
 
 struct ferry_config_store;
 
@@ -63,7 +56,5 @@ int ferry_config_store__build(struct ferry_config_store *store, struct ferry_mod
 size_t ferry_config_store__nerrors(const struct ferry_config_store *store);
 const struct ferry_config_error *ferry_config_store__error(const struct ferry_config_store *store,
 							    size_t i);
-/* Formats an error as one line: "FILE:LINE:COL: OBJECT: FIELD: MESSAGE". */
-void ferry_config_error__format(const struct ferry_config_error *err, char *buf, size_t len);
 
 #endif /* FERRY_CONFIG_H */

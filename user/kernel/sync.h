@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <linux/types.h>
 
-#include "dataplane.h"
+#include "kernel/dataplane.h"
 #include "model.h"
 
 struct ferry_sync_opts {

@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <linux/types.h>
 
-#include "hist.h"
-#include "snapshot.h"
+#include "telemetry/hist.h"
+#include "kernel/snapshot.h"
 
 /* Values only ferryd knows; every field may be left zero. */
 struct ferry_metrics_opts {

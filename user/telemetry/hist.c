@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hist.h"
+#include "telemetry/hist.h"
 
 void ferry_hist__bounds(unsigned int i, __u64 *lower, __u64 *upper)
 {

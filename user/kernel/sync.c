@@ -21,8 +21,8 @@
 #include <bpf/libbpf.h>
 
 #include "log.h"
-#include "sync.h"
-#include "table.h"
+#include "kernel/sync.h"
+#include "kernel/table.h"
 
 /* ------------------------------------------------------------- id maps */
 

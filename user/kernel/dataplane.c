@@ -24,7 +24,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "dataplane.h"
+#include "kernel/dataplane.h"
 #include "ferry_sock.skel.h"
 #include "ferry_tc.skel.h"
 #include "ferry_xdp.skel.h"

@@ -18,7 +18,7 @@
 
 #include "ferry_maps.h"
 #include "log.h"
-#include "table.h"
+#include "kernel/table.h"
 
 /* Working state of one member while its table is built. */
 struct slot_owner {

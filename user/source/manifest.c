@@ -24,7 +24,7 @@
 #include <yaml.h>
 
 #include "log.h"
-#include "manifest.h"
+#include "source/manifest.h"
 
 /* Deeper than any Kubernetes object; stops stack exhaustion on hostile input. */
 #define MANIFEST_MAX_DEPTH 128

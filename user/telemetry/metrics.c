@@ -18,7 +18,7 @@
 #include <microhttpd.h>
 
 #include "log.h"
-#include "metrics.h"
+#include "telemetry/metrics.h"
 
 #ifndef FERRY_VERSION
 #define FERRY_VERSION "unknown"

@@ -27,7 +27,7 @@
 
 #include "ferry_maps.h"
 #include "log.h"
-#include "netlink.h"
+#include "kernel/netlink.h"
 
 /*
  * Route requests in flight per sendmsg. Each reply is its own skb of about
