@@ -39,17 +39,6 @@
 #define FERRY_BPF_TCX_INGRESS 46
 #define FERRY_BPF_TCX_EGRESS 47
 
-const char *const ferry_map_names[FERRY_M_COUNT] = {
-	[FERRY_M_CONFIG] = FERRY_MAP_CONFIG,	     [FERRY_M_SERVICES] = FERRY_MAP_SERVICES,
-	[FERRY_M_TABLES] = FERRY_MAP_TABLES,	     [FERRY_M_BACKENDS] = FERRY_MAP_BACKENDS,
-	[FERRY_M_FLOWS] = FERRY_MAP_FLOWS,	     [FERRY_M_RFLOWS] = FERRY_MAP_RFLOWS,
-	[FERRY_M_STATS] = FERRY_MAP_STATS,	     [FERRY_M_SVC_STATS] = FERRY_MAP_SVC_STATS,
-	[FERRY_M_COUNTERS] = FERRY_MAP_COUNTERS,     [FERRY_M_LATENCY] = FERRY_MAP_LATENCY,
-	[FERRY_M_TRACE] = FERRY_MAP_TRACE,	     [FERRY_M_TX_PORTS] = FERRY_MAP_TX_PORTS,
-	[FERRY_M_SVC_META] = FERRY_MAP_SVC_META,     [FERRY_M_PRED_META] = FERRY_MAP_PRED_META,
-	[FERRY_M_LINKS] = FERRY_MAP_LINKS,
-};
-
 int ferry_dp__check_bpffs(const char *path)
 {
 	char dir[PATH_MAX];
@@ -76,13 +65,6 @@ int ferry_dp__check_bpffs(const char *path)
 	return 0;
 }
 
-static int pin_file(char *buf, size_t len, const char *pin_path, const char *name)
-{
-	int n = snprintf(buf, len, "%s/%s", pin_path, name);
-
-	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
 /* Refuses pins made by another ABI version: misreading them would misroute. */
 static int check_abi(const char *pin_path, bool *exists)
 {
@@ -93,16 +75,14 @@ static int check_abi(const char *pin_path, bool *exists)
 	int fd, err;
 
 	*exists = false;
-	err = pin_file(path, sizeof(path), pin_path, FERRY_MAP_CONFIG);
-	if (err)
-		return err;
-	fd = bpf_obj_get(path);
+	fd = ferry_pin__open(pin_path, FERRY_M_CONFIG, path, sizeof(path));
+	if (fd == -ENOENT)
+		return 0;
+	if (fd == -ENAMETOOLONG)
+		return fd;
 	if (fd < 0) {
-		if (errno == ENOENT)
-			return 0;
-		err = -errno;
-		pr_err("%s: cannot open pinned map: %s", path, strerror(errno));
-		return err;
+		pr_err("%s: cannot open pinned map: %s", path, strerror(-fd));
+		return fd;
 	}
 	*exists = true;
 	err = bpf_obj_get_info_by_fd(fd, &info, &info_len);
@@ -151,16 +131,15 @@ static int open_pinned_maps(struct ferry_dp *dp)
 	int i, err;
 
 	for (i = 0; i < FERRY_M_COUNT; i++) {
-		err = pin_file(path, sizeof(path), dp->pin_path, ferry_map_names[i]);
-		if (err)
+		err = ferry_pin__open(dp->pin_path, i, path, sizeof(path));
+		if (err == -ENAMETOOLONG)
 			return err;
-		dp->map_fds[i] = bpf_obj_get(path);
-		if (dp->map_fds[i] < 0) {
-			err = -errno;
+		if (err < 0) {
 			pr_err("%s: %s (is ferryd running, and with this --pin-path?)", path,
-			       strerror(errno));
+			       strerror(-err));
 			return err;
 		}
+		dp->map_fds[i] = err;
 	}
 	return 0;
 }
@@ -184,7 +163,7 @@ static int reuse_pins(struct ferry_dp *dp, struct bpf_object *obj)
 
 		if (!strncmp(bpf_map__name(map), ".", 1) || strchr(bpf_map__name(map), '.'))
 			continue; /* .rodata/.bss: private to the object */
-		err = pin_file(path, sizeof(path), dp->pin_path, bpf_map__name(map));
+		err = ferry_pin__path(path, sizeof(path), dp->pin_path, bpf_map__name(map));
 		if (err)
 			return err;
 		fd = bpf_obj_get(path);
@@ -802,12 +781,11 @@ int ferry_dp__reset(const char *pin_path)
 	struct ferry_link link;
 	char path[PATH_MAX];
 	__u32 key, next;
-	int fd, err;
+	int fd;
 
-	err = pin_file(path, sizeof(path), pin_path, FERRY_MAP_LINKS);
-	if (err)
-		return err;
-	fd = bpf_obj_get(path);
+	fd = ferry_pin__open(pin_path, FERRY_M_LINKS, path, sizeof(path));
+	if (fd == -ENAMETOOLONG)
+		return fd;
 	if (fd >= 0) {
 		void *prev = NULL;
 

@@ -12,27 +12,7 @@
 #include <linux/types.h>
 
 #include "ferry_maps.h"
-
-enum ferry_map_id {
-	FERRY_M_CONFIG,
-	FERRY_M_SERVICES,
-	FERRY_M_TABLES,
-	FERRY_M_BACKENDS,
-	FERRY_M_FLOWS,
-	FERRY_M_RFLOWS,
-	FERRY_M_STATS,
-	FERRY_M_SVC_STATS,
-	FERRY_M_COUNTERS,
-	FERRY_M_LATENCY,
-	FERRY_M_TRACE,
-	FERRY_M_TX_PORTS,
-	FERRY_M_SVC_META,
-	FERRY_M_PRED_META,
-	FERRY_M_LINKS,
-	FERRY_M_COUNT,
-};
-
-extern const char *const ferry_map_names[FERRY_M_COUNT];
+#include "kernel/pins.h"
 
 enum ferry_hook {
 	FERRY_HOOK_XDP_FWD, /* XDP forward on a client-facing interface */

@@ -16,6 +16,7 @@
 #include <bpf/libbpf.h>
 
 #include "log.h"
+#include "kernel/pins.h"
 #include "kernel/snapshot.h"
 
 static const char *const counter_names[FERRY_CTR_MAX] = {
@@ -94,17 +95,18 @@ static bool map_type_percpu(__u32 type)
 	       type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
 }
 
-/* Opens name under pin; an absent optional map leaves *fd at -1 and returns 0. */
-static int map_open(const char *pin, const char *name, bool optional, int *fd)
+/* Opens map id under pin; an absent optional map leaves *fd at -1 and returns 0. */
+static int map_open(const char *pin, enum ferry_map_id id, bool optional, int *fd)
 {
 	char path[PATH_MAX];
 	int err;
 
-	snprintf(path, sizeof(path), "%s/%s", pin, name);
-	*fd = bpf_obj_get(path);
-	if (*fd >= 0)
+	err = ferry_pin__open(pin, id, path, sizeof(path));
+	if (err >= 0) {
+		*fd = err;
 		return 0;
-	err = -errno;
+	}
+	*fd = -1;
 	if (optional && err == -ENOENT)
 		return 0;
 	pr_err("%s: cannot open pinned map: %s (is ferryd running with this pin path?)", path,
@@ -442,20 +444,16 @@ enum snap_map {
 	SM_COUNT,
 };
 
+/* The maps a snapshot reads; optional ones may be absent from older pins. */
 static const struct {
-	const char *name;
+	enum ferry_map_id id;
 	bool optional;
 } snap_maps[SM_COUNT] = {
-	[SM_CONFIG] = { FERRY_MAP_CONFIG, false },
-	[SM_SERVICES] = { FERRY_MAP_SERVICES, false },
-	[SM_SVC_META] = { FERRY_MAP_SVC_META, true },
-	[SM_SVC_STATS] = { FERRY_MAP_SVC_STATS, true },
-	[SM_BACKENDS] = { FERRY_MAP_BACKENDS, false },
-	[SM_STATS] = { FERRY_MAP_STATS, true },
-	[SM_PRED_META] = { FERRY_MAP_PRED_META, true },
-	[SM_LATENCY] = { FERRY_MAP_LATENCY, true },
-	[SM_COUNTERS] = { FERRY_MAP_COUNTERS, true },
-	[SM_LINKS] = { FERRY_MAP_LINKS, true },
+	[SM_CONFIG] = { FERRY_M_CONFIG, false },      [SM_SERVICES] = { FERRY_M_SERVICES, false },
+	[SM_SVC_META] = { FERRY_M_SVC_META, true },   [SM_SVC_STATS] = { FERRY_M_SVC_STATS, true },
+	[SM_BACKENDS] = { FERRY_M_BACKENDS, false },  [SM_STATS] = { FERRY_M_STATS, true },
+	[SM_PRED_META] = { FERRY_M_PRED_META, true }, [SM_LATENCY] = { FERRY_M_LATENCY, true },
+	[SM_COUNTERS] = { FERRY_M_COUNTERS, true },   [SM_LINKS] = { FERRY_M_LINKS, true },
 };
 
 static int read_config(int fd, struct ferry_snapshot *snap)
@@ -759,7 +757,7 @@ struct ferry_snapshot *ferry_snapshot__read(const char *pin_path)
 		return NULL;
 	}
 	for (int i = 0; i < SM_COUNT; i++) {
-		err = map_open(pin_path, snap_maps[i].name, snap_maps[i].optional, &fds[i]);
+		err = map_open(pin_path, snap_maps[i].id, snap_maps[i].optional, &fds[i]);
 		if (err)
 			goto err_close;
 	}
