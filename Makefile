@@ -63,7 +63,11 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB := $(BUILD)/libferry.a
 
 TOOL_SRCS := $(wildcard tools/*.c)
-TOOLS := $(patsubst tools/%.c,$(BUILD)/%,$(TOOL_SRCS))
+TOOLS := $(patsubst tools/%.c,$(BUILD)/%,$(TOOL_SRCS)) $(BUILD)/ferryctl
+# ferryctl: one file per command under tools/ferryctl/. (A build/ferryctl.d
+# from when it was one file would name tools/ferryctl.c: not included below.)
+CTL_SRCS := $(wildcard tools/ferryctl/*.c)
+CTL_OBJS := $(CTL_SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS := $(wildcard tests/*.c)
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRCS := $(wildcard bench/*.c)
@@ -91,6 +95,15 @@ $(LIB): $(LIB_OBJS)
 $(BUILD)/ferryd: user/ferryd.c $(LIB) $(SKELS)
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/tools/%.o: tools/%.c $(SKELS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/ferryctl: $(CTL_OBJS) $(LIB)
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(CTL_OBJS) $(LIB) $(LDLIBS) -o $@
 
 $(BUILD)/%: tools/%.c $(LIB) $(SKELS)
 	$(call msg,CCLD,$@)
@@ -135,13 +148,13 @@ demo: deps
 	$(Q)FERRY_BUILD=$(BUILD) examples/demo/run
 
 format:
-	$(Q)clang-format -i $(wildcard bpf/*.[ch] maps/*.h $(foreach d,$(USER_DIRS),$(d)/*.[ch]) tools/*.c tests/*.[ch] bench/*.c)
+	$(Q)clang-format -i $(wildcard bpf/*.[ch] maps/*.h $(foreach d,$(USER_DIRS),$(d)/*.[ch]) tools/*.c tools/ferryctl/*.[ch] tests/*.[ch] bench/*.c)
 
 check-format:
-	$(Q)clang-format --dry-run --Werror $(wildcard bpf/*.[ch] maps/*.h $(foreach d,$(USER_DIRS),$(d)/*.[ch]) tools/*.c tests/*.[ch] bench/*.c)
+	$(Q)clang-format --dry-run --Werror $(wildcard bpf/*.[ch] maps/*.h $(foreach d,$(USER_DIRS),$(d)/*.[ch]) tools/*.c tools/ferryctl/*.[ch] tests/*.[ch] bench/*.c)
 
 clean:
 	$(call msg,CLEAN,$(BUILD))
 	$(Q)rm -rf $(BUILD)
 
--include $(wildcard $(BUILD)/bpf/*.d $(foreach d,$(USER_DIRS),$(BUILD)/$(d)/*.d) $(BUILD)/tests/*.d $(BUILD)/bench/*.d $(BUILD)/*.d)
+-include $(wildcard $(BUILD)/bpf/*.d $(foreach d,$(USER_DIRS),$(BUILD)/$(d)/*.d) $(BUILD)/tools/ferryctl/*.d $(BUILD)/tests/*.d $(BUILD)/bench/*.d $(filter-out $(BUILD)/ferryctl.d,$(wildcard $(BUILD)/*.d)))
