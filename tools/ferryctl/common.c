@@ -15,68 +15,6 @@ void on_stop(int sig)
 
 /* ------------------------------------------------------------- parsing */
 
-/* "ADDR:PORT", "[ADDR6]:PORT", or without ":PORT" when port_optional. */
-int parse_endpoint(const char *text, bool port_optional, __u8 *family, __be32 addr[4], __be16 *port)
-{
-	char host[64];
-	const char *p = NULL, *end;
-	unsigned long n;
-	char *e;
-
-	memset(addr, 0, 16);
-	*port = 0;
-	if (text[0] == '[') {
-		end = strchr(text, ']');
-		if (!end || (size_t)(end - text - 1) >= sizeof(host))
-			return -EINVAL;
-		memcpy(host, text + 1, end - text - 1);
-		host[end - text - 1] = '\0';
-		if (end[1] == ':')
-			p = end + 2;
-		else if (end[1])
-			return -EINVAL;
-		*family = FERRY_AF_INET6;
-		if (inet_pton(AF_INET6, host, addr) != 1)
-			return -EINVAL;
-	} else {
-		const char *colon = strchr(text, ':');
-
-		if (colon && strchr(colon + 1, ':')) {
-			/* A bare IPv6 address: no port possible. */
-			if (inet_pton(AF_INET6, text, addr) != 1)
-				return -EINVAL;
-			*family = FERRY_AF_INET6;
-		} else {
-			size_t len = colon ? (size_t)(colon - text) : strlen(text);
-
-			if (len >= sizeof(host))
-				return -EINVAL;
-			memcpy(host, text, len);
-			host[len] = '\0';
-			if (inet_pton(AF_INET, host, addr) != 1)
-				return -EINVAL;
-			*family = FERRY_AF_INET;
-			p = colon ? colon + 1 : NULL;
-		}
-	}
-	if (!p)
-		return port_optional ? 0 : -EINVAL;
-	errno = 0;
-	n = strtoul(p, &e, 10);
-	if (errno || *e || !*p || n == 0 || n > 65535)
-		return -EINVAL;
-	*port = htons((__u16)n);
-	return 0;
-}
-
-const char *fmt_vip(const struct ferry_vip *vip, char *buf, size_t len)
-{
-	ferry_addr__format(vip->addr, vip->port, vip->family, buf, len);
-	if (vip->proto == IPPROTO_UDP)
-		strncat(buf, "/udp", len - strlen(buf) - 1);
-	return buf;
-}
-
 /*
  * SERVICE is a VIP (ADDR:PORT) or a deployment (namespace/name, all its VIPs).
  * Fills ids with matching service ids; returns how many, or -errno.
@@ -87,7 +25,7 @@ int match_services(const struct ferry_snapshot *snap, const char *service, __u32
 	bool by_name = strchr(service, '/') && service[0] != '[';
 	size_t i, n = 0;
 
-	if (!by_name && parse_endpoint(service, false, &want.family, want.addr, &want.port)) {
+	if (!by_name && ferry_endpoint__parse(service, false, &want.family, want.addr, &want.port)) {
 		fprintf(stderr,
 			"ferryctl: SERVICE '%s': expected a VIP ADDR:PORT ([ADDR]:PORT for IPv6) "
 			"or a deployment namespace/name\n",

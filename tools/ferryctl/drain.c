@@ -26,7 +26,7 @@ static int cmd_drain(struct ctl *c, int argc, char **argv, bool drain)
 			       "Undoes 'ferryctl drain'.");
 		return argc < 2 ? EXIT_USAGE : EXIT_OK;
 	}
-	if (parse_endpoint(argv[1], true, &family, addr, &port)) {
+	if (ferry_endpoint__parse(argv[1], true, &family, addr, &port)) {
 		fprintf(stderr, "ferryctl %s: BACKEND '%s': expected ADDR or ADDR:PORT\n",
 			drain ? "drain" : "undrain", argv[1]);
 		return EXIT_USAGE;

@@ -31,6 +31,7 @@
 
 #include "kernel/dataplane.h"
 #include "telemetry/hist.h"
+#include "addr.h"
 #include "log.h"
 #include "kernel/snapshot.h"
 #include "status.h"
@@ -51,9 +52,6 @@ struct ctl {
 extern volatile sig_atomic_t stop_requested;
 
 void on_stop(int sig);
-int parse_endpoint(const char *text, bool port_optional, __u8 *family, __be32 addr[4],
-		   __be16 *port);
-const char *fmt_vip(const struct ferry_vip *vip, char *buf, size_t len);
 int match_services(const struct ferry_snapshot *snap, const char *service, __u32 *ids, size_t max);
 struct ferry_snapshot *read_snapshot(const struct ctl *c);
 double now_unix(void);

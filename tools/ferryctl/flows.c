@@ -27,7 +27,7 @@ int cmd_flows(struct ctl *c, int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "s:b:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			if (parse_endpoint(optarg, false, &svc.family, svc.addr, &svc.port)) {
+			if (ferry_endpoint__parse(optarg, false, &svc.family, svc.addr, &svc.port)) {
 				fprintf(stderr,
 					"ferryctl flows: --service %s: expected ADDR:PORT\n",
 					optarg);
@@ -36,7 +36,7 @@ int cmd_flows(struct ctl *c, int argc, char **argv)
 			want_svc = true;
 			break;
 		case 'b':
-			if (parse_endpoint(optarg, true, &be_family, be_addr, &be_port)) {
+			if (ferry_endpoint__parse(optarg, true, &be_family, be_addr, &be_port)) {
 				fprintf(stderr,
 					"ferryctl flows: --backend %s: expected ADDR or ADDR:PORT\n",
 					optarg);

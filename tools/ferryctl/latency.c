@@ -69,7 +69,7 @@ int cmd_latency(struct ctl *c, int argc, char **argv)
 
 		if (!s)
 			continue;
-		fmt_vip(&s->vip, vip, sizeof(vip));
+		ferry_vip__format(&s->vip, vip, sizeof(vip));
 		if (!c->json)
 			printf("%s  %s\n", vip, s->deployment);
 		for (j = 0; j < s->npredictors; j++) {

@@ -84,7 +84,7 @@ static json_t *services_json(const struct ferry_snapshot *prev, const struct fer
 		json_array_append_new(
 			arr,
 			json_pack("{s:s, s:s, s:s, s:i, s:o}", "vip",
-				  fmt_vip(&s->vip, buf, sizeof(buf)), "deployment", s->deployment,
+				  ferry_vip__format(&s->vip, buf, sizeof(buf)), "deployment", s->deployment,
 				  "affinity",
 				  s->flags & FERRY_SVC_F_HASH_SRC_ADDR ? "client-ip" : "connection",
 				  "table_size", (int)s->table_size, "predictors", preds));

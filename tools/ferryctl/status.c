@@ -161,7 +161,7 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 		if (!(p->flags & FERRY_PRED_F_OVERRIDE))
 			continue;
 		if (s)
-			fmt_vip(&s->vip, vip, sizeof(vip));
+			ferry_vip__format(&s->vip, vip, sizeof(vip));
 		json_array_append_new(
 			overrides, json_pack("{s:s, s:s, s:s, s:f, s:f}", "vip", vip, "deployment",
 					     s ? s->deployment : "", "predictor", p->name,

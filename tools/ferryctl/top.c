@@ -60,7 +60,7 @@ int cmd_top(struct ctl *c, int argc, char **argv)
 				char vip[FERRY_ADDR_STRLEN + 8];
 				double total = 0;
 
-				fmt_vip(&s->vip, vip, sizeof(vip));
+				ferry_vip__format(&s->vip, vip, sizeof(vip));
 				for (j = 0; j < s->npredictors; j++) {
 					const struct ferry_snap_predictor *p =
 						ferry_snapshot__predictor(snap,

@@ -118,7 +118,7 @@ int cmd_weights(struct ctl *c, int argc, char **argv)
 		size_t nn = n;
 		int err;
 
-		fmt_vip(&s->vip, vip, sizeof(vip));
+		ferry_vip__format(&s->vip, vip, sizeof(vip));
 		if (rollback) {
 			const struct ferry_snap_predictor *best = NULL;
 			size_t j;

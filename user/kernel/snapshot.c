@@ -61,19 +61,6 @@ void ferry_stats__add(struct ferry_stats *a, const struct ferry_stats *b)
 		a->http[i] += b->http[i];
 }
 
-char *ferry_addr__format(const __be32 addr[4], __be16 port, __u8 family, char *buf, size_t len)
-{
-	char ip[INET6_ADDRSTRLEN];
-
-	if (family == FERRY_AF_INET6) {
-		inet_ntop(AF_INET6, addr, ip, sizeof(ip));
-		snprintf(buf, len, "[%s]:%u", ip, ntohs(port));
-	} else {
-		inet_ntop(AF_INET, addr, ip, sizeof(ip));
-		snprintf(buf, len, "%s:%u", ip, ntohs(port));
-	}
-	return buf;
-}
 
 /* ------------------------------------------------------------ map reading */
 

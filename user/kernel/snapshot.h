@@ -17,6 +17,7 @@
 #include <linux/types.h>
 
 #include "ferry_maps.h"
+#include "addr.h"
 
 struct ferry_snap_service {
 	__u32 id;
@@ -108,8 +109,5 @@ bool ferry_counter__is_drop(unsigned int counter);
 /* Adds b's counters into a. */
 void ferry_stats__add(struct ferry_stats *a, const struct ferry_stats *b);
 
-/* "198.18.0.1:80" or "[2001:db8::1]:80"; buf needs 56 bytes. */
-#define FERRY_ADDR_STRLEN 56
-char *ferry_addr__format(const __be32 addr[4], __be16 port, __u8 family, char *buf, size_t len);
 
 #endif /* FERRY_SNAPSHOT_H */

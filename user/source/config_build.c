@@ -213,7 +213,7 @@ static int resolve_vips(struct build_state *bs, struct entry **deps, size_t ndep
 				continue; /* an older version: its newer one was reported already */
 			snprintf(c.object, sizeof(c.object), "%s %s", KIND_SDEP, cand[i]->key);
 			vip_field(e, &where, field, sizeof(field));
-			vip_format(&claims[k].vip, text, sizeof(text));
+			ferry_vip__format(&claims[k].vip, text, sizeof(text));
 			verr(&c, where, ANN_VIP, NULL, field,
 			     "VIP %s is already used by SeldonDeployment %s: give this deployment "
 			     "another VIP or remove it from %s",

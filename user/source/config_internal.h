@@ -32,6 +32,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "addr.h"
 #include "log.h"
 #include "source/config.h"
 #include "source/manifest.h"
@@ -189,8 +190,6 @@ const char *kind_name(enum obj_kind kind);
 void entry_key(enum obj_kind kind, const char *ns, const char *name, char *buf, size_t len);
 
 /* config_vip.c */
-void vip_format(const struct ferry_vip *vip, char *buf, size_t len);
-int parse_vip(const char *text, struct ferry_vip *vip, char *why, size_t whylen);
 int vip_cmp(const struct ferry_vip *a, const struct ferry_vip *b);
 
 /* config_sdep.c */

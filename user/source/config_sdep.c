@@ -70,12 +70,12 @@ static int parse_vip_list(struct vctx *c, const char *value, json_t *where, cons
 		}
 		sd->vips = v;
 		v = &sd->vips[sd->nvips];
-		if (parse_vip(tok, &v->vip, why, sizeof(why))) {
+		if (ferry_vip__parse(tok, &v->vip, why, sizeof(why))) {
 			verr(c, where, ANN_VIP, NULL, field, "%s", why);
 			bad = 1;
 			continue;
 		}
-		vip_format(&v->vip, v->text, sizeof(v->text));
+		ferry_vip__format(&v->vip, v->text, sizeof(v->text));
 		for (size_t i = 0; i < sd->nvips; i++) {
 			if (!vip_cmp(&sd->vips[i].vip, &v->vip)) {
 				verr(c, where, ANN_VIP, NULL, field,
