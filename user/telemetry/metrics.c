@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Prometheus text format 0.0.4 for a ferry snapshot, and the HTTP endpoint
- * that serves it. Every series is keyed by deployment, predictor, backend or
+ * Prometheus text format 0.0.4 for a ferry snapshot (metrics_server.c serves
+ * it over HTTP). Every series is keyed by deployment, predictor, backend or
  * VIP; nothing is keyed by a client address, so cardinality follows the
- * configuration, not the traffic.
+ * configuration, not the traffic. The per-service, per-predictor and
+ * per-backend families are the table `families[]`: a new metric is one entry.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -242,28 +243,6 @@ static void render_node(struct render_ctx *c)
 				ferry_counter__name(i), (unsigned long long)snap->counters[i]);
 }
 
-static void render_services(struct render_ctx *c)
-{
-	const struct ferry_snapshot *snap = c->snap;
-	FILE *f = c->f;
-
-	family(f, "ferry_table_generation", "gauge",
-	       "Lookup-table swaps of a service since it was created.");
-	for (size_t i = 0; i < snap->nservices; i++)
-		fprintf(f, "ferry_table_generation{%s} %llu\n", c->svc_labels[i],
-			(unsigned long long)snap->services[i].table_generation);
-	family(f, "ferry_service_no_backend_drops_total", "counter",
-	       "Packets to a VIP dropped because its table had no backend.");
-	for (size_t i = 0; i < snap->nservices; i++)
-		fprintf(f, "ferry_service_no_backend_drops_total{%s} %llu\n", c->svc_labels[i],
-			(unsigned long long)snap->services[i].stats.no_backend);
-	family(f, "ferry_service_fragment_drops_total", "counter",
-	       "IP fragments to a VIP address, dropped (ferry cannot route them by port).");
-	for (size_t i = 0; i < snap->nservices; i++)
-		fprintf(f, "ferry_service_fragment_drops_total{%s} %llu\n", c->svc_labels[i],
-			(unsigned long long)snap->services[i].stats.fragments);
-}
-
 static bool no_ready(const struct ferry_metrics_opts *o, __u32 id)
 {
 	for (size_t i = 0; i < o->nno_ready_predictors; i++)
@@ -272,151 +251,303 @@ static bool no_ready(const struct ferry_metrics_opts *o, __u32 id)
 	return false;
 }
 
-static void render_predictors(struct render_ctx *c)
+/*
+ * The per-service, per-predictor and per-backend families, described once.
+ *
+ * A family is one entry: name, type, help, which rows it has (scope: the
+ * row's labels are built once per render in build_labels), an optional extra
+ * label with a fixed list of values (direction, class, state), and how to
+ * read a value from the snapshot. Nothing here is text-format specific:
+ * render_family() writes the Prometheus text format from it, and another
+ * writer (protobuf, native histograms) would walk the same table. A new label
+ * on every row of a scope (protocol) is one change in service_labels().
+ */
+enum family_scope { SCOPE_SERVICE, SCOPE_PREDICTOR, SCOPE_BACKEND };
+
+/* How a sample prints: an integer ("%llu"), or a 0..1 ratio ("%.6f"). */
+enum value_kind { VALUE_INT, VALUE_RATIO };
+
+struct metric_family {
+	const char *name;
+	const char *type; /* "gauge", "counter" or "histogram" */
+	const char *help;
+	enum family_scope scope;
+	const char *label; /* extra label, or NULL */
+	const char *const *label_values; /* its values, in output order */
+	size_t nlabel_values;
+	enum value_kind kind;
+	/* the sample of row i for extra label value k (k is 0 without a label) */
+	double (*ratio)(const struct render_ctx *c, size_t i);
+	__u64 (*value)(const struct render_ctx *c, size_t i, size_t k);
+	/* histograms: the histogram of row i; NULL prints an empty one */
+	const struct ferry_hist *(*hist)(const struct render_ctx *c, size_t i);
+	/* NULL: every row has a sample; else rows where it returns false have none */
+	bool (*present)(const struct render_ctx *c, size_t i);
+	/* NULL: always rendered; else the whole family is left out when false */
+	bool (*enabled)(const struct render_ctx *c);
+};
+
+#define PRED(i) (&c->snap->predictors[i])
+#define SVC(i) (&c->snap->services[i])
+#define BE(i) (&c->snap->backends[i])
+
+static __u64 svc_table_generation(const struct render_ctx *c, size_t i, size_t k)
 {
-	const struct ferry_snapshot *snap = c->snap;
-	const struct ferry_snap_predictor *p = snap->predictors;
-	static const char *const states[3] = { "ready", "draining", "unready" };
-	FILE *f = c->f;
-
-	family(f, "ferry_predictor_weight_configured", "gauge",
-	       "Share of new connections the manifest asks for (0..1).");
-	for (size_t i = 0; i < snap->npredictors; i++)
-		fprintf(f, "ferry_predictor_weight_configured{%s} %.6f\n", c->pred_labels[i],
-			ppm_ratio(p[i].weight_configured));
-	family(f, "ferry_predictor_weight_effective", "gauge",
-	       "Share of new connections the lookup table gives (0..1), after moving the "
-	       "share of predictors with no ready backend and any override.");
-	for (size_t i = 0; i < snap->npredictors; i++)
-		fprintf(f, "ferry_predictor_weight_effective{%s} %.6f\n", c->pred_labels[i],
-			ppm_ratio(p[i].weight_effective));
-	family(f, "ferry_predictor_weight_override_active", "gauge",
-	       "1 while a ferryctl weight override is in force for the predictor.");
-	for (size_t i = 0; i < snap->npredictors; i++)
-		fprintf(f, "ferry_predictor_weight_override_active{%s} %d\n", c->pred_labels[i],
-			!!(p[i].flags & FERRY_PRED_F_OVERRIDE));
-	family(f, "ferry_predictor_weight_override", "gauge",
-	       "The ferryctl override weight (0..1); present only while it is in force.");
-	for (size_t i = 0; i < snap->npredictors; i++)
-		if (p[i].flags & FERRY_PRED_F_OVERRIDE)
-			fprintf(f, "ferry_predictor_weight_override{%s} %.6f\n", c->pred_labels[i],
-				ppm_ratio(p[i].weight_override));
-	family(f, "ferry_predictor_shadow", "gauge",
-	       "1 for a shadow predictor: accepted but never routed to.");
-	for (size_t i = 0; i < snap->npredictors; i++)
-		fprintf(f, "ferry_predictor_shadow{%s} %d\n", c->pred_labels[i],
-			!!(p[i].flags & FERRY_PRED_F_SHADOW));
-	family(f, "ferry_predictor_no_ready_backend", "gauge",
-	       "1 when ferryd sees no ready backend for the predictor (its share moved).");
-	for (size_t i = 0; i < snap->npredictors; i++)
-		fprintf(f, "ferry_predictor_no_ready_backend{%s} %d\n", c->pred_labels[i],
-			no_ready(c->opts, p[i].id));
-	family(f, "ferry_backends", "gauge", "Backends of a predictor, by state.");
-	for (size_t i = 0; i < snap->npredictors; i++)
-		for (int s = 0; s < 3; s++)
-			fprintf(f, "ferry_backends{%s,state=\"%s\"} %u\n", c->pred_labels[i],
-				states[s], c->be_states[i][s]);
-
-	family(f, "ferry_new_connections_total", "counter",
-	       "Connections (flows) ferry placed on the predictor's backends.");
-	for (size_t i = 0; i < snap->npredictors; i++)
-		fprintf(f, "ferry_new_connections_total{%s} %llu\n", c->pred_labels[i],
-			(unsigned long long)p[i].stats.new_flows);
-	family(f, "ferry_packets_total", "counter",
-	       "Packets translated, forward (client to backend) and reply.");
-	for (size_t i = 0; i < snap->npredictors; i++)
-		fprintf(f,
-			"ferry_packets_total{%s,direction=\"forward\"} %llu\n"
-			"ferry_packets_total{%s,direction=\"reply\"} %llu\n",
-			c->pred_labels[i], (unsigned long long)p[i].stats.fwd_packets,
-			c->pred_labels[i], (unsigned long long)p[i].stats.rev_packets);
-	family(f, "ferry_bytes_total", "counter",
-	       "Bytes translated (IP packet length), forward and reply.");
-	for (size_t i = 0; i < snap->npredictors; i++)
-		fprintf(f,
-			"ferry_bytes_total{%s,direction=\"forward\"} %llu\n"
-			"ferry_bytes_total{%s,direction=\"reply\"} %llu\n",
-			c->pred_labels[i], (unsigned long long)p[i].stats.fwd_bytes,
-			c->pred_labels[i], (unsigned long long)p[i].stats.rev_bytes);
-	family(f, "ferry_backend_resets_total", "counter",
-	       "TCP resets sent by the predictor's backends.");
-	for (size_t i = 0; i < snap->npredictors; i++)
-		fprintf(f, "ferry_backend_resets_total{%s} %llu\n", c->pred_labels[i],
-			(unsigned long long)p[i].stats.resets);
-	family(f, "ferry_syn_timeouts_total", "counter",
-	       "Connection attempts whose SYN was retransmitted before any SYN-ACK came back.");
-	for (size_t i = 0; i < snap->npredictors; i++)
-		fprintf(f, "ferry_syn_timeouts_total{%s} %llu\n", c->pred_labels[i],
-			(unsigned long long)p[i].stats.syn_timeouts);
-	family(f, "ferry_flow_misses_total", "counter",
-	       "TCP packets with no flow entry that were hashed to a backend again.");
-	for (size_t i = 0; i < snap->npredictors; i++)
-		fprintf(f, "ferry_flow_misses_total{%s} %llu\n", c->pred_labels[i],
-			(unsigned long long)p[i].stats.flow_misses);
-	family(f, "ferry_http_responses_total", "counter",
-	       "Responses by HTTP status class seen in clear-text HTTP/1.x replies "
-	       "(unknown: TLS, HTTP/2, gRPC, or not parsable).");
-	for (size_t i = 0; i < snap->npredictors; i++)
-		for (int k = 0; k < FERRY_HTTP_CLASSES; k++)
-			fprintf(f, "ferry_http_responses_total{%s,class=\"%s\"} %llu\n",
-				c->pred_labels[i], http_class_names[k],
-				(unsigned long long)p[i].stats.http[k]);
-
-	family(f, "ferry_request_duration_seconds", "histogram",
-	       "Sampled time from a request's first byte to the response's first byte.");
-	for (size_t i = 0; i < snap->npredictors; i++)
-		put_hist(f, "ferry_request_duration_seconds", c->pred_labels[i],
-			 ferry_snapshot__hist(snap, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST,
-					      p[i].id),
-			 c->buckets, c->cum);
-	family(f, "ferry_connect_duration_seconds", "histogram",
-	       "Sampled time from a client's SYN to the backend's SYN-ACK.");
-	for (size_t i = 0; i < snap->npredictors; i++)
-		put_hist(f, "ferry_connect_duration_seconds", c->pred_labels[i],
-			 ferry_snapshot__hist(snap, FERRY_HIST_PREDICTOR, FERRY_LAT_CONNECT,
-					      p[i].id),
-			 c->buckets, c->cum);
+	return SVC(i)->table_generation;
 }
 
-static void render_backends(struct render_ctx *c)
+static __u64 svc_no_backend(const struct render_ctx *c, size_t i, size_t k)
+{
+	return SVC(i)->stats.no_backend;
+}
+
+static __u64 svc_fragments(const struct render_ctx *c, size_t i, size_t k)
+{
+	return SVC(i)->stats.fragments;
+}
+
+static double pred_weight_configured(const struct render_ctx *c, size_t i)
+{
+	return ppm_ratio(PRED(i)->weight_configured);
+}
+
+static double pred_weight_effective(const struct render_ctx *c, size_t i)
+{
+	return ppm_ratio(PRED(i)->weight_effective);
+}
+
+static double pred_weight_override(const struct render_ctx *c, size_t i)
+{
+	return ppm_ratio(PRED(i)->weight_override);
+}
+
+static bool pred_override_on(const struct render_ctx *c, size_t i)
+{
+	return PRED(i)->flags & FERRY_PRED_F_OVERRIDE;
+}
+
+static __u64 pred_override_active(const struct render_ctx *c, size_t i, size_t k)
+{
+	return pred_override_on(c, i);
+}
+
+static __u64 pred_shadow(const struct render_ctx *c, size_t i, size_t k)
+{
+	return !!(PRED(i)->flags & FERRY_PRED_F_SHADOW);
+}
+
+static __u64 pred_no_ready(const struct render_ctx *c, size_t i, size_t k)
+{
+	return no_ready(c->opts, PRED(i)->id);
+}
+
+static const char *const backend_states[3] = { "ready", "draining", "unready" };
+
+static __u64 pred_backends(const struct render_ctx *c, size_t i, size_t k)
+{
+	return c->be_states[i][k];
+}
+
+static __u64 pred_new_flows(const struct render_ctx *c, size_t i, size_t k)
+{
+	return PRED(i)->stats.new_flows;
+}
+
+static const char *const directions[2] = { "forward", "reply" };
+
+static __u64 pred_packets(const struct render_ctx *c, size_t i, size_t k)
+{
+	return k ? PRED(i)->stats.rev_packets : PRED(i)->stats.fwd_packets;
+}
+
+static __u64 pred_bytes(const struct render_ctx *c, size_t i, size_t k)
+{
+	return k ? PRED(i)->stats.rev_bytes : PRED(i)->stats.fwd_bytes;
+}
+
+static __u64 pred_resets(const struct render_ctx *c, size_t i, size_t k)
+{
+	return PRED(i)->stats.resets;
+}
+
+static __u64 pred_syn_timeouts(const struct render_ctx *c, size_t i, size_t k)
+{
+	return PRED(i)->stats.syn_timeouts;
+}
+
+static __u64 pred_flow_misses(const struct render_ctx *c, size_t i, size_t k)
+{
+	return PRED(i)->stats.flow_misses;
+}
+
+static __u64 pred_http(const struct render_ctx *c, size_t i, size_t k)
+{
+	return PRED(i)->stats.http[k];
+}
+
+static const struct ferry_hist *pred_request_hist(const struct render_ctx *c, size_t i)
+{
+	return ferry_snapshot__hist(c->snap, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, PRED(i)->id);
+}
+
+static const struct ferry_hist *pred_connect_hist(const struct render_ctx *c, size_t i)
+{
+	return ferry_snapshot__hist(c->snap, FERRY_HIST_PREDICTOR, FERRY_LAT_CONNECT, PRED(i)->id);
+}
+
+static __u64 be_new_flows(const struct render_ctx *c, size_t i, size_t k)
+{
+	return BE(i)->stats.new_flows;
+}
+
+static __u64 be_http(const struct render_ctx *c, size_t i, size_t k)
+{
+	return BE(i)->stats.http[k];
+}
+
+static bool be_histograms(const struct render_ctx *c)
+{
+	return !c->opts->no_backend_histograms;
+}
+
+static const struct ferry_hist *be_request_hist(const struct render_ctx *c, size_t i)
+{
+	return ferry_snapshot__hist(c->snap, FERRY_HIST_BACKEND, FERRY_LAT_REQUEST, BE(i)->id);
+}
+
+static bool be_has_request_hist(const struct render_ctx *c, size_t i)
+{
+	return be_request_hist(c, i);
+}
+
+static const struct ferry_hist *be_connect_hist(const struct render_ctx *c, size_t i)
+{
+	return ferry_snapshot__hist(c->snap, FERRY_HIST_BACKEND, FERRY_LAT_CONNECT, BE(i)->id);
+}
+
+static bool be_has_connect_hist(const struct render_ctx *c, size_t i)
+{
+	return be_connect_hist(c, i);
+}
+
+#define LABEL(name, values) \
+	.label = name, .label_values = values, .nlabel_values = sizeof(values) / sizeof(values[0])
+
+/* In output order; docs/metrics.md describes each family for users. */
+static const struct metric_family families[] = {
+	{ "ferry_table_generation", "gauge",
+	  "Lookup-table swaps of a service since it was created.", SCOPE_SERVICE,
+	  .value = svc_table_generation },
+	{ "ferry_service_no_backend_drops_total", "counter",
+	  "Packets to a VIP dropped because its table had no backend.", SCOPE_SERVICE,
+	  .value = svc_no_backend },
+	{ "ferry_service_fragment_drops_total", "counter",
+	  "IP fragments to a VIP address, dropped (ferry cannot route them by port).",
+	  SCOPE_SERVICE, .value = svc_fragments },
+
+	{ "ferry_predictor_weight_configured", "gauge",
+	  "Share of new connections the manifest asks for (0..1).", SCOPE_PREDICTOR,
+	  .kind = VALUE_RATIO, .ratio = pred_weight_configured },
+	{ "ferry_predictor_weight_effective", "gauge",
+	  "Share of new connections the lookup table gives (0..1), after moving the "
+	  "share of predictors with no ready backend and any override.",
+	  SCOPE_PREDICTOR, .kind = VALUE_RATIO, .ratio = pred_weight_effective },
+	{ "ferry_predictor_weight_override_active", "gauge",
+	  "1 while a ferryctl weight override is in force for the predictor.", SCOPE_PREDICTOR,
+	  .value = pred_override_active },
+	{ "ferry_predictor_weight_override", "gauge",
+	  "The ferryctl override weight (0..1); present only while it is in force.",
+	  SCOPE_PREDICTOR, .kind = VALUE_RATIO, .ratio = pred_weight_override,
+	  .present = pred_override_on },
+	{ "ferry_predictor_shadow", "gauge",
+	  "1 for a shadow predictor: accepted but never routed to.", SCOPE_PREDICTOR,
+	  .value = pred_shadow },
+	{ "ferry_predictor_no_ready_backend", "gauge",
+	  "1 when ferryd sees no ready backend for the predictor (its share moved).",
+	  SCOPE_PREDICTOR, .value = pred_no_ready },
+	{ "ferry_backends", "gauge", "Backends of a predictor, by state.", SCOPE_PREDICTOR,
+	  LABEL("state", backend_states), .value = pred_backends },
+
+	{ "ferry_new_connections_total", "counter",
+	  "Connections (flows) ferry placed on the predictor's backends.", SCOPE_PREDICTOR,
+	  .value = pred_new_flows },
+	{ "ferry_packets_total", "counter",
+	  "Packets translated, forward (client to backend) and reply.", SCOPE_PREDICTOR,
+	  LABEL("direction", directions), .value = pred_packets },
+	{ "ferry_bytes_total", "counter", "Bytes translated (IP packet length), forward and reply.",
+	  SCOPE_PREDICTOR, LABEL("direction", directions), .value = pred_bytes },
+	{ "ferry_backend_resets_total", "counter", "TCP resets sent by the predictor's backends.",
+	  SCOPE_PREDICTOR, .value = pred_resets },
+	{ "ferry_syn_timeouts_total", "counter",
+	  "Connection attempts whose SYN was retransmitted before any SYN-ACK came back.",
+	  SCOPE_PREDICTOR, .value = pred_syn_timeouts },
+	{ "ferry_flow_misses_total", "counter",
+	  "TCP packets with no flow entry that were hashed to a backend again.", SCOPE_PREDICTOR,
+	  .value = pred_flow_misses },
+	{ "ferry_http_responses_total", "counter",
+	  "Responses by HTTP status class seen in clear-text HTTP/1.x replies "
+	  "(unknown: TLS, HTTP/2, gRPC, or not parsable).",
+	  SCOPE_PREDICTOR, LABEL("class", http_class_names), .value = pred_http },
+
+	{ "ferry_request_duration_seconds", "histogram",
+	  "Sampled time from a request's first byte to the response's first byte.", SCOPE_PREDICTOR,
+	  .hist = pred_request_hist },
+	{ "ferry_connect_duration_seconds", "histogram",
+	  "Sampled time from a client's SYN to the backend's SYN-ACK.", SCOPE_PREDICTOR,
+	  .hist = pred_connect_hist },
+
+	{ "ferry_backend_new_connections_total", "counter",
+	  "Connections ferry placed on the backend.", SCOPE_BACKEND, .value = be_new_flows },
+	{ "ferry_backend_http_responses_total", "counter",
+	  "Responses by HTTP status class from the backend (see ferry_http_responses_total).",
+	  SCOPE_BACKEND, LABEL("class", http_class_names), .value = be_http },
+	{ "ferry_backend_request_duration_seconds", "histogram",
+	  "Sampled request latency per backend (see ferry_request_duration_seconds).",
+	  SCOPE_BACKEND, .hist = be_request_hist, .present = be_has_request_hist,
+	  .enabled = be_histograms },
+	{ "ferry_backend_connect_duration_seconds", "histogram",
+	  "Sampled connect latency per backend (see ferry_connect_duration_seconds).",
+	  SCOPE_BACKEND, .hist = be_connect_hist, .present = be_has_connect_hist,
+	  .enabled = be_histograms },
+};
+
+#undef LABEL
+#undef PRED
+#undef SVC
+#undef BE
+
+/* One family in the Prometheus text format. */
+static void render_family(struct render_ctx *c, const struct metric_family *m)
 {
 	const struct ferry_snapshot *snap = c->snap;
-	const struct ferry_snap_backend *b = snap->backends;
+	size_t nrows = m->scope == SCOPE_SERVICE   ? snap->nservices :
+		       m->scope == SCOPE_PREDICTOR ? snap->npredictors :
+						     snap->nbackends;
+	char **labels = m->scope == SCOPE_SERVICE   ? c->svc_labels :
+			m->scope == SCOPE_PREDICTOR ? c->pred_labels :
+						      c->be_labels;
+	size_t nk = m->label ? m->nlabel_values : 1;
 	FILE *f = c->f;
 
-	family(f, "ferry_backend_new_connections_total", "counter",
-	       "Connections ferry placed on the backend.");
-	for (size_t i = 0; i < snap->nbackends; i++)
-		fprintf(f, "ferry_backend_new_connections_total{%s} %llu\n", c->be_labels[i],
-			(unsigned long long)b[i].stats.new_flows);
-	family(f, "ferry_backend_http_responses_total", "counter",
-	       "Responses by HTTP status class from the backend (see ferry_http_responses_total).");
-	for (size_t i = 0; i < snap->nbackends; i++)
-		for (int k = 0; k < FERRY_HTTP_CLASSES; k++)
-			fprintf(f, "ferry_backend_http_responses_total{%s,class=\"%s\"} %llu\n",
-				c->be_labels[i], http_class_names[k],
-				(unsigned long long)b[i].stats.http[k]);
-	if (c->opts->no_backend_histograms)
+	if (m->enabled && !m->enabled(c))
 		return;
-	family(f, "ferry_backend_request_duration_seconds", "histogram",
-	       "Sampled request latency per backend (see ferry_request_duration_seconds).");
-	for (size_t i = 0; i < snap->nbackends; i++) {
-		const struct ferry_hist *h =
-			ferry_snapshot__hist(snap, FERRY_HIST_BACKEND, FERRY_LAT_REQUEST, b[i].id);
-
-		if (h)
-			put_hist(f, "ferry_backend_request_duration_seconds", c->be_labels[i], h,
-				 c->buckets, c->cum);
-	}
-	family(f, "ferry_backend_connect_duration_seconds", "histogram",
-	       "Sampled connect latency per backend (see ferry_connect_duration_seconds).");
-	for (size_t i = 0; i < snap->nbackends; i++) {
-		const struct ferry_hist *h =
-			ferry_snapshot__hist(snap, FERRY_HIST_BACKEND, FERRY_LAT_CONNECT, b[i].id);
-
-		if (h)
-			put_hist(f, "ferry_backend_connect_duration_seconds", c->be_labels[i], h,
-				 c->buckets, c->cum);
+	family(f, m->name, m->type, m->help);
+	for (size_t i = 0; i < nrows; i++) {
+		if (m->present && !m->present(c, i))
+			continue;
+		if (m->hist) {
+			put_hist(f, m->name, labels[i], m->hist(c, i), c->buckets, c->cum);
+			continue;
+		}
+		for (size_t k = 0; k < nk; k++) {
+			fprintf(f, "%s{%s", m->name, labels[i]);
+			if (m->label)
+				fprintf(f, ",%s=\"%s\"", m->label, m->label_values[k]);
+			if (m->kind == VALUE_RATIO)
+				fprintf(f, "} %.6f\n", m->ratio(c, i));
+			else
+				fprintf(f, "} %llu\n", (unsigned long long)m->value(c, i, k));
+		}
 	}
 }
 
@@ -517,9 +648,8 @@ int ferry_metrics__render(const struct ferry_snapshot *snap, const struct ferry_
 		goto out_free_labels;
 	}
 	render_node(&c);
-	render_services(&c);
-	render_predictors(&c);
-	render_backends(&c);
+	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++)
+		render_family(&c, &families[i]);
 	if (ferror(c.f))
 		err = -ENOMEM;
 	if (fclose(c.f) && !err)
@@ -554,228 +684,4 @@ int ferry_metrics__produce(void *source, char **buf, size_t *len)
 		pthread_mutex_unlock(src->lock);
 	ferry_snapshot__free(snap);
 	return err;
-}
-
-/* ---------------------------------------------------------------- server */
-
-struct ferry_metrics_server {
-	struct MHD_Daemon *daemon;
-	ferry_metrics_produce_fn produce;
-	void *ctx;
-	int port;
-	volatile bool ready; /* /readyz: the first sync of every source is done */
-};
-
-void ferry_metrics__set_ready(struct ferry_metrics_server *srv, bool ready)
-{
-	if (srv)
-		srv->ready = ready;
-}
-
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, const char *type,
-			     void *body, size_t len, enum MHD_ResponseMemoryMode mode)
-{
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
-
-	resp = MHD_create_response_from_buffer(len, body, mode);
-	if (!resp) {
-		if (mode == MHD_RESPMEM_MUST_FREE)
-			free(body);
-		return MHD_NO;
-	}
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-	ret = MHD_queue_response(conn, status, resp);
-	MHD_destroy_response(resp);
-	return ret;
-}
-
-static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, const char *url,
-				      const char *method, const char *version,
-				      const char *upload_data, size_t *upload_data_size,
-				      void **req_cls)
-{
-	struct ferry_metrics_server *srv = cls;
-	static const char text[] = "text/plain; charset=utf-8";
-	char *body = NULL;
-	size_t len = 0;
-	int err;
-
-	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
-		return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, text, "method not allowed\n", 19,
-			     MHD_RESPMEM_PERSISTENT);
-	if (!strcmp(url, "/healthz"))
-		return reply(conn, MHD_HTTP_OK, text, "ok\n", 3, MHD_RESPMEM_PERSISTENT);
-	if (!strcmp(url, "/readyz"))
-		return srv->ready ? reply(conn, MHD_HTTP_OK, text, "ready\n", 6,
-					  MHD_RESPMEM_PERSISTENT) :
-				    reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, text,
-					  "not synced yet\n", 15, MHD_RESPMEM_PERSISTENT);
-	if (strcmp(url, "/metrics"))
-		return reply(conn, MHD_HTTP_NOT_FOUND, text, "not found: try /metrics\n", 24,
-			     MHD_RESPMEM_PERSISTENT);
-	err = srv->produce(srv->ctx, &body, &len);
-	if (err) {
-		free(body);
-		pr_warn("/metrics: cannot read ferry's maps: %s", strerror(-err));
-		return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, text,
-			     "cannot read ferry's maps; see ferryd's log\n", 43,
-			     MHD_RESPMEM_PERSISTENT);
-	}
-	return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len,
-		     MHD_RESPMEM_MUST_FREE);
-}
-
-#define ADDR_HINT "expected HOST:PORT such as 127.0.0.1:9090, [::1]:9090 or :9090"
-
-/* Parses addr into a bound, listening socket. */
-static int listen_on(const char *addr, int *fd_out, int *family_out)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
-	char host[256], *end;
-	const char *port_str, *colon;
-	unsigned long port;
-	int fd = -1, one = 1, zero = 0, err;
-
-	if (!addr || !*addr) {
-		pr_err("--metrics-addr: empty address; " ADDR_HINT);
-		return -EINVAL;
-	}
-	if (addr[0] == '[') {
-		const char *close = strchr(addr, ']');
-
-		if (!close || close[1] != ':' || (size_t)(close - addr - 1) >= sizeof(host)) {
-			pr_err("--metrics-addr %s: bad IPv6 literal; " ADDR_HINT, addr);
-			return -EINVAL;
-		}
-		snprintf(host, sizeof(host), "%.*s", (int)(close - addr - 1), addr + 1);
-		port_str = close + 2;
-		hints.ai_flags |= AI_NUMERICHOST;
-		hints.ai_family = AF_INET6;
-	} else {
-		colon = strrchr(addr, ':');
-		if (!colon || (size_t)(colon - addr) >= sizeof(host)) {
-			pr_err("--metrics-addr %s: no port; " ADDR_HINT, addr);
-			return -EINVAL;
-		}
-		snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
-		if (strchr(host, ':')) {
-			pr_err("--metrics-addr %s: IPv6 addresses need brackets; " ADDR_HINT, addr);
-			return -EINVAL;
-		}
-		port_str = colon + 1;
-	}
-	errno = 0;
-	port = strtoul(port_str, &end, 10);
-	if (!*port_str || *end || errno || port > 65535) {
-		pr_err("--metrics-addr %s: port \"%s\" is not a number in 0..65535; " ADDR_HINT,
-		       addr, port_str);
-		return -EINVAL;
-	}
-	if (!host[0]) {
-		/* ":PORT": every address, IPv6 and IPv4 alike */
-		snprintf(host, sizeof(host), "::");
-		hints.ai_family = AF_INET6;
-		hints.ai_flags |= AI_NUMERICHOST;
-	}
-retry_v4:
-	err = getaddrinfo(host, port_str, &hints, &ai);
-	if (err) {
-		pr_err("--metrics-addr %s: cannot resolve \"%s\": %s; " ADDR_HINT, addr, host,
-		       gai_strerror(err));
-		return -EINVAL;
-	}
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 && errno == EAFNOSUPPORT && !strcmp(host, "::")) {
-		/* ":PORT" on a host without IPv6: every IPv4 address instead */
-		freeaddrinfo(ai);
-		ai = NULL;
-		snprintf(host, sizeof(host), "0.0.0.0");
-		hints.ai_family = AF_INET;
-		goto retry_v4;
-	}
-	if (fd < 0) {
-		err = -errno;
-		pr_err("--metrics-addr %s: cannot create a socket: %s", addr, strerror(-err));
-		goto out_free_ai;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (ai->ai_family == AF_INET6 && !strcmp(host, "::"))
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 64)) {
-		err = -errno;
-		pr_err("--metrics-addr %s: cannot listen: %s (choose a free port or a local "
-		       "address)",
-		       addr, strerror(-err));
-		goto out_close;
-	}
-	*fd_out = fd;
-	*family_out = ai->ai_family;
-	freeaddrinfo(ai);
-	return 0;
-
-out_close:
-	close(fd);
-out_free_ai:
-	freeaddrinfo(ai);
-	return err;
-}
-
-struct ferry_metrics_server *ferry_metrics__serve(const char *addr, ferry_metrics_produce_fn fn,
-						  void *ctx)
-{
-	struct ferry_metrics_server *srv;
-	struct sockaddr_storage ss;
-	socklen_t sslen = sizeof(ss);
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-	int fd = -1, family = 0, err;
-
-	srv = calloc(1, sizeof(*srv));
-	if (!srv) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	srv->produce = fn;
-	srv->ctx = ctx;
-	err = listen_on(addr, &fd, &family);
-	if (err)
-		goto err_free;
-	if (getsockname(fd, (struct sockaddr *)&ss, &sslen)) {
-		err = -errno;
-		goto err_close;
-	}
-	srv->port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
-					       ((struct sockaddr_in *)&ss)->sin_port);
-	if (family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-	/* MHD owns fd from here and closes it in MHD_stop_daemon */
-	srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, handle_request, srv,
-				       MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT,
-				       (unsigned int)10, MHD_OPTION_END);
-	if (!srv->daemon) {
-		err = -EIO;
-		pr_err("--metrics-addr %s: cannot start the HTTP server", addr);
-		goto err_close;
-	}
-	return srv;
-
-err_close:
-	close(fd);
-err_free:
-	free(srv);
-	errno = -err;
-	return NULL;
-}
-
-int ferry_metrics__port(const struct ferry_metrics_server *srv)
-{
-	return srv ? srv->port : -1;
-}
-
-void ferry_metrics__stop(struct ferry_metrics_server *srv)
-{
-	if (!srv)
-		return;
-	MHD_stop_daemon(srv->daemon);
-	free(srv);
 }
