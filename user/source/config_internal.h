@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 
 #include "addr.h"
+#include "source/annotations.h"
 #include "log.h"
 #include "source/config.h"
 #include "source/manifest.h"

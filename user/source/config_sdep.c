@@ -42,60 +42,6 @@ static const char *get_annotation(struct vctx *c, json_t *md_ann, json_t *spec_a
 	return NULL;
 }
 
-static int parse_vip_list(struct vctx *c, const char *value, json_t *where, const char *field,
-			  struct sdep *sd)
-{
-	char *copy, *tok, *save = NULL;
-	int bad = 0;
-
-	copy = strdup(value);
-	if (!copy)
-		return -ENOMEM;
-	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		struct sd_vip *v;
-		char why[256];
-		char *end;
-
-		while (*tok == ' ' || *tok == '\t')
-			tok++;
-		end = tok + strlen(tok);
-		while (end > tok && (end[-1] == ' ' || end[-1] == '\t'))
-			*--end = '\0';
-		if (!*tok)
-			continue;
-		v = realloc(sd->vips, (sd->nvips + 1) * sizeof(*v));
-		if (!v) {
-			free(copy);
-			return -ENOMEM;
-		}
-		sd->vips = v;
-		v = &sd->vips[sd->nvips];
-		if (ferry_vip__parse(tok, &v->vip, why, sizeof(why))) {
-			verr(c, where, ANN_VIP, NULL, field, "%s", why);
-			bad = 1;
-			continue;
-		}
-		ferry_vip__format(&v->vip, v->text, sizeof(v->text));
-		for (size_t i = 0; i < sd->nvips; i++) {
-			if (!vip_cmp(&sd->vips[i].vip, &v->vip)) {
-				verr(c, where, ANN_VIP, NULL, field,
-				     "VIP %s is listed twice: list it once", v->text);
-				bad = 1;
-			}
-		}
-		sd->nvips++;
-	}
-	if (!sd->nvips && !bad) {
-		verr(c, where, ANN_VIP, NULL, field,
-		     "no VIP in \"%s\": write ADDR:PORT[,ADDR:PORT...], e.g. 198.18.100.10:8000, "
-		     "or remove the annotation",
-		     value);
-		bad = 1;
-	}
-	free(copy);
-	return bad ? -EINVAL : 0;
-}
-
 /* traffic: a whole number from 0 to 100; *set false when absent or null. */
 static bool parse_traffic(struct vctx *c, json_t *pred, const char *field, long long *traffic,
 			  bool *set)
@@ -311,45 +257,19 @@ int parse_sdep(struct vctx *c, json_t *obj, const char *ns, struct sdep **out)
 		if (sd->preds[i].shadow)
 			sd->preds[i].weight = 0;
 
-	/* ferry's annotations. */
-	value = get_annotation(c, md_ann, spec_ann, ANN_VIP, &where, field, sizeof(field), &bad);
-	if (value) {
-		err = parse_vip_list(c, value, where, field, sd);
+	/* ferry's annotations: one entry each in ferry_annotations[] (config_annotations.c). */
+	for (size_t i = 0; i < ferry_nannotations; i++) {
+		const struct ferry_annotation *a = &ferry_annotations[i];
+
+		value = get_annotation(c, md_ann, spec_ann, a->name, &where, field, sizeof(field),
+				       &bad);
+		if (!value)
+			continue;
+		err = a->parse(c, value, where, field, sd);
 		if (err == -ENOMEM)
 			goto err_nomem;
 		if (err)
 			bad = true;
-	}
-	value = get_annotation(c, md_ann, spec_ann, ANN_AFFINITY, &where, field, sizeof(field),
-			       &bad);
-	if (value) {
-		if (!strcmp(value, "client-ip")) {
-			sd->flags |= FERRY_SVC_F_HASH_SRC_ADDR;
-		} else if (strcmp(value, "none")) {
-			verr(c, where, ANN_AFFINITY, NULL, field,
-			     "unknown affinity \"%s\": use client-ip (every connection of a client "
-			     "address goes to the same backend) or none",
-			     value);
-			bad = true;
-		}
-	}
-	value = get_annotation(c, md_ann, spec_ann, ANN_LATENCY_SAMPLE, &where, field,
-			       sizeof(field), &bad);
-	if (value) {
-		unsigned long long n;
-		char *end;
-
-		errno = 0;
-		n = strtoull(value, &end, 10);
-		if (!*value || *end || errno || n > UINT32_MAX || value[0] == '-') {
-			verr(c, where, ANN_LATENCY_SAMPLE, NULL, field,
-			     "\"%s\" is not a whole number: use 0 (off), 1 (every connection) or "
-			     "N (one connection in N)",
-			     value);
-			bad = true;
-		} else {
-			sd->sample_every = (__u32)n;
-		}
 	}
 	if (bad || c->nerrs != nerrs)
 		goto err_invalid;
