@@ -58,7 +58,9 @@ SKELS := $(BPF_SRCS:bpf/%.bpf.c=$(BUILD)/include/%.skel.h)
 # user/ is a library plus ferryd. Its rooms (user/source, user/kernel,
 # user/telemetry) are listed here, not discovered: a new folder is one word.
 USER_DIRS := user user/source user/kernel user/telemetry
-LIB_SRCS := $(filter-out user/ferryd.c,$(foreach d,$(USER_DIRS),$(wildcard $(d)/*.c)))
+FERRYD_SRCS := user/ferryd.c user/ferryd_options.c
+FERRYD_OBJS := $(FERRYD_SRCS:%.c=$(BUILD)/%.o)
+LIB_SRCS := $(filter-out $(FERRYD_SRCS),$(foreach d,$(USER_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB := $(BUILD)/libferry.a
 
@@ -92,9 +94,9 @@ $(LIB): $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/ferryd: user/ferryd.c $(LIB) $(SKELS)
+$(BUILD)/ferryd: $(FERRYD_OBJS) $(LIB)
 	$(call msg,CCLD,$@)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(FERRYD_OBJS) $(LIB) $(LDLIBS) -o $@
 
 $(BUILD)/tools/%.o: tools/%.c $(SKELS)
 	$(call msg,CC,$@)
@@ -157,4 +159,4 @@ clean:
 	$(call msg,CLEAN,$(BUILD))
 	$(Q)rm -rf $(BUILD)
 
--include $(wildcard $(BUILD)/bpf/*.d $(foreach d,$(USER_DIRS),$(BUILD)/$(d)/*.d) $(BUILD)/tools/ferryctl/*.d $(BUILD)/tests/*.d $(BUILD)/bench/*.d $(filter-out $(BUILD)/ferryctl.d,$(wildcard $(BUILD)/*.d)))
+-include $(wildcard $(BUILD)/bpf/*.d $(foreach d,$(USER_DIRS),$(BUILD)/$(d)/*.d) $(BUILD)/tools/ferryctl/*.d $(BUILD)/tests/*.d $(BUILD)/bench/*.d $(filter-out $(BUILD)/ferryctl.d $(BUILD)/ferryd.d,$(wildcard $(BUILD)/*.d)))
