@@ -652,6 +652,10 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return 0;
 }
 
+/*
+ * Long on purpose: wiring in acquisition order with its goto ladder in reverse;
+ * split, each resource would sit apart from its undo.
+ */
 int main(int argc, char **argv)
 {
 	struct ferryd d = { .epfd = -1, .inotify_fd = -1, .signal_fd = -1, .debounce_fd = -1,

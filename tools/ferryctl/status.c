@@ -87,6 +87,10 @@ static bool link_live(const char *pin_path, __u32 ifindex, __u32 hooks)
 	return true;
 }
 
+/*
+ * Long on purpose: one linear report (programs, maps, ferryd, config) in table and JSON
+ * form; each part is a few lines and reads best in output order.
+ */
 int cmd_status(struct ctl *c, int argc, char **argv)
 {
 	static const struct {

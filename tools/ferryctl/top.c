@@ -6,6 +6,10 @@
 
 /* ----------------------------------------------------------------- top */
 
+/*
+ * Long on purpose: options, terminal set-up and the refresh loop share the state of
+ * the previous frame (for rates); split, they would pass it all around.
+ */
 int cmd_top(struct ctl *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { "iterations", required_argument, NULL, 'n' },

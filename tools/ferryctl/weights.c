@@ -6,6 +6,10 @@
 
 /* ------------------------------------------------------------- weights */
 
+/*
+ * Long on purpose: parses the three modes (set, --clear, --rollback), checks them
+ * against the snapshot and makes one sync call; the checks read in order.
+ */
 int cmd_weights(struct ctl *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { "clear", no_argument, NULL, 'c' },

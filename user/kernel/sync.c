@@ -83,6 +83,10 @@ static void refresh_service(struct ferry_sync *s, __u32 id)
 	}
 }
 
+/*
+ * Long on purpose: the per-service diff in the write order sync.h documents
+ * (predictors, backends, table, VIP); in one place that order stays visible.
+ */
 static int apply_service(struct ferry_sync *s, const struct ferry_model_service *ms_in,
 			 struct ferry_sync_result *res)
 {

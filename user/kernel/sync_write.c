@@ -229,6 +229,10 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/*
+ * Long on purpose: builds, compares and swaps one table with its cleanup labels;
+ * weight computation here moves with the exact-weights issue, not before.
+ */
 /* Builds and, when it differs, swaps the table of one service. */
 int rebuild_table(struct ferry_sync *s, __u32 svc_id, __u32 size, struct ferry_sync_result *res)
 {

@@ -75,6 +75,10 @@ static bool parse_traffic(struct vctx *c, json_t *pred, const char *field, long 
 	return true;
 }
 
+/*
+ * Long on purpose: the admission webhook's rules in document order, each a few lines
+ * with its error; as separate functions each would need the whole context.
+ */
 /* Validates a SeldonDeployment; *out is a new sdep when it passes. Returns 0 or -EINVAL/-ENOMEM. */
 int parse_sdep(struct vctx *c, json_t *obj, const char *ns, struct sdep **out)
 {

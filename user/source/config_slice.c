@@ -6,6 +6,9 @@
 
 /* ---------------------------------------------------- EndpointSlice rules */
 
+/*
+ * Long on purpose: the EndpointSlice fields in document order, each with its error.
+ */
 /* Returns 0 with *out (NULL when the slice is of no interest: FQDN, no service), or -errno. */
 int parse_slice(struct vctx *c, json_t *obj, struct slice **out)
 {

@@ -238,6 +238,10 @@ static int load_file(struct load_state *ls, const char *path)
 	return ret;
 }
 
+/*
+ * Long on purpose: one directory pass (scan, sort, parse, replace, prune) whose
+ * steps share the load state and its error list.
+ */
 int ferry_config_store__load_dir(struct ferry_config_store *store, const char *dir)
 {
 	struct load_state ls = { .store = store };

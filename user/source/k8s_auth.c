@@ -115,6 +115,10 @@ static int kc_file_or_data(struct kubeconfig *kc, yaml_node_t *node, const char 
 	return 0;
 }
 
+/*
+ * Long on purpose: walks a kubeconfig (current context, cluster, user) in order,
+ * with an error naming each field it cannot use.
+ */
 int load_kubeconfig(struct ferry_k8s *k8s, const char *path)
 {
 	struct kubeconfig kc = { .path = path };
