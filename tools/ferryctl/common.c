@@ -25,7 +25,8 @@ int match_services(const struct ferry_snapshot *snap, const char *service, __u32
 	bool by_name = strchr(service, '/') && service[0] != '[';
 	size_t i, n = 0;
 
-	if (!by_name && ferry_endpoint__parse(service, false, &want.family, want.addr, &want.port)) {
+	if (!by_name &&
+	    ferry_endpoint__parse(service, false, &want.family, want.addr, &want.port)) {
 		fprintf(stderr,
 			"ferryctl: SERVICE '%s': expected a VIP ADDR:PORT ([ADDR]:PORT for IPv6) "
 			"or a deployment namespace/name\n",
@@ -45,6 +46,13 @@ int match_services(const struct ferry_snapshot *snap, const char *service, __u32
 		return -ENOENT;
 	}
 	return n;
+}
+
+/* The pinned maps under --pin-path; ferryctl never loads a program. */
+struct ferry_dp *open_maps(const struct ctl *c)
+{
+	return ferry_dp__open(
+		&(struct ferry_dp_opts){ .pin_path = c->pin_path, .maps_only = true });
 }
 
 struct ferry_snapshot *read_snapshot(const struct ctl *c)

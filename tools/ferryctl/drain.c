@@ -31,7 +31,7 @@ static int cmd_drain(struct ctl *c, int argc, char **argv, bool drain)
 			drain ? "drain" : "undrain", argv[1]);
 		return EXIT_USAGE;
 	}
-	dp = ferry_dp__open(&(struct ferry_dp_opts){ .pin_path = c->pin_path, .maps_only = true });
+	dp = open_maps(c);
 	sync = dp ? ferry_sync__new(dp, NULL) : NULL;
 	if (!sync)
 		goto out;

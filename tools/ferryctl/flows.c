@@ -53,7 +53,7 @@ int cmd_flows(struct ctl *c, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	dp = ferry_dp__open(&(struct ferry_dp_opts){ .pin_path = c->pin_path, .maps_only = true });
+	dp = open_maps(c);
 	if (!dp)
 		return EXIT_FAIL;
 	if (!c->json)

@@ -120,7 +120,7 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 			"in force, and current config errors.\n",
 			&rc))
 		return rc;
-	dp = ferry_dp__open(&(struct ferry_dp_opts){ .pin_path = c->pin_path, .maps_only = true });
+	dp = open_maps(c);
 	if (!dp)
 		return EXIT_FAIL;
 	snap = read_snapshot(c);

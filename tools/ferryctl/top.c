@@ -6,6 +6,15 @@
 
 /* ----------------------------------------------------------------- top */
 
+/* A predictor in this frame (p) and the previous one (q), for rates; NULL when absent. */
+static void predictor_pair(const struct ferry_snapshot *snap, const struct ferry_snapshot *prev,
+			   __u32 id, const struct ferry_snap_predictor **p,
+			   const struct ferry_snap_predictor **q)
+{
+	*p = ferry_snapshot__predictor(snap, id);
+	*q = ferry_snapshot__predictor(prev, id);
+}
+
 /*
  * Long on purpose: options, terminal set-up and the refresh loop share the state of
  * the previous frame (for rates); split, they would pass it all around.
@@ -66,28 +75,20 @@ int cmd_top(struct ctl *c, int argc, char **argv)
 
 				ferry_vip__format(&s->vip, vip, sizeof(vip));
 				for (j = 0; j < s->npredictors; j++) {
-					const struct ferry_snap_predictor *p =
-						ferry_snapshot__predictor(snap,
-									  s->predictor_ids[j]);
-					const struct ferry_snap_predictor *q =
-						ferry_snapshot__predictor(prev,
-									  s->predictor_ids[j]);
+					const struct ferry_snap_predictor *p, *q;
 
+					predictor_pair(snap, prev, s->predictor_ids[j], &p, &q);
 					if (p && q)
 						total += p->stats.new_flows - q->stats.new_flows;
 				}
 				for (j = 0; j < s->npredictors; j++) {
-					const struct ferry_snap_predictor *p =
-						ferry_snapshot__predictor(snap,
-									  s->predictor_ids[j]);
-					const struct ferry_snap_predictor *q =
-						ferry_snapshot__predictor(prev,
-									  s->predictor_ids[j]);
+					const struct ferry_snap_predictor *p, *q;
 					const struct ferry_hist *h;
 					struct ferry_hist delta = {};
 					double conn, p50 = NAN, p99 = NAN;
 					unsigned int b;
 
+					predictor_pair(snap, prev, s->predictor_ids[j], &p, &q);
 					if (!p || !q)
 						continue;
 					conn = p->stats.new_flows - q->stats.new_flows;

@@ -121,7 +121,7 @@ int cmd_trace(struct ctl *c, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	dp = ferry_dp__open(&(struct ferry_dp_opts){ .pin_path = c->pin_path, .maps_only = true });
+	dp = open_maps(c);
 	if (!dp)
 		return EXIT_FAIL;
 	rb = ring_buffer__new(dp->map_fds[FERRY_M_TRACE], on_trace, &t, NULL);

@@ -112,7 +112,7 @@ int cmd_weights(struct ctl *c, int argc, char **argv)
 		rc = nsvc == -ENOENT ? EXIT_NOT_FOUND : EXIT_USAGE;
 		goto out;
 	}
-	dp = ferry_dp__open(&(struct ferry_dp_opts){ .pin_path = c->pin_path, .maps_only = true });
+	dp = open_maps(c);
 	sync = dp ? ferry_sync__new(dp, NULL) : NULL;
 	if (!sync)
 		goto out;
