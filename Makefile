@@ -56,12 +56,21 @@ BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(BPF_SRCS:bpf/%.bpf.c=$(BUILD)/bpf/%.bpf.o)
 SKELS := $(BPF_SRCS:bpf/%.bpf.c=$(BUILD)/include/%.skel.h)
 
-LIB_SRCS := $(filter-out user/ferryd.c,$(wildcard user/*.c))
-LIB_OBJS := $(LIB_SRCS:user/%.c=$(BUILD)/user/%.o)
+# user/ is a library plus ferryd. Its rooms (user/source, user/kernel,
+# user/telemetry) are listed here, not discovered: a new folder is one word.
+USER_DIRS := user user/source user/kernel user/telemetry
+FERRYD_SRCS := user/ferryd.c user/ferryd_options.c
+FERRYD_OBJS := $(FERRYD_SRCS:%.c=$(BUILD)/%.o)
+LIB_SRCS := $(filter-out $(FERRYD_SRCS),$(foreach d,$(USER_DIRS),$(wildcard $(d)/*.c)))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB := $(BUILD)/libferry.a
 
 TOOL_SRCS := $(wildcard tools/*.c)
-TOOLS := $(patsubst tools/%.c,$(BUILD)/%,$(TOOL_SRCS))
+TOOLS := $(patsubst tools/%.c,$(BUILD)/%,$(TOOL_SRCS)) $(BUILD)/ferryctl
+# ferryctl: one file per command under tools/ferryctl/. (A build/ferryctl.d
+# from when it was one file would name tools/ferryctl.c: not included below.)
+CTL_SRCS := $(wildcard tools/ferryctl/*.c)
+CTL_OBJS := $(CTL_SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS := $(wildcard tests/*.c)
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRCS := $(wildcard bench/*.c)
@@ -77,17 +86,27 @@ $(BUILD)/include/%.skel.h: $(BUILD)/bpf/%.bpf.o | $(BUILD)/include
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name $* > $@
 
-$(BUILD)/user/%.o: user/%.c $(SKELS) | $(BUILD)/user
+$(BUILD)/user/%.o: user/%.c $(SKELS)
 	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/ferryd: user/ferryd.c $(LIB) $(SKELS)
+$(BUILD)/ferryd: $(FERRYD_OBJS) $(LIB)
 	$(call msg,CCLD,$@)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(FERRYD_OBJS) $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/tools/%.o: tools/%.c $(SKELS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/ferryctl: $(CTL_OBJS) $(LIB)
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(CTL_OBJS) $(LIB) $(LDLIBS) -o $@
 
 $(BUILD)/%: tools/%.c $(LIB) $(SKELS)
 	$(call msg,CCLD,$@)
@@ -101,7 +120,7 @@ $(BUILD)/bench/%: bench/%.c $(LIB) $(SKELS) | $(BUILD)/bench
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
-$(BUILD)/bpf $(BUILD)/include $(BUILD)/user $(BUILD)/tests $(BUILD)/bench:
+$(BUILD)/bpf $(BUILD)/include $(BUILD)/tests $(BUILD)/bench:
 	$(Q)mkdir -p $@
 
 # --------------------------------------------------------------- fuzzing
@@ -125,13 +144,10 @@ FUZZ_TARGETS := $(FUZZ_SRCS:fuzz/%.c=$(FUZZ_BUILD)/%)
 # From LIB_SRCS, whatever folders it spans; objects mirror the source tree.
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_LIB := $(FUZZ_BUILD)/libferry.a
-# The option parsers are static in the programs' own sources: the targets for
-# them include those sources whole (their main renamed).
-FERRYD_SRC := $(firstword $(wildcard user/ferryd.c user/*/ferryd.c))
-FERRYCTL_SRC := $(firstword $(wildcard tools/ferryctl.c tools/*/ferryctl.c))
-
-$(FUZZ_BUILD)/ferryd_opts: FUZZ_EXTRA := -Dmain=ferryd_main -DFERRYD_SRC='"$(abspath $(FERRYD_SRC))"'
-$(FUZZ_BUILD)/ferryctl_args: FUZZ_EXTRA := -Dmain=ferryctl_main -DFERRYCTL_SRC='"$(abspath $(FERRYCTL_SRC))"'
+# The option parsers are ferryd's and ferryctl's own, outside the library:
+# their targets include those sources whole (fuzz/ferryd_opts.c, fuzz/ferryctl_args.c).
+$(FUZZ_BUILD)/ferryd_opts: user/ferryd_options.c
+$(FUZZ_BUILD)/ferryctl_args: $(CTL_SRCS)
 
 fuzz-build: $(FUZZ_TARGETS)
 
@@ -190,14 +206,14 @@ demo: deps
 	$(Q)FERRY_BUILD=$(BUILD) examples/demo/run
 
 format:
-	$(Q)clang-format -i $(wildcard bpf/*.[ch] maps/*.h user/*.[ch] tools/*.c tests/*.[ch] bench/*.c fuzz/*.[ch])
+	$(Q)clang-format -i $(wildcard bpf/*.[ch] maps/*.h $(foreach d,$(USER_DIRS),$(d)/*.[ch]) tools/*.c tools/ferryctl/*.[ch] tests/*.[ch] bench/*.c fuzz/*.[ch])
 
 check-format:
-	$(Q)clang-format --dry-run --Werror $(wildcard bpf/*.[ch] maps/*.h user/*.[ch] tools/*.c tests/*.[ch] bench/*.c fuzz/*.[ch])
+	$(Q)clang-format --dry-run --Werror $(wildcard bpf/*.[ch] maps/*.h $(foreach d,$(USER_DIRS),$(d)/*.[ch]) tools/*.c tools/ferryctl/*.[ch] tests/*.[ch] bench/*.c fuzz/*.[ch])
 
 clean:
 	$(call msg,CLEAN,$(BUILD))
 	$(Q)rm -rf $(BUILD)
 
--include $(wildcard $(BUILD)/bpf/*.d $(BUILD)/user/*.d $(BUILD)/tests/*.d $(BUILD)/bench/*.d $(BUILD)/*.d)
+-include $(wildcard $(BUILD)/bpf/*.d $(foreach d,$(USER_DIRS),$(BUILD)/$(d)/*.d) $(BUILD)/tools/ferryctl/*.d $(BUILD)/tests/*.d $(BUILD)/bench/*.d $(filter-out $(BUILD)/ferryctl.d $(BUILD)/ferryd.d,$(wildcard $(BUILD)/*.d)))
 -include $(FUZZ_LIB_OBJS:.o=.d) $(wildcard $(FUZZ_BUILD)/*.d)

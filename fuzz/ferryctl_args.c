@@ -13,7 +13,9 @@
  * The parsers are static in ferryctl's source, so this file includes that
  * source whole (FERRYCTL_SRC, its main renamed by the Makefile).
  */
-#include FERRYCTL_SRC
+#include "../tools/ferryctl/common.c"
+#include "../tools/ferryctl/weights.c"
+#include "../tools/ferryctl/drain.c"
 
 #include "fuzz.h"
 
@@ -47,14 +49,14 @@ static void check_endpoint(const char *text)
 	__u8 family = 0, family2 = 0;
 	char buf[FERRY_ADDR_STRLEN + 8];
 
-	if (parse_endpoint(text, true, &family, addr, &port))
+	if (ferry_endpoint__parse(text, true, &family, addr, &port))
 		return;
 	if (family != FERRY_AF_INET && family != FERRY_AF_INET6)
 		abort();
 	if (!port)
 		return;
 	ferry_addr__format(addr, port, family, buf, sizeof(buf));
-	if (parse_endpoint(buf, false, &family2, addr2, &port2) || family2 != family ||
+	if (ferry_endpoint__parse(buf, false, &family2, addr2, &port2) || family2 != family ||
 	    port2 != port || memcmp(addr, addr2, family == FERRY_AF_INET ? 4 : 16))
 		abort();
 }

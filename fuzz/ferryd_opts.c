@@ -8,7 +8,7 @@
  * finite. parse_args is static in ferryd's source, so this file includes
  * that source whole (FERRYD_SRC, its main renamed by the Makefile).
  */
-#include FERRYD_SRC
+#include "../user/ferryd_options.c"
 
 #include <math.h>
 
@@ -66,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			goto out;
 	optind = 0; /* glibc: a full re-initialisation of getopt */
 	opterr = 0;
-	parse_args(argc, argv, &o);
+	ferryd_opts__parse(argc, argv, &o);
 	ferry_hist__buckets_free(&o.buckets);
 out:
 	ferry_log_level = FERRY_LOG_ERROR;

@@ -6,7 +6,7 @@
  */
 #include <errno.h>
 
-#include "k8s.h"
+#include "source/k8s.h"
 #include "log.h"
 #include "fuzz.h"
 

@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <jansson.h>
 
-#include "config.h"
+#include "source/config.h"
 #include "log.h"
 #include "model.h"
 #include "fuzz.h"

@@ -8,8 +8,8 @@
  */
 #include <errno.h>
 
-#include "config.h"
-#include "k8s.h"
+#include "source/config.h"
+#include "source/k8s.h"
 #include "log.h"
 #include "model.h"
 #include "fuzz.h"

@@ -15,7 +15,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include "config.h"
+#include "source/config.h"
 #include "log.h"
 #include "testing.h"
 

@@ -29,7 +29,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "k8s.h"
+#include "source/k8s.h"
 #include "log.h"
 #include "testing.h"
 

@@ -25,9 +25,9 @@
 #include <curl/curl.h>
 
 #include "testing.h"
-#include "hist.h"
-#include "metrics.h"
-#include "snapshot.h"
+#include "telemetry/hist.h"
+#include "telemetry/metrics.h"
+#include "kernel/snapshot.h"
 
 #define SUITE "metrics"
 #define MS 1000000ULL

@@ -22,7 +22,7 @@
 
 #include "testing.h"
 #include "ferry_maps.h"
-#include "netlink.h"
+#include "kernel/netlink.h"
 
 #define SUITE "netlink"
 #define NS "fn-t1"

@@ -17,10 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "source/config.h"
 #include "log.h"
-#include "manifest.h"
-#include "seldon_webhook.h"
+#include "source/manifest.h"
+#include "source/seldon_webhook.h"
 #include "testing.h"
 
 #define SUITE "seldon"

@@ -16,10 +16,10 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "dataplane.h"
+#include "kernel/dataplane.h"
 #include "log.h"
 #include "model.h"
-#include "sync.h"
+#include "kernel/sync.h"
 #include "testing.h"
 
 #define PIN "/sys/fs/bpf/ferry-tsync"

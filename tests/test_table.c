@@ -13,7 +13,7 @@
 #include <linux/types.h>
 
 #include "ferry_maps.h"
-#include "table.h"
+#include "kernel/table.h"
 #include "testing.h"
 
 #define SUITE "table"

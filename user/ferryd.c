@@ -30,24 +30,24 @@
 #include <sys/eventfd.h>
 
 #include "caps.h"
-#include "config.h"
-#include "seldon_webhook.h"
-#include "k8s.h"
-#include "dataplane.h"
+#include "source/config.h"
+#include "source/seldon_webhook.h"
+#include "source/k8s.h"
+#include "kernel/dataplane.h"
 #include "log.h"
-#include "hist.h"
-#include "metrics.h"
-#include "netlink.h"
-#include "snapshot.h"
+#include "telemetry/hist.h"
+#include "telemetry/metrics.h"
+#include "kernel/netlink.h"
+#include "kernel/snapshot.h"
 #include "status.h"
-#include "sync.h"
-#include "table.h"
+#include "kernel/sync.h"
+#include "kernel/table.h"
+#include "ferryd_options.h"
 
 #ifndef FERRY_VERSION
 #define FERRY_VERSION "0.1.0"
 #endif
 
-#define MAX_IFACES 64
 /*
  * A finished write (close after write, rename into place, delete) is applied
  * after DEBOUNCE_DONE_MS, so a burst of them is read once; a write still in
@@ -63,28 +63,6 @@ static const struct ferry_gc_opts gc_opts = {
 	.tcp_idle_ns = 3600ULL * 1000000000ULL,
 	.tcp_closing_ns = 10ULL * 1000000000ULL,
 	.udp_idle_ns = 60ULL * 1000000000ULL,
-};
-
-struct ferryd_opts {
-	const char *config_dir;
-	const char *ifaces[MAX_IFACES];
-	int nifaces;
-	const char *reply_ifaces[MAX_IFACES];
-	int nreply_ifaces;
-	const char *tx_ifaces[MAX_IFACES]; /* --xdp-tx-iface: XDP_REDIRECT-safe egress */
-	int ntx_ifaces;
-	const char *metrics_addr;
-	const char *pin_path;
-	const char *pod_ifaces; /* comma-separated fnmatch patterns */
-	__u32 table_size;
-	bool once;
-	bool kubernetes;
-	bool host_clients; /* balance connect() of this namespace's processes */
-	const char *host_cgroup; /* its cgroup v2 tree; NULL: the root one */
-	const char *kubeconfig;
-	struct ferry_hist_buckets buckets; /* --latency-buckets; n == 0: the defaults */
-	const char *k8s_namespace;
-	struct ferry_seldon_servers *seldon_servers; /* --seldon-config; NULL: Helm's defaults */
 };
 
 struct ferryd {
@@ -117,244 +95,6 @@ struct ferryd {
 	int nauto_reply;
 	struct ferry_model model; /* the last model applied */
 };
-
-static void usage(FILE *out)
-{
-	fprintf(out,
-		"Usage: ferryd --config-dir DIR --iface IFNAME [--iface IFNAME ...]\n"
-		"              [--reply-iface IFNAME ...] [--metrics-addr HOST:PORT]\n"
-		"              [--pin-path PATH] [--table-size N] [--pod-iface PATTERNS]\n"
-		"              [--once] [--log-level LEVEL]\n"
-		"       ferryd --kubernetes [--kubeconfig FILE] [--namespace NS] --iface ... | --pod-iface ...\n"
-		"\n"
-		"Keeps ferry's kernel data plane equal to the SeldonDeployment and EndpointSlice\n"
-		"manifests in DIR (*.yaml, *.yml, *.json, as 'kubectl get -o yaml|json' writes them),\n"
-		"or in the Kubernetes API.\n"
-		"\n"
-		"  --config-dir DIR        manifests to apply; watched, changes apply within 100 ms\n"
-		"  --seldon-config FILE    the seldon-config ConfigMap (YAML): its prepackaged servers\n"
-		"                          replace the Helm chart's when judging files' deployments\n"
-		"  --kubernetes            list and watch seldondeployments.machinelearning.seldon.io\n"
-		"                          and endpointslices.discovery.k8s.io from the API server\n"
-		"                          (in-cluster service account, or --kubeconfig FILE);\n"
-		"                          validation errors also become Events on the deployment\n"
-		"  --kubeconfig FILE       kubeconfig to use instead of the in-cluster account\n"
-		"  --namespace NS          watch one namespace (default: all)\n"
-		"  --iface IFNAME          where client traffic to VIPs arrives: XDP (native, else\n"
-		"                          generic with a warning) plus TC ingress; repeatable\n"
-		"  --reply-iface IFNAME    where backend replies arrive (TC ingress); repeatable.\n"
-		"                          Without it, every interface through which a backend\n"
-		"                          address is routed, following route and link changes\n"
-		"  --xdp-tx-iface IFNAME   an egress interface whose driver takes XDP_REDIRECT\n"
-		"                          frames (a physical NIC; a veth whose peer runs XDP):\n"
-		"                          forwarded packets leaving through it stay in XDP.\n"
-		"                          Without it XDP hands packets to TC to redirect, which\n"
-		"                          always delivers (a veth peer without XDP or GRO\n"
-		"                          silently drops redirected XDP frames); repeatable\n"
-		"  --pod-iface PATTERNS    also balance traffic from pods: TC on host-side veths\n"
-		"                          whose names match, e.g. 'veth*,cali*,lxc*'; new ones are\n"
-		"                          attached as they appear\n"
-		"  --host-clients[=CGROUP] also balance processes of this network namespace that\n"
-		"                          connect to a VIP (host-network pods, the node itself):\n"
-		"                          connect() hooks on the cgroup v2 tree (default: the\n"
-		"                          root one) point their sockets at a backend\n"
-		"  --metrics-addr H:P      serve Prometheus metrics on http://H:P/metrics\n"
-		"  --latency-buckets LIST  exported histogram boundaries in seconds, ascending,\n"
-		"                          comma-separated (default: 0.0001 ... 0.001, Seldon's\n"
-		"                          0.005 ... 10, then 30, 60)\n"
-		"                          (IPv6: [::1]:9477)\n"
-		"  --pin-path PATH         bpffs directory for ferry's maps (default %s)\n"
-		"  --table-size N          lookup table slots per service, rounded up to a prime\n"
-		"                          (default %d)\n"
-		"  --once                  apply DIR, report, exit: 0 when every manifest was\n"
-		"                          accepted, 1 otherwise; the data plane stays attached\n"
-		"  --log-level LEVEL       error, warn, info (default) or debug\n"
-		"  -h, --help              this text\n"
-		"\n"
-		"Signals: SIGHUP re-reads DIR and the pinned state and resyncs everything;\n"
-		"SIGTERM and SIGINT exit leaving the data plane attached and forwarding.\n"
-		"Remove ferry from a node with 'ferryctl reset'.\n",
-		FERRY_PIN_ROOT_DEFAULT, FERRY_TABLE_SIZE_DEFAULT);
-}
-
-static int parse_args(int argc, char **argv, struct ferryd_opts *o)
-{
-	enum { OPT_CONFIG = 256, OPT_IFACE, OPT_REPLY, OPT_METRICS, OPT_PIN, OPT_TABLE, OPT_ONCE,
-	       OPT_LOG, OPT_POD, OPT_K8S, OPT_KUBECONFIG, OPT_NS, OPT_HOST, OPT_BUCKETS, OPT_TX,
-	       OPT_SELDON };
-	static const struct option longopts[] = {
-		{ "config-dir", required_argument, NULL, OPT_CONFIG },
-		{ "iface", required_argument, NULL, OPT_IFACE },
-		{ "reply-iface", required_argument, NULL, OPT_REPLY },
-		{ "xdp-tx-iface", required_argument, NULL, OPT_TX },
-		{ "metrics-addr", required_argument, NULL, OPT_METRICS },
-		{ "pin-path", required_argument, NULL, OPT_PIN },
-		{ "table-size", required_argument, NULL, OPT_TABLE },
-		{ "pod-iface", required_argument, NULL, OPT_POD },
-		{ "once", no_argument, NULL, OPT_ONCE },
-		{ "log-level", required_argument, NULL, OPT_LOG },
-		{ "kubernetes", no_argument, NULL, OPT_K8S },
-		{ "host-clients", optional_argument, NULL, OPT_HOST },
-		{ "latency-buckets", required_argument, NULL, OPT_BUCKETS },
-		{ "kubeconfig", required_argument, NULL, OPT_KUBECONFIG },
-		{ "namespace", required_argument, NULL, OPT_NS },
-		{ "seldon-config", required_argument, NULL, OPT_SELDON },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	char err[256];
-	int c, ifindex;
-
-	o->pin_path = FERRY_PIN_ROOT_DEFAULT;
-	o->table_size = FERRY_TABLE_SIZE_DEFAULT;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_CONFIG:
-			o->config_dir = optarg;
-			break;
-		case OPT_TX:
-			if (ferry_nl__ifindex_by_name("--xdp-tx-iface", optarg, &ifindex, err,
-						      sizeof(err))) {
-				fprintf(stderr, "ferryd: %s\n", err);
-				return -EINVAL;
-			}
-			if (o->ntx_ifaces >= MAX_IFACES) {
-				fprintf(stderr, "ferryd: at most %d interfaces per flag\n",
-					MAX_IFACES);
-				return -EINVAL;
-			}
-			o->tx_ifaces[o->ntx_ifaces++] = optarg;
-			break;
-		case OPT_IFACE:
-		case OPT_REPLY:
-			if (ferry_nl__ifindex_by_name(c == OPT_IFACE ? "--iface" : "--reply-iface",
-						      optarg, &ifindex, err, sizeof(err))) {
-				fprintf(stderr, "ferryd: %s\n", err);
-				return -EINVAL;
-			}
-			if ((c == OPT_IFACE ? o->nifaces : o->nreply_ifaces) >= MAX_IFACES) {
-				fprintf(stderr, "ferryd: at most %d interfaces per flag\n",
-					MAX_IFACES);
-				return -EINVAL;
-			}
-			if (c == OPT_IFACE)
-				o->ifaces[o->nifaces++] = optarg;
-			else
-				o->reply_ifaces[o->nreply_ifaces++] = optarg;
-			break;
-		case OPT_METRICS:
-			o->metrics_addr = optarg;
-			break;
-		case OPT_PIN:
-			o->pin_path = optarg;
-			break;
-		case OPT_POD:
-			if (ferry_nl__check_patterns("--pod-iface", optarg, err, sizeof(err))) {
-				fprintf(stderr, "ferryd: %s\n", err);
-				return -EINVAL;
-			}
-			o->pod_ifaces = optarg;
-			break;
-		case OPT_TABLE: {
-			char *end;
-			unsigned long n;
-
-			errno = 0;
-			n = strtoul(optarg, &end, 10);
-			if (errno || *end || n < FERRY_TABLE_SIZE_MIN || n > FERRY_TABLE_SIZE_MAX) {
-				fprintf(stderr,
-					"ferryd: --table-size %s: expected a whole number from %d to "
-					"%d (a prime; the default %d suits up to ~160 backends per "
-					"service)\n",
-					optarg, FERRY_TABLE_SIZE_MIN, FERRY_TABLE_SIZE_MAX,
-					FERRY_TABLE_SIZE_DEFAULT);
-				return -EINVAL;
-			}
-			o->table_size = ferry_table__next_prime(n);
-			if (o->table_size != n)
-				fprintf(stderr,
-					"ferryd: --table-size %lu is not prime; using %u (Maglev "
-					"needs a prime)\n",
-					n, o->table_size);
-			break;
-		}
-		case OPT_ONCE:
-			o->once = true;
-			break;
-		case OPT_K8S:
-			o->kubernetes = true;
-			break;
-		case OPT_BUCKETS:
-			ferry_hist__buckets_free(&o->buckets); /* the last one given counts */
-			if (ferry_hist__parse_buckets(optarg, &o->buckets, err, sizeof(err))) {
-				fprintf(stderr, "ferryd: --latency-buckets: %s\n", err);
-				return -EINVAL;
-			}
-			break;
-		case OPT_HOST:
-			o->host_cgroup = optarg;
-			o->host_clients = true;
-			break;
-		case OPT_KUBECONFIG:
-			o->kubeconfig = optarg;
-			o->kubernetes = true;
-			break;
-		case OPT_NS:
-			o->k8s_namespace = optarg;
-			break;
-		case OPT_SELDON: {
-			struct ferry_config_error cerr;
-			char line[1600];
-
-			ferry_seldon_servers__free(o->seldon_servers);
-			o->seldon_servers = ferry_seldon_servers__load(optarg, &cerr);
-			if (!o->seldon_servers) {
-				ferry_config_error__format(&cerr, line, sizeof(line));
-				fprintf(stderr, "ferryd: --seldon-config: %s\n", line);
-				return -EINVAL;
-			}
-			break;
-		}
-		case OPT_LOG:
-			if (ferry_log_parse_level(optarg, &ferry_log_level)) {
-				fprintf(stderr,
-					"ferryd: --log-level %s: expected error, warn, info or "
-					"debug\n",
-					optarg);
-				return -EINVAL;
-			}
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		default:
-			usage(stderr);
-			return -EINVAL;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "ferryd: unexpected argument '%s' (see --help)\n", argv[optind]);
-		return -EINVAL;
-	}
-	if (!o->config_dir && !o->kubernetes) {
-		fprintf(stderr, "ferryd: give --config-dir DIR or --kubernetes (see --help)\n");
-		return -EINVAL;
-	}
-	if (o->kubernetes && o->once) {
-		fprintf(stderr, "ferryd: --once reads a directory; it does not go with --kubernetes\n");
-		return -EINVAL;
-	}
-	if (o->k8s_namespace && !o->kubernetes) {
-		fprintf(stderr, "ferryd: --namespace goes with --kubernetes\n");
-		return -EINVAL;
-	}
-	if (!o->nifaces && !o->pod_ifaces) {
-		fprintf(stderr, "ferryd: give at least one --iface IFNAME where client traffic "
-				"arrives, or --pod-iface PATTERNS (see --help)\n");
-		return -EINVAL;
-	}
-	return 0;
-}
 
 /* ------------------------------------------------------------- status */
 
@@ -914,6 +654,10 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return 0;
 }
 
+/*
+ * Long on purpose: wiring in acquisition order with its goto ladder in reverse;
+ * split, each resource would sit apart from its undo.
+ */
 int main(int argc, char **argv)
 {
 	struct ferryd d = { .epfd = -1, .inotify_fd = -1, .signal_fd = -1, .debounce_fd = -1,
@@ -936,7 +680,7 @@ int main(int argc, char **argv)
 	libbpf_set_print(libbpf_print);
 	pthread_mutex_init(&d.lock, NULL);
 	pthread_mutex_init(&d.store_lock, NULL);
-	if (parse_args(argc, argv, &d.opts))
+	if (ferryd_opts__parse(argc, argv, &d.opts))
 		return 2;
 	/* --once starts no thread and no loop: Ctrl-C must simply work. */
 	if (d.opts.once)

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * ferryctl weights: the emergency split override.
+ */
+#include "ferryctl.h"
+
+/* ------------------------------------------------------------- weights */
+
+/*
+ * Long on purpose: parses the three modes (set, --clear, --rollback), checks them
+ * against the snapshot and makes one sync call; the checks read in order.
+ */
+int cmd_weights(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = { { "clear", no_argument, NULL, 'c' },
+					      { "rollback", no_argument, NULL, 'r' },
+					      { "to", required_argument, NULL, 't' },
+					      { "help", no_argument, NULL, 'h' },
+					      {} };
+	const char *names[FERRY_MAX_SVC_PREDICTORS], *to = NULL, *service;
+	__u32 weights[FERRY_MAX_SVC_PREDICTORS], ids[64];
+	bool clear = false, rollback = false;
+	struct ferry_snapshot *snap = NULL;
+	struct ferry_sync *sync = NULL;
+	struct ferry_dp *dp = NULL;
+	size_t n = 0, total = 0;
+	int opt, nsvc, i, rc = EXIT_FAIL;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "+crt:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			clear = true;
+			break;
+		case 'r':
+			rollback = true;
+			break;
+		case 't':
+			to = optarg;
+			break;
+		case 'h':
+			printf("Usage: ferryctl weights SERVICE PREDICTOR=PERCENT ...\n"
+			       "       ferryctl weights SERVICE --rollback [--to PREDICTOR]\n"
+			       "       ferryctl weights SERVICE --clear\n"
+			       "Emergency override of a service's split, in the kernel at once. It\n"
+			       "survives ferryd restarts and shows in status and services until\n"
+			       "--clear. Percentages must sum to 100; predictors not named get 0.\n"
+			       "--rollback sends every new connection to one predictor: --to's, or\n"
+			       "else the one with the largest configured traffic (first on a tie).\n"
+			       "Open connections are never moved.\n");
+			return EXIT_OK;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "ferryctl weights: SERVICE is required (see --help)\n");
+		return EXIT_USAGE;
+	}
+	service = argv[optind++];
+	/* Options may also follow SERVICE. */
+	while ((opt = getopt_long(argc, argv, "crt:h", opts, NULL)) != -1) {
+		if (opt == 'c')
+			clear = true;
+		else if (opt == 'r')
+			rollback = true;
+		else if (opt == 't')
+			to = optarg;
+		else
+			return EXIT_USAGE;
+	}
+	for (; optind < argc; optind++) {
+		char *eq = strchr(argv[optind], '='), *end;
+		double pct;
+
+		if (!eq || eq == argv[optind] || n == FERRY_MAX_SVC_PREDICTORS) {
+			fprintf(stderr,
+				"ferryctl weights: '%s': expected PREDICTOR=PERCENT, e.g. main=100\n",
+				argv[optind]);
+			return EXIT_USAGE;
+		}
+		*eq = '\0';
+		pct = strtod(eq + 1, &end);
+		/* Written so that NaN ("nan" parses) fails too. */
+		if (*end || eq[1] == '\0' || !(pct >= 0 && pct <= 100)) {
+			fprintf(stderr,
+				"ferryctl weights: %s=%s: expected a percentage from 0 to 100\n",
+				argv[optind], eq + 1);
+			return EXIT_USAGE;
+		}
+		names[n] = argv[optind];
+		weights[n] = (__u32)llround(pct * 1e4);
+		total += weights[n];
+		n++;
+	}
+	if ((clear + rollback + (n > 0)) != 1) {
+		fprintf(stderr, "ferryctl weights: give exactly one of PREDICTOR=PERCENT..., "
+				"--rollback or --clear (see --help)\n");
+		return EXIT_USAGE;
+	}
+	if (n && (total < FERRY_WEIGHT_ONE - 100 || total > FERRY_WEIGHT_ONE + 100)) {
+		fprintf(stderr,
+			"ferryctl weights: the percentages sum to %.2f; they must sum to 100\n",
+			total / 1e4);
+		return EXIT_USAGE;
+	}
+
+	snap = read_snapshot(c);
+	if (!snap)
+		return EXIT_FAIL;
+	nsvc = match_services(snap, service, ids, 64);
+	if (nsvc < 0) {
+		rc = nsvc == -ENOENT ? EXIT_NOT_FOUND : EXIT_USAGE;
+		goto out;
+	}
+	dp = open_maps(c);
+	sync = dp ? ferry_sync__new(dp, NULL) : NULL;
+	if (!sync)
+		goto out;
+	for (i = 0; i < nsvc; i++) {
+		const struct ferry_snap_service *s = ferry_snapshot__service(snap, ids[i]);
+		char vip[FERRY_ADDR_STRLEN + 8];
+		size_t nn = n;
+		int err;
+
+		ferry_vip__format(&s->vip, vip, sizeof(vip));
+		if (rollback) {
+			const struct ferry_snap_predictor *best = NULL;
+			size_t j;
+
+			for (j = 0; j < s->npredictors; j++) {
+				const struct ferry_snap_predictor *p =
+					ferry_snapshot__predictor(snap, s->predictor_ids[j]);
+
+				if (!p || (p->flags & FERRY_PRED_F_SHADOW))
+					continue;
+				if (to ? !strcmp(p->name, to) :
+					 (!best || p->weight_configured > best->weight_configured))
+					best = p;
+			}
+			if (!best) {
+				fprintf(stderr, "ferryctl weights: %s has no predictor %s\n", vip,
+					to ? to : "to roll back to");
+				rc = EXIT_NOT_FOUND;
+				goto out;
+			}
+			names[0] = best->name;
+			weights[0] = FERRY_WEIGHT_ONE;
+			nn = 1;
+		}
+		err = ferry_sync__override(sync, &s->vip, names, weights, nn, clear);
+		if (err == -ENOENT) {
+			fprintf(stderr,
+				"ferryctl weights: %s (%s): no such predictor among those named; see "
+				"'ferryctl services'\n",
+				vip, s->deployment);
+			rc = EXIT_NOT_FOUND;
+			goto out;
+		}
+		if (err) {
+			fprintf(stderr, "ferryctl weights: %s: %s\n", vip, strerror(-err));
+			goto out;
+		}
+		if (clear)
+			printf("%s (%s): override cleared; the manifest's weights apply\n", vip,
+			       s->deployment);
+		else
+			for (size_t k = 0; k < nn; k++)
+				printf("%s (%s): %s = %.2f%% (override)\n", vip, s->deployment,
+				       names[k], weights[k] / 1e4);
+	}
+	rc = EXIT_OK;
+out:
+	ferry_sync__free(sync);
+	ferry_dp__close(dp);
+	ferry_snapshot__free(snap);
+	return rc;
+}

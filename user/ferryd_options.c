@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * ferryd's flags (ferryd_options.h). A new flag is one entry in options[]:
+ * its name, whether it takes an argument, its --help lines (verbatim, in
+ * --help order) and a setter that checks the argument and stores it.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/types.h>
+
+#include "ferry_maps.h"
+#include "ferryd_options.h"
+#include "source/seldon_webhook.h"
+#include "kernel/netlink.h"
+#include "kernel/table.h"
+#include "log.h"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* Appends an interface flag's value; flag names it in errors. */
+static int add_iface(const char *flag, const char **list, int *n, const char *arg)
+{
+	char err[256];
+	int ifindex;
+
+	if (ferry_nl__ifindex_by_name(flag, arg, &ifindex, err, sizeof(err))) {
+		fprintf(stderr, "ferryd: %s\n", err);
+		return -EINVAL;
+	}
+	if (*n >= MAX_IFACES) {
+		fprintf(stderr, "ferryd: at most %d interfaces per flag\n", MAX_IFACES);
+		return -EINVAL;
+	}
+	list[(*n)++] = arg;
+	return 0;
+}
+
+static int set_config_dir(struct ferryd_opts *o, const char *arg)
+{
+	o->config_dir = arg;
+	return 0;
+}
+
+static int set_seldon_config(struct ferryd_opts *o, const char *arg)
+{
+	struct ferry_config_error cerr;
+	char line[1600];
+
+	ferry_seldon_servers__free(o->seldon_servers);
+	o->seldon_servers = ferry_seldon_servers__load(arg, &cerr);
+	if (!o->seldon_servers) {
+		ferry_config_error__format(&cerr, line, sizeof(line));
+		fprintf(stderr, "ferryd: --seldon-config: %s\n", line);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int set_kubernetes(struct ferryd_opts *o, const char *arg)
+{
+	o->kubernetes = true;
+	return 0;
+}
+
+static int set_kubeconfig(struct ferryd_opts *o, const char *arg)
+{
+	o->kubeconfig = arg;
+	o->kubernetes = true;
+	return 0;
+}
+
+static int set_namespace(struct ferryd_opts *o, const char *arg)
+{
+	o->k8s_namespace = arg;
+	return 0;
+}
+
+static int set_iface(struct ferryd_opts *o, const char *arg)
+{
+	return add_iface("--iface", o->ifaces, &o->nifaces, arg);
+}
+
+static int set_reply_iface(struct ferryd_opts *o, const char *arg)
+{
+	return add_iface("--reply-iface", o->reply_ifaces, &o->nreply_ifaces, arg);
+}
+
+static int set_tx_iface(struct ferryd_opts *o, const char *arg)
+{
+	return add_iface("--xdp-tx-iface", o->tx_ifaces, &o->ntx_ifaces, arg);
+}
+
+static int set_pod_iface(struct ferryd_opts *o, const char *arg)
+{
+	char err[256];
+
+	if (ferry_nl__check_patterns("--pod-iface", arg, err, sizeof(err))) {
+		fprintf(stderr, "ferryd: %s\n", err);
+		return -EINVAL;
+	}
+	o->pod_ifaces = arg;
+	return 0;
+}
+
+static int set_host_clients(struct ferryd_opts *o, const char *arg)
+{
+	o->host_cgroup = arg;
+	o->host_clients = true;
+	return 0;
+}
+
+static int set_metrics_addr(struct ferryd_opts *o, const char *arg)
+{
+	o->metrics_addr = arg;
+	return 0;
+}
+
+static int set_latency_buckets(struct ferryd_opts *o, const char *arg)
+{
+	char err[256];
+
+	ferry_hist__buckets_free(&o->buckets); /* the last one given counts */
+	if (ferry_hist__parse_buckets(arg, &o->buckets, err, sizeof(err))) {
+		fprintf(stderr, "ferryd: --latency-buckets: %s\n", err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int set_pin_path(struct ferryd_opts *o, const char *arg)
+{
+	o->pin_path = arg;
+	return 0;
+}
+
+static int set_table_size(struct ferryd_opts *o, const char *arg)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(arg, &end, 10);
+	if (errno || *end || n < FERRY_TABLE_SIZE_MIN || n > FERRY_TABLE_SIZE_MAX) {
+		fprintf(stderr,
+			"ferryd: --table-size %s: expected a whole number from %d to "
+			"%d (a prime; the default %d suits up to ~160 backends per "
+			"service)\n",
+			arg, FERRY_TABLE_SIZE_MIN, FERRY_TABLE_SIZE_MAX, FERRY_TABLE_SIZE_DEFAULT);
+		return -EINVAL;
+	}
+	o->table_size = ferry_table__next_prime(n);
+	if (o->table_size != n)
+		fprintf(stderr,
+			"ferryd: --table-size %lu is not prime; using %u (Maglev "
+			"needs a prime)\n",
+			n, o->table_size);
+	return 0;
+}
+
+static int set_once(struct ferryd_opts *o, const char *arg)
+{
+	o->once = true;
+	return 0;
+}
+
+static int set_log_level(struct ferryd_opts *o, const char *arg)
+{
+	if (ferry_log_parse_level(arg, &ferry_log_level)) {
+		fprintf(stderr,
+			"ferryd: --log-level %s: expected error, warn, info or "
+			"debug\n",
+			arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+struct ferryd_option {
+	const char *name;
+	int has_arg; /* getopt's no_argument, required_argument, optional_argument */
+	const char *help; /* its lines of --help, verbatim */
+	int (*set)(struct ferryd_opts *o, const char *arg); /* NULL: --help */
+};
+
+/* In --help order. */
+static const struct ferryd_option options[] = {
+	{ "config-dir", required_argument,
+	  "  --config-dir DIR        manifests to apply; watched, changes apply within 100 ms\n",
+	  set_config_dir },
+	{ "seldon-config", required_argument,
+	  "  --seldon-config FILE    the seldon-config ConfigMap (YAML): its prepackaged servers\n"
+	  "                          replace the Helm chart's when judging files' deployments\n",
+	  set_seldon_config },
+	{ "kubernetes", no_argument,
+	  "  --kubernetes            list and watch seldondeployments.machinelearning.seldon.io\n"
+	  "                          and endpointslices.discovery.k8s.io from the API server\n"
+	  "                          (in-cluster service account, or --kubeconfig FILE);\n"
+	  "                          validation errors also become Events on the deployment\n",
+	  set_kubernetes },
+	{ "kubeconfig", required_argument,
+	  "  --kubeconfig FILE       kubeconfig to use instead of the in-cluster account\n",
+	  set_kubeconfig },
+	{ "namespace", required_argument,
+	  "  --namespace NS          watch one namespace (default: all)\n", set_namespace },
+	{ "iface", required_argument,
+	  "  --iface IFNAME          where client traffic to VIPs arrives: XDP (native, else\n"
+	  "                          generic with a warning) plus TC ingress; repeatable\n",
+	  set_iface },
+	{ "reply-iface", required_argument,
+	  "  --reply-iface IFNAME    where backend replies arrive (TC ingress); repeatable.\n"
+	  "                          Without it, every interface through which a backend\n"
+	  "                          address is routed, following route and link changes\n",
+	  set_reply_iface },
+	{ "xdp-tx-iface", required_argument,
+	  "  --xdp-tx-iface IFNAME   an egress interface whose driver takes XDP_REDIRECT\n"
+	  "                          frames (a physical NIC; a veth whose peer runs XDP):\n"
+	  "                          forwarded packets leaving through it stay in XDP.\n"
+	  "                          Without it XDP hands packets to TC to redirect, which\n"
+	  "                          always delivers (a veth peer without XDP or GRO\n"
+	  "                          silently drops redirected XDP frames); repeatable\n",
+	  set_tx_iface },
+	{ "pod-iface", required_argument,
+	  "  --pod-iface PATTERNS    also balance traffic from pods: TC on host-side veths\n"
+	  "                          whose names match, e.g. 'veth*,cali*,lxc*'; new ones are\n"
+	  "                          attached as they appear\n",
+	  set_pod_iface },
+	{ "host-clients", optional_argument,
+	  "  --host-clients[=CGROUP] also balance processes of this network namespace that\n"
+	  "                          connect to a VIP (host-network pods, the node itself):\n"
+	  "                          connect() hooks on the cgroup v2 tree (default: the\n"
+	  "                          root one) point their sockets at a backend\n",
+	  set_host_clients },
+	{ "metrics-addr", required_argument,
+	  "  --metrics-addr H:P      serve Prometheus metrics on http://H:P/metrics\n",
+	  set_metrics_addr },
+	/* The IPv6 line belongs to --metrics-addr; it stays here so --help does not change. */
+	{ "latency-buckets", required_argument,
+	  "  --latency-buckets LIST  exported histogram boundaries in seconds, ascending,\n"
+	  "                          comma-separated (default: 0.0001 ... 0.001, Seldon's\n"
+	  "                          0.005 ... 10, then 30, 60)\n"
+	  "                          (IPv6: [::1]:9477)\n",
+	  set_latency_buckets },
+	{ "pin-path", required_argument,
+	  "  --pin-path PATH         bpffs directory for ferry's maps (default " FERRY_PIN_ROOT_DEFAULT
+	  ")\n",
+	  set_pin_path },
+	{ "table-size", required_argument,
+	  "  --table-size N          lookup table slots per service, rounded up to a prime\n"
+	  "                          (default " STR(FERRY_TABLE_SIZE_DEFAULT) ")\n",
+	  set_table_size },
+	{ "once", no_argument,
+	  "  --once                  apply DIR, report, exit: 0 when every manifest was\n"
+	  "                          accepted, 1 otherwise; the data plane stays attached\n",
+	  set_once },
+	{ "log-level", required_argument,
+	  "  --log-level LEVEL       error, warn, info (default) or debug\n", set_log_level },
+	{ "help", no_argument, "  -h, --help              this text\n", NULL },
+};
+
+#define NOPTIONS (sizeof(options) / sizeof(options[0]))
+
+static void usage(FILE *out)
+{
+	fputs("Usage: ferryd --config-dir DIR --iface IFNAME [--iface IFNAME ...]\n"
+	      "              [--reply-iface IFNAME ...] [--metrics-addr HOST:PORT]\n"
+	      "              [--pin-path PATH] [--table-size N] [--pod-iface PATTERNS]\n"
+	      "              [--once] [--log-level LEVEL]\n"
+	      "       ferryd --kubernetes [--kubeconfig FILE] [--namespace NS] --iface ... | "
+	      "--pod-iface ...\n"
+	      "\n"
+	      "Keeps ferry's kernel data plane equal to the SeldonDeployment and EndpointSlice\n"
+	      "manifests in DIR (*.yaml, *.yml, *.json, as 'kubectl get -o yaml|json' writes "
+	      "them),\n"
+	      "or in the Kubernetes API.\n"
+	      "\n",
+	      out);
+	for (size_t i = 0; i < NOPTIONS; i++)
+		fputs(options[i].help, out);
+	fputs("\n"
+	      "Signals: SIGHUP re-reads DIR and the pinned state and resyncs everything;\n"
+	      "SIGTERM and SIGINT exit leaving the data plane attached and forwarding.\n"
+	      "Remove ferry from a node with 'ferryctl reset'.\n",
+	      out);
+}
+
+/* Rules between flags, after all are read. */
+static int check_combination(const struct ferryd_opts *o)
+{
+	if (!o->config_dir && !o->kubernetes) {
+		fprintf(stderr, "ferryd: give --config-dir DIR or --kubernetes (see --help)\n");
+		return -EINVAL;
+	}
+	if (o->kubernetes && o->once) {
+		fprintf(stderr,
+			"ferryd: --once reads a directory; it does not go with --kubernetes\n");
+		return -EINVAL;
+	}
+	if (o->k8s_namespace && !o->kubernetes) {
+		fprintf(stderr, "ferryd: --namespace goes with --kubernetes\n");
+		return -EINVAL;
+	}
+	if (!o->nifaces && !o->pod_ifaces) {
+		fprintf(stderr, "ferryd: give at least one --iface IFNAME where client traffic "
+				"arrives, or --pod-iface PATTERNS (see --help)\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int ferryd_opts__parse(int argc, char **argv, struct ferryd_opts *o)
+{
+	struct option longopts[NOPTIONS + 1] = {};
+	int c;
+
+	/* getopt returns the table index + 256 (below 256 are short options: -h). */
+	for (size_t i = 0; i < NOPTIONS; i++)
+		longopts[i] = (struct option){ options[i].name, options[i].has_arg, NULL,
+					       options[i].set ? 256 + (int)i : 'h' };
+	o->pin_path = FERRY_PIN_ROOT_DEFAULT;
+	o->table_size = FERRY_TABLE_SIZE_DEFAULT;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (c == 'h') {
+			usage(stdout);
+			exit(0);
+		}
+		if (c < 256 || c >= 256 + (int)NOPTIONS) {
+			usage(stderr);
+			return -EINVAL;
+		}
+		if (options[c - 256].set(o, optarg))
+			return -EINVAL;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ferryd: unexpected argument '%s' (see --help)\n", argv[optind]);
+		return -EINVAL;
+	}
+	return check_combination(o);
+}

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * ferryd's command line: one table (ferryd_options.c) gives each flag its
+ * name, argument, --help lines and what it sets; getopt's option list and
+ * the --help text are both made from it.
+ */
+#ifndef FERRYD_OPTIONS_H
+#define FERRYD_OPTIONS_H
+
+#include <stdbool.h>
+#include <linux/types.h>
+
+#include "telemetry/hist.h"
+
+struct ferry_seldon_servers;
+
+#define MAX_IFACES 64
+
+struct ferryd_opts {
+	const char *config_dir;
+	const char *ifaces[MAX_IFACES];
+	int nifaces;
+	const char *reply_ifaces[MAX_IFACES];
+	int nreply_ifaces;
+	const char *tx_ifaces[MAX_IFACES]; /* --xdp-tx-iface: XDP_REDIRECT-safe egress */
+	int ntx_ifaces;
+	const char *metrics_addr;
+	const char *pin_path;
+	const char *pod_ifaces; /* comma-separated fnmatch patterns */
+	__u32 table_size;
+	bool once;
+	bool kubernetes;
+	bool host_clients; /* balance connect() of this namespace's processes */
+	const char *host_cgroup; /* its cgroup v2 tree; NULL: the root one */
+	const char *kubeconfig;
+	struct ferry_hist_buckets buckets; /* --latency-buckets; n == 0: the defaults */
+	const char *k8s_namespace;
+	struct ferry_seldon_servers *seldon_servers; /* --seldon-config; NULL: Helm's defaults */
+};
+
+/*
+ * Parses argv into o (defaults first). Prints --help and exits 0 on -h;
+ * returns -EINVAL after a message naming the flag on a bad command line.
+ */
+int ferryd_opts__parse(int argc, char **argv, struct ferryd_opts *o);
+
+#endif /* FERRYD_OPTIONS_H */

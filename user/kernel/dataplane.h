@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The data plane as user space sees it: the two BPF objects loaded against
+ * maps pinned under one bpffs directory, and their attachment to interfaces.
+ * Programs attached through netlink (XDP, TC clsact) and pinned maps outlive
+ * the process, so closing a ferry_dp never interrupts forwarding.
+ */
+#ifndef FERRY_DATAPLANE_H
+#define FERRY_DATAPLANE_H
+
+#include <stdbool.h>
+#include <linux/types.h>
+
+#include "ferry_maps.h"
+#include "kernel/pins.h"
+
+enum ferry_hook {
+	FERRY_HOOK_XDP_FWD, /* XDP forward on a client-facing interface */
+	FERRY_HOOK_TC_FWD, /* TC ingress forward (pods, or XDP's veth-safe handoff) */
+	FERRY_HOOK_TC_REPLY_IN, /* TC ingress reply translation (backend-facing) */
+	FERRY_HOOK_TC_REPLY_EG, /* TC egress reply translation (into a pod) */
+};
+
+struct ferry_dp_opts {
+	const char *pin_path; /* NULL: FERRY_PIN_ROOT_DEFAULT */
+	bool maps_only; /* open the pinned maps, load no program (ferryctl) */
+};
+
+struct ferry_dp {
+	char pin_path[256];
+	int map_fds[FERRY_M_COUNT];
+	bool created; /* the pins did not exist before this open */
+	__u32 features; /* FERRY_FEAT_* */
+	struct ferry_xdp *xdp; /* NULL with maps_only */
+	struct ferry_tc *tc;
+	struct ferry_sock *sock;
+};
+
+/*
+ * Opens the data plane under opts->pin_path: reuses the pinned maps after
+ * checking their ABI version, or creates and pins them. Returns NULL and sets
+ * errno on failure, after logging what is wrong and how to fix it.
+ */
+struct ferry_dp *ferry_dp__open(const struct ferry_dp_opts *opts);
+/* Closes fds only: attached programs and pins stay. */
+void ferry_dp__close(struct ferry_dp *dp);
+
+/* Attaches the program for hook to ifindex, atomically replacing ferry's own. */
+int ferry_dp__attach(struct ferry_dp *dp, int ifindex, enum ferry_hook hook);
+/*
+ * Balances host-network clients: connect() hooks on the cgroup v2 directory
+ * cgroup_path (e.g. /sys/fs/cgroup), limited to this network namespace.
+ * Replaces ferry's own hooks there; others' stay.
+ */
+int ferry_dp__attach_cgroup(struct ferry_dp *dp, const char *cgroup_path);
+
+/*
+ * Declares ifindex safe for XDP_REDIRECT (its driver takes XDP frames: a
+ * physical NIC with ndo_xdp_xmit, a veth whose peer runs XDP). Forwarded
+ * packets leaving through it skip the XDP -> TC handoff.
+ */
+int ferry_dp__add_tx_port(struct ferry_dp *dp, int ifindex);
+
+/* Detaches every program ferry_links records, then removes every pin. */
+int ferry_dp__reset(const char *pin_path);
+
+/* Reads and writes the single ferry_config entry. */
+int ferry_dp__config_read(struct ferry_dp *dp, struct ferry_config *cfg);
+int ferry_dp__config_write(struct ferry_dp *dp, const struct ferry_config *cfg);
+
+/* Checks that path is inside a bpffs mount; 0, or -ENOTSUP with a log line. */
+int ferry_dp__check_bpffs(const char *path);
+
+#endif /* FERRY_DATAPLANE_H */

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The maps ferry pins under one bpffs directory: ONE list (enum ferry_map_id,
+ * ferry_map_names) and one opener. The data plane (dataplane.c), the snapshot
+ * reader (snapshot.c) and, through struct ferry_dp, sync.c all name maps by
+ * these ids; a new pinned map is an id here plus its SEC(".maps") in bpf/.
+ * Per-table inner maps (PIN/tables/ID) are sync.c's own.
+ */
+#ifndef FERRY_PINS_H
+#define FERRY_PINS_H
+
+#include <stddef.h>
+
+#include "ferry_maps.h"
+
+enum ferry_map_id {
+	FERRY_M_CONFIG,
+	FERRY_M_SERVICES,
+	FERRY_M_TABLES,
+	FERRY_M_BACKENDS,
+	FERRY_M_FLOWS,
+	FERRY_M_RFLOWS,
+	FERRY_M_STATS,
+	FERRY_M_SVC_STATS,
+	FERRY_M_COUNTERS,
+	FERRY_M_LATENCY,
+	FERRY_M_TRACE,
+	FERRY_M_TX_PORTS,
+	FERRY_M_SVC_META,
+	FERRY_M_PRED_META,
+	FERRY_M_LINKS,
+	FERRY_M_COUNT,
+};
+
+/* Map names as the BPF objects define them, which are also their pin names. */
+extern const char *const ferry_map_names[FERRY_M_COUNT];
+
+/* Writes "PIN_PATH/NAME" to buf. Returns 0 or -ENAMETOOLONG. */
+int ferry_pin__path(char *buf, size_t len, const char *pin_path, const char *name);
+
+/*
+ * Opens the pinned map id under pin_path. Returns an fd, or a negative errno
+ * (-ENOENT when the pin does not exist). The pin's path is left in path for
+ * the caller's message; nothing is logged here, since only the caller knows
+ * what the user was doing.
+ */
+int ferry_pin__open(const char *pin_path, enum ferry_map_id id, char *path, size_t len);
+
+#endif /* FERRY_PINS_H */

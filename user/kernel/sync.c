@@ -1,0 +1,518 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Desired state -> pinned maps, writing only the difference. See sync.h for
+ * the write order. Ids (service, predictor, backend) are allocated in
+ * sync_mirror.c and recovered from the maps at start, so they stay stable
+ * across restarts. This file applies a model (and ferryctl's overrides).
+ */
+#include "kernel/sync_internal.h"
+
+static void delete_backend(struct ferry_sync *s, __u32 id, bool *dead)
+{
+	struct mbackend *mb = &s->bes[id];
+	struct ferry_backend zero = {};
+	struct backend_key bk;
+
+	retire_stats(s, id, mb->be.predictor_id);
+	hist_delete(s, id, FERRY_HIST_BACKEND, FERRY_LAT_REQUEST);
+	hist_delete(s, id, FERRY_HIST_BACKEND, FERRY_LAT_CONNECT);
+	bpf_map_update_elem(s->dp->map_fds[FERRY_M_BACKENDS], &id, &zero, BPF_ANY);
+	backend_key_of(&bk, &mb->be);
+	idmap_del(&s->be_ids, &bk);
+	if (mb->be.svc_id < FERRY_MAX_SERVICES)
+		idvec_remove(&s->svcs[mb->be.svc_id].bes, id);
+	memset(mb, 0, sizeof(*mb));
+	dead[id] = true;
+}
+
+static void delete_pred(struct ferry_sync *s, __u32 id)
+{
+	struct mpred *mp = &s->preds[id];
+	struct pred_key pk;
+
+	bpf_map_delete_elem(s->dp->map_fds[FERRY_M_PRED_META], &id);
+	hist_delete(s, id, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST);
+	hist_delete(s, id, FERRY_HIST_PREDICTOR, FERRY_LAT_CONNECT);
+	pred_key_of(&pk, mp->meta.svc_id, mp->meta.name);
+	idmap_del(&s->pred_ids, &pk);
+	if (mp->meta.svc_id < FERRY_MAX_SERVICES)
+		idvec_remove(&s->svcs[mp->meta.svc_id].preds, id);
+	memset(mp, 0, sizeof(*mp));
+}
+
+static void delete_service(struct ferry_sync *s, __u32 id)
+{
+	struct mservice *ms = &s->svcs[id];
+	char path[PATH_MAX];
+
+	/* The VIP first: no new packet can reach the table we then remove. */
+	bpf_map_delete_elem(s->dp->map_fds[FERRY_M_SERVICES], &ms->vip);
+	idvec_add(&s->drops, id);
+	if (!table_pin_path(s, id, "", path, sizeof(path)))
+		unlink(path);
+	bpf_map_delete_elem(s->dp->map_fds[FERRY_M_SVC_META], &id);
+	idmap_del(&s->svc_ids, &ms->vip);
+	free(ms->table);
+	ms->table = NULL;
+	ms->used = false;
+	ms->seen = false;
+	/* preds and bes stay listed until delete_pred/delete_backend drop them. */
+}
+
+/* Picks up what another writer (ferryctl) changed since our last look. */
+static void refresh_service(struct ferry_sync *s, __u32 id)
+{
+	struct mservice *ms = &s->svcs[id];
+	struct ferry_svc_meta meta;
+	size_t i;
+	__u32 p;
+
+	if (bpf_map_lookup_elem(s->dp->map_fds[FERRY_M_SVC_META], &id, &meta) ||
+	    meta.table_generation == ms->meta.table_generation)
+		return;
+	ms->meta.table_generation = meta.table_generation;
+	read_table(s, ms, id);
+	ms->inputs = 0; /* another writer changed it: build again next time */
+	for (i = 0; i < ms->preds.n; i++) {
+		p = ms->preds.ids[i];
+		bpf_map_lookup_elem(s->dp->map_fds[FERRY_M_PRED_META], &p, &s->preds[p].meta);
+	}
+	for (i = 0; i < ms->bes.n; i++) {
+		p = ms->bes.ids[i];
+		bpf_map_lookup_elem(s->dp->map_fds[FERRY_M_BACKENDS], &p, &s->bes[p].be);
+	}
+}
+
+/*
+ * Long on purpose: the per-service diff in the write order sync.h documents
+ * (predictors, backends, table, VIP); in one place that order stays visible.
+ */
+static int apply_service(struct ferry_sync *s, const struct ferry_model_service *ms_in,
+			 struct ferry_sync_result *res)
+{
+	int *fds = s->dp->map_fds;
+	struct ferry_service want;
+	struct mservice *ms;
+	__u32 id, size, p;
+	size_t i, j;
+	bool fresh = false, svc_changed;
+	int err;
+
+	size = ms_in->table_size ? ms_in->table_size : s->table_size;
+	id = idmap_get(&s->svc_ids, &ms_in->vip);
+	if (!id) {
+		id = alloc_id(svc_used, s, &s->svc_hint, FERRY_MAX_SERVICES);
+		if (!id) {
+			pr_err("%s: no free service id (limit %d services)", ms_in->deployment,
+			       FERRY_MAX_SERVICES - 1);
+			return -ENOSPC;
+		}
+		err = idmap_put(&s->svc_ids, &ms_in->vip, id);
+		if (err)
+			return err;
+		s->svcs[id].used = true;
+		s->svcs[id].vip = ms_in->vip;
+		memset(&s->svcs[id].svc, 0, sizeof(s->svcs[id].svc));
+		memset(&s->svcs[id].meta, 0, sizeof(s->svcs[id].meta));
+		fresh = true;
+	} else {
+		refresh_service(s, id);
+	}
+	ms = &s->svcs[id];
+	ms->seen = true;
+
+	/* Predictors and backends first: the table may only name what exists. */
+	for (i = 0; i < ms_in->npredictors; i++) {
+		const struct ferry_model_predictor *mp_in = &ms_in->predictors[i];
+		struct pred_key pk;
+		struct mpred *mp;
+		__u32 ready = 0, draining = 0;
+
+		pred_key_of(&pk, id, mp_in->name);
+		p = idmap_get(&s->pred_ids, &pk);
+		if (!p) {
+			p = alloc_id(pred_used, s, &s->pred_hint, FERRY_MAX_PREDICTORS);
+			if (!p)
+				return -ENOSPC;
+			err = idmap_put(&s->pred_ids, &pk, p);
+			if (err)
+				return err;
+			err = idvec_add(&s->svcs[id].preds, p);
+			if (err)
+				return err;
+			s->preds[p] = (struct mpred){ .used = true };
+			snprintf(s->preds[p].meta.name, sizeof(s->preds[p].meta.name), "%s",
+				 mp_in->name);
+			s->preds[p].meta.svc_id = id;
+		}
+		mp = &s->preds[p];
+		mp->seen = true;
+		mp->meta.weight_configured = mp_in->shadow ? 0 : mp_in->weight_configured;
+		mp->meta.flags = (mp->meta.flags & FERRY_PRED_F_OVERRIDE) |
+				 (mp_in->shadow ? FERRY_PRED_F_SHADOW : 0);
+
+		for (j = 0; j < mp_in->nbackends; j++) {
+			const struct ferry_model_backend *b = &mp_in->backends[j];
+			struct ferry_backend be = {
+				.port = b->port,
+				.family = b->family,
+				.state = b->state,
+				.predictor_id = p,
+				.svc_id = id,
+			};
+			struct backend_key bk;
+			__u32 bid;
+
+			memcpy(be.addr, b->addr, sizeof(be.addr));
+			backend_key_of(&bk, &be);
+			bid = idmap_get(&s->be_ids, &bk);
+			if (!bid) {
+				bid = alloc_id(be_used, s, &s->be_hint, FERRY_MAX_BACKENDS);
+				if (!bid)
+					return -ENOSPC;
+				err = idmap_put(&s->be_ids, &bk, bid);
+				err = err ?: idvec_add(&s->svcs[id].bes, bid);
+				if (err)
+					return err;
+				s->bes[bid].used = true;
+				s->bes[bid].be = (struct ferry_backend){};
+				res->backends_added++;
+			}
+			s->bes[bid].seen = true;
+			be.flags = s->bes[bid].be.flags;
+			if (memcmp(&s->bes[bid].be, &be, sizeof(be))) {
+				if (bpf_map_update_elem(fds[FERRY_M_BACKENDS], &bid, &be, BPF_ANY))
+					return -errno;
+				s->bes[bid].be = be;
+			}
+			if (be.state == FERRY_BE_ACTIVE && !(be.flags & FERRY_BE_F_ADMIN_DRAIN))
+				ready++;
+			else
+				draining++;
+		}
+		mp->meta.backends_ready = ready;
+		mp->meta.backends_draining = draining;
+	}
+
+	/* Keep the service's predictor list in manifest order (rollback ties use it). */
+	for (i = 0; i < ms_in->npredictors; i++) {
+		struct pred_key pk;
+		__u32 want;
+
+		pred_key_of(&pk, id, ms_in->predictors[i].name);
+		want = idmap_get(&s->pred_ids, &pk);
+		for (j = i; j < ms->preds.n; j++) {
+			if (ms->preds.ids[j] == want) {
+				ms->preds.ids[j] = ms->preds.ids[i];
+				ms->preds.ids[i] = want;
+				break;
+			}
+		}
+	}
+
+	/* Predictors and backends that left the manifest leave the table now. */
+	for (i = 0; i < ms->preds.n; i++)
+		if (!s->preds[ms->preds.ids[i]].seen)
+			s->preds[ms->preds.ids[i]].meta.weight_configured = 0;
+	for (i = 0; i < ms->bes.n; i++) {
+		struct mbackend *mb = &s->bes[ms->bes.ids[i]];
+
+		if (!mb->seen && mb->be.state == FERRY_BE_ACTIVE)
+			mb->be.state = FERRY_BE_DRAINING;
+	}
+
+	err = rebuild_table(s, id, size, res);
+	if (err) {
+		pr_err("%s: cannot build its table: %s", ms_in->deployment, strerror(-err));
+		return err;
+	}
+
+	want = (struct ferry_service){
+		.id = id,
+		.flags = ms_in->flags,
+		.table_size = size,
+		.sample_every = ms_in->sample_every,
+	};
+	svc_changed = fresh || memcmp(&ms->svc, &want, sizeof(want));
+	if (svc_changed) {
+		ms->svc = want;
+		ms->dirty = true; /* written by commit_services(), after its table */
+	}
+
+	for (i = 0; i < ms->preds.n; i++) {
+		p = ms->preds.ids[i];
+		if (s->preds[p].seen &&
+		    bpf_map_update_elem(fds[FERRY_M_PRED_META], &p, &s->preds[p].meta, BPF_ANY))
+			return -errno;
+	}
+	ms->meta.vip = ms_in->vip;
+	snprintf(ms->meta.deployment, sizeof(ms->meta.deployment), "%s", ms_in->deployment);
+	svc_meta_preds(s, id, &ms->meta);
+	return 0;
+}
+
+/*
+ * After the table swaps: the VIP entries of new or changed services (a VIP
+ * never points at a table not yet in place) and every service's metadata.
+ */
+static int commit_services(struct ferry_sync *s)
+{
+	int *fds = s->dp->map_fds, err = 0;
+	__u32 id;
+
+	for (id = 1; id < FERRY_MAX_SERVICES; id++) {
+		struct mservice *ms = &s->svcs[id];
+
+		if (!ms->used)
+			continue;
+		if (ms->dirty) {
+			if (bpf_map_update_elem(fds[FERRY_M_SERVICES], &ms->vip, &ms->svc,
+						BPF_ANY)) {
+				err = err ?: -errno;
+				continue;
+			}
+			ms->dirty = false;
+		}
+		svc_meta_preds(s, id, &ms->meta);
+		if (bpf_map_update_elem(fds[FERRY_M_SVC_META], &id, &ms->meta, BPF_ANY))
+			err = err ?: -errno;
+	}
+	return err;
+}
+
+int ferry_sync__lock(const char *pin_path)
+{
+	int fd = open(pin_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+void ferry_sync__unlock(int lock_fd)
+{
+	if (lock_fd >= 0)
+		close(lock_fd);
+}
+
+static int ensure_tables_dir(struct ferry_sync *s)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/tables", s->dp->pin_path);
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
+		      struct ferry_sync_result *res_out)
+{
+	struct ferry_sync_result res = {};
+	struct ferry_config cfg;
+	struct timespec now;
+	bool *dead = NULL;
+	size_t i;
+	__u32 id;
+	int err, lock, first_err = 0;
+
+	err = ensure_tables_dir(s);
+	if (err)
+		return err;
+	lock = ferry_sync__lock(s->dp->pin_path);
+	if (lock < 0)
+		return lock;
+	dead = calloc(FERRY_MAX_BACKENDS, sizeof(*dead));
+	if (!dead) {
+		err = -ENOMEM;
+		goto out_unlock;
+	}
+	for (id = 0; id < FERRY_MAX_SERVICES; id++)
+		s->svcs[id].seen = false;
+	for (id = 0; id < FERRY_MAX_PREDICTORS; id++)
+		s->preds[id].seen = false;
+	for (id = 0; id < FERRY_MAX_BACKENDS; id++)
+		s->bes[id].seen = false;
+
+	for (i = 0; i < model->nservices; i++) {
+		err = apply_service(s, &model->services[i], &res);
+		if (err) {
+			/* Keep what this service had: mark all of it seen so nothing is deleted. */
+			__u32 sid = idmap_get(&s->svc_ids, &model->services[i].vip);
+
+			pr_err("%s: not applied: %s", model->services[i].deployment,
+			       strerror(-err));
+			res.errors++;
+			first_err = first_err ?: err;
+			if (sid) {
+				struct mservice *ms = &s->svcs[sid];
+				size_t k;
+
+				ms->seen = true;
+				for (k = 0; k < ms->preds.n; k++)
+					s->preds[ms->preds.ids[k]].seen = true;
+				for (k = 0; k < ms->bes.n; k++)
+					s->bes[ms->bes.ids[k]].seen = true;
+			}
+		}
+	}
+
+	/* Every new table in place, in one batch, before anything points at it. */
+	err = flush_swaps(s);
+	first_err = first_err ?: err;
+
+	/* Deletions last: services, then their predictors and backends. */
+	for (id = 1; id < FERRY_MAX_SERVICES; id++)
+		if (s->svcs[id].used && !s->svcs[id].seen)
+			delete_service(s, id);
+	for (id = 1; id < FERRY_MAX_BACKENDS; id++) {
+		struct mbackend *mb = &s->bes[id];
+
+		if (mb->used && (!mb->seen || !s->svcs[mb->be.svc_id].used)) {
+			delete_backend(s, id, dead);
+			res.backends_removed++;
+		}
+	}
+	for (id = 1; id < FERRY_MAX_PREDICTORS; id++) {
+		struct mpred *mp = &s->preds[id];
+
+		if (mp->used && (!mp->seen || !s->svcs[mp->meta.svc_id].used))
+			delete_pred(s, id);
+	}
+	err = flush_swaps(s); /* the deleted services' outer slots */
+	first_err = first_err ?: err;
+	err = commit_services(s);
+	first_err = first_err ?: err;
+	if (res.backends_removed)
+		res.flows_purged = purge_flows(s, dead);
+	err = sync_markers(s);
+	first_err = first_err ?: err;
+
+	if (!ferry_dp__config_read(s->dp, &cfg)) {
+		clock_gettime(CLOCK_REALTIME, &now);
+		cfg.generation++;
+		cfg.sync_unix_ns = (__u64)now.tv_sec * 1000000000ULL + now.tv_nsec;
+		cfg.ferryd_pid = getpid();
+		ferry_dp__config_write(s->dp, &cfg);
+	}
+	res.services = s->svc_ids.live;
+	err = first_err;
+out_unlock:
+	free(dead);
+	ferry_sync__unlock(lock);
+	if (res_out)
+		*res_out = res;
+	return err;
+}
+
+int ferry_sync__override(struct ferry_sync *s, const struct ferry_vip *vip,
+			 const char *const *names, const __u32 *weights, size_t n, bool clear)
+{
+	struct ferry_sync_result res = {};
+	__u32 id, p;
+	size_t i, k;
+	int err, lock;
+
+	id = idmap_get(&s->svc_ids, vip);
+	if (!id)
+		return -ENOENT;
+	refresh_service(s, id);
+	for (i = 0; i < n && !clear; i++) {
+		struct pred_key pk;
+
+		pred_key_of(&pk, id, names[i]);
+		if (!idmap_get(&s->pred_ids, &pk))
+			return -ENOENT;
+	}
+	lock = ferry_sync__lock(s->dp->pin_path);
+	if (lock < 0)
+		return lock;
+	for (k = 0; k < s->svcs[id].preds.n; k++) {
+		struct ferry_pred_meta *pm;
+
+		p = s->svcs[id].preds.ids[k];
+		pm = &s->preds[p].meta;
+		if (clear) {
+			pm->flags &= ~FERRY_PRED_F_OVERRIDE;
+			pm->weight_override = 0;
+			continue;
+		}
+		pm->flags |= FERRY_PRED_F_OVERRIDE;
+		pm->weight_override = 0;
+		for (i = 0; i < n; i++)
+			if (!strcmp(pm->name, names[i]))
+				pm->weight_override = weights[i];
+	}
+	err = rebuild_table(s, id, s->svcs[id].svc.table_size, &res);
+	err = err ?: flush_swaps(s);
+	for (k = 0; k < s->svcs[id].preds.n && !err; k++) {
+		p = s->svcs[id].preds.ids[k];
+		if (bpf_map_update_elem(s->dp->map_fds[FERRY_M_PRED_META], &p, &s->preds[p].meta,
+					BPF_ANY))
+			err = -errno;
+	}
+	if (!err &&
+	    bpf_map_update_elem(s->dp->map_fds[FERRY_M_SVC_META], &id, &s->svcs[id].meta, BPF_ANY))
+		err = -errno;
+	ferry_sync__unlock(lock);
+	return err;
+}
+
+int ferry_sync__set_backend_state(struct ferry_sync *s, __u8 family, const __be32 addr[4],
+				  __be16 port, __u8 state, size_t *changed)
+{
+	struct ferry_sync_result res = {};
+	__u32 id, sid;
+	bool *touched;
+	int err = 0, lock;
+
+	*changed = 0;
+	touched = calloc(FERRY_MAX_SERVICES, sizeof(*touched));
+	if (!touched)
+		return -ENOMEM;
+	lock = ferry_sync__lock(s->dp->pin_path);
+	if (lock < 0) {
+		free(touched);
+		return lock;
+	}
+	for (id = 1; id < FERRY_MAX_BACKENDS; id++) {
+		struct ferry_backend *be = &s->bes[id].be;
+		__u32 flags;
+
+		if (!s->bes[id].used || be->family != family ||
+		    memcmp(be->addr, addr, family == FERRY_AF_INET ? 4 : 16) ||
+		    (port && be->port != port))
+			continue;
+		flags = state == FERRY_BE_DRAINING ? be->flags | FERRY_BE_F_ADMIN_DRAIN :
+						     be->flags & ~FERRY_BE_F_ADMIN_DRAIN;
+		if (flags == be->flags)
+			continue;
+		be->flags = flags;
+		if (bpf_map_update_elem(s->dp->map_fds[FERRY_M_BACKENDS], &id, be, BPF_ANY)) {
+			err = -errno;
+			break;
+		}
+		if (be->svc_id < FERRY_MAX_SERVICES)
+			touched[be->svc_id] = true;
+		(*changed)++;
+	}
+	for (sid = 1; sid < FERRY_MAX_SERVICES && !err; sid++) {
+		if (!touched[sid] || !s->svcs[sid].used)
+			continue;
+		refresh_service(s, sid);
+		err = rebuild_table(s, sid, s->svcs[sid].svc.table_size, &res);
+		err = err ?: flush_swaps(s);
+		if (!err)
+			bpf_map_update_elem(s->dp->map_fds[FERRY_M_SVC_META], &sid,
+					    &s->svcs[sid].meta, BPF_ANY);
+	}
+	ferry_sync__unlock(lock);
+	free(touched);
+	return err;
+}

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Desired state -> kernel state. A ferry_sync mirrors what the pinned maps
+ * hold (read back from them at start, so a restarted ferryd continues where
+ * the last one stopped), diffs a struct ferry_model against it and writes
+ * only the difference. Write order keeps every intermediate state valid:
+ * backends before the tables that name them, a service's table (swapped in
+ * one outer-map update) before its VIP entry, and deletions last.
+ */
+#ifndef FERRY_SYNC_H
+#define FERRY_SYNC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/types.h>
+
+#include "kernel/dataplane.h"
+#include "model.h"
+
+struct ferry_sync_opts {
+	__u32 table_size; /* default slots per service; 0: FERRY_TABLE_SIZE_DEFAULT */
+};
+
+struct ferry_sync_result {
+	size_t services; /* services in force after the apply */
+	size_t tables_swapped;
+	size_t backends_added;
+	size_t backends_removed;
+	size_t flows_purged; /* flows of deleted backends */
+	size_t errors; /* services that could not be applied (logged) */
+	size_t starved_members; /* backends with no slot (table too small) */
+};
+
+struct ferry_sync;
+
+/* Reads the kernel state under dp into a new mirror. NULL + errno on failure. */
+struct ferry_sync *ferry_sync__new(struct ferry_dp *dp, const struct ferry_sync_opts *opts);
+void ferry_sync__free(struct ferry_sync *sync);
+
+/* Makes the kernel hold model. 0, or a negative errno (state is still valid). */
+int ferry_sync__apply(struct ferry_sync *sync, const struct ferry_model *model,
+		      struct ferry_sync_result *result);
+
+/*
+ * Emergency weights for one service, by predictor name (ppm each); names not
+ * given get 0. With clear, the manifest's weights apply again. The override
+ * lives in ferry_pred_meta, so it survives ferryd restarts. 0, -ENOENT (no
+ * such service or predictor), or a negative errno.
+ */
+int ferry_sync__override(struct ferry_sync *sync, const struct ferry_vip *vip,
+			 const char *const *names, const __u32 *weights, size_t n, bool clear);
+
+/* Sets a backend's state (FERRY_BE_ACTIVE or FERRY_BE_DRAINING) by address. */
+int ferry_sync__set_backend_state(struct ferry_sync *sync, __u8 family, const __be32 addr[4],
+				  __be16 port, __u8 state, size_t *changed);
+
+struct ferry_gc_opts {
+	__u64 tcp_idle_ns; /* established TCP flow idle this long: gone */
+	__u64 tcp_closing_ns; /* after FIN or RST */
+	__u64 udp_idle_ns;
+};
+
+/*
+ * Removes flows (both directions) that have been idle past their timeout.
+ * The LRU evicts under pressure anyway; this keeps the table meaningful for
+ * 'ferryctl flows' and leaves room before the LRU has to choose. Returns the
+ * number of flows removed.
+ */
+size_t ferry_sync__gc_flows(struct ferry_sync *sync, const struct ferry_gc_opts *opts);
+
+/* The ferry_rflows key of a flow: backend -> client, as the reply arrives. */
+void ferry_flow__reverse_key(struct ferry_flow_key *rkey, const struct ferry_flow_key *key,
+			     const struct ferry_flow *flow);
+
+/* Counts of what the mirror holds, for logs and metrics. */
+size_t ferry_sync__nservices(const struct ferry_sync *sync);
+
+/* Takes the pin directory's lock that serialises writers (ferryd, ferryctl). */
+int ferry_sync__lock(const char *pin_path);
+void ferry_sync__unlock(int lock_fd);
+
+#endif /* FERRY_SYNC_H */

@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Private to user/kernel/sync*.c: the mirror of what the maps hold (ids,
+ * services, predictors, backends) and the helpers the sync files share.
+ * sync_mirror.c reads the mirror back from the maps; sync_write.c writes
+ * tables, markers and stats; sync_flows.c collects dead flows; sync.c
+ * applies a model.
+ */
+#ifndef FERRY_SYNC_INTERNAL_H
+#define FERRY_SYNC_INTERNAL_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "log.h"
+#include "kernel/sync.h"
+#include "kernel/table.h"
+
+#include "kernel/pins.h"
+
+/* Open addressing from fixed-size byte keys to ids; deletion by tombstone. */
+struct idmap {
+	size_t cap, used, live;
+	size_t keylen;
+	unsigned char *keys;
+	__u32 *vals;
+	__u8 *state; /* 0 empty, 1 live, 2 tombstone */
+};
+
+struct pred_key {
+	__u32 svc_id;
+	char name[FERRY_PRED_NAME_LEN];
+};
+
+struct backend_key {
+	__u32 svc_id;
+	__u32 pred_id;
+	__be32 addr[4];
+	__be16 port;
+	__u8 family;
+	__u8 pad;
+};
+
+/* A growable list of ids: a service's predictors and backends. */
+struct idvec {
+	__u32 *ids;
+	size_t n, cap;
+};
+
+struct mservice {
+	bool used;
+	bool seen; /* in the model being applied */
+	struct ferry_vip vip;
+	struct ferry_service svc;
+	struct ferry_svc_meta meta;
+	__u32 *table; /* the slots in force */
+	__u32 table_slots; /* how many: ms->table's length */
+	bool dirty; /* svc differs from the kernel's entry: write it after the swaps */
+	__u64 inputs; /* hash of what the table was last built from; 0: unknown */
+	struct idvec preds; /* predictor ids, in manifest order */
+	struct idvec bes; /* backend ids */
+};
+
+struct mpred {
+	bool used;
+	bool seen;
+	struct ferry_pred_meta meta;
+};
+
+struct mbackend {
+	bool used;
+	bool seen;
+	struct ferry_backend be;
+};
+
+struct ferry_sync {
+	struct ferry_dp *dp;
+	__u32 table_size;
+	int ncpus;
+	struct mservice *svcs;
+	struct mpred *preds;
+	struct mbackend *bes;
+	struct idmap svc_ids, pred_ids, be_ids;
+	__u32 svc_hint, pred_hint, be_hint;
+	/* Address markers in force: VIP address -> number of VIPs on it. */
+	struct idmap markers;
+	struct ferry_stats *percpu_buf; /* one ferry_stats row per possible CPU */
+	/*
+	 * Outer-map writes wait for an RCU grace period each (the kernel must
+	 * know no program still runs on the old inner map): they are queued and
+	 * written in one batch, one wait per sync instead of one per service.
+	 */
+	struct {
+		__u32 *ids;
+		int *fds;
+		size_t n, cap;
+	} swaps;
+	struct idvec drops; /* outer slots to clear */
+};
+
+/*
+ * Inner tables (FERRY_TABLE_MAP_FLAGS) are filled and read through mmap.
+ * An array's elements are 8-byte aligned (the kernel rounds value_size up to
+ * 8), so slot i of a __u32 table is at byte 8 * i of the mapping.
+ */
+#define TABLE_STRIDE 8
+
+__u64 hash_bytes(const void *p, size_t n);
+int idmap_init(struct idmap *m, size_t keylen, size_t cap);
+void idmap_free(struct idmap *m);
+__u32 idmap_get(const struct idmap *m, const void *key);
+int idmap_put(struct idmap *m, const void *key, __u32 val);
+void idmap_del(struct idmap *m, const void *key);
+int idvec_add(struct idvec *v, __u32 id);
+void idvec_remove(struct idvec *v, __u32 id);
+__u32 alloc_id(bool (*used)(struct ferry_sync *, __u32), struct ferry_sync *s, __u32 *hint,
+	       __u32 max);
+bool svc_used(struct ferry_sync *s, __u32 id);
+bool pred_used(struct ferry_sync *s, __u32 id);
+bool be_used(struct ferry_sync *s, __u32 id);
+void backend_key_of(struct backend_key *k, const struct ferry_backend *be);
+void pred_key_of(struct pred_key *k, __u32 svc_id, const char *name);
+int table_pin_path(const struct ferry_sync *s, __u32 id, const char *suffix, char *buf, size_t len);
+size_t table_mmap_len(__u32 slots);
+int read_table(struct ferry_sync *s, struct mservice *ms, __u32 id);
+void hist_delete(struct ferry_sync *s, __u32 id, __u8 kind, __u8 metric);
+int flush_swaps(struct ferry_sync *s);
+void svc_meta_preds(struct ferry_sync *s, __u32 svc_id, struct ferry_svc_meta *meta);
+void retire_stats(struct ferry_sync *s, __u32 be_id, __u32 pred_id);
+int sync_markers(struct ferry_sync *s);
+int rebuild_table(struct ferry_sync *s, __u32 svc_id, __u32 size, struct ferry_sync_result *res);
+size_t purge_flows(struct ferry_sync *s, const bool *dead);
+
+#endif /* FERRY_SYNC_INTERNAL_H */

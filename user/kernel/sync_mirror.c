@@ -1,0 +1,438 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The sync mirror: id maps, id allocation, and reading what the pinned maps
+ * hold at start (so ids stay stable across restarts); ferry_sync__new/free.
+ */
+#include "kernel/sync_internal.h"
+
+/* ------------------------------------------------------------- id maps */
+
+__u64 hash_bytes(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	__u64 h = 0xcbf29ce484222325ULL;
+
+	while (n--)
+		h = (h ^ *b++) * 0x100000001b3ULL;
+	return h ^ (h >> 29);
+}
+
+int idmap_init(struct idmap *m, size_t keylen, size_t cap)
+{
+	m->cap = cap;
+	m->keylen = keylen;
+	m->used = m->live = 0;
+	m->keys = calloc(cap, keylen);
+	m->vals = calloc(cap, sizeof(*m->vals));
+	m->state = calloc(cap, 1);
+	return m->keys && m->vals && m->state ? 0 : -ENOMEM;
+}
+
+void idmap_free(struct idmap *m)
+{
+	free(m->keys);
+	free(m->vals);
+	free(m->state);
+}
+
+static size_t idmap_find(const struct idmap *m, const void *key, bool *found)
+{
+	size_t i = hash_bytes(key, m->keylen) % m->cap, tomb = SIZE_MAX;
+
+	for (;;) {
+		if (!m->state[i]) {
+			*found = false;
+			return tomb != SIZE_MAX ? tomb : i;
+		}
+		if (m->state[i] == 2) {
+			if (tomb == SIZE_MAX)
+				tomb = i;
+		} else if (!memcmp(m->keys + i * m->keylen, key, m->keylen)) {
+			*found = true;
+			return i;
+		}
+		i = (i + 1) % m->cap;
+	}
+}
+
+static int idmap_grow(struct idmap *m)
+{
+	struct idmap bigger;
+	size_t i;
+	bool found;
+
+	if (idmap_init(&bigger, m->keylen, m->cap * 2))
+		return -ENOMEM;
+	for (i = 0; i < m->cap; i++) {
+		size_t j;
+
+		if (m->state[i] != 1)
+			continue;
+		j = idmap_find(&bigger, m->keys + i * m->keylen, &found);
+		memcpy(bigger.keys + j * m->keylen, m->keys + i * m->keylen, m->keylen);
+		bigger.vals[j] = m->vals[i];
+		bigger.state[j] = 1;
+		bigger.used++;
+		bigger.live++;
+	}
+	idmap_free(m);
+	*m = bigger;
+	return 0;
+}
+
+__u32 idmap_get(const struct idmap *m, const void *key)
+{
+	bool found;
+	size_t i = idmap_find(m, key, &found);
+
+	return found ? m->vals[i] : 0;
+}
+
+int idmap_put(struct idmap *m, const void *key, __u32 val)
+{
+	bool found;
+	size_t i;
+
+	if ((m->used + 1) * 2 > m->cap && idmap_grow(m))
+		return -ENOMEM;
+	i = idmap_find(m, key, &found);
+	if (!found) {
+		if (m->state[i] == 0)
+			m->used++;
+		m->live++;
+		memcpy(m->keys + i * m->keylen, key, m->keylen);
+		m->state[i] = 1;
+	}
+	m->vals[i] = val;
+	return 0;
+}
+
+void idmap_del(struct idmap *m, const void *key)
+{
+	bool found;
+	size_t i = idmap_find(m, key, &found);
+
+	if (found) {
+		m->state[i] = 2;
+		m->live--;
+	}
+}
+
+int idvec_add(struct idvec *v, __u32 id)
+{
+	if (v->n == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 8;
+		__u32 *ids = realloc(v->ids, cap * sizeof(*ids));
+
+		if (!ids)
+			return -ENOMEM;
+		v->ids = ids;
+		v->cap = cap;
+	}
+	v->ids[v->n++] = id;
+	return 0;
+}
+
+void idvec_remove(struct idvec *v, __u32 id)
+{
+	size_t i;
+
+	for (i = 0; i < v->n; i++) {
+		if (v->ids[i] == id) {
+			v->ids[i] = v->ids[--v->n];
+			return;
+		}
+	}
+}
+
+__u32 alloc_id(bool (*used)(struct ferry_sync *, __u32), struct ferry_sync *s, __u32 *hint,
+	       __u32 max)
+{
+	__u32 i, id;
+
+	for (i = 0; i < max - 1; i++) {
+		id = 1 + (*hint + i) % (max - 1);
+		if (!used(s, id)) {
+			*hint = id;
+			return id;
+		}
+	}
+	return 0;
+}
+
+bool svc_used(struct ferry_sync *s, __u32 id)
+{
+	return s->svcs[id].used;
+}
+
+bool pred_used(struct ferry_sync *s, __u32 id)
+{
+	return s->preds[id].used;
+}
+
+bool be_used(struct ferry_sync *s, __u32 id)
+{
+	return s->bes[id].used;
+}
+
+void backend_key_of(struct backend_key *k, const struct ferry_backend *be)
+{
+	memset(k, 0, sizeof(*k));
+	k->svc_id = be->svc_id;
+	k->pred_id = be->predictor_id;
+	memcpy(k->addr, be->addr, sizeof(k->addr));
+	k->port = be->port;
+	k->family = be->family;
+}
+
+void pred_key_of(struct pred_key *k, __u32 svc_id, const char *name)
+{
+	memset(k, 0, sizeof(*k));
+	k->svc_id = svc_id;
+	snprintf(k->name, sizeof(k->name), "%s", name);
+}
+
+int table_pin_path(const struct ferry_sync *s, __u32 id, const char *suffix, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s/tables/%u%s", s->dp->pin_path, id, suffix);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/*
+ * Inner tables (FERRY_TABLE_MAP_FLAGS) are filled and read through mmap.
+ * An array's elements are 8-byte aligned (the kernel rounds value_size up to
+ * 8), so slot i of a __u32 table is at byte 8 * i of the mapping.
+ */
+
+size_t table_mmap_len(__u32 slots)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	return ((size_t)slots * TABLE_STRIDE + page - 1) / page * page;
+}
+
+/* Reads an inner table through its pin. */
+int read_table(struct ferry_sync *s, struct mservice *ms, __u32 id)
+{
+	void *mem;
+	char path[PATH_MAX];
+	__u32 i, size = ms->svc.table_size;
+	int fd, err;
+
+	free(ms->table);
+	ms->table_slots = 0;
+	ms->table = calloc(size ? size : 1, sizeof(__u32));
+	if (!ms->table)
+		return -ENOMEM;
+	ms->table_slots = size;
+	err = table_pin_path(s, id, "", path, sizeof(path));
+	if (err)
+		return err;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -errno;
+	mem = mmap(NULL, table_mmap_len(size), PROT_READ, MAP_SHARED, fd, 0);
+	if (mem != MAP_FAILED) {
+		for (i = 0; i < size; i++)
+			memcpy(&ms->table[i], (char *)mem + (size_t)i * TABLE_STRIDE,
+			       sizeof(__u32));
+		munmap(mem, table_mmap_len(size));
+	} else {
+		for (i = 0; i < size && !err; i++)
+			if (bpf_map_lookup_elem(fd, &i, &ms->table[i]))
+				err = -errno;
+	}
+	close(fd);
+	return err;
+}
+
+/* The whole backends array in a few batch reads (one syscall per id before 5.6). */
+static int read_backends(struct ferry_sync *s)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	int fd = s->dp->map_fds[FERRY_M_BACKENDS];
+	const __u32 chunk = 8192;
+	struct ferry_backend *vals;
+	__u32 *keys, batch = 0, i, n, key;
+	bool first = true;
+	int err = 0;
+
+	keys = calloc(chunk, sizeof(*keys));
+	vals = calloc(chunk, sizeof(*vals));
+	if (!keys || !vals) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	for (;;) {
+		n = chunk;
+		err = bpf_map_lookup_batch(fd, first ? NULL : &batch, &batch, keys, vals, &n,
+					   &opts);
+		if (err && errno != ENOENT) {
+			err = -errno;
+			break;
+		}
+		for (i = 0; i < n; i++)
+			if (keys[i] < FERRY_MAX_BACKENDS)
+				s->bes[keys[i]].be = vals[i];
+		if (err) { /* ENOENT: the end of the map */
+			err = 0;
+			goto out_free;
+		}
+		first = false;
+	}
+	/* No batch ops: one lookup per id. */
+	for (key = 1, err = 0; key < FERRY_MAX_BACKENDS && !err; key++)
+		if (bpf_map_lookup_elem(fd, &key, &s->bes[key].be))
+			err = -errno;
+out_free:
+	free(keys);
+	free(vals);
+	return err;
+}
+
+static int load_mirror(struct ferry_sync *s)
+{
+	int *fds = s->dp->map_fds;
+	struct ferry_vip vip, *prev = NULL;
+	struct ferry_service svc;
+	__u32 id, key, *pprev = NULL;
+	int err;
+
+	while (!bpf_map_get_next_key(fds[FERRY_M_SERVICES], prev, &vip)) {
+		prev = &(struct ferry_vip){};
+		*prev = vip;
+		if (bpf_map_lookup_elem(fds[FERRY_M_SERVICES], &vip, &svc))
+			continue;
+		if (svc.flags & FERRY_SVC_F_ADDR_MARKER) {
+			err = idmap_put(&s->markers, &vip, svc.id);
+			if (err)
+				return err;
+			continue;
+		}
+		if (!svc.id || svc.id >= FERRY_MAX_SERVICES)
+			continue;
+		s->svcs[svc.id] = (struct mservice){ .used = true, .vip = vip, .svc = svc };
+		bpf_map_lookup_elem(fds[FERRY_M_SVC_META], &svc.id, &s->svcs[svc.id].meta);
+		err = read_table(s, &s->svcs[svc.id], svc.id);
+		if (err)
+			pr_warn("service %u: cannot read its table (%s); it will be rebuilt",
+				svc.id, strerror(-err));
+		err = idmap_put(&s->svc_ids, &vip, svc.id);
+		if (err)
+			return err;
+	}
+
+	while (!bpf_map_get_next_key(fds[FERRY_M_PRED_META], pprev, &key)) {
+		struct mpred *mp;
+		struct pred_key pk;
+
+		id = key;
+		pprev = &id;
+		if (key >= FERRY_MAX_PREDICTORS)
+			continue;
+		mp = &s->preds[key];
+		if (bpf_map_lookup_elem(fds[FERRY_M_PRED_META], &key, &mp->meta))
+			continue;
+		mp->used = true;
+		pred_key_of(&pk, mp->meta.svc_id, mp->meta.name);
+		err = idmap_put(&s->pred_ids, &pk, key);
+		if (!err && mp->meta.svc_id < FERRY_MAX_SERVICES && s->svcs[mp->meta.svc_id].used)
+			err = idvec_add(&s->svcs[mp->meta.svc_id].preds, key);
+		if (err)
+			return err;
+	}
+
+	err = read_backends(s);
+	if (err)
+		return err;
+	for (key = 1; key < FERRY_MAX_BACKENDS; key++) {
+		struct mbackend *mb = &s->bes[key];
+		struct backend_key bk;
+
+		if (mb->be.state == FERRY_BE_UNUSED)
+			continue;
+		mb->used = true;
+		backend_key_of(&bk, &mb->be);
+		err = idmap_put(&s->be_ids, &bk, key);
+		if (!err && mb->be.svc_id < FERRY_MAX_SERVICES && s->svcs[mb->be.svc_id].used)
+			err = idvec_add(&s->svcs[mb->be.svc_id].bes, key);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+struct ferry_sync *ferry_sync__new(struct ferry_dp *dp, const struct ferry_sync_opts *opts)
+{
+	struct ferry_sync *s;
+	int err;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->dp = dp;
+	s->table_size = opts && opts->table_size ? opts->table_size : FERRY_TABLE_SIZE_DEFAULT;
+	s->ncpus = libbpf_num_possible_cpus();
+	if (s->ncpus <= 0) {
+		err = -EINVAL;
+		goto err_free;
+	}
+	s->percpu_buf = calloc(s->ncpus, sizeof(*s->percpu_buf));
+	s->svcs = calloc(FERRY_MAX_SERVICES, sizeof(*s->svcs));
+	s->preds = calloc(FERRY_MAX_PREDICTORS, sizeof(*s->preds));
+	s->bes = calloc(FERRY_MAX_BACKENDS, sizeof(*s->bes));
+	if (!s->percpu_buf || !s->svcs || !s->preds || !s->bes) {
+		err = -ENOMEM;
+		goto err_free;
+	}
+	err = idmap_init(&s->svc_ids, sizeof(struct ferry_vip), 1024);
+	err = err ?: idmap_init(&s->pred_ids, sizeof(struct pred_key), 1024);
+	err = err ?: idmap_init(&s->be_ids, sizeof(struct backend_key), 4096);
+	err = err ?: idmap_init(&s->markers, sizeof(struct ferry_vip), 256);
+	if (err)
+		goto err_free;
+	err = load_mirror(s);
+	if (err) {
+		pr_err("cannot read the data plane state under %s: %s", dp->pin_path,
+		       strerror(-err));
+		goto err_free;
+	}
+	return s;
+
+err_free:
+	ferry_sync__free(s);
+	errno = -err;
+	return NULL;
+}
+
+void ferry_sync__free(struct ferry_sync *s)
+{
+	__u32 i;
+
+	if (!s)
+		return;
+	if (s->svcs)
+		for (i = 0; i < FERRY_MAX_SERVICES; i++) {
+			free(s->svcs[i].table);
+			free(s->svcs[i].preds.ids);
+			free(s->svcs[i].bes.ids);
+		}
+	free(s->svcs);
+	free(s->preds);
+	free(s->bes);
+	free(s->percpu_buf);
+	free(s->swaps.ids);
+	free(s->swaps.fds);
+	free(s->drops.ids);
+	idmap_free(&s->svc_ids);
+	idmap_free(&s->pred_ids);
+	idmap_free(&s->be_ids);
+	idmap_free(&s->markers);
+	free(s);
+}
+
+size_t ferry_sync__nservices(const struct ferry_sync *s)
+{
+	return s->svc_ids.live;
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Manifests in, desired state out. A store holds the Kubernetes objects
+ * ferry cares about (SeldonDeployment, EndpointSlice), from files or from the
+ * Kubernetes API, validates each the way Seldon's admission webhook does (and
+ * then by ferry's own rules), and builds a struct ferry_model from them.
+ *
+ * An object that fails to parse or validate is rejected alone: the last good
+ * version of the same object (kind, namespace, name) stays in force, and
+ * every other object is used.
+ */
+#ifndef FERRY_CONFIG_H
+#define FERRY_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+#include "model.h"
+#include "source/config_error.h"
+
+
+struct ferry_config_store;
+
+struct ferry_config_store *ferry_config_store__new(void);
+void ferry_config_store__free(struct ferry_config_store *store);
+
+/*
+ * Re-reads every *.yaml, *.yml and *.json file in dir (not recursive) and
+ * replaces the objects that came from files. Returns the number of errors
+ * found (0 when all is well), or a negative errno when dir cannot be read.
+ */
+int ferry_config_store__load_dir(struct ferry_config_store *store, const char *dir);
+
+/*
+ * Puts one object (a decoded Kubernetes object) from a non-file source such
+ * as the Kubernetes API; origin names the source in errors. The store takes
+ * its own reference. Returns 0, or a negative errno (-EINVAL when the object
+ * is rejected; the error is recorded).
+ */
+int ferry_config_store__put(struct ferry_config_store *store, json_t *object, const char *origin);
+
+struct ferry_seldon_servers;
+
+/*
+ * How Seldon's rules are judged (user/seldon_webhook.h): servers is the
+ * cluster's seldon-config (NULL: the defaults of Seldon's Helm chart; the
+ * store does not own it, it must outlive the store), and cluster_judged says
+ * that objects given to __put passed the cluster's own admission webhook, so
+ * rules that depend on the cluster's configuration are not judged again for
+ * them. Objects read from files are always judged in full.
+ */
+void ferry_config_store__set_seldon(struct ferry_config_store *store,
+				    const struct ferry_seldon_servers *servers, bool cluster_judged);
+
+/* Removes an object put by __put. Returns 0 or -ENOENT. */
+int ferry_config_store__delete(struct ferry_config_store *store, const char *kind,
+			       const char *namespace, const char *name);
+
+/*
+ * Builds the desired state from every object in force (validated, mapped,
+ * weights redistributed). Cross-object rules (a VIP claimed twice) reject an
+ * object here. Returns 0 or a negative errno; *model must be freed with
+ * ferry_model__free.
+ */
+int ferry_config_store__build(struct ferry_config_store *store, struct ferry_model *model);
+
+/* The errors of the last __load_dir, __put and __build calls, in order. */
+size_t ferry_config_store__nerrors(const struct ferry_config_store *store);
+const struct ferry_config_error *ferry_config_store__error(const struct ferry_config_store *store,
+							    size_t i);
+
+#endif /* FERRY_CONFIG_H */

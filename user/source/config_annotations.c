@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * ferry's SeldonDeployment annotations (annotations.h), one entry each: the
+ * name, its parser (which writes the value into struct sdep), and the two
+ * columns docs/configuration.md shows for it (tests/test_annotations.c
+ * checks that table against this one).
+ */
+#include "source/annotations.h"
+#include "source/config_internal.h"
+
+static int parse_ann_vip(struct vctx *c, const char *value, json_t *where, const char *field,
+			 struct sdep *sd)
+{
+	char *copy, *tok, *save = NULL;
+	int bad = 0;
+
+	copy = strdup(value);
+	if (!copy)
+		return -ENOMEM;
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		struct sd_vip *v;
+		char why[256];
+		char *end;
+
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		end = tok + strlen(tok);
+		while (end > tok && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		if (!*tok)
+			continue;
+		v = realloc(sd->vips, (sd->nvips + 1) * sizeof(*v));
+		if (!v) {
+			free(copy);
+			return -ENOMEM;
+		}
+		sd->vips = v;
+		v = &sd->vips[sd->nvips];
+		if (ferry_vip__parse(tok, &v->vip, why, sizeof(why))) {
+			verr(c, where, ANN_VIP, NULL, field, "%s", why);
+			bad = 1;
+			continue;
+		}
+		ferry_vip__format(&v->vip, v->text, sizeof(v->text));
+		for (size_t i = 0; i < sd->nvips; i++) {
+			if (!vip_cmp(&sd->vips[i].vip, &v->vip)) {
+				verr(c, where, ANN_VIP, NULL, field,
+				     "VIP %s is listed twice: list it once", v->text);
+				bad = 1;
+			}
+		}
+		sd->nvips++;
+	}
+	if (!sd->nvips && !bad) {
+		verr(c, where, ANN_VIP, NULL, field,
+		     "no VIP in \"%s\": write ADDR:PORT[,ADDR:PORT...], e.g. 198.18.100.10:8000, "
+		     "or remove the annotation",
+		     value);
+		bad = 1;
+	}
+	free(copy);
+	return bad ? -EINVAL : 0;
+}
+
+static int parse_ann_affinity(struct vctx *c, const char *value, json_t *where, const char *field,
+			      struct sdep *sd)
+{
+	if (!strcmp(value, "client-ip")) {
+		sd->flags |= FERRY_SVC_F_HASH_SRC_ADDR;
+	} else if (strcmp(value, "none")) {
+		verr(c, where, ANN_AFFINITY, NULL, field,
+		     "unknown affinity \"%s\": use client-ip (every connection of a client "
+		     "address goes to the same backend) or none",
+		     value);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_ann_latency_sample(struct vctx *c, const char *value, json_t *where,
+				    const char *field, struct sdep *sd)
+{
+	unsigned long long n;
+	char *end;
+
+	errno = 0;
+	n = strtoull(value, &end, 10);
+	if (!*value || *end || errno || n > UINT32_MAX || value[0] == '-') {
+		verr(c, where, ANN_LATENCY_SAMPLE, NULL, field,
+		     "\"%s\" is not a whole number: use 0 (off), 1 (every connection) or "
+		     "N (one connection in N)",
+		     value);
+		return -EINVAL;
+	}
+	sd->sample_every = (__u32)n;
+	return 0;
+}
+
+/* In the order they are read (and errors reported). */
+const struct ferry_annotation ferry_annotations[] = {
+	{ ANN_VIP, "`ADDR:PORT`, `[ADDR]:PORT`, `/udp` suffix, comma separated",
+	  "the deployment's VIPs, one service each (see VIPs above)", parse_ann_vip },
+	{ ANN_AFFINITY, "`client-ip`, `none` (default)",
+	  "`client-ip` sets `FERRY_SVC_F_HASH_SRC_ADDR`: every connection from one client "
+	  "address goes to the same backend",
+	  parse_ann_affinity },
+	{ ANN_LATENCY_SAMPLE, "`0` off, `1` every connection (default), `N` one connection in N",
+	  "`sample_every`", parse_ann_latency_sample },
+};
+
+const size_t ferry_nannotations = sizeof(ferry_annotations) / sizeof(ferry_annotations[0]);

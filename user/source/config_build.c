@@ -1,0 +1,638 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Cross-object rules and the mapping from objects in force to a struct
+ * ferry_model: VIP claims, slice ports, backends, weights, change notes.
+ */
+#include "source/config_internal.h"
+
+/* ----------------------------------------------------------------- build */
+
+struct build_state {
+	struct ferry_config_store *store;
+	struct entry **slices;
+	size_t nslices;
+	struct vip_owner *claims; /* VIPs of the deployments in force: the next build's owners */
+	size_t nclaims;
+	struct str_set novip, shadow, redist;
+};
+
+static int cmp_entry_by_key(const void *a, const void *b)
+{
+	const struct entry *x = *(struct entry *const *)a, *y = *(struct entry *const *)b;
+	int r = strcmp(x->ns, y->ns);
+
+	return r ? r : strcmp(x->name, y->name);
+}
+
+/* Slices are sorted by namespace, service name, name: a service's slices are a run. */
+static int slice_cmp(const struct entry *se, const char *ns, const char *service)
+{
+	int r = strcmp(se->ns, ns);
+
+	return r ? r : strcmp(se->sl->service, service);
+}
+
+static int cmp_slice_entries(const void *a, const void *b)
+{
+	const struct entry *x = *(struct entry *const *)a, *y = *(struct entry *const *)b;
+	int r = slice_cmp(x, y->ns, y->sl->service);
+
+	return r ? r : strcmp(x->name, y->name);
+}
+
+/* Index of the first slice of (ns, service), or where it would be. */
+static size_t slices_first(const struct build_state *bs, const char *ns, const char *service)
+{
+	size_t lo = 0, hi = bs->nslices;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (slice_cmp(bs->slices[mid], ns, service) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void vip_field(struct entry *e, json_t **parent, char *field, size_t len)
+{
+	json_t *md_ann = json_object_get(json_object_get(e->obj, "metadata"), "annotations");
+
+	if (json_object_get(md_ann, ANN_VIP)) {
+		*parent = md_ann;
+		snprintf(field, len, "metadata.annotations[\"%s\"]", ANN_VIP);
+	} else {
+		*parent = json_object_get(json_object_get(e->obj, "spec"), "annotations");
+		snprintf(field, len, "spec.annotations[\"%s\"]", ANN_VIP);
+	}
+}
+
+/*
+ * A VIP of one family whose predictors' slices are all of the other family
+ * is a mistake, not a wait: reject that version. report: record errors.
+ */
+static bool sdep_fits_slices(struct build_state *bs, struct entry *e, struct sdep *sd, bool report)
+{
+	struct vctx c = { .errs = &bs->store->build_errs, .mf = e->mf, .file = e->source };
+	char field[256];
+	json_t *where;
+	bool ok = true;
+
+	snprintf(c.object, sizeof(c.object), "%s %s", KIND_SDEP, sd->key);
+	vip_field(e, &where, field, sizeof(field));
+	for (size_t v = 0; v < sd->nvips; v++) {
+		const struct sd_vip *vip = &sd->vips[v];
+		const char *fam = vip->vip.family == FERRY_AF_INET6 ? "IPv6" : "IPv4";
+		const char *other = vip->vip.family == FERRY_AF_INET6 ? "IPv4" : "IPv6";
+
+		for (size_t p = 0; p < sd->npreds; p++) {
+			const struct sd_predictor *pred = &sd->preds[p];
+			size_t same = 0, otherfam = 0;
+
+			for (size_t s = slices_first(bs, sd->ns, pred->service);
+			     s < bs->nslices && !slice_cmp(bs->slices[s], sd->ns, pred->service);
+			     s++) {
+				if (bs->slices[s]->sl->family == vip->vip.family)
+					same++;
+				else
+					otherfam++;
+			}
+			if (!otherfam || same)
+				continue;
+			if (report)
+				verr(&c, where, ANN_VIP, NULL, field,
+				     "VIP %s is %s but the EndpointSlices of service %s (predictor %s) "
+				     "are %s only: use an %s VIP or publish %s endpoints",
+				     vip->text, fam, pred->service, pred->name, other, other, fam);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
+struct vip_claim {
+	struct ferry_vip vip;
+	size_t dep; /* index into the sorted deployments */
+};
+
+static int cmp_claim(const void *a, const void *b)
+{
+	const struct vip_claim *x = a, *y = b;
+	int r = vip_cmp(&x->vip, &y->vip);
+
+	if (r)
+		return r;
+	return x->dep < y->dep ? -1 : x->dep > y->dep;
+}
+
+static const char *vip_prev_owner(const struct ferry_config_store *store,
+				  const struct ferry_vip *vip)
+{
+	for (size_t i = 0; i < store->nowners; i++)
+		if (!vip_cmp(&store->owners[i].vip, vip))
+			return store->owners[i].key;
+	return NULL;
+}
+
+/* Is vip claimed by a deployment other than dep that keeps its version? */
+static bool vip_taken(const struct vip_claim *claims, size_t nclaims, const bool *lost,
+		      const struct ferry_vip *vip, size_t dep)
+{
+	for (size_t k = 0; k < nclaims; k++)
+		if (!vip_cmp(&claims[k].vip, vip) && claims[k].dep != dep && !lost[claims[k].dep])
+			return true;
+	return false;
+}
+
+/*
+ * A VIP claimed by several deployments goes to the one that held it at the
+ * last build, else to the first by namespace/name; every other claimant is
+ * rejected and falls back to the version of the last build when that one
+ * still fits. cand[i] is each deployment's candidate version; fills used[].
+ */
+static int resolve_vips(struct build_state *bs, struct entry **deps, size_t ndeps,
+			struct sdep **cand, struct sdep **used)
+{
+	struct vip_claim *claims = NULL;
+	size_t nclaims = 0, cap = 0;
+	bool *lost;
+
+	lost = calloc(ndeps + 1, sizeof(*lost));
+	if (!lost)
+		return -ENOMEM;
+	for (size_t i = 0; i < ndeps; i++) {
+		for (size_t v = 0; cand[i] && v < cand[i]->nvips; v++) {
+			if (nclaims == cap) {
+				struct vip_claim *nc;
+
+				cap = cap ? cap * 2 : 64;
+				nc = realloc(claims, cap * sizeof(*nc));
+				if (!nc) {
+					free(claims);
+					free(lost);
+					return -ENOMEM;
+				}
+				claims = nc;
+			}
+			claims[nclaims].vip = cand[i]->vips[v].vip;
+			claims[nclaims].dep = i;
+			nclaims++;
+		}
+	}
+	if (nclaims)
+		qsort(claims, nclaims, sizeof(*claims), cmp_claim);
+
+	for (size_t a = 0, b; a < nclaims; a = b) {
+		const char *owner = vip_prev_owner(bs->store, &claims[a].vip);
+		size_t w = a;
+
+		for (b = a + 1; b < nclaims && !vip_cmp(&claims[a].vip, &claims[b].vip); b++)
+			;
+		for (size_t k = a; owner && k < b; k++) {
+			if (!strcmp(cand[claims[k].dep]->key, owner)) {
+				w = k;
+				break;
+			}
+		}
+		for (size_t k = a; k < b; k++) {
+			size_t i = claims[k].dep;
+			struct entry *e = deps[i];
+			struct vctx c = { .errs = &bs->store->build_errs,
+					  .mf = e->mf,
+					  .file = e->source };
+			const char *winner = cand[claims[w].dep]->key;
+			char field[256], text[64];
+			json_t *where;
+
+			if (k == w)
+				continue;
+			lost[i] = true;
+			if (cand[i] != e->sd)
+				continue; /* an older version: its newer one was reported already */
+			snprintf(c.object, sizeof(c.object), "%s %s", KIND_SDEP, cand[i]->key);
+			vip_field(e, &where, field, sizeof(field));
+			ferry_vip__format(&claims[k].vip, text, sizeof(text));
+			verr(&c, where, ANN_VIP, NULL, field,
+			     "VIP %s is already used by SeldonDeployment %s: give this deployment "
+			     "another VIP or remove it from %s",
+			     text, winner, winner);
+		}
+	}
+
+	for (size_t i = 0; i < ndeps; i++) {
+		struct sdep *fb = deps[i]->built;
+		bool free_vips = true;
+
+		if (!cand[i])
+			continue;
+		if (!lost[i]) {
+			used[i] = cand[i];
+			continue;
+		}
+		if (!fb || fb == cand[i] || !sdep_fits_slices(bs, deps[i], fb, false))
+			continue;
+		for (size_t v = 0; v < fb->nvips && free_vips; v++)
+			free_vips = !vip_taken(claims, nclaims, lost, &fb->vips[v].vip, i);
+		if (free_vips) {
+			pr_warn("%s: SeldonDeployment %s: rejected; keeping the version in force",
+				deps[i]->source, fb->key);
+			used[i] = fb;
+		}
+	}
+	free(claims);
+	free(lost);
+	return 0;
+}
+
+/* The slice port for a VIP: by name (http/grpc), the only one, or the same number. */
+static const struct sl_port *pick_port(const struct slice *sl, const struct ferry_vip *vip)
+{
+	const char *want = ntohs(vip->port) == 8000 ? "http" :
+			   ntohs(vip->port) == 5001 ? "grpc" :
+						      NULL;
+	const struct sl_port *only = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < sl->nports; i++) {
+		if (sl->ports[i].proto != vip->proto)
+			continue;
+		if (want && !strcmp(sl->ports[i].name, want))
+			return &sl->ports[i];
+		only = &sl->ports[i];
+		n++;
+	}
+	if (n == 1)
+		return only;
+	for (size_t i = 0; i < sl->nports; i++)
+		if (sl->ports[i].proto == vip->proto && sl->ports[i].port == ntohs(vip->port))
+			return &sl->ports[i];
+	return NULL;
+}
+
+static int cmp_backend(const void *a, const void *b)
+{
+	const struct ferry_model_backend *x = a, *y = b;
+	int r;
+
+	if (x->family != y->family)
+		return x->family < y->family ? -1 : 1;
+	r = memcmp(x->addr, y->addr, sizeof(x->addr));
+	if (r)
+		return r;
+	if (x->port != y->port)
+		return ntohs(x->port) < ntohs(y->port) ? -1 : 1;
+	return 0;
+}
+
+static int gather_backends(struct build_state *bs, const struct sdep *sd, const struct sd_vip *vip,
+			   const struct sd_predictor *pred, struct ferry_model_predictor *mp)
+{
+	size_t cap = 0, n = 0;
+
+	for (size_t s = slices_first(bs, sd->ns, pred->service);
+	     s < bs->nslices && !slice_cmp(bs->slices[s], sd->ns, pred->service); s++) {
+		struct entry *se = bs->slices[s];
+		const struct slice *sl = se->sl;
+		const struct sl_port *port;
+
+		if (sl->family != vip->vip.family || !sl->neps)
+			continue;
+		port = pick_port(sl, &vip->vip);
+		if (!port) {
+			struct vctx c = { .errs = &bs->store->build_errs,
+					  .mf = se->mf,
+					  .file = se->source };
+
+			snprintf(c.object, sizeof(c.object), "%s %.63s/%.230s", KIND_SLICE, se->ns,
+				 se->name);
+			if (ntohs(vip->vip.port) == 8000 || ntohs(vip->vip.port) == 5001)
+				verr(&c, se->obj, "ports", NULL, "ports",
+				     "no port for VIP %s of SeldonDeployment %s (predictor %s): "
+				     "name a port %s (Seldon's port for %u), keep a single %s "
+				     "port, or add one numbered %u; this slice's endpoints are not "
+				     "used",
+				     vip->text, sd->key, pred->name,
+				     ntohs(vip->vip.port) == 5001 ? "grpc" : "http",
+				     ntohs(vip->vip.port),
+				     vip->vip.proto == IPPROTO_UDP ? "UDP" : "TCP",
+				     ntohs(vip->vip.port));
+			else
+				/* Names pick a port only for Seldon's own 8000 (http) and 5001 (grpc). */
+				verr(&c, se->obj, "ports", NULL, "ports",
+				     "no port for VIP %s of SeldonDeployment %s (predictor %s): a "
+				     "VIP on port %u needs the slice to have a single %s port, or "
+				     "one numbered %u (port names choose only for VIP ports 8000 "
+				     "and 5001); this slice's endpoints are not used",
+				     vip->text, sd->key, pred->name, ntohs(vip->vip.port),
+				     vip->vip.proto == IPPROTO_UDP ? "UDP" : "TCP",
+				     ntohs(vip->vip.port));
+			continue;
+		}
+		if (n + sl->neps > cap) {
+			struct ferry_model_backend *nb;
+
+			cap = (n + sl->neps) * 2;
+			nb = realloc(mp->backends, cap * sizeof(*nb));
+			if (!nb)
+				return -ENOMEM;
+			mp->backends = nb;
+		}
+		for (size_t i = 0; i < sl->neps; i++) {
+			struct ferry_model_backend *b = &mp->backends[n++];
+
+			memset(b, 0, sizeof(*b));
+			b->family = sl->family;
+			b->state = sl->eps[i].state;
+			b->port = htons(port->port);
+			memcpy(b->addr, sl->eps[i].addr, sizeof(b->addr));
+		}
+	}
+	if (!n)
+		return 0;
+	qsort(mp->backends, n, sizeof(*mp->backends), cmp_backend);
+	/* The same address:port in two slices is one backend; the most available state wins. */
+	mp->nbackends = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct ferry_model_backend *last =
+			mp->nbackends ? &mp->backends[mp->nbackends - 1] : NULL;
+
+		if (last && !cmp_backend(last, &mp->backends[i])) {
+			if (mp->backends[i].state < last->state)
+				last->state = mp->backends[i].state;
+			continue;
+		}
+		mp->backends[mp->nbackends++] = mp->backends[i];
+	}
+	return 0;
+}
+
+/*
+ * A predictor with weight and no active backend gives its share to the
+ * others in proportion to their weights; the sum is FERRY_WEIGHT_ONE, the
+ * rounding difference going to the largest.
+ */
+static int redistribute(struct build_state *bs, const struct sdep *sd,
+			struct ferry_model_service *svc)
+{
+	__u64 sum = 0;
+	size_t nactive = 0, largest = 0;
+	__u32 total = 0;
+	bool *active;
+
+	active = calloc(svc->npredictors + 1, sizeof(*active));
+	if (!active)
+		return -ENOMEM;
+	for (size_t p = 0; p < svc->npredictors; p++) {
+		struct ferry_model_predictor *mp = &svc->predictors[p];
+
+		mp->weight_effective = 0;
+		if (mp->shadow)
+			continue;
+		for (size_t b = 0; b < mp->nbackends && !active[p]; b++)
+			active[p] = mp->backends[b].state == FERRY_BE_ACTIVE;
+		if (active[p]) {
+			nactive++;
+			sum += mp->weight_configured;
+		}
+	}
+	for (size_t p = 0; p < svc->npredictors; p++) {
+		struct ferry_model_predictor *mp = &svc->predictors[p];
+		char key[FERRY_NAME_LEN + FERRY_PRED_NAME_LEN + 16];
+
+		if (mp->shadow || active[p] || !mp->weight_configured)
+			continue;
+		/* "|" then what happens to its share: 'R' redistributed, 'D' dropped (none active). */
+		snprintf(key, sizeof(key), "%s predictor %s|%c", sd->key, mp->name,
+			 nactive ? 'R' : 'D');
+		if (!str_set_has(&bs->redist, key) && str_set_add(&bs->redist, key)) {
+			free(active);
+			return -ENOMEM;
+		}
+	}
+	for (size_t p = 0; nactive && p < svc->npredictors; p++) {
+		struct ferry_model_predictor *mp = &svc->predictors[p];
+
+		if (!active[p])
+			continue;
+		/* Active predictors all at 0 (explicit): split evenly rather than drop all. */
+		mp->weight_effective =
+			sum ? (__u32)((__u64)mp->weight_configured * FERRY_WEIGHT_ONE / sum) :
+			      FERRY_WEIGHT_ONE / (__u32)nactive;
+		total += mp->weight_effective;
+		if (mp->weight_effective > svc->predictors[largest].weight_effective ||
+		    !active[largest])
+			largest = p;
+	}
+	if (nactive)
+		svc->predictors[largest].weight_effective += FERRY_WEIGHT_ONE - total;
+	free(active);
+	return 0;
+}
+
+static int build_service(struct build_state *bs, const struct sdep *sd, const struct sd_vip *vip,
+			 struct ferry_model_service *svc)
+{
+	int err;
+
+	memset(svc, 0, sizeof(*svc));
+	svc->vip = vip->vip;
+	snprintf(svc->deployment, sizeof(svc->deployment), "%s", sd->key);
+	svc->flags = sd->flags;
+	svc->sample_every = sd->sample_every;
+	svc->predictors = calloc(sd->npreds, sizeof(*svc->predictors));
+	if (!svc->predictors)
+		return -ENOMEM;
+	svc->npredictors = sd->npreds;
+	for (size_t p = 0; p < sd->npreds; p++) {
+		struct ferry_model_predictor *mp = &svc->predictors[p];
+
+		snprintf(mp->name, sizeof(mp->name), "%s", sd->preds[p].name);
+		mp->weight_configured = sd->preds[p].weight;
+		mp->shadow = sd->preds[p].shadow;
+		err = gather_backends(bs, sd, vip, &sd->preds[p], mp);
+		if (err)
+			return err;
+	}
+	return redistribute(bs, sd, svc);
+}
+
+static int cmp_service(const void *a, const void *b)
+{
+	const struct ferry_model_service *x = a, *y = b;
+	int r = vip_cmp(&x->vip, &y->vip);
+
+	return r ? r : strcmp(x->deployment, y->deployment);
+}
+
+/* Logs what changed since the last build, once per change. */
+static void note_changes(struct ferry_config_store *store, struct build_state *bs)
+{
+	for (size_t i = 0; i < bs->novip.n; i++)
+		if (!str_set_has(&store->noted_novip, bs->novip.v[i]))
+			pr_info("SeldonDeployment %s: no %s annotation: not balanced by ferry",
+				bs->novip.v[i], ANN_VIP);
+	for (size_t i = 0; i < bs->shadow.n; i++)
+		if (!str_set_has(&store->noted_shadow, bs->shadow.v[i]))
+			pr_warn("SeldonDeployment %s: shadow predictor accepted but not served: an "
+				"L4 balancer cannot mirror a TCP stream",
+				bs->shadow.v[i]);
+	for (size_t i = 0; i < bs->redist.n; i++) {
+		const char *v = bs->redist.v[i];
+		int len = (int)(strrchr(v, '|') - v);
+
+		if (str_set_has(&store->noted_redist, v))
+			continue;
+		if (v[len + 1] == 'R')
+			pr_warn("SeldonDeployment %.*s has no ready backend; its traffic goes to the "
+				"other predictors in proportion to their weights",
+				len, v);
+		else
+			pr_warn("SeldonDeployment %.*s has no ready backend, nor has any other "
+				"predictor: new connections to the VIP are dropped",
+				len, v);
+	}
+	for (size_t i = 0; i < store->noted_redist.n; i++) {
+		const char *v = store->noted_redist.v[i];
+		int len = (int)(strrchr(v, '|') - v);
+		bool still = false;
+
+		for (size_t j = 0; j < bs->redist.n && !still; j++)
+			still = !strncmp(bs->redist.v[j], v, (size_t)len + 1);
+		if (!still)
+			pr_info("SeldonDeployment %.*s has a ready backend again; it gets its "
+				"configured traffic",
+				len, v);
+	}
+	str_set_free(&store->noted_novip);
+	str_set_free(&store->noted_shadow);
+	str_set_free(&store->noted_redist);
+	store->noted_novip = bs->novip;
+	store->noted_shadow = bs->shadow;
+	store->noted_redist = bs->redist;
+	memset(&bs->novip, 0, sizeof(bs->novip));
+	memset(&bs->shadow, 0, sizeof(bs->shadow));
+	memset(&bs->redist, 0, sizeof(bs->redist));
+}
+
+int ferry_config_store__build(struct ferry_config_store *store, struct ferry_model *model)
+{
+	struct build_state bs = { .store = store };
+	struct entry **deps = NULL;
+	struct sdep **used = NULL, **cand = NULL;
+	size_t ndeps = 0, nsvc = 0;
+	int err = 0;
+
+	memset(model, 0, sizeof(*model));
+	errs_clear(&store->build_errs);
+	for (size_t i = 0; i < store->nentries; i++) {
+		struct entry *e = store->entries[i];
+
+		if (e->kind == OBJ_SLICE)
+			err = entries_push(&bs.slices, &bs.nslices, e);
+		else
+			err = entries_push(&deps, &ndeps, e);
+		if (err)
+			goto out_free;
+	}
+	if (ndeps)
+		qsort(deps, ndeps, sizeof(*deps), cmp_entry_by_key);
+	if (bs.nslices)
+		qsort(bs.slices, bs.nslices, sizeof(*bs.slices), cmp_slice_entries);
+	used = calloc(ndeps + 1, sizeof(*used));
+	if (!used) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+
+	/* The version of each deployment in force: slices first, then VIP ownership. */
+	cand = calloc(ndeps + 1, sizeof(*cand));
+	if (!cand) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	for (size_t i = 0; i < ndeps; i++) {
+		struct entry *e = deps[i];
+
+		if (sdep_fits_slices(&bs, e, e->sd, true)) {
+			cand[i] = e->sd;
+		} else if (e->built && e->built != e->sd &&
+			   sdep_fits_slices(&bs, e, e->built, false)) {
+			pr_warn("%s: SeldonDeployment %s: rejected; keeping the version in force",
+				e->source, e->sd->key);
+			cand[i] = e->built;
+		}
+	}
+	err = resolve_vips(&bs, deps, ndeps, cand, used);
+	if (err)
+		goto out_free;
+	for (size_t i = 0; i < ndeps; i++) {
+		struct sdep *sd = used[i];
+
+		if (!sd)
+			continue;
+		if (!sd->nvips) {
+			err = str_set_add(&bs.novip, sd->key);
+			if (err)
+				goto out_free;
+			continue;
+		}
+		if (sd->has_shadow && (err = str_set_add(&bs.shadow, sd->key)))
+			goto out_free;
+		for (size_t v = 0; v < sd->nvips; v++) {
+			struct vip_owner *nc = realloc(bs.claims, (bs.nclaims + 1) * sizeof(*nc));
+
+			if (!nc) {
+				err = -ENOMEM;
+				goto out_free;
+			}
+			bs.claims = nc;
+			nc[bs.nclaims].vip = sd->vips[v].vip;
+			snprintf(nc[bs.nclaims].key, sizeof(nc->key), "%s", sd->key);
+			bs.nclaims++;
+			nsvc++;
+		}
+	}
+
+	model->services = calloc(nsvc + 1, sizeof(*model->services));
+	if (!model->services) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	for (size_t i = 0; i < ndeps; i++) {
+		for (size_t v = 0; used[i] && v < used[i]->nvips; v++) {
+			err = build_service(&bs, used[i], &used[i]->vips[v],
+					    &model->services[model->nservices++]);
+			if (err)
+				goto out_free;
+		}
+	}
+	qsort(model->services, model->nservices, sizeof(*model->services), cmp_service);
+
+	/* Commit: this build's VIP owners and versions are what the next build defends. */
+	free(store->owners);
+	store->owners = bs.claims;
+	store->nowners = bs.nclaims;
+	bs.claims = NULL;
+	for (size_t i = 0; i < ndeps; i++) {
+		if (!used[i] || used[i] == deps[i]->built)
+			continue;
+		sdep_put(deps[i]->built);
+		deps[i]->built = sdep_get(used[i]);
+	}
+	note_changes(store, &bs);
+
+out_free:
+	if (err)
+		ferry_model__free(model);
+	free(used);
+	free(cand);
+	free(deps);
+	free(bs.slices);
+	free(bs.claims);
+	str_set_free(&bs.novip);
+	str_set_free(&bs.shadow);
+	str_set_free(&bs.redist);
+	return err;
+}

@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The manifest store (config.h): validates SeldonDeployment and EndpointSlice
+ * objects the way Seldon's admission webhook does, then by ferry's own rules,
+ * keeps the last good version of every object, and maps what is in force to
+ * a struct ferry_model. docs/configuration.md is the user's view of this file.
+ *
+ * Validation runs in two stages. Rules about one object alone run when the
+ * object comes in (__load_dir, __put), so a bad object never replaces a good
+ * one. Rules that need other objects (a VIP claimed twice, a VIP whose family
+ * no EndpointSlice serves) run in __build, which falls back to the version of
+ * a deployment that the previous build used.
+ *
+ * This header is private to user/source/config_*.c: the validated object
+ * types and the helpers the rule files share. One file per concern:
+ * helpers, vip, sdep, slice, object, store, build.
+ */
+#ifndef FERRY_CONFIG_INTERNAL_H
+#define FERRY_CONFIG_INTERNAL_H
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "addr.h"
+#include "source/annotations.h"
+#include "log.h"
+#include "source/config.h"
+#include "source/manifest.h"
+
+#define ANN_VIP "ferry.io/vip"
+#define ANN_AFFINITY "ferry.io/affinity"
+#define ANN_LATENCY_SAMPLE "ferry.io/latency-sample"
+#define ANN_SVC_NAME "seldon.io/svc-name"
+#define LABEL_SERVICE_NAME "kubernetes.io/service-name"
+
+#define KIND_SDEP "SeldonDeployment"
+#define KIND_SLICE "EndpointSlice"
+
+/* Kubernetes names: 253 characters at most (DNS subdomain). */
+#define K8S_NAME_LEN 256
+
+enum obj_kind {
+	OBJ_SDEP = 1,
+	OBJ_SLICE,
+};
+
+struct sd_predictor {
+	char name[FERRY_PRED_NAME_LEN];
+	__u32 weight; /* ppm */
+	bool shadow;
+	char service[K8S_NAME_LEN]; /* EndpointSlices labelled with this service name */
+};
+
+struct sd_vip {
+	struct ferry_vip vip;
+	char text[64];
+};
+
+/* A validated SeldonDeployment; shared (refcounted) between an entry and its last build. */
+struct sdep {
+	int refcnt;
+	char ns[K8S_NAME_LEN];
+	char key[FERRY_NAME_LEN]; /* "namespace/name" */
+	struct sd_vip *vips;
+	size_t nvips;
+	__u32 flags;
+	__u32 sample_every;
+	struct sd_predictor *preds;
+	size_t npreds;
+	bool has_shadow;
+};
+
+struct sl_port {
+	char name[K8S_NAME_LEN];
+	__u16 port;
+	__u8 proto;
+};
+
+struct sl_endpoint {
+	__be32 addr[4];
+	__u8 state;
+};
+
+struct slice {
+	char service[K8S_NAME_LEN];
+	__u8 family;
+	struct sl_port *ports;
+	size_t nports;
+	struct sl_endpoint *eps;
+	size_t neps;
+};
+
+struct entry {
+	enum obj_kind kind;
+	char ns[K8S_NAME_LEN];
+	char name[K8S_NAME_LEN];
+	char key[2 * K8S_NAME_LEN + 32]; /* entry_key(): "Kind/namespace/name" */
+	bool from_file;
+	char source[256]; /* file path, or the origin given to __put */
+	struct ferry_manifest *mf; /* NULL for objects from __put */
+	json_t *obj;
+	struct sdep *sd;
+	struct slice *sl;
+	struct sdep *built; /* the version the last __build put in force */
+};
+
+struct stored_error {
+	struct ferry_config_error e;
+	char key[2 * K8S_NAME_LEN + 32]; /* object key, for __put errors */
+};
+
+struct error_list {
+	struct stored_error *v;
+	size_t n, cap;
+};
+
+struct vip_owner {
+	struct ferry_vip vip;
+	char key[FERRY_NAME_LEN];
+};
+
+struct str_set {
+	char **v;
+	size_t n;
+};
+
+struct ferry_config_store {
+	struct entry **entries;
+	size_t nentries;
+	struct error_list load_errs, put_errs, build_errs;
+	struct vip_owner *owners; /* VIP -> deployment, as of the last build */
+	size_t nowners;
+	/* What has been logged, so that each condition is logged once per change. */
+	struct str_set noted_novip, noted_shadow, noted_redist;
+	/*
+	 * Parsed files by path, with the stat that identifies their content:
+	 * a sync after one edit re-parses one file, not the whole directory.
+	 */
+	struct parsed_file *parsed;
+	size_t nparsed;
+	unsigned int load_gen;
+	/* Seldon's rules: seldon-config's servers (NULL: the Helm chart's), see __set_seldon. */
+	const struct ferry_seldon_servers *seldon_servers;
+	bool seldon_cluster_judged;
+};
+
+struct parsed_file {
+	char *path;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+	struct ferry_manifest *mf;
+	unsigned int seen; /* load_gen of the last load that found the file */
+};
+
+/* Validation context: where the object came from, for errors. */
+struct vctx {
+	struct error_list *errs;
+	const struct ferry_manifest *mf;
+	const char *file;
+	const char *errkey;
+	char object[320];
+	int nerrs;
+	const struct ferry_seldon_servers *seldon_servers;
+	bool seldon_cluster_judged; /* the object passed the cluster's own webhook */
+};
+
+/* config_helpers.c */
+int errs_push(struct error_list *l, const struct ferry_config_error *e, const char *key);
+void errs_clear(struct error_list *l);
+void errs_drop_key(struct error_list *l, const char *key);
+const char *json_type_name(const json_t *v);
+json_t *get_object(struct vctx *c, json_t *parent, const char *key, const char *field);
+const char *get_string(struct vctx *c, json_t *parent, const char *key, const char *field,
+		       bool *bad);
+int str_set_add(struct str_set *s, const char *v);
+bool str_set_has(const struct str_set *s, const char *v);
+void str_set_free(struct str_set *s);
+void sdep_put(struct sdep *sd);
+struct sdep *sdep_get(struct sdep *sd);
+void slice_free(struct slice *sl);
+void entry_free(struct entry *e);
+const char *kind_name(enum obj_kind kind);
+void entry_key(enum obj_kind kind, const char *ns, const char *name, char *buf, size_t len);
+
+/* config_vip.c */
+int vip_cmp(const struct ferry_vip *a, const struct ferry_vip *b);
+
+/* config_sdep.c */
+int parse_sdep(struct vctx *c, json_t *obj, const char *ns, struct sdep **out);
+
+/* config_slice.c */
+int parse_slice(struct vctx *c, json_t *obj, struct slice **out);
+
+/* config_object.c */
+int object_parse(struct vctx *c, json_t *obj, const char *kind, const char *api_version,
+		 struct entry **out, char *key, size_t keylen);
+struct entry *find_entry(struct entry **v, size_t n, const char *key, bool want_file,
+			 bool any_origin);
+int entries_push(struct entry ***v, size_t *n, struct entry *e);
+
+/*
+ * verr is static inline here, not exported: libc declares a verr() of its own
+ * in <err.h>.
+ */
+static inline void verr(struct vctx *c, const json_t *parent, const char *key, const json_t *node,
+			const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+
+/*
+ * Records an error at a value: by parent and key when the value is a member
+ * (or missing: then the parent's position), else by the node itself.
+ */
+static inline void verr(struct vctx *c, const json_t *parent, const char *key, const json_t *node,
+			const char *field, const char *fmt, ...)
+{
+	struct ferry_config_error e = {};
+	va_list ap;
+
+	snprintf(e.file, sizeof(e.file), "%s", c->file);
+	snprintf(e.object, sizeof(e.object), "%s", c->object);
+	snprintf(e.field, sizeof(e.field), "%s", field ? field : "");
+	if (!ferry_manifest__pos(c->mf, parent, key, node, &e.line, &e.column) &&
+	    !(node && ferry_manifest__pos(c->mf, NULL, NULL, node, &e.line, &e.column)) &&
+	    !(parent && ferry_manifest__pos(c->mf, NULL, NULL, parent, &e.line, &e.column)))
+		e.line = e.column = 0;
+	va_start(ap, fmt);
+	vsnprintf(e.message, sizeof(e.message), fmt, ap);
+	va_end(ap);
+	c->nerrs++;
+	if (errs_push(c->errs, &e, c->errkey))
+		pr_err("out of memory recording a configuration error");
+}
+
+#endif /* FERRY_CONFIG_INTERNAL_H */

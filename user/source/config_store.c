@@ -1,0 +1,476 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The store: objects from files (parsed-file cache, load_dir) and from the
+ * Kubernetes API (put, delete); the last good version of each object stays.
+ */
+#include "source/config_internal.h"
+
+/* ----------------------------------------------------------------- store */
+
+struct ferry_config_store *ferry_config_store__new(void)
+{
+	return calloc(1, sizeof(struct ferry_config_store));
+}
+
+void ferry_config_store__free(struct ferry_config_store *store)
+{
+	if (!store)
+		return;
+	for (size_t i = 0; i < store->nentries; i++)
+		entry_free(store->entries[i]);
+	free(store->entries);
+	free(store->load_errs.v);
+	free(store->put_errs.v);
+	free(store->build_errs.v);
+	free(store->owners);
+	str_set_free(&store->noted_novip);
+	str_set_free(&store->noted_shadow);
+	str_set_free(&store->noted_redist);
+	for (size_t i = 0; i < store->nparsed; i++) {
+		free(store->parsed[i].path);
+		ferry_manifest__put(store->parsed[i].mf);
+	}
+	free(store->parsed);
+	free(store);
+}
+
+static bool same_file(const struct parsed_file *pf, const struct stat *st)
+{
+	return pf->dev == st->st_dev && pf->ino == st->st_ino && pf->size == st->st_size &&
+	       pf->mtime.tv_sec == st->st_mtim.tv_sec && pf->mtime.tv_nsec == st->st_mtim.tv_nsec &&
+	       pf->ctime.tv_sec == st->st_ctim.tv_sec && pf->ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+/* The file's parsed manifest, from the cache when its stat is unchanged. */
+static struct ferry_manifest *parse_cached(struct ferry_config_store *store, const char *path,
+					   struct ferry_config_error *perr)
+{
+	struct parsed_file *pf = NULL;
+	struct ferry_manifest *mf;
+	struct stat st;
+	size_t i;
+
+	if (stat(path, &st))
+		return ferry_manifest__load(path, perr);
+	for (i = 0; i < store->nparsed && !pf; i++)
+		if (!strcmp(store->parsed[i].path, path))
+			pf = &store->parsed[i];
+	if (pf && same_file(pf, &st)) {
+		pf->seen = store->load_gen;
+		return ferry_manifest__get(pf->mf);
+	}
+	mf = ferry_manifest__load(path, perr);
+	if (!mf)
+		return NULL;
+	if (!pf) {
+		struct parsed_file *more =
+			realloc(store->parsed, (store->nparsed + 1) * sizeof(*more));
+
+		if (!more)
+			return mf; /* not cached: parsed again next time */
+		store->parsed = more;
+		pf = &store->parsed[store->nparsed];
+		memset(pf, 0, sizeof(*pf));
+		pf->path = strdup(path);
+		if (!pf->path)
+			return mf;
+		store->nparsed++;
+	}
+	ferry_manifest__put(pf->mf);
+	pf->mf = ferry_manifest__get(mf);
+	pf->dev = st.st_dev;
+	pf->ino = st.st_ino;
+	pf->size = st.st_size;
+	pf->mtime = st.st_mtim;
+	pf->ctime = st.st_ctim;
+	pf->seen = store->load_gen;
+	return mf;
+}
+
+/* Forgets files the last load did not find (deleted, or no longer parsing). */
+static void prune_parsed(struct ferry_config_store *store)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < store->nparsed; i++) {
+		if (store->parsed[i].seen == store->load_gen) {
+			store->parsed[k++] = store->parsed[i];
+			continue;
+		}
+		free(store->parsed[i].path);
+		ferry_manifest__put(store->parsed[i].mf);
+	}
+	store->nparsed = k;
+}
+
+static bool manifest_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (name[0] == '.') /* ConfigMap volumes keep ..data and friends beside the files */
+		return false;
+	return (n > 5 && !strcmp(name + n - 5, ".yaml")) ||
+	       (n > 4 && !strcmp(name + n - 4, ".yml")) ||
+	       (n > 5 && !strcmp(name + n - 5, ".json"));
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+struct load_state {
+	struct ferry_config_store *store;
+	struct entry **fresh; /* file objects read by this load */
+	size_t nfresh;
+	json_t *index; /* entry key -> index in fresh, so that lookups stay O(1) */
+	struct str_set rejected; /* keys of objects rejected by this load */
+	struct str_set failed_files; /* files that did not parse */
+};
+
+static struct entry *fresh_find(const struct load_state *ls, const char *key)
+{
+	json_t *i = json_object_get(ls->index, key);
+
+	return i ? ls->fresh[json_integer_value(i)] : NULL;
+}
+
+static int load_object(struct load_state *ls, struct ferry_manifest *mf, json_t *obj,
+		       const char *kind, const char *api_version)
+{
+	struct vctx c = { .errs = &ls->store->load_errs,
+			  .mf = mf,
+			  .file = ferry_manifest__name(mf),
+			  .seldon_servers = ls->store->seldon_servers };
+	char key[2 * K8S_NAME_LEN + 32];
+	struct entry *e, *other;
+	int ret;
+
+	ret = object_parse(&c, obj, kind, api_version, &e, key, sizeof(key));
+	if (ret == -EINVAL && key[0])
+		return str_set_add(&ls->rejected, key);
+	if (ret <= 0)
+		return ret == -ENOMEM ? ret : 0;
+	e->from_file = true;
+	e->mf = ferry_manifest__get(mf);
+	other = fresh_find(ls, key);
+	if (!other)
+		other = find_entry(ls->store->entries, ls->store->nentries, key, false, false);
+	if (other) {
+		verr(&c, NULL, NULL, obj, "",
+		     "defined again: %s already defines this object; the first one is used, "
+		     "delete one of them",
+		     other->source);
+		entry_free(e);
+		return 0;
+	}
+	if (json_object_set_new(ls->index, key, json_integer((json_int_t)ls->nfresh)) ||
+	    entries_push(&ls->fresh, &ls->nfresh, e)) {
+		entry_free(e);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int load_file(struct load_state *ls, const char *path)
+{
+	struct ferry_config_error perr;
+	struct ferry_manifest *mf;
+	int ret = 0;
+
+	mf = parse_cached(ls->store, path, &perr);
+	if (!mf) {
+		if (errno == ENOMEM)
+			return -ENOMEM;
+		if (errs_push(&ls->store->load_errs, &perr, NULL))
+			return -ENOMEM;
+		return str_set_add(&ls->failed_files, path);
+	}
+	if (!ferry_manifest__ndocs(mf)) {
+		/*
+		 * An empty file is a write in progress ('kubectl get -o yaml > f'
+		 * truncates first): keep what the file held until it has content or
+		 * is deleted, rather than delete its deployments and their flows.
+		 */
+		pr_info("%s: empty; keeping its objects as they were until it is written or removed",
+			path);
+		ferry_manifest__put(mf);
+		return str_set_add(&ls->failed_files, path);
+	}
+	for (size_t d = 0; d < ferry_manifest__ndocs(mf) && !ret; d++) {
+		json_t *doc = ferry_manifest__doc(mf, d), *items;
+		const char *kind = json_string_value(json_object_get(doc, "kind"));
+		const char *apiv = json_string_value(json_object_get(doc, "apiVersion"));
+		size_t klen = kind ? strlen(kind) : 0;
+
+		if (!json_is_object(doc)) {
+			struct vctx c = { .errs = &ls->store->load_errs, .mf = mf, .file = path };
+
+			verr(&c, NULL, NULL, doc, "",
+			     "expected a Kubernetes object (a mapping with apiVersion and kind), "
+			     "found %s",
+			     json_type_name(doc));
+			continue;
+		}
+		items = json_object_get(doc, "items");
+		if (klen >= 4 && !strcmp(kind + klen - 4, "List") && json_is_array(items)) {
+			/* kubectl get -o yaml: kind List; typed lists (FooList) may omit item kinds. */
+			char item_kind[128] = "";
+
+			if (klen > 4 && klen - 4 < sizeof(item_kind))
+				snprintf(item_kind, sizeof(item_kind), "%.*s", (int)(klen - 4),
+					 kind);
+			for (size_t i = 0; i < json_array_size(items) && !ret; i++) {
+				json_t *item = json_array_get(items, i);
+				const char *ik = json_string_value(json_object_get(item, "kind"));
+				const char *ia =
+					json_string_value(json_object_get(item, "apiVersion"));
+
+				if (!json_is_object(item))
+					continue;
+				ret = load_object(ls, mf, item, ik ? ik : item_kind,
+						  ia ? ia : apiv);
+			}
+			continue;
+		}
+		ret = load_object(ls, mf, doc, kind, apiv);
+	}
+	ferry_manifest__put(mf);
+	return ret;
+}
+
+/*
+ * Long on purpose: one directory pass (scan, sort, parse, replace, prune) whose
+ * steps share the load state and its error list.
+ */
+int ferry_config_store__load_dir(struct ferry_config_store *store, const char *dir)
+{
+	struct load_state ls = { .store = store };
+	struct entry **keep = NULL;
+	size_t nkeep = 0, nnames = 0;
+	bool *moved = NULL;
+	char **names = NULL;
+	struct dirent *de;
+	DIR *d;
+	int ret = 0;
+
+	errs_clear(&store->load_errs);
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	store->load_gen++;
+	ls.index = json_object();
+	if (!ls.index) {
+		closedir(d);
+		return -ENOMEM;
+	}
+	while ((de = readdir(d))) {
+		char **nn;
+
+		if (!manifest_name_ok(de->d_name))
+			continue;
+		nn = realloc(names, (nnames + 1) * sizeof(*nn));
+		if (!nn) {
+			ret = -ENOMEM;
+			break;
+		}
+		names = nn;
+		if (asprintf(&names[nnames], "%s/%s", dir, de->d_name) < 0) {
+			ret = -ENOMEM;
+			break;
+		}
+		nnames++;
+	}
+	closedir(d);
+	if (ret)
+		goto out_free_names;
+	if (nnames)
+		qsort(names, nnames, sizeof(*names), cmp_str);
+
+	for (size_t i = 0; i < nnames; i++) {
+		struct stat st;
+
+		if (stat(names[i], &st) || !S_ISREG(st.st_mode))
+			continue;
+		if (!st.st_size) {
+			/* A write in progress: see load_file(). */
+			pr_info("%s: empty; keeping its objects as they were until it is written "
+				"or removed",
+				names[i]);
+			ret = str_set_add(&ls.failed_files, names[i]);
+			if (ret)
+				goto out_free_fresh;
+			continue;
+		}
+		ret = load_file(&ls, names[i]);
+		if (ret)
+			goto out_free_fresh;
+	}
+
+	/*
+	 * The new set: API objects, every file object read now, and the old
+	 * version of each object that was rejected now or whose file did not
+	 * parse (the last good version stays in force). Objects of files that
+	 * are gone are dropped. Built aside so that ENOMEM leaves the store as
+	 * it was.
+	 */
+	moved = calloc(store->nentries + 1, sizeof(*moved));
+	if (!moved)
+		goto err_nomem;
+	for (size_t i = 0; i < store->nentries; i++) {
+		struct entry *old = store->entries[i];
+		struct entry *fresh;
+
+		if (!old->from_file) {
+			moved[i] = true;
+			continue;
+		}
+		fresh = fresh_find(&ls, old->key);
+		if (fresh) {
+			fresh->built = sdep_get(old->built);
+			continue;
+		}
+		if (str_set_has(&ls.rejected, old->key) ||
+		    str_set_has(&ls.failed_files, old->source)) {
+			pr_warn("%s: %s %s/%s: keeping the last good version", old->source,
+				kind_name(old->kind), old->ns, old->name);
+			moved[i] = true;
+		}
+	}
+	for (size_t i = 0; i < store->nentries; i++)
+		if (moved[i] && entries_push(&keep, &nkeep, store->entries[i]))
+			goto err_nomem;
+	for (size_t i = 0; i < ls.nfresh; i++)
+		if (entries_push(&keep, &nkeep, ls.fresh[i]))
+			goto err_nomem;
+	for (size_t i = 0; i < store->nentries; i++)
+		if (!moved[i])
+			entry_free(store->entries[i]);
+	free(store->entries);
+	store->entries = keep;
+	store->nentries = nkeep;
+	ls.nfresh = 0; /* now owned by the store */
+	keep = NULL;
+	ret = (int)store->load_errs.n;
+	goto out_free_fresh;
+
+err_nomem:
+	ret = -ENOMEM;
+out_free_fresh:
+	free(moved);
+	free(keep);
+	for (size_t i = 0; i < ls.nfresh; i++)
+		entry_free(ls.fresh[i]);
+	free(ls.fresh);
+	json_decref(ls.index);
+	str_set_free(&ls.rejected);
+	str_set_free(&ls.failed_files);
+out_free_names:
+	for (size_t i = 0; i < nnames; i++)
+		free(names[i]);
+	free(names);
+	if (ret >= 0)
+		prune_parsed(store);
+	return ret;
+}
+
+void ferry_config_store__set_seldon(struct ferry_config_store *store,
+				    const struct ferry_seldon_servers *servers, bool cluster_judged)
+{
+	store->seldon_servers = servers;
+	store->seldon_cluster_judged = cluster_judged;
+}
+
+int ferry_config_store__put(struct ferry_config_store *store, json_t *object, const char *origin)
+{
+	const char *kind = json_string_value(json_object_get(object, "kind"));
+	const char *apiv = json_string_value(json_object_get(object, "apiVersion"));
+	/* The object's key is known only after parsing: errors go to a scratch list first. */
+	struct error_list scratch = {};
+	struct vctx c = { .errs = &scratch,
+			  .file = origin ? origin : "kubernetes",
+			  .seldon_servers = store->seldon_servers,
+			  .seldon_cluster_judged = store->seldon_cluster_judged };
+	char key[2 * K8S_NAME_LEN + 32];
+	struct entry *e = NULL;
+	int ret;
+
+	if (!json_is_object(object))
+		return -EINVAL;
+	errs_drop_key(&store->put_errs, ""); /* errors of objects that had no name */
+	ret = object_parse(&c, object, kind, apiv, &e, key, sizeof(key));
+	if (key[0])
+		errs_drop_key(&store->put_errs, key);
+	for (size_t i = 0; i < scratch.n; i++) {
+		if (errs_push(&store->put_errs, &scratch.v[i].e, key)) {
+			ret = -ENOMEM;
+			break;
+		}
+	}
+	free(scratch.v);
+	if (ret <= 0) {
+		entry_free(e);
+		return ret;
+	}
+	for (size_t i = 0; i < store->nentries; i++) {
+		struct entry *old = store->entries[i];
+
+		if (strcmp(old->key, key))
+			continue;
+		e->built = sdep_get(old->built);
+		entry_free(old);
+		store->entries[i] = e;
+		return 0;
+	}
+	ret = entries_push(&store->entries, &store->nentries, e);
+	if (ret)
+		entry_free(e);
+	return ret;
+}
+
+int ferry_config_store__delete(struct ferry_config_store *store, const char *kind,
+			       const char *namespace, const char *name)
+{
+	char key[2 * K8S_NAME_LEN + 32];
+	enum obj_kind k;
+
+	if (!strcmp(kind, KIND_SDEP))
+		k = OBJ_SDEP;
+	else if (!strcmp(kind, KIND_SLICE))
+		k = OBJ_SLICE;
+	else
+		return -ENOENT;
+	entry_key(k, namespace && *namespace ? namespace : "default", name, key, sizeof(key));
+	errs_drop_key(&store->put_errs, key);
+	for (size_t i = 0; i < store->nentries; i++) {
+		struct entry *e = store->entries[i];
+
+		if (e->from_file || strcmp(e->key, key))
+			continue;
+		entry_free(e);
+		memmove(&store->entries[i], &store->entries[i + 1],
+			(store->nentries - i - 1) * sizeof(*store->entries));
+		store->nentries--;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+size_t ferry_config_store__nerrors(const struct ferry_config_store *store)
+{
+	return store->load_errs.n + store->put_errs.n + store->build_errs.n;
+}
+
+const struct ferry_config_error *ferry_config_store__error(const struct ferry_config_store *store,
+							   size_t i)
+{
+	if (i < store->load_errs.n)
+		return &store->load_errs.v[i].e;
+	i -= store->load_errs.n;
+	if (i < store->put_errs.n)
+		return &store->put_errs.v[i].e;
+	i -= store->put_errs.n;
+	if (i < store->build_errs.n)
+		return &store->build_errs.v[i].e;
+	return NULL;
+}

@@ -1,0 +1,626 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Manifest files to json_t with a position side table (see manifest.h).
+ *
+ * YAML is read through libyaml's event API rather than its document API:
+ * only events say whether a scalar was plain or quoted and whether it had an
+ * explicit tag, which is what typing scalars the way kubectl does needs
+ * (unquoted 90 is an integer, "90" a string).
+ *
+ * JSON is decoded by jansson. jansson keeps no positions, so the same text is
+ * also run through the YAML reader (JSON is valid YAML flow syntax) in a
+ * "mirror" mode that walks jansson's tree alongside and records positions for
+ * jansson's nodes. When that second pass fails, the values are still good and
+ * errors simply say line 0.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "log.h"
+#include "source/manifest.h"
+
+/* Deeper than any Kubernetes object; stops stack exhaustion on hostile input. */
+#define MANIFEST_MAX_DEPTH 128
+/* Larger than any sane manifest directory entry. */
+#define MANIFEST_MAX_BYTES (64u << 20)
+
+struct manifest_pos {
+	const json_t *node;
+	const json_t *parent;
+	char *key; /* NULL for array elements and documents */
+	int line, column;
+};
+
+struct ferry_manifest {
+	int refcnt;
+	char name[256];
+	json_t *docs; /* array of documents */
+	struct manifest_pos *pos;
+	size_t npos, cap;
+};
+
+struct yaml_reader {
+	yaml_parser_t parser;
+	struct ferry_manifest *mf;
+	struct ferry_config_error *err;
+	json_t *anchors; /* anchor name -> value */
+	bool mirror; /* record positions for the mirror tree, build nothing */
+};
+
+static void set_err(struct ferry_config_error *err, const char *name, int line, int column,
+		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void set_err(struct ferry_config_error *err, const char *name, int line, int column,
+		    const char *fmt, ...)
+{
+	va_list ap;
+
+	memset(err, 0, sizeof(*err));
+	snprintf(err->file, sizeof(err->file), "%s", name);
+	err->line = line;
+	err->column = column;
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+}
+
+static int pos_add(struct ferry_manifest *mf, const json_t *node, const json_t *parent,
+		   const char *key, const yaml_mark_t *mark)
+{
+	struct manifest_pos *p;
+
+	if (mf->npos == mf->cap) {
+		size_t cap = mf->cap ? mf->cap * 2 : 64;
+
+		p = realloc(mf->pos, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		mf->pos = p;
+		mf->cap = cap;
+	}
+	p = &mf->pos[mf->npos];
+	p->node = node;
+	p->parent = parent;
+	p->key = NULL;
+	if (key) {
+		p->key = strdup(key);
+		if (!p->key)
+			return -ENOMEM;
+	}
+	p->line = (int)mark->line + 1;
+	p->column = (int)mark->column + 1;
+	mf->npos++;
+	return 0;
+}
+
+bool ferry_manifest__pos(const struct ferry_manifest *mf, const json_t *parent, const char *key,
+			 const json_t *node, int *line, int *column)
+{
+	if (!mf)
+		return false;
+	/* Newest first: with a duplicate key, the value kept is the last one read. */
+	for (size_t i = mf->npos; i-- > 0;) {
+		const struct manifest_pos *p = &mf->pos[i];
+		bool hit;
+
+		if (key)
+			hit = p->parent == parent && p->key && !strcmp(p->key, key);
+		else
+			hit = node && p->node == node;
+		if (hit) {
+			*line = p->line;
+			*column = p->column;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool all_digits(const char *s, int base)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++) {
+		if (base == 16 ? !strchr("0123456789abcdefABCDEF", *s) :
+		    base == 8  ? !strchr("01234567", *s) :
+				 !strchr("0123456789", *s))
+			return false;
+	}
+	return true;
+}
+
+/* Integers the YAML 1.1 way (what kubectl's YAML reader accepts): decimal, 0x hex, 0 octal. */
+static bool scalar_int(const char *s, json_int_t *out)
+{
+	const char *d = s;
+	int base = 10;
+	long long v;
+	char *end;
+
+	if (*d == '-' || *d == '+')
+		d++;
+	if (d[0] == '0' && (d[1] == 'x' || d[1] == 'X')) {
+		base = 16;
+		if (!all_digits(d + 2, 16))
+			return false;
+	} else if (d[0] == '0' && d[1]) {
+		base = 8;
+		if (!all_digits(d + 1, 8))
+			return false;
+	} else if (!all_digits(d, 10)) {
+		return false;
+	}
+	errno = 0;
+	v = strtoll(s, &end, base);
+	if (errno || *end)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool scalar_real(const char *s, double *out)
+{
+	bool digit = false;
+	char *end;
+
+	if (!strcmp(s, ".inf") || !strcmp(s, ".Inf") || !strcmp(s, ".INF") || !strcmp(s, "+.inf")) {
+		*out = INFINITY;
+		return true;
+	}
+	if (!strcmp(s, "-.inf") || !strcmp(s, "-.Inf") || !strcmp(s, "-.INF")) {
+		*out = -INFINITY;
+		return true;
+	}
+	for (const char *c = s; *c; c++) {
+		if (*c >= '0' && *c <= '9')
+			digit = true;
+		else if (!strchr("+-.eE", *c))
+			return false;
+	}
+	if (!digit)
+		return false;
+	errno = 0;
+	*out = strtod(s, &end);
+	return !errno && !*end;
+}
+
+/*
+ * Types a scalar: quoted or explicitly !!str-tagged scalars are strings;
+ * plain ones become null, bool, integer or real when they read as such
+ * (YAML 1.1 core forms, as kubectl writes them), else strings.
+ */
+static json_t *scalar_to_json(const yaml_event_t *ev)
+{
+	const char *s = (const char *)ev->data.scalar.value;
+	const char *tag = (const char *)ev->data.scalar.tag;
+	json_int_t i;
+	double r;
+
+	if (tag && strcmp(tag, "!") != 0) {
+		if (!strcmp(tag, YAML_STR_TAG))
+			return json_string(s);
+		if (!strcmp(tag, YAML_INT_TAG) && scalar_int(s, &i))
+			return json_integer(i);
+		if (!strcmp(tag, YAML_FLOAT_TAG) && scalar_real(s, &r))
+			return json_real(r);
+		if (!strcmp(tag, YAML_BOOL_TAG) && (!strcmp(s, "true") || !strcmp(s, "false")))
+			return json_boolean(!strcmp(s, "true"));
+		if (!strcmp(tag, YAML_NULL_TAG))
+			return json_null();
+	}
+	if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || tag)
+		return json_string(s);
+	if (!*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+	    !strcmp(s, "NULL"))
+		return json_null();
+	if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE"))
+		return json_true();
+	if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE"))
+		return json_false();
+	if (scalar_int(s, &i))
+		return json_integer(i);
+	if (scalar_real(s, &r) && isfinite(r))
+		return json_real(r);
+	return json_string(s);
+}
+
+static int reader_next(struct yaml_reader *r, yaml_event_t *ev)
+{
+	if (!yaml_parser_parse(&r->parser, ev)) {
+		const yaml_mark_t *m = &r->parser.problem_mark;
+
+		if (!r->mirror)
+			set_err(r->err, r->mf->name, (int)m->line + 1, (int)m->column + 1,
+				"YAML syntax error: %s%s%s; fix the syntax at this position",
+				r->parser.problem ? r->parser.problem : "cannot parse",
+				r->parser.context ? " " : "",
+				r->parser.context ? r->parser.context : "");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int reader_fail(struct yaml_reader *r, const yaml_mark_t *m, const char *msg)
+{
+	if (!r->mirror)
+		set_err(r->err, r->mf->name, (int)m->line + 1, (int)m->column + 1, "%s", msg);
+	return -EINVAL;
+}
+
+static int read_node(struct yaml_reader *r, yaml_event_t *ev, const json_t *mirror, int depth,
+		     json_t **out);
+
+static int read_sequence(struct yaml_reader *r, const json_t *mirror, int depth, json_t *arr)
+{
+	size_t idx = 0;
+	yaml_event_t ev;
+	int err;
+
+	for (;;) {
+		const json_t *mchild = NULL;
+		json_t *child = NULL;
+		yaml_mark_t mark;
+
+		err = reader_next(r, &ev);
+		if (err)
+			return err;
+		if (ev.type == YAML_SEQUENCE_END_EVENT) {
+			yaml_event_delete(&ev);
+			return 0;
+		}
+		mark = ev.start_mark;
+		if (mirror && json_is_array(mirror))
+			mchild = json_array_get(mirror, idx);
+		err = read_node(r, &ev, mchild, depth + 1, &child);
+		if (err)
+			return err;
+		if (r->mirror) {
+			if (mchild && pos_add(r->mf, mchild, mirror, NULL, &mark))
+				return -ENOMEM;
+		} else {
+			if (json_array_append_new(arr, child))
+				return -ENOMEM;
+			if (pos_add(r->mf, child, arr, NULL, &mark))
+				return -ENOMEM;
+		}
+		idx++;
+	}
+}
+
+static int read_mapping(struct yaml_reader *r, const json_t *mirror, int depth, json_t *obj)
+{
+	yaml_event_t ev;
+	int err;
+
+	for (;;) {
+		const json_t *mchild = NULL;
+		json_t *child = NULL;
+		yaml_mark_t mark;
+		char *key;
+
+		err = reader_next(r, &ev);
+		if (err)
+			return err;
+		if (ev.type == YAML_MAPPING_END_EVENT) {
+			yaml_event_delete(&ev);
+			return 0;
+		}
+		if (ev.type != YAML_SCALAR_EVENT) {
+			err = reader_fail(
+				r, &ev.start_mark,
+				"a mapping key must be a plain string: Kubernetes objects "
+				"have no complex keys");
+			yaml_event_delete(&ev);
+			return err;
+		}
+		key = strdup((const char *)ev.data.scalar.value);
+		yaml_event_delete(&ev);
+		if (!key)
+			return -ENOMEM;
+		err = reader_next(r, &ev);
+		if (err)
+			goto out_free_key;
+		mark = ev.start_mark;
+		if (mirror && json_is_object(mirror))
+			mchild = json_object_get(mirror, key);
+		err = read_node(r, &ev, mchild, depth + 1, &child);
+		if (err)
+			goto out_free_key;
+		if (r->mirror) {
+			if (mchild && pos_add(r->mf, mchild, mirror, key, &mark))
+				err = -ENOMEM;
+		} else {
+			/* YAML says duplicate keys are an error; kubectl keeps the last: so do we. */
+			if (json_object_set_new(obj, key, child))
+				err = -ENOMEM;
+			else if (pos_add(r->mf, json_object_get(obj, key), obj, key, &mark))
+				err = -ENOMEM;
+		}
+out_free_key:
+		free(key);
+		if (err)
+			return err;
+	}
+}
+
+/* Reads the node that starts with *ev (consumed); *out is NULL in mirror mode. */
+static int read_node(struct yaml_reader *r, yaml_event_t *ev, const json_t *mirror, int depth,
+		     json_t **out)
+{
+	const char *anchor = NULL;
+	json_t *node = NULL;
+	int err = 0;
+
+	*out = NULL;
+	if (depth > MANIFEST_MAX_DEPTH) {
+		err = reader_fail(r, &ev->start_mark, "nesting too deep for a Kubernetes object");
+		goto out_delete_event;
+	}
+	switch (ev->type) {
+	case YAML_ALIAS_EVENT:
+		node = json_object_get(r->anchors, (const char *)ev->data.alias.anchor);
+		if (!node) {
+			err = reader_fail(r, &ev->start_mark,
+					  "alias to an unknown anchor: define the anchor (&name) "
+					  "before its alias (*name)");
+			goto out_delete_event;
+		}
+		*out = r->mirror ? NULL : json_incref(node);
+		goto out_delete_event;
+	case YAML_SCALAR_EVENT:
+		anchor = (const char *)ev->data.scalar.anchor;
+		node = r->mirror ? json_null() : scalar_to_json(ev);
+		if (!node)
+			err = -ENOMEM;
+		break;
+	case YAML_SEQUENCE_START_EVENT:
+		anchor = (const char *)ev->data.sequence_start.anchor;
+		node = json_array();
+		if (!node) {
+			err = -ENOMEM;
+			break;
+		}
+		err = read_sequence(r, mirror, depth, node);
+		break;
+	case YAML_MAPPING_START_EVENT:
+		anchor = (const char *)ev->data.mapping_start.anchor;
+		node = json_object();
+		if (!node) {
+			err = -ENOMEM;
+			break;
+		}
+		err = read_mapping(r, mirror, depth, node);
+		break;
+	default:
+		err = reader_fail(r, &ev->start_mark, "unexpected YAML event");
+		break;
+	}
+	if (!err && anchor && json_object_set(r->anchors, anchor, node))
+		err = -ENOMEM;
+	if (err || r->mirror)
+		json_decref(node);
+	else
+		*out = node;
+out_delete_event:
+	yaml_event_delete(ev);
+	return err;
+}
+
+/* Reads a YAML stream: every non-empty document is appended to mf->docs. */
+static int read_yaml(struct ferry_manifest *mf, const char *buf, size_t len, const json_t *mirror,
+		     struct ferry_config_error *err)
+{
+	struct yaml_reader r = { .mf = mf, .err = err, .mirror = mirror != NULL };
+	size_t ndoc = 0;
+	yaml_event_t ev;
+	int ret;
+
+	if (!yaml_parser_initialize(&r.parser))
+		return -ENOMEM;
+	yaml_parser_set_input_string(&r.parser, (const unsigned char *)buf, len);
+	r.anchors = json_object();
+	if (!r.anchors) {
+		ret = -ENOMEM;
+		goto out_delete_parser;
+	}
+	for (;;) {
+		json_t *doc = NULL;
+		yaml_mark_t mark;
+
+		ret = reader_next(&r, &ev);
+		if (ret)
+			break;
+		if (ev.type == YAML_STREAM_END_EVENT) {
+			yaml_event_delete(&ev);
+			break;
+		}
+		if (ev.type != YAML_DOCUMENT_START_EVENT) {
+			/* STREAM_START and DOCUMENT_END carry nothing. */
+			yaml_event_delete(&ev);
+			continue;
+		}
+		yaml_event_delete(&ev);
+		json_object_clear(r.anchors); /* anchors do not cross documents */
+		ret = reader_next(&r, &ev);
+		if (ret)
+			break;
+		mark = ev.start_mark;
+		ret = read_node(&r, &ev, mirror, 0, &doc);
+		if (ret)
+			break;
+		if (r.mirror) {
+			if (ndoc++ == 0 && pos_add(mf, mirror, NULL, NULL, &mark)) {
+				ret = -ENOMEM;
+				break;
+			}
+			continue;
+		}
+		if (json_is_null(doc)) {
+			json_decref(doc); /* "---" followed by nothing, or a comment-only file */
+			continue;
+		}
+		if (json_array_append_new(mf->docs, doc) || pos_add(mf, doc, NULL, NULL, &mark)) {
+			ret = -ENOMEM;
+			break;
+		}
+	}
+	json_decref(r.anchors);
+out_delete_parser:
+	yaml_parser_delete(&r.parser);
+	if (ret == -ENOMEM && !r.mirror)
+		set_err(err, mf->name, 0, 0, "out of memory");
+	return ret;
+}
+
+static int read_json(struct ferry_manifest *mf, const char *buf, size_t len,
+		     struct ferry_config_error *err)
+{
+	struct ferry_config_error ignored;
+	json_error_t jerr;
+	json_t *doc;
+	size_t npos;
+
+	doc = json_loadb(buf, len, 0, &jerr);
+	if (!doc) {
+		set_err(err, mf->name, jerr.line > 0 ? jerr.line : 0,
+			jerr.column > 0 ? jerr.column : 0,
+			"JSON syntax error: %s; fix the syntax at this position", jerr.text);
+		return -EINVAL;
+	}
+	if (json_array_append_new(mf->docs, doc)) {
+		set_err(err, mf->name, 0, 0, "out of memory");
+		return -ENOMEM;
+	}
+	/* Positions are a bonus: a text jansson takes but libyaml does not just has none. */
+	npos = mf->npos;
+	if (read_yaml(mf, buf, len, doc, &ignored)) {
+		for (size_t i = npos; i < mf->npos; i++)
+			free(mf->pos[i].key);
+		mf->npos = npos;
+		pr_debug("%s: no line numbers for this JSON file (libyaml cannot read it)",
+			 mf->name);
+	}
+	return 0;
+}
+
+struct ferry_manifest *ferry_manifest__parse(const char *buf, size_t len, const char *name,
+					     bool json, struct ferry_config_error *err)
+{
+	struct ferry_manifest *mf;
+	int ret;
+
+	mf = calloc(1, sizeof(*mf));
+	if (!mf)
+		goto err_nomem;
+	mf->refcnt = 1;
+	snprintf(mf->name, sizeof(mf->name), "%s", name);
+	mf->docs = json_array();
+	if (!mf->docs) {
+		free(mf);
+		goto err_nomem;
+	}
+	ret = json ? read_json(mf, buf, len, err) : read_yaml(mf, buf, len, NULL, err);
+	if (ret) {
+		ferry_manifest__put(mf);
+		errno = -ret;
+		return NULL;
+	}
+	return mf;
+
+err_nomem:
+	set_err(err, name, 0, 0, "out of memory");
+	errno = ENOMEM;
+	return NULL;
+}
+
+struct ferry_manifest *ferry_manifest__load(const char *path, struct ferry_config_error *err)
+{
+	struct ferry_manifest *mf = NULL;
+	size_t len = 0, n;
+	struct stat st;
+	char *buf;
+	int fd, saved;
+	bool json;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st)) {
+		saved = errno;
+		set_err(err, path, 0, 0, "cannot read: %s", strerror(saved));
+		if (fd >= 0)
+			close(fd);
+		errno = saved;
+		return NULL;
+	}
+	if ((size_t)st.st_size > MANIFEST_MAX_BYTES) {
+		set_err(err, path, 0, 0, "file is %lld bytes; the limit is %u: split it",
+			(long long)st.st_size, MANIFEST_MAX_BYTES);
+		close(fd);
+		errno = EFBIG;
+		return NULL;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		set_err(err, path, 0, 0, "out of memory");
+		close(fd);
+		errno = ENOMEM;
+		return NULL;
+	}
+	while (len < (size_t)st.st_size) {
+		ssize_t got = read(fd, buf + len, (size_t)st.st_size - len);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;
+		len += (size_t)got;
+	}
+	close(fd);
+	buf[len] = '\0';
+	n = strlen(path);
+	json = n >= 5 && !strcmp(path + n - 5, ".json");
+	mf = ferry_manifest__parse(buf, len, path, json, err);
+	saved = errno;
+	free(buf);
+	errno = saved;
+	return mf;
+}
+
+struct ferry_manifest *ferry_manifest__get(struct ferry_manifest *mf)
+{
+	if (mf)
+		mf->refcnt++;
+	return mf;
+}
+
+void ferry_manifest__put(struct ferry_manifest *mf)
+{
+	if (!mf || --mf->refcnt > 0)
+		return;
+	for (size_t i = 0; i < mf->npos; i++)
+		free(mf->pos[i].key);
+	free(mf->pos);
+	json_decref(mf->docs);
+	free(mf);
+}
+
+const char *ferry_manifest__name(const struct ferry_manifest *mf)
+{
+	return mf->name;
+}
+
+size_t ferry_manifest__ndocs(const struct ferry_manifest *mf)
+{
+	return json_array_size(mf->docs);
+}
+
+json_t *ferry_manifest__doc(const struct ferry_manifest *mf, size_t i)
+{
+	return json_array_get(mf->docs, i);
+}

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Prometheus exposition of a ferry snapshot (text format 0.0.4) and the
+ * small HTTP server (libmicrohttpd) that serves it on /metrics. The metric
+ * families are documented in docs/metrics.md.
+ */
+#ifndef FERRY_METRICS_H
+#define FERRY_METRICS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/types.h>
+
+#include "telemetry/hist.h"
+#include "kernel/snapshot.h"
+
+/* Values only ferryd knows; every field may be left zero. */
+struct ferry_metrics_opts {
+	const char *version; /* ferry_build_info{version}; "unknown" when NULL */
+	unsigned int config_errors; /* ferry_config_errors: manifests rejected right now */
+	__u64 config_errors_total; /* ferry_config_errors_total: rejections since start */
+	/* predictors ferryd sees with no ready backend (their weight moved elsewhere) */
+	const __u32 *no_ready_predictors;
+	size_t nno_ready_predictors;
+	/* exported `le` boundaries; NULL: ferry_hist__default_buckets() */
+	const struct ferry_hist_buckets *buckets;
+	bool no_backend_histograms; /* omit ferry_backend_*_duration_seconds (cardinality) */
+};
+
+/*
+ * Renders snap (sorted, see ferry_snapshot__sort) into a malloc'd buffer
+ * (NUL-terminated; *len excludes the NUL). opts may be NULL. Returns 0 or
+ * -errno.
+ */
+int ferry_metrics__render(const struct ferry_snapshot *snap, const struct ferry_metrics_opts *opts,
+			  char **buf, size_t *len);
+
+/*
+ * Produces the /metrics body for one scrape, called on the server's thread:
+ * 0 with a malloc'd *buf the server frees, or -errno (the scrape gets 500).
+ */
+typedef int (*ferry_metrics_produce_fn)(void *ctx, char **buf, size_t *len);
+
+/*
+ * A ready-made producer for ferry_metrics__serve: pass a struct
+ * ferry_metrics_source as ctx. Each scrape reads the pins at pin_path and
+ * renders them with opts, holding lock (when set) while it reads opts, so
+ * ferryd can update opts under the same lock.
+ */
+struct ferry_metrics_source {
+	const char *pin_path; /* NULL: FERRY_PIN_ROOT_DEFAULT */
+	struct ferry_metrics_opts opts;
+	pthread_mutex_t *lock;
+};
+
+int ferry_metrics__produce(void *source, char **buf, size_t *len);
+
+struct ferry_metrics_server;
+
+/*
+ * Serves /metrics and /healthz on addr ("HOST:PORT", "[V6]:PORT" or
+ * ":PORT" for every address; port 0 picks a free one). NULL and errno on
+ * failure, with the error logged against --metrics-addr.
+ */
+struct ferry_metrics_server *ferry_metrics__serve(const char *addr, ferry_metrics_produce_fn fn,
+						  void *ctx);
+/* The bound port (useful after port 0). */
+int ferry_metrics__port(const struct ferry_metrics_server *srv);
+void ferry_metrics__stop(struct ferry_metrics_server *srv);
+
+/*
+ * /readyz answers 200 once this is set (ferryd: after the first complete sync
+ * of its manifests, from the directory or the Kubernetes API), 503 before.
+ * /healthz answers 200 while the server runs.
+ */
+void ferry_metrics__set_ready(struct ferry_metrics_server *srv, bool ready);
+
+#endif /* FERRY_METRICS_H */

@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The HTTP endpoint of the Prometheus exporter (metrics.h): /metrics from a
+ * produce callback, /healthz and /readyz, on libmicrohttpd.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "log.h"
+#include "telemetry/metrics.h"
+
+/* ---------------------------------------------------------------- server */
+
+struct ferry_metrics_server {
+	struct MHD_Daemon *daemon;
+	ferry_metrics_produce_fn produce;
+	void *ctx;
+	int port;
+	volatile bool ready; /* /readyz: the first sync of every source is done */
+};
+
+void ferry_metrics__set_ready(struct ferry_metrics_server *srv, bool ready)
+{
+	if (srv)
+		srv->ready = ready;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, const char *type,
+			     void *body, size_t len, enum MHD_ResponseMemoryMode mode)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(len, body, mode);
+	if (!resp) {
+		if (mode == MHD_RESPMEM_MUST_FREE)
+			free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, const char *url,
+				      const char *method, const char *version,
+				      const char *upload_data, size_t *upload_data_size,
+				      void **req_cls)
+{
+	struct ferry_metrics_server *srv = cls;
+	static const char text[] = "text/plain; charset=utf-8";
+	char *body = NULL;
+	size_t len = 0;
+	int err;
+
+	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+		return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, text, "method not allowed\n", 19,
+			     MHD_RESPMEM_PERSISTENT);
+	if (!strcmp(url, "/healthz"))
+		return reply(conn, MHD_HTTP_OK, text, "ok\n", 3, MHD_RESPMEM_PERSISTENT);
+	if (!strcmp(url, "/readyz"))
+		return srv->ready ? reply(conn, MHD_HTTP_OK, text, "ready\n", 6,
+					  MHD_RESPMEM_PERSISTENT) :
+				    reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, text,
+					  "not synced yet\n", 15, MHD_RESPMEM_PERSISTENT);
+	if (strcmp(url, "/metrics"))
+		return reply(conn, MHD_HTTP_NOT_FOUND, text, "not found: try /metrics\n", 24,
+			     MHD_RESPMEM_PERSISTENT);
+	err = srv->produce(srv->ctx, &body, &len);
+	if (err) {
+		free(body);
+		pr_warn("/metrics: cannot read ferry's maps: %s", strerror(-err));
+		return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, text,
+			     "cannot read ferry's maps; see ferryd's log\n", 43,
+			     MHD_RESPMEM_PERSISTENT);
+	}
+	return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len,
+		     MHD_RESPMEM_MUST_FREE);
+}
+
+#define ADDR_HINT "expected HOST:PORT such as 127.0.0.1:9090, [::1]:9090 or :9090"
+
+/* Parses addr into a bound, listening socket. */
+static int listen_on(const char *addr, int *fd_out, int *family_out)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
+	char host[256], *end;
+	const char *port_str, *colon;
+	unsigned long port;
+	int fd = -1, one = 1, zero = 0, err;
+
+	if (!addr || !*addr) {
+		pr_err("--metrics-addr: empty address; " ADDR_HINT);
+		return -EINVAL;
+	}
+	if (addr[0] == '[') {
+		const char *close = strchr(addr, ']');
+
+		if (!close || close[1] != ':' || (size_t)(close - addr - 1) >= sizeof(host)) {
+			pr_err("--metrics-addr %s: bad IPv6 literal; " ADDR_HINT, addr);
+			return -EINVAL;
+		}
+		snprintf(host, sizeof(host), "%.*s", (int)(close - addr - 1), addr + 1);
+		port_str = close + 2;
+		hints.ai_flags |= AI_NUMERICHOST;
+		hints.ai_family = AF_INET6;
+	} else {
+		colon = strrchr(addr, ':');
+		if (!colon || (size_t)(colon - addr) >= sizeof(host)) {
+			pr_err("--metrics-addr %s: no port; " ADDR_HINT, addr);
+			return -EINVAL;
+		}
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+		if (strchr(host, ':')) {
+			pr_err("--metrics-addr %s: IPv6 addresses need brackets; " ADDR_HINT, addr);
+			return -EINVAL;
+		}
+		port_str = colon + 1;
+	}
+	errno = 0;
+	port = strtoul(port_str, &end, 10);
+	if (!*port_str || *end || errno || port > 65535) {
+		pr_err("--metrics-addr %s: port \"%s\" is not a number in 0..65535; " ADDR_HINT,
+		       addr, port_str);
+		return -EINVAL;
+	}
+	if (!host[0]) {
+		/* ":PORT": every address, IPv6 and IPv4 alike */
+		snprintf(host, sizeof(host), "::");
+		hints.ai_family = AF_INET6;
+		hints.ai_flags |= AI_NUMERICHOST;
+	}
+retry_v4:
+	err = getaddrinfo(host, port_str, &hints, &ai);
+	if (err) {
+		pr_err("--metrics-addr %s: cannot resolve \"%s\": %s; " ADDR_HINT, addr, host,
+		       gai_strerror(err));
+		return -EINVAL;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 && errno == EAFNOSUPPORT && !strcmp(host, "::")) {
+		/* ":PORT" on a host without IPv6: every IPv4 address instead */
+		freeaddrinfo(ai);
+		ai = NULL;
+		snprintf(host, sizeof(host), "0.0.0.0");
+		hints.ai_family = AF_INET;
+		goto retry_v4;
+	}
+	if (fd < 0) {
+		err = -errno;
+		pr_err("--metrics-addr %s: cannot create a socket: %s", addr, strerror(-err));
+		goto out_free_ai;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ai->ai_family == AF_INET6 && !strcmp(host, "::"))
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 64)) {
+		err = -errno;
+		pr_err("--metrics-addr %s: cannot listen: %s (choose a free port or a local "
+		       "address)",
+		       addr, strerror(-err));
+		goto out_close;
+	}
+	*fd_out = fd;
+	*family_out = ai->ai_family;
+	freeaddrinfo(ai);
+	return 0;
+
+out_close:
+	close(fd);
+out_free_ai:
+	freeaddrinfo(ai);
+	return err;
+}
+
+struct ferry_metrics_server *ferry_metrics__serve(const char *addr, ferry_metrics_produce_fn fn,
+						  void *ctx)
+{
+	struct ferry_metrics_server *srv;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	int fd = -1, family = 0, err;
+
+	srv = calloc(1, sizeof(*srv));
+	if (!srv) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	srv->produce = fn;
+	srv->ctx = ctx;
+	err = listen_on(addr, &fd, &family);
+	if (err)
+		goto err_free;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sslen)) {
+		err = -errno;
+		goto err_close;
+	}
+	srv->port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+					       ((struct sockaddr_in *)&ss)->sin_port);
+	if (family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	/* MHD owns fd from here and closes it in MHD_stop_daemon */
+	srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, handle_request, srv,
+				       MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT,
+				       (unsigned int)10, MHD_OPTION_END);
+	if (!srv->daemon) {
+		err = -EIO;
+		pr_err("--metrics-addr %s: cannot start the HTTP server", addr);
+		goto err_close;
+	}
+	return srv;
+
+err_close:
+	close(fd);
+err_free:
+	free(srv);
+	errno = -err;
+	return NULL;
+}
+
+int ferry_metrics__port(const struct ferry_metrics_server *srv)
+{
+	return srv ? srv->port : -1;
+}
+
+void ferry_metrics__stop(struct ferry_metrics_server *srv)
+{
+	if (!srv)
+		return;
+	MHD_stop_daemon(srv->daemon);
+	free(srv);
+}
