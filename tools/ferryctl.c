@@ -849,8 +849,9 @@ static int cmd_top(struct ctl *c, int argc, char **argv)
 		case 'h':
 			printf("Usage: ferryctl top [--iterations N] [--interval SECONDS]\n"
 			       "Refreshing view of services and predictors: traffic share of new\n"
-			       "connections, connections/s, p50/p99 latency, 5xx and resets. q or\n"
-			       "Ctrl-C quits.\n");
+			       "connections, connections/s, p50/p99 latency (- when no request was\n"
+			       "sampled in the interval), 5xx and resets. q or Ctrl-C quits. With -j,\n"
+			       "one JSON object per interval, one line each.\n");
 			return EXIT_OK;
 		default:
 			return EXIT_USAGE;
@@ -866,17 +867,28 @@ static int cmd_top(struct ctl *c, int argc, char **argv)
 		if (!snap)
 			break;
 		if (prev) {
-			if (tty)
-				printf("\033[H\033[2J");
-			printf("ferry top — %s — every %.1fs (q quits)\n\n", c->pin_path, interval);
-			printf("%-22s %-16s %7s %7s %9s %10s %10s %7s %7s\n", "SERVICE", "PREDICTOR",
-			       "WEIGHT", "SHARE", "CONN/s", "p50", "p99", "5xx/s", "RST/s");
+			/* -j: one JSON object per interval, one line each. */
+			json_t *jsvcs = c->json ? json_array() : NULL;
+
+			if (!c->json) {
+				if (tty)
+					printf("\033[H\033[2J");
+				printf("ferry top — %s — every %.1fs (q quits)\n\n", c->pin_path,
+				       interval);
+				printf("%-22s %-16s %7s %7s %9s %10s %10s %7s %7s\n", "SERVICE",
+				       "PREDICTOR", "WEIGHT", "SHARE", "CONN/s", "p50", "p99", "5xx/s",
+				       "RST/s");
+			}
 			for (i = 0; i < snap->nservices; i++) {
 				const struct ferry_snap_service *s = &snap->services[i];
 				char vip[FERRY_ADDR_STRLEN + 8];
+				json_t *jpreds = c->json ? json_array() : NULL;
 				double total = 0;
 
 				fmt_vip(&s->vip, vip, sizeof(vip));
+				if (c->json)
+					json_array_append_new(jsvcs, json_pack("{s:s, s:o}", "vip", vip,
+									       "predictors", jpreds));
 				for (j = 0; j < s->npredictors; j++) {
 					const struct ferry_snap_predictor *p =
 						ferry_snapshot__predictor(snap, s->predictor_ids[j]);
@@ -919,19 +931,48 @@ static int cmd_top(struct ctl *c, int argc, char **argv)
 						p50 = ferry_hist__quantile(&delta, 0.5) / 1e9;
 						p99 = ferry_hist__quantile(&delta, 0.99) / 1e9;
 					}
-					printf("%-22s %-16s %6.1f%% %6.1f%% %9.1f %8.2fms %8.2fms %7.1f "
-					       "%7.1f\n",
-					       j ? "" : vip, p->name,
-					       (p->flags & FERRY_PRED_F_OVERRIDE ? p->weight_override :
-										    p->weight_configured) /
-						       1e4,
-					       total ? 100.0 * conn / total : 0.0, conn / interval,
-					       p50 * 1e3, p99 * 1e3,
-					       (p->stats.http[FERRY_HTTP_5XX] -
-						q->stats.http[FERRY_HTTP_5XX]) /
-						       interval,
-					       (p->stats.resets - q->stats.resets) / interval);
+					double weight = (p->flags & FERRY_PRED_F_OVERRIDE ?
+								 p->weight_override :
+								 p->weight_configured) /
+							1e4;
+					double share = total ? 100.0 * conn / total : 0.0;
+					double http5 = (p->stats.http[FERRY_HTTP_5XX] -
+							q->stats.http[FERRY_HTTP_5XX]) /
+						       interval;
+					double rst = (p->stats.resets - q->stats.resets) / interval;
+					/* No sampled request in the interval: no quantile, "-". */
+					char p50s[24] = "-", p99s[24] = "-";
+
+					if (c->json) {
+						json_array_append_new(
+							jpreds,
+							json_pack("{s:s, s:f, s:f, s:f, s:o, s:o, s:f, s:f}",
+								  "name", p->name, "weight_pct", weight,
+								  "share_pct", share, "connections_per_s",
+								  conn / interval, "p50_s",
+								  isnan(p50) ? json_null() : json_real(p50),
+								  "p99_s",
+								  isnan(p99) ? json_null() : json_real(p99),
+								  "http_5xx_per_s", http5, "resets_per_s",
+								  rst));
+						continue;
+					}
+					if (!isnan(p50)) {
+						snprintf(p50s, sizeof(p50s), "%.2fms", p50 * 1e3);
+						snprintf(p99s, sizeof(p99s), "%.2fms", p99 * 1e3);
+					}
+					printf("%-22s %-16s %6.1f%% %6.1f%% %9.1f %10s %10s %7.1f %7.1f\n",
+					       j ? "" : vip, p->name, weight, share, conn / interval, p50s,
+					       p99s, http5, rst);
 				}
+			}
+			if (c->json) {
+				json_t *o = json_pack("{s:f, s:o}", "interval_s", interval, "services",
+						      jsvcs);
+
+				json_dumpf(o, stdout, JSON_COMPACT);
+				printf("\n");
+				json_decref(o);
 			}
 			fflush(stdout);
 		}
