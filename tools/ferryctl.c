@@ -513,7 +513,7 @@ static json_t *services_json(const struct ferry_snapshot *prev, const struct fer
 			}
 			json_array_append_new(
 				preds,
-				json_pack("{s:s, s:f, s:f, s:O, s:b, s:I, s:o}", "name", p->name,
+				json_pack("{s:s, s:f, s:f, s:o, s:b, s:I, s:o}", "name", p->name,
 					  "weight_configured", p->weight_configured / 1e4,
 					  "weight_effective", p->weight_effective / 1e4,
 					  "weight_override",
@@ -620,7 +620,7 @@ static int cmd_flows(struct ctl *c, int argc, char **argv)
 	bool want_svc = false, want_be = false;
 	struct ferry_flow_key key, next, *prev = NULL;
 	struct ferry_dp *dp;
-	json_t *arr = json_array();
+	json_t *arr;
 	__u64 now = now_mono_ns();
 	int opt;
 
@@ -656,6 +656,7 @@ static int cmd_flows(struct ctl *c, int argc, char **argv)
 	dp = ferry_dp__open(&(struct ferry_dp_opts){ .pin_path = c->pin_path, .maps_only = true });
 	if (!dp)
 		return EXIT_FAIL;
+	arr = json_array();
 	if (!c->json)
 		printf("%-24s %-24s %-24s %8s %8s %10s %10s %s\n", "CLIENT", "VIP", "BACKEND",
 		       "AGE", "IDLE", "PKTS>", "PKTS<", "STATE");
@@ -760,6 +761,7 @@ static int cmd_latency(struct ctl *c, int argc, char **argv)
 	if (argc > 1) {
 		n = match_services(snap, argv[1], ids, FERRY_MAX_SERVICES);
 		if (n < 0) {
+			json_decref(arr);
 			ferry_snapshot__free(snap);
 			return n == -ENOENT ? EXIT_NOT_FOUND : EXIT_USAGE;
 		}
