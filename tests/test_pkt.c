@@ -1843,6 +1843,54 @@ static void test_ipv6_udp(void)
 				.ctr = { CTR(REPLY_NAT, 1), CTR(REDIRECT, 1) } });
 }
 
+/* Sets sample_every on the service of VIP ADDR:80/TCP. */
+static bool set_sample_every(const char *addr, uint32_t every)
+{
+	struct ferry_vip vip = { .port = htons(80), .proto = IPPROTO_TCP,
+				 .family = FERRY_AF_INET };
+	struct ferry_service svc;
+
+	pb_addr(vip.addr, addr);
+	if (bpf_map_lookup_elem(map_fd(FERRY_MAP_SERVICES), &vip, &svc))
+		return false;
+	svc.sample_every = every;
+	return bpf_map_update_elem(map_fd(FERRY_MAP_SERVICES), &vip, &svc, BPF_EXIST) == 0;
+}
+
+/*
+ * ferry.io/latency-sample: N > 1 (sample_every): a connection is sampled when
+ * its flow hash says so, (hash >> 8) % N == 0, computed here with the data
+ * plane's hash; over 64 connections at N = 4 both kinds occur.
+ */
+static void test_latency_sample_n(void)
+{
+	struct expect x = { .meta = env.if_b0, .ctr = { CTR(XDP_HANDOFF, 1) } };
+	uint32_t zero = 0, sampled = 0, n = 64;
+	struct ferry_config cfg;
+
+	if (!ASSERT_TRUE(set_sample_every("198.18.2.2", 4), "sample_every 4") ||
+	    !ASSERT_OK(bpf_map_lookup_elem(map_fd(FERRY_MAP_CONFIG), &zero, &cfg), "config"))
+		return;
+	for (uint16_t port = 44000; port < 44000 + n; port++) {
+		struct pb_spec syn = spec_tcp(4, port, "198.18.2.2", 80, PB_TCP_SYN);
+		struct ferry_flow_key k;
+		struct ferry_flow f;
+		bool want;
+
+		if (!check_fwd("syn", P_XDP, &syn, XDP_PASS, &x, NULL) ||
+		    !ASSERT_TRUE(flow_get(&syn, &f), "flow"))
+			break;
+		key_of(&syn, &k);
+		want = (ferry_flow_hash(&k, cfg.hash_seed, false) >> 8) % 4 == 0;
+		if (!ASSERT_EQ(!!(f.flags & FERRY_FLOW_F_SAMPLED), want, "sampled as the hash says"))
+			break;
+		sampled += want;
+	}
+	ASSERT_TRUE(sampled > 0 && sampled < n, "some connections sampled, not all");
+	fprintf(stderr, "    %u of %u connections sampled at 1 in 4\n", sampled, n);
+	ASSERT_TRUE(set_sample_every("198.18.2.2", 0), "sample_every back to 0");
+}
+
 static void test_setup_failed(void)
 {
 	test__fail(__FILE__, __LINE__, "setup", "see the errors above");
@@ -1896,6 +1944,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_affinity_client_ip);
 	RUN_TEST(SUITE, test_http_classes_and_resets);
 	RUN_TEST(SUITE, test_ipv6_udp);
+	RUN_TEST(SUITE, test_latency_sample_n);
 out:
 	for (int i = 0; i < env.ninner; i++)
 		close(env.inner_fds[i]);
