@@ -357,6 +357,8 @@ static void write_status(struct ferryd *d, const struct ferry_sync_result *res)
 	mkdir(FERRY_STATUS_DIR, 0755);
 	clock_gettime(CLOCK_REALTIME, &now);
 	errors = json_array();
+	/* The Kubernetes watch thread edits the store: read it under its lock (TSan). */
+	pthread_mutex_lock(&d->store_lock);
 	for (i = 0; i < ferry_config_store__nerrors(d->store); i++) {
 		const struct ferry_config_error *e = ferry_config_store__error(d->store, i);
 		char line[2048];
@@ -368,6 +370,7 @@ static void write_status(struct ferryd *d, const struct ferry_sync_result *res)
 							"field", e->field, "message", e->message,
 							"text", line));
 	}
+	pthread_mutex_unlock(&d->store_lock);
 	root = json_pack("{s:i, s:s, s:s, s:I, s:i, s:i, s:i, s:o}", "pid", (int)getpid(),
 			 "pin_path", d->opts.pin_path, "config_dir",
 			 d->opts.config_dir ? d->opts.config_dir : "(kubernetes)",
