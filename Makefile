@@ -49,7 +49,8 @@ ifneq ($(findstring undefined,$(SAN)),)
 CFLAGS += -fno-sanitize=alignment
 LDFLAGS += -fno-sanitize=alignment
 endif
-override BUILD := $(BUILD)/san
+# ThreadSanitizer cannot share objects with ASan: its own tree.
+override BUILD := $(BUILD)/$(if $(findstring thread,$(SAN)),tsan,san)
 endif
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)

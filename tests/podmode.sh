@@ -18,7 +18,7 @@ vip=198.18.200.10
 work=""
 
 skip_all() {
-	for t in split new_pod host_client reply_from_vip; do echo "SKIP pod/$t: $1"; done
+	for t in split reply_from_vip new_pod host_client pod_removed; do echo "SKIP pod/$t: $1"; done
 	exit 0
 }
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (network namespaces, BPF)"
@@ -40,6 +40,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 cleanup
+failed=0
 work=$(mktemp -d /tmp/$pfx.XXXXXX)
 
 ip netns add $node
@@ -135,17 +136,44 @@ if [ $((b1 + b2)) -eq $n ] && python3 -c "import sys; sys.exit(0 if abs($b1-$n/2
 	echo "PASS pod/split"
 else
 	echo "FAIL pod/split: b1=$b1 b2=$b2 of $n (want 200 +- $sd, no failures)"
+	failed=1
 	tail -20 "$work/ferryd.log" >&2
 fi
 
-# 2. Replies come from the VIP: the client's socket is connected to the VIP, so a
-# reply from any other source would never complete the handshake; check the
-# conntrack-free path by reading the peer address curl reports.
-peer=$(ip netns exec $pfx-p1 curl -s -m 2 -o /dev/null -w '%{remote_ip}' "http://$vip:8000/health/ping")
-if [ "$peer" = "$vip" ]; then
+# 2. Replies come from the VIP, on the wire: a raw socket on the client pod's
+# eth0 records the source of every TCP segment from port 8000 that reaches it
+# while one request runs (curl's remote_ip would say the VIP whatever came back).
+cat >"$work/sniff.py" <<'PYEOF'
+import socket, struct, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
+s.bind((sys.argv[1], 0))
+s.settimeout(0.2)
+open(sys.argv[2], "w").close()  # ready
+end = time.time() + float(sys.argv[3])
+with open(sys.argv[2], "a") as out:
+    while time.time() < end:
+        try:
+            pkt, addr = s.recvfrom(65535)
+        except socket.timeout:
+            continue
+        if addr[2] == socket.PACKET_OUTGOING or len(pkt) < 24 or pkt[9] != 6:
+            continue
+        ihl = (pkt[0] & 15) * 4
+        if struct.unpack("!H", pkt[ihl:ihl + 2])[0] == 8000:
+            out.write(socket.inet_ntoa(pkt[12:16]) + "\n")
+            out.flush()
+PYEOF
+ip netns exec $pfx-p1 python3 "$work/sniff.py" eth0 "$work/wire.txt" 3 &
+sniff_pid=$!
+for _ in $(seq 30); do [ -e "$work/wire.txt" ] && break; sleep 0.1; done
+ip netns exec $pfx-p1 curl -s -m 2 -o /dev/null "http://$vip:8000/health/ping"
+wait "$sniff_pid"
+seen=$(sort -u "$work/wire.txt" 2>/dev/null | tr '\n' ' ')
+if [ "$seen" = "$vip " ]; then
 	echo "PASS pod/reply_from_vip"
 else
-	echo "FAIL pod/reply_from_vip: curl saw peer '$peer'"
+	echo "FAIL pod/reply_from_vip: segments from port 8000 reached the pod from '${seen:-nothing}', want only $vip"
+	failed=1
 fi
 
 # 3. A pod created after ferryd started is served within a second of its veth coming up.
@@ -164,15 +192,47 @@ if [ -n "$ok" ]; then
 	echo "    new pod served after ${ok}s" >&2
 else
 	echo "FAIL pod/new_pod: not served within 1 s of its veth coming up"
+	failed=1
 	grep -i "pod interface" "$work/ferryd.log" >&2
 fi
 
-# 4. A host-network client (the node's own namespace) is balanced by the connect() hooks.
-for _ in $(seq 40); do ask $node; done >"$work/host.txt"
+# 4. A host-network client (the node's own namespace) is balanced by the
+# connect() hooks: 50/50 within 3 standard deviations, as for pods.
+n=200
+for _ in $(seq $n); do ask $node; done >"$work/host.txt"
 h1=$(grep -c '^b1$' "$work/host.txt")
 h2=$(grep -c '^b2$' "$work/host.txt")
-if [ $((h1 + h2)) -eq 40 ] && [ "$h1" -gt 0 ] && [ "$h2" -gt 0 ]; then
+sd=$(python3 -c "import math; print(3*math.sqrt($n*0.25))")
+if [ $((h1 + h2)) -eq $n ] && python3 -c "import sys; sys.exit(0 if abs($h1-$n/2) <= $sd else 1)"; then
 	echo "PASS pod/host_client"
 else
-	echo "FAIL pod/host_client: b1=$h1 b2=$h2 of 40"
+	echo "FAIL pod/host_client: b1=$h1 b2=$h2 of $n (want 100 +- $sd, no failures)"
+	failed=1
 fi
+
+# 5. A pod removed (its veth goes with its namespace) leaves ferryd running and
+# the other pods served; a pod recreated under the same interface name (a new
+# ifindex) is attached and served again.
+ip netns pids $pfx-p2 2>/dev/null | xargs -r kill 2>/dev/null
+ip netns del $pfx-p2
+sleep 0.5
+why=""
+kill -0 "$ferryd_pid" 2>/dev/null || why="ferryd exited after the pod's veth went away"
+[ -z "$why" ] && [ -z "$(ask $pfx-p1)" ] && why="pod p1 is not served after p2 was removed"
+if [ -z "$why" ]; then
+	add_pod p2 4
+	for _ in $(seq 30); do
+		[ -n "$(ask $pfx-p2)" ] && break
+		sleep 0.1
+	done
+	[ -n "$(ask $pfx-p2)" ] || why="a pod recreated as fpv-p2 is not served within 3 s"
+fi
+if [ -z "$why" ]; then
+	echo "PASS pod/pod_removed"
+else
+	echo "FAIL pod/pod_removed: $why"
+	tail -5 "$work/ferryd.log" >&2
+	failed=1
+fi
+
+exit $failed

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 struct test_state {
@@ -149,6 +150,17 @@ static inline int test__main_init(int argc, char **argv)
 static inline int test__summary(void)
 {
 	return test_state.failed ? 1 : 0;
+}
+
+/* Whether the running kernel is MAJOR.MINOR or newer (from uname's release). */
+static inline bool kernel_at_least(int major, int minor)
+{
+	struct utsname u;
+	int ma = 0, mi = 0;
+
+	if (uname(&u) || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
+		return true; /* unknown: assume new, so that a refusal is a failure */
+	return ma > major || (ma == major && mi >= minor);
 }
 
 #define TEST_NEEDS_ROOT()                                                   \

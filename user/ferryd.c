@@ -90,6 +90,14 @@ struct ferryd {
 	__u32 *no_ready; /* predictor ids with configured weight and no ready backend */
 	size_t nno_ready;
 
+	/*
+	 * The errors of the last sync, formatted: ferry_config_errors_total counts
+	 * rejections, so an error still outstanding on the next resync (the same
+	 * file, line and message) is not counted again.
+	 */
+	char **seen_errors;
+	size_t nseen_errors;
+
 	/* Interfaces the reply program is on because a backend is routed there. */
 	int auto_reply[MAX_IFACES * 4];
 	int nauto_reply;
@@ -110,6 +118,8 @@ static void write_status(struct ferryd *d, const struct ferry_sync_result *res)
 	mkdir(FERRY_STATUS_DIR, 0755);
 	clock_gettime(CLOCK_REALTIME, &now);
 	errors = json_array();
+	/* The Kubernetes watch thread edits the store: read it under its lock (TSan). */
+	pthread_mutex_lock(&d->store_lock);
 	for (i = 0; i < ferry_config_store__nerrors(d->store); i++) {
 		const struct ferry_config_error *e = ferry_config_store__error(d->store, i);
 		char line[2048];
@@ -121,6 +131,7 @@ static void write_status(struct ferryd *d, const struct ferry_sync_result *res)
 							"field", e->field, "message", e->message,
 							"text", line));
 	}
+	pthread_mutex_unlock(&d->store_lock);
 	root = json_pack("{s:i, s:s, s:s, s:I, s:i, s:i, s:i, s:o}", "pid", (int)getpid(),
 			 "pin_path", d->opts.pin_path, "config_dir",
 			 d->opts.config_dir ? d->opts.config_dir : "(kubernetes)",
@@ -365,13 +376,35 @@ static void k8s_error(int err, const char *message, void *ctx)
 	poke(d);
 }
 
+static bool error_seen(const struct ferryd *d, const char *line)
+{
+	size_t i;
+
+	for (i = 0; i < d->nseen_errors; i++)
+		if (d->seen_errors[i] && !strcmp(d->seen_errors[i], line))
+			return true;
+	return false;
+}
+
+static void free_seen_errors(struct ferryd *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->nseen_errors; i++)
+		free(d->seen_errors[i]);
+	free(d->seen_errors);
+	d->seen_errors = NULL;
+	d->nseen_errors = 0;
+}
+
 /* Re-reads the directory and applies it. Returns 0 when every manifest was accepted. */
 static int resync(struct ferryd *d)
 {
 	struct ferry_sync_result res = {};
 	struct ferry_model model = {};
 	struct timespec t0, tm, t1;
-	size_t i, nerr;
+	size_t i, nerr, nnew = 0;
+	char **seen;
 	int err, rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -392,6 +425,7 @@ static int resync(struct ferryd *d)
 		return err;
 	}
 	nerr = ferry_config_store__nerrors(d->store);
+	seen = calloc(nerr ? nerr : 1, sizeof(*seen));
 	for (i = 0; i < nerr; i++) {
 		const struct ferry_config_error *e = ferry_config_store__error(d->store, i);
 		char line[2048];
@@ -399,8 +433,17 @@ static int resync(struct ferryd *d)
 		ferry_config_error__format(e, line, sizeof(line));
 		pr_err("%s", line);
 		report_k8s_error(d, e);
+		if (!error_seen(d, line))
+			nnew++;
+		if (seen)
+			seen[i] = strdup(line);
 	}
 	pthread_mutex_unlock(&d->store_lock);
+	free_seen_errors(d);
+	if (seen) {
+		d->seen_errors = seen;
+		d->nseen_errors = nerr;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &tm);
 	err = ferry_sync__apply(d->sync, &model, &res);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -409,7 +452,7 @@ static int resync(struct ferryd *d)
 
 	pthread_mutex_lock(&d->lock);
 	d->config_errors = nerr;
-	d->config_errors_total += nerr;
+	d->config_errors_total += nnew;
 	pthread_mutex_unlock(&d->lock);
 	collect_no_ready(d);
 	attach_reply_auto(d);
@@ -790,6 +833,7 @@ out:
 	ferry_dp__close(d.dp);
 	ferry_model__free(&d.model);
 	free(d.no_ready);
+	free_seen_errors(&d);
 	ferry_hist__buckets_free(&d.opts.buckets);
 	ferry_seldon_servers__free(d.opts.seldon_servers);
 	return rc;

@@ -19,7 +19,7 @@ int cmd_flows(struct ctl *c, int argc, char **argv)
 	bool want_svc = false, want_be = false;
 	struct ferry_flow_key key, next, *prev = NULL;
 	struct ferry_dp *dp;
-	json_t *arr = json_array();
+	json_t *arr;
 	__u64 now = now_mono_ns();
 	int opt;
 
@@ -56,6 +56,7 @@ int cmd_flows(struct ctl *c, int argc, char **argv)
 	dp = open_maps(c);
 	if (!dp)
 		return EXIT_FAIL;
+	arr = json_array();
 	if (!c->json)
 		printf("%-24s %-24s %-24s %8s %8s %10s %10s %s\n", "CLIENT", "VIP", "BACKEND",
 		       "AGE", "IDLE", "PKTS>", "PKTS<", "STATE");

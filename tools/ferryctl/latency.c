@@ -56,6 +56,7 @@ int cmd_latency(struct ctl *c, int argc, char **argv)
 	if (argc > 1) {
 		n = match_services(snap, argv[1], ids, FERRY_MAX_SERVICES);
 		if (n < 0) {
+			json_decref(arr);
 			ferry_snapshot__free(snap);
 			return n == -ENOENT ? EXIT_NOT_FOUND : EXIT_USAGE;
 		}

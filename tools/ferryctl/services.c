@@ -70,7 +70,7 @@ static json_t *services_json(const struct ferry_snapshot *prev, const struct fer
 						  rate_of(prev, snap, b->id, dt)));
 			}
 			json_array_append_new(
-				preds, json_pack("{s:s, s:f, s:f, s:O, s:b, s:I, s:o}", "name",
+				preds, json_pack("{s:s, s:f, s:f, s:o, s:b, s:I, s:o}", "name",
 						 p->name, "weight_configured",
 						 p->weight_configured / 1e4, "weight_effective",
 						 p->weight_effective / 1e4, "weight_override",

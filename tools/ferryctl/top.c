@@ -15,10 +15,113 @@ static void predictor_pair(const struct ferry_snapshot *snap, const struct ferry
 	*q = ferry_snapshot__predictor(prev, id);
 }
 
-/*
- * Long on purpose: options, terminal set-up and the refresh loop share the state of
- * the previous frame (for rates); split, they would pass it all around.
- */
+/* The request latency of one interval (this frame minus the previous), not since boot. */
+static void interval_quantiles(const struct ferry_snapshot *snap, const struct ferry_snapshot *prev,
+			       __u32 predictor_id, double *p50, double *p99)
+{
+	const struct ferry_hist *h, *hp;
+	struct ferry_hist delta = {};
+	unsigned int b;
+
+	*p50 = *p99 = NAN;
+	h = ferry_snapshot__hist(snap, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, predictor_id);
+	hp = ferry_snapshot__hist(prev, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, predictor_id);
+	if (!h || !hp)
+		return;
+	delta.count = h->count - hp->count;
+	delta.sum_ns = h->sum_ns - hp->sum_ns;
+	for (b = 0; b < FERRY_HIST_BUCKETS; b++)
+		delta.bucket[b] = h->bucket[b] - hp->bucket[b];
+	if (delta.count) {
+		*p50 = ferry_hist__quantile(&delta, 0.5) / 1e9;
+		*p99 = ferry_hist__quantile(&delta, 0.99) / 1e9;
+	}
+}
+
+/* One predictor's row: printed, or appended to jpreds with -j. */
+static void top_row(const struct ctl *c, const struct ferry_snapshot *snap,
+		    const struct ferry_snapshot *prev, const struct ferry_snap_predictor *p,
+		    const struct ferry_snap_predictor *q, const char *vip, double total,
+		    double interval, json_t *jpreds)
+{
+	double conn = p->stats.new_flows - q->stats.new_flows, p50, p99;
+	double weight = (p->flags & FERRY_PRED_F_OVERRIDE ? p->weight_override :
+							    p->weight_configured) /
+			1e4;
+	double share = total ? 100.0 * conn / total : 0.0;
+	double http5 = (p->stats.http[FERRY_HTTP_5XX] - q->stats.http[FERRY_HTTP_5XX]) / interval;
+	double rst = (p->stats.resets - q->stats.resets) / interval;
+	/* No sampled request in the interval: no quantile, "-". */
+	char p50s[24] = "-", p99s[24] = "-";
+
+	interval_quantiles(snap, prev, p->id, &p50, &p99);
+	if (c->json) {
+		json_array_append_new(
+			jpreds, json_pack("{s:s, s:f, s:f, s:f, s:o, s:o, s:f, s:f}", "name", p->name,
+					  "weight_pct", weight, "share_pct", share,
+					  "connections_per_s", conn / interval, "p50_s",
+					  isnan(p50) ? json_null() : json_real(p50), "p99_s",
+					  isnan(p99) ? json_null() : json_real(p99),
+					  "http_5xx_per_s", http5, "resets_per_s", rst));
+		return;
+	}
+	if (!isnan(p50)) {
+		snprintf(p50s, sizeof(p50s), "%.2fms", p50 * 1e3);
+		snprintf(p99s, sizeof(p99s), "%.2fms", p99 * 1e3);
+	}
+	printf("%-22s %-16s %6.1f%% %6.1f%% %9.1f %10s %10s %7.1f %7.1f\n", vip, p->name, weight,
+	       share, conn / interval, p50s, p99s, http5, rst);
+}
+
+/* One frame: every service's predictors, as a table or (-j) one JSON line. */
+static void top_frame(const struct ctl *c, const struct ferry_snapshot *snap,
+		      const struct ferry_snapshot *prev, double interval, bool tty)
+{
+	json_t *jsvcs = c->json ? json_array() : NULL;
+	size_t i, j;
+
+	if (!c->json) {
+		if (tty)
+			printf("\033[H\033[2J");
+		printf("ferry top — %s — every %.1fs (q quits)\n\n", c->pin_path, interval);
+		printf("%-22s %-16s %7s %7s %9s %10s %10s %7s %7s\n", "SERVICE", "PREDICTOR",
+		       "WEIGHT", "SHARE", "CONN/s", "p50", "p99", "5xx/s", "RST/s");
+	}
+	for (i = 0; i < snap->nservices; i++) {
+		const struct ferry_snap_service *s = &snap->services[i];
+		const struct ferry_snap_predictor *p, *q;
+		char vip[FERRY_ADDR_STRLEN + 8];
+		json_t *jpreds = c->json ? json_array() : NULL;
+		double total = 0;
+		bool first = true;
+
+		ferry_vip__format(&s->vip, vip, sizeof(vip));
+		if (c->json)
+			json_array_append_new(jsvcs, json_pack("{s:s, s:o}", "vip", vip,
+							       "predictors", jpreds));
+		for (j = 0; j < s->npredictors; j++) {
+			predictor_pair(snap, prev, s->predictor_ids[j], &p, &q);
+			if (p && q)
+				total += p->stats.new_flows - q->stats.new_flows;
+		}
+		for (j = 0; j < s->npredictors; j++) {
+			predictor_pair(snap, prev, s->predictor_ids[j], &p, &q);
+			if (!p || !q)
+				continue;
+			top_row(c, snap, prev, p, q, first ? vip : "", total, interval, jpreds);
+			first = false;
+		}
+	}
+	if (c->json) {
+		json_t *o = json_pack("{s:f, s:o}", "interval_s", interval, "services", jsvcs);
+
+		json_dumpf(o, stdout, JSON_COMPACT);
+		printf("\n");
+		json_decref(o);
+	}
+	fflush(stdout);
+}
+
 int cmd_top(struct ctl *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { "iterations", required_argument, NULL, 'n' },
@@ -45,8 +148,9 @@ int cmd_top(struct ctl *c, int argc, char **argv)
 		case 'h':
 			printf("Usage: ferryctl top [--iterations N] [--interval SECONDS]\n"
 			       "Refreshing view of services and predictors: traffic share of new\n"
-			       "connections, connections/s, p50/p99 latency, 5xx and resets. q or\n"
-			       "Ctrl-C quits.\n");
+			       "connections, connections/s, p50/p99 latency (- when no request was\n"
+			       "sampled in the interval), 5xx and resets. q or Ctrl-C quits. With -j,\n"
+			       "one JSON object per interval, one line each.\n");
 			return EXIT_OK;
 		default:
 			return EXIT_USAGE;
@@ -55,80 +159,13 @@ int cmd_top(struct ctl *c, int argc, char **argv)
 	signal(SIGINT, on_stop);
 	signal(SIGTERM, on_stop);
 	for (it = 0; !stop_requested && (iterations < 0 || it < iterations + 1); it++) {
-		size_t i, j;
 		struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
 
 		snap = read_snapshot(c);
 		if (!snap)
 			break;
-		if (prev) {
-			if (tty)
-				printf("\033[H\033[2J");
-			printf("ferry top — %s — every %.1fs (q quits)\n\n", c->pin_path, interval);
-			printf("%-22s %-16s %7s %7s %9s %10s %10s %7s %7s\n", "SERVICE",
-			       "PREDICTOR", "WEIGHT", "SHARE", "CONN/s", "p50", "p99", "5xx/s",
-			       "RST/s");
-			for (i = 0; i < snap->nservices; i++) {
-				const struct ferry_snap_service *s = &snap->services[i];
-				char vip[FERRY_ADDR_STRLEN + 8];
-				double total = 0;
-
-				ferry_vip__format(&s->vip, vip, sizeof(vip));
-				for (j = 0; j < s->npredictors; j++) {
-					const struct ferry_snap_predictor *p, *q;
-
-					predictor_pair(snap, prev, s->predictor_ids[j], &p, &q);
-					if (p && q)
-						total += p->stats.new_flows - q->stats.new_flows;
-				}
-				for (j = 0; j < s->npredictors; j++) {
-					const struct ferry_snap_predictor *p, *q;
-					const struct ferry_hist *h;
-					struct ferry_hist delta = {};
-					double conn, p50 = NAN, p99 = NAN;
-					unsigned int b;
-
-					predictor_pair(snap, prev, s->predictor_ids[j], &p, &q);
-					if (!p || !q)
-						continue;
-					conn = p->stats.new_flows - q->stats.new_flows;
-					h = ferry_snapshot__hist(snap, FERRY_HIST_PREDICTOR,
-								 FERRY_LAT_REQUEST, p->id);
-					{
-						const struct ferry_hist *hp = ferry_snapshot__hist(
-							prev, FERRY_HIST_PREDICTOR,
-							FERRY_LAT_REQUEST, p->id);
-
-						/* Latency of this interval, not since boot. */
-						if (h && hp) {
-							delta.count = h->count - hp->count;
-							delta.sum_ns = h->sum_ns - hp->sum_ns;
-							for (b = 0; b < FERRY_HIST_BUCKETS; b++)
-								delta.bucket[b] = h->bucket[b] -
-										  hp->bucket[b];
-						}
-					}
-					if (delta.count) {
-						p50 = ferry_hist__quantile(&delta, 0.5) / 1e9;
-						p99 = ferry_hist__quantile(&delta, 0.99) / 1e9;
-					}
-					printf("%-22s %-16s %6.1f%% %6.1f%% %9.1f %8.2fms %8.2fms %7.1f "
-					       "%7.1f\n",
-					       j ? "" : vip, p->name,
-					       (p->flags & FERRY_PRED_F_OVERRIDE ?
-							p->weight_override :
-							p->weight_configured) /
-						       1e4,
-					       total ? 100.0 * conn / total : 0.0, conn / interval,
-					       p50 * 1e3, p99 * 1e3,
-					       (p->stats.http[FERRY_HTTP_5XX] -
-						q->stats.http[FERRY_HTTP_5XX]) /
-						       interval,
-					       (p->stats.resets - q->stats.resets) / interval);
-				}
-			}
-			fflush(stdout);
-		}
+		if (prev)
+			top_frame(c, snap, prev, interval, tty);
 		ferry_snapshot__free(prev);
 		prev = snap;
 		if (iterations >= 0 && it >= iterations)

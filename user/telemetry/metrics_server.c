@@ -30,8 +30,9 @@ struct ferry_metrics_server {
 
 void ferry_metrics__set_ready(struct ferry_metrics_server *srv, bool ready)
 {
+	/* Read by the HTTP server's thread (TSan found the plain store racing). */
 	if (srv)
-		srv->ready = ready;
+		__atomic_store_n(&srv->ready, ready, __ATOMIC_RELEASE);
 }
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, const char *type,
@@ -69,7 +70,7 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
 	if (!strcmp(url, "/healthz"))
 		return reply(conn, MHD_HTTP_OK, text, "ok\n", 3, MHD_RESPMEM_PERSISTENT);
 	if (!strcmp(url, "/readyz"))
-		return srv->ready ? reply(conn, MHD_HTTP_OK, text, "ready\n", 6,
+		return __atomic_load_n(&srv->ready, __ATOMIC_ACQUIRE) ? reply(conn, MHD_HTTP_OK, text, "ready\n", 6,
 					  MHD_RESPMEM_PERSISTENT) :
 				    reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, text,
 					  "not synced yet\n", 15, MHD_RESPMEM_PERSISTENT);

@@ -40,12 +40,49 @@ check_good() {
 check_good "beside bad manifests"
 fe_vip_ok 198.18.100.12:8000 && fe_fail "the rejected deployment (traffic 110) serves anyway"
 
+# ferry_config_errors_total counts rejections since start, not outstanding
+# errors times resyncs: resyncs that change nothing (SIGHUP, a good file
+# rewritten) leave it alone; a new mistake adds exactly its own errors.
+cerr() { fe_metric ferry_config_errors; }
+cerr_total() { fe_metric ferry_config_errors_total; }
+cerr_zero() { [ "$(cerr)" = 0 ]; }
+if [ "$FE_LB" = ferry ]; then
+	g1=$(cerr) t1=$(cerr_total) || fe_fail "ferryd's /metrics does not answer"
+	[ "$g1" -ge 2 ] || fe_fail "ferry_config_errors is $g1 with broken.yaml and garbled.yaml in place"
+	[ "$t1" -ge "$g1" ] || fe_fail "ferry_config_errors_total $t1 < ferry_config_errors $g1"
+	for _ in 1 2 3; do
+		kill -HUP "$FERRYD_PID"
+		sleep 0.3
+	done
+	touch "$FE_CONF/wine.yaml"
+	sleep 1
+	[ "$(cerr)" = "$g1" ] || fe_fail "ferry_config_errors moved from $g1 to $(cerr) on resyncs without change"
+	t2=$(cerr_total)
+	[ "$t2" = "$t1" ] || fe_fail "ferry_config_errors_total went from $t1 to $t2 over 4 resyncs that rejected nothing new"
+	fe_log "config errors: $g1 outstanding, $t1 rejections; unchanged after SIGHUP x3 and a touch"
+fi
+
 # The good one edited into the same mistake: the last good version stays.
 "$FE_PY" "$FE_BIN/manifests.py" write --dir "$FE_RUN" --name iris --vip "$vip1" \
 	--predictor "main:90:$m" --predictor "canary:20:$c"
 mv "$FE_RUN/iris.yaml" "$FE_CONF/iris.yaml"
 sleep 1
 check_good "after a bad edit of iris"
+if [ "$FE_LB" = ferry ]; then
+	g3=$(cerr) t3=$(cerr_total)
+	[ "$g3" -gt "$g1" ] || fe_fail "ferry_config_errors $g3 after the bad edit of iris (was $g1)"
+	[ "$t3" -eq $((t1 + g3 - g1)) ] ||
+		fe_fail "ferry_config_errors_total $t3 after the bad edit, want $t1 + $((g3 - g1)) new"
+	# The mistakes removed: nothing outstanding, the rejections stay counted.
+	rm -f "$FE_CONF/broken.yaml" "$FE_CONF/broken-main.yaml" "$FE_CONF/broken-canary.yaml" \
+		"$FE_CONF/garbled.yaml"
+	"$FE_PY" "$FE_BIN/manifests.py" write --dir "$FE_RUN" --name iris --vip "$vip1" \
+		--predictor "main:100:$m" --predictor "canary:0:$c"
+	mv "$FE_RUN/iris.yaml" "$FE_CONF/iris.yaml"
+	fe_wait 5 cerr_zero || fe_fail "ferry_config_errors is $(cerr) with every mistake removed"
+	[ "$(cerr_total)" = "$t3" ] || fe_fail "ferry_config_errors_total went from $t3 to $(cerr_total) when errors went away"
+	fe_log "config errors after fixes: 0 outstanding, $t3 rejections in total"
+fi
 
 if [ "$FE_LB" = ferry ]; then
 	log="$FE_RUN/ferryd.log"

@@ -100,8 +100,10 @@ FERRYD_PID=$!
 FE_PIDS+=($!)
 fe_wait 20 fe_ferryd_serving || fe_fail "ferryd does not serve /metrics within 20 s"
 fe_wait 10 fe_vip_ok "$vip" || fe_fail "VIP $vip from the API server does not answer within 10 s"
-fe_ns "$FE_NODE" curl -sf --max-time 2 "http://$FE_METRICS/readyz" >/dev/null ||
-	fe_fail "/readyz is not 200 after the API's first list was applied"
+# The maps are written before ferryd marks the sync complete: the VIP can
+# answer a moment before /readyz does (seen under TSan's slowdown).
+readyz_ok() { fe_ns "$FE_NODE" curl -sf --max-time 2 "http://$FE_METRICS/readyz" >/dev/null; }
+fe_wait 5 readyz_ok || fe_fail "/readyz is not 200 within 5 s of the API's first list being applied"
 fe_burst "$vip" 400 "$FE_RUN/5050.json"
 [ "$(fe_json "$FE_RUN/5050.json" 'd["error_total"] == 0 and len(d["predictors"]) == 2')" = True ] ||
 	fe_fail "50/50 from the API: $(fe_json "$FE_RUN/5050.json" '[d["predictors"], d["errors"]]')"
