@@ -158,9 +158,43 @@ static __always_inline const struct ferry_service *ferry_vip_marker(const struct
 	return bpf_map_lookup_elem(&ferry_services, &vip);
 }
 
+/*
+ * An ICMP error about a reply (a router on the client's side, or the client,
+ * quoting VIP -> client): goes to the flow's backend, translated to quote
+ * backend -> client, so that the backend's socket learns the path MTU or
+ * the error. Anything else ICMP is not ours.
+ */
+static __always_inline int ferry_fwd_icmp(void *ctx, const int hook, struct ferry_pkt *pkt)
+{
+	struct bpf_fib_lookup fib;
+	struct ferry_flow *flow;
+	int rc;
+
+	if (ferry_parse_icmp(ferry_data(ctx, hook), ferry_data_end(ctx, hook), pkt) !=
+	    FERRY_PARSE_OK)
+		return ferry_pass(hook);
+	flow = bpf_map_lookup_elem(&ferry_flows, &pkt->key);
+	if (!flow)
+		return ferry_pass(hook);
+	if (ferry_icmp_rewrite(ctx, hook, pkt, false, flow->backend_addr, flow->backend_port))
+		return ferry_pass(hook);
+	ferry_count(FERRY_CTR_ICMP_FWD);
+	if (pkt->vlan) {
+		ferry_count(FERRY_CTR_FIB_STACK);
+		return ferry_pass(hook);
+	}
+	/*
+	 * The client's address stands in for the sender's (often a router) and
+	 * the quoted ports for ICMP's none: only policy routing reads them.
+	 */
+	rc = ferry_fib(ctx, hook, pkt, pkt->key.saddr, flow->backend_addr, pkt->key.sport,
+		       flow->backend_port, &fib);
+	return ferry_send(ctx, hook, &fib, rc);
+}
+
 /* Packets that did not parse as TCP/UDP: pass, except fragments to a VIP address. */
-static __always_inline int ferry_fwd_unparsed(void *ctx, const int hook,
-					      const struct ferry_pkt *pkt, int rc)
+static __always_inline int ferry_fwd_unparsed(void *ctx, const int hook, struct ferry_pkt *pkt,
+					      int rc)
 {
 	const struct ferry_service *marker;
 	struct ferry_svc_stats *sst;
@@ -189,6 +223,10 @@ static __always_inline int ferry_fwd_unparsed(void *ctx, const int hook,
 			ferry_trace_decision(ctx, hook, cfg, pkt, FERRY_TR_DROP_FRAGMENT, svc_id, 0,
 					     0);
 		return ferry_drop(hook);
+	case FERRY_PARSE_OTHER:
+		if (pkt->key.proto == IPPROTO_ICMP || pkt->key.proto == IPPROTO_ICMPV6)
+			return ferry_fwd_icmp(ctx, hook, pkt);
+		return ferry_pass(hook);
 	default:
 		return ferry_pass(hook);
 	}
@@ -271,6 +309,31 @@ static __always_inline int ferry_fwd(void *ctx, const int hook)
 
 /* ----------------------------------------------------------------- reply */
 
+/*
+ * An ICMP error about a forwarded packet (from the backend, a router on its
+ * side, or this node, quoting client -> backend): goes to the client,
+ * translated to quote client -> VIP, so that the client's socket, connected
+ * to the VIP, takes it.
+ */
+static __always_inline int ferry_reply_icmp(struct __sk_buff *skb, const int hook,
+					    struct ferry_pkt *pkt)
+{
+	struct ferry_rflow *rflow;
+
+	if (ferry_parse_icmp(ferry_data(skb, hook), ferry_data_end(skb, hook), pkt) !=
+	    FERRY_PARSE_OK)
+		return ferry_pass(hook);
+	rflow = bpf_map_lookup_elem(&ferry_rflows, &pkt->key);
+	if (!rflow)
+		return ferry_pass(hook);
+	if (ferry_icmp_rewrite(skb, hook, pkt, true, rflow->vip_addr, rflow->vip_port))
+		return ferry_pass(hook);
+	ferry_count(FERRY_CTR_ICMP_REPLY);
+	if (hook == FERRY_HOOK_TC_EGRESS || pkt->vlan)
+		return ferry_pass(hook);
+	return ferry_reply_xmit(skb, hook, pkt, rflow);
+}
+
 static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 {
 	struct ferry_pkt pkt = {};
@@ -280,9 +343,14 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 	struct ferry_flow *flow;
 	__u32 zero = 0, backend_id;
 	bool synack;
+	int rc;
 
 	ferry_tc_pull(skb);
-	if (ferry_parse(ferry_data(skb, hook), ferry_data_end(skb, hook), &pkt) != FERRY_PARSE_OK)
+	rc = ferry_parse(ferry_data(skb, hook), ferry_data_end(skb, hook), &pkt);
+	if (rc == FERRY_PARSE_OTHER &&
+	    (pkt.key.proto == IPPROTO_ICMP || pkt.key.proto == IPPROTO_ICMPV6))
+		return ferry_reply_icmp(skb, hook, &pkt);
+	if (rc != FERRY_PARSE_OK)
 		return ferry_pass(hook);
 	rflow = bpf_map_lookup_elem(&ferry_rflows, &pkt.key);
 	if (!rflow)

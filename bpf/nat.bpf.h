@@ -92,4 +92,121 @@ static __always_inline int ferry_rewrite(void *ctx, const int hook, const struct
 	return 0;
 }
 
+/*
+ * Translates an ICMP error that ferry_parse_icmp() accepted. reply: an error
+ * about a forwarded packet (quoting client -> backend) on its way to the
+ * client: the quoted destination becomes the VIP, and so does the outer
+ * source if the backend itself sent the error. !reply: an error about a
+ * reply (quoting VIP -> client) on its way to the backend: the quoted source
+ * becomes the backend, and so does the outer destination (the VIP).
+ *
+ * Checksums are updated by hand at every hook, in order from the inside
+ * out: the quoted IPv4 header, the quoted L4 checksum when the quote
+ * reaches it (it covers the quoted addresses through its pseudo-header),
+ * the ICMP checksum over all of those changes (ICMPv6 also over the outer
+ * addresses, its pseudo-header), and the outer IPv4 header. Every change is
+ * compensated inside the packet, so the sum of the bytes from L3 on does
+ * not move: a CHECKSUM_COMPLETE skb's csum stays valid without the csum
+ * helpers, and ICMP is never CHECKSUM_PARTIAL (the kernel sums it fully).
+ */
+static __always_inline int ferry_icmp_rewrite(void *ctx, const int hook,
+					      const struct ferry_pkt *pkt, const bool reply,
+					      const __be32 *addr, __be16 port)
+{
+	void *data = ferry_data(ctx, hook), *data_end = ferry_data_end(ctx, hook);
+	__u32 l3 = pkt->l3_off & 0xff, l4 = pkt->l4_off & 0xff;
+	__u32 il3 = pkt->inner_l3_off & 0xff, il4 = pkt->inner_l4_off & 0xff;
+	const __be32 *old = reply ? pkt->key.saddr : pkt->key.daddr;
+	__be16 old_port = reply ? pkt->key.sport : pkt->key.dport;
+	bool v4 = pkt->key.family == FERRY_AF_INET;
+	bool udp = pkt->key.proto == IPPROTO_UDP;
+	__u64 daddr, dicmp;
+	__be32 *outer, *inner;
+	__u16 *check, oc, nc;
+	__be16 *ports;
+	bool hit;
+
+	if (v4) {
+		outer = data + l3 +
+			(reply ? offsetof(struct iphdr, saddr) : offsetof(struct iphdr, daddr));
+		inner = data + il3 +
+			(reply ? offsetof(struct iphdr, daddr) : offsetof(struct iphdr, saddr));
+		if ((void *)(outer + 1) > data_end || (void *)(inner + 1) > data_end)
+			return -1;
+		daddr = ferry_csum_diff32(0, old[0], addr[0]);
+		hit = outer[0] == old[0];
+		if (hit)
+			outer[0] = addr[0];
+		inner[0] = addr[0];
+	} else {
+		outer = data + l3 +
+			(reply ? offsetof(struct ipv6hdr, saddr) : offsetof(struct ipv6hdr, daddr));
+		inner = data + il3 +
+			(reply ? offsetof(struct ipv6hdr, daddr) : offsetof(struct ipv6hdr, saddr));
+		if ((void *)(outer + 4) > data_end || (void *)(inner + 4) > data_end)
+			return -1;
+		daddr = ferry_csum_diff32(0, old[0], addr[0]);
+		daddr = ferry_csum_diff32(daddr, old[1], addr[1]);
+		daddr = ferry_csum_diff32(daddr, old[2], addr[2]);
+		daddr = ferry_csum_diff32(daddr, old[3], addr[3]);
+		hit = outer[0] == old[0] && outer[1] == old[1] && outer[2] == old[2] &&
+		      outer[3] == old[3];
+		if (hit) {
+			outer[0] = addr[0];
+			outer[1] = addr[1];
+			outer[2] = addr[2];
+			outer[3] = addr[3];
+		}
+		inner[0] = addr[0];
+		inner[1] = addr[1];
+		inner[2] = addr[2];
+		inner[3] = addr[3];
+	}
+	dicmp = daddr;
+	if (hit && !v4)
+		dicmp += daddr;
+
+	ports = data + il4;
+	if ((void *)(ports + 2) > data_end)
+		return -1;
+	ports[reply ? 1 : 0] = port;
+	dicmp = ferry_csum_diff16(dicmp, old_port, port);
+
+	if (v4) {
+		struct iphdr *iiph = data + il3;
+
+		if ((void *)(iiph + 1) > data_end)
+			return -1;
+		oc = iiph->check;
+		nc = ferry_csum_apply(oc, daddr);
+		iiph->check = nc;
+		dicmp = ferry_csum_diff16(dicmp, oc, nc);
+	}
+
+	check = data + il4 +
+		(udp ? offsetof(struct udphdr, check) : offsetof(struct tcphdr, check));
+	if ((void *)(check + 1) <= data_end && !(udp && *check == 0)) {
+		oc = *check;
+		nc = ferry_csum_apply(oc, ferry_csum_diff16(daddr, old_port, port));
+		if (udp && nc == 0)
+			nc = 0xffff;
+		*check = nc;
+		dicmp = ferry_csum_diff16(dicmp, oc, nc);
+	}
+
+	if (v4 && hit) {
+		struct iphdr *iph = data + l3;
+
+		if ((void *)(iph + 1) > data_end)
+			return -1;
+		iph->check = ferry_csum_apply(iph->check, daddr);
+	}
+
+	check = data + l4 + 2; /* ICMP and ICMPv6 alike */
+	if ((void *)(check + 1) > data_end)
+		return -1;
+	*check = ferry_csum_apply(*check, dicmp);
+	return 0;
+}
+
 #endif /* FERRY_NAT_BPF_H */

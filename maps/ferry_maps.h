@@ -255,6 +255,8 @@ enum ferry_counter {
 	FERRY_CTR_REPLY_NAT, /* reply rewritten to the VIP */
 	FERRY_CTR_TRACE_LOST, /* trace ring buffer full */
 	FERRY_CTR_HIST_MISS, /* latency sample with no histogram entry */
+	FERRY_CTR_ICMP_FWD, /* ICMP error about a reply, translated towards the backend */
+	FERRY_CTR_ICMP_REPLY, /* ICMP error about a forwarded packet, translated towards the client */
 	FERRY_CTR_MAX,
 };
 
