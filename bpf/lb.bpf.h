@@ -27,10 +27,99 @@
 #include "nexthop.bpf.h"
 #include "observe.bpf.h"
 
+/* How stale the forward entry's last_ns may get before a reply refreshes it. */
+#define FERRY_REPLY_TOUCH_NS 1000000000ULL
+
 /* udp_timeout_s 0 in ferry_config means this default. */
 #define FERRY_UDP_TIMEOUT_DEFAULT_S 30
 
 /* --------------------------------------------------------------- forward */
+
+/*
+ * The two halves of a flow live in two LRU maps that evict independently.
+ * Either half can be rebuilt from the other: the forward key holds client
+ * and VIP and its value the backend; the reply key holds backend and client
+ * and its value the VIP and the forward key. These rebuild the missing half
+ * (BPF_NOEXIST: a concurrent rebuild on another CPU wins, with the same
+ * content). Not inlined: whatever they need stays out of the callers'
+ * frames, which every kernel caps with their subprograms' at 512 bytes.
+ */
+/* A reply entry being built: too big for the XDP program's stack (see below). */
+struct ferry_rflow_scratch {
+	struct ferry_flow_key key;
+	struct ferry_rflow val;
+};
+
+/* Object-local, not pinned: scratch space only, nothing survives a call. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ferry_rflow_scratch);
+} ferry_rflow_tmp SEC(".maps");
+
+/*
+ * Runs on every established forward packet, so it must not add stack: the
+ * XDP program with ferry_fwd_new's frame is near the 512-byte cap, and the
+ * reply entry (152 bytes with its key) is built in a per-CPU scratch value.
+ */
+static __noinline int ferry_rflow_restore(const struct ferry_flow_key *fwd,
+					  const struct ferry_flow *flow)
+{
+	struct ferry_rflow_scratch *tmp;
+	__u32 zero = 0;
+
+	tmp = bpf_map_lookup_elem(&ferry_rflow_tmp, &zero);
+	if (!tmp)
+		return 0;
+	__builtin_memset(&tmp->key, 0, sizeof(tmp->key));
+	__builtin_memcpy(tmp->key.saddr, flow->backend_addr, sizeof(tmp->key.saddr));
+	__builtin_memcpy(tmp->key.daddr, fwd->saddr, sizeof(tmp->key.daddr));
+	tmp->key.sport = flow->backend_port;
+	tmp->key.dport = fwd->sport;
+	tmp->key.proto = fwd->proto;
+	tmp->key.family = fwd->family;
+	if (bpf_map_lookup_elem(&ferry_rflows, &tmp->key))
+		return 0;
+	__builtin_memset(&tmp->val, 0, sizeof(tmp->val));
+	__builtin_memcpy(tmp->val.vip_addr, fwd->daddr, sizeof(tmp->val.vip_addr));
+	tmp->val.vip_port = fwd->dport;
+	tmp->val.family = fwd->family;
+	tmp->val.flags = flow->flags;
+	tmp->val.backend_id = flow->backend_id;
+	__builtin_memcpy(&tmp->val.fwd, fwd, sizeof(tmp->val.fwd));
+	if (bpf_map_update_elem(&ferry_rflows, &tmp->key, &tmp->val, BPF_NOEXIST))
+		return 0;
+	ferry_count(FERRY_CTR_FLOW_RESTORED);
+	return 0;
+}
+
+static __noinline int ferry_flow_restore(const struct ferry_rflow *rflow,
+					 const struct ferry_flow_key *reply)
+{
+	const struct ferry_backend *be;
+	struct ferry_flow val = {};
+	__u32 backend_id = rflow->backend_id;
+	__u64 now = bpf_ktime_get_coarse_ns();
+
+	__builtin_memcpy(val.backend_addr, reply->saddr, sizeof(val.backend_addr));
+	val.backend_port = reply->sport;
+	val.family = reply->family;
+	/* Timing in flight is lost with the entry. */
+	val.flags = rflow->flags & (FERRY_FLOW_F_SAMPLED | FERRY_FLOW_F_CLOSING);
+	val.backend_id = backend_id;
+	be = bpf_map_lookup_elem(&ferry_backends, &backend_id);
+	if (be) {
+		val.predictor_id = be->predictor_id;
+		val.svc_id = be->svc_id;
+	}
+	val.created_ns = now;
+	val.last_ns = now;
+	if (bpf_map_update_elem(&ferry_flows, &rflow->fwd, &val, BPF_NOEXIST))
+		return 0;
+	ferry_count(FERRY_CTR_FLOW_RESTORED);
+	return 0;
+}
 
 /*
  * Flow counters are plain adds, not atomics: a flow's packets arrive on one
@@ -43,6 +132,7 @@ static __always_inline int ferry_fwd_established(void *ctx, const int hook,
 {
 	__u32 backend_id = flow->backend_id;
 
+	ferry_rflow_restore(&pkt->key, flow);
 	flow->last_ns = bpf_ktime_get_coarse_ns();
 	flow->packets += 1;
 	flow->bytes += pkt->len;
@@ -373,23 +463,31 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 	synack = (pkt.tcp_flags & (FERRY_TCP_SYN | FERRY_TCP_ACK)) ==
 		 (FERRY_TCP_SYN | FERRY_TCP_ACK);
 	/*
-	 * The forward entry is needed once or twice per connection, and for the
-	 * payload of a sampled flow (a response may start): one more lookup per
-	 * such packet, about 30 ns (make bench: tc_reply_payload_v4_sampled).
+	 * The forward entry on every reply (one more lookup, about 30 ns: make
+	 * bench, tc_reply_in_v4 against tc_reply_payload_v4_sampled before): rebuilt when it is gone, so that the
+	 * client's next packet still goes to this backend (a rehash would not
+	 * after a table change), and its idle timer refreshed so that a flow
+	 * that only streams replies does not expire. last_ns is written at most
+	 * once a second: the cache line is shared with the forward CPU.
 	 */
-	if ((pkt.tcp_flags & FERRY_TCP_RST) || synack ||
-	    ((rflow->flags & FERRY_FLOW_F_SAMPLED) && pkt.payload_len)) {
-		flow = bpf_map_lookup_elem(&ferry_flows, &rflow->fwd);
-		if (flow) {
-			/* A reset by the backend ends the flow: the next SYN picks anew. */
-			if ((pkt.tcp_flags & FERRY_TCP_RST) &&
-			    !(flow->flags & FERRY_FLOW_F_CLOSING))
-				flow->flags |= FERRY_FLOW_F_CLOSING;
-			if (flow->flags & FERRY_FLOW_F_SAMPLED)
-				ferry_reply_latency(skb, hook, flow, &pkt, st);
-			else if (synack && (flow->flags & FERRY_FLOW_F_SYN_PENDING))
-				flow->flags &= ~FERRY_FLOW_F_SYN_PENDING;
-		}
+	flow = bpf_map_lookup_elem(&ferry_flows, &rflow->fwd);
+	if (!flow) {
+		ferry_flow_restore(rflow, &pkt.key);
+	} else {
+		__u64 now = bpf_ktime_get_coarse_ns();
+
+		if (now - flow->last_ns > FERRY_REPLY_TOUCH_NS)
+			flow->last_ns = now;
+	}
+	if (flow && ((pkt.tcp_flags & FERRY_TCP_RST) || synack ||
+		     ((rflow->flags & FERRY_FLOW_F_SAMPLED) && pkt.payload_len))) {
+		/* A reset by the backend ends the flow: the next SYN picks anew. */
+		if ((pkt.tcp_flags & FERRY_TCP_RST) && !(flow->flags & FERRY_FLOW_F_CLOSING))
+			flow->flags |= FERRY_FLOW_F_CLOSING;
+		if (flow->flags & FERRY_FLOW_F_SAMPLED)
+			ferry_reply_latency(skb, hook, flow, &pkt, st);
+		else if (synack && (flow->flags & FERRY_FLOW_F_SYN_PENDING))
+			flow->flags &= ~FERRY_FLOW_F_SYN_PENDING;
 	}
 	cfg = bpf_map_lookup_elem(&ferry_config, &zero);
 	if (cfg)

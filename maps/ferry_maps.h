@@ -257,6 +257,7 @@ enum ferry_counter {
 	FERRY_CTR_HIST_MISS, /* latency sample with no histogram entry */
 	FERRY_CTR_ICMP_FWD, /* ICMP error about a reply, translated towards the backend */
 	FERRY_CTR_ICMP_REPLY, /* ICMP error about a forwarded packet, translated towards the client */
+	FERRY_CTR_FLOW_RESTORED, /* a missing half of a flow rebuilt from the other */
 	FERRY_CTR_MAX,
 };
 

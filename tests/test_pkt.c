@@ -1881,6 +1881,83 @@ static void test_icmp_backend_side(void)
 	}
 }
 
+/* ------------------------------------- one logical flow, two halves (issue 12) */
+
+/* The reply key of the forward spec fwd once it went to backend be. */
+static void reply_key_of(const struct pb_spec *fwd, const struct backend_def *be,
+			 struct ferry_flow_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	pb_addr(k->saddr, be->addr);
+	memcpy(k->daddr, fwd->saddr, 16);
+	k->sport = htons(be->port);
+	k->dport = htons(fwd->sport);
+	k->proto = fwd->proto;
+	k->family = fwd->family == 4 ? FERRY_AF_INET : FERRY_AF_INET6;
+}
+
+/*
+ * Either half of a flow evicted mid-connection (the two LRU maps evict
+ * independently): the next packet in the other direction rebuilds it, and
+ * the connection goes on with the same backend and translated replies.
+ * Before the fix the reply half was never rebuilt (replies left with the
+ * backend's address) and a reply never rebuilt the forward half (the next
+ * client packet was rehashed): both checks below failed.
+ */
+static void test_flow_halves(void)
+{
+	struct pb_spec fwd = spec_tcp(4, 42000, VIP4, 80, PB_TCP_ACK);
+	struct expect tc = { .ctr = { CTR(REDIRECT, 1), CTR(FLOW_RESTORED, 1) } };
+	const struct backend_def *be, *again = NULL;
+	struct ferry_flow_key rk, fk;
+	struct ferry_rflow rf;
+	struct ferry_flow f;
+	struct pb_spec rep, out;
+
+	ensure_flow(&fwd);
+	be = flow_backend(&fwd);
+	if (!ASSERT_TRUE(be != NULL, "flow"))
+		return;
+	reply_key_of(&fwd, be, &rk);
+	key_of(&fwd, &fk);
+
+	/* The reply half is gone: the next forward packet rebuilds it. */
+	ASSERT_OK(bpf_map_delete_elem(map_fd(FERRY_MAP_RFLOWS), &rk), "delete reply half");
+	check_fwd("forward rebuilds the reply half", P_TC_FWD, &fwd, TC_ACT_REDIRECT, &tc, &again);
+	if (ASSERT_OK(bpf_map_lookup_elem(map_fd(FERRY_MAP_RFLOWS), &rk, &rf), "reply half back")) {
+		ASSERT_EQ(rf.backend_id, be->id, "reply half backend");
+		ASSERT_EQ(rf.vip_port, htons(80), "reply half vip port");
+		ASSERT_TRUE(memcmp(&rf.fwd, &fk, sizeof(fk)) == 0, "reply half forward key");
+	}
+	rep = spec_reply(&fwd, be, PB_TCP_ACK);
+	out = rep;
+	pb_addr(out.saddr, VIP4);
+	out.sport = 80;
+	pb_mac(out.smac, MAC_C0);
+	pb_mac(out.dmac, MAC_CLIENT);
+	check("reply after the rebuild", P_TC_REPLY_IN, env.if_b0, &rep,
+	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
+				.out = &out,
+				.ctr = { CTR(REPLY_NAT, 1), CTR(REDIRECT, 1) } });
+
+	/* The forward half is gone: the next reply rebuilds it, same backend. */
+	ASSERT_OK(bpf_map_delete_elem(map_fd(FERRY_MAP_FLOWS), &fk), "delete forward half");
+	check("reply rebuilds the forward half", P_TC_REPLY_IN, env.if_b0, &rep,
+	      &(struct expect){
+		      .verdict = TC_ACT_REDIRECT,
+		      .out = &out,
+		      .ctr = { CTR(REPLY_NAT, 1), CTR(REDIRECT, 1), CTR(FLOW_RESTORED, 1) } });
+	if (ASSERT_TRUE(flow_get(&fwd, &f), "forward half back")) {
+		ASSERT_EQ(f.backend_id, be->id, "forward half backend");
+		ASSERT_EQ(f.backend_port, htons(be->port), "forward half port");
+		ASSERT_EQ(f.svc_id, 1, "forward half service");
+	}
+	/* And the client's next packet follows it: no flow miss, no rehash. */
+	check_fwd("forward after the rebuild", P_TC_FWD, &fwd, TC_ACT_REDIRECT,
+		  &(struct expect){ .ctr = { CTR(REDIRECT, 1) } }, &again);
+	ASSERT_TRUE(again == be, "same backend");
+}
+
 static void test_setup_failed(void)
 {
 	test__fail(__FILE__, __LINE__, "setup", "see the errors above");
@@ -1933,6 +2010,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_tc_checksum_partial);
 	RUN_TEST(SUITE, test_icmp_client_side);
 	RUN_TEST(SUITE, test_icmp_backend_side);
+	RUN_TEST(SUITE, test_flow_halves);
 out:
 	for (int i = 0; i < env.ninner; i++)
 		close(env.inner_fds[i]);

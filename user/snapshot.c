@@ -36,6 +36,7 @@ static const char *const counter_names[FERRY_CTR_MAX] = {
 	[FERRY_CTR_HIST_MISS] = "hist_miss",
 	[FERRY_CTR_ICMP_FWD] = "icmp_fwd",
 	[FERRY_CTR_ICMP_REPLY] = "icmp_reply",
+	[FERRY_CTR_FLOW_RESTORED] = "flow_restored",
 };
 
 const char *ferry_counter__name(unsigned int counter)
