@@ -11,6 +11,7 @@
  * time).
  */
 #include <linux/bpf.h>
+#include <linux/errno.h>
 #include <linux/in.h>
 #include <bpf/bpf_helpers.h>
 
@@ -46,7 +47,7 @@ static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 family)
 		vip.addr[3] = ctx->user_ip6[3];
 	}
 	svc = bpf_map_lookup_elem(&ferry_services, &vip);
-	if (!svc || (svc->flags & FERRY_SVC_F_ADDR_MARKER) || !svc->table_size)
+	if (!svc || (svc->flags & FERRY_SVC_F_ADDR_MARKER))
 		return 1;
 	cfg = bpf_map_lookup_elem(&ferry_config, &zero);
 	if (!cfg)
@@ -59,8 +60,15 @@ static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 family)
 		tuple.saddr[1] = (__u32)(cookie >> 32);
 	}
 	be = ferry_select(svc, &tuple, cfg->hash_seed, FERRY_HASH_SRC_ADDR, family, &hash, &be_id);
-	if (!be)
-		return 1; /* no backend: the connect goes to the VIP and fails as it would */
+	if (!be) {
+		/*
+		 * No backend: fail the connect now with ECONNREFUSED (returning 0
+		 * alone would give EPERM) instead of letting it time out at the VIP.
+		 */
+		ferry_count(FERRY_CTR_NO_BACKEND);
+		bpf_set_retval(-ECONNREFUSED);
+		return 0;
+	}
 	if (family == FERRY_AF_INET) {
 		ctx->user_ip4 = be->addr[0];
 	} else {

@@ -26,6 +26,7 @@
 #include "nat.bpf.h"
 #include "nexthop.bpf.h"
 #include "observe.bpf.h"
+#include "reject.bpf.h"
 
 /* How stale the forward entry's last_ns may get before a reply refreshes it. */
 #define FERRY_REPLY_TOUCH_NS 1000000000ULL
@@ -235,7 +236,7 @@ no_backend:
 	if (sst)
 		sst->no_backend += 1;
 	ferry_trace_decision(ctx, hook, cfg, pkt, FERRY_TR_DROP_NO_BACKEND, svc_id, 0, 0);
-	return ferry_drop(hook);
+	return ferry_reject(ctx, hook, pkt);
 }
 
 /* The address-only marker entry of pkt's destination, if it is a VIP address. */

@@ -1012,17 +1012,132 @@ static void test_vip_unknown_port(void)
 	      &(struct expect){ .verdict = XDP_PASS, .ctr = { CTR(VIP_PORT_MISS, 1) } });
 }
 
+/* ------------------------------------------------ fast failure (issue 12) */
+
+/* The RST|ACK that answers SYN syn: addresses, ports and MACs swapped, DF. */
+static struct pb_spec spec_rst(const struct pb_spec *syn)
+{
+	struct pb_spec r = *syn;
+
+	memcpy(r.saddr, syn->daddr, 16);
+	memcpy(r.daddr, syn->saddr, 16);
+	memcpy(r.smac, syn->dmac, 6);
+	memcpy(r.dmac, syn->smac, 6);
+	r.sport = syn->dport;
+	r.dport = syn->sport;
+	r.tcp_flags = PB_TCP_RST | PB_TCP_ACK;
+	r.seq = 0;
+	r.ack = syn->seq + 1;
+	r.frag = r.family == 4 ? 0x4000 : 0;
+	r.payload = NULL;
+	r.payload_len = 0;
+	return r;
+}
+
+/*
+ * A SYN to a service without a backend is answered with a RST at once, at
+ * XDP (XDP_TX) and TC (redirect to the ingress interface), IPv4 and IPv6,
+ * so the client fails in milliseconds. Before the fix it was dropped: the
+ * verdicts and frames below failed.
+ */
+static void test_reject(void)
+{
+	struct pb_spec syn = spec_tcp(4, 40060, "198.18.2.3", 80, PB_TCP_SYN);
+	struct pb_spec rst = spec_rst(&syn), syn6, rst6;
+	uint32_t v6_svc = 4, zero_id = 0, six = 6;
+	int table6 = env.inner_fds[3];
+
+	check("ipv4 rst at xdp", P_XDP, env.if_c0, &syn,
+	      &(struct expect){ .verdict = XDP_TX,
+				.out = &rst,
+				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
+	check("ipv4 rst at tc", P_TC_FWD, env.if_c0, &syn,
+	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
+				.out = &rst,
+				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
+	/* With a payload (TCP fast open) the ack covers it too. */
+	syn.payload = "hello";
+	syn.payload_len = 5;
+	rst.ack = syn.seq + 1 + 5;
+	check("ipv4 rst acks a syn payload", P_XDP, env.if_c0, &syn,
+	      &(struct expect){ .verdict = XDP_TX,
+				.out = &rst,
+				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
+	/* Not a SYN: nothing to answer, dropped as before. */
+	syn.payload = NULL;
+	syn.payload_len = 0;
+	syn.tcp_flags = PB_TCP_SYN | PB_TCP_ACK;
+	check("syn-ack to an empty service", P_XDP, env.if_c0, &syn,
+	      &(struct expect){ .verdict = XDP_DROP, .ctr = { CTR(NO_BACKEND, 1) } });
+
+	/* IPv6: the VIP6 service's table emptied for the fixture, then restored. */
+	if (!ASSERT_EQ(services[3].id, 4, "service 4 is inner table 3"))
+		return;
+	for (uint32_t s = 0; s < 7; s++)
+		bpf_map_update_elem(table6, &s, &zero_id, 0);
+	syn6 = spec_tcp(6, 40061, VIP6, 80, PB_TCP_SYN);
+	rst6 = spec_rst(&syn6);
+	check("ipv6 rst at xdp", P_XDP, env.if_c0, &syn6,
+	      &(struct expect){ .verdict = XDP_TX,
+				.out = &rst6,
+				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
+	check("ipv6 rst at tc", P_TC_FWD, env.if_c0, &syn6,
+	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
+				.out = &rst6,
+				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
+	for (uint32_t s = 0; s < 7; s++)
+		bpf_map_update_elem(table6, &s, &six, 0);
+	(void)v6_svc;
+}
+
+/*
+ * The RSTs are rate-limited per CPU (ferry must not be a reflector): 250
+ * SYNs in a row on one CPU get at most the bucket's 100 plus its refill,
+ * the rest are dropped and counted. Failed before the fix (no RST at all).
+ */
+static void test_reject_limited(void)
+{
+	struct pb_spec syn = spec_tcp(4, 40070, "198.18.2.3", 80, PB_TCP_SYN);
+	uint64_t before[FERRY_CTR_MAX], after[FERRY_CTR_MAX];
+	cpu_set_t old, one;
+	struct run_out r;
+	uint8_t b[256];
+	size_t len = pb_build(&syn, b, sizeof(b));
+
+	sched_getaffinity(0, sizeof(old), &old);
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	sched_setaffinity(0, sizeof(one), &one);
+	read_counters(before);
+	for (int i = 0; i < 250; i++)
+		run_prog(P_XDP, env.if_c0, b, len, &r);
+	read_counters(after);
+	sched_setaffinity(0, sizeof(old), &old);
+	ASSERT_EQ(after[FERRY_CTR_REJECT] - before[FERRY_CTR_REJECT] +
+			  after[FERRY_CTR_REJECT_LIMITED] - before[FERRY_CTR_REJECT_LIMITED],
+		  250, "every syn answered or counted as limited");
+	ASSERT_TRUE(after[FERRY_CTR_REJECT_LIMITED] - before[FERRY_CTR_REJECT_LIMITED] > 0,
+		    "some syns limited");
+	ASSERT_TRUE(after[FERRY_CTR_REJECT] - before[FERRY_CTR_REJECT] <= 150,
+		    "at most a bucket and a little refill");
+}
+
 static void test_no_backend(void)
 {
 	struct pb_spec syn = spec_tcp(4, 40050, "198.18.2.3", 80, PB_TCP_SYN);
+	struct pb_spec rst = spec_rst(&syn);
 	struct ferry_svc_stats s0, s1;
 	struct ferry_flow f;
 
 	read_svc_stats(5, &s0);
 	check("xdp", P_XDP, env.if_c0, &syn,
-	      &(struct expect){ .verdict = XDP_DROP, .ctr = { CTR(NO_BACKEND, 1) } });
+	      &(struct expect){ .verdict = XDP_TX,
+				.out = &rst,
+				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
 	check("tc", P_TC_FWD, env.if_c0, &syn,
-	      &(struct expect){ .verdict = TC_ACT_SHOT, .ctr = { CTR(NO_BACKEND, 1) } });
+	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
+				.out = &rst,
+				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
 	read_svc_stats(5, &s1);
 	ASSERT_EQ(s1.no_backend - s0.no_backend, 2, "svc_stats no_backend");
 	ASSERT_FALSE(flow_get(&syn, &f), "no flow entry");
@@ -2011,6 +2126,8 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_icmp_client_side);
 	RUN_TEST(SUITE, test_icmp_backend_side);
 	RUN_TEST(SUITE, test_flow_halves);
+	RUN_TEST(SUITE, test_reject);
+	RUN_TEST(SUITE, test_reject_limited);
 out:
 	for (int i = 0; i < env.ninner; i++)
 		close(env.inner_fds[i]);

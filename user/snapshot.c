@@ -37,6 +37,8 @@ static const char *const counter_names[FERRY_CTR_MAX] = {
 	[FERRY_CTR_ICMP_FWD] = "icmp_fwd",
 	[FERRY_CTR_ICMP_REPLY] = "icmp_reply",
 	[FERRY_CTR_FLOW_RESTORED] = "flow_restored",
+	[FERRY_CTR_REJECT] = "reject",
+	[FERRY_CTR_REJECT_LIMITED] = "reject_limited",
 };
 
 const char *ferry_counter__name(unsigned int counter)
