@@ -174,7 +174,7 @@ static __always_inline int ferry_fwd_new(void *ctx, const int hook, const struct
 	__u8 flags = 0;
 
 	be = ferry_select(svc, &pkt->key, cfg->hash_seed, ferry_svc_hash_mode(svc), pkt->key.family,
-			  &hash, &backend_id);
+			  pkt->key.saddr, &hash, &backend_id);
 	if (!be)
 		goto no_backend;
 	predictor_id = be->predictor_id;

@@ -2073,6 +2073,31 @@ static void test_flow_halves(void)
 	ASSERT_TRUE(again == be, "same backend");
 }
 
+/* ----------------------------------------------------- hairpin (issue 12) */
+
+/*
+ * A backend calling its own VIP (client address = a backend's address) is
+ * never sent to itself: its reply to itself would never cross ferry. 20 new
+ * connections from backend 1's address to a service of backends 1 and 2 all
+ * go to backend 2. Before the fix about half went to backend 1.
+ */
+static void test_hairpin(void)
+{
+	int to_self = 0;
+
+	for (uint16_t port = 43000; port < 43020; port++) {
+		struct pb_spec syn = spec_tcp(4, port, VIP4, 80, PB_TCP_SYN);
+		const struct backend_def *be = NULL;
+
+		pb_addr(syn.saddr, "198.18.1.10"); /* backend 1 */
+		if (!check_fwd("hairpin syn", P_TC_FWD, &syn, TC_ACT_REDIRECT,
+			       &(struct expect){ .ctr = { CTR(REDIRECT, 1) } }, &be))
+			return;
+		to_self += strcmp(be->addr, "198.18.1.10") == 0;
+	}
+	ASSERT_EQ(to_self, 0, "connections sent back to their own client");
+}
+
 static void test_setup_failed(void)
 {
 	test__fail(__FILE__, __LINE__, "setup", "see the errors above");
@@ -2128,6 +2153,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_flow_halves);
 	RUN_TEST(SUITE, test_reject);
 	RUN_TEST(SUITE, test_reject_limited);
+	RUN_TEST(SUITE, test_hairpin);
 out:
 	for (int i = 0; i < env.ninner; i++)
 		close(env.inner_fds[i]);
