@@ -41,6 +41,17 @@ static __always_inline int ferry_fib(void *ctx, const int hook, const struct fer
 	fib->sport = sport;
 	fib->dport = dport;
 	fib->tot_len = pkt->ip_len;
+	/*
+	 * A GRO-merged (or locally built GSO) skb leaves as segments of
+	 * gso_size payload bytes: the MTU check is about one of those, not the
+	 * merged length, which would send every such skb to the slow path.
+	 */
+	if (hook != FERRY_HOOK_XDP) {
+		__u32 gso_size = ((struct __sk_buff *)ctx)->gso_size;
+
+		if (gso_size && pkt->payload_len > gso_size)
+			fib->tot_len = pkt->ip_len - pkt->payload_len + gso_size;
+	}
 	if (pkt->key.family == FERRY_AF_INET) {
 		fib->family = FERRY_AF_INET_SOCK;
 		fib->ipv4_src = saddr[0];

@@ -2098,6 +2098,44 @@ static void test_hairpin(void)
 	ASSERT_EQ(to_self, 0, "connections sent back to their own client");
 }
 
+/* ------------------------------------------------- GRO/GSO at TC (issue 12) */
+
+/*
+ * A GRO-merged skb longer than the egress MTU (2,040 bytes, fb-b0 has 1500)
+ * whose segments fit (gso_size 1000): the fib lookup must be given the
+ * segment size, or it answers FRAG_NEEDED and the skb takes the slow path.
+ * Before the fix: TC_ACT_OK and FIB_STACK instead of a redirect.
+ */
+static void test_gso_fib_len(void)
+{
+	static char payload[2000];
+	struct pb_spec syn = spec_tcp(4, 44000, VIP4, 80, PB_TCP_SYN);
+	struct __sk_buff sctx = { .ifindex = env.if_c0, .gso_segs = 2, .gso_size = 1000 };
+	uint64_t before[FERRY_CTR_MAX], after[FERRY_CTR_MAX];
+	static uint8_t in[4096], out[4096];
+	size_t len;
+	int err;
+
+	memset(payload, 'x', sizeof(payload));
+	syn.payload = payload;
+	syn.payload_len = sizeof(payload);
+	len = pb_build(&syn, in, sizeof(in));
+	{
+		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = len,
+			    .data_out = out, .data_size_out = sizeof(out), .ctx_in = &sctx,
+			    .ctx_size_in = sizeof(sctx), .repeat = 1);
+
+		read_counters(before);
+		err = bpf_prog_test_run_opts(prog_fd(P_TC_FWD), &opts);
+		read_counters(after);
+		if (!ASSERT_OK(err, "test_run with gso_size"))
+			return;
+		ASSERT_EQ(opts.retval, TC_ACT_REDIRECT, "gso skb redirected");
+	}
+	ASSERT_EQ(after[FERRY_CTR_REDIRECT] - before[FERRY_CTR_REDIRECT], 1, "REDIRECT");
+	ASSERT_EQ(after[FERRY_CTR_FIB_STACK] - before[FERRY_CTR_FIB_STACK], 0, "FIB_STACK");
+}
+
 static void test_setup_failed(void)
 {
 	test__fail(__FILE__, __LINE__, "setup", "see the errors above");
@@ -2154,6 +2192,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_reject);
 	RUN_TEST(SUITE, test_reject_limited);
 	RUN_TEST(SUITE, test_hairpin);
+	RUN_TEST(SUITE, test_gso_fib_len);
 out:
 	for (int i = 0; i < env.ninner; i++)
 		close(env.inner_fds[i]);
