@@ -28,8 +28,8 @@ static __always_inline enum ferry_hash_mode ferry_svc_hash_mode(const struct fer
 	return (svc->flags & FERRY_SVC_F_HASH_SRC_ADDR) ? FERRY_HASH_SRC_ADDR : FERRY_HASH_TUPLE;
 }
 
-/* How many other slots a hairpin client tries before it takes itself. */
-#define FERRY_HAIRPIN_TRIES 4
+/* How many slots a hairpin client tries before it takes itself. */
+#define FERRY_HAIRPIN_TRIES 8
 
 static __always_inline bool ferry_addr_eq(const __be32 *a, const __be32 *b)
 {
@@ -46,8 +46,9 @@ static __always_inline bool ferry_addr_eq(const __be32 *a, const __be32 *b)
  * Hairpin: when self (the client's address; NULL for the connect hook) is
  * the chosen backend's address, a backend pod is calling its own VIP. DNAT
  * alone cannot serve that (its reply to itself never crosses ferry, so it
- * leaves untranslated and the connection resets), so the next slots of a
- * rehash are tried; the choice is still a pure function of the tuple. If
+ * leaves untranslated and the connection resets), so the following slots
+ * are tried (a Maglev table's neighbours are spread over the backends); the
+ * choice is still a pure function of the tuple. If
  * every try lands on the client itself (it is the only backend), that pick
  * stands: there is no other.
  */
@@ -57,7 +58,7 @@ ferry_select(const struct ferry_service *svc, const struct ferry_flow_key *key, 
 	     __u32 *backend_id)
 {
 	const struct ferry_backend *be = NULL, *pick;
-	__u32 svc_id = svc->id, table_size = svc->table_size, slot, *id, h, i;
+	__u32 svc_id = svc->id, table_size = svc->table_size, slot, *id, i;
 	void *table;
 
 	*hash = ferry_flow_hash(key, seed, mode == FERRY_HASH_SRC_ADDR);
@@ -66,9 +67,8 @@ ferry_select(const struct ferry_service *svc, const struct ferry_flow_key *key, 
 	table = bpf_map_lookup_elem(&ferry_tables, &svc_id);
 	if (!table)
 		return NULL;
-	h = *hash;
+	slot = *hash % table_size;
 	for (i = 0; i < FERRY_HAIRPIN_TRIES; i++) {
-		slot = h % table_size;
 		id = bpf_map_lookup_elem(table, &slot);
 		if (!id || !*id)
 			return be;
@@ -83,7 +83,7 @@ ferry_select(const struct ferry_service *svc, const struct ferry_flow_key *key, 
 			*backend_id = *id;
 			return pick;
 		}
-		h = ferry_fmix(h + i + 1, 4);
+		slot = slot + 1 < table_size ? slot + 1 : 0;
 	}
 	return be;
 }

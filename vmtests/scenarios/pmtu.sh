@@ -49,14 +49,16 @@ fe_ns "$client" ethtool -K "fe${FE_TAG}-cr" tx off >/dev/null 2>&1 || fe_fail "e
 ip -n "$FE_NODE" route add 198.18.2.0/24 via 198.18.1.2
 ip -n "$FE_NODE" -6 route add 2001:db8:2::/64 via 2001:db8:1::2
 
-# A backend that answers every GET with $size bytes, on IPv4 and IPv6.
+# A backend that answers GET /small with 2 bytes (readiness) and any other
+# GET with $size bytes, on IPv4 and IPv6.
 for i in 1 2; do
 	ip netns exec "$(fe_backend_ns "$i")" "$FE_PY" -c '
 import http.server, socket, sys
-body = b"x" * int(sys.argv[1])
+big = b"x" * int(sys.argv[1])
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
+        body = b"ok" if self.path == "/small" else big
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -81,10 +83,10 @@ fe_ferryd_start
 fetch() {
 	fe_ns "$client" curl -sg -o /dev/null -w '%{size_download}' --max-time 10 "$1" 2>/dev/null
 }
-small_ok() { fe_ns "$client" curl -sg -o /dev/null -r 0-0 --max-time 1 "$1" 2>/dev/null; }
+small_ok() { fe_ns "$client" curl -sgf -o /dev/null --max-time 1 "$1" 2>/dev/null; }
 fails=""
 for target in "$vip4" "$vip6"; do
-	fe_wait 10 small_ok "http://$target/" || fe_fail "VIP $target does not answer within 10 s"
+	fe_wait 10 small_ok "http://$target/small" || fe_fail "VIP $target does not answer within 10 s"
 	for try in 1 2 3; do
 		got=$(fetch "http://$target/")
 		fe_log "$target try $try: ${got:-0} of $size bytes"
