@@ -5,17 +5,19 @@
  * TC programs run before leaving the node, so ferry balances them where they
  * start, at connect(): the socket is pointed at the chosen backend, every
  * packet then goes there directly, and replies need no translation. Connected
- * UDP sockets take the same path. The choice uses the service's table like
- * the packet path, hashing the socket cookie instead of a 5-tuple (the source
- * port is not chosen yet at connect time).
+ * UDP sockets take the same path. The choice is the packet path's
+ * (ferry_select in select.bpf.h), hashing the socket cookie as the client
+ * address instead of a 5-tuple (the source port is not chosen yet at connect
+ * time).
  */
 #include <linux/bpf.h>
+#include <linux/errno.h>
 #include <linux/in.h>
 #include <bpf/bpf_helpers.h>
 
 #include "ferry_maps.h"
-#include "hash.bpf.h"
 #include "maps.bpf.h"
+#include "select.bpf.h"
 
 /* The node's network namespace: the hook sits on a cgroup, which spans namespaces. */
 const volatile __u64 ferry_netns_cookie = 0;
@@ -24,13 +26,11 @@ static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 family)
 {
 	struct ferry_vip vip = { .family = family };
 	struct ferry_flow_key tuple = {};
+	const struct ferry_backend *be;
 	struct ferry_service *svc;
-	struct ferry_backend *be;
 	struct ferry_config *cfg;
 	struct ferry_stats *st;
-	__u32 zero = 0, slot, *be_id;
-	void *table;
-	__u32 h;
+	__u32 zero = 0, hash, be_id = 0;
 
 	if (ferry_netns_cookie && bpf_get_netns_cookie(ctx) != ferry_netns_cookie)
 		return 1;
@@ -47,29 +47,29 @@ static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 family)
 		vip.addr[3] = ctx->user_ip6[3];
 	}
 	svc = bpf_map_lookup_elem(&ferry_services, &vip);
-	if (!svc || (svc->flags & FERRY_SVC_F_ADDR_MARKER) || !svc->table_size)
+	if (!svc || (svc->flags & FERRY_SVC_F_ADDR_MARKER))
 		return 1;
 	cfg = bpf_map_lookup_elem(&ferry_config, &zero);
 	if (!cfg)
 		return 1;
 	/* With client-ip affinity every host client is the same client: the node. */
-	if (!(svc->flags & FERRY_SVC_F_HASH_SRC_ADDR)) {
+	if (ferry_svc_hash_mode(svc) == FERRY_HASH_TUPLE) {
 		__u64 cookie = bpf_get_socket_cookie(ctx);
 
 		tuple.saddr[0] = (__u32)cookie;
 		tuple.saddr[1] = (__u32)(cookie >> 32);
 	}
-	h = ferry_flow_hash(&tuple, cfg->hash_seed, true);
-	table = bpf_map_lookup_elem(&ferry_tables, &svc->id);
-	if (!table)
-		return 1;
-	slot = h % svc->table_size;
-	be_id = bpf_map_lookup_elem(table, &slot);
-	if (!be_id || !*be_id)
-		return 1; /* no backend: the connect goes to the VIP and fails as it would */
-	be = bpf_map_lookup_elem(&ferry_backends, be_id);
-	if (!be || be->family != family)
-		return 1;
+	be = ferry_select(svc, &tuple, cfg->hash_seed, FERRY_HASH_SRC_ADDR, family, NULL, &hash,
+			  &be_id);
+	if (!be) {
+		/*
+		 * No backend: fail the connect now with ECONNREFUSED (returning 0
+		 * alone would give EPERM) instead of letting it time out at the VIP.
+		 */
+		ferry_count(FERRY_CTR_NO_BACKEND);
+		bpf_set_retval(-ECONNREFUSED);
+		return 0;
+	}
 	if (family == FERRY_AF_INET) {
 		ctx->user_ip4 = be->addr[0];
 	} else {
@@ -79,7 +79,7 @@ static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 family)
 		ctx->user_ip6[3] = be->addr[3];
 	}
 	ctx->user_port = be->port;
-	st = bpf_map_lookup_elem(&ferry_stats, be_id);
+	st = bpf_map_lookup_elem(&ferry_stats, &be_id);
 	if (st)
 		st->new_flows++;
 	return 1;

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * The load balancer itself: one forward body for XDP and TC ingress and one
- * reply body for TC ingress and egress. Every function takes a constant
- * "hook" (FERRY_HOOK_*) that clang folds, so each program gets only its own
- * branch of the code without a second copy in the source. IPv4 and IPv6
- * share the body: addresses are always 4 words, IPv4 uses word 0.
+ * The load balancer's flow logic: one forward body for XDP and TC ingress
+ * and one reply body for TC ingress and egress, built from one header per
+ * concern: parse (headers -> 5-tuple), select (backend choice), nat
+ * (rewrite + checksums), nexthop (fib, next-hop cache, transmit, XDP -> TC
+ * handoff) and observe (stats, histograms, trace). Every function takes a
+ * constant "hook" (FERRY_HOOK_*) that clang folds, so each program gets only
+ * its own branch of the code without a second copy in the source. IPv4 and
+ * IPv6 share the body: addresses are always 4 words, IPv4 uses word 0.
  */
 #ifndef FERRY_LB_BPF_H
 #define FERRY_LB_BPF_H
@@ -17,515 +20,106 @@
 #include <bpf/bpf_endian.h>
 #include "ferry_maps.h"
 #include "maps.bpf.h"
+#include "hook.bpf.h"
 #include "parse.bpf.h"
-#include "csum.bpf.h"
-#include "hash.bpf.h"
+#include "select.bpf.h"
+#include "nat.bpf.h"
+#include "nexthop.bpf.h"
+#include "observe.bpf.h"
+#include "reject.bpf.h"
 
-#define FERRY_AF_INET_SOCK 2 /* AF_INET, for bpf_fib_lookup */
-#define FERRY_AF_INET6_SOCK 10 /* AF_INET6 */
-
-/*
- * XDP -> TC handoff: XDP rewrote the frame and found the next hop but cannot
- * XDP_REDIRECT into the egress device (a veth whose peer runs no XDP drops
- * redirected frames), so it leaves this in the metadata area and passes the
- * frame up; ferry_tc_fwd on the same interface redirects the skb.
- */
-#define FERRY_META_MAGIC 0xfe77a11eU
-#define FERRY_META_NEIGH 0x80000000U /* no neighbour yet: bpf_redirect_neigh */
-
-struct ferry_xdp_meta {
-	__u32 magic;
-	__u32 ifindex; /* egress ifindex | FERRY_META_NEIGH */
-};
-
-/* How much of an skb must be linear for headers plus the first response bytes. */
-#define FERRY_TC_PULL_LEN 192
+/* How stale the forward entry's last_ns may get before a reply refreshes it. */
+#define FERRY_REPLY_TOUCH_NS 1000000000ULL
 
 /* udp_timeout_s 0 in ferry_config means this default. */
 #define FERRY_UDP_TIMEOUT_DEFAULT_S 30
 
-/*
- * The verdict for "not ours" at TC. TC_ACT_OK ends a cls_bpf filter chain;
- * user space may set TC_ACT_UNSPEC before load to let a following filter run.
- */
-const volatile int ferry_tc_pass = TC_ACT_OK;
-
-/* ------------------------------------------------------- hook accessors */
-
-static __always_inline void *ferry_data(void *ctx, const int hook)
-{
-	if (hook == FERRY_HOOK_XDP)
-		return (void *)(long)((struct xdp_md *)ctx)->data;
-	return (void *)(long)((struct __sk_buff *)ctx)->data;
-}
-
-static __always_inline void *ferry_data_end(void *ctx, const int hook)
-{
-	if (hook == FERRY_HOOK_XDP)
-		return (void *)(long)((struct xdp_md *)ctx)->data_end;
-	return (void *)(long)((struct __sk_buff *)ctx)->data_end;
-}
-
-static __always_inline __u32 ferry_ifindex(void *ctx, const int hook)
-{
-	if (hook == FERRY_HOOK_XDP)
-		return ((struct xdp_md *)ctx)->ingress_ifindex;
-	return ((struct __sk_buff *)ctx)->ifindex;
-}
-
-static __always_inline int ferry_pass(const int hook)
-{
-	return hook == FERRY_HOOK_XDP ? XDP_PASS : ferry_tc_pass;
-}
-
-static __always_inline int ferry_drop(const int hook)
-{
-	return hook == FERRY_HOOK_XDP ? XDP_DROP : TC_ACT_SHOT;
-}
-
-/* Makes the headers linear; test_run and most stacks give linear headers already. */
-static __always_inline void ferry_tc_pull(struct __sk_buff *skb)
-{
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	__u32 want = skb->len < FERRY_TC_PULL_LEN ? skb->len : FERRY_TC_PULL_LEN;
-
-	if (data + want > data_end)
-		bpf_skb_pull_data(skb, want);
-}
-
-/* ------------------------------------------------------------- telemetry */
-
-/*
- * Not inlined: one copy of the ring buffer code however many decisions there
- * are. Four arguments, packed, keep its stack (the saved arguments) at 32
- * bytes: 6.1 rounds each frame up to 32 and caps the sum at 512.
- */
-static __noinline int ferry_trace_emit(const struct ferry_flow_key *key, __u64 reason_hook_ifindex,
-				       __u64 svc_predictor, __u32 backend_id)
-{
-	struct ferry_trace_event *ev;
-
-	ev = bpf_ringbuf_reserve(&ferry_trace, sizeof(*ev), 0);
-	if (!ev) {
-		ferry_count(FERRY_CTR_TRACE_LOST);
-		return 0;
-	}
-	ev->ts_ns = bpf_ktime_get_ns();
-	__builtin_memcpy(&ev->tuple, key, sizeof(ev->tuple));
-	ev->svc_id = svc_predictor >> 32;
-	ev->predictor_id = (__u32)svc_predictor;
-	ev->backend_id = backend_id;
-	ev->ifindex = reason_hook_ifindex >> 32;
-	ev->reason = reason_hook_ifindex & 0xff;
-	ev->hook = (reason_hook_ifindex >> 8) & 0xff;
-	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
-	bpf_ringbuf_submit(ev, 0);
-	return 0;
-}
-
-static __always_inline void ferry_trace_decision(void *ctx, const int hook,
-						 const struct ferry_config *cfg,
-						 const struct ferry_pkt *pkt, __u32 reason,
-						 __u32 svc_id, __u32 predictor_id, __u32 backend_id)
-{
-	__u32 every = cfg->trace_every;
-
-	if (!every || bpf_get_prandom_u32() % every)
-		return;
-	ferry_trace_emit(&pkt->key, ((__u64)ferry_ifindex(ctx, hook) << 32) | (hook << 8) | reason,
-			 ((__u64)svc_id << 32) | predictor_id, backend_id);
-}
-
-/* floor(log2(v)) for v > 0; BPF has no count-leading-zeros instruction. */
-static __always_inline __u32 ferry_log2(__u64 v)
-{
-	__u32 r = 0, s;
-
-	s = (v > 0xffffffffULL) << 5;
-	v >>= s;
-	r |= s;
-	s = (v > 0xffff) << 4;
-	v >>= s;
-	r |= s;
-	s = (v > 0xff) << 3;
-	v >>= s;
-	r |= s;
-	s = (v > 0xf) << 2;
-	v >>= s;
-	r |= s;
-	s = (v > 0x3) << 1;
-	v >>= s;
-	r |= s;
-	return r | (v >> 1);
-}
-
-/* The log-linear bucket described next to FERRY_HIST_BUCKETS. */
-static __always_inline __u32 ferry_hist_bucket(__u64 ns)
-{
-	__u32 msb;
-
-	if (ns < (1ULL << FERRY_HIST_MIN_SHIFT))
-		return 0;
-	msb = ferry_log2(ns);
-	if (msb >= FERRY_HIST_MIN_SHIFT + FERRY_HIST_OCTAVES)
-		return FERRY_HIST_BUCKETS - 1;
-	return 1 + ((msb - FERRY_HIST_MIN_SHIFT) << FERRY_HIST_SUB_BITS) +
-	       ((ns >> (msb - FERRY_HIST_SUB_BITS)) & ((1 << FERRY_HIST_SUB_BITS) - 1));
-}
-
-static __noinline __attribute__((unused)) int ferry_hist_record(__u32 id, __u32 kind_metric,
-								__u64 ns)
-{
-	struct ferry_hist_key key = {
-		.id = id,
-		.kind = kind_metric & 0xff,
-		.metric = kind_metric >> 8,
-	};
-	struct ferry_hist *hist;
-	__u32 b;
-
-	hist = bpf_map_lookup_elem(&ferry_latency, &key);
-	if (!hist) {
-		/*
-		 * Histograms are made on first use: memory goes only to predictors
-		 * and backends that carry sampled traffic (3.5 KB per CPU each).
-		 */
-		__u32 zero = 0;
-		const struct ferry_hist *empty = bpf_map_lookup_elem(&ferry_hist_zero, &zero);
-
-		if (empty)
-			bpf_map_update_elem(&ferry_latency, &key, empty, BPF_NOEXIST);
-		hist = bpf_map_lookup_elem(&ferry_latency, &key);
-		if (!hist) {
-			ferry_count(FERRY_CTR_HIST_MISS);
-			return 0;
-		}
-	}
-	b = ferry_hist_bucket(ns);
-	if (b >= FERRY_HIST_BUCKETS) /* for the verifier */
-		b = FERRY_HIST_BUCKETS - 1;
-	hist->count += 1;
-	hist->sum_ns += ns;
-	hist->bucket[b] += 1;
-	return 0;
-}
-
-/* Forward half of latency sampling: a request starts when the client sends payload. */
-static __always_inline void ferry_fwd_latency(struct ferry_flow *flow, const struct ferry_pkt *pkt)
-{
-	__u8 flags = flow->flags;
-
-	if (!pkt->payload_len || (flags & FERRY_FLOW_F_REQ_PENDING))
-		return;
-	/* Payload from the client also ends a handshake whose SYN-ACK we missed. */
-	flow->pending_ns = bpf_ktime_get_ns();
-	flow->flags = (flags & ~(FERRY_FLOW_F_SYN_PENDING | FERRY_FLOW_F_RESP_SEEN)) |
-		      FERRY_FLOW_F_REQ_PENDING;
-}
-
-/* "HTTP/1.x NNN" -> its class; anything else (TLS, HTTP/2, gRPC) is unknown. */
-static __always_inline __u32 ferry_http_class(void *ctx, const int hook,
-					      const struct ferry_pkt *pkt)
-{
-	void *data = ferry_data(ctx, hook), *data_end = ferry_data_end(ctx, hook);
-	const __u8 *p = data + (pkt->payload_off & 0xff);
-
-	if (pkt->payload_len < 12 || (void *)(p + 12) > data_end)
-		return FERRY_HTTP_UNKNOWN;
-	if (p[0] != 'H' || p[1] != 'T' || p[2] != 'T' || p[3] != 'P' || p[4] != '/' ||
-	    p[5] != '1' || p[6] != '.' || p[8] != ' ')
-		return FERRY_HTTP_UNKNOWN;
-	if (p[9] < '1' || p[9] > '5')
-		return FERRY_HTTP_UNKNOWN;
-	return p[9] - '1';
-}
-
-/* Reply half: SYN-ACK ends a connect, the first response payload ends a request. */
-static __always_inline void ferry_reply_latency(void *ctx, const int hook, struct ferry_flow *flow,
-						const struct ferry_pkt *pkt,
-						struct ferry_stats *stats)
-{
-	__u8 flags = flow->flags;
-	__u32 metric, class;
-	__u64 delta;
-
-	if ((flags & FERRY_FLOW_F_SYN_PENDING) &&
-	    (pkt->tcp_flags & (FERRY_TCP_SYN | FERRY_TCP_ACK)) == (FERRY_TCP_SYN | FERRY_TCP_ACK)) {
-		metric = FERRY_LAT_CONNECT;
-		flow->flags = flags & ~FERRY_FLOW_F_SYN_PENDING;
-	} else if ((flags & FERRY_FLOW_F_REQ_PENDING) && pkt->payload_len) {
-		metric = FERRY_LAT_REQUEST;
-		flow->flags = (flags & ~FERRY_FLOW_F_REQ_PENDING) | FERRY_FLOW_F_RESP_SEEN;
-		class = ferry_http_class(ctx, hook, pkt);
-		if (stats && class < FERRY_HTTP_CLASSES)
-			stats->http[class] += 1;
-	} else {
-		return;
-	}
-	delta = bpf_ktime_get_ns() - flow->pending_ns;
-	flow->pending_ns = 0;
-	ferry_hist_record(flow->predictor_id, FERRY_HIST_PREDICTOR | (metric << 8), delta);
-	ferry_hist_record(flow->backend_id, FERRY_HIST_BACKEND | (metric << 8), delta);
-}
-
-/* --------------------------------------------------------------- rewrite */
-
-/*
- * Rewrites the destination (forward) or source (reply) address and port and
- * fixes the checksums. XDP updates them by hand: frames from a wire carry
- * full checksums. TC uses the csum helpers, which also handle the
- * CHECKSUM_PARTIAL skbs that local stacks (pods) send: there the L4 field
- * holds only the pseudo-header sum, and a by-hand update would corrupt it.
- */
-static __always_inline int ferry_rewrite(void *ctx, const int hook, const struct ferry_pkt *pkt,
-					 const bool src, const __be32 *addr, __be16 port)
-{
-	void *data = ferry_data(ctx, hook), *data_end = ferry_data_end(ctx, hook);
-	__u32 l3 = pkt->l3_off & 0xff, l4 = pkt->l4_off & 0xff;
-	const __be32 *old = src ? pkt->key.saddr : pkt->key.daddr;
-	__be16 old_port = src ? pkt->key.sport : pkt->key.dport;
-	bool v4 = pkt->key.family == FERRY_AF_INET;
-	bool udp = pkt->key.proto == IPPROTO_UDP;
-	__u32 csum_off =
-		l4 + (udp ? offsetof(struct udphdr, check) : offsetof(struct tcphdr, check));
-	__be16 *ports = data + l4;
-	__be32 *a;
-	__u64 diff;
-
-	if (v4) {
-		a = data + l3 +
-		    (src ? offsetof(struct iphdr, saddr) : offsetof(struct iphdr, daddr));
-		if ((void *)(a + 1) > data_end)
-			return -1;
-		a[0] = addr[0];
-		diff = ferry_csum_diff32(0, old[0], addr[0]);
-	} else {
-		a = data + l3 +
-		    (src ? offsetof(struct ipv6hdr, saddr) : offsetof(struct ipv6hdr, daddr));
-		if ((void *)(a + 4) > data_end)
-			return -1;
-		a[0] = addr[0];
-		a[1] = addr[1];
-		a[2] = addr[2];
-		a[3] = addr[3];
-		diff = ferry_csum_diff32(0, old[0], addr[0]);
-		diff = ferry_csum_diff32(diff, old[1], addr[1]);
-		diff = ferry_csum_diff32(diff, old[2], addr[2]);
-		diff = ferry_csum_diff32(diff, old[3], addr[3]);
-	}
-	if ((void *)(ports + 2) > data_end)
-		return -1;
-	ports[src ? 0 : 1] = port;
-
-	if (hook == FERRY_HOOK_XDP) {
-		__u16 *check = data + csum_off;
-		__u16 sum;
-
-		if (v4) {
-			struct iphdr *iph = data + l3;
-
-			if ((void *)(iph + 1) > data_end)
-				return -1;
-			iph->check = ferry_csum_apply(iph->check, diff);
-		}
-		if ((void *)(check + 1) > data_end)
-			return -1;
-		/* A zero UDP checksum means "none" and stays zero. */
-		if (udp && *check == 0)
-			return 0;
-		sum = ferry_csum_apply(*check, ferry_csum_diff16(diff, old_port, port));
-		if (udp && sum == 0)
-			sum = 0xffff;
-		*check = sum;
-	} else {
-		struct __sk_buff *skb = ctx;
-		__u64 mangled0 = udp ? BPF_F_MARK_MANGLED_0 : 0;
-		/* A size-0 replace takes a 32-bit checksum difference. */
-		__u32 wdiff = ferry_csum_fold_wsum(diff);
-
-		if (v4)
-			bpf_l3_csum_replace(skb, l3 + offsetof(struct iphdr, check), 0, wdiff, 0);
-		bpf_l4_csum_replace(skb, csum_off, 0, wdiff, BPF_F_PSEUDO_HDR | mangled0);
-		bpf_l4_csum_replace(skb, csum_off, old_port, port, sizeof(port) | mangled0);
-	}
-	return 0;
-}
-
-/* ------------------------------------------------------------- next hop */
-
-static __always_inline int ferry_fib(void *ctx, const int hook, const struct ferry_pkt *pkt,
-				     const __be32 *saddr, const __be32 *daddr, __be16 sport,
-				     __be16 dport, struct bpf_fib_lookup *fib)
-{
-	__builtin_memset(fib, 0, sizeof(*fib));
-	fib->ifindex = ferry_ifindex(ctx, hook);
-	fib->l4_protocol = pkt->key.proto;
-	fib->sport = sport;
-	fib->dport = dport;
-	fib->tot_len = pkt->ip_len;
-	if (pkt->key.family == FERRY_AF_INET) {
-		fib->family = FERRY_AF_INET_SOCK;
-		fib->ipv4_src = saddr[0];
-		fib->ipv4_dst = daddr[0];
-	} else {
-		fib->family = FERRY_AF_INET6_SOCK;
-		__builtin_memcpy(fib->ipv6_src, saddr, 16);
-		__builtin_memcpy(fib->ipv6_dst, daddr, 16);
-	}
-	return bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
-}
-
-static __always_inline int ferry_xdp_handoff(struct xdp_md *ctx, __u32 ifindex)
-{
-	struct ferry_xdp_meta *meta;
-
-	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta)))
-		goto stack;
-	meta = (void *)(long)ctx->data_meta;
-	if ((void *)(meta + 1) > (void *)(long)ctx->data)
-		goto stack;
-	meta->magic = FERRY_META_MAGIC;
-	meta->ifindex = ifindex;
-	ferry_count(FERRY_CTR_XDP_HANDOFF);
-	return XDP_PASS;
-stack:
-	ferry_count(FERRY_CTR_FIB_STACK);
-	return XDP_PASS;
-}
-
-/* Returns true and the verdict when XDP left a handoff in the metadata. */
-static __always_inline bool ferry_tc_handoff(struct __sk_buff *skb, int *verdict)
-{
-	struct ferry_xdp_meta *meta = (void *)(long)skb->data_meta;
-	__u32 ifindex;
-
-	if ((void *)(meta + 1) > (void *)(long)skb->data || meta->magic != FERRY_META_MAGIC)
-		return false;
-	ifindex = meta->ifindex;
-	if (ifindex & FERRY_META_NEIGH) {
-		ferry_count(FERRY_CTR_REDIRECT_NEIGH);
-		*verdict = bpf_redirect_neigh(ifindex & ~FERRY_META_NEIGH, NULL, 0, 0);
-	} else {
-		ferry_count(FERRY_CTR_REDIRECT);
-		*verdict = bpf_redirect(ifindex, 0);
-	}
-	return true;
-}
-
-/* Acts on the fib lookup result for a rewritten packet. */
-static __always_inline int ferry_send(void *ctx, const int hook, struct bpf_fib_lookup *fib, int rc)
-{
-	void *data, *data_end;
-	struct ethhdr *eth;
-	int act;
-
-	switch (rc) {
-	case BPF_FIB_LKUP_RET_SUCCESS:
-		data = ferry_data(ctx, hook);
-		data_end = ferry_data_end(ctx, hook);
-		eth = data;
-		if ((void *)(eth + 1) > data_end)
-			return ferry_pass(hook);
-		__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
-		__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
-		if (hook == FERRY_HOOK_XDP) {
-			/* Not a declared tx port: the lookup fails and returns XDP_PASS. */
-			act = bpf_redirect_map(&ferry_tx_ports, fib->ifindex, XDP_PASS);
-			if (act == XDP_REDIRECT) {
-				ferry_count(FERRY_CTR_REDIRECT);
-				return act;
-			}
-			return ferry_xdp_handoff(ctx, fib->ifindex);
-		}
-		ferry_count(FERRY_CTR_REDIRECT);
-		return bpf_redirect(fib->ifindex, 0);
-	case BPF_FIB_LKUP_RET_NO_NEIGH:
-		if (hook == FERRY_HOOK_XDP)
-			return ferry_xdp_handoff(ctx, fib->ifindex | FERRY_META_NEIGH);
-		ferry_count(FERRY_CTR_REDIRECT_NEIGH);
-		return bpf_redirect_neigh(fib->ifindex, NULL, 0, 0);
-	case BPF_FIB_LKUP_RET_BLACKHOLE:
-	case BPF_FIB_LKUP_RET_UNREACHABLE:
-	case BPF_FIB_LKUP_RET_PROHIBIT:
-		ferry_count(FERRY_CTR_FIB_DROP);
-		return ferry_drop(hook);
-	default:
-		/* Local backend (NOT_FWDED), forwarding off, MTU: the kernel routes it. */
-		ferry_count(FERRY_CTR_FIB_STACK);
-		return ferry_pass(hook);
-	}
-}
-
-static __always_inline bool ferry_fib_drops(int rc)
-{
-	return rc == BPF_FIB_LKUP_RET_BLACKHOLE || rc == BPF_FIB_LKUP_RET_UNREACHABLE ||
-	       rc == BPF_FIB_LKUP_RET_PROHIBIT;
-}
-
-/*
- * Rewrites the destination to the backend and sends the packet on. flow,
- * when not NULL, is the live flow entry: its cached next hop spares the fib
- * lookup, and a fresh successful lookup refreshes it.
- */
-static __always_inline int ferry_fwd_xmit(void *ctx, const int hook, const struct ferry_config *cfg,
-					  const struct ferry_pkt *pkt, __u32 backend_id,
-					  const __be32 *addr, __be16 port, struct ferry_flow *flow)
-{
-	struct bpf_fib_lookup fib;
-	__u32 in_ifindex;
-	int rc;
-
-	if (ferry_rewrite(ctx, hook, pkt, false, addr, port))
-		return ferry_pass(hook);
-	/* The fib result is for an untagged frame; let the stack handle VLANs. */
-	if (pkt->vlan) {
-		ferry_count(FERRY_CTR_FIB_STACK);
-		return ferry_pass(hook);
-	}
-	in_ifindex = ferry_ifindex(ctx, hook);
-	if (flow && flow->nh_ifindex && flow->nh_in_ifindex == in_ifindex &&
-	    flow->last_ns < flow->nh_expires_ns) {
-		/* ferry_send() reads only these three fields on success. */
-		fib.ifindex = flow->nh_ifindex;
-		__builtin_memcpy(fib.dmac, flow->nh_dmac, ETH_ALEN);
-		__builtin_memcpy(fib.smac, flow->nh_smac, ETH_ALEN);
-		return ferry_send(ctx, hook, &fib, BPF_FIB_LKUP_RET_SUCCESS);
-	}
-	rc = ferry_fib(ctx, hook, pkt, pkt->key.saddr, addr, pkt->key.sport, port, &fib);
-	if (flow && rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		flow->nh_ifindex = fib.ifindex;
-		flow->nh_in_ifindex = in_ifindex;
-		__builtin_memcpy(flow->nh_dmac, fib.dmac, ETH_ALEN);
-		__builtin_memcpy(flow->nh_smac, fib.smac, ETH_ALEN);
-		flow->nh_expires_ns = flow->last_ns + FERRY_NH_TTL_NS;
-	}
-	if (ferry_fib_drops(rc))
-		ferry_trace_decision(ctx, hook, cfg, pkt, FERRY_TR_DROP_FIB, 0, 0, backend_id);
-	return ferry_send(ctx, hook, &fib, rc);
-}
-
 /* --------------------------------------------------------------- forward */
 
-static __always_inline void ferry_stats_fwd(__u32 backend_id, __u32 len, __u32 new_flow, __u32 miss)
-{
-	struct ferry_stats *st = bpf_map_lookup_elem(&ferry_stats, &backend_id);
+/*
+ * The two halves of a flow live in two LRU maps that evict independently.
+ * Either half can be rebuilt from the other: the forward key holds client
+ * and VIP and its value the backend; the reply key holds backend and client
+ * and its value the VIP and the forward key. These rebuild the missing half
+ * (BPF_NOEXIST: a concurrent rebuild on another CPU wins, with the same
+ * content). Not inlined: whatever they need stays out of the callers'
+ * frames, which every kernel caps with their subprograms' at 512 bytes.
+ */
+/* A reply entry being built: too big for the XDP program's stack (see below). */
+struct ferry_rflow_scratch {
+	struct ferry_flow_key key;
+	struct ferry_rflow val;
+};
 
-	if (!st)
-		return;
-	st->fwd_packets += 1;
-	st->fwd_bytes += len;
-	st->new_flows += new_flow;
-	st->flow_misses += miss;
+/* Object-local, not pinned: scratch space only, nothing survives a call. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ferry_rflow_scratch);
+} ferry_rflow_tmp SEC(".maps");
+
+/*
+ * Runs on every established forward packet, so it must not add stack: the
+ * XDP program with ferry_fwd_new's frame is near the 512-byte cap, and the
+ * reply entry (152 bytes with its key) is built in a per-CPU scratch value.
+ */
+static __noinline int ferry_rflow_restore(const struct ferry_flow_key *fwd,
+					  const struct ferry_flow *flow)
+{
+	struct ferry_rflow_scratch *tmp;
+	__u32 zero = 0;
+
+	tmp = bpf_map_lookup_elem(&ferry_rflow_tmp, &zero);
+	if (!tmp)
+		return 0;
+	__builtin_memset(&tmp->key, 0, sizeof(tmp->key));
+	__builtin_memcpy(tmp->key.saddr, flow->backend_addr, sizeof(tmp->key.saddr));
+	__builtin_memcpy(tmp->key.daddr, fwd->saddr, sizeof(tmp->key.daddr));
+	tmp->key.sport = flow->backend_port;
+	tmp->key.dport = fwd->sport;
+	tmp->key.proto = fwd->proto;
+	tmp->key.family = fwd->family;
+	if (bpf_map_lookup_elem(&ferry_rflows, &tmp->key))
+		return 0;
+	__builtin_memset(&tmp->val, 0, sizeof(tmp->val));
+	__builtin_memcpy(tmp->val.vip_addr, fwd->daddr, sizeof(tmp->val.vip_addr));
+	tmp->val.vip_port = fwd->dport;
+	tmp->val.family = fwd->family;
+	tmp->val.flags = flow->flags;
+	tmp->val.backend_id = flow->backend_id;
+	__builtin_memcpy(&tmp->val.fwd, fwd, sizeof(tmp->val.fwd));
+	if (bpf_map_update_elem(&ferry_rflows, &tmp->key, &tmp->val, BPF_NOEXIST))
+		return 0;
+	ferry_count(FERRY_CTR_FLOW_RESTORED);
+	return 0;
 }
 
-/* The client retransmitted its SYN: the backend did not answer the first in time. */
-static __always_inline void ferry_stats_syn_timeout(__u32 backend_id)
+static __noinline int ferry_flow_restore(const struct ferry_rflow *rflow,
+					 const struct ferry_flow_key *reply)
 {
-	struct ferry_stats *st = bpf_map_lookup_elem(&ferry_stats, &backend_id);
+	const struct ferry_backend *be;
+	struct ferry_flow val = {};
+	__u32 backend_id = rflow->backend_id;
+	__u64 now = bpf_ktime_get_coarse_ns();
 
-	if (st)
-		st->syn_timeouts += 1;
+	__builtin_memcpy(val.backend_addr, reply->saddr, sizeof(val.backend_addr));
+	val.backend_port = reply->sport;
+	val.family = reply->family;
+	/* Timing in flight is lost with the entry. */
+	val.flags = rflow->flags & (FERRY_FLOW_F_SAMPLED | FERRY_FLOW_F_CLOSING);
+	val.backend_id = backend_id;
+	be = bpf_map_lookup_elem(&ferry_backends, &backend_id);
+	if (be) {
+		val.predictor_id = be->predictor_id;
+		val.svc_id = be->svc_id;
+	}
+	val.created_ns = now;
+	val.last_ns = now;
+	if (bpf_map_update_elem(&ferry_flows, &rflow->fwd, &val, BPF_NOEXIST))
+		return 0;
+	ferry_count(FERRY_CTR_FLOW_RESTORED);
+	return 0;
 }
 
 /*
@@ -539,6 +133,7 @@ static __always_inline int ferry_fwd_established(void *ctx, const int hook,
 {
 	__u32 backend_id = flow->backend_id;
 
+	ferry_rflow_restore(&pkt->key, flow);
 	flow->last_ns = bpf_ktime_get_coarse_ns();
 	flow->packets += 1;
 	flow->bytes += pkt->len;
@@ -553,13 +148,6 @@ static __always_inline int ferry_fwd_established(void *ctx, const int hook,
 			     flow->predictor_id, backend_id);
 	return ferry_fwd_xmit(ctx, hook, cfg, pkt, backend_id, flow->backend_addr,
 			      flow->backend_port, flow);
-}
-
-static __always_inline bool ferry_sampled(__u32 hash, __u32 every)
-{
-	if (every <= 1)
-		return every == 1;
-	return (hash >> 8) % every == 0;
 }
 
 /*
@@ -580,26 +168,14 @@ static __always_inline int ferry_fwd_new(void *ctx, const int hook, const struct
 	} e;
 	const struct ferry_backend *be;
 	struct ferry_svc_stats *sst;
-	__u32 svc_id = svc->id, table_size = svc->table_size;
-	__u32 hash, slot, backend_id, predictor_id, miss = reason == FERRY_TR_FLOW_MISS;
-	__u32 *id;
-	void *table;
+	__u32 svc_id = svc->id;
+	__u32 hash, backend_id = 0, predictor_id, miss = reason == FERRY_TR_FLOW_MISS;
 	__u64 now;
 	__u8 flags = 0;
 
-	hash = ferry_flow_hash(&pkt->key, cfg->hash_seed, svc->flags & FERRY_SVC_F_HASH_SRC_ADDR);
-	if (!table_size)
-		goto no_backend;
-	slot = hash % table_size;
-	table = bpf_map_lookup_elem(&ferry_tables, &svc_id);
-	if (!table)
-		goto no_backend;
-	id = bpf_map_lookup_elem(table, &slot);
-	if (!id || !*id)
-		goto no_backend;
-	backend_id = *id;
-	be = bpf_map_lookup_elem(&ferry_backends, &backend_id);
-	if (!be || be->family != pkt->key.family)
+	be = ferry_select(svc, &pkt->key, cfg->hash_seed, ferry_svc_hash_mode(svc), pkt->key.family,
+			  pkt->key.saddr, &hash, &backend_id);
+	if (!be)
 		goto no_backend;
 	predictor_id = be->predictor_id;
 
@@ -660,7 +236,7 @@ no_backend:
 	if (sst)
 		sst->no_backend += 1;
 	ferry_trace_decision(ctx, hook, cfg, pkt, FERRY_TR_DROP_NO_BACKEND, svc_id, 0, 0);
-	return ferry_drop(hook);
+	return ferry_reject(ctx, hook, pkt);
 }
 
 /* The address-only marker entry of pkt's destination, if it is a VIP address. */
@@ -673,9 +249,43 @@ static __always_inline const struct ferry_service *ferry_vip_marker(const struct
 	return bpf_map_lookup_elem(&ferry_services, &vip);
 }
 
+/*
+ * An ICMP error about a reply (a router on the client's side, or the client,
+ * quoting VIP -> client): goes to the flow's backend, translated to quote
+ * backend -> client, so that the backend's socket learns the path MTU or
+ * the error. Anything else ICMP is not ours.
+ */
+static __always_inline int ferry_fwd_icmp(void *ctx, const int hook, struct ferry_pkt *pkt)
+{
+	struct bpf_fib_lookup fib;
+	struct ferry_flow *flow;
+	int rc;
+
+	if (ferry_parse_icmp(ferry_data(ctx, hook), ferry_data_end(ctx, hook), pkt) !=
+	    FERRY_PARSE_OK)
+		return ferry_pass(hook);
+	flow = bpf_map_lookup_elem(&ferry_flows, &pkt->key);
+	if (!flow)
+		return ferry_pass(hook);
+	if (ferry_icmp_rewrite(ctx, hook, pkt, false, flow->backend_addr, flow->backend_port))
+		return ferry_pass(hook);
+	ferry_count(FERRY_CTR_ICMP_FWD);
+	if (pkt->vlan) {
+		ferry_count(FERRY_CTR_FIB_STACK);
+		return ferry_pass(hook);
+	}
+	/*
+	 * The client's address stands in for the sender's (often a router) and
+	 * the quoted ports for ICMP's none: only policy routing reads them.
+	 */
+	rc = ferry_fib(ctx, hook, pkt, pkt->key.saddr, flow->backend_addr, pkt->key.sport,
+		       flow->backend_port, &fib);
+	return ferry_send(ctx, hook, &fib, rc);
+}
+
 /* Packets that did not parse as TCP/UDP: pass, except fragments to a VIP address. */
-static __always_inline int ferry_fwd_unparsed(void *ctx, const int hook,
-					      const struct ferry_pkt *pkt, int rc)
+static __always_inline int ferry_fwd_unparsed(void *ctx, const int hook, struct ferry_pkt *pkt,
+					      int rc)
 {
 	const struct ferry_service *marker;
 	struct ferry_svc_stats *sst;
@@ -704,6 +314,10 @@ static __always_inline int ferry_fwd_unparsed(void *ctx, const int hook,
 			ferry_trace_decision(ctx, hook, cfg, pkt, FERRY_TR_DROP_FRAGMENT, svc_id, 0,
 					     0);
 		return ferry_drop(hook);
+	case FERRY_PARSE_OTHER:
+		if (pkt->key.proto == IPPROTO_ICMP || pkt->key.proto == IPPROTO_ICMPV6)
+			return ferry_fwd_icmp(ctx, hook, pkt);
+		return ferry_pass(hook);
 	default:
 		return ferry_pass(hook);
 	}
@@ -786,21 +400,48 @@ static __always_inline int ferry_fwd(void *ctx, const int hook)
 
 /* ----------------------------------------------------------------- reply */
 
+/*
+ * An ICMP error about a forwarded packet (from the backend, a router on its
+ * side, or this node, quoting client -> backend): goes to the client,
+ * translated to quote client -> VIP, so that the client's socket, connected
+ * to the VIP, takes it.
+ */
+static __always_inline int ferry_reply_icmp(struct __sk_buff *skb, const int hook,
+					    struct ferry_pkt *pkt)
+{
+	struct ferry_rflow *rflow;
+
+	if (ferry_parse_icmp(ferry_data(skb, hook), ferry_data_end(skb, hook), pkt) !=
+	    FERRY_PARSE_OK)
+		return ferry_pass(hook);
+	rflow = bpf_map_lookup_elem(&ferry_rflows, &pkt->key);
+	if (!rflow)
+		return ferry_pass(hook);
+	if (ferry_icmp_rewrite(skb, hook, pkt, true, rflow->vip_addr, rflow->vip_port))
+		return ferry_pass(hook);
+	ferry_count(FERRY_CTR_ICMP_REPLY);
+	if (hook == FERRY_HOOK_TC_EGRESS || pkt->vlan)
+		return ferry_pass(hook);
+	return ferry_reply_xmit(skb, hook, pkt, rflow);
+}
+
 static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 {
-	struct bpf_fib_lookup fib;
 	struct ferry_pkt pkt = {};
 	struct ferry_rflow *rflow;
 	struct ferry_config *cfg;
 	struct ferry_stats *st;
 	struct ferry_flow *flow;
-	__u32 zero = 0, backend_id, in_ifindex;
-	__u64 now;
+	__u32 zero = 0, backend_id;
 	bool synack;
 	int rc;
 
 	ferry_tc_pull(skb);
-	if (ferry_parse(ferry_data(skb, hook), ferry_data_end(skb, hook), &pkt) != FERRY_PARSE_OK)
+	rc = ferry_parse(ferry_data(skb, hook), ferry_data_end(skb, hook), &pkt);
+	if (rc == FERRY_PARSE_OTHER &&
+	    (pkt.key.proto == IPPROTO_ICMP || pkt.key.proto == IPPROTO_ICMPV6))
+		return ferry_reply_icmp(skb, hook, &pkt);
+	if (rc != FERRY_PARSE_OK)
 		return ferry_pass(hook);
 	rflow = bpf_map_lookup_elem(&ferry_rflows, &pkt.key);
 	if (!rflow)
@@ -823,23 +464,31 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 	synack = (pkt.tcp_flags & (FERRY_TCP_SYN | FERRY_TCP_ACK)) ==
 		 (FERRY_TCP_SYN | FERRY_TCP_ACK);
 	/*
-	 * The forward entry is needed once or twice per connection, and for the
-	 * payload of a sampled flow (a response may start): one more lookup per
-	 * such packet, about 30 ns (make bench: tc_reply_payload_v4_sampled).
+	 * The forward entry on every reply (one more lookup, about 30 ns: make
+	 * bench, tc_reply_in_v4 against tc_reply_payload_v4_sampled before): rebuilt when it is gone, so that the
+	 * client's next packet still goes to this backend (a rehash would not
+	 * after a table change), and its idle timer refreshed so that a flow
+	 * that only streams replies does not expire. last_ns is written at most
+	 * once a second: the cache line is shared with the forward CPU.
 	 */
-	if ((pkt.tcp_flags & FERRY_TCP_RST) || synack ||
-	    ((rflow->flags & FERRY_FLOW_F_SAMPLED) && pkt.payload_len)) {
-		flow = bpf_map_lookup_elem(&ferry_flows, &rflow->fwd);
-		if (flow) {
-			/* A reset by the backend ends the flow: the next SYN picks anew. */
-			if ((pkt.tcp_flags & FERRY_TCP_RST) &&
-			    !(flow->flags & FERRY_FLOW_F_CLOSING))
-				flow->flags |= FERRY_FLOW_F_CLOSING;
-			if (flow->flags & FERRY_FLOW_F_SAMPLED)
-				ferry_reply_latency(skb, hook, flow, &pkt, st);
-			else if (synack && (flow->flags & FERRY_FLOW_F_SYN_PENDING))
-				flow->flags &= ~FERRY_FLOW_F_SYN_PENDING;
-		}
+	flow = bpf_map_lookup_elem(&ferry_flows, &rflow->fwd);
+	if (!flow) {
+		ferry_flow_restore(rflow, &pkt.key);
+	} else {
+		__u64 now = bpf_ktime_get_coarse_ns();
+
+		if (now - flow->last_ns > FERRY_REPLY_TOUCH_NS)
+			flow->last_ns = now;
+	}
+	if (flow && ((pkt.tcp_flags & FERRY_TCP_RST) || synack ||
+		     ((rflow->flags & FERRY_FLOW_F_SAMPLED) && pkt.payload_len))) {
+		/* A reset by the backend ends the flow: the next SYN picks anew. */
+		if ((pkt.tcp_flags & FERRY_TCP_RST) && !(flow->flags & FERRY_FLOW_F_CLOSING))
+			flow->flags |= FERRY_FLOW_F_CLOSING;
+		if (flow->flags & FERRY_FLOW_F_SAMPLED)
+			ferry_reply_latency(skb, hook, flow, &pkt, st);
+		else if (synack && (flow->flags & FERRY_FLOW_F_SYN_PENDING))
+			flow->flags &= ~FERRY_FLOW_F_SYN_PENDING;
 	}
 	cfg = bpf_map_lookup_elem(&ferry_config, &zero);
 	if (cfg)
@@ -849,25 +498,7 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 		return ferry_pass(hook);
 	if (hook == FERRY_HOOK_TC_EGRESS || pkt.vlan)
 		return ferry_pass(hook);
-	/* The next-hop cache, as on the forward path (struct ferry_flow). */
-	now = bpf_ktime_get_coarse_ns();
-	in_ifindex = ferry_ifindex(skb, hook);
-	if (rflow->nh_ifindex && rflow->nh_in_ifindex == in_ifindex && now < rflow->nh_expires_ns) {
-		fib.ifindex = rflow->nh_ifindex;
-		__builtin_memcpy(fib.dmac, rflow->nh_dmac, ETH_ALEN);
-		__builtin_memcpy(fib.smac, rflow->nh_smac, ETH_ALEN);
-		return ferry_send(skb, hook, &fib, BPF_FIB_LKUP_RET_SUCCESS);
-	}
-	rc = ferry_fib(skb, hook, &pkt, rflow->vip_addr, pkt.key.daddr, rflow->vip_port,
-		       pkt.key.dport, &fib);
-	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		rflow->nh_ifindex = fib.ifindex;
-		rflow->nh_in_ifindex = in_ifindex;
-		__builtin_memcpy(rflow->nh_dmac, fib.dmac, ETH_ALEN);
-		__builtin_memcpy(rflow->nh_smac, fib.smac, ETH_ALEN);
-		rflow->nh_expires_ns = now + FERRY_NH_TTL_NS;
-	}
-	return ferry_send(skb, hook, &fib, rc);
+	return ferry_reply_xmit(skb, hook, &pkt, rflow);
 }
 
 #endif /* FERRY_LB_BPF_H */

@@ -8,6 +8,7 @@
 #ifndef FERRY_PARSE_BPF_H
 #define FERRY_PARSE_BPF_H
 
+#include <stdbool.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -59,6 +60,9 @@ struct ferry_pkt {
 	__u16 ip_len; /* IPv4 total length or IPv6 payload length + 40, for the fib lookup */
 	__u8 tcp_flags;
 	__u8 vlan;
+	/* ICMP errors only (ferry_parse_icmp): where the quoted packet's headers start. */
+	__u16 inner_l3_off;
+	__u16 inner_l4_off;
 };
 
 static __always_inline int ferry_ipv6_is_ext(__u8 nexthdr)
@@ -175,6 +179,92 @@ static __always_inline int ferry_parse(void *data, void *data_end, struct ferry_
 		return FERRY_PARSE_MALFORMED;
 	pkt->payload_off = off + l4_hdr_len;
 	pkt->payload_len = l3_payload - l4_hdr_len;
+	return FERRY_PARSE_OK;
+}
+
+/* ICMP types that carry a quoted packet and concern a connection. */
+#define FERRY_ICMP_DEST_UNREACH 3
+#define FERRY_ICMP_TIME_EXCEEDED 11
+#define FERRY_ICMP6_DEST_UNREACH 1
+#define FERRY_ICMP6_PKT_TOOBIG 2
+#define FERRY_ICMP6_TIME_EXCEED 3
+#define FERRY_ICMP_HDR_LEN 8
+
+static __always_inline bool ferry_icmp_is_error(__u8 family, __u8 type)
+{
+	if (family == FERRY_AF_INET)
+		return type == FERRY_ICMP_DEST_UNREACH || type == FERRY_ICMP_TIME_EXCEEDED;
+	return type == FERRY_ICMP6_DEST_UNREACH || type == FERRY_ICMP6_PKT_TOOBIG ||
+	       type == FERRY_ICMP6_TIME_EXCEED;
+}
+
+/*
+ * For a packet that ferry_parse() left at FERRY_PARSE_OTHER with proto ICMP
+ * or ICMPv6: if it is an error quoting a TCP or UDP packet, replaces pkt->key
+ * with the quoted tuple reversed and returns FERRY_PARSE_OK. Reversed,
+ * because an error travels against the packet it quotes: an error about a
+ * reply (quoting VIP -> client) reaches the forward path and its reversed
+ * quote is the forward flow key (client -> VIP); an error about a forwarded
+ * packet (quoting client -> backend) reaches the reply path and its reversed
+ * quote is the reply key (backend -> client). The outer addresses stay in
+ * the packet. The quoted packet must have the outer family, no IPv6
+ * extension headers and no fragment offset (the ports must be there).
+ */
+static __always_inline int ferry_parse_icmp(void *data, void *data_end, struct ferry_pkt *pkt)
+{
+	__u32 off = pkt->l4_off & 0xff;
+	__u8 *icmp = data + off;
+	__be16 *ports;
+	__u8 proto;
+
+	if (pkt->key.proto != (pkt->key.family == FERRY_AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6))
+		return FERRY_PARSE_OTHER;
+	if ((void *)(icmp + FERRY_ICMP_HDR_LEN) > data_end)
+		return FERRY_PARSE_MALFORMED;
+	if (!ferry_icmp_is_error(pkt->key.family, icmp[0]))
+		return FERRY_PARSE_OTHER;
+	off += FERRY_ICMP_HDR_LEN;
+	pkt->inner_l3_off = off;
+	if (pkt->key.family == FERRY_AF_INET) {
+		struct iphdr *iph = data + off;
+		__u32 hl;
+
+		if ((void *)(iph + 1) > data_end)
+			return FERRY_PARSE_MALFORMED;
+		hl = iph->ihl * 4;
+		if (iph->version != 4 || hl < sizeof(*iph))
+			return FERRY_PARSE_MALFORMED;
+		if (iph->frag_off & bpf_htons(FERRY_IP_OFFSET))
+			return FERRY_PARSE_OTHER;
+		proto = iph->protocol;
+		pkt->key.saddr[0] = iph->daddr;
+		pkt->key.daddr[0] = iph->saddr;
+		off += hl;
+	} else {
+		struct ipv6hdr *ip6 = data + off;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return FERRY_PARSE_MALFORMED;
+		if (ip6->version != 6)
+			return FERRY_PARSE_MALFORMED;
+		proto = ip6->nexthdr;
+		__builtin_memcpy(pkt->key.saddr, &ip6->daddr, 16);
+		__builtin_memcpy(pkt->key.daddr, &ip6->saddr, 16);
+		off += sizeof(*ip6);
+	}
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return FERRY_PARSE_OTHER;
+	/* Outer l4 <= 18 + 60, + 8 + 60: masking keeps the verifier's range small. */
+	off &= 0xff;
+	ports = data + off;
+	if ((void *)(ports + 2) > data_end)
+		return FERRY_PARSE_MALFORMED;
+	pkt->inner_l4_off = off;
+	pkt->key.sport = ports[1];
+	pkt->key.dport = ports[0];
+	pkt->key.proto = proto;
+	pkt->tcp_flags = 0;
+	pkt->payload_len = 0;
 	return FERRY_PARSE_OK;
 }
 

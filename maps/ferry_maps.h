@@ -255,6 +255,11 @@ enum ferry_counter {
 	FERRY_CTR_REPLY_NAT, /* reply rewritten to the VIP */
 	FERRY_CTR_TRACE_LOST, /* trace ring buffer full */
 	FERRY_CTR_HIST_MISS, /* latency sample with no histogram entry */
+	FERRY_CTR_ICMP_FWD, /* ICMP error about a reply, translated towards the backend */
+	FERRY_CTR_ICMP_REPLY, /* ICMP error about a forwarded packet, translated towards the client */
+	FERRY_CTR_FLOW_RESTORED, /* a missing half of a flow rebuilt from the other */
+	FERRY_CTR_REJECT, /* SYN to a service with no backend answered with a RST */
+	FERRY_CTR_REJECT_LIMITED, /* such a SYN dropped: the per-CPU RST budget was spent */
 	FERRY_CTR_MAX,
 };
 

@@ -1046,17 +1046,132 @@ static void test_vip_unknown_port(void)
 	      &(struct expect){ .verdict = XDP_PASS, .ctr = { CTR(VIP_PORT_MISS, 1) } });
 }
 
+/* ------------------------------------------------ fast failure (issue 12) */
+
+/* The RST|ACK that answers SYN syn: addresses, ports and MACs swapped, DF. */
+static struct pb_spec spec_rst(const struct pb_spec *syn)
+{
+	struct pb_spec r = *syn;
+
+	memcpy(r.saddr, syn->daddr, 16);
+	memcpy(r.daddr, syn->saddr, 16);
+	memcpy(r.smac, syn->dmac, 6);
+	memcpy(r.dmac, syn->smac, 6);
+	r.sport = syn->dport;
+	r.dport = syn->sport;
+	r.tcp_flags = PB_TCP_RST | PB_TCP_ACK;
+	r.seq = 0;
+	r.ack = syn->seq + 1;
+	r.frag = r.family == 4 ? 0x4000 : 0;
+	r.payload = NULL;
+	r.payload_len = 0;
+	return r;
+}
+
+/*
+ * A SYN to a service without a backend is answered with a RST at once, at
+ * XDP (XDP_TX) and TC (redirect to the ingress interface), IPv4 and IPv6,
+ * so the client fails in milliseconds. Before the fix it was dropped: the
+ * verdicts and frames below failed.
+ */
+static void test_reject(void)
+{
+	struct pb_spec syn = spec_tcp(4, 40060, "198.18.2.3", 80, PB_TCP_SYN);
+	struct pb_spec rst = spec_rst(&syn), syn6, rst6;
+	uint32_t v6_svc = 4, zero_id = 0, six = 6;
+	int table6 = env.inner_fds[3];
+
+	check("ipv4 rst at xdp", P_XDP, env.if_c0, &syn,
+	      &(struct expect){ .verdict = XDP_TX,
+				.out = &rst,
+				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
+	check("ipv4 rst at tc", P_TC_FWD, env.if_c0, &syn,
+	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
+				.out = &rst,
+				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
+	/* With a payload (TCP fast open) the ack covers it too. */
+	syn.payload = "hello";
+	syn.payload_len = 5;
+	rst.ack = syn.seq + 1 + 5;
+	check("ipv4 rst acks a syn payload", P_XDP, env.if_c0, &syn,
+	      &(struct expect){ .verdict = XDP_TX,
+				.out = &rst,
+				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
+	/* Not a SYN: nothing to answer, dropped as before. */
+	syn.payload = NULL;
+	syn.payload_len = 0;
+	syn.tcp_flags = PB_TCP_SYN | PB_TCP_ACK;
+	check("syn-ack to an empty service", P_XDP, env.if_c0, &syn,
+	      &(struct expect){ .verdict = XDP_DROP, .ctr = { CTR(NO_BACKEND, 1) } });
+
+	/* IPv6: the VIP6 service's table emptied for the fixture, then restored. */
+	if (!ASSERT_EQ(services[3].id, 4, "service 4 is inner table 3"))
+		return;
+	for (uint32_t s = 0; s < 7; s++)
+		bpf_map_update_elem(table6, &s, &zero_id, 0);
+	syn6 = spec_tcp(6, 40061, VIP6, 80, PB_TCP_SYN);
+	rst6 = spec_rst(&syn6);
+	check("ipv6 rst at xdp", P_XDP, env.if_c0, &syn6,
+	      &(struct expect){ .verdict = XDP_TX,
+				.out = &rst6,
+				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
+	check("ipv6 rst at tc", P_TC_FWD, env.if_c0, &syn6,
+	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
+				.out = &rst6,
+				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
+	for (uint32_t s = 0; s < 7; s++)
+		bpf_map_update_elem(table6, &s, &six, 0);
+	(void)v6_svc;
+}
+
+/*
+ * The RSTs are rate-limited per CPU (ferry must not be a reflector): 250
+ * SYNs in a row on one CPU get at most the bucket's 100 plus its refill,
+ * the rest are dropped and counted. Failed before the fix (no RST at all).
+ */
+static void test_reject_limited(void)
+{
+	struct pb_spec syn = spec_tcp(4, 40070, "198.18.2.3", 80, PB_TCP_SYN);
+	uint64_t before[FERRY_CTR_MAX], after[FERRY_CTR_MAX];
+	cpu_set_t old, one;
+	struct run_out r;
+	uint8_t b[256];
+	size_t len = pb_build(&syn, b, sizeof(b));
+
+	sched_getaffinity(0, sizeof(old), &old);
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	sched_setaffinity(0, sizeof(one), &one);
+	read_counters(before);
+	for (int i = 0; i < 250; i++)
+		run_prog(P_XDP, env.if_c0, b, len, &r);
+	read_counters(after);
+	sched_setaffinity(0, sizeof(old), &old);
+	ASSERT_EQ(after[FERRY_CTR_REJECT] - before[FERRY_CTR_REJECT] +
+			  after[FERRY_CTR_REJECT_LIMITED] - before[FERRY_CTR_REJECT_LIMITED],
+		  250, "every syn answered or counted as limited");
+	ASSERT_TRUE(after[FERRY_CTR_REJECT_LIMITED] - before[FERRY_CTR_REJECT_LIMITED] > 0,
+		    "some syns limited");
+	ASSERT_TRUE(after[FERRY_CTR_REJECT] - before[FERRY_CTR_REJECT] <= 150,
+		    "at most a bucket and a little refill");
+}
+
 static void test_no_backend(void)
 {
 	struct pb_spec syn = spec_tcp(4, 40050, "198.18.2.3", 80, PB_TCP_SYN);
+	struct pb_spec rst = spec_rst(&syn);
 	struct ferry_svc_stats s0, s1;
 	struct ferry_flow f;
 
 	read_svc_stats(5, &s0);
 	check("xdp", P_XDP, env.if_c0, &syn,
-	      &(struct expect){ .verdict = XDP_DROP, .ctr = { CTR(NO_BACKEND, 1) } });
+	      &(struct expect){ .verdict = XDP_TX,
+				.out = &rst,
+				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
 	check("tc", P_TC_FWD, env.if_c0, &syn,
-	      &(struct expect){ .verdict = TC_ACT_SHOT, .ctr = { CTR(NO_BACKEND, 1) } });
+	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
+				.out = &rst,
+				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
 	read_svc_stats(5, &s1);
 	ASSERT_EQ(s1.no_backend - s0.no_backend, 2, "svc_stats no_backend");
 	ASSERT_FALSE(flow_get(&syn, &f), "no flow entry");
@@ -1891,6 +2006,383 @@ static void test_latency_sample_n(void)
 	ASSERT_TRUE(set_sample_every("198.18.2.2", 0), "sample_every back to 0");
 }
 
+/* ------------------------------------------------ ICMP errors (issue 12) */
+
+#define ROUTER4_CLIENT_SIDE "198.18.0.254"
+#define ROUTER4_BACKEND_SIDE "198.18.1.254"
+#define ROUTER6_CLIENT_SIDE "2001:db8::fe"
+
+/* The ones' complement check of an ICMP message (ICMPv6: with its pseudo-header). */
+static uint16_t icmp_csum(int family, const uint32_t *saddr, const uint32_t *daddr,
+			  const uint8_t *msg, size_t len)
+{
+	uint32_t sum = family == 6 ? pb_pseudo(6, saddr, daddr, IPPROTO_ICMPV6, len) : 0;
+
+	return pb_fold(pb_sum(msg, len, sum));
+}
+
+/*
+ * An ICMP error frame: outer carries addresses and MACs (its proto and
+ * payload are set here), the message quotes the whole of inner (a frame
+ * built by pb_build, without its Ethernet header).
+ */
+static size_t icmp_frame(struct pb_spec outer, uint8_t type, uint8_t code, uint32_t word,
+			 const struct pb_spec *inner, uint8_t *buf, size_t cap)
+{
+	uint8_t ib[256], msg[320];
+	size_t il = pb_build(inner, ib, sizeof(ib)), ml = 8 + il - 14;
+	uint16_t check;
+
+	memset(msg, 0, 8);
+	msg[0] = type;
+	msg[1] = code;
+	word = htonl(word);
+	memcpy(msg + 4, &word, 4);
+	memcpy(msg + 8, ib + 14, il - 14);
+	check = icmp_csum(outer.family, outer.saddr, outer.daddr, msg, ml);
+	memcpy(msg + 2, &check, 2);
+	outer.proto = outer.family == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6;
+	outer.payload = msg;
+	outer.payload_len = ml;
+	return pb_build(&outer, buf, cap);
+}
+
+/* Whether the ICMP checksum of a frame built by icmp_frame holds (no VLAN). */
+static bool icmp_frame_csum_ok(const uint8_t *b, size_t len)
+{
+	uint32_t s[4] = {}, d[4] = {};
+
+	if (b[12] == 0x08 && b[13] == 0x00) {
+		size_t hl = (b[14] & 0xf) * 4;
+
+		memcpy(s, b + 14 + 12, 4);
+		memcpy(d, b + 14 + 16, 4);
+		return icmp_csum(4, s, d, b + 14 + hl, len - 14 - hl) == 0;
+	}
+	memcpy(s, b + 14 + 8, 16);
+	memcpy(d, b + 14 + 24, 16);
+	return icmp_csum(6, s, d, b + 54, len - 54) == 0;
+}
+
+/* Runs an ICMP fixture: input and expected frames are both built by icmp_frame. */
+static bool check_icmp(const char *what, enum prog p, int ifindex, const uint8_t *in, size_t il,
+		       const uint8_t *want, size_t wl, const struct expect *exp)
+{
+	if (!ASSERT_TRUE(icmp_frame_csum_ok(in, il), "builder icmp checksum") ||
+	    !ASSERT_TRUE(icmp_frame_csum_ok(want, wl), "builder icmp checksum"))
+		return false;
+	return check_raw(what, p, ifindex, in, il, want, wl, exp);
+}
+
+/* An outer header spec: addresses and MACs only. */
+static struct pb_spec spec_outer(int family, const char *saddr, const char *daddr, const char *smac,
+				 const char *dmac)
+{
+	struct pb_spec o = { .family = family };
+
+	pb_addr(o.saddr, saddr);
+	pb_addr(o.daddr, daddr);
+	pb_mac(o.smac, smac);
+	pb_mac(o.dmac, dmac);
+	return o;
+}
+
+/*
+ * A router between client and node says "fragmentation needed" / "packet
+ * too big" about a reply (it quotes VIP -> client): the backend must get it,
+ * quoting backend -> client, or path MTU discovery fails. Before issue 12's
+ * fix the data plane passed these untouched (the fixtures failed on the
+ * verdict and the output frame).
+ */
+static void test_icmp_client_side(void)
+{
+	for (int family = 4; family <= 6; family += 2) {
+		const char *vip = family == 4 ? VIP4 : VIP6;
+		const char *router = family == 4 ? ROUTER4_CLIENT_SIDE : ROUTER6_CLIENT_SIDE;
+		struct pb_spec fwd = spec_tcp(family, 41000, vip, 80, PB_TCP_ACK);
+		uint8_t type = family == 4 ? 3 : 2, code = family == 4 ? 4 : 0;
+		uint32_t mtu = family == 4 ? 1400 : 1280;
+		const struct backend_def *be;
+		struct pb_spec reply, reply_be, o_in, o_out;
+		uint8_t ib[512], ob[512];
+		size_t il, ol;
+		char what[64];
+
+		ensure_flow(&fwd);
+		be = flow_backend(&fwd);
+		if (!ASSERT_TRUE(be != NULL, "flow"))
+			return;
+		/* The reply as it left the node (VIP -> client) and as the backend sent it. */
+		reply = fwd;
+		memcpy(reply.saddr, fwd.daddr, 16);
+		memcpy(reply.daddr, fwd.saddr, 16);
+		reply.sport = 80;
+		reply.dport = 41000;
+		reply.seq = 5000;
+		reply_be = reply;
+		pb_addr(reply_be.saddr, be->addr);
+		reply_be.sport = be->port;
+
+		o_in = spec_outer(family, router, vip, MAC_CLIENT, MAC_C0);
+		o_out = spec_outer(family, router, be->addr, MAC_B0, be->mac);
+		il = icmp_frame(o_in, type, code, mtu, &reply, ib, sizeof(ib));
+		ol = icmp_frame(o_out, type, code, mtu, &reply_be, ob, sizeof(ob));
+		snprintf(what, sizeof(what), "ipv%d frag needed, tc", family);
+		check_icmp(what, P_TC_FWD, env.if_c0, ib, il, ob, ol,
+			   &(struct expect){ .verdict = TC_ACT_REDIRECT,
+					     .ctr = { CTR(ICMP_FWD, 1), CTR(REDIRECT, 1) } });
+		snprintf(what, sizeof(what), "ipv%d frag needed, xdp", family);
+		check_icmp(what, P_XDP, env.if_c0, ib, il, ob, ol,
+			   &(struct expect){ .verdict = XDP_PASS,
+					     .meta = env.if_b0,
+					     .ctr = { CTR(ICMP_FWD, 1), CTR(XDP_HANDOFF, 1) } });
+
+		/* The client itself: UDP-style port unreachable about the reply, same path. */
+		o_in = spec_outer(family, family == 4 ? CLIENT4 : CLIENT6, vip, MAC_CLIENT, MAC_C0);
+		o_out = spec_outer(family, family == 4 ? CLIENT4 : CLIENT6, be->addr, MAC_B0,
+				   be->mac);
+		il = icmp_frame(o_in, family == 4 ? 3 : 1, family == 4 ? 3 : 4, 0, &reply, ib,
+				sizeof(ib));
+		ol = icmp_frame(o_out, family == 4 ? 3 : 1, family == 4 ? 3 : 4, 0, &reply_be, ob,
+				sizeof(ob));
+		snprintf(what, sizeof(what), "ipv%d unreachable from the client", family);
+		check_icmp(what, P_TC_FWD, env.if_c0, ib, il, ob, ol,
+			   &(struct expect){ .verdict = TC_ACT_REDIRECT,
+					     .ctr = { CTR(ICMP_FWD, 1), CTR(REDIRECT, 1) } });
+
+		/* Quoting a flow ferry does not know: not ours, untouched. */
+		reply.dport = 41999;
+		il = icmp_frame(o_in, type, code, mtu, &reply, ib, sizeof(ib));
+		snprintf(what, sizeof(what), "ipv%d error about an unknown flow", family);
+		check_icmp(what, P_TC_FWD, env.if_c0, ib, il, ib, il,
+			   &(struct expect){ .verdict = TC_ACT_OK });
+	}
+	{
+		/* Not an error (echo request to the VIP): untouched. */
+		struct pb_spec in = spec_tcp(4, 0, VIP4, 0, 0);
+
+		in.proto = IPPROTO_ICMP;
+		in.payload = "\x08\x00\xf7\xff\x00\x00\x00\x00";
+		in.payload_len = 8;
+		check("echo request to a vip", P_TC_FWD, env.if_c0, &in,
+		      &(struct expect){ .verdict = TC_ACT_OK });
+	}
+}
+
+/*
+ * An error about a forwarded packet (quoting client -> backend), from the
+ * backend or a router on its side: the client's socket is connected to the
+ * VIP and ignores errors that quote the backend. Failed before the fix on
+ * the verdict and the output frame.
+ */
+static void test_icmp_backend_side(void)
+{
+	static const struct {
+		int family;
+		uint8_t proto;
+		bool from_router;
+		uint8_t type, code;
+		uint32_t word;
+	} cases[] = {
+		{ 4, IPPROTO_TCP, false, 3, 4, 1400 }, /* frag needed from the backend */
+		{ 4, IPPROTO_UDP, false, 3, 3, 0 }, /* port unreachable */
+		{ 4, IPPROTO_TCP, true, 11, 0, 0 }, /* time exceeded from a router */
+		{ 6, IPPROTO_TCP, false, 2, 0, 1280 }, /* packet too big */
+		{ 6, IPPROTO_TCP, true, 3, 0, 0 }, /* time exceeded from a router */
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int family = cases[i].family;
+		bool udp = cases[i].proto == IPPROTO_UDP;
+		const char *vip = family == 4 ? VIP4 : VIP6;
+		const char *client = family == 4 ? CLIENT4 : CLIENT6;
+		uint16_t vport = udp ? 53 : 80;
+		struct pb_spec fwd = udp ? spec_udp(41001, vip, vport) :
+					   spec_tcp(family, 41001, vip, vport, PB_TCP_ACK);
+		const struct backend_def *be;
+		struct pb_spec quoted, quoted_vip, o_in, o_out;
+		const char *sender;
+		uint8_t ib[512], ob[512];
+		size_t il, ol;
+		char what[64];
+
+		ensure_flow(&fwd);
+		be = flow_backend(&fwd);
+		if (!ASSERT_TRUE(be != NULL, "flow"))
+			return;
+		/* The forwarded packet (client -> backend) and what the client sent. */
+		quoted_vip = fwd;
+		quoted = fwd;
+		pb_addr(quoted.daddr, be->addr);
+		quoted.dport = be->port;
+		sender = cases[i].from_router ?
+				 (family == 4 ? ROUTER4_BACKEND_SIDE : "2001:db8:1::fe") :
+				 be->addr;
+		o_in = spec_outer(family, sender, client, be->mac, MAC_B0);
+		o_out = spec_outer(family, cases[i].from_router ? sender : vip, client, MAC_C0,
+				   MAC_CLIENT);
+		il = icmp_frame(o_in, cases[i].type, cases[i].code, cases[i].word, &quoted, ib,
+				sizeof(ib));
+		ol = icmp_frame(o_out, cases[i].type, cases[i].code, cases[i].word, &quoted_vip, ob,
+				sizeof(ob));
+		snprintf(what, sizeof(what), "ipv%d %s type %u from %s, reply in", family,
+			 udp ? "udp" : "tcp", cases[i].type,
+			 cases[i].from_router ? "router" : "backend");
+		check_icmp(what, P_TC_REPLY_IN, env.if_b0, ib, il, ob, ol,
+			   &(struct expect){ .verdict = TC_ACT_REDIRECT,
+					     .ctr = { CTR(ICMP_REPLY, 1), CTR(REDIRECT, 1) } });
+		/* Egress of a pod veth: translated, MACs left to the stack. */
+		ol = icmp_frame(spec_outer(family, cases[i].from_router ? sender : vip, client,
+					   be->mac, MAC_B0),
+				cases[i].type, cases[i].code, cases[i].word, &quoted_vip, ob,
+				sizeof(ob));
+		snprintf(what, sizeof(what), "ipv%d %s type %u, reply egress", family,
+			 udp ? "udp" : "tcp", cases[i].type);
+		check_icmp(what, P_TC_REPLY_EG, env.if_b0, ib, il, ob, ol,
+			   &(struct expect){ .verdict = TC_ACT_OK, .ctr = { CTR(ICMP_REPLY, 1) } });
+	}
+}
+
+/* ------------------------------------- one logical flow, two halves (issue 12) */
+
+/* The reply key of the forward spec fwd once it went to backend be. */
+static void reply_key_of(const struct pb_spec *fwd, const struct backend_def *be,
+			 struct ferry_flow_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	pb_addr(k->saddr, be->addr);
+	memcpy(k->daddr, fwd->saddr, 16);
+	k->sport = htons(be->port);
+	k->dport = htons(fwd->sport);
+	k->proto = fwd->proto;
+	k->family = fwd->family == 4 ? FERRY_AF_INET : FERRY_AF_INET6;
+}
+
+/*
+ * Either half of a flow evicted mid-connection (the two LRU maps evict
+ * independently): the next packet in the other direction rebuilds it, and
+ * the connection goes on with the same backend and translated replies.
+ * Before the fix the reply half was never rebuilt (replies left with the
+ * backend's address) and a reply never rebuilt the forward half (the next
+ * client packet was rehashed): both checks below failed.
+ */
+static void test_flow_halves(void)
+{
+	struct pb_spec fwd = spec_tcp(4, 42000, VIP4, 80, PB_TCP_ACK);
+	struct expect tc = { .ctr = { CTR(REDIRECT, 1), CTR(FLOW_RESTORED, 1) } };
+	const struct backend_def *be, *again = NULL;
+	struct ferry_flow_key rk, fk;
+	struct ferry_rflow rf;
+	struct ferry_flow f;
+	struct pb_spec rep, out;
+
+	ensure_flow(&fwd);
+	be = flow_backend(&fwd);
+	if (!ASSERT_TRUE(be != NULL, "flow"))
+		return;
+	reply_key_of(&fwd, be, &rk);
+	key_of(&fwd, &fk);
+
+	/* The reply half is gone: the next forward packet rebuilds it. */
+	ASSERT_OK(bpf_map_delete_elem(map_fd(FERRY_MAP_RFLOWS), &rk), "delete reply half");
+	check_fwd("forward rebuilds the reply half", P_TC_FWD, &fwd, TC_ACT_REDIRECT, &tc, &again);
+	if (ASSERT_OK(bpf_map_lookup_elem(map_fd(FERRY_MAP_RFLOWS), &rk, &rf), "reply half back")) {
+		ASSERT_EQ(rf.backend_id, be->id, "reply half backend");
+		ASSERT_EQ(rf.vip_port, htons(80), "reply half vip port");
+		ASSERT_TRUE(memcmp(&rf.fwd, &fk, sizeof(fk)) == 0, "reply half forward key");
+	}
+	rep = spec_reply(&fwd, be, PB_TCP_ACK);
+	out = rep;
+	pb_addr(out.saddr, VIP4);
+	out.sport = 80;
+	pb_mac(out.smac, MAC_C0);
+	pb_mac(out.dmac, MAC_CLIENT);
+	check("reply after the rebuild", P_TC_REPLY_IN, env.if_b0, &rep,
+	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
+				.out = &out,
+				.ctr = { CTR(REPLY_NAT, 1), CTR(REDIRECT, 1) } });
+
+	/* The forward half is gone: the next reply rebuilds it, same backend. */
+	ASSERT_OK(bpf_map_delete_elem(map_fd(FERRY_MAP_FLOWS), &fk), "delete forward half");
+	check("reply rebuilds the forward half", P_TC_REPLY_IN, env.if_b0, &rep,
+	      &(struct expect){
+		      .verdict = TC_ACT_REDIRECT,
+		      .out = &out,
+		      .ctr = { CTR(REPLY_NAT, 1), CTR(REDIRECT, 1), CTR(FLOW_RESTORED, 1) } });
+	if (ASSERT_TRUE(flow_get(&fwd, &f), "forward half back")) {
+		ASSERT_EQ(f.backend_id, be->id, "forward half backend");
+		ASSERT_EQ(f.backend_port, htons(be->port), "forward half port");
+		ASSERT_EQ(f.svc_id, 1, "forward half service");
+	}
+	/* And the client's next packet follows it: no flow miss, no rehash. */
+	check_fwd("forward after the rebuild", P_TC_FWD, &fwd, TC_ACT_REDIRECT,
+		  &(struct expect){ .ctr = { CTR(REDIRECT, 1) } }, &again);
+	ASSERT_TRUE(again == be, "same backend");
+}
+
+/* ----------------------------------------------------- hairpin (issue 12) */
+
+/*
+ * A backend calling its own VIP (client address = a backend's address) is
+ * never sent to itself: its reply to itself would never cross ferry. 20 new
+ * connections from backend 1's address to a service of backends 1 and 2 all
+ * go to backend 2. Before the fix about half went to backend 1.
+ */
+static void test_hairpin(void)
+{
+	int to_self = 0;
+
+	for (uint16_t port = 43000; port < 43020; port++) {
+		struct pb_spec syn = spec_tcp(4, port, VIP4, 80, PB_TCP_SYN);
+		const struct backend_def *be = NULL;
+
+		pb_addr(syn.saddr, "198.18.1.10"); /* backend 1 */
+		if (!check_fwd("hairpin syn", P_TC_FWD, &syn, TC_ACT_REDIRECT,
+			       &(struct expect){ .ctr = { CTR(REDIRECT, 1) } }, &be))
+			return;
+		to_self += strcmp(be->addr, "198.18.1.10") == 0;
+	}
+	ASSERT_EQ(to_self, 0, "connections sent back to their own client");
+}
+
+/* ------------------------------------------------- GRO/GSO at TC (issue 12) */
+
+/*
+ * A GRO-merged skb longer than the egress MTU (2,040 bytes, fb-b0 has 1500)
+ * whose segments fit (gso_size 1000): the fib lookup must be given the
+ * segment size, or it answers FRAG_NEEDED and the skb takes the slow path.
+ * Before the fix: TC_ACT_OK and FIB_STACK instead of a redirect.
+ */
+static void test_gso_fib_len(void)
+{
+	static char payload[2000];
+	struct pb_spec syn = spec_tcp(4, 44000, VIP4, 80, PB_TCP_SYN);
+	struct __sk_buff sctx = { .ifindex = env.if_c0, .gso_segs = 2, .gso_size = 1000 };
+	uint64_t before[FERRY_CTR_MAX], after[FERRY_CTR_MAX];
+	static uint8_t in[4096], out[4096];
+	size_t len;
+	int err;
+
+	memset(payload, 'x', sizeof(payload));
+	syn.payload = payload;
+	syn.payload_len = sizeof(payload);
+	len = pb_build(&syn, in, sizeof(in));
+	{
+		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = len,
+			    .data_out = out, .data_size_out = sizeof(out), .ctx_in = &sctx,
+			    .ctx_size_in = sizeof(sctx), .repeat = 1);
+
+		read_counters(before);
+		err = bpf_prog_test_run_opts(prog_fd(P_TC_FWD), &opts);
+		read_counters(after);
+		if (!ASSERT_OK(err, "test_run with gso_size"))
+			return;
+		ASSERT_EQ(opts.retval, TC_ACT_REDIRECT, "gso skb redirected");
+	}
+	ASSERT_EQ(after[FERRY_CTR_REDIRECT] - before[FERRY_CTR_REDIRECT], 1, "REDIRECT");
+	ASSERT_EQ(after[FERRY_CTR_FIB_STACK] - before[FERRY_CTR_FIB_STACK], 0, "FIB_STACK");
+}
+
 static void test_setup_failed(void)
 {
 	test__fail(__FILE__, __LINE__, "setup", "see the errors above");
@@ -1945,6 +2437,13 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_http_classes_and_resets);
 	RUN_TEST(SUITE, test_ipv6_udp);
 	RUN_TEST(SUITE, test_latency_sample_n);
+	RUN_TEST(SUITE, test_icmp_client_side);
+	RUN_TEST(SUITE, test_icmp_backend_side);
+	RUN_TEST(SUITE, test_flow_halves);
+	RUN_TEST(SUITE, test_reject);
+	RUN_TEST(SUITE, test_reject_limited);
+	RUN_TEST(SUITE, test_hairpin);
+	RUN_TEST(SUITE, test_gso_fib_len);
 out:
 	for (int i = 0; i < env.ninner; i++)
 		close(env.inner_fds[i]);

@@ -145,6 +145,54 @@ static int open_pinned_maps(struct ferry_dp *dp)
 }
 
 /*
+ * A pinned array that only ever gains entries at its end (ferry_counters:
+ * one per reason, new reasons appended) is grown instead of refused, so a
+ * rolling update that adds a counter keeps the flows and the totals: a new
+ * map of the new size gets the old values and replaces the pin. Programs of
+ * the previous ferry keep counting into the old map until they are replaced;
+ * those few increments are lost, nothing else.
+ */
+static int grow_pinned_array(struct bpf_map *map, int old_fd, const struct bpf_map_info *old,
+			     const char *path)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = bpf_map__map_flags(map));
+	bool percpu = old->type == BPF_MAP_TYPE_PERCPU_ARRAY;
+	size_t len = percpu ? (size_t)libbpf_num_possible_cpus() * ((old->value_size + 7) & ~7U) :
+			      old->value_size;
+	void *value = calloc(1, len);
+	int fd, err = 0;
+
+	if (!value)
+		return -ENOMEM;
+	fd = bpf_map_create(old->type, bpf_map__name(map), old->key_size, old->value_size,
+			    bpf_map__max_entries(map), &opts);
+	if (fd < 0) {
+		err = -errno;
+		goto out_free;
+	}
+	for (__u32 key = 0; key < old->max_entries; key++) {
+		if (bpf_map_lookup_elem(old_fd, &key, value) ||
+		    bpf_map_update_elem(fd, &key, value, BPF_ANY)) {
+			err = -errno;
+			goto out_close;
+		}
+	}
+	/* Unlink, then pin: bpffs has no rename-over for pins. */
+	if (unlink(path) || bpf_obj_pin(fd, path)) {
+		err = -errno;
+		goto out_close;
+	}
+	pr_info("%s: grown from %u to %u entries, values kept", path, old->max_entries,
+		bpf_map__max_entries(map));
+	err = bpf_map__reuse_fd(map, fd);
+out_close:
+	close(fd);
+out_free:
+	free(value);
+	return err;
+}
+
+/*
  * Points every map of obj at its pin when the pin exists, after checking it
  * has the shape this binary expects. libbpf's own pin reuse compares map
  * flags too, and the kernel adds BPF_F_RDONLY_PROG to devmaps by itself, so a
@@ -178,6 +226,20 @@ static int reuse_pins(struct ferry_dp *dp, struct bpf_object *obj)
 			err = -errno;
 			close(fd);
 			return err;
+		}
+		if (!strcmp(bpf_map__name(map), FERRY_MAP_COUNTERS) &&
+		    info.type == bpf_map__type(map) && info.key_size == bpf_map__key_size(map) &&
+		    info.value_size == bpf_map__value_size(map) &&
+		    info.max_entries < bpf_map__max_entries(map)) {
+			err = grow_pinned_array(map, fd, &info, path);
+			close(fd);
+			if (err) {
+				pr_err("%s: cannot grow it to %u entries: %s", path,
+				       bpf_map__max_entries(map), strerror(-err));
+				return err;
+			}
+			bpf_map__set_pin_path(map, NULL);
+			continue;
 		}
 		if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
 		    info.value_size != bpf_map__value_size(map) ||

@@ -35,6 +35,11 @@ static const char *const counter_names[FERRY_CTR_MAX] = {
 	[FERRY_CTR_REPLY_NAT] = "reply_nat",
 	[FERRY_CTR_TRACE_LOST] = "trace_lost",
 	[FERRY_CTR_HIST_MISS] = "hist_miss",
+	[FERRY_CTR_ICMP_FWD] = "icmp_fwd",
+	[FERRY_CTR_ICMP_REPLY] = "icmp_reply",
+	[FERRY_CTR_FLOW_RESTORED] = "flow_restored",
+	[FERRY_CTR_REJECT] = "reject",
+	[FERRY_CTR_REJECT_LIMITED] = "reject_limited",
 };
 
 const char *ferry_counter__name(unsigned int counter)

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * What every part of the body needs from its hook: packet bounds, the
+ * ingress interface and the "not ours" / drop verdicts. Each function takes
+ * a constant hook (FERRY_HOOK_*) that clang folds, so a program keeps only
+ * its own branch.
+ */
+#ifndef FERRY_HOOK_BPF_H
+#define FERRY_HOOK_BPF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include "ferry_maps.h"
+
+/* How much of an skb must be linear for headers plus the first response bytes. */
+#define FERRY_TC_PULL_LEN 192
+
+/*
+ * The verdict for "not ours" at TC. TC_ACT_OK ends a cls_bpf filter chain;
+ * user space may set TC_ACT_UNSPEC before load to let a following filter run.
+ */
+const volatile int ferry_tc_pass = TC_ACT_OK;
+
+static __always_inline void *ferry_data(void *ctx, const int hook)
+{
+	if (hook == FERRY_HOOK_XDP)
+		return (void *)(long)((struct xdp_md *)ctx)->data;
+	return (void *)(long)((struct __sk_buff *)ctx)->data;
+}
+
+static __always_inline void *ferry_data_end(void *ctx, const int hook)
+{
+	if (hook == FERRY_HOOK_XDP)
+		return (void *)(long)((struct xdp_md *)ctx)->data_end;
+	return (void *)(long)((struct __sk_buff *)ctx)->data_end;
+}
+
+static __always_inline __u32 ferry_ifindex(void *ctx, const int hook)
+{
+	if (hook == FERRY_HOOK_XDP)
+		return ((struct xdp_md *)ctx)->ingress_ifindex;
+	return ((struct __sk_buff *)ctx)->ifindex;
+}
+
+static __always_inline int ferry_pass(const int hook)
+{
+	return hook == FERRY_HOOK_XDP ? XDP_PASS : ferry_tc_pass;
+}
+
+static __always_inline int ferry_drop(const int hook)
+{
+	return hook == FERRY_HOOK_XDP ? XDP_DROP : TC_ACT_SHOT;
+}
+
+/* Makes the headers linear; test_run and most stacks give linear headers already. */
+static __always_inline void ferry_tc_pull(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	__u32 want = skb->len < FERRY_TC_PULL_LEN ? skb->len : FERRY_TC_PULL_LEN;
+
+	if (data + want > data_end)
+		bpf_skb_pull_data(skb, want);
+}
+
+#endif /* FERRY_HOOK_BPF_H */
