@@ -28,9 +28,6 @@ static __always_inline enum ferry_hash_mode ferry_svc_hash_mode(const struct fer
 	return (svc->flags & FERRY_SVC_F_HASH_SRC_ADDR) ? FERRY_HASH_SRC_ADDR : FERRY_HASH_TUPLE;
 }
 
-/* How many slots a hairpin client tries before it takes itself. */
-#define FERRY_HAIRPIN_TRIES 8
-
 static __always_inline bool ferry_addr_eq(const __be32 *a, const __be32 *b)
 {
 	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];

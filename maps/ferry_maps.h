@@ -51,6 +51,10 @@
 #define FERRY_AF_INET 4
 #define FERRY_AF_INET6 6
 
+/* How many table slots a hairpin client (a backend calling its own VIP) tries before it
+ * takes itself; tests mirror the rule. */
+#define FERRY_HAIRPIN_TRIES 8
+
 /* Weights are parts per million of a service's new connections. */
 #define FERRY_WEIGHT_ONE 1000000
 

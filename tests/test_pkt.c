@@ -431,9 +431,26 @@ static const struct backend_def *expected_backend(const struct pb_spec *in)
 		return NULL;
 	slot = ferry_flow_hash(&k, cfg.hash_seed, svc.flags & FERRY_SVC_F_HASH_SRC_ADDR) %
 	       svc.table_size;
-	for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++)
-		if (services[i].id == svc.id)
-			return backend_by_id(services[i].slots[slot % 2]);
+	for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++) {
+		const struct backend_def *first = NULL, *be;
+
+		if (services[i].id != svc.id)
+			continue;
+		/* Hairpin (bpf/select.bpf.h): a client never gets itself while the next slots
+		 * hold another backend, up to FERRY_HAIRPIN_TRIES of them. */
+		for (int t = 0; t < FERRY_HAIRPIN_TRIES; t++) {
+			uint32_t addr[4] = {};
+
+			be = backend_by_id(services[i].slots[(slot + t) % svc.table_size % 2]);
+			if (!be)
+				return NULL;
+			first = first ?: be;
+			pb_addr(addr, be->addr);
+			if (memcmp(addr, in->saddr, sizeof(addr)))
+				return be;
+		}
+		return first;
+	}
 	return NULL;
 }
 

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "source/config_internal.h" /* json_type_name(), shared with the config rules */
 #include "source/seldon_webhook.h"
 
 #define RELEASE "Seldon Core v1.18.2"
@@ -233,27 +234,6 @@ static void judge_err(struct judge *j, const json_t *parent, const char *key, co
 		(j)->in_schema = __was;      \
 	} while (0)
 
-static const char *type_name(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		return "a mapping";
-	case JSON_ARRAY:
-		return "a list";
-	case JSON_STRING:
-		return "a string";
-	case JSON_INTEGER:
-		return "an integer";
-	case JSON_REAL:
-		return "a number with a fraction";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "a boolean";
-	default:
-		return "null";
-	}
-}
-
 enum want { W_STRING, W_OBJECT, W_ARRAY, W_BOOL, W_INT32 };
 
 static const char *const want_name[] = {
@@ -322,7 +302,7 @@ static json_t *member(struct judge *j, json_t *parent, const char *key, enum wan
 	schema_err(j, parent, key, v, field,
 		   "expected %s, found %s%s%s%s (the SeldonDeployment CRD's schema; the API "
 		   "server refuses the object): %s",
-		   want_name[want], type_name(v), json_is_string(v) ? " \"" : "",
+		   want_name[want], json_type_name(v), json_is_string(v) ? " \"" : "",
 		   json_is_string(v) ? json_string_value(v) : "", json_is_string(v) ? "\"" : "",
 		   want == W_STRING ? "quote the value" :
 		   want == W_INT32  ? "write a whole number, unquoted" :
@@ -385,7 +365,7 @@ static void check_env(struct judge *j, json_t *env, const char *base)
 			schema_err(j, NULL, NULL, var, field,
 				   "expected a mapping (name, value), found %s (the "
 				   "SeldonDeployment CRD's schema): fix the list item",
-				   type_name(var));
+				   json_type_name(var));
 			continue;
 		}
 		snprintf(sub, sizeof(sub), "%s.name", field);
@@ -421,7 +401,7 @@ static void check_predictor_schema(struct judge *j, json_t *pred, const char *ba
 			schema_err(j, NULL, NULL, cspec, cs,
 				   "expected a mapping (metadata, spec), found %s (the "
 				   "SeldonDeployment CRD's schema): fix the list item",
-				   type_name(cspec));
+				   json_type_name(cspec));
 			continue;
 		}
 		snprintf(sub, sizeof(sub), "%s.spec", cs);
@@ -438,7 +418,7 @@ static void check_predictor_schema(struct judge *j, json_t *pred, const char *ba
 				schema_err(j, NULL, NULL, c, cf,
 					   "expected a container (a mapping), found %s (the "
 					   "SeldonDeployment CRD's schema): fix the list item",
-					   type_name(c));
+					   json_type_name(c));
 				continue;
 			}
 			snprintf(nf, sizeof(nf), "%s.name", cf);
@@ -520,7 +500,7 @@ static size_t check_unit(struct judge *j, json_t *pred, const char *pred_field, 
 		schema_err(j, NULL, NULL, unit, field,
 			   "expected a graph unit (a mapping with a name), found %s (the "
 			   "SeldonDeployment CRD's schema): fix it",
-			   type_name(unit));
+			   json_type_name(unit));
 		return 1;
 	}
 	snprintf(sub, sizeof(sub), "%s.name", field);
@@ -542,7 +522,7 @@ static size_t check_unit(struct judge *j, json_t *pred, const char *pred_field, 
 				   "expected a method name (a string), found %s (the "
 				   "SeldonDeployment CRD's schema): e.g. "
 				   "TRANSFORM_INPUT",
-				   type_name(json_array_get(methods, i)));
+				   json_type_name(json_array_get(methods, i)));
 		}
 	}
 	snprintf(sub, sizeof(sub), "%s.endpoint", field);
@@ -576,7 +556,7 @@ static size_t check_unit(struct judge *j, json_t *pred, const char *pred_field, 
 			schema_err(j, NULL, NULL, p, pf,
 				   "expected a parameter (name, type, value), found %s (the "
 				   "SeldonDeployment CRD's schema): fix it",
-				   type_name(p));
+				   json_type_name(p));
 			continue;
 		}
 		for (size_t k = 0; k < 3; k++) {
@@ -828,7 +808,7 @@ int ferry_seldon_webhook__check(const struct ferry_seldon_input *in)
 				"expected a predictor (a mapping with name and graph), found %s (the "
 				"SeldonDeployment CRD's schema): "
 				"fix the list item",
-				type_name(pred));
+				json_type_name(pred));
 			continue;
 		}
 		snprintf(field, sizeof(field), "%s.name", pf);
