@@ -4,14 +4,20 @@
  * (bpf_prog_test_run_opts on the objects ferry ships, loaded from the
  * skeletons) with a small configured service set, checking after every run:
  *   - the verdict is one the program may return at that hook;
- *   - the frame keeps its length (ferry never adds or strips headers);
+ *   - the frame keeps its length (ferry never adds or strips headers),
+ *     except a generated RST, trimmed to its headers;
  *   - a frame whose IP destination is no VIP address (forward path), or
  *     whose source is no backend (reply path), comes out byte-identical;
  *   - a changed forwarded frame goes to a configured backend of the VIP it
  *     was sent to (address and port), and nothing else in it changed but
  *     the MACs, the destination, the destination port and the checksums;
- *     ferry generates no packets of its own (no RST or ICMP), so there is
- *     no other kind of changed frame;
+ *   - a frame ferry turns around by a documented rule (docs/datapath.md) is
+ *     exactly that: the RST|ACK answering a SYN to a service with no
+ *     backend (XDP_TX, or a redirect back out at TC), from the VIP to the
+ *     client, ack = seq + 1 + payload, checksums right;
+ *   - an ICMP error about a balanced flow is translated, not rewritten at
+ *     will: same family and type, the outer address moved between a VIP
+ *     and a backend of it, IPv4 header and ICMP checksums still right;
  *   - a changed reply comes from the VIP of a service that backend serves
  *     (address and port), with the same rule for the rest of the frame;
  *   - checksums (IPv4 header, TCP/UDP with the pseudo-header) that were
@@ -271,6 +277,26 @@ static bool backend_of(const uint32_t *vaddr, uint16_t vport, const uint32_t *ba
 				continue;
 			pb_addr(a, b->addr);
 			if (addr_eq(a, baddr, family) && htons(b->port) == bport)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Is baddr the address of a backend of a service whose VIP address is vaddr? */
+static bool backend_addr_of(const uint32_t *vaddr, const uint32_t *baddr, int family)
+{
+	uint32_t a[4];
+
+	for (size_t i = 0; i < NSERVICES; i++) {
+		const struct service_def *s = &services[i];
+
+		pb_addr(a, s->addr);
+		if ((strchr(s->addr, ':') ? 6 : 4) != family || !addr_eq(a, vaddr, family))
+			continue;
+		for (size_t j = 0; j < NBACKENDS; j++) {
+			pb_addr(a, backends[j].addr);
+			if (backends[j].svc_id == s->id && addr_eq(a, baddr, family))
 				return true;
 		}
 	}
@@ -659,6 +685,75 @@ static int prog_fd(enum prog p)
 	}
 }
 
+/* Ones' complement sum of an ICMP message (ICMPv6: with its pseudo-header) is 0. */
+static bool icmp_csum_ok(const uint8_t *f, size_t len, const struct view *v)
+{
+	size_t n = len - v->l4_off;
+
+	if (v->family == 4)
+		return pb_fold(pb_sum(f + v->l4_off, n, 0)) == 0;
+	return pb_fold(pb_sum(f + v->l4_off, n,
+			      pb_pseudo(6, v->saddr, v->daddr, IPPROTO_ICMPV6, n))) == 0;
+}
+
+/* A SYN to a service with no backend, answered with a RST|ACK (bpf/reject.bpf.h). */
+static bool is_reject(const uint8_t *in, const struct view *vi, const uint8_t *out, size_t olen,
+		      bool reply)
+{
+	struct view vo;
+
+	if (reply || !vi->l4 || vi->proto != IPPROTO_TCP || (in[vi->l4_off + 13] & 0x16) != 0x02)
+		return false;
+	view_of(out, olen, &vo);
+	return vo.l4 && vo.proto == IPPROTO_TCP && vo.family == vi->family &&
+	       (out[vo.l4_off + 13] & 0x3f) == 0x14 && addr_eq(vo.saddr, vi->daddr, vi->family) &&
+	       addr_eq(vo.daddr, vi->saddr, vi->family) && vo.sport == vi->dport &&
+	       vo.dport == vi->sport && vo.l4_csum_known;
+}
+
+static void check_reject(const uint8_t *in, const struct view *vi, const uint8_t *out, size_t olen)
+{
+	size_t hl = (in[vi->l4_off + 12] >> 4) * 4u, payload = vi->l4_len - hl;
+	uint32_t seq, ack;
+	struct view vo;
+
+	CHECK(is_vip_addr(vi), "a RST was made for a frame to no VIP");
+	view_of(out, olen, &vo);
+	memcpy(&seq, in + vi->l4_off + 4, 4);
+	memcpy(&ack, out + vo.l4_off + 8, 4);
+	CHECK(ntohl(ack) == ntohl(seq) + 1 + payload, "the RST acks %u, the SYN had seq %u", ntohl(ack),
+	      ntohl(seq));
+	CHECK(olen == vo.l4_off + 20, "the RST is %zu bytes, not its headers", olen);
+	CHECK(!memcmp(out, in + 6, 6) && !memcmp(out + 6, in, 6), "the RST's MACs are not swapped");
+	CHECK(vo.family == 6 || vo.ip_csum_ok, "the RST's IPv4 header checksum is wrong");
+	CHECK(vo.l4_csum_ok, "the RST's TCP checksum is wrong");
+}
+
+/* An ICMP error translated between a VIP and one of its backends (lb.bpf.h). */
+static void check_icmp(const uint8_t *in, size_t len, const struct view *vi, const uint8_t *out,
+		       bool reply)
+{
+	struct view vo;
+
+	view_of(out, len, &vo);
+	CHECK(vo.ip && vo.family == vi->family && vo.proto == vi->proto,
+	      "a translated ICMP error no longer parses the same");
+	CHECK(out[vo.l4_off] == in[vi->l4_off] && out[vo.l4_off + 1] == in[vi->l4_off + 1],
+	      "an ICMP error changed its type or code");
+	if (!reply)
+		CHECK(addr_eq(vo.daddr, vi->daddr, vi->family) ||
+			      backend_addr_of(vi->daddr, vo.daddr, vi->family),
+		      "an ICMP error to a VIP went to no backend of it");
+	else
+		CHECK(addr_eq(vo.saddr, vi->saddr, vi->family) ||
+			      backend_addr_of(vo.saddr, vi->saddr, vi->family),
+		      "an ICMP error from a backend left with a source that is none of its VIPs");
+	if (vi->family == 4 && vi->ip_csum_ok)
+		CHECK(vo.ip_csum_ok, "the IPv4 header checksum of an ICMP error broke");
+	if (icmp_csum_ok(in, len, vi))
+		CHECK(icmp_csum_ok(out, len, &vo), "the ICMP checksum broke");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t in[MAX_FRAME], out[MAX_FRAME + 256];
@@ -707,7 +802,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (p == P_XDP)
 		CHECK(opts.retval == XDP_PASS || opts.retval == XDP_DROP ||
-			      opts.retval == XDP_REDIRECT,
+			      opts.retval == XDP_REDIRECT || opts.retval == XDP_TX,
 		      "XDP verdict %u", opts.retval);
 	else
 		CHECK(opts.retval == TC_ACT_OK || opts.retval == TC_ACT_SHOT ||
@@ -719,11 +814,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* XDP test_run returns the frame from data_meta; ctx_out.data is the metadata length. */
 	fo = out + (p == P_XDP ? xctx.data : 0);
 	olen = opts.data_size_out - (p == P_XDP ? xctx.data : 0);
+	if ((p == P_XDP && opts.retval == XDP_TX) ||
+	    (opts.retval == TC_ACT_REDIRECT && is_reject(in, &vi, fo, olen, reply))) {
+		CHECK(is_reject(in, &vi, fo, olen, reply), "XDP_TX of a frame that is no RST");
+		check_reject(in, &vi, fo, olen);
+		changed = true;
+		goto counters;
+	}
 	CHECK(olen == len, "frame length %zu became %zu", len, olen);
 	changed = memcmp(in, fo, len) != 0;
 
 	if (!vi.ip || (!reply && !is_vip_addr(&vi)) || (reply && !is_backend_addr(&vi)))
 		CHECK(!changed, "a frame not for a VIP (or not from a backend) was changed");
+	if (vi.ip && !vi.l4 && (vi.proto == IPPROTO_ICMP || vi.proto == IPPROTO_ICMPV6)) {
+		if (changed)
+			check_icmp(in, len, &vi, fo, reply);
+		goto counters;
+	}
 	if (!vi.ip || !vi.l4)
 		CHECK(opts.retval != XDP_REDIRECT && opts.retval != TC_ACT_REDIRECT,
 		      "a frame without TCP/UDP was redirected");
@@ -749,6 +856,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(vo.udp_zero, "a zero UDP checksum became non-zero");
 	}
 
+counters:
 	read_values(now);
 	for (size_t i = 0; i < NVALUES; i++)
 		CHECK(now[i] >= env.last[i], "counter %zu went backwards (%llu -> %llu)", i,
