@@ -685,8 +685,8 @@ static const char *const required_lines[] = {
 
 static const __u32 no_ready_ids[] = { PRED_CANARY };
 
-static int render_sample(struct ferry_snapshot *s, const struct ferry_hist_buckets *buckets,
-			 char **out, size_t *len)
+static int render_sample_format(struct ferry_snapshot *s, const struct ferry_hist_buckets *buckets,
+				enum ferry_metrics_format format, char **out, size_t *len)
 {
 	struct ferry_metrics_opts opts = {
 		.version = "test-1.2",
@@ -697,7 +697,13 @@ static int render_sample(struct ferry_snapshot *s, const struct ferry_hist_bucke
 		.buckets = buckets,
 	};
 
-	return ferry_metrics__render(s, &opts, out, len);
+	return ferry_metrics__render_format(s, &opts, format, out, len);
+}
+
+static int render_sample(struct ferry_snapshot *s, const struct ferry_hist_buckets *buckets,
+			 char **out, size_t *len)
+{
+	return render_sample_format(s, buckets, FERRY_METRICS_TEXT, out, len);
 }
 
 static void test_render(void)
@@ -938,9 +944,9 @@ static long http_get(const char *url, struct fetch *f, char *ctype, size_t ctype
 	return status;
 }
 
-static int produce_sample(void *ctx, char **buf, size_t *len)
+static int produce_sample(void *ctx, enum ferry_metrics_format format, char **buf, size_t *len)
 {
-	return render_sample(ctx, NULL, buf, len);
+	return render_sample_format(ctx, NULL, format, buf, len);
 }
 
 static void test_http_server(void)
