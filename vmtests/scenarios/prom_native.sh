@@ -108,4 +108,18 @@ print('%.4f %s' % (err, 'ok' if err <= 0.05 else 'off'))")
 	done
 done
 [ "$result" -eq 0 ] || fe_fail "native-histogram quantiles are not within 5% of the client's"
+
+# --no-backend-histograms: the real daemon flag, not just the renderer's option.
+fe_metrics | grep -q '^ferry_backend_request_duration_seconds_bucket{' ||
+	fe_fail "per-backend histograms missing with default flags"
+fe_ferryd_stop || fe_fail "ferryd did not stop"
+fe_ferryd_start --no-backend-histograms
+body=$(fe_metrics) || fe_fail "no /metrics after restart"
+grep -q 'ferry_backend_.*_duration_seconds' <<<"$body" &&
+	fe_fail "--no-backend-histograms still exports per-backend histograms"
+grep -q '^ferry_backend_new_connections_total{' <<<"$body" ||
+	fe_fail "--no-backend-histograms dropped the per-backend counters too"
+grep -q '^ferry_request_duration_seconds_bucket{' <<<"$body" ||
+	fe_fail "--no-backend-histograms dropped the per-predictor histograms"
+fe_log "--no-backend-histograms: per-backend histograms gone, counters and predictor histograms stay"
 fe_pass
