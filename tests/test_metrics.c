@@ -933,7 +933,8 @@ static void test_hist_native_mapping(void)
 		mid = (la + lb) / 2;
 		if (!ASSERT_TRUE(mid > lo && mid <= hi, "midpoint inside its native bucket") ||
 		    !ASSERT_TRUE(k >= prev, "native index monotonic in the kernel index") ||
-		    !ASSERT_TRUE(lo >= log2(zt) - 1e-12, "no native bucket below the zero bucket")) {
+		    !ASSERT_TRUE(lo >= log2(zt) - 1e-12,
+				 "no native bucket below the zero bucket")) {
 			fprintf(stderr, "    kernel bucket %u -> native %d\n", i, k);
 			return;
 		}
@@ -986,9 +987,9 @@ static void test_hist_native_quantiles(void)
 		enum dist d;
 		double param;
 	} cases[] = {
-		{ DIST_CONST, 5e6 },	  { DIST_CONST, 25e6 },	  { DIST_CONST, 7.3e6 },
-		{ DIST_CONST, 13.7e6 },	  { DIST_CONST, 1234 },	  { DIST_CONST, 99e9 },
-		{ DIST_LOGNORMAL, 5e6 },  { DIST_LOGNORMAL, 2e5 }, { DIST_LOGUNIFORM, 0 },
+		{ DIST_CONST, 5e6 },	 { DIST_CONST, 25e6 },	  { DIST_CONST, 7.3e6 },
+		{ DIST_CONST, 13.7e6 },	 { DIST_CONST, 1234 },	  { DIST_CONST, 99e9 },
+		{ DIST_LOGNORMAL, 5e6 }, { DIST_LOGNORMAL, 2e5 }, { DIST_LOGUNIFORM, 0 },
 		{ DIST_BIMODAL, 0 },
 	};
 	static const double qs[] = { 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999 };
@@ -1013,9 +1014,10 @@ static void test_hist_native_quantiles(void)
 			double err = fabs(log2(got / want));
 
 			worst = fmax(worst, err);
-			if (!ASSERT_LE(err, FERRY_HIST_NATIVE_LOG2_ERR, "native quantile within bound")) {
-				fprintf(stderr, "    case %zu q %.3f: got %.9g s, exact %.9g s\n", c,
-					qs[k], got, want);
+			if (!ASSERT_LE(err, FERRY_HIST_NATIVE_LOG2_ERR,
+				       "native quantile within bound")) {
+				fprintf(stderr, "    case %zu q %.3f: got %.9g s, exact %.9g s\n",
+					c, qs[k], got, want);
 				goto out;
 			}
 		}
@@ -1083,7 +1085,7 @@ static bool pb_decode(const uint8_t *buf, size_t len, struct pb_families *out)
 }
 
 static const Io__Prometheus__Client__MetricFamily *pb_family(const struct pb_families *p,
-							      const char *name)
+							     const char *name)
 {
 	for (size_t i = 0; i < p->n; i++)
 		if (p->f[i]->name && !strcmp(p->f[i]->name, name))
@@ -1208,8 +1210,8 @@ static void check_pb_hist(const struct pb_families *p, const char *family, const
 
 			if (!ASSERT_LE(fabs(log2(got / exact_s)), FERRY_HIST_NATIVE_LOG2_ERR,
 				       "decoded native quantile within bound"))
-				fprintf(stderr, "    %s q %.2f: %.9g s, exact %.9g s\n", pred, q, got,
-					exact_s);
+				fprintf(stderr, "    %s q %.2f: %.9g s, exact %.9g s\n", pred, q,
+					got, exact_s);
 		}
 out:
 	free(nat);
@@ -1267,9 +1269,8 @@ static void test_render_protobuf(void)
 		ASSERT_TRUE(mf->help && mf->help[0], "family help");
 	}
 	{
-		const Io__Prometheus__Client__Metric *m =
-			pb_metric(pb_family(&p, "ferry_new_connections_total"), "predictor_name",
-				  "main");
+		const Io__Prometheus__Client__Metric *m = pb_metric(
+			pb_family(&p, "ferry_new_connections_total"), "predictor_name", "main");
 		const Io__Prometheus__Client__Metric *w =
 			pb_metric(pb_family(&p, "ferry_predictor_weight_configured"),
 				  "predictor_name", "main");

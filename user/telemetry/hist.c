@@ -223,8 +223,9 @@ int ferry_hist__native_index(unsigned int i)
 
 	ferry_hist__bounds(i, &lower, &upper);
 	/* log2 of the geometric midpoint; the open-ended last bucket: its lower bound */
-	mid = i >= FERRY_HIST_LAST ? log2_seconds((double)lower) :
-				    (log2_seconds((double)lower) + log2_seconds((double)upper)) / 2;
+	mid = i >= FERRY_HIST_LAST ?
+		      log2_seconds((double)lower) :
+		      (log2_seconds((double)lower) + log2_seconds((double)upper)) / 2;
 	/* (2^((k-1)/16), 2^(k/16)] holds x when k = ceil(16 log2 x) */
 	return (int)ceil(mid * (1 << FERRY_HIST_NATIVE_SCHEMA));
 }
@@ -261,8 +262,8 @@ void ferry_hist__native(const struct ferry_hist *h, struct ferry_hist_native *ou
 		if (out->n && out->index[out->n - 1] + 1 == k) {
 			out->span[out->nspans - 1].length++;
 		} else {
-			out->span[out->nspans].offset =
-				out->n ? k - (out->index[out->n - 1] + 1) : k;
+			out->span[out->nspans].offset = out->n ? k - (out->index[out->n - 1] + 1) :
+								 k;
 			out->span[out->nspans].length = 1;
 			out->nspans++;
 		}

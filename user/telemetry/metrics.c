@@ -90,8 +90,7 @@ static void service_labels(struct row_labels *r, const struct ferry_snap_service
 		} else {
 			name = s->deployment;
 		}
-		ferry_addr__format(s->vip.addr, s->vip.port, s->vip.family, r->vip,
-				   sizeof(r->vip));
+		ferry_addr__format(s->vip.addr, s->vip.port, s->vip.family, r->vip, sizeof(r->vip));
 	}
 	r->l[0] = (struct label){ "namespace", r->ns };
 	r->l[1] = (struct label){ "deployment_name", name };
@@ -179,8 +178,8 @@ static void emit_int(struct render_ctx *c, const struct label *l, size_t n, __u6
 	c->w->sample(c, l, n, (struct sample_value){ .kind = VALUE_INT, .u = v });
 }
 
-static void emit_double(struct render_ctx *c, const struct label *l, size_t n,
-			enum value_kind kind, double v)
+static void emit_double(struct render_ctx *c, const struct label *l, size_t n, enum value_kind kind,
+			double v)
 {
 	c->w->sample(c, l, n, (struct sample_value){ .kind = kind, .d = v });
 }
@@ -376,8 +375,7 @@ err_nomem:
 	return NULL;
 }
 
-static void pb_sample(struct render_ctx *c, const struct label *l, size_t n,
-		      struct sample_value v)
+static void pb_sample(struct render_ctx *c, const struct label *l, size_t n, struct sample_value v)
 {
 	struct pb_metric *pm = pb_metric_new(c, l, n);
 	double value = v.kind == VALUE_INT ? (double)v.u : v.d;
@@ -548,8 +546,7 @@ static void render_node(struct render_ctx *c)
 		emit_end(c);
 		emit_family(c, "ferry_heartbeat_timestamp_seconds", TYPE_GAUGE,
 			    "Wall-clock time ferryd last marked itself alive in the maps.");
-		emit_double(c, NULL, 0, VALUE_TIME,
-			    (double)snap->config.heartbeat_unix_ns / 1e9);
+		emit_double(c, NULL, 0, VALUE_TIME, (double)snap->config.heartbeat_unix_ns / 1e9);
 		emit_end(c);
 		emit_family(c, "ferry_sync_generation", TYPE_GAUGE,
 			    "Number of successful map syncs (bumped by each).");
@@ -834,10 +831,11 @@ static const struct metric_family families[] = {
 	{ "ferry_packets_total", TYPE_COUNTER,
 	  "Packets translated, forward (client to backend) and reply.", SCOPE_PREDICTOR,
 	  LABEL("direction", directions), .value = pred_packets },
-	{ "ferry_bytes_total", TYPE_COUNTER, "Bytes translated (IP packet length), forward and reply.",
-	  SCOPE_PREDICTOR, LABEL("direction", directions), .value = pred_bytes },
-	{ "ferry_backend_resets_total", TYPE_COUNTER, "TCP resets sent by the predictor's backends.",
-	  SCOPE_PREDICTOR, .value = pred_resets },
+	{ "ferry_bytes_total", TYPE_COUNTER,
+	  "Bytes translated (IP packet length), forward and reply.", SCOPE_PREDICTOR,
+	  LABEL("direction", directions), .value = pred_bytes },
+	{ "ferry_backend_resets_total", TYPE_COUNTER,
+	  "TCP resets sent by the predictor's backends.", SCOPE_PREDICTOR, .value = pred_resets },
 	{ "ferry_syn_timeouts_total", TYPE_COUNTER,
 	  "Connection attempts whose SYN was retransmitted before any SYN-ACK came back.",
 	  SCOPE_PREDICTOR, .value = pred_syn_timeouts },
@@ -956,8 +954,8 @@ static int build_labels(struct render_ctx *c)
 			service_labels(r, ferry_snapshot__service(snap, b->backend.svc_id));
 			append_label(r, "predictor_name", "");
 		}
-		ferry_addr__format(b->backend.addr, b->backend.port, b->backend.family,
-				   r->backend, sizeof(r->backend));
+		ferry_addr__format(b->backend.addr, b->backend.port, b->backend.family, r->backend,
+				   sizeof(r->backend));
 		append_label(r, "backend", r->backend);
 	}
 	return 0;
@@ -1026,8 +1024,7 @@ int ferry_metrics__render(const struct ferry_snapshot *snap, const struct ferry_
 	return ferry_metrics__render_format(snap, opts, FERRY_METRICS_TEXT, buf, len);
 }
 
-int ferry_metrics__produce(void *source, enum ferry_metrics_format format, char **buf,
-			   size_t *len)
+int ferry_metrics__produce(void *source, enum ferry_metrics_format format, char **buf, size_t *len)
 {
 	struct ferry_metrics_source *src = source;
 	struct ferry_snapshot *snap;

@@ -36,7 +36,7 @@ enum ferry_metrics_format {
 	FERRY_METRICS_PROTOBUF,
 };
 
-#define FERRY_METRICS_PROTOBUF_TYPE                                              \
+#define FERRY_METRICS_PROTOBUF_TYPE                                                  \
 	"application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; " \
 	"encoding=delimited"
 
@@ -80,8 +80,7 @@ struct ferry_metrics_source {
 	pthread_mutex_t *lock;
 };
 
-int ferry_metrics__produce(void *source, enum ferry_metrics_format format, char **buf,
-			   size_t *len);
+int ferry_metrics__produce(void *source, enum ferry_metrics_format format, char **buf, size_t *len);
 
 struct ferry_metrics_server;
 
