@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Prometheus text format 0.0.4 for a ferry snapshot (metrics_server.c serves
- * it over HTTP). Every series is keyed by deployment, predictor, backend or
+ * Prometheus text format 0.0.4 and the protobuf exposition for a ferry
+ * snapshot (metrics_server.c serves them over HTTP and negotiates which). Every series is keyed by deployment, predictor, backend or
  * VIP; nothing is keyed by a client address, so cardinality follows the
  * configuration, not the traffic. The per-service, per-predictor and
  * per-backend families are the table `families[]`: a new metric is one entry.

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * Prometheus exposition of a ferry snapshot (text format 0.0.4) and the
- * small HTTP server (libmicrohttpd) that serves it on /metrics. The metric
+ * Prometheus exposition of a ferry snapshot (text format 0.0.4, or protobuf
+ * with native histograms when the scraper asks) and the small HTTP server
+ * (libmicrohttpd) that serves it on /metrics. The metric
  * families are documented in docs/metrics.md.
  */
 #ifndef FERRY_METRICS_H
