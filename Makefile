@@ -29,13 +29,13 @@ MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 BPF_CFLAGS := -O2 -g --target=bpf -mcpu=v3 -Wall -Werror -D__TARGET_ARCH_$(ARCH) \
 	-Imaps -Ibpf -idirafter /usr/include/$(MULTIARCH) -MMD -MP
 
-PKGS := libbpf jansson yaml-0.1 libnl-3.0 libnl-route-3.0 libmicrohttpd libcurl
+PKGS := libbpf jansson yaml-0.1 libnl-3.0 libnl-route-3.0 libmicrohttpd libcurl libprotobuf-c
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
-	-D_GNU_SOURCE -Imaps -Iuser -I$(BUILD)/include $(PKG_CFLAGS) -MMD -MP
+	-D_GNU_SOURCE -Imaps -Iuser -I$(BUILD)/include -I$(BUILD)/proto $(PKG_CFLAGS) -MMD -MP
 LDLIBS := $(PKG_LIBS) -lelf -lz -lm -lpthread
 
 # `make SAN=address,undefined test` builds user space with sanitizers.
@@ -64,6 +64,17 @@ FERRYD_SRCS := user/ferryd.c user/ferryd_options.c
 FERRYD_OBJS := $(FERRYD_SRCS:%.c=$(BUILD)/%.o)
 LIB_SRCS := $(filter-out $(FERRYD_SRCS),$(foreach d,$(USER_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+
+# Prometheus' exposition protobuf (proto/README.md), compiled by protoc-c at
+# build time; its import google/protobuf/timestamp.proto is libprotobuf-dev's.
+PROTOC_C ?= protoc-c
+PROTO_SYS ?= /usr/include
+PROTO_SRCS := proto/io/prometheus/client/metrics.proto
+PROTO_GEN := $(BUILD)/proto/io/prometheus/client/metrics.pb-c.c \
+	$(BUILD)/proto/google/protobuf/timestamp.pb-c.c
+PROTO_HDRS := $(PROTO_GEN:%.c=%.h)
+PROTO_OBJS := $(PROTO_GEN:%.c=%.o)
+LIB_OBJS += $(PROTO_OBJS)
 LIB := $(BUILD)/libferry.a
 
 TOOL_SRCS := $(wildcard tools/*.c)
@@ -87,7 +98,7 @@ $(BUILD)/include/%.skel.h: $(BUILD)/bpf/%.bpf.o | $(BUILD)/include
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name $* > $@
 
-$(BUILD)/user/%.o: user/%.c $(SKELS)
+$(BUILD)/user/%.o: user/%.c $(SKELS) $(PROTO_HDRS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
@@ -95,6 +106,17 @@ $(BUILD)/user/%.o: user/%.c $(SKELS)
 $(LIB): $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
+
+# One protoc-c run writes both pairs (a grouped target).
+$(PROTO_GEN) $(PROTO_HDRS) &: $(PROTO_SRCS)
+	$(call msg,PROTOC-C,$(PROTO_SRCS))
+	$(Q)mkdir -p $(BUILD)/proto
+	$(Q)$(PROTOC_C) --c_out=$(BUILD)/proto -Iproto -I$(PROTO_SYS) $(PROTO_SRCS) \
+		$(PROTO_SYS)/google/protobuf/timestamp.proto
+
+$(BUILD)/proto/%.o: $(BUILD)/proto/%.c $(PROTO_HDRS)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(filter-out -Werror,$(CFLAGS)) -c $< -o $@
 
 $(BUILD)/ferryd: $(FERRYD_OBJS) $(LIB)
 	$(call msg,CCLD,$@)
@@ -113,7 +135,7 @@ $(BUILD)/%: tools/%.c $(LIB) $(SKELS)
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: tests/%.c tests/testing.h $(LIB) $(SKELS) | $(BUILD)/tests
+$(BUILD)/tests/%: tests/%.c tests/testing.h $(LIB) $(SKELS) $(PROTO_HDRS) | $(BUILD)/tests
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
@@ -143,7 +165,7 @@ FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined -fno-sanitize=alignment
 FUZZ_SRCS := $(wildcard fuzz/*.c)
 FUZZ_TARGETS := $(FUZZ_SRCS:fuzz/%.c=$(FUZZ_BUILD)/%)
 # From LIB_SRCS, whatever folders it spans; objects mirror the source tree.
-FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/obj/%.o) $(PROTO_GEN:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_LIB := $(FUZZ_BUILD)/libferry.a
 # The option parsers are ferryd's and ferryctl's own, outside the library:
 # their targets include those sources whole (fuzz/ferryd_opts.c, fuzz/ferryctl_args.c).
@@ -155,7 +177,7 @@ fuzz-build: $(FUZZ_TARGETS)
 fuzz: fuzz-build
 	$(Q)FERRY_BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_LOCK=$(FUZZ_LOCK) tests/fuzz.sh
 
-$(FUZZ_BUILD)/obj/%.o: %.c $(SKELS)
+$(FUZZ_BUILD)/obj/%.o: %.c $(SKELS) $(PROTO_HDRS)
 	$(call msg,CC-FUZZ,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@

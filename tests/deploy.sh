@@ -140,7 +140,7 @@ runtime = stages[-1] if len(stages) >= 3 else ""
 if not runtime.startswith("debian:bookworm"):
     problems.append("the runtime stage is not FROM debian:bookworm*")
 for lib in ("libbpf1", "libelf1", "libjansson4", "libyaml-0-2", "libnl-3-200",
-            "libnl-route-3-200", "libmicrohttpd12", "libcurl4"):
+            "libnl-route-3-200", "libmicrohttpd12", "libcurl4", "libprotobuf-c1"):
     if not re.search(r"\b%s\b" % re.escape(lib), runtime):
         problems.append("the runtime stage does not install %s" % lib)
 if re.search(r"\S+-dev\b", runtime):

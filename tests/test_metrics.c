@@ -4,6 +4,10 @@
  * by hand and by `promtool check metrics`), the /metrics HTTP server, and
  * (as root) a snapshot read back from maps pinned by the real BPF object.
  *
+ * The protobuf exposition is decoded with protobuf-c (the code generated from
+ * Prometheus' metrics.proto) and its native buckets checked against the
+ * kernel histogram and the stated quantile error bound.
+ *
  * FERRY_METRICS_DUMP=PATH writes the sample rendering to PATH, so that
  * tests/promtool.sh can check the dashboard's metric names against it.
  */
@@ -24,6 +28,7 @@
 #include <bpf/libbpf.h>
 #include <curl/curl.h>
 
+#include "io/prometheus/client/metrics.pb-c.h"
 #include "testing.h"
 #include "telemetry/hist.h"
 #include "telemetry/metrics.h"
@@ -685,8 +690,8 @@ static const char *const required_lines[] = {
 
 static const __u32 no_ready_ids[] = { PRED_CANARY };
 
-static int render_sample(struct ferry_snapshot *s, const struct ferry_hist_buckets *buckets,
-			 char **out, size_t *len)
+static int render_sample_format(struct ferry_snapshot *s, const struct ferry_hist_buckets *buckets,
+				enum ferry_metrics_format format, char **out, size_t *len)
 {
 	struct ferry_metrics_opts opts = {
 		.version = "test-1.2",
@@ -697,7 +702,13 @@ static int render_sample(struct ferry_snapshot *s, const struct ferry_hist_bucke
 		.buckets = buckets,
 	};
 
-	return ferry_metrics__render(s, &opts, out, len);
+	return ferry_metrics__render_format(s, &opts, format, out, len);
+}
+
+static int render_sample(struct ferry_snapshot *s, const struct ferry_hist_buckets *buckets,
+			 char **out, size_t *len)
+{
+	return render_sample_format(s, buckets, FERRY_METRICS_TEXT, out, len);
 }
 
 static void test_render(void)
@@ -892,6 +903,498 @@ out:
 	ferry_snapshot__free(s);
 }
 
+/* ---------------------------------------------------- native histograms */
+
+#define LOG2_NS_TO_S(ns) (log2((double)(ns)) - 9 * log2(10))
+
+/*
+ * Every kernel bucket [a, b) goes to the schema-4 bucket (L, U] that holds its
+ * geometric midpoint, in kernel order, and the farthest a sample can be
+ * from anything in its native bucket, max(log2(U/a), log2(b/L)), is within
+ * FERRY_HIST_NATIVE_LOG2_ERR: the bound docs/metrics.md states.
+ */
+static void test_hist_native_mapping(void)
+{
+	double zt = ferry_hist__native_zero_threshold(), worst = 0;
+	int prev = -100000;
+
+	ASSERT_TRUE(zt <= 1.024e-6 && zt * exp2(1.0 / 16) > 1.024e-6,
+		    "zero threshold: the schema-4 boundary just below 1.024 us");
+	ASSERT_TRUE(fabs(16 * log2(zt) - round(16 * log2(zt))) < 1e-9,
+		    "zero threshold is a schema-4 boundary");
+	for (unsigned int i = 1; i < FERRY_HIST_LAST; i++) {
+		__u64 a, b;
+		int k = ferry_hist__native_index(i);
+		double la, lb, lo = (k - 1) / 16.0, hi = k / 16.0, mid;
+
+		ferry_hist__bounds(i, &a, &b);
+		la = LOG2_NS_TO_S(a);
+		lb = LOG2_NS_TO_S(b);
+		mid = (la + lb) / 2;
+		if (!ASSERT_TRUE(mid > lo && mid <= hi, "midpoint inside its native bucket") ||
+		    !ASSERT_TRUE(k >= prev, "native index monotonic in the kernel index") ||
+		    !ASSERT_TRUE(lo >= log2(zt) - 1e-12,
+				 "no native bucket below the zero bucket")) {
+			fprintf(stderr, "    kernel bucket %u -> native %d\n", i, k);
+			return;
+		}
+		prev = k;
+		worst = fmax(worst, fmax(hi - la, lb - lo));
+	}
+	ASSERT_LE(worst, FERRY_HIST_NATIVE_LOG2_ERR + 1e-12, "stated bound holds for every bucket");
+	fprintf(stderr, "    worst log2 distance %.4f (bound %.4f: x%.4f)\n", worst,
+		FERRY_HIST_NATIVE_LOG2_ERR, exp2(FERRY_HIST_NATIVE_LOG2_ERR));
+}
+
+/* Fills h and sorted[] from a generator; returns the sample count. */
+enum dist { DIST_CONST, DIST_LOGNORMAL, DIST_LOGUNIFORM, DIST_BIMODAL };
+
+static size_t fill_dist(struct ferry_hist *h, __u64 *sorted, size_t n, enum dist d, double param)
+{
+	for (size_t i = 0; i < n; i++) {
+		double v;
+
+		switch (d) {
+		case DIST_CONST:
+			v = param;
+			break;
+		case DIST_LOGNORMAL:
+			v = rng_lognormal(param, 0.5);
+			break;
+		case DIST_LOGUNIFORM: /* 2 us .. 20 s */
+			v = 2e3 * pow(1e7, rng_uniform());
+			break;
+		default: /* half 5 ms, half 25 ms, each with 3% jitter */
+			v = (i & 1 ? 25e6 : 5e6) * (1 + 0.03 * (rng_uniform() - 0.5));
+		}
+		if (v < 1.1e3)
+			v = 1.1e3; /* above the zero bucket: relative errors are defined */
+		sorted[i] = (__u64)v;
+		ferry_hist__add(h, sorted[i]);
+	}
+	qsort(sorted, n, sizeof(*sorted), cmp_u64);
+	return n;
+}
+
+/*
+ * Quantiles from the native histogram, computed as Prometheus 2.42's
+ * histogram_quantile() does, against the exact sample quantiles: within the
+ * stated factor for every distribution and quantile.
+ */
+static void test_hist_native_quantiles(void)
+{
+	static const struct {
+		enum dist d;
+		double param;
+	} cases[] = {
+		{ DIST_CONST, 5e6 },	 { DIST_CONST, 25e6 },	  { DIST_CONST, 7.3e6 },
+		{ DIST_CONST, 13.7e6 },	 { DIST_CONST, 1234 },	  { DIST_CONST, 99e9 },
+		{ DIST_LOGNORMAL, 5e6 }, { DIST_LOGNORMAL, 2e5 }, { DIST_LOGUNIFORM, 0 },
+		{ DIST_BIMODAL, 0 },
+	};
+	static const double qs[] = { 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999 };
+	const size_t n = 20000;
+	__u64 *sorted = calloc(n, sizeof(*sorted));
+	struct ferry_hist *h = calloc(1, sizeof(*h));
+	struct ferry_hist_native *nat = malloc(sizeof(*nat));
+	double worst = 0;
+
+	if (!ASSERT_TRUE(sorted && h && nat, "alloc"))
+		goto out;
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		memset(h, 0, sizeof(*h));
+		fill_dist(h, sorted, n, cases[c].d, cases[c].param);
+		ferry_hist__native(h, nat);
+		if (!ASSERT_EQ(nat->count, n, "native count is the kernel total") ||
+		    !ASSERT_TRUE(within(nat->sum, (double)h->sum_ns / 1e9, 1e-12), "sum"))
+			goto out;
+		for (size_t k = 0; k < sizeof(qs) / sizeof(qs[0]); k++) {
+			double want = exact_quantile(sorted, n, qs[k]) / 1e9;
+			double got = ferry_hist__native_quantile(nat, qs[k]);
+			double err = fabs(log2(got / want));
+
+			worst = fmax(worst, err);
+			if (!ASSERT_LE(err, FERRY_HIST_NATIVE_LOG2_ERR,
+				       "native quantile within bound")) {
+				fprintf(stderr, "    case %zu q %.3f: got %.9g s, exact %.9g s\n",
+					c, qs[k], got, want);
+				goto out;
+			}
+		}
+	}
+	fprintf(stderr, "    worst native quantile error x%.4f (bound x%.4f)\n", exp2(worst),
+		exp2(FERRY_HIST_NATIVE_LOG2_ERR));
+	ASSERT_TRUE(isnan(ferry_hist__native_quantile(
+			    &(struct ferry_hist_native){ .zero_threshold = 1e-6 }, 0.5)),
+		    "empty is NaN");
+out:
+	free(sorted);
+	free(h);
+	free(nat);
+}
+
+/* ------------------------------------------------------------ protobuf */
+
+struct pb_families {
+	Io__Prometheus__Client__MetricFamily **f;
+	size_t n;
+};
+
+static void pb_families_free(struct pb_families *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		io__prometheus__client__metric_family__free_unpacked(p->f[i], NULL);
+	free(p->f);
+	p->f = NULL;
+	p->n = 0;
+}
+
+/* Splits a delimited stream (varint length, message) and unpacks each MetricFamily. */
+static bool pb_decode(const uint8_t *buf, size_t len, struct pb_families *out)
+{
+	size_t pos = 0;
+
+	out->f = NULL;
+	out->n = 0;
+	while (pos < len) {
+		Io__Prometheus__Client__MetricFamily **grown, *mf;
+		size_t size = 0;
+		int shift = 0;
+
+		do {
+			if (pos >= len || shift > 56)
+				return false;
+			size |= (size_t)(buf[pos] & 0x7f) << shift;
+			shift += 7;
+		} while (buf[pos++] & 0x80);
+		if (size > len - pos)
+			return false;
+		mf = io__prometheus__client__metric_family__unpack(NULL, size, buf + pos);
+		if (!mf)
+			return false;
+		grown = realloc(out->f, (out->n + 1) * sizeof(*grown));
+		if (!grown) {
+			io__prometheus__client__metric_family__free_unpacked(mf, NULL);
+			return false;
+		}
+		out->f = grown;
+		out->f[out->n++] = mf;
+		pos += size;
+	}
+	return true;
+}
+
+static const Io__Prometheus__Client__MetricFamily *pb_family(const struct pb_families *p,
+							     const char *name)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (p->f[i]->name && !strcmp(p->f[i]->name, name))
+			return p->f[i];
+	return NULL;
+}
+
+static const char *pb_label(const Io__Prometheus__Client__Metric *m, const char *name)
+{
+	for (size_t i = 0; i < m->n_label; i++)
+		if (!strcmp(m->label[i]->name, name))
+			return m->label[i]->value;
+	return NULL;
+}
+
+static const Io__Prometheus__Client__Metric *
+pb_metric(const Io__Prometheus__Client__MetricFamily *mf, const char *label, const char *value)
+{
+	for (size_t i = 0; mf && i < mf->n_metric; i++) {
+		const char *v = pb_label(mf->metric[i], label);
+
+		if (v && !strcmp(v, value))
+			return mf->metric[i];
+	}
+	return NULL;
+}
+
+/* The native buckets of a decoded histogram, spans and deltas expanded. */
+static bool pb_native(const Io__Prometheus__Client__Histogram *ph, struct ferry_hist_native *out)
+{
+	size_t j = 0;
+	__s64 count = 0;
+	int idx = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->zero_threshold = ph->zero_threshold;
+	out->zero_count = ph->zero_count;
+	out->count = ph->zero_count;
+	out->sum = ph->sample_sum;
+	for (size_t s = 0; s < ph->n_positive_span; s++) {
+		idx += ph->positive_span[s]->offset;
+		for (__u32 l = 0; l < ph->positive_span[s]->length; l++, idx++, j++) {
+			if (j >= ph->n_positive_delta || j >= FERRY_HIST_BUCKETS)
+				return false;
+			count += ph->positive_delta[j];
+			if (count < 0)
+				return false;
+			out->index[j] = idx;
+			out->bucket[j] = (__u64)count;
+			out->count += (__u64)count;
+		}
+	}
+	out->n = j;
+	return j == ph->n_positive_delta;
+}
+
+/* What the native buckets must be: each kernel bucket whole at its midpoint, computed here. */
+static bool native_matches_kernel(const struct ferry_hist_native *got, const struct ferry_hist *h)
+{
+	static __u64 want[2048];
+	const int base = 1024; /* schema-4 indexes of 1 us .. 137 s are -319 .. 114 */
+	size_t j = 0;
+
+	memset(want, 0, sizeof(want));
+	if (got->zero_count != h->bucket[0])
+		return false;
+	for (unsigned int i = 1; i < FERRY_HIST_BUCKETS; i++) {
+		__u64 a, b;
+		double mid;
+
+		if (!h->bucket[i])
+			continue;
+		ferry_hist__bounds(i, &a, &b);
+		mid = i == FERRY_HIST_LAST ? LOG2_NS_TO_S(a) :
+					     (LOG2_NS_TO_S(a) + LOG2_NS_TO_S(b)) / 2;
+		want[base + (int)ceil(mid * 16)] += h->bucket[i];
+	}
+	for (int k = 0; k < 2048; k++) {
+		if (!want[k])
+			continue;
+		if (j >= got->n || got->index[j] != k - base || got->bucket[j] != want[k])
+			return false;
+		j++;
+	}
+	return j == got->n;
+}
+
+static void check_pb_hist(const struct pb_families *p, const char *family, const char *pred,
+			  const struct ferry_hist *h, double exact_s)
+{
+	const Io__Prometheus__Client__MetricFamily *mf = pb_family(p, family);
+	const Io__Prometheus__Client__Metric *m = pb_metric(mf, "predictor_name", pred);
+	const struct ferry_hist_buckets *b = ferry_hist__default_buckets();
+	struct ferry_hist_native *nat = malloc(sizeof(*nat));
+	const Io__Prometheus__Client__Histogram *ph;
+	__u64 cum[64], total;
+
+	if (!ASSERT_TRUE(nat, "alloc") ||
+	    !ASSERT_TRUE(mf && mf->type == IO__PROMETHEUS__CLIENT__METRIC_TYPE__HISTOGRAM,
+			 "histogram family") ||
+	    !ASSERT_TRUE(m && m->histogram, "histogram of the predictor"))
+		goto out;
+	ph = m->histogram;
+	ASSERT_EQ(ph->sample_count, ferry_hist__total(h), "sample_count");
+	ASSERT_TRUE(within(ph->sample_sum, (double)h->sum_ns / 1e9, 1e-12), "sample_sum");
+	/* classic buckets in the same message, as the text format has them */
+	ferry_hist__rebucket(h, b, cum, &total);
+	if (ASSERT_EQ(ph->n_bucket, b->n, "classic buckets"))
+		for (size_t k = 0; k < b->n; k++)
+			if (!ASSERT_EQ(ph->bucket[k]->cumulative_count, cum[k], "classic count") ||
+			    !ASSERT_TRUE(ph->bucket[k]->upper_bound == b->le[k], "classic le"))
+				break;
+	ASSERT_TRUE(ph->has_schema && ph->schema == 4, "schema 4");
+	ASSERT_TRUE(ph->zero_threshold > 0, "zero threshold set (marks it native)");
+	if (!ASSERT_TRUE(pb_native(ph, nat), "spans and deltas decode"))
+		goto out;
+	ASSERT_EQ(nat->count, ph->sample_count, "native buckets add up to the count");
+	ASSERT_TRUE(native_matches_kernel(nat, h), "native buckets are the kernel's, at midpoints");
+	if (exact_s > 0)
+		for (double q = 0.5; q < 1; q += 0.49) {
+			double got = ferry_hist__native_quantile(nat, q);
+
+			if (!ASSERT_LE(fabs(log2(got / exact_s)), FERRY_HIST_NATIVE_LOG2_ERR,
+				       "decoded native quantile within bound"))
+				fprintf(stderr, "    %s q %.2f: %.9g s, exact %.9g s\n", pred, q,
+					got, exact_s);
+		}
+out:
+	free(nat);
+}
+
+/* Counts text samples (not comments) that carry needle. */
+static size_t count_lines(const char *text, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		const char *eol = strchr(l, '\n'), *hit = strstr(l, needle);
+
+		if (*l != '#' && hit && (!eol || hit < eol))
+			n++;
+	}
+	return n;
+}
+
+static void test_render_protobuf(void)
+{
+	struct ferry_snapshot *s = sample_snapshot("canary");
+	struct ferry_metrics_opts opts = { .version = "test-1.2" };
+	struct pb_families p = {};
+	char *buf = NULL, *text = NULL;
+	size_t len, tlen;
+
+	if (!ASSERT_TRUE(s, "sample"))
+		goto out;
+	if (!ASSERT_OK(render_sample_format(s, NULL, FERRY_METRICS_PROTOBUF, &buf, &len),
+		       "render protobuf") ||
+	    !ASSERT_OK(render_sample(s, NULL, &text, &tlen), "render text"))
+		goto out;
+	if (!ASSERT_TRUE(pb_decode((const uint8_t *)buf, len, &p), "delimited MetricFamily stream"))
+		goto out;
+	/* the same families as the text (both walk families[]), with the same types */
+	for (const char *t = strstr(text, "# TYPE "); t; t = strstr(t + 1, "# TYPE ")) {
+		char name[128], type[32], first[140];
+		const Io__Prometheus__Client__MetricFamily *mf;
+		static const char *const types[] = { "counter", "gauge", "summary", "untyped",
+						     "histogram" };
+
+		if (sscanf(t, "# TYPE %127s %31s", name, type) != 2)
+			continue;
+		snprintf(first, sizeof(first), "\n%s", name);
+		mf = pb_family(&p, name);
+		if (!strstr(t, first)) /* no sample in the text: none in protobuf either */
+			continue;
+		if (!ASSERT_TRUE(mf, "family in protobuf")) {
+			fprintf(stderr, "    missing %s\n", name);
+			continue;
+		}
+		ASSERT_TRUE(mf->has_type && (size_t)mf->type < 5 && !strcmp(types[mf->type], type),
+			    "family type");
+		ASSERT_TRUE(mf->help && mf->help[0], "family help");
+	}
+	{
+		const Io__Prometheus__Client__Metric *m = pb_metric(
+			pb_family(&p, "ferry_new_connections_total"), "predictor_name", "main");
+		const Io__Prometheus__Client__Metric *w =
+			pb_metric(pb_family(&p, "ferry_predictor_weight_configured"),
+				  "predictor_name", "main");
+
+		ASSERT_TRUE(m && m->counter && m->counter->value == 30, "counter value");
+		ASSERT_TRUE(m && pb_label(m, "deployment_name") &&
+				    !strcmp(pb_label(m, "deployment_name"), "iris"),
+			    "row labels");
+		ASSERT_TRUE(w && w->gauge && within(w->gauge->value, 0.9, 1e-9), "gauge value");
+	}
+	check_pb_hist(&p, "ferry_request_duration_seconds", "main",
+		      ferry_snapshot__hist(s, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, PRED_MAIN),
+		      0.005);
+	check_pb_hist(&p, "ferry_request_duration_seconds", "canary",
+		      ferry_snapshot__hist(s, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, PRED_CANARY),
+		      0.020);
+	check_pb_hist(&p, "ferry_connect_duration_seconds", "main",
+		      ferry_snapshot__hist(s, FERRY_HIST_PREDICTOR, FERRY_LAT_CONNECT, PRED_MAIN),
+		      0);
+	/* a predictor without samples: an empty native histogram, still marked native */
+	{
+		const Io__Prometheus__Client__Metric *m =
+			pb_metric(pb_family(&p, "ferry_connect_duration_seconds"), "predictor_name",
+				  "canary");
+
+		ASSERT_TRUE(m && m->histogram && m->histogram->sample_count == 0 &&
+				    m->histogram->zero_threshold > 0 &&
+				    m->histogram->n_positive_span == 0,
+			    "empty native histogram");
+	}
+	pb_families_free(&p);
+	free(buf);
+	buf = NULL;
+
+	/* --no-backend-histograms: gone from both formats, the other backend series stay */
+	opts.no_backend_histograms = true;
+	if (ASSERT_OK(ferry_metrics__render_format(s, &opts, FERRY_METRICS_PROTOBUF, &buf, &len),
+		      "render protobuf without backend histograms") &&
+	    ASSERT_TRUE(pb_decode((const uint8_t *)buf, len, &p), "decode")) {
+		ASSERT_TRUE(!pb_family(&p, "ferry_backend_request_duration_seconds"),
+			    "no backend request histograms");
+		ASSERT_TRUE(pb_family(&p, "ferry_backend_new_connections_total"),
+			    "backend counters stay");
+		ASSERT_TRUE(pb_family(&p, "ferry_request_duration_seconds"),
+			    "predictor histograms stay");
+	}
+out:
+	pb_families_free(&p);
+	free(buf);
+	free(text);
+	ferry_snapshot__free(s);
+}
+
+/*
+ * Series per backend, with and without --no-backend-histograms, as
+ * docs/metrics.md states them: 7 counters (new connections, 6 HTTP classes)
+ * plus 21 per classic histogram with the default buckets (18 boundaries,
+ * +Inf, _sum, _count).
+ */
+static void test_backend_series(void)
+{
+	struct ferry_snapshot *s = sample_snapshot("canary");
+	struct ferry_metrics_opts opts = { .version = "t" };
+	const char *be = "backend=\"198.18.1.1:8080\"";
+	char *text = NULL;
+	size_t len;
+
+	if (!ASSERT_TRUE(s, "sample"))
+		return;
+	/* 198.18.1.1 has a request histogram and no connect histogram entry */
+	if (!ASSERT_OK(render_sample(s, NULL, &text, &len), "render"))
+		goto out;
+	ASSERT_EQ(count_lines(text, be), 7 + 21, "backend with one histogram: 28 series");
+	free(text);
+	text = NULL;
+	opts.no_backend_histograms = true;
+	if (!ASSERT_OK(ferry_metrics__render(s, &opts, &text, &len), "render without"))
+		goto out;
+	ASSERT_EQ(count_lines(text, be), 7, "--no-backend-histograms: 7 series");
+	ASSERT_TRUE(!strstr(text, "ferry_backend_request_duration_seconds"), "family gone");
+	ASSERT_STRSTR(text, "ferry_request_duration_seconds_bucket{", "predictor histograms stay");
+out:
+	free(text);
+	ferry_snapshot__free(s);
+}
+
+static void test_negotiate(void)
+{
+	static const struct {
+		const char *accept;
+		enum ferry_metrics_format want;
+	} cases[] = {
+		{ NULL, FERRY_METRICS_TEXT },
+		{ "", FERRY_METRICS_TEXT },
+		{ "*/*", FERRY_METRICS_TEXT },
+		{ "text/plain;version=0.0.4", FERRY_METRICS_TEXT },
+		{ "application/openmetrics-text; version=1.0.0", FERRY_METRICS_TEXT },
+		{ FERRY_METRICS_PROTOBUF_TYPE, FERRY_METRICS_PROTOBUF },
+		/* what Prometheus sends with --enable-feature=native-histograms */
+		{ "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+		  "encoding=delimited;q=0.8,application/openmetrics-text;version=1.0.0;q=0.5,"
+		  "text/plain;version=0.0.4;q=0.4,*/*;q=0.1",
+		  FERRY_METRICS_PROTOBUF },
+		/* without encoding=delimited it is another format */
+		{ "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily",
+		  FERRY_METRICS_TEXT },
+		{ "application/vnd.google.protobuf;proto=other.Message;encoding=delimited",
+		  FERRY_METRICS_TEXT },
+		/* text preferred */
+		{ "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+		  "encoding=delimited;q=0.2, text/plain;q=0.5",
+		  FERRY_METRICS_TEXT },
+		{ "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+		  "encoding=delimited;q=0",
+		  FERRY_METRICS_TEXT },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (!ASSERT_EQ(ferry_metrics__negotiate(cases[i].accept), cases[i].want,
+			       "negotiated format"))
+			fprintf(stderr, "    Accept: %s\n",
+				cases[i].accept ? cases[i].accept : "(none)");
+}
+
 /* ------------------------------------------------------------- server */
 
 struct fetch {
@@ -913,14 +1416,22 @@ static size_t fetch_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return size * nmemb;
 }
 
-static long http_get(const char *url, struct fetch *f, char *ctype, size_t ctype_len)
+static long http_get_accept(const char *url, const char *accept, struct fetch *f, char *ctype,
+			    size_t ctype_len)
 {
 	CURL *curl = curl_easy_init();
+	struct curl_slist *headers = NULL;
+	char header[512];
 	long status = -1;
 	char *ct = NULL;
 
 	if (!curl)
 		return -1;
+	if (accept) {
+		snprintf(header, sizeof(header), "Accept: %s", accept);
+		headers = curl_slist_append(NULL, header);
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	}
 	f->body = NULL;
 	f->len = 0;
 	curl_easy_setopt(curl, CURLOPT_URL, url);
@@ -935,12 +1446,18 @@ static long http_get(const char *url, struct fetch *f, char *ctype, size_t ctype
 			snprintf(ctype, ctype_len, "%s", ct ? ct : "");
 	}
 	curl_easy_cleanup(curl);
+	curl_slist_free_all(headers);
 	return status;
 }
 
-static int produce_sample(void *ctx, char **buf, size_t *len)
+static long http_get(const char *url, struct fetch *f, char *ctype, size_t ctype_len)
 {
-	return render_sample(ctx, NULL, buf, len);
+	return http_get_accept(url, NULL, f, ctype, ctype_len);
+}
+
+static int produce_sample(void *ctx, enum ferry_metrics_format format, char **buf, size_t *len)
+{
+	return render_sample_format(ctx, NULL, format, buf, len);
 }
 
 static void test_http_server(void)
@@ -970,6 +1487,22 @@ static void test_http_server(void)
 	if (ASSERT_EQ(http_get(url, &f, ctype, sizeof(ctype)), 200, "/metrics status")) {
 		ASSERT_STRSTR(ctype, "text/plain; version=0.0.4", "content type");
 		ASSERT_STRSTR(f.body, "ferry_new_connections_total{" MAIN_LABELS "} 30\n", "body");
+	}
+	free(f.body);
+	/* a scraper asking for protobuf gets delimited MetricFamily messages */
+	if (ASSERT_EQ(http_get_accept(url,
+				      "application/vnd.google.protobuf;proto=io.prometheus.client."
+				      "MetricFamily;encoding=delimited;q=0.8,text/plain;q=0.4",
+				      &f, ctype, sizeof(ctype)),
+		      200, "/metrics protobuf status")) {
+		struct pb_families p;
+
+		ASSERT_STRSTR(ctype, "application/vnd.google.protobuf", "protobuf content type");
+		ASSERT_STRSTR(ctype, "encoding=delimited", "delimited");
+		if (ASSERT_TRUE(pb_decode((const uint8_t *)f.body, f.len, &p), "decodes"))
+			ASSERT_TRUE(pb_family(&p, "ferry_request_duration_seconds"),
+				    "histogram family served");
+		pb_families_free(&p);
 	}
 	free(f.body);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", ferry_metrics__port(srv));
@@ -1346,10 +1879,15 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_hist_quantile_lognormal);
 	RUN_TEST(SUITE, test_hist_rebucket);
 	RUN_TEST(SUITE, test_parse_buckets);
+	RUN_TEST(SUITE, test_hist_native_mapping);
+	RUN_TEST(SUITE, test_hist_native_quantiles);
+	RUN_TEST(SUITE, test_negotiate);
 	RUN_TEST(SUITE, test_render);
 	RUN_TEST(SUITE, test_render_quantiles);
 	RUN_TEST(SUITE, test_render_escaping);
 	RUN_TEST(SUITE, test_render_empty);
+	RUN_TEST(SUITE, test_render_protobuf);
+	RUN_TEST(SUITE, test_backend_series);
 	RUN_TEST(SUITE, test_promtool_check_metrics);
 	RUN_TEST(SUITE, test_http_server);
 	RUN_TEST(SUITE, test_snapshot_pinned);

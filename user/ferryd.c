@@ -471,12 +471,13 @@ static int resync(struct ferryd *d)
 
 /* ------------------------------------------------------------ metrics */
 
-static int produce_metrics(void *ctx, char **buf, size_t *len)
+static int produce_metrics(void *ctx, enum ferry_metrics_format format, char **buf, size_t *len)
 {
 	struct ferryd *d = ctx;
 	struct ferry_metrics_opts opts = {
 		.version = FERRY_VERSION,
 		.buckets = d->opts.buckets.n ? &d->opts.buckets : NULL,
+		.no_backend_histograms = d->opts.no_backend_histograms,
 	};
 	struct ferry_snapshot *snap;
 	int err;
@@ -489,7 +490,7 @@ static int produce_metrics(void *ctx, char **buf, size_t *len)
 	opts.config_errors_total = d->config_errors_total;
 	opts.no_ready_predictors = d->no_ready;
 	opts.nno_ready_predictors = d->nno_ready;
-	err = ferry_metrics__render(snap, &opts, buf, len);
+	err = ferry_metrics__render_format(snap, &opts, format, buf, len);
 	pthread_mutex_unlock(&d->lock);
 	ferry_snapshot__free(snap);
 	return err;

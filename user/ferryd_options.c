@@ -131,6 +131,12 @@ static int set_latency_buckets(struct ferryd_opts *o, const char *arg)
 	return 0;
 }
 
+static int set_no_backend_histograms(struct ferryd_opts *o, const char *arg)
+{
+	o->no_backend_histograms = true;
+	return 0;
+}
+
 static int set_pin_path(struct ferryd_opts *o, const char *arg)
 {
 	o->pin_path = arg;
@@ -244,6 +250,11 @@ static const struct ferryd_option options[] = {
 	  "                          0.005 ... 10, then 30, 60)\n"
 	  "                          (IPv6: [::1]:9477)\n",
 	  set_latency_buckets },
+	{ "no-backend-histograms", no_argument,
+	  "  --no-backend-histograms leave out ferry_backend_{request,connect}_duration_seconds\n"
+	  "                          (per-predictor histograms stay): 7 series per backend\n"
+	  "                          instead of 49 with the default buckets\n",
+	  set_no_backend_histograms },
 	{ "pin-path", required_argument,
 	  "  --pin-path PATH         bpffs directory for ferry's maps (default " FERRY_PIN_ROOT_DEFAULT
 	  ")\n",

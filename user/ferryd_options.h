@@ -34,6 +34,7 @@ struct ferryd_opts {
 	const char *host_cgroup; /* its cgroup v2 tree; NULL: the root one */
 	const char *kubeconfig;
 	struct ferry_hist_buckets buckets; /* --latency-buckets; n == 0: the defaults */
+	bool no_backend_histograms; /* --no-backend-histograms */
 	const char *k8s_namespace;
 	struct ferry_seldon_servers *seldon_servers; /* --seldon-config; NULL: Helm's defaults */
 };

@@ -207,3 +207,93 @@ void ferry_hist__rebucket(const struct ferry_hist *h, const struct ferry_hist_bu
 	}
 	*total = all;
 }
+
+/* ------------------------------------------------- native histograms */
+
+/* ns -> seconds in log2: log2(ns * 1e-9) */
+static double log2_seconds(double ns)
+{
+	return log2(ns) - 9 * log2(10);
+}
+
+int ferry_hist__native_index(unsigned int i)
+{
+	__u64 lower, upper;
+	double mid;
+
+	ferry_hist__bounds(i, &lower, &upper);
+	/* log2 of the geometric midpoint; the open-ended last bucket: its lower bound */
+	mid = i >= FERRY_HIST_LAST ?
+		      log2_seconds((double)lower) :
+		      (log2_seconds((double)lower) + log2_seconds((double)upper)) / 2;
+	/* (2^((k-1)/16), 2^(k/16)] holds x when k = ceil(16 log2 x) */
+	return (int)ceil(mid * (1 << FERRY_HIST_NATIVE_SCHEMA));
+}
+
+double ferry_hist__native_zero_threshold(void)
+{
+	double scale = 1 << FERRY_HIST_NATIVE_SCHEMA;
+
+	return exp2(floor(log2_seconds((double)(1ULL << FERRY_HIST_MIN_SHIFT)) * scale) / scale);
+}
+
+void ferry_hist__native(const struct ferry_hist *h, struct ferry_hist_native *out)
+{
+	out->zero_threshold = ferry_hist__native_zero_threshold();
+	out->zero_count = h ? h->bucket[0] : 0;
+	out->count = out->zero_count;
+	out->sum = h ? (double)h->sum_ns / 1e9 : 0;
+	out->n = 0;
+	out->nspans = 0;
+	if (!h)
+		return;
+	for (unsigned int i = 1; i < FERRY_HIST_BUCKETS; i++) {
+		int k;
+
+		if (!h->bucket[i])
+			continue;
+		out->count += h->bucket[i];
+		k = ferry_hist__native_index(i);
+		/* the midpoint map is monotonic: equal or greater than the last index */
+		if (out->n && out->index[out->n - 1] == k) {
+			out->bucket[out->n - 1] += h->bucket[i];
+			continue;
+		}
+		if (out->n && out->index[out->n - 1] + 1 == k) {
+			out->span[out->nspans - 1].length++;
+		} else {
+			out->span[out->nspans].offset = out->n ? k - (out->index[out->n - 1] + 1) :
+								 k;
+			out->span[out->nspans].length = 1;
+			out->nspans++;
+		}
+		out->index[out->n] = k;
+		out->bucket[out->n] = h->bucket[i];
+		out->n++;
+	}
+}
+
+double ferry_hist__native_quantile(const struct ferry_hist_native *n, double q)
+{
+	double rank, cum, scale = 1 << FERRY_HIST_NATIVE_SCHEMA;
+
+	if (!n->count || isnan(q))
+		return NAN;
+	q = q < 0 ? 0 : q > 1 ? 1 : q;
+	rank = q * (double)n->count;
+	cum = (double)n->zero_count;
+	if (n->zero_count && cum >= rank)
+		return n->zero_threshold * (rank / cum);
+	for (size_t j = 0; j < n->n; j++) {
+		double c = (double)n->bucket[j];
+
+		if (cum + c >= rank) {
+			double lower = exp2((n->index[j] - 1) / scale);
+			double upper = exp2(n->index[j] / scale);
+
+			return lower + (upper - lower) * ((rank - cum) / c);
+		}
+		cum += c;
+	}
+	return exp2(n->index[n->n - 1] / scale);
+}

@@ -127,4 +127,66 @@ void ferry_hist__buckets_free(struct ferry_hist_buckets *b);
 void ferry_hist__rebucket(const struct ferry_hist *h, const struct ferry_hist_buckets *b,
 			  __u64 *cum, __u64 *total);
 
+/*
+ * Prometheus native histograms, schema 4: bucket k holds (2^((k-1)/16), 2^(k/16)]
+ * seconds. The kernel's buckets are log-linear in nanoseconds, so their
+ * boundaries do not line up with schema 4's; each kernel bucket [a, b) goes
+ * whole to the native bucket that holds its geometric midpoint sqrt(a b).
+ *
+ * Why whole and not split: a split count must be rounded to an integer, and
+ * a rounded share can go down by one while the kernel's counts only grow,
+ * which Prometheus takes for a counter reset (rate() then jumps). A whole
+ * assignment keeps every native bucket a sum of kernel counters: integral,
+ * monotonic, and the total is exact. The midpoint map is monotonic in the
+ * kernel index, so samples keep their order across the re-bucketing.
+ *
+ * Error bound: a sample of true value v in kernel bucket [a, b) lands in the
+ * native bucket (L, U] that holds sqrt(a b), so |log2(v) - log2(x)| for any x
+ * in [L, U] is at most 1/16 + log2(b/a)/2 <= 1/16 + log2(17/16)/2 = 0.1062
+ * (factor 1.0764). Because the order is kept, the sample at rank ceil(q n) sits
+ * in the native bucket where Prometheus' histogram_quantile() looks for rank
+ * q n, and whatever that function interpolates inside the bucket, the
+ * estimate is within a factor 2^0.1062 (-7.1%, +7.6%) of the true quantile of
+ * the sampled latencies (tests/test_metrics.c checks it). Typical errors are
+ * far smaller: interpolation lands near the middle of a 4.4% bucket.
+ *
+ * The kernel's bucket 0, [0, 1.024 us), is the zero bucket; its threshold is
+ * the largest schema-4 boundary at or below 1.024 us (0.996 us), so the zero
+ * bucket and the first native bucket do not overlap. The open-ended last
+ * kernel bucket goes to the native bucket of its lower bound.
+ */
+#define FERRY_HIST_NATIVE_SCHEMA 4
+/* log2 of the error factor bound above, for the tests and docs/metrics.md */
+#define FERRY_HIST_NATIVE_LOG2_ERR (1.0 / 16 + 0.0437314) /* log2(17/16)/2 = 0.04373 */
+
+struct ferry_hist_span {
+	__s32 offset; /* gap to the previous span's end, or the first index */
+	__u32 length;
+};
+
+struct ferry_hist_native {
+	double zero_threshold; /* seconds */
+	__u64 zero_count;
+	__u64 count; /* zero bucket included: equals the kernel buckets' total */
+	double sum; /* seconds */
+	size_t n; /* non-empty native buckets */
+	__s32 index[FERRY_HIST_BUCKETS]; /* ascending */
+	__u64 bucket[FERRY_HIST_BUCKETS];
+	size_t nspans; /* runs of consecutive indexes, as the exposition wants */
+	struct ferry_hist_span span[FERRY_HIST_BUCKETS];
+};
+
+/* The schema-4 index kernel bucket i (> 0) goes to. */
+int ferry_hist__native_index(unsigned int i);
+/* The zero bucket's threshold in seconds. */
+double ferry_hist__native_zero_threshold(void);
+/* Converts h (NULL: empty) into out. */
+void ferry_hist__native(const struct ferry_hist *h, struct ferry_hist_native *out);
+/*
+ * Quantile q of a native histogram as Prometheus 2.42's histogram_quantile()
+ * computes it (linear interpolation inside the bucket holding rank q * count;
+ * the zero bucket spans [0, threshold]). NaN when empty.
+ */
+double ferry_hist__native_quantile(const struct ferry_hist_native *n, double q);
+
 #endif /* FERRY_HIST_H */

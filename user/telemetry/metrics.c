@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Prometheus text format 0.0.4 for a ferry snapshot (metrics_server.c serves
- * it over HTTP). Every series is keyed by deployment, predictor, backend or
+ * Prometheus text format 0.0.4 and the protobuf exposition for a ferry
+ * snapshot (metrics_server.c serves them over HTTP and negotiates which). Every series is keyed by deployment, predictor, backend or
  * VIP; nothing is keyed by a client address, so cardinality follows the
  * configuration, not the traffic. The per-service, per-predictor and
  * per-backend families are the table `families[]`: a new metric is one entry.
@@ -18,6 +18,7 @@
 
 #include <microhttpd.h>
 
+#include "io/prometheus/client/metrics.pb-c.h"
 #include "log.h"
 #include "telemetry/metrics.h"
 
@@ -26,6 +27,23 @@
 #endif
 
 /* ---------------------------------------------------------------- labels */
+
+/* One label of a sample; values point into the snapshot or a row's own storage. */
+struct label {
+	const char *name;
+	const char *value;
+};
+
+/* Service labels, then predictor_name, then backend: at most 5 per row. */
+#define ROW_LABELS 5
+
+struct row_labels {
+	size_t n;
+	struct label l[ROW_LABELS + 1]; /* + the family's extra label */
+	char ns[FERRY_NAME_LEN];
+	char vip[FERRY_ADDR_STRLEN];
+	char backend[FERRY_ADDR_STRLEN];
+};
 
 /* Writes v as a label value: backslash, double quote and newline escaped. */
 static void put_escaped(FILE *f, const char *v)
@@ -47,71 +65,150 @@ static void put_escaped(FILE *f, const char *v)
 	}
 }
 
-static void put_label(FILE *f, bool *first, const char *name, const char *value)
+/* "a=\"x\",b=\"y\"" for a label list, escaped. */
+static void put_labels(FILE *f, const struct label *l, size_t n)
 {
-	fprintf(f, "%s%s=\"", *first ? "" : ",", name);
-	put_escaped(f, value);
-	fputc('"', f);
-	*first = false;
+	for (size_t i = 0; i < n; i++) {
+		fprintf(f, "%s%s=\"", i ? "," : "", l[i].name);
+		put_escaped(f, l[i].value);
+		fputc('"', f);
+	}
 }
 
-/* Builds "namespace=...,deployment_name=...,vip=..." for a service (may be NULL). */
-static char *service_labels(const struct ferry_snap_service *s)
+/* Fills namespace, deployment_name and vip for a service (may be NULL: empty values). */
+static void service_labels(struct row_labels *r, const struct ferry_snap_service *s)
 {
-	char ns[FERRY_NAME_LEN] = "", vip[FERRY_ADDR_STRLEN] = "", *buf = NULL;
 	const char *name = "", *slash;
-	bool first = true;
-	size_t len;
-	FILE *f;
 
+	r->ns[0] = r->vip[0] = '\0';
 	if (s) {
 		slash = strchr(s->deployment, '/');
 		if (slash) {
-			snprintf(ns, sizeof(ns), "%.*s", (int)(slash - s->deployment),
+			snprintf(r->ns, sizeof(r->ns), "%.*s", (int)(slash - s->deployment),
 				 s->deployment);
 			name = slash + 1;
 		} else {
 			name = s->deployment;
 		}
-		ferry_addr__format(s->vip.addr, s->vip.port, s->vip.family, vip, sizeof(vip));
+		ferry_addr__format(s->vip.addr, s->vip.port, s->vip.family, r->vip, sizeof(r->vip));
 	}
-	f = open_memstream(&buf, &len);
-	if (!f)
-		return NULL;
-	put_label(f, &first, "namespace", ns);
-	put_label(f, &first, "deployment_name", name);
-	put_label(f, &first, "vip", vip);
-	if (fclose(f)) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
+	r->l[0] = (struct label){ "namespace", r->ns };
+	r->l[1] = (struct label){ "deployment_name", name };
+	r->l[2] = (struct label){ "vip", r->vip };
+	r->n = 3;
 }
 
-static char *append_label(const char *base, const char *name, const char *value)
+static void append_label(struct row_labels *r, const char *name, const char *value)
 {
-	char *buf = NULL;
-	bool first = !base[0];
-	size_t len;
-	FILE *f;
-
-	f = open_memstream(&buf, &len);
-	if (!f)
-		return NULL;
-	fputs(base, f);
-	put_label(f, &first, name, value);
-	if (fclose(f)) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
+	r->l[r->n++] = (struct label){ name, value };
 }
 
 /* ------------------------------------------------------------- families */
 
-static void family(FILE *f, const char *name, const char *type, const char *help)
+enum family_type { TYPE_GAUGE, TYPE_COUNTER, TYPE_HISTOGRAM };
+
+static const char *const family_type_names[] = {
+	[TYPE_GAUGE] = "gauge",
+	[TYPE_COUNTER] = "counter",
+	[TYPE_HISTOGRAM] = "histogram",
+};
+
+/* How a sample prints in text: an integer ("%llu"), a 0..1 ratio ("%.6f"), a time ("%.9f"). */
+enum value_kind { VALUE_INT, VALUE_RATIO, VALUE_TIME };
+
+struct sample_value {
+	enum value_kind kind;
+	__u64 u; /* VALUE_INT */
+	double d; /* the others */
+};
+
+struct render_ctx;
+
+/*
+ * An exposition format: the node-wide families and the families[] table are
+ * walked once, and each writer turns the calls into its own bytes. Text 0.0.4
+ * writes as it goes; protobuf collects a family's metrics and writes the
+ * family at family_end.
+ */
+struct metrics_writer {
+	void (*family)(struct render_ctx *c, const char *name, enum family_type type,
+		       const char *help);
+	void (*sample)(struct render_ctx *c, const struct label *l, size_t n,
+		       struct sample_value v);
+	/* h NULL: an empty histogram */
+	void (*hist)(struct render_ctx *c, const struct label *l, size_t n,
+		     const struct ferry_hist *h);
+	void (*family_end)(struct render_ctx *c);
+};
+
+struct pb_family;
+
+struct render_ctx {
+	FILE *f;
+	const struct metrics_writer *w;
+	const struct ferry_snapshot *snap;
+	const struct ferry_metrics_opts *opts;
+	const struct ferry_hist_buckets *buckets;
+	__u64 *cum;
+	struct ferry_hist_native *native; /* protobuf: scratch for one histogram */
+	struct pb_family *pb; /* protobuf: the family being collected */
+	int err; /* protobuf: first allocation or packing error */
+	const char *name; /* the family being written */
+	struct row_labels *svc_labels; /* per service */
+	struct row_labels *pred_labels; /* per predictor: service labels + predictor_name */
+	struct row_labels *be_labels; /* per backend: predictor labels + backend */
+	__u32 (*be_states)[3]; /* per predictor: ready, draining, unready */
+};
+
+static void emit_family(struct render_ctx *c, const char *name, enum family_type type,
+			const char *help)
 {
-	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	c->name = name;
+	c->w->family(c, name, type, help);
+}
+
+static void emit_end(struct render_ctx *c)
+{
+	if (c->w->family_end)
+		c->w->family_end(c);
+}
+
+static void emit_int(struct render_ctx *c, const struct label *l, size_t n, __u64 v)
+{
+	c->w->sample(c, l, n, (struct sample_value){ .kind = VALUE_INT, .u = v });
+}
+
+static void emit_double(struct render_ctx *c, const struct label *l, size_t n, enum value_kind kind,
+			double v)
+{
+	c->w->sample(c, l, n, (struct sample_value){ .kind = kind, .d = v });
+}
+
+/* ------------------------------------------------------ text format 0.0.4 */
+
+static void text_family(struct render_ctx *c, const char *name, enum family_type type,
+			const char *help)
+{
+	fprintf(c->f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, family_type_names[type]);
+}
+
+static void text_sample(struct render_ctx *c, const struct label *l, size_t n,
+			struct sample_value v)
+{
+	FILE *f = c->f;
+
+	fputs(c->name, f);
+	if (n) {
+		fputc('{', f);
+		put_labels(f, l, n);
+		fputc('}', f);
+	}
+	if (v.kind == VALUE_INT)
+		fprintf(f, " %llu\n", (unsigned long long)v.u);
+	else if (v.kind == VALUE_RATIO)
+		fprintf(f, " %.6f\n", v.d);
+	else
+		fprintf(f, " %.9f\n", v.d);
 }
 
 static void put_le(char *buf, size_t len, double le)
@@ -122,25 +219,292 @@ static void put_le(char *buf, size_t len, double le)
 
 static const struct ferry_hist zero_hist;
 
-static void put_hist(FILE *f, const char *name, const char *labels, const struct ferry_hist *h,
-		     const struct ferry_hist_buckets *b, __u64 *cum)
+static void text_hist(struct render_ctx *c, const struct label *l, size_t n,
+		      const struct ferry_hist *h)
 {
-	char le[32];
+	const struct ferry_hist_buckets *b = c->buckets;
+	const char *name = c->name;
+	char le[32], *labels = NULL;
+	size_t labels_len;
 	__u64 total;
+	FILE *f = c->f, *lf;
 
 	if (!h)
 		h = &zero_hist;
-	ferry_hist__rebucket(h, b, cum, &total);
+	lf = open_memstream(&labels, &labels_len);
+	if (!lf) {
+		c->err = -ENOMEM;
+		return;
+	}
+	put_labels(lf, l, n);
+	if (fclose(lf)) {
+		free(labels);
+		c->err = -ENOMEM;
+		return;
+	}
+	ferry_hist__rebucket(h, b, c->cum, &total);
 	for (size_t k = 0; k < b->n; k++) {
 		put_le(le, sizeof(le), b->le[k]);
 		fprintf(f, "%s_bucket{%s,le=\"%s\"} %llu\n", name, labels, le,
-			(unsigned long long)cum[k]);
+			(unsigned long long)c->cum[k]);
 	}
 	fprintf(f, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels, (unsigned long long)total);
 	fprintf(f, "%s_sum{%s} %.17g\n", name, labels, (double)h->sum_ns / 1e9);
 	/* the bucket total, not h->count: Prometheus wants _count == +Inf bucket */
 	fprintf(f, "%s_count{%s} %llu\n", name, labels, (unsigned long long)total);
+	free(labels);
 }
+
+static const struct metrics_writer text_writer = {
+	.family = text_family,
+	.sample = text_sample,
+	.hist = text_hist,
+};
+
+/* ------------------------------------------------------------- protobuf */
+
+/*
+ * The delimited protobuf exposition (io.prometheus.client.MetricFamily, each
+ * message preceded by its length as a varint), packed by protobuf-c from the
+ * code protoc-c generates from proto/io/prometheus/client/metrics.proto.
+ * Histograms carry both the classic `le` buckets and the native schema-4
+ * buckets (ferry_hist__native): a scraper with native histograms takes
+ * those, any other one the classic buckets.
+ */
+#define PB_LABELS (ROW_LABELS + 2)
+
+/* One Metric with everything it points to, freed as one. */
+struct pb_metric {
+	Io__Prometheus__Client__Metric m;
+	Io__Prometheus__Client__LabelPair label[PB_LABELS];
+	Io__Prometheus__Client__LabelPair *label_ptr[PB_LABELS];
+	Io__Prometheus__Client__Gauge gauge;
+	Io__Prometheus__Client__Counter counter;
+	Io__Prometheus__Client__Histogram hist;
+	Io__Prometheus__Client__Bucket *bucket;
+	Io__Prometheus__Client__Bucket **bucket_ptr;
+	Io__Prometheus__Client__BucketSpan *span;
+	Io__Prometheus__Client__BucketSpan **span_ptr;
+	int64_t *delta;
+};
+
+struct pb_family {
+	Io__Prometheus__Client__MetricFamily mf;
+	enum family_type type;
+	size_t n, cap;
+	Io__Prometheus__Client__Metric **metric;
+};
+
+static void pb_metric_free(struct pb_metric *pm)
+{
+	if (!pm)
+		return;
+	free(pm->bucket);
+	free(pm->bucket_ptr);
+	free(pm->span);
+	free(pm->span_ptr);
+	free(pm->delta);
+	free(pm);
+}
+
+static void pb_family_clear(struct pb_family *fam)
+{
+	for (size_t i = 0; i < fam->n; i++)
+		pb_metric_free((struct pb_metric *)fam->metric[i]);
+	free(fam->metric);
+	memset(fam, 0, sizeof(*fam));
+}
+
+static void pb_family(struct render_ctx *c, const char *name, enum family_type type,
+		      const char *help)
+{
+	static const Io__Prometheus__Client__MetricType types[] = {
+		[TYPE_GAUGE] = IO__PROMETHEUS__CLIENT__METRIC_TYPE__GAUGE,
+		[TYPE_COUNTER] = IO__PROMETHEUS__CLIENT__METRIC_TYPE__COUNTER,
+		[TYPE_HISTOGRAM] = IO__PROMETHEUS__CLIENT__METRIC_TYPE__HISTOGRAM,
+	};
+	struct pb_family *fam = c->pb;
+
+	pb_family_clear(fam);
+	io__prometheus__client__metric_family__init(&fam->mf);
+	/* protobuf-c wants char *; the strings outlive the family's packing */
+	fam->mf.name = (char *)name;
+	fam->mf.help = (char *)help;
+	fam->mf.has_type = true;
+	fam->mf.type = types[type];
+	fam->type = type;
+}
+
+/* A new Metric with labels l, appended to the family; NULL on ENOMEM (c->err set). */
+static struct pb_metric *pb_metric_new(struct render_ctx *c, const struct label *l, size_t n)
+{
+	struct pb_family *fam = c->pb;
+	struct pb_metric *pm;
+
+	if (c->err)
+		return NULL;
+	if (fam->n == fam->cap) {
+		size_t cap = fam->cap ? fam->cap * 2 : 16;
+		Io__Prometheus__Client__Metric **grown;
+
+		grown = realloc(fam->metric, cap * sizeof(*grown));
+		if (!grown)
+			goto err_nomem;
+		fam->metric = grown;
+		fam->cap = cap;
+	}
+	pm = calloc(1, sizeof(*pm));
+	if (!pm)
+		goto err_nomem;
+	io__prometheus__client__metric__init(&pm->m);
+	if (n > PB_LABELS)
+		n = PB_LABELS;
+	for (size_t i = 0; i < n; i++) {
+		io__prometheus__client__label_pair__init(&pm->label[i]);
+		pm->label[i].name = (char *)l[i].name;
+		pm->label[i].value = (char *)l[i].value;
+		pm->label_ptr[i] = &pm->label[i];
+	}
+	pm->m.n_label = n;
+	pm->m.label = pm->label_ptr;
+	fam->metric[fam->n++] = &pm->m;
+	return pm;
+
+err_nomem:
+	c->err = -ENOMEM;
+	return NULL;
+}
+
+static void pb_sample(struct render_ctx *c, const struct label *l, size_t n, struct sample_value v)
+{
+	struct pb_metric *pm = pb_metric_new(c, l, n);
+	double value = v.kind == VALUE_INT ? (double)v.u : v.d;
+
+	if (!pm)
+		return;
+	if (c->pb->type == TYPE_COUNTER) {
+		io__prometheus__client__counter__init(&pm->counter);
+		pm->counter.has_value = true;
+		pm->counter.value = value;
+		pm->m.counter = &pm->counter;
+	} else {
+		io__prometheus__client__gauge__init(&pm->gauge);
+		pm->gauge.has_value = true;
+		pm->gauge.value = value;
+		pm->m.gauge = &pm->gauge;
+	}
+}
+
+static void pb_hist(struct render_ctx *c, const struct label *l, size_t n,
+		    const struct ferry_hist *h)
+{
+	const struct ferry_hist_buckets *b = c->buckets;
+	struct ferry_hist_native *nat = c->native;
+	struct pb_metric *pm = pb_metric_new(c, l, n);
+	Io__Prometheus__Client__Histogram *ph;
+	__u64 total, prev = 0;
+
+	if (!pm)
+		return;
+	ph = &pm->hist;
+	io__prometheus__client__histogram__init(ph);
+	pm->m.histogram = ph;
+	ferry_hist__native(h, nat);
+	ferry_hist__rebucket(h ? h : &zero_hist, b, c->cum, &total);
+	pm->bucket = calloc(b->n, sizeof(*pm->bucket));
+	pm->bucket_ptr = calloc(b->n, sizeof(*pm->bucket_ptr));
+	pm->span = calloc(nat->nspans + 1, sizeof(*pm->span));
+	pm->span_ptr = calloc(nat->nspans + 1, sizeof(*pm->span_ptr));
+	pm->delta = calloc(nat->n + 1, sizeof(*pm->delta));
+	if (!pm->bucket || !pm->bucket_ptr || !pm->span || !pm->span_ptr || !pm->delta) {
+		c->err = -ENOMEM;
+		return;
+	}
+	/* the bucket total, as the text format's _count: it equals the buckets' sum */
+	ph->has_sample_count = true;
+	ph->sample_count = total;
+	ph->has_sample_sum = true;
+	ph->sample_sum = nat->sum;
+	for (size_t k = 0; k < b->n; k++) {
+		io__prometheus__client__bucket__init(&pm->bucket[k]);
+		pm->bucket[k].has_cumulative_count = true;
+		pm->bucket[k].cumulative_count = c->cum[k];
+		pm->bucket[k].has_upper_bound = true;
+		pm->bucket[k].upper_bound = b->le[k];
+		pm->bucket_ptr[k] = &pm->bucket[k];
+	}
+	ph->n_bucket = b->n;
+	ph->bucket = pm->bucket_ptr;
+
+	ph->has_schema = true;
+	ph->schema = FERRY_HIST_NATIVE_SCHEMA;
+	/* a zero threshold above 0 also marks the histogram native when it is empty */
+	ph->has_zero_threshold = true;
+	ph->zero_threshold = nat->zero_threshold;
+	ph->has_zero_count = true;
+	ph->zero_count = nat->zero_count;
+	for (size_t k = 0; k < nat->nspans; k++) {
+		io__prometheus__client__bucket_span__init(&pm->span[k]);
+		pm->span[k].has_offset = true;
+		pm->span[k].offset = nat->span[k].offset;
+		pm->span[k].has_length = true;
+		pm->span[k].length = nat->span[k].length;
+		pm->span_ptr[k] = &pm->span[k];
+	}
+	ph->n_positive_span = nat->nspans;
+	ph->positive_span = pm->span_ptr;
+	/* each bucket as the difference to the one listed before it */
+	for (size_t k = 0; k < nat->n; k++) {
+		pm->delta[k] = (int64_t)(nat->bucket[k] - prev);
+		prev = nat->bucket[k];
+	}
+	ph->n_positive_delta = nat->n;
+	ph->positive_delta = pm->delta;
+}
+
+static void put_varint(FILE *f, size_t v)
+{
+	while (v >= 0x80) {
+		fputc((int)(v & 0x7f) | 0x80, f);
+		v >>= 7;
+	}
+	fputc((int)v, f);
+}
+
+/* Packs the collected family, length-delimited; a family without metrics is left out. */
+static void pb_family_end(struct render_ctx *c)
+{
+	struct pb_family *fam = c->pb;
+	uint8_t *packed;
+	size_t size;
+
+	if (c->err || !fam->n)
+		goto out_clear;
+	fam->mf.n_metric = fam->n;
+	fam->mf.metric = fam->metric;
+	size = io__prometheus__client__metric_family__get_packed_size(&fam->mf);
+	packed = malloc(size ? size : 1);
+	if (!packed) {
+		c->err = -ENOMEM;
+		goto out_clear;
+	}
+	if (io__prometheus__client__metric_family__pack(&fam->mf, packed) != size) {
+		c->err = -EIO;
+	} else {
+		put_varint(c->f, size);
+		fwrite(packed, 1, size, c->f);
+	}
+	free(packed);
+out_clear:
+	pb_family_clear(fam);
+}
+
+static const struct metrics_writer pb_writer = {
+	.family = pb_family,
+	.sample = pb_sample,
+	.hist = pb_hist,
+	.family_end = pb_family_end,
+};
 
 static const char *const http_class_names[FERRY_HTTP_CLASSES] = {
 	[FERRY_HTTP_1XX] = "1xx", [FERRY_HTTP_2XX] = "2xx", [FERRY_HTTP_3XX] = "3xx",
@@ -152,58 +516,49 @@ static double ppm_ratio(__u32 ppm)
 	return (double)ppm / FERRY_WEIGHT_ONE;
 }
 
-struct render_ctx {
-	FILE *f;
-	const struct ferry_snapshot *snap;
-	const struct ferry_metrics_opts *opts;
-	const struct ferry_hist_buckets *buckets;
-	__u64 *cum;
-	char **svc_labels; /* per service */
-	char **pred_labels; /* per predictor: service labels + predictor_name */
-	char **be_labels; /* per backend: predictor labels + backend */
-	__u32 (*be_states)[3]; /* per predictor: ready, draining, unready */
-};
-
 static void render_node(struct render_ctx *c)
 {
 	const struct ferry_snapshot *snap = c->snap;
 	const struct ferry_metrics_opts *o = c->opts;
-	FILE *f = c->f;
-	bool first;
+	struct label l[3];
+	char abi[16];
 
-	family(f, "ferry_build_info", "gauge", "Ferry build; the value is always 1.");
-	fputs("ferry_build_info{", f);
-	first = true;
-	put_label(f, &first, "version", o->version ? o->version : FERRY_VERSION);
-	fprintf(f, ",abi=\"%d\"} 1\n", FERRY_ABI_VERSION);
+	snprintf(abi, sizeof(abi), "%d", FERRY_ABI_VERSION);
+	emit_family(c, "ferry_build_info", TYPE_GAUGE, "Ferry build; the value is always 1.");
+	l[0] = (struct label){ "version", o->version ? o->version : FERRY_VERSION };
+	l[1] = (struct label){ "abi", abi };
+	emit_int(c, l, 2, 1);
+	emit_end(c);
 
-	family(f, "ferry_config_errors", "gauge",
-	       "Manifests ferryd rejects in its current configuration.");
-	fprintf(f, "ferry_config_errors %u\n", o->config_errors);
-	family(f, "ferry_config_errors_total", "counter",
-	       "Manifest rejections since ferryd started.");
-	fprintf(f, "ferry_config_errors_total %llu\n", (unsigned long long)o->config_errors_total);
+	emit_family(c, "ferry_config_errors", TYPE_GAUGE,
+		    "Manifests ferryd rejects in its current configuration.");
+	emit_int(c, NULL, 0, o->config_errors);
+	emit_end(c);
+	emit_family(c, "ferry_config_errors_total", TYPE_COUNTER,
+		    "Manifest rejections since ferryd started.");
+	emit_int(c, NULL, 0, o->config_errors_total);
+	emit_end(c);
 
 	if (snap->has_config) {
-		family(f, "ferry_last_sync_timestamp_seconds", "gauge",
-		       "Wall-clock time of the last successful map sync.");
-		fprintf(f, "ferry_last_sync_timestamp_seconds %.9f\n",
-			(double)snap->config.sync_unix_ns / 1e9);
-		family(f, "ferry_heartbeat_timestamp_seconds", "gauge",
-		       "Wall-clock time ferryd last marked itself alive in the maps.");
-		fprintf(f, "ferry_heartbeat_timestamp_seconds %.9f\n",
-			(double)snap->config.heartbeat_unix_ns / 1e9);
-		family(f, "ferry_sync_generation", "gauge",
-		       "Number of successful map syncs (bumped by each).");
-		fprintf(f, "ferry_sync_generation %llu\n",
-			(unsigned long long)snap->config.generation);
+		emit_family(c, "ferry_last_sync_timestamp_seconds", TYPE_GAUGE,
+			    "Wall-clock time of the last successful map sync.");
+		emit_double(c, NULL, 0, VALUE_TIME, (double)snap->config.sync_unix_ns / 1e9);
+		emit_end(c);
+		emit_family(c, "ferry_heartbeat_timestamp_seconds", TYPE_GAUGE,
+			    "Wall-clock time ferryd last marked itself alive in the maps.");
+		emit_double(c, NULL, 0, VALUE_TIME, (double)snap->config.heartbeat_unix_ns / 1e9);
+		emit_end(c);
+		emit_family(c, "ferry_sync_generation", TYPE_GAUGE,
+			    "Number of successful map syncs (bumped by each).");
+		emit_int(c, NULL, 0, snap->config.generation);
+		emit_end(c);
 	}
 
-	family(f, "ferry_program_attached", "gauge",
-	       "1 for each ferry program attached to an interface, by hook and attach mode.");
+	emit_family(c, "ferry_program_attached", TYPE_GAUGE,
+		    "1 for each ferry program attached to an interface, by hook and attach mode.");
 	for (size_t i = 0; i < snap->nlinks; i++) {
-		const struct ferry_link *l = &snap->links[i].link;
-		const char *tc_mode = (l->hooks & FERRY_LINK_TCX) ? "tcx" : "tc";
+		const struct ferry_link *lk = &snap->links[i].link;
+		const char *tc_mode = (lk->hooks & FERRY_LINK_TCX) ? "tcx" : "tc";
 		static const struct {
 			__u32 bit;
 			const char *hook;
@@ -218,29 +573,34 @@ static void render_node(struct render_ctx *c)
 		};
 
 		for (size_t h = 0; h < sizeof(hooks) / sizeof(hooks[0]); h++) {
-			if (!(l->hooks & hooks[h].bit))
+			if (!(lk->hooks & hooks[h].bit))
 				continue;
-			fputs("ferry_program_attached{", f);
-			first = true;
-			put_label(f, &first, "ifname", l->ifname);
-			put_label(f, &first, "hook", hooks[h].hook);
-			put_label(f, &first, "mode", hooks[h].tc ? tc_mode : hooks[h].mode);
-			fputs("} 1\n", f);
+			l[0] = (struct label){ "ifname", lk->ifname };
+			l[1] = (struct label){ "hook", hooks[h].hook };
+			l[2] = (struct label){ "mode", hooks[h].tc ? tc_mode : hooks[h].mode };
+			emit_int(c, l, 3, 1);
 		}
 	}
+	emit_end(c);
 
-	family(f, "ferry_drops_total", "counter",
-	       "Packets the data plane dropped, by reason (node-wide).");
-	for (unsigned int i = 0; i < FERRY_CTR_MAX; i++)
-		if (ferry_counter__is_drop(i))
-			fprintf(f, "ferry_drops_total{reason=\"%s\"} %llu\n",
-				ferry_counter__name(i), (unsigned long long)snap->counters[i]);
-	family(f, "ferry_datapath_events_total", "counter",
-	       "Data plane events that are not drops, by event (node-wide).");
-	for (unsigned int i = 0; i < FERRY_CTR_MAX; i++)
+	emit_family(c, "ferry_drops_total", TYPE_COUNTER,
+		    "Packets the data plane dropped, by reason (node-wide).");
+	for (unsigned int i = 0; i < FERRY_CTR_MAX; i++) {
 		if (!ferry_counter__is_drop(i))
-			fprintf(f, "ferry_datapath_events_total{event=\"%s\"} %llu\n",
-				ferry_counter__name(i), (unsigned long long)snap->counters[i]);
+			continue;
+		l[0] = (struct label){ "reason", ferry_counter__name(i) };
+		emit_int(c, l, 1, snap->counters[i]);
+	}
+	emit_end(c);
+	emit_family(c, "ferry_datapath_events_total", TYPE_COUNTER,
+		    "Data plane events that are not drops, by event (node-wide).");
+	for (unsigned int i = 0; i < FERRY_CTR_MAX; i++) {
+		if (ferry_counter__is_drop(i))
+			continue;
+		l[0] = (struct label){ "event", ferry_counter__name(i) };
+		emit_int(c, l, 1, snap->counters[i]);
+	}
+	emit_end(c);
 }
 
 static bool no_ready(const struct ferry_metrics_opts *o, __u32 id)
@@ -257,19 +617,16 @@ static bool no_ready(const struct ferry_metrics_opts *o, __u32 id)
  * A family is one entry: name, type, help, which rows it has (scope: the
  * row's labels are built once per render in build_labels), an optional extra
  * label with a fixed list of values (direction, class, state), and how to
- * read a value from the snapshot. Nothing here is text-format specific:
- * render_family() writes the Prometheus text format from it, and another
- * writer (protobuf, native histograms) would walk the same table. A new label
- * on every row of a scope (protocol) is one change in service_labels().
+ * read a value from the snapshot. Nothing here is format specific:
+ * render_family() walks it through a struct metrics_writer, the text format
+ * 0.0.4 or protobuf (histograms as native and classic buckets at once). A new
+ * label on every row of a scope (protocol) is one change in service_labels().
  */
 enum family_scope { SCOPE_SERVICE, SCOPE_PREDICTOR, SCOPE_BACKEND };
 
-/* How a sample prints: an integer ("%llu"), or a 0..1 ratio ("%.6f"). */
-enum value_kind { VALUE_INT, VALUE_RATIO };
-
 struct metric_family {
 	const char *name;
-	const char *type; /* "gauge", "counter" or "histogram" */
+	enum family_type type;
 	const char *help;
 	enum family_scope scope;
 	const char *label; /* extra label, or NULL */
@@ -435,77 +792,78 @@ static bool be_has_connect_hist(const struct render_ctx *c, size_t i)
 
 /* In output order; docs/metrics.md describes each family for users. */
 static const struct metric_family families[] = {
-	{ "ferry_table_generation", "gauge",
+	{ "ferry_table_generation", TYPE_GAUGE,
 	  "Lookup-table swaps of a service since it was created.", SCOPE_SERVICE,
 	  .value = svc_table_generation },
-	{ "ferry_service_no_backend_drops_total", "counter",
+	{ "ferry_service_no_backend_drops_total", TYPE_COUNTER,
 	  "Packets to a VIP dropped because its table had no backend.", SCOPE_SERVICE,
 	  .value = svc_no_backend },
-	{ "ferry_service_fragment_drops_total", "counter",
+	{ "ferry_service_fragment_drops_total", TYPE_COUNTER,
 	  "IP fragments to a VIP address, dropped (ferry cannot route them by port).",
 	  SCOPE_SERVICE, .value = svc_fragments },
 
-	{ "ferry_predictor_weight_configured", "gauge",
+	{ "ferry_predictor_weight_configured", TYPE_GAUGE,
 	  "Share of new connections the manifest asks for (0..1).", SCOPE_PREDICTOR,
 	  .kind = VALUE_RATIO, .ratio = pred_weight_configured },
-	{ "ferry_predictor_weight_effective", "gauge",
+	{ "ferry_predictor_weight_effective", TYPE_GAUGE,
 	  "Share of new connections the lookup table gives (0..1), after moving the "
 	  "share of predictors with no ready backend and any override.",
 	  SCOPE_PREDICTOR, .kind = VALUE_RATIO, .ratio = pred_weight_effective },
-	{ "ferry_predictor_weight_override_active", "gauge",
+	{ "ferry_predictor_weight_override_active", TYPE_GAUGE,
 	  "1 while a ferryctl weight override is in force for the predictor.", SCOPE_PREDICTOR,
 	  .value = pred_override_active },
-	{ "ferry_predictor_weight_override", "gauge",
+	{ "ferry_predictor_weight_override", TYPE_GAUGE,
 	  "The ferryctl override weight (0..1); present only while it is in force.",
 	  SCOPE_PREDICTOR, .kind = VALUE_RATIO, .ratio = pred_weight_override,
 	  .present = pred_override_on },
-	{ "ferry_predictor_shadow", "gauge",
+	{ "ferry_predictor_shadow", TYPE_GAUGE,
 	  "1 for a shadow predictor: accepted but never routed to.", SCOPE_PREDICTOR,
 	  .value = pred_shadow },
-	{ "ferry_predictor_no_ready_backend", "gauge",
+	{ "ferry_predictor_no_ready_backend", TYPE_GAUGE,
 	  "1 when ferryd sees no ready backend for the predictor (its share moved).",
 	  SCOPE_PREDICTOR, .value = pred_no_ready },
-	{ "ferry_backends", "gauge", "Backends of a predictor, by state.", SCOPE_PREDICTOR,
+	{ "ferry_backends", TYPE_GAUGE, "Backends of a predictor, by state.", SCOPE_PREDICTOR,
 	  LABEL("state", backend_states), .value = pred_backends },
 
-	{ "ferry_new_connections_total", "counter",
+	{ "ferry_new_connections_total", TYPE_COUNTER,
 	  "Connections (flows) ferry placed on the predictor's backends.", SCOPE_PREDICTOR,
 	  .value = pred_new_flows },
-	{ "ferry_packets_total", "counter",
+	{ "ferry_packets_total", TYPE_COUNTER,
 	  "Packets translated, forward (client to backend) and reply.", SCOPE_PREDICTOR,
 	  LABEL("direction", directions), .value = pred_packets },
-	{ "ferry_bytes_total", "counter", "Bytes translated (IP packet length), forward and reply.",
-	  SCOPE_PREDICTOR, LABEL("direction", directions), .value = pred_bytes },
-	{ "ferry_backend_resets_total", "counter", "TCP resets sent by the predictor's backends.",
-	  SCOPE_PREDICTOR, .value = pred_resets },
-	{ "ferry_syn_timeouts_total", "counter",
+	{ "ferry_bytes_total", TYPE_COUNTER,
+	  "Bytes translated (IP packet length), forward and reply.", SCOPE_PREDICTOR,
+	  LABEL("direction", directions), .value = pred_bytes },
+	{ "ferry_backend_resets_total", TYPE_COUNTER,
+	  "TCP resets sent by the predictor's backends.", SCOPE_PREDICTOR, .value = pred_resets },
+	{ "ferry_syn_timeouts_total", TYPE_COUNTER,
 	  "Connection attempts whose SYN was retransmitted before any SYN-ACK came back.",
 	  SCOPE_PREDICTOR, .value = pred_syn_timeouts },
-	{ "ferry_flow_misses_total", "counter",
+	{ "ferry_flow_misses_total", TYPE_COUNTER,
 	  "TCP packets with no flow entry that were hashed to a backend again.", SCOPE_PREDICTOR,
 	  .value = pred_flow_misses },
-	{ "ferry_http_responses_total", "counter",
+	{ "ferry_http_responses_total", TYPE_COUNTER,
 	  "Responses by HTTP status class seen in clear-text HTTP/1.x replies "
 	  "(unknown: TLS, HTTP/2, gRPC, or not parsable).",
 	  SCOPE_PREDICTOR, LABEL("class", http_class_names), .value = pred_http },
 
-	{ "ferry_request_duration_seconds", "histogram",
+	{ "ferry_request_duration_seconds", TYPE_HISTOGRAM,
 	  "Sampled time from a request's first byte to the response's first byte.", SCOPE_PREDICTOR,
 	  .hist = pred_request_hist },
-	{ "ferry_connect_duration_seconds", "histogram",
+	{ "ferry_connect_duration_seconds", TYPE_HISTOGRAM,
 	  "Sampled time from a client's SYN to the backend's SYN-ACK.", SCOPE_PREDICTOR,
 	  .hist = pred_connect_hist },
 
-	{ "ferry_backend_new_connections_total", "counter",
+	{ "ferry_backend_new_connections_total", TYPE_COUNTER,
 	  "Connections ferry placed on the backend.", SCOPE_BACKEND, .value = be_new_flows },
-	{ "ferry_backend_http_responses_total", "counter",
+	{ "ferry_backend_http_responses_total", TYPE_COUNTER,
 	  "Responses by HTTP status class from the backend (see ferry_http_responses_total).",
 	  SCOPE_BACKEND, LABEL("class", http_class_names), .value = be_http },
-	{ "ferry_backend_request_duration_seconds", "histogram",
+	{ "ferry_backend_request_duration_seconds", TYPE_HISTOGRAM,
 	  "Sampled request latency per backend (see ferry_request_duration_seconds).",
 	  SCOPE_BACKEND, .hist = be_request_hist, .present = be_has_request_hist,
 	  .enabled = be_histograms },
-	{ "ferry_backend_connect_duration_seconds", "histogram",
+	{ "ferry_backend_connect_duration_seconds", TYPE_HISTOGRAM,
 	  "Sampled connect latency per backend (see ferry_connect_duration_seconds).",
 	  SCOPE_BACKEND, .hist = be_connect_hist, .present = be_has_connect_hist,
 	  .enabled = be_histograms },
@@ -516,118 +874,96 @@ static const struct metric_family families[] = {
 #undef SVC
 #undef BE
 
-/* One family in the Prometheus text format. */
+/* One family of the table, through the context's writer. */
 static void render_family(struct render_ctx *c, const struct metric_family *m)
 {
 	const struct ferry_snapshot *snap = c->snap;
 	size_t nrows = m->scope == SCOPE_SERVICE   ? snap->nservices :
 		       m->scope == SCOPE_PREDICTOR ? snap->npredictors :
 						     snap->nbackends;
-	char **labels = m->scope == SCOPE_SERVICE   ? c->svc_labels :
-			m->scope == SCOPE_PREDICTOR ? c->pred_labels :
-						      c->be_labels;
+	struct row_labels *labels = m->scope == SCOPE_SERVICE	? c->svc_labels :
+				    m->scope == SCOPE_PREDICTOR ? c->pred_labels :
+								  c->be_labels;
 	size_t nk = m->label ? m->nlabel_values : 1;
-	FILE *f = c->f;
 
 	if (m->enabled && !m->enabled(c))
 		return;
-	family(f, m->name, m->type, m->help);
+	emit_family(c, m->name, m->type, m->help);
 	for (size_t i = 0; i < nrows; i++) {
+		struct row_labels *r = &labels[i];
+
 		if (m->present && !m->present(c, i))
 			continue;
 		if (m->hist) {
-			put_hist(f, m->name, labels[i], m->hist(c, i), c->buckets, c->cum);
+			c->w->hist(c, r->l, r->n, m->hist(c, i));
 			continue;
 		}
 		for (size_t k = 0; k < nk; k++) {
-			fprintf(f, "%s{%s", m->name, labels[i]);
+			size_t n = r->n;
+
+			/* the extra label goes in the spare slot after the row's own */
 			if (m->label)
-				fprintf(f, ",%s=\"%s\"", m->label, m->label_values[k]);
+				r->l[n++] = (struct label){ m->label, m->label_values[k] };
 			if (m->kind == VALUE_RATIO)
-				fprintf(f, "} %.6f\n", m->ratio(c, i));
+				emit_double(c, r->l, n, VALUE_RATIO, m->ratio(c, i));
 			else
-				fprintf(f, "} %llu\n", (unsigned long long)m->value(c, i, k));
+				emit_int(c, r->l, n, m->value(c, i, k));
 		}
 	}
+	emit_end(c);
 }
 
-static void free_labels(char **labels, size_t n)
-{
-	if (!labels)
-		return;
-	for (size_t i = 0; i < n; i++)
-		free(labels[i]);
-	free(labels);
-}
-
-/* Label strings for every service, predictor and backend, built once per render. */
+/* Labels for every service, predictor and backend, built once per render. */
 static int build_labels(struct render_ctx *c)
 {
 	const struct ferry_snapshot *snap = c->snap;
-	char *empty;
 
-	c->svc_labels = calloc(snap->nservices + 1, sizeof(char *));
-	c->pred_labels = calloc(snap->npredictors + 1, sizeof(char *));
-	c->be_labels = calloc(snap->nbackends + 1, sizeof(char *));
+	c->svc_labels = calloc(snap->nservices + 1, sizeof(*c->svc_labels));
+	c->pred_labels = calloc(snap->npredictors + 1, sizeof(*c->pred_labels));
+	c->be_labels = calloc(snap->nbackends + 1, sizeof(*c->be_labels));
 	c->be_states = calloc(snap->npredictors + 1, sizeof(*c->be_states));
 	if (!c->svc_labels || !c->pred_labels || !c->be_labels || !c->be_states)
 		return -ENOMEM;
-	for (size_t i = 0; i < snap->nservices; i++) {
-		c->svc_labels[i] = service_labels(&snap->services[i]);
-		if (!c->svc_labels[i])
-			return -ENOMEM;
-	}
+	for (size_t i = 0; i < snap->nservices; i++)
+		service_labels(&c->svc_labels[i], &snap->services[i]);
 	for (size_t i = 0; i < snap->npredictors; i++) {
 		const struct ferry_snap_predictor *p = &snap->predictors[i];
-		const struct ferry_snap_service *s = ferry_snapshot__service(snap, p->svc_id);
 
-		empty = service_labels(s);
-		if (!empty)
-			return -ENOMEM;
-		c->pred_labels[i] = append_label(empty, "predictor_name", p->name);
-		free(empty);
-		if (!c->pred_labels[i])
-			return -ENOMEM;
+		service_labels(&c->pred_labels[i], ferry_snapshot__service(snap, p->svc_id));
+		append_label(&c->pred_labels[i], "predictor_name", p->name);
 	}
 	for (size_t i = 0; i < snap->nbackends; i++) {
 		const struct ferry_snap_backend *b = &snap->backends[i];
 		const struct ferry_snap_predictor *p =
 			ferry_snapshot__predictor(snap, b->backend.predictor_id);
-		char addr[FERRY_ADDR_STRLEN], *base;
+		struct row_labels *r = &c->be_labels[i];
 
-		ferry_addr__format(b->backend.addr, b->backend.port, b->backend.family, addr,
-				   sizeof(addr));
 		if (p) {
 			size_t pi = p - snap->predictors;
 
-			base = c->pred_labels[pi];
+			service_labels(r, ferry_snapshot__service(snap, p->svc_id));
+			append_label(r, "predictor_name", p->name);
 			if (b->backend.state == FERRY_BE_ACTIVE)
 				c->be_states[pi][0]++;
 			else if (b->backend.state == FERRY_BE_DRAINING)
 				c->be_states[pi][1]++;
 			else
 				c->be_states[pi][2]++;
-			c->be_labels[i] = append_label(base, "backend", addr);
 		} else {
 			/* a backend whose predictor metadata is missing: keep its service */
-			empty = service_labels(ferry_snapshot__service(snap, b->backend.svc_id));
-			if (!empty)
-				return -ENOMEM;
-			base = append_label(empty, "predictor_name", "");
-			free(empty);
-			if (!base)
-				return -ENOMEM;
-			c->be_labels[i] = append_label(base, "backend", addr);
-			free(base);
+			service_labels(r, ferry_snapshot__service(snap, b->backend.svc_id));
+			append_label(r, "predictor_name", "");
 		}
-		if (!c->be_labels[i])
-			return -ENOMEM;
+		ferry_addr__format(b->backend.addr, b->backend.port, b->backend.family, r->backend,
+				   sizeof(r->backend));
+		append_label(r, "backend", r->backend);
 	}
 	return 0;
 }
 
-int ferry_metrics__render(const struct ferry_snapshot *snap, const struct ferry_metrics_opts *opts,
-			  char **buf, size_t *len)
+int ferry_metrics__render_format(const struct ferry_snapshot *snap,
+				 const struct ferry_metrics_opts *opts,
+				 enum ferry_metrics_format format, char **buf, size_t *len)
 {
 	static const struct ferry_metrics_opts no_opts;
 	struct render_ctx c = { .snap = snap, .opts = opts ? opts : &no_opts };
@@ -635,10 +971,19 @@ int ferry_metrics__render(const struct ferry_snapshot *snap, const struct ferry_
 
 	*buf = NULL;
 	*len = 0;
+	c.w = format == FERRY_METRICS_PROTOBUF ? &pb_writer : &text_writer;
 	c.buckets = c.opts->buckets ? c.opts->buckets : ferry_hist__default_buckets();
 	c.cum = calloc(c.buckets->n + 1, sizeof(*c.cum));
 	if (!c.cum)
 		return -ENOMEM;
+	if (format == FERRY_METRICS_PROTOBUF) {
+		c.native = malloc(sizeof(*c.native));
+		c.pb = calloc(1, sizeof(*c.pb));
+		if (!c.native || !c.pb) {
+			err = -ENOMEM;
+			goto out_free_labels;
+		}
+	}
 	err = build_labels(&c);
 	if (err)
 		goto out_free_labels;
@@ -650,7 +995,8 @@ int ferry_metrics__render(const struct ferry_snapshot *snap, const struct ferry_
 	render_node(&c);
 	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++)
 		render_family(&c, &families[i]);
-	if (ferror(c.f))
+	err = c.err;
+	if (ferror(c.f) && !err)
 		err = -ENOMEM;
 	if (fclose(c.f) && !err)
 		err = -ENOMEM;
@@ -660,15 +1006,25 @@ int ferry_metrics__render(const struct ferry_snapshot *snap, const struct ferry_
 		*len = 0;
 	}
 out_free_labels:
-	free_labels(c.svc_labels, snap->nservices);
-	free_labels(c.pred_labels, snap->npredictors);
-	free_labels(c.be_labels, snap->nbackends);
+	free(c.svc_labels);
+	free(c.pred_labels);
+	free(c.be_labels);
 	free(c.be_states);
+	if (c.pb)
+		pb_family_clear(c.pb);
+	free(c.pb);
+	free(c.native);
 	free(c.cum);
 	return err;
 }
 
-int ferry_metrics__produce(void *source, char **buf, size_t *len)
+int ferry_metrics__render(const struct ferry_snapshot *snap, const struct ferry_metrics_opts *opts,
+			  char **buf, size_t *len)
+{
+	return ferry_metrics__render_format(snap, opts, FERRY_METRICS_TEXT, buf, len);
+}
+
+int ferry_metrics__produce(void *source, enum ferry_metrics_format format, char **buf, size_t *len)
 {
 	struct ferry_metrics_source *src = source;
 	struct ferry_snapshot *snap;
@@ -679,7 +1035,7 @@ int ferry_metrics__produce(void *source, char **buf, size_t *len)
 		return -errno;
 	if (src->lock)
 		pthread_mutex_lock(src->lock);
-	err = ferry_metrics__render(snap, &src->opts, buf, len);
+	err = ferry_metrics__render_format(snap, &src->opts, format, buf, len);
 	if (src->lock)
 		pthread_mutex_unlock(src->lock);
 	ferry_snapshot__free(snap);

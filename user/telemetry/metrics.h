@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * Prometheus exposition of a ferry snapshot (text format 0.0.4) and the
- * small HTTP server (libmicrohttpd) that serves it on /metrics. The metric
+ * Prometheus exposition of a ferry snapshot (text format 0.0.4, or protobuf
+ * with native histograms when the scraper asks) and the small HTTP server
+ * (libmicrohttpd) that serves it on /metrics. The metric
  * families are documented in docs/metrics.md.
  */
 #ifndef FERRY_METRICS_H
@@ -28,6 +29,18 @@ struct ferry_metrics_opts {
 	bool no_backend_histograms; /* omit ferry_backend_*_duration_seconds (cardinality) */
 };
 
+/* The two expositions /metrics serves. */
+enum ferry_metrics_format {
+	FERRY_METRICS_TEXT, /* text/plain; version=0.0.4 (the default) */
+	/* application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily;
+	 * encoding=delimited: histograms as native (schema 4) and classic buckets */
+	FERRY_METRICS_PROTOBUF,
+};
+
+#define FERRY_METRICS_PROTOBUF_TYPE                                                  \
+	"application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; " \
+	"encoding=delimited"
+
 /*
  * Renders snap (sorted, see ferry_snapshot__sort) into a malloc'd buffer
  * (NUL-terminated; *len excludes the NUL). opts may be NULL. Returns 0 or
@@ -35,12 +48,26 @@ struct ferry_metrics_opts {
  */
 int ferry_metrics__render(const struct ferry_snapshot *snap, const struct ferry_metrics_opts *opts,
 			  char **buf, size_t *len);
+/* The same in either format (for protobuf, *buf is binary and *len its size). */
+int ferry_metrics__render_format(const struct ferry_snapshot *snap,
+				 const struct ferry_metrics_opts *opts,
+				 enum ferry_metrics_format format, char **buf, size_t *len);
 
 /*
- * Produces the /metrics body for one scrape, called on the server's thread:
- * 0 with a malloc'd *buf the server frees, or -errno (the scrape gets 500).
+ * Which format an Accept header asks for: protobuf when it lists the
+ * delimited MetricFamily type with a q at least as high as the best text
+ * type it accepts (text/plain or a wildcard); text otherwise, and without a
+ * header.
  */
-typedef int (*ferry_metrics_produce_fn)(void *ctx, char **buf, size_t *len);
+enum ferry_metrics_format ferry_metrics__negotiate(const char *accept);
+
+/*
+ * Produces the /metrics body for one scrape in the negotiated format, called
+ * on the server's thread: 0 with a malloc'd *buf the server frees, or -errno
+ * (the scrape gets 500).
+ */
+typedef int (*ferry_metrics_produce_fn)(void *ctx, enum ferry_metrics_format format, char **buf,
+					size_t *len);
 
 /*
  * A ready-made producer for ferry_metrics__serve: pass a struct
@@ -54,7 +81,7 @@ struct ferry_metrics_source {
 	pthread_mutex_t *lock;
 };
 
-int ferry_metrics__produce(void *source, char **buf, size_t *len);
+int ferry_metrics__produce(void *source, enum ferry_metrics_format format, char **buf, size_t *len);
 
 struct ferry_metrics_server;
 

@@ -4,6 +4,7 @@
  * produce callback, /healthz and /readyz, on libmicrohttpd.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -53,6 +54,75 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, c
 	return ret;
 }
 
+/* ------------------------------------------------------- negotiation */
+
+/* Copies [b, e) trimmed of blanks into buf, lower-cased. */
+static void trimmed(const char *b, const char *e, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	while (b < e && (*b == ' ' || *b == '\t'))
+		b++;
+	while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	for (; b < e && n + 1 < len; b++)
+		buf[n++] = (char)tolower((unsigned char)*b);
+	buf[n] = '\0';
+}
+
+/*
+ * One media range of an Accept header, "type/sub; k=v; q=0.5": *q (1 by
+ * default) and whether it is the delimited MetricFamily protobuf or a text
+ * type that the text exposition satisfies.
+ */
+static void media_range(const char *b, const char *e, double *q, bool *pb, bool *text)
+{
+	char item[128], type[128] = "";
+	bool proto_ok = false, delimited = false;
+	const char *semi;
+
+	*q = 1;
+	for (bool first = true; b < e; first = false, b = semi + 1) {
+		semi = memchr(b, ';', (size_t)(e - b));
+		if (!semi)
+			semi = e;
+		trimmed(b, semi, item, sizeof(item));
+		if (first)
+			snprintf(type, sizeof(type), "%s", item);
+		else if (!strncmp(item, "q=", 2))
+			*q = strtod(item + 2, NULL);
+		else if (!strcmp(item, "proto=io.prometheus.client.metricfamily"))
+			proto_ok = true;
+		else if (!strcmp(item, "encoding=delimited"))
+			delimited = true;
+	}
+	*pb = !strcmp(type, "application/vnd.google.protobuf") && proto_ok && delimited;
+	*text = !strcmp(type, "text/plain") || !strcmp(type, "text/*") || !strcmp(type, "*/*");
+}
+
+enum ferry_metrics_format ferry_metrics__negotiate(const char *accept)
+{
+	double best_pb = 0, best_text = 0;
+	const char *b, *comma;
+
+	if (!accept)
+		return FERRY_METRICS_TEXT;
+	for (b = accept; *b; b = *comma ? comma + 1 : comma) {
+		double q;
+		bool pb, text;
+
+		comma = strchr(b, ',');
+		if (!comma)
+			comma = b + strlen(b);
+		media_range(b, comma, &q, &pb, &text);
+		if (pb && q > best_pb)
+			best_pb = q;
+		if (text && q > best_text)
+			best_text = q;
+	}
+	return best_pb > 0 && best_pb >= best_text ? FERRY_METRICS_PROTOBUF : FERRY_METRICS_TEXT;
+}
+
 static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 				      const char *method, const char *version,
 				      const char *upload_data, size_t *upload_data_size,
@@ -60,6 +130,7 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
 {
 	struct ferry_metrics_server *srv = cls;
 	static const char text[] = "text/plain; charset=utf-8";
+	enum ferry_metrics_format format;
 	char *body = NULL;
 	size_t len = 0;
 	int err;
@@ -77,7 +148,9 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
 	if (strcmp(url, "/metrics"))
 		return reply(conn, MHD_HTTP_NOT_FOUND, text, "not found: try /metrics\n", 24,
 			     MHD_RESPMEM_PERSISTENT);
-	err = srv->produce(srv->ctx, &body, &len);
+	format = ferry_metrics__negotiate(
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
+	err = srv->produce(srv->ctx, format, &body, &len);
 	if (err) {
 		free(body);
 		pr_warn("/metrics: cannot read ferry's maps: %s", strerror(-err));
@@ -85,8 +158,10 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
 			     "cannot read ferry's maps; see ferryd's log\n", 43,
 			     MHD_RESPMEM_PERSISTENT);
 	}
-	return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len,
-		     MHD_RESPMEM_MUST_FREE);
+	return reply(conn, MHD_HTTP_OK,
+		     format == FERRY_METRICS_PROTOBUF ? FERRY_METRICS_PROTOBUF_TYPE :
+							"text/plain; version=0.0.4; charset=utf-8",
+		     body, len, MHD_RESPMEM_MUST_FREE);
 }
 
 #define ADDR_HINT "expected HOST:PORT such as 127.0.0.1:9090, [::1]:9090 or :9090"
