@@ -65,6 +65,16 @@ int ferry_config_store__delete(struct ferry_config_store *store, const char *kin
  */
 int ferry_config_store__build(struct ferry_config_store *store, struct ferry_model *model);
 
+/*
+ * Deployments that name a Service (ferry.io/vip: service/NAME) that does not
+ * exist, as of the last __build: accepted, balanced once it appears. Fills
+ * deployment ("namespace/name") and service ("namespace/name") of entry i.
+ * Returns 0, or -ENOENT past the end.
+ */
+size_t ferry_config_store__nwaiting(const struct ferry_config_store *store);
+int ferry_config_store__waiting(const struct ferry_config_store *store, size_t i, char *deployment,
+				size_t dlen, char *service, size_t slen);
+
 /* The errors of the last __load_dir, __put and __build calls, in order. */
 size_t ferry_config_store__nerrors(const struct ferry_config_store *store);
 const struct ferry_config_error *ferry_config_store__error(const struct ferry_config_store *store,

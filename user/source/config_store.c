@@ -479,3 +479,24 @@ const struct ferry_config_error *ferry_config_store__error(const struct ferry_co
 		return &store->build_errs.v[i].e;
 	return NULL;
 }
+
+size_t ferry_config_store__nwaiting(const struct ferry_config_store *store)
+{
+	return store->noted_waitsvc.n;
+}
+
+int ferry_config_store__waiting(const struct ferry_config_store *store, size_t i, char *deployment,
+				size_t dlen, char *service, size_t slen)
+{
+	const char *note, *bar;
+
+	if (i >= store->noted_waitsvc.n)
+		return -ENOENT;
+	note = store->noted_waitsvc.v[i]; /* "deployment|service", config_build.c */
+	bar = strchr(note, '|');
+	if (!bar)
+		return -ENOENT;
+	snprintf(deployment, dlen, "%.*s", (int)(bar - note), note);
+	snprintf(service, slen, "%s", bar + 1);
+	return 0;
+}
