@@ -494,6 +494,56 @@ out:
 	ferry_config_store__free(st);
 }
 
+/* examples/seldon/service/: the example loads without an error and is balanced. */
+static void test_example(void)
+{
+	struct ferry_config_store *st = ferry_config_store__new();
+	const struct ferry_model_service *s;
+	const char *top = getenv("FERRY_TOP");
+	struct ferry_model m = {};
+	char dir[512];
+
+	snprintf(dir, sizeof(dir), "%s/examples/seldon/service", top ? top : ".");
+	if (!ASSERT_TRUE(st, "store") || !ASSERT_EQ(ferry_config_store__load_dir(st, dir), 0, dir) ||
+	    !ASSERT_OK(ferry_config_store__build(st, &m), "build"))
+		goto out;
+	ASSERT_EQ(ferry_config_store__nerrors(st), 0, "no errors");
+	ASSERT_EQ(m.nservices, 2, "http and grpc");
+	s = find_vip(&m, "10.96.120.15", 8000, IPPROTO_TCP);
+	if (ASSERT_TRUE(s, "http VIP")) {
+		ASSERT_STREQ(s->service, "models/iris", "from the Service");
+		ASSERT_EQ(s->npredictors, 2, "main and canary");
+		ASSERT_EQ(backend_port(s), 8000, "targetPort http: the slice port named http");
+	}
+	ASSERT_EQ(backend_port(find_vip(&m, "10.96.120.15", 5001, IPPROTO_TCP)), 5001, "grpc");
+out:
+	ferry_model__free(&m);
+	ferry_config_store__free(st);
+}
+
+/* kubectl get svc -o yaml: a ServiceList whose items omit kind and apiVersion. */
+static void test_service_list(void)
+{
+	struct fixture fx;
+
+	if (!ASSERT_TRUE(fx_init(&fx), "fixture") ||
+	    !ASSERT_TRUE(write_file(fx.dir, "svc.yaml",
+				    "apiVersion: v1\n"
+				    "kind: ServiceList\n"
+				    "items:\n"
+				    "- metadata: {name: iris, namespace: models}\n"
+				    "  spec: {clusterIP: 10.96.0.10, ports: [{name: http, port: 8000}]}\n"),
+			 "write") ||
+	    !ASSERT_TRUE(write_file(fx.dir, "sdep.yaml", SDEP("iris", "service/iris") SLICES_V4),
+			 "write"))
+		goto out;
+	ASSERT_EQ(fx_build(&fx), 0, "no errors");
+	ASSERT_EQ(backend_port(find_vip(&fx.m, "10.96.0.10", 8000, IPPROTO_TCP)), 9000,
+		  "a Service from a typed list");
+out:
+	fx_fini(&fx);
+}
+
 int main(int argc, char **argv)
 {
 	test__main_init(argc, argv);
@@ -508,5 +558,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_dual_stack_single_stack_endpoints);
 	RUN_TEST(SUITE, test_bad_references);
 	RUN_TEST(SUITE, test_api_put_delete);
+	RUN_TEST(SUITE, test_example);
+	RUN_TEST(SUITE, test_service_list);
 	return test__summary();
 }
