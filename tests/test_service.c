@@ -97,7 +97,8 @@ static void print_errors(struct fixture *fx)
 	char line[2048];
 
 	for (size_t i = 0; i < ferry_config_store__nerrors(fx->st); i++) {
-		ferry_config_error__format(ferry_config_store__error(fx->st, i), line, sizeof(line));
+		ferry_config_error__format(ferry_config_store__error(fx->st, i), line,
+					   sizeof(line));
 		fprintf(stderr, "      error: %s\n", line);
 	}
 }
@@ -432,8 +433,8 @@ static void test_bad_references(void)
 		goto out;
 	ASSERT_EQ(fx_build(&fx), 1, "not a Service name");
 	if (ASSERT_EQ(ferry_config_store__nerrors(fx.st), 1, "error"))
-		ASSERT_STRSTR(ferry_config_store__error(fx.st, 0)->message,
-			      "is not a Service name", "says why");
+		ASSERT_STRSTR(ferry_config_store__error(fx.st, 0)->message, "is not a Service name",
+			      "says why");
 	ASSERT_TRUE(write_file(fx.dir, "sdep.yaml", SDEP("iris", "service/iris, service/iris")),
 		    "write");
 	ASSERT_EQ(fx_build(&fx), 1, "listed twice");
@@ -504,7 +505,8 @@ static void test_example(void)
 	char dir[512];
 
 	snprintf(dir, sizeof(dir), "%s/examples/seldon/service", top ? top : ".");
-	if (!ASSERT_TRUE(st, "store") || !ASSERT_EQ(ferry_config_store__load_dir(st, dir), 0, dir) ||
+	if (!ASSERT_TRUE(st, "store") ||
+	    !ASSERT_EQ(ferry_config_store__load_dir(st, dir), 0, dir) ||
 	    !ASSERT_OK(ferry_config_store__build(st, &m), "build"))
 		goto out;
 	ASSERT_EQ(ferry_config_store__nerrors(st), 0, "no errors");
@@ -527,13 +529,15 @@ static void test_service_list(void)
 	struct fixture fx;
 
 	if (!ASSERT_TRUE(fx_init(&fx), "fixture") ||
-	    !ASSERT_TRUE(write_file(fx.dir, "svc.yaml",
-				    "apiVersion: v1\n"
-				    "kind: ServiceList\n"
-				    "items:\n"
-				    "- metadata: {name: iris, namespace: models}\n"
-				    "  spec: {clusterIP: 10.96.0.10, ports: [{name: http, port: 8000}]}\n"),
-			 "write") ||
+	    !ASSERT_TRUE(
+		    write_file(
+			    fx.dir, "svc.yaml",
+			    "apiVersion: v1\n"
+			    "kind: ServiceList\n"
+			    "items:\n"
+			    "- metadata: {name: iris, namespace: models}\n"
+			    "  spec: {clusterIP: 10.96.0.10, ports: [{name: http, port: 8000}]}\n"),
+		    "write") ||
 	    !ASSERT_TRUE(write_file(fx.dir, "sdep.yaml", SDEP("iris", "service/iris") SLICES_V4),
 			 "write"))
 		goto out;

@@ -153,8 +153,8 @@ int cmd_services(struct ctl *c, int argc, char **argv)
 			/* service=NS/NAME: the Service the VIP came from; service=- a literal VIP. */
 			printf("%s  %s  service=%s  (affinity %s, %lld slots)\n",
 			       json_string_value(json_object_get(s, "vip")),
-			       json_string_value(json_object_get(s, "deployment")), from ? from : "-",
-			       json_string_value(json_object_get(s, "affinity")),
+			       json_string_value(json_object_get(s, "deployment")),
+			       from ? from : "-", json_string_value(json_object_get(s, "affinity")),
 			       (long long)json_integer_value(json_object_get(s, "table_size")));
 			for (j = 0; j < json_array_size(preds); j++) {
 				json_t *p = json_array_get(preds, j),

@@ -39,8 +39,8 @@ static int parse_svc_ref(struct vctx *c, const char *name, json_t *where, const 
 	}
 	for (size_t i = 0; i < sd->nsvcs; i++) {
 		if (!strcmp(sd->svcs[i].name, name)) {
-			verr(c, where, ANN_VIP, NULL, field,
-			     "%s%s is listed twice: list it once", VIP_SERVICE_PREFIX, name);
+			verr(c, where, ANN_VIP, NULL, field, "%s%s is listed twice: list it once",
+			     VIP_SERVICE_PREFIX, name);
 			errno = EINVAL;
 			return -EINVAL;
 		}
@@ -157,8 +157,7 @@ static int parse_ann_latency_sample(struct vctx *c, const char *value, json_t *w
 
 /* In the order they are read (and errors reported). */
 const struct ferry_annotation ferry_annotations[] = {
-	{ ANN_VIP,
-	  "`ADDR:PORT`, `[ADDR]:PORT`, `/udp` suffix, `service/NAME`, comma separated",
+	{ ANN_VIP, "`ADDR:PORT`, `[ADDR]:PORT`, `/udp` suffix, `service/NAME`, comma separated",
 	  "the deployment's VIPs, one service each (see VIPs above); `service/NAME` takes every "
 	  "ClusterIP and port of Service NAME (see VIPs from a Service)",
 	  parse_ann_vip },

@@ -152,7 +152,8 @@ static void *dup_array(const void *v, size_t n, size_t size)
 	return d;
 }
 
-static int note_add(struct str_set *set, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int note_add(struct str_set *set, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 static int note_add(struct str_set *set, const char *fmt, ...)
 {
@@ -270,8 +271,8 @@ static int expand_services(struct build_state *bs, struct entry *e, struct sdep 
 		}
 		if (!svc->nports) {
 			verr(&c, where, ANN_VIP, NULL, field,
-			     "Service %s/%s has no TCP or UDP port: add one to its spec.ports", sd->ns,
-			     name);
+			     "Service %s/%s has no TCP or UDP port: add one to its spec.ports",
+			     sd->ns, name);
 			bad = true;
 			continue;
 		}
@@ -285,10 +286,9 @@ static int expand_services(struct build_state *bs, struct entry *e, struct sdep 
 			if (family_unserved(bs, sd, svc->ips[i].family)) {
 				inet_ntop(svc->ips[i].family == FERRY_AF_INET6 ? AF_INET6 : AF_INET,
 					  svc->ips[i].addr, addr, sizeof(addr));
-				err = note_add(&bs->family, "%s|%s/%s|%s|%s", sd->key, sd->ns, name,
-					       addr,
-					       svc->ips[i].family == FERRY_AF_INET6 ? "IPv6" :
-										      "IPv4");
+				err = note_add(
+					&bs->family, "%s|%s/%s|%s|%s", sd->key, sd->ns, name, addr,
+					svc->ips[i].family == FERRY_AF_INET6 ? "IPv6" : "IPv4");
 				if (err)
 					goto err_put;
 				continue;
@@ -792,7 +792,8 @@ static void note_service_changes(struct ferry_config_store *store, struct build_
 			pr_warn("Service %s: no label %s: kube-proxy (or Cilium) also serves its "
 				"ClusterIP, and may take a connection before ferry sees it; label it "
 				"%s=ferry (docs/kubernetes.md)",
-				bs->nolabel.v[i], LABEL_SERVICE_PROXY_NAME, LABEL_SERVICE_PROXY_NAME);
+				bs->nolabel.v[i], LABEL_SERVICE_PROXY_NAME,
+				LABEL_SERVICE_PROXY_NAME);
 	for (size_t i = 0; i < bs->family.n; i++) {
 		if (str_set_has(&store->noted_family, bs->family.v[i]) ||
 		    note_split(bs->family.v[i], buf, sizeof(buf), f, 4) != 4)
