@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Manifests in, desired state out. A store holds the Kubernetes objects
- * ferry cares about (SeldonDeployment, EndpointSlice), from files or from the
+ * ferry cares about (SeldonDeployment, EndpointSlice, Service), from files or from the
  * Kubernetes API, validates each the way Seldon's admission webhook does (and
  * then by ferry's own rules), and builds a struct ferry_model from them.
  *

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The manifest store (config.h): validates SeldonDeployment and EndpointSlice
- * objects the way Seldon's admission webhook does, then by ferry's own rules,
+ * The manifest store (config.h): validates SeldonDeployment, EndpointSlice and
+ * Service objects (SeldonDeployments the way Seldon's admission webhook does),
+ * then by ferry's own rules,
  * keeps the last good version of every object, and maps what is in force to
  * a struct ferry_model. docs/configuration.md is the user's view of this file.
  *
@@ -13,7 +14,7 @@
  *
  * This header is private to user/source/config_*.c: the validated object
  * types and the helpers the rule files share. One file per concern:
- * helpers, vip, sdep, slice, object, store, build.
+ * helpers, vip, sdep, slice, service, object, store, build.
  */
 #ifndef FERRY_CONFIG_INTERNAL_H
 #define FERRY_CONFIG_INTERNAL_H
