@@ -64,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	store = ferry_config_store__new();
 	if (!store)
 		return 0;
-	resource = data[0] & 1;
+	resource = data[0] % 3; /* SeldonDeployments, EndpointSlices, Services */
 	data++;
 	size--;
 	while (size) {

@@ -5,7 +5,7 @@
 # parse and have their required fields, the DaemonSet runs the image the
 # Dockerfile builds, its capabilities are the ones docs/kubernetes.md
 # justifies, bpffs is mounted, and the RBAC rules grant exactly the API
-# resources user/source/k8s_*.c use. Nothing here needs a cluster or Docker.
+# resources user/source/k8s_*.c uses. Nothing here needs a cluster or Docker.
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,8 +51,10 @@ def read(path):
 files = sorted(f for f in os.listdir(kdir) if f.endswith((".yaml", ".yml")))
 dockerfile = read("deploy/Dockerfile")
 docs = read("docs/kubernetes.md")
-# The client is split over user/source/k8s_*.[ch]: read them as one.
-k8s_c = "".join(read(os.path.join("user/source", f)) for f in sorted(os.listdir(os.path.join(top, "user/source"))) if f.startswith("k8s") and f.endswith((".c", ".h")))
+# The Kubernetes client: user/source/k8s_*.c and its private header (resource table).
+k8s_c = "".join(read(os.path.join("user", "source", f))
+                for f in sorted(os.listdir(os.path.join(top, "user", "source")))
+                if f.startswith("k8s") and f.endswith((".c", ".h")))
 
 # The one image name: "# IMAGE: NAME" in the Dockerfile.
 m = re.search(r"^# IMAGE: (\S+)$", dockerfile, re.M)
@@ -200,10 +202,13 @@ problems = []
 used = {}  # (group, resource) -> verbs the client needs
 for group, version, plural in re.findall(r'"/apis/([\w.]+)/(\w+)",\s*"(\w+)"', k8s_c):
     used[(group, plural)] = {"get", "list", "watch"}
+# The core group ("/api/v1"): Services, for ferry.io/vip: service/NAME.
+for version, plural in re.findall(r'"/api/(v1)",\s*"(\w+)"', k8s_c):
+    used[("", plural)] = {"get", "list", "watch"}
 if re.search(r'"%s/api/v1/namespaces/%s/events"', k8s_c):
     used[("", "events")] = {"create"}
-if len(used) < 3:
-    problems.append("found only %s in user/source/k8s_*.c; did the API paths move?" % sorted(used))
+if len(used) < 4:
+    problems.append("found only %s in user/source/k8s_*; did the API paths move?" % sorted(used))
 granted = {}
 for role in find("ClusterRole"):
     for rule in role.get("rules", []):
@@ -213,10 +218,10 @@ for role in find("ClusterRole"):
 for key, verbs in sorted(used.items()):
     missing = verbs - granted.get(key, set())
     if missing:
-        problems.append("user/source/k8s_*.c use %s/%s but RBAC lacks %s" % (key[0] or "core", key[1],
+        problems.append("the client (user/source/k8s_*) uses %s/%s but RBAC lacks %s" % (key[0] or "core", key[1],
                                                                        sorted(missing)))
 for key in sorted(set(granted) - set(used)):
-    problems.append("RBAC grants %s/%s, which user/source/k8s_*.c never use" % (key[0] or "core", key[1]))
+    problems.append("RBAC grants %s/%s, which the client (user/source/k8s_*) never uses" % (key[0] or "core", key[1]))
 for key, verbs in granted.items():
     if verbs & {"*", "delete", "deletecollection", "update"} or "*" in key[1]:
         problems.append("RBAC grants more than needed on %s/%s: %s" % (key[0] or "core", key[1],

@@ -327,13 +327,15 @@ test_status() {
 
 test_services() {
 	run services services || why "services exited $?" || return 1
-	grep_out services "^$VIP +default/iris" || return 1
+	# service=-: a literal VIP (service=NS/NAME for ferry.io/vip: service/NAME, vmtests service_vip).
+	grep_out services "^$VIP +default/iris +service=- +\(affinity" || return 1
 	grep_out services '^  main +configured +80\.00% +effective +80\.00%' || return 1
 	grep_out services '^  canary +configured +20\.00% +effective +20\.00%' || return 1
 	grep_out services "^    $B1:9000 +active" || return 1
 	run services.json -j services || why "services -j exited $?" || return 1
 	jcheck "$OUT/services.json" \
 		"len(d) == 1 and svc('$VIP')['deployment'] == 'default/iris'" \
+		"'service' in svc('$VIP') and svc('$VIP')['service'] is None" \
 		"svc('$VIP')['table_size'] >= 7" \
 		"[p['name'] for p in svc('$VIP')['predictors']] == ['main', 'canary'] or [p['name'] for p in svc('$VIP')['predictors']] == ['canary', 'main']" \
 		"pred(svc('$VIP'), 'main')['weight_configured'] == 80 and near(pred(svc('$VIP'), 'main')['weight_effective'], 80)" \

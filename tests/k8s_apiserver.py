@@ -6,6 +6,7 @@ It speaks just enough of the API, over HTTPS, to exercise ferryd's list+watch
 client at the protocol level:
 
   GET  /apis/GROUP/VERSION[/namespaces/NS]/PLURAL?limit=N&continue=T    paged list
+  GET  /api/v1[/namespaces/NS]/services...      the same for the core group (Services)
   GET  ...?watch=1&resourceVersion=RV&timeoutSeconds=S                  chunked watch
   POST /api/v1/namespaces/NS/events                                     recorded Events
 
@@ -50,6 +51,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 RESOURCES = {
     "seldondeployments": ("machinelearning.seldon.io/v1", "SeldonDeployment"),
     "endpointslices": ("discovery.k8s.io/v1", "EndpointSlice"),
+    "services": ("v1", "Service"),
 }
 
 
@@ -230,13 +232,16 @@ class Handler(BaseHTTPRequestHandler):
                                      "bookmarks_sent": STATE.bookmarks_sent})
             return
         parts = url.path.strip("/").split("/")
-        # apis GROUP VERSION [namespaces NS] PLURAL
+        # apis GROUP VERSION [namespaces NS] PLURAL, or the core group:
+        # api VERSION [namespaces NS] PLURAL (as "apis" with an empty group)
+        if parts[:1] == ["api"]:
+            parts = ["apis", ""] + parts[1:]
         ns = None
         if len(parts) == 6 and parts[3] == "namespaces":
             ns = parts[4]
             parts = parts[:3] + parts[5:]
         if len(parts) != 4 or parts[0] != "apis" or parts[3] not in RESOURCES or \
-                "/".join(parts[1:3]) != RESOURCES[parts[3]][0]:
+                "/".join(p for p in parts[1:3] if p) != RESOURCES[parts[3]][0]:
             self.send_json(404, status_body(404, "NotFound", "the server could not find "
                                             "the requested resource"))
             return
@@ -285,7 +290,7 @@ class Handler(BaseHTTPRequestHandler):
             items = []
             for k in page:
                 obj = json.loads(json.dumps(STATE.objects[resource][k]))
-                if resource == "endpointslices":
+                if resource in ("endpointslices", "services"):
                     # Built-in types' list items carry no kind/apiVersion.
                     obj.pop("kind", None)
                     obj.pop("apiVersion", None)

@@ -4,7 +4,11 @@
 # pattern (--pod-iface) to every host-side veth, including one that appears
 # after it started, and balances pod -> VIP traffic at TC ingress with the
 # reply translated at TC egress into the pod. Also: the node's own processes
-# (--host-clients). Backends are pods too and run no XDP.
+# (--host-clients). Backends are pods too and run no XDP. And the order of
+# hooks a Service's ClusterIP relies on (docs/kubernetes.md): with a
+# kube-proxy-style DNAT rule for the VIP in the node's nat table, ferry still
+# chooses (TC on the pod's veth, connect() for host clients) and the rule
+# never matches a packet.
 #
 # Prints PASS/FAIL/SKIP lines for tests/run.
 set -uo pipefail
@@ -18,7 +22,7 @@ vip=198.18.200.10
 work=""
 
 skip_all() {
-	for t in split reply_from_vip new_pod host_client pod_removed; do echo "SKIP pod/$t: $1"; done
+	for t in split reply_from_vip new_pod host_client pod_removed tc_before_iptables; do echo "SKIP pod/$t: $1"; done
 	exit 0
 }
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (network namespaces, BPF)"
@@ -233,6 +237,42 @@ else
 	echo "FAIL pod/pod_removed: $why"
 	tail -5 "$work/ferryd.log" >&2
 	failed=1
+fi
+
+# 6. kube-proxy's rule for the same address (a ClusterIP ferry balances through
+# ferry.io/vip: service/NAME): a DNAT of the VIP to b1 alone in PREROUTING (pods)
+# and OUTPUT (host processes), as kube-proxy's KUBE-SERVICES chains do. ferry's
+# TC ingress on the pod's veth runs before PREROUTING and its connect() hook
+# before OUTPUT, so ferry's 50/50 holds and the rules count no packet: iptables
+# sees a backend address, never the VIP.
+why=""
+if ! command -v iptables >/dev/null; then
+	echo "SKIP pod/tc_before_iptables: iptables missing"
+else
+	for chain in PREROUTING OUTPUT; do
+		ip netns exec $node iptables -t nat -A $chain -d $vip/32 -p tcp --dport 8000 \
+			-m comment --comment fpm-kube-proxy -j DNAT --to-destination 198.18.61.2:8000 ||
+			why="cannot add the $chain DNAT rule"
+	done
+	n=200
+	for _ in $(seq $n); do ask $pfx-p1; done >"$work/kp-pod.txt"
+	for _ in $(seq $n); do ask $node; done >"$work/kp-host.txt"
+	sd=$(python3 -c "import math; print(3*math.sqrt($n*0.25))")
+	for f in kp-pod kp-host; do
+		k2=$(grep -c '^b2$' "$work/$f.txt")
+		k1=$(grep -c '^b1$' "$work/$f.txt")
+		[ $((k1 + k2)) -eq $n ] && python3 -c "import sys; sys.exit(0 if abs($k2-$n/2) <= $sd else 1)" ||
+			why="${why:+$why; }$f: b1=$k1 b2=$k2 of $n (kube-proxy's rule would give b1 only)"
+	done
+	pk=$(ip netns exec $node iptables -t nat -L -v -n -x | awk '/fpm-kube-proxy/ {s += $1} END {print s + 0}')
+	[ "$pk" -eq 0 ] || why="${why:+$why; }the DNAT rules matched $pk packets: iptables saw the VIP"
+	if [ -z "$why" ]; then
+		echo "PASS pod/tc_before_iptables"
+	else
+		echo "FAIL pod/tc_before_iptables: $why"
+		ip netns exec $node iptables -t nat -L -v -n >&2
+		failed=1
+	fi
 fi
 
 exit $failed

@@ -645,6 +645,45 @@ out:
 	teardown(k8s);
 }
 
+#define SVC(name)                                                                        \
+	"{\"metadata\": {\"namespace\": \"default\", \"name\": \"" name "\"}, \"spec\": "    \
+	"{\"clusterIP\": \"10.96.0.10\", \"ports\": [{\"name\": \"http\", \"port\": 8000}]}}"
+
+/* Services (ferry.io/vip: service/NAME): listed from the core group, then watched. */
+static void test_services_list_watch(void)
+{
+	struct ferry_k8s_opts opts = base_opts(NULL);
+	struct ferry_k8s *k8s;
+	json_t *last = NULL;
+	char *got = NULL;
+
+	k8s = fixture("{\"objects\": {\"seldondeployments\": [" SD("sd-a") "],"
+		      " \"services\": [" SVC("iris") "]}}",
+		      &opts);
+	if (!k8s)
+		goto out;
+	ASSERT_EQ(rec_count("U Service default/iris"), 1, "listed");
+	ASSERT_EQ(count_requests("services", false, NULL), 1, "one list of /api/v1/services");
+	got = rec_join("U Service ");
+	/* The core group's apiVersion is "v1", filled in for list items. */
+	ASSERT_STRSTR(got, "U Service default/iris 3 v1|", "kind and apiVersion filled in");
+	free(got);
+	got = NULL;
+	if (!WAIT_FOR(count_requests("services", true, &last) == 1))
+		goto out;
+	if (!ctl("[{\"op\": \"put\", \"resource\": \"services\", \"object\": " SVC(
+		    "new") "},"
+			   " {\"op\": \"delete\", \"resource\": \"services\", \"namespace\": "
+			   "\"default\", \"name\": \"iris\"}]") ||
+	    !WAIT_FOR(rec_count("D Service default/iris") == 1))
+		goto out;
+	ASSERT_EQ(rec_count("U Service default/new"), 1, "ADDED through the watch");
+out:
+	free(got);
+	json_decref(last);
+	teardown(k8s);
+}
+
 static void test_watch_events_in_order(void)
 {
 	struct ferry_k8s_opts opts = base_opts(NULL);
@@ -1214,6 +1253,7 @@ int main(int argc, char **argv)
 
 	RUN_TEST(SUITE, test_initial_list_paged);
 	RUN_TEST(SUITE, test_watch_events_in_order);
+	RUN_TEST(SUITE, test_services_list_watch);
 	RUN_TEST(SUITE, test_bookmark_moves_resource_version);
 	RUN_TEST(SUITE, test_gone_event_relists);
 	RUN_TEST(SUITE, test_gone_http_relists);

@@ -109,7 +109,7 @@ struct ferryd {
 static void write_status(struct ferryd *d, const struct ferry_sync_result *res)
 {
 	char path[PATH_MAX], tmp[PATH_MAX + 8];
-	json_t *root, *errors;
+	json_t *root, *errors, *vip_services;
 	struct timespec now;
 	size_t i;
 
@@ -132,12 +132,24 @@ static void write_status(struct ferryd *d, const struct ferry_sync_result *res)
 							"text", line));
 	}
 	pthread_mutex_unlock(&d->store_lock);
-	root = json_pack("{s:i, s:s, s:s, s:I, s:i, s:i, s:i, s:o}", "pid", (int)getpid(),
+	/* Where each VIP came from (ferry.io/vip: service/NAME): ferryctl services shows it. */
+	vip_services = json_object();
+	for (i = 0; vip_services && i < d->model.nservices; i++) {
+		const struct ferry_model_service *ms = &d->model.services[i];
+		char vip[FERRY_ADDR_STRLEN + 8];
+
+		if (ms->service[0])
+			json_object_set_new(vip_services,
+					    ferry_vip__format(&ms->vip, vip, sizeof(vip)),
+					    json_string(ms->service));
+	}
+	root = json_pack("{s:i, s:s, s:s, s:I, s:i, s:i, s:i, s:o, s:o*}", "pid", (int)getpid(),
 			 "pin_path", d->opts.pin_path, "config_dir",
 			 d->opts.config_dir ? d->opts.config_dir : "(kubernetes)",
 			 "last_sync_unix", (json_int_t)now.tv_sec, "services",
 			 res ? (int)res->services : 0, "sync_errors", res ? (int)res->errors : 0,
-			 "config_errors", (int)d->config_errors, "errors", errors);
+			 "config_errors", (int)d->config_errors, "errors", errors, "vip_services",
+			 vip_services);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if (root && !json_dump_file(root, tmp, JSON_INDENT(2)))
 		rename(tmp, path);
@@ -324,6 +336,32 @@ static void report_k8s_error(struct ferryd *d, const struct ferry_config_error *
 	ferry_k8s__report_error(d->k8s, kind, ns, name, e->message);
 }
 
+/*
+ * A deployment waiting for a Service it names: logged by the store; in
+ * cluster mode an Event too (rate-limited by the client), so that
+ * `kubectl describe sdep` says why the VIP is not there yet.
+ */
+static void report_k8s_waiting(struct ferryd *d)
+{
+	char dep[512], svc[512], msg[1200];
+
+	for (size_t i = 0; d->k8s && i < ferry_config_store__nwaiting(d->store); i++) {
+		char *slash;
+
+		if (ferry_config_store__waiting(d->store, i, dep, sizeof(dep), svc, sizeof(svc)))
+			continue;
+		slash = strchr(dep, '/');
+		if (!slash)
+			continue;
+		*slash = '\0';
+		snprintf(msg, sizeof(msg),
+			 "ferry.io/vip names Service %s, which does not exist (yet): its VIPs are "
+			 "added when it appears; create the Service or fix the name",
+			 svc);
+		ferry_k8s__report_error(d->k8s, "SeldonDeployment", dep, slash + 1, msg);
+	}
+}
+
 /* --------------------------------------------------------- kubernetes */
 
 static void poke(struct ferryd *d)
@@ -438,6 +476,7 @@ static int resync(struct ferryd *d)
 		if (seen)
 			seen[i] = strdup(line);
 	}
+	report_k8s_waiting(d);
 	pthread_mutex_unlock(&d->store_lock);
 	free_seen_errors(d);
 	if (seen) {

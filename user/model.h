@@ -35,6 +35,7 @@ struct ferry_model_service {
 	__u32 flags; /* FERRY_SVC_F_HASH_SRC_ADDR */
 	__u32 sample_every; /* latency sampling, see struct ferry_service */
 	__u32 table_size; /* 0: the data plane's default */
+	char service[FERRY_NAME_LEN]; /* "namespace/name" of the Service it came from, or "" */
 	struct ferry_model_predictor *predictors;
 	size_t npredictors;
 };

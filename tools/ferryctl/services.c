@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * ferryctl services: VIPs, predictors (configured/effective weight), backends.
+ * ferryctl services: VIPs (and the Service each came from), predictors (configured/effective weight), backends.
  */
 #include "ferryctl.h"
 
@@ -34,8 +34,27 @@ static double rate_of(const struct ferry_snapshot *a, const struct ferry_snapsho
 	return (y->stats.new_flows - x->stats.new_flows) / dt;
 }
 
+/*
+ * The Service each VIP came from (ferry.io/vip: service/NAME): the maps do
+ * not hold it, ferryd's status file does ("vip_services"). NULL when there is
+ * no status file (ferryd never ran here).
+ */
+static json_t *read_vip_services(struct ctl *c)
+{
+	char path[PATH_MAX];
+	json_t *st, *vs = NULL;
+
+	if (ferry_status__path(c->pin_path, path, sizeof(path)))
+		return NULL;
+	st = json_load_file(path, 0, NULL);
+	if (st)
+		vs = json_incref(json_object_get(st, "vip_services"));
+	json_decref(st);
+	return vs;
+}
+
 static json_t *services_json(const struct ferry_snapshot *prev, const struct ferry_snapshot *snap,
-			     double dt)
+			     double dt, json_t *vip_services)
 {
 	json_t *arr = json_array();
 	size_t i, j, k;
@@ -81,11 +100,14 @@ static json_t *services_json(const struct ferry_snapshot *prev, const struct fer
 						 "new_connections", (json_int_t)p->stats.new_flows,
 						 "backends", bes));
 		}
+		const char *from;
+
+		ferry_vip__format(&s->vip, buf, sizeof(buf));
+		from = json_string_value(json_object_get(vip_services, buf));
 		json_array_append_new(
 			arr,
-			json_pack("{s:s, s:s, s:s, s:i, s:o}", "vip",
-				  ferry_vip__format(&s->vip, buf, sizeof(buf)), "deployment", s->deployment,
-				  "affinity",
+			json_pack("{s:s, s:s, s:s?, s:s, s:i, s:o}", "vip", buf, "deployment",
+				  s->deployment, "service", from, "affinity",
 				  s->flags & FERRY_SVC_F_HASH_SRC_ADDR ? "client-ip" : "connection",
 				  "table_size", (int)s->table_size, "predictors", preds));
 	}
@@ -95,13 +117,14 @@ static json_t *services_json(const struct ferry_snapshot *prev, const struct fer
 int cmd_services(struct ctl *c, int argc, char **argv)
 {
 	struct ferry_snapshot *a, *b;
-	json_t *arr;
+	json_t *arr, *vip_services;
 	size_t i, j, k;
 	int rc;
 
 	if (simple_args(argc, argv, 0,
 			"Usage: ferryctl services [-j]\n"
-			"Each VIP with its deployment, predictors with configured and effective\n"
+			"Each VIP with its deployment and the Service it came from (service=-\n"
+			"for a literal ADDR:PORT), predictors with configured and effective\n"
 			"weight (and any override), backends with state and new connections/s\n"
 			"(measured over one second).\n",
 			&rc))
@@ -115,7 +138,9 @@ int cmd_services(struct ctl *c, int argc, char **argv)
 		ferry_snapshot__free(a);
 		return EXIT_FAIL;
 	}
-	arr = services_json(a, b, 1.0);
+	vip_services = read_vip_services(c);
+	arr = services_json(a, b, 1.0, vip_services);
+	json_decref(vip_services);
 	if (c->json) {
 		print_json(arr);
 	} else {
@@ -123,10 +148,13 @@ int cmd_services(struct ctl *c, int argc, char **argv)
 			json_t *s = json_array_get(arr, i),
 			       *preds = json_object_get(s, "predictors");
 
-			printf("%s  %s  (affinity %s, %lld slots)\n",
+			const char *from = json_string_value(json_object_get(s, "service"));
+
+			/* service=NS/NAME: the Service the VIP came from; service=- a literal VIP. */
+			printf("%s  %s  service=%s  (affinity %s, %lld slots)\n",
 			       json_string_value(json_object_get(s, "vip")),
 			       json_string_value(json_object_get(s, "deployment")),
-			       json_string_value(json_object_get(s, "affinity")),
+			       from ? from : "-", json_string_value(json_object_get(s, "affinity")),
 			       (long long)json_integer_value(json_object_get(s, "table_size")));
 			for (j = 0; j < json_array_size(preds); j++) {
 				json_t *p = json_array_get(preds, j),

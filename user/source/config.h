@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Manifests in, desired state out. A store holds the Kubernetes objects
- * ferry cares about (SeldonDeployment, EndpointSlice), from files or from the
+ * ferry cares about (SeldonDeployment, EndpointSlice, Service), from files or from the
  * Kubernetes API, validates each the way Seldon's admission webhook does (and
  * then by ferry's own rules), and builds a struct ferry_model from them.
  *
@@ -64,6 +64,16 @@ int ferry_config_store__delete(struct ferry_config_store *store, const char *kin
  * ferry_model__free.
  */
 int ferry_config_store__build(struct ferry_config_store *store, struct ferry_model *model);
+
+/*
+ * Deployments that name a Service (ferry.io/vip: service/NAME) that does not
+ * exist, as of the last __build: accepted, balanced once it appears. Fills
+ * deployment ("namespace/name") and service ("namespace/name") of entry i.
+ * Returns 0, or -ENOENT past the end.
+ */
+size_t ferry_config_store__nwaiting(const struct ferry_config_store *store);
+int ferry_config_store__waiting(const struct ferry_config_store *store, size_t i, char *deployment,
+				size_t dlen, char *service, size_t slen);
 
 /* The errors of the last __load_dir, __put and __build calls, in order. */
 size_t ferry_config_store__nerrors(const struct ferry_config_store *store);

@@ -8,6 +8,54 @@
 #include "source/annotations.h"
 #include "source/config_internal.h"
 
+/* A Service name is a DNS label: a-z, 0-9 and '-', 63 at most, a letter first. */
+static bool dns_label(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (!n || n > 63 || !(name[0] >= 'a' && name[0] <= 'z') || name[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+		      name[i] == '-'))
+			return false;
+	return true;
+}
+
+/* service/NAME: recorded now, resolved against the Service at each build. */
+static int parse_svc_ref(struct vctx *c, const char *name, json_t *where, const char *field,
+			 struct sdep *sd)
+{
+	struct sd_svc_ref *r;
+
+	if (!dns_label(name)) {
+		verr(c, where, ANN_VIP, NULL, field,
+		     "\"%s%s\": \"%s\" is not a Service name (lower-case letters, digits and "
+		     "'-', a letter first, 63 at most): write service/NAME with the name of a "
+		     "Service in this deployment's namespace",
+		     VIP_SERVICE_PREFIX, name, name);
+		errno = EINVAL;
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < sd->nsvcs; i++) {
+		if (!strcmp(sd->svcs[i].name, name)) {
+			verr(c, where, ANN_VIP, NULL, field, "%s%s is listed twice: list it once",
+			     VIP_SERVICE_PREFIX, name);
+			errno = EINVAL;
+			return -EINVAL;
+		}
+	}
+	r = realloc(sd->svcs, (sd->nsvcs + 1) * sizeof(*r));
+	if (!r) {
+		errno = ENOMEM;
+		return -ENOMEM;
+	}
+	sd->svcs = r;
+	snprintf(r[sd->nsvcs].name, sizeof(r->name), "%s", name);
+	sd->nsvcs++;
+	return 0;
+}
+
 static int parse_ann_vip(struct vctx *c, const char *value, json_t *where, const char *field,
 			 struct sdep *sd)
 {
@@ -29,6 +77,16 @@ static int parse_ann_vip(struct vctx *c, const char *value, json_t *where, const
 			*--end = '\0';
 		if (!*tok)
 			continue;
+		if (!strncmp(tok, VIP_SERVICE_PREFIX, strlen(VIP_SERVICE_PREFIX))) {
+			if (parse_svc_ref(c, tok + strlen(VIP_SERVICE_PREFIX), where, field, sd)) {
+				bad = 1;
+				if (errno == ENOMEM) {
+					free(copy);
+					return -ENOMEM;
+				}
+			}
+			continue;
+		}
 		v = realloc(sd->vips, (sd->nvips + 1) * sizeof(*v));
 		if (!v) {
 			free(copy);
@@ -36,6 +94,7 @@ static int parse_ann_vip(struct vctx *c, const char *value, json_t *where, const
 		}
 		sd->vips = v;
 		v = &sd->vips[sd->nvips];
+		memset(v, 0, sizeof(*v));
 		if (ferry_vip__parse(tok, &v->vip, why, sizeof(why))) {
 			verr(c, where, ANN_VIP, NULL, field, "%s", why);
 			bad = 1;
@@ -51,10 +110,10 @@ static int parse_ann_vip(struct vctx *c, const char *value, json_t *where, const
 		}
 		sd->nvips++;
 	}
-	if (!sd->nvips && !bad) {
+	if (!sd->nvips && !sd->nsvcs && !bad) {
 		verr(c, where, ANN_VIP, NULL, field,
-		     "no VIP in \"%s\": write ADDR:PORT[,ADDR:PORT...], e.g. 198.18.100.10:8000, "
-		     "or remove the annotation",
+		     "no VIP in \"%s\": write ADDR:PORT[,ADDR:PORT...] or service/NAME, e.g. "
+		     "198.18.100.10:8000 or service/iris, or remove the annotation",
 		     value);
 		bad = 1;
 	}
@@ -98,8 +157,10 @@ static int parse_ann_latency_sample(struct vctx *c, const char *value, json_t *w
 
 /* In the order they are read (and errors reported). */
 const struct ferry_annotation ferry_annotations[] = {
-	{ ANN_VIP, "`ADDR:PORT`, `[ADDR]:PORT`, `/udp` suffix, comma separated",
-	  "the deployment's VIPs, one service each (see VIPs above)", parse_ann_vip },
+	{ ANN_VIP, "`ADDR:PORT`, `[ADDR]:PORT`, `/udp` suffix, `service/NAME`, comma separated",
+	  "the deployment's VIPs, one service each (see VIPs above); `service/NAME` takes every "
+	  "ClusterIP and port of Service NAME (see VIPs from a Service)",
+	  parse_ann_vip },
 	{ ANN_AFFINITY, "`client-ip`, `none` (default)",
 	  "`client-ip` sets `FERRY_SVC_F_HASH_SRC_ADDR`: every connection from one client "
 	  "address goes to the same backend",

@@ -11,9 +11,12 @@ struct build_state {
 	struct ferry_config_store *store;
 	struct entry **slices;
 	size_t nslices;
+	struct entry **services; /* Service objects, for service/NAME VIPs */
+	size_t nservices;
 	struct vip_owner *claims; /* VIPs of the deployments in force: the next build's owners */
 	size_t nclaims;
 	struct str_set novip, shadow, redist;
+	struct str_set waitsvc, nolabel, family; /* see struct ferry_config_store */
 };
 
 static int cmp_entry_by_key(const void *a, const void *b)
@@ -112,6 +115,208 @@ static bool sdep_fits_slices(struct build_state *bs, struct entry *e, struct sde
 	return ok;
 }
 
+static struct entry *find_service(struct build_state *bs, const char *ns, const char *name)
+{
+	for (size_t i = 0; i < bs->nservices; i++)
+		if (!strcmp(bs->services[i]->ns, ns) && !strcmp(bs->services[i]->name, name))
+			return bs->services[i];
+	return NULL;
+}
+
+/* Has a predictor of sd slices, all of them of the family other than fam? */
+static bool family_unserved(struct build_state *bs, const struct sdep *sd, __u8 fam)
+{
+	for (size_t p = 0; p < sd->npreds; p++) {
+		size_t same = 0, other = 0;
+
+		for (size_t s = slices_first(bs, sd->ns, sd->preds[p].service);
+		     s < bs->nslices && !slice_cmp(bs->slices[s], sd->ns, sd->preds[p].service);
+		     s++) {
+			if (bs->slices[s]->sl->family == fam)
+				same++;
+			else
+				other++;
+		}
+		if (other && !same)
+			return true;
+	}
+	return false;
+}
+
+static void *dup_array(const void *v, size_t n, size_t size)
+{
+	void *d = calloc(n + 1, size);
+
+	if (d && n)
+		memcpy(d, v, n * size);
+	return d;
+}
+
+static int note_add(struct str_set *set, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int note_add(struct str_set *set, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	return str_set_has(set, text) ? 0 : str_set_add(set, text);
+}
+
+/* Adds one VIP of Service svc (at ip, port) to x; a VIP listed twice is an error. */
+static int add_svc_vip(struct vctx *c, json_t *where, const char *field, struct sdep *x,
+		       const char *service, const struct k8s_svc *svc, const struct svc_ip *ip,
+		       const struct svc_port *port)
+{
+	struct sd_vip *nv, *v;
+
+	nv = realloc(x->vips, (x->nvips + 1) * sizeof(*nv));
+	if (!nv)
+		return -ENOMEM;
+	x->vips = nv;
+	v = &nv[x->nvips];
+	memset(v, 0, sizeof(*v));
+	v->vip.family = ip->family;
+	memcpy(v->vip.addr, ip->addr, sizeof(v->vip.addr));
+	v->vip.port = htons(port->port);
+	v->vip.proto = port->proto;
+	ferry_vip__format(&v->vip, v->text, sizeof(v->text));
+	snprintf(v->service, sizeof(v->service), "%s", service);
+	snprintf(v->port_name, sizeof(v->port_name), "%s", port->name);
+	snprintf(v->target_name, sizeof(v->target_name), "%s", port->target_name);
+	v->target_port = port->target_port;
+	v->flags = svc->client_ip ? FERRY_SVC_F_HASH_SRC_ADDR : 0;
+	for (size_t i = 0; i < x->nvips; i++) {
+		if (vip_cmp(&x->vips[i].vip, &v->vip))
+			continue;
+		verr(c, where, ANN_VIP, NULL, field,
+		     "VIP %s is listed twice (%s%s%s and Service %s): list it once", v->text,
+		     x->vips[i].service[0] ? "Service " : "literal ",
+		     x->vips[i].service[0] ? x->vips[i].service : "ADDR:PORT", "", service);
+		return -EINVAL;
+	}
+	x->nvips++;
+	return 0;
+}
+
+/*
+ * Long on purpose: one Service's shapes, each with its error.
+ * The version of deployment e to build: sd with its service/NAME entries
+ * resolved against the Services in force, as a copy (*out); sd itself (a new
+ * reference) when it names no Service. A Service that does not exist (yet)
+ * adds no VIP and is noted; a Service ferry cannot take rejects the version.
+ * Returns 0, -EINVAL (errors recorded) or -ENOMEM.
+ */
+static int expand_services(struct build_state *bs, struct entry *e, struct sdep *sd,
+			   struct sdep **out)
+{
+	struct vctx c = { .errs = &bs->store->build_errs, .mf = e->mf, .file = e->source };
+	struct sdep *x;
+	char field[256];
+	json_t *where;
+	bool bad = false;
+	int err = 0;
+
+	*out = NULL;
+	if (!sd->nsvcs || sd->expanded) {
+		*out = sdep_get(sd);
+		return 0;
+	}
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	*x = *sd;
+	x->refcnt = 1;
+	x->expanded = true;
+	x->preds = dup_array(sd->preds, sd->npreds, sizeof(*sd->preds));
+	x->svcs = dup_array(sd->svcs, sd->nsvcs, sizeof(*sd->svcs));
+	x->vips = dup_array(sd->vips, sd->nvips, sizeof(*sd->vips));
+	if (!x->preds || !x->svcs || !x->vips) {
+		err = -ENOMEM;
+		goto err_put;
+	}
+	snprintf(c.object, sizeof(c.object), "%s %s", KIND_SDEP, sd->key);
+	vip_field(e, &where, field, sizeof(field));
+	for (size_t r = 0; r < sd->nsvcs; r++) {
+		const char *name = sd->svcs[r].name;
+		struct entry *se = find_service(bs, sd->ns, name);
+		const struct k8s_svc *svc = se ? se->svc : NULL;
+
+		if (!svc) {
+			err = note_add(&bs->waitsvc, "%s|%s/%s", sd->key, sd->ns, name);
+			if (err)
+				goto err_put;
+			continue;
+		}
+		if (svc->headless) {
+			verr(&c, where, ANN_VIP, NULL, field,
+			     "Service %s/%s is headless (clusterIP: None): it has no address to "
+			     "balance; remove clusterIP: None from the Service, or use a literal "
+			     "ADDR:PORT VIP",
+			     sd->ns, name);
+			bad = true;
+			continue;
+		}
+		if (!strcmp(svc->type, "ExternalName") || !svc->nips) {
+			verr(&c, where, ANN_VIP, NULL, field,
+			     "Service %s/%s has no ClusterIP%s: give it spec.clusterIP (in a "
+			     "manifest file, write the address), or use a literal ADDR:PORT VIP",
+			     sd->ns, name,
+			     !strcmp(svc->type, "ExternalName") ? " (type ExternalName)" : "");
+			bad = true;
+			continue;
+		}
+		if (!svc->nports) {
+			verr(&c, where, ANN_VIP, NULL, field,
+			     "Service %s/%s has no TCP or UDP port: add one to its spec.ports",
+			     sd->ns, name);
+			bad = true;
+			continue;
+		}
+		if (!se->from_file && !svc->proxy_label &&
+		    (err = note_add(&bs->nolabel, "%s/%s", sd->ns, name)))
+			goto err_put;
+		for (size_t i = 0; i < svc->nips; i++) {
+			char addr[INET6_ADDRSTRLEN];
+
+			/* A dual-stack Service over single-stack predictors: that family is skipped. */
+			if (family_unserved(bs, sd, svc->ips[i].family)) {
+				inet_ntop(svc->ips[i].family == FERRY_AF_INET6 ? AF_INET6 : AF_INET,
+					  svc->ips[i].addr, addr, sizeof(addr));
+				err = note_add(
+					&bs->family, "%s|%s/%s|%s|%s", sd->key, sd->ns, name, addr,
+					svc->ips[i].family == FERRY_AF_INET6 ? "IPv6" : "IPv4");
+				if (err)
+					goto err_put;
+				continue;
+			}
+			for (size_t p = 0; p < svc->nports; p++) {
+				err = add_svc_vip(&c, where, field, x, name, svc, &svc->ips[i],
+						  &svc->ports[p]);
+				if (err == -EINVAL) {
+					bad = true;
+					err = 0;
+				} else if (err) {
+					goto err_put;
+				}
+			}
+		}
+	}
+	if (bad) {
+		sdep_put(x);
+		return -EINVAL;
+	}
+	*out = x;
+	return 0;
+
+err_put:
+	sdep_put(x);
+	return err;
+}
+
 struct vip_claim {
 	struct ferry_vip vip;
 	size_t dep; /* index into the sorted deployments */
@@ -136,6 +341,15 @@ static const char *vip_prev_owner(const struct ferry_config_store *store,
 	return NULL;
 }
 
+/* The Service a VIP of sd came from, or NULL for a literal one. */
+static const char *vip_service(const struct sdep *sd, const struct ferry_vip *vip)
+{
+	for (size_t v = 0; v < sd->nvips; v++)
+		if (!vip_cmp(&sd->vips[v].vip, vip))
+			return sd->vips[v].service[0] ? sd->vips[v].service : NULL;
+	return NULL;
+}
+
 /* Is vip claimed by a deployment other than dep that keeps its version? */
 static bool vip_taken(const struct vip_claim *claims, size_t nclaims, const bool *lost,
 		      const struct ferry_vip *vip, size_t dep)
@@ -153,7 +367,7 @@ static bool vip_taken(const struct vip_claim *claims, size_t nclaims, const bool
  * still fits. cand[i] is each deployment's candidate version; fills used[].
  */
 static int resolve_vips(struct build_state *bs, struct entry **deps, size_t ndeps,
-			struct sdep **cand, struct sdep **used)
+			struct sdep **cur, struct sdep **cand, struct sdep **used)
 {
 	struct vip_claim *claims = NULL;
 	size_t nclaims = 0, cap = 0;
@@ -209,15 +423,24 @@ static int resolve_vips(struct build_state *bs, struct entry **deps, size_t ndep
 			if (k == w)
 				continue;
 			lost[i] = true;
-			if (cand[i] != e->sd)
+			if (cand[i] != cur[i])
 				continue; /* an older version: its newer one was reported already */
 			snprintf(c.object, sizeof(c.object), "%s %s", KIND_SDEP, cand[i]->key);
 			vip_field(e, &where, field, sizeof(field));
 			ferry_vip__format(&claims[k].vip, text, sizeof(text));
-			verr(&c, where, ANN_VIP, NULL, field,
-			     "VIP %s is already used by SeldonDeployment %s: give this deployment "
-			     "another VIP or remove it from %s",
-			     text, winner, winner);
+			if (vip_service(cand[i], &claims[k].vip) ||
+			    vip_service(cand[claims[w].dep], &claims[k].vip))
+				/* Two deployments naming one Service: the same rule, said so. */
+				verr(&c, where, ANN_VIP, NULL, field,
+				     "VIP %s is already used by SeldonDeployment %s (a VIP taken "
+				     "from a Service counts as that deployment's own): give this "
+				     "deployment another VIP or Service, or remove it from %s",
+				     text, winner, winner);
+			else
+				verr(&c, where, ANN_VIP, NULL, field,
+				     "VIP %s is already used by SeldonDeployment %s: give this "
+				     "deployment another VIP or remove it from %s",
+				     text, winner, winner);
 		}
 	}
 
@@ -244,6 +467,54 @@ static int resolve_vips(struct build_state *bs, struct entry **deps, size_t ndep
 	free(claims);
 	free(lost);
 	return 0;
+}
+
+/*
+ * The slice port for a VIP taken from a Service port: the one with the same
+ * name (Seldon names its ports http and grpc), else the targetPort: by name
+ * when it is a name, by number when it is a number.
+ */
+static const struct sl_port *pick_svc_port(const struct slice *sl, const struct sd_vip *v)
+{
+	for (size_t i = 0; v->port_name[0] && i < sl->nports; i++)
+		if (sl->ports[i].proto == v->vip.proto && !strcmp(sl->ports[i].name, v->port_name))
+			return &sl->ports[i];
+	for (size_t i = 0; i < sl->nports; i++) {
+		if (sl->ports[i].proto != v->vip.proto)
+			continue;
+		if (v->target_name[0] ? !strcmp(sl->ports[i].name, v->target_name) :
+					sl->ports[i].port == v->target_port)
+			return &sl->ports[i];
+	}
+	return NULL;
+}
+
+/* A Service port that maps to no port of a predictor's slice: said on the Service. */
+static void svc_port_error(struct build_state *bs, const struct sdep *sd, const struct sd_vip *v,
+			   const struct sd_predictor *pred, const struct entry *se)
+{
+	struct entry *svc = find_service(bs, sd->ns, v->service);
+	const struct entry *at = svc ? svc : se;
+	struct vctx c = { .errs = &bs->store->build_errs, .mf = at->mf, .file = at->source };
+	json_t *ports = json_object_get(json_object_get(at->obj, "spec"), "ports");
+	char target[K8S_NAME_LEN + 16];
+
+	if (v->target_name[0])
+		snprintf(target, sizeof(target), "\"%s\"", v->target_name);
+	else
+		snprintf(target, sizeof(target), "%u", v->target_port);
+	snprintf(c.object, sizeof(c.object), "%s %.63s/%.230s", svc ? KIND_SERVICE : KIND_SLICE,
+		 at->ns, at->name);
+	verr(&c, svc ? json_object_get(at->obj, "spec") : at->obj, "ports", svc ? ports : NULL,
+	     svc ? "spec.ports" : "ports",
+	     "Service %s/%s port %u%s%s%s (VIP %s of SeldonDeployment %s) maps to no port of "
+	     "predictor %s's endpoints (EndpointSlice %s): no %s port named \"%s\" nor with "
+	     "targetPort %s; name the Service port like the predictor's port (http or grpc) or "
+	     "set its targetPort to the predictor's port number; this slice's endpoints are not "
+	     "used",
+	     sd->ns, v->service, ntohs(v->vip.port), v->port_name[0] ? " (\"" : "", v->port_name,
+	     v->port_name[0] ? "\")" : "", v->text, sd->key, pred->name, se->name,
+	     v->vip.proto == IPPROTO_UDP ? "UDP" : "TCP", v->port_name, target);
 }
 
 /* The slice port for a VIP: by name (http/grpc), the only one, or the same number. */
@@ -299,7 +570,11 @@ static int gather_backends(struct build_state *bs, const struct sdep *sd, const 
 
 		if (sl->family != vip->vip.family || !sl->neps)
 			continue;
-		port = pick_port(sl, &vip->vip);
+		port = vip->service[0] ? pick_svc_port(sl, vip) : pick_port(sl, &vip->vip);
+		if (!port && vip->service[0]) {
+			svc_port_error(bs, sd, vip, pred, se);
+			continue;
+		}
 		if (!port) {
 			struct vctx c = { .errs = &bs->store->build_errs,
 					  .mf = se->mf,
@@ -439,7 +714,9 @@ static int build_service(struct build_state *bs, const struct sdep *sd, const st
 	memset(svc, 0, sizeof(*svc));
 	svc->vip = vip->vip;
 	snprintf(svc->deployment, sizeof(svc->deployment), "%s", sd->key);
-	svc->flags = sd->flags;
+	svc->flags = sd->flags | vip->flags;
+	if (vip->service[0])
+		snprintf(svc->service, sizeof(svc->service), "%.63s/%.63s", sd->ns, vip->service);
 	svc->sample_every = sd->sample_every;
 	svc->predictors = calloc(sd->npreds, sizeof(*svc->predictors));
 	if (!svc->predictors)
@@ -464,6 +741,77 @@ static int cmp_service(const void *a, const void *b)
 	int r = vip_cmp(&x->vip, &y->vip);
 
 	return r ? r : strcmp(x->deployment, y->deployment);
+}
+
+/* Splits a note "a|b|..." into at most n fields (pointers into buf). */
+static size_t note_split(const char *note, char *buf, size_t len, char **f, size_t n)
+{
+	size_t k = 0;
+
+	snprintf(buf, len, "%s", note);
+	f[k++] = buf;
+	for (char *p = buf; *p && k < n; p++) {
+		if (*p == '|') {
+			*p = '\0';
+			f[k++] = p + 1;
+		}
+	}
+	return k;
+}
+
+/* Services named but missing, unlabelled, or of a family without endpoints: once per change. */
+static void note_service_changes(struct ferry_config_store *store, struct build_state *bs)
+{
+	char buf[1024], *f[5];
+
+	for (size_t i = 0; i < bs->waitsvc.n; i++) {
+		if (str_set_has(&store->noted_waitsvc, bs->waitsvc.v[i]) ||
+		    note_split(bs->waitsvc.v[i], buf, sizeof(buf), f, 2) != 2)
+			continue;
+		pr_warn("SeldonDeployment %s: Service %s does not exist (yet): its VIPs are added "
+			"when it appears",
+			f[0], f[1]);
+	}
+	for (size_t i = 0; i < store->noted_waitsvc.n; i++) {
+		if (str_set_has(&bs->waitsvc, store->noted_waitsvc.v[i]) ||
+		    note_split(store->noted_waitsvc.v[i], buf, sizeof(buf), f, 2) != 2)
+			continue;
+		char *slash = strchr(f[1], '/');
+		bool found;
+
+		if (!slash)
+			continue;
+		*slash = '\0';
+		found = find_service(bs, f[1], slash + 1) != NULL;
+		*slash = '/';
+		pr_info("SeldonDeployment %s: Service %s %s", f[0], f[1],
+			found ? "appeared: its VIPs are balanced" : "is no longer named");
+	}
+	for (size_t i = 0; i < bs->nolabel.n; i++)
+		if (!str_set_has(&store->noted_nolabel, bs->nolabel.v[i]))
+			pr_warn("Service %s: no label %s: kube-proxy (or Cilium) also serves its "
+				"ClusterIP, and may take a connection before ferry sees it; label it "
+				"%s=ferry (docs/kubernetes.md)",
+				bs->nolabel.v[i], LABEL_SERVICE_PROXY_NAME,
+				LABEL_SERVICE_PROXY_NAME);
+	for (size_t i = 0; i < bs->family.n; i++) {
+		if (str_set_has(&store->noted_family, bs->family.v[i]) ||
+		    note_split(bs->family.v[i], buf, sizeof(buf), f, 4) != 4)
+			continue;
+		pr_warn("SeldonDeployment %s: Service %s's ClusterIP %s is %s but the predictors' "
+			"EndpointSlices are not: that address is not balanced by ferry; publish %s "
+			"endpoints or make the Service single-stack",
+			f[0], f[1], f[2], f[3], f[3]);
+	}
+	str_set_free(&store->noted_waitsvc);
+	str_set_free(&store->noted_nolabel);
+	str_set_free(&store->noted_family);
+	store->noted_waitsvc = bs->waitsvc;
+	store->noted_nolabel = bs->nolabel;
+	store->noted_family = bs->family;
+	memset(&bs->waitsvc, 0, sizeof(bs->waitsvc));
+	memset(&bs->nolabel, 0, sizeof(bs->nolabel));
+	memset(&bs->family, 0, sizeof(bs->family));
 }
 
 /* Logs what changed since the last build, once per change. */
@@ -505,6 +853,7 @@ static void note_changes(struct ferry_config_store *store, struct build_state *b
 				"configured traffic",
 				len, v);
 	}
+	note_service_changes(store, bs);
 	str_set_free(&store->noted_novip);
 	str_set_free(&store->noted_shadow);
 	str_set_free(&store->noted_redist);
@@ -520,7 +869,7 @@ int ferry_config_store__build(struct ferry_config_store *store, struct ferry_mod
 {
 	struct build_state bs = { .store = store };
 	struct entry **deps = NULL;
-	struct sdep **used = NULL, **cand = NULL;
+	struct sdep **used = NULL, **cand = NULL, **cur = NULL;
 	size_t ndeps = 0, nsvc = 0;
 	int err = 0;
 
@@ -531,6 +880,8 @@ int ferry_config_store__build(struct ferry_config_store *store, struct ferry_mod
 
 		if (e->kind == OBJ_SLICE)
 			err = entries_push(&bs.slices, &bs.nslices, e);
+		else if (e->kind == OBJ_SERVICE)
+			err = entries_push(&bs.services, &bs.nservices, e);
 		else
 			err = entries_push(&deps, &ndeps, e);
 		if (err)
@@ -548,15 +899,21 @@ int ferry_config_store__build(struct ferry_config_store *store, struct ferry_mod
 
 	/* The version of each deployment in force: slices first, then VIP ownership. */
 	cand = calloc(ndeps + 1, sizeof(*cand));
-	if (!cand) {
+	cur = calloc(ndeps + 1, sizeof(*cur));
+	if (!cand || !cur) {
 		err = -ENOMEM;
 		goto out_free;
 	}
 	for (size_t i = 0; i < ndeps; i++) {
 		struct entry *e = deps[i];
 
-		if (sdep_fits_slices(&bs, e, e->sd, true)) {
-			cand[i] = e->sd;
+		/* cur[i]: the newest version, its Services resolved (NULL: rejected). */
+		err = expand_services(&bs, e, e->sd, &cur[i]);
+		if (err == -ENOMEM)
+			goto out_free;
+		err = 0;
+		if (cur[i] && sdep_fits_slices(&bs, e, cur[i], true)) {
+			cand[i] = cur[i];
 		} else if (e->built && e->built != e->sd &&
 			   sdep_fits_slices(&bs, e, e->built, false)) {
 			pr_warn("%s: SeldonDeployment %s: rejected; keeping the version in force",
@@ -564,7 +921,7 @@ int ferry_config_store__build(struct ferry_config_store *store, struct ferry_mod
 			cand[i] = e->built;
 		}
 	}
-	err = resolve_vips(&bs, deps, ndeps, cand, used);
+	err = resolve_vips(&bs, deps, ndeps, cur, cand, used);
 	if (err)
 		goto out_free;
 	for (size_t i = 0; i < ndeps; i++) {
@@ -573,6 +930,8 @@ int ferry_config_store__build(struct ferry_config_store *store, struct ferry_mod
 		if (!sd)
 			continue;
 		if (!sd->nvips) {
+			if (sd->nsvcs)
+				continue; /* its Services are missing or unserved: noted */
 			err = str_set_add(&bs.novip, sd->key);
 			if (err)
 				goto out_free;
@@ -626,13 +985,20 @@ int ferry_config_store__build(struct ferry_config_store *store, struct ferry_mod
 out_free:
 	if (err)
 		ferry_model__free(model);
+	for (size_t i = 0; cur && i < ndeps; i++)
+		sdep_put(cur[i]);
+	free(cur);
 	free(used);
 	free(cand);
 	free(deps);
 	free(bs.slices);
+	free(bs.services);
 	free(bs.claims);
 	str_set_free(&bs.novip);
 	str_set_free(&bs.shadow);
 	str_set_free(&bs.redist);
+	str_set_free(&bs.waitsvc);
+	str_set_free(&bs.nolabel);
+	str_set_free(&bs.family);
 	return err;
 }

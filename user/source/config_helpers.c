@@ -127,6 +127,7 @@ void sdep_put(struct sdep *sd)
 	if (!sd || --sd->refcnt > 0)
 		return;
 	free(sd->vips);
+	free(sd->svcs);
 	free(sd->preds);
 	free(sd);
 }
@@ -147,6 +148,15 @@ void slice_free(struct slice *sl)
 	free(sl);
 }
 
+void k8s_svc_free(struct k8s_svc *svc)
+{
+	if (!svc)
+		return;
+	free(svc->ips);
+	free(svc->ports);
+	free(svc);
+}
+
 void entry_free(struct entry *e)
 {
 	if (!e)
@@ -154,6 +164,7 @@ void entry_free(struct entry *e)
 	sdep_put(e->sd);
 	sdep_put(e->built);
 	slice_free(e->sl);
+	k8s_svc_free(e->svc);
 	json_decref(e->obj);
 	ferry_manifest__put(e->mf);
 	free(e);
@@ -161,7 +172,7 @@ void entry_free(struct entry *e)
 
 const char *kind_name(enum obj_kind kind)
 {
-	return kind == OBJ_SDEP ? KIND_SDEP : KIND_SLICE;
+	return kind == OBJ_SDEP ? KIND_SDEP : kind == OBJ_SLICE ? KIND_SLICE : KIND_SERVICE;
 }
 
 void entry_key(enum obj_kind kind, const char *ns, const char *name, char *buf, size_t len)

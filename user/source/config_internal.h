@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The manifest store (config.h): validates SeldonDeployment and EndpointSlice
- * objects the way Seldon's admission webhook does, then by ferry's own rules,
+ * The manifest store (config.h): validates SeldonDeployment, EndpointSlice and
+ * Service objects (SeldonDeployments the way Seldon's admission webhook does),
+ * then by ferry's own rules,
  * keeps the last good version of every object, and maps what is in force to
  * a struct ferry_model. docs/configuration.md is the user's view of this file.
  *
@@ -13,7 +14,7 @@
  *
  * This header is private to user/source/config_*.c: the validated object
  * types and the helpers the rule files share. One file per concern:
- * helpers, vip, sdep, slice, object, store, build.
+ * helpers, vip, sdep, slice, service, object, store, build.
  */
 #ifndef FERRY_CONFIG_INTERNAL_H
 #define FERRY_CONFIG_INTERNAL_H
@@ -43,9 +44,13 @@
 #define ANN_LATENCY_SAMPLE "ferry.io/latency-sample"
 #define ANN_SVC_NAME "seldon.io/svc-name"
 #define LABEL_SERVICE_NAME "kubernetes.io/service-name"
+#define LABEL_SERVICE_PROXY_NAME "service.kubernetes.io/service-proxy-name"
+/* ferry.io/vip: service/NAME takes the addresses and ports of Service NAME. */
+#define VIP_SERVICE_PREFIX "service/"
 
 #define KIND_SDEP "SeldonDeployment"
 #define KIND_SLICE "EndpointSlice"
+#define KIND_SERVICE "Service"
 
 /* Kubernetes names: 253 characters at most (DNS subdomain). */
 #define K8S_NAME_LEN 256
@@ -53,6 +58,7 @@
 enum obj_kind {
 	OBJ_SDEP = 1,
 	OBJ_SLICE,
+	OBJ_SERVICE,
 };
 
 struct sd_predictor {
@@ -65,6 +71,21 @@ struct sd_predictor {
 struct sd_vip {
 	struct ferry_vip vip;
 	char text[64];
+	/*
+	 * A VIP taken from a Service (ferry.io/vip: service/NAME); service is
+	 * empty for a literal ADDR:PORT. The Service port's name and targetPort
+	 * choose the predictors' endpoint port (pick_port in config_build.c).
+	 */
+	char service[K8S_NAME_LEN];
+	char port_name[K8S_NAME_LEN];
+	char target_name[K8S_NAME_LEN]; /* a named targetPort */
+	__u16 target_port; /* a numbered targetPort (the port itself when unset) */
+	__u32 flags; /* FERRY_SVC_F_HASH_SRC_ADDR from sessionAffinity: ClientIP */
+};
+
+/* A service/NAME entry of ferry.io/vip. */
+struct sd_svc_ref {
+	char name[K8S_NAME_LEN];
 };
 
 /* A validated SeldonDeployment; shared (refcounted) between an entry and its last build. */
@@ -74,6 +95,9 @@ struct sdep {
 	char key[FERRY_NAME_LEN]; /* "namespace/name" */
 	struct sd_vip *vips;
 	size_t nvips;
+	struct sd_svc_ref *svcs; /* service/NAME entries, resolved at each build */
+	size_t nsvcs;
+	bool expanded; /* vips include those of svcs (a build's copy) */
 	__u32 flags;
 	__u32 sample_every;
 	struct sd_predictor *preds;
@@ -101,6 +125,31 @@ struct slice {
 	size_t neps;
 };
 
+struct svc_port {
+	char name[K8S_NAME_LEN];
+	__u16 port;
+	__u8 proto;
+	__u16 target_port; /* 0 when targetPort is a name */
+	char target_name[K8S_NAME_LEN];
+};
+
+struct svc_ip {
+	__u8 family;
+	__be32 addr[4];
+};
+
+/* A Kubernetes Service (v1): only what a service/NAME VIP needs. */
+struct k8s_svc {
+	char type[32]; /* ClusterIP, NodePort, LoadBalancer, ExternalName */
+	bool headless; /* clusterIP: None */
+	bool client_ip; /* sessionAffinity: ClientIP */
+	bool proxy_label; /* has service.kubernetes.io/service-proxy-name */
+	struct svc_ip *ips; /* spec.clusterIPs, else spec.clusterIP */
+	size_t nips;
+	struct svc_port *ports; /* TCP and UDP ports of spec.ports */
+	size_t nports;
+};
+
 struct entry {
 	enum obj_kind kind;
 	char ns[K8S_NAME_LEN];
@@ -112,6 +161,7 @@ struct entry {
 	json_t *obj;
 	struct sdep *sd;
 	struct slice *sl;
+	struct k8s_svc *svc;
 	struct sdep *built; /* the version the last __build put in force */
 };
 
@@ -143,6 +193,8 @@ struct ferry_config_store {
 	size_t nowners;
 	/* What has been logged, so that each condition is logged once per change. */
 	struct str_set noted_novip, noted_shadow, noted_redist;
+	/* Services: named but missing, lacking the proxy label, a family without endpoints. */
+	struct str_set noted_waitsvc, noted_nolabel, noted_family;
 	/*
 	 * Parsed files by path, with the stat that identifies their content:
 	 * a sync after one edit re-parses one file, not the whole directory.
@@ -191,6 +243,7 @@ void str_set_free(struct str_set *s);
 void sdep_put(struct sdep *sd);
 struct sdep *sdep_get(struct sdep *sd);
 void slice_free(struct slice *sl);
+void k8s_svc_free(struct k8s_svc *svc);
 void entry_free(struct entry *e);
 const char *kind_name(enum obj_kind kind);
 void entry_key(enum obj_kind kind, const char *ns, const char *name, char *buf, size_t len);
@@ -203,6 +256,9 @@ int parse_sdep(struct vctx *c, json_t *obj, const char *ns, struct sdep **out);
 
 /* config_slice.c */
 int parse_slice(struct vctx *c, json_t *obj, struct slice **out);
+
+/* config_service.c */
+int parse_service(struct vctx *c, json_t *obj, struct k8s_svc **out);
 
 /* config_object.c */
 int object_parse(struct vctx *c, json_t *obj, const char *kind, const char *api_version,

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * One Kubernetes object in: kind and apiVersion dispatch to the SeldonDeployment
- * or EndpointSlice rules; the entry list helpers.
+ * One Kubernetes object in: kind and apiVersion dispatch to the SeldonDeployment,
+ * EndpointSlice or Service rules; the entry list helpers.
  */
 #include "source/config_internal.h"
 
@@ -35,6 +35,9 @@ int object_parse(struct vctx *c, json_t *obj, const char *kind, const char *api_
 	} else if (kind && !strcmp(kind, KIND_SLICE) && api_version &&
 		   !strcmp(api_version, "discovery.k8s.io/v1")) {
 		k = OBJ_SLICE;
+	} else if (kind && !strcmp(kind, KIND_SERVICE) && api_version &&
+		   !strcmp(api_version, "v1")) {
+		k = OBJ_SERVICE;
 	} else {
 		pr_debug("%s: %s %s: not an object ferry reads, ignored", c->file,
 			 api_version ? api_version : "(no apiVersion)", kind ? kind : "(no kind)");
@@ -69,9 +72,11 @@ int object_parse(struct vctx *c, json_t *obj, const char *kind, const char *api_
 	snprintf(e->source, sizeof(e->source), "%s", c->file);
 	if (k == OBJ_SDEP)
 		err = parse_sdep(c, obj, ns, &e->sd);
-	else
+	else if (k == OBJ_SLICE)
 		err = parse_slice(c, obj, &e->sl);
-	if (err || (k == OBJ_SLICE && !e->sl)) {
+	else
+		err = parse_service(c, obj, &e->svc);
+	if (err || (k == OBJ_SLICE && !e->sl) || (k == OBJ_SERVICE && !e->svc)) {
 		free(e);
 		return err;
 	}

@@ -26,6 +26,9 @@ void ferry_config_store__free(struct ferry_config_store *store)
 	str_set_free(&store->noted_novip);
 	str_set_free(&store->noted_shadow);
 	str_set_free(&store->noted_redist);
+	str_set_free(&store->noted_waitsvc);
+	str_set_free(&store->noted_nolabel);
+	str_set_free(&store->noted_family);
 	for (size_t i = 0; i < store->nparsed; i++) {
 		free(store->parsed[i].path);
 		ferry_manifest__put(store->parsed[i].mf);
@@ -438,6 +441,8 @@ int ferry_config_store__delete(struct ferry_config_store *store, const char *kin
 		k = OBJ_SDEP;
 	else if (!strcmp(kind, KIND_SLICE))
 		k = OBJ_SLICE;
+	else if (!strcmp(kind, KIND_SERVICE))
+		k = OBJ_SERVICE;
 	else
 		return -ENOENT;
 	entry_key(k, namespace && *namespace ? namespace : "default", name, key, sizeof(key));
@@ -473,4 +478,25 @@ const struct ferry_config_error *ferry_config_store__error(const struct ferry_co
 	if (i < store->build_errs.n)
 		return &store->build_errs.v[i].e;
 	return NULL;
+}
+
+size_t ferry_config_store__nwaiting(const struct ferry_config_store *store)
+{
+	return store->noted_waitsvc.n;
+}
+
+int ferry_config_store__waiting(const struct ferry_config_store *store, size_t i, char *deployment,
+				size_t dlen, char *service, size_t slen)
+{
+	const char *note, *bar;
+
+	if (i >= store->noted_waitsvc.n)
+		return -ENOENT;
+	note = store->noted_waitsvc.v[i]; /* "deployment|service", config_build.c */
+	bar = strchr(note, '|');
+	if (!bar)
+		return -ENOENT;
+	snprintf(deployment, dlen, "%.*s", (int)(bar - note), note);
+	snprintf(service, slen, "%s", bar + 1);
+	return 0;
 }

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * ferryd's Kubernetes source: lists and watches SeldonDeployments
- * (machinelearning.seldon.io/v1) and EndpointSlices (discovery.k8s.io/v1)
+ * (machinelearning.seldon.io/v1), EndpointSlices (discovery.k8s.io/v1) and
+ * Services (v1, for ferry.io/vip: service/NAME)
  * and hands every change to callbacks, which ferryd wires to its manifest
  * store (user/config.h). It also posts Kubernetes Events for manifests that
  * fail validation, so `kubectl describe sdep NAME` shows why ferry ignores it.
  *
- * One loop drives both resources over libcurl's multi interface: list (paged
+ * One loop drives the three resources over libcurl's multi interface: list (paged
  * with limit/continue), then watch from the list's resourceVersion. A watch
  * that ends cleanly is resumed from the last resourceVersion seen (events or
  * bookmarks); a dropped connection or a 5xx is retried with capped,
@@ -60,7 +61,7 @@ struct ferry_k8s_opts {
 	void (*on_upsert)(json_t *object, void *ctx);
 	/* An object was deleted, or vanished between two lists. */
 	void (*on_delete)(const char *kind, const char *ns, const char *name, void *ctx);
-	/* Both resources are listed: after the first list and after each
+	/* All resources are listed: after the first list and after each
 	 * re-list; a consumer can rebuild its state here. */
 	void (*on_synced)(void *ctx);
 	/* Optional: the loop stopped for good (err is a negative errno,
@@ -113,7 +114,7 @@ int ferry_k8s__report_error(struct ferry_k8s *k8s, const char *kind, const char 
 
 /*
  * For fuzzing and tests: hands len bytes of a watch stream of resource
- * 0 (SeldonDeployments) or 1 (EndpointSlices) to the stream decoder as if
+ * 0 (SeldonDeployments), 1 (EndpointSlices) or 2 (Services) to the stream decoder as if
  * they came from an HTTP 200 watch, then delivers the events decoded so far
  * to the callbacks. Returns len, or less when the watch would be dropped (a
  * bad or ERROR event); the next call then starts a fresh stream.

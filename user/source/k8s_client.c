@@ -268,7 +268,7 @@ struct ferry_k8s *ferry_k8s__new(const struct ferry_k8s_opts *opts)
 		err = -ENOMEM;
 		goto err_free;
 	}
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < K8S_NRES; i++) {
 		struct k8s_resource *res = &k8s->res[i];
 
 		res->k8s = k8s;
@@ -302,7 +302,7 @@ void ferry_k8s__free(struct ferry_k8s *k8s)
 		return;
 	if (k8s->thread_started)
 		ferry_k8s__stop(k8s);
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < K8S_NRES; i++) {
 		struct k8s_resource *res = &k8s->res[i];
 
 		if (k8s->multi)

@@ -19,7 +19,7 @@ static size_t keep_answer(char *ptr, size_t size, size_t nmemb, void *userdata)
 
 static const char *involved_api_version(const char *kind)
 {
-	for (size_t i = 0; i < 2; i++)
+	for (size_t i = 0; i < K8S_NRES; i++)
 		if (!strcmp(kind, resource_types[i].kind))
 			return resource_types[i].api_version;
 	return "v1";
@@ -232,7 +232,7 @@ int ferry_k8s__report_error(struct ferry_k8s *k8s, const char *kind, const char 
 	json_object_set_new(k8s->events, post->key,
 			    json_pack("{s:I, s:s}", "t", (json_int_t)now, "msg", message));
 	/* The uid makes `kubectl describe` match the Event to the object. */
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < K8S_NRES; i++) {
 		if (strcmp(kind, k8s->res[i].kind))
 			continue;
 		entry = json_object_get(k8s->res[i].known, rkey);

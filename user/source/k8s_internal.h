@@ -50,6 +50,9 @@ struct k8s_buf {
 
 enum k8s_phase { PHASE_LIST, PHASE_WATCH };
 
+/* Resources listed and watched: SeldonDeployments, EndpointSlices, Services. */
+#define K8S_NRES 3
+
 struct k8s_resource {
 	struct ferry_k8s *k8s;
 	const char *kind, *api_version, *api_path, *plural;
@@ -103,7 +106,7 @@ struct ferry_k8s {
 	char *namespace;
 	char *own_namespace; /* in-cluster: where ferryd runs (for logs) */
 	struct k8s_auth auth;
-	struct k8s_resource res[2];
+	struct k8s_resource res[K8S_NRES];
 	CURLM *multi;
 	atomic_bool stop;
 	bool thread_started;
@@ -123,10 +126,12 @@ struct ferry_k8s {
 
 static const struct {
 	const char *kind, *api_version, *api_path, *plural;
-} resource_types[2] = {
+} resource_types[K8S_NRES] = {
 	{ "SeldonDeployment", "machinelearning.seldon.io/v1", "/apis/machinelearning.seldon.io/v1",
 	  "seldondeployments" },
 	{ "EndpointSlice", "discovery.k8s.io/v1", "/apis/discovery.k8s.io/v1", "endpointslices" },
+	/* For ferry.io/vip: service/NAME (RBAC: get, list, watch on services, nothing more). */
+	{ "Service", "v1", "/api/v1", "services" },
 };
 
 uint64_t now_ms(void);

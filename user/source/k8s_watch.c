@@ -239,7 +239,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 
 static void maybe_synced(struct ferry_k8s *k8s)
 {
-	for (size_t i = 0; i < 2; i++)
+	for (size_t i = 0; i < K8S_NRES; i++)
 		if (!k8s->res[i].synced || k8s->res[i].phase != PHASE_WATCH)
 			return;
 	pr_debug("kubernetes: synced");
@@ -285,7 +285,7 @@ static void deliver_pending(struct k8s_resource *res)
 
 size_t ferry_k8s__feed_watch(struct ferry_k8s *k8s, int resource, const char *data, size_t len)
 {
-	struct k8s_resource *res = &k8s->res[resource & 1];
+	struct k8s_resource *res = &k8s->res[(unsigned int)resource % K8S_NRES];
 	size_t n;
 
 	res->status = 200;
@@ -490,7 +490,7 @@ static void watch_done(struct k8s_resource *res, CURLcode rc)
 
 static void resync(struct ferry_k8s *k8s)
 {
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < K8S_NRES; i++) {
 		struct k8s_resource *res = &k8s->res[i];
 
 		if (res->phase != PHASE_WATCH)
@@ -511,7 +511,7 @@ int ferry_k8s__run(struct ferry_k8s *k8s)
 
 	k8s->run_err = 0;
 	k8s->resync_at = now + (uint64_t)k8s->opts.resync_sec * 1000;
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < K8S_NRES; i++) {
 		restart_list(&k8s->res[i]);
 		k8s->res[i].start_at = now;
 	}
@@ -524,7 +524,7 @@ int ferry_k8s__run(struct ferry_k8s *k8s)
 			resync(k8s);
 			k8s->resync_at = now + (uint64_t)k8s->opts.resync_sec * 1000;
 		}
-		for (size_t i = 0; i < 2; i++) {
+		for (size_t i = 0; i < K8S_NRES; i++) {
 			struct k8s_resource *res = &k8s->res[i];
 			int err;
 
@@ -539,7 +539,7 @@ int ferry_k8s__run(struct ferry_k8s *k8s)
 		}
 		start_posts(k8s);
 		curl_multi_perform(k8s->multi, &running);
-		for (size_t i = 0; i < 2; i++)
+		for (size_t i = 0; i < K8S_NRES; i++)
 			deliver_pending(&k8s->res[i]);
 		while ((msg = curl_multi_info_read(k8s->multi, &left))) {
 			struct k8s_resource *res;
@@ -561,7 +561,7 @@ int ferry_k8s__run(struct ferry_k8s *k8s)
 		if (atomic_load(&k8s->stop))
 			break;
 		next = k8s->resync_at;
-		for (size_t i = 0; i < 2; i++)
+		for (size_t i = 0; i < K8S_NRES; i++)
 			if (!k8s->res[i].active && k8s->res[i].start_at < next)
 				next = k8s->res[i].start_at;
 		now = now_ms();
@@ -569,7 +569,7 @@ int ferry_k8s__run(struct ferry_k8s *k8s)
 		if (timeout)
 			curl_multi_poll(k8s->multi, NULL, 0, timeout, NULL);
 	}
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < K8S_NRES; i++) {
 		end_transfer(&k8s->res[i]);
 		json_array_clear(k8s->res[i].pending);
 	}

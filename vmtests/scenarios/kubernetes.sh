@@ -6,7 +6,11 @@
 # forwards real TCP through the VIP. Then, through the watch: a weight change
 # moves new connections within a second, a rejected object leaves the good
 # version serving and becomes a Warning Event, and a DELETED deployment stops
-# being balanced. Protocol-level: no real cluster (docs/kubernetes.md).
+# being balanced. Services (list/watch of /api/v1/services): a deployment
+# naming `service/irissvc` before the Service exists gets an Event, its
+# ClusterIP is balanced once the Service is ADDED (and ferryd warns that it
+# lacks the service-proxy-name label), and a DELETED Service removes the VIP.
+# Protocol-level: no real cluster (docs/kubernetes.md).
 # shellcheck source=SCRIPTDIR/../lib/topo.sh
 . "$(dirname "$0")/../lib/topo.sh"
 fe_init kubernetes k8s
@@ -48,7 +52,18 @@ def sl(name, svc, addrs):
             "addressType": "IPv4",
             "ports": [{"name": "http", "port": 9000, "protocol": "TCP"}],
             "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in addrs]}
-print(json.dumps({"sdep": sdep("iris", (int(wm), int(wc))),
+# A second deployment over the same pods (seldon.io/svc-name), its VIP from a Service.
+svcdep = sdep("irissvc", (50, 50))
+svcdep["metadata"]["annotations"]["ferry.io/vip"] = "service/irissvc"
+for p in svcdep["spec"]["predictors"]:
+    p["annotations"] = {"seldon.io/svc-name": "iris-" + p["name"]}
+service = {"apiVersion": "v1", "kind": "Service",
+           "metadata": {"name": "irissvc", "namespace": "models", "uid": "uid-svc"},
+           "spec": {"type": "ClusterIP", "clusterIP": "198.18.100.31",
+                    "clusterIPs": ["198.18.100.31"],
+                    "ports": [{"name": "http", "port": 8000, "protocol": "TCP",
+                               "targetPort": 9000}]}}
+print(json.dumps({"sdep": sdep("iris", (int(wm), int(wc))), "svcdep": svcdep, "service": service,
                   "slices": [sl("iris-main-x", "iris-main", [b1, b2]),
                              sl("iris-canary-x", "iris-canary", [b3])]}))
 EOF
@@ -57,7 +72,8 @@ objects 50 50 >"$FE_RUN/objs.json" || fe_fail "objects"
 "$FE_PY" -c '
 import json, sys
 o = json.load(open(sys.argv[1]))
-json.dump({"objects": {"seldondeployments": [o["sdep"]], "endpointslices": o["slices"]}}, sys.stdout)
+json.dump({"objects": {"seldondeployments": [o["sdep"], o["svcdep"]], "endpointslices": o["slices"],
+                       "services": []}}, sys.stdout)
 ' "$FE_RUN/objs.json" >"$FE_RUN/scenario.json"
 
 # The API server runs in the node namespace, on the node's loopback.
@@ -108,6 +124,37 @@ fe_burst "$vip" 400 "$FE_RUN/5050.json"
 [ "$(fe_json "$FE_RUN/5050.json" 'd["error_total"] == 0 and len(d["predictors"]) == 2')" = True ] ||
 	fe_fail "50/50 from the API: $(fe_json "$FE_RUN/5050.json" '[d["predictors"], d["errors"]]')"
 
+# Services: irissvc names a Service that does not exist yet: an Event says so.
+svc_vip=198.18.100.31:8000
+state() {
+	fe_ns "$FE_NODE" curl -sf --max-time 5 --cacert "$pki/ca.crt" -H "Authorization: Bearer $token" \
+		"https://127.0.0.1:$port/_control" >"$FE_RUN/state.json"
+}
+waiting_event() {
+	state && [ "$(fe_json "$FE_RUN/state.json" \
+		'any(e["involvedObject"]["name"] == "irissvc" and "does not exist" in e["message"] for e in d["events"])')" = True ]
+}
+fe_wait 5 waiting_event || fe_fail "no Event for a deployment whose Service does not exist yet"
+fe_vip_ok "$svc_vip" && fe_fail "$svc_vip answers before its Service exists"
+grep -q "list.*services\|listed [0-9]* services" "$FE_RUN/ferryd.log" ||
+	fe_fail "ferryd did not list services: $(grep kubernetes "$FE_RUN/ferryd.log" | tail -3)"
+# ADDED through the watch: balanced.
+control "{\"ops\": [{\"op\": \"put\", \"resource\": \"services\", \"object\": $(fe_json "$FE_RUN/objs.json" 'd["service"]')}]}" >/dev/null ||
+	fe_fail "control: put Service"
+svc_ok() { fe_vip_ok "$svc_vip"; }
+fe_wait 2 svc_ok || fe_fail "the Service's ClusterIP $svc_vip is not balanced within 2 s of the Service's ADDED event"
+fe_burst "$svc_vip" 200 "$FE_RUN/svc.json"
+[ "$(fe_json "$FE_RUN/svc.json" 'd["error_total"] == 0 and set(d["predictors"]) == {"main", "canary"}')" = True ] ||
+	fe_fail "Service VIP split: $(fe_json "$FE_RUN/svc.json" '[d["predictors"], d["errors"]]')"
+grep -q "Service models/irissvc: no label service.kubernetes.io/service-proxy-name" "$FE_RUN/ferryd.log" ||
+	fe_fail "ferryd does not warn that the Service lacks the service-proxy-name label"
+# DELETED through the watch: the VIP goes, the other deployment stays.
+control '{"ops": [{"op": "delete", "resource": "services", "namespace": "models", "name": "irissvc"}]}' >/dev/null ||
+	fe_fail "control: delete Service"
+svc_gone() { ! fe_vip_ok "$svc_vip"; }
+fe_wait 5 svc_gone || fe_fail "$svc_vip still answers after its Service was deleted"
+fe_vip_ok "$vip" || fe_fail "$vip stopped answering when another deployment's Service was deleted"
+
 # A weight change arrives as a MODIFIED event.
 objects 0 100 >"$FE_RUN/objs2.json"
 control "{\"ops\": [{\"op\": \"put\", \"resource\": \"seldondeployments\", \"object\": $(fe_json "$FE_RUN/objs2.json" 'd["sdep"]')}]}" >/dev/null ||
@@ -126,10 +173,11 @@ event_posted() {
 	control '{"ops": []}' >/dev/null
 	fe_ns "$FE_NODE" curl -sf --max-time 5 --cacert "$pki/ca.crt" -H "Authorization: Bearer $token" \
 		"https://127.0.0.1:$port/_control" >"$FE_RUN/state.json" &&
-		grep -q FerryInvalidManifest "$FE_RUN/state.json"
+		[ "$(fe_json "$FE_RUN/state.json" \
+			'any(e["involvedObject"]["name"] == "iris" and e["reason"] == "FerryInvalidManifest" for e in d["events"])')" = True ]
 }
 fe_wait 5 event_posted || fe_fail "no Warning Event for the rejected SeldonDeployment"
-grep -q "traffic" "$FE_RUN/state.json" || fe_fail "the Event does not name the field: $(cat "$FE_RUN/state.json")"
+[ "$(fe_json "$FE_RUN/state.json" 'any(e["involvedObject"]["name"] == "iris" and "traffic" in e["message"] for e in d["events"])')" = True ] || fe_fail "the Event does not name the field: $(cat "$FE_RUN/state.json")"
 all_canary || fe_fail "the rejected version changed the split: $(fe_json "$FE_RUN/canary.json" 'd["predictors"]')"
 
 # DELETED: the VIP is not balanced any more.
@@ -137,4 +185,4 @@ control '{"ops": [{"op": "delete", "resource": "seldondeployments", "namespace":
 	fe_fail "control: delete"
 vip_gone() { ! fe_vip_ok "$vip"; }
 fe_wait 5 vip_gone || fe_fail "the VIP still answers after its SeldonDeployment was deleted"
-fe_pass "listed and watched: 50/50 split, 0/100 followed, bad version kept out with an Event, delete removed the VIP"
+fe_pass "listed and watched: 50/50 split, Service waited for (Event), balanced when ADDED and removed when DELETED, 0/100 followed, bad version kept out with an Event, delete removed the VIP"
