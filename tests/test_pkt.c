@@ -2400,6 +2400,261 @@ static void test_gso_fib_len(void)
 	ASSERT_EQ(after[FERRY_CTR_FIB_STACK] - before[FERRY_CTR_FIB_STACK], 0, "FIB_STACK");
 }
 
+/* ------------------------------------------- next-hop cache, flow_full, QinQ */
+
+#define NH_MAC_MOVED "02:fb:00:00:02:01" /* a backend's neighbour after its MAC changed */
+#define NH_MAC_ROUTED "02:fb:00:00:02:02" /* the backend's neighbour behind fb-c0 */
+#define NH_MAC_CLIENT_MOVED "02:fb:00:00:02:64" /* the client's neighbour after its change */
+
+/* Longer than FERRY_NH_TTL_NS plus a tick of the coarse clock: the cache must have expired. */
+static void nh_wait_past_ttl(void)
+{
+	usleep(2 * FERRY_NH_TTL_NS / 1000);
+}
+
+/*
+ * The next-hop cache of an established flow (struct ferry_flow, nexthop.bpf.h)
+ * must not outlive FERRY_NH_TTL_NS: a neighbour's new MAC, then a route that
+ * moves the backend behind another interface, reach the flow's next packet
+ * once the TTL has passed; the reply half's cache (struct ferry_rflow) follows
+ * a change of the client's MAC the same way. Only "after the TTL" is asserted
+ * (a sleep of twice the TTL), never "before", which would be a timing check.
+ */
+static void test_nh_cache_expiry(void)
+{
+	struct pb_spec ack = spec_tcp(4, 43100, VIP4, 80, PB_TCP_ACK);
+	struct expect handoff_b0 = { .verdict = XDP_PASS,
+				     .meta = env.if_b0,
+				     .ctr = { CTR(XDP_HANDOFF, 1) } };
+	struct expect handoff_c0 = { .verdict = XDP_PASS,
+				     .meta = env.if_c0,
+				     .ctr = { CTR(XDP_HANDOFF, 1) } };
+	struct expect reply = { .verdict = TC_ACT_REDIRECT,
+				.ctr = { CTR(REPLY_NAT, 1), CTR(REDIRECT, 1) } };
+	const struct backend_def *be;
+	struct backend_def moved;
+	struct pb_spec out, rep, rout;
+	struct ferry_flow f;
+	char cmd[256];
+	uint8_t mac[6];
+
+	ensure_flow(&ack);
+	be = expected_backend(&ack);
+	if (!ASSERT_TRUE(be != NULL && flow_backend(&ack) == be, "flow on the table's backend"))
+		return;
+	/* The first established packet fills the cache with the neighbour's MAC. */
+	if (!check_fwd("ack fills the cache", P_XDP, &ack, XDP_PASS, &handoff_b0, NULL))
+		return;
+	pb_mac(mac, be->mac);
+	if (!ASSERT_TRUE(flow_get(&ack, &f), "flow") ||
+	    !ASSERT_EQ(f.nh_ifindex, (uint32_t)env.if_b0, "cached egress") ||
+	    !ASSERT_TRUE(!memcmp(f.nh_dmac, mac, 6), "cached neighbour MAC"))
+		return;
+	rep = spec_reply(&ack, be, PB_TCP_ACK);
+	rout = rep;
+	pb_addr(rout.saddr, VIP4);
+	rout.sport = 80;
+	pb_mac(rout.smac, MAC_C0);
+	pb_mac(rout.dmac, MAC_CLIENT);
+	reply.out = &rout;
+	if (!check("reply fills its cache", P_TC_REPLY_IN, env.if_b0, &rep, &reply))
+		return;
+
+	/* 1. The backend's neighbour entry gets another MAC. */
+	snprintf(cmd, sizeof(cmd),
+		 "ip -n " NS " neigh replace %s lladdr " NH_MAC_MOVED " dev fb-b0 nud permanent",
+		 be->addr);
+	if (!ASSERT_OK(sh(cmd), "neighbour MAC change"))
+		goto out_neigh;
+	nh_wait_past_ttl();
+	moved = *be;
+	moved.mac = NH_MAC_MOVED;
+	out = spec_fwd_out(&ack, &moved);
+	handoff_b0.out = &out;
+	if (!check("new neighbour MAC after the TTL", P_XDP, env.if_c0, &ack, &handoff_b0))
+		goto out_neigh;
+
+	/* 2. A /32 route moves the backend behind fb-c0, with its own neighbour. */
+	snprintf(cmd, sizeof(cmd),
+		 "ip -n " NS " route add %s/32 dev fb-c0 && ip -n " NS
+		 " neigh replace %s lladdr " NH_MAC_ROUTED " dev fb-c0 nud permanent",
+		 be->addr, be->addr);
+	if (!ASSERT_OK(sh(cmd), "route change"))
+		goto out_route;
+	nh_wait_past_ttl();
+	moved.mac = NH_MAC_ROUTED;
+	out = spec_fwd_out(&ack, &moved);
+	pb_mac(out.smac, MAC_C0);
+	handoff_c0.out = &out;
+	check("new route after the TTL", P_XDP, env.if_c0, &ack, &handoff_c0);
+
+	/* 3. The reply half: the client's neighbour entry gets another MAC. */
+	if (!ASSERT_OK(sh("ip -n " NS " neigh replace " CLIENT4 " lladdr " NH_MAC_CLIENT_MOVED
+			  " dev fb-c0 nud permanent"),
+		       "client MAC change"))
+		goto out_client;
+	nh_wait_past_ttl();
+	pb_mac(rout.dmac, NH_MAC_CLIENT_MOVED);
+	check("reply: new client MAC after the TTL", P_TC_REPLY_IN, env.if_b0, &rep, &reply);
+
+out_client:
+	sh("ip -n " NS " neigh replace " CLIENT4 " lladdr " MAC_CLIENT " dev fb-c0 nud permanent");
+out_route:
+	snprintf(cmd, sizeof(cmd),
+		 "ip -n " NS " route del %s/32 dev fb-c0; ip -n " NS " neigh del %s dev fb-c0",
+		 be->addr, be->addr);
+	sh(cmd);
+out_neigh:
+	snprintf(cmd, sizeof(cmd),
+		 "ip -n " NS " neigh replace %s lladdr %s dev fb-b0 nud permanent", be->addr,
+		 be->mac);
+	sh(cmd);
+	/* Later fixtures on this flow must not meet the moved next hop still cached. */
+	nh_wait_past_ttl();
+}
+
+/*
+ * flow_full: the flow map refuses the insert. ferry_flows is an LRU map,
+ * which evicts rather than refuse, so this loads a second XDP object that
+ * shares every map of the fixture except ferry_flows, which is a plain hash
+ * of one entry, already taken. A SYN and then an ACK to the VIP must still
+ * be forwarded to the table's backend (docs/datapath.md: "the packet is
+ * still forwarded"), each counting FLOW_FULL once; the reply entry, in the
+ * shared map, is created.
+ */
+static void test_flow_full(void)
+{
+	struct pb_spec p = spec_tcp(4, 43200, VIP4, 80, PB_TCP_SYN);
+	struct expect syn = { .verdict = XDP_PASS,
+			      .meta = env.if_b0,
+			      .ctr = { CTR(XDP_HANDOFF, 1), CTR(FLOW_FULL, 1) } };
+	struct expect ack = { .verdict = XDP_PASS,
+			      .meta = env.if_b0,
+			      .ctr = { CTR(XDP_HANDOFF, 1), CTR(FLOW_FULL, 1),
+				       CTR(FLOW_MISS, 1) } };
+	struct ferry_xdp *shared = env.xdp, *small = NULL;
+	struct ferry_flow_key k = {}, rk;
+	struct ferry_flow v = {};
+	struct ferry_rflow rf;
+	const struct backend_def *be;
+	struct pb_spec out;
+	struct bpf_map *m, *twin;
+	int fd, err;
+
+	be = expected_backend(&p);
+	if (!ASSERT_TRUE(be != NULL, "expected backend"))
+		return;
+	fd = bpf_map_create(BPF_MAP_TYPE_HASH, "fb_flows_small", sizeof(k), sizeof(v), 1, NULL);
+	if (!ASSERT_TRUE(fd >= 0, "small flow map"))
+		return;
+	k.family = FERRY_AF_INET; /* a key no fixture packet has: the map is full */
+	if (!ASSERT_OK(bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST), "fill the small map"))
+		goto out_fd;
+	small = ferry_xdp__open();
+	if (!ASSERT_TRUE(small != NULL, "open a second xdp object"))
+		goto out_fd;
+	err = 0;
+	bpf_object__for_each_map(m, small->obj) {
+		bpf_map__set_pin_path(m, NULL);
+		if (bpf_map__is_internal(m))
+			continue;
+		if (!strcmp(bpf_map__name(m), FERRY_MAP_FLOWS)) {
+			err = err ?: bpf_map__reuse_fd(m, fd);
+			continue;
+		}
+		twin = bpf_object__find_map_by_name(shared->obj, bpf_map__name(m));
+		err = err ?: twin ? bpf_map__reuse_fd(m, bpf_map__fd(twin)) : -ENOENT;
+	}
+	if (!ASSERT_OK(err, "share the fixture's maps") ||
+	    !ASSERT_OK(ferry_xdp__load(small), "load the second xdp object"))
+		goto out_obj;
+
+	/* check() runs env.xdp's program and reads its maps: point it at the twin. */
+	env.xdp = small;
+	out = spec_fwd_out(&p, be);
+	syn.out = &out;
+	check("syn with the flow map full", P_XDP, env.if_c0, &p, &syn);
+	p.tcp_flags = PB_TCP_ACK;
+	out.tcp_flags = PB_TCP_ACK;
+	ack.out = &out;
+	check("ack: no flow, selected again", P_XDP, env.if_c0, &p, &ack);
+	ASSERT_FALSE(flow_get(&p, &(struct ferry_flow){}), "no forward entry");
+	env.xdp = shared;
+
+	reply_key_of(&p, be, &rk);
+	if (ASSERT_OK(bpf_map_lookup_elem(map_fd(FERRY_MAP_RFLOWS), &rk, &rf), "reply entry"))
+		ASSERT_EQ(rf.backend_id, be->id, "reply entry's backend");
+	bpf_map_delete_elem(map_fd(FERRY_MAP_RFLOWS), &rk);
+out_obj:
+	env.xdp = shared;
+	ferry_xdp__destroy(small);
+out_fd:
+	close(fd);
+}
+
+/*
+ * VLAN tags (docs/datapath.md, "what the data plane does with a packet"):
+ * one tag, 802.1Q or 802.1ad, is walked; two (QinQ: 802.1ad outside, 802.1Q
+ * inside) are not, so such a frame is passed untouched with no counter and
+ * no flow, even to a VIP.
+ */
+static size_t add_outer_tag(const uint8_t *in, size_t len, uint16_t tpid, uint16_t tci,
+			    uint8_t *out, size_t size)
+{
+	if (len < 12 || len + 4 > size)
+		return 0;
+	memcpy(out, in, 12);
+	out[12] = tpid >> 8;
+	out[13] = tpid & 0xff;
+	out[14] = tci >> 8;
+	out[15] = tci & 0xff;
+	memcpy(out + 16, in + 12, len - 12);
+	return len + 4;
+}
+
+static void test_qinq(void)
+{
+	struct pb_spec p = spec_tcp(4, 43300, VIP4, 80, PB_TCP_SYN), out;
+	struct expect xpass = { .verdict = XDP_PASS }, tpass = { .verdict = TC_ACT_OK };
+	struct expect stack = { .verdict = XDP_PASS, .ctr = { CTR(FIB_STACK, 1) } };
+	uint8_t tagged[256], ib[256], ob[256];
+	const struct backend_def *be;
+	size_t tl, il, ol;
+
+	/* Outer 802.1ad (S-tag 100) around an inner 802.1Q (C-tag 7) around IPv4/TCP to the VIP. */
+	p.vlan = true;
+	p.vlan_id = 7;
+	tl = pb_build(&p, tagged, sizeof(tagged));
+	il = add_outer_tag(tagged, tl, ETH_P_8021AD, 100, ib, sizeof(ib));
+	if (!ASSERT_TRUE(il > 0, "qinq frame"))
+		return;
+	check_raw("qinq xdp", P_XDP, env.if_c0, ib, il, ib, il, &xpass);
+	ASSERT_FALSE(flow_get(&p, &(struct ferry_flow){}), "qinq: no flow");
+	check_raw("qinq tc", P_TC_FWD, env.if_c0, ib, il, ib, il, &tpass);
+	ASSERT_FALSE(flow_get(&p, &(struct ferry_flow){}), "qinq: no flow after tc");
+	/* The same with 802.1Q outside too (a double 0x8100 stack). */
+	il = add_outer_tag(tagged, tl, ETH_P_8021Q, 100, ib, sizeof(ib));
+	check_raw("double 802.1q xdp", P_XDP, env.if_c0, ib, il, ib, il, &xpass);
+	ASSERT_FALSE(flow_get(&p, &(struct ferry_flow){}), "double 802.1q: no flow");
+
+	/* One 802.1ad tag alone is walked like one 802.1Q tag: rewritten, left to the stack. */
+	p.sport = 43301;
+	be = expected_backend(&p);
+	if (!ASSERT_TRUE(be != NULL, "expected backend"))
+		return;
+	il = pb_build(&p, ib, sizeof(ib));
+	ib[12] = ETH_P_8021AD >> 8;
+	ib[13] = ETH_P_8021AD & 0xff;
+	out = p;
+	pb_addr(out.daddr, be->addr);
+	out.dport = be->port;
+	ol = pb_build(&out, ob, sizeof(ob));
+	ob[12] = ETH_P_8021AD >> 8;
+	ob[13] = ETH_P_8021AD & 0xff;
+	if (check_raw("802.1ad xdp", P_XDP, env.if_c0, ib, il, ob, ol, &stack))
+		ASSERT_EQ(flow_backend(&p) ? flow_backend(&p)->id : 0, be->id, "802.1ad flow");
+}
+
 static void test_setup_failed(void)
 {
 	test__fail(__FILE__, __LINE__, "setup", "see the errors above");
@@ -2461,6 +2716,9 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_reject_limited);
 	RUN_TEST(SUITE, test_hairpin);
 	RUN_TEST(SUITE, test_gso_fib_len);
+	RUN_TEST(SUITE, test_nh_cache_expiry);
+	RUN_TEST(SUITE, test_flow_full);
+	RUN_TEST(SUITE, test_qinq);
 out:
 	for (int i = 0; i < env.ninner; i++)
 		close(env.inner_fds[i]);
