@@ -73,8 +73,9 @@ static __always_inline int ferry_fib(void *ctx, const int hook, const struct fer
 	return bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
 }
 
-static __always_inline int ferry_xdp_handoff(struct xdp_md *ctx, __u32 ifindex,
-					     const struct bpf_fib_lookup *fib)
+/* dmac and smac: NULL with FERRY_META_NEIGH. */
+static __always_inline int ferry_xdp_handoff(struct xdp_md *ctx, __u32 ifindex, const __u8 *dmac,
+					     const __u8 *smac)
 {
 	struct ferry_xdp_meta *meta;
 
@@ -85,9 +86,9 @@ static __always_inline int ferry_xdp_handoff(struct xdp_md *ctx, __u32 ifindex,
 		goto stack;
 	meta->magic = FERRY_META_MAGIC;
 	meta->ifindex = ifindex;
-	if (fib) {
-		__builtin_memcpy(meta->dmac, fib->dmac, ETH_ALEN);
-		__builtin_memcpy(meta->smac, fib->smac, ETH_ALEN);
+	if (dmac) {
+		__builtin_memcpy(meta->dmac, dmac, ETH_ALEN);
+		__builtin_memcpy(meta->smac, smac, ETH_ALEN);
 	} else {
 		__builtin_memset(meta->dmac, 0, 2 * ETH_ALEN);
 	}
@@ -102,24 +103,25 @@ stack:
 static __always_inline bool ferry_tc_handoff(struct __sk_buff *skb, int *verdict)
 {
 	struct ferry_xdp_meta *meta = (void *)(long)skb->data_meta;
-	struct ethhdr *eth = (void *)(long)skb->data;
-	__u8 mac[2 * ETH_ALEN];
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
 	__u32 ifindex;
 
-	if ((void *)(meta + 1) > (void *)(long)skb->data || meta->magic != FERRY_META_MAGIC)
+	if ((void *)(meta + 1) > data || meta->magic != FERRY_META_MAGIC)
 		return false;
+	if ((void *)(eth + 1) > data_end) {
+		*verdict = ferry_pass(FERRY_HOOK_TC_INGRESS);
+		return true;
+	}
 	ifindex = meta->ifindex;
 	if (ifindex & FERRY_META_NEIGH) {
 		ferry_count(FERRY_CTR_REDIRECT_NEIGH);
 		*verdict = bpf_redirect_neigh(ifindex & ~FERRY_META_NEIGH, NULL, 0, 0);
 		return true;
 	}
-	if ((void *)(eth + 1) > (void *)(long)skb->data_end) {
-		*verdict = ferry_pass(FERRY_HOOK_TC_INGRESS);
-		return true;
-	}
-	__builtin_memcpy(mac, meta->dmac, sizeof(mac));
-	__builtin_memcpy(eth->h_dest, mac, sizeof(mac));
+	__builtin_memcpy(eth->h_dest, meta->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, meta->smac, ETH_ALEN);
 	ferry_count(FERRY_CTR_REDIRECT);
 	*verdict = bpf_redirect(ifindex, 0);
 	return true;
@@ -144,7 +146,7 @@ static __always_inline int ferry_send(void *ctx, const int hook, struct bpf_fib_
 		if (hook == FERRY_HOOK_XDP)
 			act = bpf_redirect_map(&ferry_tx_ports, fib->ifindex, XDP_PASS);
 		if (act != XDP_REDIRECT)
-			return ferry_xdp_handoff(ctx, fib->ifindex, fib);
+			return ferry_xdp_handoff(ctx, fib->ifindex, fib->dmac, fib->smac);
 		data = ferry_data(ctx, hook);
 		data_end = ferry_data_end(ctx, hook);
 		eth = data;
@@ -158,7 +160,7 @@ static __always_inline int ferry_send(void *ctx, const int hook, struct bpf_fib_
 		return bpf_redirect(fib->ifindex, 0);
 	case BPF_FIB_LKUP_RET_NO_NEIGH:
 		if (hook == FERRY_HOOK_XDP)
-			return ferry_xdp_handoff(ctx, fib->ifindex | FERRY_META_NEIGH, NULL);
+			return ferry_xdp_handoff(ctx, fib->ifindex | FERRY_META_NEIGH, NULL, NULL);
 		ferry_count(FERRY_CTR_REDIRECT_NEIGH);
 		return bpf_redirect_neigh(fib->ifindex, NULL, 0, 0);
 	case BPF_FIB_LKUP_RET_BLACKHOLE:

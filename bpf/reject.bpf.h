@@ -13,6 +13,7 @@
 #include "maps.bpf.h"
 #include "parse.bpf.h"
 #include "csum.bpf.h"
+#include "nexthop.bpf.h"
 
 /* Per CPU: sustained RSTs per second and burst. */
 #define FERRY_REJECT_PER_SEC 100
@@ -152,7 +153,6 @@ static __always_inline int ferry_reject_icmp_build(void *ctx, const int hook,
 	__u32 grow = outer + FERRY_ICMP_HDR_LEN;
 	__u32 quote = outer + FERRY_ICMP_QUOTE_L4, len = l3 + grow + quote, i;
 	void *data, *data_end;
-	__u8 l2[sizeof(struct ethhdr) + 4];
 	struct ethhdr *eth;
 	__u8 *icmp;
 	__u32 *w;
@@ -176,12 +176,16 @@ static __always_inline int ferry_reject_icmp_build(void *ctx, const int hook,
 	data_end = ferry_data_end(ctx, hook);
 	if (data + len > data_end)
 		return -1;
-	/* The old L2 header (18 bytes: a tag, or the IP header's first 4 that the outer header overwrites). */
-	__builtin_memcpy(l2, data + grow, sizeof(l2));
+	/*
+	 * The old L2 header moves to the front, MACs swapped: 18 bytes (a tag,
+	 * or the IP header's first 4, which the outer header overwrites). The
+	 * two places are grow >= 28 bytes apart, so packet-to-packet copies
+	 * need no stack (the 6.1 cap: see ferry_reject_xdp).
+	 */
 	eth = data;
-	__builtin_memcpy(eth->h_dest, l2 + ETH_ALEN, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, l2, ETH_ALEN);
-	__builtin_memcpy((__u8 *)data + 2 * ETH_ALEN, l2 + 2 * ETH_ALEN, sizeof(l2) - 2 * ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, data + grow + ETH_ALEN, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, data + grow, ETH_ALEN);
+	__builtin_memcpy((__u8 *)data + 2 * ETH_ALEN, data + grow + 2 * ETH_ALEN, 6);
 	icmp = data + l3 + outer;
 	if ((void *)(icmp + FERRY_ICMP_HDR_LEN + quote) > data_end)
 		return -1;
@@ -241,6 +245,41 @@ static __always_inline int ferry_reject_icmp_build(void *ctx, const int hook,
 }
 
 /*
+ * The answer leaves by the interface the request came in on. XDP_TX only
+ * where user space declared that interface redirect-safe (ferry_tx_ports,
+ * as for XDP_REDIRECT): a veth whose peer runs no XDP drops XDP_TX frames
+ * just as it drops redirected ones. Elsewhere the answer is handed to TC
+ * like a forwarded packet (metadata with the ingress interface and the
+ * answer's MACs; the frame keeps the request's, so that without TC the
+ * stack routes the answer), and ferry_tc_fwd redirects it to that
+ * interface's egress.
+ */
+static __always_inline int ferry_reject_xdp_send(struct xdp_md *ctx)
+{
+	__u32 ifindex = ctx->ingress_ifindex;
+	struct ferry_xdp_meta *meta;
+	struct ethhdr *eth;
+
+	if (bpf_map_lookup_elem(&ferry_tx_ports, &ifindex))
+		return XDP_TX;
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta)))
+		return XDP_DROP;
+	meta = (void *)(long)ctx->data_meta;
+	eth = (void *)(long)ctx->data;
+	if ((void *)(meta + 1) > (void *)eth || (void *)(eth + 1) > (void *)(long)ctx->data_end)
+		return XDP_DROP;
+	meta->magic = FERRY_META_MAGIC;
+	meta->ifindex = ifindex;
+	/* The answer's MACs go to the metadata; the frame gets the request's back. */
+	__builtin_memcpy(meta->dmac, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(meta->smac, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, meta->smac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, meta->dmac, ETH_ALEN);
+	ferry_count(FERRY_CTR_XDP_HANDOFF);
+	return XDP_PASS;
+}
+
+/*
  * Not inlined (one subprogram per hook): the forward program's frame stays
  * as it is, and the 6.1 stack cap counts the deepest call chain.
  */
@@ -250,12 +289,12 @@ static __noinline int ferry_reject_xdp(struct xdp_md *ctx, const struct ferry_pk
 		if (ferry_reject_icmp_build(ctx, FERRY_HOOK_XDP, pkt))
 			return XDP_DROP;
 		ferry_count(FERRY_CTR_REJECT_ICMP);
-		return XDP_TX;
+		return ferry_reject_xdp_send(ctx);
 	}
 	if (ferry_reject_build(ctx, FERRY_HOOK_XDP, pkt))
 		return XDP_DROP;
 	ferry_count(FERRY_CTR_REJECT);
-	return XDP_TX;
+	return ferry_reject_xdp_send(ctx);
 }
 
 static __noinline int ferry_reject_tc(struct __sk_buff *skb, const struct ferry_pkt *pkt)

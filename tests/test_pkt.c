@@ -686,7 +686,8 @@ static int fill_maps(void)
 		if (err)
 			return err;
 	}
-	return 0;
+	/* The clients' side is a wire: a RST or ICMP answer leaves it with XDP_TX. */
+	return bpf_map_update_elem(map_fd(FERRY_MAP_TX_PORTS), &env.if_c0, &env.if_c0, 0);
 }
 
 static int hist_insert(uint32_t id, uint8_t kind, uint8_t metric)
@@ -2766,6 +2767,30 @@ out:
 	close(ps);
 }
 
+/*
+ * An XDP answer (RST, port unreachable) on an interface not declared
+ * redirect-safe: a veth whose peer runs no XDP drops XDP_TX frames, so the
+ * answer goes to TC in the handoff metadata (the ingress interface and the
+ * answer's MACs) and ferry_tc_fwd sends it back out. Found by the fast_fail
+ * scenario: with XDP_TX the client's connect() timed out.
+ */
+static void test_reject_xdp_handoff(void)
+{
+	struct pb_spec syn = spec_tcp(4, 45500, "198.18.2.3", 80, PB_TCP_SYN);
+	struct pb_spec rst = spec_rst(&syn);
+	int tx = map_fd(FERRY_MAP_TX_PORTS);
+
+	usleep(1100 * 1000); /* an earlier fixture may have spent this CPU's budget */
+	if (!ASSERT_OK(bpf_map_delete_elem(tx, &env.if_c0), "undeclare fb-c0"))
+		return;
+	check("rst handed to tc", P_XDP, env.if_c0, &syn,
+	      &(struct expect){ .verdict = XDP_PASS,
+				.out = &rst,
+				.meta = env.if_c0,
+				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1), CTR(XDP_HANDOFF, 1) } });
+	bpf_map_update_elem(tx, &env.if_c0, &env.if_c0, 0);
+}
+
 static void test_setup_failed(void)
 {
 	test__fail(__FILE__, __LINE__, "setup", "see the errors above");
@@ -2832,6 +2857,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_reply_fragment);
 	RUN_TEST(SUITE, test_tc_chain);
 	RUN_TEST(SUITE, test_xdp_handoff_no_tc);
+	RUN_TEST(SUITE, test_reject_xdp_handoff);
 out:
 	for (int i = 0; i < env.ninner; i++)
 		close(env.inner_fds[i]);
