@@ -2784,10 +2784,11 @@ static void test_reject_xdp_handoff(void)
 	if (!ASSERT_OK(bpf_map_delete_elem(tx, &env.if_c0), "undeclare fb-c0"))
 		return;
 	check("rst handed to tc", P_XDP, env.if_c0, &syn,
-	      &(struct expect){ .verdict = XDP_PASS,
-				.out = &rst,
-				.meta = env.if_c0,
-				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1), CTR(XDP_HANDOFF, 1) } });
+	      &(struct expect){
+		      .verdict = XDP_PASS,
+		      .out = &rst,
+		      .meta = env.if_c0,
+		      .ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1), CTR(XDP_HANDOFF, 1) } });
 	bpf_map_update_elem(tx, &env.if_c0, &env.if_c0, 0);
 }
 
