@@ -19,10 +19,13 @@
 #define FERRY_TC_PULL_LEN 192
 
 /*
- * The verdict for "not ours" at TC. TC_ACT_OK ends a cls_bpf filter chain;
- * user space may set TC_ACT_UNSPEC before load to let a following filter run.
+ * The verdict for "not ours" at TC: TC_ACT_UNSPEC, which is tcx's
+ * TCX_NEXT and lets the next cls_bpf filter run, so that a CNI's programs
+ * attached after ferry's still see every packet ferry does not take.
+ * TC_ACT_OK would end the chain there. A loader may set another value
+ * before load (the packet fixtures use TC_ACT_OK to see "passed" plainly).
  */
-const volatile int ferry_tc_pass = TC_ACT_OK;
+const volatile int ferry_tc_pass = TC_ACT_UNSPEC;
 
 static __always_inline void *ferry_data(void *ctx, const int hook)
 {

@@ -441,8 +441,19 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 	if (rc == FERRY_PARSE_OTHER &&
 	    (pkt.key.proto == IPPROTO_ICMP || pkt.key.proto == IPPROTO_ICMPV6))
 		return ferry_reply_icmp(skb, hook, &pkt);
-	if (rc != FERRY_PARSE_OK)
+	if (rc != FERRY_PARSE_OK) {
+		/*
+		 * A fragmented reply carries its ports in the first fragment
+		 * only, so no fragment can be matched to its flow and each
+		 * leaves with the backend's source address (the client drops
+		 * it). Backends answer with DF set and PMTU discovery keeps
+		 * them unfragmented; this counts what is left. No service can
+		 * be named without the ports: a node counter.
+		 */
+		if (rc == FERRY_PARSE_FRAG)
+			ferry_count(FERRY_CTR_REPLY_FRAGMENT);
 		return ferry_pass(hook);
+	}
 	rflow = bpf_map_lookup_elem(&ferry_rflows, &pkt.key);
 	if (!rflow)
 		return ferry_pass(hook);

@@ -83,10 +83,32 @@ static __always_inline int ferry_rewrite(void *ctx, const int hook, const struct
 		__u64 mangled0 = udp ? BPF_F_MARK_MANGLED_0 : 0;
 		/* A size-0 replace takes a 32-bit checksum difference. */
 		__u32 wdiff = ferry_csum_fold_wsum(diff);
+		/* Read before the helpers, which invalidate packet pointers. */
+		bool give_back = !v4;
 
+		if (!v4 && udp) {
+			__u16 *check = data + csum_off;
+
+			if ((void *)(check + 1) > data_end)
+				return -1;
+			/* The helpers leave a zero ("none") UDP checksum and skb->csum alone. */
+			give_back = *check != 0;
+		}
 		if (v4)
 			bpf_l3_csum_replace(skb, l3 + offsetof(struct iphdr, check), 0, wdiff, 0);
 		bpf_l4_csum_replace(skb, csum_off, 0, wdiff, BPF_F_PSEUDO_HDR | mangled0);
+		/*
+		 * On a CHECKSUM_COMPLETE skb the pseudo-header replace also
+		 * takes diff out of skb->csum: right for IPv4, whose header
+		 * checksum moves by -diff, wrong for IPv6, where the address
+		 * change (+diff) and the L4 field (-diff) cancel out and the
+		 * packet's sum does not move. BPF_F_IPV6 (Linux 6.16) skips
+		 * that update; older kernels lack it, so give diff back.
+		 * bpf_csum_update is a no-op unless the skb is
+		 * CHECKSUM_COMPLETE.
+		 */
+		if (give_back)
+			bpf_csum_update(skb, wdiff);
 		bpf_l4_csum_replace(skb, csum_off, old_port, port, sizeof(port) | mangled0);
 	}
 	return 0;

@@ -18,17 +18,26 @@
 #define FERRY_AF_INET6_SOCK 10 /* AF_INET6 */
 
 /*
- * XDP -> TC handoff: XDP rewrote the frame and found the next hop but cannot
- * XDP_REDIRECT into the egress device (a veth whose peer runs no XDP drops
- * redirected frames), so it leaves this in the metadata area and passes the
- * frame up; ferry_tc_fwd on the same interface redirects the skb.
+ * XDP -> TC handoff: XDP rewrote the addresses and found the next hop but
+ * cannot XDP_REDIRECT into the egress device (a veth whose peer runs no XDP
+ * drops redirected frames), so it leaves this in the metadata area and
+ * passes the frame up; ferry_tc_fwd on the same interface writes the MACs
+ * and redirects the skb. The MACs travel in the metadata, not in the frame:
+ * if the metadata cannot be attached or no TC program takes it, the frame
+ * reaches the stack with its own MACs (this node's as destination) and the
+ * kernel routes it to the backend; with the next hop's MACs already written
+ * the stack would drop it as another host's. The magic changed with the
+ * layout (it had only the ifindex), so that during an upgrade a TC program
+ * of the other release ignores the metadata and lets the stack route.
  */
-#define FERRY_META_MAGIC 0xfe77a11eU
+#define FERRY_META_MAGIC 0xfe77a12eU
 #define FERRY_META_NEIGH 0x80000000U /* no neighbour yet: bpf_redirect_neigh */
 
 struct ferry_xdp_meta {
 	__u32 magic;
 	__u32 ifindex; /* egress ifindex | FERRY_META_NEIGH */
+	__u8 dmac[ETH_ALEN]; /* zero with FERRY_META_NEIGH */
+	__u8 smac[ETH_ALEN];
 };
 
 static __always_inline int ferry_fib(void *ctx, const int hook, const struct ferry_pkt *pkt,
@@ -64,7 +73,9 @@ static __always_inline int ferry_fib(void *ctx, const int hook, const struct fer
 	return bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
 }
 
-static __always_inline int ferry_xdp_handoff(struct xdp_md *ctx, __u32 ifindex)
+/* dmac and smac: NULL with FERRY_META_NEIGH. */
+static __always_inline int ferry_xdp_handoff(struct xdp_md *ctx, __u32 ifindex, const __u8 *dmac,
+					     const __u8 *smac)
 {
 	struct ferry_xdp_meta *meta;
 
@@ -75,6 +86,12 @@ static __always_inline int ferry_xdp_handoff(struct xdp_md *ctx, __u32 ifindex)
 		goto stack;
 	meta->magic = FERRY_META_MAGIC;
 	meta->ifindex = ifindex;
+	if (dmac) {
+		__builtin_memcpy(meta->dmac, dmac, ETH_ALEN);
+		__builtin_memcpy(meta->smac, smac, ETH_ALEN);
+	} else {
+		__builtin_memset(meta->dmac, 0, 2 * ETH_ALEN);
+	}
 	ferry_count(FERRY_CTR_XDP_HANDOFF);
 	return XDP_PASS;
 stack:
@@ -86,18 +103,27 @@ stack:
 static __always_inline bool ferry_tc_handoff(struct __sk_buff *skb, int *verdict)
 {
 	struct ferry_xdp_meta *meta = (void *)(long)skb->data_meta;
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
 	__u32 ifindex;
 
-	if ((void *)(meta + 1) > (void *)(long)skb->data || meta->magic != FERRY_META_MAGIC)
+	if ((void *)(meta + 1) > data || meta->magic != FERRY_META_MAGIC)
 		return false;
+	if ((void *)(eth + 1) > data_end) {
+		*verdict = ferry_pass(FERRY_HOOK_TC_INGRESS);
+		return true;
+	}
 	ifindex = meta->ifindex;
 	if (ifindex & FERRY_META_NEIGH) {
 		ferry_count(FERRY_CTR_REDIRECT_NEIGH);
 		*verdict = bpf_redirect_neigh(ifindex & ~FERRY_META_NEIGH, NULL, 0, 0);
-	} else {
-		ferry_count(FERRY_CTR_REDIRECT);
-		*verdict = bpf_redirect(ifindex, 0);
+		return true;
 	}
+	__builtin_memcpy(eth->h_dest, meta->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, meta->smac, ETH_ALEN);
+	ferry_count(FERRY_CTR_REDIRECT);
+	*verdict = bpf_redirect(ifindex, 0);
 	return true;
 }
 
@@ -110,6 +136,17 @@ static __always_inline int ferry_send(void *ctx, const int hook, struct bpf_fib_
 
 	switch (rc) {
 	case BPF_FIB_LKUP_RET_SUCCESS:
+		/*
+		 * XDP: the redirect happens after the program returns, so the
+		 * MACs can be written once it is certain; a handoff carries
+		 * them in the metadata instead (see ferry_xdp_meta).
+		 * Not a declared tx port: the lookup fails and returns XDP_PASS.
+		 */
+		act = XDP_REDIRECT;
+		if (hook == FERRY_HOOK_XDP)
+			act = bpf_redirect_map(&ferry_tx_ports, fib->ifindex, XDP_PASS);
+		if (act != XDP_REDIRECT)
+			return ferry_xdp_handoff(ctx, fib->ifindex, fib->dmac, fib->smac);
 		data = ferry_data(ctx, hook);
 		data_end = ferry_data_end(ctx, hook);
 		eth = data;
@@ -117,20 +154,13 @@ static __always_inline int ferry_send(void *ctx, const int hook, struct bpf_fib_
 			return ferry_pass(hook);
 		__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
 		__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
-		if (hook == FERRY_HOOK_XDP) {
-			/* Not a declared tx port: the lookup fails and returns XDP_PASS. */
-			act = bpf_redirect_map(&ferry_tx_ports, fib->ifindex, XDP_PASS);
-			if (act == XDP_REDIRECT) {
-				ferry_count(FERRY_CTR_REDIRECT);
-				return act;
-			}
-			return ferry_xdp_handoff(ctx, fib->ifindex);
-		}
 		ferry_count(FERRY_CTR_REDIRECT);
+		if (hook == FERRY_HOOK_XDP)
+			return XDP_REDIRECT;
 		return bpf_redirect(fib->ifindex, 0);
 	case BPF_FIB_LKUP_RET_NO_NEIGH:
 		if (hook == FERRY_HOOK_XDP)
-			return ferry_xdp_handoff(ctx, fib->ifindex | FERRY_META_NEIGH);
+			return ferry_xdp_handoff(ctx, fib->ifindex | FERRY_META_NEIGH, NULL, NULL);
 		ferry_count(FERRY_CTR_REDIRECT_NEIGH);
 		return bpf_redirect_neigh(fib->ifindex, NULL, 0, 0);
 	case BPF_FIB_LKUP_RET_BLACKHOLE:

@@ -5,7 +5,7 @@
  * skeletons) with a small configured service set, checking after every run:
  *   - the verdict is one the program may return at that hook;
  *   - the frame keeps its length (ferry never adds or strips headers),
- *     except a generated RST, trimmed to its headers;
+ *     except a generated RST or port unreachable;
  *   - a frame whose IP destination is no VIP address (forward path), or
  *     whose source is no backend (reply path), comes out byte-identical;
  *   - a changed forwarded frame goes to a configured backend of the VIP it
@@ -13,8 +13,10 @@
  *     the MACs, the destination, the destination port and the checksums;
  *   - a frame ferry turns around by a documented rule (docs/datapath.md) is
  *     exactly that: the RST|ACK answering a SYN to a service with no
- *     backend (XDP_TX, or a redirect back out at TC), from the VIP to the
- *     client, ack = seq + 1 + payload, checksums right;
+ *     backend, or the ICMP port unreachable answering a datagram to one
+ *     (XDP_TX, the XDP->TC handoff, or a redirect back out at TC), from the
+ *     VIP to the client, ack = seq + 1 + payload or the original IP header
+ *     plus 8 bytes quoted, checksums right;
  *   - an ICMP error about a balanced flow is translated, not rewritten at
  *     will: same family and type, the outer address moved between a VIP
  *     and a backend of it, IPv4 header and ICMP checksums still right;
@@ -754,6 +756,40 @@ static void check_icmp(const uint8_t *in, size_t len, const struct view *vi, con
 		CHECK(icmp_csum_ok(out, len, &vo), "the ICMP checksum broke");
 }
 
+/* A datagram to a service with no backend, answered with ICMP port unreachable (reject.bpf.h). */
+static bool is_port_unreach(const struct view *vi, const uint8_t *out, size_t olen, bool reply)
+{
+	struct view vo;
+
+	if (reply || !vi->l4 || vi->proto != IPPROTO_UDP)
+		return false;
+	view_of(out, olen, &vo);
+	return vo.ip && vo.family == vi->family &&
+	       vo.proto == (vi->family == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6) &&
+	       addr_eq(vo.saddr, vi->daddr, vi->family) && addr_eq(vo.daddr, vi->saddr, vi->family);
+}
+
+static void check_port_unreach(const uint8_t *in, const struct view *vi, const uint8_t *out,
+			       size_t olen)
+{
+	size_t outer = vi->family == 4 ? 20 : 40;
+	struct view vo;
+
+	view_of(out, olen, &vo);
+	CHECK(is_vip_addr(vi), "a port unreachable was made for a frame to no VIP");
+	CHECK(vi->family == 4 ? out[vo.l4_off] == 3 && out[vo.l4_off + 1] == 3 :
+				out[vo.l4_off] == 1 && out[vo.l4_off + 1] == 4,
+	      "the answer to a datagram is ICMP type %u code %u, not port unreachable",
+	      out[vo.l4_off], out[vo.l4_off + 1]);
+	CHECK(olen == vo.l4_off + 8 + outer + 8, "the port unreachable is %zu bytes", olen);
+	CHECK(!memcmp(out + vo.l4_off + 8, in + vi->l3, outer + 8),
+	      "the port unreachable does not quote the datagram's IP header and 8 bytes");
+	CHECK(!memcmp(out, in + 6, 6) && !memcmp(out + 6, in, 6),
+	      "the port unreachable's MACs are not swapped");
+	CHECK(vo.family == 6 || vo.ip_csum_ok, "the port unreachable's IPv4 header checksum is wrong");
+	CHECK(icmp_csum_ok(out, olen, &vo), "the port unreachable's ICMP checksum is wrong");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t in[MAX_FRAME], out[MAX_FRAME + 256];
@@ -814,13 +850,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* XDP test_run returns the frame from data_meta; ctx_out.data is the metadata length. */
 	fo = out + (p == P_XDP ? xctx.data : 0);
 	olen = opts.data_size_out - (p == P_XDP ? xctx.data : 0);
-	if ((p == P_XDP && opts.retval == XDP_TX) ||
-	    (opts.retval == TC_ACT_REDIRECT && is_reject(in, &vi, fo, olen, reply))) {
-		CHECK(is_reject(in, &vi, fo, olen, reply), "XDP_TX of a frame that is no RST");
+	if (is_reject(in, &vi, fo, olen, reply)) {
 		check_reject(in, &vi, fo, olen);
 		changed = true;
 		goto counters;
 	}
+	if (is_port_unreach(&vi, fo, olen, reply)) {
+		check_port_unreach(in, &vi, fo, olen);
+		changed = true;
+		goto counters;
+	}
+	CHECK(p != P_XDP || opts.retval != XDP_TX, "XDP_TX of a frame that is no RST or ICMP");
 	CHECK(olen == len, "frame length %zu became %zu", len, olen);
 	changed = memcmp(in, fo, len) != 0;
 

@@ -263,7 +263,9 @@ enum ferry_counter {
 	FERRY_CTR_ICMP_REPLY, /* ICMP error about a forwarded packet, translated towards the client */
 	FERRY_CTR_FLOW_RESTORED, /* a missing half of a flow rebuilt from the other */
 	FERRY_CTR_REJECT, /* SYN to a service with no backend answered with a RST */
-	FERRY_CTR_REJECT_LIMITED, /* such a SYN dropped: the per-CPU RST budget was spent */
+	FERRY_CTR_REJECT_LIMITED, /* such a SYN or datagram dropped: the per-CPU budget was spent */
+	FERRY_CTR_REJECT_ICMP, /* UDP to a service with no backend answered with port unreachable */
+	FERRY_CTR_REPLY_FRAGMENT, /* IP fragment at a reply hook: passed untranslated */
 	FERRY_CTR_MAX,
 };
 

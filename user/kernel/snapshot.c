@@ -40,6 +40,8 @@ static const char *const counter_names[FERRY_CTR_MAX] = {
 	[FERRY_CTR_FLOW_RESTORED] = "flow_restored",
 	[FERRY_CTR_REJECT] = "reject",
 	[FERRY_CTR_REJECT_LIMITED] = "reject_limited",
+	[FERRY_CTR_REJECT_ICMP] = "reject_icmp",
+	[FERRY_CTR_REPLY_FRAGMENT] = "reply_fragment",
 };
 
 const char *ferry_counter__name(unsigned int counter)
