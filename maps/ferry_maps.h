@@ -102,6 +102,9 @@ _Static_assert(sizeof(struct ferry_service) == 16, "ferry_service layout");
 
 #define FERRY_SVC_F_HASH_SRC_ADDR (1U << 0) /* hash the client address only */
 #define FERRY_SVC_F_ADDR_MARKER (1U << 1) /* address-only marker entry */
+/* ferry.io/protocol: without either bit the kernel recognises HTTP/2 by its preface (auto). */
+#define FERRY_SVC_F_PROTO_HTTP1 (1U << 2) /* measure as HTTP/1.x only */
+#define FERRY_SVC_F_PROTO_H2C (1U << 3) /* measure as clear-text HTTP/2 from the first byte */
 
 /*
  * ferry_tables: an array of maps indexed by service id; each inner map is an
@@ -307,6 +310,34 @@ struct ferry_hist {
 };
 _Static_assert(sizeof(struct ferry_hist) == 8 * (2 + FERRY_HIST_BUCKETS), "ferry_hist layout");
 
+/* ------------------------------------------------------------ L7 state */
+
+/*
+ * ferry_l7: LRU hash keyed by the forward flow key (client -> VIP); what the
+ * kernel knows of the requests on a TCP flow. The first fields are a contract
+ * with user space (rebalancing reads inflight to find idle connections); the
+ * layout after them belongs to the HTTP/2 tracker.
+ */
+#define FERRY_MAP_L7 "ferry_l7"
+
+enum ferry_l7_proto {
+	FERRY_L7_UNKNOWN = 0, /* nothing seen yet, or not HTTP */
+	FERRY_L7_HTTP1 = 1,
+	FERRY_L7_H2C = 2,
+};
+
+struct ferry_l7_head {
+	__u8 protocol; /* enum ferry_l7_proto */
+	__u8 flags; /* FERRY_L7_F_* */
+	__u16 pad;
+	__u32 inflight; /* requests or streams sent and not yet answered */
+	__u64 requests; /* requests or streams answered */
+	__u64 last_ns; /* last request or response seen */
+};
+_Static_assert(sizeof(struct ferry_l7_head) == 24, "ferry_l7_head layout");
+
+#define FERRY_L7_F_UNSYNC (1U << 0) /* lost the frame layer: no longer measured */
+
 /* ----------------------------------------------------------------- trace */
 
 enum ferry_trace_reason {
@@ -364,7 +395,7 @@ struct ferry_pred_meta {
 	__u32 weight_override; /* ppm, ferryctl's emergency override */
 	__u32 backends_ready;
 	__u32 backends_draining;
-	__u32 pad;
+	__u32 weight_canary; /* ppm, set by canary analysis (FERRY_PRED_F_CANARY) */
 	char name[FERRY_PRED_NAME_LEN];
 	struct ferry_stats retired; /* totals of backends already deleted */
 };
@@ -372,6 +403,11 @@ _Static_assert(sizeof(struct ferry_pred_meta) == 32 + 64 + 112, "ferry_pred_meta
 
 #define FERRY_PRED_F_OVERRIDE (1U << 0) /* weight_override is in force */
 #define FERRY_PRED_F_SHADOW (1U << 1)
+/*
+ * weight_canary is in force: canary analysis set it (a rollback to 0 or a step). An SRE's
+ * override (FERRY_PRED_F_OVERRIDE) wins over it while both are set.
+ */
+#define FERRY_PRED_F_CANARY (1U << 2)
 
 struct ferry_link {
 	char ifname[16];
