@@ -91,6 +91,48 @@ const char *get_string(struct vctx *c, json_t *parent, const char *key, const ch
 	return json_string_value(v);
 }
 
+/*
+ * Service spec.ports[i] and EndpointSlice ports[i] share their name, protocol and port
+ * fields and Kubernetes' rules for them; PREFIX names the list in errors. Returns 1 for a
+ * TCP or UDP port, 0 for an entry ferry does not balance (SCTP, or no number where
+ * NUMBER_OPTIONAL: a slice's "all ports"), -EINVAL when the entry is malformed (recorded).
+ */
+int read_k8s_port(struct vctx *c, json_t *p, const char *prefix, size_t i, bool number_optional,
+		  struct k8s_port *out)
+{
+	const char *proto;
+	bool bad = false;
+	char field[64];
+	json_t *num;
+
+	snprintf(field, sizeof(field), "%s[%zu]", prefix, i);
+	if (!json_is_object(p)) {
+		verr(c, NULL, NULL, p, field, "expected a mapping, found %s", json_type_name(p));
+		return -EINVAL;
+	}
+	snprintf(field, sizeof(field), "%s[%zu].name", prefix, i);
+	out->name = get_string(c, p, "name", field, &bad);
+	snprintf(field, sizeof(field), "%s[%zu].protocol", prefix, i);
+	proto = get_string(c, p, "protocol", field, &bad);
+	snprintf(field, sizeof(field), "%s[%zu].port", prefix, i);
+	num = json_object_get(p, "port");
+	if ((!num || json_is_null(num)) && number_optional)
+		return bad ? -EINVAL : 0;
+	if (!json_is_integer(num) || json_integer_value(num) < 1 ||
+	    json_integer_value(num) > 65535) {
+		if (num)
+			verr(c, p, "port", num, field, "expected a port number from 1 to 65535");
+		else
+			verr(c, p, NULL, p, field, "expected a port number from 1 to 65535");
+		return -EINVAL;
+	}
+	if (bad)
+		return -EINVAL;
+	out->port = (__u16)json_integer_value(num);
+	out->proto = proto && !strcmp(proto, "UDP") ? IPPROTO_UDP : IPPROTO_TCP;
+	return !proto || !strcmp(proto, "TCP") || !strcmp(proto, "UDP");
+}
+
 int str_set_add(struct str_set *s, const char *v)
 {
 	char **nv = realloc(s->v, (s->n + 1) * sizeof(*nv));

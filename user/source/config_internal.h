@@ -237,6 +237,14 @@ const char *json_type_name(const json_t *v);
 json_t *get_object(struct vctx *c, json_t *parent, const char *key, const char *field);
 const char *get_string(struct vctx *c, json_t *parent, const char *key, const char *field,
 		       bool *bad);
+/* One entry of a Kubernetes port list, as read by read_k8s_port(). */
+struct k8s_port {
+	const char *name; /* NULL when absent */
+	__u16 port;
+	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
+};
+int read_k8s_port(struct vctx *c, json_t *p, const char *prefix, size_t i, bool number_optional,
+		  struct k8s_port *out);
 int str_set_add(struct str_set *s, const char *v);
 bool str_set_has(const struct str_set *s, const char *v);
 void str_set_free(struct str_set *s);

@@ -66,29 +66,15 @@ static int parse_ports(struct vctx *c, json_t *spec, struct k8s_svc *svc)
 	if (!svc->ports)
 		return -ENOMEM;
 	for (size_t i = 0; i < json_array_size(ports); i++) {
-		json_t *p = json_array_get(ports, i), *num, *target;
+		json_t *p = json_array_get(ports, i), *target;
 		struct svc_port *sp = &svc->ports[svc->nports];
-		const char *pname, *proto;
+		struct k8s_port kp;
 		char field[64];
+		int ret;
 
-		snprintf(field, sizeof(field), "spec.ports[%zu]", i);
-		if (!json_is_object(p)) {
-			verr(c, NULL, NULL, p, field, "expected a mapping, found %s",
-			     json_type_name(p));
-			bad = true;
-			continue;
-		}
-		snprintf(field, sizeof(field), "spec.ports[%zu].name", i);
-		pname = get_string(c, p, "name", field, &bad);
-		snprintf(field, sizeof(field), "spec.ports[%zu].protocol", i);
-		proto = get_string(c, p, "protocol", field, &bad);
-		snprintf(field, sizeof(field), "spec.ports[%zu].port", i);
-		num = json_object_get(p, "port");
-		if (!json_is_integer(num) || json_integer_value(num) < 1 ||
-		    json_integer_value(num) > 65535) {
-			verr(c, p, num ? "port" : NULL, p, field,
-			     "expected a port number from 1 to 65535");
-			bad = true;
+		ret = read_k8s_port(c, p, "spec.ports", i, false, &kp);
+		if (ret <= 0) {
+			bad |= ret < 0;
 			continue;
 		}
 		snprintf(field, sizeof(field), "spec.ports[%zu].targetPort", i);
@@ -107,7 +93,7 @@ static int parse_ports(struct vctx *c, json_t *spec, struct k8s_svc *svc)
 			else
 				snprintf(sp->target_name, sizeof(sp->target_name), "%s", t);
 		} else if (!target || json_is_null(target)) {
-			sp->target_port = (__u16)json_integer_value(num); /* Kubernetes' default */
+			sp->target_port = kp.port; /* Kubernetes' default */
 		} else {
 			verr(c, p, "targetPort", target, field,
 			     "expected a port number or a port name, found %s",
@@ -115,11 +101,9 @@ static int parse_ports(struct vctx *c, json_t *spec, struct k8s_svc *svc)
 			bad = true;
 			continue;
 		}
-		if (proto && strcmp(proto, "TCP") && strcmp(proto, "UDP"))
-			continue; /* SCTP: not balanced */
-		snprintf(sp->name, sizeof(sp->name), "%s", pname ? pname : "");
-		sp->port = (__u16)json_integer_value(num);
-		sp->proto = proto && !strcmp(proto, "UDP") ? IPPROTO_UDP : IPPROTO_TCP;
+		snprintf(sp->name, sizeof(sp->name), "%s", kp.name ? kp.name : "");
+		sp->port = kp.port;
+		sp->proto = kp.proto;
 		svc->nports++;
 	}
 	return bad ? -EINVAL : 0;

@@ -60,36 +60,18 @@ int parse_slice(struct vctx *c, json_t *obj, struct slice **out)
 	if (!sl->ports)
 		goto err_nomem;
 	for (size_t i = 0; i < json_array_size(ports); i++) {
-		json_t *p = json_array_get(ports, i), *num;
 		struct sl_port *sp = &sl->ports[sl->nports];
-		const char *pname, *proto;
+		struct k8s_port kp;
+		int ret;
 
-		snprintf(field, sizeof(field), "ports[%zu]", i);
-		if (!json_is_object(p)) {
-			verr(c, NULL, NULL, p, field, "expected a mapping, found %s",
-			     json_type_name(p));
-			bad = true;
+		ret = read_k8s_port(c, json_array_get(ports, i), "ports", i, true, &kp);
+		if (ret <= 0) {
+			bad |= ret < 0;
 			continue;
 		}
-		snprintf(field, sizeof(field), "ports[%zu].name", i);
-		pname = get_string(c, p, "name", field, &bad);
-		snprintf(field, sizeof(field), "ports[%zu].protocol", i);
-		proto = get_string(c, p, "protocol", field, &bad);
-		snprintf(field, sizeof(field), "ports[%zu].port", i);
-		num = json_object_get(p, "port");
-		if (!num || json_is_null(num))
-			continue; /* Kubernetes: no port number means "all ports"; nothing to pick */
-		if (!json_is_integer(num) || json_integer_value(num) < 1 ||
-		    json_integer_value(num) > 65535) {
-			verr(c, p, "port", num, field, "expected a port number from 1 to 65535");
-			bad = true;
-			continue;
-		}
-		if (proto && strcmp(proto, "TCP") && strcmp(proto, "UDP"))
-			continue; /* SCTP: not balanced */
-		snprintf(sp->name, sizeof(sp->name), "%s", pname ? pname : "");
-		sp->port = (__u16)json_integer_value(num);
-		sp->proto = proto && !strcmp(proto, "UDP") ? IPPROTO_UDP : IPPROTO_TCP;
+		snprintf(sp->name, sizeof(sp->name), "%s", kp.name ? kp.name : "");
+		sp->port = kp.port;
+		sp->proto = kp.proto;
 		sl->nports++;
 	}
 
