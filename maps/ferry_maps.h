@@ -46,9 +46,10 @@
 
 /*
  * Per-predictor Maglev table sizes: a prime, so that every Maglev skip is coprime with it.
- * A predictor's table has next_prime(max(floor, FERRY_TABLE_SLOTS_PER_BACKEND x its ready
- * backends)) slots, capped at FERRY_TABLE_SIZE_MAX; the floor is FERRY_TABLE_SIZE_DEFAULT
- * unless `ferryd --table-size` says otherwise (between MIN and MAX).
+ * A predictor's table has next_prime(floor x 2^k) slots for the least k that gives at least
+ * FERRY_TABLE_SLOTS_PER_BACKEND per ready backend, capped at FERRY_TABLE_SIZE_MAX
+ * (ferry_table__size); the floor is FERRY_TABLE_SIZE_DEFAULT unless `ferryd --table-size`
+ * says otherwise (between MIN and MAX).
  */
 #define FERRY_TABLE_SIZE_DEFAULT 251
 #define FERRY_TABLE_SIZE_MIN 7

@@ -100,15 +100,23 @@ __u32 ferry_table__next_prime(__u32 n)
 
 __u32 ferry_table__size(__u32 n, __u32 floor)
 {
-	__u64 want = (__u64)n * FERRY_TABLE_SLOTS_PER_BACKEND;
+	__u64 want = (__u64)n * FERRY_TABLE_SLOTS_PER_BACKEND, step;
 
 	if (!n)
 		return 0;
-	if (want < floor)
-		want = floor;
-	if (want >= FERRY_TABLE_SIZE_MAX)
+	if (floor < FERRY_TABLE_SIZE_MIN)
+		floor = FERRY_TABLE_SIZE_MIN;
+	/*
+	 * A ladder of doublings from the floor, not the nearest prime to 100 n:
+	 * slot = hash % size, so a new size re-deals the whole table, and with a
+	 * ladder that happens only when the backend count crosses a doubling,
+	 * not at every scale-up by one.
+	 */
+	for (step = floor; step < want && step < FERRY_TABLE_SIZE_MAX; step *= 2)
+		;
+	if (step >= FERRY_TABLE_SIZE_MAX)
 		return FERRY_TABLE_SIZE_MAX;
-	return ferry_table__next_prime((__u32)want);
+	return ferry_table__next_prime((__u32)step);
 }
 
 static int cmp_member(const void *a, const void *b)

@@ -34,9 +34,10 @@ __u32 ferry_table__pred_key(const char *name);
 __u32 ferry_table__next_prime(__u32 n);
 
 /*
- * Slots for a predictor with n ready backends: the smallest prime >=
- * max(floor, FERRY_TABLE_SLOTS_PER_BACKEND * n), at most FERRY_TABLE_SIZE_MAX;
- * 0 for n == 0 (an empty table).
+ * Slots for a predictor with n ready backends: the smallest prime >= floor *
+ * 2^k for the least k with floor * 2^k >= FERRY_TABLE_SLOTS_PER_BACKEND * n,
+ * at most FERRY_TABLE_SIZE_MAX; 0 for n == 0 (an empty table). So between 100
+ * and 200 slots per backend, and the size moves only at doublings.
  */
 __u32 ferry_table__size(__u32 n, __u32 floor);
 
