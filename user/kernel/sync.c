@@ -542,6 +542,14 @@ int ferry_sync__set_backend_state(struct ferry_sync *s, __u8 family, const __be3
 		err = sync_selection(s, sid, s->svcs[sid].svc.table_size, true, &res);
 		err = err ?: flush_swaps(s);
 		err = err ?: write_select(s, sid);
+		for (size_t k = 0; k < s->svcs[sid].preds.n && !err; k++) {
+			__u32 p = s->svcs[sid].preds.ids[k];
+
+			/* weight_effective and backends_ready follow the drain */
+			if (bpf_map_update_elem(s->dp->map_fds[FERRY_M_PRED_META], &p,
+						&s->preds[p].meta, BPF_ANY))
+				err = -errno;
+		}
 		if (!err)
 			bpf_map_update_elem(s->dp->map_fds[FERRY_M_SVC_META], &sid,
 					    &s->svcs[sid].meta, BPF_ANY);

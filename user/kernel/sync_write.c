@@ -282,6 +282,7 @@ int sync_selection(struct ferry_sync *s, __u32 svc_id, __u32 floor, bool tables,
 		if (err)
 			return err;
 		ids[n] = p;
+		s->preds[p].meta.backends_ready = ready;
 		in[n].configured = pm->weight_configured;
 		in[n].flags = pm->flags;
 		in[n].override = pm->weight_override;
