@@ -38,16 +38,18 @@ static __always_inline bool ferry_addr_eq(const __be32 *a, const __be32 *b)
 }
 
 /*
- * Stage 1: the predictor id for hash, 0 when no predictor has a weight. The
+ * Stage 1: the predictor id for hash, 0 when no predictor has a weight;
+ * *second the runner-up (0: none), where a hairpin client goes when the
+ * winner's table holds only itself. The
  * scores are computed under the entry's lock, so a weight change written by
  * user space (BPF_F_LOCK) is seen whole or not at all; nothing but loads and
  * arithmetic runs while it is held (the verifier allows no call there).
  */
-static __always_inline __u32 ferry_select_predictor(__u32 svc_id, __u32 hash)
+static __always_inline __u32 ferry_select_predictor(__u32 svc_id, __u32 hash, __u32 *second)
 {
+	__u64 best = ~0ULL, next = ~0ULL, score;
 	struct ferry_select *sel;
-	__u64 best = ~0ULL, score;
-	__u32 i, n, w, pred = 0;
+	__u32 i, n, w, pred = 0, pred2 = 0;
 
 	sel = bpf_map_lookup_elem(&ferry_selectors, &svc_id);
 	if (!sel)
@@ -62,12 +64,76 @@ static __always_inline __u32 ferry_select_predictor(__u32 svc_id, __u32 hash)
 			continue;
 		score = ferry_pred_score(hash, sel->preds[i].key, w);
 		if (!pred || score < best) {
+			next = best;
+			pred2 = pred;
 			best = score;
 			pred = sel->preds[i].predictor_id;
+		} else if (!pred2 || score < next) {
+			next = score;
+			pred2 = sel->preds[i].predictor_id;
 		}
 	}
 	bpf_spin_unlock(&sel->lock);
+	*second = pred2;
 	return pred;
+}
+
+/*
+ * Stage 2 in one predictor's table: the backend in the slot of hash2, or
+ * (hairpin) in one of the next FERRY_HAIRPIN_TRIES - 1 slots when the first
+ * is the client itself (self). *is_self says whether the pick is the client.
+ */
+static __always_inline const struct ferry_backend *
+ferry_select_backend(__u32 pred, __u32 hash2, __u8 family, const __be32 *self, __u32 *backend_id,
+		     bool *is_self)
+{
+	const struct ferry_backend *be = NULL, *pick;
+	const struct ferry_table_cell *cell;
+	__u32 size, nbe, slot, idx, id, c, i;
+	void *table;
+
+	*is_self = false;
+	table = bpf_map_lookup_elem(&ferry_tables, &pred);
+	if (!table)
+		return NULL;
+	c = 0;
+	cell = bpf_map_lookup_elem(table, &c);
+	if (!cell)
+		return NULL;
+	/* size and backend count come from the table itself: never stale */
+	size = cell->head.size;
+	nbe = cell->head.nbackends;
+	if (!size || !nbe)
+		return NULL;
+	slot = hash2 % size;
+	for (i = 0; i < FERRY_HAIRPIN_TRIES; i++) {
+		c = FERRY_TABLE_SLOT_CELL(slot);
+		cell = bpf_map_lookup_elem(table, &c);
+		if (!cell)
+			break;
+		idx = cell->slot[slot & 3];
+		if (idx >= nbe)
+			break;
+		c = FERRY_TABLE_ID_CELL(size, idx);
+		cell = bpf_map_lookup_elem(table, &c);
+		if (!cell)
+			break;
+		id = cell->backend_id[idx & 1];
+		pick = bpf_map_lookup_elem(&ferry_backends, &id);
+		if (!id || !pick || pick->family != family)
+			break;
+		if (!be || i == 0) {
+			*backend_id = id;
+			be = pick;
+		}
+		if (!self || !ferry_addr_eq(pick->addr, self)) {
+			*backend_id = id;
+			return pick;
+		}
+		slot = slot + 1 < size ? slot + 1 : 0;
+	}
+	*is_self = be != NULL && self != NULL;
+	return be;
 }
 
 /*
@@ -81,66 +147,33 @@ static __always_inline __u32 ferry_select_predictor(__u32 svc_id, __u32 hash)
  * the chosen backend's address, a backend pod is calling its own VIP. DNAT
  * alone cannot serve that (its reply to itself never crosses ferry, so it
  * leaves untranslated and the connection resets), so the following slots of
- * the same predictor's table are tried (a Maglev table's neighbours are
- * spread over the backends); the choice is still a pure function of the
- * tuple. If every try lands on the client itself (it is the predictor's
- * only backend), that pick stands: there is no other.
+ * the predictor's table are tried (a Maglev table's neighbours are spread
+ * over the backends), and if they all hold the client, the runner-up
+ * predictor's slot; the choice is still a pure function of the tuple. If
+ * that too is the client (it is the only backend), the first pick stands.
  */
 static __always_inline const struct ferry_backend *
 ferry_select(const struct ferry_service *svc, const struct ferry_flow_key *key, __u32 seed,
 	     enum ferry_hash_mode mode, __u8 family, const __be32 *self, __u32 *hash,
 	     __u32 *backend_id)
 {
-	const struct ferry_backend *be = NULL, *pick;
-	const struct ferry_table_cell *cell;
-	bool src_only = mode == FERRY_HASH_MODE_SRC_ADDR;
-	__u32 pred, size, nbe, slot, idx, id, c, i;
-	void *table;
+	const struct ferry_backend *be, *other;
+	bool src_only = mode == FERRY_HASH_MODE_SRC_ADDR, is_self;
+	__u32 pred, second = 0, hash2, other_id = 0;
 
 	*hash = ferry_flow_hash(key, seed, src_only);
-	pred = ferry_select_predictor(svc->id, *hash);
+	pred = ferry_select_predictor(svc->id, *hash, &second);
 	if (!pred)
 		return NULL;
-	table = bpf_map_lookup_elem(&ferry_tables, &pred);
-	if (!table)
-		return NULL;
-	c = 0;
-	cell = bpf_map_lookup_elem(table, &c);
-	if (!cell)
-		return NULL;
-	/* size and backend count come from the table itself: never stale */
-	size = cell->head.size;
-	nbe = cell->head.nbackends;
-	if (!size || !nbe)
-		return NULL;
-	slot = ferry_flow_hash(key, ferry_seed2(seed), src_only) % size;
-	for (i = 0; i < FERRY_HAIRPIN_TRIES; i++) {
-		c = FERRY_TABLE_SLOT_CELL(slot);
-		cell = bpf_map_lookup_elem(table, &c);
-		if (!cell)
-			return be;
-		idx = cell->slot[slot & 3];
-		if (idx >= nbe)
-			return be;
-		c = FERRY_TABLE_ID_CELL(size, idx);
-		cell = bpf_map_lookup_elem(table, &c);
-		if (!cell)
-			return be;
-		id = cell->backend_id[idx & 1];
-		pick = bpf_map_lookup_elem(&ferry_backends, &id);
-		if (!id || !pick || pick->family != family)
-			return be;
-		if (!be || i == 0) {
-			*backend_id = id;
-			be = pick;
-		}
-		if (!self || !ferry_addr_eq(pick->addr, self)) {
-			*backend_id = id;
-			return pick;
-		}
-		slot = slot + 1 < size ? slot + 1 : 0;
-	}
-	return be;
+	hash2 = ferry_flow_hash(key, ferry_seed2(seed), src_only);
+	be = ferry_select_backend(pred, hash2, family, self, backend_id, &is_self);
+	if (!be || !is_self || !second)
+		return be;
+	other = ferry_select_backend(second, hash2, family, self, &other_id, &is_self);
+	if (!other || is_self)
+		return be;
+	*backend_id = other_id;
+	return other;
 }
 
 #endif /* FERRY_SELECT_BPF_H */

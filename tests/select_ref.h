@@ -17,11 +17,14 @@
 #include "ferry_maps.h"
 #include "../bpf/hash.bpf.h"
 
-/* Stage 1: the index in sel->preds of the predictor hash picks, -1 for none. */
-static inline int ref_pick_pred(const struct ferry_select *sel, __u32 hash)
+/*
+ * Stage 1: the index in sel->preds of the predictor hash picks, -1 for none;
+ * *second (when not NULL) the runner-up's index, -1 for none.
+ */
+static inline int ref_pick_pred2(const struct ferry_select *sel, __u32 hash, int *second)
 {
-	__u64 best = ~0ULL, score;
-	int pick = -1;
+	__u64 best = ~0ULL, next = ~0ULL, score;
+	int pick = -1, pick2 = -1;
 	__u32 i;
 
 	for (i = 0; i < sel->npredictors && i < FERRY_MAX_SVC_PREDICTORS; i++) {
@@ -29,11 +32,23 @@ static inline int ref_pick_pred(const struct ferry_select *sel, __u32 hash)
 			continue;
 		score = ferry_pred_score(hash, sel->preds[i].key, sel->preds[i].weight);
 		if (pick < 0 || score < best) {
+			next = best;
+			pick2 = pick;
 			best = score;
 			pick = (int)i;
+		} else if (pick2 < 0 || score < next) {
+			next = score;
+			pick2 = (int)i;
 		}
 	}
+	if (second)
+		*second = pick2;
 	return pick;
+}
+
+static inline int ref_pick_pred(const struct ferry_select *sel, __u32 hash)
+{
+	return ref_pick_pred2(sel, hash, NULL);
 }
 
 #endif /* FERRY_TEST_SELECT_REF_H */
