@@ -271,6 +271,7 @@ static void test_override_drain_delete(void)
 	struct fixture f;
 	size_t changed = 0;
 	__u32 m, c, e;
+	int err;
 
 	TEST_NEEDS_ROOT();
 	ferry_dp__reset(PIN);
@@ -280,10 +281,19 @@ static void test_override_drain_delete(void)
 	if (!ASSERT_TRUE(sync, "sync") || !ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "apply"))
 		goto out;
 
-	if (!ASSERT_OK(ferry_sync__override(sync, &f.svc.vip, names, weights, 2, false), "override"))
-		goto out;
-	if (kernel_shares(dp, &f.svc.vip, &m, &c, &e))
+	/* ferryctl's way: a fresh sync of its own reads the maps, overrides, exits. */
+	{
+		struct ferry_sync *ctl = ferry_sync__new(dp, NULL);
+
+		err = ctl ? ferry_sync__override(ctl, &f.svc.vip, names, weights, 2, false) : -errno;
+		ferry_sync__free(ctl);
+		if (!ASSERT_OK(err, "override from another writer"))
+			goto out;
+	}
+	if (kernel_shares(dp, &f.svc.vip, &m, &c, &e)) {
 		ASSERT_EQ(m, 0, "override 0/100: main has no weight");
+		ASSERT_EQ(c, FERRY_WEIGHT_ONE, "override 0/100: canary has all");
+	}
 	/* The manifest applied again does not undo the override. */
 	ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "re-apply");
 	if (kernel_shares(dp, &f.svc.vip, &m, &c, &e))

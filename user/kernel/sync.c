@@ -361,6 +361,7 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 		err = -ENOMEM;
 		goto out_unlock;
 	}
+	s->applying = true;
 	for (id = 0; id < FERRY_MAX_SERVICES; id++)
 		s->svcs[id].seen = false;
 	for (id = 0; id < FERRY_MAX_PREDICTORS; id++)
@@ -434,6 +435,7 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 	res.services = s->svc_ids.live;
 	err = first_err;
 out_unlock:
+	s->applying = false;
 	free(dead);
 	ferry_sync__unlock(lock);
 	if (res_out)

@@ -88,6 +88,7 @@ struct mbackend {
 
 struct ferry_sync {
 	struct ferry_dp *dp;
+	bool applying; /* inside ferry_sync__apply: "seen" flags mean something */
 	__u32 table_size;
 	int ncpus;
 	struct mservice *svcs;

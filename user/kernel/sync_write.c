@@ -287,7 +287,7 @@ int sync_selection(struct ferry_sync *s, __u32 svc_id, __u32 floor, bool tables,
 		in[n].flags = pm->flags;
 		in[n].override = pm->weight_override;
 		in[n].canary = pm->weight_canary;
-		in[n].ready = s->preds[p].seen ? ready : 0;
+		in[n].ready = s->preds[p].seen || !s->applying ? ready : 0;
 		n++;
 	}
 	ferry_weights__effective(in, n, out);
