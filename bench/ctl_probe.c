@@ -6,9 +6,9 @@
  *                   --variant A.yaml --variant B.yaml [--count N] [--gap-ms MS]
  *     N times: copies the next variant into D (temp file + rename, the way
  *     kubectl-driven tooling replaces a manifest), timestamps the rename, and
- *     polls the service's entry in the pinned ferry_tables until it points at
- *     another inner map: the moment the kernel's data plane sees the new
- *     table. Also notes when ferry_svc_meta's table_generation moves (written
+ *     polls the service's entry in the pinned ferry_selectors until its
+ *     generation moves: the moment the kernel's data plane sees the new
+ *     weights (one locked write; no table is built for a weight change). Also notes when ferry_svc_meta's table_generation moves (written
  *     after the swap). Prints the latencies as JSON.
  *
  *   ctl_probe memory --pin-path P
@@ -32,6 +32,7 @@
 #include <jansson.h>
 #include <linux/types.h>
 
+#include <linux/bpf.h> /* struct bpf_spin_lock in ferry_maps.h */
 #include "ferry_maps.h"
 
 #define MAX_COUNT 10000
@@ -193,7 +194,8 @@ static int cmd_watch(const char *pin, const char *deployment, const char *dir, c
 	json_t *out, *arr;
 	__u32 id;
 
-	tables_fd = open_pin(pin, FERRY_MAP_TABLES);
+	/* The weights live in the predictor stage: a weight change is its generation moving. */
+	tables_fd = open_pin(pin, FERRY_MAP_SELECT);
 	meta_fd = open_pin(pin, FERRY_MAP_SVC_META);
 	if (!lat || !gen_lat || tables_fd < 0 || meta_fd < 0)
 		goto out_close;
@@ -212,7 +214,10 @@ static int cmd_watch(const char *pin, const char *deployment, const char *dir, c
 		double t0, t_table = -1, t_gen = -1, deadline;
 		struct timespec pause = { 0, 20000 };
 
-		bpf_map_lookup_elem(tables_fd, &id, &inner0);
+		struct ferry_select sel;
+
+		if (!bpf_map_lookup_elem_flags(tables_fd, &id, &sel, BPF_F_LOCK))
+			inner0 = sel.generation;
 		if (!bpf_map_lookup_elem(meta_fd, &id, &meta))
 			gen0 = meta.table_generation;
 		if (copy_file(variants[(i + 1) % 2], tmp)) {
@@ -227,8 +232,9 @@ static int cmd_watch(const char *pin, const char *deployment, const char *dir, c
 		}
 		deadline = t0 + 5000;
 		while ((t_table < 0 || t_gen < 0) && now_ms() < deadline) {
-			if (t_table < 0 && !bpf_map_lookup_elem(tables_fd, &id, &inner) &&
-			    inner != inner0)
+			if (t_table < 0 &&
+			    !bpf_map_lookup_elem_flags(tables_fd, &id, &sel, BPF_F_LOCK) &&
+			    (inner = sel.generation) != inner0)
 				t_table = now_ms();
 			if (t_gen < 0 && !bpf_map_lookup_elem(meta_fd, &id, &meta) &&
 			    meta.table_generation != gen0)

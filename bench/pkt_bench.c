@@ -42,6 +42,7 @@
 #include "../tests/netns_fixture.h"
 #include "../tests/pkt_builder.h"
 #include "ferry_maps.h"
+#include "kernel/table.h"
 #include "ferry_xdp.skel.h"
 #include "ferry_tc.skel.h"
 #include "floor.skel.h"
@@ -148,14 +149,12 @@ static int fill(void)
 	struct ferry_config cfg = { .abi_version = FERRY_ABI_VERSION,
 				    .hash_seed = 1,
 				    .udp_timeout_s = 30 };
-	LIBBPF_OPTS(bpf_map_create_opts, copts, .map_flags = FERRY_TABLE_MAP_FLAGS);
 	uint32_t zero = 0, size = FERRY_TABLE_SIZE_DEFAULT;
 	int err;
 
 	err = bpf_map_update_elem(mfd(env.xdp->maps.ferry_config), &zero, &cfg, 0);
-	env.inner_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "fb_table", 4, 4, size, &copts);
-	if (err || env.inner_fd < 0)
-		return err ? err : env.inner_fd;
+	if (err)
+		return err;
 	for (int fam = 0; fam < 2; fam++) {
 		uint32_t svc_id = 1 + fam, be_id = 1 + fam;
 		struct ferry_service svc = { .id = svc_id, .table_size = size };
@@ -167,17 +166,28 @@ static int fill(void)
 					    .state = FERRY_BE_ACTIVE,
 					    .predictor_id = 1 + fam,
 					    .svc_id = svc_id };
-		int tfd =
-			fam ? bpf_map_create(BPF_MAP_TYPE_ARRAY, "fb_table6", 4, 4, size, &copts) :
-			      env.inner_fd;
+		struct ferry_table_cell cells[FERRY_TABLE_CELLS(FERRY_TABLE_SIZE_DEFAULT, 1)];
+		struct ferry_select sel = { .npredictors = 1 };
+		struct ferry_table_member m = { .backend_id = be_id };
+		uint32_t pred_id = 1 + fam;
+		int tfd;
 
-		if (tfd < 0)
-			return tfd;
 		pb_addr(vip.addr, fam ? "2001:db8:1::10" : "198.19.1.10");
 		pb_addr(be.addr, fam ? "2001:db8:1::10" : "198.19.1.10");
-		for (uint32_t s = 0; s < size; s++)
-			bpf_map_update_elem(tfd, &s, &be_id, 0);
-		err = bpf_map_update_elem(mfd(env.xdp->maps.ferry_tables), &svc_id, &tfd, 0);
+		/* One predictor of one backend: both selection stages, as ferryd builds them. */
+		m.key = ferry_table__key(be.family, be.addr, be.port);
+		err = ferry_table__build(&m, 1, size, cells);
+		tfd = err ?: ferry_table__create(cells, FERRY_TABLE_CELLS(size, 1), "fb_table");
+		if (tfd < 0)
+			return tfd;
+		if (!fam)
+			env.inner_fd = tfd;
+		sel.preds[0] = (struct ferry_select_pred){ .predictor_id = pred_id,
+							   .weight = FERRY_WEIGHT_ONE,
+							   .key = ferry_table__pred_key("bench") };
+		err = bpf_map_update_elem(mfd(env.xdp->maps.ferry_tables), &pred_id, &tfd, 0);
+		err = err ?: bpf_map_update_elem(mfd(env.xdp->maps.ferry_selectors), &svc_id, &sel,
+						 BPF_F_LOCK);
 		err = err ?: bpf_map_update_elem(mfd(env.xdp->maps.ferry_backends), &be_id, &be, 0);
 		err = err ?: bpf_map_update_elem(mfd(env.xdp->maps.ferry_services), &vip, &svc, 0);
 		/* The address marker (port 0, proto 0) every VIP address has. */

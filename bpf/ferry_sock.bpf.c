@@ -53,13 +53,13 @@ static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 family)
 	if (!cfg)
 		return 1;
 	/* With client-ip affinity every host client is the same client: the node. */
-	if (ferry_svc_hash_mode(svc) == FERRY_HASH_TUPLE) {
+	if (ferry_svc_hash_mode(svc) == FERRY_HASH_MODE_TUPLE) {
 		__u64 cookie = bpf_get_socket_cookie(ctx);
 
 		tuple.saddr[0] = (__u32)cookie;
 		tuple.saddr[1] = (__u32)(cookie >> 32);
 	}
-	be = ferry_select(svc, &tuple, cfg->hash_seed, FERRY_HASH_SRC_ADDR, family, NULL, &hash,
+	be = ferry_select(svc, &tuple, cfg->hash_seed, FERRY_HASH_MODE_SRC_ADDR, family, NULL, &hash,
 			  &be_id);
 	if (!be) {
 		/*

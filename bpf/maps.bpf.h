@@ -29,23 +29,36 @@ struct {
 } ferry_services SEC(".maps");
 
 /*
+ * Stage 1 of selection (select.bpf.h): a service's predictors and weights,
+ * indexed by service id. Read under the value's bpf_spin_lock; user space
+ * writes it whole with BPF_F_LOCK.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FERRY_MAX_SERVICES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, __u32);
+	__type(value, struct ferry_select);
+} ferry_selectors SEC(".maps");
+
+/*
+ * Stage 2: one Maglev table per predictor, indexed by predictor id.
  * BPF_F_INNER_MAP lets user space insert inner arrays of any size (each
- * service has its own prime table_size); the price is that the verifier
- * cannot inline the inner lookup, one helper call per new flow.
- * BPF_F_MMAPABLE lets user space fill a new table with one memcpy instead
- * of a syscall per slot (a 16381-slot table: ~10 us instead of ~4 ms).
+ * predictor's table is sized to its backends); the price is that the
+ * verifier cannot inline the inner lookups, one helper call each.
  */
 struct ferry_table_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, FERRY_TABLE_SIZE_DEFAULT);
+	__uint(max_entries, FERRY_TABLE_CELLS(FERRY_TABLE_SIZE_DEFAULT, 1));
 	__uint(map_flags, FERRY_TABLE_MAP_FLAGS);
-	__type(key, __u32);
-	__type(value, __u32);
+	/* Sizes, not BTF types: clang emits only a forward declaration for a type seen this deep. */
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct ferry_table_cell));
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, FERRY_MAX_SERVICES);
+	__uint(max_entries, FERRY_MAX_PREDICTORS);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__type(key, __u32);
 	__array(values, struct ferry_table_inner);

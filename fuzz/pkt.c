@@ -47,6 +47,7 @@
 #include "netns_fixture.h"
 #include "pkt_builder.h"
 #include "ferry_maps.h"
+#include "kernel/table.h"
 #include "ferry_xdp.skel.h"
 #include "ferry_tc.skel.h"
 #include "fuzz.h"
@@ -502,9 +503,8 @@ static int fill_maps(void)
 		struct ferry_service svc = { .id = d->id,
 					     .table_size = TABLE_SIZE,
 					     .sample_every = d->sample_every };
-		LIBBPF_OPTS(bpf_map_create_opts, copts, .map_flags = FERRY_TABLE_MAP_FLAGS);
 		struct ferry_vip vip = { .port = htons(d->port), .proto = d->proto };
-		int fd;
+		struct ferry_select sel = {};
 
 		pb_addr(vip.addr, d->addr);
 		vip.family = strchr(d->addr, ':') ? FERRY_AF_INET6 : FERRY_AF_INET;
@@ -515,16 +515,32 @@ static int fill_maps(void)
 		vip.proto = 0;
 		svc.flags = FERRY_SVC_F_ADDR_MARKER;
 		bpf_map_update_elem(map_fd(FERRY_MAP_SERVICES), &vip, &svc, BPF_NOEXIST);
-		fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "fz_table", 4, 4, TABLE_SIZE, &copts);
-		if (fd < 0)
-			return fd;
-		for (uint32_t s = 0; s < TABLE_SIZE; s++) {
-			err = bpf_map_update_elem(fd, &s, &d->slots[s % 2], 0);
+		/* Each slot backend is its own predictor (ids match), at equal weights. */
+		for (int k = 0; k < 2; k++) {
+			struct ferry_table_cell cells[FERRY_TABLE_CELLS(TABLE_SIZE, 1)];
+			struct ferry_table_member m = { .backend_id = d->slots[k] };
+			struct ferry_backend be;
+			__u32 pred = d->slots[k];
+			int fd;
+
+			if (!pred || (k && pred == d->slots[0]) ||
+			    bpf_map_lookup_elem(map_fd(FERRY_MAP_BACKENDS), &pred, &be))
+				continue;
+			m.key = ferry_table__key(be.family, be.addr, be.port);
+			err = ferry_table__build(&m, 1, TABLE_SIZE, cells);
+			fd = err ?: ferry_table__create(cells, FERRY_TABLE_CELLS(TABLE_SIZE, 1),
+							"fz_table");
+			if (fd < 0)
+				return fd;
+			err = bpf_map_update_elem(map_fd(FERRY_MAP_TABLES), &pred, &fd, 0);
+			close(fd); /* the outer map holds it */
 			if (err)
 				return err;
+			sel.preds[sel.npredictors++] = (struct ferry_select_pred){
+				.predictor_id = pred, .weight = FERRY_WEIGHT_ONE / 2, .key = pred
+			};
 		}
-		err = bpf_map_update_elem(map_fd(FERRY_MAP_TABLES), &d->id, &fd, 0);
-		close(fd); /* the outer map holds it */
+		err = bpf_map_update_elem(map_fd(FERRY_MAP_SELECT), &d->id, &sel, BPF_F_LOCK);
 		if (err)
 			return err;
 	}

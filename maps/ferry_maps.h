@@ -32,6 +32,7 @@
 #define FERRY_MAP_SVC_META "ferry_svc_meta"
 #define FERRY_MAP_PRED_META "ferry_pred_meta"
 #define FERRY_MAP_LINKS "ferry_links"
+#define FERRY_MAP_SELECT "ferry_selectors"
 
 /* Limits (max_entries). Ids 0 are reserved to mean "none" everywhere. */
 #define FERRY_MAX_SERVICES 16384
@@ -43,10 +44,18 @@
 #define FERRY_MAX_TX_PORTS 256
 #define FERRY_TRACE_BYTES (1 << 20)
 
-/* Lookup table sizes: a prime, so that every Maglev skip is coprime with it. */
-#define FERRY_TABLE_SIZE_DEFAULT 16381
+/*
+ * Per-predictor Maglev table sizes: a prime, so that every Maglev skip is coprime with it.
+ * A predictor's table has next_prime(floor x 2^k) slots for the least k that gives at least
+ * FERRY_TABLE_SLOTS_PER_BACKEND per ready backend, capped at FERRY_TABLE_SIZE_MAX
+ * (ferry_table__size); the floor is FERRY_TABLE_SIZE_DEFAULT unless `ferryd --table-size`
+ * says otherwise (between MIN and MAX).
+ */
+#define FERRY_TABLE_SIZE_DEFAULT 251
 #define FERRY_TABLE_SIZE_MIN 7
 #define FERRY_TABLE_SIZE_MAX 1048573
+#define FERRY_TABLE_SLOTS_PER_BACKEND 100
+#define FERRY_TABLE_MAX_BACKENDS 65535 /* slots hold 16-bit indices */
 
 #define FERRY_AF_INET 4
 #define FERRY_AF_INET6 6
@@ -95,26 +104,84 @@ _Static_assert(sizeof(struct ferry_vip) == 20, "ferry_vip layout");
 struct ferry_service {
 	__u32 id;
 	__u32 flags; /* FERRY_SVC_F_* */
-	__u32 table_size; /* slots in this service's inner table */
+	__u32 table_size; /* the per-predictor table floor this service was built with */
 	__u32 sample_every; /* latency sampling: 0 off, 1 every flow, N one flow in N */
+	__u8 hash_mode; /* FERRY_HASH_*: what selection hashes; the kernel reads only this */
+	__u8 pad[3];
 };
-_Static_assert(sizeof(struct ferry_service) == 16, "ferry_service layout");
+_Static_assert(sizeof(struct ferry_service) == 20, "ferry_service layout");
 
-#define FERRY_SVC_F_HASH_SRC_ADDR (1U << 0) /* hash the client address only */
+#define FERRY_HASH_TUPLE 0 /* the whole 5-tuple: connections spread independently */
+#define FERRY_HASH_CLIENT_ADDR 1 /* the client address only: ferry.io/affinity: client-ip */
+
+/* The config layer's mark for client-ip affinity; sync turns it into hash_mode. */
+#define FERRY_SVC_F_HASH_SRC_ADDR (1U << 0)
 #define FERRY_SVC_F_ADDR_MARKER (1U << 1) /* address-only marker entry */
 /* ferry.io/protocol: without either bit the kernel recognises HTTP/2 by its preface (auto). */
 #define FERRY_SVC_F_PROTO_HTTP1 (1U << 2) /* measure as HTTP/1.x only */
 #define FERRY_SVC_F_PROTO_H2C (1U << 3) /* measure as clear-text HTTP/2 from the first byte */
 
 /*
- * ferry_tables: an array of maps indexed by service id; each inner map is an
- * array of table_size __u32 backend ids (0: no backend). A service's table is
- * replaced by swapping the inner map, so a packet sees one table or the other.
- * Inner maps must be created with exactly these flags (the kernel compares
- * them with the template's): any size per service, filled through mmap.
- * The names come from <linux/bpf.h>, which every includer has.
+ * Selection has two stages (docs/tables.md).
+ *
+ * 1. ferry_selectors, an array indexed by service id: the service's predictors and their
+ *    effective weights (ppm). A new connection's hash picks a predictor by weighted
+ *    rendezvous: every predictor with a weight scores -log2(u) / weight, u being the
+ *    connection hash mixed with the predictor's key (a hash of its name, the same on every
+ *    node), and the lowest score wins. A weight change is one update of this small value,
+ *    written with BPF_F_LOCK and read under the same lock: a packet sees the old weights
+ *    or the new ones, never half of each, and no table is built.
+ * 2. ferry_tables, an array of maps indexed by predictor id: the predictor's Maglev table,
+ *    sized to its backends. A second seeded hash of the connection picks a slot. The inner
+ *    map is an array of 8-byte cells: cell 0 the head (size and backend count, read with
+ *    the slots: there is no separately stored size that could be stale), cell 1 the
+ *    inputs digest (user space only), then the slots (four 16-bit backend indices per
+ *    cell) and last the backend ids (two per cell) that the indices name. Slots are a
+ *    pure function of the backends' addresses: only the id cells are node-local.
+ *    Replaced whole by swapping the inner map when the predictor's backends change.
  */
-#define FERRY_TABLE_MAP_FLAGS (BPF_F_INNER_MAP | BPF_F_MMAPABLE)
+struct ferry_select_pred {
+	__u32 predictor_id; /* index into ferry_tables */
+	__u32 weight; /* effective weight, ppm; 0: never picked */
+	__u32 key; /* rendezvous key: ferry_table__pred_key(name) */
+};
+_Static_assert(sizeof(struct ferry_select_pred) == 12, "ferry_select_pred layout");
+
+struct ferry_select {
+	struct bpf_spin_lock lock; /* from <linux/bpf.h>, which every includer has */
+	__u32 npredictors;
+	__u32 generation; /* bumped by every write, for observers */
+	__u32 pad;
+	struct ferry_select_pred preds[16]; /* FERRY_MAX_SVC_PREDICTORS */
+};
+_Static_assert(sizeof(struct ferry_select) == 16 + 16 * 12, "ferry_select layout");
+
+struct ferry_table_head {
+	__u32 size; /* slots: a prime, or 0 for a predictor with no ready backend */
+	__u32 nbackends; /* id entries after the slots */
+};
+
+struct ferry_table_cell {
+	union {
+		struct ferry_table_head head; /* cell 0 */
+		__u64 inputs; /* cell 1: digest of what the table was built from */
+		__u16 slot[4]; /* cells 2 .. : slot s in FERRY_TABLE_SLOT_CELL(s), lane s % 4 */
+		__u32 backend_id[2]; /* then index i in FERRY_TABLE_ID_CELL(size, i), lane i % 2 */
+	};
+};
+_Static_assert(sizeof(struct ferry_table_cell) == 8, "ferry_table_cell layout");
+
+#define FERRY_TABLE_SLOT_CELL(s) (2 + (s) / 4)
+#define FERRY_TABLE_ID_CELL(size, i) (2 + ((size) + 3) / 4 + (i) / 2)
+#define FERRY_TABLE_CELLS(size, n) (2 + ((size) + 3) / 4 + ((n) + 1) / 2)
+
+/*
+ * Inner maps must be created with exactly these flags (the kernel compares them with the
+ * template's): any max_entries per predictor. Not mmap-able: an mmap-able array costs at
+ * least two pages, a plain one kmalloc's rounding of its cells (a 5-backend predictor's
+ * 503-slot table is 130 cells, 1,040 bytes). The name comes from <linux/bpf.h>.
+ */
+#define FERRY_TABLE_MAP_FLAGS (BPF_F_INNER_MAP)
 
 /* -------------------------------------------------------------- backends */
 

@@ -789,8 +789,9 @@ want = {
     "ferry_config": ("array", None, {"abi_version", "hash_seed", "trace_every", "udp_timeout_s",
                      "generation", "sync_unix_ns", "ferryd_pid", "features", "heartbeat_unix_ns"}),
     "ferry_services": ("hash", {"addr", "port", "proto", "family"},
-                       {"id", "flags", "table_size", "sample_every"}),
+                       {"id", "flags", "table_size", "sample_every", "hash_mode"}),
     "ferry_tables": ("array_of_maps", None, None),
+    "ferry_selectors": ("array", None, {"npredictors", "generation", "preds"}),
     "ferry_backends": ("array", None, {"addr", "port", "family", "state", "predictor_id",
                        "svc_id", "flags"}),
     "ferry_flows": (None, {"saddr", "daddr", "sport", "dport", "proto", "family"},
@@ -897,17 +898,29 @@ try:
         bad.append("ferry_links ifnames %r" % links)
 except (KeyError, IndexError, ValueError, TypeError) as e:
     bad.append("reading dumped values: %r" % e)
-# Inner tables (pinned as tables/SERVICE_ID): table_size slots of backend ids,
-# shared out by weight (main 80%, canary 20%).
+# Selection (docs/tables.md): the predictor stage of the one service holds
+# main 80% and canary 20% (ppm); each predictor's table is pinned as
+# tables/PREDICTOR_ID, an array of 8-byte cells: head (size, backend count),
+# inputs digest, slots (4 x u16 backend index each), backend ids (2 x u32).
 try:
     tables = sorted(os.listdir(os.path.join(pin, "tables")))
 except OSError:
     tables = []
 svcs = {e["value"]["id"]: e for e in dump("ferry_services") if e["value"]["id"]}
-if sorted(int(t) for t in tables) != sorted(svcs):
-    bad.append("tables/ holds %s, services have ids %s" % (tables, sorted(svcs)))
 bes = {e["key"]: e["value"] for e in dump("ferry_backends") if e["value"]["state"]}
 preds = {e["key"]: e["value"]["name"] for e in dump("ferry_pred_meta")}
+if sorted(int(t) for t in tables) != sorted(preds):
+    bad.append("tables/ holds %s, predictors have ids %s" % (tables, sorted(preds)))
+sels = {e["key"]: e["value"] for e in dump("ferry_selectors")}
+for sid in svcs:
+    sel = sels.get(sid)
+    if not sel:
+        bad.append("ferry_selectors has no entry %d" % sid)
+        continue
+    w = {preds.get(p["predictor_id"], "?"): p["weight"] for p in sel["preds"][:sel["npredictors"]]}
+    print("  ferry_selectors[%d]: %s" % (sid, w), file=sys.stderr)
+    if w != {"main": 800000, "canary": 200000}:
+        bad.append("ferry_selectors[%d] weights %r, expected main 800000, canary 200000" % (sid, w))
 for t in tables:
     try:
         show = json.load(open(os.path.join(out, "bpftool.show.table." + t)))
@@ -915,31 +928,32 @@ for t in tables:
     except ValueError as e:
         bad.append("tables/%s: bpftool output not JSON: %r" % (t, e))
         continue
-    size = svcs[int(t)]["value"]["table_size"] if int(t) in svcs else None
-    if show.get("type") != "array" or show.get("bytes_value") != 4 or show.get("max_entries") != size:
-        bad.append("tables/%s: %s, expected array of %s u32" % (t, {k: show.get(k) for k in ("type", "bytes_value", "max_entries")}, size))
+    if show.get("type") != "array" or show.get("bytes_value") != 8:
+        bad.append("tables/%s: %s, expected an array of 8-byte cells" % (t, {k: show.get(k) for k in ("type", "bytes_value")}))
         continue
-    def u32(v):
+    def raw(v):
         if isinstance(v, int):
-            return v
-        return int.from_bytes(bytes(int(x, 16) for x in v), "little")
-    ids = [u32(r.get("value")) for r in rows if "value" in r]
-    if len(ids) != size:
-        bad.append("tables/%s: %d slots dumped, expected %d" % (t, len(ids), size))
+            return v.to_bytes(8, "little")
+        return bytes(int(x, 16) for x in v)
+    cells = [raw(r.get("value")) for r in rows if "value" in r]
+    size = int.from_bytes(cells[0][0:4], "little")
+    n = int.from_bytes(cells[0][4:8], "little")
+    if len(cells) != 2 + (size + 3) // 4 + (n + 1) // 2:
+        bad.append("tables/%s: %d cells for %d slots and %d backends" % (t, len(cells), size, n))
         continue
-    unknown = {i for i in ids if i and i not in bes}
-    if unknown:
-        bad.append("tables/%s: slots name unknown backend ids %s" % (t, sorted(unknown)))
+    idcell = 2 + (size + 3) // 4
+    ids = [int.from_bytes(cells[idcell + i // 2][4 * (i % 2):4 * (i % 2) + 4], "little") for i in range(n)]
+    slots = [int.from_bytes(cells[2 + s // 4][2 * (s % 4):2 * (s % 4) + 2], "little") for s in range(size)]
+    if any(i >= n for i in slots):
+        bad.append("tables/%s: a slot names index >= %d" % (t, n))
         continue
-    share = {}
-    for i in ids:
-        if i:
-            p = preds.get(bes[i]["predictor_id"], "?")
-            share[p] = share.get(p, 0) + 1
-    main = share.get("main", 0) / size
-    print("  tables/%s: %d slots, per predictor %s" % (t, size, share), file=sys.stderr)
-    if abs(main - 0.8) > 0.01:
-        bad.append("tables/%s: main holds %.4f of the slots, expected 0.8" % (t, main))
+    if any(i not in bes or bes[i]["predictor_id"] != int(t) for i in ids):
+        bad.append("tables/%s: ids %s are not all backends of predictor %s" % (t, ids, t))
+        continue
+    counts = [slots.count(i) for i in range(n)]
+    print("  tables/%s (%s): %d slots, %d backends, %s each" % (t, preds.get(int(t)), size, n, counts), file=sys.stderr)
+    if n and max(counts) - min(counts) > 1:
+        bad.append("tables/%s: uneven split %s" % (t, counts))
 for b in bad:
     print("  " + b, file=sys.stderr)
 sys.exit(1 if bad else 0)

@@ -21,6 +21,7 @@
 #include <linux/types.h>
 
 #include "testing.h"
+#include <linux/bpf.h> /* struct bpf_spin_lock in ferry_maps.h */
 #include "ferry_maps.h"
 #include "kernel/netlink.h"
 

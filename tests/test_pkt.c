@@ -30,7 +30,8 @@
 #include "netns_fixture.h"
 #include "pkt_builder.h"
 #include "ferry_maps.h"
-#include "../bpf/hash.bpf.h"
+#include "select_ref.h"
+#include "kernel/table.h"
 #include "ferry_xdp.skel.h"
 #include "ferry_tc.skel.h"
 
@@ -80,8 +81,8 @@ struct service_def {
 	uint16_t port;
 	uint8_t proto;
 	uint32_t sample_every;
-	uint32_t table_size;
-	uint32_t slots[2]; /* filled alternately */
+	uint32_t table_size; /* the per-predictor table floor */
+	uint32_t slots[2]; /* the backends it balances; their predictors come from backends[] */
 };
 
 static const struct service_def services[] = {
@@ -104,6 +105,8 @@ static struct {
 	int ncpus;
 	int inner_fds[16];
 	int ninner;
+	struct ferry_select sel[16]; /* each service's predictor stage, by services[] index */
+	struct ferry_table_cell *cells[16]; /* each predictor's table, by predictor id */
 } env = { .ns = NETNS_FIXTURE(NS) };
 
 static const char *ctr_names[FERRY_CTR_MAX] = {
@@ -434,47 +437,64 @@ static const struct backend_def *flow_backend(const struct pb_spec *in)
 
 /*
  * The backend the fixture tables say in's flow must go to, computed here and
- * not read back from the program: the flow hash (the data plane's own
- * function, from bpf/hash.bpf.h) modulo the service's table size picks a
- * slot, and fill_maps() fills slots alternately from service_def.slots.
+ * not read back from the program: the data plane's own hash functions
+ * (bpf/hash.bpf.h) replayed by tests/select_ref.h over what fill_maps()
+ * wrote: the predictor by weighted rendezvous on the first hash, the slot
+ * of its table by the second.
  */
 static const struct backend_def *expected_backend(const struct pb_spec *in)
 {
+	const struct backend_def *first = NULL, *be;
+	const struct ferry_table_cell *cells;
 	struct ferry_config cfg;
 	struct ferry_service svc;
+	struct ferry_select sel;
 	struct ferry_flow_key k;
 	struct ferry_vip vip = { .port = htons(in->dport), .proto = in->proto };
-	uint32_t zero = 0, slot;
+	uint32_t zero = 0, slot, h, size, pred;
+	bool src_only;
+	int p, p2;
 
 	key_of(in, &k);
 	memcpy(vip.addr, in->daddr, sizeof(vip.addr));
 	vip.family = k.family;
 	if (bpf_map_lookup_elem(map_fd(FERRY_MAP_CONFIG), &zero, &cfg) ||
-	    bpf_map_lookup_elem(map_fd(FERRY_MAP_SERVICES), &vip, &svc) || !svc.table_size)
+	    bpf_map_lookup_elem(map_fd(FERRY_MAP_SERVICES), &vip, &svc) ||
+	    bpf_map_lookup_elem_flags(map_fd(FERRY_MAP_SELECT), &svc.id, &sel, BPF_F_LOCK))
 		return NULL;
-	slot = ferry_flow_hash(&k, cfg.hash_seed, svc.flags & FERRY_SVC_F_HASH_SRC_ADDR) %
-	       svc.table_size;
-	for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++) {
-		const struct backend_def *first = NULL, *be;
+	src_only = svc.hash_mode == FERRY_HASH_CLIENT_ADDR;
+	h = ferry_flow_hash(&k, cfg.hash_seed, src_only);
+	p = ref_pick_pred2(&sel, h, &p2);
+	if (p < 0)
+		return NULL;
+	h = ferry_flow_hash(&k, ferry_seed2(cfg.hash_seed), src_only);
+	/* Hairpin (bpf/select.bpf.h): a client never gets itself while the next slots
+	 * hold another backend, up to FERRY_HAIRPIN_TRIES of them, then the runner-up. */
+	for (int pass = 0; pass < 2; pass++) {
+		const struct backend_def *pick = NULL;
 
-		if (services[i].id != svc.id)
-			continue;
-		/* Hairpin (bpf/select.bpf.h): a client never gets itself while the next slots
-		 * hold another backend, up to FERRY_HAIRPIN_TRIES of them. */
+		if (pass && p2 < 0)
+			break;
+		pred = sel.preds[pass ? p2 : p].predictor_id;
+		cells = pred < 16 ? env.cells[pred] : NULL;
+		if (!cells || !(size = cells[0].head.size))
+			return first;
+		slot = h % size;
 		for (int t = 0; t < FERRY_HAIRPIN_TRIES; t++) {
 			uint32_t addr[4] = {};
 
-			be = backend_by_id(services[i].slots[(slot + t) % svc.table_size % 2]);
+			be = backend_by_id(
+				ferry_table__id(cells, ferry_table__slot(cells, (slot + t) % size)));
 			if (!be)
-				return NULL;
-			first = first ?: be;
+				return first;
+			pick = pick ?: be;
 			pb_addr(addr, be->addr);
 			if (memcmp(addr, in->saddr, sizeof(addr)))
 				return be;
 		}
-		return first;
+		first = first ?: pick;
 	}
-	return NULL;
+	return first;
 }
 
 /*
@@ -629,6 +649,73 @@ static int load_objects(void)
 	return ferry_tc__load(env.tc);
 }
 
+/*
+ * A service's selection, the way ferryd builds it: one predictor per
+ * predictor id among its backends (backends[] says which), equal weights
+ * except predictor 4 (weight 0: never picked), and each predictor's Maglev
+ * table from the library's builder, swapped into ferry_tables.
+ */
+static int fill_selection(size_t idx, const struct service_def *d)
+{
+	struct ferry_select *sel = &env.sel[idx];
+	uint32_t preds[4] = {}, npred = 0, weighted = 0;
+
+	memset(sel, 0, sizeof(*sel));
+	for (size_t b = 0; b < sizeof(backends) / sizeof(backends[0]); b++) {
+		uint32_t p = backends[b].predictor_id, k;
+
+		if (backends[b].svc_id != d->id)
+			continue;
+		for (k = 0; k < npred && preds[k] != p; k++)
+			;
+		if (k == npred && npred < 4)
+			preds[npred++] = p;
+	}
+	for (uint32_t k = 0; k < npred; k++)
+		weighted += preds[k] != 4;
+	for (uint32_t k = 0; k < npred; k++) {
+		struct ferry_table_member m[4];
+		uint32_t n = 0, size, w = preds[k] == 4 ? 0 : FERRY_WEIGHT_ONE / weighted;
+		char name[16];
+		int fd, err;
+
+		for (size_t b = 0; b < sizeof(backends) / sizeof(backends[0]) && n < 4; b++) {
+			const struct backend_def *bd = &backends[b];
+			__be32 addr[4] = {};
+
+			if (bd->svc_id != d->id || bd->predictor_id != preds[k])
+				continue;
+			pb_addr(addr, bd->addr);
+			m[n].key = ferry_table__key(strchr(bd->addr, ':') ? FERRY_AF_INET6 :
+									    FERRY_AF_INET,
+						    addr, htons(bd->port));
+			m[n++].backend_id = bd->id;
+		}
+		size = ferry_table__size(n, d->table_size);
+		env.cells[preds[k]] = calloc(FERRY_TABLE_CELLS(size, n), sizeof(struct ferry_table_cell));
+		if (!env.cells[preds[k]])
+			return -ENOMEM;
+		err = ferry_table__build(m, n, size, env.cells[preds[k]]);
+		if (err)
+			return err;
+		fd = ferry_table__create(env.cells[preds[k]], FERRY_TABLE_CELLS(size, n), "fb_table");
+		if (fd < 0)
+			return fd;
+		env.inner_fds[env.ninner++] = fd;
+		err = bpf_map_update_elem(map_fd(FERRY_MAP_TABLES), &preds[k], &fd, 0);
+		if (err)
+			return err;
+		snprintf(name, sizeof(name), "pred%u", preds[k]);
+		sel->preds[sel->npredictors].predictor_id = preds[k];
+		sel->preds[sel->npredictors].weight = w;
+		sel->preds[sel->npredictors++].key = ferry_table__pred_key(name);
+	}
+	/* rounding to the first, as the weight owner does */
+	if (sel->npredictors && weighted)
+		sel->preds[0].weight += FERRY_WEIGHT_ONE - FERRY_WEIGHT_ONE / weighted * weighted;
+	return bpf_map_update_elem(map_fd(FERRY_MAP_SELECT), &d->id, sel, BPF_F_LOCK);
+}
+
 static int fill_maps(void)
 {
 	struct ferry_config cfg = { .abi_version = FERRY_ABI_VERSION,
@@ -658,9 +745,7 @@ static int fill_maps(void)
 		struct ferry_service svc = { .id = d->id,
 					     .table_size = d->table_size,
 					     .sample_every = d->sample_every };
-		LIBBPF_OPTS(bpf_map_create_opts, copts, .map_flags = FERRY_TABLE_MAP_FLAGS);
 		struct ferry_vip vip = { .port = htons(d->port), .proto = d->proto };
-		int fd;
 
 		pb_addr(vip.addr, d->addr);
 		vip.family = strchr(d->addr, ':') ? FERRY_AF_INET6 : FERRY_AF_INET;
@@ -673,21 +758,26 @@ static int fill_maps(void)
 		svc.flags = FERRY_SVC_F_ADDR_MARKER;
 		bpf_map_update_elem(map_fd(FERRY_MAP_SERVICES), &vip, &svc, BPF_NOEXIST);
 
-		fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "fb_table", 4, 4, d->table_size, &copts);
-		if (fd < 0)
-			return fd;
-		env.inner_fds[env.ninner++] = fd;
-		for (uint32_t s = 0; s < d->table_size; s++) {
-			err = bpf_map_update_elem(fd, &s, &d->slots[s % 2], 0);
-			if (err)
-				return err;
-		}
-		err = bpf_map_update_elem(map_fd(FERRY_MAP_TABLES), &d->id, &fd, 0);
+		err = fill_selection(i, d);
 		if (err)
 			return err;
 	}
 	/* The clients' side is a wire: a RST or ICMP answer leaves it with XDP_TX. */
 	return bpf_map_update_elem(map_fd(FERRY_MAP_TX_PORTS), &env.if_c0, &env.if_c0, 0);
+}
+
+/*
+ * Empties (backend_id 0: no predictor weighted) or restores the selection of
+ * services[idx], as a weight change would: one locked write.
+ */
+static void table_set(int idx, uint32_t backend_id)
+{
+	struct ferry_select sel = env.sel[idx];
+
+	if (!backend_id)
+		for (uint32_t p = 0; p < FERRY_MAX_SVC_PREDICTORS; p++)
+			sel.preds[p].weight = 0;
+	bpf_map_update_elem(map_fd(FERRY_MAP_SELECT), &services[idx].id, &sel, BPF_F_LOCK);
 }
 
 static int hist_insert(uint32_t id, uint8_t kind, uint8_t metric)
@@ -1114,8 +1204,7 @@ static void test_reject(void)
 {
 	struct pb_spec syn = spec_tcp(4, 40060, "198.18.2.3", 80, PB_TCP_SYN);
 	struct pb_spec rst = spec_rst(&syn), syn6, rst6;
-	uint32_t v6_svc = 4, zero_id = 0, six = 6;
-	int table6 = env.inner_fds[3];
+	uint32_t v6_svc = 4;
 
 	check("ipv4 rst at xdp", P_XDP, env.if_c0, &syn,
 	      &(struct expect){ .verdict = XDP_TX,
@@ -1141,10 +1230,9 @@ static void test_reject(void)
 	      &(struct expect){ .verdict = XDP_DROP, .ctr = { CTR(NO_BACKEND, 1) } });
 
 	/* IPv6: the VIP6 service's table emptied for the fixture, then restored. */
-	if (!ASSERT_EQ(services[3].id, 4, "service 4 is inner table 3"))
+	if (!ASSERT_EQ(services[3].id, 4, "service 4 is services[3]"))
 		return;
-	for (uint32_t s = 0; s < 7; s++)
-		bpf_map_update_elem(table6, &s, &zero_id, 0);
+	table_set(3, 0);
 	syn6 = spec_tcp(6, 40061, VIP6, 80, PB_TCP_SYN);
 	rst6 = spec_rst(&syn6);
 	check("ipv6 rst at xdp", P_XDP, env.if_c0, &syn6,
@@ -1155,8 +1243,7 @@ static void test_reject(void)
 	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
 				.out = &rst6,
 				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
-	for (uint32_t s = 0; s < 7; s++)
-		bpf_map_update_elem(table6, &s, &six, 0);
+	table_set(3, 6);
 	(void)v6_svc;
 }
 
@@ -1846,6 +1933,8 @@ static bool set_client_ip_affinity(const char *addr, bool on)
 		return false;
 	svc.flags = on ? svc.flags | FERRY_SVC_F_HASH_SRC_ADDR :
 			 svc.flags & ~FERRY_SVC_F_HASH_SRC_ADDR;
+	/* the kernel reads only the explicit field */
+	svc.hash_mode = on ? FERRY_HASH_CLIENT_ADDR : FERRY_HASH_TUPLE;
 	return bpf_map_update_elem(map_fd(FERRY_MAP_SERVICES), &vip, &svc, BPF_EXIST) == 0;
 }
 
@@ -1891,6 +1980,46 @@ static void test_affinity_client_ip(void)
 	}
 out_clear:
 	ASSERT_TRUE(set_client_ip_affinity("198.18.2.2", false), "clear client-ip affinity");
+}
+
+/*
+ * client-ip affinity across predictors: VIP4:80 has two predictors at 50/50
+ * (backends 1 and 2). Every connection of a client lands on one predictor
+ * and backend, the one the reference replay says; different clients spread
+ * over both predictors by weight (48 clients: each side between 12 and 36).
+ */
+static void test_affinity_predictors(void)
+{
+	struct expect exp = { .meta = env.if_b0, .ctr = { CTR(XDP_HANDOFF, 1) } };
+	uint32_t per_backend[3] = {};
+
+	if (!ASSERT_TRUE(set_client_ip_affinity(VIP4, true), "set client-ip affinity"))
+		return;
+	for (uint32_t c = 0; c < 48; c++) {
+		const struct backend_def *be, *want = NULL;
+		char client[32];
+
+		snprintf(client, sizeof(client), "198.18.%u.%u", 64 + c / 200, 1 + c % 200);
+		for (uint16_t port = 44000; port < 44004; port++) {
+			struct pb_spec syn = spec_tcp(4, port, VIP4, 80, PB_TCP_SYN);
+
+			pb_addr(syn.saddr, client);
+			want = want ?: expected_backend(&syn);
+			if (!check_fwd("client-ip syn", P_XDP, &syn, XDP_PASS, &exp, &be))
+				goto out_clear;
+			if (!ASSERT_TRUE(be == want, "every connection of a client on one backend"))
+				goto out_clear;
+		}
+		if (want && want->id <= 2)
+			per_backend[want->id]++;
+	}
+	fprintf(stderr, "  client-ip, 48 clients over 50/50: %u on predictor 1, %u on 2\n",
+		per_backend[1], per_backend[2]);
+	ASSERT_EQ(per_backend[1] + per_backend[2], 48, "every client placed");
+	ASSERT_GE(per_backend[1], 12, "predictor 1 gets its share of clients");
+	ASSERT_GE(per_backend[2], 12, "predictor 2 gets its share of clients");
+out_clear:
+	ASSERT_TRUE(set_client_ip_affinity(VIP4, false), "clear client-ip affinity");
 }
 
 /*
@@ -2723,12 +2852,6 @@ static size_t unreach_frame(const uint8_t *in, int family, uint8_t *out)
 	return 14 + outer + 8 + quote;
 }
 
-/* Empties (or refills) the table of services[idx] (fill_maps' inner table idx). */
-static void table_set(int idx, uint32_t backend_id)
-{
-	for (uint32_t s = 0; s < services[idx].table_size; s++)
-		bpf_map_update_elem(env.inner_fds[idx], &s, &backend_id, 0);
-}
 
 /*
  * A UDP datagram to a service with no backend is answered with an ICMP
@@ -3097,6 +3220,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_xdp_tc_handoff);
 	RUN_TEST(SUITE, test_tc_checksum_partial);
 	RUN_TEST(SUITE, test_affinity_client_ip);
+	RUN_TEST(SUITE, test_affinity_predictors);
 	RUN_TEST(SUITE, test_http_classes_and_resets);
 	RUN_TEST(SUITE, test_ipv6_udp);
 	RUN_TEST(SUITE, test_latency_sample_n);
@@ -3119,6 +3243,8 @@ int main(int argc, char **argv)
 out:
 	for (int i = 0; i < env.ninner; i++)
 		close(env.inner_fds[i]);
+	for (int i = 0; i < 16; i++)
+		free(env.cells[i]);
 	ferry_tc__destroy(env.tc);
 	ferry_xdp__destroy(env.xdp);
 	netns_teardown();

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "model.h"
 #include "kernel/sync.h"
+#include "kernel/pins.h"
 #include "testing.h"
 
 #define PIN "/sys/fs/bpf/ferry-tsync"
@@ -72,47 +73,78 @@ static void fixture_init(struct fixture *f, __u32 main_pct, __u32 canary_pct)
 }
 
 /*
- * Reads the service's table the way the data plane does: the VIP entry, the
- * outer slot, the inner map; counts slots per predictor (by backend).
+ * Reads the service's selection the way the data plane does: the VIP entry,
+ * its predictor stage (ferry_selectors), and each weighted predictor's table
+ * (outer slot, inner map). *main / *canary get the effective weights (ppm);
+ * *empty counts weighted predictors whose table names no backend of theirs.
  */
-static bool kernel_shares(struct ferry_dp *dp, const struct ferry_vip *vip, __u32 *main_slots,
-			  __u32 *canary_slots, __u32 *empty)
+static bool kernel_shares(struct ferry_dp *dp, const struct ferry_vip *vip, __u32 *main_w,
+			  __u32 *canary_w, __u32 *empty)
 {
+	struct ferry_select sel;
 	struct ferry_service svc;
-	__u32 inner_id, i, be_id;
-	int inner;
+	__u32 i;
 
-	*main_slots = *canary_slots = *empty = 0;
+	*main_w = *canary_w = *empty = 0;
 	if (!ASSERT_OK(bpf_map_lookup_elem(dp->map_fds[FERRY_M_SERVICES], vip, &svc) ? -errno : 0,
-		       "VIP entry"))
-		return false;
-	if (!ASSERT_OK(bpf_map_lookup_elem(dp->map_fds[FERRY_M_TABLES], &svc.id, &inner_id) ?
+		       "VIP entry") ||
+	    !ASSERT_OK(bpf_map_lookup_elem_flags(dp->map_fds[FERRY_M_SELECT], &svc.id, &sel,
+						 BPF_F_LOCK) ?
 			       -errno :
 			       0,
-		       "outer table slot"))
+		       "predictor stage"))
 		return false;
-	inner = bpf_map_get_fd_by_id(inner_id);
-	if (!ASSERT_TRUE(inner >= 0, "inner table by id"))
-		return false;
-	for (i = 0; i < svc.table_size; i++) {
-		struct ferry_backend be;
+	for (i = 0; i < sel.npredictors && i < FERRY_MAX_SVC_PREDICTORS; i++) {
+		struct ferry_table_cell cell;
 		struct ferry_pred_meta pm;
+		struct ferry_backend be;
+		__u32 inner_id, key = 0, p = sel.preds[i].predictor_id, slot, idx, id;
+		int inner;
 
-		if (bpf_map_lookup_elem(inner, &i, &be_id) || !be_id) {
-			(*empty)++;
-			continue;
-		}
-		if (bpf_map_lookup_elem(dp->map_fds[FERRY_M_BACKENDS], &be_id, &be) ||
-		    bpf_map_lookup_elem(dp->map_fds[FERRY_M_PRED_META], &be.predictor_id, &pm)) {
-			(*empty)++;
-			continue;
-		}
+		if (!ASSERT_OK(bpf_map_lookup_elem(dp->map_fds[FERRY_M_PRED_META], &p, &pm) ? -errno :
+											   0,
+			       "predictor meta"))
+			return false;
+		ASSERT_EQ(pm.weight_effective, sel.preds[i].weight, "meta says what the kernel holds");
 		if (!strcmp(pm.name, "main"))
-			(*main_slots)++;
+			*main_w = sel.preds[i].weight;
 		else
-			(*canary_slots)++;
+			*canary_w = sel.preds[i].weight;
+		if (!sel.preds[i].weight)
+			continue;
+		if (bpf_map_lookup_elem(dp->map_fds[FERRY_M_TABLES], &p, &inner_id)) {
+			(*empty)++;
+			continue;
+		}
+		inner = bpf_map_get_fd_by_id(inner_id);
+		if (!ASSERT_TRUE(inner >= 0, "inner table by id"))
+			return false;
+		/* every slot names a backend of this predictor */
+		if (bpf_map_lookup_elem(inner, &key, &cell) || !cell.head.size) {
+			(*empty)++;
+			close(inner);
+			continue;
+		}
+		for (slot = 0; slot < cell.head.size; slot++) {
+			struct ferry_table_cell sc, ic;
+			__u32 head_size = cell.head.size;
+
+			key = FERRY_TABLE_SLOT_CELL(slot);
+			if (bpf_map_lookup_elem(inner, &key, &sc))
+				break;
+			idx = sc.slot[slot % 4];
+			key = FERRY_TABLE_ID_CELL(head_size, idx);
+			if (idx >= cell.head.nbackends || bpf_map_lookup_elem(inner, &key, &ic))
+				break;
+			id = ic.backend_id[idx % 2];
+			if (bpf_map_lookup_elem(dp->map_fds[FERRY_M_BACKENDS], &id, &be) ||
+			    be.predictor_id != p)
+				break;
+		}
+		if (slot != cell.head.size)
+			(*empty)++;
+		close(inner);
 	}
-	close(inner);
 	return true;
 }
 
@@ -140,22 +172,41 @@ static void test_apply_and_read_back(void)
 	fixture_init(&f, 90, 10);
 	if (!ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "apply"))
 		goto out;
-	ASSERT_EQ(res.tables_swapped, 1, "one table swapped");
+	ASSERT_EQ(res.tables_swapped, 2, "one table per predictor");
 	ASSERT_EQ(res.backends_added, 3, "three backends");
 	if (kernel_shares(dp, &f.svc.vip, &m, &c, &e)) {
-		/* Exact quotas: round(1021 * 0.9) and the rest; no empty slot. */
-		ASSERT_EQ(e, 0, "no empty slot in the kernel's table");
-		ASSERT_EQ(m, 919, "main's slots");
-		ASSERT_EQ(c, 102, "canary's slots");
+		/* Exact weights in the predictor stage; every slot names its predictor's backend. */
+		ASSERT_EQ(e, 0, "every table complete");
+		ASSERT_EQ(m, 900000, "main's weight");
+		ASSERT_EQ(c, 100000, "canary's weight");
 	}
 
-	/* Weight change: the kernel follows; 0 is exactly 0. */
+	/* Weight change: one write of the predictor stage, no table built; 0 is exactly 0. */
 	fixture_init(&f, 0, 100);
 	if (!ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "apply 0/100"))
 		goto out;
+	ASSERT_EQ(res.tables_swapped, 0, "a weight change builds no table");
 	if (kernel_shares(dp, &f.svc.vip, &m, &c, &e)) {
-		ASSERT_EQ(m, 0, "main's slots at weight 0");
-		ASSERT_EQ(c, 1021, "canary takes every slot");
+		ASSERT_EQ(m, 0, "main's weight 0");
+		ASSERT_EQ(c, 1000000, "canary takes everything");
+	}
+
+	/* traffic 0 everywhere (docs/configuration.md): an even split, not nothing. */
+	fixture_init(&f, 0, 0);
+	if (ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "apply 0/0") &&
+	    kernel_shares(dp, &f.svc.vip, &m, &c, &e)) {
+		ASSERT_EQ(m, 500000, "all zero: main half");
+		ASSERT_EQ(c, 500000, "all zero: canary half");
+	}
+
+	/* The canary's only backend not ready: its share moves to main. */
+	fixture_init(&f, 80, 20);
+	f.canary_be[0].state = FERRY_BE_UNREADY;
+	if (ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "apply 80/20, canary unready") &&
+	    kernel_shares(dp, &f.svc.vip, &m, &c, &e)) {
+		ASSERT_EQ(m, 1000000, "no ready canary: main takes all");
+		ASSERT_EQ(c, 0, "no ready canary: 0");
+		ASSERT_EQ(e, 0, "no weighted predictor without a table");
 	}
 out:
 	ferry_sync__free(sync);
@@ -198,8 +249,8 @@ static void test_restart_is_hitless(void)
 	bpf_map_lookup_elem(dp->map_fds[FERRY_M_SERVICES], &f.svc.vip, &after);
 	ASSERT_EQ(after.id, before.id, "same service id");
 	if (kernel_shares(dp, &f.svc.vip, &m, &c, &e)) {
-		ASSERT_EQ(e, 0, "no empty slot");
-		ASSERT_EQ(m + c, 1021, "every slot");
+		ASSERT_EQ(e, 0, "every table complete");
+		ASSERT_EQ(m + c, FERRY_WEIGHT_ONE, "weights sum to one");
 	}
 out:
 	ferry_sync__free(sync);
@@ -220,6 +271,7 @@ static void test_override_drain_delete(void)
 	struct fixture f;
 	size_t changed = 0;
 	__u32 m, c, e;
+	int err;
 
 	TEST_NEEDS_ROOT();
 	ferry_dp__reset(PIN);
@@ -229,18 +281,27 @@ static void test_override_drain_delete(void)
 	if (!ASSERT_TRUE(sync, "sync") || !ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "apply"))
 		goto out;
 
-	if (!ASSERT_OK(ferry_sync__override(sync, &f.svc.vip, names, weights, 2, false), "override"))
-		goto out;
-	if (kernel_shares(dp, &f.svc.vip, &m, &c, &e))
-		ASSERT_EQ(m, 0, "override 0/100: main has no slot");
+	/* ferryctl's way: a fresh sync of its own reads the maps, overrides, exits. */
+	{
+		struct ferry_sync *ctl = ferry_sync__new(dp, NULL);
+
+		err = ctl ? ferry_sync__override(ctl, &f.svc.vip, names, weights, 2, false) : -errno;
+		ferry_sync__free(ctl);
+		if (!ASSERT_OK(err, "override from another writer"))
+			goto out;
+	}
+	if (kernel_shares(dp, &f.svc.vip, &m, &c, &e)) {
+		ASSERT_EQ(m, 0, "override 0/100: main has no weight");
+		ASSERT_EQ(c, FERRY_WEIGHT_ONE, "override 0/100: canary has all");
+	}
 	/* The manifest applied again does not undo the override. */
 	ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "re-apply");
 	if (kernel_shares(dp, &f.svc.vip, &m, &c, &e))
 		ASSERT_EQ(m, 0, "override survives a sync");
 	ASSERT_OK(ferry_sync__override(sync, &f.svc.vip, NULL, NULL, 0, true), "clear");
 	if (kernel_shares(dp, &f.svc.vip, &m, &c, &e)) {
-		ASSERT_GE(m, 500, "cleared: main back near half");
-		ASSERT_GE(c, 500, "cleared: canary near half");
+		ASSERT_EQ(m, 500000, "cleared: main back to half");
+		ASSERT_EQ(c, 500000, "cleared: canary back to half");
 	}
 
 	/* Drain the canary's only backend: its share moves to main. */
@@ -249,8 +310,8 @@ static void test_override_drain_delete(void)
 		      "drain") &&
 	    ASSERT_EQ(changed, 1, "one backend drained") &&
 	    kernel_shares(dp, &f.svc.vip, &m, &c, &e)) {
-		ASSERT_EQ(c, 0, "a drained backend has no slot");
-		ASSERT_EQ(m, 1021, "main takes every slot");
+		ASSERT_EQ(c, 0, "a drained predictor has no weight");
+		ASSERT_EQ(m, 1000000, "main takes everything");
 	}
 
 	/* The deployment goes away: VIP entry and table slot go too. */

@@ -1,609 +1,409 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Unit tests for the weighted Maglev table builder (user/table.c): exact
- * shares, exact zero weights, disruption on membership and weight changes
- * (measured numbers go to stderr and into docs/tables.md), determinism,
- * edge cases, bad specs, next_prime and the backend key. Unprivileged.
+ * Unit tests for the two selection stages (docs/tables.md): the predictor
+ * stage (weighted rendezvous, bpf/hash.bpf.h's ferry_pred_score, replayed
+ * here) for shares, precision and disruption against the ideal; the
+ * per-predictor Maglev tables (user/kernel/table.c) for balance, size rule,
+ * disruption, determinism and bad input. Measured numbers go to stderr and
+ * into docs/tables.md. Unprivileged.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <linux/types.h>
 
+#include <linux/bpf.h> /* struct bpf_spin_lock in ferry_maps.h */
 #include "ferry_maps.h"
 #include "kernel/table.h"
+#include "select_ref.h"
 #include "testing.h"
 
 #define SUITE "table"
-#define SIZE FERRY_TABLE_SIZE_DEFAULT
-#define MAX_IDS 8192 /* backend ids used by these tests stay below this */
+#define MAX_N 1000
 
-static __u32 table_a[FERRY_TABLE_SIZE_MAX], table_b[FERRY_TABLE_SIZE_MAX];
-static __u32 table_c[FERRY_TABLE_SIZE_MAX];
-static __u32 counts_a[MAX_IDS], counts_b[MAX_IDS];
+/* ------------------------------------------------------- predictor stage */
 
-/* Backend `id` of `group`: 198.18.x.y:9000, keyed like ferryd keys it. */
-static struct ferry_table_member member(__u32 id, __u32 group)
+/* A predictor stage with n predictors named p0.. and the given ppm weights. */
+static void sel_init(struct ferry_select *sel, const __u32 *w, __u32 n)
 {
-	struct ferry_table_member m = { .backend_id = id, .group = group };
+	char name[16];
+
+	memset(sel, 0, sizeof(*sel));
+	sel->npredictors = n;
+	for (__u32 i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "p%u", i);
+		sel->preds[i].predictor_id = i + 1;
+		sel->preds[i].weight = w[i];
+		sel->preds[i].key = ferry_table__pred_key(name);
+	}
+}
+
+/*
+ * The hash space sampled at n evenly spaced points (the connection hash is
+ * uniform): shares[] gets each predictor's fraction.
+ */
+static void pred_shares(const struct ferry_select *sel, __u32 n, double *shares)
+{
+	__u32 counts[16] = {}, step = (__u32)(0x100000000ULL / n), h = 0;
+
+	for (__u32 i = 0; i < n; i++, h += step) {
+		int p = ref_pick_pred(sel, h);
+
+		if (p >= 0)
+			counts[p]++;
+	}
+	for (__u32 i = 0; i < 16; i++)
+		shares[i] = (double)counts[i] / n;
+}
+
+/* Fraction of sampled hashes whose predictor differs between a and b; *back counts b->a moves. */
+static double pred_moved(const struct ferry_select *a, const struct ferry_select *b, __u32 n,
+			 __u32 from, __u32 to, double *other)
+{
+	__u32 step = (__u32)(0x100000000ULL / n), h = 0, moved = 0, odd = 0;
+
+	for (__u32 i = 0; i < n; i++, h += step) {
+		int x = ref_pick_pred(a, h), y = ref_pick_pred(b, h);
+
+		if (x == y)
+			continue;
+		moved++;
+		if (!(x == (int)from && y == (int)to))
+			odd++;
+	}
+	if (other)
+		*other = (double)odd / n;
+	return (double)moved / n;
+}
+
+/* -log2(u) in fixed point against libm, over the whole range of u. */
+static void test_neglog2(void)
+{
+	double worst = 0;
+	__u32 x = 0;
+
+	for (int i = 0; i < 1 << 20; i++, x += 4093) {
+		double want = -log2(((double)x + 1) / 4294967296.0) * (1 << 24);
+		double err = fabs((double)ferry_neglog2(x) - want);
+
+		if (err > worst)
+			worst = err;
+	}
+	fprintf(stderr, "  neglog2: worst error %.1f / 2^24 (%.2e)\n", worst, worst / (1 << 24));
+	ASSERT_LE(worst, 64.0, "fixed-point -log2 within 4e-6");
+	ASSERT_EQ(ferry_neglog2(0xffffffff), 0, "u == 1 scores 0");
+}
+
+/* Shares follow the weights: 1/99 .. 50/30/20 within sampling error, zero is exactly zero. */
+static void test_pred_shares(void)
+{
+	static const __u32 cases[][4] = {
+		{ 10000, 990000 }, { 100000, 900000 },	     { 500000, 500000 },
+		{ 900000, 100000 }, { 500000, 300000, 200000 }, { 1000000, 0 },
+		{ 0, 1000000 },
+	};
+	const __u32 n = 1 << 22;
+	struct ferry_select sel;
+	double shares[16];
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		__u32 np = cases[c][2] ? 3 : 2;
+
+		sel_init(&sel, cases[c], np);
+		pred_shares(&sel, n, shares);
+		for (__u32 i = 0; i < np; i++) {
+			double want = cases[c][i] / 1e6;
+			/* 5 standard errors of a 2^22-point sample */
+			double tol = 5 * sqrt(want * (1 - want) / n) + 1e-9;
+
+			if (!cases[c][i])
+				ASSERT_EQ(shares[i], 0.0, "weight 0 gets nothing");
+			else
+				ASSERT_LE(fabs(shares[i] - want), tol, "share within sampling error");
+		}
+	}
+}
+
+/* 1/10,000: a 0.01% canary gets 0.01%, not 0 and not 0.02%. */
+static void test_pred_precision(void)
+{
+	const __u32 w[2] = { 999900, 100 }, n = 1 << 24;
+	struct ferry_select sel;
+	double shares[16], tol = 5 * sqrt(1e-4 / n);
+
+	sel_init(&sel, w, 2);
+	pred_shares(&sel, n, shares);
+	fprintf(stderr, "  1/10,000: share %.6f (want 0.000100, tolerance %.6f)\n", shares[1], tol);
+	ASSERT_LE(fabs(shares[1] - 1e-4), tol, "a 100 ppm predictor gets 1/10,000");
+}
+
+/* 16 predictors, unequal weights: every share within sampling error. */
+static void test_pred_sixteen(void)
+{
+	__u32 w[16], sum = 0, n = 1 << 21;
+	struct ferry_select sel;
+	double shares[16];
+
+	for (__u32 i = 0; i < 16; i++) {
+		w[i] = (i + 1) * 7353;
+		sum += w[i];
+	}
+	w[15] += FERRY_WEIGHT_ONE - sum;
+	sel_init(&sel, w, 16);
+	pred_shares(&sel, n, shares);
+	for (__u32 i = 0; i < 16; i++) {
+		double want = w[i] / 1e6;
+
+		ASSERT_LE(fabs(shares[i] - want), 5 * sqrt(want * (1 - want) / n),
+			  "16 predictors: share");
+	}
+}
+
+/*
+ * Disruption against the ideal (sum of the shares lost). Two predictors move
+ * only in the direction of the change, so 90/10 -> 80/20 moves 10%; with
+ * more, a predictor going to 0 moves only its own share, and other changes
+ * stay close to the minimum (the measured ratio is printed and bounded).
+ */
+static void test_pred_disruption(void)
+{
+	static const struct {
+		__u32 n, from, to;
+		__u32 a[4], b[4];
+		double bound; /* moved / ideal */
+	} cases[] = {
+		{ 2, 0, 1, { 900000, 100000 }, { 800000, 200000 }, 1.0 },
+		{ 2, 1, 0, { 10000, 990000 }, { 990000, 10000 }, 1.0 },
+		{ 3, 1, 99, { 500000, 300000, 200000 }, { 714286, 0, 285714 }, 1.0 },
+		{ 3, 0, 2, { 500000, 300000, 200000 }, { 400000, 300000, 300000 }, 1.35 },
+		{ 4, 0, 99, { 250000, 250000, 250000, 250000 }, { 100000, 300000, 300000, 300000 },
+		  1.1 },
+	};
+	const __u32 n = 1 << 21;
+	struct ferry_select a, b;
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		double ideal = 0, moved, other, tol = 5 * sqrt(0.25 / n);
+
+		sel_init(&a, cases[c].a, cases[c].n);
+		sel_init(&b, cases[c].b, cases[c].n);
+		for (__u32 i = 0; i < cases[c].n; i++)
+			if (cases[c].a[i] > cases[c].b[i])
+				ideal += (cases[c].a[i] - cases[c].b[i]) / 1e6;
+		moved = pred_moved(&a, &b, n, cases[c].from, cases[c].to, &other);
+		fprintf(stderr, "  predictors %zu: moved %.5f, ideal %.5f, ratio %.3f\n", c, moved,
+			ideal, moved / ideal);
+		ASSERT_LE(moved, ideal * cases[c].bound + tol, "disruption near the ideal");
+		if (cases[c].bound == 1.0 && cases[c].to != 99)
+			ASSERT_EQ(other, 0.0, "two predictors: moves only in the change's direction");
+		if (cases[c].to == 99 && cases[c].from < 4) {
+			/* a drained predictor: nothing moves between the others */
+			struct ferry_select x = a;
+			__u32 step = (__u32)(0x100000000ULL / n), h = 0, bad = 0;
+
+			for (__u32 i = 0; i < n; i++, h += step) {
+				int p = ref_pick_pred(&x, h), q = ref_pick_pred(&b, h);
+
+				bad += p != q && b.preds[p].weight && cases[c].a[p] <= cases[c].b[p];
+			}
+			if (cases[c].b[cases[c].from] == 0)
+				ASSERT_EQ(bad, 0, "only the drained predictor's hashes move");
+		}
+	}
+}
+
+/* --------------------------------------------------------- backend stage */
+
+static struct ferry_table_member members_a[MAX_N + 1], members_b[MAX_N + 1];
+
+/* Backend id of 198.18.x.y:9000, keyed like ferryd keys it. */
+static struct ferry_table_member member(__u32 id)
+{
+	struct ferry_table_member m = { .backend_id = id };
 	__be32 addr[4] = { htonl(0xc6120000 | id), 0, 0, 0 };
 
 	m.key = ferry_table__key(FERRY_AF_INET, addr, htons(9000));
 	return m;
 }
 
-/* n members in each of ngroups groups, ids 1.. in group order. */
-static __u32 members_per_group(struct ferry_table_member *out, __u32 ngroups, __u32 n)
+static struct ferry_table_cell *build(struct ferry_table_member *m, __u32 n, __u32 size)
 {
-	__u32 g, i, k = 0;
+	struct ferry_table_cell *cells = calloc(FERRY_TABLE_CELLS(size, n), sizeof(*cells));
 
-	for (g = 0; g < ngroups; g++)
-		for (i = 0; i < n; i++, k++)
-			out[k] = member(k + 1, g);
-	return k;
-}
-
-static int build(__u32 size, const __u32 *weights, __u32 ngroups,
-		 const struct ferry_table_member *members, __u32 nmembers, const __u32 *prev,
-		 __u32 *slots)
-{
-	struct ferry_table_spec spec = {
-		.size = size,
-		.group_weights = weights,
-		.ngroups = ngroups,
-		.members = members,
-		.nmembers = nmembers,
-	};
-
-	return ferry_table__build(&spec, prev, slots);
-}
-
-static void count_ids(const __u32 *slots, __u32 size, __u32 *counts)
-{
-	__u32 i;
-
-	memset(counts, 0, MAX_IDS * sizeof(*counts));
-	for (i = 0; i < size; i++)
-		counts[slots[i] < MAX_IDS ? slots[i] : 0]++;
-}
-
-static __u32 changed_slots(const __u32 *a, const __u32 *b, __u32 size)
-{
-	__u32 i, changed = 0;
-
-	for (i = 0; i < size; i++)
-		changed += a[i] != b[i];
-	return changed;
-}
-
-/*
- * Checks a full table against its spec: no empty slot, every slot a member,
- * each group's share within 0.1 percentage point of its weight (of the
- * groups with members), member counts inside a group within 1 of each other.
- */
-static bool check_shares(const __u32 *slots, __u32 size, const __u32 *weights, __u32 ngroups,
-			 const struct ferry_table_member *members, __u32 nmembers, const char *what)
-{
-	__u32 group_slots[8] = {}, group_min[8], group_max[8] = {}, group_n[8] = {};
-	__u64 total = 0;
-	__u32 i, g;
-
-	count_ids(slots, size, counts_a);
-	if (!ASSERT_EQ(counts_a[0], 0, what))
-		return false;
-	for (g = 0; g < ngroups; g++)
-		group_min[g] = ~0u;
-	for (i = 0; i < nmembers; i++) {
-		__u32 c = counts_a[members[i].backend_id];
-
-		g = members[i].group;
-		group_slots[g] += c;
-		group_n[g]++;
-		group_min[g] = c < group_min[g] ? c : group_min[g];
-		group_max[g] = c > group_max[g] ? c : group_max[g];
+	if (cells && ferry_table__build(m, n, size, cells)) {
+		free(cells);
+		return NULL;
 	}
-	for (g = 0; g < ngroups; g++)
-		total += group_n[g] ? weights[g] : 0;
-	for (i = 0, g = 0; g < ngroups; g++)
-		i += group_slots[g];
-	if (!ASSERT_EQ(i, size, what)) /* every slot belongs to a member */
-		return false;
-	for (g = 0; g < ngroups; g++) {
-		double want = group_n[g] ? (double)weights[g] / total : 0;
-		double got = (double)group_slots[g] / size;
+	return cells;
+}
 
-		if (!ASSERT_LE(fabs(got - want), 0.001, what)) {
-			fprintf(stderr, "    group %u: %u slots (%.4f), want %.4f\n", g,
-				group_slots[g], got, want);
-			return false;
+/* The backend id each slot names, into ids[size]. */
+static void slot_ids(const struct ferry_table_cell *cells, __u32 *ids)
+{
+	for (__u32 s = 0; s < cells[0].head.size; s++)
+		ids[s] = ferry_table__id(cells, ferry_table__slot(cells, s));
+}
+
+static void test_size_rule(void)
+{
+	ASSERT_EQ(ferry_table__size(0, 251), 0, "no backend: empty table");
+	ASSERT_EQ(ferry_table__size(1, 251), 251, "one backend: the floor");
+	ASSERT_EQ(ferry_table__size(2, 251), 251, "two: still the floor");
+	ASSERT_EQ(ferry_table__size(5, 251), 503, "five: 502 rounded up to a prime");
+	ASSERT_EQ(ferry_table__size(6, 251), 1009, "six: the next doubling");
+	ASSERT_EQ(ferry_table__size(9, 251), 1009, "nine: same size as six (no re-deal)");
+	ASSERT_EQ(ferry_table__size(65535, 251), FERRY_TABLE_SIZE_MAX, "capped");
+	ASSERT_EQ(ferry_table__size(3, 16381), 16381, "--table-size is the floor");
+}
+
+/* Every slot names a member; counts within one of each other; for n = 1 .. 1,000. */
+static void test_balance(void)
+{
+	static const __u32 ns[] = { 1, 2, 5, 10, 100, 1000 };
+	static __u32 counts[MAX_N + 1];
+
+	for (size_t c = 0; c < sizeof(ns) / sizeof(ns[0]); c++) {
+		__u32 n = ns[c], size = ferry_table__size(n, FERRY_TABLE_SIZE_DEFAULT), lo = ~0U,
+		      hi = 0;
+		struct ferry_table_cell *cells;
+		struct timespec t0, t1;
+
+		for (__u32 i = 0; i < n; i++)
+			members_a[i] = member(i + 1);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		cells = build(members_a, n, size);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (!ASSERT_TRUE(cells, "build"))
+			return;
+		memset(counts, 0, sizeof(counts));
+		ASSERT_EQ(cells[0].head.size, size, "head size");
+		ASSERT_EQ(cells[0].head.nbackends, n, "head backends");
+		for (__u32 s = 0; s < size; s++) {
+			__u32 idx = ferry_table__slot(cells, s);
+
+			if (!ASSERT_TRUE(idx < n, "slot names a member"))
+				break;
+			counts[idx]++;
 		}
-		if (weights[g] == 0 && !ASSERT_EQ(group_slots[g], 0, what))
-			return false;
-		if (group_n[g] && !ASSERT_LE(group_max[g] - group_min[g], 1, what)) {
-			fprintf(stderr, "    group %u: member counts %u..%u\n", g, group_min[g],
-				group_max[g]);
-			return false;
+		for (__u32 i = 0; i < n; i++) {
+			lo = counts[i] < lo ? counts[i] : lo;
+			hi = counts[i] > hi ? counts[i] : hi;
+			ASSERT_NEQ(ferry_table__id(cells, i), 0, "id cell filled");
 		}
-	}
-	return true;
-}
-
-static void test_shares(void)
-{
-	static const __u32 splits[][3] = {
-		{ 10000, 990000 },  { 100000, 900000 }, { 500000, 500000 },
-		{ 900000, 100000 }, { 990000, 10000 },	{ 500000, 300000, 200000 },
-	};
-	static const __u32 per_group[] = { 1, 2, 10, 100, 1000 };
-	static struct ferry_table_member members[3 * 1000];
-	char what[64];
-	__u32 s, p;
-
-	for (s = 0; s < sizeof(splits) / sizeof(splits[0]); s++) {
-		__u32 ngroups = splits[s][2] ? 3 : 2;
-
-		for (p = 0; p < sizeof(per_group) / sizeof(per_group[0]); p++) {
-			__u32 n = members_per_group(members, ngroups, per_group[p]);
-
-			snprintf(what, sizeof(what), "split %u/%u/%u, %u per group",
-				 splits[s][0] / 10000, splits[s][1] / 10000, splits[s][2] / 10000,
-				 per_group[p]);
-			if (!ASSERT_OK(build(SIZE, splits[s], ngroups, members, n, NULL, table_a),
-				       what))
-				return;
-			if (!check_shares(table_a, SIZE, splits[s], ngroups, members, n, what))
-				return;
-		}
-	}
-}
-
-static void test_weight_zero_exact(void)
-{
-	static const __u32 splits[][2] = { { 1000000, 0 }, { 0, 1000000 } };
-	struct ferry_table_member members[20];
-	__u32 s, i, n = members_per_group(members, 2, 10);
-
-	for (s = 0; s < 2; s++) {
-		__u32 zero = splits[s][0] ? 1 : 0, zero_slots = 0;
-
-		if (!ASSERT_OK(build(SIZE, splits[s], 2, members, n, NULL, table_a), "build"))
-			return;
-		count_ids(table_a, SIZE, counts_a);
-		for (i = 0; i < n; i++)
-			if (members[i].group == zero)
-				zero_slots += counts_a[members[i].backend_id];
-		if (!ASSERT_EQ(zero_slots, 0, "slots of the weight-0 group"))
-			return;
-		if (!ASSERT_EQ(counts_a[0], 0, "empty slots"))
-			return;
-	}
-}
-
-/* Removes one member of N, builds from the table in force, measures what moved. */
-static void test_disruption_remove(void)
-{
-	static const __u32 sizes[] = { 10, 100 };
-	static const __u32 weights[] = { FERRY_WEIGHT_ONE };
-	static struct ferry_table_member members[100];
-	__u32 s, i;
-
-	for (s = 0; s < 2; s++) {
-		__u32 n = members_per_group(members, 1, sizes[s]), gone = members[n / 2].backend_id;
-		double ideal = 1.0 / n, got;
-
-		if (!ASSERT_OK(build(SIZE, weights, 1, members, n, NULL, table_a), "before"))
-			return;
-		memmove(&members[n / 2], &members[n / 2 + 1], (n - n / 2 - 1) * sizeof(members[0]));
-		if (!ASSERT_OK(build(SIZE, weights, 1, members, n - 1, table_a, table_b), "after"))
-			return;
-		got = (double)changed_slots(table_a, table_b, SIZE) / SIZE;
-		fprintf(stderr,
-			"    remove 1 of %u: %.5f of slots changed owner, ideal %.5f (%.3fx)\n", n,
-			got, ideal, got / ideal);
-		if (!ASSERT_LE(got, 1.1 * ideal + 0.001, "changed fraction"))
-			return;
-		/* only the removed backend's slots may move */
-		for (i = 0; i < SIZE; i++)
-			if (table_a[i] != table_b[i] && !ASSERT_EQ(table_a[i], gone, "moved slot"))
-				return;
-		if (!check_shares(table_b, SIZE, weights, 1, members, n - 1, "after"))
-			return;
-	}
-}
-
-static void test_disruption_add(void)
-{
-	static const __u32 sizes[] = { 10, 100 };
-	static const __u32 weights[] = { FERRY_WEIGHT_ONE };
-	static struct ferry_table_member members[101];
-	__u32 s, i;
-
-	for (s = 0; s < 2; s++) {
-		__u32 n = members_per_group(members, 1, sizes[s]);
-		double ideal = 1.0 / (n + 1), got;
-
-		if (!ASSERT_OK(build(SIZE, weights, 1, members, n, NULL, table_a), "before"))
-			return;
-		members[n] = member(n + 1, 0);
-		if (!ASSERT_OK(build(SIZE, weights, 1, members, n + 1, table_a, table_b), "after"))
-			return;
-		got = (double)changed_slots(table_a, table_b, SIZE) / SIZE;
-		fprintf(stderr,
-			"    add 1 to %u: %.5f of slots changed owner, ideal %.5f (%.3fx)\n", n,
-			got, ideal, got / ideal);
-		if (!ASSERT_LE(got, 1.1 * ideal + 0.001, "changed fraction"))
-			return;
-		/* every moved slot goes to the new backend */
-		for (i = 0; i < SIZE; i++)
-			if (table_a[i] != table_b[i] && !ASSERT_EQ(table_b[i], n + 1, "moved slot"))
-				return;
-		if (!check_shares(table_b, SIZE, weights, 1, members, n + 1, "after"))
-			return;
+		fprintf(stderr, "  %u backends: %u slots, %u..%u each, built in %.2f ms\n", n, size,
+			lo, hi,
+			(t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+		ASSERT_LE(hi - lo, 1, "even split");
+		free(cells);
 	}
 }
 
 /*
- * The least any table can move when quotas change: each member must give up
- * max(0, old - new) slots. The builder must stay within 5% of it.
+ * One backend removed or added (same size: the ladder keeps it): the
+ * fraction of slots that change backend, against the ideal 1/N. Only the
+ * removed backend's slots may be the ones it loses; Maglev moves some more.
  */
-static void test_disruption_weight_change(void)
+static void test_disruption(void)
 {
-	static const __u32 changes[][2][2] = {
-		{ { 900000, 100000 }, { 500000, 500000 } },
-		{ { 500000, 500000 }, { 0, 1000000 } },
-		{ { 100000, 900000 }, { 990000, 10000 } },
-	};
-	static const __u32 per_group[] = { 2, 10 };
-	struct ferry_table_member members[20];
-	__u32 c, p, i;
+	static __u32 ids_a[FERRY_TABLE_SIZE_MAX], ids_b[FERRY_TABLE_SIZE_MAX];
+	static const __u32 ns[] = { 10, 100 };
 
-	for (c = 0; c < 3; c++) {
-		for (p = 0; p < 2; p++) {
-			__u32 n = members_per_group(members, 2, per_group[p]), minimum = 0;
-			double got, min_frac;
+	for (size_t c = 0; c < sizeof(ns) / sizeof(ns[0]); c++) {
+		__u32 n = ns[c], size = ferry_table__size(n, FERRY_TABLE_SIZE_DEFAULT), changed = 0;
+		struct ferry_table_cell *a, *b;
+		double frac, ideal = 1.0 / n;
 
-			if (!ASSERT_OK(build(SIZE, changes[c][0], 2, members, n, NULL, table_a),
-				       "before"))
-				return;
-			if (!ASSERT_OK(build(SIZE, changes[c][1], 2, members, n, table_a, table_b),
-				       "after"))
-				return;
-			if (!check_shares(table_b, SIZE, changes[c][1], 2, members, n, "after"))
-				return;
-			count_ids(table_a, SIZE, counts_a);
-			count_ids(table_b, SIZE, counts_b);
-			for (i = 0; i < n; i++) {
-				__u32 id = members[i].backend_id;
-
-				if (counts_a[id] > counts_b[id])
-					minimum += counts_a[id] - counts_b[id];
-			}
-			got = (double)changed_slots(table_a, table_b, SIZE) / SIZE;
-			min_frac = (double)minimum / SIZE;
-			fprintf(stderr,
-				"    %u/%u -> %u/%u, %u per group: %.5f changed, minimum %.5f (%.3fx)\n",
-				changes[c][0][0] / 10000, changes[c][0][1] / 10000,
-				changes[c][1][0] / 10000, changes[c][1][1] / 10000, per_group[p],
-				got, min_frac, min_frac ? got / min_frac : 0);
-			if (!ASSERT_LE(got, 1.05 * min_frac + 0.001, "changed fraction"))
-				return;
+		/* n - 1 must land on the same rung: 10 and 9 do, 100 and 99 do */
+		if (!ASSERT_EQ(ferry_table__size(n - 1, FERRY_TABLE_SIZE_DEFAULT), size, "same rung"))
+			return;
+		for (__u32 i = 0; i < n; i++)
+			members_a[i] = members_b[i] = member(i + 1);
+		a = build(members_a, n, size);
+		/* remove the backend with id n / 2 */
+		for (__u32 i = 0, k = 0; i < n; i++)
+			if (members_b[i].backend_id != n / 2)
+				members_b[k++] = members_b[i];
+		b = build(members_b, n - 1, size);
+		if (!ASSERT_TRUE(a && b, "build")) {
+			free(a);
+			free(b);
+			return;
 		}
+		slot_ids(a, ids_a);
+		slot_ids(b, ids_b);
+		for (__u32 s = 0; s < size; s++)
+			changed += ids_a[s] != ids_b[s];
+		frac = (double)changed / size;
+		fprintf(stderr, "  remove 1 of %u (%u slots): moved %.5f, ideal %.5f, ratio %.3f\n", n,
+			size, frac, ideal, frac / ideal);
+		/* pure Maglev, no history: above the ideal, bounded (docs/tables.md) */
+		ASSERT_LE(frac, 3.0 * ideal, "remove: about 1/N moves");
+		ASSERT_GE(frac, 0.9 * ideal, "remove: at least the removed backend's share");
+		/* and back: adding it moves the same slots back (pure function) */
+		free(b);
+		for (__u32 i = 0; i < n; i++)
+			members_b[i] = member(i + 1);
+		b = build(members_b, n, size);
+		slot_ids(b, ids_b);
+		ASSERT_OK(memcmp(ids_a, ids_b, size * sizeof(*ids_a)) ? -1 : 0,
+			  "re-adding gives the original table");
+		free(a);
+		free(b);
 	}
 }
 
-/*
- * A long history from the same start: random adds, removes and weight
- * changes, each built from the table in force. Every step must move exactly
- * the minimum its quotas need (no slot moves between two backends that both
- * keep their count) and keep the shares exact. Reports how far the table has
- * drifted from a fresh build of the final spec.
- */
-static void test_history(void)
-{
-	static struct ferry_table_member members[300];
-	__u32 weights[2] = { 700000, 300000 }, n = 0, next_id = 1, step, i;
-	__u32 seed = 12345, moved_total = 0;
-
-	for (; n < 40; n++, next_id++)
-		members[n] = member(next_id, n % 2);
-	if (!ASSERT_OK(build(SIZE, weights, 2, members, n, NULL, table_a), "start"))
-		return;
-	for (step = 0; step < 60; step++) {
-		__u32 minimum = 0, changed;
-
-		seed = seed * 1664525u + 1013904223u;
-		switch ((seed >> 16) % 3) {
-		case 0: /* remove one, keeping a member in each group */
-			i = (seed >> 8) % n;
-			if (n > 4)
-				members[i] = members[--n];
-			break;
-		case 1: /* add one */
-			if (n < 300) {
-				members[n++] = member(next_id, next_id % 2);
-				next_id++;
-			}
-			break;
-		default: /* move the split */
-			weights[0] = (seed >> 4) % (FERRY_WEIGHT_ONE + 1);
-			weights[1] = FERRY_WEIGHT_ONE - weights[0];
-		}
-		if (!ASSERT_OK(build(SIZE, weights, 2, members, n, table_a, table_b), "step"))
-			return;
-		if (!check_shares(table_b, SIZE, weights, 2, members, n, "step shares"))
-			return;
-		count_ids(table_a, SIZE, counts_a);
-		count_ids(table_b, SIZE, counts_b);
-		for (i = 1; i < MAX_IDS; i++)
-			if (counts_a[i] > counts_b[i])
-				minimum += counts_a[i] - counts_b[i];
-		changed = changed_slots(table_a, table_b, SIZE);
-		if (!ASSERT_EQ(changed, minimum, "step moved exactly the minimum")) {
-			fprintf(stderr, "    step %u\n", step);
-			return;
-		}
-		moved_total += changed;
-		memcpy(table_a, table_b, sizeof(table_a[0]) * SIZE);
-	}
-	if (!ASSERT_OK(build(SIZE, weights, 2, members, n, NULL, table_c), "fresh"))
-		return;
-	fprintf(stderr,
-		"    history of 60 steps, %u members at the end: %.5f moved per step on average, "
-		"%.4f of slots differ from a fresh build\n",
-		n, (double)moved_total / 60 / SIZE,
-		(double)changed_slots(table_a, table_c, SIZE) / SIZE);
-}
-
-/* A small LCG so that the shuffle is the same on every run. */
-static void shuffle(struct ferry_table_member *m, __u32 n, __u32 seed)
-{
-	__u32 i;
-
-	for (i = n - 1; i > 0; i--) {
-		struct ferry_table_member t;
-		__u32 j;
-
-		seed = seed * 1664525u + 1013904223u;
-		j = seed % (i + 1);
-		t = m[i];
-		m[i] = m[j];
-		m[j] = t;
-	}
-}
-
+/* Same inputs in another order: identical cells (every node builds the same table). */
 static void test_deterministic(void)
 {
-	static const __u32 weights[] = { 300000, 700000 };
-	static struct ferry_table_member members[200];
-	__u32 n = members_per_group(members, 2, 100);
+	const __u32 n = 100, size = ferry_table__size(n, FERRY_TABLE_SIZE_DEFAULT);
+	struct ferry_table_cell *a, *b;
+	__u32 x = 12345;
 
-	if (!ASSERT_OK(build(SIZE, weights, 2, members, n, NULL, table_a), "first"))
-		return;
-	if (!ASSERT_OK(build(SIZE, weights, 2, members, n, NULL, table_b), "second"))
-		return;
-	if (!ASSERT_EQ(changed_slots(table_a, table_b, SIZE), 0, "same input, same table"))
-		return;
-	shuffle(members, n, 42);
-	if (!ASSERT_OK(build(SIZE, weights, 2, members, n, NULL, table_b), "shuffled"))
-		return;
-	if (!ASSERT_EQ(changed_slots(table_a, table_b, SIZE), 0, "shuffled input, same table"))
-		return;
+	for (__u32 i = 0; i < n; i++)
+		members_a[i] = members_b[i] = member(i + 1);
+	for (__u32 i = n - 1; i > 0; i--) {
+		__u32 j;
+		struct ferry_table_member t;
 
-	/* with prev too: two nodes with the same history agree */
-	if (!ASSERT_OK(build(SIZE, weights, 2, members, n - 1, table_a, table_b), "prev"))
-		return;
-	shuffle(members, n - 1, 7);
-	if (!ASSERT_OK(build(SIZE, weights, 2, members, n - 1, table_a, table_c), "prev shuffled"))
-		return;
-	ASSERT_EQ(changed_slots(table_b, table_c, SIZE), 0, "shuffled input with prev");
-}
-
-static void test_prev_of_strangers_is_fresh(void)
-{
-	static const __u32 weights[] = { 500000, 500000 };
-	struct ferry_table_member members[20];
-	__u32 n = members_per_group(members, 2, 10), i;
-
-	/* a prev that names no member keeps nothing: the result is the fresh table */
-	for (i = 0; i < SIZE; i++)
-		table_c[i] = 5000 + i % 7;
-	if (!ASSERT_OK(build(SIZE, weights, 2, members, n, NULL, table_a), "fresh"))
-		return;
-	if (!ASSERT_OK(build(SIZE, weights, 2, members, n, table_c, table_b), "from strangers"))
-		return;
-	ASSERT_EQ(changed_slots(table_a, table_b, SIZE), 0, "same as fresh");
-}
-
-static void test_one_member(void)
-{
-	static const __u32 weights[] = { FERRY_WEIGHT_ONE };
-	struct ferry_table_member m = member(77, 0);
-
-	if (!ASSERT_OK(build(SIZE, weights, 1, &m, 1, NULL, table_a), "build"))
-		return;
-	count_ids(table_a, SIZE, counts_a);
-	ASSERT_EQ(counts_a[77], SIZE, "every slot is the one member");
-}
-
-static void test_thousand_members(void)
-{
-	static const __u32 weights[] = { FERRY_WEIGHT_ONE };
-	static struct ferry_table_member members[1000];
-	__u32 n = members_per_group(members, 1, 1000), i;
-
-	if (!ASSERT_OK(build(SIZE, weights, 1, members, n, NULL, table_a), "build"))
-		return;
-	count_ids(table_a, SIZE, counts_a);
-	for (i = 0; i < n; i++) {
-		__u32 c = counts_a[members[i].backend_id];
-
-		/* 16381 / 1000: 381 members get 17 slots, the others 16 */
-		if (!ASSERT_TRUE(c == SIZE / n || c == SIZE / n + 1, "member slots"))
-			return;
+		x = x * 1103515245 + 12345;
+		j = (x >> 8) % (i + 1);
+		t = members_b[i];
+		members_b[i] = members_b[j];
+		members_b[j] = t;
 	}
-	ASSERT_EQ(counts_a[0], 0, "empty slots");
+	a = build(members_a, n, size);
+	b = build(members_b, n, size);
+	if (ASSERT_TRUE(a && b, "build"))
+		ASSERT_OK(memcmp(a, b, FERRY_TABLE_CELLS(size, n) * sizeof(*a)) ? -1 : 0,
+			  "shuffled input, identical table");
+	ASSERT_NEQ(a ? a[1].inputs : 0, 0, "inputs digest set");
+	ASSERT_EQ(ferry_table__digest(members_b, n, size), a ? a[1].inputs : 1,
+		  "digest without building");
+	free(a);
+	free(b);
 }
 
-static void test_all_removed(void)
+static void test_empty_and_bad(void)
 {
-	static const __u32 weights[] = { 500000, 500000 };
-	struct ferry_table_member members[4];
-	__u32 n = members_per_group(members, 2, 2);
+	struct ferry_table_cell cells[FERRY_TABLE_CELLS(7, 8)];
 
-	if (!ASSERT_OK(build(SIZE, weights, 2, members, n, NULL, table_a), "before"))
-		return;
-	if (!ASSERT_OK(build(SIZE, weights, 2, members, 0, table_a, table_b), "after"))
-		return;
-	count_ids(table_b, SIZE, counts_b);
-	if (!ASSERT_EQ(counts_b[0], SIZE, "every slot 0"))
-		return;
-	/* members only in weight-0 groups: nothing may be routed either */
-	members[0].group = 1;
-	members[1].group = 1;
-	if (!ASSERT_OK(build(SIZE, (const __u32[]){ 1000000, 0 }, 2, members, 2, table_a, table_b),
-		       "weight-0 only"))
-		return;
-	count_ids(table_b, SIZE, counts_b);
-	ASSERT_EQ(counts_b[0], SIZE, "every slot 0 with only weight-0 members");
-}
-
-static void test_group_without_members(void)
-{
-	static const __u32 weights[] = { 500000, 300000, 200000 };
-	static const __u32 effective[] = { 0, 600000, 400000 };
-	struct ferry_table_member members[10];
-	__u32 i;
-
-	/* group 0 has weight but no member: groups 1 and 2 split 60/40 */
-	for (i = 0; i < 10; i++)
-		members[i] = member(i + 1, 1 + i % 2);
-	if (!ASSERT_OK(build(SIZE, weights, 3, members, 10, NULL, table_a), "build"))
-		return;
-	check_shares(table_a, SIZE, effective, 3, members, 10, "share handed on");
-}
-
-/* The documented limitation: fewer slots than members leaves some without any. */
-static void test_more_members_than_slots(void)
-{
-	static const __u32 weights[] = { FERRY_WEIGHT_ONE };
-	struct ferry_table_member members[10];
-	__u32 n = members_per_group(members, 1, 10), i, with_slot = 0;
-
-	if (!ASSERT_OK(build(7, weights, 1, members, n, NULL, table_a), "build"))
-		return;
-	count_ids(table_a, 7, counts_a);
-	for (i = 0; i < n; i++) {
-		if (!ASSERT_LE(counts_a[members[i].backend_id], 1, "slots per member"))
-			return;
-		with_slot += counts_a[members[i].backend_id];
-	}
-	ASSERT_EQ(with_slot, 7, "members with a slot");
-}
-
-static void test_bad_specs(void)
-{
-	static const __u32 weights[] = { 500000, 500000 };
-	struct ferry_table_member members[4];
-	struct ferry_table_spec spec = { .size = SIZE, .group_weights = weights, .ngroups = 2 };
-	static const __u32 bad_sizes[] = { 0, 1, 5, 8, 16383, 1048583, 4294967291u };
-	__u32 i, n = members_per_group(members, 2, 2);
-
-	for (i = 0; i < sizeof(bad_sizes) / sizeof(bad_sizes[0]); i++)
-		if (!ASSERT_EQ(build(bad_sizes[i], weights, 2, members, n, NULL, table_a), -EINVAL,
-			       "bad size"))
-			return;
-	if (!ASSERT_EQ(ferry_table__build(NULL, NULL, table_a), -EINVAL, "no spec"))
-		return;
-	if (!ASSERT_EQ(ferry_table__build(&spec, NULL, NULL), -EINVAL, "no slots"))
-		return;
-	if (!ASSERT_EQ(build(SIZE, NULL, 2, members, n, NULL, table_a), -EINVAL, "no weights"))
-		return;
-	if (!ASSERT_EQ(build(SIZE, weights, 2, NULL, n, NULL, table_a), -EINVAL, "no members"))
-		return;
-	members[3].group = 2;
-	if (!ASSERT_EQ(build(SIZE, weights, 2, members, n, NULL, table_a), -EINVAL, "group"))
-		return;
-	members[3].group = 1;
-	members[2].backend_id = 0;
-	if (!ASSERT_EQ(build(SIZE, weights, 2, members, n, NULL, table_a), -EINVAL, "id 0"))
-		return;
-	members[2].backend_id = members[0].backend_id;
-	if (!ASSERT_EQ(build(SIZE, weights, 2, members, n, NULL, table_a), -EINVAL, "duplicate id"))
-		return;
-	/* the sizes at both ends of the range are fine */
-	members[2].backend_id = 3;
-	if (!ASSERT_OK(build(FERRY_TABLE_SIZE_MIN, weights, 2, members, n, NULL, table_a), "min"))
-		return;
-	ASSERT_OK(build(FERRY_TABLE_SIZE_MAX, weights, 2, members, n, NULL, table_a), "max");
-}
-
-/*
- * Plain Maglev's own disruption: a fresh build after removing one member
- * against the fresh build before. Reported, loosely bounded: ferryd builds
- * from prev, this is what a node without prev (first start) would see.
- */
-static void test_fresh_rebuild_disruption(void)
-{
-	static const __u32 sizes[] = { 10, 100 };
-	static const __u32 weights[] = { FERRY_WEIGHT_ONE };
-	static struct ferry_table_member members[100];
-	__u32 s;
-
-	for (s = 0; s < 2; s++) {
-		__u32 n = members_per_group(members, 1, sizes[s]);
-		double got;
-
-		if (!ASSERT_OK(build(SIZE, weights, 1, members, n, NULL, table_a), "before"))
-			return;
-		memmove(&members[n / 2], &members[n / 2 + 1], (n - n / 2 - 1) * sizeof(members[0]));
-		if (!ASSERT_OK(build(SIZE, weights, 1, members, n - 1, NULL, table_b), "after"))
-			return;
-		got = (double)changed_slots(table_a, table_b, SIZE) / SIZE;
-		fprintf(stderr,
-			"    fresh rebuild, remove 1 of %u: %.5f moved, ideal %.5f (%.3fx)\n", n,
-			got, 1.0 / n, got * n);
-		if (!ASSERT_LE(got, 3.0 / n, "fresh rebuild moved fraction"))
-			return;
-	}
-}
-
-static double elapsed_ms(const struct timespec *a, const struct timespec *b)
-{
-	return (b->tv_sec - a->tv_sec) * 1e3 + (b->tv_nsec - a->tv_nsec) / 1e6;
-}
-
-/* Large tables build and come out right; build times are printed, not asserted. */
-static void test_large(void)
-{
-	static const __u32 weights[] = { 500000, 500000 };
-	static struct ferry_table_member members[2000];
-	static const struct {
-		__u32 size, per_group;
-	} cases[] = { { 16381, 500 }, { 65521, 1000 }, { FERRY_TABLE_SIZE_MAX, 1000 } };
-	struct timespec t0, t1, t2;
-	__u32 c;
-
-	for (c = 0; c < 3; c++) {
-		__u32 size = cases[c].size, n = members_per_group(members, 2, cases[c].per_group);
-
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		if (!ASSERT_OK(build(size, weights, 2, members, n, NULL, table_a), "fresh"))
-			return;
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		/* drop the first member, rebuild from the table in force */
-		if (!ASSERT_OK(build(size, weights, 2, members + 1, n - 1, table_a, table_b),
-			       "from prev"))
-			return;
-		clock_gettime(CLOCK_MONOTONIC, &t2);
-		fprintf(stderr, "    size %u, %u members: fresh %.2f ms, from prev %.2f ms\n", size,
-			n, elapsed_ms(&t0, &t1), elapsed_ms(&t1, &t2));
-		if (!check_shares(table_a, size, weights, 2, members, n, "fresh"))
-			return;
-		if (!check_shares(table_b, size, weights, 2, members + 1, n - 1, "from prev"))
-			return;
-	}
+	ASSERT_OK(ferry_table__build(NULL, 0, 0, cells), "empty table");
+	ASSERT_EQ(cells[0].head.size, 0, "empty: size 0");
+	members_a[0] = member(1);
+	members_a[1] = member(1);
+	ASSERT_EQ(ferry_table__build(members_a, 2, 7, cells), -EINVAL, "same key twice");
+	members_a[1] = member(2);
+	members_a[1].backend_id = 0;
+	ASSERT_EQ(ferry_table__build(members_a, 2, 7, cells), -EINVAL, "id 0");
+	members_a[1] = member(2);
+	ASSERT_EQ(ferry_table__build(members_a, 2, 8, cells), -EINVAL, "size not prime");
+	for (__u32 i = 0; i < 8; i++)
+		members_a[i] = member(i + 1);
+	ASSERT_EQ(ferry_table__build(members_a, 8, 7, cells), -EINVAL, "more backends than slots");
+	ASSERT_OK(ferry_table__build(members_a, 7, 7, cells), "one slot each");
 }
 
 static bool slow_is_prime(__u32 n)
@@ -615,7 +415,6 @@ static bool slow_is_prime(__u32 n)
 			return false;
 	return n >= 2;
 }
-
 static void test_next_prime(void)
 {
 	__u32 n;
@@ -647,7 +446,6 @@ static void test_next_prime(void)
 		return;
 	ASSERT_EQ(ferry_table__next_prime(~0u), 0, "u32 max");
 }
-
 static void test_key(void)
 {
 	__be32 v4[4] = { htonl(0xc6120001), 0, 0, 0 }, v4b[4] = { htonl(0xc6120002), 0, 0, 0 };
@@ -675,22 +473,16 @@ static void test_key(void)
 int main(int argc, char **argv)
 {
 	test__main_init(argc, argv);
-	RUN_TEST(SUITE, test_shares);
-	RUN_TEST(SUITE, test_weight_zero_exact);
-	RUN_TEST(SUITE, test_disruption_remove);
-	RUN_TEST(SUITE, test_disruption_add);
-	RUN_TEST(SUITE, test_disruption_weight_change);
-	RUN_TEST(SUITE, test_history);
+	RUN_TEST(SUITE, test_neglog2);
+	RUN_TEST(SUITE, test_pred_shares);
+	RUN_TEST(SUITE, test_pred_precision);
+	RUN_TEST(SUITE, test_pred_sixteen);
+	RUN_TEST(SUITE, test_pred_disruption);
+	RUN_TEST(SUITE, test_size_rule);
+	RUN_TEST(SUITE, test_balance);
+	RUN_TEST(SUITE, test_disruption);
 	RUN_TEST(SUITE, test_deterministic);
-	RUN_TEST(SUITE, test_prev_of_strangers_is_fresh);
-	RUN_TEST(SUITE, test_one_member);
-	RUN_TEST(SUITE, test_thousand_members);
-	RUN_TEST(SUITE, test_all_removed);
-	RUN_TEST(SUITE, test_group_without_members);
-	RUN_TEST(SUITE, test_more_members_than_slots);
-	RUN_TEST(SUITE, test_bad_specs);
-	RUN_TEST(SUITE, test_fresh_rebuild_disruption);
-	RUN_TEST(SUITE, test_large);
+	RUN_TEST(SUITE, test_empty_and_bad);
 	RUN_TEST(SUITE, test_next_prime);
 	RUN_TEST(SUITE, test_key);
 	return test__summary();

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <linux/types.h>
+#include <linux/bpf.h> /* struct bpf_spin_lock in ferry_maps.h */
 
 #include "ferry_maps.h"
 

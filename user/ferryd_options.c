@@ -11,6 +11,7 @@
 #include <string.h>
 #include <linux/types.h>
 
+#include <linux/bpf.h> /* struct bpf_spin_lock in ferry_maps.h */
 #include "ferry_maps.h"
 #include "ferryd_options.h"
 #include "source/seldon_webhook.h"
@@ -153,8 +154,8 @@ static int set_table_size(struct ferryd_opts *o, const char *arg)
 	if (errno || *end || n < FERRY_TABLE_SIZE_MIN || n > FERRY_TABLE_SIZE_MAX) {
 		fprintf(stderr,
 			"ferryd: --table-size %s: expected a whole number from %d to "
-			"%d (a prime; the default %d suits up to ~160 backends per "
-			"service)\n",
+			"%d, the smallest Maglev table of a predictor (a prime; default %d; "
+			"a predictor gets 100-200 slots per backend above it)\n",
 			arg, FERRY_TABLE_SIZE_MIN, FERRY_TABLE_SIZE_MAX, FERRY_TABLE_SIZE_DEFAULT);
 		return -EINVAL;
 	}
@@ -260,8 +261,9 @@ static const struct ferryd_option options[] = {
 	  ")\n",
 	  set_pin_path },
 	{ "table-size", required_argument,
-	  "  --table-size N          lookup table slots per service, rounded up to a prime\n"
-	  "                          (default " STR(FERRY_TABLE_SIZE_DEFAULT) ")\n",
+	  "  --table-size N          smallest lookup table per predictor, in slots, rounded\n"
+	  "                          up to a prime (default " STR(FERRY_TABLE_SIZE_DEFAULT) "); a predictor gets\n"
+	  "                          100-200 slots per ready backend above it\n",
 	  set_table_size },
 	{ "once", no_argument,
 	  "  --once                  apply DIR, report, exit: 0 when every manifest was\n"

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <linux/types.h>
 
+#include <linux/bpf.h> /* struct bpf_spin_lock in ferry_maps.h */
 #include "ferry_maps.h"
 #include "kernel/pins.h"
 

@@ -28,6 +28,7 @@
 #include <netlink/socket.h>
 #include <netlink/route/link.h>
 
+#include <linux/bpf.h> /* struct bpf_spin_lock in ferry_maps.h */
 #include "ferry_maps.h"
 #include "log.h"
 #include "kernel/netlink.h"

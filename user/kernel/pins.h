@@ -4,13 +4,14 @@
  * ferry_map_names) and one opener. The data plane (dataplane.c), the snapshot
  * reader (snapshot.c) and, through struct ferry_dp, sync.c all name maps by
  * these ids; a new pinned map is an id here plus its SEC(".maps") in bpf/.
- * Per-table inner maps (PIN/tables/ID) are sync.c's own.
+ * Per-predictor inner tables (PIN/tables/PREDICTOR_ID) are sync.c's own.
  */
 #ifndef FERRY_PINS_H
 #define FERRY_PINS_H
 
 #include <stddef.h>
 
+#include <linux/bpf.h> /* struct bpf_spin_lock in ferry_maps.h */
 #include "ferry_maps.h"
 
 enum ferry_map_id {
@@ -29,6 +30,7 @@ enum ferry_map_id {
 	FERRY_M_SVC_META,
 	FERRY_M_PRED_META,
 	FERRY_M_LINKS,
+	FERRY_M_SELECT,
 	FERRY_M_COUNT,
 };
 

@@ -28,8 +28,13 @@ static void delete_backend(struct ferry_sync *s, __u32 id, bool *dead)
 static void delete_pred(struct ferry_sync *s, __u32 id)
 {
 	struct mpred *mp = &s->preds[id];
+	char path[PATH_MAX];
 	struct pred_key pk;
 
+	/* Its service's predictor stage no longer names it: the table can go. */
+	idvec_add(&s->drops, id);
+	if (!table_pin_path(s, id, "", path, sizeof(path)))
+		unlink(path);
 	bpf_map_delete_elem(s->dp->map_fds[FERRY_M_PRED_META], &id);
 	hist_delete(s, id, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST);
 	hist_delete(s, id, FERRY_HIST_PREDICTOR, FERRY_LAT_CONNECT);
@@ -43,17 +48,15 @@ static void delete_pred(struct ferry_sync *s, __u32 id)
 static void delete_service(struct ferry_sync *s, __u32 id)
 {
 	struct mservice *ms = &s->svcs[id];
-	char path[PATH_MAX];
+	struct ferry_select none = {};
 
-	/* The VIP first: no new packet can reach the table we then remove. */
+	/* The VIP first: no new packet can reach the selection we then empty. */
 	bpf_map_delete_elem(s->dp->map_fds[FERRY_M_SERVICES], &ms->vip);
-	idvec_add(&s->drops, id);
-	if (!table_pin_path(s, id, "", path, sizeof(path)))
-		unlink(path);
+	bpf_map_update_elem(s->dp->map_fds[FERRY_M_SELECT], &id, &none, BPF_F_LOCK);
+	memset(&ms->sel, 0, sizeof(ms->sel));
+	ms->sel_dirty = false;
 	bpf_map_delete_elem(s->dp->map_fds[FERRY_M_SVC_META], &id);
 	idmap_del(&s->svc_ids, &ms->vip);
-	free(ms->table);
-	ms->table = NULL;
 	ms->used = false;
 	ms->seen = false;
 	/* preds and bes stay listed until delete_pred/delete_backend drop them. */
@@ -71,11 +74,12 @@ static void refresh_service(struct ferry_sync *s, __u32 id)
 	    meta.table_generation == ms->meta.table_generation)
 		return;
 	ms->meta.table_generation = meta.table_generation;
-	read_table(s, ms, id);
-	ms->inputs = 0; /* another writer changed it: build again next time */
+	if (bpf_map_lookup_elem_flags(s->dp->map_fds[FERRY_M_SELECT], &id, &ms->sel, BPF_F_LOCK))
+		memset(&ms->sel, 0, sizeof(ms->sel));
 	for (i = 0; i < ms->preds.n; i++) {
 		p = ms->preds.ids[i];
 		bpf_map_lookup_elem(s->dp->map_fds[FERRY_M_PRED_META], &p, &s->preds[p].meta);
+		read_table_inputs(s, p);
 	}
 	for (i = 0; i < ms->bes.n; i++) {
 		p = ms->bes.ids[i];
@@ -93,12 +97,12 @@ static int apply_service(struct ferry_sync *s, const struct ferry_model_service 
 	int *fds = s->dp->map_fds;
 	struct ferry_service want;
 	struct mservice *ms;
-	__u32 id, size, p;
+	__u32 id, floor, p;
 	size_t i, j;
 	bool fresh = false, svc_changed;
 	int err;
 
-	size = ms_in->table_size ? ms_in->table_size : s->table_size;
+	floor = ms_in->table_size ? ms_in->table_size : s->table_size;
 	id = idmap_get(&s->svc_ids, &ms_in->vip);
 	if (!id) {
 		id = alloc_id(svc_used, s, &s->svc_hint, FERRY_MAX_SERVICES);
@@ -148,7 +152,8 @@ static int apply_service(struct ferry_sync *s, const struct ferry_model_service 
 		mp = &s->preds[p];
 		mp->seen = true;
 		mp->meta.weight_configured = mp_in->shadow ? 0 : mp_in->weight_configured;
-		mp->meta.flags = (mp->meta.flags & FERRY_PRED_F_OVERRIDE) |
+		/* The operator's override and canary analysis' weight are theirs to clear. */
+		mp->meta.flags = (mp->meta.flags & (FERRY_PRED_F_OVERRIDE | FERRY_PRED_F_CANARY)) |
 				 (mp_in->shadow ? FERRY_PRED_F_SHADOW : 0);
 
 		for (j = 0; j < mp_in->nbackends; j++) {
@@ -221,17 +226,19 @@ static int apply_service(struct ferry_sync *s, const struct ferry_model_service 
 			mb->be.state = FERRY_BE_DRAINING;
 	}
 
-	err = rebuild_table(s, id, size, res);
+	err = sync_selection(s, id, floor, true, res);
 	if (err) {
-		pr_err("%s: cannot build its table: %s", ms_in->deployment, strerror(-err));
+		pr_err("%s: cannot build its tables: %s", ms_in->deployment, strerror(-err));
 		return err;
 	}
 
 	want = (struct ferry_service){
 		.id = id,
 		.flags = ms_in->flags,
-		.table_size = size,
+		.table_size = floor,
 		.sample_every = ms_in->sample_every,
+		.hash_mode = ms_in->flags & FERRY_SVC_F_HASH_SRC_ADDR ? FERRY_HASH_CLIENT_ADDR :
+									FERRY_HASH_TUPLE,
 	};
 	svc_changed = fresh || memcmp(&ms->svc, &want, sizeof(want));
 	if (svc_changed) {
@@ -252,12 +259,13 @@ static int apply_service(struct ferry_sync *s, const struct ferry_model_service 
 }
 
 /*
- * After the table swaps: the VIP entries of new or changed services (a VIP
- * never points at a table not yet in place) and every service's metadata.
+ * After the table swaps: the predictor stage and then the VIP entry of new
+ * or changed services (a VIP never points at a selection, nor a selection
+ * at a predictor, whose table is not yet in place).
  */
 static int commit_services(struct ferry_sync *s)
 {
-	int *fds = s->dp->map_fds, err = 0;
+	int *fds = s->dp->map_fds, err = 0, e;
 	__u32 id;
 
 	for (id = 1; id < FERRY_MAX_SERVICES; id++) {
@@ -265,6 +273,11 @@ static int commit_services(struct ferry_sync *s)
 
 		if (!ms->used)
 			continue;
+		e = write_select(s, id);
+		if (e) {
+			err = err ?: e;
+			continue;
+		}
 		if (ms->dirty) {
 			if (bpf_map_update_elem(fds[FERRY_M_SERVICES], &ms->vip, &ms->svc,
 						BPF_ANY)) {
@@ -273,8 +286,23 @@ static int commit_services(struct ferry_sync *s)
 			}
 			ms->dirty = false;
 		}
+	}
+	return err;
+}
+
+/* Every service's metadata, after deletions (its predictor list is final). */
+static int commit_meta(struct ferry_sync *s)
+{
+	int err = 0;
+	__u32 id;
+
+	for (id = 1; id < FERRY_MAX_SERVICES; id++) {
+		struct mservice *ms = &s->svcs[id];
+
+		if (!ms->used)
+			continue;
 		svc_meta_preds(s, id, &ms->meta);
-		if (bpf_map_update_elem(fds[FERRY_M_SVC_META], &id, &ms->meta, BPF_ANY))
+		if (bpf_map_update_elem(s->dp->map_fds[FERRY_M_SVC_META], &id, &ms->meta, BPF_ANY))
 			err = err ?: -errno;
 	}
 	return err;
@@ -333,6 +361,7 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 		err = -ENOMEM;
 		goto out_unlock;
 	}
+	s->applying = true;
 	for (id = 0; id < FERRY_MAX_SERVICES; id++)
 		s->svcs[id].seen = false;
 	for (id = 0; id < FERRY_MAX_PREDICTORS; id++)
@@ -366,6 +395,8 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 	/* Every new table in place, in one batch, before anything points at it. */
 	err = flush_swaps(s);
 	first_err = first_err ?: err;
+	err = commit_services(s);
+	first_err = first_err ?: err;
 
 	/* Deletions last: services, then their predictors and backends. */
 	for (id = 1; id < FERRY_MAX_SERVICES; id++)
@@ -385,9 +416,9 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 		if (mp->used && (!mp->seen || !s->svcs[mp->meta.svc_id].used))
 			delete_pred(s, id);
 	}
-	err = flush_swaps(s); /* the deleted services' outer slots */
+	err = flush_swaps(s); /* the deleted predictors' outer slots */
 	first_err = first_err ?: err;
-	err = commit_services(s);
+	err = commit_meta(s);
 	first_err = first_err ?: err;
 	if (res.backends_removed)
 		res.flows_purged = purge_flows(s, dead);
@@ -404,6 +435,7 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 	res.services = s->svc_ids.live;
 	err = first_err;
 out_unlock:
+	s->applying = false;
 	free(dead);
 	ferry_sync__unlock(lock);
 	if (res_out)
@@ -449,8 +481,11 @@ int ferry_sync__override(struct ferry_sync *s, const struct ferry_vip *vip,
 			if (!strcmp(pm->name, names[i]))
 				pm->weight_override = weights[i];
 	}
-	err = rebuild_table(s, id, s->svcs[id].svc.table_size, &res);
-	err = err ?: flush_swaps(s);
+	/* Weights only: no table is built, one locked write switches the split. */
+	err = sync_selection(s, id, s->svcs[id].svc.table_size, false, &res);
+	err = err ?: write_select(s, id);
+	if (!err)
+		s->svcs[id].meta.table_generation++;
 	for (k = 0; k < s->svcs[id].preds.n && !err; k++) {
 		p = s->svcs[id].preds.ids[k];
 		if (bpf_map_update_elem(s->dp->map_fds[FERRY_M_PRED_META], &p, &s->preds[p].meta,
@@ -506,8 +541,17 @@ int ferry_sync__set_backend_state(struct ferry_sync *s, __u8 family, const __be3
 		if (!touched[sid] || !s->svcs[sid].used)
 			continue;
 		refresh_service(s, sid);
-		err = rebuild_table(s, sid, s->svcs[sid].svc.table_size, &res);
+		err = sync_selection(s, sid, s->svcs[sid].svc.table_size, true, &res);
 		err = err ?: flush_swaps(s);
+		err = err ?: write_select(s, sid);
+		for (size_t k = 0; k < s->svcs[sid].preds.n && !err; k++) {
+			__u32 p = s->svcs[sid].preds.ids[k];
+
+			/* weight_effective and backends_ready follow the drain */
+			if (bpf_map_update_elem(s->dp->map_fds[FERRY_M_PRED_META], &p,
+						&s->preds[p].meta, BPF_ANY))
+				err = -errno;
+		}
 		if (!err)
 			bpf_map_update_elem(s->dp->map_fds[FERRY_M_SVC_META], &sid,
 					    &s->svcs[sid].meta, BPF_ANY);

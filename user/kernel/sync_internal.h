@@ -66,10 +66,9 @@ struct mservice {
 	struct ferry_vip vip;
 	struct ferry_service svc;
 	struct ferry_svc_meta meta;
-	__u32 *table; /* the slots in force */
-	__u32 table_slots; /* how many: ms->table's length */
+	struct ferry_select sel; /* the predictor stage in force (lock field unused) */
+	bool sel_dirty; /* sel differs from the kernel's: write it after the table swaps */
 	bool dirty; /* svc differs from the kernel's entry: write it after the swaps */
-	__u64 inputs; /* hash of what the table was last built from; 0: unknown */
 	struct idvec preds; /* predictor ids, in manifest order */
 	struct idvec bes; /* backend ids */
 };
@@ -78,6 +77,7 @@ struct mpred {
 	bool used;
 	bool seen;
 	struct ferry_pred_meta meta;
+	__u64 inputs; /* digest of the table in force (its cell 1); 0: none or unknown */
 };
 
 struct mbackend {
@@ -88,6 +88,7 @@ struct mbackend {
 
 struct ferry_sync {
 	struct ferry_dp *dp;
+	bool applying; /* inside ferry_sync__apply: "seen" flags mean something */
 	__u32 table_size;
 	int ncpus;
 	struct mservice *svcs;
@@ -111,13 +112,6 @@ struct ferry_sync {
 	struct idvec drops; /* outer slots to clear */
 };
 
-/*
- * Inner tables (FERRY_TABLE_MAP_FLAGS) are filled and read through mmap.
- * An array's elements are 8-byte aligned (the kernel rounds value_size up to
- * 8), so slot i of a __u32 table is at byte 8 * i of the mapping.
- */
-#define TABLE_STRIDE 8
-
 __u64 hash_bytes(const void *p, size_t n);
 int idmap_init(struct idmap *m, size_t keylen, size_t cap);
 void idmap_free(struct idmap *m);
@@ -134,14 +128,15 @@ bool be_used(struct ferry_sync *s, __u32 id);
 void backend_key_of(struct backend_key *k, const struct ferry_backend *be);
 void pred_key_of(struct pred_key *k, __u32 svc_id, const char *name);
 int table_pin_path(const struct ferry_sync *s, __u32 id, const char *suffix, char *buf, size_t len);
-size_t table_mmap_len(__u32 slots);
-int read_table(struct ferry_sync *s, struct mservice *ms, __u32 id);
+int read_table_inputs(struct ferry_sync *s, __u32 pred_id);
 void hist_delete(struct ferry_sync *s, __u32 id, __u8 kind, __u8 metric);
 int flush_swaps(struct ferry_sync *s);
 void svc_meta_preds(struct ferry_sync *s, __u32 svc_id, struct ferry_svc_meta *meta);
 void retire_stats(struct ferry_sync *s, __u32 be_id, __u32 pred_id);
 int sync_markers(struct ferry_sync *s);
-int rebuild_table(struct ferry_sync *s, __u32 svc_id, __u32 size, struct ferry_sync_result *res);
+int sync_selection(struct ferry_sync *s, __u32 svc_id, __u32 floor, bool tables,
+		   struct ferry_sync_result *res);
+int write_select(struct ferry_sync *s, __u32 svc_id);
 size_t purge_flows(struct ferry_sync *s, const bool *dead);
 
 #endif /* FERRY_SYNC_INTERNAL_H */

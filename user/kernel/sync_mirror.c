@@ -199,51 +199,25 @@ int table_pin_path(const struct ferry_sync *s, __u32 id, const char *suffix, cha
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-/*
- * Inner tables (FERRY_TABLE_MAP_FLAGS) are filled and read through mmap.
- * An array's elements are 8-byte aligned (the kernel rounds value_size up to
- * 8), so slot i of a __u32 table is at byte 8 * i of the mapping.
- */
-
-size_t table_mmap_len(__u32 slots)
+/* Reads the inputs digest (cell 1) of a predictor's pinned table: 0 when there is none. */
+int read_table_inputs(struct ferry_sync *s, __u32 pred_id)
 {
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-
-	return ((size_t)slots * TABLE_STRIDE + page - 1) / page * page;
-}
-
-/* Reads an inner table through its pin. */
-int read_table(struct ferry_sync *s, struct mservice *ms, __u32 id)
-{
-	void *mem;
+	struct ferry_table_cell cell = {};
 	char path[PATH_MAX];
-	__u32 i, size = ms->svc.table_size;
+	__u32 key = 1;
 	int fd, err;
 
-	free(ms->table);
-	ms->table_slots = 0;
-	ms->table = calloc(size ? size : 1, sizeof(__u32));
-	if (!ms->table)
-		return -ENOMEM;
-	ms->table_slots = size;
-	err = table_pin_path(s, id, "", path, sizeof(path));
+	s->preds[pred_id].inputs = 0;
+	err = table_pin_path(s, pred_id, "", path, sizeof(path));
 	if (err)
 		return err;
 	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return -errno;
-	mem = mmap(NULL, table_mmap_len(size), PROT_READ, MAP_SHARED, fd, 0);
-	if (mem != MAP_FAILED) {
-		for (i = 0; i < size; i++)
-			memcpy(&ms->table[i], (char *)mem + (size_t)i * TABLE_STRIDE,
-			       sizeof(__u32));
-		munmap(mem, table_mmap_len(size));
-	} else {
-		for (i = 0; i < size && !err; i++)
-			if (bpf_map_lookup_elem(fd, &i, &ms->table[i]))
-				err = -errno;
-	}
+	err = bpf_map_lookup_elem(fd, &key, &cell) ? -errno : 0;
 	close(fd);
+	if (!err)
+		s->preds[pred_id].inputs = cell.inputs;
 	return err;
 }
 
@@ -314,10 +288,9 @@ static int load_mirror(struct ferry_sync *s)
 			continue;
 		s->svcs[svc.id] = (struct mservice){ .used = true, .vip = vip, .svc = svc };
 		bpf_map_lookup_elem(fds[FERRY_M_SVC_META], &svc.id, &s->svcs[svc.id].meta);
-		err = read_table(s, &s->svcs[svc.id], svc.id);
-		if (err)
-			pr_warn("service %u: cannot read its table (%s); it will be rebuilt",
-				svc.id, strerror(-err));
+		if (bpf_map_lookup_elem_flags(fds[FERRY_M_SELECT], &svc.id, &s->svcs[svc.id].sel,
+					      BPF_F_LOCK))
+			memset(&s->svcs[svc.id].sel, 0, sizeof(s->svcs[svc.id].sel));
 		err = idmap_put(&s->svc_ids, &vip, svc.id);
 		if (err)
 			return err;
@@ -335,6 +308,8 @@ static int load_mirror(struct ferry_sync *s)
 		if (bpf_map_lookup_elem(fds[FERRY_M_PRED_META], &key, &mp->meta))
 			continue;
 		mp->used = true;
+		if (read_table_inputs(s, key))
+			pr_debug("predictor %u: no table pinned; it will be built", key);
 		pred_key_of(&pk, mp->meta.svc_id, mp->meta.name);
 		err = idmap_put(&s->pred_ids, &pk, key);
 		if (!err && mp->meta.svc_id < FERRY_MAX_SERVICES && s->svcs[mp->meta.svc_id].used)
@@ -414,7 +389,6 @@ void ferry_sync__free(struct ferry_sync *s)
 		return;
 	if (s->svcs)
 		for (i = 0; i < FERRY_MAX_SERVICES; i++) {
-			free(s->svcs[i].table);
 			free(s->svcs[i].preds.ids);
 			free(s->svcs[i].bes.ids);
 		}

@@ -4,6 +4,7 @@
  * stats, address markers and table rebuilds.
  */
 #include "kernel/sync_internal.h"
+#include "weights.h"
 
 /* ------------------------------------------------------------- writing */
 
@@ -69,13 +70,8 @@ int flush_swaps(struct ferry_sync *s)
 			else
 				unlink(tmp);
 		}
-		if (i >= done) {
-			/* Not in the kernel: forget it so the next sync builds it again. */
-			struct mservice *ms = &s->svcs[s->swaps.ids[i]];
-
-			free(ms->table);
-			ms->table = NULL;
-		}
+		if (i >= done) /* not in the kernel: the next sync builds it again */
+			s->preds[s->swaps.ids[i]].inputs = 0;
 		close(s->swaps.fds[i]);
 	}
 	s->swaps.n = 0;
@@ -91,30 +87,19 @@ int flush_swaps(struct ferry_sync *s)
 	return err;
 }
 
-/* Builds a new inner table (create, fill, pin beside the old) and queues its swap. */
-static int table_swap(struct ferry_sync *s, __u32 id, const __u32 *slots, __u32 size)
+/* Creates a predictor's new inner table, pins it beside the old one and queues its swap. */
+static int table_swap(struct ferry_sync *s, __u32 pred_id, const struct ferry_table_cell *cells,
+		      __u32 ncells)
 {
-	LIBBPF_OPTS(bpf_map_create_opts, create, .map_flags = FERRY_TABLE_MAP_FLAGS);
 	char name[16], tmp[PATH_MAX], final[PATH_MAX];
-	size_t len = table_mmap_len(size);
-	void *mem;
 	int fd, err;
 
-	snprintf(name, sizeof(name), "ferry_tbl_%u", id);
-	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, name, sizeof(__u32), sizeof(__u32), size, &create);
+	snprintf(name, sizeof(name), "ferry_tbl_%u", pred_id);
+	fd = ferry_table__create(cells, ncells, name);
 	if (fd < 0)
-		return -errno;
-	/* Not yet reachable by any packet: fill it in one copy. */
-	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (mem == MAP_FAILED) {
-		err = -errno;
-		goto out_close;
-	}
-	for (__u32 i = 0; i < size; i++)
-		memcpy((char *)mem + (size_t)i * TABLE_STRIDE, &slots[i], sizeof(*slots));
-	munmap(mem, len);
-	err = table_pin_path(s, id, "", final, sizeof(final));
-	err = err ?: table_pin_path(s, id, "-new", tmp, sizeof(tmp));
+		return fd;
+	err = table_pin_path(s, pred_id, "", final, sizeof(final));
+	err = err ?: table_pin_path(s, pred_id, "-new", tmp, sizeof(tmp));
 	if (err)
 		goto out_close;
 	unlink(tmp);
@@ -122,7 +107,7 @@ static int table_swap(struct ferry_sync *s, __u32 id, const __u32 *slots, __u32 
 		err = -errno;
 		goto out_close;
 	}
-	err = swaps_add(s, id, fd);
+	err = swaps_add(s, pred_id, fd);
 	if (!err)
 		return 0; /* flush_swaps() closes fd */
 	unlink(tmp);
@@ -222,153 +207,115 @@ out_free:
 	return err;
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /*
- * Long on purpose: builds, compares and swaps one table with its cleanup labels;
- * weight computation here moves with the exact-weights issue, not before.
+ * Builds the table of one predictor from its ready backends and queues its
+ * swap unless the table in force was built from the same inputs (a pure
+ * function: same inputs, same table). Returns 0 or a negative errno; *ready
+ * gets the number of backends in the table.
  */
-/* Builds and, when it differs, swaps the table of one service. */
-int rebuild_table(struct ferry_sync *s, __u32 svc_id, __u32 size, struct ferry_sync_result *res)
+static int sync_pred_table(struct ferry_sync *s, struct mservice *ms, __u32 pred_id, __u32 floor,
+			   bool tables, __u32 *ready, struct ferry_sync_result *res)
 {
-	struct mservice *ms = &s->svcs[svc_id];
-	__u32 gweights[FERRY_MAX_SVC_PREDICTORS] = {}, gids[FERRY_MAX_SVC_PREDICTORS];
-	__u32 counts[FERRY_MAX_SVC_PREDICTORS] = {};
-	struct ferry_table_member *members = NULL;
-	__u32 ngroups = 0, nmembers = 0, g, i, *slots = NULL, *ids = NULL, starved = 0;
-	__u64 inputs;
-	bool override = false;
+	struct ferry_table_member *members;
+	struct ferry_table_cell *cells = NULL;
+	__u32 n = 0, size, i;
 	int err = 0;
 
-	for (i = 0; i < ms->preds.n; i++)
-		if (s->preds[ms->preds.ids[i]].meta.flags & FERRY_PRED_F_OVERRIDE)
-			override = true;
-	for (i = 0; i < ms->preds.n && ngroups < FERRY_MAX_SVC_PREDICTORS; i++) {
-		const struct ferry_pred_meta *pm = &s->preds[ms->preds.ids[i]].meta;
-
-		gids[ngroups] = ms->preds.ids[i];
-		if (pm->flags & FERRY_PRED_F_SHADOW)
-			gweights[ngroups] = 0;
-		else if (override)
-			gweights[ngroups] =
-				pm->flags & FERRY_PRED_F_OVERRIDE ? pm->weight_override : 0;
-		else
-			gweights[ngroups] = pm->weight_configured;
-		ngroups++;
-	}
-
 	members = calloc(ms->bes.n ? ms->bes.n : 1, sizeof(*members));
-	ids = calloc(ms->bes.n ? ms->bes.n : 1, sizeof(*ids));
-	slots = calloc(size, sizeof(*slots));
-	if (!members || !ids || !slots) {
-		err = -ENOMEM;
-		goto out_free;
-	}
+	if (!members)
+		return -ENOMEM;
 	for (i = 0; i < ms->bes.n; i++) {
 		__u32 id = ms->bes.ids[i];
 		const struct ferry_backend *be = &s->bes[id].be;
 
-		if (be->state != FERRY_BE_ACTIVE || (be->flags & FERRY_BE_F_ADMIN_DRAIN))
+		if (be->predictor_id != pred_id || be->state != FERRY_BE_ACTIVE ||
+		    (be->flags & FERRY_BE_F_ADMIN_DRAIN) || n >= FERRY_TABLE_MAX_BACKENDS)
 			continue;
-		for (g = 0; g < ngroups && gids[g] != be->predictor_id; g++)
-			;
-		if (g == ngroups)
-			continue;
-		members[nmembers] = (struct ferry_table_member){
-			.backend_id = id,
-			.group = g,
-			.key = ferry_table__key(be->family, be->addr, be->port),
-		};
-		ids[nmembers++] = id;
+		members[n].key = ferry_table__key(be->family, be->addr, be->port);
+		members[n++].backend_id = id;
 	}
-
-	/*
-	 * Same weights, same members, same size: the table cannot change, and a
-	 * sync of thousands of services must not rebuild every one of them.
-	 */
-	inputs = hash_bytes(&size, sizeof(size)) ^ hash_bytes(gweights, sizeof(gweights)) ^
-		 (hash_bytes(gids, ngroups * sizeof(*gids)) * 3) ^
-		 (hash_bytes(members, nmembers * sizeof(*members)) * 5) ^ ngroups ^
-		 ((__u64)nmembers << 32);
-	if (!inputs)
-		inputs = 1;
-	if (ms->table && ms->table_slots == size && ms->inputs == inputs)
-		goto out_free;
-
-	err = ferry_table__build(&(struct ferry_table_spec){ .size = size,
-							     .group_weights = gweights,
-							     .ngroups = ngroups,
-							     .members = members,
-							     .nmembers = nmembers },
-				 ms->table && ms->table_slots == size ? ms->table : NULL, slots);
+	*ready = n;
+	size = ferry_table__size(n, floor);
+	if (!tables || ferry_table__digest(members, n, size) == s->preds[pred_id].inputs)
+		goto out_free; /* the kernel holds this very table */
+	cells = malloc(FERRY_TABLE_CELLS(size, n) * sizeof(*cells));
+	err = cells ? ferry_table__build(members, n, size, cells) : -ENOMEM;
 	if (err)
 		goto out_free;
-
-	/* Effective weight: what the table really holds, so metrics never guess. */
-	for (i = 0; i < size; i++) {
-		if (!slots[i])
-			continue;
-		for (g = 0; g < ngroups; g++)
-			if (s->bes[slots[i]].be.predictor_id == gids[g])
-				counts[g]++;
-	}
-	for (g = 0; g < ngroups; g++)
-		s->preds[gids[g]].meta.weight_effective =
-			(__u32)((__u64)counts[g] * FERRY_WEIGHT_ONE / size);
-
-	/* A member with no slot gets no traffic: say so, the fix is a bigger table. */
-	qsort(ids, nmembers, sizeof(*ids), cmp_u32);
-	{
-		bool *has = calloc(nmembers ? nmembers : 1, sizeof(*has));
-
-		if (!has) {
-			err = -ENOMEM;
-			goto out_free;
-		}
-		for (i = 0; i < size; i++) {
-			__u32 *hit = slots[i] ? bsearch(&slots[i], ids, nmembers, sizeof(*ids),
-							cmp_u32) :
-						NULL;
-
-			if (hit)
-				has[hit - ids] = true;
-		}
-		for (i = 0; i < nmembers; i++) {
-			const struct ferry_backend *be = &s->bes[ids[i]].be;
-
-			for (g = 0; g < ngroups && gids[g] != be->predictor_id; g++)
-				;
-			starved += g < ngroups && gweights[g] && !has[i];
-		}
-		free(has);
-	}
-	if (starved) {
-		pr_warn("%s: %u backends got no slot in a %u-slot table; raise --table-size",
-			ms->meta.deployment[0] ? ms->meta.deployment : "service", starved, size);
-		res->starved_members += starved;
-	}
-
-	ms->inputs = inputs;
-	if (ms->table && ms->table_slots == size &&
-	    !memcmp(ms->table, slots, size * sizeof(*slots)))
-		goto out_free;
-	err = table_swap(s, svc_id, slots, size);
+	err = table_swap(s, pred_id, cells, FERRY_TABLE_CELLS(size, n));
 	if (err)
 		goto out_free;
-	free(ms->table);
-	ms->table = slots;
-	ms->table_slots = size;
-	slots = NULL;
+	s->preds[pred_id].inputs = cells[1].inputs;
 	ms->meta.table_generation++;
 	res->tables_swapped++;
 out_free:
+	free(cells);
 	free(members);
-	free(ids);
-	free(slots);
 	return err;
+}
+
+/*
+ * The selection of one service: each predictor's table (built only when its
+ * backends changed), then the effective weights from the one owner
+ * (user/weights.c) into the predictor stage, ms->sel. When sel changes it is
+ * marked dirty; the caller writes it with write_select() once the swapped
+ * tables are in place, so the kernel never picks a predictor without one.
+ * Predictors not seen in the model being applied (leaving) get no weight.
+ * Without tables (a weight override) no table is built or compared.
+ */
+int sync_selection(struct ferry_sync *s, __u32 svc_id, __u32 floor, bool tables,
+		   struct ferry_sync_result *res)
+{
+	struct mservice *ms = &s->svcs[svc_id];
+	struct ferry_weight_in in[FERRY_MAX_SVC_PREDICTORS] = {};
+	__u32 out[FERRY_MAX_SVC_PREDICTORS], ids[FERRY_MAX_SVC_PREDICTORS];
+	struct ferry_select sel = {};
+	size_t i, n = 0;
+	int err;
+
+	for (i = 0; i < ms->preds.n && n < FERRY_MAX_SVC_PREDICTORS; i++) {
+		__u32 p = ms->preds.ids[i];
+		const struct ferry_pred_meta *pm = &s->preds[p].meta;
+		__u32 ready = 0;
+
+		err = sync_pred_table(s, ms, p, floor, tables, &ready, res);
+		if (err)
+			return err;
+		ids[n] = p;
+		s->preds[p].meta.backends_ready = ready;
+		in[n].configured = pm->weight_configured;
+		in[n].flags = pm->flags;
+		in[n].override = pm->weight_override;
+		in[n].canary = pm->weight_canary;
+		in[n].ready = s->preds[p].seen || !s->applying ? ready : 0;
+		n++;
+	}
+	ferry_weights__effective(in, n, out);
+	sel.npredictors = n;
+	for (i = 0; i < n; i++) {
+		s->preds[ids[i]].meta.weight_effective = out[i];
+		sel.preds[i].predictor_id = ids[i];
+		sel.preds[i].weight = out[i];
+		sel.preds[i].key = ferry_table__pred_key(s->preds[ids[i]].meta.name);
+	}
+	sel.generation = ms->sel.generation;
+	if (memcmp(&sel, &ms->sel, sizeof(sel))) {
+		sel.generation++;
+		ms->sel = sel;
+		ms->sel_dirty = true;
+	}
+	return 0;
+}
+
+/* Writes a service's predictor stage: one locked update, seen whole by every packet. */
+int write_select(struct ferry_sync *s, __u32 svc_id)
+{
+	struct mservice *ms = &s->svcs[svc_id];
+
+	if (!ms->sel_dirty)
+		return 0;
+	if (bpf_map_update_elem(s->dp->map_fds[FERRY_M_SELECT], &svc_id, &ms->sel, BPF_F_LOCK))
+		return -errno;
+	ms->sel_dirty = false;
+	return 0;
 }

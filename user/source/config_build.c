@@ -4,6 +4,7 @@
  * ferry_model: VIP claims, slice ports, backends, weights, change notes.
  */
 #include "source/config_internal.h"
+#include "weights.h"
 
 /* ----------------------------------------------------------------- build */
 
@@ -644,65 +645,43 @@ static int gather_backends(struct build_state *bs, const struct sdep *sd, const 
 }
 
 /*
- * A predictor with weight and no active backend gives its share to the
- * others in proportion to their weights; the sum is FERRY_WEIGHT_ONE, the
- * rounding difference going to the largest.
+ * Effective weights for the model (what ferryd reports), from the one owner
+ * of the rule (user/weights.c, the same call the sync layer makes with the
+ * operator's overrides), plus a note for each predictor whose share moves
+ * because it has no active backend.
  */
 static int redistribute(struct build_state *bs, const struct sdep *sd,
 			struct ferry_model_service *svc)
 {
-	__u64 sum = 0;
-	size_t nactive = 0, largest = 0;
-	__u32 total = 0;
-	bool *active;
+	struct ferry_weight_in in[FERRY_MAX_SVC_PREDICTORS] = {};
+	__u32 out[FERRY_MAX_SVC_PREDICTORS];
+	size_t n = svc->npredictors < FERRY_MAX_SVC_PREDICTORS ? svc->npredictors :
+								  FERRY_MAX_SVC_PREDICTORS;
+	size_t nactive = 0;
 
-	active = calloc(svc->npredictors + 1, sizeof(*active));
-	if (!active)
-		return -ENOMEM;
-	for (size_t p = 0; p < svc->npredictors; p++) {
-		struct ferry_model_predictor *mp = &svc->predictors[p];
+	for (size_t p = 0; p < n; p++) {
+		const struct ferry_model_predictor *mp = &svc->predictors[p];
 
-		mp->weight_effective = 0;
-		if (mp->shadow)
-			continue;
-		for (size_t b = 0; b < mp->nbackends && !active[p]; b++)
-			active[p] = mp->backends[b].state == FERRY_BE_ACTIVE;
-		if (active[p]) {
-			nactive++;
-			sum += mp->weight_configured;
-		}
+		in[p].configured = mp->weight_configured;
+		in[p].flags = mp->shadow ? FERRY_PRED_F_SHADOW : 0;
+		for (size_t b = 0; b < mp->nbackends; b++)
+			in[p].ready += mp->backends[b].state == FERRY_BE_ACTIVE;
+		nactive += in[p].ready && !mp->shadow;
 	}
+	ferry_weights__effective(in, n, out);
 	for (size_t p = 0; p < svc->npredictors; p++) {
 		struct ferry_model_predictor *mp = &svc->predictors[p];
 		char key[FERRY_NAME_LEN + FERRY_PRED_NAME_LEN + 16];
 
-		if (mp->shadow || active[p] || !mp->weight_configured)
+		mp->weight_effective = p < n ? out[p] : 0;
+		if (mp->shadow || (p < n && in[p].ready) || !mp->weight_configured)
 			continue;
 		/* "|" then what happens to its share: 'R' redistributed, 'D' dropped (none active). */
 		snprintf(key, sizeof(key), "%s predictor %s|%c", sd->key, mp->name,
 			 nactive ? 'R' : 'D');
-		if (!str_set_has(&bs->redist, key) && str_set_add(&bs->redist, key)) {
-			free(active);
+		if (!str_set_has(&bs->redist, key) && str_set_add(&bs->redist, key))
 			return -ENOMEM;
-		}
 	}
-	for (size_t p = 0; nactive && p < svc->npredictors; p++) {
-		struct ferry_model_predictor *mp = &svc->predictors[p];
-
-		if (!active[p])
-			continue;
-		/* Active predictors all at 0 (explicit): split evenly rather than drop all. */
-		mp->weight_effective =
-			sum ? (__u32)((__u64)mp->weight_configured * FERRY_WEIGHT_ONE / sum) :
-			      FERRY_WEIGHT_ONE / (__u32)nactive;
-		total += mp->weight_effective;
-		if (mp->weight_effective > svc->predictors[largest].weight_effective ||
-		    !active[largest])
-			largest = p;
-	}
-	if (nactive)
-		svc->predictors[largest].weight_effective += FERRY_WEIGHT_ONE - total;
-	free(active);
 	return 0;
 }
 

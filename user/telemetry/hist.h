@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <linux/types.h>
 
+#include <linux/bpf.h> /* struct bpf_spin_lock in ferry_maps.h */
 #include "ferry_maps.h"
 
 #define FERRY_HIST_SUBS (1U << FERRY_HIST_SUB_BITS)

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
-# table_size: `ferryd --table-size 1000` builds every service's lookup table
-# with 1009 slots (1000 rounded up to a prime). Read back from the pins, not
-# from ferryd: the service entry's table_size and the pinned inner table's
-# max_entries are 1009, its 1009 slots name only this deployment's backends,
-# and the canary's slots are its 20% of 1009 (within one slot of rounding).
-# Then traffic still splits right: over 2,400 new connections the canary's
-# share is within 3 sd of its slots / 1009, and no request fails.
+# table_size: `ferryd --table-size 1000` sets the floor of every predictor's
+# Maglev table to 1009 slots (1000 rounded up to a prime; without it 251, and
+# a predictor gets 100-200 slots per backend above the floor). Read back from
+# the pins, not from ferryd: the service entry's table_size is 1009, each
+# predictor's pinned table (tables/PREDICTOR_ID) has 1009 slots that name
+# only that predictor's backends, evenly, and the predictor stage
+# (ferry_selectors) holds main 800000 and canary 200000 ppm. Then traffic
+# still splits right: over 2,400 new connections the canary's share is
+# within 3 sd of 20%, and no request fails.
 # shellcheck source=SCRIPTDIR/../lib/topo.sh
 . "$(dirname "$0")/../lib/topo.sh"
 fe_init table_size tsz
@@ -55,30 +57,40 @@ if len(svc) != 1:
 svc = svc[0]
 if svc["table_size"] != size:
     fail("ferry_services[%s].table_size is %d, expected %d" % (vip, svc["table_size"], size))
-table = os.path.join(pin, "tables", str(svc["id"]))
-show = bpftool("map", "show", "pinned", table)
-if show.get("max_entries") != size or show.get("type") != "array":
-    fail("%s: %s %s entries, expected an array of %d" % (table, show.get("type"), show.get("max_entries"), size))
-slots = [u32(r["value"]) for r in bpftool("map", "dump", "pinned", table)]
-if len(slots) != size:
-    fail("%s: %d slots dumped, expected %d" % (table, len(slots), size))
-owner = {}
-for bid in set(slots):
-    key = [hex(b) for b in struct.pack("<I", bid)]
-    be = btf(bpftool("map", "lookup", "pinned", os.path.join(pin, "ferry_backends"), "key", *key))["value"]
-    owner[bid] = str(ipaddress.ip_address(struct.pack("<I", be["addr"][0])))
-counts = {}
-for s in slots:
-    counts[owner.get(s, "none")] = counts.get(owner.get(s, "none"), 0) + 1
-if set(counts) != set(main) | {canary}:
-    fail("%s: slots name %s, expected exactly %s" % (table, counts, sorted(set(main) | {canary})))
-if abs(counts[canary] - 0.2 * size) > 1:
-    fail("%s: canary has %d of %d slots, expected 20%% (%.1f)" % (table, counts[canary], size, 0.2 * size))
-print("%.6f" % (counts[canary] / size))
-sys.stderr.write("%s: %d slots, by backend %s\n" % (table, size, counts))
+sel = [btf(e)["value"] for e in bpftool("map", "dump", "pinned", os.path.join(pin, "ferry_selectors"))
+       if btf(e)["key"] == svc["id"]]
+if len(sel) != 1:
+    fail("ferry_selectors has no entry for service %d" % svc["id"])
+sel = sel[0]
+weights, owners = {}, {}
+for p in sel["preds"][:sel["npredictors"]]:
+    pid = p["predictor_id"]
+    table = os.path.join(pin, "tables", str(pid))
+    cells = [bytes(int(x, 16) for x in r["value"]) if not isinstance(r["value"], int)
+             else r["value"].to_bytes(8, "little")
+             for r in bpftool("map", "dump", "pinned", table)]
+    tsize, n = struct.unpack("<II", cells[0])
+    if tsize != size:
+        fail("%s: %d slots, expected %d" % (table, tsize, size))
+    ids = [struct.unpack("<II", cells[2 + (size + 3) // 4 + i // 2])[i % 2] for i in range(n)]
+    slots = [struct.unpack("<4H", cells[2 + s // 4])[s % 4] for s in range(size)]
+    addrs = []
+    for bid in ids:
+        key = [hex(b) for b in struct.pack("<I", bid)]
+        be = btf(bpftool("map", "lookup", "pinned", os.path.join(pin, "ferry_backends"), "key", *key))["value"]
+        addrs.append(str(ipaddress.ip_address(struct.pack("<I", be["addr"][0]))))
+    counts = [slots.count(i) for i in range(n)]
+    if max(counts) - min(counts) > 1 or sum(counts) != size:
+        fail("%s: uneven slots %s" % (table, counts))
+    owners[tuple(sorted(addrs))] = p["weight"]
+    sys.stderr.write("%s: %d slots, backends %s, %s slots each, weight %d ppm\n" % (table, size, addrs, counts, p["weight"]))
+want = {tuple(sorted(main)): 800000, (canary,): 200000}
+if owners != want:
+    fail("predictor stage %r, expected %r" % (owners, want))
+print("%.6f" % 0.2)
 PY
 ) || fe_fail "$weight"
-fe_log "pinned table: $size slots, canary's share $weight"
+fe_log "pinned tables: $size slots each, canary's weight $weight"
 fi
 
 out="$FE_RUN/split.json"
@@ -93,4 +105,4 @@ share=$(fe_share_check "$out" canary "$weight")
 rc=$?
 echo "$share" >&2
 [ $rc -eq 0 ] || fe_fail "$share"
-fe_pass "table of $size slots; $share"
+fe_pass "tables of $size slots; $share"
