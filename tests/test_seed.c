@@ -73,8 +73,8 @@ static void test_file_seed_is_content(void)
 	if (!ASSERT_EQ(a, ferry_hash_seed__derive("cluster-secret", 14), "derive agrees"))
 		return;
 	/* A trailing newline is content: `echo secret > f` and `printf secret` differ. */
-	if (!ASSERT_OK(ferry_hash_seed__read_file(write_file("c", "cluster-secret\n", 15), &c,
-						  why, sizeof(why)),
+	if (!ASSERT_OK(ferry_hash_seed__read_file(write_file("c", "cluster-secret\n", 15), &c, why,
+						  sizeof(why)),
 		       why))
 		return;
 	if (!ASSERT_NEQ(a, c, "one byte more, another seed"))
@@ -108,9 +108,10 @@ static void test_file_errors(void)
 	huge = calloc(1, FERRY_HASH_SEED_MAX_BYTES + 2);
 	if (!ASSERT_TRUE(huge != NULL, "calloc"))
 		return;
-	ASSERT_EQ(ferry_hash_seed__read_file(write_file("huge", huge, FERRY_HASH_SEED_MAX_BYTES + 1),
-					     &seed, why, sizeof(why)),
-		  -EFBIG, "huge file");
+	ASSERT_EQ(
+		ferry_hash_seed__read_file(write_file("huge", huge, FERRY_HASH_SEED_MAX_BYTES + 1),
+					   &seed, why, sizeof(why)),
+		-EFBIG, "huge file");
 	free(huge);
 	ASSERT_EQ(ferry_hash_seed__read_file(dir, &seed, why, sizeof(why)), -EISDIR, "directory");
 }

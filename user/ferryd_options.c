@@ -98,7 +98,8 @@ static int set_hash_seed_secret(struct ferryd_opts *o, const char *arg)
 	    strspn(arg, "abcdefghijklmnopqrstuvwxyz0123456789-./") != strlen(arg)) {
 		fprintf(stderr,
 			"ferryd: --hash-seed-secret %s: expected NAME or NAMESPACE/NAME in lower "
-			"case (default " FERRYD_HASH_SEED_SECRET_DEFAULT " in ferryd's namespace)\n",
+			"case (default " FERRYD_HASH_SEED_SECRET_DEFAULT
+			" in ferryd's namespace)\n",
 			arg);
 		return -EINVAL;
 	}
@@ -252,7 +253,8 @@ static const struct ferryd_option options[] = {
 	  "                          with --kubernetes and no --hash-seed-file: the Secret\n"
 	  "                          whose key 'seed' holds the cluster's seed,\n"
 	  "                          created with a random one if missing (default\n"
-	  "                          " FERRYD_HASH_SEED_SECRET_DEFAULT " in ferryd's own namespace)\n",
+	  "                          " FERRYD_HASH_SEED_SECRET_DEFAULT
+	  " in ferryd's own namespace)\n",
 	  set_hash_seed_secret },
 	{ "iface", required_argument,
 	  "  --iface IFNAME          where client traffic to VIPs arrives: XDP (native, else\n"

@@ -141,8 +141,8 @@ int ferry_k8s__shared_secret(struct ferry_k8s *k8s, const char *ns, const char *
 	long status;
 
 	*created = false;
-	if (asprintf(&get_url, "%s/api/v1/namespaces/%s/secrets/%s", k8s->auth.server, ns,
-		     name) < 0 ||
+	if (asprintf(&get_url, "%s/api/v1/namespaces/%s/secrets/%s", k8s->auth.server, ns, name) <
+		    0 ||
 	    asprintf(&post_url, "%s/api/v1/namespaces/%s/secrets", k8s->auth.server, ns) < 0) {
 		err = -ENOMEM;
 		goto out_free;
