@@ -126,10 +126,11 @@ static void write_status(struct ferryd *d, const struct ferry_sync_result *res)
 		char line[2048];
 
 		ferry_config_error__format(e, line, sizeof(line));
-		json_array_append_new(
-			errors, json_pack("{s:s, s:i, s:i, s:s, s:s, s:s, s:s}", "file", e->file,
-					  "line", e->line, "column", e->column, "object", e->object,
-					  "field", e->field, "message", e->message, "text", line));
+		json_array_append_new(errors, json_pack("{s:s, s:i, s:i, s:s, s:s, s:s, s:s}",
+							"file", e->file, "line", e->line,
+							"column", e->column, "object", e->object,
+							"field", e->field, "message", e->message,
+							"text", line));
 	}
 	pthread_mutex_unlock(&d->store_lock);
 	/* Where each VIP came from (ferry.io/vip: service/NAME): ferryctl services shows it. */
@@ -145,10 +146,11 @@ static void write_status(struct ferryd *d, const struct ferry_sync_result *res)
 	}
 	root = json_pack("{s:i, s:s, s:s, s:I, s:i, s:i, s:i, s:o, s:o*}", "pid", (int)getpid(),
 			 "pin_path", d->opts.pin_path, "config_dir",
-			 d->opts.config_dir ? d->opts.config_dir : "(kubernetes)", "last_sync_unix",
-			 (json_int_t)now.tv_sec, "services", res ? (int)res->services : 0,
-			 "sync_errors", res ? (int)res->errors : 0, "config_errors",
-			 (int)d->config_errors, "errors", errors, "vip_services", vip_services);
+			 d->opts.config_dir ? d->opts.config_dir : "(kubernetes)",
+			 "last_sync_unix", (json_int_t)now.tv_sec, "services",
+			 res ? (int)res->services : 0, "sync_errors", res ? (int)res->errors : 0,
+			 "config_errors", (int)d->config_errors, "errors", errors, "vip_services",
+			 vip_services);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if (root && !json_dump_file(root, tmp, JSON_INDENT(2)))
 		rename(tmp, path);
@@ -821,8 +823,7 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	if (strstr(line, "Exclusivity flag on"))
 		return 0;
 	ferry_log(level == LIBBPF_WARN ? FERRY_LOG_WARN :
-		  level == LIBBPF_INFO ? FERRY_LOG_INFO :
-					 FERRY_LOG_DEBUG,
+	          level == LIBBPF_INFO ? FERRY_LOG_INFO : FERRY_LOG_DEBUG,
 		  "libbpf: %s", line);
 	return 0;
 }
@@ -833,12 +834,8 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
  */
 int main(int argc, char **argv)
 {
-	struct ferryd d = { .epfd = -1,
-			    .inotify_fd = -1,
-			    .signal_fd = -1,
-			    .debounce_fd = -1,
-			    .tick_fd = -1,
-			    .k8s_fd = -1 };
+	struct ferryd d = { .epfd = -1, .inotify_fd = -1, .signal_fd = -1, .debounce_fd = -1,
+			    .tick_fd = -1, .k8s_fd = -1 };
 	char seed_source[PATH_MAX + 128] = "";
 	bool have_seed = false;
 	struct stat st;
@@ -901,8 +898,7 @@ int main(int argc, char **argv)
 		d.dp->features & FERRY_FEAT_REDIRECT_PEER ? " redirect_peer" : "");
 	if (apply_hash_seed(&d, have_seed, seed, seed_source))
 		goto out;
-	d.sync =
-		ferry_sync__new(d.dp, &(struct ferry_sync_opts){ .table_size = d.opts.table_size });
+	d.sync = ferry_sync__new(d.dp, &(struct ferry_sync_opts){ .table_size = d.opts.table_size });
 	d.store = ferry_config_store__new();
 	if (!d.sync || !d.store)
 		goto out;
