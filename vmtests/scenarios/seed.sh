@@ -67,6 +67,19 @@ node2_once() {
 		--hash-seed-file "$seedf" --once >>"$FE_RUN/ferryd2.log" 2>&1
 }
 man2() { "$FE_PY" "$FE_BIN/manifests.py" "$@" --dir "$CONF2"; }
+
+# An empty seed file is refused before the data plane is touched.
+: >"$FE_RUN/empty-seed"
+if nsenter --net="/run/netns/$NODE2" "$FERRY_BUILD/ferryd" --config-dir "$CONF2" \
+	--pod-iface 'fenone*' --pin-path "$PIN2" --hash-seed-file "$FE_RUN/empty-seed" --once \
+	>"$FE_RUN/empty-seed.log" 2>&1; then
+	fe_fail "ferryd accepted an empty --hash-seed-file"
+fi
+grep -q -- "--hash-seed-file $FE_RUN/empty-seed: the file is empty.*head -c 32 /dev/urandom" \
+	"$FE_RUN/empty-seed.log" ||
+	fe_fail "the error for an empty seed file does not name the file and the fix: $(cat "$FE_RUN/empty-seed.log")"
+[ ! -e "$PIN2" ] || fe_fail "ferryd made pins before refusing an empty seed file"
+
 man2 write --name gamma --vip "$vip3" --predictor "main:100:$b3,$b1,$b2" || fe_fail "manifests.py"
 man2 write --name beta --vip "$vip2" --predictor "main:20:$b3" --predictor "canary:80:$b1" ||
 	fe_fail "manifests.py"
@@ -77,10 +90,13 @@ man2 write --name iris --vip "$vip" --predictor "main:50:$b1,$b2" --predictor "c
 man2 write --name beta --vip "$vip2" --predictor "main:70:$b2,$b3" --predictor "canary:30:$b1" ||
 	fe_fail "manifests.py"
 node2_once || fe_fail "node B: ferryd --once failed: $(tail -n 3 "$FE_RUN/ferryd2.log")"
-grep -q 'hash seed: the cluster' "$FE_RUN/ferryd2.log" ||
-	problems+=("node B does not log that it uses the cluster's seed")
+# The second run adopted the first one's pins: same file, same seed.
+grep -q "hash seed: the cluster's, from --hash-seed-file $seedf (the same the pinned data plane used)" \
+	"$FE_RUN/ferryd2.log" ||
+	problems+=("node B's second run does not find its pinned seed equal to the file's: $(grep 'hash seed' "$FE_RUN/ferryd2.log" | tail -1)")
 
 compare() { # compare WHAT: node A's pinned selection state against node B's
+	last_compare=$1
 	"$FE_PY" "$FE_BIN/selection_state.py" "$FE_PIN" >"$FE_RUN/a-$1.json" ||
 		fe_fail "cannot read node A's selection state"
 	"$FE_PY" "$FE_BIN/selection_state.py" "$PIN2" >"$FE_RUN/b-$1.json" ||
@@ -88,10 +104,11 @@ compare() { # compare WHAT: node A's pinned selection state against node B's
 	local out
 	out=$("$FE_PY" "$FE_BIN/selection_state.py" --diff "$FE_RUN/a-$1.json" "$FE_RUN/b-$1.json")
 	local rc=$?
-	fe_log "$1: $out"
-	[ $rc -eq 0 ] || problems+=("$1: nodes A and B differ: $out")
+	local what=${2:-$1}
+	fe_log "$what: $out"
+	[ $rc -eq 0 ] || problems+=("$what: nodes A and B differ: $out")
 }
-compare "same manifests and seed, different histories"
+compare history "same manifests and seed, different histories"
 
 # Keep-alive connections on node A, across a flush, a flush of one service,
 # and a rebuild from scratch.
@@ -123,7 +140,7 @@ ctl reset --yes >>"$FE_RUN/ferryctl.log" 2>&1 || fe_fail "ferryctl reset --yes f
 [ ! -e "$FE_PIN/ferry_flows" ] || fe_fail "ferryctl reset left $FE_PIN/ferry_flows"
 fe_ferryd_start --hash-seed-file "$seedf" --table-size "$size"
 sleep 3
-compare "node A rebuilt from scratch"
+compare rebuilt "node A rebuilt from scratch"
 
 fe_loadgen_stop "$holder"
 [ -s "$hold" ] || fe_fail "hold client printed no summary"
@@ -135,5 +152,17 @@ rounds=$(fe_json "$hold" 'min(c["requests"] for c in d["connections"])')
 [ "$on_canary" -gt 0 ] && [ "$on_canary" -lt 24 ] ||
 	fe_fail "held connections on canary: $on_canary of 24: the check needs both predictors"
 [ "$rounds" -ge 10 ] || fe_fail "held connections made only $rounds requests"
+# Another seed file on adopted pins: the new seed takes over (for new flows), and ferryd says so.
+head -c 32 /dev/urandom >"$FE_RUN/hash-seed-new"
+nsenter --net="/run/netns/$NODE2" "$FERRY_BUILD/ferryd" --config-dir "$CONF2" --pod-iface 'fenone*' \
+	--pin-path "$PIN2" --table-size "$size" --hash-seed-file "$FE_RUN/hash-seed-new" --once \
+	>>"$FE_RUN/ferryd2.log" 2>&1 || fe_fail "node B: ferryd --once with a new seed file failed"
+grep -q "differs from the one the pinned data plane used: it applies to new connections" \
+	"$FE_RUN/ferryd2.log" || problems+=("a changed seed file is not reported")
+"$FE_PY" "$FE_BIN/selection_state.py" "$PIN2" >"$FE_RUN/b-new-seed.json" ||
+	fe_fail "cannot read node B's selection state"
+[ "$(fe_json "$FE_RUN/b-new-seed.json" 'd["hash_seed"]')" != "$(fe_json "$FE_RUN/b-$last_compare.json" 'd["hash_seed"]')" ] ||
+	problems+=("node B kept its pinned seed after the seed file changed")
+
 [ ${#problems[@]} -eq 0 ] || fe_fail "$(printf '%s; ' "${problems[@]}")"
 fe_pass "same selection state on two nodes with different histories; 24 held connections ($on_canary on canary) kept their backends over $rounds requests across two flushes and a rebuild from scratch"
