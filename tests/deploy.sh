@@ -207,11 +207,26 @@ for version, plural in re.findall(r'"/api/(v1)",\s*"(\w+)"', k8s_c):
     used[("", plural)] = {"get", "list", "watch"}
 if re.search(r'"%s/api/v1/namespaces/%s/events"', k8s_c):
     used[("", "events")] = {"create"}
+seed_secret = re.search(r'#define FERRYD_HASH_SEED_SECRET_DEFAULT "([^"]+)"',
+                        read(os.path.join("user", "ferryd_options.h"))).group(1)
+# The hash seed Secret: get one by name, create it if missing (a namespaced Role).
+if re.search(r'"%s/api/v1/namespaces/%s/secrets/%s"', k8s_c):
+    used[("", "secrets")] = {"get", "create"}
 if len(used) < 4:
     problems.append("found only %s in user/source/k8s_*; did the API paths move?" % sorted(used))
 granted = {}
-for role in find("ClusterRole"):
+for role in find("ClusterRole") + find("Role"):
     for rule in role.get("rules", []):
+        if role.get("kind") == "ClusterRole" and "secrets" in rule.get("resources", []):
+            problems.append("a ClusterRole grants secrets: only ferry's namespace needs them (a Role)")
+        # get on secrets only by name: every other Secret of the namespace stays unreadable.
+        if "secrets" in rule.get("resources", []) and "get" in rule.get("verbs", []) and \
+                rule.get("resourceNames") != [seed_secret]:
+            problems.append("get on secrets must be limited by resourceNames to %s "
+                            "(ferryd's --hash-seed-secret default), is %r" %
+                            (seed_secret, rule.get("resourceNames")))
+        if "secrets" in rule.get("resources", []) and set(rule.get("verbs", [])) & {"list", "watch"}:
+            problems.append("list/watch on secrets would read every Secret of the namespace")
         for g in rule.get("apiGroups", []):
             for r in rule.get("resources", []):
                 granted.setdefault((g, r), set()).update(rule.get("verbs", []))
@@ -245,6 +260,14 @@ for b in find("ClusterRoleBinding"):
     roles = {(r.get("metadata") or {}).get("name") for r in find("ClusterRole")}
     if b.get("roleRef", {}).get("name") not in roles:
         problems.append("ClusterRoleBinding refers to a missing ClusterRole")
+for b in find("RoleBinding"):
+    subj = b.get("subjects", [{}])[0]
+    if subj.get("name") != sa_name or subj.get("namespace") != (sa.get("metadata") or {}).get(
+            "namespace"):
+        problems.append("RoleBinding subject %r is not the ServiceAccount" % subj)
+    roles = {(r.get("metadata") or {}).get("name") for r in find("Role")}
+    if b.get("roleRef", {}).get("kind") != "Role" or b.get("roleRef", {}).get("name") not in roles:
+        problems.append("RoleBinding refers to a missing Role")
 for f, d in objs:
     if not isinstance(d, dict) or d.get("kind") in ("Namespace", "ClusterRole",
                                                       "ClusterRoleBinding", "Kustomization"):

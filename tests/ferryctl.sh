@@ -37,7 +37,7 @@ fo_verdict() { # KIND NAME [why]
 }
 
 # Before the topology exists: a SKIP for every test, loudly.
-FO_TESTS=(help status services flows latency top config_errors trace drain weights_override
+FO_TESTS=(help status services flows flows_flush latency top config_errors trace drain weights_override
 	ferryd_down sigterm_clean weights_restart sighup override_vs_edit weights_rollback
 	weights_clear exit_codes bpftool_maps reset)
 fo_skip_all() {
@@ -372,6 +372,28 @@ test_flows() {
 		why "flows --backend $B3" || return 1
 	run flows.beport -j flows --backend "$B1:9001" || return 1
 	jcheck "$OUT/flows.beport" 'd == []' || why "flows --backend ADDR:wrong-port lists flows"
+}
+
+# flows --flush: a VIP's flows (both halves) go, an unknown SERVICE is exit 3,
+# --flush with a list filter is a usage error, and the held connections get
+# flow state again from their next packet (mid-stream pickup).
+test_flows_flush() {
+	local vip_ip=${VIP%:*}
+	expect_rc 3 flush.unknown flows --flush "$vip_ip:8001" ||
+		why "flows --flush for a VIP that is not a service" || return 1
+	expect_rc 2 flush.both flows --flush --service "$VIP" ||
+		why "flows --flush with --service is not a usage error" || return 1
+	run flush.svc -j flows --flush "$VIP" || why "flows --flush $VIP exited $?" || return 1
+	jcheck "$OUT/flush.svc" "d['deleted']['ferry_flows'] >= $HOLD_N" \
+		"d['deleted']['ferry_rflows'] >= $HOLD_N" "d['total'] == sum(d['deleted'].values())" ||
+		why "flows --flush $VIP did not delete the held connections' flows" || return 1
+	sleep 1 # five rounds on each held connection (every 0.2 s)
+	kill -0 "$HOLD_PID" 2>/dev/null || why "held connections' client died" || return 1
+	run flush.after -j flows --service "$VIP" || return 1
+	jcheck "$OUT/flush.after" "len([f for f in d if f['state'] == 'open' and f['age_s'] < 1.5]) >= $HOLD_N" ||
+		why "held connections have no new flow state after the flush (mid-stream pickup)" || return 1
+	run flush.text flows --flush "$VIP" || return 1
+	grep_out flush.text "^flushed [0-9]+ flow entries of $VIP: ferry_flows [0-9]+ ferry_rflows [0-9]+"
 }
 
 test_latency() {

@@ -9,6 +9,8 @@ client at the protocol level:
   GET  /api/v1[/namespaces/NS]/services...      the same for the core group (Services)
   GET  ...?watch=1&resourceVersion=RV&timeoutSeconds=S                  chunked watch
   POST /api/v1/namespaces/NS/events                                     recorded Events
+  GET  /api/v1/namespaces/NS/secrets/NAME                               one Secret (or 404)
+  POST /api/v1/namespaces/NS/secrets          create: 201, or 409 AlreadyExists
 
 Every request needs "Authorization: Bearer TOKEN" (or a client certificate
 signed by --client-ca), as the real server does. Resource versions are one
@@ -30,7 +32,11 @@ A control endpoint (same port, same authentication) scripts the server:
       {"op": "fail", "resource": PLURAL, "status": 503, "count": N
        [, "retry_after": S]}      the next N requests for PLURAL fail
       {"op": "set", "key": K, "value": V}  gone_as ("event" | "http"),
-                                           events_forbidden (bool)
+                                           events_forbidden (bool),
+                                           secrets_forbidden (bool),
+                                           secret_race (object: the next create of a
+                                             Secret loses to this one, put first: 409)
+      {"op": "put_secret", "object": {...}}    a Secret, as kubectl create would
 
 Usage: k8s_apiserver.py --cert C --key K --token T --port-file F [--scenario S]
 The scenario file is JSON: {"objects": {PLURAL: [object, ...]}, "ops": [OP]}
@@ -73,6 +79,9 @@ class State:
         self.events = []
         self.uid = 0
         self.fail = {}  # resource -> {"status", "count", "retry_after"}
+        self.secrets = {}  # (ns, name) -> Secret; not watched, get/create only
+        self.secrets_forbidden = False
+        self.secret_race = None  # a Secret another client "creates" just before ours
 
     def record(self, **kw):
         self.requests.append(kw)
@@ -93,6 +102,16 @@ class State:
         obj.setdefault("kind", kind)
         self.objects[resource][key] = obj
         self.append(resource, "MODIFIED" if old else "ADDED", obj)
+
+    def put_secret(self, obj):
+        meta = obj.setdefault("metadata", {})
+        self.rv += 1
+        self.uid += 1
+        meta["resourceVersion"] = str(self.rv)
+        meta.setdefault("uid", "uid-%d" % self.uid)
+        obj.setdefault("apiVersion", "v1")
+        obj.setdefault("kind", "Secret")
+        self.secrets[(meta["namespace"], meta["name"])] = obj
 
     def delete(self, resource, ns, name, silent=False):
         obj = self.objects[resource].pop((ns, name))
@@ -133,6 +152,8 @@ class State:
                                          "retry_after": op.get("retry_after")}
         elif kind == "set":
             setattr(self, op["key"], op["value"])
+        elif kind == "put_secret":
+            self.put_secret(op["object"])
         else:
             raise ValueError("unknown op %r" % kind)
 
@@ -196,6 +217,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, {"rv": STATE.rv})
             return
         parts = path.strip("/").split("/")
+        if len(parts) == 5 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "secrets":
+            self.create_secret(parts[3], body)
+            return
         if len(parts) == 5 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "events":
             with STATE.cond:
                 forbidden = STATE.events_forbidden
@@ -220,6 +244,59 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(404, status_body(404, "NotFound", "the server could not find the "
                                         "requested resource"))
 
+    def forbid_secrets(self, verb, ns):
+        self.send_json(403, status_body(
+            403, "Forbidden", 'secrets is forbidden: User "system:serviceaccount:'
+            'ferry-system:ferryd" cannot %s resource "secrets" in API group "" in the '
+            'namespace "%s"' % (verb, ns)))
+
+    def create_secret(self, ns, body):
+        try:
+            obj = json.loads(body)
+            name = obj["metadata"]["name"]
+        except (ValueError, KeyError, TypeError) as e:
+            self.send_json(400, status_body(400, "BadRequest", str(e)))
+            return
+        with STATE.cond:
+            STATE.record(method="POST", resource="secrets", namespace=ns, name=name)
+            if STATE.secrets_forbidden:
+                forbidden = True
+            else:
+                forbidden = False
+                if STATE.secret_race is not None:
+                    race, STATE.secret_race = STATE.secret_race, None
+                    race = json.loads(json.dumps(race))
+                    race.setdefault("metadata", {}).update(namespace=ns, name=name)
+                    STATE.put_secret(race)
+                exists = (ns, name) in STATE.secrets
+                if not exists:
+                    if obj.get("metadata", {}).get("namespace", ns) != ns:
+                        self.send_json(400, status_body(400, "BadRequest",
+                                                        "namespace mismatch"))
+                        return
+                    obj["metadata"]["namespace"] = ns
+                    STATE.put_secret(obj)
+        if forbidden:
+            self.forbid_secrets("create", ns)
+        elif exists:
+            self.send_json(409, status_body(409, "AlreadyExists",
+                                            'secrets "%s" already exists' % name))
+        else:
+            self.send_json(201, obj)
+
+    def get_secret(self, ns, name):
+        with STATE.cond:
+            STATE.record(method="GET", resource="secrets", namespace=ns, name=name)
+            forbidden = STATE.secrets_forbidden
+            obj = STATE.secrets.get((ns, name))
+        if forbidden:
+            self.forbid_secrets("get", ns)
+        elif obj is None:
+            self.send_json(404, status_body(404, "NotFound",
+                                            'secrets "%s" not found' % name))
+        else:
+            self.send_json(200, obj)
+
     def do_GET(self):
         if not self.authorized():
             return
@@ -229,9 +306,14 @@ class Handler(BaseHTTPRequestHandler):
             with STATE.cond:
                 self.send_json(200, {"rv": STATE.rv, "floor": STATE.floor,
                                      "requests": STATE.requests, "events": STATE.events,
-                                     "bookmarks_sent": STATE.bookmarks_sent})
+                                     "bookmarks_sent": STATE.bookmarks_sent,
+                                     "secrets": {"%s/%s" % k: v
+                                                 for k, v in STATE.secrets.items()}})
             return
         parts = url.path.strip("/").split("/")
+        if len(parts) == 6 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "secrets":
+            self.get_secret(parts[3], parts[5])
+            return
         # apis GROUP VERSION [namespaces NS] PLURAL, or the core group:
         # api VERSION [namespaces NS] PLURAL (as "apis" with an empty group)
         if parts[:1] == ["api"]:

@@ -1236,6 +1236,117 @@ out:
 	teardown(k8s);
 }
 
+/* --- the cluster hash seed Secret --------------------------------------------- */
+
+struct seed_node {
+	struct ferry_k8s *k8s;
+	const char *name;
+	void *bytes;
+	size_t len;
+	bool created;
+	int err;
+};
+
+static void *seed_node_run(void *arg)
+{
+	struct seed_node *n = arg;
+
+	n->err = ferry_k8s__shared_secret(n->k8s, "ferry-system", n->name, "seed", 32, &n->bytes,
+					  &n->len, &n->created);
+	return NULL;
+}
+
+/*
+ * Two nodes start at once and find no Secret: one creates it, the other reads
+ * the same bytes (after a 409 if they raced). A node whose create loses
+ * (scripted race) uses the winner's seed; a Secret without the key and
+ * missing RBAC are errors.
+ */
+static void test_hash_seed_secret(void)
+{
+	struct seed_node a = { .name = "ferry-hash-seed" }, b = { .name = "ferry-hash-seed" };
+	struct seed_node c = { .name = "raced" }, d = { .name = "no-key" };
+	struct ferry_k8s_opts opts = base_opts(NULL);
+	char kc[PATH_MAX];
+	pthread_t ta, tb;
+	json_t *state = NULL;
+
+	if (skip_reason) {
+		test__skip("%s", skip_reason);
+		return;
+	}
+	if (!ASSERT_OK(start_server("{}"), "start the fake API server"))
+		return;
+	path_in(kc, sizeof(kc), "kubeconfig");
+	if (!ASSERT_OK(write_kubeconfig("kubeconfig", KC_TOKEN), "kubeconfig"))
+		goto out;
+	opts.kubeconfig = kc;
+	a.k8s = ferry_k8s__new(&opts);
+	b.k8s = ferry_k8s__new(&opts);
+	if (!ASSERT_TRUE(a.k8s && b.k8s, "ferry_k8s__new"))
+		goto out;
+	pthread_create(&ta, NULL, seed_node_run, &a);
+	pthread_create(&tb, NULL, seed_node_run, &b);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	if (!ASSERT_OK(a.err, "node a") || !ASSERT_OK(b.err, "node b"))
+		goto out;
+	ASSERT_EQ(a.len, 32, "32 random bytes");
+	ASSERT_TRUE(a.len == b.len && !memcmp(a.bytes, b.bytes, a.len), "both nodes, one seed");
+	ASSERT_EQ(a.created + b.created, 1, "exactly one node created the Secret");
+	state = control(NULL);
+	ASSERT_EQ(json_object_size(json_object_get(state, "secrets")), 1, "one Secret");
+	ASSERT_STREQ(json_string_value(json_object_get(
+			     json_object_get(json_object_get(json_object_get(state, "secrets"),
+							     "ferry-system/ferry-hash-seed"),
+					     "metadata"),
+			     "namespace")),
+		     "ferry-system", "in ferry's namespace");
+
+	/* A restart reads it back. */
+	free(a.bytes);
+	a.bytes = NULL;
+	if (!ASSERT_OK(ferry_k8s__shared_secret(a.k8s, "ferry-system", "ferry-hash-seed", "seed",
+						32, &a.bytes, &a.len, &a.created),
+		       "again"))
+		goto out;
+	ASSERT_FALSE(a.created, "not created twice");
+	ASSERT_TRUE(a.len == b.len && !memcmp(a.bytes, b.bytes, a.len), "the same after restart");
+
+	/* The create loses to another node's (409): the winner's bytes ("winner"). */
+	c.k8s = a.k8s;
+	if (!ctl("[{\"op\": \"set\", \"key\": \"secret_race\", \"value\": "
+		 "{\"data\": {\"seed\": \"d2lubmVy\"}}}]"))
+		goto out;
+	seed_node_run(&c);
+	if (ASSERT_OK(c.err, "raced"))
+		ASSERT_TRUE(c.len == 6 && !memcmp(c.bytes, "winner", 6) && !c.created,
+			    "the winner's seed after 409");
+
+	/* A Secret without the key is an error, not a silent new seed. */
+	d.k8s = a.k8s;
+	if (!ctl("[{\"op\": \"put_secret\", \"object\": {\"metadata\": {\"namespace\": "
+		 "\"ferry-system\", \"name\": \"no-key\"}, \"data\": {\"other\": \"eA==\"}}}]"))
+		goto out;
+	seed_node_run(&d);
+	ASSERT_EQ(d.err, -ENODATA, "no key 'seed'");
+
+	if (!ctl("[{\"op\": \"set\", \"key\": \"secrets_forbidden\", \"value\": true}]"))
+		goto out;
+	d.name = "ferry-hash-seed";
+	seed_node_run(&d);
+	ASSERT_EQ(d.err, -EACCES, "RBAC refuses");
+out:
+	json_decref(state);
+	free(a.bytes);
+	free(b.bytes);
+	free(c.bytes);
+	free(d.bytes);
+	ferry_k8s__free(a.k8s);
+	ferry_k8s__free(b.k8s);
+	stop_server();
+}
+
 int main(int argc, char **argv)
 {
 	test__main_init(argc, argv);
@@ -1269,6 +1380,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_kubeconfig_errors);
 	RUN_TEST(SUITE, test_events_rate_limited);
 	RUN_TEST(SUITE, test_events_forbidden);
+	RUN_TEST(SUITE, test_hash_seed_secret);
 
 	cleanup();
 	json_decref(rec.log);

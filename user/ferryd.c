@@ -43,6 +43,7 @@
 #include "kernel/sync.h"
 #include "kernel/table.h"
 #include "ferryd_options.h"
+#include "hash_seed.h"
 
 #ifndef FERRY_VERSION
 #define FERRY_VERSION "0.1.0"
@@ -717,6 +718,96 @@ static int run_loop(struct ferryd *d)
 	return 0;
 }
 
+/* ---------------------------------------------------------- hash seed */
+
+/*
+ * The cluster's hash seed, before the data plane is touched (a wrong file is
+ * a start error, not a half-configured node): from --hash-seed-file, else in
+ * --kubernetes mode from the Secret (created if missing). Returns 0 with
+ * *have false when this node has no cluster seed.
+ */
+static int load_hash_seed(struct ferryd *d, __u64 *seed, bool *have, char *source, size_t len)
+{
+	const char *ref = d->opts.hash_seed_secret, *slash = strchr(ref, '/');
+	char why[1024], ns[256];
+	const char *name = ref;
+	void *bytes = NULL;
+	size_t nbytes = 0;
+	bool created;
+	int err;
+
+	*have = false;
+	if (d->opts.hash_seed_file) {
+		err = ferry_hash_seed__read_file(d->opts.hash_seed_file, seed, why, sizeof(why));
+		if (err) {
+			pr_err("%s", why);
+			return err;
+		}
+		snprintf(source, len, "--hash-seed-file %s", d->opts.hash_seed_file);
+		*have = true;
+		return 0;
+	}
+	if (!d->k8s)
+		return 0;
+	if (slash) {
+		snprintf(ns, sizeof(ns), "%.*s", (int)(slash - ref), ref);
+		name = slash + 1;
+	} else if (ferry_k8s__own_namespace(d->k8s)) {
+		snprintf(ns, sizeof(ns), "%s", ferry_k8s__own_namespace(d->k8s));
+	} else if (getenv("POD_NAMESPACE") && *getenv("POD_NAMESPACE")) {
+		snprintf(ns, sizeof(ns), "%s", getenv("POD_NAMESPACE"));
+	} else {
+		/* Outside a pod (--kubeconfig): the namespace deploy/kubernetes uses. */
+		snprintf(ns, sizeof(ns), "ferry-system");
+	}
+	err = ferry_k8s__shared_secret(d->k8s, ns, name, FERRYD_HASH_SEED_SECRET_KEY,
+				       FERRY_HASH_SEED_NEW_BYTES, &bytes, &nbytes, &created);
+	if (err)
+		return err;
+	*seed = ferry_hash_seed__derive(bytes, nbytes);
+	memset(bytes, 0, nbytes);
+	free(bytes);
+	snprintf(source, len, "Secret %s/%s key %s%s", ns, name, FERRYD_HASH_SEED_SECRET_KEY,
+		 created ? " (created by this node with a random seed)" : "");
+	*have = true;
+	return 0;
+}
+
+/*
+ * Puts the cluster seed into the data plane. On adopted pins the seed they
+ * hold stays only if it is the same; a different one (the file or Secret
+ * changed, or the node was node-local before) takes over for new flows.
+ */
+static int apply_hash_seed(struct ferryd *d, bool have, __u64 seed, const char *source)
+{
+	__u32 want = ferry_hash_seed__fold32(seed), had;
+	int err;
+
+	if (!have) {
+		pr_warn("hash seed: node-local (random, kept in the pins across restarts): nodes "
+			"that share traffic (ECMP, route changes) pick different backends for the "
+			"same connection; give every node the same --hash-seed-file PATH (or run "
+			"with --kubernetes, which shares one through a Secret)");
+		return 0;
+	}
+	err = ferry_dp__set_hash_seed(d->dp, want, &had);
+	if (err) {
+		pr_err("cannot write the hash seed to %s/%s: %s", d->opts.pin_path,
+		       FERRY_MAP_CONFIG, strerror(-err));
+		return err;
+	}
+	if (d->dp->created || had == want)
+		pr_info("hash seed: the cluster's, from %s%s", source,
+			d->dp->created ? "" : " (the same the pinned data plane used)");
+	else
+		pr_warn("hash seed: the cluster's from %s differs from the one the pinned data "
+			"plane used: it applies to new connections from now on; open connections "
+			"stay on their backends while their flow state lasts (a flush or eviction "
+			"rehashes them with the new seed, and they may move)",
+			source);
+	return 0;
+}
+
 /* libbpf's messages go through our log; its kernel-message echo of an existing clsact is noise. */
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -745,7 +836,10 @@ int main(int argc, char **argv)
 {
 	struct ferryd d = { .epfd = -1, .inotify_fd = -1, .signal_fd = -1, .debounce_fd = -1,
 			    .tick_fd = -1, .k8s_fd = -1 };
+	char seed_source[PATH_MAX + 128] = "";
+	bool have_seed = false;
 	struct stat st;
+	__u64 seed = 0;
 	int err, rc = 1;
 
 	sigset_t mask;
@@ -775,14 +869,35 @@ int main(int argc, char **argv)
 
 	if (ferry_caps__check())
 		return 1;
+	/* The client first: in cluster mode the hash seed comes from the API. */
+	if (d.opts.kubernetes) {
+		d.k8s_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		d.k8s = ferry_k8s__new(&(struct ferry_k8s_opts){
+			.kubeconfig = d.opts.kubeconfig,
+			.namespace = d.opts.k8s_namespace,
+			.on_upsert = k8s_upsert,
+			.on_delete = k8s_delete,
+			.on_synced = k8s_synced,
+			.on_error = k8s_error,
+			.ctx = &d,
+		});
+		if (d.k8s_fd < 0 || !d.k8s) {
+			pr_err("kubernetes: cannot set up the API client: %s", strerror(errno));
+			goto out;
+		}
+	}
+	if (load_hash_seed(&d, &seed, &have_seed, seed_source, sizeof(seed_source)))
+		goto out;
 	d.dp = ferry_dp__open(&(struct ferry_dp_opts){ .pin_path = d.opts.pin_path });
 	if (!d.dp)
-		return 1;
+		goto out;
 	pr_info("data plane at %s (%s), kernel features:%s%s%s", d.opts.pin_path,
 		d.dp->created ? "created" : "reused: connections continue",
 		d.dp->features & FERRY_FEAT_TCX ? " tcx" : " clsact-only",
 		d.dp->features & FERRY_FEAT_REDIRECT_NEIGH ? " redirect_neigh" : "",
 		d.dp->features & FERRY_FEAT_REDIRECT_PEER ? " redirect_peer" : "");
+	if (apply_hash_seed(&d, have_seed, seed, seed_source))
+		goto out;
 	d.sync = ferry_sync__new(d.dp, &(struct ferry_sync_opts){ .table_size = d.opts.table_size });
 	d.store = ferry_config_store__new();
 	if (!d.sync || !d.store)
@@ -809,23 +924,6 @@ int main(int argc, char **argv)
 		if (err)
 			goto out;
 		pr_info("--host-clients: connect() hooks balance this namespace's own clients");
-	}
-
-	if (d.opts.kubernetes) {
-		d.k8s_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		d.k8s = ferry_k8s__new(&(struct ferry_k8s_opts){
-			.kubeconfig = d.opts.kubeconfig,
-			.namespace = d.opts.k8s_namespace,
-			.on_upsert = k8s_upsert,
-			.on_delete = k8s_delete,
-			.on_synced = k8s_synced,
-			.on_error = k8s_error,
-			.ctx = &d,
-		});
-		if (d.k8s_fd < 0 || !d.k8s) {
-			pr_err("kubernetes: cannot set up the API client: %s", strerror(errno));
-			goto out;
-		}
 	}
 
 	/* From files now; from the API once its first list is complete (k8s_synced). */

@@ -80,6 +80,35 @@ static int set_namespace(struct ferryd_opts *o, const char *arg)
 	return 0;
 }
 
+static int set_hash_seed_file(struct ferryd_opts *o, const char *arg)
+{
+	if (!*arg) {
+		fprintf(stderr, "ferryd: --hash-seed-file: expected a file name\n");
+		return -EINVAL;
+	}
+	o->hash_seed_file = arg;
+	return 0;
+}
+
+static int set_hash_seed_secret(struct ferryd_opts *o, const char *arg)
+{
+	const char *slash = strchr(arg, '/');
+
+	/* Names as the API server takes them: DNS subdomain rules, checked loosely here. */
+	if (!*arg || (slash && (slash == arg || !slash[1] || strchr(slash + 1, '/'))) ||
+	    strspn(arg, "abcdefghijklmnopqrstuvwxyz0123456789-./") != strlen(arg)) {
+		fprintf(stderr,
+			"ferryd: --hash-seed-secret %s: expected NAME or NAMESPACE/NAME in lower "
+			"case (default " FERRYD_HASH_SEED_SECRET_DEFAULT
+			" in ferryd's namespace)\n",
+			arg);
+		return -EINVAL;
+	}
+	o->hash_seed_secret = arg;
+	o->hash_seed_secret_set = true;
+	return 0;
+}
+
 static int set_iface(struct ferryd_opts *o, const char *arg)
 {
 	return add_iface("--iface", o->ifaces, &o->nifaces, arg);
@@ -213,6 +242,21 @@ static const struct ferryd_option options[] = {
 	  set_kubeconfig },
 	{ "namespace", required_argument,
 	  "  --namespace NS          watch one namespace (default: all)\n", set_namespace },
+	{ "hash-seed-file", required_argument,
+	  "  --hash-seed-file PATH   the cluster's flow hash seed: any non-empty file, the\n"
+	  "                          same on every node (head -c 32 /dev/urandom > PATH), so\n"
+	  "                          every node picks the same backend for a connection.\n"
+	  "                          Without it (and without --kubernetes) the seed is\n"
+	  "                          random per node\n",
+	  set_hash_seed_file },
+	{ "hash-seed-secret", required_argument,
+	  "  --hash-seed-secret [NS/]NAME\n"
+	  "                          with --kubernetes and no --hash-seed-file: the Secret\n"
+	  "                          whose key 'seed' holds the cluster's seed,\n"
+	  "                          created with a random one if missing (default\n"
+	  "                          " FERRYD_HASH_SEED_SECRET_DEFAULT
+	  " in ferryd's own namespace)\n",
+	  set_hash_seed_secret },
 	{ "iface", required_argument,
 	  "  --iface IFNAME          where client traffic to VIPs arrives: XDP (native, else\n"
 	  "                          generic with a warning) plus TC ingress; repeatable\n",
@@ -281,7 +325,7 @@ static void usage(FILE *out)
 	fputs("Usage: ferryd --config-dir DIR --iface IFNAME [--iface IFNAME ...]\n"
 	      "              [--reply-iface IFNAME ...] [--metrics-addr HOST:PORT]\n"
 	      "              [--pin-path PATH] [--table-size N] [--pod-iface PATTERNS]\n"
-	      "              [--once] [--log-level LEVEL]\n"
+	      "              [--hash-seed-file PATH] [--once] [--log-level LEVEL]\n"
 	      "       ferryd --kubernetes [--kubeconfig FILE] [--namespace NS] --iface ... | "
 	      "--pod-iface ...\n"
 	      "\n"
@@ -316,6 +360,15 @@ static int check_combination(const struct ferryd_opts *o)
 		fprintf(stderr, "ferryd: --namespace goes with --kubernetes\n");
 		return -EINVAL;
 	}
+	if (o->hash_seed_secret_set && !o->kubernetes) {
+		fprintf(stderr, "ferryd: --hash-seed-secret goes with --kubernetes (without it, "
+				"give --hash-seed-file PATH)\n");
+		return -EINVAL;
+	}
+	if (o->hash_seed_secret_set && o->hash_seed_file) {
+		fprintf(stderr, "ferryd: give --hash-seed-file or --hash-seed-secret, not both\n");
+		return -EINVAL;
+	}
 	if (!o->nifaces && !o->pod_ifaces) {
 		fprintf(stderr, "ferryd: give at least one --iface IFNAME where client traffic "
 				"arrives, or --pod-iface PATTERNS (see --help)\n");
@@ -335,6 +388,7 @@ int ferryd_opts__parse(int argc, char **argv, struct ferryd_opts *o)
 					       options[i].set ? 256 + (int)i : 'h' };
 	o->pin_path = FERRY_PIN_ROOT_DEFAULT;
 	o->table_size = FERRY_TABLE_SIZE_DEFAULT;
+	o->hash_seed_secret = FERRYD_HASH_SEED_SECRET_DEFAULT;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		if (c == 'h') {
 			usage(stdout);

@@ -16,6 +16,10 @@ struct ferry_seldon_servers;
 
 #define MAX_IFACES 64
 
+/* The Secret that holds the cluster hash seed in --kubernetes mode, and its key. */
+#define FERRYD_HASH_SEED_SECRET_DEFAULT "ferry-hash-seed"
+#define FERRYD_HASH_SEED_SECRET_KEY "seed"
+
 struct ferryd_opts {
 	const char *config_dir;
 	const char *ifaces[MAX_IFACES];
@@ -36,6 +40,9 @@ struct ferryd_opts {
 	struct ferry_hist_buckets buckets; /* --latency-buckets; n == 0: the defaults */
 	bool no_backend_histograms; /* --no-backend-histograms */
 	const char *k8s_namespace;
+	const char *hash_seed_file; /* --hash-seed-file: the cluster's seed */
+	const char *hash_seed_secret; /* --hash-seed-secret [NS/]NAME (--kubernetes) */
+	bool hash_seed_secret_set; /* given on the command line, not the default */
 	struct ferry_seldon_servers *seldon_servers; /* --seldon-config; NULL: Helm's defaults */
 };
 

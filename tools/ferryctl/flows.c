@@ -1,8 +1,80 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * ferryctl flows: the connection table.
+ * ferryctl flows: the connection table, and --flush to forget it.
  */
 #include "ferryctl.h"
+#include "kernel/flow_flush.h"
+
+/* ------------------------------------------------------------- --flush */
+
+/*
+ * Forgets flow state: everything, or one SERVICE's. Connections go on: their
+ * next packet is picked up mid-stream where the consistent hash points.
+ */
+static int flush_flows(struct ctl *c, const char *service)
+{
+	struct ferry_flow_flush_result res;
+	struct ferry_vip *vips = NULL;
+	struct ferry_snapshot *snap = NULL;
+	size_t nvips = 0, total = 0, i;
+	json_t *root, *maps;
+	__u32 *ids = NULL;
+	int n, err, rc = EXIT_FAIL;
+
+	if (service) {
+		snap = read_snapshot(c);
+		if (!snap)
+			return EXIT_FAIL;
+		ids = calloc(FERRY_MAX_SERVICES, sizeof(*ids));
+		vips = calloc(FERRY_MAX_SERVICES, sizeof(*vips));
+		if (!ids || !vips)
+			goto out_free;
+		n = match_services(snap, service, ids, FERRY_MAX_SERVICES);
+		if (n < 0) {
+			rc = n == -ENOENT ? EXIT_NOT_FOUND : EXIT_USAGE;
+			goto out_free;
+		}
+		for (i = 0; i < snap->nservices; i++)
+			for (int k = 0; k < n; k++)
+				if (snap->services[i].id == ids[k])
+					vips[nvips++] = snap->services[i].vip;
+	}
+	err = ferry_flows__flush(c->pin_path, vips, nvips, &res);
+	maps = json_object();
+	for (i = 0; i < res.nmaps; i++) {
+		if (!res.maps[i].present)
+			continue;
+		json_object_set_new(maps, res.maps[i].name,
+				    json_integer((json_int_t)res.maps[i].deleted));
+		total += res.maps[i].deleted;
+	}
+	if (c->json) {
+		root = json_pack("{s:s?, s:o, s:I}", "service", service, "deleted", maps, "total",
+				 (json_int_t)total);
+		print_json(root);
+	} else {
+		printf("flushed %zu flow entries%s%s:", total, service ? " of " : "",
+		       service ? service : "");
+		for (i = 0; i < res.nmaps; i++)
+			if (res.maps[i].present)
+				printf(" %s %zu", res.maps[i].name, res.maps[i].deleted);
+		printf("\nopen connections continue where the hash points (mid-stream pickup)\n");
+		json_decref(maps);
+	}
+	if (err) {
+		fprintf(stderr, "ferryctl flows --flush: %s%s\n", strerror(-err),
+			err == -EPROTO ? " (a flow map's layout is not this ferryctl's: use the "
+					 "ferryctl of the running ferryd)" :
+					 "");
+		goto out_free;
+	}
+	rc = EXIT_OK;
+out_free:
+	free(ids);
+	free(vips);
+	ferry_snapshot__free(snap);
+	return rc;
+}
 
 /* --------------------------------------------------------------- flows */
 
@@ -10,13 +82,14 @@ int cmd_flows(struct ctl *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { "service", required_argument, NULL, 's' },
 					      { "backend", required_argument, NULL, 'b' },
+					      { "flush", no_argument, NULL, 'F' },
 					      { "help", no_argument, NULL, 'h' },
 					      {} };
 	struct ferry_vip svc = {};
 	__u8 be_family = 0;
 	__be32 be_addr[4] = {};
 	__be16 be_port = 0;
-	bool want_svc = false, want_be = false;
+	bool want_svc = false, want_be = false, flush = false;
 	struct ferry_flow_key key, next, *prev = NULL;
 	struct ferry_dp *dp;
 	json_t *arr;
@@ -27,7 +100,8 @@ int cmd_flows(struct ctl *c, int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "s:b:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			if (ferry_endpoint__parse(optarg, false, &svc.family, svc.addr, &svc.port)) {
+			if (ferry_endpoint__parse(optarg, false, &svc.family, svc.addr,
+						  &svc.port)) {
 				fprintf(stderr,
 					"ferryctl flows: --service %s: expected ADDR:PORT\n",
 					optarg);
@@ -44,14 +118,39 @@ int cmd_flows(struct ctl *c, int argc, char **argv)
 			}
 			want_be = true;
 			break;
+		case 'F':
+			flush = true;
+			break;
 		case 'h':
 			printf("Usage: ferryctl flows [--service VIP] [--backend ADDR[:PORT]] [-j]\n"
+			       "       ferryctl flows --flush [SERVICE] [-j]\n"
 			       "Lists the connection table: client, VIP, backend, age, idle time,\n"
-			       "packets and bytes each way, state.\n");
+			       "packets and bytes each way, state.\n"
+			       "\n"
+			       "--flush forgets flow state: every flow, or SERVICE's (a VIP ADDR:PORT\n"
+			       "or a deployment namespace/name). Open connections keep working: their\n"
+			       "next packet is picked up mid-stream and goes where the consistent\n"
+			       "hash points, the same backend unless the table or the hash seed\n"
+			       "changed since. So it is the way to force rehashing: after a weight\n"
+			       "change or a new --hash-seed-file, flushed connections follow the\n"
+			       "new table (and those that move are reset by their new backend).\n");
 			return EXIT_OK;
 		default:
 			return EXIT_USAGE;
 		}
+	}
+	if (flush) {
+		if (want_svc || want_be || argc - optind > 1) {
+			fprintf(stderr, "ferryctl flows --flush takes one SERVICE argument, not "
+					"--service or --backend (see --help)\n");
+			return EXIT_USAGE;
+		}
+		return flush_flows(c, optind < argc ? argv[optind] : NULL);
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ferryctl flows: unexpected argument '%s' (see --help)\n",
+			argv[optind]);
+		return EXIT_USAGE;
 	}
 	dp = open_maps(c);
 	if (!dp)

@@ -25,7 +25,10 @@ static const struct ferryctl_cmd {
 	{ "services", cmd_services,
 	  "  services                     VIPs, predictors (configured/effective weight),\n"
 	  "                               backends with state and new connections/s\n" },
-	{ "flows", cmd_flows, "  flows [--service VIP] [--backend ADDR]   the connection table\n" },
+	{ "flows", cmd_flows,
+	  "  flows [--service VIP] [--backend ADDR]   the connection table\n"
+	  "  flows --flush [SERVICE]      forget flow state (connections continue where the\n"
+	  "                               hash points): the way to force rehashing\n" },
 	{ "latency", cmd_latency,
 	  "  latency [SERVICE]            per-predictor latency histograms, p50..p99.9\n" },
 	{ "top", cmd_top,

@@ -364,6 +364,22 @@ int ferry_dp__config_write(struct ferry_dp *dp, const struct ferry_config *cfg)
 	return bpf_map_update_elem(dp->map_fds[FERRY_M_CONFIG], &key, cfg, BPF_ANY) ? -errno : 0;
 }
 
+int ferry_dp__set_hash_seed(struct ferry_dp *dp, __u32 seed, __u32 *previous)
+{
+	struct ferry_config cfg;
+	int err;
+
+	err = ferry_dp__config_read(dp, &cfg);
+	if (err)
+		return err;
+	if (previous)
+		*previous = cfg.hash_seed;
+	if (cfg.hash_seed == seed)
+		return 0;
+	cfg.hash_seed = seed;
+	return ferry_dp__config_write(dp, &cfg);
+}
+
 static int init_config(struct ferry_dp *dp)
 {
 	struct ferry_config cfg;
@@ -375,7 +391,11 @@ static int init_config(struct ferry_dp *dp)
 	if (cfg.abi_version != FERRY_ABI_VERSION) {
 		memset(&cfg, 0, sizeof(cfg));
 		cfg.abi_version = FERRY_ABI_VERSION;
-		/* A per-node secret seed: clients cannot aim connections at one backend. */
+		/*
+		 * A secret seed, so clients cannot aim connections at one backend.
+		 * Random here: ferryd replaces it with the cluster's seed
+		 * (ferry_dp__set_hash_seed) when it has one.
+		 */
 		if (getrandom(&cfg.hash_seed, sizeof(cfg.hash_seed), 0) != sizeof(cfg.hash_seed))
 			cfg.hash_seed = (__u32)getpid() * 2654435761u;
 		cfg.udp_timeout_s = 60;

@@ -69,6 +69,15 @@ int ferry_dp__reset(const char *pin_path);
 int ferry_dp__config_read(struct ferry_dp *dp, struct ferry_config *cfg);
 int ferry_dp__config_write(struct ferry_dp *dp, const struct ferry_config *cfg);
 
+/*
+ * Sets ferry_config.hash_seed, the seed of the flow hash, to the cluster's
+ * seed. *previous gets the seed the data plane had (a random one on a fresh
+ * data plane, or what a previous ferryd pinned). Open flows keep their
+ * backends whatever the seed: only new flows, and flows whose state is lost
+ * (mid-stream pickup), are hashed with it.
+ */
+int ferry_dp__set_hash_seed(struct ferry_dp *dp, __u32 seed, __u32 *previous);
+
 /* Checks that path is inside a bpffs mount; 0, or -ENOTSUP with a log line. */
 int ferry_dp__check_bpffs(const char *path);
 

@@ -113,6 +113,24 @@ int ferry_k8s__report_error(struct ferry_k8s *k8s, const char *kind, const char 
 			    const char *name, const char *message);
 
 /*
+ * A secret shared by every node (the cluster hash seed): data[key] of the
+ * Secret ns/name, base64-decoded into *bytes (malloc'd, *len bytes). When the
+ * Secret does not exist it is created with create_bytes random bytes
+ * (*created = true); when another client created it first (409 Conflict) the
+ * winner's is read, so every node ends up with the same bytes. Blocking, on
+ * the caller's thread; call it before ferry_k8s__start. Retries unreachable
+ * or failing API servers for about a minute. Returns 0, -EACCES (401/403:
+ * RBAC), -ENODATA (the Secret has no such key), or another negative errno;
+ * logs what is wrong and the fix.
+ */
+int ferry_k8s__shared_secret(struct ferry_k8s *k8s, const char *ns, const char *name,
+			     const char *key, size_t create_bytes, void **bytes, size_t *len,
+			     bool *created);
+
+/* The namespace ferryd runs in (in-cluster: the ServiceAccount's), or NULL. */
+const char *ferry_k8s__own_namespace(const struct ferry_k8s *k8s);
+
+/*
  * For fuzzing and tests: hands len bytes of a watch stream of resource
  * 0 (SeldonDeployments), 1 (EndpointSlices) or 2 (Services) to the stream decoder as if
  * they came from an HTTP 200 watch, then delivers the events decoded so far

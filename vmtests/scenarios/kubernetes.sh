@@ -10,6 +10,9 @@
 # naming `service/irissvc` before the Service exists gets an Event, its
 # ClusterIP is balanced once the Service is ADDED (and ferryd warns that it
 # lacks the service-proxy-name label), and a DELETED Service removes the VIP.
+# The cluster hash seed: the first ferryd creates the Secret
+# ferry-system/ferry-hash-seed with a random seed; a second ferryd (another
+# node: its own pin root) reads it and ends with the same seed in its pins.
 # Protocol-level: no real cluster (docs/kubernetes.md).
 # shellcheck source=SCRIPTDIR/../lib/topo.sh
 . "$(dirname "$0")/../lib/topo.sh"
@@ -17,6 +20,19 @@ fe_init kubernetes k8s
 fe_require_root
 fe_require_ferryd
 command -v openssl >/dev/null || fe_skip "openssl not installed (make deps)"
+command -v bpftool >/dev/null || fe_fail "needs bpftool (make deps)"
+PIN2="$FE_PIN-2" # the second node's pins
+k8s_cleanup() {
+	local rc=$?
+	if [ -d "$PIN2" ]; then
+		"$FERRY_BUILD/ferryctl" reset --yes --pin-path "$PIN2" >/dev/null 2>&1
+		rm -rf "$PIN2"
+	fi
+	(exit "$rc")
+	fe_cleanup
+}
+trap k8s_cleanup EXIT
+rm -rf "$PIN2" # a run killed with -9 may have left it
 
 vip=198.18.100.30:8000
 token=fe-k8s-token
@@ -121,6 +137,38 @@ fe_wait 10 fe_vip_ok "$vip" || fe_fail "VIP $vip from the API server does not an
 readyz_ok() { fe_ns "$FE_NODE" curl -sf --max-time 2 "http://$FE_METRICS/readyz" >/dev/null; }
 fe_wait 5 readyz_ok || fe_fail "/readyz is not 200 within 5 s of the API's first list being applied"
 fe_burst "$vip" 400 "$FE_RUN/5050.json"
+
+# The hash seed: ferryd found no Secret and created one; a second node's
+# ferryd reads it, so both hash with the same seed.
+seed_of() { # PIN: ferry_config.hash_seed
+	bpftool -j map dump pinned "$1/ferry_config" |
+		"$FE_PY" -c 'import json, sys; e = json.load(sys.stdin)[0]; print(e.get("formatted", e)["value"]["hash_seed"])'
+}
+secret_state() {
+	fe_ns "$FE_NODE" curl -sf --max-time 5 --cacert "$pki/ca.crt" -H "Authorization: Bearer $token" \
+		"https://127.0.0.1:$port/_control" >"$FE_RUN/state.json"
+}
+secret_state || fe_fail "control: state"
+[ "$(fe_json "$FE_RUN/state.json" 'bool(d["secrets"].get("ferry-system/ferry-hash-seed", {}).get("data", {}).get("seed"))')" = True ] ||
+	fe_fail "ferryd did not create the Secret ferry-system/ferry-hash-seed with a key 'seed': $(fe_json "$FE_RUN/state.json" 'd["secrets"]')"
+grep -q "hash seed: the cluster's, from Secret ferry-system/ferry-hash-seed key seed (created by this node" "$FE_RUN/ferryd.log" ||
+	fe_fail "ferryd does not log that it created the seed Secret: $(grep 'hash seed' "$FE_RUN/ferryd.log")"
+nsenter --net="/run/netns/$FE_NODE" "$FERRY_BUILD/ferryd" --kubernetes --kubeconfig "$FE_RUN/kubeconfig" \
+	--pod-iface 'fenone*' --pin-path "$PIN2" >>"$FE_RUN/ferryd2.log" 2>&1 &
+ferryd2=$!
+FE_PIDS+=($!)
+seeded2() { grep -q "hash seed: the cluster's" "$FE_RUN/ferryd2.log"; }
+fe_wait 20 seeded2 || fe_fail "the second ferryd did not take the cluster's seed: $(tail -n 3 "$FE_RUN/ferryd2.log")"
+seed1=$(seed_of "$FE_PIN")
+seed2=$(seed_of "$PIN2")
+[ -n "$seed1" ] && [ "$seed1" = "$seed2" ] || fe_fail "two ferryd, two seeds: $seed1 and $seed2"
+grep -q "created by this node" "$FE_RUN/ferryd2.log" && fe_fail "the second ferryd created the Secret again"
+secret_state || fe_fail "control: state"
+[ "$(fe_json "$FE_RUN/state.json" 'sum(1 for r in d["requests"] if r.get("resource") == "secrets" and r["method"] == "POST")')" -eq 1 ] ||
+	fe_fail "Secret creates: $(fe_json "$FE_RUN/state.json" '[r for r in d["requests"] if r.get("resource") == "secrets"]')"
+kill -TERM "$ferryd2"
+wait "$ferryd2" 2>/dev/null
+fe_log "both ferryd hash with the Secret's seed ($seed1)"
 [ "$(fe_json "$FE_RUN/5050.json" 'd["error_total"] == 0 and len(d["predictors"]) == 2')" = True ] ||
 	fe_fail "50/50 from the API: $(fe_json "$FE_RUN/5050.json" '[d["predictors"], d["errors"]]')"
 
@@ -185,4 +233,4 @@ control '{"ops": [{"op": "delete", "resource": "seldondeployments", "namespace":
 	fe_fail "control: delete"
 vip_gone() { ! fe_vip_ok "$vip"; }
 fe_wait 5 vip_gone || fe_fail "the VIP still answers after its SeldonDeployment was deleted"
-fe_pass "listed and watched: 50/50 split, Service waited for (Event), balanced when ADDED and removed when DELETED, 0/100 followed, bad version kept out with an Event, delete removed the VIP"
+fe_pass "listed and watched: 50/50 split, Service waited for (Event), balanced when ADDED and removed when DELETED, 0/100 followed, bad version kept out with an Event, delete removed the VIP, one hash seed Secret shared by two ferryd"
