@@ -301,10 +301,6 @@ fx_pod_topo_create() {
 	ip -n "$FX_PNS_NODE2" route add 198.18.72.0/24 via 198.18.90.1
 	# Full checksums from the client pod, as in the gateway topology.
 	fx_ns "$FX_PNS_CLIENT" ethtool -K eth0 tx off >/dev/null 2>&1
-	# The generator's frames are XDP frames redirected into the client pod's
-	# veth: the host end needs its NAPI ring, which GRO turns on without an
-	# XDP program (Linux 5.13+). The same for every case.
-	fx_ns "$FX_PNS_NODE" ethtool -K fxp-c gro on >/dev/null 2>&1
 }
 
 # fx_write_sdep1 DIR NAME VIP PROTO ADDR: a SeldonDeployment with one
