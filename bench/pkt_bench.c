@@ -861,6 +861,42 @@ int main(int argc, char **argv)
 	while (baselines[0].n < (int)floor_runs)
 		if (baseline_round())
 			goto out_err;
+	/*
+	 * The Katran comparison once more, interleaved: ferry's and Katran's
+	 * calls-mode cases one after the other, floor_runs times, so that the
+	 * ratio does not rest on two single runs minutes apart.
+	 */
+	if (katran.prog_fd >= 0) {
+		static const char *const pair_names[][2] = {
+			{ "xdp_established_v4_calls", "katran_established_v4_calls" },
+			{ "xdp_new_flow_v4_calls", "katran_new_flow_v4_calls" },
+		};
+		json_t *jcmp = json_object();
+		double nop = baseline_median(B_NOP_CALLS);
+
+		for (size_t p = 0; p < 2; p++) {
+			json_t *jp = json_object(), *jf = json_array(), *jk = json_array();
+
+			for (unsigned int r = 0; r < floor_runs; r++) {
+				for (size_t i = 0; i < ncases; i++) {
+					struct bcase c = cases[i];
+
+					if (strcmp(c.name, pair_names[p][0]) &&
+					    strcmp(c.name, pair_names[p][1]))
+						continue;
+					if (measure(&c))
+						goto out_err;
+					json_array_append_new(
+						strcmp(c.name, pair_names[p][0]) ? jk : jf,
+						json_real(c.ns - nop));
+				}
+			}
+			json_object_set_new(jp, "ferry_above_nop_ns", jf);
+			json_object_set_new(jp, "katran_above_nop_ns", jk);
+			json_object_set_new(jcmp, p ? "new_flow" : "established", jp);
+		}
+		json_object_set_new(root, "katran_interleaved", jcmp);
+	}
 	for (int b = 0; b < B_COUNT; b++)
 		json_object_set_new(jbase, baseline_names[b], baseline_json(b));
 	json_object_set_new(root, "baselines", jbase);
