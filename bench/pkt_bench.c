@@ -308,6 +308,7 @@ struct bcase {
 	int sample; /* -1: the default (FB_SAMPLE_DEFAULT); 0: off; N: one flow in N */
 	bool nh_expire; /* expire the cached next hop before every call */
 	bool katran; /* Katran's program: no ferry warm-up, its own */
+	bool connection; /* per call: a new flow's SYN, then its first ACK; the sum */
 	const char *does; /* what the program does with the packet, for the report */
 	double ns; /* raw: per repeat, or trimmed mean per call */
 	int verdict;
@@ -448,6 +449,22 @@ static int measure(struct bcase *c)
 		if (v[i] < 0) {
 			err = -errno;
 			goto out;
+		}
+		if (c->connection) {
+			/* The same flow's first ACK: whatever the SYN left to do (promotion). */
+			struct pb_spec ack = s;
+			uint8_t ab[256];
+			size_t al;
+			long d;
+
+			ack.tcp_flags = PB_TCP_ACK;
+			al = pb_build(&ack, ab, sizeof(ab));
+			d = run_once(c->prog_fd, c->xdp, c->ifindex, ab, al, 1, &c->verdict);
+			if (d < 0) {
+				err = -errno;
+				goto out;
+			}
+			v[i] += d;
 		}
 	}
 	c->ns = trimmed_mean(v, env.calls);
@@ -815,11 +832,18 @@ int main(int argc, char **argv)
 		  .payload = true, .sample = 0, .does = "reply, latency sampling off" },
 		{ "tc_reply_payload_v4", M_REPEAT, ri, false, bi, 4, PB_TCP_ACK, true,
 		  .payload = true, .does = "reply, latency sampled (the default)" },
+		/* A connection's first two packets: SYN (new flow), then its first ACK. */
+		{ "xdp_connection_v4_calls", M_CALLS, x, true, ci, 4, PB_TCP_SYN, .new_flows = true,
+		  .connection = true,
+		  .does = "a new flow's SYN plus its first ACK (per connection)" },
 		/* Katran, same packets, same mode as ferry's calls cases. */
 		{ "katran_established_v4_calls", M_CALLS, katran.prog_fd, true, ci, 4, PB_TCP_ACK,
 		  .katran = true,
 		  .does = "vip lookup, per-CPU LRU hit, IPIP encapsulation (adjust_head, new outer "
 			  "IPv4 header + checksum), stats, XDP_TX; no reply path (DSR)" },
+		{ "katran_connection_v4_calls", M_CALLS, katran.prog_fd, true, ci, 4, PB_TCP_SYN,
+		  .katran = true, .new_flows = true, .connection = true,
+		  .does = "a new flow's SYN plus its first ACK (LRU hit) (per connection)" },
 		{ "katran_new_flow_v4_calls", M_CALLS, katran.prog_fd, true, ci, 4, PB_TCP_SYN,
 		  .katran = true, .new_flows = true,
 		  .does = "vip lookup, jhash, consistent-hash ring lookup, per-CPU LRU insert, IPIP "
@@ -870,11 +894,13 @@ int main(int argc, char **argv)
 		static const char *const pair_names[][2] = {
 			{ "xdp_established_v4_calls", "katran_established_v4_calls" },
 			{ "xdp_new_flow_v4_calls", "katran_new_flow_v4_calls" },
+			{ "xdp_connection_v4_calls", "katran_connection_v4_calls" },
 		};
+		static const char *const pair_keys[] = { "established", "new_flow", "connection" };
 		json_t *jcmp = json_object();
 		double nop = baseline_median(B_NOP_CALLS);
 
-		for (size_t p = 0; p < 2; p++) {
+		for (size_t p = 0; p < 3; p++) {
 			json_t *jp = json_object(), *jf = json_array(), *jk = json_array();
 
 			for (unsigned int r = 0; r < floor_runs; r++) {
@@ -888,12 +914,12 @@ int main(int argc, char **argv)
 						goto out_err;
 					json_array_append_new(
 						strcmp(c.name, pair_names[p][0]) ? jk : jf,
-						json_real(c.ns - nop));
+						json_real(c.ns - (c.connection ? 2 : 1) * nop));
 				}
 			}
 			json_object_set_new(jp, "ferry_above_nop_ns", jf);
 			json_object_set_new(jp, "katran_above_nop_ns", jk);
-			json_object_set_new(jcmp, p ? "new_flow" : "established", jp);
+			json_object_set_new(jcmp, pair_keys[p], jp);
 		}
 		json_object_set_new(root, "katran_interleaved", jcmp);
 	}
@@ -905,8 +931,11 @@ int main(int argc, char **argv)
 	json_object_set_new(root, "nop_overhead_ns", json_real(baseline_median(B_NOP_CALLS)));
 	for (size_t i = 0; i < ncases; i++) {
 		struct bcase *c = &cases[i];
-		double nop = baseline_median(c->mode == M_REPEAT ? B_NOP_REPEAT : B_NOP_CALLS);
-		double fl = baseline_median(c->mode == M_REPEAT ? B_FLOOR_REPEAT : B_FLOOR_CALLS);
+		/* A connection case is two calls: twice the baselines. */
+		double k = c->connection ? 2 : 1;
+		double nop = k * baseline_median(c->mode == M_REPEAT ? B_NOP_REPEAT : B_NOP_CALLS);
+		double fl =
+			k * baseline_median(c->mode == M_REPEAT ? B_FLOOR_REPEAT : B_FLOOR_CALLS);
 		json_t *j;
 
 		if (c->katran && c->prog_fd < 0)
