@@ -211,7 +211,7 @@ def pps_section(raw, irq_acct):
     for sink in ("xdp", "sock"):
         d = cases.get("direct-" + sink)
         ipt = cases.get("iptables-" + sink)
-        for n in ("direct", "ferry", "ferry_tx", "iptables"):
+        for n in ("direct", "ferry", "ferry_tx", "ferry_xdp", "ferry_tc", "iptables"):
             c = cases.get("%s-%s" % (n, sink))
             if not c:
                 continue
@@ -272,7 +272,7 @@ def pod_pps_section(raw, irq_acct):
         for sink in ("xdp", "sock"):
             d = cases.get("direct-%s-%s" % (where, sink))
             ipt = cases.get("iptables-%s-%s" % (where, sink))
-            for n in ("direct", "ferry", "iptables"):
+            for n in ("direct", "ferry", "ferry_peer", "iptables"):
                 c = cases.get("%s-%s-%s" % (n, where, sink))
                 if not c:
                     continue
@@ -281,7 +281,7 @@ def pod_pps_section(raw, irq_acct):
                                                      "direct pod -> pod", floor=(n != "direct"))
                 out[k + "_mpps_per_cpu"] = rounds_entry(c["cpu"], "Mpps/CPU-s", d and d["cpu"],
                                                         "direct pod -> pod", floor=(n != "direct"))
-                if ipt and n == "ferry":
+                if ipt and n.startswith("ferry"):
                     out[k + "_vs_iptables_per_cpu"] = rounds_entry(c["cpu"], "Mpps/CPU-s",
                                                                    ipt["cpu"], "iptables DNAT")
                 out[k + "_delivered"] = entry(median(c["delivered"]), "fraction", 1.0,
@@ -383,7 +383,8 @@ def http_group(raw, names, floor_name, prefix, out):
 
 def http_section(raw):
     out = {}
-    http_group(raw, ["direct", "ferry", "haproxy", "iptables"], "direct", "", out)
+    http_group(raw, ["direct", "ferry", "ferry_xdp", "ferry_tc", "haproxy", "iptables"], "direct",
+               "", out)
     if "ferry_keepalive_rps" in out and "haproxy_keepalive_rps" in out:
         out["ferry_vs_haproxy_keepalive_rps"] = rounds_entry(
             out["ferry_keepalive_rps"]["runs"], "requests/s", out["haproxy_keepalive_rps"]["runs"],
@@ -407,7 +408,8 @@ def pod_http_section(raw):
     out = {}
     for where in ("local", "remote"):
         http_group(raw, ["pod-direct-%s" % where, "pod-ferry-%s" % where,
-                         "pod-iptables-%s" % where], "pod-direct-%s" % where, "", out)
+                         "pod-ferry_peer-%s" % where, "pod-iptables-%s" % where],
+                   "pod-direct-%s" % where, "", out)
     return {k.replace("pod-", "pod_").replace("-", "_"): v for k, v in out.items()}
 
 
@@ -732,19 +734,21 @@ def print_table(doc):
     print()
     print_pkt(doc.get("pkt_ns"))
     print_pps(doc.get("pps") or {}, "%s_%s", ["generator", "direct", "ferry", "ferry_tx",
-                                              "iptables"],
+                                              "ferry_xdp", "ferry_tc", "iptables"],
               "packet rate, gateway mode (CPU time: %s)" % doc.get("cpu_time_basis", "?"))
     pod = doc.get("pod") or {}
     for where in ("local", "remote"):
-        print_pps(pod, "pod_" + where + "_%s_%s", ["direct", "ferry", "iptables"],
+        print_pps(pod, "pod_" + where + "_%s_%s", ["direct", "ferry", "ferry_peer", "iptables"],
                   "packet rate, pod mode, %s backend" % (
                       "same-node" if where == "local" else "second-node"))
-    print_http(doc.get("http") or {}, ["direct", "ferry", "haproxy", "iptables"], "",
+    print_http(doc.get("http") or {}, ["direct", "ferry", "ferry_xdp", "ferry_tc", "haproxy",
+                                       "iptables"], "",
                "HTTP, gateway mode (pinned: wrk on CPU %s, servers on CPU %s)" % (
                    doc["machine"].get("pinning", {}).get("client_cpu"),
                    doc["machine"].get("pinning", {}).get("server_cpu")))
     for where in ("local", "remote"):
-        print_http(pod, ["direct_" + where, "ferry_" + where, "iptables_" + where], "pod_",
+        print_http(pod, ["direct_" + where, "ferry_" + where, "ferry_peer_" + where,
+                         "iptables_" + where], "pod_",
                    "HTTP, pod mode, %s backend" % ("same-node" if where == "local"
                                                    else "second-node"))
     c = doc.get("control") or {}
