@@ -184,9 +184,7 @@ static int fill(void)
 		return err ? err : env.inner_fd;
 	for (int fam = 0; fam < 2; fam++) {
 		uint32_t svc_id = 1 + fam, be_id = 1 + fam;
-		struct ferry_service svc = { .id = svc_id,
-					     .table_size = size,
-					     .sample_every = FB_SAMPLE_DEFAULT };
+		struct ferry_service svc = { .id = svc_id, .table_size = size };
 		struct ferry_vip vip = { .port = htons(8080),
 					 .proto = IPPROTO_TCP,
 					 .family = fam ? FERRY_AF_INET6 : FERRY_AF_INET };
