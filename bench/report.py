@@ -809,6 +809,8 @@ def main():
                       (m.get("git_revision") or "?")[:12], " (dirty)" if m.get("git_dirty") else "",
                       " ".join(m.get("loadavg_at_start", [])), " ".join(m.get("loadavg_at_end", [])),
                       a.elapsed or 0))
+    if m.get("source_note"):
+        print("source: %s" % m["source_note"])
     print_table(doc)
     print("wrote %s" % a.out)
 
