@@ -771,11 +771,146 @@ def print_table(doc):
     print()
 
 
+# ---------------------------------------------------------------- markdown
+
+def md_rng(e, f="%.3g"):
+    if not isinstance(e, dict) or e.get("value") is None:
+        return "-"
+    v = f % e["value"]
+    if e.get("min") is not None and e.get("n", 1) > 1:
+        v += " (%s-%s)" % (f % e["min"], f % e["max"])
+    return v
+
+
+def md_ratio(e):
+    if not isinstance(e, dict) or e.get("ratio") is None:
+        return "-"
+    r = "%.2fx" % e["ratio"]
+    pr = [x for x in e.get("ratio_per_round") or [] if x is not None]
+    if len(pr) > 1:
+        r += " (%.2f-%.2f)" % (min(pr), max(pr))
+    if e.get("noise"):
+        r += " noise"
+    return r
+
+
+def markdown(doc):
+    """The results as Markdown tables, for docs/performance.md."""
+    m = doc["machine"]
+    out = ["Run: %s CPUs (%s), Linux %s, %s rounds%s; load average %s at the start, %s at the "
+           "end; %.0f s. %s" % (m.get("nproc"), m.get("cpu"), m.get("kernel"), m.get("rounds"),
+                                " (quick mode)" if m.get("quick") else "",
+                                " ".join(m.get("loadavg_at_start", [])),
+                                " ".join(m.get("loadavg_at_end", [])), doc.get("elapsed_s") or 0,
+                                ("Source: " + m["source_note"] + ".") if m.get("source_note")
+                                else "Tree: %s%s." % ((m.get("git_revision") or "?")[:12],
+                                                      " (dirty)" if m.get("git_dirty") else "")),
+           "", "CPU time: " + doc.get("cpu_time_basis", "?") + ".", ""]
+    pkt = doc.get("pkt_ns") or {}
+    if pkt and "missing" not in pkt:
+        b = pkt.get("_baselines", {})
+        out += ["#### Per packet", "",
+                "Baselines (median of %d runs each, all runs in `results.json`): %s." % (
+                    len(next(iter(b.values()))["runs_ns"]) if b else 0,
+                    ", ".join("%s %.1f ns (%.1f-%.1f)" % (k, v["median_ns"], min(v["runs_ns"]),
+                                                         max(v["runs_ns"])) for k, v in b.items())),
+                "", "| case | mode | ns/packet | above empty program | x floor (same mode) | verdict |",
+                "|---|---|---:|---:|---:|---|"]
+        for k, e in pkt.items():
+            if k.startswith("_") or "mode" not in e:
+                continue
+            out.append("| %s | %s | %.0f | %.0f | %.2f | %s |" % (
+                k, e["mode"], e["value"], e.get("above_nop_ns") or 0, e.get("ratio") or 0,
+                e.get("verdict_name", "")))
+        out.append("")
+        for k in ("ferry_vs_katran_established", "ferry_vs_katran_new_flow",
+                  "ferry_vs_katran_connection"):
+            e = pkt.get(k)
+            if e:
+                out.append("- %s: ferry %.0f ns, Katran %.0f ns above the empty program: %s. %s" % (
+                    k.replace("ferry_vs_katran_", "").replace("_", " "), e["value"], e["baseline"],
+                    md_ratio(e), (e.get("note") or "").replace("; Katran: ", ". Katran: ")))
+        if pkt.get("_katran_skipped"):
+            out.append("- Katran: skipped (%s)." % pkt["_katran_skipped"])
+        out.append("")
+
+    def pps_table(sec, fmtk, names, title, node):
+        rows = []
+        for n in names:
+            for sink in ("xdp", "sock"):
+                k = fmtk % (n, sink)
+                if k + "_mpps_wall" not in sec:
+                    continue
+                vi = sec.get(k + "_node_vs_iptables" if node else k + "_vs_iptables_per_cpu")
+                rows.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                    n, "XDP counter" if sink == "xdp" else "socket", md_rng(sec[k + "_mpps_wall"]),
+                    md_rng(sec.get(k + "_mpps_per_cpu")), md_ratio(sec.get(k + "_mpps_per_cpu")),
+                    md_rng(sec.get(k + "_node_mpps_per_cpu")) if node else "-", md_ratio(vi),
+                    "%.0f %%" % (100 * sec[k + "_delivered"]["value"])
+                    if sec.get(k + "_delivered", {}).get("value") is not None else "-"))
+        if rows:
+            out.extend(["#### " + title, "",
+                        "| case | sink | Mpps wall | Mpps per CPU-s | vs direct (per CPU-s) | node only, "
+                        "Mpps per CPU-s | vs iptables (per CPU-s%s) | delivered |" % (
+                            ", node only with XDP sinks" if node else ""),
+                        "|---|---|---:|---:|---:|---:|---:|---:|"] + rows + [""])
+
+    pps = doc.get("pps") or {}
+    pps_table(pps, "%s_%s", ["direct", "ferry", "ferry_tx", "ferry_xdp", "ferry_tc", "iptables"],
+              "Packet rate, gateway mode (median (min-max) over rounds)", True)
+    if pps.get("_ferry_counters"):
+        out += ["ferry's counters over its packet-rate runs: " + ", ".join(
+            "%s %d" % kv for kv in sorted(pps["_ferry_counters"].items())) + ".", ""]
+    pod = doc.get("pod") or {}
+    for where in ("local", "remote"):
+        pps_table(pod, "pod_" + where + "_%s_%s", ["direct", "ferry", "ferry_peer", "iptables"],
+                  "Packet rate, pod mode, %s backend" % ("same-node" if where == "local"
+                                                         else "second-node"), False)
+
+    def http_table(sec, names, prefix, title):
+        rows = []
+        for n in names:
+            for mode in ("keepalive", "close", "single"):
+                e = sec.get("%s%s_%s_rps" % (prefix, n, mode))
+                if not e:
+                    continue
+                p50 = sec.get("%s%s_%s_p50_us" % (prefix, n, mode)) or {}
+                p99 = sec.get("%s%s_%s_p99_us" % (prefix, n, mode)) or {}
+                rows.append("| %s | %s | %s | %s | %s | %s |" % (
+                    n, mode, md_rng(e, "%.0f"), md_ratio(e),
+                    "%.0f" % p50["value"] if p50.get("value") is not None else "-",
+                    "%.0f" % p99["value"] if p99.get("value") is not None else "-"))
+        if rows:
+            out.extend(["#### " + title, "",
+                        "| case | mode | requests/s, median (min-max) | vs direct (per-round range) | "
+                        "p50 us | p99 us |", "|---|---|---:|---:|---:|---:|"] + rows + [""])
+
+    http_table(doc.get("http") or {}, ["direct", "ferry", "ferry_xdp", "ferry_tc", "haproxy",
+                                       "iptables"], "", "HTTP, gateway mode")
+    for where in ("local", "remote"):
+        http_table(pod, ["direct_" + where, "ferry_" + where, "ferry_peer_" + where,
+                         "iptables_" + where], "pod_", "HTTP, pod mode, %s backend" % (
+                             "same-node" if where == "local" else "second-node"))
+    ctl = doc.get("control") or {}
+    rows = ["| %s | %s %s |" % (k, "%.4g" % e["value"] if isinstance(e.get("value"), (int, float))
+                                else "-", e.get("unit", ""))
+            for k, e in ctl.items() if not k.startswith("_") and isinstance(e, dict) and "value" in e]
+    if rows:
+        out += ["#### Control plane", "", "| figure | value |", "|---|---:|"] + rows + [""]
+    out += ["#### Targets", "", "| target | want | got | verdict | why / spread |", "|---|---|---|---|---|"]
+    for t in doc["targets"]:
+        why = "; ".join(x for x in (t.get("reason"), t.get("spread")) if x)
+        out.append("| %s | %s | %s | %s | %s |" % (t["target"], t["want"], t["got"] or "-",
+                                                   t["verdict"], why.replace("|", "/")))
+    return "\n".join(out) + "\n"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--raw", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--elapsed", type=float)
+    ap.add_argument("--markdown", help="also write the results as Markdown tables here")
     a = ap.parse_args()
     machine = load(os.path.join(a.raw, "machine.json"), {})
     machine.update(load(os.path.join(a.raw, "machine_end.json"), {}))
@@ -813,6 +948,10 @@ def main():
         print("source: %s" % m["source_note"])
     print_table(doc)
     print("wrote %s" % a.out)
+    if a.markdown:
+        with open(a.markdown, "w") as f:
+            f.write(markdown(doc))
+        print("wrote %s" % a.markdown)
 
 
 if __name__ == "__main__":
