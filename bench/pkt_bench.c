@@ -307,6 +307,7 @@ struct bcase {
 	bool nh_expire; /* expire the cached next hop before every call */
 	bool katran; /* Katran's program: no ferry warm-up, its own */
 	bool connection; /* per call: a new flow's SYN, then its first ACK; the sum */
+	bool repeat_fallback; /* asked for repeat mode, measured in calls mode (see measure()) */
 	const char *does; /* what the program does with the packet, for the report */
 	double ns; /* raw: per repeat, or trimmed mean per call */
 	int verdict;
@@ -412,13 +413,28 @@ static int measure(struct bcase *c)
 	if (c->handoff)
 		set_tx_port(false);
 	if (c->mode == M_REPEAT) {
-		long d =
-			run_once(c->prog_fd, c->xdp, c->ifindex, pkt, len, env.repeat, &c->verdict);
+		int first;
+		long d;
 
-		if (d < 0)
+		/*
+		 * Repeat mode holds only if every repeat does what the first does.
+		 * A program that changes what it sees next time (the TTL it
+		 * decrements on a redirect) ends up measuring another path (TTL
+		 * expired: XDP_PASS to the stack) for most of the repeats: then
+		 * the case is measured one packet per call instead, and says so.
+		 */
+		run_once(c->prog_fd, c->xdp, c->ifindex, pkt, len, 1, &first);
+		d = run_once(c->prog_fd, c->xdp, c->ifindex, pkt, len, env.repeat, &c->verdict);
+		if (d < 0) {
 			err = -errno;
-		c->ns = d;
-		goto out;
+			goto out;
+		}
+		if (c->verdict == first) {
+			c->ns = d;
+			goto out;
+		}
+		c->mode = M_CALLS;
+		c->repeat_fallback = true;
 	}
 	v = calloc(env.calls, sizeof(*v));
 	if (!v) {
@@ -957,6 +973,11 @@ int main(int argc, char **argv)
 						 c->sample < 0 ? FB_SAMPLE_DEFAULT :
 								 c->sample));
 		json_object_set_new(j, "does", json_string(c->does ? c->does : ""));
+		if (c->repeat_fallback)
+			json_object_set_new(
+				j, "repeat_fallback",
+				json_string("the program changes the packet it sees on the "
+					    "next repeat (TTL): measured one packet per call"));
 		json_object_set_new(jcases, c->name, j);
 	}
 	json_object_set_new(root, "cases", jcases);

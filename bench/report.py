@@ -85,7 +85,7 @@ def pkt_section(raw):
         e = entry(c.get("ns_per_packet"), "ns/packet", c.get("floor_ns"),
                   "floor, %s mode" % c.get("mode"))
         for k in ("mode", "above_nop_ns", "above_floor_ns", "nop_ns", "verdict_name",
-                  "sample_every", "does"):
+                  "sample_every", "does", "repeat_fallback"):
             if k in c:
                 e[k] = c[k]
         out[name] = e
@@ -820,7 +820,8 @@ def markdown(doc):
             if k.startswith("_") or "mode" not in e:
                 continue
             out.append("| %s | %s | %.0f | %.0f | %.2f | %s |" % (
-                k, e["mode"], e["value"], e.get("above_nop_ns") or 0, e.get("ratio") or 0,
+                k, e["mode"] + (" (repeat impossible: TTL)" if e.get("repeat_fallback") else ""),
+                e["value"], e.get("above_nop_ns") or 0, e.get("ratio") or 0,
                 e.get("verdict_name", "")))
         out.append("")
         for k in ("ferry_vs_katran_established", "ferry_vs_katran_new_flow",
