@@ -79,6 +79,11 @@ fx_topo_create() {
 		dev fx-n0 nud permanent
 	ip -n "$FX_NS_CLIENT" neigh replace 198.18.1.1 lladdr "$(fx_mac "$FX_NS_NODE" fx-n0)" \
 		dev fx-c nud permanent
+	# GRO on the node's client-facing veth, as a NIC driver does: it also
+	# gives the veth the NAPI ring that the packet generator's redirected XDP
+	# frames need (Linux 5.13+), whatever is or is not attached there, so
+	# every case receives the same way.
+	fx_ns "$FX_NS_NODE" ethtool -K fx-n0 gro on >/dev/null 2>&1
 }
 
 # --- manifests: two deployments, TCP and UDP, split 90/10 -----------------
@@ -114,13 +119,14 @@ fx_write_deployment() {
 
 # --- ferryd ------------------------------------------------------------------
 
-# fx_ferry_start CONF LOG: ferryd in the node, client-facing XDP+TC, reply TC on
+# fx_ferry_start CONF LOG [FERRYD_ARGS...]: ferryd in the node, client-facing XDP+TC, reply TC on
 # the backend-facing veths; waits until both VIPs are in the kernel.
 fx_ferry_start() {
 	local conf=$1 log=$2 i
+	shift 2
 	fx_nsenter "$FX_NS_NODE" "$FERRY_BUILD/ferryd" --config-dir "$conf" --iface fx-n0 \
 		--reply-iface fx-n1 --reply-iface fx-n2 --reply-iface fx-n3 --pin-path "$FX_PIN" \
-		--log-level info >>"$log" 2>&1 &
+		--log-level info "$@" >>"$log" 2>&1 &
 	FX_FERRYD_PID=$!
 	FX_PIDS+=("$FX_FERRYD_PID")
 	for ((i = 0; i < 100; i++)); do
@@ -221,7 +227,9 @@ fx_cleanup() {
 		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
 	done
 	fx_iptables_off
+	fx_pod_iptables_off
 	fx_ferry_reset "$FX_NS_NODE" "$FX_PIN" fx-n0 fx-n1 fx-n2 fx-n3
+	fx_ferry_reset "$FX_PNS_NODE" "$FX_PIN_POD" fxp-c fxp-b1 fxn-l
 	fx_ferry_reset "$FX_NS_CTL" "$FX_PIN_CTL" fx-k0
 	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^fx-'); do
 		ip netns del "$ns" 2>/dev/null
@@ -229,5 +237,142 @@ fx_cleanup() {
 	for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^fx-'); do
 		ip link del "$l" 2>/dev/null
 	done
+	return 0
+}
+
+# --- pod mode: pods on a node, and a second node --------------------------------
+#
+#   fx-pc (client pod 198.18.71.2) --eth0/fxp-c--  fx-pn (node)  --fxp-b1/eth0-- fx-pb1 198.18.72.2
+#                                                   |fxn-l 198.18.90.1
+#                                                   |fxn-r 198.18.90.2
+#                                                 fx-pn2 (node 2) --fxq-r1/eth0-- fx-pr1 198.18.81.2
+#
+# As a CNI plugin wires pods: a /24 per pod, the host end of each pod's veth
+# named by a pattern (fxp-* on node 1, what ferryd --pod-iface matches), a
+# route per remote pod network over the node-to-node link. Neighbours are
+# permanent, as in the gateway topology. Services: one VIP with its backend
+# pod on the same node (fx-pb1), one with its backend on node 2 (fx-pr1),
+# TCP and UDP each.
+
+FX_PNS_NODE=fx-pn
+FX_PNS_NODE2=fx-pn2
+FX_PNS_CLIENT=fx-pc
+FX_PIN_POD=/sys/fs/bpf/ferry-fx-pod
+FX_PVIP_LOCAL=198.18.200.10
+FX_PVIP_REMOTE=198.18.200.20
+FX_PIP_CLIENT=198.18.71.2
+FX_PIP_LOCAL=198.18.72.2
+FX_PIP_REMOTE=198.18.81.2
+
+# fx_pod_add NODE_NS POD_NS HOST_IF SUBNET(a.b.c): a pod with eth0 at .2, the host end at .1.
+fx_pod_add() {
+	local node=$1 ns=$2 hif=$3 net=$4
+	ip netns add "$ns" && ip -n "$ns" link set lo up || return 1
+	ip -n "$node" link add "$hif" type veth peer name eth0 netns "$ns" || return 1
+	ip -n "$node" addr add "$net.1/24" dev "$hif"
+	ip -n "$ns" addr add "$net.2/24" dev eth0
+	ip -n "$ns" link set eth0 up
+	ip -n "$node" link set "$hif" up
+	ip -n "$ns" route add default via "$net.1"
+	ip -n "$node" neigh replace "$net.2" lladdr "$(fx_mac "$ns" eth0)" dev "$hif" nud permanent
+	ip -n "$ns" neigh replace "$net.1" lladdr "$(fx_mac "$node" "$hif")" dev eth0 nud permanent
+}
+
+fx_pod_topo_create() {
+	local n
+	for n in "$FX_PNS_NODE" "$FX_PNS_NODE2"; do
+		ip netns add "$n" && ip -n "$n" link set lo up || return 1
+		fx_ns "$n" sysctl -qw net.ipv4.ip_forward=1
+	done
+	fx_pod_add "$FX_PNS_NODE" "$FX_PNS_CLIENT" fxp-c 198.18.71 || return 1
+	fx_pod_add "$FX_PNS_NODE" fx-pb1 fxp-b1 198.18.72 || return 1
+	fx_pod_add "$FX_PNS_NODE2" fx-pr1 fxq-r1 198.18.81 || return 1
+	ip -n "$FX_PNS_NODE" link add fxn-l type veth peer name fxn-r netns "$FX_PNS_NODE2" || return 1
+	ip -n "$FX_PNS_NODE" addr add 198.18.90.1/24 dev fxn-l
+	ip -n "$FX_PNS_NODE2" addr add 198.18.90.2/24 dev fxn-r
+	ip -n "$FX_PNS_NODE" link set fxn-l up
+	ip -n "$FX_PNS_NODE2" link set fxn-r up
+	ip -n "$FX_PNS_NODE" neigh replace 198.18.90.2 lladdr "$(fx_mac "$FX_PNS_NODE2" fxn-r)" \
+		dev fxn-l nud permanent
+	ip -n "$FX_PNS_NODE2" neigh replace 198.18.90.1 lladdr "$(fx_mac "$FX_PNS_NODE" fxn-l)" \
+		dev fxn-r nud permanent
+	ip -n "$FX_PNS_NODE" route add 198.18.81.0/24 via 198.18.90.2
+	ip -n "$FX_PNS_NODE2" route add 198.18.71.0/24 via 198.18.90.1
+	ip -n "$FX_PNS_NODE2" route add 198.18.72.0/24 via 198.18.90.1
+	# Full checksums from the client pod, as in the gateway topology.
+	fx_ns "$FX_PNS_CLIENT" ethtool -K eth0 tx off >/dev/null 2>&1
+}
+
+# fx_write_sdep1 DIR NAME VIP PROTO ADDR: a SeldonDeployment with one
+# predictor (traffic 100) whose one endpoint is ADDR:$FX_BE_PORT.
+fx_write_sdep1() {
+	local dir=$1 name=$2 vip=$3 proto=$4 addr=$5 f
+	f="$dir/.$name.yaml.tmp"
+	{
+		printf 'apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n'
+		printf '  name: %s-main-fx\n  namespace: bench\n  labels:\n' "$name"
+		printf '    kubernetes.io/service-name: %s-main\naddressType: IPv4\n' "$name"
+		printf 'ports:\n- name: http\n  port: %d\n  protocol: %s\nendpoints:\n' "$FX_BE_PORT" "$proto"
+		printf -- '- addresses: ["%s"]\n  conditions: {ready: true, serving: true, terminating: false}\n' "$addr"
+		printf -- '---\napiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\nmetadata:\n'
+		printf '  name: %s\n  namespace: bench\n  annotations:\n    ferry.io/vip: "%s"\n' "$name" "$vip"
+		printf 'spec:\n  name: %s\n  predictors:\n' "$name"
+		printf '  - name: main\n    replicas: 1\n    traffic: 100\n    graph: {name: classifier, type: MODEL, implementation: SKLEARN_SERVER, modelUri: gs://seldon-models/sklearn/iris}\n'
+	} >"$f" && mv -f "$f" "$dir/$name.yaml"
+}
+
+# fx_pod_ferry_start CONF LOG [FERRYD_ARGS...]: ferryd on node 1 in pod mode,
+# as tests/podmode.sh runs it (--pod-iface; no --iface).
+fx_pod_ferry_start() {
+	local conf=$1 log=$2 i
+	shift 2
+	fx_nsenter "$FX_PNS_NODE" "$FERRY_BUILD/ferryd" --config-dir "$conf" --pod-iface 'fxp-*' \
+		--pin-path "$FX_PIN_POD" --log-level info "$@" >>"$log" 2>&1 &
+	FX_POD_FERRYD_PID=$!
+	FX_PIDS+=("$FX_POD_FERRYD_PID")
+	for ((i = 0; i < 100; i++)); do
+		grep -q 'sync: 4 services' "$log" 2>/dev/null && grep -q 'fxp-c' "$log" && return 0
+		kill -0 "$FX_POD_FERRYD_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	fx_log "pod mode: ferryd did not sync four services within 10 s; its log:"
+	tail -n 20 "$log" >&2
+	return 1
+}
+
+fx_pod_ferry_stop() {
+	if [ -n "${FX_POD_FERRYD_PID:-}" ]; then
+		kill -TERM "$FX_POD_FERRYD_PID" 2>/dev/null
+		wait "$FX_POD_FERRYD_PID" 2>/dev/null
+		FX_POD_FERRYD_PID=
+	fi
+	fx_ferry_reset "$FX_PNS_NODE" "$FX_PIN_POD" fxp-c fxp-b1 fxn-l
+}
+
+# kube-proxy's DNAT for the two pod-mode VIPs, in node 1 (where the client
+# pod's traffic arrives), in the same shape as fx_iptables_rules.
+fx_pod_iptables_on() {
+	python3 -c '
+specs = [("198.18.200.10", "198.18.72.2"), ("198.18.200.20", "198.18.81.2")]
+out = ["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
+       ":POSTROUTING ACCEPT [0:0]", ":FX-SERVICES - [0:0]"]
+rules = ["-A PREROUTING -m comment --comment fx-bench -j FX-SERVICES"]
+for i, (vip, be) in enumerate(specs):
+    for proto in ("tcp", "udp"):
+        svc, sep = "FX-SVC-%s%d" % (proto.upper(), i), "FX-SEP-%s%d" % (proto.upper(), i)
+        out += [":%s - [0:0]" % svc, ":%s - [0:0]" % sep]
+        rules.append("-A FX-SERVICES -d %s/32 -p %s -m %s --dport 8000 -j %s" % (vip, proto, proto, svc))
+        rules.append("-A %s -j %s" % (svc, sep))
+        rules.append("-A %s -p %s -m %s -j DNAT --to-destination %s:9000" % (sep, proto, proto, be))
+print("\n".join(out + rules + ["COMMIT"]))
+' | fx_ns "$FX_PNS_NODE" iptables-restore
+}
+
+fx_pod_iptables_off() {
+	[ -e "/run/netns/$FX_PNS_NODE" ] || return 0
+	fx_ns "$FX_PNS_NODE" iptables -t nat -F 2>/dev/null
+	fx_ns "$FX_PNS_NODE" iptables -t nat -X 2>/dev/null
+	fx_ns "$FX_PNS_NODE" nft delete table ip nat 2>/dev/null
+	fx_ns "$FX_PNS_NODE" conntrack -F >/dev/null 2>&1
 	return 0
 }

@@ -17,9 +17,17 @@
  * one per-CPU counter array. All programs are attached with BPF links, so
  * they go away with this process whatever way it exits.
  *
+ * Sinks of the other kind, --sock NETNS_PATH:PORT, are real UDP sockets in
+ * the backends' namespaces, read by a thread each (recvmmsg) on a CPU other
+ * than --cpu: every frame counted there was turned into an skb, went through
+ * the backend's IP stack and reached a socket, as a pod's traffic must.
+ * Frames the socket had no room for are reported too (the namespace's
+ * UDP RcvbufErrors): they were delivered as far as the socket.
+ *
  * Usage: pps_gen --iface IF --dst-mac MAC --src IP --dst IP --dport N
  *                [--flows N] [--seconds S] [--warmup S] [--cpu N]
- *                [--count NETNS_PATH:IF]... [--pass NETNS_PATH:IF]...
+ *                [--count NETNS_PATH:IF]... [--sock NETNS_PATH:PORT]...
+ *                [--pass NETNS_PATH:IF]...
  * Runs in the client's network namespace (ip netns exec); --count and
  * --pass name interfaces in other namespaces by their /run/netns path.
  * Prints one JSON object on stdout.
@@ -31,7 +39,9 @@
 #include <getopt.h>
 #include <linux/if_link.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,12 +87,28 @@ struct sink {
 	int link_fd;
 };
 
+/* A UDP socket in a backend's namespace and the thread that reads it. */
+struct sock_sink {
+	char netns[256];
+	char label[300];
+	int port;
+	int fd;
+	int avoid_cpu;
+	pthread_t thread;
+	bool started;
+	atomic_ullong received;
+	atomic_ullong rcvbuf_errors; /* the namespace's UDP RcvbufErrors, refreshed by the reader */
+	atomic_bool stop;
+	atomic_int ready; /* 1: bound; -errno: failed */
+};
+
 struct opts {
 	const char *iface, *dst_mac, *src, *dst;
 	int dport, flows, cpu;
 	double seconds, warmup;
 	struct sink count[MAX_SINKS], pass[MAX_SINKS];
-	int ncount, npass;
+	struct sock_sink sock[MAX_SINKS];
+	int ncount, npass, nsock;
 };
 
 static int load_xdp(const char *name, const struct bpf_insn *insns, size_t n)
@@ -289,6 +315,190 @@ static int parse_sink(const char *arg, struct sink *s)
 	return 0;
 }
 
+static int parse_sock_sink(const char *arg, struct sock_sink *s)
+{
+	const char *colon = strrchr(arg, ':');
+
+	if (!colon || colon == arg || atoi(colon + 1) <= 0 ||
+	    (size_t)(colon - arg) >= sizeof(s->netns)) {
+		fprintf(stderr, "pps_gen: '%s': expected NETNS_PATH:PORT\n", arg);
+		return -EINVAL;
+	}
+	snprintf(s->netns, sizeof(s->netns), "%.*s", (int)(colon - arg), arg);
+	/* Named after the namespace, like an interface sink: "fx-b1". */
+	snprintf(s->label, sizeof(s->label), "%s",
+		 strrchr(s->netns, '/') ? strrchr(s->netns, '/') + 1 : s->netns);
+	s->port = atoi(colon + 1);
+	s->fd = -1;
+	return 0;
+}
+
+/* UDP RcvbufErrors of the calling thread's network namespace. */
+static unsigned long long udp_rcvbuf_errors(void)
+{
+	char names[1024], values[1024], *n, *v, *sn, *sv;
+	unsigned long long r = 0;
+	FILE *f = fopen("/proc/thread-self/net/snmp", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(names, sizeof(names), f) && fgets(values, sizeof(values), f)) {
+		if (strncmp(names, "Udp:", 4))
+			continue;
+		n = strtok_r(names, " \n", &sn);
+		v = strtok_r(values, " \n", &sv);
+		while (n && v) {
+			if (!strcmp(n, "RcvbufErrors"))
+				r = strtoull(v, NULL, 10);
+			n = strtok_r(NULL, " \n", &sn);
+			v = strtok_r(NULL, " \n", &sv);
+		}
+		break;
+	}
+	fclose(f);
+	return r;
+}
+
+/*
+ * The reader: enters the backend's namespace (this thread only), binds
+ * 0.0.0.0:port, and counts datagrams until told to stop. Runs on any CPU
+ * but --cpu, so that the application's reads are not on the measured core.
+ */
+static void *sock_reader(void *arg)
+{
+	struct sock_sink *s = arg;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(s->port) };
+	struct mmsghdr msgs[64];
+	struct iovec iov[64];
+	static __thread char bufs[64][64];
+	struct timeval tv = { .tv_usec = 50000 };
+	int big = 4 << 20, ns, n, ncpu = libbpf_num_possible_cpus();
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	for (int c = 0; c < ncpu; c++)
+		if (c != s->avoid_cpu || ncpu == 1)
+			CPU_SET(c, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	ns = open(s->netns, O_RDONLY | O_CLOEXEC);
+	if (ns < 0 || unshare(CLONE_FS) || setns(ns, CLONE_NEWNET)) {
+		atomic_store(&s->ready, -errno);
+		if (ns >= 0)
+			close(ns);
+		return NULL;
+	}
+	close(ns);
+	s->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s->fd < 0 || setsockopt(s->fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) ||
+	    setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+	    bind(s->fd, (struct sockaddr *)&a, sizeof(a))) {
+		atomic_store(&s->ready, -errno);
+		return NULL;
+	}
+	for (int i = 0; i < 64; i++) {
+		iov[i] = (struct iovec){ .iov_base = bufs[i], .iov_len = sizeof(bufs[i]) };
+		msgs[i] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1 } };
+	}
+	atomic_store(&s->rcvbuf_errors, udp_rcvbuf_errors());
+	atomic_store(&s->ready, 1);
+	while (!atomic_load(&s->stop)) {
+		n = recvmmsg(s->fd, msgs, 64, MSG_WAITFORONE, NULL);
+		if (n > 0)
+			atomic_fetch_add(&s->received, n);
+		else
+			atomic_store(&s->rcvbuf_errors, udp_rcvbuf_errors());
+	}
+	atomic_store(&s->rcvbuf_errors, udp_rcvbuf_errors());
+	return NULL;
+}
+
+/*
+ * Waits until the readers have emptied their sockets (nothing read for
+ * 120 ms, at most 7 s), so that counts taken now hold every datagram queued
+ * before and none queued after.
+ */
+static void sock_sinks_drain(struct opts *o)
+{
+	unsigned long long prev = ~0ULL, cur;
+
+	for (int t = 0; t < 60; t++) {
+		cur = 0;
+		for (int i = 0; i < o->nsock; i++)
+			cur += atomic_load(&o->sock[i].received);
+		if (cur == prev)
+			return;
+		prev = cur;
+		usleep(120000); /* > SO_RCVTIMEO: an idle reader has refreshed rcvbuf_errors */
+	}
+}
+
+static int sock_sinks_start(struct opts *o)
+{
+	for (int i = 0; i < o->nsock; i++) {
+		struct sock_sink *s = &o->sock[i];
+
+		s->avoid_cpu = o->cpu;
+		if (pthread_create(&s->thread, NULL, sock_reader, s))
+			return -errno;
+		s->started = true;
+		while (!atomic_load(&s->ready))
+			usleep(1000);
+		if (atomic_load(&s->ready) < 0) {
+			fprintf(stderr, "pps_gen: --sock %s: %s\n", s->label,
+				strerror(-atomic_load(&s->ready)));
+			return atomic_load(&s->ready);
+		}
+	}
+	return 0;
+}
+
+static void sock_sinks_stop(struct opts *o)
+{
+	for (int i = 0; i < o->nsock; i++) {
+		struct sock_sink *s = &o->sock[i];
+
+		if (!s->started)
+			continue;
+		atomic_store(&s->stop, true);
+		pthread_join(s->thread, NULL);
+		if (s->fd >= 0)
+			close(s->fd);
+	}
+}
+
+/*
+ * /proc/stat for one CPU, in seconds: busy (everything but idle and
+ * iowait) and softirq. The softirq column is what the kernel's CPU
+ * accounting attributes to softirqs: with CONFIG_IRQ_TIME_ACCOUNTING it is
+ * measured, and then not included in any task's CPU time; without it, it
+ * is sampled at the tick, and the time stays in the task it interrupted.
+ */
+static int cpu_stat(int cpu, double *busy, double *softirq)
+{
+	char want[32], line[512];
+	unsigned long long v[10] = { 0 };
+	long hz = sysconf(_SC_CLK_TCK);
+	FILE *f = fopen("/proc/stat", "r");
+	int n = -1;
+
+	if (!f)
+		return -errno;
+	snprintf(want, sizeof(want), "cpu%d ", cpu);
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, want, strlen(want)))
+			continue;
+		n = sscanf(line + strlen(want), "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+			   &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+		break;
+	}
+	fclose(f);
+	if (n < 7)
+		return -ENOENT;
+	*busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / hz;
+	*softirq = (double)v[6] / hz;
+	return 0;
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -398,7 +608,8 @@ static void usage(void)
 	fprintf(stderr,
 		"Usage: pps_gen --iface IF --dst-mac MAC --src IP --dst IP --dport N [--flows N]\n"
 		"               [--seconds S] [--warmup S] [--cpu N]\n"
-		"               [--count NETNS_PATH:IF]... [--pass NETNS_PATH:IF]...\n");
+		"               [--count NETNS_PATH:IF]... [--sock NETNS_PATH:PORT]...\n"
+		"               [--pass NETNS_PATH:IF]...\n");
 }
 
 int main(int argc, char **argv)
@@ -414,13 +625,15 @@ int main(int argc, char **argv)
 						  { "cpu", required_argument, NULL, 'c' },
 						  { "count", required_argument, NULL, 'C' },
 						  { "pass", required_argument, NULL, 'P' },
+						  { "sock", required_argument, NULL, 'S' },
 						  {} };
 	struct opts o = { .flows = 4096, .seconds = 3, .warmup = 0.5, .cpu = -1 };
 	unsigned char frame[FRAME_LEN];
 	__u64 before[MAX_SINKS], after[MAX_SINKS], total = 0;
 	int self_ns = -1, map_fd = -1, gen_fd = -1, pass_fd = -1, ifindex, ncpu, c, i, rc = 1;
 	long long sent;
-	double t0, t1, c0 = 0, c1 = 0;
+	double t0, t1, c0 = 0, c1 = 0, busy0 = -1, busy1 = 0, soft0 = 0, soft1 = 0;
+	unsigned long long sock_before[MAX_SINKS], rcvbuf_before[MAX_SINKS], sock_full = 0;
 	int softirqd = -1;
 	json_t *out, *per;
 
@@ -461,17 +674,21 @@ int main(int argc, char **argv)
 			if (o.npass == MAX_SINKS || parse_sink(optarg, &o.pass[o.npass++]))
 				return 2;
 			break;
+		case 'S':
+			if (o.nsock == MAX_SINKS || parse_sock_sink(optarg, &o.sock[o.nsock++]))
+				return 2;
+			break;
 		default:
 			usage();
 			return 2;
 		}
 	}
-	if (!o.iface || !o.dst_mac || !o.src || !o.dst || o.dport <= 0 || !o.ncount ||
+	if (!o.iface || !o.dst_mac || !o.src || !o.dst || o.dport <= 0 || !(o.ncount + o.nsock) ||
 	    o.flows < 1 || (o.flows & (o.flows - 1)) || o.flows > 32768) {
 		usage();
 		fprintf(stderr,
 			"pps_gen: --iface, --dst-mac, --src, --dst, --dport and one --count "
-			"are required; --flows is a power of two up to 32768\n");
+			"or --sock are required; --flows is a power of two up to 32768\n");
 		return 2;
 	}
 	if (build_frame(&o, frame))
@@ -515,21 +732,34 @@ int main(int argc, char **argv)
 		if (in_netns(self_ns, o.pass[i].netns, o.pass[i].ifname, pass_fd,
 			     &o.pass[i].link_fd))
 			goto out_close;
+	if (sock_sinks_start(&o))
+		goto out_close;
 	gen_fd = load_gen(ifindex, o.flows, frame);
 	if (gen_fd < 0)
 		goto out_close;
 
 	if (o.warmup > 0 && generate(gen_fd, ifindex, frame, o.warmup) < 0)
 		goto out_close;
+	usleep(20000);
+	sock_sinks_drain(&o);
 	if (read_counts(map_fd, o.ncount, ncpu, before))
 		goto out_close;
+	for (i = 0; i < o.nsock; i++) {
+		sock_before[i] = atomic_load(&o.sock[i].received);
+		rcvbuf_before[i] = atomic_load(&o.sock[i].rcvbuf_errors);
+	}
+	if (o.cpu >= 0 && cpu_stat(o.cpu, &busy0, &soft0))
+		busy0 = soft0 = -1;
 	c0 = cpu_seconds(softirqd);
 	t0 = now_s();
 	sent = generate(gen_fd, ifindex, frame, o.seconds);
 	t1 = now_s();
 	c1 = cpu_seconds(softirqd);
-	/* Frames still in veth rings land within microseconds; let them. */
+	if (o.cpu >= 0 && busy0 >= 0 && cpu_stat(o.cpu, &busy1, &soft1))
+		busy0 = -1;
+	/* Frames still in veth rings and socket queues land within milliseconds; let them. */
 	usleep(20000);
+	sock_sinks_drain(&o);
 	if (sent < 0 || read_counts(map_fd, o.ncount, ncpu, after))
 		goto out_close;
 
@@ -538,6 +768,36 @@ int main(int argc, char **argv)
 	for (i = 0; i < o.ncount; i++) {
 		json_object_set_new(per, o.count[i].ifname, json_integer(after[i] - before[i]));
 		total += after[i] - before[i];
+	}
+	if (o.nsock) {
+		json_t *full = json_object();
+
+		for (i = 0; i < o.nsock; i++) {
+			unsigned long long r = atomic_load(&o.sock[i].received) - sock_before[i];
+			unsigned long long e =
+				atomic_load(&o.sock[i].rcvbuf_errors) - rcvbuf_before[i];
+
+			/*
+			 * A datagram the socket had no room for went through the
+			 * whole stack to the socket: delivered, as far as the node
+			 * and the backend's kernel are concerned. The reader (the
+			 * application) runs on another core and is not measured.
+			 */
+			json_object_set_new(per, o.sock[i].label, json_integer(r + e));
+			json_object_set_new(full, o.sock[i].label, json_integer(e));
+			total += r + e;
+			sock_full += e;
+		}
+		json_object_set_new(out, "sink", json_string("socket"));
+		json_object_set_new(out, "socket_full", full);
+		json_object_set_new(out, "socket_full_total", json_integer(sock_full));
+	} else {
+		json_object_set_new(out, "sink", json_string("xdp"));
+	}
+	if (busy0 >= 0 && busy1 > busy0) {
+		/* What /proc/stat saw on the measured CPU (all tasks on it, in ticks). */
+		json_object_set_new(out, "stat_busy_s", json_real(busy1 - busy0));
+		json_object_set_new(out, "stat_softirq_s", json_real(soft1 - soft0));
 	}
 	json_object_set_new(out, "seconds", json_real(t1 - t0));
 	json_object_set_new(out, "sent", json_integer(sent));
@@ -559,6 +819,7 @@ int main(int argc, char **argv)
 	json_decref(out);
 	rc = 0;
 out_close:
+	sock_sinks_stop(&o);
 	/* Closing the links detaches the programs. */
 	for (i = 0; i < o.ncount; i++) {
 		if (o.count[i].link_fd >= 0)
