@@ -44,6 +44,11 @@ struct svc_state {
 	bool present; /* seen in this tick's walk */
 	bool pending; /* a round started: plan at the next pass */
 	__u64 start_ns, window_ns, end_ns;
+	/* shares in force as last seen, and which went down when the round started */
+	__u32 npreds;
+	__u32 pred_ids[FERRY_MAX_SVC_PREDICTORS];
+	__u32 shares[FERRY_MAX_SVC_PREDICTORS];
+	bool shrunk[FERRY_MAX_SVC_PREDICTORS];
 };
 
 struct mark {
@@ -101,7 +106,8 @@ static int cmp_cand(const void *a, const void *b)
 }
 
 size_t ferry_rebal__plan(size_t n, const __u32 *pred, const bool *losing, const __u32 *hash,
-			 size_t npreds, const __u32 *pred_ids, const __u32 *shares, bool *out)
+			 size_t npreds, const __u32 *pred_ids, const __u32 *shares,
+			 const bool *shrunk, bool *out)
 {
 	struct cand *c;
 	size_t i, p, total = 0, nout = 0;
@@ -119,6 +125,8 @@ size_t ferry_rebal__plan(size_t n, const __u32 *pred, const bool *losing, const 
 	for (p = 0; p < npreds; p++) {
 		size_t m = 0, keep;
 
+		if (shrunk && !shrunk[p])
+			continue;
 		for (i = 0; i < n; i++)
 			if (!losing[i] && pred[i] == pred_ids[p])
 				c[m++] = (struct cand){ .i = i, .hash = hash[i] };
@@ -368,11 +376,17 @@ static struct svc_state *find_svc(struct ferry_rebal *r, __u32 id)
 	return NULL;
 }
 
-/* What a round reacts to: each predictor's share in force and its backend counts. */
-static __u64 service_sig(struct ferry_rebal *r, const struct ferry_svc_meta *sm)
+/*
+ * What a round reacts to: each predictor's share in force, its backend counts,
+ * and the table generation (an operator's drain swaps the table and changes
+ * no count). Fills the shares into s when given.
+ */
+static __u64 service_sig(struct ferry_rebal *r, const struct ferry_svc_meta *sm,
+			 __u32 *ids, __u32 *shares, __u32 *n)
 {
-	__u64 sig = 0xcbf29ce484222325ULL;
+	__u64 sig = mix64(0xcbf29ce484222325ULL ^ sm->table_generation);
 
+	*n = 0;
 	for (__u32 i = 0; i < sm->npredictors && i < FERRY_MAX_SVC_PREDICTORS; i++) {
 		struct ferry_pred_meta pm = {};
 		__u32 id = sm->predictor_ids[i];
@@ -382,6 +396,8 @@ static __u64 service_sig(struct ferry_rebal *r, const struct ferry_svc_meta *sm)
 		sig = mix64(sig ^ id);
 		sig = mix64(sig ^ pm.weight_effective);
 		sig = mix64(sig ^ ((__u64)pm.backends_ready << 32 | pm.backends_draining));
+		ids[*n] = id;
+		shares[(*n)++] = pm.weight_effective;
 	}
 	return sig;
 }
@@ -400,6 +416,25 @@ static void drop_marks_of(struct ferry_rebal *r, __u32 svc_id)
 	}
 }
 
+static void remember_shares(struct svc_state *s, const __u32 *ids, const __u32 *shares, __u32 n)
+{
+	s->npreds = n;
+	memcpy(s->pred_ids, ids, n * sizeof(*ids));
+	memcpy(s->shares, shares, n * sizeof(*shares));
+}
+
+/* shrunk[i] for the new list: the predictor's share is lower than last seen. */
+static void mark_shrunk(struct svc_state *s, const __u32 *ids, const __u32 *shares, __u32 n)
+{
+	bool shrunk[FERRY_MAX_SVC_PREDICTORS] = {};
+
+	for (__u32 i = 0; i < n; i++)
+		for (__u32 j = 0; j < s->npreds; j++)
+			if (s->pred_ids[j] == ids[i] && shares[i] < s->shares[j])
+				shrunk[i] = true;
+	memcpy(s->shrunk, shrunk, sizeof(shrunk));
+}
+
 static void walk_services(struct ferry_rebal *r, __u64 now)
 {
 	__u32 key, next, *prev = NULL;
@@ -408,6 +443,7 @@ static void walk_services(struct ferry_rebal *r, __u64 now)
 	for (i = 0; i < r->nsvcs; i++)
 		r->svcs[i].present = false;
 	while (!bpf_map_get_next_key(r->svc_meta_fd, prev, &next)) {
+		__u32 ids[FERRY_MAX_SVC_PREDICTORS], shares[FERRY_MAX_SVC_PREDICTORS], n;
 		struct ferry_svc_meta sm;
 		const struct policy *pol;
 		struct svc_state *s;
@@ -418,7 +454,7 @@ static void walk_services(struct ferry_rebal *r, __u64 now)
 		prev = &key;
 		if (bpf_map_lookup_elem(r->svc_meta_fd, &key, &sm))
 			continue;
-		sig = service_sig(r, &sm);
+		sig = service_sig(r, &sm, ids, shares, &n);
 		s = find_svc(r, key);
 		if (!s) {
 			s = realloc(r->svcs, (r->nsvcs + 1) * sizeof(*s));
@@ -427,12 +463,16 @@ static void walk_services(struct ferry_rebal *r, __u64 now)
 			r->svcs = s;
 			s = &r->svcs[r->nsvcs++];
 			/* First sight (ferryd start, a new service): nothing changed yet. */
-			*s = (struct svc_state){ .svc_id = key, .sig = sig };
+			*s = (struct svc_state){ .svc_id = key, .sig = ~sig };
+			remember_shares(s, ids, shares, n);
+			s->sig = sig;
 		}
 		s->present = true;
 		if (s->sig == sig)
 			continue;
 		s->sig = sig;
+		mark_shrunk(s, ids, shares, n);
+		remember_shares(s, ids, shares, n);
 		pol = find_policy(r, &sm.vip);
 		snprintf(vip, sizeof(vip), "service %u", key);
 		if (pol && pol->off) {
@@ -625,8 +665,7 @@ static bool backend_losing(struct ferry_rebal *r, __u32 id)
 
 static void plan_service(struct ferry_rebal *r, struct svc_state *s)
 {
-	__u32 pred_ids[FERRY_MAX_SVC_PREDICTORS], shares[FERRY_MAX_SVC_PREDICTORS];
-	size_t i, n = 0, npreds = 0, nout;
+	size_t i, n = 0, npreds, nout;
 	struct ferry_svc_meta sm;
 	__u32 *pred = NULL, *hash = NULL;
 	bool *losing = NULL, *out = NULL;
@@ -635,14 +674,7 @@ static void plan_service(struct ferry_rebal *r, struct svc_state *s)
 	s->pending = false;
 	if (bpf_map_lookup_elem(r->svc_meta_fd, &s->svc_id, &sm))
 		return;
-	for (i = 0; i < sm.npredictors && i < FERRY_MAX_SVC_PREDICTORS; i++) {
-		struct ferry_pred_meta pm = {};
-
-		if (bpf_map_lookup_elem(r->pred_meta_fd, &sm.predictor_ids[i], &pm))
-			continue;
-		pred_ids[npreds] = sm.predictor_ids[i];
-		shares[npreds++] = pm.weight_effective;
-	}
+	npreds = s->npreds;
 	pred = calloc(r->nrecs + 1, sizeof(*pred));
 	hash = calloc(r->nrecs + 1, sizeof(*hash));
 	losing = calloc(r->nrecs + 1, sizeof(*losing));
@@ -661,7 +693,8 @@ static void plan_service(struct ferry_rebal *r, struct svc_state *s)
 		losing[n] = backend_losing(r, rec->backend_id);
 		n++;
 	}
-	nout = ferry_rebal__plan(n, pred, losing, hash, npreds, pred_ids, shares, out);
+	nout = ferry_rebal__plan(n, pred, losing, hash, npreds, s->pred_ids, s->shares, s->shrunk,
+				 out);
 	for (i = 0; i < n; i++) {
 		const struct ferry_rebal_sock *rec = &r->recs[idx[i]];
 		struct ferry_rebal_mark mk = {

@@ -69,11 +69,15 @@ void ferry_rebal__stats(const struct ferry_rebal *r, struct ferry_rebal_stats *s
  * The planning rule, exposed for tests: which of n connections (predictor ids
  * pred[i], losing[i] set for those on a backend that left the table) must go,
  * given the predictors' shares in force (ppm). Sets out[i]; returns how many.
- * Every connection of a losing backend goes; then each predictor keeps at most
- * round(total * share) of the rest, the ones kept chosen by hash[i] (stable).
+ * Every connection of a losing backend goes, and every one of a predictor the
+ * service no longer has; then each predictor whose share went down (shrunk[p];
+ * NULL: all) keeps at most round(total * share) of the rest, the ones kept
+ * chosen by hash[i]. A predictor whose share did not go down loses nothing, so
+ * a scale-up or an unrelated table change does not churn connections.
  */
 size_t ferry_rebal__plan(size_t n, const __u32 *pred, const bool *losing, const __u32 *hash,
-			 size_t npreds, const __u32 *pred_ids, const __u32 *shares, bool *out);
+			 size_t npreds, const __u32 *pred_ids, const __u32 *shares,
+			 const bool *shrunk, bool *out);
 
 /* A connection's deadline inside its round: start + a hash-spread offset in [0, window). */
 __u64 ferry_rebal__deadline(__u64 start_ns, __u64 window_ns, __u64 cookie);

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+# rebalance: weight changes reach long-lived gRPC channels (issue 16, part 2).
+# A host-network client (the node's own namespace, balanced by the connect
+# hook, --host-clients) holds 4 gRPC channels (4 TCP connections: each has its
+# own subchannel pool) to a VIP whose traffic all goes to the canary, calling
+# each every 50 ms. Then:
+#   1. rollback to 0/100 (canary 0): within the window (ferry.io/rebalance-window:
+#      5s, plus 5 s for ferryd's 1 s tick and the reconnect) every channel's
+#      calls reach main, and no call fails;
+#   2. drain (ferryctl drain) of the main backend holding the most channels:
+#      within the window they all reach the other main backend, no call fails;
+#   3. ferryd restarted with FERRY_REBALANCE_FORCE_UNAVAILABLE=1 (behaves as a
+#      kernel without bpf_sock_destroy) says so in its log, in ferryctl status
+#      and in ferry_rebalance_available.
+# The failed-call rate and ferryd's counters are printed with the verdict.
+# shellcheck source=SCRIPTDIR/../lib/topo.sh
+. "$(dirname "$0")/../lib/topo.sh"
+fe_init rebalance rebal
+fe_require_root
+fe_require_ferryd
+[ "$FE_LB" = iptables ] && fe_skip "the iptables stand-in has no rebalancing"
+GPY=/usr/bin/python3 # Debian's python3-grpcio is importable from this one
+"$GPY" -c 'import grpc' 2>/dev/null || fe_skip "no python3-grpcio for /usr/bin/python3 (make deps)"
+vip=198.18.100.10:8000
+window=5
+settle=$((window + 5))
+ann=(-- --annotation "ferry.io/rebalance-window=${window}s")
+
+fe_topo_create 3
+for i in 1 2 3; do
+	name=main-$((i - 1))
+	[ "$i" = 3 ] && name=canary-0
+	ip netns exec "$(fe_backend_ns "$i")" "$GPY" "$FE_BIN/grpc_rebal.py" serve --port 9000 \
+		--name "$name" >>"$FE_RUN/server-$i.log" 2>&1 &
+	FE_PIDS+=($!)
+done
+fe_servers_wait || fe_fail "gRPC servers did not start"
+mains="$(fe_backend_ip 1),$(fe_backend_ip 2)"
+fe_manifest iris "$vip" "main:0:$mains" "canary:100:$(fe_backend_ip 3)" "${ann[@]}"
+fe_ferryd_start --host-clients
+grep -q "rebalancing available" "$FE_RUN/ferryd.log" ||
+	fe_fail "ferryd did not report rebalancing available on $(uname -r)"
+
+calls="$FE_RUN/calls.jsonl"
+nsenter --net="/run/netns/$FE_NODE" "$GPY" "$FE_BIN/grpc_rebal.py" client --target "$vip" \
+	--channels 4 --interval 0.05 --log "$calls" 2>>"$FE_RUN/client.log" &
+client=$!
+FE_PIDS+=($!)
+
+# report SINCE: per channel, the backends of its calls at or after SINCE
+# (CLOCK_MONOTONIC seconds) in order, compressed; failures counted.
+report() {
+	"$GPY" - "$calls" "$1" <<'PY'
+import json, sys
+since = float(sys.argv[2])
+per, fails, n = {}, 0, 0
+for ln in open(sys.argv[1]):
+    try:
+        r = json.loads(ln)
+    except ValueError:
+        continue
+    if r["t"] < since:
+        continue
+    n += 1
+    if r["code"] != "OK":
+        fails += 1
+    seq = per.setdefault(r["ch"], [])
+    b = r["backend"] or r["code"]
+    if not seq or seq[-1][0] != b:
+        seq.append([b, 0])
+    seq[-1][1] += 1
+print(json.dumps({"calls": n, "failed": fails,
+                  "channels": {k: per[k] for k in sorted(per)}}))
+PY
+}
+
+# tail_on SINCE: prints, per channel, the backend of every call at or after
+# SINCE when they are all one backend; fails otherwise (or with no call).
+tail_on() {
+	"$GPY" - "$calls" "$1" <<'PY'
+import json, sys
+since = float(sys.argv[2])
+last = {}
+for ln in open(sys.argv[1]):
+    try:
+        r = json.loads(ln)
+    except ValueError:
+        continue
+    if r["t"] >= since:
+        last.setdefault(r["ch"], set()).add(r["backend"] or r["code"])
+ok = len(last) == 4 and all(len(v) == 1 for v in last.values())
+print(json.dumps({k: sorted(v) for k, v in sorted(last.items())}))
+sys.exit(0 if ok else 1)
+PY
+}
+now() { "$GPY" -c 'import time; print(time.monotonic())'; }
+
+fe_wait 15 tail_on "$(now)" >/dev/null || true
+sleep 1
+t0=$(now)
+sleep 1
+on=$(tail_on "$t0") || fe_fail "the 4 channels do not answer steadily before the change: $on"
+[[ "$on" != *main* ]] || fe_fail "a channel reached main at weight 0: $on"
+fe_log "before: $on"
+
+# 1. rollback: canary 0, main 100.
+t_roll=$(now)
+fe_manifest iris "$vip" "main:100:$mains" "canary:0:$(fe_backend_ip 3)" "${ann[@]}"
+sleep "$settle"
+t_check=$(now)
+sleep 1
+on=$(tail_on "$t_check") || fe_fail "after rollback + ${settle}s the channels are not settled: $on"
+[[ "$on" != *canary* && "$on" == *main* ]] ||
+	fe_fail "rollback: ${settle}s after the change a channel still reaches the canary: $on"
+roll=$(report "$t_roll")
+fe_log "rollback: $roll"
+[ "$("$GPY" -c "import json,sys; print(json.loads(sys.argv[1])['failed'])" "$roll")" = 0 ] ||
+	fe_fail "rollback: failed calls: $roll"
+
+# 2. drain the main backend with the most channels.
+busiest=$("$GPY" -c '
+import json, sys
+on = json.loads(sys.argv[1])
+n0 = sum(v == ["main-0"] for v in on.values())
+n1 = sum(v == ["main-1"] for v in on.values())
+print(1 if n0 >= n1 else 2)' "$on")
+other=$((3 - busiest))
+t_drain=$(now)
+nsenter --net="/run/netns/$FE_NODE" "$FERRY_BUILD/ferryctl" --pin-path "$FE_PIN" drain \
+	"$(fe_backend_ip "$busiest"):9000" >>"$FE_RUN/ferryctl.log" 2>&1 ||
+	fe_fail "ferryctl drain $(fe_backend_ip "$busiest"):9000 failed"
+sleep "$settle"
+t_check=$(now)
+sleep 1
+on=$(tail_on "$t_check") || fe_fail "after drain + ${settle}s the channels are not settled: $on"
+[[ "$on" != *"main-$((busiest - 1))"* && "$on" == *"main-$((other - 1))"* ]] ||
+	fe_fail "drain: ${settle}s after draining main-$((busiest - 1)) a channel still reaches it: $on"
+drain=$(report "$t_drain")
+fe_log "drain: $drain"
+kill -TERM "$client" 2>/dev/null
+wait "$client" 2>/dev/null
+all=$(report 0)
+failed=$("$GPY" -c "import json,sys; print(json.loads(sys.argv[1])['failed'])" "$all")
+total=$("$GPY" -c "import json,sys; print(json.loads(sys.argv[1])['calls'])" "$all")
+[ "$failed" = 0 ] || fe_fail "$failed of $total calls failed: $all"
+destroyed=$(fe_metric ferry_rebalance_connections_total outcome=destroyed) || fe_fail "no /metrics"
+busy=$(fe_metric ferry_rebalance_connections_total outcome=busy)
+rounds=$(fe_metric ferry_rebalance_rounds_total)
+[ "$destroyed" -ge 4 ] || fe_fail "ferryd ended $destroyed connections, want >= 4 (4 at the rollback)"
+status=$(nsenter --net="/run/netns/$FE_NODE" "$FERRY_BUILD/ferryctl" --pin-path "$FE_PIN" status)
+grep -q "^rebalancing: available" <<<"$status" || fe_fail "ferryctl status: $(grep rebalanc <<<"$status")"
+
+# 3. a kernel without bpf_sock_destroy, forced.
+fe_ferryd_stop TERM || fe_fail "ferryd did not stop"
+FERRY_REBALANCE_FORCE_UNAVAILABLE=1 fe_ferryd_start --host-clients
+grep -q "rebalancing unavailable: the kernel has no bpf_sock_destroy" "$FE_RUN/ferryd.log" ||
+	fe_fail "ferryd did not log that rebalancing is unavailable"
+[ "$(fe_metric ferry_rebalance_available)" = 0 ] || fe_fail "ferry_rebalance_available is not 0"
+fe_wait 5 sh -c "nsenter --net=/run/netns/$FE_NODE $FERRY_BUILD/ferryctl --pin-path $FE_PIN status | grep -q '^rebalancing: UNAVAILABLE: the kernel has no bpf_sock_destroy'" ||
+	fe_fail "ferryctl status does not say rebalancing is unavailable"
+fe_pass "4 channels: rollback and drain reached within ${window}s+5s; $failed of $total calls failed; $destroyed connections ended idle, $busy busy skips, $rounds rounds; unavailable reported"
