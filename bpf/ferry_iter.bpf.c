@@ -16,9 +16,13 @@
  *
  * Idle: ESTABLISHED, nothing queued or unacknowledged, nothing unread, and no
  * request in flight: per ferry_l7's count when the packet path tracks the
- * flow, else (host clients, no L7 map) the server must have spoken last (the
- * socket's last data received is newer than its last data sent, compared in
- * jiffies, a tie counting as busy).
+ * flow. Without it (host clients, no L7 map) only the socket is seen, plus
+ * one guess: a client whose last data went out well after its last receipt
+ * (more than FERRY_TURN_JIFFIES later) has probably sent a request that is
+ * not answered yet. Data sent right after a receipt is taken for the
+ * acknowledgements HTTP/2 clients send after a response (WINDOW_UPDATE, a
+ * PING for bandwidth probing), which would otherwise keep every idle gRPC
+ * connection "busy".
  *
  * Kernel structures are read with CO-RE (BTF of the running kernel) through
  * the few fields declared below; the object is separate from the others so
@@ -87,6 +91,9 @@ extern int bpf_sock_destroy(struct sock_common *sk) __ksym;
 #define AF_INET6 10
 #define TCP_ESTABLISHED 1
 #define IPPROTO_TCP 6
+
+/* Jiffies: at HZ=1000 2 ms, at HZ=250 8 ms. */
+#define FERRY_TURN_JIFFIES 2
 
 /* Set by ferryd before load: whether ferry_l7 (the HTTP/2 tracker's map) is the real one. */
 const volatile bool ferry_have_l7 = false;
@@ -168,8 +175,7 @@ static __always_inline __u8 busy_reason(const struct sock_common *skc, struct tc
 	if (l7_known) {
 		if (rec->inflight)
 			busy |= FERRY_RB_BUSY_L7;
-	} else if ((__s32)(tp->inet_conn.icsk_ack.lrcvtime - tp->lsndtime) <= 0) {
-		/* Jiffies: the client sent after (or in the same tick as) its last receipt. */
+	} else if ((__s32)(tp->lsndtime - tp->inet_conn.icsk_ack.lrcvtime) > FERRY_TURN_JIFFIES) {
 		busy |= FERRY_RB_BUSY_TURN;
 	}
 	return busy;

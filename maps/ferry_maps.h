@@ -478,7 +478,7 @@ _Static_assert(sizeof(struct ferry_rebal_sock) == 80, "ferry_rebal_sock layout")
 #define FERRY_RB_BUSY_SEND (1U << 1) /* bytes queued or unacknowledged */
 #define FERRY_RB_BUSY_RECV (1U << 2) /* bytes received and not read */
 #define FERRY_RB_BUSY_L7 (1U << 3) /* ferry_l7: a request or stream in flight */
-#define FERRY_RB_BUSY_TURN (1U << 4) /* no L7 view: the client spoke last (a reply may be due) */
+#define FERRY_RB_BUSY_TURN (1U << 4) /* no L7 view: the client sent well after its last receipt */
 
 /* Value of the iterator's mark map (key: socket cookie): ferryd's decision. */
 struct ferry_rebal_mark {

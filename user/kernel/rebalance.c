@@ -643,8 +643,16 @@ static void settle_marks(struct ferry_rebal *r, __u64 now)
 			r->st.expired++;
 		else
 			drop = false;
-		if (rec && rec->verdict == FERRY_RB_BUSY)
+		if (rec && rec->verdict == FERRY_RB_BUSY) {
 			r->st.busy++;
+			pr_debug("rebalance: connection %llu of service %u is due and busy (%s%s%s%s%s)",
+				 (unsigned long long)rec->cookie, rec->svc_id,
+				 rec->busy & FERRY_RB_BUSY_STATE ? "state " : "",
+				 rec->busy & FERRY_RB_BUSY_SEND ? "send " : "",
+				 rec->busy & FERRY_RB_BUSY_RECV ? "recv " : "",
+				 rec->busy & FERRY_RB_BUSY_L7 ? "l7 " : "",
+				 rec->busy & FERRY_RB_BUSY_TURN ? "client-spoke-last" : "");
+		}
 		if (drop) {
 			bpf_map_delete_elem(r->marks_fd, &r->marks[i].cookie);
 			r->marks[i] = r->marks[--r->nmarks];

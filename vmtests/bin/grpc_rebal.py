@@ -9,8 +9,9 @@ client: holds --channels channels open, each with its own subchannel pool (so
         channels with equal arguments otherwise), and calls every channel in
         turn every --interval seconds until SIGTERM. One JSON line per call to
         --log: {"t": CLOCK_MONOTONIC seconds, "ch": i, "backend": NAME or null,
-        "code": "OK" or the status name, "detail": text}. With --no-retries the
-        channels turn gRPC's transparent retries off (grpc.enable_retries=0).
+        "code": "OK" or the status name, "detail": text}. With --retry-unavailable
+        the channels carry a service config whose retry policy retries a call
+        that ends UNAVAILABLE (up to 3 attempts), as gRPC's retry design advises.
 """
 import argparse
 import json
@@ -48,8 +49,13 @@ def client(a):
     chans, calls = [], []
     for i in range(a.channels):
         opts = [("grpc.use_local_subchannel_pool", 1), ("ferry.channel", i)]
-        if a.no_retries:
-            opts.append(("grpc.enable_retries", 0))
+        if a.retry_unavailable:
+            opts.append(("grpc.enable_retries", 1))
+            opts.append(("grpc.service_config", json.dumps({"methodConfig": [{
+                "name": [{"service": "ferry.Echo"}],
+                "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.01s",
+                                "maxBackoff": "0.1s", "backoffMultiplier": 2,
+                                "retryableStatusCodes": ["UNAVAILABLE"]}}]})))
         ch = grpc.insecure_channel(a.target, options=opts)
         chans.append(ch)
         calls.append(ch.unary_unary(METHOD))
@@ -80,7 +86,7 @@ def main():
     c.add_argument("--channels", type=int, default=4)
     c.add_argument("--interval", type=float, default=0.05)
     c.add_argument("--timeout", type=float, default=2.0)
-    c.add_argument("--no-retries", action="store_true")
+    c.add_argument("--retry-unavailable", action="store_true")
     c.add_argument("--log", required=True)
     a = ap.parse_args()
     (serve if a.cmd == "serve" else client)(a)

@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
 # rebalance: weight changes reach long-lived gRPC channels (issue 16, part 2).
-# A host-network client (the node's own namespace, balanced by the connect
-# hook, --host-clients) holds 4 gRPC channels (4 TCP connections: each has its
-# own subchannel pool) to a VIP whose traffic all goes to the canary, calling
-# each every 50 ms. Then:
+# Two host-network clients (the node's own namespace, balanced by the connect
+# hook, --host-clients) each hold 4 gRPC channels (4 TCP connections: each has
+# its own subchannel pool) to a VIP whose traffic all goes to the canary,
+# calling each every 50 ms. Client "retry" gives its channels a retry policy
+# for UNAVAILABLE (gRPC's service config); client "plain" has none. Then:
 #   1. rollback to 0/100 (canary 0): within the window (ferry.io/rebalance-window:
 #      5s, plus 5 s for ferryd's 1 s tick and the reconnect) every channel's
-#      calls reach main, and no call fails;
+#      calls reach main, and no call of the retry client fails;
 #   2. drain (ferryctl drain) of the main backend holding the most channels:
 #      within the window they all reach the other main backend, no call fails;
 #   3. ferryd restarted with FERRY_REBALANCE_FORCE_UNAVAILABLE=1 (behaves as a
 #      kernel without bpf_sock_destroy) says so in its log, in ferryctl status
 #      and in ferry_rebalance_available.
-# The failed-call rate and ferryd's counters are printed with the verdict.
+# The plain client's failed calls are counted, not asserted: gRPC C-core (and
+# so Python's grpcio) fails the first call on a channel whose idle connection
+# was aborted when it comes before the channel noticed (it polls only inside
+# calls, plus a 5 s backup poller), and transparent retry does not cover a
+# stream written to a dead socket (grpc/grpc#11043). docs/datapath.md.
+# The failed-call rates and ferryd's counters are printed with the verdict.
 # shellcheck source=SCRIPTDIR/../lib/topo.sh
 . "$(dirname "$0")/../lib/topo.sh"
 fe_init rebalance rebal
@@ -42,16 +48,21 @@ fe_ferryd_start --host-clients
 grep -q "rebalancing available" "$FE_RUN/ferryd.log" ||
 	fe_fail "ferryd did not report rebalancing available on $(uname -r)"
 
-calls="$FE_RUN/calls.jsonl"
+retry="$FE_RUN/calls-retry.jsonl"
+plain="$FE_RUN/calls-plain.jsonl"
 nsenter --net="/run/netns/$FE_NODE" "$GPY" "$FE_BIN/grpc_rebal.py" client --target "$vip" \
-	--channels 4 --interval 0.05 --log "$calls" 2>>"$FE_RUN/client.log" &
-client=$!
+	--channels 4 --interval 0.05 --retry-unavailable --log "$retry" 2>>"$FE_RUN/client.log" &
+client_retry=$!
+FE_PIDS+=($!)
+nsenter --net="/run/netns/$FE_NODE" "$GPY" "$FE_BIN/grpc_rebal.py" client --target "$vip" \
+	--channels 4 --interval 0.05 --log "$plain" 2>>"$FE_RUN/client.log" &
+client_plain=$!
 FE_PIDS+=($!)
 
-# report SINCE: per channel, the backends of its calls at or after SINCE
+# report FILE SINCE: per channel, the backends of its calls at or after SINCE
 # (CLOCK_MONOTONIC seconds) in order, compressed; failures counted.
 report() {
-	"$GPY" - "$calls" "$1" <<'PY'
+	"$GPY" - "$1" "$2" <<'PY'
 import json, sys
 since = float(sys.argv[2])
 per, fails, n = {}, 0, 0
@@ -75,32 +86,39 @@ print(json.dumps({"calls": n, "failed": fails,
 PY
 }
 
-# tail_on SINCE: prints, per channel, the backend of every call at or after
-# SINCE when they are all one backend; fails otherwise (or with no call).
+# tail_on SINCE: prints, per client and channel, the backend of every call at
+# or after SINCE when they are all one backend; fails otherwise (or with no call).
 tail_on() {
-	"$GPY" - "$calls" "$1" <<'PY'
+	"$GPY" - "$retry" "$plain" "$1" <<'PY'
 import json, sys
-since = float(sys.argv[2])
+since = float(sys.argv[3])
 last = {}
-for ln in open(sys.argv[1]):
+for who, fn in (("r", sys.argv[1]), ("p", sys.argv[2])):
     try:
-        r = json.loads(ln)
-    except ValueError:
-        continue
-    if r["t"] >= since:
-        last.setdefault(r["ch"], set()).add(r["backend"] or r["code"])
-ok = len(last) == 4 and all(len(v) == 1 for v in last.values())
+        lines = open(fn).readlines()
+    except OSError:
+        lines = []
+    for ln in lines:
+        try:
+            r = json.loads(ln)
+        except ValueError:
+            continue
+        if r["t"] >= since:
+            last.setdefault("%s%d" % (who, r["ch"]), set()).add(r["backend"] or r["code"])
+ok = len(last) == 8 and all(len(v) == 1 for v in last.values())
 print(json.dumps({k: sorted(v) for k, v in sorted(last.items())}))
 sys.exit(0 if ok else 1)
 PY
 }
 now() { "$GPY" -c 'import time; print(time.monotonic())'; }
+failed_of() { "$GPY" -c "import json,sys; print(json.loads(sys.argv[1])['failed'])" "$1"; }
+calls_of() { "$GPY" -c "import json,sys; print(json.loads(sys.argv[1])['calls'])" "$1"; }
 
 fe_wait 15 tail_on "$(now)" >/dev/null || true
 sleep 1
 t0=$(now)
 sleep 1
-on=$(tail_on "$t0") || fe_fail "the 4 channels do not answer steadily before the change: $on"
+on=$(tail_on "$t0") || fe_fail "the 8 channels do not answer steadily before the change: $on"
 [[ "$on" != *main* ]] || fe_fail "a channel reached main at weight 0: $on"
 fe_log "before: $on"
 
@@ -113,10 +131,10 @@ sleep 1
 on=$(tail_on "$t_check") || fe_fail "after rollback + ${settle}s the channels are not settled: $on"
 [[ "$on" != *canary* && "$on" == *main* ]] ||
 	fe_fail "rollback: ${settle}s after the change a channel still reaches the canary: $on"
-roll=$(report "$t_roll")
-fe_log "rollback: $roll"
-[ "$("$GPY" -c "import json,sys; print(json.loads(sys.argv[1])['failed'])" "$roll")" = 0 ] ||
-	fe_fail "rollback: failed calls: $roll"
+roll=$(report "$retry" "$t_roll")
+fe_log "rollback, retry client: $roll"
+fe_log "rollback, plain client: $(report "$plain" "$t_roll")"
+[ "$(failed_of "$roll")" = 0 ] || fe_fail "rollback: failed calls with a retry policy: $roll"
 
 # 2. drain the main backend with the most channels.
 busiest=$("$GPY" -c '
@@ -124,6 +142,7 @@ import json, sys
 on = json.loads(sys.argv[1])
 n0 = sum(v == ["main-0"] for v in on.values())
 n1 = sum(v == ["main-1"] for v in on.values())
+# (8 channels: one of the two holds at least 4)
 print(1 if n0 >= n1 else 2)' "$on")
 other=$((3 - busiest))
 t_drain=$(now)
@@ -136,18 +155,23 @@ sleep 1
 on=$(tail_on "$t_check") || fe_fail "after drain + ${settle}s the channels are not settled: $on"
 [[ "$on" != *"main-$((busiest - 1))"* && "$on" == *"main-$((other - 1))"* ]] ||
 	fe_fail "drain: ${settle}s after draining main-$((busiest - 1)) a channel still reaches it: $on"
-drain=$(report "$t_drain")
-fe_log "drain: $drain"
-kill -TERM "$client" 2>/dev/null
-wait "$client" 2>/dev/null
-all=$(report 0)
-failed=$("$GPY" -c "import json,sys; print(json.loads(sys.argv[1])['failed'])" "$all")
-total=$("$GPY" -c "import json,sys; print(json.loads(sys.argv[1])['calls'])" "$all")
-[ "$failed" = 0 ] || fe_fail "$failed of $total calls failed: $all"
+drain=$(report "$retry" "$t_drain")
+fe_log "drain, retry client: $drain"
+fe_log "drain, plain client: $(report "$plain" "$t_drain")"
+kill -TERM "$client_retry" "$client_plain" 2>/dev/null
+wait "$client_retry" "$client_plain" 2>/dev/null
+all=$(report "$retry" 0)
+failed=$(failed_of "$all")
+total=$(calls_of "$all")
+pall=$(report "$plain" 0)
+pfailed=$(failed_of "$pall")
+ptotal=$(calls_of "$pall")
+fe_log "plain client over the run: $pfailed of $ptotal calls failed"
+[ "$failed" = 0 ] || fe_fail "$failed of $total calls failed with a retry policy: $all"
 destroyed=$(fe_metric ferry_rebalance_connections_total outcome=destroyed) || fe_fail "no /metrics"
 busy=$(fe_metric ferry_rebalance_connections_total outcome=busy)
 rounds=$(fe_metric ferry_rebalance_rounds_total)
-[ "$destroyed" -ge 4 ] || fe_fail "ferryd ended $destroyed connections, want >= 4 (4 at the rollback)"
+[ "$destroyed" -ge 8 ] || fe_fail "ferryd ended $destroyed connections, want >= 8 (8 at the rollback)"
 status=$(nsenter --net="/run/netns/$FE_NODE" "$FERRY_BUILD/ferryctl" --pin-path "$FE_PIN" status)
 grep -q "^rebalancing: available" <<<"$status" || fe_fail "ferryctl status: $(grep rebalanc <<<"$status")"
 
@@ -159,4 +183,4 @@ grep -q "rebalancing unavailable: the kernel has no bpf_sock_destroy" "$FE_RUN/f
 [ "$(fe_metric ferry_rebalance_available)" = 0 ] || fe_fail "ferry_rebalance_available is not 0"
 fe_wait 5 sh -c "nsenter --net=/run/netns/$FE_NODE $FERRY_BUILD/ferryctl --pin-path $FE_PIN status | grep -q '^rebalancing: UNAVAILABLE: the kernel has no bpf_sock_destroy'" ||
 	fe_fail "ferryctl status does not say rebalancing is unavailable"
-fe_pass "4 channels: rollback and drain reached within ${window}s+5s; $failed of $total calls failed; $destroyed connections ended idle, $busy busy skips, $rounds rounds; unavailable reported"
+fe_pass "2 x 4 channels: rollback and drain reached within ${window}s+5s; retry policy: $failed of $total calls failed; no retry policy: $pfailed of $ptotal failed; $destroyed connections ended idle, $busy busy skips, $rounds rounds; unavailable reported"
