@@ -64,6 +64,7 @@ struct ferry_rebal {
 	struct bpf_link *link;
 	int marks_fd, svc_meta_fd, pred_meta_fd, backends_fd;
 	int self_netns_fd;
+	bool warned_eperm; /* --rebalance-pod-netns without CAP_SYS_ADMIN, said once */
 	struct policy *policies;
 	size_t npolicies;
 	struct svc_state *svcs;
@@ -596,7 +597,14 @@ static void run_pod_netns(struct ferry_rebal *r)
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			continue;
-		if (!setns(fd, CLONE_NEWNET)) {
+		if (setns(fd, CLONE_NEWNET)) {
+			if (errno == EPERM && !r->warned_eperm) {
+				r->warned_eperm = true;
+				pr_warn("--rebalance-pod-netns: cannot enter %s: %s (needs "
+					"CAP_SYS_ADMIN; pods' connections are not rebalanced)",
+					path, strerror(errno));
+			}
+		} else {
 			int err = run_iter(r);
 
 			if (setns(r->self_netns_fd, CLONE_NEWNET)) {
