@@ -11,7 +11,12 @@
 #      calls reach main, and no call of the retry client fails;
 #   2. drain (ferryctl drain) of the main backend holding the most channels:
 #      within the window they all reach the other main backend, no call fails;
-#   3. ferryd restarted with FERRY_REBALANCE_FORCE_UNAVAILABLE=1 (behaves as a
+#   3. pods: ferryd restarted with --rebalance-pod-netns; a client in the
+#      client namespace (a pod-like namespace whose traffic crosses ferry's
+#      XDP/TC path: ferry_flows, not the connect hook) holds 4 channels (with
+#      the retry policy) across another rollback: within the window all 4
+#      reach main, no call fails;
+#   4. ferryd restarted with FERRY_REBALANCE_FORCE_UNAVAILABLE=1 (behaves as a
 #      kernel without bpf_sock_destroy) says so in its log, in ferryctl status
 #      and in ferry_rebalance_available.
 # The plain client's failed calls are counted, not asserted: gRPC C-core (and
@@ -86,14 +91,18 @@ print(json.dumps({"calls": n, "failed": fails,
 PY
 }
 
-# tail_on SINCE: prints, per client and channel, the backend of every call at
-# or after SINCE when they are all one backend; fails otherwise (or with no call).
+# tail_on SINCE [FILE...]: prints, per client and channel, the backend of every
+# call at or after SINCE when they are all one backend; fails otherwise (or with
+# no call). Default files: the two host clients' logs.
 tail_on() {
-	"$GPY" - "$retry" "$plain" "$1" <<'PY'
+	local since=$1
+	shift
+	[ $# -gt 0 ] || set -- "$retry" "$plain"
+	"$GPY" - "$since" "$@" <<'PY'
 import json, sys
-since = float(sys.argv[3])
+since = float(sys.argv[1])
 last = {}
-for who, fn in (("r", sys.argv[1]), ("p", sys.argv[2])):
+for who, fn in enumerate(sys.argv[2:]):
     try:
         lines = open(fn).readlines()
     except OSError:
@@ -104,8 +113,8 @@ for who, fn in (("r", sys.argv[1]), ("p", sys.argv[2])):
         except ValueError:
             continue
         if r["t"] >= since:
-            last.setdefault("%s%d" % (who, r["ch"]), set()).add(r["backend"] or r["code"])
-ok = len(last) == 8 and all(len(v) == 1 for v in last.values())
+            last.setdefault("%d.%d" % (who, r["ch"]), set()).add(r["backend"] or r["code"])
+ok = len(last) == 4 * (len(sys.argv) - 2) and all(len(v) == 1 for v in last.values())
 print(json.dumps({k: sorted(v) for k, v in sorted(last.items())}))
 sys.exit(0 if ok else 1)
 PY
@@ -175,7 +184,39 @@ rounds=$(fe_metric ferry_rebalance_rounds_total)
 status=$(nsenter --net="/run/netns/$FE_NODE" "$FERRY_BUILD/ferryctl" --pin-path "$FE_PIN" status)
 grep -q "^rebalancing: available" <<<"$status" || fe_fail "ferryctl status: $(grep rebalanc <<<"$status")"
 
-# 3. a kernel without bpf_sock_destroy, forced.
+# 3. a pod-like client namespace, reached with --rebalance-pod-netns.
+fe_ferryd_stop TERM || fe_fail "ferryd did not stop"
+fe_ferryd_start --host-clients --rebalance-pod-netns
+fe_manifest iris "$vip" "main:0:$mains" "canary:100:$(fe_backend_ip 3)" "${ann[@]}"
+sleep 2
+pod="$FE_RUN/calls-pod.jsonl"
+ip netns exec "$FE_CLIENT" "$GPY" "$FE_BIN/grpc_rebal.py" client --target "$vip" \
+	--channels 4 --interval 0.05 --retry-unavailable --log "$pod" 2>>"$FE_RUN/client.log" &
+client_pod=$!
+FE_PIDS+=($!)
+fe_wait 15 tail_on "$(now)" "$pod" >/dev/null || true
+sleep 1
+t0=$(now)
+sleep 1
+on=$(tail_on "$t0" "$pod") || fe_fail "pod client: channels not steady before the change: $on"
+[[ "$on" != *main* ]] || fe_fail "pod client: a channel reached main at weight 0: $on"
+t_pod=$(now)
+fe_manifest iris "$vip" "main:100:$mains" "canary:0:$(fe_backend_ip 3)" "${ann[@]}"
+sleep "$settle"
+t_check=$(now)
+sleep 1
+on=$(tail_on "$t_check" "$pod") || fe_fail "pod client: after rollback + ${settle}s not settled: $on"
+[[ "$on" != *canary* && "$on" == *main* ]] ||
+	fe_fail "pod client: ${settle}s after the rollback a channel still reaches the canary: $on"
+kill -TERM "$client_pod" 2>/dev/null
+wait "$client_pod" 2>/dev/null
+podr=$(report "$pod" 0)
+fe_log "pod client: $podr"
+[ "$(failed_of "$podr")" = 0 ] || fe_fail "pod client: failed calls with a retry policy: $podr"
+poddestroyed=$(fe_metric ferry_rebalance_connections_total outcome=destroyed)
+[ "$poddestroyed" -ge 4 ] || fe_fail "pod client: ferryd ended $poddestroyed connections, want >= 4"
+
+# 4. a kernel without bpf_sock_destroy, forced.
 fe_ferryd_stop TERM || fe_fail "ferryd did not stop"
 FERRY_REBALANCE_FORCE_UNAVAILABLE=1 fe_ferryd_start --host-clients
 grep -q "rebalancing unavailable: the kernel has no bpf_sock_destroy" "$FE_RUN/ferryd.log" ||
@@ -183,4 +224,4 @@ grep -q "rebalancing unavailable: the kernel has no bpf_sock_destroy" "$FE_RUN/f
 [ "$(fe_metric ferry_rebalance_available)" = 0 ] || fe_fail "ferry_rebalance_available is not 0"
 fe_wait 5 sh -c "nsenter --net=/run/netns/$FE_NODE $FERRY_BUILD/ferryctl --pin-path $FE_PIN status | grep -q '^rebalancing: UNAVAILABLE: the kernel has no bpf_sock_destroy'" ||
 	fe_fail "ferryctl status does not say rebalancing is unavailable"
-fe_pass "2 x 4 channels: rollback and drain reached within ${window}s+5s; retry policy: $failed of $total calls failed; no retry policy: $pfailed of $ptotal failed; $destroyed connections ended idle, $busy busy skips, $rounds rounds; unavailable reported"
+fe_pass "host: 2 x 4 channels, rollback and drain reached within ${window}s+5s; retry policy: $failed of $total calls failed; no retry policy: $pfailed of $ptotal failed; $destroyed connections ended idle, $busy busy skips, $rounds rounds; pod namespace: 4 channels moved, $(failed_of "$podr") of $(calls_of "$podr") failed; unavailable reported"
