@@ -161,7 +161,7 @@ static __always_inline bool socket_key(const struct sock_common *skc, struct fer
 
 /* Why tp is not idle (FERRY_RB_BUSY_*), 0 when it is. */
 static __always_inline __u8 busy_reason(const struct sock_common *skc, struct tcp_sock *tp,
-					 struct ferry_rebal_sock *rec, bool l7_known)
+					struct ferry_rebal_sock *rec, bool l7_known)
 {
 	const struct sock *sk = (const struct sock *)tp;
 	__u8 busy = 0;

@@ -107,8 +107,8 @@ static void test_deadlines_spread(void)
 	/* 100 expected per tenth; sequential cookies must not bunch up. */
 	for (int i = 0; i < 10; i++)
 		ASSERT_TRUE(bins[i] >= 50 && bins[i] <= 150, "every tenth of the window used");
-	ASSERT_EQ(ferry_rebal__deadline(start, window, 42), ferry_rebal__deadline(start, window, 42),
-		  "a connection's deadline is stable");
+	ASSERT_EQ(ferry_rebal__deadline(start, window, 42),
+		  ferry_rebal__deadline(start, window, 42), "a connection's deadline is stable");
 }
 
 int main(int argc, char **argv)

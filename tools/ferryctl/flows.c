@@ -70,7 +70,8 @@ int cmd_flows(struct ctl *c, int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "s:b:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			if (ferry_endpoint__parse(optarg, false, &svc.family, svc.addr, &svc.port)) {
+			if (ferry_endpoint__parse(optarg, false, &svc.family, svc.addr,
+						  &svc.port)) {
 				fprintf(stderr,
 					"ferryctl flows: --service %s: expected ADDR:PORT\n",
 					optarg);
@@ -149,15 +150,14 @@ int cmd_flows(struct ctl *c, int argc, char **argv)
 		idle = flow.last_ns && now > flow.last_ns ? (now - flow.last_ns) / 1e9 : 0;
 		if (c->json) {
 			json_t *o = json_pack(
-					"{s:s, s:s, s:s, s:s, s:f, s:f, s:I, s:I, s:I, s:I, s:i, s:s}",
-					"client", cl, "vip", vip, "backend", be, "protocol",
-					key.proto == IPPROTO_UDP ? "udp" : "tcp", "age_s", age,
-					"idle_s", idle, "packets_forward", (json_int_t)flow.packets,
-					"bytes_forward", (json_int_t)flow.bytes, "packets_reply",
-					(json_int_t)rflow.packets, "bytes_reply",
-					(json_int_t)rflow.bytes, "backend_id", (int)flow.backend_id,
-					"state",
-					flow.flags & FERRY_FLOW_F_CLOSING ? "closing" : "open");
+				"{s:s, s:s, s:s, s:s, s:f, s:f, s:I, s:I, s:I, s:I, s:i, s:s}",
+				"client", cl, "vip", vip, "backend", be, "protocol",
+				key.proto == IPPROTO_UDP ? "udp" : "tcp", "age_s", age, "idle_s",
+				idle, "packets_forward", (json_int_t)flow.packets, "bytes_forward",
+				(json_int_t)flow.bytes, "packets_reply", (json_int_t)rflow.packets,
+				"bytes_reply", (json_int_t)rflow.bytes, "backend_id",
+				(int)flow.backend_id, "state",
+				flow.flags & FERRY_FLOW_F_CLOSING ? "closing" : "open");
 
 			/* null: the kernel has no request view of this flow (no ferry_l7, or no entry). */
 			if (o)

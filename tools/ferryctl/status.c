@@ -38,9 +38,8 @@ static void print_rebalance(json_t *rb)
 	n = json_integer_value(json_object_get(rb, "marked"));
 	printf("rebalancing: available (%s; %s); %lld rounds, %lld connections ended idle, "
 	       "%lld busy skips, %lld failed, %lld expired, %lld marked now\n",
-	       json_is_true(json_object_get(rb, "l7")) ?
-		       "requests in flight from ferry_l7" :
-		       "no ferry_l7: socket-level idleness only",
+	       json_is_true(json_object_get(rb, "l7")) ? "requests in flight from ferry_l7" :
+							 "no ferry_l7: socket-level idleness only",
 	       json_is_true(json_object_get(rb, "pod_netns")) ? "pod namespaces too" :
 								"this namespace only",
 	       (long long)json_integer_value(json_object_get(rb, "rounds")),

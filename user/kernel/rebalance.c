@@ -132,7 +132,8 @@ size_t ferry_rebal__plan(size_t n, const __u32 *pred, const bool *losing, const 
 			if (!losing[i] && pred[i] == pred_ids[p])
 				c[m++] = (struct cand){ .i = i, .hash = hash[i] };
 		/* round(total * share): a share of 0 keeps nothing, one of 100% keeps all. */
-		keep = (size_t)(((__u64)total * shares[p] + FERRY_WEIGHT_ONE / 2) / FERRY_WEIGHT_ONE);
+		keep = (size_t)(((__u64)total * shares[p] + FERRY_WEIGHT_ONE / 2) /
+				FERRY_WEIGHT_ONE);
 		if (m <= keep)
 			continue;
 		qsort(c, m, sizeof(*c), cmp_cand);
@@ -196,14 +197,16 @@ static bool kernel_has_sock_destroy(char *why, size_t len)
 
 	/* A test switch (docs/kernels.md): behave exactly as on a kernel without the kfunc. */
 	if (getenv("FERRY_REBALANCE_FORCE_UNAVAILABLE")) {
-		snprintf(why, len, "the kernel has no bpf_sock_destroy (Linux 6.5+) "
-				   "[forced by FERRY_REBALANCE_FORCE_UNAVAILABLE]");
+		snprintf(why, len,
+			 "the kernel has no bpf_sock_destroy (Linux 6.5+) "
+			 "[forced by FERRY_REBALANCE_FORCE_UNAVAILABLE]");
 		return false;
 	}
 	btf = btf__load_vmlinux_btf();
 	if (!btf) {
-		snprintf(why, len, "no kernel BTF (/sys/kernel/btf/vmlinux): cannot find "
-				   "bpf_sock_destroy");
+		snprintf(why, len,
+			 "no kernel BTF (/sys/kernel/btf/vmlinux): cannot find "
+			 "bpf_sock_destroy");
 		return false;
 	}
 	id = btf__find_by_name_kind(btf, "bpf_sock_destroy", BTF_KIND_FUNC);
@@ -258,8 +261,8 @@ static int load(struct ferry_rebal *r)
 	r->link = bpf_program__attach_iter(r->skel->progs.ferry_rebal_iter, NULL);
 	if (!r->link) {
 		err = -errno;
-		snprintf(st->reason, sizeof(st->reason), "cannot attach the TCP socket iterator: %s",
-			 strerror(errno));
+		snprintf(st->reason, sizeof(st->reason),
+			 "cannot attach the TCP socket iterator: %s", strerror(errno));
 		return err;
 	}
 	r->marks_fd = bpf_map__fd(r->skel->maps.ferry_rb_marks);
@@ -382,8 +385,8 @@ static struct svc_state *find_svc(struct ferry_rebal *r, __u32 id)
  * and the table generation (an operator's drain swaps the table and changes
  * no count). Fills the shares into s when given.
  */
-static __u64 service_sig(struct ferry_rebal *r, const struct ferry_svc_meta *sm,
-			 __u32 *ids, __u32 *shares, __u32 *n)
+static __u64 service_sig(struct ferry_rebal *r, const struct ferry_svc_meta *sm, __u32 *ids,
+			 __u32 *shares, __u32 *n)
 {
 	__u64 sig = mix64(0xcbf29ce484222325ULL ^ sm->table_generation);
 
@@ -563,7 +566,7 @@ static void run_pod_netns(struct ferry_rebal *r)
 	struct {
 		dev_t dev;
 		ino_t ino;
-	} *seen;
+	} * seen;
 	size_t nseen = 0;
 	struct dirent *de;
 	DIR *proc;
@@ -653,13 +656,14 @@ static void settle_marks(struct ferry_rebal *r, __u64 now)
 			drop = false;
 		if (rec && rec->verdict == FERRY_RB_BUSY) {
 			r->st.busy++;
-			pr_debug("rebalance: connection %llu of service %u is due and busy (%s%s%s%s%s)",
-				 (unsigned long long)rec->cookie, rec->svc_id,
-				 rec->busy & FERRY_RB_BUSY_STATE ? "state " : "",
-				 rec->busy & FERRY_RB_BUSY_SEND ? "send " : "",
-				 rec->busy & FERRY_RB_BUSY_RECV ? "recv " : "",
-				 rec->busy & FERRY_RB_BUSY_L7 ? "l7 " : "",
-				 rec->busy & FERRY_RB_BUSY_TURN ? "client-spoke-last" : "");
+			pr_debug(
+				"rebalance: connection %llu of service %u is due and busy (%s%s%s%s%s)",
+				(unsigned long long)rec->cookie, rec->svc_id,
+				rec->busy & FERRY_RB_BUSY_STATE ? "state " : "",
+				rec->busy & FERRY_RB_BUSY_SEND ? "send " : "",
+				rec->busy & FERRY_RB_BUSY_RECV ? "recv " : "",
+				rec->busy & FERRY_RB_BUSY_L7 ? "l7 " : "",
+				rec->busy & FERRY_RB_BUSY_TURN ? "client-spoke-last" : "");
 		}
 		if (drop) {
 			bpf_map_delete_elem(r->marks_fd, &r->marks[i].cookie);
@@ -714,7 +718,8 @@ static void plan_service(struct ferry_rebal *r, struct svc_state *s)
 	for (i = 0; i < n; i++) {
 		const struct ferry_rebal_sock *rec = &r->recs[idx[i]];
 		struct ferry_rebal_mark mk = {
-			.deadline_ns = ferry_rebal__deadline(s->start_ns, s->window_ns, rec->cookie),
+			.deadline_ns =
+				ferry_rebal__deadline(s->start_ns, s->window_ns, rec->cookie),
 		};
 		struct mark *m;
 
