@@ -467,9 +467,8 @@ static void walk_services(struct ferry_rebal *r, __u64 now)
 			r->svcs = s;
 			s = &r->svcs[r->nsvcs++];
 			/* First sight (ferryd start, a new service): nothing changed yet. */
-			*s = (struct svc_state){ .svc_id = key, .sig = ~sig };
+			*s = (struct svc_state){ .svc_id = key, .sig = sig };
 			remember_shares(s, ids, shares, n);
-			s->sig = sig;
 		}
 		s->present = true;
 		if (s->sig == sig)
@@ -753,6 +752,7 @@ void ferry_rebal__tick(struct ferry_rebal *r, __u64 now)
 {
 	bool pending = false;
 	size_t i;
+	int err;
 
 	if (!r || !r->st.available)
 		return;
@@ -763,8 +763,9 @@ void ferry_rebal__tick(struct ferry_rebal *r, __u64 now)
 	if (!pending && !r->nmarks)
 		return;
 	r->nrecs = 0;
-	if (run_iter(r))
-		pr_debug("rebalance: iterator: %s", strerror(errno));
+	err = run_iter(r);
+	if (err)
+		pr_debug("rebalance: iterator: %s", strerror(-err));
 	r->st.netns = 1;
 	if (r->st.pod_netns)
 		run_pod_netns(r);
