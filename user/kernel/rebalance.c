@@ -764,8 +764,11 @@ void ferry_rebal__tick(struct ferry_rebal *r, __u64 now)
 		return;
 	r->nrecs = 0;
 	err = run_iter(r);
-	if (err)
-		pr_debug("rebalance: iterator: %s", strerror(-err));
+	if (err) {
+		/* Without this pass's records every mark would look gone: try again next tick. */
+		pr_warn("rebalance: the socket iterator failed: %s", strerror(-err));
+		return;
+	}
 	r->st.netns = 1;
 	if (r->st.pod_netns)
 		run_pod_netns(r);
