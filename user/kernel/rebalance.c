@@ -627,12 +627,19 @@ out:
 	free(seen);
 }
 
+static int cmp_rec(const void *a, const void *b)
+{
+	const struct ferry_rebal_sock *x = a, *y = b;
+
+	return x->cookie < y->cookie ? -1 : x->cookie > y->cookie;
+}
+
+/* The records are sorted by cookie after each pass: marks x sockets stays cheap. */
 static const struct ferry_rebal_sock *find_rec(const struct ferry_rebal *r, __u64 cookie)
 {
-	for (size_t i = 0; i < r->nrecs; i++)
-		if (r->recs[i].cookie == cookie)
-			return &r->recs[i];
-	return NULL;
+	struct ferry_rebal_sock key = { .cookie = cookie };
+
+	return bsearch(&key, r->recs, r->nrecs, sizeof(*r->recs), cmp_rec);
 }
 
 static void settle_marks(struct ferry_rebal *r, __u64 now)
@@ -772,6 +779,8 @@ void ferry_rebal__tick(struct ferry_rebal *r, __u64 now)
 	r->st.netns = 1;
 	if (r->st.pod_netns)
 		run_pod_netns(r);
+	if (r->nrecs)
+		qsort(r->recs, r->nrecs, sizeof(*r->recs), cmp_rec);
 	settle_marks(r, now);
 	for (i = 0; i < r->nsvcs; i++)
 		if (r->svcs[i].pending)
