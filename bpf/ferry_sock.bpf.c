@@ -8,11 +8,18 @@
  * UDP sockets take the same path. The choice is the packet path's
  * (ferry_select in select.bpf.h), hashing the socket cookie as the client
  * address instead of a 5-tuple (the source port is not chosen yet at connect
- * time).
+ * time). The choice is also kept with the socket (ferry_sock_sel) so that
+ * rebalancing can find the socket again after a weight change.
+ *
+ * An AF_INET6 socket connecting to an IPv4-mapped address (::ffff:a.b.c.d,
+ * what gRPC's dual-stack sockets do for an IPv4 target) reaches only the
+ * connect6 hook: it is balanced as the IPv4 VIP it names.
  */
 #include <linux/bpf.h>
 #include <linux/errno.h>
 #include <linux/in.h>
+#include <stdbool.h>
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
 #include "ferry_maps.h"
@@ -22,8 +29,9 @@
 /* The node's network namespace: the hook sits on a cgroup, which spans namespaces. */
 const volatile __u64 ferry_netns_cookie = 0;
 
-static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 family)
+static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 family, bool mapped)
 {
+	struct ferry_sock_sel *sel;
 	struct ferry_vip vip = { .family = family };
 	struct ferry_flow_key tuple = {};
 	const struct ferry_backend *be;
@@ -38,7 +46,9 @@ static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 family)
 		return 1;
 	vip.proto = ctx->protocol;
 	vip.port = (__be16)ctx->user_port;
-	if (family == FERRY_AF_INET) {
+	if (mapped) {
+		vip.addr[0] = ctx->user_ip6[3];
+	} else if (family == FERRY_AF_INET) {
 		vip.addr[0] = ctx->user_ip4;
 	} else {
 		vip.addr[0] = ctx->user_ip6[0];
@@ -70,7 +80,9 @@ static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 family)
 		bpf_set_retval(-ECONNREFUSED);
 		return 0;
 	}
-	if (family == FERRY_AF_INET) {
+	if (mapped) {
+		ctx->user_ip6[3] = be->addr[0];
+	} else if (family == FERRY_AF_INET) {
 		ctx->user_ip4 = be->addr[0];
 	} else {
 		ctx->user_ip6[0] = be->addr[0];
@@ -82,19 +94,32 @@ static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 family)
 	st = bpf_map_lookup_elem(&ferry_stats, &be_id);
 	if (st)
 		st->new_flows++;
+	/* No storage (memory pressure) only means this socket is never rebalanced. */
+	if (ctx->protocol == IPPROTO_TCP && ctx->sk) {
+		sel = bpf_sk_storage_get(&ferry_sock_sel, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (sel) {
+			sel->svc_id = svc->id;
+			sel->predictor_id = be->predictor_id;
+			sel->backend_id = be_id;
+		}
+	}
 	return 1;
 }
 
 SEC("cgroup/connect4")
 int ferry_connect4(struct bpf_sock_addr *ctx)
 {
-	return balance(ctx, FERRY_AF_INET);
+	return balance(ctx, FERRY_AF_INET, false);
 }
 
 SEC("cgroup/connect6")
 int ferry_connect6(struct bpf_sock_addr *ctx)
 {
-	return balance(ctx, FERRY_AF_INET6);
+	/* ::ffff:0:0/96 in network byte order, whatever the host's. */
+	if (ctx->user_ip6[0] == 0 && ctx->user_ip6[1] == 0 &&
+	    ctx->user_ip6[2] == bpf_htonl(0x0000ffff))
+		return balance(ctx, FERRY_AF_INET, true);
+	return balance(ctx, FERRY_AF_INET6, false);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -177,6 +177,19 @@ struct {
 	__type(value, struct ferry_link);
 } ferry_links SEC(".maps");
 
+/*
+ * The connect hook's choice per host-client socket (rebalancing finds those
+ * sockets by it). Socket-local storage, so it goes with the socket; the
+ * kernel requires BTF for its key and value, which -g provides.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, int);
+	__type(value, struct ferry_sock_sel);
+} ferry_sock_sel SEC(".maps");
+
 static __always_inline void ferry_count(__u32 reason)
 {
 	__u64 *ctr = bpf_map_lookup_elem(&ferry_counters, &reason);

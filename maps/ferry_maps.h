@@ -492,4 +492,65 @@ _Static_assert(sizeof(struct ferry_link) == 24, "ferry_link layout");
 #define FERRY_LINK_CLSACT_OWNED (1U << 6) /* ferry created the clsact qdisc */
 #define FERRY_LINK_SOCK (1U << 7) /* connect() hooks on a cgroup (key 0) */
 
+/* ----------------------------------------------------------- rebalancing */
+
+/*
+ * ferry_sock_sel: socket-local storage (BPF_MAP_TYPE_SK_STORAGE): the connect
+ * hook's choice for a host-network client, whose socket is connected to the
+ * backend itself, so no flow entry names it. Written by ferry_sock.bpf.c, read
+ * by the rebalance iterator; it lives and dies with its socket.
+ */
+#define FERRY_MAP_SOCK_SEL "ferry_sock_sel"
+
+struct ferry_sock_sel {
+	__u32 svc_id;
+	__u32 predictor_id;
+	__u32 backend_id;
+	__u32 pad;
+};
+_Static_assert(sizeof(struct ferry_sock_sel) == 16, "ferry_sock_sel layout");
+
+/*
+ * One record per TCP socket ferry balanced, written by the rebalance
+ * iterator (bpf/ferry_rebal.bpf.c) to its seq_file and read by ferryd.
+ * key is the forward flow key (client -> VIP) for a flow of the packet path,
+ * or the socket's own tuple (client -> backend) for a connect-hook choice.
+ */
+struct ferry_rebal_sock {
+	struct ferry_flow_key key;
+	__u64 cookie;
+	__u32 svc_id;
+	__u32 predictor_id;
+	__u32 backend_id;
+	__u32 inflight; /* ferry_l7's count, when that map has an entry */
+	__u64 requests; /* ferry_l7's count */
+	__u8 origin; /* FERRY_RB_ORIGIN_* */
+	__u8 verdict; /* FERRY_RB_* */
+	__u8 busy; /* FERRY_RB_BUSY_*: why the socket is not idle (0: idle) */
+	__u8 l7_protocol; /* enum ferry_l7_proto; FERRY_L7_UNKNOWN without an entry */
+	__u8 l7_flags; /* FERRY_L7_F_* */
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct ferry_rebal_sock) == 80, "ferry_rebal_sock layout");
+
+#define FERRY_RB_ORIGIN_FLOW 1 /* ferry_flows (XDP/TC) */
+#define FERRY_RB_ORIGIN_CONNECT 2 /* ferry_sock_sel (connect hook) */
+
+#define FERRY_RB_SEEN 0 /* not marked, or its deadline has not come */
+#define FERRY_RB_DESTROYED 1 /* marked, idle: ended with bpf_sock_destroy */
+#define FERRY_RB_BUSY 2 /* marked, deadline passed, not idle: left alone this pass */
+#define FERRY_RB_FAILED 3 /* bpf_sock_destroy returned an error */
+
+#define FERRY_RB_BUSY_STATE (1U << 0) /* not ESTABLISHED */
+#define FERRY_RB_BUSY_SEND (1U << 1) /* bytes queued or unacknowledged */
+#define FERRY_RB_BUSY_RECV (1U << 2) /* bytes received and not read */
+#define FERRY_RB_BUSY_L7 (1U << 3) /* ferry_l7: a request or stream in flight */
+#define FERRY_RB_BUSY_TURN (1U << 4) /* no L7 view: the client sent well after its last receipt */
+
+/* Value of the iterator's mark map (key: socket cookie): ferryd's decision. */
+struct ferry_rebal_mark {
+	__u64 deadline_ns; /* bpf_ktime_get_ns() after which the socket may end when idle */
+};
+_Static_assert(sizeof(struct ferry_rebal_mark) == 8, "ferry_rebal_mark layout");
+
 #endif /* FERRY_MAPS_H */

@@ -328,7 +328,9 @@ static const char backend_states[] =
 static const char affinity[] =
 	SDEP_HEAD("iris", VIP_IRIS
 		  "    ferry.io/affinity: client-ip\n"
-		  "    ferry.io/latency-sample: \"0\"\n")
+		  "    ferry.io/latency-sample: \"0\"\n"
+		  "    ferry.io/rebalance: \"off\"\n"
+		  "    ferry.io/rebalance-window: 1m30.5s\n")
 	PRED("main", 100)
 	"---\n"
 	SDEP_HEAD("wine", "    x: y\n")
@@ -875,11 +877,15 @@ static void test_affinity_and_sampling(void)
 	if (ASSERT_TRUE(s != NULL, "iris")) {
 		ASSERT_EQ(s->flags, FERRY_SVC_F_HASH_SRC_ADDR, "client-ip");
 		ASSERT_EQ(s->sample_every, 0, "sampling off");
+		ASSERT_TRUE(s->rebalance_off, "rebalance off");
+		ASSERT_EQ(s->rebalance_window_ns, 90500000000ULL, "window 1m30.5s");
 	}
 	s = find_service(&m, "models/wine", 8000);
 	if (ASSERT_TRUE(s != NULL, "wine (VIP from spec.annotations)")) {
 		ASSERT_EQ(s->flags, 0, "none");
 		ASSERT_EQ(s->sample_every, 1, "default");
+		ASSERT_FALSE(s->rebalance_off, "rebalance idle by default");
+		ASSERT_EQ(s->rebalance_window_ns, 30000000000ULL, "window 30s by default");
 	}
 out:
 	ferry_model__free(&m);

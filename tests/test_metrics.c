@@ -33,6 +33,7 @@
 #include "telemetry/hist.h"
 #include "telemetry/metrics.h"
 #include "kernel/snapshot.h"
+#include "kernel/rebalance.h"
 
 #define SUITE "metrics"
 #define MS 1000000ULL
@@ -649,6 +650,14 @@ static const char *const required_lines[] = {
 	"ferry_build_info{version=\"test-1.2\",abi=\"" FERRY_STR(FERRY_ABI_VERSION) "\"} 1\n",
 	"ferry_config_errors 2\n",
 	"ferry_config_errors_total 17\n",
+	"ferry_rebalance_available 1\n",
+	"ferry_rebalance_rounds_total 3\n",
+	"ferry_rebalance_connections_total{outcome=\"destroyed\"} 12\n",
+	"ferry_rebalance_connections_total{outcome=\"busy\"} 5\n",
+	"ferry_rebalance_connections_total{outcome=\"failed\"} 0\n",
+	"ferry_rebalance_connections_total{outcome=\"expired\"} 1\n",
+	"ferry_rebalance_connections_total{outcome=\"gone\"} 2\n",
+	"ferry_rebalance_marked_connections 4\n",
 	"ferry_last_sync_timestamp_seconds 1700000000.123456",
 	"ferry_new_connections_total{" MAIN_LABELS "} 30\n",
 	"ferry_new_connections_total{" CANARY_LABELS "} 3\n",
@@ -690,6 +699,12 @@ static const char *const required_lines[] = {
 
 static const __u32 no_ready_ids[] = { PRED_CANARY };
 
+/* ferryd's rebalancing counters (user/kernel/rebalance.h), as it passes them. */
+static const struct ferry_rebal_stats sample_rebal = {
+	.available = true, .rounds = 3, .destroyed = 12, .busy = 5, .expired = 1, .gone = 2,
+	.marked = 4,
+};
+
 static int render_sample_format(struct ferry_snapshot *s, const struct ferry_hist_buckets *buckets,
 				enum ferry_metrics_format format, char **out, size_t *len)
 {
@@ -700,6 +715,7 @@ static int render_sample_format(struct ferry_snapshot *s, const struct ferry_his
 		.no_ready_predictors = no_ready_ids,
 		.nno_ready_predictors = 1,
 		.buckets = buckets,
+		.rebalance = &sample_rebal,
 	};
 
 	return ferry_metrics__render_format(s, &opts, format, out, len);

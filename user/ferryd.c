@@ -40,6 +40,7 @@
 #include "kernel/netlink.h"
 #include "kernel/snapshot.h"
 #include "status.h"
+#include "kernel/rebalance.h"
 #include "kernel/sync.h"
 #include "kernel/table.h"
 #include "ferryd_options.h"
@@ -103,6 +104,9 @@ struct ferryd {
 	int auto_reply[MAX_IFACES * 4];
 	int nauto_reply;
 	struct ferry_model model; /* the last model applied */
+	struct ferry_rebal *rebal;
+	struct ferry_sync_result last_res; /* for status rewrites between syncs */
+	struct ferry_rebal_stats rebal_stats; /* copied at each tick, under lock */
 };
 
 /* ------------------------------------------------------------- status */
@@ -116,6 +120,10 @@ static void write_status(struct ferryd *d, const struct ferry_sync_result *res)
 
 	if (ferry_status__path(d->opts.pin_path, path, sizeof(path)))
 		return;
+	if (res)
+		d->last_res = *res;
+	else
+		res = &d->last_res;
 	mkdir(FERRY_STATUS_DIR, 0755);
 	clock_gettime(CLOCK_REALTIME, &now);
 	errors = json_array();
@@ -151,6 +159,20 @@ static void write_status(struct ferryd *d, const struct ferry_sync_result *res)
 			 res ? (int)res->services : 0, "sync_errors", res ? (int)res->errors : 0,
 			 "config_errors", (int)d->config_errors, "errors", errors, "vip_services",
 			 vip_services);
+	if (root && d->rebal) {
+		struct ferry_rebal_stats rs;
+
+		ferry_rebal__stats(d->rebal, &rs);
+		json_object_set_new(
+			root, "rebalance",
+			json_pack("{s:b, s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:i}",
+				  "available", rs.available, "reason", rs.reason, "l7", rs.l7,
+				  "pod_netns", rs.pod_netns, "rounds", (json_int_t)rs.rounds,
+				  "destroyed", (json_int_t)rs.destroyed, "busy",
+				  (json_int_t)rs.busy, "failed", (json_int_t)rs.failed, "expired",
+				  (json_int_t)rs.expired, "gone", (json_int_t)rs.gone, "marked",
+				  (int)rs.marked));
+	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if (root && !json_dump_file(root, tmp, JSON_INDENT(2)))
 		rename(tmp, path);
@@ -489,6 +511,13 @@ static int resync(struct ferryd *d)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	ferry_model__free(&d->model);
 	d->model = model;
+	if (d->rebal) {
+		ferry_rebal__clear_policies(d->rebal);
+		for (i = 0; i < d->model.nservices; i++)
+			ferry_rebal__set_policy(d->rebal, &d->model.services[i].vip,
+						d->model.services[i].rebalance_off,
+						d->model.services[i].rebalance_window_ns);
+	}
 
 	pthread_mutex_lock(&d->lock);
 	d->config_errors = nerr;
@@ -530,6 +559,7 @@ static int produce_metrics(void *ctx, enum ferry_metrics_format format, char **b
 	opts.config_errors_total = d->config_errors_total;
 	opts.no_ready_predictors = d->no_ready;
 	opts.nno_ready_predictors = d->nno_ready;
+	opts.rebalance = d->rebal ? &d->rebal_stats : NULL;
 	err = ferry_metrics__render_format(snap, &opts, format, buf, len);
 	pthread_mutex_unlock(&d->lock);
 	ferry_snapshot__free(snap);
@@ -663,6 +693,27 @@ static bool read_inotify(int fd)
 	return partial;
 }
 
+/* Rebalancing's step; the status file is rewritten when its counters moved. */
+static void rebalance_tick(struct ferryd *d)
+{
+	struct ferry_rebal_stats rs;
+	struct timespec now;
+
+	if (!d->rebal)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ferry_rebal__tick(d->rebal, (__u64)now.tv_sec * 1000000000ULL + (__u64)now.tv_nsec);
+	ferry_rebal__stats(d->rebal, &rs);
+	pthread_mutex_lock(&d->lock);
+	if (memcmp(&rs, &d->rebal_stats, sizeof(rs))) {
+		d->rebal_stats = rs;
+		pthread_mutex_unlock(&d->lock);
+		write_status(d, NULL);
+		return;
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
 static int run_loop(struct ferryd *d)
 {
 	struct epoll_event evs[8];
@@ -692,6 +743,7 @@ static int run_loop(struct ferryd *d)
 			} else if (fd == d->tick_fd) {
 				drain_fd(fd);
 				heartbeat(d);
+				rebalance_tick(d);
 				if (++d->ticks % GC_EVERY_TICKS == 0) {
 					size_t n = ferry_sync__gc_flows(d->sync, &gc_opts);
 
@@ -899,6 +951,13 @@ int main(int argc, char **argv)
 	if (apply_hash_seed(&d, have_seed, seed, seed_source))
 		goto out;
 	d.sync = ferry_sync__new(d.dp, &(struct ferry_sync_opts){ .table_size = d.opts.table_size });
+	/* After the data plane: the iterator shares its pinned maps. Never fatal. */
+	if (!d.opts.once) {
+		d.rebal = ferry_rebal__new(&(struct ferry_rebal_opts){
+			.pin_path = d.opts.pin_path, .pod_netns = d.opts.rebalance_pod_netns });
+		if (d.rebal)
+			ferry_rebal__stats(d.rebal, &d.rebal_stats);
+	}
 	d.store = ferry_config_store__new();
 	if (!d.sync || !d.store)
 		goto out;
@@ -967,6 +1026,7 @@ out:
 	ferry_metrics__stop(d.metrics);
 	ferry_nl__free(d.nl);
 	ferry_config_store__free(d.store);
+	ferry_rebal__free(d.rebal);
 	ferry_sync__free(d.sync);
 	ferry_dp__close(d.dp);
 	ferry_model__free(&d.model);

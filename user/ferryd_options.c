@@ -143,6 +143,12 @@ static int set_host_clients(struct ferryd_opts *o, const char *arg)
 	return 0;
 }
 
+static int set_rebalance_pod_netns(struct ferryd_opts *o, const char *arg)
+{
+	o->rebalance_pod_netns = true;
+	return 0;
+}
+
 static int set_metrics_addr(struct ferryd_opts *o, const char *arg)
 {
 	o->metrics_addr = arg;
@@ -285,6 +291,12 @@ static const struct ferryd_option options[] = {
 	  "                          connect() hooks on the cgroup v2 tree (default: the\n"
 	  "                          root one) point their sockets at a backend\n",
 	  set_host_clients },
+	{ "rebalance-pod-netns", no_argument,
+	  "  --rebalance-pod-netns   rebalancing also ends idle connections of pods on this\n"
+	  "                          node, entering their network namespaces (needs\n"
+	  "                          CAP_SYS_ADMIN and the host PID namespace); without it\n"
+	  "                          only this namespace's clients are rebalanced\n",
+	  set_rebalance_pod_netns },
 	{ "metrics-addr", required_argument,
 	  "  --metrics-addr H:P      serve Prometheus metrics on http://H:P/metrics\n",
 	  set_metrics_addr },

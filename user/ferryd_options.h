@@ -36,6 +36,7 @@ struct ferryd_opts {
 	bool kubernetes;
 	bool host_clients; /* balance connect() of this namespace's processes */
 	const char *host_cgroup; /* its cgroup v2 tree; NULL: the root one */
+	bool rebalance_pod_netns; /* rebalancing also enters pods' network namespaces */
 	const char *kubeconfig;
 	struct ferry_hist_buckets buckets; /* --latency-buckets; n == 0: the defaults */
 	bool no_backend_histograms; /* --no-backend-histograms */

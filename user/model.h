@@ -14,6 +14,11 @@
 
 #include "ferry_maps.h"
 
+/* ferry.io/rebalance-window: default and bounds. */
+#define FERRY_REBALANCE_WINDOW_DEFAULT_NS (30ULL * 1000000000ULL)
+#define FERRY_REBALANCE_WINDOW_MIN_NS (1ULL * 1000000000ULL)
+#define FERRY_REBALANCE_WINDOW_MAX_NS (3600ULL * 1000000000ULL)
+
 struct ferry_model_backend {
 	__u8 family; /* FERRY_AF_INET or FERRY_AF_INET6 */
 	__u8 state; /* FERRY_BE_ACTIVE, FERRY_BE_DRAINING or FERRY_BE_UNREADY */
@@ -37,6 +42,8 @@ struct ferry_model_service {
 	__u32 sample_every; /* latency sampling, see struct ferry_service */
 	__u32 table_size; /* 0: the data plane's default */
 	char service[FERRY_NAME_LEN]; /* "namespace/name" of the Service it came from, or "" */
+	bool rebalance_off; /* ferry.io/rebalance: off: held connections are never ended */
+	__u64 rebalance_window_ns; /* ferry.io/rebalance-window */
 	struct ferry_model_predictor *predictors;
 	size_t npredictors;
 };

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * ferryctl flows: the connection table, and --flush to forget it.
+ * ferryctl flows: the connection table, with what the kernel knows of each
+ * flow's requests (ferry_l7: protocol, streams in flight, requests served)
+ * when the data plane has that map; and --flush to forget flow state.
  */
 #include "ferryctl.h"
 #include "kernel/flow_flush.h"
@@ -76,6 +78,45 @@ out_free:
 	return rc;
 }
 
+static const char *l7_proto_name(__u8 proto)
+{
+	switch (proto) {
+	case FERRY_L7_HTTP1:
+		return "http1";
+	case FERRY_L7_H2C:
+		return "h2c";
+	default:
+		return "unknown";
+	}
+}
+
+/*
+ * ferry_l7 by its pin, or -1: a data plane without the HTTP tracker has none.
+ * Only the head of its value is a contract (ferry_l7_head); *value_size is
+ * the whole value, for the lookup buffer.
+ */
+static int open_l7(const char *pin_path, __u32 *value_size)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char path[PATH_MAX];
+	int fd;
+
+	if (ferry_pin__path(path, sizeof(path), pin_path, FERRY_MAP_L7))
+		return -1;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -1;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) ||
+	    info.key_size != sizeof(struct ferry_flow_key) ||
+	    info.value_size < sizeof(struct ferry_l7_head)) {
+		close(fd);
+		return -1;
+	}
+	*value_size = info.value_size;
+	return fd;
+}
+
 /* --------------------------------------------------------------- flows */
 
 int cmd_flows(struct ctl *c, int argc, char **argv)
@@ -94,7 +135,9 @@ int cmd_flows(struct ctl *c, int argc, char **argv)
 	struct ferry_dp *dp;
 	json_t *arr;
 	__u64 now = now_mono_ns();
-	int opt;
+	__u32 l7_size = 0;
+	void *l7_value = NULL;
+	int opt, l7_fd;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "s:b:h", opts, NULL)) != -1) {
@@ -125,7 +168,9 @@ int cmd_flows(struct ctl *c, int argc, char **argv)
 			printf("Usage: ferryctl flows [--service VIP] [--backend ADDR[:PORT]] [-j]\n"
 			       "       ferryctl flows --flush [SERVICE] [-j]\n"
 			       "Lists the connection table: client, VIP, backend, age, idle time,\n"
-			       "packets and bytes each way, state.\n"
+			       "packets and bytes each way, state; and, where the kernel tracks\n"
+			       "HTTP (ferry_l7), the protocol (http1, h2c), the requests or\n"
+			       "streams in flight and the requests served (- without it).\n"
 			       "\n"
 			       "--flush forgets flow state: every flow, or SERVICE's (a VIP ADDR:PORT\n"
 			       "or a deployment namespace/name). Open connections keep working: their\n"
@@ -156,14 +201,23 @@ int cmd_flows(struct ctl *c, int argc, char **argv)
 	if (!dp)
 		return EXIT_FAIL;
 	arr = json_array();
+	l7_fd = open_l7(c->pin_path, &l7_size);
+	if (l7_fd >= 0 && !(l7_value = calloc(1, l7_size))) {
+		close(l7_fd);
+		l7_fd = -1;
+	}
 	if (!c->json)
-		printf("%-24s %-24s %-24s %8s %8s %10s %10s %s\n", "CLIENT", "VIP", "BACKEND",
-		       "AGE", "IDLE", "PKTS>", "PKTS<", "STATE");
+		printf("%-24s %-24s %-24s %8s %8s %10s %10s %-7s %-7s %5s %8s\n", "CLIENT", "VIP",
+		       "BACKEND", "AGE", "IDLE", "PKTS>", "PKTS<", "STATE", "PROTO", "INFL",
+		       "REQS");
 	while (!bpf_map_get_next_key(dp->map_fds[FERRY_M_FLOWS], prev, &next)) {
 		struct ferry_flow flow;
 		struct ferry_rflow rflow = {};
 		struct ferry_flow_key rkey;
 		char cl[FERRY_ADDR_STRLEN], vip[FERRY_ADDR_STRLEN], be[FERRY_ADDR_STRLEN];
+		char infl[16] = "-", reqs[24] = "-";
+		const struct ferry_l7_head *l7 = NULL;
+		const char *proto = "-";
 		double age, idle;
 
 		key = next;
@@ -183,27 +237,49 @@ int cmd_flows(struct ctl *c, int argc, char **argv)
 		ferry_addr__format(key.daddr, key.dport, key.family, vip, sizeof(vip));
 		ferry_addr__format(flow.backend_addr, flow.backend_port, flow.family, be,
 				   sizeof(be));
+		if (l7_fd >= 0 && !bpf_map_lookup_elem(l7_fd, &key, l7_value)) {
+			l7 = l7_value;
+			proto = l7->flags & FERRY_L7_F_UNSYNC ? "unsync" :
+								l7_proto_name(l7->protocol);
+			snprintf(infl, sizeof(infl), "%u", l7->inflight);
+			snprintf(reqs, sizeof(reqs), "%llu", (unsigned long long)l7->requests);
+		}
 		age = flow.created_ns && now > flow.created_ns ? (now - flow.created_ns) / 1e9 : 0;
 		idle = flow.last_ns && now > flow.last_ns ? (now - flow.last_ns) / 1e9 : 0;
-		if (c->json)
-			json_array_append_new(
-				arr,
-				json_pack(
-					"{s:s, s:s, s:s, s:s, s:f, s:f, s:I, s:I, s:I, s:I, s:i, s:s}",
-					"client", cl, "vip", vip, "backend", be, "protocol",
-					key.proto == IPPROTO_UDP ? "udp" : "tcp", "age_s", age,
-					"idle_s", idle, "packets_forward", (json_int_t)flow.packets,
-					"bytes_forward", (json_int_t)flow.bytes, "packets_reply",
-					(json_int_t)rflow.packets, "bytes_reply",
-					(json_int_t)rflow.bytes, "backend_id", (int)flow.backend_id,
-					"state",
-					flow.flags & FERRY_FLOW_F_CLOSING ? "closing" : "open"));
-		else
-			printf("%-24s %-24s %-24s %7.1fs %7.1fs %10llu %10llu %s\n", cl, vip, be,
-			       age, idle, (unsigned long long)flow.packets,
+		if (c->json) {
+			json_t *o = json_pack(
+				"{s:s, s:s, s:s, s:s, s:f, s:f, s:I, s:I, s:I, s:I, s:i, s:s}",
+				"client", cl, "vip", vip, "backend", be, "protocol",
+				key.proto == IPPROTO_UDP ? "udp" : "tcp", "age_s", age, "idle_s",
+				idle, "packets_forward", (json_int_t)flow.packets, "bytes_forward",
+				(json_int_t)flow.bytes, "packets_reply", (json_int_t)rflow.packets,
+				"bytes_reply", (json_int_t)rflow.bytes, "backend_id",
+				(int)flow.backend_id, "state",
+				flow.flags & FERRY_FLOW_F_CLOSING ? "closing" : "open");
+
+			/* null: the kernel has no request view of this flow (no ferry_l7, or no entry). */
+			if (o)
+				json_object_update_new(
+					o, l7 ? json_pack("{s:s, s:b, s:i, s:I}", "l7_protocol",
+							  l7_proto_name(l7->protocol), "l7_unsync",
+							  !!(l7->flags & FERRY_L7_F_UNSYNC),
+							  "streams_inflight", (int)l7->inflight,
+							  "requests", (json_int_t)l7->requests) :
+						json_pack("{s:n, s:n, s:n, s:n}", "l7_protocol",
+							  "l7_unsync", "streams_inflight",
+							  "requests"));
+			json_array_append_new(arr, o);
+		} else {
+			printf("%-24s %-24s %-24s %7.1fs %7.1fs %10llu %10llu %-7s %-7s %5s %8s\n",
+			       cl, vip, be, age, idle, (unsigned long long)flow.packets,
 			       (unsigned long long)rflow.packets,
-			       flow.flags & FERRY_FLOW_F_CLOSING ? "closing" : "open");
+			       flow.flags & FERRY_FLOW_F_CLOSING ? "closing" : "open", proto, infl,
+			       reqs);
+		}
 	}
+	if (l7_fd >= 0)
+		close(l7_fd);
+	free(l7_value);
 	if (c->json)
 		print_json(arr);
 	else

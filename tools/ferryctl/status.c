@@ -21,6 +21,34 @@ static int map_count(int fd)
 	return n;
 }
 
+static void print_rebalance(json_t *rb)
+{
+	json_int_t n;
+
+	if (!rb) {
+		printf("rebalancing: unknown (ferryd not running)\n");
+		return;
+	}
+	if (!json_is_true(json_object_get(rb, "available"))) {
+		printf("rebalancing: UNAVAILABLE: %s; weight changes reach held connections only "
+		       "when clients reconnect\n",
+		       json_string_value(json_object_get(rb, "reason")));
+		return;
+	}
+	n = json_integer_value(json_object_get(rb, "marked"));
+	printf("rebalancing: available (%s; %s); %lld rounds, %lld connections ended idle, "
+	       "%lld busy skips, %lld failed, %lld expired, %lld marked now\n",
+	       json_is_true(json_object_get(rb, "l7")) ? "requests in flight from ferry_l7" :
+							 "no ferry_l7: socket-level idleness only",
+	       json_is_true(json_object_get(rb, "pod_netns")) ? "pod namespaces too" :
+								"this namespace only",
+	       (long long)json_integer_value(json_object_get(rb, "rounds")),
+	       (long long)json_integer_value(json_object_get(rb, "destroyed")),
+	       (long long)json_integer_value(json_object_get(rb, "busy")),
+	       (long long)json_integer_value(json_object_get(rb, "failed")),
+	       (long long)json_integer_value(json_object_get(rb, "expired")), (long long)n);
+}
+
 static bool ferryd_alive(const struct ferry_config *cfg, double *age)
 {
 	*age = cfg->heartbeat_unix_ns ? now_unix() - cfg->heartbeat_unix_ns / 1e9 : -1;
@@ -107,7 +135,7 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 	struct ferry_snapshot *snap;
 	struct ferry_dp *dp;
 	char path[PATH_MAX], buf[128];
-	json_t *root, *links, *maps, *overrides, *errors = NULL, *st = NULL;
+	json_t *root, *links, *maps, *overrides, *errors = NULL, *st = NULL, *rebal;
 	double age;
 	bool alive;
 	size_t i;
@@ -182,6 +210,10 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 		!!(snap->config.features & FERRY_FEAT_REDIRECT_NEIGH), "redirect_peer",
 		!!(snap->config.features & FERRY_FEAT_REDIRECT_PEER), "config_errors", errors,
 		"overrides", overrides);
+	/* ferryd's own account (status file): only a live ferryd runs rebalancing. */
+	rebal = st && alive ? json_object_get(st, "rebalance") : NULL;
+	if (root)
+		json_object_set(root, "rebalance", rebal ? rebal : json_null());
 	if (c->json) {
 		print_json(root);
 	} else {
@@ -238,6 +270,7 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 			       json_real_value(json_object_get(o, "weight_override")),
 			       json_real_value(json_object_get(o, "weight_configured")));
 		}
+		print_rebalance(rebal);
 		printf("config errors: %zu\n", errors ? json_array_size(errors) : (size_t)0);
 		for (k = 0; errors && k < json_array_size(errors); k++)
 			printf("  %s\n", json_string_value(json_object_get(

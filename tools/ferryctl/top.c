@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * ferryctl top: a refreshing view of share, rate, latency, errors.
+ * ferryctl top: a refreshing view of share, rate, latency, errors. Share and
+ * rate are by requests (the kernel's request count per predictor), because
+ * one long-lived connection (a gRPC channel) can carry any number of them;
+ * new connections per second are shown beside.
  */
 #include "ferryctl.h"
 
@@ -38,27 +41,52 @@ static void interval_quantiles(const struct ferry_snapshot *snap, const struct f
 	}
 }
 
+/*
+ * Requests of one interval: the kernel counts one latency sample per request
+ * (per stream on h2c) on sampled flows, so with one flow in N sampled the
+ * count is scaled by N. NAN when the service samples nothing (no count).
+ */
+static double interval_requests(const struct ferry_snapshot *snap,
+				const struct ferry_snapshot *prev, __u32 predictor_id,
+				__u32 sample_every)
+{
+	const struct ferry_hist *h, *hp;
+
+	if (!sample_every)
+		return NAN;
+	h = ferry_snapshot__hist(snap, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, predictor_id);
+	hp = ferry_snapshot__hist(prev, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, predictor_id);
+	if (!h)
+		return 0;
+	return (double)(h->count - (hp ? hp->count : 0)) * sample_every;
+}
+
 /* One predictor's row: printed, or appended to jpreds with -j. */
 static void top_row(const struct ctl *c, const struct ferry_snapshot *snap,
 		    const struct ferry_snapshot *prev, const struct ferry_snap_predictor *p,
 		    const struct ferry_snap_predictor *q, const char *vip, double total,
-		    double interval, json_t *jpreds)
+		    double total_req, __u32 sample_every, double interval, json_t *jpreds)
 {
 	double conn = p->stats.new_flows - q->stats.new_flows, p50, p99;
+	double req = interval_requests(snap, prev, p->id, sample_every);
 	double weight = (p->flags & FERRY_PRED_F_OVERRIDE ? p->weight_override :
 							    p->weight_configured) /
 			1e4;
-	double share = total ? 100.0 * conn / total : 0.0;
+	double conn_share = total ? 100.0 * conn / total : 0.0;
+	/* By requests; by connections only when the service samples no request. */
+	double share = isnan(req) ? conn_share : total_req ? 100.0 * req / total_req : 0.0;
 	double http5 = (p->stats.http[FERRY_HTTP_5XX] - q->stats.http[FERRY_HTTP_5XX]) / interval;
 	double rst = (p->stats.resets - q->stats.resets) / interval;
 	/* No sampled request in the interval: no quantile, "-". */
-	char p50s[24] = "-", p99s[24] = "-";
+	char p50s[24] = "-", p99s[24] = "-", reqs[24] = "-";
 
 	interval_quantiles(snap, prev, p->id, &p50, &p99);
 	if (c->json) {
 		json_array_append_new(
-			jpreds, json_pack("{s:s, s:f, s:f, s:f, s:o, s:o, s:f, s:f}", "name", p->name,
-					  "weight_pct", weight, "share_pct", share,
+			jpreds, json_pack("{s:s, s:f, s:f, s:f, s:o, s:f, s:o, s:o, s:f, s:f}", "name",
+					  p->name, "weight_pct", weight, "share_pct", share,
+					  "connection_share_pct", conn_share, "requests_per_s",
+					  isnan(req) ? json_null() : json_real(req / interval),
 					  "connections_per_s", conn / interval, "p50_s",
 					  isnan(p50) ? json_null() : json_real(p50), "p99_s",
 					  isnan(p99) ? json_null() : json_real(p99),
@@ -69,8 +97,10 @@ static void top_row(const struct ctl *c, const struct ferry_snapshot *snap,
 		snprintf(p50s, sizeof(p50s), "%.2fms", p50 * 1e3);
 		snprintf(p99s, sizeof(p99s), "%.2fms", p99 * 1e3);
 	}
-	printf("%-22s %-16s %6.1f%% %6.1f%% %9.1f %10s %10s %7.1f %7.1f\n", vip, p->name, weight,
-	       share, conn / interval, p50s, p99s, http5, rst);
+	if (!isnan(req))
+		snprintf(reqs, sizeof(reqs), "%.1f", req / interval);
+	printf("%-22s %-16s %6.1f%% %6.1f%% %9s %9.1f %10s %10s %7.1f %7.1f\n", vip, p->name,
+	       weight, share, reqs, conn / interval, p50s, p99s, http5, rst);
 }
 
 /* One frame: every service's predictors, as a table or (-j) one JSON line. */
@@ -84,15 +114,15 @@ static void top_frame(const struct ctl *c, const struct ferry_snapshot *snap,
 		if (tty)
 			printf("\033[H\033[2J");
 		printf("ferry top — %s — every %.1fs (q quits)\n\n", c->pin_path, interval);
-		printf("%-22s %-16s %7s %7s %9s %10s %10s %7s %7s\n", "SERVICE", "PREDICTOR",
-		       "WEIGHT", "SHARE", "CONN/s", "p50", "p99", "5xx/s", "RST/s");
+		printf("%-22s %-16s %7s %7s %9s %9s %10s %10s %7s %7s\n", "SERVICE", "PREDICTOR",
+		       "WEIGHT", "SHARE", "REQ/s", "CONN/s", "p50", "p99", "5xx/s", "RST/s");
 	}
 	for (i = 0; i < snap->nservices; i++) {
 		const struct ferry_snap_service *s = &snap->services[i];
 		const struct ferry_snap_predictor *p, *q;
 		char vip[FERRY_ADDR_STRLEN + 8];
 		json_t *jpreds = c->json ? json_array() : NULL;
-		double total = 0;
+		double total = 0, total_req = 0;
 		bool first = true;
 
 		ferry_vip__format(&s->vip, vip, sizeof(vip));
@@ -101,14 +131,20 @@ static void top_frame(const struct ctl *c, const struct ferry_snapshot *snap,
 							       "predictors", jpreds));
 		for (j = 0; j < s->npredictors; j++) {
 			predictor_pair(snap, prev, s->predictor_ids[j], &p, &q);
-			if (p && q)
+			if (p && q) {
+				double req = interval_requests(snap, prev, p->id, s->sample_every);
+
 				total += p->stats.new_flows - q->stats.new_flows;
+				if (!isnan(req))
+					total_req += req;
+			}
 		}
 		for (j = 0; j < s->npredictors; j++) {
 			predictor_pair(snap, prev, s->predictor_ids[j], &p, &q);
 			if (!p || !q)
 				continue;
-			top_row(c, snap, prev, p, q, first ? vip : "", total, interval, jpreds);
+			top_row(c, snap, prev, p, q, first ? vip : "", total, total_req,
+				s->sample_every, interval, jpreds);
 			first = false;
 		}
 	}
@@ -147,10 +183,12 @@ int cmd_top(struct ctl *c, int argc, char **argv)
 			break;
 		case 'h':
 			printf("Usage: ferryctl top [--iterations N] [--interval SECONDS]\n"
-			       "Refreshing view of services and predictors: traffic share of new\n"
-			       "connections, connections/s, p50/p99 latency (- when no request was\n"
-			       "sampled in the interval), 5xx and resets. q or Ctrl-C quits. With -j,\n"
-			       "one JSON object per interval, one line each.\n");
+			       "Refreshing view of services and predictors: share of requests and\n"
+			       "requests/s (counted by the kernel: HTTP/1.x requests, h2c streams;\n"
+			       "- when the service samples none), new connections/s, p50/p99\n"
+			       "latency (- when no request was sampled in the interval), 5xx and\n"
+			       "resets. q or Ctrl-C quits. With -j, one JSON object per interval,\n"
+			       "one line each.\n");
 			return EXIT_OK;
 		default:
 			return EXIT_USAGE;

@@ -155,6 +155,93 @@ static int parse_ann_latency_sample(struct vctx *c, const char *value, json_t *w
 	return 0;
 }
 
+static int parse_ann_rebalance(struct vctx *c, const char *value, json_t *where, const char *field,
+			       struct sdep *sd)
+{
+	if (!strcmp(value, "off")) {
+		sd->rebalance_off = true;
+	} else if (!strcmp(value, "idle")) {
+		sd->rebalance_off = false;
+	} else {
+		verr(c, where, ANN_REBALANCE, NULL, field,
+		     "unknown rebalance mode \"%s\": use idle (after a weight change, end idle "
+		     "connections of predictors that lose traffic, spread over "
+		     "ferry.io/rebalance-window) or off (held connections stay where they are)",
+		     value);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * A duration as Kubernetes and Go write them: one or more NUMBER UNIT parts,
+ * units ms, s, m, h ("30s", "1m30s", "1.5s"). Returns 0 and the nanoseconds.
+ */
+static int parse_duration(const char *text, __u64 *ns)
+{
+	static const struct {
+		const char *unit;
+		double ns;
+	} units[] = { { "ms", 1e6 }, { "s", 1e9 }, { "m", 60e9 }, { "h", 3600e9 } };
+	const char *p = text;
+	double total = 0;
+
+	if (!*p)
+		return -EINVAL;
+	while (*p) {
+		char *end;
+		double n;
+		size_t u;
+
+		if (!((*p >= '0' && *p <= '9') || *p == '.'))
+			return -EINVAL;
+		errno = 0;
+		n = strtod(p, &end);
+		if (end == p || errno)
+			return -EINVAL;
+		p = end;
+		for (u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
+			size_t len = strlen(units[u].unit);
+
+			/* "m" must not take the "m" of "ms". */
+			if (!strncmp(p, units[u].unit, len) &&
+			    !(len == 1 && units[u].unit[0] == 'm' && p[1] == 's'))
+				break;
+		}
+		if (u == sizeof(units) / sizeof(units[0]))
+			return -EINVAL;
+		total += n * units[u].ns;
+		p += strlen(units[u].unit);
+		if (total > 1e18)
+			return -ERANGE;
+	}
+	*ns = (__u64)(total + 0.5);
+	return 0;
+}
+
+static int parse_ann_rebalance_window(struct vctx *c, const char *value, json_t *where,
+				      const char *field, struct sdep *sd)
+{
+	__u64 ns = 0;
+
+	if (parse_duration(value, &ns)) {
+		verr(c, where, ANN_REBALANCE_WINDOW, NULL, field,
+		     "\"%s\" is not a duration: write a number and a unit (ms, s, m, h), e.g. "
+		     "30s or 2m",
+		     value);
+		return -EINVAL;
+	}
+	if (ns < FERRY_REBALANCE_WINDOW_MIN_NS || ns > FERRY_REBALANCE_WINDOW_MAX_NS) {
+		verr(c, where, ANN_REBALANCE_WINDOW, NULL, field,
+		     "%s is out of range: the window must be from 1s to 1h (connections end at "
+		     "moments spread over it, so clients do not all reconnect at once)",
+		     value);
+		return -EINVAL;
+	}
+	sd->rebalance_window_ns = ns;
+	return 0;
+}
+
 /* In the order they are read (and errors reported). */
 const struct ferry_annotation ferry_annotations[] = {
 	{ ANN_VIP, "`ADDR:PORT`, `[ADDR]:PORT`, `/udp` suffix, `service/NAME`, comma separated",
@@ -167,6 +254,14 @@ const struct ferry_annotation ferry_annotations[] = {
 	  parse_ann_affinity },
 	{ ANN_LATENCY_SAMPLE, "`0` off, `1` every connection (default), `N` one connection in N",
 	  "`sample_every`", parse_ann_latency_sample },
+	{ ANN_REBALANCE, "`idle` (default), `off`",
+	  "`idle`: after a weight change, rollback or drain, idle connections of predictors and "
+	  "backends that lose traffic are ended, spread over the window, so clients reconnect to "
+	  "the new split (see Rebalancing in datapath.md); `off`: held connections stay",
+	  parse_ann_rebalance },
+	{ ANN_REBALANCE_WINDOW, "a duration from `1s` to `1h` (`ms`, `s`, `m`, `h`), default `30s`",
+	  "the time over which those connections are ended, each at its own hashed moment",
+	  parse_ann_rebalance_window },
 };
 
 const size_t ferry_nannotations = sizeof(ferry_annotations) / sizeof(ferry_annotations[0]);

@@ -42,6 +42,8 @@
 #define ANN_VIP "ferry.io/vip"
 #define ANN_AFFINITY "ferry.io/affinity"
 #define ANN_LATENCY_SAMPLE "ferry.io/latency-sample"
+#define ANN_REBALANCE "ferry.io/rebalance"
+#define ANN_REBALANCE_WINDOW "ferry.io/rebalance-window"
 #define ANN_SVC_NAME "seldon.io/svc-name"
 #define LABEL_SERVICE_NAME "kubernetes.io/service-name"
 #define LABEL_SERVICE_PROXY_NAME "service.kubernetes.io/service-proxy-name"
@@ -100,6 +102,8 @@ struct sdep {
 	bool expanded; /* vips include those of svcs (a build's copy) */
 	__u32 flags;
 	__u32 sample_every;
+	bool rebalance_off; /* ferry.io/rebalance: off */
+	__u64 rebalance_window_ns; /* ferry.io/rebalance-window */
 	struct sd_predictor *preds;
 	size_t npreds;
 	bool has_shadow;

@@ -89,6 +89,7 @@ int parse_sdep(struct vctx *c, json_t *obj, const char *ns, struct sdep **out)
 		return -ENOMEM;
 	sd->refcnt = 1;
 	sd->sample_every = 1;
+	sd->rebalance_window_ns = FERRY_REBALANCE_WINDOW_DEFAULT_NS;
 	md = json_object_get(obj, "metadata");
 	name = json_string_value(json_object_get(md, "name"));
 	snprintf(sd->ns, sizeof(sd->ns), "%s", ns);

@@ -21,6 +21,7 @@
 #include "io/prometheus/client/metrics.pb-c.h"
 #include "log.h"
 #include "telemetry/metrics.h"
+#include "kernel/rebalance.h"
 
 #ifndef FERRY_VERSION
 #define FERRY_VERSION "unknown"
@@ -516,6 +517,46 @@ static double ppm_ratio(__u32 ppm)
 	return (double)ppm / FERRY_WEIGHT_ONE;
 }
 
+/* Rebalancing (ferryd only): whether it works here, and what it did. */
+static void render_rebalance(struct render_ctx *c)
+{
+	const struct ferry_rebal_stats *rs = c->opts->rebalance;
+	const struct {
+		const char *outcome;
+		__u64 n;
+	} outcomes[] = {
+		{ "destroyed", rs ? rs->destroyed : 0 }, { "busy", rs ? rs->busy : 0 },
+		{ "failed", rs ? rs->failed : 0 },	 { "expired", rs ? rs->expired : 0 },
+		{ "gone", rs ? rs->gone : 0 },
+	};
+	struct label l[1];
+
+	if (!rs)
+		return;
+	emit_family(c, "ferry_rebalance_available", TYPE_GAUGE,
+		    "1 when this kernel can end idle connections after a weight change "
+		    "(bpf_sock_destroy, Linux 6.5+); 0: rebalancing unavailable.");
+	emit_int(c, NULL, 0, rs->available);
+	emit_end(c);
+	emit_family(c, "ferry_rebalance_rounds_total", TYPE_COUNTER,
+		    "Rebalances started: a service's shares or backends changed.");
+	emit_int(c, NULL, 0, rs->rounds);
+	emit_end(c);
+	emit_family(c, "ferry_rebalance_connections_total", TYPE_COUNTER,
+		    "Connections marked to end by rebalancing, by outcome: destroyed (ended idle), "
+		    "busy (a pass found it busy and left it), failed, expired (never idle in its "
+		    "round), gone (closed by the client first).");
+	for (size_t i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++) {
+		l[0] = (struct label){ "outcome", outcomes[i].outcome };
+		emit_int(c, l, 1, outcomes[i].n);
+	}
+	emit_end(c);
+	emit_family(c, "ferry_rebalance_marked_connections", TYPE_GAUGE,
+		    "Connections marked to end when idle, now.");
+	emit_int(c, NULL, 0, rs->marked);
+	emit_end(c);
+}
+
 static void render_node(struct render_ctx *c)
 {
 	const struct ferry_snapshot *snap = c->snap;
@@ -601,6 +642,7 @@ static void render_node(struct render_ctx *c)
 		emit_int(c, l, 1, snap->counters[i]);
 	}
 	emit_end(c);
+	render_rebalance(c);
 }
 
 static bool no_ready(const struct ferry_metrics_opts *o, __u32 id)

@@ -27,6 +27,8 @@ struct ferry_metrics_opts {
 	/* exported `le` boundaries; NULL: ferry_hist__default_buckets() */
 	const struct ferry_hist_buckets *buckets;
 	bool no_backend_histograms; /* omit ferry_backend_*_duration_seconds (cardinality) */
+	/* rebalancing's state and counters; NULL: not reported (ferryctl, tests) */
+	const struct ferry_rebal_stats *rebalance;
 };
 
 /* The two expositions /metrics serves. */

@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Rebalancing (the ferry_iter object): a TCP socket iterator that ends idle client connections ferryd
+ * marked after a weight change, rollback or drain, so that the client's next
+ * request goes out on a new connection that follows the new weights.
+ *
+ * ferryd reads the iterator once a tick while a rebalance is under way. For
+ * each TCP socket of the namespace the iterator was created in that ferry
+ * balanced (a flow of the packet path, client -> VIP; or a host client's
+ * socket the connect hook pointed at a backend), it writes one struct
+ * ferry_rebal_sock: what ferryd needs to choose which connections must go.
+ * A socket ferryd marked (ferry_rb_marks, by cookie) whose deadline has
+ * passed is ended with bpf_sock_destroy (Linux 6.5+) if it is idle, checked
+ * here under the socket lock the iterator holds, so no send or receive can
+ * slip in between the check and the abort.
+ *
+ * Idle: ESTABLISHED, nothing queued or unacknowledged, nothing unread, and no
+ * request in flight: per ferry_l7's count when the packet path tracks the
+ * flow. Without it (host clients, no L7 map) only the socket is seen, plus
+ * one guess: a client whose last data went out well after its last receipt
+ * (more than FERRY_TURN_JIFFIES later) has probably sent a request that is
+ * not answered yet. Data sent right after a receipt is taken for the
+ * acknowledgements HTTP/2 clients send after a response (WINDOW_UPDATE, a
+ * PING for bandwidth probing), which would otherwise keep every idle gRPC
+ * connection "busy".
+ *
+ * Kernel structures are read with CO-RE (BTF of the running kernel) through
+ * the few fields declared below; the object is separate from the others so
+ * that a kernel without the kfunc or the iterator only loses rebalancing.
+ */
+#include <linux/bpf.h>
+#include <linux/in6.h>
+#include <stdbool.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "ferry_maps.h"
+
+/* The fields this program reads; libbpf relocates them against the kernel's BTF. */
+struct sock_common {
+	union {
+		struct {
+			__be32 skc_daddr;
+			__be32 skc_rcv_saddr;
+		};
+	};
+	union {
+		struct {
+			__be16 skc_dport;
+			__u16 skc_num;
+		};
+	};
+	unsigned short skc_family;
+	volatile unsigned char skc_state;
+	struct in6_addr skc_v6_daddr;
+	struct in6_addr skc_v6_rcv_saddr;
+} __attribute__((preserve_access_index));
+
+struct sock {
+	struct sock_common __sk_common;
+	int sk_wmem_queued;
+} __attribute__((preserve_access_index));
+
+struct inet_connection_sock {
+	struct {
+		__u32 lrcvtime;
+	} icsk_ack;
+} __attribute__((preserve_access_index));
+
+struct tcp_sock {
+	struct inet_connection_sock inet_conn;
+	__u32 rcv_nxt;
+	__u32 copied_seq;
+	__u32 snd_una;
+	__u32 write_seq;
+	__u32 lsndtime;
+} __attribute__((preserve_access_index));
+
+struct bpf_iter_meta {
+	void *seq;
+} __attribute__((preserve_access_index));
+
+struct bpf_iter__tcp {
+	struct bpf_iter_meta *meta;
+	struct sock_common *sk_common;
+} __attribute__((preserve_access_index));
+
+extern int bpf_sock_destroy(struct sock_common *sk) __ksym;
+
+#define AF_INET 2
+#define AF_INET6 10
+#define TCP_ESTABLISHED 1
+#define IPPROTO_TCP 6
+
+/* Jiffies: at HZ=1000 2 ms, at HZ=250 8 ms. */
+#define FERRY_TURN_JIFFIES 2
+
+/* Set by ferryd before load: whether ferry_l7 (the HTTP/2 tracker's map) is the real one. */
+const volatile bool ferry_have_l7 = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FERRY_MAX_FLOWS);
+	__type(key, struct ferry_flow_key);
+	__type(value, struct ferry_flow);
+} ferry_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ferry_sock_sel);
+} ferry_sock_sel SEC(".maps");
+
+/*
+ * ferry_l7 as far as its contract goes: the value begins with struct
+ * ferry_l7_head. ferryd points this at the pin and sets the value size to the
+ * pin's before load; without the pin it stays a private one-entry map.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(struct ferry_flow_key));
+	__uint(value_size, sizeof(struct ferry_l7_head));
+} ferry_l7 SEC(".maps");
+
+/* Socket cookie -> ferryd's decision; ferryd writes it, this program only reads. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct ferry_rebal_mark);
+} ferry_rb_marks SEC(".maps");
+
+/* The socket's tuple as the client's flow key: local -> remote. IPv4-mapped IPv6 counts as IPv4. */
+static __always_inline bool socket_key(const struct sock_common *skc, struct ferry_flow_key *key)
+{
+	unsigned short family = skc->skc_family;
+
+	key->proto = IPPROTO_TCP;
+	key->sport = bpf_htons(skc->skc_num);
+	key->dport = skc->skc_dport;
+	if (family == AF_INET6) {
+		struct in6_addr d = skc->skc_v6_daddr, s = skc->skc_v6_rcv_saddr;
+
+		if (!(d.in6_u.u6_addr32[0] == 0 && d.in6_u.u6_addr32[1] == 0 &&
+		      d.in6_u.u6_addr32[2] == bpf_htonl(0x0000ffff))) {
+			key->family = FERRY_AF_INET6;
+			__builtin_memcpy(key->saddr, s.in6_u.u6_addr32, 16);
+			__builtin_memcpy(key->daddr, d.in6_u.u6_addr32, 16);
+			return true;
+		}
+	} else if (family != AF_INET) {
+		return false;
+	}
+	key->family = FERRY_AF_INET;
+	key->saddr[0] = skc->skc_rcv_saddr;
+	key->daddr[0] = skc->skc_daddr;
+	return true;
+}
+
+/* Why tp is not idle (FERRY_RB_BUSY_*), 0 when it is. */
+static __always_inline __u8 busy_reason(const struct sock_common *skc, struct tcp_sock *tp,
+					struct ferry_rebal_sock *rec, bool l7_known)
+{
+	const struct sock *sk = (const struct sock *)tp;
+	__u8 busy = 0;
+
+	if (skc->skc_state != TCP_ESTABLISHED)
+		busy |= FERRY_RB_BUSY_STATE;
+	if (sk->sk_wmem_queued || tp->write_seq != tp->snd_una)
+		busy |= FERRY_RB_BUSY_SEND;
+	if (tp->rcv_nxt != tp->copied_seq)
+		busy |= FERRY_RB_BUSY_RECV;
+	if (l7_known) {
+		if (rec->inflight)
+			busy |= FERRY_RB_BUSY_L7;
+	} else if ((__s32)(tp->lsndtime - tp->inet_conn.icsk_ack.lrcvtime) > FERRY_TURN_JIFFIES) {
+		busy |= FERRY_RB_BUSY_TURN;
+	}
+	return busy;
+}
+
+SEC("iter/tcp")
+int ferry_rebal_iter(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct ferry_rebal_sock rec = {};
+	struct ferry_rebal_mark *mark;
+	struct ferry_l7_head *l7;
+	struct ferry_sock_sel *sel;
+	struct ferry_flow *flow;
+	struct tcp_sock *tp;
+	bool l7_known = false;
+
+	if (!skc)
+		return 0;
+	/* Listeners, request and time-wait sockets are not connections a client holds. */
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp || skc->skc_state == 10 /* TCP_LISTEN */)
+		return 0;
+	if (!socket_key(skc, &rec.key))
+		return 0;
+	sel = bpf_sk_storage_get(&ferry_sock_sel, tp, 0, 0);
+	if (sel) {
+		rec.origin = FERRY_RB_ORIGIN_CONNECT;
+		rec.svc_id = sel->svc_id;
+		rec.predictor_id = sel->predictor_id;
+		rec.backend_id = sel->backend_id;
+	} else {
+		flow = bpf_map_lookup_elem(&ferry_flows, &rec.key);
+		if (!flow)
+			return 0;
+		rec.origin = FERRY_RB_ORIGIN_FLOW;
+		rec.svc_id = flow->svc_id;
+		rec.predictor_id = flow->predictor_id;
+		rec.backend_id = flow->backend_id;
+		if (ferry_have_l7) {
+			l7 = bpf_map_lookup_elem(&ferry_l7, &rec.key);
+			if (l7) {
+				rec.inflight = l7->inflight;
+				rec.requests = l7->requests;
+				rec.l7_protocol = l7->protocol;
+				rec.l7_flags = l7->flags;
+				/* An unsynchronised tracker's count means nothing: fall back. */
+				l7_known = l7->protocol != FERRY_L7_UNKNOWN &&
+					   !(l7->flags & FERRY_L7_F_UNSYNC);
+			}
+		}
+	}
+	rec.cookie = bpf_get_socket_cookie(tp);
+	rec.busy = busy_reason(skc, tp, &rec, l7_known);
+	mark = bpf_map_lookup_elem(&ferry_rb_marks, &rec.cookie);
+	if (mark && mark->deadline_ns <= bpf_ktime_get_ns()) {
+		if (rec.busy)
+			rec.verdict = FERRY_RB_BUSY;
+		else
+			rec.verdict = bpf_sock_destroy(skc) ? FERRY_RB_FAILED : FERRY_RB_DESTROYED;
+	}
+	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
