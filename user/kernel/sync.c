@@ -148,7 +148,8 @@ static int apply_service(struct ferry_sync *s, const struct ferry_model_service 
 		mp = &s->preds[p];
 		mp->seen = true;
 		mp->meta.weight_configured = mp_in->shadow ? 0 : mp_in->weight_configured;
-		mp->meta.flags = (mp->meta.flags & FERRY_PRED_F_OVERRIDE) |
+		/* CANARY-PORT: the canary analysis' weight survives a manifest sync, like an override. */
+		mp->meta.flags = (mp->meta.flags & (FERRY_PRED_F_OVERRIDE | FERRY_PRED_F_CANARY)) |
 				 (mp_in->shadow ? FERRY_PRED_F_SHADOW : 0);
 
 		for (j = 0; j < mp_in->nbackends; j++) {
@@ -448,6 +449,49 @@ int ferry_sync__override(struct ferry_sync *s, const struct ferry_vip *vip,
 		for (i = 0; i < n; i++)
 			if (!strcmp(pm->name, names[i]))
 				pm->weight_override = weights[i];
+	}
+	err = rebuild_table(s, id, s->svcs[id].svc.table_size, &res);
+	err = err ?: flush_swaps(s);
+	for (k = 0; k < s->svcs[id].preds.n && !err; k++) {
+		p = s->svcs[id].preds.ids[k];
+		if (bpf_map_update_elem(s->dp->map_fds[FERRY_M_PRED_META], &p, &s->preds[p].meta,
+					BPF_ANY))
+			err = -errno;
+	}
+	if (!err &&
+	    bpf_map_update_elem(s->dp->map_fds[FERRY_M_SVC_META], &id, &s->svcs[id].meta, BPF_ANY))
+		err = -errno;
+	ferry_sync__unlock(lock);
+	return err;
+}
+
+int ferry_sync__canary(struct ferry_sync *s, const struct ferry_vip *vip, const char *name,
+		       bool set, __u32 weight)
+{
+	struct ferry_sync_result res = {};
+	__u32 id, p;
+	size_t k;
+	int err, lock;
+
+	id = idmap_get(&s->svc_ids, vip);
+	if (!id)
+		return -ENOENT;
+	refresh_service(s, id);
+	lock = ferry_sync__lock(s->dp->pin_path);
+	if (lock < 0)
+		return lock;
+	for (k = 0; k < s->svcs[id].preds.n; k++) {
+		struct ferry_pred_meta *pm;
+
+		p = s->svcs[id].preds.ids[k];
+		pm = &s->preds[p].meta;
+		if (set && name && !strcmp(pm->name, name)) {
+			pm->flags |= FERRY_PRED_F_CANARY;
+			pm->weight_canary = weight;
+		} else {
+			pm->flags &= ~FERRY_PRED_F_CANARY;
+			pm->weight_canary = 0;
+		}
 	}
 	err = rebuild_table(s, id, s->svcs[id].svc.table_size, &res);
 	err = err ?: flush_swaps(s);

@@ -230,6 +230,56 @@ static int cmp_u32(const void *a, const void *b)
 }
 
 /*
+ * CANARY-PORT (issue 15; to move into sel's effective-weight function): while a
+ * predictor has FERRY_PRED_F_CANARY and no SRE override is set (an override
+ * wins), it takes weight_canary and the other non-shadow predictors share the
+ * rest in proportion to their configured weights (evenly if those are all 0).
+ */
+static void canary_weights(const struct ferry_sync *s, const struct mservice *ms,
+			   __u32 *gweights, __u32 ngroups)
+{
+	__u64 canary = 0, others = 0, nothers = 0, given = 0;
+	bool on = false;
+	__u32 i, last = ngroups;
+
+	for (i = 0; i < ngroups; i++) {
+		const struct ferry_pred_meta *pm = &s->preds[ms->preds.ids[i]].meta;
+
+		if (pm->flags & FERRY_PRED_F_SHADOW)
+			continue;
+		if (pm->flags & FERRY_PRED_F_CANARY) {
+			on = true;
+			canary += pm->weight_canary;
+		} else {
+			others += pm->weight_configured;
+			nothers++;
+		}
+	}
+	if (!on)
+		return;
+	if (canary > FERRY_WEIGHT_ONE)
+		canary = FERRY_WEIGHT_ONE;
+	for (i = 0; i < ngroups; i++) {
+		const struct ferry_pred_meta *pm = &s->preds[ms->preds.ids[i]].meta;
+
+		if (pm->flags & FERRY_PRED_F_SHADOW)
+			continue;
+		if (pm->flags & FERRY_PRED_F_CANARY) {
+			gweights[i] = pm->weight_canary;
+			continue;
+		}
+		gweights[i] = others ? (__u32)((FERRY_WEIGHT_ONE - canary) *
+					       pm->weight_configured / others) :
+				       (__u32)((FERRY_WEIGHT_ONE - canary) / nothers);
+		given += gweights[i];
+		last = i;
+	}
+	/* Rounding: the remainder goes to the last of the others, so the split sums to one. */
+	if (last < ngroups && given < FERRY_WEIGHT_ONE - canary)
+		gweights[last] += (__u32)(FERRY_WEIGHT_ONE - canary - given);
+}
+
+/*
  * Long on purpose: builds, compares and swaps one table with its cleanup labels;
  * weight computation here moves with the exact-weights issue, not before.
  */
@@ -261,6 +311,9 @@ int rebuild_table(struct ferry_sync *s, __u32 svc_id, __u32 size, struct ferry_s
 			gweights[ngroups] = pm->weight_configured;
 		ngroups++;
 	}
+	/* CANARY-PORT: the canary analysis' weight; the lead ports this onto sel's function. */
+	if (!override)
+		canary_weights(s, ms, gweights, ngroups);
 
 	members = calloc(ms->bes.n ? ms->bes.n : 1, sizeof(*members));
 	ids = calloc(ms->bes.n ? ms->bes.n : 1, sizeof(*ids));

@@ -718,6 +718,7 @@ static int build_service(struct build_state *bs, const struct sdep *sd, const st
 	if (vip->service[0])
 		snprintf(svc->service, sizeof(svc->service), "%.63s/%.63s", sd->ns, vip->service);
 	svc->sample_every = sd->sample_every;
+	svc->canary = sd->canary;
 	svc->predictors = calloc(sd->npreds, sizeof(*svc->predictors));
 	if (!svc->predictors)
 		return -ENOMEM;
