@@ -30,6 +30,7 @@
 #include <sys/eventfd.h>
 
 #include "caps.h"
+#include "canary/canary_run.h"
 #include "source/config.h"
 #include "source/seldon_webhook.h"
 #include "source/k8s.h"
@@ -102,6 +103,9 @@ struct ferryd {
 	int auto_reply[MAX_IFACES * 4];
 	int nauto_reply;
 	struct ferry_model model; /* the last model applied */
+	struct ferry_canary_runner *canary;
+	struct ferry_canary_metrics *canary_rows; /* read by the metrics thread, under lock */
+	size_t ncanary_rows;
 };
 
 /* ------------------------------------------------------------- status */
@@ -436,6 +440,55 @@ static void free_seen_errors(struct ferryd *d)
 }
 
 /* Re-reads the directory and applies it. Returns 0 when every manifest was accepted. */
+/* ------------------------------------------------------------- canary */
+
+static void canary_rows_update(struct ferryd *d)
+{
+	struct ferry_canary_metrics *rows;
+	size_t n = ferry_canary_runner__metrics(d->canary, &rows);
+
+	pthread_mutex_lock(&d->lock);
+	free(d->canary_rows);
+	d->canary_rows = rows;
+	d->ncanary_rows = n;
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* A canary transition: an Event on the SeldonDeployment in --kubernetes mode. */
+static void canary_event(void *ctx, const char *deployment, bool warning, const char *reason,
+			 const char *message)
+{
+	struct ferryd *d = ctx;
+	char ns[FERRY_NAME_LEN];
+	char *slash;
+
+	if (!d->k8s)
+		return;
+	snprintf(ns, sizeof(ns), "%s", deployment);
+	slash = strchr(ns, '/');
+	if (!slash)
+		return;
+	*slash = '\0';
+	ferry_k8s__report_event(d->k8s, "SeldonDeployment", ns, slash + 1, warning, reason,
+				message);
+}
+
+static void canary_sync(struct ferryd *d)
+{
+	if (!d->canary)
+		return;
+	ferry_canary_runner__sync(d->canary, d->sync, &d->model);
+	canary_rows_update(d);
+}
+
+static void canary_tick(struct ferryd *d)
+{
+	if (!d->canary)
+		return;
+	ferry_canary_runner__tick(d->canary, d->sync, time(NULL));
+	canary_rows_update(d);
+}
+
 static int resync(struct ferryd *d)
 {
 	struct ferry_sync_result res = {};
@@ -495,6 +548,7 @@ static int resync(struct ferryd *d)
 	pthread_mutex_unlock(&d->lock);
 	collect_no_ready(d);
 	attach_reply_auto(d);
+	canary_sync(d);
 	write_status(d, &res);
 	pr_info("sync: %zu services, %zu tables swapped, +%zu/-%zu backends, %zu flows purged, "
 		"%zu manifest errors, %zu apply errors in %.1f ms (manifests %.1f, kernel %.1f)",
@@ -529,6 +583,8 @@ static int produce_metrics(void *ctx, enum ferry_metrics_format format, char **b
 	opts.config_errors_total = d->config_errors_total;
 	opts.no_ready_predictors = d->no_ready;
 	opts.nno_ready_predictors = d->nno_ready;
+	opts.canary = d->canary_rows;
+	opts.ncanary = d->ncanary_rows;
 	err = ferry_metrics__render_format(snap, &opts, format, buf, len);
 	pthread_mutex_unlock(&d->lock);
 	ferry_snapshot__free(snap);
@@ -691,6 +747,7 @@ static int run_loop(struct ferryd *d)
 			} else if (fd == d->tick_fd) {
 				drain_fd(fd);
 				heartbeat(d);
+				canary_tick(d);
 				if (++d->ticks % GC_EVERY_TICKS == 0) {
 					size_t n = ferry_sync__gc_flows(d->sync, &gc_opts);
 
@@ -787,6 +844,10 @@ int main(int argc, char **argv)
 	d.store = ferry_config_store__new();
 	if (!d.sync || !d.store)
 		goto out;
+	d.canary = ferry_canary_runner__new(&(struct ferry_canary_runner_opts){
+		.pin_path = d.opts.pin_path, .on_transition = canary_event, .ctx = &d });
+	if (!d.canary)
+		pr_warn("canary analysis unavailable: %s", strerror(errno));
 	ferry_config_store__set_seldon(d.store, d.opts.seldon_servers, d.opts.kubernetes);
 	d.nl = ferry_nl__new();
 	if (!d.nl)
@@ -869,6 +930,8 @@ out:
 	ferry_metrics__stop(d.metrics);
 	ferry_nl__free(d.nl);
 	ferry_config_store__free(d.store);
+	ferry_canary_runner__free(d.canary);
+	free(d.canary_rows);
 	ferry_sync__free(d.sync);
 	ferry_dp__close(d.dp);
 	ferry_model__free(&d.model);

@@ -160,4 +160,13 @@ bool ferry_canary_rollout__command(struct ferry_canary_rollout *r,
 /* True while windows are judged (progressing, holding, inconclusive). */
 bool ferry_canary_rollout__analysing(const struct ferry_canary_rollout *r);
 
+/* Per-deployment figures ferryd's /metrics exports. */
+struct ferry_canary_metrics {
+	char deployment[FERRY_NAME_LEN];
+	enum ferry_canary_state state;
+	__u32 step;
+	__u64 decisions[3][FERRY_CANARY_R_MAX]; /* [verdict][reason] of judged windows */
+	__u64 commands[5]; /* [enum ferry_canary_command]: SRE commands applied */
+};
+
 #endif /* FERRY_CANARY_H */

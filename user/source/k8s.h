@@ -113,6 +113,14 @@ int ferry_k8s__report_error(struct ferry_k8s *k8s, const char *kind, const char 
 			    const char *name, const char *message);
 
 /*
+ * Posts an Event of type Normal (Warning with warning) and the given reason
+ * about kind ns/name, e.g. a canary transition. Queued like report_error but
+ * not rate limited: each call is one transition. Same returns.
+ */
+int ferry_k8s__report_event(struct ferry_k8s *k8s, const char *kind, const char *ns,
+			    const char *name, bool warning, const char *reason, const char *message);
+
+/*
  * For fuzzing and tests: hands len bytes of a watch stream of resource
  * 0 (SeldonDeployments), 1 (EndpointSlices) or 2 (Services) to the stream decoder as if
  * they came from an HTTP 200 watch, then delivers the events decoded so far

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <linux/types.h>
 
+#include "canary/canary.h"
 #include "telemetry/hist.h"
 #include "kernel/snapshot.h"
 
@@ -27,6 +28,9 @@ struct ferry_metrics_opts {
 	/* exported `le` boundaries; NULL: ferry_hist__default_buckets() */
 	const struct ferry_hist_buckets *buckets;
 	bool no_backend_histograms; /* omit ferry_backend_*_duration_seconds (cardinality) */
+	/* canary analysis, one row per deployment with ferry.io/canary: auto (ferry_canary_*) */
+	const struct ferry_canary_metrics *canary;
+	size_t ncanary;
 };
 
 /* The two expositions /metrics serves. */
