@@ -845,7 +845,10 @@ int main(int argc, char **argv)
 	if (!d.sync || !d.store)
 		goto out;
 	d.canary = ferry_canary_runner__new(&(struct ferry_canary_runner_opts){
-		.pin_path = d.opts.pin_path, .on_transition = canary_event, .ctx = &d });
+		.pin_path = d.opts.pin_path,
+		.on_transition = canary_event,
+		.ctx = &d,
+		.fresh = d.dp->created });
 	if (!d.canary)
 		pr_warn("canary analysis unavailable: %s", strerror(errno));
 	ferry_config_store__set_seldon(d.store, d.opts.seldon_servers, d.opts.kubernetes);

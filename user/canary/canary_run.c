@@ -342,7 +342,10 @@ struct ferry_canary_runner *ferry_canary_runner__new(const struct ferry_canary_r
 		errno = ENAMETOOLONG;
 		return NULL;
 	}
-	load_state(r);
+	if (opts->fresh)
+		unlink(r->state_path);
+	else
+		load_state(r);
 	return r;
 }
 

@@ -63,6 +63,8 @@ struct ferry_canary_runner_opts {
 		      struct ferry_canary_node_window *merged);
 	/* false: this node follows a decision made elsewhere and judges nothing. */
 	bool (*may_decide)(void *ctx);
+	/* The maps were just created: a state file left over describes maps that are gone. */
+	bool fresh;
 };
 
 struct ferry_canary_runner;

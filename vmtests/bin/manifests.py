@@ -59,6 +59,7 @@ def sdep_yaml(p):
         "  namespace: %s" % p["namespace"],
         "  annotations:",
         "    ferry.io/vip: %s" % q(vip),
+    ] + ["    %s: %s" % (k, q(v)) for k, v in p.get("annotations", [])] + [
         "  labels:",
         "    app.kubernetes.io/part-of: ferry-e2e",
         "spec:",
@@ -174,6 +175,7 @@ def params_from(a):
         "udp": a.udp or a.vip.endswith("/udp"),
         "backend_port": a.backend_port,
         "predictors": [parse_predictor(s) for s in a.predictor],
+        "annotations": [kv.split("=", 1) for kv in getattr(a, "annotation", None) or []],
     }
 
 
@@ -298,6 +300,8 @@ def main():
     w.add_argument("--udp", action="store_true")
     w.add_argument("--backend-port", type=int, default=9000)
     w.add_argument("--predictor", action="append", required=True)
+    w.add_argument("--annotation", action="append", metavar="KEY=VALUE",
+                   help="one more metadata annotation, e.g. ferry.io/canary=auto")
     w.add_argument("--style", choices=("atomic", "truncate"), default="atomic")
     w.add_argument("--state-dir")
     d = sub.add_parser("delete")
