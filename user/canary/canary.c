@@ -238,9 +238,9 @@ static const char *const state_names[] = {
 
 const char *ferry_canary_state__name(enum ferry_canary_state s)
 {
-	return s >= FERRY_CANARY_S_PROGRESSING && s <= FERRY_CANARY_S_INCONCLUSIVE ?
-		       state_names[s] :
-		       "unknown";
+	if (!s)
+		return "none";
+	return s <= FERRY_CANARY_S_INCONCLUSIVE ? state_names[s] : "unknown";
 }
 
 int ferry_canary_state__parse(const char *name, enum ferry_canary_state *s)

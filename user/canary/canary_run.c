@@ -176,8 +176,9 @@ static json_t *num_or_null(double v)
 	return isfinite(v) ? json_real(v) : json_null();
 }
 
-static json_t *window_json(const struct dep *d, __u64 window, const struct ferry_canary_judgement *j,
-			   __u64 unknown)
+/* step: the step the window was measured at; state: where the rollout went after it. */
+static json_t *window_json(const struct dep *d, __u64 window, __u32 step,
+			   const struct ferry_canary_judgement *j, __u64 unknown)
 {
 	json_t *w = json_object();
 
@@ -187,7 +188,7 @@ static json_t *window_json(const struct dep *d, __u64 window, const struct ferry
 	json_object_set_new(w, "verdict", json_string(ferry_canary_verdict__name(j->verdict)));
 	json_object_set_new(w, "reason", json_string(ferry_canary_reason__name(j->reason)));
 	json_object_set_new(w, "state", json_string(ferry_canary_state__name(d->ro.state)));
-	json_object_set_new(w, "step", json_integer(d->ro.step));
+	json_object_set_new(w, "step", json_integer(step));
 	json_object_set_new(w, "canary_weight", d->ro.has_weight ?
 							json_real(d->ro.weight / 1e4) :
 							json_null());
@@ -561,7 +562,7 @@ static void judge_window(struct ferry_canary_runner *r, struct dep *d, struct fe
 			d->cfg.canary, figures, ferry_canary_state__name(d->ro.state), d->ro.step,
 			d->cfg.nsteps, d->ro.consecutive_failures);
 	}
-	w = window_json(d, d->last.window, &j, merged.http_unknown);
+	w = window_json(d, d->last.window, before.step, &j, merged.http_unknown);
 	json_array_append_new(d->windows, w);
 	while (json_array_size(d->windows) > FERRY_CANARY_HISTORY)
 		json_array_remove(d->windows, 0);
