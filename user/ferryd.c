@@ -30,6 +30,7 @@
 #include <sys/eventfd.h>
 
 #include "caps.h"
+#include "canary/canary_cluster.h"
 #include "canary/canary_run.h"
 #include "source/config.h"
 #include "source/seldon_webhook.h"
@@ -104,6 +105,9 @@ struct ferryd {
 	int nauto_reply;
 	struct ferry_model model; /* the last model applied */
 	struct ferry_canary_runner *canary;
+	struct ferry_canary_cluster *cluster; /* --kubernetes: one node decides */
+	/* The runner is used by the loop and by /canary/window on the metrics thread. */
+	pthread_mutex_t canary_lock;
 	struct ferry_canary_metrics *canary_rows; /* read by the metrics thread, under lock */
 	size_t ncanary_rows;
 };
@@ -477,16 +481,78 @@ static void canary_sync(struct ferryd *d)
 {
 	if (!d->canary)
 		return;
+	pthread_mutex_lock(&d->canary_lock);
 	ferry_canary_runner__sync(d->canary, d->sync, &d->model);
+	pthread_mutex_unlock(&d->canary_lock);
 	canary_rows_update(d);
 }
 
 static void canary_tick(struct ferryd *d)
 {
+	time_t now = time(NULL);
+
 	if (!d->canary)
 		return;
-	ferry_canary_runner__tick(d->canary, d->sync, time(NULL));
+	pthread_mutex_lock(&d->canary_lock);
+	if (d->cluster && d->k8s_synced)
+		ferry_canary_cluster__elect(d->cluster, now);
+	ferry_canary_runner__tick(d->canary, d->sync, now);
+	if (d->cluster && d->k8s_synced)
+		ferry_canary_cluster__exchange(d->cluster, d->canary, d->sync, now);
+	pthread_mutex_unlock(&d->canary_lock);
 	canary_rows_update(d);
+}
+
+/* /canary/window on the metrics thread: this node's last closed window, for the leader. */
+static int canary_window(void *ctx, const char *deployment, char **buf, size_t *len)
+{
+	struct ferryd *d = ctx;
+	struct ferry_canary_node_window *w = malloc(sizeof(*w));
+	int err;
+
+	if (!w)
+		return -ENOMEM;
+	pthread_mutex_lock(&d->canary_lock);
+	err = ferry_canary_runner__last_window(d->canary, deployment, w);
+	pthread_mutex_unlock(&d->canary_lock);
+	*buf = err ? NULL : ferry_canary_node_window__json(w);
+	free(w);
+	if (err)
+		return err;
+	if (!*buf)
+		return -ENOMEM;
+	*len = strlen(*buf);
+	return 0;
+}
+
+/* --kubernetes: the Lease and the published decisions (canary_cluster.h). */
+static int canary_cluster_setup(struct ferryd *d)
+{
+	const char *port = d->opts.metrics_addr ? strrchr(d->opts.metrics_addr, ':') : NULL;
+	const char *name = getenv("POD_NAME"), *ns = getenv("POD_NAMESPACE");
+
+	if (!d->canary || !d->k8s)
+		return 0;
+	d->cluster = ferry_canary_cluster__new(&(struct ferry_canary_cluster_opts){
+		.k8s = d->k8s,
+		.identity = name && *name ? name : ferry_k8s__host(d->k8s),
+		.namespace = ns && *ns ? ns : "ferry-system",
+		.selector = getenv("FERRY_POD_SELECTOR"),
+		.metrics_port = port ? atoi(port + 1) : 9477,
+	});
+	if (!d->cluster)
+		return -ENOMEM;
+	ferry_canary_runner__free(d->canary);
+	d->canary = ferry_canary_runner__new(&(struct ferry_canary_runner_opts){
+		.pin_path = d->opts.pin_path,
+		.on_transition = canary_event,
+		.ctx = d,
+		.fresh = d->dp->created,
+		.gather = ferry_canary_cluster__gather,
+		.may_decide = ferry_canary_cluster__leading,
+		.cluster_ctx = d->cluster,
+	});
+	return d->canary ? 0 : -errno;
 }
 
 static int resync(struct ferryd *d)
@@ -820,6 +886,7 @@ int main(int argc, char **argv)
 	libbpf_set_print(libbpf_print);
 	pthread_mutex_init(&d.lock, NULL);
 	pthread_mutex_init(&d.store_lock, NULL);
+	pthread_mutex_init(&d.canary_lock, NULL);
 	if (ferryd_opts__parse(argc, argv, &d.opts))
 		return 2;
 	/* --once starts no thread and no loop: Ctrl-C must simply work. */
@@ -890,6 +957,10 @@ int main(int argc, char **argv)
 			pr_err("kubernetes: cannot set up the API client: %s", strerror(errno));
 			goto out;
 		}
+		err = canary_cluster_setup(&d);
+		if (err)
+			pr_warn("canary analysis: cannot set up the cluster-wide decision: %s",
+				strerror(-err));
 	}
 
 	/* From files now; from the API once its first list is complete (k8s_synced). */
@@ -915,6 +986,8 @@ int main(int argc, char **argv)
 		if (!d.metrics)
 			goto out;
 		pr_info("metrics on http://%s/metrics", d.opts.metrics_addr);
+		if (d.canary)
+			ferry_metrics__set_window_handler(d.metrics, canary_window, &d);
 		/* The directory was applied above; the Kubernetes source is not yet. */
 		if (!d.opts.kubernetes)
 			ferry_metrics__set_ready(d.metrics, true);
@@ -934,6 +1007,7 @@ out:
 	ferry_nl__free(d.nl);
 	ferry_config_store__free(d.store);
 	ferry_canary_runner__free(d.canary);
+	ferry_canary_cluster__free(d.cluster);
 	free(d.canary_rows);
 	ferry_sync__free(d.sync);
 	ferry_dp__close(d.dp);

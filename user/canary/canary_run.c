@@ -548,7 +548,7 @@ static void judge_window(struct ferry_canary_runner *r, struct dep *d, struct fe
 	char figures[768];
 	json_t *w;
 
-	if (r->opts.gather && r->opts.gather(r->opts.ctx, d->key, d->last.window, &merged))
+	if (r->opts.gather && r->opts.gather(r->opts.cluster_ctx, d->key, d->last.window, &merged))
 		pr_warn("%s: canary: could not gather every node's window; judging what arrived",
 			d->key);
 	ferry_canary__judge(&d->cfg, &merged.canary, &merged.baseline, &j);
@@ -601,7 +601,7 @@ void ferry_canary_runner__tick(struct ferry_canary_runner *r, struct ferry_sync 
 			d->last.http_unknown = unknown - d->base_unknown;
 			d->has_last = true;
 			if (ferry_canary_rollout__analysing(&d->ro) &&
-			    (!r->opts.may_decide || r->opts.may_decide(r->opts.ctx)))
+			    (!r->opts.may_decide || r->opts.may_decide(r->opts.cluster_ctx)))
 				judge_window(r, d, sync);
 		}
 		d->has_base = true;
@@ -638,33 +638,157 @@ int ferry_canary_runner__last_window(const struct ferry_canary_runner *r, const 
 	return 0;
 }
 
-int ferry_canary_runner__rollout(const struct ferry_canary_runner *r, const char *deployment,
-				 struct ferry_canary_rollout *out)
+size_t ferry_canary_runner__decisions(const struct ferry_canary_runner *r,
+				      struct ferry_canary_decision **out)
 {
-	const struct dep *d = dep_find(r, deployment);
+	size_t n = 0;
 
-	if (!d || !d->configured)
-		return -ENOENT;
-	*out = d->ro;
-	return 0;
+	*out = calloc(r->ndeps ? r->ndeps : 1, sizeof(**out));
+	if (!*out)
+		return 0;
+	for (size_t i = 0; i < r->ndeps; i++) {
+		const struct dep *d = r->deps[i];
+
+		if (!d->configured)
+			continue;
+		snprintf((*out)[n].deployment, sizeof((*out)[n].deployment), "%s", d->key);
+		(*out)[n].fingerprint = d->fingerprint;
+		(*out)[n].ro = d->ro;
+		n++;
+	}
+	return n;
 }
 
 bool ferry_canary_runner__apply_decision(struct ferry_canary_runner *r, struct ferry_sync *sync,
-					 const char *deployment,
-					 const struct ferry_canary_rollout *decided)
+					 const struct ferry_canary_decision *decided)
 {
-	struct dep *d = dep_find(r, deployment);
+	struct dep *d = dep_find(r, decided->deployment);
 	struct ferry_canary_rollout before;
 
-	if (!d || !d->configured)
+	if (!d || !d->configured || d->fingerprint != decided->fingerprint)
 		return false;
 	before = d->ro;
-	if (before.state == decided->state && before.step == decided->step &&
-	    before.has_weight == decided->has_weight && before.weight == decided->weight)
+	if (before.state == decided->ro.state && before.step == decided->ro.step &&
+	    before.has_weight == decided->ro.has_weight && before.weight == decided->ro.weight) {
+		d->ro.consecutive_failures = decided->ro.consecutive_failures;
 		return false;
-	d->ro = *decided;
+	}
+	d->ro = decided->ro;
 	apply_weights(d, sync);
-	transition(r, d, &before, "the leader's published decision");
+	transition(r, d, &before, "the deciding node's published decision");
 	write_state(r);
 	return true;
+}
+
+/* ------------------------------------------------------------------ JSON */
+
+static json_t *counts_json(const struct ferry_canary_counts *c)
+{
+	json_t *buckets = json_object();
+	char idx[16];
+
+	for (unsigned int i = 0; i < FERRY_HIST_BUCKETS; i++) {
+		if (!c->latency.bucket[i])
+			continue;
+		snprintf(idx, sizeof(idx), "%u", i);
+		json_object_set_new(buckets, idx, json_integer((json_int_t)c->latency.bucket[i]));
+	}
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "requests",
+			 (json_int_t)c->requests, "http_5xx", (json_int_t)c->http_5xx, "resets",
+			 (json_int_t)c->resets, "syn_timeouts", (json_int_t)c->syn_timeouts,
+			 "latency_count", (json_int_t)c->latency.count, "latency_sum_ns",
+			 (json_int_t)c->latency.sum_ns, "buckets", buckets);
+}
+
+static int counts_parse(json_t *o, struct ferry_canary_counts *c)
+{
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(o))
+		return -EINVAL;
+	memset(c, 0, sizeof(*c));
+	c->requests = (__u64)json_integer_value(json_object_get(o, "requests"));
+	c->http_5xx = (__u64)json_integer_value(json_object_get(o, "http_5xx"));
+	c->resets = (__u64)json_integer_value(json_object_get(o, "resets"));
+	c->syn_timeouts = (__u64)json_integer_value(json_object_get(o, "syn_timeouts"));
+	c->latency.count = (__u64)json_integer_value(json_object_get(o, "latency_count"));
+	c->latency.sum_ns = (__u64)json_integer_value(json_object_get(o, "latency_sum_ns"));
+	json_object_foreach(json_object_get(o, "buckets"), k, v)
+	{
+		char *end;
+		unsigned long i = strtoul(k, &end, 10);
+
+		if (*end || i >= FERRY_HIST_BUCKETS || json_integer_value(v) < 0)
+			return -EINVAL;
+		c->latency.bucket[i] = (__u64)json_integer_value(v);
+	}
+	return 0;
+}
+
+char *ferry_canary_node_window__json(const struct ferry_canary_node_window *w)
+{
+	json_t *o = json_pack("{s:s, s:I, s:o, s:o, s:I}", "deployment", w->deployment, "window",
+			      (json_int_t)w->window, "canary", counts_json(&w->canary), "baseline",
+			      counts_json(&w->baseline), "http_unknown",
+			      (json_int_t)w->http_unknown);
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	return text;
+}
+
+int ferry_canary_node_window__parse(const char *text, struct ferry_canary_node_window *w)
+{
+	json_t *o = json_loads(text, 0, NULL);
+	int err = -EINVAL;
+
+	memset(w, 0, sizeof(*w));
+	if (!json_is_object(o) || !json_is_string(json_object_get(o, "deployment")))
+		goto out;
+	snprintf(w->deployment, sizeof(w->deployment), "%s",
+		 json_string_value(json_object_get(o, "deployment")));
+	w->window = (__u64)json_integer_value(json_object_get(o, "window"));
+	w->http_unknown = (__u64)json_integer_value(json_object_get(o, "http_unknown"));
+	err = counts_parse(json_object_get(o, "canary"), &w->canary);
+	err = err ?: counts_parse(json_object_get(o, "baseline"), &w->baseline);
+out:
+	json_decref(o);
+	return err;
+}
+
+json_t *ferry_canary_decision__json(const struct ferry_canary_decision *d)
+{
+	char fp[32];
+
+	snprintf(fp, sizeof(fp), "%016llx", (unsigned long long)d->fingerprint);
+	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:b, s:I}", "deployment", d->deployment,
+			 "fingerprint", fp, "state", ferry_canary_state__name(d->ro.state),
+			 "paused_from",
+			 d->ro.paused_from ? ferry_canary_state__name(d->ro.paused_from) : "",
+			 "step", (int)d->ro.step, "failures", (int)d->ro.consecutive_failures,
+			 "has_weight", d->ro.has_weight, "weight_ppm", (json_int_t)d->ro.weight);
+}
+
+int ferry_canary_decision__parse(json_t *o, struct ferry_canary_decision *d)
+{
+	const char *dep = json_string_value(json_object_get(o, "deployment"));
+	const char *fp = json_string_value(json_object_get(o, "fingerprint"));
+	const char *st = json_string_value(json_object_get(o, "state"));
+	const char *pf = json_string_value(json_object_get(o, "paused_from"));
+	json_int_t w = json_integer_value(json_object_get(o, "weight_ppm"));
+
+	memset(d, 0, sizeof(*d));
+	if (!dep || !fp || !st || ferry_canary_state__parse(st, &d->ro.state) || w < 0 ||
+	    w > FERRY_WEIGHT_ONE)
+		return -EINVAL;
+	snprintf(d->deployment, sizeof(d->deployment), "%s", dep);
+	d->fingerprint = strtoull(fp, NULL, 16);
+	if (pf && *pf && ferry_canary_state__parse(pf, &d->ro.paused_from))
+		return -EINVAL;
+	d->ro.step = (__u32)json_integer_value(json_object_get(o, "step"));
+	d->ro.consecutive_failures = (__u32)json_integer_value(json_object_get(o, "failures"));
+	d->ro.has_weight = json_is_true(json_object_get(o, "has_weight"));
+	d->ro.weight = (__u32)w;
+	return 0;
 }

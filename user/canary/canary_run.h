@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "canary/canary.h"
 #include "kernel/snapshot.h"
 #include "kernel/sync.h"
@@ -55,14 +57,15 @@ struct ferry_canary_runner_opts {
 	void (*on_transition)(void *ctx, const char *deployment, bool warning, const char *reason,
 			      const char *message);
 	void *ctx;
+	void *cluster_ctx; /* the first argument of gather and may_decide */
 	/*
 	 * Cluster mode: the windows of the other nodes for deployment and window
 	 * index, merged into the local counts before judging. NULL: decide alone.
 	 */
-	int (*gather)(void *ctx, const char *deployment, __u64 window,
+	int (*gather)(void *cluster_ctx, const char *deployment, __u64 window,
 		      struct ferry_canary_node_window *merged);
 	/* false: this node follows a decision made elsewhere and judges nothing. */
-	bool (*may_decide)(void *ctx);
+	bool (*may_decide)(void *cluster_ctx);
 	/* The maps were just created: a state file left over describes maps that are gone. */
 	bool fresh;
 };
@@ -87,16 +90,30 @@ size_t ferry_canary_runner__metrics(const struct ferry_canary_runner *r,
 int ferry_canary_runner__last_window(const struct ferry_canary_runner *r, const char *deployment,
 				     struct ferry_canary_node_window *out);
 
+/* A rollout as the deciding node publishes it (cluster mode). */
+struct ferry_canary_decision {
+	char deployment[FERRY_NAME_LEN];
+	__u64 fingerprint; /* of the manifest version it is about */
+	struct ferry_canary_rollout ro;
+};
+
+/* Every configured rollout, malloc'd; its length, or 0. */
+size_t ferry_canary_runner__decisions(const struct ferry_canary_runner *r,
+				      struct ferry_canary_decision **out);
+
 /*
- * Cluster mode, every node: applies a published decision (state, step, weight)
- * for deployment. Returns true when something changed.
+ * Cluster mode, every node but the deciding one: applies a published decision
+ * when it is about the manifest version this node has (same fingerprint).
+ * Returns true when something changed.
  */
 bool ferry_canary_runner__apply_decision(struct ferry_canary_runner *r, struct ferry_sync *sync,
-					 const char *deployment,
-					 const struct ferry_canary_rollout *decided);
+					 const struct ferry_canary_decision *decided);
 
-/* The rollout as it stands, for publishing. -ENOENT when deployment has none. */
-int ferry_canary_runner__rollout(const struct ferry_canary_runner *r, const char *deployment,
-				 struct ferry_canary_rollout *out);
+/* JSON of a window (counts, histograms as sparse buckets) and back. */
+char *ferry_canary_node_window__json(const struct ferry_canary_node_window *w);
+int ferry_canary_node_window__parse(const char *text, struct ferry_canary_node_window *w);
+/* The same for a decision. */
+json_t *ferry_canary_decision__json(const struct ferry_canary_decision *d);
+int ferry_canary_decision__parse(json_t *o, struct ferry_canary_decision *d);
 
 #endif /* FERRY_CANARY_RUN_H */
