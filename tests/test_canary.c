@@ -224,8 +224,8 @@ static void test_merge_nodes(void)
 	ASSERT_EQ(all[0].http_5xx, 3, "5xx summed");
 	ASSERT_EQ(ferry_hist__total(&all[0].latency), 450, "buckets summed");
 	for (unsigned int i = 0; i < FERRY_HIST_BUCKETS; i++)
-		if (!ASSERT_EQ(all[0].latency.bucket[i], a[0].latency.bucket[i] + b[0].latency.bucket[i],
-			       "bucket by bucket"))
+		if (!ASSERT_EQ(all[0].latency.bucket[i],
+			       a[0].latency.bucket[i] + b[0].latency.bucket[i], "bucket by bucket"))
 			break;
 	/* Node A alone has no baseline; node B alone too few canary requests. */
 	ferry_canary__judge(&cfg, &a[0], &a[1], &j);
@@ -308,7 +308,8 @@ static void test_false_positive_rate(void)
 		fails += j.verdict == FERRY_CANARY_FAIL;
 		u_rejects += j.mwu.p < cfg.significance;
 	}
-	fprintf(stderr, "    %d identical pairs: %d failed windows (%.2f%%); U test alone %d (%.2f%%)\n",
+	fprintf(stderr,
+		"    %d identical pairs: %d failed windows (%.2f%%); U test alone %d (%.2f%%)\n",
 		pairs, fails, 100.0 * fails / pairs, u_rejects, 100.0 * u_rejects / pairs);
 	ASSERT_EQ(fails, 0, "false rollbacks on identical windows");
 	/* The U test's own rate is near its 1% level (binomial: at most 4% in 300). */

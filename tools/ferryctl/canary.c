@@ -30,8 +30,7 @@ static void print_windows(json_t *windows)
 	}
 	printf("  %-8s %-12s %-14s %5s %13s %15s %17s %19s %9s\n", "ended", "verdict", "reason",
 	       "step", "requests c/b", "errors % c/b", "p50 ms c/b", "tail ms c/b", "U p");
-	json_array_foreach(windows, i, w)
-	{
+	json_array_foreach(windows, i, w) {
 		time_t end = (time_t)json_integer_value(json_object_get(w, "end_unix"));
 		char when[16], req[48], err[80], p50[80], tail[96], tq[8] = "";
 		struct tm tm;
@@ -56,8 +55,8 @@ static void print_windows(json_t *windows)
 		printf("  %-8s %-12s %-14s %5lld %13s %15s %17s %19s %9s\n", when,
 		       json_string_value(json_object_get(w, "verdict")) ?: "?",
 		       json_string_value(json_object_get(w, "reason")) ?: "?",
-		       (long long)json_integer_value(json_object_get(w, "step")), req, err, p50, tail,
-		       num(g, sizeof(g), json_object_get(w, "u_test_p"), 1, "%.3g"));
+		       (long long)json_integer_value(json_object_get(w, "step")), req, err, p50,
+		       tail, num(g, sizeof(g), json_object_get(w, "u_test_p"), 1, "%.3g"));
 	}
 	w = json_array_get(windows, json_array_size(windows) - 1);
 	if (json_integer_value(json_object_get(w, "canary_no_http_status")) * 2 >
@@ -210,8 +209,9 @@ int cmd_canary(struct ctl *c, int argc, char **argv)
 	if (optind < argc)
 		service = argv[optind++];
 	if (optind < argc || ncmd > 1 || (ncmd && !service)) {
-		fprintf(stderr, "ferryctl canary: expected [SERVICE] and at most one control, which "
-				"needs SERVICE (see --help)\n");
+		fprintf(stderr,
+			"ferryctl canary: expected [SERVICE] and at most one control, which "
+			"needs SERVICE (see --help)\n");
 		return EXIT_USAGE;
 	}
 	snap = read_snapshot(c);
@@ -233,8 +233,9 @@ int cmd_canary(struct ctl *c, int argc, char **argv)
 	root = json_load_file(path, 0, NULL);
 	deps = json_object_get(root, "deployments");
 	if (service && !json_object_get(deps, deployment)) {
-		fprintf(stderr, "ferryctl canary: %s has no canary analysis (ferry.io/canary: auto), "
-				"or ferryd has not started it\n",
+		fprintf(stderr,
+			"ferryctl canary: %s has no canary analysis (ferry.io/canary: auto), "
+			"or ferryd has not started it\n",
 			deployment);
 		rc = EXIT_NOT_FOUND;
 		goto out;
@@ -259,8 +260,7 @@ int cmd_canary(struct ctl *c, int argc, char **argv)
 		goto out;
 	}
 	out = json_object();
-	json_object_foreach(deps, key, st)
-	{
+	json_object_foreach(deps, key, st) {
 		json_t *o;
 
 		if (service && strcmp(key, deployment))
@@ -276,8 +276,7 @@ int cmd_canary(struct ctl *c, int argc, char **argv)
 	}
 	if (!json_object_size(out))
 		printf("no deployment with canary analysis (ferry.io/canary: auto)\n");
-	json_object_foreach(out, key, st)
-	{
+	json_object_foreach(out, key, st) {
 		size_t i;
 		json_t *k;
 
@@ -294,8 +293,7 @@ int cmd_canary(struct ctl *c, int argc, char **argv)
 		       (long long)json_integer_value(json_object_get(st, "failures")),
 		       (long long)json_integer_value(json_object_get(st, "failures_to_rollback")),
 		       (long long)json_integer_value(json_object_get(st, "min_requests")));
-		json_array_foreach(json_object_get(st, "kernel"), i, k)
-		{
+		json_array_foreach(json_object_get(st, "kernel"), i, k) {
 			json_t *co = json_object_get(k, "canary_override");
 			json_t *so = json_object_get(k, "sre_override");
 

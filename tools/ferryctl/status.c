@@ -169,20 +169,19 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 		/* Both sources show: the SRE's (ferryctl weights) wins over the canary analysis'. */
 		if (p->flags & FERRY_PRED_F_OVERRIDE)
 			json_array_append_new(
-				overrides,
-				json_pack("{s:s, s:s, s:s, s:f, s:f, s:s}", "vip", vip, "deployment",
-					  s ? s->deployment : "", "predictor", p->name,
-					  "weight_override", p->weight_override / 1e4,
-					  "weight_configured", p->weight_configured / 1e4, "source",
-					  "sre"));
+				overrides, json_pack("{s:s, s:s, s:s, s:f, s:f, s:s}", "vip", vip,
+						     "deployment", s ? s->deployment : "",
+						     "predictor", p->name, "weight_override",
+						     p->weight_override / 1e4, "weight_configured",
+						     p->weight_configured / 1e4, "source", "sre"));
 		if (p->flags & FERRY_PRED_F_CANARY)
-			json_array_append_new(
-				overrides,
-				json_pack("{s:s, s:s, s:s, s:f, s:f, s:s}", "vip", vip, "deployment",
-					  s ? s->deployment : "", "predictor", p->name,
-					  "weight_override", p->weight_canary / 1e4,
-					  "weight_configured", p->weight_configured / 1e4, "source",
-					  "canary"));
+			json_array_append_new(overrides,
+					      json_pack("{s:s, s:s, s:s, s:f, s:f, s:s}", "vip",
+							vip, "deployment", s ? s->deployment : "",
+							"predictor", p->name, "weight_override",
+							p->weight_canary / 1e4, "weight_configured",
+							p->weight_configured / 1e4, "source",
+							"canary"));
 	}
 	root = json_pack(
 		"{s:s, s:i, s:i, s:{s:b, s:i, s:f}, s:I, s:f, s:o, s:o, s:{s:b, s:b, s:b}, s:O?, s:O}",

@@ -128,7 +128,8 @@ static double ratio(double a, double b)
 
 void ferry_canary__judge(const struct ferry_canary_config *cfg,
 			 const struct ferry_canary_counts *canary,
-			 const struct ferry_canary_counts *baseline, struct ferry_canary_judgement *j)
+			 const struct ferry_canary_counts *baseline,
+			 struct ferry_canary_judgement *j)
 {
 	__u64 nc = ferry_hist__total(&canary->latency), nb = ferry_hist__total(&baseline->latency);
 	__u64 nmin = nc < nb ? nc : nb;
@@ -231,9 +232,12 @@ void ferry_canary_judgement__format(const struct ferry_canary_judgement *j, char
 /* ------------------------------------------------------------- rollout */
 
 static const char *const state_names[] = {
-	[FERRY_CANARY_S_PROGRESSING] = "progressing", [FERRY_CANARY_S_HOLDING] = "holding",
-	[FERRY_CANARY_S_PROMOTED] = "promoted",	      [FERRY_CANARY_S_ROLLED_BACK] = "rolled-back",
-	[FERRY_CANARY_S_PAUSED] = "paused",	      [FERRY_CANARY_S_INCONCLUSIVE] = "inconclusive",
+	[FERRY_CANARY_S_PROGRESSING] = "progressing",
+	[FERRY_CANARY_S_HOLDING] = "holding",
+	[FERRY_CANARY_S_PROMOTED] = "promoted",
+	[FERRY_CANARY_S_ROLLED_BACK] = "rolled-back",
+	[FERRY_CANARY_S_PAUSED] = "paused",
+	[FERRY_CANARY_S_INCONCLUSIVE] = "inconclusive",
 };
 
 const char *ferry_canary_state__name(enum ferry_canary_state s)

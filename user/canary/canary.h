@@ -33,7 +33,6 @@
 /* The rank test needs this many latency samples on each side (normal approximation). */
 #define FERRY_CANARY_U_MIN_SAMPLES 20
 
-
 /* One predictor's counts over one window (deltas), merged over nodes. */
 struct ferry_canary_counts {
 	__u64 requests; /* responses seen (HTTP status classes, unknown included) */
@@ -100,7 +99,8 @@ struct ferry_canary_judgement {
 /* Judges one window. Every threshold comes from cfg. */
 void ferry_canary__judge(const struct ferry_canary_config *cfg,
 			 const struct ferry_canary_counts *canary,
-			 const struct ferry_canary_counts *baseline, struct ferry_canary_judgement *j);
+			 const struct ferry_canary_counts *baseline,
+			 struct ferry_canary_judgement *j);
 
 /* "errors 3.10% (max 1.00%), p50 12.0/4.0 ms ..." for logs and Events. */
 void ferry_canary_judgement__format(const struct ferry_canary_judgement *j, char *buf, size_t len);

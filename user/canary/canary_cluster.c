@@ -99,8 +99,8 @@ static json_t *lease_body(const struct ferry_canary_cluster *c, time_t now, json
 			 c->identity, "leaseDurationSeconds", FERRY_CANARY_LEASE_S, "acquireTime",
 			 acquired, "renewTime", stamp, "leaseTransitions", transitions);
 	/* The version read: a concurrent writer makes this update fail with 409. */
-	if (body && json_is_string(json_object_get(json_object_get(old, "metadata"),
-						   "resourceVersion")))
+	if (body &&
+	    json_is_string(json_object_get(json_object_get(old, "metadata"), "resourceVersion")))
 		json_object_set(json_object_get(body, "metadata"), "resourceVersion",
 				json_object_get(json_object_get(old, "metadata"),
 						"resourceVersion"));
@@ -202,8 +202,7 @@ static void refresh_peers(struct ferry_canary_cluster *c, time_t now)
 	curl_free(sel);
 	if (easy)
 		curl_easy_cleanup(easy);
-	if (ferry_k8s__request(c->opts.k8s, "GET", path, NULL, &status, &answer) ||
-	    status != 200) {
+	if (ferry_k8s__request(c->opts.k8s, "GET", path, NULL, &status, &answer) || status != 200) {
 		pr_warn("canary: cannot list ferryd's pods in %s (HTTP %ld): deciding from the "
 			"nodes known so far",
 			c->ns, status);
@@ -215,8 +214,7 @@ static void refresh_peers(struct ferry_canary_cluster *c, time_t now)
 	free(c->peers);
 	c->peers = calloc(json_array_size(json_object_get(list, "items")) + 1, sizeof(*c->peers));
 	c->npeers = 0;
-	json_array_foreach(json_object_get(list, "items"), i, item)
-	{
+	json_array_foreach(json_object_get(list, "items"), i, item) {
 		const char *name = json_string_value(
 			json_object_get(json_object_get(item, "metadata"), "name"));
 		const char *ip = json_string_value(
@@ -228,10 +226,8 @@ static void refresh_peers(struct ferry_canary_cluster *c, time_t now)
 		if (!c->peers || !name || !ip || !strcmp(name, c->identity))
 			continue;
 		json_array_foreach(json_object_get(json_object_get(item, "spec"), "containers"), k,
-				   ct)
-		{
-			json_array_foreach(json_object_get(ct, "ports"), m, p)
-			{
+				   ct) {
+			json_array_foreach(json_object_get(ct, "ports"), m, p) {
 				const char *pn = json_string_value(json_object_get(p, "name"));
 
 				if (pn && !strcmp(pn, "metrics"))
@@ -290,7 +286,8 @@ static int fetch_window(const struct peer *p, const char *deployment, __u64 wind
 		curl_easy_setopt(easy, CURLOPT_WRITEDATA, buf);
 		if (curl_easy_perform(easy) == CURLE_OK)
 			curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-		if (status == 200 && !ferry_canary_node_window__parse(json_string_value(buf), out)) {
+		if (status == 200 &&
+		    !ferry_canary_node_window__parse(json_string_value(buf), out)) {
 			if (out->window == window)
 				err = 0;
 			else if (out->window > window)
@@ -381,8 +378,8 @@ static void publish(struct ferry_canary_cluster *c, struct ferry_canary_runner *
 	body_text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/configmaps/%s", c->ns,
 		 FERRY_CANARY_CONFIGMAP);
-	if (body_text && !ferry_k8s__request(c->opts.k8s, "PUT", path, body_text, &status,
-					     &answer) &&
+	if (body_text &&
+	    !ferry_k8s__request(c->opts.k8s, "PUT", path, body_text, &status, &answer) &&
 	    status == 404) {
 		free(answer);
 		answer = NULL;
@@ -414,16 +411,14 @@ static void follow(struct ferry_canary_cluster *c, struct ferry_canary_runner *r
 
 	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/configmaps/%s", c->ns,
 		 FERRY_CANARY_CONFIGMAP);
-	if (ferry_k8s__request(c->opts.k8s, "GET", path, NULL, &status, &answer) ||
-	    status != 200) {
+	if (ferry_k8s__request(c->opts.k8s, "GET", path, NULL, &status, &answer) || status != 200) {
 		/* No decision to read: the weights last applied stay. */
 		free(answer);
 		return;
 	}
 	cm = json_loads(answer, 0, NULL);
 	free(answer);
-	json_object_foreach(json_object_get(cm, "data"), key, v)
-	{
+	json_object_foreach(json_object_get(cm, "data"), key, v) {
 		struct ferry_canary_decision d;
 		json_t *o = json_loads(json_string_value(v) ?: "", 0, NULL);
 

@@ -139,7 +139,8 @@ void ferry_canary__collect(const struct ferry_snapshot *snap, const char *deploy
 			one.resets = p->stats.resets;
 			one.syn_timeouts = p->stats.syn_timeouts;
 			*unknown += p->stats.http[FERRY_HTTP_UNKNOWN];
-			h = ferry_snapshot__hist(snap, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, p->id);
+			h = ferry_snapshot__hist(snap, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST,
+						 p->id);
 			if (h)
 				one.latency = *h;
 			ferry_canary_counts__merge(out, &one);
@@ -183,18 +184,16 @@ static json_t *window_json(const struct dep *d, __u64 window, __u32 step,
 	json_t *w = json_object();
 
 	json_object_set_new(w, "window", json_integer((json_int_t)window));
-	json_object_set_new(w, "end_unix", json_integer((json_int_t)((window + 1) *
-								      d->cfg.interval_s)));
+	json_object_set_new(w, "end_unix",
+			    json_integer((json_int_t)((window + 1) * d->cfg.interval_s)));
 	json_object_set_new(w, "verdict", json_string(ferry_canary_verdict__name(j->verdict)));
 	json_object_set_new(w, "reason", json_string(ferry_canary_reason__name(j->reason)));
 	json_object_set_new(w, "state", json_string(ferry_canary_state__name(d->ro.state)));
 	json_object_set_new(w, "step", json_integer(step));
-	json_object_set_new(w, "canary_weight", d->ro.has_weight ?
-							json_real(d->ro.weight / 1e4) :
-							json_null());
+	json_object_set_new(w, "canary_weight",
+			    d->ro.has_weight ? json_real(d->ro.weight / 1e4) : json_null());
 	json_object_set_new(w, "canary_requests", json_integer((json_int_t)j->canary_requests));
-	json_object_set_new(w, "baseline_requests",
-			    json_integer((json_int_t)j->baseline_requests));
+	json_object_set_new(w, "baseline_requests", json_integer((json_int_t)j->baseline_requests));
 	json_object_set_new(w, "canary_error_rate", json_real(j->canary_error_rate));
 	json_object_set_new(w, "baseline_error_rate", json_real(j->baseline_error_rate));
 	json_object_set_new(w, "canary_p50_ms", num_or_null(j->canary_p50_ms));
@@ -204,10 +203,10 @@ static json_t *window_json(const struct dep *d, __u64 window, __u32 step,
 	json_object_set_new(w, "baseline_tail_ms", num_or_null(j->baseline_tail_ms));
 	json_object_set_new(w, "p50_ratio", num_or_null(j->p50_ratio));
 	json_object_set_new(w, "tail_ratio", num_or_null(j->tail_ratio));
-	json_object_set_new(w, "u_test_p", j->mwu.n1 && j->mwu.n2 ? json_real(j->mwu.p) :
-								    json_null());
-	json_object_set_new(w, "u_test_z", j->mwu.n1 && j->mwu.n2 ? json_real(j->mwu.z) :
-								    json_null());
+	json_object_set_new(w, "u_test_p",
+			    j->mwu.n1 && j->mwu.n2 ? json_real(j->mwu.p) : json_null());
+	json_object_set_new(w, "u_test_z",
+			    j->mwu.n1 && j->mwu.n2 ? json_real(j->mwu.z) : json_null());
 	json_object_set_new(w, "canary_no_http_status", json_integer((json_int_t)unknown));
 	json_object_set_new(w, "baseline_judged", json_boolean(j->baseline_judged));
 	return w;
@@ -298,8 +297,7 @@ static void load_state(struct ferry_canary_runner *r)
 
 	root = json_load_file(r->state_path, 0, NULL);
 	deps = json_object_get(root, "deployments");
-	json_object_foreach(deps, key, o)
-	{
+	json_object_foreach(deps, key, o) {
 		const char *fp = json_string_value(json_object_get(o, "fingerprint"));
 		const char *st = json_string_value(json_object_get(o, "state"));
 		const char *pf = json_string_value(json_object_get(o, "paused_from"));
@@ -526,7 +524,8 @@ static void run_commands(struct ferry_canary_runner *r, struct ferry_sync *sync)
 		d->m.commands[cmd]++;
 		if (!ferry_canary_rollout__command(&d->ro, &d->cfg, cmd)) {
 			pr_info("%s: canary command %s: nothing to do in state %s", d->key,
-				ferry_canary_command__name(cmd), ferry_canary_state__name(d->ro.state));
+				ferry_canary_command__name(cmd),
+				ferry_canary_state__name(d->ro.state));
 			continue;
 		}
 		/* A window that straddles a command would mix two splits. */
@@ -693,10 +692,10 @@ static json_t *counts_json(const struct ferry_canary_counts *c)
 		snprintf(idx, sizeof(idx), "%u", i);
 		json_object_set_new(buckets, idx, json_integer((json_int_t)c->latency.bucket[i]));
 	}
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "requests",
-			 (json_int_t)c->requests, "http_5xx", (json_int_t)c->http_5xx, "resets",
-			 (json_int_t)c->resets, "syn_timeouts", (json_int_t)c->syn_timeouts,
-			 "latency_count", (json_int_t)c->latency.count, "latency_sum_ns",
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "requests", (json_int_t)c->requests,
+			 "http_5xx", (json_int_t)c->http_5xx, "resets", (json_int_t)c->resets,
+			 "syn_timeouts", (json_int_t)c->syn_timeouts, "latency_count",
+			 (json_int_t)c->latency.count, "latency_sum_ns",
 			 (json_int_t)c->latency.sum_ns, "buckets", buckets);
 }
 
@@ -714,8 +713,7 @@ static int counts_parse(json_t *o, struct ferry_canary_counts *c)
 	c->syn_timeouts = (__u64)json_integer_value(json_object_get(o, "syn_timeouts"));
 	c->latency.count = (__u64)json_integer_value(json_object_get(o, "latency_count"));
 	c->latency.sum_ns = (__u64)json_integer_value(json_object_get(o, "latency_sum_ns"));
-	json_object_foreach(json_object_get(o, "buckets"), k, v)
-	{
+	json_object_foreach(json_object_get(o, "buckets"), k, v) {
 		char *end;
 		unsigned long i = strtoul(k, &end, 10);
 

@@ -235,8 +235,8 @@ static int cmp_u32(const void *a, const void *b)
  * wins), it takes weight_canary and the other non-shadow predictors share the
  * rest in proportion to their configured weights (evenly if those are all 0).
  */
-static void canary_weights(const struct ferry_sync *s, const struct mservice *ms,
-			   __u32 *gweights, __u32 ngroups)
+static void canary_weights(const struct ferry_sync *s, const struct mservice *ms, __u32 *gweights,
+			   __u32 ngroups)
 {
 	__u64 canary = 0, others = 0, nothers = 0, given = 0;
 	bool on = false;
@@ -268,8 +268,8 @@ static void canary_weights(const struct ferry_sync *s, const struct mservice *ms
 			gweights[i] = pm->weight_canary;
 			continue;
 		}
-		gweights[i] = others ? (__u32)((FERRY_WEIGHT_ONE - canary) *
-					       pm->weight_configured / others) :
+		gweights[i] = others ? (__u32)((FERRY_WEIGHT_ONE - canary) * pm->weight_configured /
+					       others) :
 				       (__u32)((FERRY_WEIGHT_ONE - canary) / nothers);
 		given += gweights[i];
 		last = i;

@@ -316,8 +316,7 @@ static int parse_real(struct vctx *c, const char *value, json_t *where, const ch
 
 	errno = 0;
 	v = strtod(value, &end);
-	if (end == value || *end || errno || isnan(v) || v < lo || (open_lo && v == lo) ||
-	    v > hi) {
+	if (end == value || *end || errno || isnan(v) || v < lo || (open_lo && v == lo) || v > hi) {
 		verr(c, where, ann, NULL, field, "\"%s\" is out of range: %s", value, hint);
 		return -EINVAL;
 	}
@@ -344,9 +343,10 @@ static int parse_ann_canary_max_error_increase(struct vctx *c, const char *value
 static int parse_ann_canary_max_latency_ratio(struct vctx *c, const char *value, json_t *where,
 					      const char *field, struct sdep *sd)
 {
-	return parse_real(c, value, where, ANN_CANARY_MAX_LATENCY_RATIO, field, 1, false, 1000,
-			  "write the canary's latency over the baseline's, at least 1, e.g. \"1.5\"",
-			  &sd->canary.max_latency_ratio);
+	return parse_real(
+		c, value, where, ANN_CANARY_MAX_LATENCY_RATIO, field, 1, false, 1000,
+		"write the canary's latency over the baseline's, at least 1, e.g. \"1.5\"",
+		&sd->canary.max_latency_ratio);
 }
 
 static int parse_ann_canary_significance(struct vctx *c, const char *value, json_t *where,
@@ -437,8 +437,7 @@ const struct ferry_annotation ferry_annotations[] = {
 	  "most canary/baseline request latency, at p50 and at p99 (p90 below 1000 samples)",
 	  parse_ann_canary_max_latency_ratio },
 	{ ANN_CANARY_MIN_REQUESTS, "whole number (default `200`)",
-	  "a window with fewer canary requests is inconclusive",
-	  parse_ann_canary_min_requests },
+	  "a window with fewer canary requests is inconclusive", parse_ann_canary_min_requests },
 	{ ANN_CANARY_FAILURES, "1 to 100 (default `2`)",
 	  "consecutive failed windows before rollback", parse_ann_canary_failures },
 	{ ANN_CANARY_SIGNIFICANCE, "above 0, at most 0.5 (default `0.01`)",

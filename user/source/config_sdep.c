@@ -84,7 +84,8 @@ static void canary_resolve(struct sdep *sd, json_t *preds)
 	for (size_t k = 0; !cc->baseline[0] && k < sd->npreds; k++) {
 		const struct sd_predictor *q = &sd->preds[k];
 
-		if (!q->shadow && strcmp(q->name, cc->canary) && (!best || q->weight > best->weight))
+		if (!q->shadow && strcmp(q->name, cc->canary) &&
+		    (!best || q->weight > best->weight))
 			best = q;
 	}
 	if (best)

@@ -118,7 +118,8 @@ int ferry_k8s__report_error(struct ferry_k8s *k8s, const char *kind, const char 
  * not rate limited: each call is one transition. Same returns.
  */
 int ferry_k8s__report_event(struct ferry_k8s *k8s, const char *kind, const char *ns,
-			    const char *name, bool warning, const char *reason, const char *message);
+			    const char *name, bool warning, const char *reason,
+			    const char *message);
 
 /*
  * One synchronous request to the API server (path like "/api/v1/..."; body

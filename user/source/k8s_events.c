@@ -158,11 +158,10 @@ static char *event_body(struct ferry_k8s *k8s, const char *kind, const char *ns,
 		       " s:{s:s, s:s}, s:s, s:s, s:i, s:s, s:s}",
 		       "apiVersion", "v1", "kind", "Event", "metadata", "name", ev_name,
 		       "namespace", ns, "involvedObject", "apiVersion", involved_api_version(kind),
-		       "kind", kind, "namespace", ns, "name", name, "uid", uid, "reason",
-		       reason, "message", message, "type", type, "source",
-		       "component", "ferryd", "host", k8s->host, "firstTimestamp", stamp,
-		       "lastTimestamp", stamp, "count", 1, "reportingComponent", "ferryd",
-		       "reportingInstance", k8s->host);
+		       "kind", kind, "namespace", ns, "name", name, "uid", uid, "reason", reason,
+		       "message", message, "type", type, "source", "component", "ferryd", "host",
+		       k8s->host, "firstTimestamp", stamp, "lastTimestamp", stamp, "count", 1,
+		       "reportingComponent", "ferryd", "reportingInstance", k8s->host);
 	if (!ev)
 		return NULL;
 	if (!*uid)

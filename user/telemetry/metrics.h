@@ -101,10 +101,9 @@ struct ferry_metrics_server *ferry_metrics__serve(const char *addr, ferry_metric
  * of this node's last closed window, for the deciding ferryd. Called on the
  * server's thread; 0 with a malloc'd *buf, or -ENOENT (404).
  */
-typedef int (*ferry_metrics_window_fn)(void *ctx, const char *deployment, char **buf,
-				       size_t *len);
-void ferry_metrics__set_window_handler(struct ferry_metrics_server *srv,
-				       ferry_metrics_window_fn fn, void *ctx);
+typedef int (*ferry_metrics_window_fn)(void *ctx, const char *deployment, char **buf, size_t *len);
+void ferry_metrics__set_window_handler(struct ferry_metrics_server *srv, ferry_metrics_window_fn fn,
+				       void *ctx);
 
 /* The bound port (useful after port 0). */
 int ferry_metrics__port(const struct ferry_metrics_server *srv);
