@@ -398,8 +398,8 @@ static const char *event_reason(enum ferry_canary_state s)
 }
 
 /* Logs and reports a transition: from, to, and why (a window's figures or a command). */
-static void transition(struct ferry_canary_runner *r, struct dep *d,
-		       const struct ferry_canary_rollout *before, const char *why)
+static void transition_report(struct ferry_canary_runner *r, struct dep *d,
+			      const struct ferry_canary_rollout *before, const char *why, bool report)
 {
 	char msg[1024], weight[32];
 	bool warn = d->ro.state == FERRY_CANARY_S_ROLLED_BACK;
@@ -416,10 +416,16 @@ static void transition(struct ferry_canary_runner *r, struct dep *d,
 		pr_warn("%s: %s", d->key, msg);
 	else
 		pr_info("%s: %s", d->key, msg);
-	if (r->opts.on_transition)
+	if (report && r->opts.on_transition)
 		r->opts.on_transition(r->opts.ctx, d->key, warn, event_reason(d->ro.state), msg);
 	d->m.state = d->ro.state;
 	d->m.step = d->ro.step;
+}
+
+static void transition(struct ferry_canary_runner *r, struct dep *d,
+		       const struct ferry_canary_rollout *before, const char *why)
+{
+	transition_report(r, d, before, why, true);
 }
 
 void ferry_canary_runner__sync(struct ferry_canary_runner *r, struct ferry_sync *sync,
@@ -674,7 +680,8 @@ bool ferry_canary_runner__apply_decision(struct ferry_canary_runner *r, struct f
 	}
 	d->ro = decided->ro;
 	apply_weights(d, sync);
-	transition(r, d, &before, "the deciding node's published decision");
+	/* The deciding node posts the Event; the others only log. */
+	transition_report(r, d, &before, "the deciding node's published decision", false);
 	write_state(r);
 	return true;
 }
