@@ -5,11 +5,14 @@
  * the false-positive rate on identical distributions, and the rollout state
  * machine. Pure: no root, no maps.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 
 #include "canary/canary.h"
+#include "canary/canary_run.h"
 #include "telemetry/hist.h"
+#include "telemetry/metrics.h"
 #include "testing.h"
 
 #define SUITE "canary"
@@ -387,6 +390,94 @@ static void test_rollout_steps(void)
 	ASSERT_EQ(r.state, FERRY_CANARY_S_ROLLED_BACK, "first failure rolls back");
 }
 
+/* What a node serves on /canary/window and the leader publishes survive their JSON. */
+static void test_json_round_trip(void)
+{
+	struct ferry_canary_node_window *w = calloc(2, sizeof(*w));
+	struct ferry_canary_decision d = { .deployment = "models/iris", .fingerprint = 0xfeed },
+				     back;
+	char *text;
+	json_t *o;
+
+	rng_state = 9;
+	snprintf(w[0].deployment, sizeof(w[0].deployment), "models/iris");
+	w[0].window = 598819546;
+	window(&w[0].canary, 300, 12, 3);
+	w[0].canary.resets = 2;
+	window(&w[0].baseline, 900, 10, 0);
+	w[0].http_unknown = 7;
+	text = ferry_canary_node_window__json(&w[0]);
+	if (ASSERT_TRUE(text, "json") &&
+	    ASSERT_OK(ferry_canary_node_window__parse(text, &w[1]), "parse")) {
+		ASSERT_EQ(w[1].window, w[0].window, "window");
+		ASSERT_EQ(w[1].http_unknown, 7, "unknown");
+		ASSERT_EQ(w[1].canary.resets, 2, "resets");
+		ASSERT_TRUE(!memcmp(&w[1].canary, &w[0].canary, sizeof(w[0].canary)), "canary");
+		ASSERT_TRUE(!memcmp(&w[1].baseline, &w[0].baseline, sizeof(w[0].baseline)),
+			    "baseline");
+	}
+	free(text);
+	ASSERT_EQ(ferry_canary_node_window__parse("{\"deployment\": \"a/b\", \"canary\": "
+						  "{\"buckets\": {\"9999\": 1}}}",
+						  &w[1]),
+		  -EINVAL, "bucket out of range");
+
+	d.ro = (struct ferry_canary_rollout){ .state = FERRY_CANARY_S_PAUSED,
+					      .paused_from = FERRY_CANARY_S_PROGRESSING,
+					      .step = 3,
+					      .consecutive_failures = 1,
+					      .has_weight = true,
+					      .weight = 500000 };
+	o = ferry_canary_decision__json(&d);
+	if (ASSERT_OK(ferry_canary_decision__parse(o, &back), "decision")) {
+		ASSERT_STREQ(back.deployment, "models/iris", "deployment");
+		ASSERT_EQ(back.fingerprint, 0xfeed, "fingerprint");
+		ASSERT_TRUE(!memcmp(&back.ro, &d.ro, sizeof(d.ro)), "rollout");
+	}
+	json_decref(o);
+	free(w);
+}
+
+/* ferry_canary_*: present only with a canary row, one-hot state, decisions by reason. */
+static void test_metrics(void)
+{
+	struct ferry_snapshot *snap = calloc(1, sizeof(*snap));
+	struct ferry_canary_metrics row = { .deployment = "models/iris",
+					    .state = FERRY_CANARY_S_ROLLED_BACK,
+					    .step = 2 };
+	struct ferry_metrics_opts opts = {};
+	char *buf = NULL;
+	size_t len;
+
+	row.decisions[FERRY_CANARY_FAIL][FERRY_CANARY_R_LATENCY_P50] = 2;
+	row.commands[FERRY_CANARY_CMD_PAUSE] = 1;
+	if (!ASSERT_OK(ferry_metrics__render(snap, &opts, &buf, &len), "render without"))
+		goto out;
+	ASSERT_TRUE(!strstr(buf, "ferry_canary_"), "no canary family without a row");
+	free(buf);
+	buf = NULL;
+	opts.canary = &row;
+	opts.ncanary = 1;
+	if (!ASSERT_OK(ferry_metrics__render(snap, &opts, &buf, &len), "render"))
+		goto out;
+	ASSERT_STRSTR(buf, "ferry_canary_state{deployment=\"models/iris\",state=\"rolled-back\"} 1",
+		      "state");
+	ASSERT_STRSTR(buf, "ferry_canary_state{deployment=\"models/iris\",state=\"progressing\"} 0",
+		      "one-hot");
+	ASSERT_STRSTR(buf, "ferry_canary_step{deployment=\"models/iris\"} 2", "step");
+	ASSERT_STRSTR(buf,
+		      "ferry_canary_decisions_total{deployment=\"models/iris\",decision=\"fail\","
+		      "reason=\"latency_p50\"} 2",
+		      "decisions");
+	ASSERT_STRSTR(buf,
+		      "ferry_canary_decisions_total{deployment=\"models/iris\",decision=\"pause\","
+		      "reason=\"manual\"} 1",
+		      "commands");
+out:
+	free(buf);
+	ferry_snapshot__free(snap);
+}
+
 int main(int argc, char **argv)
 {
 	test__main_init(argc, argv);
@@ -400,5 +491,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_u_reference);
 	RUN_TEST(SUITE, test_false_positive_rate);
 	RUN_TEST(SUITE, test_rollout_steps);
+	RUN_TEST(SUITE, test_json_round_trip);
+	RUN_TEST(SUITE, test_metrics);
 	return test__summary();
 }
