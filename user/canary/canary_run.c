@@ -442,8 +442,11 @@ void ferry_canary_runner__sync(struct ferry_canary_runner *r, struct ferry_sync 
 		struct ferry_vip *v;
 		struct dep *d;
 
-		if (!svc->canary.enabled)
+		if (!svc->canary.enabled) {
+			/* Off (maybe while ferryd was down): no canary weight of ours stays. */
+			ferry_sync__canary(sync, &svc->vip, NULL, false, 0);
 			continue;
+		}
 		d = dep_find(r, svc->deployment) ?: dep_new(r, svc->deployment);
 		if (!d)
 			continue;

@@ -477,6 +477,17 @@ int ferry_sync__canary(struct ferry_sync *s, const struct ferry_vip *vip, const 
 	if (!id)
 		return -ENOENT;
 	refresh_service(s, id);
+	/* Called after every manifest sync: nothing to change is nothing to write. */
+	for (k = 0; k < s->svcs[id].preds.n; k++) {
+		const struct ferry_pred_meta *pm = &s->preds[s->svcs[id].preds.ids[k]].meta;
+		bool want = set && name && !strcmp(pm->name, name);
+
+		if (want != !!(pm->flags & FERRY_PRED_F_CANARY) ||
+		    (want && pm->weight_canary != weight))
+			break;
+	}
+	if (k == s->svcs[id].preds.n)
+		return 0;
 	lock = ferry_sync__lock(s->dp->pin_path);
 	if (lock < 0)
 		return lock;
