@@ -101,7 +101,7 @@ users:
     token: $token
 EOF
 
-nsenter --net="/run/netns/$FE_NODE" env POD_NAME=node-b POD_NAMESPACE=ferry-system \
+nsenter --net="/run/netns/$FE_NODE" env POD_NAME=node-b NODE_NAME=node-b POD_NAMESPACE=ferry-system \
 	"$FERRY_BUILD/ferryd" --kubernetes --kubeconfig "$FE_RUN/kubeconfig" --iface "fe$FE_TAG-d" \
 	--pin-path "$pin_b" --metrics-addr "$metrics_b" >>"$FE_RUN/ferryd-b.log" 2>&1 &
 pid_b=$!
@@ -109,7 +109,7 @@ FE_PIDS+=($!)
 leads() { grep -q "($1) now makes the decisions" "$2"; }
 fe_wait 20 leads node-b "$FE_RUN/ferryd-b.log" || fe_fail "node-b did not take the Lease"
 # shellcheck disable=SC2046
-nsenter --net="/run/netns/$FE_NODE" env POD_NAME=node-a POD_NAMESPACE=ferry-system \
+nsenter --net="/run/netns/$FE_NODE" env POD_NAME=node-a NODE_NAME=node-a POD_NAMESPACE=ferry-system \
 	"$FERRY_BUILD/ferryd" --kubernetes --kubeconfig "$FE_RUN/kubeconfig" \
 	--iface "$FE_IF_NODE_CLIENT" $(fe_reply_iface_args) --pin-path "$FE_PIN" \
 	--metrics-addr "$FE_METRICS" >>"$FE_RUN/ferryd.log" 2>&1 &
@@ -138,6 +138,13 @@ grep -q "progressing step 2/4 -> progressing step 3/4.*pass (ok): requests [1-9]
 grep -q "the deciding node's published decision" "$FE_RUN/ferryd.log" ||
 	fe_fail "node-a did not apply the published decision"
 fe_canary_show
+# The deciding node's transitions are Events on the SeldonDeployment.
+fe_ns "$FE_NODE" curl -sf --max-time 5 --cacert "$pki/ca.crt" -H "Authorization: Bearer $token" \
+	"https://127.0.0.1:$port/_control" >"$FE_RUN/control.json" || fe_fail "API server state"
+steps=$(fe_json "$FE_RUN/control.json" "len([e for e in d['events'] if e['reason'] == 'CanaryStep' and e['involvedObject']['kind'] == 'SeldonDeployment' and e['involvedObject']['name'] == 'iris' and e['source']['host'] == 'node-b'])")
+[ "$steps" -ge 2 ] || fe_fail "$steps CanaryStep Events from node-b on SeldonDeployment iris, want >= 2"
+others=$(fe_json "$FE_RUN/control.json" "len([e for e in d['events'] if e['reason'].startswith('Canary') and e['source']['host'] != 'node-b'])")
+[ "$others" -eq 0 ] || fe_fail "$others canary Events from a node that does not decide"
 
 # Losing the leader: node-a keeps the last published weight, then takes over.
 kill -TERM "$pid_b"
