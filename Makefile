@@ -58,8 +58,8 @@ BPF_OBJS := $(BPF_SRCS:bpf/%.bpf.c=$(BUILD)/bpf/%.bpf.o)
 SKELS := $(BPF_SRCS:bpf/%.bpf.c=$(BUILD)/include/%.skel.h)
 
 # user/ is a library plus ferryd. Its rooms (user/source, user/kernel,
-# user/telemetry) are listed here, not discovered: a new folder is one word.
-USER_DIRS := user user/source user/kernel user/telemetry
+# user/telemetry, user/canary) are listed here, not discovered: a new folder is one word.
+USER_DIRS := user user/source user/kernel user/telemetry user/canary
 FERRYD_SRCS := user/ferryd.c user/ferryd_options.c
 FERRYD_OBJS := $(FERRYD_SRCS:%.c=$(BUILD)/%.o)
 LIB_SRCS := $(filter-out $(FERRYD_SRCS),$(foreach d,$(USER_DIRS),$(wildcard $(d)/*.c)))

@@ -5,7 +5,8 @@
 # parse and have their required fields, the DaemonSet runs the image the
 # Dockerfile builds, its capabilities are the ones docs/kubernetes.md
 # justifies, bpffs is mounted, and the RBAC rules grant exactly the API
-# resources user/source/k8s_*.c uses. Nothing here needs a cluster or Docker.
+# resources user/source/k8s_*.c uses (the Role ferryd-canary, those of
+# user/canary/canary_cluster.c). Nothing here needs a cluster or Docker.
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -69,7 +70,7 @@ if yaml is None:
     # Minimal checks without a YAML parser (python3-yaml is not installed).
     why = "python3-yaml is not installed (apt-get install python3-yaml); structural checks skipped"
     for name in ("yaml_parses", "required_fields", "capabilities_match_docs", "rbac_matches_client",
-                 "names_consistent"):
+                 "canary_rbac_matches_cluster", "names_consistent"):
         report(name, [], skip=why)
     ds = read("deploy/kubernetes/daemonset.yaml")
     problems = []
@@ -242,6 +243,41 @@ for key, verbs in granted.items():
         problems.append("RBAC grants more than needed on %s/%s: %s" % (key[0] or "core", key[1],
                                                                        sorted(verbs)))
 report("rbac_matches_client", problems)
+
+# --- canary analysis over several nodes: the Role vs. canary_cluster.c ---------
+problems = []
+cc = read("user/canary/canary_cluster.c") + read("user/canary/canary_cluster.h")
+need = {}  # (group, resource) -> verbs
+if "/apis/coordination.k8s.io/v1/namespaces/%s/leases" in cc:
+    need[("coordination.k8s.io", "leases")] = {"get", "create", "update"}
+if "/api/v1/namespaces/%s/configmaps" in cc:
+    need[("", "configmaps")] = {"get", "create", "update"}
+if "/api/v1/namespaces/%s/pods?labelSelector" in cc:
+    need[("", "pods")] = {"list"}
+if len(need) != 3:
+    problems.append("found only %s in user/canary/canary_cluster.c; did the paths move?" % sorted(need))
+roles = [r for r in find("Role") if r.get("metadata", {}).get("name") == "ferryd-canary"]
+got = {}
+for role in roles:
+    for rule in role.get("rules", []):
+        for g in rule.get("apiGroups", []):
+            for r in rule.get("resources", []):
+                got.setdefault((g, r), set()).update(rule.get("verbs", []))
+                names = rule.get("resourceNames")
+                if names and names != ["ferry-canary"]:
+                    problems.append("Role ferryd-canary names %s, not ferry-canary" % names)
+if not roles:
+    problems.append("no Role ferryd-canary in deploy/kubernetes")
+for key, verbs in sorted(need.items()):
+    if verbs - got.get(key, set()):
+        problems.append("canary_cluster.c uses %s/%s but Role ferryd-canary lacks %s" %
+                        (key[0] or "core", key[1], sorted(verbs - got.get(key, set()))))
+for key in sorted(set(got) - set(need)):
+    problems.append("Role ferryd-canary grants %s/%s, which canary_cluster.c never uses" %
+                    (key[0] or "core", key[1]))
+if not any(b.get("roleRef", {}).get("name") == "ferryd-canary" for b in find("RoleBinding")):
+    problems.append("no RoleBinding for Role ferryd-canary")
+report("canary_rbac_matches_cluster", problems)
 
 # --- names and ports agree ----------------------------------------------------
 problems = []

@@ -275,7 +275,7 @@ test_help() {
 	local c bad=""
 	expect_rc 0 help --help || return 1
 	grep_out help '^Exit codes: 0 ok, 1 failed, 2 usage error, 3' || return 1
-	for c in status services flows latency top weights drain undrain trace reset; do
+	for c in status services flows latency top weights canary drain undrain trace reset; do
 		if ! run "help-$c" "$c" --help || ! grep -q '^Usage: ferryctl '"$c" "$OUT/help-$c"; then
 			bad+=" $c(exit $(cat "$OUT/help-$c.rc"))"
 		fi

@@ -12,6 +12,14 @@ client at the protocol level:
   GET  /api/v1/namespaces/NS/secrets/NAME                               one Secret (or 404)
   POST /api/v1/namespaces/NS/secrets          create: 201, or 409 AlreadyExists
 
+For canary analysis over several nodes (docs/canary.md), plain objects with
+optimistic concurrency (a PUT naming another resourceVersion gets 409):
+
+  GET|PUT /apis/coordination.k8s.io/v1/namespaces/NS/leases/NAME, POST .../leases
+  GET|PUT /api/v1/namespaces/NS/configmaps/NAME, POST .../configmaps
+  GET  /api/v1/namespaces/NS/pods?labelSelector=K=V    pods of the scenario's
+                                                       "pods" list that match
+
 Every request needs "Authorization: Bearer TOKEN" (or a client certificate
 signed by --client-ca), as the real server does. Resource versions are one
 counter shared by all resources, like etcd's revision.
@@ -82,6 +90,8 @@ class State:
         self.secrets = {}  # (ns, name) -> Secret; not watched, get/create only
         self.secrets_forbidden = False
         self.secret_race = None  # a Secret another client "creates" just before ours
+        self.plain = {}  # (plural, ns, name) -> object: leases, configmaps
+        self.pods = []  # the scenario's "pods"
 
     def record(self, **kw):
         self.requests.append(kw)
@@ -199,11 +209,70 @@ class Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length", "0"))
         return self.rfile.read(n) if n else b""
 
+    def plain_path(self, path):
+        """(plural, ns, name or None) for leases and configmaps, else None."""
+        parts = path.strip("/").split("/")
+        if parts[:4] == ["apis", "coordination.k8s.io", "v1", "namespaces"]:
+            parts = parts[4:]
+        elif parts[:3] == ["api", "v1", "namespaces"]:
+            parts = parts[3:]
+        else:
+            return None
+        if len(parts) in (2, 3) and parts[1] in ("leases", "configmaps"):
+            return parts[1], parts[0], parts[2] if len(parts) == 3 else None
+        return None
+
+    def plain_write(self, method, where, body):
+        plural, ns, name = where
+        try:
+            obj = json.loads(body)
+        except ValueError as e:
+            self.send_json(400, status_body(400, "BadRequest", str(e)))
+            return
+        meta = obj.setdefault("metadata", {})
+        name = name or meta.get("name")
+        with STATE.cond:
+            STATE.record(method=method, resource=plural, namespace=ns, name=name)
+            old = STATE.plain.get((plural, ns, name))
+            if method == "POST" and old is not None:
+                self.send_json(409, status_body(409, "AlreadyExists", "%s exists" % name))
+                return
+            if method == "PUT" and old is None:
+                self.send_json(404, status_body(404, "NotFound", "%s not found" % name))
+                return
+            want = meta.get("resourceVersion")
+            if method == "PUT" and want and want != old["metadata"]["resourceVersion"]:
+                self.send_json(409, status_body(409, "Conflict", "the object has been "
+                                                "modified; please apply your changes to the "
+                                                "latest version and try again"))
+                return
+            STATE.rv += 1
+            meta["resourceVersion"] = str(STATE.rv)
+            meta["name"] = name
+            meta["namespace"] = ns
+            STATE.plain[(plural, ns, name)] = obj
+        self.send_json(201 if method == "POST" else 200, obj)
+
+    def do_PUT(self):
+        if not self.authorized():
+            return
+        where = self.plain_path(urllib.parse.urlsplit(self.path).path)
+        body = self.read_body()
+        if not where or not where[2]:
+            self.send_json(404, status_body(404, "NotFound", "the server could not find the "
+                                            "requested resource"))
+            return
+        self.plain_write("PUT", where, body)
+
     def do_POST(self):
         if not self.authorized():
             return
         path = urllib.parse.urlsplit(self.path).path
         body = self.read_body()
+        where = self.plain_path(path)
+        if where and not where[2]:
+            self.plain_write("POST", where, body)
+            return
         if path == "/_control":
             try:
                 ops = json.loads(body)["ops"]
@@ -305,14 +374,40 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/_control":
             with STATE.cond:
                 self.send_json(200, {"rv": STATE.rv, "floor": STATE.floor,
+                                     "plain": {"/".join(k): v for k, v in STATE.plain.items()},
                                      "requests": STATE.requests, "events": STATE.events,
                                      "bookmarks_sent": STATE.bookmarks_sent,
                                      "secrets": {"%s/%s" % k: v
                                                  for k, v in STATE.secrets.items()}})
             return
+        where = self.plain_path(url.path)
+        if where and where[2]:
+            with STATE.cond:
+                STATE.record(method="GET", resource=where[0], namespace=where[1],
+                             name=where[2])
+                obj = STATE.plain.get(where)
+            if obj is None:
+                self.send_json(404, status_body(404, "NotFound", "%s \"%s\" not found" %
+                                                (where[0], where[2])))
+            else:
+                self.send_json(200, obj)
+            return
         parts = url.path.strip("/").split("/")
         if len(parts) == 6 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "secrets":
             self.get_secret(parts[3], parts[5])
+            return
+        if len(parts) == 5 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "pods":
+            sel = dict(kv.split("=", 1) for kv in query.get("labelSelector", "").split(",")
+                       if "=" in kv)
+            with STATE.cond:
+                STATE.record(method="GET", resource="pods", namespace=parts[3])
+                items = [p for p in STATE.pods
+                         if p.get("metadata", {}).get("namespace") == parts[3] and
+                         all(p["metadata"].get("labels", {}).get(k) == v
+                             for k, v in sel.items())]
+            self.send_json(200, {"apiVersion": "v1", "kind": "PodList",
+                                 "metadata": {"resourceVersion": str(STATE.rv)},
+                                 "items": items})
             return
         # apis GROUP VERSION [namespaces NS] PLURAL, or the core group:
         # api VERSION [namespaces NS] PLURAL (as "apis" with an empty group)
@@ -493,6 +588,9 @@ def main():
         with open(args.scenario) as f:
             scenario = json.load(f)
         for resource, objs in scenario.get("objects", {}).items():
+            if resource == "pods":
+                STATE.pods = objs
+                continue
             for obj in objs:
                 STATE.put(resource, obj)
         for op in scenario.get("ops", []):

@@ -893,6 +893,93 @@ out:
 	rm_rf(dir);
 }
 
+/* ferry.io/canary-*: parsed into the model; a bad value names the field and keeps the good version. */
+#define CANARY_SDEP(extra)                                                          \
+	SDEP_HEAD("iris", VIP_IRIS "    ferry.io/canary: auto\n"                    \
+				   "    ferry.io/canary-steps: \"10, 25,50,100\"\n" \
+				   "    ferry.io/canary-interval: 2m\n" extra)      \
+	PRED("main", 90) PRED("canary", 10)
+
+static void test_canary_annotations(void)
+{
+	static const struct {
+		const char *ann, *field, *message;
+	} bad[] = {
+		{ "    ferry.io/canary-interval: 2h\n", "ferry.io/canary-interval", "1s to 1h" },
+		{ "    ferry.io/canary-interval: 0s\n", "ferry.io/canary-interval", "1s to 1h" },
+		{ "    ferry.io/canary-max-error-rate: \"1.5\"\n", "ferry.io/canary-max-error-rate",
+		  "out of range" },
+		{ "    ferry.io/canary-failures: \"0\"\n", "ferry.io/canary-failures", "1 to 100" },
+		{ "    ferry.io/canary-predictor: v9\n", "ferry.io/canary-predictor",
+		  "no predictor \"v9\"" },
+		{ "    ferry.io/canary-predictor: main\n    ferry.io/baseline-predictor: main\n",
+		  "ferry.io/baseline-predictor", "both the canary and the baseline" },
+		{ "    ferry.io/canary-significance: \"0\"\n", "ferry.io/canary-significance",
+		  "out of range" },
+		{ "    ferry.io/canary-min-effect: \"0.9\"\n", "ferry.io/canary-min-effect",
+		  "out of range" },
+	};
+	struct ferry_config_store *st = ferry_config_store__new();
+	const struct ferry_model_service *s;
+	struct ferry_model m = {};
+	char dir[64] = "";
+	__u64 fp;
+
+	if (!ASSERT_TRUE(st, "store") ||
+	    !ASSERT_EQ(load_text(st, dir, sizeof(dir),
+				 CANARY_SDEP("    ferry.io/canary-min-requests: \"50\"\n"), &m),
+		       0, "load"))
+		goto out;
+	s = find_service(&m, "models/iris", 8000);
+	if (!ASSERT_TRUE(s != NULL, "iris"))
+		goto out;
+	ASSERT_TRUE(s->canary.enabled, "enabled");
+	ASSERT_STREQ(s->canary.canary, "canary", "canary: smallest share");
+	ASSERT_STREQ(s->canary.baseline, "main", "baseline: largest");
+	ASSERT_EQ(s->canary.nsteps, 4, "steps");
+	ASSERT_EQ(s->canary.steps[1], 250000, "25%");
+	ASSERT_EQ(s->canary.interval_s, 120, "2m");
+	ASSERT_EQ(s->canary.min_requests, 50, "min-requests");
+	ASSERT_EQ(s->canary.failures, 2, "default failures");
+	fp = s->canary.fingerprint;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[4096];
+		const struct ferry_config_error *e;
+
+		/* The same deployment with one bad annotation more. */
+		snprintf(text, sizeof(text),
+			 "apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\n"
+			 "metadata:\n  name: iris\n  namespace: models\n  annotations:\n" VIP_IRIS
+			 "    ferry.io/canary: auto\n%sspec:\n  predictors:\n" PRED("main", 90)
+				 PRED("canary", 10),
+			 bad[i].ann);
+		ferry_model__free(&m);
+		if (!ASSERT_EQ(load_text(st, dir, sizeof(dir), text, &m), 1, bad[i].field))
+			continue;
+		e = ferry_config_store__error(st, 0);
+		ASSERT_STRSTR(e->field, bad[i].field, "field named");
+		ASSERT_STRSTR(e->message, bad[i].message, bad[i].field);
+		s = find_service(&m, "models/iris", 8000);
+		if (ASSERT_TRUE(s != NULL, "the good version stays"))
+			ASSERT_EQ(s->canary.interval_s, 120, "its canary settings too");
+	}
+	/* New traffic: a new fingerprint (a new rollout). */
+	ferry_model__free(&m);
+	if (ASSERT_EQ(load_text(st, dir, sizeof(dir),
+				SDEP_HEAD("iris", VIP_IRIS "    ferry.io/canary: auto\n")
+					PRED("main", 80) PRED("canary", 20),
+				&m),
+		      0, "new traffic")) {
+		s = find_service(&m, "models/iris", 8000);
+		if (ASSERT_TRUE(s != NULL, "iris"))
+			ASSERT_NEQ(s->canary.fingerprint, fp, "fingerprint changed");
+	}
+out:
+	ferry_model__free(&m);
+	ferry_config_store__free(st);
+	rm_rf(dir);
+}
+
 static void test_port_selection(void)
 {
 	struct ferry_config_store *st = ferry_config_store__new();
@@ -1105,6 +1192,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_shadow_and_explicit_zero);
 	RUN_TEST(SUITE, test_backend_states);
 	RUN_TEST(SUITE, test_affinity_and_sampling);
+	RUN_TEST(SUITE, test_canary_annotations);
 	RUN_TEST(SUITE, test_port_selection);
 	RUN_TEST(SUITE, test_ipv6);
 	RUN_TEST(SUITE, test_yaml_typing);

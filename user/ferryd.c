@@ -30,6 +30,8 @@
 #include <sys/eventfd.h>
 
 #include "caps.h"
+#include "canary/canary_cluster.h"
+#include "canary/canary_run.h"
 #include "source/config.h"
 #include "source/seldon_webhook.h"
 #include "source/k8s.h"
@@ -107,6 +109,12 @@ struct ferryd {
 	struct ferry_rebal *rebal;
 	struct ferry_sync_result last_res; /* for status rewrites between syncs */
 	struct ferry_rebal_stats rebal_stats; /* copied at each tick, under lock */
+	struct ferry_canary_runner *canary;
+	struct ferry_canary_cluster *cluster; /* --kubernetes: one node decides */
+	/* The runner is used by the loop and by /canary/window on the metrics thread. */
+	pthread_mutex_t canary_lock;
+	struct ferry_canary_metrics *canary_rows; /* read by the metrics thread, under lock */
+	size_t ncanary_rows;
 };
 
 /* ------------------------------------------------------------- status */
@@ -459,6 +467,117 @@ static void free_seen_errors(struct ferryd *d)
 }
 
 /* Re-reads the directory and applies it. Returns 0 when every manifest was accepted. */
+/* ------------------------------------------------------------- canary */
+
+static void canary_rows_update(struct ferryd *d)
+{
+	struct ferry_canary_metrics *rows;
+	size_t n = ferry_canary_runner__metrics(d->canary, &rows);
+
+	pthread_mutex_lock(&d->lock);
+	free(d->canary_rows);
+	d->canary_rows = rows;
+	d->ncanary_rows = n;
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* A canary transition: an Event on the SeldonDeployment in --kubernetes mode. */
+static void canary_event(void *ctx, const char *deployment, bool warning, const char *reason,
+			 const char *message)
+{
+	struct ferryd *d = ctx;
+	char ns[FERRY_NAME_LEN];
+	char *slash;
+
+	if (!d->k8s)
+		return;
+	snprintf(ns, sizeof(ns), "%s", deployment);
+	slash = strchr(ns, '/');
+	if (!slash)
+		return;
+	*slash = '\0';
+	ferry_k8s__report_event(d->k8s, "SeldonDeployment", ns, slash + 1, warning, reason,
+				message);
+}
+
+static void canary_sync(struct ferryd *d)
+{
+	if (!d->canary)
+		return;
+	pthread_mutex_lock(&d->canary_lock);
+	ferry_canary_runner__sync(d->canary, d->sync, &d->model);
+	pthread_mutex_unlock(&d->canary_lock);
+	canary_rows_update(d);
+}
+
+static void canary_tick(struct ferryd *d)
+{
+	time_t now = time(NULL);
+
+	if (!d->canary)
+		return;
+	pthread_mutex_lock(&d->canary_lock);
+	if (d->cluster && d->k8s_synced)
+		ferry_canary_cluster__elect(d->cluster, now);
+	ferry_canary_runner__tick(d->canary, d->sync, now);
+	if (d->cluster && d->k8s_synced)
+		ferry_canary_cluster__exchange(d->cluster, d->canary, d->sync, now);
+	pthread_mutex_unlock(&d->canary_lock);
+	canary_rows_update(d);
+}
+
+/* /canary/window on the metrics thread: this node's last closed window, for the leader. */
+static int canary_window(void *ctx, const char *deployment, char **buf, size_t *len)
+{
+	struct ferryd *d = ctx;
+	struct ferry_canary_node_window *w = malloc(sizeof(*w));
+	int err;
+
+	if (!w)
+		return -ENOMEM;
+	pthread_mutex_lock(&d->canary_lock);
+	err = ferry_canary_runner__last_window(d->canary, deployment, w);
+	pthread_mutex_unlock(&d->canary_lock);
+	*buf = err ? NULL : ferry_canary_node_window__json(w);
+	free(w);
+	if (err)
+		return err;
+	if (!*buf)
+		return -ENOMEM;
+	*len = strlen(*buf);
+	return 0;
+}
+
+/* --kubernetes: the Lease and the published decisions (canary_cluster.h). */
+static int canary_cluster_setup(struct ferryd *d)
+{
+	const char *port = d->opts.metrics_addr ? strrchr(d->opts.metrics_addr, ':') : NULL;
+	const char *name = getenv("POD_NAME"), *ns = getenv("POD_NAMESPACE");
+
+	if (!d->canary || !d->k8s)
+		return 0;
+	d->cluster = ferry_canary_cluster__new(&(struct ferry_canary_cluster_opts){
+		.k8s = d->k8s,
+		.identity = name && *name ? name : ferry_k8s__host(d->k8s),
+		.namespace = ns && *ns ? ns : "ferry-system",
+		.selector = getenv("FERRY_POD_SELECTOR"),
+		.metrics_port = port ? atoi(port + 1) : 9477,
+	});
+	if (!d->cluster)
+		return -ENOMEM;
+	ferry_canary_runner__free(d->canary);
+	d->canary = ferry_canary_runner__new(&(struct ferry_canary_runner_opts){
+		.pin_path = d->opts.pin_path,
+		.on_transition = canary_event,
+		.ctx = d,
+		.fresh = d->dp->created,
+		.gather = ferry_canary_cluster__gather,
+		.may_decide = ferry_canary_cluster__leading,
+		.cluster_ctx = d->cluster,
+	});
+	return d->canary ? 0 : -errno;
+}
+
 static int resync(struct ferryd *d)
 {
 	struct ferry_sync_result res = {};
@@ -525,6 +644,7 @@ static int resync(struct ferryd *d)
 	pthread_mutex_unlock(&d->lock);
 	collect_no_ready(d);
 	attach_reply_auto(d);
+	canary_sync(d);
 	write_status(d, &res);
 	pr_info("sync: %zu services, %zu tables swapped, +%zu/-%zu backends, %zu flows purged, "
 		"%zu manifest errors, %zu apply errors in %.1f ms (manifests %.1f, kernel %.1f)",
@@ -560,6 +680,8 @@ static int produce_metrics(void *ctx, enum ferry_metrics_format format, char **b
 	opts.no_ready_predictors = d->no_ready;
 	opts.nno_ready_predictors = d->nno_ready;
 	opts.rebalance = d->rebal ? &d->rebal_stats : NULL;
+	opts.canary = d->canary_rows;
+	opts.ncanary = d->ncanary_rows;
 	err = ferry_metrics__render_format(snap, &opts, format, buf, len);
 	pthread_mutex_unlock(&d->lock);
 	ferry_snapshot__free(snap);
@@ -744,6 +866,7 @@ static int run_loop(struct ferryd *d)
 				drain_fd(fd);
 				heartbeat(d);
 				rebalance_tick(d);
+				canary_tick(d);
 				if (++d->ticks % GC_EVERY_TICKS == 0) {
 					size_t n = ferry_sync__gc_flows(d->sync, &gc_opts);
 
@@ -909,6 +1032,7 @@ int main(int argc, char **argv)
 	libbpf_set_print(libbpf_print);
 	pthread_mutex_init(&d.lock, NULL);
 	pthread_mutex_init(&d.store_lock, NULL);
+	pthread_mutex_init(&d.canary_lock, NULL);
 	if (ferryd_opts__parse(argc, argv, &d.opts))
 		return 2;
 	/* --once starts no thread and no loop: Ctrl-C must simply work. */
@@ -961,6 +1085,13 @@ int main(int argc, char **argv)
 	d.store = ferry_config_store__new();
 	if (!d.sync || !d.store)
 		goto out;
+	d.canary = ferry_canary_runner__new(&(struct ferry_canary_runner_opts){
+		.pin_path = d.opts.pin_path,
+		.on_transition = canary_event,
+		.ctx = &d,
+		.fresh = d.dp->created });
+	if (!d.canary)
+		pr_warn("canary analysis unavailable: %s", strerror(errno));
 	ferry_config_store__set_seldon(d.store, d.opts.seldon_servers, d.opts.kubernetes);
 	d.nl = ferry_nl__new();
 	if (!d.nl)
@@ -983,6 +1114,13 @@ int main(int argc, char **argv)
 		if (err)
 			goto out;
 		pr_info("--host-clients: connect() hooks balance this namespace's own clients");
+	}
+
+	if (d.opts.kubernetes) {
+		err = canary_cluster_setup(&d);
+		if (err)
+			pr_warn("canary analysis: cannot set up the cluster-wide decision: %s",
+				strerror(-err));
 	}
 
 	/* From files now; from the API once its first list is complete (k8s_synced). */
@@ -1008,6 +1146,8 @@ int main(int argc, char **argv)
 		if (!d.metrics)
 			goto out;
 		pr_info("metrics on http://%s/metrics", d.opts.metrics_addr);
+		if (d.canary)
+			ferry_metrics__set_window_handler(d.metrics, canary_window, &d);
 		/* The directory was applied above; the Kubernetes source is not yet. */
 		if (!d.opts.kubernetes)
 			ferry_metrics__set_ready(d.metrics, true);
@@ -1027,6 +1167,9 @@ out:
 	ferry_nl__free(d.nl);
 	ferry_config_store__free(d.store);
 	ferry_rebal__free(d.rebal);
+	ferry_canary_runner__free(d.canary);
+	ferry_canary_cluster__free(d.cluster);
+	free(d.canary_rows);
 	ferry_sync__free(d.sync);
 	ferry_dp__close(d.dp);
 	ferry_model__free(&d.model);

@@ -35,6 +35,54 @@ struct ferry_model_predictor {
 	size_t nbackends;
 };
 
+/*
+ * ferry.io/canary-* (docs/canary.md): how canary analysis judges a deployment.
+ * The same settings on every service of the deployment.
+ */
+#define FERRY_CANARY_MAX_STEPS 16
+
+/* Defaults of the ferry.io/canary-* annotations. */
+#define FERRY_CANARY_DEF_INTERVAL_S 30
+#define FERRY_CANARY_DEF_MAX_ERROR_RATE 0.01
+#define FERRY_CANARY_DEF_MAX_ERROR_INCREASE 0.005
+#define FERRY_CANARY_DEF_MAX_LATENCY_RATIO 1.5
+#define FERRY_CANARY_DEF_MIN_REQUESTS 200
+#define FERRY_CANARY_DEF_FAILURES 2
+#define FERRY_CANARY_DEF_SIGNIFICANCE 0.01
+#define FERRY_CANARY_DEF_MIN_EFFECT 1.1
+
+struct ferry_canary_config {
+	bool enabled; /* ferry.io/canary: auto */
+	char canary[FERRY_PRED_NAME_LEN]; /* named, or the smallest configured share above 0 */
+	char baseline[FERRY_PRED_NAME_LEN]; /* named, or the largest other */
+	__u32 steps[FERRY_CANARY_MAX_STEPS]; /* ppm, ascending; nsteps 0: guard the split */
+	__u32 nsteps;
+	__u32 interval_s;
+	double max_error_rate;
+	double max_error_increase;
+	double max_latency_ratio;
+	__u32 min_requests;
+	__u32 failures;
+	double significance;
+	double min_effect; /* canary median / baseline median needed for a rank-test failure */
+	/* Changes when the canary predictor's spec or any traffic changes (a new rollout). */
+	__u64 fingerprint;
+};
+
+static inline void ferry_canary_config__defaults(struct ferry_canary_config *cfg)
+{
+	*cfg = (struct ferry_canary_config){
+		.interval_s = FERRY_CANARY_DEF_INTERVAL_S,
+		.max_error_rate = FERRY_CANARY_DEF_MAX_ERROR_RATE,
+		.max_error_increase = FERRY_CANARY_DEF_MAX_ERROR_INCREASE,
+		.max_latency_ratio = FERRY_CANARY_DEF_MAX_LATENCY_RATIO,
+		.min_requests = FERRY_CANARY_DEF_MIN_REQUESTS,
+		.failures = FERRY_CANARY_DEF_FAILURES,
+		.significance = FERRY_CANARY_DEF_SIGNIFICANCE,
+		.min_effect = FERRY_CANARY_DEF_MIN_EFFECT,
+	};
+}
+
 struct ferry_model_service {
 	struct ferry_vip vip; /* network byte order */
 	char deployment[FERRY_NAME_LEN]; /* "namespace/name" */
@@ -46,6 +94,7 @@ struct ferry_model_service {
 	__u64 rebalance_window_ns; /* ferry.io/rebalance-window */
 	struct ferry_model_predictor *predictors;
 	size_t npredictors;
+	struct ferry_canary_config canary; /* enabled: ferry.io/canary: auto */
 };
 
 struct ferry_model {

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-only
 """The demo's live view: one block per second with, per predictor, the configured
-weight, the observed share of new connections, requests/s, p50/p99 latency and errors.
+weight, the observed share of new connections, requests/s, p50/p99 latency and errors,
+and the canary analysis' state with the figures of its last window.
 
 Latency and the connection split come from ferryd's /metrics when it has them (the
 kernel measured them: request first byte to response first byte, sampled by the BPF
@@ -119,6 +120,38 @@ def last_stats(path):
         return None
 
 
+def canary_line(path, deployment):
+    """The canary analysis from ferryd's state file: state, step, weight, last decision."""
+    try:
+        with open(path) as f:
+            deps = json.load(f)["deployments"]
+    except (OSError, ValueError, KeyError):
+        return None
+    d = next((v for k, v in deps.items() if k.endswith("/" + deployment)), None)
+    if not d:
+        return None
+    head = "  canary analysis: %s" % d["state"].upper()
+    if d.get("nsteps"):
+        head += " step %d/%d" % (d["step"], d["nsteps"])
+    if d.get("has_weight"):
+        head += ", %s at %.0f%% of new connections" % (d["canary"], d["weight"])
+    ws = d.get("windows") or []
+    if not ws:
+        return head + " (first window running)"
+    w = ws[-1]
+
+    def f(v, fmt):
+        return fmt % v if isinstance(v, (int, float)) else "-"
+    last = ("  last window (%ss): %s (%s): p50 canary %s vs main %s ms (x%s), errors %s%% vs %s%%,"
+            " U test p=%s, %d/%d requests" % (
+                d.get("interval_s"), w["verdict"].upper(), w["reason"],
+                f(w.get("canary_p50_ms"), "%.1f"), f(w.get("baseline_p50_ms"), "%.1f"),
+                f(w.get("p50_ratio"), "%.2f"), f(100 * w["canary_error_rate"], "%.2f"),
+                f(100 * w["baseline_error_rate"], "%.2f"), f(w.get("u_test_p"), "%.2g"),
+                w["canary_requests"], w["baseline_requests"]))
+    return head + "\n" + last
+
+
 def ms(v):
     return "%7.1f ms" % (v * 1000) if v is not None else "      -   "
 
@@ -131,6 +164,7 @@ def main():
     ap.add_argument("--deployment", default="iris")
     ap.add_argument("--interval", type=float, default=1.0)
     ap.add_argument("--phase-file", help="one line: what the demo is doing now")
+    ap.add_argument("--canary-state", help="ferryd's canary state file (docs/canary.md)")
     a = ap.parse_args()
 
     prev, t_start = None, time.time()
@@ -193,6 +227,9 @@ def main():
                                                           "req/s", "p50", "p99", "5xx"))
         print("\n".join(rows))
         print("  client errors this second: %d   | %s" % (st.get("errors", 0), src))
+        cl = canary_line(a.canary_state, a.deployment) if a.canary_state else None
+        if cl:
+            print(cl)
         sys.stdout.flush()
         if cur is not None:
             prev = cur

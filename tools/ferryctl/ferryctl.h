@@ -65,6 +65,7 @@ int cmd_flows(struct ctl *c, int argc, char **argv);
 int cmd_latency(struct ctl *c, int argc, char **argv);
 int cmd_top(struct ctl *c, int argc, char **argv);
 int cmd_weights(struct ctl *c, int argc, char **argv);
+int cmd_canary(struct ctl *c, int argc, char **argv);
 int cmd_trace(struct ctl *c, int argc, char **argv);
 int cmd_reset(struct ctl *c, int argc, char **argv);
 int cmd_drain_on(struct ctl *c, int argc, char **argv);

@@ -36,6 +36,9 @@ static const struct ferryctl_cmd {
 	{ "weights", cmd_weights,
 	  "  weights SERVICE P=PCT ...    emergency split override (--clear to drop it,\n"
 	  "                               --rollback [--to P] for all-to-one)\n" },
+	{ "canary", cmd_canary,
+	  "  canary [SERVICE]             canary analysis: state, step, last windows side by\n"
+	  "                               side (--pause, --resume, --abort, --promote)\n" },
 	{ "drain", cmd_drain_on, "  drain BACKEND | undrain BACKEND\n" },
 	{ "undrain", cmd_undrain, NULL },
 	{ "trace", cmd_trace,

@@ -190,15 +190,26 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 		const struct ferry_snap_service *s = ferry_snapshot__service(snap, p->svc_id);
 		char vip[FERRY_ADDR_STRLEN + 8] = "?";
 
-		if (!(p->flags & FERRY_PRED_F_OVERRIDE))
+		if (!(p->flags & (FERRY_PRED_F_OVERRIDE | FERRY_PRED_F_CANARY)))
 			continue;
 		if (s)
 			ferry_vip__format(&s->vip, vip, sizeof(vip));
-		json_array_append_new(
-			overrides, json_pack("{s:s, s:s, s:s, s:f, s:f}", "vip", vip, "deployment",
-					     s ? s->deployment : "", "predictor", p->name,
-					     "weight_override", p->weight_override / 1e4,
-					     "weight_configured", p->weight_configured / 1e4));
+		/* Both sources show: the SRE's (ferryctl weights) wins over the canary analysis'. */
+		if (p->flags & FERRY_PRED_F_OVERRIDE)
+			json_array_append_new(
+				overrides, json_pack("{s:s, s:s, s:s, s:f, s:f, s:s}", "vip", vip,
+						     "deployment", s ? s->deployment : "",
+						     "predictor", p->name, "weight_override",
+						     p->weight_override / 1e4, "weight_configured",
+						     p->weight_configured / 1e4, "source", "sre"));
+		if (p->flags & FERRY_PRED_F_CANARY)
+			json_array_append_new(overrides,
+					      json_pack("{s:s, s:s, s:s, s:f, s:f, s:s}", "vip",
+							vip, "deployment", s ? s->deployment : "",
+							"predictor", p->name, "weight_override",
+							p->weight_canary / 1e4, "weight_configured",
+							p->weight_configured / 1e4, "source",
+							"canary"));
 	}
 	root = json_pack(
 		"{s:s, s:i, s:i, s:{s:b, s:i, s:f}, s:I, s:f, s:o, s:o, s:{s:b, s:b, s:b}, s:O?, s:O}",
@@ -258,12 +269,16 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 		printf("services:    %zu\n", snap->nservices);
 		printf("overrides:   %zu%s\n", json_array_size(overrides),
 		       json_array_size(overrides) ?
-			       " (ferryctl weights SERVICE --clear drops one)" :
+			       " (ferryctl weights SERVICE --clear drops an SRE one, ferryctl canary SERVICE "
+			       "--resume a canary one)" :
 			       "");
 		for (k = 0; k < json_array_size(overrides); k++) {
 			json_t *o = json_array_get(overrides, k);
 
-			printf("  %s %s: %s = %.2f%% (configured %.2f%%)\n",
+			printf("  %s%s %s: %s = %.2f%% (configured %.2f%%)\n",
+			       strcmp(json_string_value(json_object_get(o, "source")), "canary") ?
+				       "" :
+				       "[canary analysis; an SRE override wins] ",
 			       json_string_value(json_object_get(o, "vip")),
 			       json_string_value(json_object_get(o, "deployment")),
 			       json_string_value(json_object_get(o, "predictor")),

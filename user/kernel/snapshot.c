@@ -614,6 +614,7 @@ static int read_predictors(const int *fds, struct ferry_snapshot *snap)
 		p->weight_configured = m->weight_configured;
 		p->weight_effective = m->weight_effective;
 		p->weight_override = m->weight_override;
+		p->weight_canary = m->weight_canary;
 		p->backends_ready = m->backends_ready;
 		p->backends_draining = m->backends_draining;
 		memcpy(p->name, m->name, sizeof(p->name));

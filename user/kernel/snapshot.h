@@ -41,6 +41,7 @@ struct ferry_snap_predictor {
 	__u32 weight_configured; /* ppm */
 	__u32 weight_effective; /* ppm */
 	__u32 weight_override; /* ppm; in force when flags has FERRY_PRED_F_OVERRIDE */
+	__u32 weight_canary; /* ppm; in force when flags has FERRY_PRED_F_CANARY */
 	__u32 backends_ready;
 	__u32 backends_draining;
 	char name[FERRY_PRED_NAME_LEN];

@@ -443,10 +443,37 @@ out_unlock:
 	return err;
 }
 
+/*
+ * After a weight-only change (an SRE's override, canary analysis): no table is built, one
+ * locked write of the predictor stage switches the split; then the metadata ferryctl reads.
+ * The caller holds the sync lock.
+ */
+static int write_weights(struct ferry_sync *s, __u32 id)
+{
+	struct ferry_sync_result res = {};
+	size_t k;
+	__u32 p;
+	int err;
+
+	err = sync_selection(s, id, s->svcs[id].svc.table_size, false, &res);
+	err = err ?: write_select(s, id);
+	if (!err)
+		s->svcs[id].meta.table_generation++;
+	for (k = 0; k < s->svcs[id].preds.n && !err; k++) {
+		p = s->svcs[id].preds.ids[k];
+		if (bpf_map_update_elem(s->dp->map_fds[FERRY_M_PRED_META], &p, &s->preds[p].meta,
+					BPF_ANY))
+			err = -errno;
+	}
+	if (!err &&
+	    bpf_map_update_elem(s->dp->map_fds[FERRY_M_SVC_META], &id, &s->svcs[id].meta, BPF_ANY))
+		err = -errno;
+	return err;
+}
+
 int ferry_sync__override(struct ferry_sync *s, const struct ferry_vip *vip,
 			 const char *const *names, const __u32 *weights, size_t n, bool clear)
 {
-	struct ferry_sync_result res = {};
 	__u32 id, p;
 	size_t i, k;
 	int err, lock;
@@ -481,20 +508,50 @@ int ferry_sync__override(struct ferry_sync *s, const struct ferry_vip *vip,
 			if (!strcmp(pm->name, names[i]))
 				pm->weight_override = weights[i];
 	}
-	/* Weights only: no table is built, one locked write switches the split. */
-	err = sync_selection(s, id, s->svcs[id].svc.table_size, false, &res);
-	err = err ?: write_select(s, id);
-	if (!err)
-		s->svcs[id].meta.table_generation++;
-	for (k = 0; k < s->svcs[id].preds.n && !err; k++) {
-		p = s->svcs[id].preds.ids[k];
-		if (bpf_map_update_elem(s->dp->map_fds[FERRY_M_PRED_META], &p, &s->preds[p].meta,
-					BPF_ANY))
-			err = -errno;
+	err = write_weights(s, id);
+	ferry_sync__unlock(lock);
+	return err;
+}
+
+int ferry_sync__canary(struct ferry_sync *s, const struct ferry_vip *vip, const char *name,
+		       bool set, __u32 weight)
+{
+	__u32 id, p;
+	size_t k;
+	int err, lock;
+
+	id = idmap_get(&s->svc_ids, vip);
+	if (!id)
+		return -ENOENT;
+	refresh_service(s, id);
+	/* Called after every manifest sync: nothing to change is nothing to write. */
+	for (k = 0; k < s->svcs[id].preds.n; k++) {
+		const struct ferry_pred_meta *pm = &s->preds[s->svcs[id].preds.ids[k]].meta;
+		bool want = set && name && !strcmp(pm->name, name);
+
+		if (want != !!(pm->flags & FERRY_PRED_F_CANARY) ||
+		    (want && pm->weight_canary != weight))
+			break;
 	}
-	if (!err &&
-	    bpf_map_update_elem(s->dp->map_fds[FERRY_M_SVC_META], &id, &s->svcs[id].meta, BPF_ANY))
-		err = -errno;
+	if (k == s->svcs[id].preds.n)
+		return 0;
+	lock = ferry_sync__lock(s->dp->pin_path);
+	if (lock < 0)
+		return lock;
+	for (k = 0; k < s->svcs[id].preds.n; k++) {
+		struct ferry_pred_meta *pm;
+
+		p = s->svcs[id].preds.ids[k];
+		pm = &s->preds[p].meta;
+		if (set && name && !strcmp(pm->name, name)) {
+			pm->flags |= FERRY_PRED_F_CANARY;
+			pm->weight_canary = weight;
+		} else {
+			pm->flags &= ~FERRY_PRED_F_CANARY;
+			pm->weight_canary = 0;
+		}
+	}
+	err = write_weights(s, id);
 	ferry_sync__unlock(lock);
 	return err;
 }

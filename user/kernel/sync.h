@@ -50,6 +50,16 @@ int ferry_sync__apply(struct ferry_sync *sync, const struct ferry_model *model,
 int ferry_sync__override(struct ferry_sync *sync, const struct ferry_vip *vip,
 			 const char *const *names, const __u32 *weights, size_t n, bool clear);
 
+/*
+ * The canary analysis' weight for one service (docs/canary.md): with set,
+ * predictor name takes weight (ppm) with FERRY_PRED_F_CANARY and the others
+ * share the rest by their configured weights; without, every predictor's
+ * canary weight is cleared. An SRE override wins while it is set. Persisted
+ * in ferry_pred_meta. 0, -ENOENT (no such service), or a negative errno.
+ */
+int ferry_sync__canary(struct ferry_sync *sync, const struct ferry_vip *vip, const char *name,
+		       bool set, __u32 weight);
+
 /* Sets a backend's state (FERRY_BE_ACTIVE or FERRY_BE_DRAINING) by address. */
 int ferry_sync__set_backend_state(struct ferry_sync *sync, __u8 family, const __be32 addr[4],
 				  __be16 port, __u8 state, size_t *changed);

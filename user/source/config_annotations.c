@@ -242,6 +242,241 @@ static int parse_ann_rebalance_window(struct vctx *c, const char *value, json_t 
 	return 0;
 }
 
+/* ------------------------------------------------------ canary analysis */
+
+static int parse_ann_canary(struct vctx *c, const char *value, json_t *where, const char *field,
+			    struct sdep *sd)
+{
+	size_t nmain = 0;
+
+	if (!strcmp(value, "off"))
+		return 0;
+	if (strcmp(value, "auto")) {
+		verr(c, where, ANN_CANARY, NULL, field,
+		     "unknown canary mode \"%s\": use auto (ferry judges the canary and moves its "
+		     "weight) or off",
+		     value);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < sd->npreds; i++)
+		nmain += !sd->preds[i].shadow;
+	if (nmain < 2) {
+		verr(c, where, ANN_CANARY, NULL, field,
+		     "canary analysis needs two predictors that take traffic (a canary and a "
+		     "baseline); this deployment has %zu: add the canary predictor or remove the "
+		     "annotation",
+		     nmain);
+		return -EINVAL;
+	}
+	sd->canary.enabled = true;
+	return 0;
+}
+
+/* A non-shadow predictor of this deployment, for canary-predictor and baseline-predictor. */
+static int parse_canary_name(struct vctx *c, const char *value, json_t *where, const char *ann,
+			     const char *field, const struct sdep *sd, char *out, const char *other)
+{
+	for (size_t i = 0; i < sd->npreds; i++) {
+		if (strcmp(sd->preds[i].name, value))
+			continue;
+		if (sd->preds[i].shadow) {
+			verr(c, where, ann, NULL, field,
+			     "predictor \"%s\" is a shadow: it takes no traffic, so it cannot be "
+			     "judged: name a predictor without shadow: true",
+			     value);
+			return -EINVAL;
+		}
+		if (other && !strcmp(other, value)) {
+			verr(c, where, ann, NULL, field,
+			     "predictor \"%s\" is both the canary and the baseline: name two "
+			     "different predictors",
+			     value);
+			return -EINVAL;
+		}
+		snprintf(out, FERRY_PRED_NAME_LEN, "%s", value);
+		return 0;
+	}
+	verr(c, where, ann, NULL, field,
+	     "no predictor \"%s\" in spec.predictors: name one of this deployment's predictors",
+	     value);
+	return -EINVAL;
+}
+
+static int parse_ann_canary_predictor(struct vctx *c, const char *value, json_t *where,
+				      const char *field, struct sdep *sd)
+{
+	return parse_canary_name(c, value, where, ANN_CANARY_PREDICTOR, field, sd,
+				 sd->canary.canary, sd->canary.baseline);
+}
+
+static int parse_ann_baseline_predictor(struct vctx *c, const char *value, json_t *where,
+					const char *field, struct sdep *sd)
+{
+	return parse_canary_name(c, value, where, ANN_BASELINE_PREDICTOR, field, sd,
+				 sd->canary.baseline, sd->canary.canary);
+}
+
+static int parse_ann_canary_steps(struct vctx *c, const char *value, json_t *where,
+				  const char *field, struct sdep *sd)
+{
+	const char *p = value;
+	__u32 steps[FERRY_CANARY_MAX_STEPS], n = 0;
+
+	while (*p) {
+		double pct;
+		char *end;
+
+		errno = 0;
+		pct = strtod(p, &end);
+		if (end == p || errno || !(pct > 0 && pct <= 100) || (*end && *end != ',')) {
+			verr(c, where, ANN_CANARY_STEPS, NULL, field,
+			     "\"%s\" is not a list of shares: write percents above 0 and at most "
+			     "100, ascending and comma separated, e.g. \"10,25,50,100\"",
+			     value);
+			return -EINVAL;
+		}
+		if (n == FERRY_CANARY_MAX_STEPS) {
+			verr(c, where, ANN_CANARY_STEPS, NULL, field,
+			     "more than %d steps in \"%s\": use fewer steps",
+			     FERRY_CANARY_MAX_STEPS, value);
+			return -EINVAL;
+		}
+		steps[n] = (__u32)lround(pct * 10000);
+		if (n && steps[n] <= steps[n - 1]) {
+			verr(c, where, ANN_CANARY_STEPS, NULL, field,
+			     "steps in \"%s\" must grow: %g comes after a share at least as large: "
+			     "list them in ascending order",
+			     value, pct);
+			return -EINVAL;
+		}
+		n++;
+		p = *end ? end + 1 : end;
+		while (*p == ' ')
+			p++;
+	}
+	if (!n) {
+		verr(c, where, ANN_CANARY_STEPS, NULL, field,
+		     "no step: write shares like \"10,25,50,100\" or remove the annotation (then "
+		     "ferry guards the manifest's split)");
+		return -EINVAL;
+	}
+	memcpy(sd->canary.steps, steps, n * sizeof(steps[0]));
+	sd->canary.nsteps = n;
+	return 0;
+}
+
+/* The same duration syntax as ferry.io/rebalance-window, in whole seconds from 1s to 1h. */
+static int parse_ann_canary_interval(struct vctx *c, const char *value, json_t *where,
+				     const char *field, struct sdep *sd)
+{
+	__u64 ns = 0;
+
+	if (parse_duration(value, &ns) || ns % 1000000000ULL || ns < 1000000000ULL ||
+	    ns > 3600ULL * 1000000000ULL) {
+		verr(c, where, ANN_CANARY_INTERVAL, NULL, field,
+		     "\"%s\" is not a window length from 1s to 1h: write whole seconds, minutes "
+		     "or an hour, e.g. 30s, 5m or 1h",
+		     value);
+		return -EINVAL;
+	}
+	sd->canary.interval_s = (__u32)(ns / 1000000000ULL);
+	return 0;
+}
+
+/* A real in [lo, hi] (lo excluded when open_lo), for the canary thresholds. */
+static int parse_real(struct vctx *c, const char *value, json_t *where, const char *ann,
+		      const char *field, double lo, bool open_lo, double hi, const char *hint,
+		      double *out)
+{
+	double v;
+	char *end;
+
+	errno = 0;
+	v = strtod(value, &end);
+	if (end == value || *end || errno || isnan(v) || v < lo || (open_lo && v == lo) || v > hi) {
+		verr(c, where, ann, NULL, field, "\"%s\" is out of range: %s", value, hint);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_ann_canary_max_error_rate(struct vctx *c, const char *value, json_t *where,
+					   const char *field, struct sdep *sd)
+{
+	return parse_real(c, value, where, ANN_CANARY_MAX_ERROR_RATE, field, 0, false, 1,
+			  "write errors per request from 0 to 1, e.g. \"0.01\"",
+			  &sd->canary.max_error_rate);
+}
+
+static int parse_ann_canary_max_error_increase(struct vctx *c, const char *value, json_t *where,
+					       const char *field, struct sdep *sd)
+{
+	return parse_real(c, value, where, ANN_CANARY_MAX_ERROR_INCREASE, field, 0, false, 1,
+			  "write errors per request over the baseline's, 0 to 1, e.g. \"0.005\"",
+			  &sd->canary.max_error_increase);
+}
+
+static int parse_ann_canary_max_latency_ratio(struct vctx *c, const char *value, json_t *where,
+					      const char *field, struct sdep *sd)
+{
+	return parse_real(
+		c, value, where, ANN_CANARY_MAX_LATENCY_RATIO, field, 1, false, 1000,
+		"write the canary's latency over the baseline's, at least 1, e.g. \"1.5\"",
+		&sd->canary.max_latency_ratio);
+}
+
+static int parse_ann_canary_significance(struct vctx *c, const char *value, json_t *where,
+					 const char *field, struct sdep *sd)
+{
+	return parse_real(c, value, where, ANN_CANARY_SIGNIFICANCE, field, 0, true, 0.5,
+			  "write the rank test's significance level, above 0 and at most 0.5, "
+			  "e.g. \"0.01\"",
+			  &sd->canary.significance);
+}
+
+static int parse_ann_canary_min_effect(struct vctx *c, const char *value, json_t *where,
+				       const char *field, struct sdep *sd)
+{
+	return parse_real(c, value, where, ANN_CANARY_MIN_EFFECT, field, 1, false, 1000,
+			  "write the canary's median over the baseline's the rank test must also "
+			  "see, at least 1, e.g. \"1.1\"",
+			  &sd->canary.min_effect);
+}
+
+static int parse_count(struct vctx *c, const char *value, json_t *where, const char *ann,
+		       const char *field, unsigned long long hi, const char *hint, __u32 *out)
+{
+	unsigned long long n;
+	char *end;
+
+	errno = 0;
+	n = strtoull(value, &end, 10);
+	if (!*value || *end || errno || value[0] == '-' || n < 1 || n > hi) {
+		verr(c, where, ann, NULL, field, "\"%s\" is not a whole number from 1 to %llu: %s",
+		     value, hi, hint);
+		return -EINVAL;
+	}
+	*out = (__u32)n;
+	return 0;
+}
+
+static int parse_ann_canary_min_requests(struct vctx *c, const char *value, json_t *where,
+					 const char *field, struct sdep *sd)
+{
+	return parse_count(c, value, where, ANN_CANARY_MIN_REQUESTS, field, UINT32_MAX,
+			   "write the canary requests a window needs to be judged, e.g. \"200\"",
+			   &sd->canary.min_requests);
+}
+
+static int parse_ann_canary_failures(struct vctx *c, const char *value, json_t *where,
+				     const char *field, struct sdep *sd)
+{
+	return parse_count(c, value, where, ANN_CANARY_FAILURES, field, 100,
+			   "write the consecutive failed windows that roll back, e.g. \"2\"",
+			   &sd->canary.failures);
+}
+
 /* In the order they are read (and errors reported). */
 const struct ferry_annotation ferry_annotations[] = {
 	{ ANN_VIP, "`ADDR:PORT`, `[ADDR]:PORT`, `/udp` suffix, `service/NAME`, comma separated",
@@ -262,6 +497,41 @@ const struct ferry_annotation ferry_annotations[] = {
 	{ ANN_REBALANCE_WINDOW, "a duration from `1s` to `1h` (`ms`, `s`, `m`, `h`), default `30s`",
 	  "the time over which those connections are ended, each at its own hashed moment",
 	  parse_ann_rebalance_window },
+	{ ANN_CANARY, "`auto`, `off` (default)",
+	  "canary analysis: ferry judges the canary against the baseline every window and "
+	  "steps it up or rolls it back (docs/canary.md)",
+	  parse_ann_canary },
+	{ ANN_CANARY_PREDICTOR, "a predictor's name",
+	  "the canary; default: the predictor with the smallest `traffic` above 0",
+	  parse_ann_canary_predictor },
+	{ ANN_BASELINE_PREDICTOR, "a predictor's name",
+	  "the baseline; default: the predictor with the largest `traffic`",
+	  parse_ann_baseline_predictor },
+	{ ANN_CANARY_STEPS, "percents, ascending, comma separated, e.g. `10,25,50,100`",
+	  "the canary's share at each step; without it ferry guards the manifest's split",
+	  parse_ann_canary_steps },
+	{ ANN_CANARY_INTERVAL, "`1s` to `1h` (`s`, `m`, `h`; default `30s`)",
+	  "the length of one analysis window", parse_ann_canary_interval },
+	{ ANN_CANARY_MAX_ERROR_RATE, "0 to 1 (default `0.01`)",
+	  "most errors per request on the canary (5xx, backend resets, SYN timeouts)",
+	  parse_ann_canary_max_error_rate },
+	{ ANN_CANARY_MAX_ERROR_INCREASE, "0 to 1 (default `0.005`)",
+	  "most errors per request over the baseline's in the same window",
+	  parse_ann_canary_max_error_increase },
+	{ ANN_CANARY_MAX_LATENCY_RATIO, "at least 1 (default `1.5`)",
+	  "most canary/baseline request latency, at p50 and at p99 (p90 below 1000 samples)",
+	  parse_ann_canary_max_latency_ratio },
+	{ ANN_CANARY_MIN_REQUESTS, "whole number (default `200`)",
+	  "a window with fewer canary requests is inconclusive", parse_ann_canary_min_requests },
+	{ ANN_CANARY_FAILURES, "1 to 100 (default `2`)",
+	  "consecutive failed windows before rollback", parse_ann_canary_failures },
+	{ ANN_CANARY_SIGNIFICANCE, "above 0, at most 0.5 (default `0.01`)",
+	  "significance level of the one-sided Mann-Whitney U test on latency",
+	  parse_ann_canary_significance },
+	{ ANN_CANARY_MIN_EFFECT, "at least 1 (default `1.1`)",
+	  "the rank test fails a window only if the canary's median is also at least this "
+	  "times the baseline's",
+	  parse_ann_canary_min_effect },
 };
 
 const size_t ferry_nannotations = sizeof(ferry_annotations) / sizeof(ferry_annotations[0]);

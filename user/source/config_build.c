@@ -699,6 +699,7 @@ static int build_service(struct build_state *bs, const struct sdep *sd, const st
 	svc->sample_every = sd->sample_every;
 	svc->rebalance_off = sd->rebalance_off;
 	svc->rebalance_window_ns = sd->rebalance_window_ns;
+	svc->canary = sd->canary;
 	svc->predictors = calloc(sd->npreds, sizeof(*svc->predictors));
 	if (!svc->predictors)
 		return -ENOMEM;

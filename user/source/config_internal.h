@@ -44,6 +44,19 @@
 #define ANN_LATENCY_SAMPLE "ferry.io/latency-sample"
 #define ANN_REBALANCE "ferry.io/rebalance"
 #define ANN_REBALANCE_WINDOW "ferry.io/rebalance-window"
+/* Canary analysis (docs/canary.md). */
+#define ANN_CANARY "ferry.io/canary"
+#define ANN_CANARY_PREDICTOR "ferry.io/canary-predictor"
+#define ANN_BASELINE_PREDICTOR "ferry.io/baseline-predictor"
+#define ANN_CANARY_STEPS "ferry.io/canary-steps"
+#define ANN_CANARY_INTERVAL "ferry.io/canary-interval"
+#define ANN_CANARY_MAX_ERROR_RATE "ferry.io/canary-max-error-rate"
+#define ANN_CANARY_MAX_ERROR_INCREASE "ferry.io/canary-max-error-increase"
+#define ANN_CANARY_MAX_LATENCY_RATIO "ferry.io/canary-max-latency-ratio"
+#define ANN_CANARY_MIN_REQUESTS "ferry.io/canary-min-requests"
+#define ANN_CANARY_FAILURES "ferry.io/canary-failures"
+#define ANN_CANARY_SIGNIFICANCE "ferry.io/canary-significance"
+#define ANN_CANARY_MIN_EFFECT "ferry.io/canary-min-effect"
 #define ANN_SVC_NAME "seldon.io/svc-name"
 #define LABEL_SERVICE_NAME "kubernetes.io/service-name"
 #define LABEL_SERVICE_PROXY_NAME "service.kubernetes.io/service-proxy-name"
@@ -107,6 +120,8 @@ struct sdep {
 	struct sd_predictor *preds;
 	size_t npreds;
 	bool has_shadow;
+	/* ferry.io/canary-*; canary and baseline are resolved in parse_sdep when not named */
+	struct ferry_canary_config canary;
 };
 
 struct sl_port {

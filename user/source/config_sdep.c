@@ -57,6 +57,48 @@ static void seldon_report(void *arg, const struct ferry_config_error *err)
  * ferry's own restrictions per predictor, each a few lines with its error; as
  * separate functions each would need the whole context.
  */
+/*
+ * ferry.io/canary: auto without names: the canary is the smallest share above 0,
+ * the baseline the largest other (first in spec order on a tie). Resolved from
+ * the manifest, whose traffic analysis never changes, so they stay fixed while
+ * the steps move the real split. The fingerprint (FNV-1a over the predictors'
+ * JSON, keys sorted) changes with a new model version or new traffic: a new rollout.
+ */
+static void canary_resolve(struct sdep *sd, json_t *preds)
+{
+	struct ferry_canary_config *cc = &sd->canary;
+	const struct sd_predictor *best = NULL;
+	__u64 h = 0xcbf29ce484222325ULL;
+	char *text;
+
+	for (size_t k = 0; !cc->canary[0] && k < sd->npreds; k++) {
+		const struct sd_predictor *q = &sd->preds[k];
+
+		if (!q->shadow && q->weight && strcmp(q->name, cc->baseline) &&
+		    (!best || q->weight < best->weight))
+			best = q;
+	}
+	if (best)
+		snprintf(cc->canary, sizeof(cc->canary), "%s", best->name);
+	best = NULL;
+	for (size_t k = 0; !cc->baseline[0] && k < sd->npreds; k++) {
+		const struct sd_predictor *q = &sd->preds[k];
+
+		if (!q->shadow && strcmp(q->name, cc->canary) &&
+		    (!best || q->weight > best->weight))
+			best = q;
+	}
+	if (best)
+		snprintf(cc->baseline, sizeof(cc->baseline), "%s", best->name);
+	text = json_dumps(preds, JSON_COMPACT | JSON_SORT_KEYS);
+	for (const char *t = text; t && *t; t++) {
+		h ^= (unsigned char)*t;
+		h *= 0x100000001b3ULL;
+	}
+	free(text);
+	cc->fingerprint = h;
+}
+
 /* Validates a SeldonDeployment; *out is a new sdep when it passes. Returns 0 or -EINVAL/-ENOMEM. */
 int parse_sdep(struct vctx *c, json_t *obj, const char *ns, struct sdep **out)
 {
@@ -90,6 +132,7 @@ int parse_sdep(struct vctx *c, json_t *obj, const char *ns, struct sdep **out)
 	sd->refcnt = 1;
 	sd->sample_every = 1;
 	sd->rebalance_window_ns = FERRY_REBALANCE_WINDOW_DEFAULT_NS;
+	ferry_canary_config__defaults(&sd->canary);
 	md = json_object_get(obj, "metadata");
 	name = json_string_value(json_object_get(md, "name"));
 	snprintf(sd->ns, sizeof(sd->ns), "%s", ns);
@@ -192,6 +235,8 @@ int parse_sdep(struct vctx *c, json_t *obj, const char *ns, struct sdep **out)
 	}
 	if (bad || c->nerrs != nerrs)
 		goto err_invalid;
+	if (sd->canary.enabled)
+		canary_resolve(sd, preds);
 	*out = sd;
 	return 0;
 

@@ -131,6 +131,27 @@ int ferry_k8s__shared_secret(struct ferry_k8s *k8s, const char *ns, const char *
 const char *ferry_k8s__own_namespace(const struct ferry_k8s *k8s);
 
 /*
+ * Posts an Event of type Normal (Warning with warning) and the given reason
+ * about kind ns/name, e.g. a canary transition. Queued like report_error but
+ * not rate limited: each call is one transition. Same returns.
+ */
+int ferry_k8s__report_event(struct ferry_k8s *k8s, const char *kind, const char *ns,
+			    const char *name, bool warning, const char *reason,
+			    const char *message);
+
+/*
+ * One synchronous request to the API server (path like "/api/v1/..."; body
+ * JSON or NULL), with ferryd's credentials and a 2 s timeout: for the canary
+ * coordination (Lease, ConfigMap, pods). Thread-safe. 0 with *status and a
+ * malloc'd NUL-terminated *answer, or a negative errno (-EIO: no answer).
+ */
+int ferry_k8s__request(struct ferry_k8s *k8s, const char *method, const char *path,
+		       const char *body, long *status, char **answer);
+
+/* The identity Events report (NODE_NAME, else the host name). */
+const char *ferry_k8s__host(const struct ferry_k8s *k8s);
+
+/*
  * For fuzzing and tests: hands len bytes of a watch stream of resource
  * 0 (SeldonDeployments), 1 (EndpointSlices) or 2 (Services) to the stream decoder as if
  * they came from an HTTP 200 watch, then delivers the events decoded so far

@@ -338,3 +338,73 @@ void ferry_k8s__free(struct ferry_k8s *k8s)
 	pthread_mutex_destroy(&k8s->lock);
 	free(k8s);
 }
+
+/* --- one-off requests (canary coordination) ------------------------------ */
+
+static size_t collect_answer(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct k8s_buf *b = userdata;
+	size_t n = size * nmemb;
+
+	if (b->len + n > K8S_MAX_BODY || buf_append(b, ptr, n))
+		return 0;
+	return n;
+}
+
+int ferry_k8s__request(struct ferry_k8s *k8s, const char *method, const char *path,
+		       const char *body, long *status, char **answer)
+{
+	struct curl_slist *headers = NULL;
+	struct k8s_buf out = {};
+	CURL *easy;
+	char *url;
+	CURLcode rc;
+	int err;
+
+	*status = 0;
+	*answer = NULL;
+	easy = curl_easy_init();
+	if (!easy)
+		return -ENOMEM;
+	if (asprintf(&url, "%s%s", k8s->auth.server, path) < 0) {
+		curl_easy_cleanup(easy);
+		return -ENOMEM;
+	}
+	err = setup_request(k8s, easy, url, &headers);
+	free(url);
+	if (err)
+		goto out;
+	if (body) {
+		headers = curl_slist_append(headers, "Content-Type: application/json");
+		curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
+	}
+	curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
+	/* Short: the canary's coordination runs on ferryd's loop between windows. */
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, 2000L);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, collect_answer);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, &out);
+	rc = curl_easy_perform(easy);
+	if (rc != CURLE_OK) {
+		err = -EIO;
+		goto out;
+	}
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, status);
+	if (buf_append(&out, "", 1)) {
+		err = -ENOMEM;
+		goto out;
+	}
+	*answer = out.data;
+	out.data = NULL;
+out:
+	buf_free(&out);
+	curl_slist_free_all(headers);
+	curl_easy_cleanup(easy);
+	return err;
+}
+
+const char *ferry_k8s__host(const struct ferry_k8s *k8s)
+{
+	return k8s->host;
+}

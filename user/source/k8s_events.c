@@ -141,7 +141,7 @@ void abort_posts(struct ferry_k8s *k8s)
 }
 
 static char *event_body(struct ferry_k8s *k8s, const char *kind, const char *ns, const char *name,
-			const char *message, const char *uid)
+			const char *type, const char *reason, const char *message, const char *uid)
 {
 	char stamp[32], ev_name[300], *body;
 	struct timespec ts;
@@ -158,11 +158,10 @@ static char *event_body(struct ferry_k8s *k8s, const char *kind, const char *ns,
 		       " s:{s:s, s:s}, s:s, s:s, s:i, s:s, s:s}",
 		       "apiVersion", "v1", "kind", "Event", "metadata", "name", ev_name,
 		       "namespace", ns, "involvedObject", "apiVersion", involved_api_version(kind),
-		       "kind", kind, "namespace", ns, "name", name, "uid", uid, "reason",
-		       "FerryInvalidManifest", "message", message, "type", "Warning", "source",
-		       "component", "ferryd", "host", k8s->host, "firstTimestamp", stamp,
-		       "lastTimestamp", stamp, "count", 1, "reportingComponent", "ferryd",
-		       "reportingInstance", k8s->host);
+		       "kind", kind, "namespace", ns, "name", name, "uid", uid, "reason", reason,
+		       "message", message, "type", type, "source", "component", "ferryd", "host",
+		       k8s->host, "firstTimestamp", stamp, "lastTimestamp", stamp, "count", 1,
+		       "reportingComponent", "ferryd", "reportingInstance", k8s->host);
 	if (!ev)
 		return NULL;
 	if (!*uid)
@@ -172,8 +171,9 @@ static char *event_body(struct ferry_k8s *k8s, const char *kind, const char *ns,
 	return body;
 }
 
-int ferry_k8s__report_error(struct ferry_k8s *k8s, const char *kind, const char *ns,
-			    const char *name, const char *message)
+/* limited: rate-limited per object and message (invalid manifests); else every call posts. */
+static int report(struct ferry_k8s *k8s, const char *kind, const char *ns, const char *name,
+		  const char *type, const char *reason, const char *message, bool limited)
 {
 	char uid[64] = "", rkey[512];
 	struct k8s_post *post, **tail;
@@ -185,7 +185,9 @@ int ferry_k8s__report_error(struct ferry_k8s *k8s, const char *kind, const char 
 	post = calloc(1, sizeof(*post));
 	if (!post)
 		return -ENOMEM;
-	snprintf(post->key, sizeof(post->key), "%s/%s/%s", kind, ns, name);
+	/* An unlimited Event keeps its own key, so it never holds back a manifest error. */
+	snprintf(post->key, sizeof(post->key), "%s/%s/%s%s%s", kind, ns, name, limited ? "" : "#",
+		 limited ? "" : reason);
 	snprintf(post->what, sizeof(post->what), "%s %s/%s", kind, ns, name);
 	snprintf(post->ns, sizeof(post->ns), "%s", ns);
 	snprintf(rkey, sizeof(rkey), "%s/%s", ns, name);
@@ -196,7 +198,7 @@ int ferry_k8s__report_error(struct ferry_k8s *k8s, const char *kind, const char 
 		free(post);
 		return -EACCES;
 	}
-	last = json_object_get(k8s->events, post->key);
+	last = limited ? json_object_get(k8s->events, post->key) : NULL;
 	if (last) {
 		json_int_t t = json_integer_value(json_object_get(last, "t"));
 		const char *msg = json_string_value(json_object_get(last, "msg")) ?: "";
@@ -239,7 +241,7 @@ int ferry_k8s__report_error(struct ferry_k8s *k8s, const char *kind, const char 
 		snprintf(uid, sizeof(uid), "%s",
 			 json_string_value(json_object_get(entry, "uid")) ?: "");
 	}
-	post->body = event_body(k8s, kind, ns, name, message, uid);
+	post->body = event_body(k8s, kind, ns, name, type, reason, message, uid);
 	if (!post->body) {
 		json_object_del(k8s->events, post->key);
 		pthread_mutex_unlock(&k8s->lock);
@@ -253,4 +255,18 @@ int ferry_k8s__report_error(struct ferry_k8s *k8s, const char *kind, const char 
 	pthread_mutex_unlock(&k8s->lock);
 	curl_multi_wakeup(k8s->multi);
 	return 0;
+}
+
+int ferry_k8s__report_error(struct ferry_k8s *k8s, const char *kind, const char *ns,
+			    const char *name, const char *message)
+{
+	return report(k8s, kind, ns, name, "Warning", "FerryInvalidManifest", message, true);
+}
+
+int ferry_k8s__report_event(struct ferry_k8s *k8s, const char *kind, const char *ns,
+			    const char *name, bool warning, const char *reason, const char *message)
+{
+	if (!reason)
+		return -EINVAL;
+	return report(k8s, kind, ns, name, warning ? "Warning" : "Normal", reason, message, false);
 }

@@ -557,6 +557,58 @@ static void render_rebalance(struct render_ctx *c)
 	emit_end(c);
 }
 
+/* Canary analysis (docs/canary.md): only while some deployment has it. */
+static void render_canary(struct render_ctx *c)
+{
+	const struct ferry_metrics_opts *o = c->opts;
+	struct label l[3];
+
+	if (!o->ncanary)
+		return;
+	emit_family(c, "ferry_canary_state", TYPE_GAUGE,
+		    "1 for the state the deployment's canary analysis is in, 0 for the others.");
+	for (size_t i = 0; i < o->ncanary; i++) {
+		l[0] = (struct label){ "deployment", o->canary[i].deployment };
+		for (int s = FERRY_CANARY_S_PROGRESSING; s <= FERRY_CANARY_S_INCONCLUSIVE; s++) {
+			l[1] = (struct label){ "state", ferry_canary_state__name(s) };
+			emit_int(c, l, 2, o->canary[i].state == (enum ferry_canary_state)s);
+		}
+	}
+	emit_end(c);
+	emit_family(c, "ferry_canary_step", TYPE_GAUGE,
+		    "The canary's step (1..n) in ferry.io/canary-steps; 0 without steps.");
+	for (size_t i = 0; i < o->ncanary; i++) {
+		l[0] = (struct label){ "deployment", o->canary[i].deployment };
+		emit_int(c, l, 1, o->canary[i].step);
+	}
+	emit_end(c);
+	emit_family(c, "ferry_canary_decisions_total", TYPE_COUNTER,
+		    "Canary windows judged (decision pass, fail, inconclusive) and SRE commands "
+		    "(pause, resume, abort, promote; reason manual), by reason.");
+	for (size_t i = 0; i < o->ncanary; i++) {
+		const struct ferry_canary_metrics *m = &o->canary[i];
+
+		l[0] = (struct label){ "deployment", m->deployment };
+		for (int v = 0; v < 3; v++) {
+			for (int r = 0; r < FERRY_CANARY_R_MAX; r++) {
+				if (!m->decisions[v][r])
+					continue;
+				l[1] = (struct label){ "decision", ferry_canary_verdict__name(v) };
+				l[2] = (struct label){ "reason", ferry_canary_reason__name(r) };
+				emit_int(c, l, 3, m->decisions[v][r]);
+			}
+		}
+		for (int k = FERRY_CANARY_CMD_PAUSE; k <= FERRY_CANARY_CMD_PROMOTE; k++) {
+			if (!m->commands[k])
+				continue;
+			l[1] = (struct label){ "decision", ferry_canary_command__name(k) };
+			l[2] = (struct label){ "reason", "manual" };
+			emit_int(c, l, 3, m->commands[k]);
+		}
+	}
+	emit_end(c);
+}
+
 static void render_node(struct render_ctx *c)
 {
 	const struct ferry_snapshot *snap = c->snap;
@@ -623,6 +675,8 @@ static void render_node(struct render_ctx *c)
 		}
 	}
 	emit_end(c);
+
+	render_canary(c);
 
 	emit_family(c, "ferry_drops_total", TYPE_COUNTER,
 		    "Packets the data plane dropped, by reason (node-wide).");

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <linux/types.h>
 
+#include "canary/canary.h"
 #include "telemetry/hist.h"
 #include "kernel/snapshot.h"
 
@@ -29,6 +30,9 @@ struct ferry_metrics_opts {
 	bool no_backend_histograms; /* omit ferry_backend_*_duration_seconds (cardinality) */
 	/* rebalancing's state and counters; NULL: not reported (ferryctl, tests) */
 	const struct ferry_rebal_stats *rebalance;
+	/* canary analysis, one row per deployment with ferry.io/canary: auto (ferry_canary_*) */
+	const struct ferry_canary_metrics *canary;
+	size_t ncanary;
 };
 
 /* The two expositions /metrics serves. */
@@ -94,6 +98,15 @@ struct ferry_metrics_server;
  */
 struct ferry_metrics_server *ferry_metrics__serve(const char *addr, ferry_metrics_produce_fn fn,
 						  void *ctx);
+/*
+ * /canary/window?deployment=NS/NAME (docs/canary.md, several nodes): the JSON
+ * of this node's last closed window, for the deciding ferryd. Called on the
+ * server's thread; 0 with a malloc'd *buf, or -ENOENT (404).
+ */
+typedef int (*ferry_metrics_window_fn)(void *ctx, const char *deployment, char **buf, size_t *len);
+void ferry_metrics__set_window_handler(struct ferry_metrics_server *srv, ferry_metrics_window_fn fn,
+				       void *ctx);
+
 /* The bound port (useful after port 0). */
 int ferry_metrics__port(const struct ferry_metrics_server *srv);
 void ferry_metrics__stop(struct ferry_metrics_server *srv);

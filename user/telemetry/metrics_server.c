@@ -27,7 +27,19 @@ struct ferry_metrics_server {
 	void *ctx;
 	int port;
 	volatile bool ready; /* /readyz: the first sync of every source is done */
+	/* /canary/window: set once before requests can ask for it */
+	ferry_metrics_window_fn window;
+	void *window_ctx;
 };
+
+void ferry_metrics__set_window_handler(struct ferry_metrics_server *srv,
+				       ferry_metrics_window_fn fn, void *ctx)
+{
+	if (!srv)
+		return;
+	srv->window_ctx = ctx;
+	__atomic_store_n(&srv->window, fn, __ATOMIC_RELEASE);
+}
 
 void ferry_metrics__set_ready(struct ferry_metrics_server *srv, bool ready)
 {
@@ -145,6 +157,21 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
 					  MHD_RESPMEM_PERSISTENT) :
 				    reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, text,
 					  "not synced yet\n", 15, MHD_RESPMEM_PERSISTENT);
+	if (!strcmp(url, "/canary/window")) {
+		ferry_metrics_window_fn fn = __atomic_load_n(&srv->window, __ATOMIC_ACQUIRE);
+		const char *dep = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
+							      "deployment");
+
+		if (!fn || !dep)
+			return reply(conn, MHD_HTTP_NOT_FOUND, text, "no canary window\n", 17,
+				     MHD_RESPMEM_PERSISTENT);
+		err = fn(srv->window_ctx, dep, &body, &len);
+		if (err)
+			return reply(conn, MHD_HTTP_NOT_FOUND, text, "no canary window\n", 17,
+				     MHD_RESPMEM_PERSISTENT);
+		return reply(conn, MHD_HTTP_OK, "application/json", body, len,
+			     MHD_RESPMEM_MUST_FREE);
+	}
 	if (strcmp(url, "/metrics"))
 		return reply(conn, MHD_HTTP_NOT_FOUND, text, "not found: try /metrics\n", 24,
 			     MHD_RESPMEM_PERSISTENT);

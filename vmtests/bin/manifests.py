@@ -175,7 +175,7 @@ def params_from(a):
         "udp": a.udp or a.vip.endswith("/udp"),
         "backend_port": a.backend_port,
         "predictors": [parse_predictor(s) for s in a.predictor],
-        "annotations": [kv.split("=", 1) for kv in (getattr(a, "annotation", None) or [])],
+        "annotations": [kv.split("=", 1) for kv in getattr(a, "annotation", None) or []],
     }
 
 
@@ -300,9 +300,9 @@ def main():
     w.add_argument("--udp", action="store_true")
     w.add_argument("--backend-port", type=int, default=9000)
     w.add_argument("--predictor", action="append", required=True)
-    w.add_argument("--style", choices=("atomic", "truncate"), default="atomic")
     w.add_argument("--annotation", action="append", metavar="KEY=VALUE",
-                   help="another metadata annotation, e.g. ferry.io/rebalance-window=5s")
+                   help="one more metadata annotation, e.g. ferry.io/canary=auto")
+    w.add_argument("--style", choices=("atomic", "truncate"), default="atomic")
     w.add_argument("--state-dir")
     d = sub.add_parser("delete")
     d.add_argument("--dir", required=True)

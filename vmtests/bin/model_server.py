@@ -11,6 +11,7 @@ server that answers every datagram with its name, for the UDP VIP scenario.
 Standard library only: it runs inside bare network namespaces.
 """
 import argparse
+import os
 import json
 import random
 import signal
@@ -31,7 +32,32 @@ def parse_args():
     p.add_argument("--error-rate", type=float, default=0.0,
                    help="fraction of predictions answered with HTTP 500")
     p.add_argument("--udp", action="store_true", help="UDP echo mode instead of HTTP")
+    p.add_argument("--error-status", type=int, default=500,
+                   help="the status of an injected error (e.g. 503)")
+    p.add_argument("--control", metavar="FILE",
+                   help="JSON {\"delay_ms\": N, \"error_rate\": F}, re-read when it changes: "
+                        "make a running backend slow or flaky")
     return p.parse_args()
+
+
+def reload_control(cfg):
+    """--control: takes delay_ms and error_rate from the file when its mtime changes."""
+    if not cfg.control:
+        return
+    try:
+        mtime = os.stat(cfg.control).st_mtime_ns
+    except OSError:
+        return
+    if mtime == getattr(cfg, "control_mtime", None):
+        return
+    cfg.control_mtime = mtime
+    try:
+        with open(cfg.control) as f:
+            c = json.load(f)
+    except (OSError, ValueError):
+        return
+    cfg.delay_ms = float(c.get("delay_ms", cfg.delay_ms))
+    cfg.error_rate = float(c.get("error_rate", cfg.error_rate))
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -72,10 +98,12 @@ class Handler(BaseHTTPRequestHandler):
             self._send(404, json.dumps({"status": {"code": 404, "info": "no such path",
                                                    "status": "FAILURE"}}))
             return
+        reload_control(self.cfg)
         if self.cfg.delay_ms > 0:
             time.sleep(self.cfg.delay_ms / 1000.0)
         if self.cfg.error_rate > 0 and random.random() < self.cfg.error_rate:
-            self._send(500, json.dumps({"status": {"code": 500, "info": "injected error",
+            code = self.cfg.error_status
+            self._send(code, json.dumps({"status": {"code": code, "info": "injected error",
                                                    "reason": "MICROSERVICE_INTERNAL_ERROR",
                                                    "status": "FAILURE"},
                                         "meta": {"requestPath": {self.cfg.predictor:

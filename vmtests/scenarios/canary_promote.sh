@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+# canary_promote: ferry.io/canary: auto with steps 10,25,50,100 and 3 s
+# windows; the canary serves like main. Under a steady stream of new
+# connections the rollout walks 10 -> 25 -> 50 -> 100 and ends promoted, the
+# kernel holds the canary at 100%, new connections all reach the canary, and
+# no request fails. (min-effect 1.3: the one canary backend carries twice the
+# per-backend load of main's two at 50%, and the stand-in servers are Python.)
+# shellcheck source=SCRIPTDIR/../lib/topo.sh
+. "$(dirname "$0")/../lib/topo.sh"
+# shellcheck source=SCRIPTDIR/../lib/canary.sh
+. "$(dirname "$0")/../lib/canary.sh"
+fe_init canary_promote cpro
+fe_require_root
+fe_require_ferryd
+fe_canary_forget
+vip=$FE_CANARY_VIP
+fe_canary_backends --delay-ms 10
+fe_canary_manifest 90 10 ferry.io/canary-steps=10,25,50,100 ferry.io/canary-interval=3s \
+	ferry.io/canary-min-requests=30 ferry.io/canary-min-effect=1.3
+fe_ferryd_start
+fe_wait 10 fe_vip_ok "$vip" || fe_fail "VIP $vip does not answer within 10 s"
+
+fe_loadgen_bg "$FE_RUN/load.json" --target "$vip" --close --rate 150 --concurrency 16 --timeout 2
+load=$FE_LAST_PID
+seen=""
+for _ in $(seq 1 120); do
+	s=$(fe_canary_field "d['state'] + ':' + str(d['step'])") || s=""
+	case "$s" in
+	progressing:* | promoted:*) [[ " $seen " == *" $s "* ]] || seen="$seen $s" ;;
+	rolled-back:*) break ;;
+	esac
+	[ "${s%%:*}" = promoted ] && break
+	sleep 0.5
+done
+fe_loadgen_stop "$load"
+fe_canary_show
+[ "$seen" = " progressing:1 progressing:2 progressing:3 progressing:4 promoted:4" ] ||
+	fe_fail "expected steps 1 2 3 4 then promoted, saw:$seen"
+w=$(fe_canary_kernel_weight)
+[ "$w" = 100.0 ] || fe_fail "the kernel holds the canary at $w%, want 100%"
+[ "$(fe_json "$FE_RUN/load.json" 'd["error_total"]')" -eq 0 ] ||
+	fe_fail "requests failed during the rollout: $(fe_json "$FE_RUN/load.json" 'd["errors"]')"
+fe_burst "$vip" 300 "$FE_RUN/after.json"
+fe_only "$FE_RUN/after.json" canary "after promotion: "
+[ "$(fe_metric ferry_canary_state deployment=default/iris state=promoted)" = 1 ] ||
+	fe_fail "ferry_canary_state{state=promoted} is not 1"
+passes=$(fe_metric ferry_canary_decisions_total deployment=default/iris decision=pass)
+[ "$passes" -ge 4 ] || fe_fail "ferry_canary_decisions_total{decision=pass} is $passes, want >= 4"
+fe_pass "10 -> 25 -> 50 -> 100 -> promoted ($passes passing windows), kernel at 100%, 0 failed"
