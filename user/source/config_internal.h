@@ -200,7 +200,8 @@ struct ferry_config_store {
 	 * a sync after one edit re-parses one file, not the whole directory.
 	 */
 	struct parsed_file *parsed;
-	size_t nparsed;
+	size_t nparsed, parsed_cap;
+	json_t *parsed_index; /* path -> index in parsed: a lookup per file, not a scan */
 	unsigned int load_gen;
 	/* Seldon's rules: seldon-config's servers (NULL: the Helm chart's), see __set_seldon. */
 	const struct ferry_seldon_servers *seldon_servers;

@@ -34,6 +34,7 @@ void ferry_config_store__free(struct ferry_config_store *store)
 		ferry_manifest__put(store->parsed[i].mf);
 	}
 	free(store->parsed);
+	json_decref(store->parsed_index);
 	free(store);
 }
 
@@ -55,9 +56,15 @@ static struct ferry_manifest *parse_cached(struct ferry_config_store *store, con
 
 	if (stat(path, &st))
 		return ferry_manifest__load(path, perr);
-	for (i = 0; i < store->nparsed && !pf; i++)
-		if (!strcmp(store->parsed[i].path, path))
+	if (!store->parsed_index)
+		store->parsed_index = json_object();
+	if (store->parsed_index) {
+		json_t *at = json_object_get(store->parsed_index, path);
+
+		i = at ? (size_t)json_integer_value(at) : store->nparsed;
+		if (i < store->nparsed && !strcmp(store->parsed[i].path, path))
 			pf = &store->parsed[i];
+	}
 	if (pf && same_file(pf, &st)) {
 		pf->seen = store->load_gen;
 		return ferry_manifest__get(pf->mf);
@@ -66,17 +73,24 @@ static struct ferry_manifest *parse_cached(struct ferry_config_store *store, con
 	if (!mf)
 		return NULL;
 	if (!pf) {
-		struct parsed_file *more =
-			realloc(store->parsed, (store->nparsed + 1) * sizeof(*more));
+		if (store->nparsed == store->parsed_cap) {
+			size_t cap = store->parsed_cap ? store->parsed_cap * 2 : 64;
+			struct parsed_file *more = realloc(store->parsed, cap * sizeof(*more));
 
-		if (!more)
-			return mf; /* not cached: parsed again next time */
-		store->parsed = more;
+			if (!more)
+				return mf; /* not cached: parsed again next time */
+			store->parsed = more;
+			store->parsed_cap = cap;
+		}
 		pf = &store->parsed[store->nparsed];
 		memset(pf, 0, sizeof(*pf));
 		pf->path = strdup(path);
-		if (!pf->path)
+		if (!pf->path || !store->parsed_index ||
+		    json_object_set_new(store->parsed_index, path,
+					json_integer((json_int_t)store->nparsed))) {
+			free(pf->path);
 			return mf;
+		}
 		store->nparsed++;
 	}
 	ferry_manifest__put(pf->mf);
@@ -102,6 +116,13 @@ static void prune_parsed(struct ferry_config_store *store)
 		}
 		free(store->parsed[i].path);
 		ferry_manifest__put(store->parsed[i].mf);
+	}
+	if (k != store->nparsed && store->parsed_index) {
+		/* indices moved: the index is rebuilt (only when a file went away) */
+		json_object_clear(store->parsed_index);
+		for (i = 0; i < k; i++)
+			json_object_set_new(store->parsed_index, store->parsed[i].path,
+					    json_integer((json_int_t)i));
 	}
 	store->nparsed = k;
 }
