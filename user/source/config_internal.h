@@ -216,6 +216,8 @@ struct parsed_file {
 	struct timespec mtime, ctime;
 	struct ferry_manifest *mf;
 	unsigned int seen; /* load_gen of the last load that found the file */
+	bool clean; /* its last validation raised no error: unchanged, it is not validated again */
+	bool hit; /* this load found it unchanged */
 };
 
 /* Validation context: where the object came from, for errors. */
