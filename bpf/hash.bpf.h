@@ -114,31 +114,31 @@ static const __u32 ferry_log2_frac[257] = {
  */
 static __always_inline __u64 ferry_neglog2(__u32 x)
 {
-	__u64 v = (__u64)x + 1, m;
+	__u64 v = (__u64)x + 1, m, t;
 	__u32 p = 0, frac, idx, lo, hi;
 
-	if (v >> 32) /* x + 1 == 2^32: u == 1 */
+	if (x == 0xffffffff) /* x + 1 == 2^32: u == 1 */
 		return 0;
-	if (v >> 16) {
-		p += 16;
-		v >>= 16;
-	}
-	if (v >> 8) {
-		p += 8;
-		v >>= 8;
-	}
-	if (v >> 4) {
-		p += 4;
-		v >>= 4;
-	}
-	if (v >> 2) {
-		p += 2;
-		v >>= 2;
-	}
-	if (v >> 1)
-		p += 1;
+	/*
+	 * floor(log2(v)) without branches: (k - v) >> 63 is 1 exactly when
+	 * v > k (v < 2^32, so the subtraction only wraps then). Each branch here
+	 * would double the paths the verifier walks, 16 predictors over.
+	 */
+	t = ((0xffffULL - v) >> 63) << 4;
+	v >>= t;
+	p += t;
+	t = ((0xffULL - v) >> 63) << 3;
+	v >>= t;
+	p += t;
+	t = ((0xfULL - v) >> 63) << 2;
+	v >>= t;
+	p += t;
+	t = ((0x3ULL - v) >> 63) << 1;
+	v >>= t;
+	p += t;
+	p += (0x1ULL - v) >> 63;
 	/* the 32 bits below the leading one */
-	m = ((__u64)x + 1) << (63 - p);
+	m = ((__u64)x + 1) << (63 - (p & 31));
 	frac = (__u32)(m >> 31);
 	idx = (frac >> 24) & 0xff;
 	lo = ferry_log2_frac[idx];

@@ -38,14 +38,16 @@ static __always_inline bool ferry_addr_eq(const __be32 *a, const __be32 *b)
 }
 
 /*
- * Stage 1: the predictor id for hash, 0 when no predictor has a weight;
- * *second the runner-up (0: none), where a hairpin client goes when the
- * winner's table holds only itself. The
+ * Stage 1: the predictor id for hash (low 32 bits; 0 when no predictor has a
+ * weight) and the runner-up (high 32 bits; 0: none), where a hairpin client
+ * goes when the winner's table holds only itself. A global function, so the
+ * verifier checks its 16-predictor loop once, not once for every path of the
+ * caller that reaches it (which made the programs 30x longer to verify). The
  * scores are computed under the entry's lock, so a weight change written by
  * user space (BPF_F_LOCK) is seen whole or not at all; nothing but loads and
  * arithmetic runs while it is held (the verifier allows no call there).
  */
-static __always_inline __u32 ferry_select_predictor(__u32 svc_id, __u32 hash, __u32 *second)
+__attribute__((noinline)) __u64 ferry_select_predictors(__u32 svc_id, __u32 hash)
 {
 	__u64 best = ~0ULL, next = ~0ULL, score;
 	struct ferry_select *sel;
@@ -63,76 +65,87 @@ static __always_inline __u32 ferry_select_predictor(__u32 svc_id, __u32 hash, __
 		if (!w)
 			continue;
 		score = ferry_pred_score(hash, sel->preds[i].key, w);
-		if (!pred || score < best) {
+		/*
+		 * Scores are below 2^62, so the first weighted predictor always
+		 * beats ~0. No test of pred itself: a branch on a register the
+		 * verifier knows (0 at first) makes it track every path apart.
+		 */
+		if (score < best) {
 			next = best;
 			pred2 = pred;
 			best = score;
 			pred = sel->preds[i].predictor_id;
-		} else if (!pred2 || score < next) {
+		} else if (score < next) {
 			next = score;
 			pred2 = sel->preds[i].predictor_id;
 		}
 	}
 	bpf_spin_unlock(&sel->lock);
-	*second = pred2;
-	return pred;
+	return (__u64)pred2 << 32 | pred;
+}
+
+/*
+ * Stage 2, one try: the backend id in slot (hash2 % size + try) % size of
+ * the predictor's table, 0 for none (no table, an empty one). A global
+ * function, checked once by the verifier and with its own stack frame.
+ */
+__attribute__((noinline)) __u32 ferry_table_pick(__u32 pred, __u32 hash2, __u32 try)
+{
+	const struct ferry_table_cell *cell;
+	__u32 size, nbe, slot, idx, c = 0;
+	void *table;
+
+	table = bpf_map_lookup_elem(&ferry_tables, &pred);
+	if (!table)
+		return 0;
+	cell = bpf_map_lookup_elem(table, &c);
+	if (!cell)
+		return 0;
+	/* size and backend count come from the table itself: never stale */
+	size = cell->head.size;
+	nbe = cell->head.nbackends;
+	if (!size || !nbe)
+		return 0;
+	slot = (hash2 % size + try) % size;
+	c = FERRY_TABLE_SLOT_CELL(slot);
+	cell = bpf_map_lookup_elem(table, &c);
+	if (!cell)
+		return 0;
+	idx = cell->slot[slot & 3];
+	if (idx >= nbe)
+		return 0;
+	c = FERRY_TABLE_ID_CELL(size, idx);
+	cell = bpf_map_lookup_elem(table, &c);
+	return cell ? cell->backend_id[idx & 1] : 0;
 }
 
 /*
  * Stage 2 in one predictor's table: the backend in the slot of hash2, or
  * (hairpin) in one of the next FERRY_HAIRPIN_TRIES - 1 slots when the first
- * is the client itself (self). *is_self says whether the pick is the client.
+ * is the client itself (self); the client itself only when every try was.
+ * *backend_id doubles as the lookup key: no new stack slot (see below).
  */
 static __always_inline const struct ferry_backend *
-ferry_select_backend(__u32 pred, __u32 hash2, __u8 family, const __be32 *self, __u32 *backend_id,
-		     bool *is_self)
+ferry_select_backend(__u32 pred, __u32 hash2, __u8 family, const __be32 *self, __u32 *backend_id)
 {
 	const struct ferry_backend *be = NULL, *pick;
-	const struct ferry_table_cell *cell;
-	__u32 size, nbe, slot, idx, id, c, i;
-	void *table;
+	__u32 i, first = 0;
 
-	*is_self = false;
-	table = bpf_map_lookup_elem(&ferry_tables, &pred);
-	if (!table)
-		return NULL;
-	c = 0;
-	cell = bpf_map_lookup_elem(table, &c);
-	if (!cell)
-		return NULL;
-	/* size and backend count come from the table itself: never stale */
-	size = cell->head.size;
-	nbe = cell->head.nbackends;
-	if (!size || !nbe)
-		return NULL;
-	slot = hash2 % size;
 	for (i = 0; i < FERRY_HAIRPIN_TRIES; i++) {
-		c = FERRY_TABLE_SLOT_CELL(slot);
-		cell = bpf_map_lookup_elem(table, &c);
-		if (!cell)
+		*backend_id = ferry_table_pick(pred, hash2, i);
+		if (!*backend_id)
 			break;
-		idx = cell->slot[slot & 3];
-		if (idx >= nbe)
+		pick = bpf_map_lookup_elem(&ferry_backends, backend_id);
+		if (!pick || pick->family != family)
 			break;
-		c = FERRY_TABLE_ID_CELL(size, idx);
-		cell = bpf_map_lookup_elem(table, &c);
-		if (!cell)
-			break;
-		id = cell->backend_id[idx & 1];
-		pick = bpf_map_lookup_elem(&ferry_backends, &id);
-		if (!id || !pick || pick->family != family)
-			break;
-		if (!be || i == 0) {
-			*backend_id = id;
+		if (!be) {
+			first = *backend_id;
 			be = pick;
 		}
-		if (!self || !ferry_addr_eq(pick->addr, self)) {
-			*backend_id = id;
+		if (!self || !ferry_addr_eq(pick->addr, self))
 			return pick;
-		}
-		slot = slot + 1 < size ? slot + 1 : 0;
 	}
-	*is_self = be != NULL && self != NULL;
+	*backend_id = first;
 	return be;
 }
 
@@ -158,22 +171,27 @@ ferry_select(const struct ferry_service *svc, const struct ferry_flow_key *key, 
 	     __u32 *backend_id)
 {
 	const struct ferry_backend *be, *other;
-	bool src_only = mode == FERRY_HASH_MODE_SRC_ADDR, is_self;
-	__u32 pred, second = 0, hash2, other_id = 0;
+	bool src_only = mode == FERRY_HASH_MODE_SRC_ADDR;
+	__u32 pred, second, hash2, first_id;
+	__u64 preds;
 
 	*hash = ferry_flow_hash(key, seed, src_only);
-	pred = ferry_select_predictor(svc->id, *hash, &second);
+	preds = ferry_select_predictors(svc->id, *hash);
+	pred = (__u32)preds;
+	second = (__u32)(preds >> 32);
 	if (!pred)
 		return NULL;
 	hash2 = ferry_flow_hash(key, ferry_seed2(seed), src_only);
-	be = ferry_select_backend(pred, hash2, family, self, backend_id, &is_self);
-	if (!be || !is_self || !second)
+	be = ferry_select_backend(pred, hash2, family, self, backend_id);
+	/* No new stack slot here: the XDP program's frame is at 6.1's 512-byte cap. */
+	if (!be || !self || !second || !ferry_addr_eq(be->addr, self))
 		return be;
-	other = ferry_select_backend(second, hash2, family, self, &other_id, &is_self);
-	if (!other || is_self)
-		return be;
-	*backend_id = other_id;
-	return other;
+	first_id = *backend_id;
+	other = ferry_select_backend(second, hash2, family, self, backend_id);
+	if (other && !ferry_addr_eq(other->addr, self))
+		return other;
+	*backend_id = first_id;
+	return be;
 }
 
 #endif /* FERRY_SELECT_BPF_H */

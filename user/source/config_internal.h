@@ -219,7 +219,8 @@ struct ferry_config_store {
 	 * a sync after one edit re-parses one file, not the whole directory.
 	 */
 	struct parsed_file *parsed;
-	size_t nparsed;
+	size_t nparsed, parsed_cap;
+	json_t *parsed_index; /* path -> index in parsed: a lookup per file, not a scan */
 	unsigned int load_gen;
 	/* Seldon's rules: seldon-config's servers (NULL: the Helm chart's), see __set_seldon. */
 	const struct ferry_seldon_servers *seldon_servers;
@@ -234,6 +235,8 @@ struct parsed_file {
 	struct timespec mtime, ctime;
 	struct ferry_manifest *mf;
 	unsigned int seen; /* load_gen of the last load that found the file */
+	bool clean; /* its last validation raised no error: unchanged, it is not validated again */
+	bool hit; /* this load found it unchanged */
 };
 
 /* Validation context: where the object came from, for errors. */

@@ -97,13 +97,21 @@ struct entry *find_entry(struct entry **v, size_t n, const char *key, bool want_
 	return NULL;
 }
 
+/*
+ * Grows by doubling (a realloc only when n is 0 or a power of two), so that
+ * 30,000 objects cost 15 reallocs, not 30,000 copies. Every entry array
+ * starts NULL and grows only here, so its allocation is always at least
+ * the next power of two of the largest n it had.
+ */
 int entries_push(struct entry ***v, size_t *n, struct entry *e)
 {
-	struct entry **nv = realloc(*v, (*n + 1) * sizeof(*nv));
+	if (!(*n & (*n - 1))) {
+		struct entry **nv = realloc(*v, (*n ? 2 * *n : 1) * sizeof(*nv));
 
-	if (!nv)
-		return -ENOMEM;
-	*v = nv;
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+	}
 	(*v)[(*n)++] = e;
 	return 0;
 }

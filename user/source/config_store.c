@@ -34,6 +34,7 @@ void ferry_config_store__free(struct ferry_config_store *store)
 		ferry_manifest__put(store->parsed[i].mf);
 	}
 	free(store->parsed);
+	json_decref(store->parsed_index);
 	free(store);
 }
 
@@ -46,37 +47,53 @@ static bool same_file(const struct parsed_file *pf, const struct stat *st)
 
 /* The file's parsed manifest, from the cache when its stat is unchanged. */
 static struct ferry_manifest *parse_cached(struct ferry_config_store *store, const char *path,
-					   struct ferry_config_error *perr)
+					   struct ferry_config_error *perr, struct parsed_file **pfp)
 {
 	struct parsed_file *pf = NULL;
 	struct ferry_manifest *mf;
 	struct stat st;
 	size_t i;
 
+	*pfp = NULL;
 	if (stat(path, &st))
 		return ferry_manifest__load(path, perr);
-	for (i = 0; i < store->nparsed && !pf; i++)
-		if (!strcmp(store->parsed[i].path, path))
+	if (!store->parsed_index)
+		store->parsed_index = json_object();
+	if (store->parsed_index) {
+		json_t *at = json_object_get(store->parsed_index, path);
+
+		i = at ? (size_t)json_integer_value(at) : store->nparsed;
+		if (i < store->nparsed && !strcmp(store->parsed[i].path, path))
 			pf = &store->parsed[i];
+	}
 	if (pf && same_file(pf, &st)) {
 		pf->seen = store->load_gen;
+		pf->hit = true;
+		*pfp = pf;
 		return ferry_manifest__get(pf->mf);
 	}
 	mf = ferry_manifest__load(path, perr);
 	if (!mf)
 		return NULL;
 	if (!pf) {
-		struct parsed_file *more =
-			realloc(store->parsed, (store->nparsed + 1) * sizeof(*more));
+		if (store->nparsed == store->parsed_cap) {
+			size_t cap = store->parsed_cap ? store->parsed_cap * 2 : 64;
+			struct parsed_file *more = realloc(store->parsed, cap * sizeof(*more));
 
-		if (!more)
-			return mf; /* not cached: parsed again next time */
-		store->parsed = more;
+			if (!more)
+				return mf; /* not cached: parsed again next time */
+			store->parsed = more;
+			store->parsed_cap = cap;
+		}
 		pf = &store->parsed[store->nparsed];
 		memset(pf, 0, sizeof(*pf));
 		pf->path = strdup(path);
-		if (!pf->path)
+		if (!pf->path || !store->parsed_index ||
+		    json_object_set_new(store->parsed_index, path,
+					json_integer((json_int_t)store->nparsed))) {
+			free(pf->path);
 			return mf;
+		}
 		store->nparsed++;
 	}
 	ferry_manifest__put(pf->mf);
@@ -87,6 +104,9 @@ static struct ferry_manifest *parse_cached(struct ferry_config_store *store, con
 	pf->mtime = st.st_mtim;
 	pf->ctime = st.st_ctim;
 	pf->seen = store->load_gen;
+	pf->hit = false;
+	pf->clean = false;
+	*pfp = pf;
 	return mf;
 }
 
@@ -103,6 +123,13 @@ static void prune_parsed(struct ferry_config_store *store)
 		free(store->parsed[i].path);
 		ferry_manifest__put(store->parsed[i].mf);
 	}
+	if (k != store->nparsed && store->parsed_index) {
+		/* indices moved: the index is rebuilt (only when a file went away) */
+		json_object_clear(store->parsed_index);
+		for (i = 0; i < k; i++)
+			json_object_set_new(store->parsed_index, store->parsed[i].path,
+					    json_integer((json_int_t)i));
+	}
 	store->nparsed = k;
 }
 
@@ -117,6 +144,15 @@ static bool manifest_name_ok(const char *name)
 	       (n > 5 && !strcmp(name + n - 5, ".json"));
 }
 
+/* Whether e is one of the store's entries (taken over by this load, not made by it). */
+static bool entry_of_store(const struct ferry_config_store *store, const struct entry *e)
+{
+	for (size_t i = 0; e->from_file && i < store->nentries; i++)
+		if (store->entries[i] == e)
+			return true;
+	return false;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -124,6 +160,8 @@ static int cmp_str(const void *a, const void *b)
 
 struct load_state {
 	struct ferry_config_store *store;
+	/* manifest pointer -> indices of the store's entries from it, when they may be reused */
+	json_t *by_manifest;
 	struct entry **fresh; /* file objects read by this load */
 	size_t nfresh;
 	json_t *index; /* entry key -> index in fresh, so that lookups stay O(1) */
@@ -175,13 +213,51 @@ static int load_object(struct load_state *ls, struct ferry_manifest *mf, json_t 
 	return 0;
 }
 
+/*
+ * An unchanged file whose objects all passed last time: its objects (the
+ * store's entries of the same parsed manifest) are taken over as they are,
+ * not validated again, unless one of them now clashes with an object read
+ * earlier in this load. Returns 1 when taken over, 0 to validate.
+ */
+static int reuse_file(struct load_state *ls, struct ferry_manifest *mf)
+{
+	char ptr[32];
+	json_t *idx, *v;
+	size_t i;
+
+	snprintf(ptr, sizeof(ptr), "%p", (void *)mf);
+	idx = ls->by_manifest ? json_object_get(ls->by_manifest, ptr) : NULL;
+	if (!idx)
+		return 0;
+	json_array_foreach(idx, i, v)
+		if (fresh_find(ls, ls->store->entries[json_integer_value(v)]->key))
+			return 0;
+	json_array_foreach(idx, i, v) {
+		struct entry *e = ls->store->entries[json_integer_value(v)];
+
+		if (json_object_set_new(ls->index, e->key, json_integer((json_int_t)ls->nfresh)) ||
+		    entries_push(&ls->fresh, &ls->nfresh, e))
+			return -ENOMEM;
+	}
+	return 1;
+}
+
 static int load_file(struct load_state *ls, const char *path)
 {
 	struct ferry_config_error perr;
+	struct parsed_file *pf = NULL;
 	struct ferry_manifest *mf;
+	size_t nerrs = ls->store->load_errs.n;
 	int ret = 0;
 
-	mf = parse_cached(ls->store, path, &perr);
+	mf = parse_cached(ls->store, path, &perr, &pf);
+	if (mf && pf && pf->hit && pf->clean) {
+		ret = reuse_file(ls, mf);
+		if (ret) {
+			ferry_manifest__put(mf);
+			return ret < 0 ? ret : 0;
+		}
+	}
 	if (!mf) {
 		if (errno == ENOMEM)
 			return -ENOMEM;
@@ -238,6 +314,8 @@ static int load_file(struct load_state *ls, const char *path)
 		}
 		ret = load_object(ls, mf, doc, kind, apiv);
 	}
+	if (pf && !ret)
+		pf->clean = ls->store->load_errs.n == nerrs;
 	ferry_manifest__put(mf);
 	return ret;
 }
@@ -251,7 +329,7 @@ int ferry_config_store__load_dir(struct ferry_config_store *store, const char *d
 	struct load_state ls = { .store = store };
 	struct entry **keep = NULL;
 	size_t nkeep = 0, nnames = 0;
-	bool *moved = NULL;
+	bool *moved = NULL, *reused = NULL;
 	char **names = NULL;
 	struct dirent *de;
 	DIR *d;
@@ -266,6 +344,33 @@ int ferry_config_store__load_dir(struct ferry_config_store *store, const char *d
 	if (!ls.index) {
 		closedir(d);
 		return -ENOMEM;
+	}
+	/*
+	 * Objects of unchanged files may be taken over without validation; only
+	 * in a store of files alone, where no API object can clash with them.
+	 */
+	ls.by_manifest = json_object();
+	for (size_t i = 0; ls.by_manifest && i < store->nentries; i++) {
+		struct entry *e = store->entries[i];
+		char ptr[32];
+		json_t *a;
+
+		if (!e->from_file || !e->mf) {
+			json_decref(ls.by_manifest);
+			ls.by_manifest = NULL;
+			break;
+		}
+		snprintf(ptr, sizeof(ptr), "%p", (void *)e->mf);
+		a = json_object_get(ls.by_manifest, ptr);
+		if (!a) {
+			a = json_array();
+			if (!a || json_object_set_new(ls.by_manifest, ptr, a)) {
+				json_decref(ls.by_manifest);
+				ls.by_manifest = NULL;
+				break;
+			}
+		}
+		json_array_append_new(a, json_integer((json_int_t)i));
 	}
 	while ((de = readdir(d))) {
 		char **nn;
@@ -318,7 +423,8 @@ int ferry_config_store__load_dir(struct ferry_config_store *store, const char *d
 	 * it was.
 	 */
 	moved = calloc(store->nentries + 1, sizeof(*moved));
-	if (!moved)
+	reused = calloc(store->nentries + 1, sizeof(*reused));
+	if (!moved || !reused)
 		goto err_nomem;
 	for (size_t i = 0; i < store->nentries; i++) {
 		struct entry *old = store->entries[i];
@@ -329,6 +435,10 @@ int ferry_config_store__load_dir(struct ferry_config_store *store, const char *d
 			continue;
 		}
 		fresh = fresh_find(&ls, old->key);
+		if (fresh == old) {
+			reused[i] = true; /* taken over: in fresh already, not freed */
+			continue;
+		}
 		if (fresh) {
 			fresh->built = sdep_get(old->built);
 			continue;
@@ -347,12 +457,14 @@ int ferry_config_store__load_dir(struct ferry_config_store *store, const char *d
 		if (entries_push(&keep, &nkeep, ls.fresh[i]))
 			goto err_nomem;
 	for (size_t i = 0; i < store->nentries; i++)
-		if (!moved[i])
+		if (!moved[i] && !reused[i])
 			entry_free(store->entries[i]);
 	free(store->entries);
 	store->entries = keep;
 	store->nentries = nkeep;
 	ls.nfresh = 0; /* now owned by the store */
+	free(reused);
+	reused = NULL;
 	keep = NULL;
 	ret = (int)store->load_errs.n;
 	goto out_free_fresh;
@@ -362,10 +474,14 @@ err_nomem:
 out_free_fresh:
 	free(moved);
 	free(keep);
+	/* On failure taken-over entries are still the store's: only this load's own go. */
 	for (size_t i = 0; i < ls.nfresh; i++)
-		entry_free(ls.fresh[i]);
+		if (!entry_of_store(store, ls.fresh[i]))
+			entry_free(ls.fresh[i]);
+	free(reused);
 	free(ls.fresh);
 	json_decref(ls.index);
+	json_decref(ls.by_manifest);
 	str_set_free(&ls.rejected);
 	str_set_free(&ls.failed_files);
 out_free_names:
