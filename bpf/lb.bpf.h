@@ -267,6 +267,8 @@ static __always_inline int ferry_fwd_icmp(void *ctx, const int hook, struct ferr
 	flow = bpf_map_lookup_elem(&ferry_flows, &pkt->key);
 	if (!flow)
 		return ferry_pass(hook);
+	if (!pkt->vlan && ferry_ttl_expired(ctx, hook, pkt))
+		return ferry_pass(hook);
 	if (ferry_icmp_rewrite(ctx, hook, pkt, false, flow->backend_addr, flow->backend_port))
 		return ferry_pass(hook);
 	ferry_count(FERRY_CTR_ICMP_FWD);
@@ -280,7 +282,7 @@ static __always_inline int ferry_fwd_icmp(void *ctx, const int hook, struct ferr
 	 */
 	rc = ferry_fib(ctx, hook, pkt, pkt->key.saddr, flow->backend_addr, pkt->key.sport,
 		       flow->backend_port, &fib);
-	return ferry_send(ctx, hook, &fib, rc);
+	return ferry_send(ctx, hook, &fib, rc, pkt->key.family == FERRY_AF_INET);
 }
 
 /* Packets that did not parse as TCP/UDP: pass, except fragments to a VIP address. */

@@ -16,6 +16,13 @@ struct ferry_seldon_servers;
 
 #define MAX_IFACES 64
 
+/* --attach: where an --iface gets its forward program. */
+enum ferryd_attach {
+	FERRYD_ATTACH_AUTO, /* by what the driver does (ferryd.c choose_xdp) */
+	FERRYD_ATTACH_XDP, /* XDP (native, else generic) plus TC for the handoff */
+	FERRYD_ATTACH_TC, /* TC ingress only */
+};
+
 struct ferryd_opts {
 	const char *config_dir;
 	const char *ifaces[MAX_IFACES];
@@ -27,6 +34,8 @@ struct ferryd_opts {
 	const char *metrics_addr;
 	const char *pin_path;
 	const char *pod_ifaces; /* comma-separated fnmatch patterns */
+	__u32 pod_path; /* --pod-fast-path: FERRY_POD_PATH_* */
+	enum ferryd_attach attach; /* --attach */
 	__u32 table_size;
 	bool once;
 	bool kubernetes;

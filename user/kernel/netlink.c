@@ -426,6 +426,11 @@ struct ferry_nl *ferry_nl__new(void)
 	nl_cache_foreach(cache, link_obj_parsed, &a);
 	nl_cache_free(cache);
 	nl->route_changed = false;
+	/* xdp-features are an optimisation: without them ferryd keeps its safe defaults. */
+	err = xdp_open(nl);
+	if (err)
+		pr_warn("netlink: cannot read xdp-features (%s): XDP egress stays the TC handoff",
+			strerror(-err));
 	return nl;
 
 err_free:
@@ -442,6 +447,7 @@ void ferry_nl__free(struct ferry_nl *nl)
 	/* nl_socket_free() closes the socket too. */
 	nl_socket_free(nl->events);
 	nl_socket_free(nl->query);
+	xdp_close(nl);
 	free(nl->cache);
 	free(nl->links);
 	free(nl);
