@@ -64,6 +64,16 @@ static __always_inline __u32 ferry_ifindex(void *ctx, const int hook)
 	return ((struct __sk_buff *)ctx)->ifindex;
 }
 
+/* For ferry_parse(): the skb's length when it is a GSO skb (BIG TCP lengths), else 0. */
+static __always_inline __u32 ferry_gso_len(void *ctx, const int hook)
+{
+	struct __sk_buff *skb = ctx;
+
+	if (hook == FERRY_HOOK_XDP || !skb->gso_size)
+		return 0;
+	return skb->len;
+}
+
 static __always_inline int ferry_pass(const int hook)
 {
 	return hook == FERRY_HOOK_XDP ? XDP_PASS : ferry_tc_pass;

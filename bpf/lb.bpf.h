@@ -340,7 +340,8 @@ static __always_inline int ferry_fwd(void *ctx, const int hook)
 			return rc;
 		ferry_tc_pull(ctx);
 	}
-	rc = ferry_parse(ferry_data(ctx, hook), ferry_data_end(ctx, hook), &pkt);
+	rc = ferry_parse(ferry_data(ctx, hook), ferry_data_end(ctx, hook), &pkt,
+			 ferry_gso_len(ctx, hook));
 	if (rc != FERRY_PARSE_OK)
 		return ferry_fwd_unparsed(ctx, hook, &pkt, rc);
 	if (hook == FERRY_HOOK_XDP)
@@ -439,7 +440,8 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 	int rc;
 
 	ferry_tc_pull(skb);
-	rc = ferry_parse(ferry_data(skb, hook), ferry_data_end(skb, hook), &pkt);
+	rc = ferry_parse(ferry_data(skb, hook), ferry_data_end(skb, hook), &pkt,
+			 ferry_gso_len(skb, hook));
 	if (rc == FERRY_PARSE_OTHER &&
 	    (pkt.key.proto == IPPROTO_ICMP || pkt.key.proto == IPPROTO_ICMPV6))
 		return ferry_reply_icmp(skb, hook, &pkt);
