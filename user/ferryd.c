@@ -241,6 +241,12 @@ static int attach_static(struct ferryd *d)
 		pr_info("--iface %s: forward program at %s: %s", d->opts.ifaces[i],
 			xdp ? "XDP (and TC ingress for its handoff)" : "TC ingress", why_text(why));
 	}
+	/* The flag replaces detection: what a previous ferryd found goes. */
+	if (d->opts.ntx_ifaces) {
+		err = ferry_dp__clear_tx_ports(d->dp);
+		if (err)
+			return err;
+	}
 	for (i = 0; i < d->opts.ntx_ifaces; i++) {
 		ifindex = if_nametoindex(d->opts.tx_ifaces[i]);
 		err = ifindex ? ferry_dp__add_tx_port(d->dp, ifindex, FERRY_TX_WHY_FLAG) : -ENODEV;

@@ -819,6 +819,21 @@ int ferry_dp__del_tx_port(struct ferry_dp *dp, int ifindex)
 	return update_link(dp, ifindex, 0, FERRY_LINK_TX_PORT, 0xff00, 0) ?: err;
 }
 
+int ferry_dp__clear_tx_ports(struct ferry_dp *dp)
+{
+	__u32 key, next;
+	int err = 0;
+
+	/* Deleting while walking: always restart from the first key. */
+	while (!bpf_map_get_next_key(dp->map_fds[FERRY_M_TX_PORTS], NULL, &next)) {
+		key = next;
+		err = ferry_dp__del_tx_port(dp, key);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 bool ferry_dp__is_tx_port(struct ferry_dp *dp, int ifindex, __u32 *why)
 {
 	struct ferry_link link;

@@ -64,6 +64,8 @@ int ferry_dp__attach_cgroup(struct ferry_dp *dp, const char *cgroup_path);
  */
 int ferry_dp__add_tx_port(struct ferry_dp *dp, int ifindex, __u32 why);
 int ferry_dp__del_tx_port(struct ferry_dp *dp, int ifindex);
+/* Empties ferry_tx_ports (before --xdp-tx-iface replaces what a previous ferryd found). */
+int ferry_dp__clear_tx_ports(struct ferry_dp *dp);
 /* True when ifindex is in ferry_tx_ports; *why (may be NULL) says why. */
 bool ferry_dp__is_tx_port(struct ferry_dp *dp, int ifindex, __u32 *why);
 

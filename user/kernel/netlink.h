@@ -39,9 +39,11 @@ struct ferry_nl_callbacks {
 	void (*on_route_change)(void *ctx);
 	/*
 	 * A device's xdp-features (NETDEV_XDP_ACT_*) as the netdev family
-	 * reports them: from ferry_nl__xdp_dump() for every device, and from
-	 * ferry_nl__xdp_process() when one appears, changes (a veth's peer
-	 * attaching XDP or turning GRO on) or goes (removed, features 0).
+	 * reports them: from ferry_nl__xdp_dump() for every device, from
+	 * ferry_nl__xdp_process() when the family announces a device coming,
+	 * changing or going (removed, features 0), and for every device again
+	 * from ferry_nl__process() after link notifications (the family does
+	 * not announce every change: a veth's when its peer attaches XDP).
 	 */
 	void (*on_xdp_features)(void *ctx, int ifindex, __u64 features, bool removed);
 };

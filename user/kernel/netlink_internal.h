@@ -94,6 +94,7 @@ struct ferry_nl {
 	struct nl_sock *genl_events; /* netdev "mgmt" notifications; non-blocking; NULL: none */
 	int netdev_family; /* its generic netlink id */
 	bool xdp_features; /* the kernel has the netdev family (Linux 6.3+) */
+	bool xdp_recheck; /* a link changed during this ferry_nl__process(): dump the features */
 };
 
 void cache_flush(struct ferry_nl *nl);

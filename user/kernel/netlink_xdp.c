@@ -332,7 +332,10 @@ int ferry_nl__xdp_process(struct ferry_nl *nl)
 		if (n == -NLE_AGAIN || n == 0)
 			break;
 		if (n < 0) {
-			err = nlerr_to_errno(n);
+			/* Unreadable: a dump says where every device stands instead. */
+			pr_debug("netlink: reading netdev notifications: %s; re-reading all devices",
+				 nl_geterror(n));
+			err = ferry_nl__xdp_dump(nl);
 			break;
 		}
 	}
