@@ -354,11 +354,21 @@ static void attach_reply_auto(struct ferryd *d)
 			continue;
 		if ((size_t)d->nauto_reply >= sizeof(d->auto_reply) / sizeof(d->auto_reply[0]))
 			break;
+		if (!if_indextoname(q[i].ifindex, ifname))
+			snprintf(ifname, sizeof(ifname), "if%d", q[i].ifindex);
+		/*
+		 * A backend pod's own veth, on the policy-safe path: its replies go
+		 * through the stack untranslated (conntrack and policy see the reply
+		 * of the connection they saw) and the client pod's veth egress
+		 * translates them. --pod-fast-path=peer attaches here itself.
+		 */
+		if (d->opts.pod_ifaces && ferry_nl__match(d->opts.pod_ifaces, ifname)) {
+			d->auto_reply[d->nauto_reply++] = q[i].ifindex;
+			continue;
+		}
 		if (ferry_dp__attach(d->dp, q[i].ifindex, FERRY_HOOK_TC_REPLY_IN))
 			continue;
 		d->auto_reply[d->nauto_reply++] = q[i].ifindex;
-		if (!if_indextoname(q[i].ifindex, ifname))
-			snprintf(ifname, sizeof(ifname), "if%d", q[i].ifindex);
 		pr_info("%s: reply program attached (TC ingress): backends are routed there",
 			ifname);
 	}
