@@ -138,8 +138,9 @@ static __always_inline int ferry_fib(void *ctx, const int hook, const struct fer
 	if (hook != FERRY_HOOK_XDP) {
 		__u32 gso_size = ((struct __sk_buff *)ctx)->gso_size;
 
+		/* Headers + one segment; BIG TCP's clamped lengths never enter it. */
 		if (gso_size && pkt->payload_len > gso_size)
-			fib->tot_len = pkt->ip_len - pkt->payload_len + gso_size;
+			fib->tot_len = pkt->payload_off - pkt->l3_off + gso_size;
 	}
 	if (pkt->key.family == FERRY_AF_INET) {
 		fib->family = FERRY_AF_INET_SOCK;

@@ -53,12 +53,17 @@ struct ferry_vlan_hdr {
 struct ferry_pkt {
 	struct ferry_flow_key key; /* as received */
 	__u32 len; /* bytes on the wire, for stats */
-	/* From the IP length fields, not the frame (Ethernet pads); BIG TCP: from the skb. */
-	__u32 payload_len;
-	__u32 ip_len; /* IPv4 total length or IPv6 payload length + 40, for the fib lookup */
 	__u16 l3_off; /* from the start of the frame */
 	__u16 l4_off;
 	__u16 payload_off;
+	/*
+	 * From the IP length fields, not the frame (Ethernet pads). BIG TCP
+	 * (from the skb's length) can exceed 16 bits: both are then clamped at
+	 * 0xffff, which every user reads right ("has payload", "more than one
+	 * segment"); 16 bits keep the XDP program's stack where 6.1 accepts it.
+	 */
+	__u16 payload_len;
+	__u16 ip_len; /* IPv4 total length or IPv6 payload length + 40, for the fib lookup */
 	__u8 tcp_flags;
 	__u8 vlan;
 	/* ICMP errors only (ferry_parse_icmp): where the quoted packet's headers start. */
@@ -102,7 +107,7 @@ static __always_inline int ferry_parse(void *data, void *data_end, struct ferry_
 {
 	struct ethhdr *eth = data;
 	__u32 off = sizeof(*eth);
-	__u32 l4_hdr_len, l3_payload;
+	__u32 l4_hdr_len, l3_payload, ip_len;
 	__be16 proto;
 	__u8 l4_proto;
 
@@ -131,15 +136,15 @@ static __always_inline int ferry_parse(void *data, void *data_end, struct ferry_
 			return FERRY_PARSE_MALFORMED;
 		if (data + off + hl > data_end)
 			return FERRY_PARSE_MALFORMED;
-		pkt->ip_len = bpf_ntohs(iph->tot_len);
-		if (!pkt->ip_len && gso_len > off)
-			pkt->ip_len = gso_len - off; /* BIG TCP */
-		if (pkt->ip_len < hl)
+		ip_len = bpf_ntohs(iph->tot_len);
+		if (!ip_len && gso_len > off)
+			ip_len = gso_len - off; /* BIG TCP */
+		if (ip_len < hl)
 			return FERRY_PARSE_MALFORMED;
 		pkt->key.family = FERRY_AF_INET;
 		pkt->key.saddr[0] = iph->saddr;
 		pkt->key.daddr[0] = iph->daddr;
-		l3_payload = pkt->ip_len - hl;
+		l3_payload = ip_len - hl;
 		l4_proto = iph->protocol;
 		if (iph->frag_off & bpf_htons(FERRY_IP_MF | FERRY_IP_OFFSET))
 			return FERRY_PARSE_FRAG;
@@ -171,12 +176,12 @@ static __always_inline int ferry_parse(void *data, void *data_end, struct ferry_
 				off += 8;
 			}
 		}
-		pkt->ip_len = l3_payload + sizeof(*ip6);
+		ip_len = l3_payload + sizeof(*ip6);
 		if (l4_proto == FERRY_NEXTHDR_FRAGMENT)
 			return FERRY_PARSE_FRAG;
 		if (ferry_ipv6_is_ext(l4_proto))
 			return FERRY_PARSE_IPV6_EXT;
-		l3_payload = pkt->ip_len - (off - pkt->l3_off);
+		l3_payload = ip_len - (off - pkt->l3_off);
 	} else {
 		return FERRY_PARSE_OTHER;
 	}
@@ -209,7 +214,9 @@ static __always_inline int ferry_parse(void *data, void *data_end, struct ferry_
 	if (l3_payload < l4_hdr_len)
 		return FERRY_PARSE_MALFORMED;
 	pkt->payload_off = off + l4_hdr_len;
-	pkt->payload_len = l3_payload - l4_hdr_len;
+	l3_payload -= l4_hdr_len;
+	pkt->payload_len = l3_payload > 0xffff ? 0xffff : l3_payload;
+	pkt->ip_len = ip_len > 0xffff ? 0xffff : ip_len;
 	return FERRY_PARSE_OK;
 }
 
