@@ -13,6 +13,12 @@
 # In TC mode fq-n0 has GRO on, so its NAPI takes the generator's frames and
 # builds skbs; in XDP mode ferry's program takes them. Everything is pinned
 # to one CPU (--cpu), so cpu_seconds covers generator, node and sink.
+#
+# Pod mode, the same wiring read as pods (ferryd --pod-iface 'fq-n*'): the
+# policy-safe default (rewrite, the stack routes) against
+# --pod-fast-path=peer (bpf_redirect_peer into the backend pod). Their
+# sink is an iptables raw-table DROP rule in the backend pod counting what
+# arrives (a redirect_peer skb enters the pod after its veth's XDP).
 # Usage (root, under the shared lock): tools/veth_hook_pps.sh [RUNS]
 set -uo pipefail
 
@@ -92,5 +98,36 @@ measure() { # mode
 	nsenter --net=/run/netns/fq-n "$build/ferryctl" --pin-path "$pin" reset --yes >/dev/null 2>&1
 }
 
+pod_seen() {
+	ip netns exec fq-b iptables -t raw -L PREROUTING -v -n -x | awk '/fq-sink/ {s += $1} END {print s + 0}'
+}
+
+measure_pod() { # default|peer
+	local mode=$1 i c0 c1
+	ip netns exec fq-n ethtool -K fq-n0 gro on >/dev/null
+	ip netns exec fq-b iptables -t raw -A PREROUTING -p udp --dport 9000 -m comment \
+		--comment fq-sink -j DROP
+	nsenter --net=/run/netns/fq-n "$build/ferryd" --config-dir "$work/conf" --pod-iface 'fq-n*' \
+		--pin-path "$pin" $([ "$mode" = peer ] && echo --pod-fast-path=peer) \
+		>"$work/ferryd-pod-$mode.log" 2>&1 &
+	ferryd_pid=$!
+	sleep 2
+	for i in $(seq "$runs"); do
+		c0=$(pod_seen)
+		ip netns exec fq-c "$build/bench/pps_gen" --iface fq-c --dst-mac "$node_mac" \
+			--src 198.18.1.2 --dst $vip --dport 9000 --seconds 2 --cpu 0 \
+			2>>"$work/pps_gen.log" >"$work/pod.json"
+		c1=$(pod_seen)
+		python3 -c "import json; d=json.load(open('$work/pod.json')); n=$c1-$c0; print('pod-$mode', round(n/d['seconds']/1e6,3), round(n/d['cpu_seconds']/1e6,3) if d.get('cpu_seconds') else 'na')"
+	done
+	kill "$ferryd_pid"
+	wait "$ferryd_pid" 2>/dev/null
+	ferryd_pid=""
+	nsenter --net=/run/netns/fq-n "$build/ferryctl" --pin-path "$pin" reset --yes >/dev/null 2>&1
+	ip netns exec fq-b iptables -t raw -F PREROUTING
+}
+
 echo "mode mpps_wall mpps_per_cpu_second"
 for r in xdp tc; do measure $r; done
+command -v iptables >/dev/null || exit 0
+for r in default peer; do measure_pod $r; done
