@@ -43,6 +43,8 @@
  * CNIs enforce NetworkPolicy, see it as they would see kube-proxy's DNAT.
  */
 const volatile __u32 ferry_pod_path = FERRY_POD_PATH_STACK;
+/* ferryd attaches to pods (--pod-iface): without, TC never looks for pod veths. */
+const volatile bool ferry_pods = false;
 
 /* A pod's host-side veth (ferryd marks them in ferry_links before attaching). */
 static __always_inline bool ferry_is_pod_link(__u32 ifindex)
@@ -228,7 +230,7 @@ static __always_inline int ferry_send_pod(void *ctx, const int hook, struct bpf_
 {
 	struct ethhdr *eth;
 
-	if (hook != FERRY_HOOK_TC_INGRESS || ferry_pod_path != FERRY_POD_PATH_PEER)
+	if (hook != FERRY_HOOK_TC_INGRESS || !ferry_pods || ferry_pod_path != FERRY_POD_PATH_PEER)
 		return -1;
 	if (ferry_is_pod_link(fib->ifindex)) {
 		eth = ferry_data(ctx, hook);
@@ -324,7 +326,7 @@ static __always_inline int ferry_fwd_xmit(void *ctx, const int hook, const struc
 
 	in_ifindex = ferry_ifindex(ctx, hook);
 	/* From a pod, by default: rewritten and routed by the stack, as kube-proxy's DNAT. */
-	if (hook == FERRY_HOOK_TC_INGRESS && ferry_pod_path == FERRY_POD_PATH_STACK &&
+	if (hook == FERRY_HOOK_TC_INGRESS && ferry_pods && ferry_pod_path == FERRY_POD_PATH_STACK &&
 	    ferry_is_pod_link(in_ifindex)) {
 		if (ferry_rewrite(ctx, hook, pkt, false, addr, port))
 			return ferry_pass(hook);

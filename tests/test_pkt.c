@@ -3234,6 +3234,7 @@ static struct ferry_tc *tc_with_pod_path(uint32_t path)
 	if (!tc)
 		return NULL;
 	tc->rodata->ferry_tc_pass = TC_ACT_OK;
+	tc->rodata->ferry_pods = true;
 	tc->rodata->ferry_pod_path = path;
 	bpf_object__for_each_map(m, tc->obj) {
 		bpf_map__set_pin_path(m, NULL);
@@ -3273,7 +3274,7 @@ static void test_pod_path(void)
 	struct pb_spec syn = spec_tcp(4, 46200, VIP4, 80, PB_TCP_SYN);
 	struct pb_spec ack = spec_tcp(4, 46200, VIP4, 80, PB_TCP_ACK);
 	const struct backend_def *be;
-	struct ferry_tc *peer = NULL;
+	struct ferry_tc *peer = NULL, *safe = NULL;
 	struct pb_spec out, rep, rout;
 	int tx = map_fd(FERRY_MAP_TX_PORTS);
 	struct run_out r;
@@ -3289,9 +3290,35 @@ static void test_pod_path(void)
 	/* The stack writes the MACs. */
 	memcpy(out.smac, syn.smac, 6);
 	memcpy(out.dmac, syn.dmac, 6);
-	check("pod default: rewritten, to the stack", P_TC_FWD, env.if_c0, &syn,
-	      &(struct expect){ .verdict = TC_ACT_OK, .out = &out, .ctr = { CTR(FIB_STACK, 1) } });
+	safe = tc_with_pod_path(FERRY_POD_PATH_STACK);
+	if (!ASSERT_TRUE(safe != NULL, "tc object with pods, default path"))
+		goto out;
+	{
+		uint8_t ib[512], ob[512], got[512];
+		size_t il = pb_build(&syn, ib, sizeof(ib)), ol = pb_build(&out, ob, sizeof(ob));
+		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = ib, .data_size_in = il,
+			    .data_out = got, .data_size_out = sizeof(got), .repeat = 1);
+		struct __sk_buff sctx = { .ifindex = env.if_c0 };
+		uint64_t before[FERRY_CTR_MAX], after[FERRY_CTR_MAX];
 
+		opts.ctx_in = &sctx;
+		opts.ctx_size_in = sizeof(sctx);
+		read_counters(before);
+		ASSERT_OK(bpf_prog_test_run_opts(bpf_program__fd(safe->progs.ferry_tc_fwd), &opts),
+			  "run default object");
+		read_counters(after);
+		ASSERT_EQ(opts.retval, TC_ACT_OK, "pod default: passed to the stack");
+		ASSERT_EQ(after[FERRY_CTR_FIB_STACK] - before[FERRY_CTR_FIB_STACK], 1,
+			  "pod default: FIB_STACK");
+		ASSERT_EQ(after[FERRY_CTR_REDIRECT] - before[FERRY_CTR_REDIRECT], 0,
+			  "pod default: no redirect");
+		if (!ASSERT_EQ(opts.data_size_out, ol, "pod default frame length") ||
+		    memcmp(got, ob, ol)) {
+			test__fail(__FILE__, __LINE__, "pod default", "output frame differs");
+			dump("got", got, opts.data_size_out);
+			dump("want", ob, ol);
+		}
+	}
 	peer = tc_with_pod_path(FERRY_POD_PATH_PEER);
 	if (!ASSERT_TRUE(peer != NULL, "tc object with --pod-fast-path=peer"))
 		goto out;
@@ -3366,6 +3393,7 @@ static void test_pod_path(void)
 	}
 out:
 	(void)tx;
+	ferry_tc__destroy(safe);
 	ferry_tc__destroy(peer);
 	mark_pod(env.if_b0, false);
 	mark_pod(env.if_c0, false);

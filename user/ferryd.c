@@ -908,7 +908,8 @@ int main(int argc, char **argv)
 	if (ferry_caps__check())
 		return 1;
 	d.dp = ferry_dp__open(&(struct ferry_dp_opts){ .pin_path = d.opts.pin_path,
-						       .pod_path = d.opts.pod_path });
+						       .pod_path = d.opts.pod_path,
+						       .pods = d.opts.pod_ifaces != NULL });
 	if (!d.dp)
 		return 1;
 	pr_info("data plane at %s (%s), kernel features:%s%s%s", d.opts.pin_path,

@@ -311,6 +311,7 @@ static int load_objects(struct ferry_dp *dp)
 	/* Forward and reply filters may share an interface's ingress: "not mine" lets the next run. */
 	dp->tc->rodata->ferry_tc_pass = TC_ACT_UNSPEC;
 	dp->tc->rodata->ferry_pod_path = dp->pod_path;
+	dp->tc->rodata->ferry_pods = dp->pods;
 	err = reuse_pins(dp, dp->tc->obj);
 	if (err)
 		return err;
@@ -406,6 +407,7 @@ struct ferry_dp *ferry_dp__open(const struct ferry_dp_opts *opts)
 		dp->map_fds[i] = -1;
 	snprintf(dp->pin_path, sizeof(dp->pin_path), "%s", pin);
 	dp->pod_path = opts ? opts->pod_path : FERRY_POD_PATH_STACK;
+	dp->pods = opts && opts->pods;
 
 	err = ferry_dp__check_bpffs(pin);
 	if (err)

@@ -25,6 +25,7 @@ struct ferry_dp_opts {
 	const char *pin_path; /* NULL: FERRY_PIN_ROOT_DEFAULT */
 	bool maps_only; /* open the pinned maps, load no program (ferryctl) */
 	__u32 pod_path; /* FERRY_POD_PATH_*: how pod traffic leaves (--pod-fast-path) */
+	bool pods; /* ferryd attaches to pod veths (--pod-iface): TC looks them up */
 };
 
 struct ferry_dp {
@@ -33,6 +34,7 @@ struct ferry_dp {
 	bool created; /* the pins did not exist before this open */
 	__u32 features; /* FERRY_FEAT_* */
 	__u32 pod_path; /* FERRY_POD_PATH_* the TC object was loaded with */
+	bool pods; /* ferry_pods the TC object was loaded with */
 	struct ferry_xdp *xdp; /* NULL with maps_only */
 	struct ferry_tc *tc;
 	struct ferry_sock *sock;
