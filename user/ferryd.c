@@ -288,12 +288,13 @@ static void on_xdp_features(void *ctx, int ifindex, __u64 features, bool removed
 	if (d->opts.ntx_ifaces)
 		return;
 	have = ferry_dp__is_tx_port(d->dp, ifindex, &why);
-	if (want == have)
+	/* A port a previous ferryd declared by flag is now this one's finding. */
+	if (want == have && (!want || why == FERRY_TX_WHY_NDO_XMIT))
 		return;
 	if (!if_indextoname(ifindex, ifname))
 		snprintf(ifname, sizeof(ifname), "if%d", ifindex);
 	if (want) {
-		if (!ferry_dp__add_tx_port(d->dp, ifindex, FERRY_TX_WHY_NDO_XMIT))
+		if (!ferry_dp__add_tx_port(d->dp, ifindex, FERRY_TX_WHY_NDO_XMIT) && !have)
 			pr_info("%s: takes XDP_REDIRECT frames (xdp-features ndo-xmit): XDP "
 				"redirects into it",
 				ifname);
