@@ -34,13 +34,13 @@ const volatile int ferry_tc_pass = TC_ACT_UNSPEC;
  * verifier rejects: "dereference of modified ctx ptr". The asm pins the
  * access to the form the verifier rewrites.
  */
-#define ferry_ctx_u32(ctx, type, field)                                                          \
-	({                                                                                     \
-		__u64 __v;                                                                     \
-		asm volatile("%0 = *(u32 *)(%1 + %2)"                                           \
-			     : "=r"(__v)                                                       \
-			     : "r"(ctx), "i"(offsetof(type, field)));                          \
-		__v;                                                                           \
+#define ferry_ctx_u32(ctx, type, field)                               \
+	({                                                            \
+		__u64 __v;                                            \
+		asm volatile("%0 = *(u32 *)(%1 + %2)"                 \
+			     : "=r"(__v)                              \
+			     : "r"(ctx), "i"(offsetof(type, field))); \
+		__v;                                                  \
 	})
 
 static __always_inline void *ferry_data(void *ctx, const int hook)

@@ -60,7 +60,8 @@ static __always_inline bool ferry_is_pod_link(__u32 ifindex)
  * the stack gets it and sends the time exceeded. Read before the rewrite,
  * so that the stack's error quotes what the client sent.
  */
-static __always_inline bool ferry_ttl_expired(void *ctx, const int hook, const struct ferry_pkt *pkt)
+static __always_inline bool ferry_ttl_expired(void *ctx, const int hook,
+					      const struct ferry_pkt *pkt)
 {
 	void *data = ferry_data(ctx, hook), *data_end = ferry_data_end(ctx, hook);
 	__u32 off = (pkt->l3_off & 0xff) + (pkt->key.family == FERRY_AF_INET ?
@@ -111,7 +112,8 @@ static __always_inline void ferry_ttl_dec(void *ctx, const int hook, bool v4)
 		ip6->hop_limit -= 1;
 		new = *word;
 		if (hook != FERRY_HOOK_XDP)
-			bpf_csum_update(ctx, bpf_csum_diff(&old, sizeof(old), &new, sizeof(new), 0));
+			bpf_csum_update(ctx,
+					bpf_csum_diff(&old, sizeof(old), &new, sizeof(new), 0));
 	}
 }
 

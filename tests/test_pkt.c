@@ -1170,7 +1170,8 @@ static void test_reject(void)
 				.out = &rst,
 				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
 	check("ipv4 rst at tc", P_TC_FWD, env.if_c0, &syn,
-	      &(struct expect){ .verdict = TC_ACT_REDIRECT, .answer = true,
+	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
+				.answer = true,
 				.out = &rst,
 				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
 	/* With a payload (TCP fast open) the ack covers it too. */
@@ -1200,7 +1201,8 @@ static void test_reject(void)
 				.out = &rst6,
 				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
 	check("ipv6 rst at tc", P_TC_FWD, env.if_c0, &syn6,
-	      &(struct expect){ .verdict = TC_ACT_REDIRECT, .answer = true,
+	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
+				.answer = true,
 				.out = &rst6,
 				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
 	for (uint32_t s = 0; s < 7; s++)
@@ -1253,7 +1255,8 @@ static void test_no_backend(void)
 				.out = &rst,
 				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
 	check("tc", P_TC_FWD, env.if_c0, &syn,
-	      &(struct expect){ .verdict = TC_ACT_REDIRECT, .answer = true,
+	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
+				.answer = true,
 				.out = &rst,
 				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
 	read_svc_stats(5, &s1);
@@ -2820,7 +2823,8 @@ static void test_reject_udp(void)
 					    .ctr = { CTR(NO_BACKEND, 1), CTR(REJECT_ICMP, 1) } });
 		snprintf(what, sizeof(what), "ipv%d port unreachable at tc", family);
 		check_raw(what, P_TC_FWD, env.if_c0, ib, il, ob, ol,
-			  &(struct expect){ .verdict = TC_ACT_REDIRECT, .answer = true,
+			  &(struct expect){ .verdict = TC_ACT_REDIRECT,
+					    .answer = true,
 					    .ctr = { CTR(NO_BACKEND, 1), CTR(REJECT_ICMP, 1) } });
 		table_set(cases[i].svc_idx, cases[i].backend_id);
 	}
@@ -3204,9 +3208,9 @@ static void test_big_tcp(void)
 			read_counters(after);
 			if (!ASSERT_OK(err, "test_run with gso_size"))
 				return;
-			ASSERT_EQ(opts.retval, TC_ACT_REDIRECT, s->family == 4 ?
-				  "ipv4 tot_len 0 gso skb redirected" :
-				  "ipv6 payload_len 0 gso skb redirected");
+			ASSERT_EQ(opts.retval, TC_ACT_REDIRECT,
+				  s->family == 4 ? "ipv4 tot_len 0 gso skb redirected" :
+						   "ipv6 payload_len 0 gso skb redirected");
 		}
 		ASSERT_EQ(after[FERRY_CTR_MALFORMED] - before[FERRY_CTR_MALFORMED], 0, "MALFORMED");
 		ASSERT_EQ(after[FERRY_CTR_REDIRECT] - before[FERRY_CTR_REDIRECT], 1, "REDIRECT");

@@ -212,7 +212,8 @@ static bool choose_xdp(struct ferryd *d, int ifindex, __u32 *why)
 		*why = FERRY_LINK_WHY_NO_FEATURES;
 		return true;
 	}
-	*why = dev.features & FERRY_XDP_ACT_BASIC ? FERRY_LINK_WHY_NATIVE : FERRY_LINK_WHY_NO_NATIVE;
+	*why = dev.features & FERRY_XDP_ACT_BASIC ? FERRY_LINK_WHY_NATIVE :
+						    FERRY_LINK_WHY_NO_NATIVE;
 	return dev.features & FERRY_XDP_ACT_BASIC;
 }
 
@@ -928,13 +929,12 @@ int main(int argc, char **argv)
 		pr_warn("netlink unavailable (%s): reply interfaces will not follow routes",
 			strerror(errno));
 	else
-		ferry_nl__set_callbacks(d.nl,
-					&(struct ferry_nl_callbacks){ .on_link = on_link,
-								      .on_route_change =
-									      on_route_change,
-								      .on_xdp_features =
-									      on_xdp_features },
-					&d);
+		ferry_nl__set_callbacks(
+			d.nl,
+			&(struct ferry_nl_callbacks){ .on_link = on_link,
+						      .on_route_change = on_route_change,
+						      .on_xdp_features = on_xdp_features },
+			&d);
 
 	err = attach_static(&d);
 	if (err)

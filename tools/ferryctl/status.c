@@ -58,7 +58,8 @@ static const char *reason_text(__u32 hooks, __u32 reason, char *buf, size_t len)
 		[FERRY_LINK_WHY_NO_NATIVE] = "no native XDP in the driver: TC beats generic XDP",
 		[FERRY_LINK_WHY_VETH] = "veth, peer runs no XDP: skbs arrive, TC avoids XDP's copy",
 		[FERRY_LINK_WHY_VETH_PEER_XDP] = "veth whose peer runs XDP: XDP frames arrive",
-		[FERRY_LINK_WHY_NO_FEATURES] = "kernel reports no xdp-features (< 6.3): XDP as before",
+		[FERRY_LINK_WHY_NO_FEATURES] =
+			"kernel reports no xdp-features (< 6.3): XDP as before",
 		[FERRY_LINK_WHY_POD] = "pod interface (--pod-iface)",
 		[FERRY_LINK_WHY_REPLY] = "backends are routed here",
 	};

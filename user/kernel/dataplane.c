@@ -861,13 +861,13 @@ int ferry_dp__detach_xdp(struct ferry_dp *dp, int ifindex)
 	recorded = !bpf_map_lookup_elem(dp->map_fds[FERRY_M_LINKS], &key, &link) &&
 		   (link.hooks & (FERRY_LINK_XDP_NATIVE | FERRY_LINK_XDP_GENERIC));
 	if (bpf_xdp_query(ifindex, 0, &q) || !q.prog_id || !prog_is_ferry(q.prog_id, recorded))
-		return recorded ? update_link(dp, ifindex, 0,
-					      FERRY_LINK_XDP_NATIVE | FERRY_LINK_XDP_GENERIC, 0, 0) :
-				  0;
-	err = bpf_xdp_detach(ifindex,
-			     q.attach_mode == XDP_ATTACHED_SKB ? XDP_FLAGS_SKB_MODE :
-								 XDP_FLAGS_DRV_MODE,
-			     NULL);
+		return recorded ?
+			       update_link(dp, ifindex, 0,
+					   FERRY_LINK_XDP_NATIVE | FERRY_LINK_XDP_GENERIC, 0, 0) :
+			       0;
+	err = bpf_xdp_detach(
+		ifindex,
+		q.attach_mode == XDP_ATTACHED_SKB ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE, NULL);
 	if (err)
 		return err;
 	return update_link(dp, ifindex, 0, FERRY_LINK_XDP_NATIVE | FERRY_LINK_XDP_GENERIC, 0, 0);

@@ -115,7 +115,8 @@ static int family_parse(struct nl_msg *msg, void *arg)
 		r->id = nla_get_u16(tb[CTRL_ATTR_FAMILY_ID]);
 	if (!tb[CTRL_ATTR_MCAST_GROUPS])
 		return NL_OK;
-	nla_for_each_nested(grp, tb[CTRL_ATTR_MCAST_GROUPS], rem) {
+	nla_for_each_nested(grp, tb[CTRL_ATTR_MCAST_GROUPS], rem)
+	{
 		struct nlattr *g[CTRL_ATTR_MCAST_GRP_MAX + 1];
 
 		if (nla_parse_nested(g, CTRL_ATTR_MCAST_GRP_MAX, grp, NULL) ||
@@ -140,7 +141,8 @@ static struct nl_msg *genl_msg(int family, int flags, __u8 cmd)
 }
 
 /* Sends msg (freed) on sock and runs fn on every reply; 0 or -errno. */
-static int genl_exchange(struct nl_sock *sock, struct nl_msg *msg, nl_recvmsg_msg_cb_t fn, void *arg)
+static int genl_exchange(struct nl_sock *sock, struct nl_msg *msg, nl_recvmsg_msg_cb_t fn,
+			 void *arg)
 {
 	struct nl_cb *cb = nl_cb_alloc(NL_CB_DEFAULT);
 	int err;
@@ -299,9 +301,9 @@ int ferry_nl__xdp_dump(struct ferry_nl *nl)
 
 	if (!nl->xdp_features)
 		return -EOPNOTSUPP;
-	return genl_exchange(nl->genl_query, genl_msg(nl->netdev_family, NLM_F_DUMP,
-						      NETDEV_CMD_DEV_GET),
-			     dev_parse, &r);
+	return genl_exchange(nl->genl_query,
+			     genl_msg(nl->netdev_family, NLM_F_DUMP, NETDEV_CMD_DEV_GET), dev_parse,
+			     &r);
 }
 
 int ferry_nl__xdp_fd(const struct ferry_nl *nl)
@@ -333,8 +335,9 @@ int ferry_nl__xdp_process(struct ferry_nl *nl)
 			break;
 		if (n < 0) {
 			/* Unreadable: a dump says where every device stands instead. */
-			pr_debug("netlink: reading netdev notifications: %s; re-reading all devices",
-				 nl_geterror(n));
+			pr_debug(
+				"netlink: reading netdev notifications: %s; re-reading all devices",
+				nl_geterror(n));
 			err = ferry_nl__xdp_dump(nl);
 			break;
 		}
