@@ -100,7 +100,8 @@ command -v bpftool >/dev/null || fe_fail "needs bpftool (make deps)"
 fe_ferryd_start
 fe_wait 10 fe_vip_ok "$vip" || fe_fail "VIP $vip does not answer within 10 s"
 backend_side=$(ifindexes "$(fe_node_if 1)" "$(fe_node_if 2)")
-"$FERRY_BUILD/ferryctl" --pin-path "$FE_PIN" status >"$FE_RUN/status.txt" 2>&1
+nsenter --net="/run/netns/$FE_NODE" "$FERRY_BUILD/ferryctl" --pin-path "$FE_PIN" status \
+	>"$FE_RUN/status.txt" 2>&1
 fe_log "$(grep -E "^  $FE_IF_NODE_CLIENT " "$FE_RUN/status.txt")"
 grep -qE "^  $FE_IF_NODE_CLIENT +xdp\(native\).*peer runs XDP" "$FE_RUN/status.txt" ||
 	fe_fail "ferryctl status does not show $FE_IF_NODE_CLIENT at XDP because its peer runs XDP: $(grep -E "^  $FE_IF_NODE_CLIENT " "$FE_RUN/status.txt")"
