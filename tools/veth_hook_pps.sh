@@ -18,14 +18,16 @@
 # policy-safe default (rewrite, the stack routes) against
 # --pod-fast-path=peer (bpf_redirect_peer into the backend pod). Their
 # sink is an iptables raw-table DROP rule in the backend pod counting what
-# arrives (a redirect_peer skb enters the pod after its veth's XDP).
-# Usage (root, under the shared lock): tools/veth_hook_pps.sh [RUNS]
+# arrives (a redirect_peer skb enters the pod after its veth's XDP); the
+# generator's own counter sits on fq-c, where nothing arrives.
+# Usage (root, under the shared lock): tools/veth_hook_pps.sh [RUNS [all|gateway|pod]]
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${FERRY_BUILD:-$top/build}
 case "$build" in /*) ;; *) build="$top/$build" ;; esac
 runs=${1:-5}
+what=${2:-all}
 pin=/sys/fs/bpf/ferry-fq
 work=$(mktemp -d /tmp/fq.XXXXXX)
 vip=198.18.100.50
@@ -116,7 +118,7 @@ measure_pod() { # default|peer
 		c0=$(pod_seen)
 		ip netns exec fq-c "$build/bench/pps_gen" --iface fq-c --dst-mac "$node_mac" \
 			--src 198.18.1.2 --dst $vip --dport 9000 --seconds 2 --cpu 0 \
-			2>>"$work/pps_gen.log" >"$work/pod.json"
+			--count /run/netns/fq-c:fq-c 2>>"$work/pps_gen.log" >"$work/pod.json"
 		c1=$(pod_seen)
 		python3 -c "import json; d=json.load(open('$work/pod.json')); n=$c1-$c0; print('pod-$mode', round(n/d['seconds']/1e6,3), round(n/d['cpu_seconds']/1e6,3) if d.get('cpu_seconds') else 'na')"
 	done
@@ -128,6 +130,8 @@ measure_pod() { # default|peer
 }
 
 echo "mode mpps_wall mpps_per_cpu_second"
-for r in xdp tc; do measure $r; done
-command -v iptables >/dev/null || exit 0
+if [ "$what" != pod ]; then
+	for r in xdp tc; do measure $r; done
+fi
+[ "$what" != gateway ] && command -v iptables >/dev/null || exit 0
 for r in default peer; do measure_pod $r; done
