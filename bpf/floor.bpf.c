@@ -13,7 +13,7 @@ int ferry_floor(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ferry_pkt pkt = {};
 
-	if (ferry_parse(data, data_end, &pkt) != FERRY_PARSE_OK)
+	if (ferry_parse(data, data_end, &pkt, 0) != FERRY_PARSE_OK)
 		return XDP_PASS;
 	/* Use the tuple so that the compiler keeps every load of the parse. */
 	return (pkt.key.sport ^ pkt.key.dport ^ pkt.key.daddr[3] ^ pkt.l4_off) != 0xdead ? XDP_TX :

@@ -27,18 +27,34 @@
  */
 const volatile int ferry_tc_pass = TC_ACT_UNSPEC;
 
+/*
+ * A 32-bit context field loaded straight from the context register. With
+ * plain C, clang may keep ctx + offsetof(field) in a register and load
+ * through it later (after a helper call, to spare an addition), which the
+ * verifier rejects: "dereference of modified ctx ptr". The asm pins the
+ * access to the form the verifier rewrites.
+ */
+#define ferry_ctx_u32(ctx, type, field)                               \
+	({                                                            \
+		__u64 __v;                                            \
+		asm volatile("%0 = *(u32 *)(%1 + %2)"                 \
+			     : "=r"(__v)                              \
+			     : "r"(ctx), "i"(offsetof(type, field))); \
+		__v;                                                  \
+	})
+
 static __always_inline void *ferry_data(void *ctx, const int hook)
 {
 	if (hook == FERRY_HOOK_XDP)
-		return (void *)(long)((struct xdp_md *)ctx)->data;
-	return (void *)(long)((struct __sk_buff *)ctx)->data;
+		return (void *)(long)ferry_ctx_u32(ctx, struct xdp_md, data);
+	return (void *)(long)ferry_ctx_u32(ctx, struct __sk_buff, data);
 }
 
 static __always_inline void *ferry_data_end(void *ctx, const int hook)
 {
 	if (hook == FERRY_HOOK_XDP)
-		return (void *)(long)((struct xdp_md *)ctx)->data_end;
-	return (void *)(long)((struct __sk_buff *)ctx)->data_end;
+		return (void *)(long)ferry_ctx_u32(ctx, struct xdp_md, data_end);
+	return (void *)(long)ferry_ctx_u32(ctx, struct __sk_buff, data_end);
 }
 
 static __always_inline __u32 ferry_ifindex(void *ctx, const int hook)
@@ -46,6 +62,16 @@ static __always_inline __u32 ferry_ifindex(void *ctx, const int hook)
 	if (hook == FERRY_HOOK_XDP)
 		return ((struct xdp_md *)ctx)->ingress_ifindex;
 	return ((struct __sk_buff *)ctx)->ifindex;
+}
+
+/* For ferry_parse(): the skb's length when it is a GSO skb (BIG TCP lengths), else 0. */
+static __always_inline __u32 ferry_gso_len(void *ctx, const int hook)
+{
+	struct __sk_buff *skb = ctx;
+
+	if (hook == FERRY_HOOK_XDP || !skb->gso_size)
+		return 0;
+	return skb->len;
 }
 
 static __always_inline int ferry_pass(const int hook)

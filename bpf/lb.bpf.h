@@ -267,6 +267,8 @@ static __always_inline int ferry_fwd_icmp(void *ctx, const int hook, struct ferr
 	flow = bpf_map_lookup_elem(&ferry_flows, &pkt->key);
 	if (!flow)
 		return ferry_pass(hook);
+	if (!pkt->vlan && ferry_ttl_expired(ctx, hook, pkt))
+		return ferry_pass(hook);
 	if (ferry_icmp_rewrite(ctx, hook, pkt, false, flow->backend_addr, flow->backend_port))
 		return ferry_pass(hook);
 	ferry_count(FERRY_CTR_ICMP_FWD);
@@ -280,7 +282,7 @@ static __always_inline int ferry_fwd_icmp(void *ctx, const int hook, struct ferr
 	 */
 	rc = ferry_fib(ctx, hook, pkt, pkt->key.saddr, flow->backend_addr, pkt->key.sport,
 		       flow->backend_port, &fib);
-	return ferry_send(ctx, hook, &fib, rc);
+	return ferry_send(ctx, hook, &fib, rc, pkt->key.family == FERRY_AF_INET);
 }
 
 /* Packets that did not parse as TCP/UDP: pass, except fragments to a VIP address. */
@@ -338,7 +340,8 @@ static __always_inline int ferry_fwd(void *ctx, const int hook)
 			return rc;
 		ferry_tc_pull(ctx);
 	}
-	rc = ferry_parse(ferry_data(ctx, hook), ferry_data_end(ctx, hook), &pkt);
+	rc = ferry_parse(ferry_data(ctx, hook), ferry_data_end(ctx, hook), &pkt,
+			 ferry_gso_len(ctx, hook));
 	if (rc != FERRY_PARSE_OK)
 		return ferry_fwd_unparsed(ctx, hook, &pkt, rc);
 	if (hook == FERRY_HOOK_XDP)
@@ -437,7 +440,8 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 	int rc;
 
 	ferry_tc_pull(skb);
-	rc = ferry_parse(ferry_data(skb, hook), ferry_data_end(skb, hook), &pkt);
+	rc = ferry_parse(ferry_data(skb, hook), ferry_data_end(skb, hook), &pkt,
+			 ferry_gso_len(skb, hook));
 	if (rc == FERRY_PARSE_OTHER &&
 	    (pkt.key.proto == IPPROTO_ICMP || pkt.key.proto == IPPROTO_ICMPV6))
 		return ferry_reply_icmp(skb, hook, &pkt);

@@ -149,7 +149,10 @@ struct {
 	__type(value, __u32);
 } ferry_tx_ports SEC(".maps");
 
-/* The three maps below are read and written only by user space. */
+/*
+ * The three maps below are written only by user space; TC reads ferry_links
+ * (FERRY_LINK_POD) on the pod path only.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, FERRY_MAX_SERVICES);

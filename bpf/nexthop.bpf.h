@@ -32,6 +32,90 @@
  */
 #define FERRY_META_MAGIC 0xfe77a12eU
 #define FERRY_META_NEIGH 0x80000000U /* no neighbour yet: bpf_redirect_neigh */
+/* An answer ferry built (reject.bpf.h), not a forwarded packet: TC leaves its TTL alone. */
+#define FERRY_META_ANSWER 0x40000000U
+#define FERRY_META_IFINDEX 0x3fffffffU
+
+/*
+ * How pod traffic leaves a pod's host veth (FERRY_POD_PATH_*, set by ferryd
+ * --pod-fast-path before load). The default hands the rewritten packet to
+ * the stack, so that netfilter and the backend veth's egress hooks, where
+ * CNIs enforce NetworkPolicy, see it as they would see kube-proxy's DNAT.
+ */
+const volatile __u32 ferry_pod_path = FERRY_POD_PATH_STACK;
+/* ferryd attaches to pods (--pod-iface): without, TC never looks for pod veths. */
+const volatile bool ferry_pods = false;
+
+/* A pod's host-side veth (ferryd marks them in ferry_links before attaching). */
+static __always_inline bool ferry_is_pod_link(__u32 ifindex)
+{
+	struct ferry_link *link = bpf_map_lookup_elem(&ferry_links, &ifindex);
+
+	return link && (link->hooks & FERRY_LINK_POD);
+}
+
+/*
+ * TTL / hop limit: ferry forwards like a router, so a packet it redirects
+ * leaves with one less, and one that arrives with 1 or 0 is not redirected:
+ * the stack gets it and sends the time exceeded. Read before the rewrite,
+ * so that the stack's error quotes what the client sent.
+ */
+static __always_inline bool ferry_ttl_expired(void *ctx, const int hook,
+					      const struct ferry_pkt *pkt)
+{
+	void *data = ferry_data(ctx, hook), *data_end = ferry_data_end(ctx, hook);
+	__u32 off = (pkt->l3_off & 0xff) + (pkt->key.family == FERRY_AF_INET ?
+						    offsetof(struct iphdr, ttl) :
+						    offsetof(struct ipv6hdr, hop_limit));
+	__u8 *ttl = data + off;
+
+	if ((void *)(ttl + 1) > data_end)
+		return false;
+	if (*ttl > 1)
+		return false;
+	ferry_count(FERRY_CTR_TTL_EXPIRED);
+	return true;
+}
+
+/*
+ * Decrements the TTL / hop limit of an untagged frame about to be
+ * redirected (VLAN frames always go to the stack). IPv4: the header
+ * checksum incrementally (RFC 1624, as the kernel's ip_decrease_ttl), which
+ * leaves the sum over the header, and so a CHECKSUM_COMPLETE skb's csum,
+ * unchanged. IPv6 has no header checksum; at TC the skb's csum is updated
+ * with the difference (bpf_csum_update acts only on CHECKSUM_COMPLETE).
+ * Packet pointers are read here, after any helper that may have moved the
+ * data, never carried across one.
+ */
+static __always_inline void ferry_ttl_dec(void *ctx, const int hook, bool v4)
+{
+	void *data = ferry_data(ctx, hook), *data_end = ferry_data_end(ctx, hook);
+
+	if (v4) {
+		struct iphdr *iph = data + sizeof(struct ethhdr);
+		__u32 check;
+
+		if ((void *)(iph + 1) > data_end)
+			return;
+		iph->ttl -= 1;
+		check = iph->check;
+		check += bpf_htons(0x0100);
+		iph->check = (__u16)(check + (check >= 0xffff));
+	} else {
+		struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+		__be32 *word = (void *)ip6 + 4; /* payload length, next header, hop limit */
+		__be32 old, new;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return;
+		old = *word;
+		ip6->hop_limit -= 1;
+		new = *word;
+		if (hook != FERRY_HOOK_XDP)
+			bpf_csum_update(ctx,
+					bpf_csum_diff(&old, sizeof(old), &new, sizeof(new), 0));
+	}
+}
 
 struct ferry_xdp_meta {
 	__u32 magic;
@@ -58,8 +142,9 @@ static __always_inline int ferry_fib(void *ctx, const int hook, const struct fer
 	if (hook != FERRY_HOOK_XDP) {
 		__u32 gso_size = ((struct __sk_buff *)ctx)->gso_size;
 
+		/* Headers + one segment; BIG TCP's clamped lengths never enter it. */
 		if (gso_size && pkt->payload_len > gso_size)
-			fib->tot_len = pkt->ip_len - pkt->payload_len + gso_size;
+			fib->tot_len = pkt->payload_off - pkt->l3_off + gso_size;
 	}
 	if (pkt->key.family == FERRY_AF_INET) {
 		fib->family = FERRY_AF_INET_SOCK;
@@ -107,6 +192,7 @@ static __always_inline bool ferry_tc_handoff(struct __sk_buff *skb, int *verdict
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	__u32 ifindex;
+	bool v4;
 
 	if ((void *)(meta + 1) > data || meta->magic != FERRY_META_MAGIC)
 		return false;
@@ -115,20 +201,60 @@ static __always_inline bool ferry_tc_handoff(struct __sk_buff *skb, int *verdict
 		return true;
 	}
 	ifindex = meta->ifindex;
+	v4 = eth->h_proto == bpf_htons(ETH_P_IP);
+	if (!(ifindex & FERRY_META_NEIGH)) {
+		__builtin_memcpy(eth->h_dest, meta->dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, meta->smac, ETH_ALEN);
+	}
+	/* XDP only checked the TTL: a frame the stack routes instead is decremented once. */
+	if (!(ifindex & FERRY_META_ANSWER))
+		ferry_ttl_dec(skb, FERRY_HOOK_TC_INGRESS, v4);
 	if (ifindex & FERRY_META_NEIGH) {
 		ferry_count(FERRY_CTR_REDIRECT_NEIGH);
-		*verdict = bpf_redirect_neigh(ifindex & ~FERRY_META_NEIGH, NULL, 0, 0);
+		*verdict = bpf_redirect_neigh(ifindex & FERRY_META_IFINDEX, NULL, 0, 0);
 		return true;
 	}
-	__builtin_memcpy(eth->h_dest, meta->dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, meta->smac, ETH_ALEN);
 	ferry_count(FERRY_CTR_REDIRECT);
-	*verdict = bpf_redirect(ifindex, 0);
+	*verdict = bpf_redirect(ifindex & FERRY_META_IFINDEX, 0);
 	return true;
 }
 
-/* Acts on the fib lookup result for a rewritten packet. */
-static __always_inline int ferry_send(void *ctx, const int hook, struct bpf_fib_lookup *fib, int rc)
+/*
+ * --pod-fast-path=peer, at TC ingress of a pod's host veth or of the
+ * interface replies arrive on: a packet for a pod on this node goes
+ * straight into that pod's namespace (bpf_redirect_peer: no second pass
+ * through the stack, no backlog queue), one for a remote pod leaves with
+ * bpf_redirect_neigh. Returns -1 when neither applies. Both skip netfilter
+ * and the target veth's egress hooks: the documented price of the opt-in.
+ */
+static __always_inline int ferry_send_pod(void *ctx, const int hook, struct bpf_fib_lookup *fib,
+					  bool v4)
+{
+	struct ethhdr *eth;
+
+	if (hook != FERRY_HOOK_TC_INGRESS || !ferry_pods || ferry_pod_path != FERRY_POD_PATH_PEER)
+		return -1;
+	if (ferry_is_pod_link(fib->ifindex)) {
+		eth = ferry_data(ctx, hook);
+		if ((void *)(eth + 1) > ferry_data_end(ctx, hook))
+			return ferry_pass(hook);
+		__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+		ferry_ttl_dec(ctx, hook, v4);
+		ferry_count(FERRY_CTR_REDIRECT_PEER);
+		return bpf_redirect_peer(fib->ifindex, 0);
+	}
+	if (ferry_is_pod_link(ferry_ifindex(ctx, hook))) {
+		ferry_ttl_dec(ctx, hook, v4);
+		ferry_count(FERRY_CTR_REDIRECT_NEIGH);
+		return bpf_redirect_neigh(fib->ifindex, NULL, 0, 0);
+	}
+	return -1;
+}
+
+/* Acts on the fib lookup result for a rewritten packet; v4: its family. */
+static __always_inline int ferry_send(void *ctx, const int hook, struct bpf_fib_lookup *fib, int rc,
+				      bool v4)
 {
 	void *data, *data_end;
 	struct ethhdr *eth;
@@ -136,6 +262,9 @@ static __always_inline int ferry_send(void *ctx, const int hook, struct bpf_fib_
 
 	switch (rc) {
 	case BPF_FIB_LKUP_RET_SUCCESS:
+		act = ferry_send_pod(ctx, hook, fib, v4);
+		if (act >= 0)
+			return act;
 		/*
 		 * XDP: the redirect happens after the program returns, so the
 		 * MACs can be written once it is certain; a handoff carries
@@ -154,6 +283,7 @@ static __always_inline int ferry_send(void *ctx, const int hook, struct bpf_fib_
 			return ferry_pass(hook);
 		__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
 		__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+		ferry_ttl_dec(ctx, hook, v4);
 		ferry_count(FERRY_CTR_REDIRECT);
 		if (hook == FERRY_HOOK_XDP)
 			return XDP_REDIRECT;
@@ -161,6 +291,7 @@ static __always_inline int ferry_send(void *ctx, const int hook, struct bpf_fib_
 	case BPF_FIB_LKUP_RET_NO_NEIGH:
 		if (hook == FERRY_HOOK_XDP)
 			return ferry_xdp_handoff(ctx, fib->ifindex | FERRY_META_NEIGH, NULL, NULL);
+		ferry_ttl_dec(ctx, hook, v4);
 		ferry_count(FERRY_CTR_REDIRECT_NEIGH);
 		return bpf_redirect_neigh(fib->ifindex, NULL, 0, 0);
 	case BPF_FIB_LKUP_RET_BLACKHOLE:
@@ -190,25 +321,36 @@ static __always_inline int ferry_fwd_xmit(void *ctx, const int hook, const struc
 					  const struct ferry_pkt *pkt, __u32 backend_id,
 					  const __be32 *addr, __be16 port, struct ferry_flow *flow)
 {
+	bool v4 = pkt->key.family == FERRY_AF_INET;
 	struct bpf_fib_lookup fib;
 	__u32 in_ifindex;
 	int rc;
 
+	in_ifindex = ferry_ifindex(ctx, hook);
+	/* From a pod, by default: rewritten and routed by the stack, as kube-proxy's DNAT. */
+	if (hook == FERRY_HOOK_TC_INGRESS && ferry_pods && ferry_pod_path == FERRY_POD_PATH_STACK &&
+	    ferry_is_pod_link(in_ifindex)) {
+		if (ferry_rewrite(ctx, hook, pkt, false, addr, port))
+			return ferry_pass(hook);
+		ferry_count(FERRY_CTR_FIB_STACK);
+		return ferry_pass(hook);
+	}
+	/* The fib result is for an untagged frame; let the stack handle VLANs. */
+	if (!pkt->vlan && ferry_ttl_expired(ctx, hook, pkt))
+		return ferry_pass(hook);
 	if (ferry_rewrite(ctx, hook, pkt, false, addr, port))
 		return ferry_pass(hook);
-	/* The fib result is for an untagged frame; let the stack handle VLANs. */
 	if (pkt->vlan) {
 		ferry_count(FERRY_CTR_FIB_STACK);
 		return ferry_pass(hook);
 	}
-	in_ifindex = ferry_ifindex(ctx, hook);
 	if (flow && flow->nh_ifindex && flow->nh_in_ifindex == in_ifindex &&
 	    flow->last_ns < flow->nh_expires_ns) {
 		/* ferry_send() reads only these three fields on success. */
 		fib.ifindex = flow->nh_ifindex;
 		__builtin_memcpy(fib.dmac, flow->nh_dmac, ETH_ALEN);
 		__builtin_memcpy(fib.smac, flow->nh_smac, ETH_ALEN);
-		return ferry_send(ctx, hook, &fib, BPF_FIB_LKUP_RET_SUCCESS);
+		return ferry_send(ctx, hook, &fib, BPF_FIB_LKUP_RET_SUCCESS, v4);
 	}
 	rc = ferry_fib(ctx, hook, pkt, pkt->key.saddr, addr, pkt->key.sport, port, &fib);
 	if (flow && rc == BPF_FIB_LKUP_RET_SUCCESS) {
@@ -220,7 +362,7 @@ static __always_inline int ferry_fwd_xmit(void *ctx, const int hook, const struc
 	}
 	if (ferry_fib_drops(rc))
 		ferry_trace_decision(ctx, hook, cfg, pkt, FERRY_TR_DROP_FIB, 0, 0, backend_id);
-	return ferry_send(ctx, hook, &fib, rc);
+	return ferry_send(ctx, hook, &fib, rc, v4);
 }
 
 /*
@@ -231,18 +373,22 @@ static __always_inline int ferry_fwd_xmit(void *ctx, const int hook, const struc
 static __always_inline int ferry_reply_xmit(struct __sk_buff *skb, const int hook,
 					    const struct ferry_pkt *pkt, struct ferry_rflow *rflow)
 {
+	bool v4 = pkt->key.family == FERRY_AF_INET;
 	struct bpf_fib_lookup fib;
 	__u32 in_ifindex;
 	__u64 now;
 	int rc;
 
+	/* Already translated: the stack's time exceeded goes nowhere useful, but it is rare. */
+	if (ferry_ttl_expired(skb, hook, pkt))
+		return ferry_pass(hook);
 	now = bpf_ktime_get_coarse_ns();
 	in_ifindex = ferry_ifindex(skb, hook);
 	if (rflow->nh_ifindex && rflow->nh_in_ifindex == in_ifindex && now < rflow->nh_expires_ns) {
 		fib.ifindex = rflow->nh_ifindex;
 		__builtin_memcpy(fib.dmac, rflow->nh_dmac, ETH_ALEN);
 		__builtin_memcpy(fib.smac, rflow->nh_smac, ETH_ALEN);
-		return ferry_send(skb, hook, &fib, BPF_FIB_LKUP_RET_SUCCESS);
+		return ferry_send(skb, hook, &fib, BPF_FIB_LKUP_RET_SUCCESS, v4);
 	}
 	rc = ferry_fib(skb, hook, pkt, rflow->vip_addr, pkt->key.daddr, rflow->vip_port,
 		       pkt->key.dport, &fib);
@@ -253,7 +399,7 @@ static __always_inline int ferry_reply_xmit(struct __sk_buff *skb, const int hoo
 		__builtin_memcpy(rflow->nh_smac, fib.smac, ETH_ALEN);
 		rflow->nh_expires_ns = now + FERRY_NH_TTL_NS;
 	}
-	return ferry_send(skb, hook, &fib, rc);
+	return ferry_send(skb, hook, &fib, rc, v4);
 }
 
 #endif /* FERRY_NEXTHOP_BPF_H */

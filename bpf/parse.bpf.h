@@ -56,7 +56,13 @@ struct ferry_pkt {
 	__u16 l3_off; /* from the start of the frame */
 	__u16 l4_off;
 	__u16 payload_off;
-	__u16 payload_len; /* from the IP length fields, not the frame: Ethernet pads */
+	/*
+	 * From the IP length fields, not the frame (Ethernet pads). BIG TCP
+	 * (from the skb's length) can exceed 16 bits: both are then clamped at
+	 * 0xffff, which every user reads right ("has payload", "more than one
+	 * segment"); 16 bits keep the XDP program's stack where 6.1 accepts it.
+	 */
+	__u16 payload_len;
 	__u16 ip_len; /* IPv4 total length or IPv6 payload length + 40, for the fib lookup */
 	__u8 tcp_flags;
 	__u8 vlan;
@@ -81,16 +87,27 @@ static __always_inline int ferry_ipv6_is_ext(__u8 nexthdr)
 	return 0;
 }
 
+/* IPv6 hop-by-hop header holding only the jumbo payload option (RFC 2675), as BIG TCP adds. */
+#define FERRY_IPV6_HOPOPTS 0
+#define FERRY_IPV6_TLV_JUMBO 0xc2
+
 /*
  * Offsets are masked with 0xff before use: the verifier then knows them to
  * be small (they are at most 18 + 60 + 60) and accepts the variable-offset
  * packet pointers that IPv4 options and TCP options produce.
+ *
+ * gso_len: the skb's length when it is a GSO skb (TC), else 0. BIG TCP
+ * (Linux 5.19 IPv6, 6.3 IPv4) builds GSO skbs over 64 KB whose IP length
+ * field cannot hold their size: IPv4 tot_len 0, IPv6 payload_len 0 (with a
+ * jumbo hop-by-hop header on kernels that add one). Those take their
+ * length from the skb instead of being malformed.
  */
-static __always_inline int ferry_parse(void *data, void *data_end, struct ferry_pkt *pkt)
+static __always_inline int ferry_parse(void *data, void *data_end, struct ferry_pkt *pkt,
+				       __u32 gso_len)
 {
 	struct ethhdr *eth = data;
 	__u32 off = sizeof(*eth);
-	__u32 l4_hdr_len, l3_payload;
+	__u32 l4_hdr_len, l3_payload, ip_len;
 	__be16 proto;
 	__u8 l4_proto;
 
@@ -117,13 +134,17 @@ static __always_inline int ferry_parse(void *data, void *data_end, struct ferry_
 		hl = iph->ihl * 4;
 		if (iph->version != 4 || hl < sizeof(*iph))
 			return FERRY_PARSE_MALFORMED;
-		if (data + off + hl > data_end || bpf_ntohs(iph->tot_len) < hl)
+		if (data + off + hl > data_end)
+			return FERRY_PARSE_MALFORMED;
+		ip_len = bpf_ntohs(iph->tot_len);
+		if (!ip_len && gso_len > off)
+			ip_len = gso_len - off; /* BIG TCP */
+		if (ip_len < hl)
 			return FERRY_PARSE_MALFORMED;
 		pkt->key.family = FERRY_AF_INET;
 		pkt->key.saddr[0] = iph->saddr;
 		pkt->key.daddr[0] = iph->daddr;
-		pkt->ip_len = bpf_ntohs(iph->tot_len);
-		l3_payload = pkt->ip_len - hl;
+		l3_payload = ip_len - hl;
 		l4_proto = iph->protocol;
 		if (iph->frag_off & bpf_htons(FERRY_IP_MF | FERRY_IP_OFFSET))
 			return FERRY_PARSE_FRAG;
@@ -139,13 +160,28 @@ static __always_inline int ferry_parse(void *data, void *data_end, struct ferry_
 		__builtin_memcpy(pkt->key.saddr, &ip6->saddr, 16);
 		__builtin_memcpy(pkt->key.daddr, &ip6->daddr, 16);
 		l3_payload = bpf_ntohs(ip6->payload_len);
-		pkt->ip_len = l3_payload + sizeof(*ip6);
 		l4_proto = ip6->nexthdr;
+		off += sizeof(*ip6);
+		if (!l3_payload && gso_len > off) {
+			/* BIG TCP: the length is the skb's; skip a jumbo-only hop-by-hop header. */
+			__u8 *hbh = data + off;
+
+			l3_payload = gso_len - off;
+			if (l4_proto == FERRY_IPV6_HOPOPTS) {
+				if ((void *)(hbh + 8) > data_end)
+					return FERRY_PARSE_MALFORMED;
+				if (hbh[1] != 0 || hbh[2] != FERRY_IPV6_TLV_JUMBO || hbh[3] != 4)
+					return FERRY_PARSE_IPV6_EXT;
+				l4_proto = hbh[0];
+				off += 8;
+			}
+		}
+		ip_len = l3_payload + sizeof(*ip6);
 		if (l4_proto == FERRY_NEXTHDR_FRAGMENT)
 			return FERRY_PARSE_FRAG;
 		if (ferry_ipv6_is_ext(l4_proto))
 			return FERRY_PARSE_IPV6_EXT;
-		off += sizeof(*ip6);
+		l3_payload = ip_len - (off - pkt->l3_off);
 	} else {
 		return FERRY_PARSE_OTHER;
 	}
@@ -178,7 +214,9 @@ static __always_inline int ferry_parse(void *data, void *data_end, struct ferry_
 	if (l3_payload < l4_hdr_len)
 		return FERRY_PARSE_MALFORMED;
 	pkt->payload_off = off + l4_hdr_len;
-	pkt->payload_len = l3_payload - l4_hdr_len;
+	l3_payload -= l4_hdr_len;
+	pkt->payload_len = l3_payload > 0xffff ? 0xffff : l3_payload;
+	pkt->ip_len = ip_len > 0xffff ? 0xffff : ip_len;
 	return FERRY_PARSE_OK;
 }
 

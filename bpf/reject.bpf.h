@@ -269,7 +269,7 @@ static __always_inline int ferry_reject_xdp_send(struct xdp_md *ctx)
 	if ((void *)(meta + 1) > (void *)eth || (void *)(eth + 1) > (void *)(long)ctx->data_end)
 		return XDP_DROP;
 	meta->magic = FERRY_META_MAGIC;
-	meta->ifindex = ifindex;
+	meta->ifindex = ifindex | FERRY_META_ANSWER; /* built here: no TTL to decrement */
 	/* The answer's MACs go to the metadata; the frame gets the request's back. */
 	__builtin_memcpy(meta->dmac, eth->h_dest, ETH_ALEN);
 	__builtin_memcpy(meta->smac, eth->h_source, ETH_ALEN);

@@ -86,6 +86,16 @@ _Static_assert(sizeof(struct ferry_config) == 48, "ferry_config layout");
 #define FERRY_FEAT_REDIRECT_NEIGH (1U << 1)
 #define FERRY_FEAT_REDIRECT_PEER (1U << 2)
 
+/*
+ * How pod traffic leaves a pod's host veth after the rewrite (the TC
+ * object's .rodata ferry_pod_path, ferryd --pod-fast-path). STACK: handed
+ * to the kernel, so netfilter and the backend veth's egress hooks (where
+ * CNIs enforce NetworkPolicy) see it. PEER: bpf_redirect_peer into a local
+ * backend pod, bpf_redirect_neigh to a remote one; skips both.
+ */
+#define FERRY_POD_PATH_STACK 0
+#define FERRY_POD_PATH_PEER 1
+
 /* -------------------------------------------------------------- services */
 
 /*
@@ -336,6 +346,8 @@ enum ferry_counter {
 	FERRY_CTR_REJECT_LIMITED, /* such a SYN or datagram dropped: the per-CPU budget was spent */
 	FERRY_CTR_REJECT_ICMP, /* UDP to a service with no backend answered with port unreachable */
 	FERRY_CTR_REPLY_FRAGMENT, /* IP fragment at a reply hook: passed untranslated */
+	FERRY_CTR_REDIRECT_PEER, /* --pod-fast-path=peer: into a local pod with bpf_redirect_peer */
+	FERRY_CTR_TTL_EXPIRED, /* TTL / hop limit <= 1: handed to the stack for its time exceeded */
 	FERRY_CTR_MAX,
 };
 
@@ -479,7 +491,7 @@ _Static_assert(sizeof(struct ferry_pred_meta) == 32 + 64 + 112, "ferry_pred_meta
 struct ferry_link {
 	char ifname[16];
 	__u32 hooks; /* FERRY_LINK_* */
-	__u32 pad;
+	__u32 reason; /* why: FERRY_LINK_WHY_* in bits 0-7, FERRY_TX_WHY_* in bits 8-15 */
 };
 _Static_assert(sizeof(struct ferry_link) == 24, "ferry_link layout");
 
@@ -491,6 +503,24 @@ _Static_assert(sizeof(struct ferry_link) == 24, "ferry_link layout");
 #define FERRY_LINK_TCX (1U << 5) /* TC programs attached with tcx links */
 #define FERRY_LINK_CLSACT_OWNED (1U << 6) /* ferry created the clsact qdisc */
 #define FERRY_LINK_SOCK (1U << 7) /* connect() hooks on a cgroup (key 0) */
+#define FERRY_LINK_POD (1U << 8) /* a pod's host-side veth (--pod-iface); read by TC */
+#define FERRY_LINK_TX_PORT (1U << 9) /* in ferry_tx_ports: XDP redirects into it */
+
+/* Why an --iface got the forward program at XDP or only at TC (ferry_link.reason & 0xff). */
+#define FERRY_LINK_WHY_NONE 0
+#define FERRY_LINK_WHY_FLAG 1 /* --attach xdp|tc said so */
+#define FERRY_LINK_WHY_NATIVE 2 /* driver has native XDP (xdp-features) */
+#define FERRY_LINK_WHY_NO_NATIVE 3 /* driver has no native XDP: generic XDP is slower than TC */
+#define FERRY_LINK_WHY_VETH 4 /* veth, peer runs no XDP: skbs arrive, TC avoids the copy */
+#define FERRY_LINK_WHY_VETH_PEER_XDP 5 /* veth whose peer runs XDP: frames arrive as XDP */
+#define FERRY_LINK_WHY_NO_FEATURES 6 /* kernel reports no xdp-features (< 6.3): XDP as before */
+#define FERRY_LINK_WHY_POD 7 /* --pod-iface: TC by design */
+#define FERRY_LINK_WHY_REPLY 8 /* reply program where backends are routed */
+
+/* Why an interface is in ferry_tx_ports ((ferry_link.reason >> 8) & 0xff). */
+#define FERRY_TX_WHY_NONE 0
+#define FERRY_TX_WHY_FLAG 1 /* --xdp-tx-iface */
+#define FERRY_TX_WHY_NDO_XMIT 2 /* its xdp-features have NETDEV_XDP_ACT_NDO_XMIT */
 
 /* ----------------------------------------------------------- rebalancing */
 

@@ -172,9 +172,18 @@ ctr_start "$cname"
 ctr_ready "$cname"
 pins=$(ls "$FE_PIN" 2>/dev/null | wc -l)
 [ "$pins" -gt 0 ] || fe_fail "no pins under $FE_PIN on the host"
-xdp=$(ip -n "$FE_NODE" -d link show dev "$FE_IF_NODE_CLIENT" | grep -c 'prog/xdp')
-[ "$xdp" -gt 0 ] || fe_fail "no XDP program on $FE_IF_NODE_CLIENT"
-pass start "$pins pins under $FE_PIN on the host's bpffs, XDP on $FE_IF_NODE_CLIENT"
+# The forward program sits at XDP or, on a veth whose peer runs no XDP, at TC
+# ingress only (ferryd's default: docs/datapath.md); either way it is attached.
+ifx=$(ip netns exec "$FE_NODE" cat "/sys/class/net/$FE_IF_NODE_CLIENT/ifindex")
+if ip -n "$FE_NODE" -d link show dev "$FE_IF_NODE_CLIENT" | grep -q 'prog/xdp'; then
+	hook=XDP
+elif [ -e "$FE_PIN/links/tcx-$ifx-ferry_tc_fwd" ] ||
+	[ -n "$(ip netns exec "$FE_NODE" tc filter show dev "$FE_IF_NODE_CLIENT" ingress)" ]; then
+	hook="TC ingress"
+else
+	fe_fail "no forward program (XDP or TC) on $FE_IF_NODE_CLIENT"
+fi
+pass start "$pins pins under $FE_PIN on the host's bpffs, $hook on $FE_IF_NODE_CLIENT"
 
 # --- read-only root, status file on the emptyDir -------------------------------------
 stage=read_only

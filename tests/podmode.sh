@@ -10,6 +10,15 @@
 # chooses (TC on the pod's veth, connect() for host clients) and the rule
 # never matches a packet.
 #
+# The path after the rewrite: by default pod traffic is handed to the stack,
+# so netfilter's FORWARD chain (where Calico enforces NetworkPolicy in
+# iptables mode) and the backend veth's egress hooks see it: a counting
+# FORWARD rule moves and no redirect_peer is counted (policy_safe_default).
+# With --pod-fast-path=peer (opt-in), a backend pod on this node is reached
+# with bpf_redirect_peer and the rule stays still (peer_same_node), and a
+# backend behind another "node" (namespace fpm-r, reached through fpr-n)
+# with bpf_redirect_neigh (peer_remote).
+#
 # Prints PASS/FAIL/SKIP lines for tests/run.
 set -uo pipefail
 
@@ -19,10 +28,13 @@ pfx=fpm
 pin=/sys/fs/bpf/ferry-$pfx
 node=$pfx-node
 vip=198.18.200.10
+vip_remote=198.18.200.11
+metrics=127.0.0.1:9479
 work=""
 
 skip_all() {
-	for t in split reply_from_vip new_pod host_client pod_removed tc_before_iptables; do echo "SKIP pod/$t: $1"; done
+	for t in split policy_safe_default reply_from_vip new_pod host_client pod_removed tc_before_iptables \
+		peer_same_node peer_remote; do echo "SKIP pod/$t: $1"; done
 	exit 0
 }
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (network namespaces, BPF)"
@@ -35,7 +47,7 @@ cleanup() {
 		nsenter --net=/run/netns/$node "$build/ferryctl" --pin-path "$pin" reset --yes \
 			>/dev/null 2>&1 || true
 	fi
-	for ns in $node $pfx-p1 $pfx-p2 $pfx-b1 $pfx-b2; do
+	for ns in $node $pfx-p1 $pfx-p2 $pfx-b1 $pfx-b2 $pfx-r; do
 		ip netns pids $ns 2>/dev/null | xargs -r kill 2>/dev/null
 		ip netns del $ns 2>/dev/null
 	done
@@ -109,15 +121,69 @@ metadata:
 addressType: IPv4
 ports: [{name: http, port: 8000, protocol: TCP}]
 endpoints: [{addresses: [198.18.62.2], conditions: {ready: true}}]
+---
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata:
+  name: pmr
+  namespace: default
+  annotations:
+    ferry.io/vip: $vip_remote:8000
+spec:
+  predictors:
+  - name: remote
+    traffic: 100
+    graph: {name: model, implementation: SKLEARN_SERVER, modelUri: gs://m/iris}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: pmr-remote-1
+  namespace: default
+  labels: {kubernetes.io/service-name: pmr-remote}
+addressType: IPv4
+ports: [{name: http, port: 8000, protocol: TCP}]
+endpoints: [{addresses: [198.18.70.2], conditions: {ready: true}}]
 EOF
 
-nsenter --net=/run/netns/$node "$build/ferryd" --config-dir "$work/conf" --pod-iface 'fpv-*' \
-	--host-clients --pin-path "$pin" >"$work/ferryd.log" 2>&1 &
-ferryd_pid=$!
-for _ in $(seq 100); do
-	grep -q "watching" "$work/ferryd.log" && break
-	sleep 0.1
-done
+# A backend on another "node": namespace fpm-r behind fpr-n (no pod interface).
+ip netns add $pfx-r
+ip -n $pfx-r link set lo up
+ip -n $node link add fpr-n type veth peer name eth0 netns $pfx-r
+ip -n $node addr add 198.18.70.1/24 dev fpr-n
+ip -n $pfx-r addr add 198.18.70.2/24 dev eth0
+ip -n $node link set fpr-n up
+ip -n $pfx-r link set eth0 up
+ip -n $pfx-r route add default via 198.18.70.1
+ip netns exec $pfx-r python3 "$top/vmtests/bin/model_server.py" --addr 198.18.70.2 \
+	--port 8000 --name r1 --predictor remote >"$work/r1.log" 2>&1 &
+
+start_ferryd() { # extra ferryd flags
+	: >"$work/ferryd.log"
+	nsenter --net=/run/netns/$node "$build/ferryd" --config-dir "$work/conf" --pod-iface 'fpv-*' \
+		--host-clients --pin-path "$pin" --metrics-addr "$metrics" "$@" >>"$work/ferryd.log" 2>&1 &
+	ferryd_pid=$!
+	for _ in $(seq 100); do
+		grep -q "watching" "$work/ferryd.log" && break
+		sleep 0.1
+	done
+}
+
+# A ferry_datapath_events_total counter, from ferryd's /metrics in the node namespace.
+event() { # name
+	ip netns exec $node curl -s -m 2 "http://$metrics/metrics" |
+		awk -v e="event=\"$1\"" 'index($0, "ferry_datapath_events_total{") == 1 && index($0, e) {s += $NF} END {print s + 0}'
+}
+
+# Packets netfilter's FORWARD chain saw going to pod b1 (a counting rule, no target).
+forward_seen() {
+	ip netns exec $node iptables -L FORWARD -v -n -x | awk '/fpm-policy/ {s += $1} END {print s + 0}'
+}
+have_iptables=1
+command -v iptables >/dev/null && ip netns exec $node iptables -A FORWARD -d 198.18.61.2/32 -p tcp \
+	--dport 8000 -m comment --comment fpm-policy || have_iptables=0
+
+start_ferryd
 for _ in $(seq 50); do
 	ip netns exec $pfx-b1 curl -s -m 1 http://198.18.61.2:8000/health/ping >/dev/null &&
 		ip netns exec $pfx-b2 curl -s -m 1 http://198.18.62.2:8000/health/ping >/dev/null && break
@@ -125,8 +191,8 @@ for _ in $(seq 50); do
 done
 
 # Which backend answers (the model server names itself in X-Ferry-Backend).
-ask() { # ns
-	ip netns exec "$1" curl -s -m 2 -o /dev/null -D - "http://$vip:8000/health/ping" 2>/dev/null |
+ask() { # ns [vip]
+	ip netns exec "$1" curl -s -m 2 -o /dev/null -D - "http://${2:-$vip}:8000/health/ping" 2>/dev/null |
 		tr -d '\r' | awk -F': ' 'tolower($1)=="x-ferry-backend"{print $2}'
 }
 
@@ -142,6 +208,23 @@ else
 	echo "FAIL pod/split: b1=$b1 b2=$b2 of $n (want 200 +- $sd, no failures)"
 	failed=1
 	tail -20 "$work/ferryd.log" >&2
+fi
+
+# 1b. The default path is policy-safe: netfilter's FORWARD chain saw the
+# connections to b1 (Calico's iptables policy would apply), and no packet
+# was redirected into a pod.
+if [ "$have_iptables" -eq 0 ]; then
+	echo "SKIP pod/policy_safe_default: iptables missing"
+else
+	fw=$(forward_seen)
+	peer=$(event redirect_peer)
+	if [ "$fw" -ge "$b1" ] && [ "$b1" -gt 0 ] && [ "$peer" -eq 0 ]; then
+		echo "PASS pod/policy_safe_default"
+		echo "    FORWARD saw $fw packets to b1 over $b1 connections; redirect_peer $peer" >&2
+	else
+		echo "FAIL pod/policy_safe_default: FORWARD saw $fw packets to b1 over $b1 connections (want >= 1 each), redirect_peer $peer (want 0)"
+		failed=1
+	fi
 fi
 
 # 2. Replies come from the VIP, on the wire: a raw socket on the client pod's
@@ -273,6 +356,54 @@ else
 		ip netns exec $node iptables -t nat -L -v -n >&2
 		failed=1
 	fi
+fi
+
+# 7. --pod-fast-path=peer (opt-in): ferryd restarted with it. A backend pod on
+# this node is reached with bpf_redirect_peer, replies too, and netfilter's
+# FORWARD chain no longer sees the traffic (the documented bypass).
+kill "$ferryd_pid" 2>/dev/null && wait "$ferryd_pid" 2>/dev/null
+for chain in PREROUTING OUTPUT; do
+	ip netns exec $node iptables -t nat -D $chain -d $vip/32 -p tcp --dport 8000 \
+		-m comment --comment fpm-kube-proxy -j DNAT --to-destination 198.18.61.2:8000 2>/dev/null
+done
+start_ferryd --pod-fast-path=peer
+for _ in $(seq 30); do [ -n "$(ask $pfx-p1)" ] && break; sleep 0.1; done
+n=60
+fw0=$(forward_seen)
+p0=$(event redirect_peer)
+for _ in $(seq $n); do ask $pfx-p1; done >"$work/peer.txt"
+ok=$(grep -c '^b[12]$' "$work/peer.txt")
+fw1=$(forward_seen)
+p1=$(event redirect_peer)
+why=""
+[ "$ok" -eq $n ] || why="$ok of $n connections answered"
+# SYN, ACK and request forward, SYN-ACK and response back: at least 2 peer redirects each.
+[ $((p1 - p0)) -ge $((2 * n)) ] || why="${why:+$why; }redirect_peer +$((p1 - p0)) for $n connections (want >= $((2 * n)))"
+[ "$have_iptables" -eq 0 ] || [ "$fw1" -eq "$fw0" ] ||
+	why="${why:+$why; }FORWARD saw $((fw1 - fw0)) packets to b1: not bypassed"
+if [ -z "$why" ]; then
+	echo "PASS pod/peer_same_node"
+	echo "    $n connections, redirect_peer +$((p1 - p0)), FORWARD +$((fw1 - fw0))" >&2
+else
+	echo "FAIL pod/peer_same_node: $why"
+	tail -5 "$work/ferryd.log" >&2
+	failed=1
+fi
+
+# 8. The backend behind another node: bpf_redirect_neigh out of fpr-n.
+n=20
+for _ in $(seq 50); do [ -n "$(ask $pfx-p1 $vip_remote)" ] && break; sleep 0.1; done
+q0=$(event redirect_neigh)
+for _ in $(seq $n); do ask $pfx-p1 $vip_remote; done >"$work/remote.txt"
+ok=$(grep -c '^r1$' "$work/remote.txt")
+q1=$(event redirect_neigh)
+if [ "$ok" -eq $n ] && [ $((q1 - q0)) -ge $((2 * n)) ]; then
+	echo "PASS pod/peer_remote"
+	echo "    $n connections to the remote pod, redirect_neigh +$((q1 - q0))" >&2
+else
+	echo "FAIL pod/peer_remote: $ok of $n answered by r1, redirect_neigh +$((q1 - q0)) (want >= $((2 * n)))"
+	tail -5 "$work/ferryd.log" >&2
+	failed=1
 fi
 
 exit $failed

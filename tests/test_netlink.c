@@ -15,10 +15,15 @@
 #include <stdlib.h>
 #include <time.h>
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <linux/types.h>
+#include <linux/bpf.h>
+#include <linux/if_link.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include "testing.h"
 #include <linux/bpf.h> /* struct bpf_spin_lock in ferry_maps.h */
@@ -751,6 +756,152 @@ out_free:
 	free(rec);
 }
 
+/* ------------------------------------------------------- xdp-features */
+
+#define NS2 "fn-t2"
+
+struct xdp_seen {
+	int ifindex;
+	__u64 features;
+	int calls;
+};
+
+static void rec_xdp(void *ctx, int ifindex, __u64 features, bool removed)
+{
+	struct xdp_seen *x = ctx;
+
+	fprintf(stderr, "    on_xdp_features(%d, %#llx%s)\n", ifindex, (unsigned long long)features,
+		removed ? ", removed" : "");
+	if (ifindex != x->ifindex || removed)
+		return;
+	x->features = features;
+	x->calls++;
+}
+
+static bool ndo_xmit_seen(void *arg)
+{
+	const struct xdp_seen *x = arg;
+
+	return x->calls && (x->features & FERRY_XDP_ACT_NDO_XMIT);
+}
+
+static bool xdp_wait(struct ferry_nl *nl, int timeout_ms, bool (*done)(void *), void *arg)
+{
+	double deadline = now_ms() + timeout_ms;
+	struct pollfd pfd[2] = { { .fd = ferry_nl__fd(nl), .events = POLLIN },
+				 { .fd = ferry_nl__xdp_fd(nl), .events = POLLIN } };
+
+	while (!done(arg)) {
+		double left = deadline - now_ms();
+
+		if (left <= 0)
+			return false;
+		if (poll(pfd, pfd[1].fd >= 0 ? 2 : 1, (int)left + 1) <= 0)
+			continue;
+		int e1 = ferry_nl__process(nl), e2 = pfd[1].fd >= 0 ? ferry_nl__xdp_process(nl) : 0;
+
+		if (e1 || e2) {
+			fprintf(stderr, "    process: %d, xdp_process: %d\n", e1, e2);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Attaches an XDP_PASS program to ifname in namespace ns (entered and left with setns). */
+static bool xdp_pass_on(const char *ns, const char *ifname)
+{
+	struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = XDP_PASS },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	char path[64];
+	int prog, fd, here, err = -1;
+
+	prog = bpf_prog_load(BPF_PROG_TYPE_XDP, "fn_pass", "GPL", insns, 2, NULL);
+	snprintf(path, sizeof(path), "/run/netns/%s", ns);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	here = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (prog >= 0 && fd >= 0 && here >= 0 && !setns(fd, CLONE_NEWNET)) {
+		int ifindex = if_nametoindex(ifname);
+
+		err = ifindex ? bpf_xdp_attach(ifindex, prog, XDP_FLAGS_DRV_MODE, NULL) : -1;
+		if (setns(here, CLONE_NEWNET))
+			err = -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (here >= 0)
+		close(here);
+	if (prog >= 0)
+		close(prog); /* the attachment holds its own reference */
+	return !err;
+}
+
+/*
+ * What decides where XDP goes and which egress takes XDP_REDIRECT: a
+ * veth's kind and its peer's XDP program, read across namespaces (the peer
+ * of a pod's veth lives in the pod), and xdp-features with their change
+ * notifications (Linux 6.3+; on 6.1 the family is missing and the
+ * features stay unknown, which the caller treats as "keep the handoff").
+ */
+static void test_xdp_features(void)
+{
+	struct xdp_seen seen = { 0 };
+	struct ferry_nl_callbacks cb = { .on_xdp_features = rec_xdp };
+	struct ferry_nl_xdp_dev dev;
+	struct ferry_nl *nl = NULL;
+
+	if (!ip_needed())
+		return;
+	if (!ASSERT_TRUE(ns_enter(), "create " NS))
+		goto out;
+	sh("ip netns del " NS2 " 2>/dev/null; ip netns add " NS2);
+	if (!ASSERT_OK(sh("ip link add fnx0 type veth peer name fnx1 netns " NS2), "veth") ||
+	    !ASSERT_OK(sh("ip link set fnx0 up && ip -n " NS2 " link set fnx1 up"), "up"))
+		goto out;
+	nl = ferry_nl__new();
+	if (!ASSERT_TRUE(nl != NULL, "ferry_nl__new"))
+		goto out;
+	seen.ifindex = ifindex_of("fnx0");
+	ferry_nl__set_callbacks(nl, &cb, &seen);
+
+	if (!ASSERT_OK(ferry_nl__xdp_dev(nl, ifindex_of("lo"), &dev), "xdp_dev lo"))
+		goto out;
+	ASSERT_FALSE(dev.veth, "lo is no veth");
+	if (!ASSERT_OK(ferry_nl__xdp_dev(nl, seen.ifindex, &dev), "xdp_dev fnx0"))
+		goto out;
+	ASSERT_TRUE(dev.veth, "fnx0 is a veth");
+	ASSERT_TRUE(dev.peer_known, "its peer in " NS2 " was read");
+	ASSERT_FALSE(dev.peer_xdp, "its peer runs no XDP yet");
+	if (ferry_nl__has_xdp_features(nl)) {
+		ASSERT_TRUE(dev.features_known, "fnx0's xdp-features");
+		ASSERT_TRUE(dev.features & FERRY_XDP_ACT_BASIC, "veth: native XDP");
+		ASSERT_FALSE(dev.features & FERRY_XDP_ACT_NDO_XMIT,
+			     "no ndo-xmit while the peer has neither XDP nor GRO");
+		ASSERT_OK(ferry_nl__xdp_dump(nl), "dump");
+		ASSERT_TRUE(seen.calls >= 1, "the dump reported fnx0");
+	} else {
+		ASSERT_FALSE(dev.features_known, "no netdev family: features unknown");
+		ASSERT_EQ(ferry_nl__xdp_dump(nl), -EOPNOTSUPP, "dump without the family");
+	}
+
+	/* The peer starts running XDP: the veth now takes redirected frames. */
+	if (!ASSERT_TRUE(xdp_pass_on(NS2, "fnx1"), "XDP on the peer"))
+		goto out;
+	ASSERT_OK(ferry_nl__xdp_dev(nl, seen.ifindex, &dev), "xdp_dev fnx0 again");
+	ASSERT_TRUE(dev.peer_xdp, "the peer's XDP program is seen across namespaces");
+	if (ferry_nl__has_xdp_features(nl)) {
+		ASSERT_TRUE(dev.features & FERRY_XDP_ACT_NDO_XMIT, "ndo-xmit with XDP on the peer");
+		ASSERT_TRUE(xdp_wait(nl, 1000, ndo_xmit_seen, &seen),
+			    "on_xdp_features(fnx0, ndo-xmit) within 1 s");
+	}
+out:
+	ferry_nl__free(nl);
+	sh("ip netns del " NS2 " 2>/dev/null");
+	ns_leave();
+}
+
 int main(int argc, char **argv)
 {
 	test__main_init(argc, argv);
@@ -768,5 +919,6 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_link_events);
 	RUN_TEST(SUITE, test_route_events);
 	RUN_TEST(SUITE, test_resync_after_overflow);
+	RUN_TEST(SUITE, test_xdp_features);
 	return test__summary();
 }

@@ -42,6 +42,7 @@
 #define META_MAGIC 0xfe77a12eU
 #define META_LEN 20 /* magic, ifindex, dmac, smac */
 #define META_NEIGH 0x80000000U
+#define META_ANSWER 0x40000000U
 
 #define MAC_C0 "02:fb:00:00:00:c0" /* fb-c0: where clients are */
 #define MAC_B0 "02:fb:00:00:00:b0" /* fb-b0: where backends are */
@@ -259,6 +260,7 @@ struct expect {
 	int verdict;
 	const struct pb_spec *out; /* NULL: the output equals the input */
 	uint32_t meta; /* XDP: expected handoff metadata ifindex word; 0: none */
+	bool answer; /* a redirect of an answer ferry built (RST, ICMP): its TTL stays */
 	int64_t ctr[FERRY_CTR_MAX]; /* expected counter changes; others must not move */
 };
 
@@ -328,6 +330,38 @@ static void ensure_flow(const struct pb_spec *s)
 	run_prog(P_XDP, env.if_c0, b, len, &r);
 }
 
+/*
+ * What a router does to a frame it forwards, as ferry does on every
+ * redirect: TTL / hop limit one less, the IPv4 header checksum computed
+ * anew (independently of the program's incremental update). Frames ferry
+ * redirects are untagged.
+ */
+static void as_forwarded(uint8_t *f, size_t len)
+{
+	uint16_t type = len >= 14 ? (f[12] << 8 | f[13]) : 0;
+
+	if (type == 0x0800 && len >= 34) {
+		size_t hl = (f[14] & 15) * 4;
+		uint32_t sum = 0;
+
+		f[22] -= 1;
+		f[24] = f[25] = 0;
+		for (size_t i = 0; i < hl && 14 + i + 1 < len; i += 2)
+			sum += f[14 + i] << 8 | f[15 + i];
+		while (sum >> 16)
+			sum = (sum & 0xffff) + (sum >> 16);
+		f[24] = ~sum >> 8;
+		f[25] = ~sum & 0xff;
+	} else if (type == 0x86dd && len >= 54) {
+		f[21] -= 1;
+	}
+}
+
+static bool is_redirect(enum prog p, int verdict)
+{
+	return p == P_XDP ? verdict == XDP_REDIRECT : verdict == TC_ACT_REDIRECT;
+}
+
 static void dump(const char *what, const uint8_t *b, size_t len)
 {
 	fprintf(stderr, "    %s (%zu bytes):", what, len);
@@ -360,6 +394,9 @@ static bool meta_check_apply(struct run_out *r, uint32_t want_ifindex, const uin
 	}
 	if (!(meta[1] & META_NEIGH))
 		memcpy(r->data + r->meta_len, r->data + 8, 12);
+	/* TC decrements what XDP forwards (XDP only checked the TTL), not an answer. */
+	if (!(meta[1] & META_ANSWER))
+		as_forwarded(r->data + r->meta_len, r->len - r->meta_len);
 	return ok;
 }
 
@@ -368,10 +405,18 @@ static bool check_raw(const char *what, enum prog p, int ifindex, const uint8_t 
 		      const uint8_t *want, size_t want_len, const struct expect *exp)
 {
 	uint64_t before[FERRY_CTR_MAX], after[FERRY_CTR_MAX];
+	uint8_t fwd[sizeof(((struct run_out *)0)->data)];
 	struct run_out r;
 	bool ok = true;
 	int err;
 
+	/* A redirect, or a handoff that TC (meta_check_apply) redirects: one hop less. */
+	if ((is_redirect(p, exp->verdict) || (exp->meta && !(exp->meta & META_ANSWER))) &&
+	    !exp->answer && want_len <= sizeof(fwd)) {
+		memcpy(fwd, want, want_len);
+		as_forwarded(fwd, want_len);
+		want = fwd;
+	}
 	read_counters(before);
 	err = run_prog(p, ifindex, in, len, &r);
 	if (err) {
@@ -529,6 +574,9 @@ static bool check_fwd(const char *what, enum prog p, const struct pb_spec *in, i
 		*chosen = be;
 	out = spec_fwd_out(in, be);
 	ol = pb_build(&out, ob, sizeof(ob));
+	if (is_redirect(p, verdict) ||
+	    (p == P_XDP && verdict == XDP_PASS && base->meta && !(base->meta & META_ANSWER)))
+		as_forwarded(ob, ol);
 	ok &= ASSERT_EQ(r.verdict, verdict, what);
 	if (p == P_XDP && verdict == XDP_PASS && base->meta)
 		ok &= meta_check_apply(&r, base->meta, ib, what);
@@ -1212,6 +1260,7 @@ static void test_reject(void)
 				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
 	check("ipv4 rst at tc", P_TC_FWD, env.if_c0, &syn,
 	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
+				.answer = true,
 				.out = &rst,
 				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
 	/* With a payload (TCP fast open) the ack covers it too. */
@@ -1241,6 +1290,7 @@ static void test_reject(void)
 				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
 	check("ipv6 rst at tc", P_TC_FWD, env.if_c0, &syn6,
 	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
+				.answer = true,
 				.out = &rst6,
 				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
 	table_set(3, 6);
@@ -1293,6 +1343,7 @@ static void test_no_backend(void)
 				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
 	check("tc", P_TC_FWD, env.if_c0, &syn,
 	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
+				.answer = true,
 				.out = &rst,
 				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
 	read_svc_stats(5, &s1);
@@ -1616,6 +1667,7 @@ static void test_xdp_tc_handoff(void)
 			"frame on fb-b1")) {
 		out = spec_fwd_out(&syn, be);
 		ol = pb_build(&out, ob, sizeof(ob));
+		as_forwarded(ob, ol); /* TC decremented the TTL XDP only checked */
 		if (flen != ol || memcmp(frame, ob, ol)) {
 			test__fail(__FILE__, __LINE__, "handoff", "frame on fb-b1 differs");
 			dump("got", frame, flen);
@@ -2895,6 +2947,7 @@ static void test_reject_udp(void)
 		snprintf(what, sizeof(what), "ipv%d port unreachable at tc", family);
 		check_raw(what, P_TC_FWD, env.if_c0, ib, il, ob, ol,
 			  &(struct expect){ .verdict = TC_ACT_REDIRECT,
+					    .answer = true,
 					    .ctr = { CTR(NO_BACKEND, 1), CTR(REJECT_ICMP, 1) } });
 		table_set(cases[i].svc_idx, cases[i].backend_id);
 	}
@@ -3164,9 +3217,313 @@ static void test_reject_xdp_handoff(void)
 	      &(struct expect){
 		      .verdict = XDP_PASS,
 		      .out = &rst,
-		      .meta = env.if_c0,
+		      .meta = env.if_c0 | META_ANSWER,
 		      .ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1), CTR(XDP_HANDOFF, 1) } });
 	bpf_map_update_elem(tx, &env.if_c0, &env.if_c0, 0);
+}
+
+/* Sets an IPv4 frame's TTL (header checksum computed anew) or an IPv6 frame's hop limit. */
+static void set_ttl(uint8_t *f, size_t len, uint8_t ttl)
+{
+	if (f[12] == 0x08 && f[13] == 0x00) {
+		f[22] = ttl + 1;
+		as_forwarded(f, len); /* one less, checksum recomputed */
+	} else {
+		f[21] = ttl;
+	}
+}
+
+/*
+ * TTL / hop limit: every redirect decrements it (the "as forwarded"
+ * transform in check_raw/check_fwd expects that of every forwarding
+ * fixture, with the IPv4 checksum computed independently); a packet that
+ * arrives with 1 is not redirected but passed untouched (the stack sends
+ * the time exceeded), at XDP and at TC, IPv4 and IPv6. Failed before: the
+ * frame was redirected with its TTL unchanged.
+ */
+static void test_ttl(void)
+{
+	struct pb_spec syn4 = spec_tcp(4, 46000, VIP4, 80, PB_TCP_SYN);
+	struct pb_spec syn6 = spec_tcp(6, 46001, VIP6, 80, PB_TCP_SYN);
+	const struct pb_spec *specs[] = { &syn4, &syn6 };
+	const enum prog progs[] = { P_XDP, P_TC_FWD };
+	uint8_t b[512];
+	size_t len;
+	char what[64];
+
+	for (int i = 0; i < 2; i++) {
+		for (int k = 0; k < 2; k++) {
+			struct pb_spec s = *specs[i];
+
+			s.sport += 10 * k;
+			len = pb_build(&s, b, sizeof(b));
+			set_ttl(b, len, 1);
+			snprintf(what, sizeof(what), "ipv%d ttl 1 at %s", s.family,
+				 progs[k] == P_XDP ? "xdp" : "tc");
+			check_raw(what, progs[k], env.if_c0, b, len, b, len,
+				  &(struct expect){ .verdict = progs[k] == P_XDP ? XDP_PASS :
+										   TC_ACT_OK,
+						    .ctr = { CTR(TTL_EXPIRED, 1) } });
+		}
+	}
+	/* TTL 2 is forwarded with 1: checked against an independently built frame. */
+	syn4.sport = 46020;
+	{
+		const struct backend_def *be = expected_backend(&syn4);
+		struct pb_spec out;
+		uint8_t ob[512];
+		size_t ol;
+
+		if (!ASSERT_TRUE(be != NULL, "backend"))
+			return;
+		out = spec_fwd_out(&syn4, be);
+		len = pb_build(&syn4, b, sizeof(b));
+		ol = pb_build(&out, ob, sizeof(ob));
+		set_ttl(b, len, 2);
+		set_ttl(ob, ol, 2); /* as_forwarded in check_raw takes it to 1 */
+		check_raw("ipv4 ttl 2 at tc", P_TC_FWD, env.if_c0, b, len, ob, ol,
+			  &(struct expect){ .verdict = TC_ACT_REDIRECT,
+					    .ctr = { CTR(REDIRECT, 1) } });
+	}
+}
+
+/*
+ * BIG TCP: a GSO skb over 64 KB carries IPv4 tot_len 0 / IPv6 payload_len
+ * 0 (the length is the skb's). test_run cannot build an skb over a page,
+ * so the fixture sends a small one with the same header and gso_size set:
+ * it must be balanced (redirected), not counted malformed and passed.
+ * Failed before: MALFORMED moved and the verdict was "passed". End to end:
+ * docs/datapath.md.
+ */
+static void test_big_tcp(void)
+{
+	static char payload[1500];
+	struct pb_spec p4 = spec_tcp(4, 46100, VIP4, 80, PB_TCP_ACK);
+	struct pb_spec p6 = spec_tcp(6, 46101, VIP6, 80, PB_TCP_ACK);
+	struct pb_spec *specs[] = { &p4, &p6 };
+	static uint8_t in[4096], out[4096];
+
+	memset(payload, 'x', sizeof(payload));
+	for (int i = 0; i < 2; i++) {
+		struct pb_spec *s = specs[i];
+		struct __sk_buff sctx = { .ifindex = env.if_c0, .gso_segs = 2, .gso_size = 750 };
+		uint64_t before[FERRY_CTR_MAX], after[FERRY_CTR_MAX];
+		size_t len;
+		int err;
+
+		ensure_flow(s);
+		s->payload = payload;
+		s->payload_len = sizeof(payload);
+		len = pb_build(s, in, sizeof(in));
+		if (s->family == 4) {
+			in[16] = in[17] = 0; /* tot_len 0 */
+			set_ttl(in, len, 64); /* header checksum over the new length */
+		} else {
+			in[18] = in[19] = 0; /* payload_len 0 */
+		}
+		{
+			LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = len,
+				    .data_out = out, .data_size_out = sizeof(out), .ctx_in = &sctx,
+				    .ctx_size_in = sizeof(sctx), .repeat = 1);
+
+			read_counters(before);
+			err = bpf_prog_test_run_opts(prog_fd(P_TC_FWD), &opts);
+			read_counters(after);
+			if (!ASSERT_OK(err, "test_run with gso_size"))
+				return;
+			ASSERT_EQ(opts.retval, TC_ACT_REDIRECT,
+				  s->family == 4 ? "ipv4 tot_len 0 gso skb redirected" :
+						   "ipv6 payload_len 0 gso skb redirected");
+		}
+		ASSERT_EQ(after[FERRY_CTR_MALFORMED] - before[FERRY_CTR_MALFORMED], 0, "MALFORMED");
+		ASSERT_EQ(after[FERRY_CTR_REDIRECT] - before[FERRY_CTR_REDIRECT], 1, "REDIRECT");
+	}
+	/* Without gso_size a zero length is still malformed. */
+	p4.sport = 46102;
+	p4.payload = NULL;
+	p4.payload_len = 0;
+	{
+		size_t len = pb_build(&p4, in, sizeof(in));
+
+		in[16] = in[17] = 0;
+		set_ttl(in, len, 64);
+		check_raw("ipv4 tot_len 0 without gso", P_TC_FWD, env.if_c0, in, len, in, len,
+			  &(struct expect){ .verdict = TC_ACT_OK, .ctr = { CTR(MALFORMED, 1) } });
+	}
+}
+
+/* Loads another TC object on the shared maps with ferry_pod_path = path. */
+static struct ferry_tc *tc_with_pod_path(uint32_t path)
+{
+	struct ferry_tc *tc = ferry_tc__open();
+	struct bpf_map *m, *twin;
+
+	if (!tc)
+		return NULL;
+	tc->rodata->ferry_tc_pass = TC_ACT_OK;
+	tc->rodata->ferry_pods = true;
+	tc->rodata->ferry_pod_path = path;
+	bpf_object__for_each_map(m, tc->obj) {
+		bpf_map__set_pin_path(m, NULL);
+		if (bpf_map__is_internal(m))
+			continue;
+		twin = bpf_object__find_map_by_name(env.xdp->obj, bpf_map__name(m));
+		if (!twin || bpf_map__reuse_fd(m, bpf_map__fd(twin)))
+			goto err;
+	}
+	if (!ferry_tc__load(tc))
+		return tc;
+err:
+	ferry_tc__destroy(tc);
+	return NULL;
+}
+
+static bool mark_pod(int ifindex, bool pod)
+{
+	struct ferry_link link = { .hooks = FERRY_LINK_POD };
+	uint32_t key = ifindex;
+
+	if (!pod)
+		return !bpf_map_delete_elem(map_fd(FERRY_MAP_LINKS), &key) || errno == ENOENT;
+	return !bpf_map_update_elem(map_fd(FERRY_MAP_LINKS), &key, &link, BPF_ANY);
+}
+
+/*
+ * Pod mode (fb-c0 marked as a pod's host veth). Default: rewritten and
+ * handed to the stack (netfilter and the backend veth's hooks see it), no
+ * fib lookup, no redirect. --pod-fast-path=peer: a backend behind another
+ * pod veth (fb-b0 marked) is reached with bpf_redirect_peer, a remote one
+ * (fb-b0 unmarked) with bpf_redirect_neigh, and a reply arriving at a pod
+ * veth goes into the client pod with bpf_redirect_peer.
+ */
+static void test_pod_path(void)
+{
+	struct pb_spec syn = spec_tcp(4, 46200, VIP4, 80, PB_TCP_SYN);
+	struct pb_spec ack = spec_tcp(4, 46200, VIP4, 80, PB_TCP_ACK);
+	const struct backend_def *be;
+	struct ferry_tc *peer = NULL, *safe = NULL;
+	struct pb_spec out, rep, rout;
+	int tx = map_fd(FERRY_MAP_TX_PORTS);
+	struct run_out r;
+	uint8_t b[512];
+	size_t len;
+
+	if (!ASSERT_TRUE(mark_pod(env.if_c0, true), "mark fb-c0 a pod veth"))
+		return;
+	be = expected_backend(&syn);
+	if (!ASSERT_TRUE(be != NULL, "backend"))
+		goto out;
+	out = spec_fwd_out(&syn, be);
+	/* The stack writes the MACs. */
+	memcpy(out.smac, syn.smac, 6);
+	memcpy(out.dmac, syn.dmac, 6);
+	safe = tc_with_pod_path(FERRY_POD_PATH_STACK);
+	if (!ASSERT_TRUE(safe != NULL, "tc object with pods, default path"))
+		goto out;
+	{
+		uint8_t ib[512], ob[512], got[512];
+		size_t il = pb_build(&syn, ib, sizeof(ib)), ol = pb_build(&out, ob, sizeof(ob));
+		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = ib, .data_size_in = il,
+			    .data_out = got, .data_size_out = sizeof(got), .repeat = 1);
+		struct __sk_buff sctx = { .ifindex = env.if_c0 };
+		uint64_t before[FERRY_CTR_MAX], after[FERRY_CTR_MAX];
+
+		opts.ctx_in = &sctx;
+		opts.ctx_size_in = sizeof(sctx);
+		read_counters(before);
+		ASSERT_OK(bpf_prog_test_run_opts(bpf_program__fd(safe->progs.ferry_tc_fwd), &opts),
+			  "run default object");
+		read_counters(after);
+		ASSERT_EQ(opts.retval, TC_ACT_OK, "pod default: passed to the stack");
+		ASSERT_EQ(after[FERRY_CTR_FIB_STACK] - before[FERRY_CTR_FIB_STACK], 1,
+			  "pod default: FIB_STACK");
+		ASSERT_EQ(after[FERRY_CTR_REDIRECT] - before[FERRY_CTR_REDIRECT], 0,
+			  "pod default: no redirect");
+		if (!ASSERT_EQ(opts.data_size_out, ol, "pod default frame length") ||
+		    memcmp(got, ob, ol)) {
+			test__fail(__FILE__, __LINE__, "pod default", "output frame differs");
+			dump("got", got, opts.data_size_out);
+			dump("want", ob, ol);
+		}
+	}
+	peer = tc_with_pod_path(FERRY_POD_PATH_PEER);
+	if (!ASSERT_TRUE(peer != NULL, "tc object with --pod-fast-path=peer"))
+		goto out;
+	/* Remote backend (fb-b0 is no pod veth): bpf_redirect_neigh, TTL decremented. */
+	len = pb_build(&ack, b, sizeof(b));
+	{
+		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = b, .data_size_in = len,
+			    .data_out = r.data, .data_size_out = sizeof(r.data), .repeat = 1);
+		struct __sk_buff sctx = { .ifindex = env.if_c0 };
+		uint64_t before[FERRY_CTR_MAX], after[FERRY_CTR_MAX];
+
+		opts.ctx_in = &sctx;
+		opts.ctx_size_in = sizeof(sctx);
+		read_counters(before);
+		ASSERT_OK(bpf_prog_test_run_opts(bpf_program__fd(peer->progs.ferry_tc_fwd), &opts),
+			  "run peer object");
+		read_counters(after);
+		ASSERT_EQ(opts.retval, TC_ACT_REDIRECT, "remote pod: redirected");
+		ASSERT_EQ(after[FERRY_CTR_REDIRECT_NEIGH] - before[FERRY_CTR_REDIRECT_NEIGH], 1,
+			  "remote pod: REDIRECT_NEIGH");
+		ASSERT_EQ(after[FERRY_CTR_REDIRECT_PEER] - before[FERRY_CTR_REDIRECT_PEER], 0,
+			  "remote pod: no REDIRECT_PEER");
+		ASSERT_EQ(r.data[22], 63, "remote pod: TTL decremented");
+
+		/* Local backend (fb-b0 marked a pod veth): bpf_redirect_peer with its MACs. */
+		if (!ASSERT_TRUE(mark_pod(env.if_b0, true), "mark fb-b0 a pod veth"))
+			goto out;
+		read_counters(before);
+		ASSERT_OK(bpf_prog_test_run_opts(bpf_program__fd(peer->progs.ferry_tc_fwd), &opts),
+			  "run peer object");
+		read_counters(after);
+		ASSERT_EQ(opts.retval, TC_ACT_REDIRECT, "local pod: redirected");
+		ASSERT_EQ(after[FERRY_CTR_REDIRECT_PEER] - before[FERRY_CTR_REDIRECT_PEER], 1,
+			  "local pod: REDIRECT_PEER");
+		out = spec_fwd_out(&ack, be);
+		len = pb_build(&out, b, sizeof(b));
+		as_forwarded(b, len);
+		if (!ASSERT_EQ(opts.data_size_out, len, "local pod frame length") ||
+		    memcmp(r.data, b, len)) {
+			test__fail(__FILE__, __LINE__, "local pod", "output frame differs");
+			dump("got", r.data, opts.data_size_out);
+			dump("want", b, len);
+		}
+
+		/* The backend pod's reply, at its veth's ingress: into the client pod. */
+		rep = spec_reply(&ack, be, PB_TCP_ACK);
+		rout = rep;
+		pb_addr(rout.saddr, VIP4);
+		rout.sport = 80;
+		pb_mac(rout.smac, MAC_C0);
+		pb_mac(rout.dmac, MAC_CLIENT);
+		len = pb_build(&rep, b, sizeof(b));
+		sctx.ifindex = env.if_b0;
+		opts.data_size_in = len;
+		opts.data_size_out = sizeof(r.data);
+		read_counters(before);
+		ASSERT_OK(bpf_prog_test_run_opts(bpf_program__fd(peer->progs.ferry_tc_reply_in),
+						 &opts),
+			  "run peer reply");
+		read_counters(after);
+		ASSERT_EQ(opts.retval, TC_ACT_REDIRECT, "reply into the client pod");
+		ASSERT_EQ(after[FERRY_CTR_REDIRECT_PEER] - before[FERRY_CTR_REDIRECT_PEER], 1,
+			  "reply: REDIRECT_PEER");
+		len = pb_build(&rout, b, sizeof(b));
+		as_forwarded(b, len);
+		if (!ASSERT_EQ(opts.data_size_out, len, "reply frame length") ||
+		    memcmp(r.data, b, len)) {
+			test__fail(__FILE__, __LINE__, "reply into pod", "output frame differs");
+			dump("got", r.data, opts.data_size_out);
+			dump("want", b, len);
+		}
+	}
+out:
+	(void)tx;
+	ferry_tc__destroy(safe);
+	ferry_tc__destroy(peer);
+	mark_pod(env.if_b0, false);
+	mark_pod(env.if_c0, false);
 }
 
 static void test_setup_failed(void)
@@ -3240,6 +3597,9 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_tc_chain);
 	RUN_TEST(SUITE, test_xdp_handoff_no_tc);
 	RUN_TEST(SUITE, test_reject_xdp_handoff);
+	RUN_TEST(SUITE, test_ttl);
+	RUN_TEST(SUITE, test_big_tcp);
+	RUN_TEST(SUITE, test_pod_path);
 out:
 	for (int i = 0; i < env.ninner; i++)
 		close(env.inner_fds[i]);

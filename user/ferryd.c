@@ -197,9 +197,62 @@ static bool has_ifindex(const int *list, int n, int ifindex)
 	return false;
 }
 
+static const char *why_text(__u32 why)
+{
+	switch (why) {
+	case FERRY_LINK_WHY_FLAG:
+		return "--attach says so";
+	case FERRY_LINK_WHY_NATIVE:
+		return "its driver runs XDP natively";
+	case FERRY_LINK_WHY_NO_NATIVE:
+		return "its driver has no native XDP (generic XDP is slower than TC)";
+	case FERRY_LINK_WHY_VETH:
+		return "a veth whose peer runs no XDP: skbs arrive, and XDP would copy them";
+	case FERRY_LINK_WHY_VETH_PEER_XDP:
+		return "a veth whose peer runs XDP: frames arrive as XDP frames";
+	case FERRY_LINK_WHY_NO_FEATURES:
+		return "the kernel reports no xdp-features (Linux < 6.3): XDP as before";
+	default:
+		return "";
+	}
+}
+
+/*
+ * XDP or TC for the forward program of an --iface, by what its driver does
+ * (Cilium's rule): native XDP where frames arrive as XDP frames, TC on a
+ * veth whose peer runs no XDP (the skb exists already; XDP on it would copy
+ * every cloned skb and hand each frame to TC anyway).
+ */
+static bool choose_xdp(struct ferryd *d, int ifindex, __u32 *why)
+{
+	struct ferry_nl_xdp_dev dev;
+
+	if (d->opts.attach != FERRYD_ATTACH_AUTO) {
+		*why = FERRY_LINK_WHY_FLAG;
+		return d->opts.attach == FERRYD_ATTACH_XDP;
+	}
+	if (!d->nl || ferry_nl__xdp_dev(d->nl, ifindex, &dev)) {
+		*why = FERRY_LINK_WHY_NO_FEATURES;
+		return true;
+	}
+	if (dev.veth) {
+		*why = dev.peer_xdp ? FERRY_LINK_WHY_VETH_PEER_XDP : FERRY_LINK_WHY_VETH;
+		return dev.peer_xdp;
+	}
+	if (!dev.features_known) {
+		*why = FERRY_LINK_WHY_NO_FEATURES;
+		return true;
+	}
+	*why = dev.features & FERRY_XDP_ACT_BASIC ? FERRY_LINK_WHY_NATIVE :
+						    FERRY_LINK_WHY_NO_NATIVE;
+	return dev.features & FERRY_XDP_ACT_BASIC;
+}
+
 static int attach_static(struct ferryd *d)
 {
 	int i, err, ifindex;
+	__u32 why;
+	bool xdp;
 
 	for (i = 0; i < d->opts.nifaces; i++) {
 		ifindex = if_nametoindex(d->opts.ifaces[i]);
@@ -207,17 +260,28 @@ static int attach_static(struct ferryd *d)
 			pr_err("--iface %s: no such interface", d->opts.ifaces[i]);
 			return -ENODEV;
 		}
+		xdp = choose_xdp(d, ifindex, &why);
 		/* TC first: XDP hands frames it cannot redirect itself to it. */
 		err = ferry_dp__attach(d->dp, ifindex, FERRY_HOOK_TC_FWD);
-		err = err ?: ferry_dp__attach(d->dp, ifindex, FERRY_HOOK_XDP_FWD);
+		if (!err && xdp)
+			err = ferry_dp__attach(d->dp, ifindex, FERRY_HOOK_XDP_FWD);
+		else if (!err)
+			err = ferry_dp__detach_xdp(d->dp, ifindex);
+		err = err ?: ferry_dp__link_reason(d->dp, ifindex, why);
 		if (err)
 			return err;
-		pr_info("--iface %s: forward programs attached (XDP + TC ingress)",
-			d->opts.ifaces[i]);
+		pr_info("--iface %s: forward program at %s: %s", d->opts.ifaces[i],
+			xdp ? "XDP (and TC ingress for its handoff)" : "TC ingress", why_text(why));
+	}
+	/* The flag replaces detection: what a previous ferryd found goes. */
+	if (d->opts.ntx_ifaces) {
+		err = ferry_dp__clear_tx_ports(d->dp);
+		if (err)
+			return err;
 	}
 	for (i = 0; i < d->opts.ntx_ifaces; i++) {
 		ifindex = if_nametoindex(d->opts.tx_ifaces[i]);
-		err = ifindex ? ferry_dp__add_tx_port(d->dp, ifindex) : -ENODEV;
+		err = ifindex ? ferry_dp__add_tx_port(d->dp, ifindex, FERRY_TX_WHY_FLAG) : -ENODEV;
 		if (err) {
 			pr_err("--xdp-tx-iface %s: %s", d->opts.tx_ifaces[i], strerror(-err));
 			return err;
@@ -237,6 +301,54 @@ static int attach_static(struct ferryd *d)
 			d->opts.reply_ifaces[i]);
 	}
 	return 0;
+}
+
+/*
+ * Egress found by itself: a device whose xdp-features have NDO_XMIT takes
+ * XDP_REDIRECT frames (a NIC with ndo_xdp_xmit, a veth whose peer runs XDP
+ * or GRO), so XDP redirects into it instead of handing the frame to TC.
+ * Called for every device at start and on every netdev notification.
+ * --xdp-tx-iface replaces this: then only the named devices are ports.
+ */
+static void on_xdp_features(void *ctx, int ifindex, __u64 features, bool removed)
+{
+	struct ferryd *d = ctx;
+	char ifname[IF_NAMESIZE];
+	bool want = !removed && (features & FERRY_XDP_ACT_NDO_XMIT), have;
+	__u32 why = FERRY_TX_WHY_NONE;
+
+	if (d->opts.ntx_ifaces)
+		return;
+	have = ferry_dp__is_tx_port(d->dp, ifindex, &why);
+	/* A port a previous ferryd declared by flag is now this one's finding. */
+	if (want == have && (!want || why == FERRY_TX_WHY_NDO_XMIT))
+		return;
+	if (!if_indextoname(ifindex, ifname))
+		snprintf(ifname, sizeof(ifname), "if%d", ifindex);
+	if (want) {
+		if (!ferry_dp__add_tx_port(d->dp, ifindex, FERRY_TX_WHY_NDO_XMIT) && !have)
+			pr_info("%s: takes XDP_REDIRECT frames (xdp-features ndo-xmit): XDP "
+				"redirects into it",
+				ifname);
+		return;
+	}
+	if (!ferry_dp__del_tx_port(d->dp, ifindex) && !removed)
+		pr_info("%s: no longer takes XDP_REDIRECT frames: XDP hands its packets to TC",
+			ifname);
+}
+
+static void attach_tx_ports_auto(struct ferryd *d)
+{
+	if (d->opts.ntx_ifaces)
+		return;
+	if (!d->nl || !ferry_nl__has_xdp_features(d->nl)) {
+		pr_info("the kernel reports no xdp-features (netdev netlink family, Linux 6.3+): "
+			"XDP hands every forwarded packet to TC, which always delivers; "
+			"--xdp-tx-iface declares an egress that takes XDP_REDIRECT");
+		return;
+	}
+	if (ferry_nl__xdp_dump(d->nl))
+		pr_warn("cannot read xdp-features: XDP hands forwarded packets to TC");
 }
 
 /* Without --reply-iface: the reply program goes where backends are routed. */
@@ -275,11 +387,21 @@ static void attach_reply_auto(struct ferryd *d)
 			continue;
 		if ((size_t)d->nauto_reply >= sizeof(d->auto_reply) / sizeof(d->auto_reply[0]))
 			break;
+		if (!if_indextoname(q[i].ifindex, ifname))
+			snprintf(ifname, sizeof(ifname), "if%d", q[i].ifindex);
+		/*
+		 * A backend pod's own veth, on the policy-safe path: its replies go
+		 * through the stack untranslated (conntrack and policy see the reply
+		 * of the connection they saw) and the client pod's veth egress
+		 * translates them. --pod-fast-path=peer attaches here itself.
+		 */
+		if (d->opts.pod_ifaces && ferry_nl__match(d->opts.pod_ifaces, ifname)) {
+			d->auto_reply[d->nauto_reply++] = q[i].ifindex;
+			continue;
+		}
 		if (ferry_dp__attach(d->dp, q[i].ifindex, FERRY_HOOK_TC_REPLY_IN))
 			continue;
 		d->auto_reply[d->nauto_reply++] = q[i].ifindex;
-		if (!if_indextoname(q[i].ifindex, ifname))
-			snprintf(ifname, sizeof(ifname), "if%d", q[i].ifindex);
 		pr_info("%s: reply program attached (TC ingress): backends are routed there",
 			ifname);
 	}
@@ -288,14 +410,22 @@ static void attach_reply_auto(struct ferryd *d)
 
 static void attach_pod(struct ferryd *d, int ifindex, const char *ifname)
 {
+	bool peer = d->opts.pod_path == FERRY_POD_PATH_PEER;
 	int err;
 
-	err = ferry_dp__attach(d->dp, ifindex, FERRY_HOOK_TC_FWD);
+	/* Marked first: the forward program must never see it as a gateway interface. */
+	err = ferry_dp__mark_pod(d->dp, ifindex);
+	err = err ?: ferry_dp__attach(d->dp, ifindex, FERRY_HOOK_TC_FWD);
 	err = err ?: ferry_dp__attach(d->dp, ifindex, FERRY_HOOK_TC_REPLY_EG);
+	/* The peer path also takes replies at the backend pod's veth, straight into the client. */
+	if (!err && peer)
+		err = ferry_dp__attach(d->dp, ifindex, FERRY_HOOK_TC_REPLY_IN);
 	if (err)
 		pr_warn("pod interface %s: cannot attach: %s", ifname, strerror(-err));
 	else
-		pr_info("pod interface %s: attached (TC ingress forward, TC egress reply)", ifname);
+		pr_info("pod interface %s: attached (TC ingress forward%s, TC egress reply)%s",
+			ifname, peer ? " and reply" : "",
+			peer ? "; --pod-fast-path=peer: redirects skip NetworkPolicy hooks" : "");
 }
 
 static void on_link(void *ctx, int ifindex, const char *ifname, bool up, bool removed)
@@ -757,6 +887,8 @@ static int setup_loop(struct ferryd *d)
 	err = err ?: epoll_add(d->epfd, d->signal_fd);
 	if (!err && d->nl)
 		err = epoll_add(d->epfd, ferry_nl__fd(d->nl));
+	if (!err && d->nl && ferry_nl__xdp_fd(d->nl) >= 0)
+		err = epoll_add(d->epfd, ferry_nl__xdp_fd(d->nl));
 	if (!err && d->k8s_fd >= 0)
 		err = epoll_add(d->epfd, d->k8s_fd);
 	arm_ms(d->tick_fd, 1000, true);
@@ -887,6 +1019,8 @@ static int run_loop(struct ferryd *d)
 				arm_ms(d->debounce_fd, DEBOUNCE_MS, false);
 			} else if (d->nl && fd == ferry_nl__fd(d->nl)) {
 				ferry_nl__process(d->nl);
+			} else if (d->nl && fd == ferry_nl__xdp_fd(d->nl)) {
+				ferry_nl__xdp_process(d->nl);
 			}
 		}
 	}
@@ -1064,7 +1198,9 @@ int main(int argc, char **argv)
 	}
 	if (load_hash_seed(&d, &seed, &have_seed, seed_source, sizeof(seed_source)))
 		goto out;
-	d.dp = ferry_dp__open(&(struct ferry_dp_opts){ .pin_path = d.opts.pin_path });
+	d.dp = ferry_dp__open(&(struct ferry_dp_opts){ .pin_path = d.opts.pin_path,
+						       .pod_path = d.opts.pod_path,
+						       .pods = d.opts.pod_ifaces != NULL });
 	if (!d.dp)
 		goto out;
 	pr_info("data plane at %s (%s), kernel features:%s%s%s", d.opts.pin_path,
@@ -1098,15 +1234,17 @@ int main(int argc, char **argv)
 		pr_warn("netlink unavailable (%s): reply interfaces will not follow routes",
 			strerror(errno));
 	else
-		ferry_nl__set_callbacks(d.nl,
-					&(struct ferry_nl_callbacks){ .on_link = on_link,
-								      .on_route_change =
-									      on_route_change },
-					&d);
+		ferry_nl__set_callbacks(
+			d.nl,
+			&(struct ferry_nl_callbacks){ .on_link = on_link,
+						      .on_route_change = on_route_change,
+						      .on_xdp_features = on_xdp_features },
+			&d);
 
 	err = attach_static(&d);
 	if (err)
 		goto out;
+	attach_tx_ports_auto(&d);
 	if (d.opts.pod_ifaces && d.nl)
 		ferry_nl__for_each_link(d.nl, attach_existing_pods, &d);
 	if (d.opts.host_clients) {

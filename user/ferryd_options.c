@@ -136,6 +136,37 @@ static int set_pod_iface(struct ferryd_opts *o, const char *arg)
 	return 0;
 }
 
+static int set_pod_fast_path(struct ferryd_opts *o, const char *arg)
+{
+	if (!strcmp(arg, "off")) {
+		o->pod_path = FERRY_POD_PATH_STACK;
+	} else if (!strcmp(arg, "peer")) {
+		o->pod_path = FERRY_POD_PATH_PEER;
+	} else {
+		fprintf(stderr,
+			"ferryd: --pod-fast-path %s: expected off (the default: the stack routes, "
+			"NetworkPolicy applies) or peer (redirects that bypass it)\n",
+			arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int set_attach(struct ferryd_opts *o, const char *arg)
+{
+	if (!strcmp(arg, "auto")) {
+		o->attach = FERRYD_ATTACH_AUTO;
+	} else if (!strcmp(arg, "xdp")) {
+		o->attach = FERRYD_ATTACH_XDP;
+	} else if (!strcmp(arg, "tc")) {
+		o->attach = FERRYD_ATTACH_TC;
+	} else {
+		fprintf(stderr, "ferryd: --attach %s: expected auto, xdp or tc\n", arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int set_host_clients(struct ferryd_opts *o, const char *arg)
 {
 	o->host_cgroup = arg;
@@ -267,6 +298,12 @@ static const struct ferryd_option options[] = {
 	  "  --iface IFNAME          where client traffic to VIPs arrives: XDP (native, else\n"
 	  "                          generic with a warning) plus TC ingress; repeatable\n",
 	  set_iface },
+	{ "attach", required_argument,
+	  "  --attach MODE           where --iface interfaces get the forward program: auto\n"
+	  "                          (default: XDP where the driver runs it natively or a\n"
+	  "                          veth's peer runs XDP, else TC ingress; ferryctl status\n"
+	  "                          says why), xdp or tc\n",
+	  set_attach },
 	{ "reply-iface", required_argument,
 	  "  --reply-iface IFNAME    where backend replies arrive (TC ingress); repeatable.\n"
 	  "                          Without it, every interface through which a backend\n"
@@ -278,13 +315,23 @@ static const struct ferryd_option options[] = {
 	  "                          forwarded packets leaving through it stay in XDP.\n"
 	  "                          Without it XDP hands packets to TC to redirect, which\n"
 	  "                          always delivers (a veth peer without XDP or GRO\n"
-	  "                          silently drops redirected XDP frames); repeatable\n",
+	  "                          silently drops redirected XDP frames); repeatable.\n"
+	  "                          Replaces the default: every interface whose\n"
+	  "                          xdp-features say ndo-xmit (Linux 6.3+), followed live\n",
 	  set_tx_iface },
 	{ "pod-iface", required_argument,
 	  "  --pod-iface PATTERNS    also balance traffic from pods: TC on host-side veths\n"
 	  "                          whose names match, e.g. 'veth*,cali*,lxc*'; new ones are\n"
 	  "                          attached as they appear\n",
 	  set_pod_iface },
+	{ "pod-fast-path", required_argument,
+	  "  --pod-fast-path MODE    off (default): pod traffic, once rewritten, is routed by\n"
+	  "                          the stack, so netfilter and the CNI's hooks on the\n"
+	  "                          backend's veth (NetworkPolicy) apply. peer: straight\n"
+	  "                          into a local pod (bpf_redirect_peer) or out to a remote\n"
+	  "                          one (bpf_redirect_neigh), replies too: faster, and it\n"
+	  "                          BYPASSES NetworkPolicy enforced there\n",
+	  set_pod_fast_path },
 	{ "host-clients", optional_argument,
 	  "  --host-clients[=CGROUP] also balance processes of this network namespace that\n"
 	  "                          connect to a VIP (host-network pods, the node itself):\n"

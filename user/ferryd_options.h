@@ -19,6 +19,12 @@ struct ferry_seldon_servers;
 /* The Secret that holds the cluster hash seed in --kubernetes mode, and its key. */
 #define FERRYD_HASH_SEED_SECRET_DEFAULT "ferry-hash-seed"
 #define FERRYD_HASH_SEED_SECRET_KEY "seed"
+/* --attach: where an --iface gets its forward program. */
+enum ferryd_attach {
+	FERRYD_ATTACH_AUTO, /* by what the driver does (ferryd.c choose_xdp) */
+	FERRYD_ATTACH_XDP, /* XDP (native, else generic) plus TC for the handoff */
+	FERRYD_ATTACH_TC, /* TC ingress only */
+};
 
 struct ferryd_opts {
 	const char *config_dir;
@@ -31,6 +37,8 @@ struct ferryd_opts {
 	const char *metrics_addr;
 	const char *pin_path;
 	const char *pod_ifaces; /* comma-separated fnmatch patterns */
+	__u32 pod_path; /* --pod-fast-path: FERRY_POD_PATH_* */
+	enum ferryd_attach attach; /* --attach */
 	__u32 table_size;
 	bool once;
 	bool kubernetes;

@@ -70,8 +70,38 @@ static const char *hooks_text(__u32 hooks, char *buf, size_t len)
 		strncat(buf, "tc-egress(reply) ", len - strlen(buf) - 1);
 	if (hooks & FERRY_LINK_SOCK)
 		strncat(buf, "cgroup-connect(host clients) ", len - strlen(buf) - 1);
+	if (hooks & FERRY_LINK_TX_PORT)
+		strncat(buf, "xdp-tx-port ", len - strlen(buf) - 1);
 	if (buf[0])
 		buf[strlen(buf) - 1] = '\0';
+	return buf;
+}
+
+/* Why the interface has what it has (ferry_link.reason), in words; "" when nothing is recorded. */
+static const char *reason_text(__u32 hooks, __u32 reason, char *buf, size_t len)
+{
+	static const char *const attach[] = {
+		[FERRY_LINK_WHY_FLAG] = "--attach said so",
+		[FERRY_LINK_WHY_NATIVE] = "driver runs XDP natively",
+		[FERRY_LINK_WHY_NO_NATIVE] = "no native XDP in the driver: TC beats generic XDP",
+		[FERRY_LINK_WHY_VETH] = "veth, peer runs no XDP: skbs arrive, TC avoids XDP's copy",
+		[FERRY_LINK_WHY_VETH_PEER_XDP] = "veth whose peer runs XDP: XDP frames arrive",
+		[FERRY_LINK_WHY_NO_FEATURES] =
+			"kernel reports no xdp-features (< 6.3): XDP as before",
+		[FERRY_LINK_WHY_POD] = "pod interface (--pod-iface)",
+		[FERRY_LINK_WHY_REPLY] = "backends are routed here",
+	};
+	static const char *const tx[] = {
+		[FERRY_TX_WHY_FLAG] = "tx port by --xdp-tx-iface",
+		[FERRY_TX_WHY_NDO_XMIT] = "tx port: xdp-features say ndo-xmit",
+	};
+	__u32 a = reason & 0xff, t = (reason >> 8) & 0xff;
+
+	buf[0] = '\0';
+	if (a < sizeof(attach) / sizeof(attach[0]) && attach[a])
+		snprintf(buf, len, "%s", attach[a]);
+	if ((hooks & FERRY_LINK_TX_PORT) && t < sizeof(tx) / sizeof(tx[0]) && tx[t])
+		snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", buf[0] ? "; " : "", tx[t]);
 	return buf;
 }
 
@@ -134,7 +164,7 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 	};
 	struct ferry_snapshot *snap;
 	struct ferry_dp *dp;
-	char path[PATH_MAX], buf[128];
+	char path[PATH_MAX], buf[160], why[160];
 	json_t *root, *links, *maps, *overrides, *errors = NULL, *st = NULL, *rebal;
 	double age;
 	bool alive;
@@ -167,11 +197,12 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 
 		json_array_append_new(
 			links,
-			json_pack("{s:s, s:i, s:s, s:b, s:s}", "ifname", l->link.ifname, "ifindex",
-				  (int)l->ifindex, "hooks",
+			json_pack("{s:s, s:i, s:s, s:b, s:s, s:s}", "ifname", l->link.ifname,
+				  "ifindex", (int)l->ifindex, "hooks",
 				  hooks_text(l->link.hooks, buf, sizeof(buf)), "attached",
 				  link_live(c->pin_path, l->ifindex, l->link.hooks), "tc_attach",
-				  l->link.hooks & FERRY_LINK_TCX ? "tcx" : "clsact"));
+				  l->link.hooks & FERRY_LINK_TCX ? "tcx" : "clsact", "reason",
+				  reason_text(l->link.hooks, l->link.reason, why, sizeof(why))));
 	}
 	maps = json_array();
 	for (i = 0; i < sizeof(fill) / sizeof(fill[0]); i++) {
@@ -252,9 +283,11 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 		for (i = 0; i < snap->nlinks; i++) {
 			const struct ferry_snap_link *l = &snap->links[i];
 
-			printf("  %-15s %s%s\n", l->link.ifname,
+			reason_text(l->link.hooks, l->link.reason, why, sizeof(why));
+			printf("  %-15s %s%s%s%s%s\n", l->link.ifname,
 			       hooks_text(l->link.hooks, buf, sizeof(buf)),
-			       link_live(c->pin_path, l->ifindex, l->link.hooks) ? "" : "  [GONE]");
+			       link_live(c->pin_path, l->ifindex, l->link.hooks) ? "" : "  [GONE]",
+			       why[0] ? "  (" : "", why, why[0] ? ")" : "");
 		}
 		printf("maps:\n");
 		for (k = 0; k < json_array_size(maps); k++) {

@@ -310,6 +310,8 @@ static int load_objects(struct ferry_dp *dp)
 	}
 	/* Forward and reply filters may share an interface's ingress: "not mine" lets the next run. */
 	dp->tc->rodata->ferry_tc_pass = TC_ACT_UNSPEC;
+	dp->tc->rodata->ferry_pod_path = dp->pod_path;
+	dp->tc->rodata->ferry_pods = dp->pods;
 	err = reuse_pins(dp, dp->tc->obj);
 	if (err)
 		return err;
@@ -424,6 +426,8 @@ struct ferry_dp *ferry_dp__open(const struct ferry_dp_opts *opts)
 	for (i = 0; i < FERRY_M_COUNT; i++)
 		dp->map_fds[i] = -1;
 	snprintf(dp->pin_path, sizeof(dp->pin_path), "%s", pin);
+	dp->pod_path = opts ? opts->pod_path : FERRY_POD_PATH_STACK;
+	dp->pods = opts && opts->pods;
 
 	err = ferry_dp__check_bpffs(pin);
 	if (err)
@@ -655,7 +659,9 @@ static void detach_cgroup(void)
 	close(cg_fd);
 }
 
-static int record_link(struct ferry_dp *dp, int ifindex, __u32 hooks)
+/* Sets hooks (and clears clear_hooks), and the reason bits in reason_mask, of ifindex's record. */
+static int update_link(struct ferry_dp *dp, int ifindex, __u32 hooks, __u32 clear_hooks,
+		       __u32 reason_mask, __u32 reason)
 {
 	struct ferry_link link = {};
 	__u32 key = ifindex;
@@ -663,8 +669,24 @@ static int record_link(struct ferry_dp *dp, int ifindex, __u32 hooks)
 	bpf_map_lookup_elem(dp->map_fds[FERRY_M_LINKS], &key, &link);
 	if (!if_indextoname(ifindex, link.ifname))
 		snprintf(link.ifname, sizeof(link.ifname), "if%d", ifindex);
-	link.hooks |= hooks;
+	link.hooks = (link.hooks & ~clear_hooks) | hooks;
+	link.reason = (link.reason & ~reason_mask) | (reason & reason_mask);
 	return bpf_map_update_elem(dp->map_fds[FERRY_M_LINKS], &key, &link, BPF_ANY) ? -errno : 0;
+}
+
+static int record_link(struct ferry_dp *dp, int ifindex, __u32 hooks)
+{
+	return update_link(dp, ifindex, hooks, 0, 0, 0);
+}
+
+int ferry_dp__link_reason(struct ferry_dp *dp, int ifindex, __u32 why)
+{
+	return update_link(dp, ifindex, 0, 0, 0xff, why);
+}
+
+int ferry_dp__mark_pod(struct ferry_dp *dp, int ifindex)
+{
+	return update_link(dp, ifindex, FERRY_LINK_POD, 0, 0xff, FERRY_LINK_WHY_POD);
 }
 
 static int attach_xdp(struct ferry_dp *dp, int ifindex, const char *ifname)
@@ -792,11 +814,83 @@ static int attach_tc(struct ferry_dp *dp, int ifindex, const char *ifname, enum 
 	return record_link(dp, ifindex, bit);
 }
 
-int ferry_dp__add_tx_port(struct ferry_dp *dp, int ifindex)
+int ferry_dp__add_tx_port(struct ferry_dp *dp, int ifindex, __u32 why)
 {
 	__u32 key = ifindex, val = ifindex;
 
-	return bpf_map_update_elem(dp->map_fds[FERRY_M_TX_PORTS], &key, &val, BPF_ANY) ? -errno : 0;
+	if (bpf_map_update_elem(dp->map_fds[FERRY_M_TX_PORTS], &key, &val, BPF_ANY))
+		return -errno;
+	return update_link(dp, ifindex, FERRY_LINK_TX_PORT, 0, 0xff00, why << 8);
+}
+
+int ferry_dp__del_tx_port(struct ferry_dp *dp, int ifindex)
+{
+	struct ferry_link link;
+	__u32 key = ifindex;
+	int err = 0;
+
+	if (bpf_map_delete_elem(dp->map_fds[FERRY_M_TX_PORTS], &key) && errno != ENOENT)
+		err = -errno;
+	if (bpf_map_lookup_elem(dp->map_fds[FERRY_M_LINKS], &key, &link))
+		return err;
+	/* A record that only said "tx port" goes with it. */
+	if ((link.hooks & ~FERRY_LINK_TX_PORT) == 0) {
+		bpf_map_delete_elem(dp->map_fds[FERRY_M_LINKS], &key);
+		return err;
+	}
+	return update_link(dp, ifindex, 0, FERRY_LINK_TX_PORT, 0xff00, 0) ?: err;
+}
+
+int ferry_dp__clear_tx_ports(struct ferry_dp *dp)
+{
+	__u32 key, next;
+	int err = 0;
+
+	/* Deleting while walking: always restart from the first key. */
+	while (!bpf_map_get_next_key(dp->map_fds[FERRY_M_TX_PORTS], NULL, &next)) {
+		key = next;
+		err = ferry_dp__del_tx_port(dp, key);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+bool ferry_dp__is_tx_port(struct ferry_dp *dp, int ifindex, __u32 *why)
+{
+	struct ferry_link link;
+	__u32 key = ifindex, val;
+
+	if (bpf_map_lookup_elem(dp->map_fds[FERRY_M_TX_PORTS], &key, &val))
+		return false;
+	if (why)
+		*why = bpf_map_lookup_elem(dp->map_fds[FERRY_M_LINKS], &key, &link) ?
+			       FERRY_TX_WHY_NONE :
+			       (link.reason >> 8) & 0xff;
+	return true;
+}
+
+int ferry_dp__detach_xdp(struct ferry_dp *dp, int ifindex)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	struct ferry_link link = {};
+	__u32 key = ifindex;
+	bool recorded;
+	int err;
+
+	recorded = !bpf_map_lookup_elem(dp->map_fds[FERRY_M_LINKS], &key, &link) &&
+		   (link.hooks & (FERRY_LINK_XDP_NATIVE | FERRY_LINK_XDP_GENERIC));
+	if (bpf_xdp_query(ifindex, 0, &q) || !q.prog_id || !prog_is_ferry(q.prog_id, recorded))
+		return recorded ?
+			       update_link(dp, ifindex, 0,
+					   FERRY_LINK_XDP_NATIVE | FERRY_LINK_XDP_GENERIC, 0, 0) :
+			       0;
+	err = bpf_xdp_detach(
+		ifindex,
+		q.attach_mode == XDP_ATTACHED_SKB ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE, NULL);
+	if (err)
+		return err;
+	return update_link(dp, ifindex, 0, FERRY_LINK_XDP_NATIVE | FERRY_LINK_XDP_GENERIC, 0, 0);
 }
 
 int ferry_dp__attach(struct ferry_dp *dp, int ifindex, enum ferry_hook hook)

@@ -25,6 +25,8 @@ enum ferry_hook {
 struct ferry_dp_opts {
 	const char *pin_path; /* NULL: FERRY_PIN_ROOT_DEFAULT */
 	bool maps_only; /* open the pinned maps, load no program (ferryctl) */
+	__u32 pod_path; /* FERRY_POD_PATH_*: how pod traffic leaves (--pod-fast-path) */
+	bool pods; /* ferryd attaches to pod veths (--pod-iface): TC looks them up */
 };
 
 struct ferry_dp {
@@ -32,6 +34,8 @@ struct ferry_dp {
 	int map_fds[FERRY_M_COUNT];
 	bool created; /* the pins did not exist before this open */
 	__u32 features; /* FERRY_FEAT_* */
+	__u32 pod_path; /* FERRY_POD_PATH_* the TC object was loaded with */
+	bool pods; /* ferry_pods the TC object was loaded with */
 	struct ferry_xdp *xdp; /* NULL with maps_only */
 	struct ferry_tc *tc;
 	struct ferry_sock *sock;
@@ -57,10 +61,27 @@ int ferry_dp__attach_cgroup(struct ferry_dp *dp, const char *cgroup_path);
 
 /*
  * Declares ifindex safe for XDP_REDIRECT (its driver takes XDP frames: a
- * physical NIC with ndo_xdp_xmit, a veth whose peer runs XDP). Forwarded
- * packets leaving through it skip the XDP -> TC handoff.
+ * physical NIC with ndo_xdp_xmit, a veth whose peer runs XDP or GRO).
+ * Forwarded packets leaving through it skip the XDP -> TC handoff. why
+ * (FERRY_TX_WHY_*) is recorded for ferryctl status; del takes it back.
  */
-int ferry_dp__add_tx_port(struct ferry_dp *dp, int ifindex);
+int ferry_dp__add_tx_port(struct ferry_dp *dp, int ifindex, __u32 why);
+int ferry_dp__del_tx_port(struct ferry_dp *dp, int ifindex);
+/* Empties ferry_tx_ports (before --xdp-tx-iface replaces what a previous ferryd found). */
+int ferry_dp__clear_tx_ports(struct ferry_dp *dp);
+/* True when ifindex is in ferry_tx_ports; *why (may be NULL) says why. */
+bool ferry_dp__is_tx_port(struct ferry_dp *dp, int ifindex, __u32 *why);
+
+/* Records why ifindex got the hooks it has (FERRY_LINK_WHY_*), for ferryctl status. */
+int ferry_dp__link_reason(struct ferry_dp *dp, int ifindex, __u32 why);
+/*
+ * Marks ifindex as a pod's host-side veth before its programs are attached:
+ * TC then keeps pod traffic on the policy-safe path (or, with
+ * FERRY_POD_PATH_PEER, redirects into it with bpf_redirect_peer).
+ */
+int ferry_dp__mark_pod(struct ferry_dp *dp, int ifindex);
+/* Removes ferry's XDP program from ifindex (the forward program moved to TC). */
+int ferry_dp__detach_xdp(struct ferry_dp *dp, int ifindex);
 
 /* Detaches every program ferry_links records, then removes every pin. */
 int ferry_dp__reset(const char *pin_path);

@@ -266,6 +266,12 @@ static int event_msg(struct nl_msg *msg, void *arg)
 	switch (hdr->nlmsg_type) {
 	case RTM_NEWLINK:
 	case RTM_DELLINK:
+		/*
+		 * The netdev family does not announce every xdp-features change
+		 * (a veth's, when its peer attaches XDP, in 6.18), but the link
+		 * says "feature change": read the features again after the burst.
+		 */
+		nl->xdp_recheck = true;
 		a.removed = hdr->nlmsg_type == RTM_DELLINK;
 		err = nl_msg_parse(msg, link_obj_parsed, &a);
 		if (err < 0)
@@ -313,6 +319,11 @@ int ferry_nl__process(struct ferry_nl *nl)
 		}
 	}
 	nl_cb_put(cb);
+	if (nl->xdp_recheck) {
+		nl->xdp_recheck = false;
+		if (nl->xdp_features && nl->cb.on_xdp_features)
+			ferry_nl__xdp_dump(nl);
+	}
 	if (nl->route_changed) {
 		nl->route_changed = false;
 		cache_flush(nl);
@@ -426,6 +437,11 @@ struct ferry_nl *ferry_nl__new(void)
 	nl_cache_foreach(cache, link_obj_parsed, &a);
 	nl_cache_free(cache);
 	nl->route_changed = false;
+	/* xdp-features are an optimisation: without them ferryd keeps its safe defaults. */
+	err = xdp_open(nl);
+	if (err)
+		pr_warn("netlink: cannot read xdp-features (%s): XDP egress stays the TC handoff",
+			strerror(-err));
 	return nl;
 
 err_free:
@@ -442,6 +458,7 @@ void ferry_nl__free(struct ferry_nl *nl)
 	/* nl_socket_free() closes the socket too. */
 	nl_socket_free(nl->events);
 	nl_socket_free(nl->query);
+	xdp_close(nl);
 	free(nl->cache);
 	free(nl->links);
 	free(nl);

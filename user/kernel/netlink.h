@@ -37,6 +37,15 @@ struct ferry_nl_callbacks {
 	 * so ferryd recomputes its reply interface set once per burst.
 	 */
 	void (*on_route_change)(void *ctx);
+	/*
+	 * A device's xdp-features (NETDEV_XDP_ACT_*) as the netdev family
+	 * reports them: from ferry_nl__xdp_dump() for every device, from
+	 * ferry_nl__xdp_process() when the family announces a device coming,
+	 * changing or going (removed, features 0), and for every device again
+	 * from ferry_nl__process() after link notifications (the family does
+	 * not announce every change: a veth's when its peer attaches XDP).
+	 */
+	void (*on_xdp_features)(void *ctx, int ifindex, __u64 features, bool removed);
 };
 
 /* Returns NULL and sets errno on failure. */
@@ -132,5 +141,37 @@ int ferry_nl__ifindex_by_name(const char *what, const char *ifname, int *ifindex
  * message in err (when err is not NULL).
  */
 int ferry_nl__ifname_by_index(int ifindex, char *buf, size_t buflen, char *err, size_t errlen);
+
+/* NETDEV_XDP_ACT_* of include/uapi/linux/netdev.h (Linux 6.3). */
+#define FERRY_XDP_ACT_BASIC (1ULL << 0) /* native XDP: the driver runs programs */
+#define FERRY_XDP_ACT_REDIRECT (1ULL << 1)
+#define FERRY_XDP_ACT_NDO_XMIT (1ULL << 2) /* takes XDP_REDIRECT frames (ndo_xdp_xmit) */
+
+/* What the kernel says about one interface's XDP abilities. */
+struct ferry_nl_xdp_dev {
+	bool veth; /* IFLA_INFO_KIND "veth" */
+	bool peer_known; /* veth: its peer could be read (also in another namespace) */
+	bool peer_xdp; /* veth: its peer has an XDP program attached */
+	bool features_known; /* the netdev family answered for it (Linux 6.3+) */
+	__u64 features; /* FERRY_XDP_ACT_* */
+};
+
+/* True when the kernel reports xdp-features (the netdev generic netlink family, 6.3+). */
+bool ferry_nl__has_xdp_features(const struct ferry_nl *nl);
+
+/* Reads ifindex's kind, its veth peer's XDP program and its xdp-features. 0 or -errno. */
+int ferry_nl__xdp_dev(struct ferry_nl *nl, int ifindex, struct ferry_nl_xdp_dev *dev);
+
+/*
+ * Calls on_xdp_features for every device of the namespace. -EOPNOTSUPP
+ * without the netdev family.
+ */
+int ferry_nl__xdp_dump(struct ferry_nl *nl);
+
+/* The netdev notification socket for epoll, or -1 (no family, no group). */
+int ferry_nl__xdp_fd(const struct ferry_nl *nl);
+
+/* Reads pending netdev notifications without blocking and runs on_xdp_features. */
+int ferry_nl__xdp_process(struct ferry_nl *nl);
 
 #endif /* FERRY_NETLINK_H */

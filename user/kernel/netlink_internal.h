@@ -88,10 +88,20 @@ struct ferry_nl {
 
 	bool route_changed; /* seen during this ferry_nl__process() */
 	bool need_resync; /* notifications were lost and no dump has caught up yet */
+
+	/* netlink_xdp.c */
+	struct nl_sock *xdp_query; /* RTM_GETLINK for link kind and veth peers; blocking */
+	struct nl_sock *genl_query; /* netdev family requests; blocking */
+	struct nl_sock *genl_events; /* netdev "mgmt" notifications; non-blocking; NULL: none */
+	int netdev_family; /* its generic netlink id */
+	bool xdp_features; /* the kernel has the netdev family (Linux 6.3+) */
+	bool xdp_recheck; /* a link changed during this ferry_nl__process(): dump the features */
 };
 
 void cache_flush(struct ferry_nl *nl);
 int cache_grow(struct ferry_nl *nl);
 int nlerr_to_errno(int nlerr);
+int xdp_open(struct ferry_nl *nl);
+void xdp_close(struct ferry_nl *nl);
 
 #endif /* FERRY_NETLINK_INTERNAL_H */

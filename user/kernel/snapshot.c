@@ -42,6 +42,8 @@ static const char *const counter_names[FERRY_CTR_MAX] = {
 	[FERRY_CTR_REJECT_LIMITED] = "reject_limited",
 	[FERRY_CTR_REJECT_ICMP] = "reject_icmp",
 	[FERRY_CTR_REPLY_FRAGMENT] = "reply_fragment",
+	[FERRY_CTR_REDIRECT_PEER] = "redirect_peer",
+	[FERRY_CTR_TTL_EXPIRED] = "ttl_expired",
 };
 
 const char *ferry_counter__name(unsigned int counter)
