@@ -14,7 +14,7 @@ const char *const ferry_map_names[FERRY_M_COUNT] = {
 	[FERRY_M_COUNTERS] = FERRY_MAP_COUNTERS, [FERRY_M_LATENCY] = FERRY_MAP_LATENCY,
 	[FERRY_M_TRACE] = FERRY_MAP_TRACE,	 [FERRY_M_TX_PORTS] = FERRY_MAP_TX_PORTS,
 	[FERRY_M_SVC_META] = FERRY_MAP_SVC_META, [FERRY_M_PRED_META] = FERRY_MAP_PRED_META,
-	[FERRY_M_LINKS] = FERRY_MAP_LINKS,
+	[FERRY_M_LINKS] = FERRY_MAP_LINKS,	 [FERRY_M_L7] = FERRY_MAP_L7,
 };
 
 int ferry_pin__path(char *buf, size_t len, const char *pin_path, const char *name)

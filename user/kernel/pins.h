@@ -29,6 +29,7 @@ enum ferry_map_id {
 	FERRY_M_SVC_META,
 	FERRY_M_PRED_META,
 	FERRY_M_LINKS,
+	FERRY_M_L7,
 	FERRY_M_COUNT,
 };
 
