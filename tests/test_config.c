@@ -328,14 +328,16 @@ static const char backend_states[] =
 static const char affinity[] =
 	SDEP_HEAD("iris", VIP_IRIS
 		  "    ferry.io/affinity: client-ip\n"
-		  "    ferry.io/latency-sample: \"0\"\n")
+		  "    ferry.io/latency-sample: \"0\"\n"
+		  "    ferry.io/protocol: h2c\n")
 	PRED("main", 100)
 	"---\n"
 	SDEP_HEAD("wine", "    x: y\n")
 	PRED("main", 100)
 	"  annotations:\n"
 	"    ferry.io/vip: 198.18.100.20:8000\n"
-	"    ferry.io/affinity: none\n";
+	"    ferry.io/affinity: none\n"
+	"    ferry.io/protocol: auto\n";
 
 static const char ports[] =
 	SDEP_HEAD("iris", "    ferry.io/vip: 198.18.100.10:8000, 198.18.100.10:5001,"
@@ -873,12 +875,13 @@ static void test_affinity_and_sampling(void)
 		goto out;
 	s = find_service(&m, "models/iris", 8000);
 	if (ASSERT_TRUE(s != NULL, "iris")) {
-		ASSERT_EQ(s->flags, FERRY_SVC_F_HASH_SRC_ADDR, "client-ip");
+		ASSERT_EQ(s->flags, FERRY_SVC_F_HASH_SRC_ADDR | FERRY_SVC_F_PROTO_H2C,
+			  "client-ip, h2c");
 		ASSERT_EQ(s->sample_every, 0, "sampling off");
 	}
 	s = find_service(&m, "models/wine", 8000);
 	if (ASSERT_TRUE(s != NULL, "wine (VIP from spec.annotations)")) {
-		ASSERT_EQ(s->flags, 0, "none");
+		ASSERT_EQ(s->flags, 0, "none, auto");
 		ASSERT_EQ(s->sample_every, 1, "default");
 	}
 out:

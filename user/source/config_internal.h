@@ -42,6 +42,7 @@
 #define ANN_VIP "ferry.io/vip"
 #define ANN_AFFINITY "ferry.io/affinity"
 #define ANN_LATENCY_SAMPLE "ferry.io/latency-sample"
+#define ANN_PROTOCOL "ferry.io/protocol"
 #define ANN_SVC_NAME "seldon.io/svc-name"
 #define LABEL_SERVICE_NAME "kubernetes.io/service-name"
 #define LABEL_SERVICE_PROXY_NAME "service.kubernetes.io/service-proxy-name"
