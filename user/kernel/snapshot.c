@@ -425,7 +425,10 @@ const struct ferry_hist *ferry_snapshot__hist(const struct ferry_snapshot *snap,
 	const struct ferry_hist *h;
 
 	h = ferry_snapshot__hist_proto(snap, kind, metric, FERRY_HIST_ALL_PROTOCOLS, id);
-	return h ? h : ferry_snapshot__hist_proto(snap, kind, metric, FERRY_L7_UNKNOWN, id);
+	/* A hand-built snapshot has no sums: its first protocol's histogram stands in. */
+	for (__u8 p = 0; !h && p < FERRY_L7_PROTOS; p++)
+		h = ferry_snapshot__hist_proto(snap, kind, metric, p, id);
+	return h;
 }
 
 /* Appends to each run of (kind, metric, id) the sum of its protocols' histograms. */

@@ -106,7 +106,7 @@ const struct ferry_snap_backend *ferry_snapshot__backend(const struct ferry_snap
  */
 #define FERRY_HIST_ALL_PROTOCOLS 0xff
 
-/* All protocols together (a hand-built snapshot without sums: protocol 0). */
+/* All protocols together (a hand-built snapshot without sums: its first protocol's). */
 const struct ferry_hist *ferry_snapshot__hist(const struct ferry_snapshot *snap, __u8 kind,
 					      __u8 metric, __u32 id);
 /* One protocol (enum ferry_l7_proto), or FERRY_HIST_ALL_PROTOCOLS. */

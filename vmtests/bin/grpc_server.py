@@ -14,7 +14,8 @@ import grpc
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--addr", default="[::]:5001")
+    ap.add_argument("--addr", action="append",
+                    help="listen address, repeatable (default [::]:5001)")
     ap.add_argument("--predictor", required=True)
     ap.add_argument("--delay-ms", type=float, default=0.0)
     a = ap.parse_args()
@@ -32,7 +33,8 @@ def main():
     )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
     server.add_generic_rpc_handlers((handler,))
-    server.add_insecure_port(a.addr)
+    for addr in a.addr or ["[::]:5001"]:
+        server.add_insecure_port(addr)
     server.start()
     server.wait_for_termination()
 

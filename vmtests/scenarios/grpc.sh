@@ -22,7 +22,8 @@ fe_topo_create 2
 for i in 1 2; do
 	pred=main delay=5
 	[ "$i" = 2 ] && pred=canary delay=20
-	ip netns exec "$(fe_backend_ns "$i")" "$GPY" "$FE_BIN/grpc_server.py" --addr "[::]:9000" \
+	# 5001: the slice port a VIP on Seldon's gRPC port maps to; 9000 for fe_servers_wait.
+	ip netns exec "$(fe_backend_ns "$i")" "$GPY" "$FE_BIN/grpc_server.py" --addr "[::]:5001" --addr "[::]:9000" \
 		--predictor "$pred" --delay-ms "$delay" >>"$FE_RUN/server-$i.log" 2>&1 &
 	FE_PIDS+=($!)
 done
