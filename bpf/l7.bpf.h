@@ -536,6 +536,16 @@ __attribute__((unused)) int ferry_l7_reply_skb(struct __sk_buff *skb,
 	return ferry_l7_packet(skb, FERRY_HOOK_TC_INGRESS, true, key, ids, pos);
 }
 
+/*
+ * A new connection (a SYN that made a flow) on a 5-tuple that had one before:
+ * the old connection's request state, left to LRU eviction, must not be read
+ * as this one's (its sequence numbers and streams are another connection's).
+ */
+static __always_inline void ferry_l7_forget(const struct ferry_flow_key *key)
+{
+	bpf_map_delete_elem(&ferry_l7, key);
+}
+
 static __always_inline void ferry_l7_track(void *ctx, const int hook, const struct ferry_flow_key *key,
 				     const struct ferry_flow *flow, const struct ferry_pkt *pkt,
 				     bool reply)

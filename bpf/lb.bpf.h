@@ -210,8 +210,10 @@ static __always_inline int ferry_fwd_new(void *ctx, const int hook, const struct
 	if (pkt->tcp_flags & (FERRY_TCP_FIN | FERRY_TCP_RST))
 		e->fwd.flags |= FERRY_FLOW_F_CLOSING;
 	/* On every flow, sampled or not: a second SYN before the SYN-ACK is a timeout. */
-	if (pkt->tcp_flags & FERRY_TCP_SYN)
+	if (pkt->tcp_flags & FERRY_TCP_SYN) {
 		e->fwd.flags |= FERRY_FLOW_F_SYN_PENDING;
+		ferry_l7_forget(&pkt->key);
+	}
 	if (ferry_sampled(hash, svc->sample_every)) {
 		e->fwd.flags |= FERRY_FLOW_F_SAMPLED;
 		if (pkt->tcp_flags & FERRY_TCP_SYN)

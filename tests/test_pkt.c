@@ -1968,6 +1968,13 @@ static void test_h2c_streams(void)
 	ASSERT_EQ(l7.head.inflight, 0, "nothing counted past the gap");
 	read_stats(be->id, &s1);
 	ASSERT_EQ(s1.l7_unsync - s0.l7_unsync, 1, "unsync counted");
+
+	/* The connection closes and a new one reuses the 5-tuple: it starts afresh. */
+	c.tcp_flags = PB_TCP_FIN | PB_TCP_ACK;
+	h2_send(P_XDP, env.if_c0, &c, cseq, NULL, 0);
+	c.tcp_flags = PB_TCP_SYN;
+	h2_send(P_XDP, env.if_c0, &c, 7000, NULL, 0);
+	ASSERT_FALSE(l7_get(&c, &l7), "a new connection's SYN forgets the old request state");
 }
 
 /* More than FERRY_L7_STREAMS streams at once: the extra ones are counted, not timed. */
