@@ -319,7 +319,7 @@ static __always_inline void ferry_h2_segment(const int hook, const bool reply,
 }
 
 /* Eight bytes as one little-endian word, for comparing strings in one go. */
-#define FERRY_LE8(a, b, c, d, e, f, g, h)                                                   \
+#define FERRY_LE8(a, b, c, d, e, f, g, h)                                                        \
 	((__u64)(a) | (__u64)(b) << 8 | (__u64)(c) << 16 | (__u64)(d) << 24 | (__u64)(e) << 32 | \
 	 (__u64)(f) << 40 | (__u64)(g) << 48 | (__u64)(h) << 56)
 
@@ -529,9 +529,8 @@ __attribute__((unused)) int ferry_l7_fwd_skb(struct __sk_buff *skb,
 	return ferry_l7_packet(skb, FERRY_HOOK_TC_INGRESS, false, key, ids, pos);
 }
 
-__attribute__((unused)) int ferry_l7_reply_skb(struct __sk_buff *skb,
-					       const struct ferry_flow_key *key, __u64 ids,
-					       __u64 pos)
+__attribute__((unused)) int
+ferry_l7_reply_skb(struct __sk_buff *skb, const struct ferry_flow_key *key, __u64 ids, __u64 pos)
 {
 	return ferry_l7_packet(skb, FERRY_HOOK_TC_INGRESS, true, key, ids, pos);
 }
@@ -546,13 +545,13 @@ static __always_inline void ferry_l7_forget(const struct ferry_flow_key *key)
 	bpf_map_delete_elem(&ferry_l7, key);
 }
 
-static __always_inline void ferry_l7_track(void *ctx, const int hook, const struct ferry_flow_key *key,
-				     const struct ferry_flow *flow, const struct ferry_pkt *pkt,
-				     bool reply)
+static __always_inline void ferry_l7_track(void *ctx, const int hook,
+					   const struct ferry_flow_key *key,
+					   const struct ferry_flow *flow,
+					   const struct ferry_pkt *pkt, bool reply)
 {
 	__u64 ids = ((__u64)flow->predictor_id << 32) | flow->backend_id;
-	__u64 pos = pkt->payload_off | ((__u64)pkt->payload_len << 16) |
-		    ((__u64)pkt->l4_off << 32);
+	__u64 pos = pkt->payload_off | ((__u64)pkt->payload_len << 16) | ((__u64)pkt->l4_off << 32);
 
 	if (!pkt->payload_len || pkt->key.proto != IPPROTO_TCP)
 		return;

@@ -148,7 +148,8 @@ static __always_inline void ferry_fwd_latency(struct ferry_flow *flow, const str
 }
 
 /* Reply half: SYN-ACK ends a connect (sampled flows only). */
-static __always_inline void ferry_reply_latency(struct ferry_flow *flow, const struct ferry_pkt *pkt)
+static __always_inline void ferry_reply_latency(struct ferry_flow *flow,
+						const struct ferry_pkt *pkt)
 {
 	__u8 flags = flow->flags;
 	__u64 delta;
@@ -159,7 +160,8 @@ static __always_inline void ferry_reply_latency(struct ferry_flow *flow, const s
 	flow->flags = flags & ~FERRY_FLOW_F_SYN_PENDING;
 	delta = bpf_ktime_get_ns() - flow->pending_ns;
 	flow->pending_ns = 0;
-	ferry_hist_record(flow->predictor_id, FERRY_HIST_PREDICTOR | (FERRY_LAT_CONNECT << 8), delta);
+	ferry_hist_record(flow->predictor_id, FERRY_HIST_PREDICTOR | (FERRY_LAT_CONNECT << 8),
+			  delta);
 	ferry_hist_record(flow->backend_id, FERRY_HIST_BACKEND | (FERRY_LAT_CONNECT << 8), delta);
 }
 

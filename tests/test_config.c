@@ -190,12 +190,12 @@ static int load_text(struct ferry_config_store *st, char *dir, size_t dirlen, co
 	"  predictors:\n"
 
 /* Seldon's webhook wants a graph whose unit can run: a prepackaged server and its model. */
-#define GRAPH "    graph: {name: classifier, implementation: SKLEARN_SERVER, modelUri: gs://m/iris}\n"
+#define GRAPH \
+	"    graph: {name: classifier, implementation: SKLEARN_SERVER, modelUri: gs://m/iris}\n"
 
 #define PRED(name, traffic)    \
 	"  - name: " name "\n" \
-	"    traffic: " #traffic "\n" \
-	GRAPH
+	"    traffic: " #traffic "\n" GRAPH
 
 #define SLICE_HEAD(name, svc, type)                 \
 	"---\n"                                     \

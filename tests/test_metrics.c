@@ -157,7 +157,8 @@ static void test_hist_bucket_mapping(void)
 				want = o >= FERRY_HIST_OCTAVES ?
 					       FERRY_HIST_LAST :
 					       1 + o * FERRY_HIST_SUBS +
-						       (unsigned int)((v >> (msb - FERRY_HIST_SUB_BITS)) &
+						       (unsigned int)((v >> (msb -
+									     FERRY_HIST_SUB_BITS)) &
 								      (FERRY_HIST_SUBS - 1));
 			}
 			if (!ASSERT_EQ(ferry_hist__bucket(v), want, "bucket vs clz formula"))
@@ -480,8 +481,8 @@ static struct ferry_snapshot *sample_snapshot(const char *canary_name)
 	set_v4(s->backends[2].backend.addr, "198.18.2.1");
 
 	s->nhists = 5;
-	s->hists[0].key = (struct ferry_hist_key){ PRED_MAIN, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST,
-						   FERRY_L7_H2C };
+	s->hists[0].key = (struct ferry_hist_key){ PRED_MAIN, FERRY_HIST_PREDICTOR,
+						   FERRY_LAT_REQUEST, FERRY_L7_H2C };
 	fill_constant(&s->hists[0].hist, 5 * MS, 1000);
 	s->hists[1].key =
 		(struct ferry_hist_key){ PRED_CANARY, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST };
@@ -492,8 +493,8 @@ static struct ferry_snapshot *sample_snapshot(const char *canary_name)
 		ferry_hist__add(&s->hists[2].hist, (__u64)rng_lognormal(200e3, 0.7));
 	s->hists[3].key = (struct ferry_hist_key){ 100, FERRY_HIST_BACKEND, FERRY_LAT_REQUEST };
 	fill_constant(&s->hists[3].hist, 5 * MS, 600);
-	s->hists[4].key =
-		(struct ferry_hist_key){ 102, FERRY_HIST_BACKEND, FERRY_LAT_REQUEST, FERRY_L7_HTTP1 };
+	s->hists[4].key = (struct ferry_hist_key){ 102, FERRY_HIST_BACKEND, FERRY_LAT_REQUEST,
+						   FERRY_L7_HTTP1 };
 	fill_constant(&s->hists[4].hist, 20 * MS, 100);
 
 	s->nlinks = 1;
@@ -682,9 +683,11 @@ static const char *const required_lines[] = {
 	"ferry_backend_new_connections_total{" MAIN_LABELS ",backend=\"198.18.1.2:8080\"} 11\n",
 	"ferry_request_duration_seconds_count{" MAIN_LABELS ",protocol=\"h2c\"} 1000\n",
 	"ferry_request_duration_seconds_count{" CANARY_LABELS ",protocol=\"unknown\"} 100\n",
-	"ferry_request_duration_seconds_bucket{" MAIN_LABELS ",protocol=\"h2c\",le=\"+Inf\"} 1000\n",
+	"ferry_request_duration_seconds_bucket{" MAIN_LABELS
+	",protocol=\"h2c\",le=\"+Inf\"} 1000\n",
 	"ferry_request_duration_seconds_bucket{" MAIN_LABELS ",protocol=\"h2c\",le=\"0.0025\"} 0\n",
-	"ferry_request_duration_seconds_bucket{" MAIN_LABELS ",protocol=\"h2c\",le=\"0.01\"} 1000\n",
+	"ferry_request_duration_seconds_bucket{" MAIN_LABELS
+	",protocol=\"h2c\",le=\"0.01\"} 1000\n",
 	"ferry_backend_request_duration_seconds_count{" CANARY_LABELS
 	",backend=\"198.18.2.1:8080\",protocol=\"http1\"} 100\n",
 };
@@ -1632,14 +1635,15 @@ static void test_snapshot_pinned(void)
 	/* make builds the object before the tests run, so every step from here on
 	 * is expected to work: a verifier rejection must read as a failure. */
 	if (!bpf_object_path(objpath, sizeof(objpath))) {
-		test__fail(__FILE__, __LINE__, "object", "no ferry_xdp.bpf.o under $FERRY_BUILD/bpf "
+		test__fail(__FILE__, __LINE__, "object",
+			   "no ferry_xdp.bpf.o under $FERRY_BUILD/bpf "
 			   "or build/bpf: build it (make)");
 		return;
 	}
 	remove_pins();
 	if (mkdir(PIN_ROOT, 0700) && errno != EEXIST) {
-		test__fail(__FILE__, __LINE__, "pin dir", "cannot create " PIN_ROOT
-			   ": %s (is bpffs mounted?)", strerror(errno));
+		test__fail(__FILE__, __LINE__, "pin dir",
+			   "cannot create " PIN_ROOT ": %s (is bpffs mounted?)", strerror(errno));
 		return;
 	}
 	obj = bpf_object__open_file(objpath, &oopts);

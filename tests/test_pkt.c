@@ -715,7 +715,9 @@ static int hist_insert(uint32_t id, uint8_t kind, uint8_t metric)
 static bool hist_read_proto(uint32_t id, uint8_t kind, uint8_t metric, uint8_t protocol,
 			    struct ferry_hist *sum)
 {
-	struct ferry_hist_key key = { .id = id, .kind = kind, .metric = metric, .protocol = protocol };
+	struct ferry_hist_key key = {
+		.id = id, .kind = kind, .metric = metric, .protocol = protocol
+	};
 	struct ferry_hist *vals = calloc(env.ncpus, sizeof(*vals));
 	bool ok = bpf_map_lookup_elem(map_fd(FERRY_MAP_LATENCY), &key, vals) == 0;
 
@@ -915,10 +917,9 @@ static void test_ipv6(void)
 	pb_mac(out.smac, MAC_C0);
 	pb_mac(out.dmac, MAC_CLIENT);
 	check("reply ingress", P_TC_REPLY_IN, env.if_b0, &rep,
-	      &(struct expect){
-		      .verdict = TC_ACT_REDIRECT,
-		      .out = &out,
-		      .ctr = { CTR(REPLY_NAT, 1), CTR(REDIRECT, 1) } });
+	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
+				.out = &out,
+				.ctr = { CTR(REPLY_NAT, 1), CTR(REDIRECT, 1) } });
 	{
 		struct ferry_hist h;
 
@@ -2084,8 +2085,7 @@ static void test_trace(void)
 /* Sets or clears FERRY_SVC_F_HASH_SRC_ADDR on the service of VIP ADDR:80/TCP. */
 static bool set_client_ip_affinity(const char *addr, bool on)
 {
-	struct ferry_vip vip = { .port = htons(80), .proto = IPPROTO_TCP,
-				 .family = FERRY_AF_INET };
+	struct ferry_vip vip = { .port = htons(80), .proto = IPPROTO_TCP, .family = FERRY_AF_INET };
 	struct ferry_service svc;
 
 	pb_addr(vip.addr, addr);
@@ -2244,8 +2244,7 @@ static void test_ipv6_udp(void)
 /* Sets sample_every on the service of VIP ADDR:80/TCP. */
 static bool set_sample_every(const char *addr, uint32_t every)
 {
-	struct ferry_vip vip = { .port = htons(80), .proto = IPPROTO_TCP,
-				 .family = FERRY_AF_INET };
+	struct ferry_vip vip = { .port = htons(80), .proto = IPPROTO_TCP, .family = FERRY_AF_INET };
 	struct ferry_service svc;
 
 	pb_addr(vip.addr, addr);
@@ -2280,7 +2279,8 @@ static void test_latency_sample_n(void)
 			break;
 		key_of(&syn, &k);
 		want = (ferry_flow_hash(&k, cfg.hash_seed, false) >> 8) % 4 == 0;
-		if (!ASSERT_EQ(!!(f.flags & FERRY_FLOW_F_SAMPLED), want, "sampled as the hash says"))
+		if (!ASSERT_EQ(!!(f.flags & FERRY_FLOW_F_SAMPLED), want,
+			       "sampled as the hash says"))
 			break;
 		sampled += want;
 	}

@@ -121,5 +121,4 @@ bool ferry_counter__is_drop(unsigned int counter);
 /* Adds b's counters into a. */
 void ferry_stats__add(struct ferry_stats *a, const struct ferry_stats *b);
 
-
 #endif /* FERRY_SNAPSHOT_H */
