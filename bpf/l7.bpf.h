@@ -54,6 +54,11 @@
 struct ferry_l7_scratch {
 	__u8 head[FERRY_H2_PREFACE_LEN]; /* the payload's first bytes */
 	struct ferry_vip vip;
+	/*
+	 * The flow key, copied: 6.1 takes a global function's pointer argument
+	 * (PTR_TO_MEM) as a map key for no helper (6.18 does).
+	 */
+	struct ferry_flow_key key;
 	__u32 seq;
 	__u32 predictor_id;
 	__u32 backend_id;
@@ -466,15 +471,16 @@ static __always_inline int ferry_l7_packet(void *ctx, const int hook, const bool
 	if (n < 1 || n > FERRY_H2_PREFACE_LEN || ferry_l7_load(ctx, hook, s->base, s->head, n))
 		return 0;
 
-	l7 = bpf_map_lookup_elem(&ferry_l7, key);
+	__builtin_memcpy(&s->key, key, sizeof(s->key));
+	l7 = bpf_map_lookup_elem(&ferry_l7, &s->key);
 	if (!l7) {
 		/* Made from an all-zero value: 176 bytes is too much for the XDP stack. */
 		const struct ferry_l7 *empty = bpf_map_lookup_elem(&ferry_l7_zero, &s->zero);
 
 		if (!empty)
 			return 0;
-		bpf_map_update_elem(&ferry_l7, key, empty, BPF_NOEXIST);
-		l7 = bpf_map_lookup_elem(&ferry_l7, key);
+		bpf_map_update_elem(&ferry_l7, &s->key, empty, BPF_NOEXIST);
+		l7 = bpf_map_lookup_elem(&ferry_l7, &s->key);
 		if (!l7)
 			return 0;
 	}
