@@ -26,6 +26,7 @@
 #include "nat.bpf.h"
 #include "nexthop.bpf.h"
 #include "observe.bpf.h"
+#include "l7.bpf.h"
 #include "reject.bpf.h"
 
 /* How stale the forward entry's last_ns may get before a reply refreshes it. */
@@ -141,8 +142,8 @@ static __always_inline int ferry_fwd_established(void *ctx, const int hook,
 	if ((pkt->tcp_flags & (FERRY_TCP_FIN | FERRY_TCP_RST)) &&
 	    !(flow->flags & FERRY_FLOW_F_CLOSING))
 		flow->flags |= FERRY_FLOW_F_CLOSING;
-	if (flow->flags & FERRY_FLOW_F_SAMPLED)
-		ferry_fwd_latency(flow, pkt);
+	ferry_fwd_latency(flow, pkt);
+	ferry_l7_track(ctx, hook, &pkt->key, flow, pkt, false);
 	ferry_stats_fwd(backend_id, pkt->len, 0, 0);
 	ferry_trace_decision(ctx, hook, cfg, pkt, FERRY_TR_FLOW_HIT, flow->svc_id,
 			     flow->predictor_id, backend_id);
@@ -151,25 +152,37 @@ static __always_inline int ferry_fwd_established(void *ctx, const int hook,
 }
 
 /*
- * Picks a backend for a new connection (or a flow-table miss) and records the flow.
- * The forward and reverse entries share stack space (a union): Linux 6.1 caps
- * a program's stack plus its deepest subprogram's at 512 bytes.
+ * The forward and reverse entries of a new flow, built in a per-CPU scratch
+ * value rather than on the stack: Linux 6.1 caps a program's stack plus its
+ * deepest call chain at 512 bytes, and the request layer's chain
+ * (ferry_l7_fwd_xdp and its bpf_loop callback, l7.bpf.h) needs what this
+ * union took (152 bytes) in the forward programs' frames.
  */
+union ferry_new_scratch {
+	struct ferry_flow fwd;
+	struct {
+		struct ferry_flow_key key;
+		struct ferry_rflow val;
+	} rev;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, union ferry_new_scratch);
+} ferry_new_tmp SEC(".maps");
+
+/* Picks a backend for a new connection (or a flow-table miss) and records the flow. */
 static __always_inline int ferry_fwd_new(void *ctx, const int hook, const struct ferry_config *cfg,
 					 const struct ferry_pkt *pkt,
 					 const struct ferry_service *svc, __u32 reason)
 {
-	union {
-		struct ferry_flow fwd;
-		struct {
-			struct ferry_flow_key key;
-			struct ferry_rflow val;
-		} rev;
-	} e;
+	union ferry_new_scratch *e;
 	const struct ferry_backend *be;
 	struct ferry_svc_stats *sst;
 	__u32 svc_id = svc->id;
-	__u32 hash, backend_id = 0, predictor_id, miss = reason == FERRY_TR_FLOW_MISS;
+	__u32 hash, backend_id = 0, predictor_id, miss = reason == FERRY_TR_FLOW_MISS, zero = 0;
 	__u64 now;
 	__u8 flags = 0;
 
@@ -178,50 +191,53 @@ static __always_inline int ferry_fwd_new(void *ctx, const int hook, const struct
 	if (!be)
 		goto no_backend;
 	predictor_id = be->predictor_id;
+	e = bpf_map_lookup_elem(&ferry_new_tmp, &zero);
+	if (!e)
+		return ferry_pass(hook);
 
-	__builtin_memset(&e, 0, sizeof(e));
+	__builtin_memset(e, 0, sizeof(*e));
 	now = bpf_ktime_get_coarse_ns();
-	__builtin_memcpy(e.fwd.backend_addr, be->addr, sizeof(e.fwd.backend_addr));
-	e.fwd.backend_port = be->port;
-	e.fwd.family = pkt->key.family;
-	e.fwd.backend_id = backend_id;
-	e.fwd.predictor_id = predictor_id;
-	e.fwd.svc_id = svc_id;
-	e.fwd.created_ns = now;
-	e.fwd.last_ns = now;
-	e.fwd.packets = 1;
-	e.fwd.bytes = pkt->len;
+	__builtin_memcpy(e->fwd.backend_addr, be->addr, sizeof(e->fwd.backend_addr));
+	e->fwd.backend_port = be->port;
+	e->fwd.family = pkt->key.family;
+	e->fwd.backend_id = backend_id;
+	e->fwd.predictor_id = predictor_id;
+	e->fwd.svc_id = svc_id;
+	e->fwd.created_ns = now;
+	e->fwd.last_ns = now;
+	e->fwd.packets = 1;
+	e->fwd.bytes = pkt->len;
 	if (pkt->tcp_flags & (FERRY_TCP_FIN | FERRY_TCP_RST))
-		e.fwd.flags |= FERRY_FLOW_F_CLOSING;
+		e->fwd.flags |= FERRY_FLOW_F_CLOSING;
 	/* On every flow, sampled or not: a second SYN before the SYN-ACK is a timeout. */
-	if (pkt->tcp_flags & FERRY_TCP_SYN)
-		e.fwd.flags |= FERRY_FLOW_F_SYN_PENDING;
-	if (ferry_sampled(hash, svc->sample_every)) {
-		e.fwd.flags |= FERRY_FLOW_F_SAMPLED;
-		if (pkt->tcp_flags & FERRY_TCP_SYN)
-			e.fwd.pending_ns = bpf_ktime_get_ns();
-		else
-			ferry_fwd_latency(&e.fwd, pkt);
+	if (pkt->tcp_flags & FERRY_TCP_SYN) {
+		e->fwd.flags |= FERRY_FLOW_F_SYN_PENDING;
+		ferry_l7_forget(&pkt->key);
 	}
-	flags = e.fwd.flags;
-	if (bpf_map_update_elem(&ferry_flows, &pkt->key, &e.fwd, BPF_ANY))
+	if (ferry_sampled(hash, svc->sample_every)) {
+		e->fwd.flags |= FERRY_FLOW_F_SAMPLED;
+		if (pkt->tcp_flags & FERRY_TCP_SYN)
+			e->fwd.pending_ns = bpf_ktime_get_ns();
+	}
+	flags = e->fwd.flags;
+	if (bpf_map_update_elem(&ferry_flows, &pkt->key, &e->fwd, BPF_ANY))
 		ferry_count(FERRY_CTR_FLOW_FULL);
 
 	/* The reply's key: backend -> client, as it will arrive. */
-	__builtin_memset(&e, 0, sizeof(e));
-	__builtin_memcpy(e.rev.key.saddr, be->addr, sizeof(e.rev.key.saddr));
-	__builtin_memcpy(e.rev.key.daddr, pkt->key.saddr, sizeof(e.rev.key.daddr));
-	e.rev.key.sport = be->port;
-	e.rev.key.dport = pkt->key.sport;
-	e.rev.key.proto = pkt->key.proto;
-	e.rev.key.family = pkt->key.family;
-	__builtin_memcpy(e.rev.val.vip_addr, pkt->key.daddr, sizeof(e.rev.val.vip_addr));
-	e.rev.val.vip_port = pkt->key.dport;
-	e.rev.val.family = pkt->key.family;
-	e.rev.val.flags = flags;
-	e.rev.val.backend_id = backend_id;
-	__builtin_memcpy(&e.rev.val.fwd, &pkt->key, sizeof(e.rev.val.fwd));
-	if (bpf_map_update_elem(&ferry_rflows, &e.rev.key, &e.rev.val, BPF_ANY))
+	__builtin_memset(e, 0, sizeof(*e));
+	__builtin_memcpy(e->rev.key.saddr, be->addr, sizeof(e->rev.key.saddr));
+	__builtin_memcpy(e->rev.key.daddr, pkt->key.saddr, sizeof(e->rev.key.daddr));
+	e->rev.key.sport = be->port;
+	e->rev.key.dport = pkt->key.sport;
+	e->rev.key.proto = pkt->key.proto;
+	e->rev.key.family = pkt->key.family;
+	__builtin_memcpy(e->rev.val.vip_addr, pkt->key.daddr, sizeof(e->rev.val.vip_addr));
+	e->rev.val.vip_port = pkt->key.dport;
+	e->rev.val.family = pkt->key.family;
+	e->rev.val.flags = flags;
+	e->rev.val.backend_id = backend_id;
+	__builtin_memcpy(&e->rev.val.fwd, &pkt->key, sizeof(e->rev.val.fwd));
+	if (bpf_map_update_elem(&ferry_rflows, &e->rev.key, &e->rev.val, BPF_ANY))
 		ferry_count(FERRY_CTR_FLOW_FULL);
 
 	if (miss)
@@ -495,16 +511,18 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 		if (now - flow->last_ns > FERRY_REPLY_TOUCH_NS)
 			flow->last_ns = now;
 	}
-	if (flow && ((pkt.tcp_flags & FERRY_TCP_RST) || synack ||
-		     ((rflow->flags & FERRY_FLOW_F_SAMPLED) && pkt.payload_len))) {
+	if (flow && ((pkt.tcp_flags & FERRY_TCP_RST) || synack)) {
 		/* A reset by the backend ends the flow: the next SYN picks anew. */
 		if ((pkt.tcp_flags & FERRY_TCP_RST) && !(flow->flags & FERRY_FLOW_F_CLOSING))
 			flow->flags |= FERRY_FLOW_F_CLOSING;
 		if (flow->flags & FERRY_FLOW_F_SAMPLED)
-			ferry_reply_latency(skb, hook, flow, &pkt, st);
+			ferry_reply_latency(flow, &pkt);
 		else if (synack && (flow->flags & FERRY_FLOW_F_SYN_PENDING))
 			flow->flags &= ~FERRY_FLOW_F_SYN_PENDING;
 	}
+	/* Requests and streams, on every flow: before the rewrite, which may move the data. */
+	if (flow)
+		ferry_l7_track(skb, hook, &rflow->fwd, flow, &pkt, true);
 	cfg = bpf_map_lookup_elem(&ferry_config, &zero);
 	if (cfg)
 		ferry_trace_decision(skb, hook, cfg, &pkt, FERRY_TR_REPLY, 0, 0, backend_id);

@@ -88,6 +88,15 @@ struct {
 	__type(value, struct ferry_rflow);
 } ferry_rflows SEC(".maps");
 
+/* Request-layer state of TCP flows that carried payload, keyed like ferry_flows. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FERRY_MAX_FLOWS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, struct ferry_flow_key);
+	__type(value, struct ferry_l7);
+} ferry_l7 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, FERRY_MAX_BACKENDS);
@@ -133,6 +142,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ferry_hist);
 } ferry_hist_zero SEC(".maps");
+
+/* An all-zero ferry_l7 value, never written: what a new flow's entry starts from. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ferry_l7);
+} ferry_l7_zero SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

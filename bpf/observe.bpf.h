@@ -89,13 +89,19 @@ static __always_inline __u32 ferry_hist_bucket(__u64 ns)
 	       ((ns >> (msb - FERRY_HIST_SUB_BITS)) & ((1 << FERRY_HIST_SUB_BITS) - 1));
 }
 
-static __noinline __attribute__((unused)) int ferry_hist_record(__u32 id, __u32 kind_metric,
-								__u64 ns)
+/*
+ * kind_metric: kind | metric << 8 | protocol << 16 (enum ferry_l7_proto).
+ * Global, so verified once on its own: as a static subprogram the verifier walks
+ * its bucket arithmetic again for every caller's state (the request layer's
+ * walk calls it from a loop, which took the XDP program past 1M instructions).
+ */
+static __always_inline void ferry_hist_add(__u32 id, __u32 kind_metric, __u64 ns)
 {
 	struct ferry_hist_key key = {
 		.id = id,
 		.kind = kind_metric & 0xff,
-		.metric = kind_metric >> 8,
+		.metric = (kind_metric >> 8) & 0xff,
+		.protocol = (kind_metric >> 16) & 0xff,
 	};
 	struct ferry_hist *hist;
 	__u32 b;
@@ -114,7 +120,7 @@ static __noinline __attribute__((unused)) int ferry_hist_record(__u32 id, __u32 
 		hist = bpf_map_lookup_elem(&ferry_latency, &key);
 		if (!hist) {
 			ferry_count(FERRY_CTR_HIST_MISS);
-			return 0;
+			return;
 		}
 	}
 	b = ferry_hist_bucket(ns);
@@ -123,65 +129,40 @@ static __noinline __attribute__((unused)) int ferry_hist_record(__u32 id, __u32 
 	hist->count += 1;
 	hist->sum_ns += ns;
 	hist->bucket[b] += 1;
+}
+
+__noinline __attribute__((unused)) int ferry_hist_record(__u32 id, __u32 kind_metric, __u64 ns)
+{
+	ferry_hist_add(id, kind_metric, ns);
 	return 0;
 }
 
-/* Forward half of latency sampling: a request starts when the client sends payload. */
+/*
+ * Forward half of connect timing: payload from the client also ends a handshake whose
+ * SYN-ACK we missed. Requests are timed by the request layer below.
+ */
 static __always_inline void ferry_fwd_latency(struct ferry_flow *flow, const struct ferry_pkt *pkt)
 {
-	__u8 flags = flow->flags;
-
-	if (!pkt->payload_len || (flags & FERRY_FLOW_F_REQ_PENDING))
-		return;
-	/* Payload from the client also ends a handshake whose SYN-ACK we missed. */
-	flow->pending_ns = bpf_ktime_get_ns();
-	flow->flags = (flags & ~(FERRY_FLOW_F_SYN_PENDING | FERRY_FLOW_F_RESP_SEEN)) |
-		      FERRY_FLOW_F_REQ_PENDING;
+	if (pkt->payload_len && (flow->flags & FERRY_FLOW_F_SYN_PENDING))
+		flow->flags &= ~FERRY_FLOW_F_SYN_PENDING;
 }
 
-/* "HTTP/1.x NNN" -> its class; anything else (TLS, HTTP/2, gRPC) is unknown. */
-static __always_inline __u32 ferry_http_class(void *ctx, const int hook,
-					      const struct ferry_pkt *pkt)
-{
-	void *data = ferry_data(ctx, hook), *data_end = ferry_data_end(ctx, hook);
-	const __u8 *p = data + (pkt->payload_off & 0xff);
-
-	if (pkt->payload_len < 12 || (void *)(p + 12) > data_end)
-		return FERRY_HTTP_UNKNOWN;
-	if (p[0] != 'H' || p[1] != 'T' || p[2] != 'T' || p[3] != 'P' || p[4] != '/' ||
-	    p[5] != '1' || p[6] != '.' || p[8] != ' ')
-		return FERRY_HTTP_UNKNOWN;
-	if (p[9] < '1' || p[9] > '5')
-		return FERRY_HTTP_UNKNOWN;
-	return p[9] - '1';
-}
-
-/* Reply half: SYN-ACK ends a connect, the first response payload ends a request. */
-static __always_inline void ferry_reply_latency(void *ctx, const int hook, struct ferry_flow *flow,
-						const struct ferry_pkt *pkt,
-						struct ferry_stats *stats)
+/* Reply half: SYN-ACK ends a connect (sampled flows only). */
+static __always_inline void ferry_reply_latency(struct ferry_flow *flow,
+						const struct ferry_pkt *pkt)
 {
 	__u8 flags = flow->flags;
-	__u32 metric, class;
 	__u64 delta;
 
-	if ((flags & FERRY_FLOW_F_SYN_PENDING) &&
-	    (pkt->tcp_flags & (FERRY_TCP_SYN | FERRY_TCP_ACK)) == (FERRY_TCP_SYN | FERRY_TCP_ACK)) {
-		metric = FERRY_LAT_CONNECT;
-		flow->flags = flags & ~FERRY_FLOW_F_SYN_PENDING;
-	} else if ((flags & FERRY_FLOW_F_REQ_PENDING) && pkt->payload_len) {
-		metric = FERRY_LAT_REQUEST;
-		flow->flags = (flags & ~FERRY_FLOW_F_REQ_PENDING) | FERRY_FLOW_F_RESP_SEEN;
-		class = ferry_http_class(ctx, hook, pkt);
-		if (stats && class < FERRY_HTTP_CLASSES)
-			stats->http[class] += 1;
-	} else {
+	if (!(flags & FERRY_FLOW_F_SYN_PENDING) ||
+	    (pkt->tcp_flags & (FERRY_TCP_SYN | FERRY_TCP_ACK)) != (FERRY_TCP_SYN | FERRY_TCP_ACK))
 		return;
-	}
+	flow->flags = flags & ~FERRY_FLOW_F_SYN_PENDING;
 	delta = bpf_ktime_get_ns() - flow->pending_ns;
 	flow->pending_ns = 0;
-	ferry_hist_record(flow->predictor_id, FERRY_HIST_PREDICTOR | (metric << 8), delta);
-	ferry_hist_record(flow->backend_id, FERRY_HIST_BACKEND | (metric << 8), delta);
+	ferry_hist_record(flow->predictor_id, FERRY_HIST_PREDICTOR | (FERRY_LAT_CONNECT << 8),
+			  delta);
+	ferry_hist_record(flow->backend_id, FERRY_HIST_BACKEND | (FERRY_LAT_CONNECT << 8), delta);
 }
 
 static __always_inline void ferry_stats_fwd(__u32 backend_id, __u32 len, __u32 new_flow, __u32 miss)

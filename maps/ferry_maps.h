@@ -286,6 +286,14 @@ _Static_assert(sizeof(struct ferry_rflow) == 112, "ferry_rflow layout");
 
 /* ----------------------------------------------------------------- stats */
 
+/* What a TCP flow speaks, as the kernel recognised it (ferry_l7, ferry_stats, histograms). */
+enum ferry_l7_proto {
+	FERRY_L7_UNKNOWN = 0, /* nothing seen yet, or not HTTP */
+	FERRY_L7_HTTP1 = 1,
+	FERRY_L7_H2C = 2,
+	FERRY_L7_PROTOS,
+};
+
 enum ferry_http_class {
 	FERRY_HTTP_1XX,
 	FERRY_HTTP_2XX,
@@ -312,8 +320,13 @@ struct ferry_stats {
 	__u64 resets; /* RST sent by the backend */
 	__u64 http[FERRY_HTTP_CLASSES];
 	__u64 syn_timeouts; /* SYN retransmitted before any SYN-ACK: the attempt timed out */
+	/* ABI 3, the request layer (bpf/observe.bpf.h, every TCP flow, sampled or not): */
+	__u64 requests[FERRY_L7_PROTOS]; /* by enum ferry_l7_proto: h1 requests, h2c streams */
+	__u64 h2_resets; /* RST_STREAM frames sent by the backend */
+	__u64 l7_unsync; /* flows that lost the HTTP/2 frame layer and are no longer measured */
+	__u64 streams_skipped; /* streams beyond FERRY_L7_STREAMS in flight: counted, not timed */
 };
-_Static_assert(sizeof(struct ferry_stats) == 112, "ferry_stats layout");
+_Static_assert(sizeof(struct ferry_stats) == 112 + 8 * (FERRY_L7_PROTOS + 3), "ferry_stats layout");
 
 /* ferry_svc_stats: per-CPU, indexed by service id; events with no backend. */
 struct ferry_svc_stats {
@@ -378,7 +391,8 @@ struct ferry_hist_key {
 	__u32 id; /* predictor or backend id */
 	__u8 kind; /* enum ferry_hist_kind */
 	__u8 metric; /* enum ferry_hist_metric */
-	__u8 pad[2];
+	__u8 protocol; /* enum ferry_l7_proto; FERRY_L7_UNKNOWN for connect latency */
+	__u8 pad;
 };
 _Static_assert(sizeof(struct ferry_hist_key) == 8, "ferry_hist_key layout");
 
@@ -399,12 +413,6 @@ _Static_assert(sizeof(struct ferry_hist) == 8 * (2 + FERRY_HIST_BUCKETS), "ferry
  */
 #define FERRY_MAP_L7 "ferry_l7"
 
-enum ferry_l7_proto {
-	FERRY_L7_UNKNOWN = 0, /* nothing seen yet, or not HTTP */
-	FERRY_L7_HTTP1 = 1,
-	FERRY_L7_H2C = 2,
-};
-
 struct ferry_l7_head {
 	__u8 protocol; /* enum ferry_l7_proto */
 	__u8 flags; /* FERRY_L7_F_* */
@@ -416,6 +424,36 @@ struct ferry_l7_head {
 _Static_assert(sizeof(struct ferry_l7_head) == 24, "ferry_l7_head layout");
 
 #define FERRY_L7_F_UNSYNC (1U << 0) /* lost the frame layer: no longer measured */
+#define FERRY_L7_F_CLASSIFIED (1U << 1) /* protocol was decided on the client's first payload */
+
+/*
+ * The tracker's own state (bpf/observe.bpf.h). HTTP/2 frame headers are found
+ * by TCP sequence number, per direction: hdr_seq is where the next frame header
+ * starts; a header split across segments keeps its first hdr_have bytes in hdr
+ * until the next segment completes it. Up to FERRY_L7_STREAMS streams awaiting
+ * their response headers are timed at once; more are counted (streams_skipped).
+ */
+#define FERRY_L7_STREAMS 8
+
+struct ferry_l7_dir {
+	__u32 hdr_seq; /* sequence number of the next frame header's first byte */
+	__u8 hdr_have; /* bytes of that header already seen (0..8) */
+	__u8 synced; /* hdr_seq is valid */
+	__u8 hdr[9];
+	__u8 pad[5];
+};
+_Static_assert(sizeof(struct ferry_l7_dir) == 20, "ferry_l7_dir layout");
+
+struct ferry_l7 {
+	struct ferry_l7_head head;
+	__u64 start_ns; /* HTTP/1 and unknown: the request (exchange) being timed; 0: none */
+	__u32 last_stream; /* highest client stream id seen: a larger one is a new stream */
+	__u32 pad;
+	struct ferry_l7_dir dir[2]; /* 0: client -> backend, 1: backend -> client */
+	__u32 stream_id[FERRY_L7_STREAMS]; /* 0: free slot */
+	__u64 stream_ns[FERRY_L7_STREAMS]; /* when the stream's client HEADERS went by */
+};
+_Static_assert(sizeof(struct ferry_l7) == 24 + 16 + 40 + 12 * FERRY_L7_STREAMS, "ferry_l7 layout");
 
 /* ----------------------------------------------------------------- trace */
 
@@ -478,7 +516,8 @@ struct ferry_pred_meta {
 	char name[FERRY_PRED_NAME_LEN];
 	struct ferry_stats retired; /* totals of backends already deleted */
 };
-_Static_assert(sizeof(struct ferry_pred_meta) == 32 + 64 + 112, "ferry_pred_meta layout");
+_Static_assert(sizeof(struct ferry_pred_meta) == 32 + 64 + sizeof(struct ferry_stats),
+	       "ferry_pred_meta layout");
 
 #define FERRY_PRED_F_OVERRIDE (1U << 0) /* weight_override is in force */
 #define FERRY_PRED_F_SHADOW (1U << 1)

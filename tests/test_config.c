@@ -190,12 +190,12 @@ static int load_text(struct ferry_config_store *st, char *dir, size_t dirlen, co
 	"  predictors:\n"
 
 /* Seldon's webhook wants a graph whose unit can run: a prepackaged server and its model. */
-#define GRAPH "    graph: {name: classifier, implementation: SKLEARN_SERVER, modelUri: gs://m/iris}\n"
+#define GRAPH \
+	"    graph: {name: classifier, implementation: SKLEARN_SERVER, modelUri: gs://m/iris}\n"
 
 #define PRED(name, traffic)    \
 	"  - name: " name "\n" \
-	"    traffic: " #traffic "\n" \
-	GRAPH
+	"    traffic: " #traffic "\n" GRAPH
 
 #define SLICE_HEAD(name, svc, type)                 \
 	"---\n"                                     \
@@ -330,14 +330,16 @@ static const char affinity[] =
 		  "    ferry.io/affinity: client-ip\n"
 		  "    ferry.io/latency-sample: \"0\"\n"
 		  "    ferry.io/rebalance: \"off\"\n"
-		  "    ferry.io/rebalance-window: 1m30.5s\n")
+		  "    ferry.io/rebalance-window: 1m30.5s\n"
+		  "    ferry.io/protocol: h2c\n")
 	PRED("main", 100)
 	"---\n"
 	SDEP_HEAD("wine", "    x: y\n")
 	PRED("main", 100)
 	"  annotations:\n"
 	"    ferry.io/vip: 198.18.100.20:8000\n"
-	"    ferry.io/affinity: none\n";
+	"    ferry.io/affinity: none\n"
+	"    ferry.io/protocol: auto\n";
 
 static const char ports[] =
 	SDEP_HEAD("iris", "    ferry.io/vip: 198.18.100.10:8000, 198.18.100.10:5001,"
@@ -875,14 +877,15 @@ static void test_affinity_and_sampling(void)
 		goto out;
 	s = find_service(&m, "models/iris", 8000);
 	if (ASSERT_TRUE(s != NULL, "iris")) {
-		ASSERT_EQ(s->flags, FERRY_SVC_F_HASH_SRC_ADDR, "client-ip");
+		ASSERT_EQ(s->flags, FERRY_SVC_F_HASH_SRC_ADDR | FERRY_SVC_F_PROTO_H2C,
+			  "client-ip, h2c");
 		ASSERT_EQ(s->sample_every, 0, "sampling off");
 		ASSERT_TRUE(s->rebalance_off, "rebalance off");
 		ASSERT_EQ(s->rebalance_window_ns, 90500000000ULL, "window 1m30.5s");
 	}
 	s = find_service(&m, "models/wine", 8000);
 	if (ASSERT_TRUE(s != NULL, "wine (VIP from spec.annotations)")) {
-		ASSERT_EQ(s->flags, 0, "none");
+		ASSERT_EQ(s->flags, 0, "none, auto");
 		ASSERT_EQ(s->sample_every, 1, "default");
 		ASSERT_FALSE(s->rebalance_off, "rebalance idle by default");
 		ASSERT_EQ(s->rebalance_window_ns, 30000000000ULL, "window 30s by default");

@@ -158,7 +158,8 @@ static void test_hist_bucket_mapping(void)
 				want = o >= FERRY_HIST_OCTAVES ?
 					       FERRY_HIST_LAST :
 					       1 + o * FERRY_HIST_SUBS +
-						       (unsigned int)((v >> (msb - FERRY_HIST_SUB_BITS)) &
+						       (unsigned int)((v >> (msb -
+									     FERRY_HIST_SUB_BITS)) &
 								      (FERRY_HIST_SUBS - 1));
 			}
 			if (!ASSERT_EQ(ferry_hist__bucket(v), want, "bucket vs clz formula"))
@@ -481,8 +482,8 @@ static struct ferry_snapshot *sample_snapshot(const char *canary_name)
 	set_v4(s->backends[2].backend.addr, "198.18.2.1");
 
 	s->nhists = 5;
-	s->hists[0].key =
-		(struct ferry_hist_key){ PRED_MAIN, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST };
+	s->hists[0].key = (struct ferry_hist_key){ PRED_MAIN, FERRY_HIST_PREDICTOR,
+						   FERRY_LAT_REQUEST, FERRY_L7_H2C };
 	fill_constant(&s->hists[0].hist, 5 * MS, 1000);
 	s->hists[1].key =
 		(struct ferry_hist_key){ PRED_CANARY, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST };
@@ -493,7 +494,8 @@ static struct ferry_snapshot *sample_snapshot(const char *canary_name)
 		ferry_hist__add(&s->hists[2].hist, (__u64)rng_lognormal(200e3, 0.7));
 	s->hists[3].key = (struct ferry_hist_key){ 100, FERRY_HIST_BACKEND, FERRY_LAT_REQUEST };
 	fill_constant(&s->hists[3].hist, 5 * MS, 600);
-	s->hists[4].key = (struct ferry_hist_key){ 102, FERRY_HIST_BACKEND, FERRY_LAT_REQUEST };
+	s->hists[4].key = (struct ferry_hist_key){ 102, FERRY_HIST_BACKEND, FERRY_LAT_REQUEST,
+						   FERRY_L7_HTTP1 };
 	fill_constant(&s->hists[4].hist, 20 * MS, 100);
 
 	s->nlinks = 1;
@@ -688,13 +690,15 @@ static const char *const required_lines[] = {
 	"ferry_program_attached{ifname=\"eth0\",hook=\"xdp\",mode=\"native\"} 1\n",
 	"ferry_program_attached{ifname=\"eth0\",hook=\"tc_reply_ingress\",mode=\"tcx\"} 1\n",
 	"ferry_backend_new_connections_total{" MAIN_LABELS ",backend=\"198.18.1.2:8080\"} 11\n",
-	"ferry_request_duration_seconds_count{" MAIN_LABELS "} 1000\n",
-	"ferry_request_duration_seconds_count{" CANARY_LABELS "} 100\n",
-	"ferry_request_duration_seconds_bucket{" MAIN_LABELS ",le=\"+Inf\"} 1000\n",
-	"ferry_request_duration_seconds_bucket{" MAIN_LABELS ",le=\"0.0025\"} 0\n",
-	"ferry_request_duration_seconds_bucket{" MAIN_LABELS ",le=\"0.01\"} 1000\n",
+	"ferry_request_duration_seconds_count{" MAIN_LABELS ",protocol=\"h2c\"} 1000\n",
+	"ferry_request_duration_seconds_count{" CANARY_LABELS ",protocol=\"unknown\"} 100\n",
+	"ferry_request_duration_seconds_bucket{" MAIN_LABELS
+	",protocol=\"h2c\",le=\"+Inf\"} 1000\n",
+	"ferry_request_duration_seconds_bucket{" MAIN_LABELS ",protocol=\"h2c\",le=\"0.0025\"} 0\n",
+	"ferry_request_duration_seconds_bucket{" MAIN_LABELS
+	",protocol=\"h2c\",le=\"0.01\"} 1000\n",
 	"ferry_backend_request_duration_seconds_count{" CANARY_LABELS
-	",backend=\"198.18.2.1:8080\"} 100\n",
+	",backend=\"198.18.2.1:8080\",protocol=\"http1\"} 100\n",
 };
 
 static const __u32 no_ready_ids[] = { PRED_CANARY };
@@ -1342,7 +1346,8 @@ out:
 
 /*
  * Series per backend, with and without --no-backend-histograms, as
- * docs/metrics.md states them: 7 counters (new connections, 6 HTTP classes)
+ * docs/metrics.md states them: 10 counters (new connections, 6 HTTP classes,
+ * requests by 3 protocols)
  * plus 21 per classic histogram with the default buckets (18 boundaries,
  * +Inf, _sum, _count).
  */
@@ -1359,13 +1364,14 @@ static void test_backend_series(void)
 	/* 198.18.1.1 has a request histogram and no connect histogram entry */
 	if (!ASSERT_OK(render_sample(s, NULL, &text, &len), "render"))
 		goto out;
-	ASSERT_EQ(count_lines(text, be), 7 + 21, "backend with one histogram: 28 series");
+	/* 7 + 3: ferry_backend_requests_total has one series per protocol */
+	ASSERT_EQ(count_lines(text, be), 10 + 21, "backend with one histogram: 31 series");
 	free(text);
 	text = NULL;
 	opts.no_backend_histograms = true;
 	if (!ASSERT_OK(ferry_metrics__render(s, &opts, &text, &len), "render without"))
 		goto out;
-	ASSERT_EQ(count_lines(text, be), 7, "--no-backend-histograms: 7 series");
+	ASSERT_EQ(count_lines(text, be), 10, "--no-backend-histograms: 10 series");
 	ASSERT_TRUE(!strstr(text, "ferry_backend_request_duration_seconds"), "family gone");
 	ASSERT_STRSTR(text, "ferry_request_duration_seconds_bucket{", "predictor histograms stay");
 out:
@@ -1645,14 +1651,15 @@ static void test_snapshot_pinned(void)
 	/* make builds the object before the tests run, so every step from here on
 	 * is expected to work: a verifier rejection must read as a failure. */
 	if (!bpf_object_path(objpath, sizeof(objpath))) {
-		test__fail(__FILE__, __LINE__, "object", "no ferry_xdp.bpf.o under $FERRY_BUILD/bpf "
+		test__fail(__FILE__, __LINE__, "object",
+			   "no ferry_xdp.bpf.o under $FERRY_BUILD/bpf "
 			   "or build/bpf: build it (make)");
 		return;
 	}
 	remove_pins();
 	if (mkdir(PIN_ROOT, 0700) && errno != EEXIST) {
-		test__fail(__FILE__, __LINE__, "pin dir", "cannot create " PIN_ROOT
-			   ": %s (is bpffs mounted?)", strerror(errno));
+		test__fail(__FILE__, __LINE__, "pin dir",
+			   "cannot create " PIN_ROOT ": %s (is bpffs mounted?)", strerror(errno));
 		return;
 	}
 	obj = bpf_object__open_file(objpath, &oopts);

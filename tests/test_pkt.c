@@ -850,9 +850,12 @@ static int hist_insert(uint32_t id, uint8_t kind, uint8_t metric)
 	return err;
 }
 
-static bool hist_read(uint32_t id, uint8_t kind, uint8_t metric, struct ferry_hist *sum)
+static bool hist_read_proto(uint32_t id, uint8_t kind, uint8_t metric, uint8_t protocol,
+			    struct ferry_hist *sum)
 {
-	struct ferry_hist_key key = { .id = id, .kind = kind, .metric = metric };
+	struct ferry_hist_key key = {
+		.id = id, .kind = kind, .metric = metric, .protocol = protocol
+	};
 	struct ferry_hist *vals = calloc(env.ncpus, sizeof(*vals));
 	bool ok = bpf_map_lookup_elem(map_fd(FERRY_MAP_LATENCY), &key, vals) == 0;
 
@@ -865,6 +868,20 @@ static bool hist_read(uint32_t id, uint8_t kind, uint8_t metric, struct ferry_hi
 	}
 	free(vals);
 	return ok;
+}
+
+static bool hist_read(uint32_t id, uint8_t kind, uint8_t metric, struct ferry_hist *sum)
+{
+	return hist_read_proto(id, kind, metric, FERRY_L7_UNKNOWN, sum);
+}
+
+static bool l7_get(const struct pb_spec *s, struct ferry_l7 *l7)
+{
+	struct ferry_flow_key k;
+
+	key_of(s, &k);
+	memset(l7, 0, sizeof(*l7));
+	return bpf_map_lookup_elem(map_fd(FERRY_MAP_L7), &k, l7) == 0;
 }
 
 /* ------------------------------------------------------------------ tests */
@@ -1038,10 +1055,9 @@ static void test_ipv6(void)
 	pb_mac(out.smac, MAC_C0);
 	pb_mac(out.dmac, MAC_CLIENT);
 	check("reply ingress", P_TC_REPLY_IN, env.if_b0, &rep,
-	      &(struct expect){
-		      .verdict = TC_ACT_REDIRECT,
-		      .out = &out,
-		      .ctr = { CTR(REPLY_NAT, 1), CTR(REDIRECT, 1) } });
+	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
+				.out = &out,
+				.ctr = { CTR(REPLY_NAT, 1), CTR(REDIRECT, 1) } });
 	{
 		struct ferry_hist h;
 
@@ -1848,6 +1864,8 @@ static void test_latency(void)
 	struct pb_spec rep, out;
 	struct ferry_flow f;
 	static const char resp[] = "HTTP/1.1 503 Service Unavailable\r\n\r\n";
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	struct ferry_l7 l7;
 
 	for (uint32_t id = 1; id <= 2; id++) {
 		ASSERT_OK(hist_insert(id, FERRY_HIST_PREDICTOR, FERRY_LAT_CONNECT), "hist");
@@ -1879,9 +1897,28 @@ static void test_latency(void)
 	syn.payload = "GET / HTTP/1.1\r\n\r\n";
 	syn.payload_len = 18;
 	check_fwd("request", P_XDP, &syn, XDP_PASS, &x, NULL);
-	flow_get(&syn, &f);
-	ASSERT_EQ(f.flags & FERRY_FLOW_F_REQ_PENDING, FERRY_FLOW_F_REQ_PENDING, "request pending");
-	ASSERT_NEQ(f.pending_ns, 0, "request start");
+	if (ASSERT_TRUE(l7_get(&syn, &l7), "request layer entry")) {
+		ASSERT_EQ(l7.head.protocol, FERRY_L7_HTTP1, "recognised as HTTP/1");
+		ASSERT_EQ(l7.head.inflight, 1, "request in flight");
+		ASSERT_NEQ(l7.start_ns, 0, "request start");
+	}
+	hist_read_proto(be->predictor_id, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, FERRY_L7_HTTP1,
+			&pr0);
+
+	/* An interim 100 Continue is not the answer: the request stays open. */
+	rep = spec_reply(&syn, be, PB_TCP_ACK | PB_TCP_PSH);
+	rep.payload = cont;
+	rep.payload_len = sizeof(cont) - 1;
+	out = rep;
+	pb_addr(out.saddr, VIP4);
+	out.sport = 80;
+	check("100 continue", P_TC_REPLY_EG, env.if_b0, &rep,
+	      &(struct expect){ .verdict = TC_ACT_OK, .out = &out, .ctr = { CTR(REPLY_NAT, 1) } });
+	hist_read_proto(be->predictor_id, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, FERRY_L7_HTTP1,
+			&pr1);
+	ASSERT_EQ(pr1.count, pr0.count, "100 continue is not a sample");
+	l7_get(&syn, &l7);
+	ASSERT_EQ(l7.head.inflight, 1, "request still in flight after 100 continue");
 
 	rep = spec_reply(&syn, be, PB_TCP_ACK | PB_TCP_PSH);
 	rep.payload = resp;
@@ -1891,7 +1928,8 @@ static void test_latency(void)
 	out.sport = 80;
 	check("response", P_TC_REPLY_EG, env.if_b0, &rep,
 	      &(struct expect){ .verdict = TC_ACT_OK, .out = &out, .ctr = { CTR(REPLY_NAT, 1) } });
-	hist_read(be->predictor_id, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, &pr1);
+	hist_read_proto(be->predictor_id, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, FERRY_L7_HTTP1,
+			&pr1);
 	ASSERT_EQ(pr1.count - pr0.count, 1, "predictor request sample");
 	{
 		uint64_t n = 0;
@@ -1902,14 +1940,224 @@ static void test_latency(void)
 	}
 	read_stats(be->id, &s1);
 	ASSERT_EQ(s1.http[FERRY_HTTP_5XX] - s0.http[FERRY_HTTP_5XX], 1, "http 5xx");
-	flow_get(&syn, &f);
-	ASSERT_EQ(f.flags & FERRY_FLOW_F_REQ_PENDING, 0, "request pending cleared");
+	ASSERT_EQ(s1.http[FERRY_HTTP_1XX] - s0.http[FERRY_HTTP_1XX], 0, "interim not a response");
+	ASSERT_EQ(s1.requests[FERRY_L7_HTTP1] - s0.requests[FERRY_L7_HTTP1], 1, "one request");
+	l7_get(&syn, &l7);
+	ASSERT_EQ(l7.head.inflight, 0, "request answered");
+	ASSERT_EQ(l7.head.requests, 1, "requests served");
 
 	/* A second response segment is not a new sample. */
 	check("response continued", P_TC_REPLY_EG, env.if_b0, &rep,
 	      &(struct expect){ .verdict = TC_ACT_OK, .out = &out, .ctr = { CTR(REPLY_NAT, 1) } });
-	hist_read(be->predictor_id, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, &pr0);
+	hist_read_proto(be->predictor_id, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, FERRY_L7_HTTP1,
+			&pr0);
 	ASSERT_EQ(pr0.count, pr1.count, "no second sample");
+}
+
+/* Appends an HTTP/2 frame header (and len zero bytes of payload unless hdr_only) to b. */
+static size_t h2_frame(uint8_t *b, size_t at, uint32_t len, uint8_t type, uint8_t flags,
+		       uint32_t sid, bool hdr_only)
+{
+	uint8_t *p = b + at;
+
+	p[0] = len >> 16;
+	p[1] = len >> 8;
+	p[2] = len;
+	p[3] = type;
+	p[4] = flags;
+	p[5] = sid >> 24;
+	p[6] = sid >> 16;
+	p[7] = sid >> 8;
+	p[8] = sid;
+	if (hdr_only)
+		return at + 9;
+	memset(p + 9, 0, len);
+	return at + 9 + len;
+}
+
+/* Runs one segment of payload (seq, bytes) through p; the verdict is other fixtures' business. */
+static void h2_send(enum prog p, int ifindex, struct pb_spec *spec, uint32_t seq,
+		    const uint8_t *payload, size_t len)
+{
+	uint8_t b[1024];
+	struct run_out r;
+	size_t n;
+
+	spec->seq = seq;
+	spec->payload = payload;
+	spec->payload_len = len;
+	n = pb_build(spec, b, sizeof(b));
+	ASSERT_OK(run_prog(p, ifindex, b, n, &r), "run");
+}
+
+#define H2_DATA 0
+#define H2_HEADERS 1
+#define H2_RST 3
+#define H2_SETTINGS 4
+#define H2_END_STREAM 0x1
+#define H2_END_HEADERS 0x4
+
+/*
+ * HTTP/2 in clear text: the preface, SETTINGS both ways, HEADERS on streams
+ * 1, 3 and 5 interleaved with DATA, a frame header split across two
+ * segments, a retransmitted segment, answers out of order (3 first), a
+ * trailers-only answer, a RST_STREAM and finally a gap that unsynchronises.
+ */
+static void test_h2c_streams(void)
+{
+	static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+	struct pb_spec c = spec_tcp(4, 40300, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH), srv;
+	struct ferry_hist h0, h1, hb;
+	const struct backend_def *be;
+	struct ferry_stats s0, s1;
+	struct ferry_l7 l7;
+	struct ferry_flow f;
+	uint8_t b[512], split[32];
+	uint32_t cseq = 1001, sseq = 5001, pred;
+	size_t n;
+
+	ensure_flow(&c);
+	if (!ASSERT_TRUE(flow_get(&c, &f), "flow"))
+		return;
+	be = backend_by_id(f.backend_id);
+	if (!ASSERT_TRUE(be != NULL, "backend") ||
+	    !ASSERT_TRUE(f.flags & FERRY_FLOW_F_SAMPLED, "flow sampled"))
+		return;
+	pred = f.predictor_id;
+	srv = spec_reply(&c, be, PB_TCP_ACK | PB_TCP_PSH);
+	read_stats(be->id, &s0);
+	hist_read_proto(pred, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, FERRY_L7_H2C, &h0);
+
+	/* Client: preface, SETTINGS, HEADERS 1, HEADERS 3, DATA 1 (END_STREAM). */
+	memcpy(b, preface, 24);
+	n = h2_frame(b, 24, 6, H2_SETTINGS, 0, 0, false);
+	n = h2_frame(b, n, 5, H2_HEADERS, H2_END_HEADERS, 1, false);
+	n = h2_frame(b, n, 5, H2_HEADERS, H2_END_HEADERS, 3, false);
+	n = h2_frame(b, n, 4, H2_DATA, H2_END_STREAM, 1, false);
+	h2_send(P_XDP, env.if_c0, &c, cseq, b, n);
+	cseq += n;
+	if (!ASSERT_TRUE(l7_get(&c, &l7), "request layer entry"))
+		return;
+	ASSERT_EQ(l7.head.protocol, FERRY_L7_H2C, "recognised by its preface");
+	ASSERT_EQ(l7.head.inflight, 2, "streams 1 and 3 open");
+
+	/* Server: SETTINGS and a SETTINGS ack. */
+	n = h2_frame(b, 0, 6, H2_SETTINGS, 0, 0, false);
+	n = h2_frame(b, n, 0, H2_SETTINGS, 1, 0, false);
+	h2_send(P_TC_REPLY_EG, env.if_b0, &srv, sseq, b, n);
+	sseq += n;
+
+	/* Client: HEADERS 5 and the first 4 bytes of DATA 5's header ... */
+	n = h2_frame(b, 0, 5, H2_HEADERS, H2_END_HEADERS, 5, false);
+	h2_frame(split, 0, 3, H2_DATA, H2_END_STREAM, 5, false);
+	memcpy(b + n, split, 4);
+	h2_send(P_XDP, env.if_c0, &c, cseq, b, n + 4);
+	cseq += n + 4;
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.dir[0].hdr_have, 4, "split header: 4 bytes kept");
+	/* ... and the rest of it with its 3 bytes of data in the next segment. */
+	h2_send(P_XDP, env.if_c0, &c, cseq, split + 4, 5 + 3);
+	cseq += 8;
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.dir[0].hdr_have, 0, "split header completed");
+	ASSERT_EQ(l7.dir[0].hdr_seq, cseq, "next header where the frame ends");
+	ASSERT_EQ(l7.head.inflight, 3, "streams 1, 3 and 5 open");
+
+	/* Server answers 3 first: HEADERS, DATA, trailers (HEADERS + END_STREAM). */
+	n = h2_frame(b, 0, 3, H2_HEADERS, H2_END_HEADERS, 3, false);
+	n = h2_frame(b, n, 7, H2_DATA, 0, 3, false);
+	n = h2_frame(b, n, 2, H2_HEADERS, H2_END_HEADERS | H2_END_STREAM, 3, false);
+	h2_send(P_TC_REPLY_EG, env.if_b0, &srv, sseq, b, n);
+	hist_read_proto(pred, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, FERRY_L7_H2C, &h1);
+	ASSERT_EQ(h1.count - h0.count, 1, "stream 3 timed once, at its response headers");
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.inflight, 2, "stream 3 closed");
+	ASSERT_EQ(l7.head.requests, 1, "one stream answered");
+	/* The same segment again (a retransmission): nothing new. */
+	h2_send(P_TC_REPLY_EG, env.if_b0, &srv, sseq, b, n);
+	sseq += n;
+	hist_read_proto(pred, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, FERRY_L7_H2C, &hb);
+	ASSERT_EQ(hb.count, h1.count, "retransmission not timed again");
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.requests, 1, "retransmission not counted again");
+	ASSERT_EQ(l7.head.flags & FERRY_L7_F_UNSYNC, 0, "still in sync");
+
+	/* Stream 1: trailers-only answer; stream 5: reset by the server. */
+	n = h2_frame(b, 0, 4, H2_HEADERS, H2_END_HEADERS | H2_END_STREAM, 1, false);
+	n = h2_frame(b, n, 4, H2_RST, 0, 5, false);
+	h2_send(P_TC_REPLY_EG, env.if_b0, &srv, sseq, b, n);
+	sseq += n;
+	hist_read_proto(pred, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, FERRY_L7_H2C, &h1);
+	ASSERT_EQ(h1.count - h0.count, 2, "streams 1 and 3 timed; a reset is not a response");
+	hist_read_proto(be->id, FERRY_HIST_BACKEND, FERRY_LAT_REQUEST, FERRY_L7_H2C, &hb);
+	ASSERT_TRUE(hb.count >= 2, "backend histogram too");
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.inflight, 0, "nothing in flight");
+	ASSERT_EQ(l7.head.requests, 3, "three streams over");
+	read_stats(be->id, &s1);
+	ASSERT_EQ(s1.requests[FERRY_L7_H2C] - s0.requests[FERRY_L7_H2C], 3, "three h2c requests");
+	ASSERT_EQ(s1.h2_resets - s0.h2_resets, 1, "one stream reset by the server");
+	ASSERT_EQ(s1.http[FERRY_HTTP_UNKNOWN] - s0.http[FERRY_HTTP_UNKNOWN], 0,
+		  "no exchange-level responses on h2c");
+
+	/* A segment past a hole: the next frame header was in what we did not see. */
+	n = h2_frame(b, 0, 5, H2_HEADERS, H2_END_HEADERS, 7, false);
+	h2_send(P_XDP, env.if_c0, &c, cseq + 100, b, n);
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.flags & FERRY_L7_F_UNSYNC, FERRY_L7_F_UNSYNC, "gap: unsynchronised");
+	ASSERT_EQ(l7.head.inflight, 0, "nothing counted past the gap");
+	read_stats(be->id, &s1);
+	ASSERT_EQ(s1.l7_unsync - s0.l7_unsync, 1, "unsync counted");
+
+	/* The connection closes and a new one reuses the 5-tuple: it starts afresh. */
+	c.tcp_flags = PB_TCP_FIN | PB_TCP_ACK;
+	h2_send(P_XDP, env.if_c0, &c, cseq, NULL, 0);
+	c.tcp_flags = PB_TCP_SYN;
+	h2_send(P_XDP, env.if_c0, &c, 7000, NULL, 0);
+	ASSERT_FALSE(l7_get(&c, &l7), "a new connection's SYN forgets the old request state");
+}
+
+/* More than FERRY_L7_STREAMS streams at once: the extra ones are counted, not timed. */
+static void test_h2c_many_streams(void)
+{
+	static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+	struct pb_spec c = spec_tcp(4, 40301, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH), srv;
+	const struct backend_def *be;
+	struct ferry_stats s0, s1;
+	struct ferry_hist h0, h1;
+	struct ferry_l7 l7;
+	struct ferry_flow f;
+	uint8_t b[512];
+	size_t n = 24;
+
+	ensure_flow(&c);
+	if (!ASSERT_TRUE(flow_get(&c, &f), "flow"))
+		return;
+	be = backend_by_id(f.backend_id);
+	if (!ASSERT_TRUE(be != NULL, "backend"))
+		return;
+	srv = spec_reply(&c, be, PB_TCP_ACK | PB_TCP_PSH);
+	read_stats(be->id, &s0);
+	hist_read_proto(f.predictor_id, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, FERRY_L7_H2C, &h0);
+	memcpy(b, preface, 24);
+	for (uint32_t sid = 1; sid <= 2 * (FERRY_L7_STREAMS + 2); sid += 2)
+		n = h2_frame(b, n, 3, H2_HEADERS, H2_END_HEADERS | H2_END_STREAM, sid, false);
+	h2_send(P_XDP, env.if_c0, &c, 1001, b, n);
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.inflight, FERRY_L7_STREAMS + 2, "every stream in flight");
+	read_stats(be->id, &s1);
+	ASSERT_EQ(s1.streams_skipped - s0.streams_skipped, 2, "two beyond the slots");
+	ASSERT_EQ(s1.requests[FERRY_L7_H2C] - s0.requests[FERRY_L7_H2C], FERRY_L7_STREAMS + 2,
+		  "every stream counted");
+	n = 0;
+	for (uint32_t sid = 1; sid <= 2 * (FERRY_L7_STREAMS + 2); sid += 2)
+		n = h2_frame(b, n, 3, H2_HEADERS, H2_END_HEADERS | H2_END_STREAM, sid, false);
+	h2_send(P_TC_REPLY_EG, env.if_b0, &srv, 5001, b, n);
+	hist_read_proto(f.predictor_id, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, FERRY_L7_H2C, &h1);
+	ASSERT_EQ(h1.count - h0.count, FERRY_L7_STREAMS, "the tracked streams timed");
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.inflight, 0, "all closed");
+	ASSERT_EQ(l7.head.requests, FERRY_L7_STREAMS + 2, "all answered");
 }
 
 static int on_trace(void *ctx, void *data, size_t len)
@@ -1976,8 +2224,7 @@ static void test_trace(void)
 /* Sets or clears FERRY_SVC_F_HASH_SRC_ADDR on the service of VIP ADDR:80/TCP. */
 static bool set_client_ip_affinity(const char *addr, bool on)
 {
-	struct ferry_vip vip = { .port = htons(80), .proto = IPPROTO_TCP,
-				 .family = FERRY_AF_INET };
+	struct ferry_vip vip = { .port = htons(80), .proto = IPPROTO_TCP, .family = FERRY_AF_INET };
 	struct ferry_service svc;
 
 	pb_addr(vip.addr, addr);
@@ -2178,8 +2425,7 @@ static void test_ipv6_udp(void)
 /* Sets sample_every on the service of VIP ADDR:80/TCP. */
 static bool set_sample_every(const char *addr, uint32_t every)
 {
-	struct ferry_vip vip = { .port = htons(80), .proto = IPPROTO_TCP,
-				 .family = FERRY_AF_INET };
+	struct ferry_vip vip = { .port = htons(80), .proto = IPPROTO_TCP, .family = FERRY_AF_INET };
 	struct ferry_service svc;
 
 	pb_addr(vip.addr, addr);
@@ -2214,7 +2460,8 @@ static void test_latency_sample_n(void)
 			break;
 		key_of(&syn, &k);
 		want = (ferry_flow_hash(&k, cfg.hash_seed, false) >> 8) % 4 == 0;
-		if (!ASSERT_EQ(!!(f.flags & FERRY_FLOW_F_SAMPLED), want, "sampled as the hash says"))
+		if (!ASSERT_EQ(!!(f.flags & FERRY_FLOW_F_SAMPLED), want,
+			       "sampled as the hash says"))
 			break;
 		sampled += want;
 	}
@@ -3573,6 +3820,8 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_fib_results);
 	RUN_TEST(SUITE, test_checksums);
 	RUN_TEST(SUITE, test_latency);
+	RUN_TEST(SUITE, test_h2c_streams);
+	RUN_TEST(SUITE, test_h2c_many_streams);
 	RUN_TEST(SUITE, test_trace);
 	RUN_TEST(SUITE, test_xdp_tc_handoff);
 	RUN_TEST(SUITE, test_tc_checksum_partial);

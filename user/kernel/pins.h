@@ -31,6 +31,7 @@ enum ferry_map_id {
 	FERRY_M_PRED_META,
 	FERRY_M_LINKS,
 	FERRY_M_SELECT,
+	FERRY_M_L7,
 	FERRY_M_COUNT,
 };
 

@@ -68,8 +68,13 @@ void ferry_stats__add(struct ferry_stats *a, const struct ferry_stats *b)
 	a->resets += b->resets;
 	for (int i = 0; i < FERRY_HTTP_CLASSES; i++)
 		a->http[i] += b->http[i];
+	a->syn_timeouts += b->syn_timeouts;
+	for (int i = 0; i < FERRY_L7_PROTOS; i++)
+		a->requests[i] += b->requests[i];
+	a->h2_resets += b->h2_resets;
+	a->l7_unsync += b->l7_unsync;
+	a->streams_skipped += b->streams_skipped;
 }
-
 
 /* ------------------------------------------------------------ map reading */
 
@@ -340,7 +345,9 @@ static int cmp_hist_key(const struct ferry_hist_key *x, const struct ferry_hist_
 		return cmp_u32(x->kind, y->kind);
 	if (x->metric != y->metric)
 		return cmp_u32(x->metric, y->metric);
-	return cmp_u32(x->id, y->id);
+	if (x->id != y->id)
+		return cmp_u32(x->id, y->id);
+	return cmp_u32(x->protocol, y->protocol);
 }
 
 static int cmp_hist(const void *a, const void *b)
@@ -400,16 +407,59 @@ const struct ferry_snap_backend *ferry_snapshot__backend(const struct ferry_snap
 	return bsearch(&key, snap->backends, snap->nbackends, sizeof(key), cmp_backend);
 }
 
-const struct ferry_hist *ferry_snapshot__hist(const struct ferry_snapshot *snap, __u8 kind,
-					      __u8 metric, __u32 id)
+const struct ferry_hist *ferry_snapshot__hist_proto(const struct ferry_snapshot *snap, __u8 kind,
+						    __u8 metric, __u8 protocol, __u32 id)
 {
-	struct ferry_snap_hist key = { .key = { .id = id, .kind = kind, .metric = metric } };
+	struct ferry_snap_hist key = {
+		.key = { .id = id, .kind = kind, .metric = metric, .protocol = protocol }
+	};
 	const struct ferry_snap_hist *found;
 
 	if (!snap->nhists)
 		return NULL;
 	found = bsearch(&key, snap->hists, snap->nhists, sizeof(key), cmp_hist);
 	return found ? &found->hist : NULL;
+}
+
+const struct ferry_hist *ferry_snapshot__hist(const struct ferry_snapshot *snap, __u8 kind,
+					      __u8 metric, __u32 id)
+{
+	const struct ferry_hist *h;
+
+	h = ferry_snapshot__hist_proto(snap, kind, metric, FERRY_HIST_ALL_PROTOCOLS, id);
+	/* A hand-built snapshot has no sums: its first protocol's histogram stands in. */
+	for (__u8 p = 0; !h && p < FERRY_L7_PROTOS; p++)
+		h = ferry_snapshot__hist_proto(snap, kind, metric, p, id);
+	return h;
+}
+
+/* Appends to each run of (kind, metric, id) the sum of its protocols' histograms. */
+static void add_protocol_sums(struct ferry_snapshot *snap)
+{
+	size_t n = snap->nhists, out = n;
+
+	if (!n)
+		return;
+	qsort(snap->hists, n, sizeof(*snap->hists), cmp_hist);
+	for (size_t i = 0; i < n;) {
+		struct ferry_snap_hist *sum = &snap->hists[out++];
+		size_t j = i;
+
+		*sum = snap->hists[i];
+		sum->key.protocol = FERRY_HIST_ALL_PROTOCOLS;
+		for (j = i + 1; j < n && snap->hists[j].key.kind == sum->key.kind &&
+				snap->hists[j].key.metric == sum->key.metric &&
+				snap->hists[j].key.id == sum->key.id;
+		     j++) {
+			const __u64 *src = (const __u64 *)&snap->hists[j].hist;
+			__u64 *dst = (__u64 *)&sum->hist;
+
+			for (size_t k = 0; k < sizeof(sum->hist) / sizeof(__u64); k++)
+				dst[k] += src[k];
+		}
+		i = j;
+	}
+	snap->nhists = out;
 }
 
 void ferry_snapshot__free(struct ferry_snapshot *snap)
@@ -647,7 +697,8 @@ static int read_latency(const int *fds, struct ferry_snapshot *snap)
 		err = -EPROTO;
 		goto out_free;
 	}
-	snap->hists = calloc(d.n ? d.n : 1, sizeof(*snap->hists));
+	/* Room for one sum over protocols per histogram at most. */
+	snap->hists = calloc(d.n ? 2 * d.n : 1, sizeof(*snap->hists));
 	if (!snap->hists) {
 		err = -ENOMEM;
 		goto out_free;
@@ -656,12 +707,13 @@ static int read_latency(const int *fds, struct ferry_snapshot *snap)
 		struct ferry_snap_hist *h = &snap->hists[n];
 
 		memcpy(&h->key, dump_key(&d, i), sizeof(h->key));
-		if (!h->key.kind || !h->key.metric)
+		if (!h->key.kind || !h->key.metric || h->key.protocol == FERRY_HIST_ALL_PROTOCOLS)
 			continue;
 		sum_u64(&h->hist, sizeof(h->hist), dump_raw(&d, i), d.value_size, d.ncpus);
 		n++;
 	}
 	snap->nhists = n;
+	add_protocol_sums(snap);
 	err = 0;
 out_free:
 	dump_free(&d);

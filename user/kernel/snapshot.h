@@ -76,7 +76,8 @@ struct ferry_snapshot {
 	size_t npredictors;
 	struct ferry_snap_backend *backends; /* sorted by id */
 	size_t nbackends;
-	struct ferry_snap_hist *hists; /* sorted by (kind, metric, id) */
+	/* sorted by (kind, metric, id, protocol); see FERRY_HIST_ALL_PROTOCOLS */
+	struct ferry_snap_hist *hists;
 	size_t nhists;
 	struct ferry_snap_link *links; /* sorted by ifindex */
 	size_t nlinks;
@@ -100,8 +101,19 @@ const struct ferry_snap_predictor *ferry_snapshot__predictor(const struct ferry_
 							     __u32 id);
 const struct ferry_snap_backend *ferry_snapshot__backend(const struct ferry_snapshot *snap,
 							 __u32 id);
+/*
+ * A snapshot read from the maps holds, next to each (kind, metric, id)'s
+ * histograms by protocol, their sum under this protocol value (user space
+ * only: the kernel's protocols are enum ferry_l7_proto).
+ */
+#define FERRY_HIST_ALL_PROTOCOLS 0xff
+
+/* All protocols together (a hand-built snapshot without sums: its first protocol's). */
 const struct ferry_hist *ferry_snapshot__hist(const struct ferry_snapshot *snap, __u8 kind,
 					      __u8 metric, __u32 id);
+/* One protocol (enum ferry_l7_proto), or FERRY_HIST_ALL_PROTOCOLS. */
+const struct ferry_hist *ferry_snapshot__hist_proto(const struct ferry_snapshot *snap, __u8 kind,
+						    __u8 metric, __u8 protocol, __u32 id);
 
 /* "malformed", "fragment", ... for enum ferry_counter; NULL when out of range. */
 const char *ferry_counter__name(unsigned int counter);
@@ -110,6 +122,5 @@ bool ferry_counter__is_drop(unsigned int counter);
 
 /* Adds b's counters into a. */
 void ferry_stats__add(struct ferry_stats *a, const struct ferry_stats *b);
-
 
 #endif /* FERRY_SNAPSHOT_H */

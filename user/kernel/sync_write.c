@@ -8,11 +8,13 @@
 
 /* ------------------------------------------------------------- writing */
 
+/* Every protocol's histogram of (id, kind, metric): one per enum ferry_l7_proto value. */
 void hist_delete(struct ferry_sync *s, __u32 id, __u8 kind, __u8 metric)
 {
 	struct ferry_hist_key key = { .id = id, .kind = kind, .metric = metric };
 
-	bpf_map_delete_elem(s->dp->map_fds[FERRY_M_LATENCY], &key);
+	for (key.protocol = 0; key.protocol < FERRY_L7_PROTOS; key.protocol++)
+		bpf_map_delete_elem(s->dp->map_fds[FERRY_M_LATENCY], &key);
 }
 
 static int swaps_add(struct ferry_sync *s, __u32 id, int fd)

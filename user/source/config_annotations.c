@@ -155,6 +155,24 @@ static int parse_ann_latency_sample(struct vctx *c, const char *value, json_t *w
 	return 0;
 }
 
+static int parse_ann_protocol(struct vctx *c, const char *value, json_t *where, const char *field,
+			      struct sdep *sd)
+{
+	sd->flags &= ~(FERRY_SVC_F_PROTO_HTTP1 | FERRY_SVC_F_PROTO_H2C);
+	if (!strcmp(value, "http1")) {
+		sd->flags |= FERRY_SVC_F_PROTO_HTTP1;
+	} else if (!strcmp(value, "h2c")) {
+		sd->flags |= FERRY_SVC_F_PROTO_H2C;
+	} else if (strcmp(value, "auto")) {
+		verr(c, where, ANN_PROTOCOL, NULL, field,
+		     "unknown protocol \"%s\": use auto (HTTP/2 recognised by its connection "
+		     "preface), http1 or h2c (gRPC and other clear-text HTTP/2)",
+		     value);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int parse_ann_rebalance(struct vctx *c, const char *value, json_t *where, const char *field,
 			       struct sdep *sd)
 {
@@ -489,6 +507,11 @@ const struct ferry_annotation ferry_annotations[] = {
 	  parse_ann_affinity },
 	{ ANN_LATENCY_SAMPLE, "`0` off, `1` every connection (default), `N` one connection in N",
 	  "`sample_every`", parse_ann_latency_sample },
+	{ ANN_PROTOCOL, "`auto` (default), `http1`, `h2c`",
+	  "how the kernel reads requests: `auto` recognises HTTP/2 by the client's connection "
+	  "preface and HTTP/1.x by its request line; `http1` (`FERRY_SVC_F_PROTO_HTTP1`) and "
+	  "`h2c` (`FERRY_SVC_F_PROTO_H2C`) skip the guess (see docs/metrics.md, Requests)",
+	  parse_ann_protocol },
 	{ ANN_REBALANCE, "`idle` (default), `off`",
 	  "`idle`: after a weight change, rollback or drain, idle connections of predictors and "
 	  "backends that lose traffic are ended, spread over the window, so clients reconnect to "

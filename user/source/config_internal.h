@@ -42,6 +42,7 @@
 #define ANN_VIP "ferry.io/vip"
 #define ANN_AFFINITY "ferry.io/affinity"
 #define ANN_LATENCY_SAMPLE "ferry.io/latency-sample"
+#define ANN_PROTOCOL "ferry.io/protocol"
 #define ANN_REBALANCE "ferry.io/rebalance"
 #define ANN_REBALANCE_WINDOW "ferry.io/rebalance-window"
 /* Canary analysis (docs/canary.md). */

@@ -732,8 +732,13 @@ struct metric_family {
 	/* the sample of row i for extra label value k (k is 0 without a label) */
 	double (*ratio)(const struct render_ctx *c, size_t i);
 	__u64 (*value)(const struct render_ctx *c, size_t i, size_t k);
-	/* histograms: the histogram of row i; NULL prints an empty one */
-	const struct ferry_hist *(*hist)(const struct render_ctx *c, size_t i);
+	/*
+	 * histograms: the histogram of row i for extra label value k; only those that
+	 * exist are printed, and when none does, an empty one for k = 0 unless
+	 * hist_skip_missing (backends print only what exists)
+	 */
+	const struct ferry_hist *(*hist)(const struct render_ctx *c, size_t i, size_t k);
+	bool hist_skip_missing;
 	/* NULL: every row has a sample; else rows where it returns false have none */
 	bool (*present)(const struct render_ctx *c, size_t i);
 	/* NULL: always rendered; else the whole family is left out when false */
@@ -838,12 +843,36 @@ static __u64 pred_http(const struct render_ctx *c, size_t i, size_t k)
 	return PRED(i)->stats.http[k];
 }
 
-static const struct ferry_hist *pred_request_hist(const struct render_ctx *c, size_t i)
+/* The protocol label: enum ferry_l7_proto's values, in its order. */
+static const char *const protocols[FERRY_L7_PROTOS] = { "unknown", "http1", "h2c" };
+
+static const struct ferry_hist *pred_request_hist(const struct render_ctx *c, size_t i, size_t k)
 {
-	return ferry_snapshot__hist(c->snap, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, PRED(i)->id);
+	return ferry_snapshot__hist_proto(c->snap, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, k,
+					  PRED(i)->id);
 }
 
-static const struct ferry_hist *pred_connect_hist(const struct render_ctx *c, size_t i)
+static __u64 pred_requests(const struct render_ctx *c, size_t i, size_t k)
+{
+	return PRED(i)->stats.requests[k];
+}
+
+static __u64 pred_h2_resets(const struct render_ctx *c, size_t i, size_t k)
+{
+	return PRED(i)->stats.h2_resets;
+}
+
+static __u64 pred_l7_unsync(const struct render_ctx *c, size_t i, size_t k)
+{
+	return PRED(i)->stats.l7_unsync;
+}
+
+static __u64 pred_streams_skipped(const struct render_ctx *c, size_t i, size_t k)
+{
+	return PRED(i)->stats.streams_skipped;
+}
+
+static const struct ferry_hist *pred_connect_hist(const struct render_ctx *c, size_t i, size_t k)
 {
 	return ferry_snapshot__hist(c->snap, FERRY_HIST_PREDICTOR, FERRY_LAT_CONNECT, PRED(i)->id);
 }
@@ -863,24 +892,33 @@ static bool be_histograms(const struct render_ctx *c)
 	return !c->opts->no_backend_histograms;
 }
 
-static const struct ferry_hist *be_request_hist(const struct render_ctx *c, size_t i)
+static __u64 be_requests(const struct render_ctx *c, size_t i, size_t k)
 {
-	return ferry_snapshot__hist(c->snap, FERRY_HIST_BACKEND, FERRY_LAT_REQUEST, BE(i)->id);
+	return BE(i)->stats.requests[k];
+}
+
+static const struct ferry_hist *be_request_hist(const struct render_ctx *c, size_t i, size_t k)
+{
+	return ferry_snapshot__hist_proto(c->snap, FERRY_HIST_BACKEND, FERRY_LAT_REQUEST, k,
+					  BE(i)->id);
 }
 
 static bool be_has_request_hist(const struct render_ctx *c, size_t i)
 {
-	return be_request_hist(c, i);
+	for (size_t k = 0; k < FERRY_L7_PROTOS; k++)
+		if (be_request_hist(c, i, k))
+			return true;
+	return false;
 }
 
-static const struct ferry_hist *be_connect_hist(const struct render_ctx *c, size_t i)
+static const struct ferry_hist *be_connect_hist(const struct render_ctx *c, size_t i, size_t k)
 {
 	return ferry_snapshot__hist(c->snap, FERRY_HIST_BACKEND, FERRY_LAT_CONNECT, BE(i)->id);
 }
 
 static bool be_has_connect_hist(const struct render_ctx *c, size_t i)
 {
-	return be_connect_hist(c, i);
+	return be_connect_hist(c, i, 0);
 }
 
 #define LABEL(name, values) \
@@ -939,13 +977,30 @@ static const struct metric_family families[] = {
 	  "TCP packets with no flow entry that were hashed to a backend again.", SCOPE_PREDICTOR,
 	  .value = pred_flow_misses },
 	{ "ferry_http_responses_total", TYPE_COUNTER,
-	  "Responses by HTTP status class seen in clear-text HTTP/1.x replies "
-	  "(unknown: TLS, HTTP/2, gRPC, or not parsable).",
+	  "Final responses by HTTP status class seen in clear-text HTTP/1.x replies "
+	  "(unknown: exchanges on flows that are not HTTP, such as TLS). HTTP/2 and gRPC "
+	  "are not classified: see ferry_requests_total.",
 	  SCOPE_PREDICTOR, LABEL("class", http_class_names), .value = pred_http },
+	{ "ferry_requests_total", TYPE_COUNTER,
+	  "Requests sent to the predictor's backends: HTTP/1.x requests, HTTP/2 streams "
+	  "(h2c, gRPC calls), and exchanges on flows of no known protocol (unknown).",
+	  SCOPE_PREDICTOR, LABEL("protocol", protocols), .value = pred_requests },
+	{ "ferry_h2_stream_resets_total", TYPE_COUNTER,
+	  "HTTP/2 streams reset by the predictor's backends (RST_STREAM frames).", SCOPE_PREDICTOR,
+	  .value = pred_h2_resets },
+	{ "ferry_h2_unsynchronized_flows_total", TYPE_COUNTER,
+	  "HTTP/2 flows whose frame layer ferry lost (a gap in the segments it saw); "
+	  "their later requests are not counted or timed.",
+	  SCOPE_PREDICTOR, .value = pred_l7_unsync },
+	{ "ferry_h2_streams_untimed_total", TYPE_COUNTER,
+	  "HTTP/2 streams counted but not timed: more were in flight on their connection "
+	  "than the kernel tracks (8).",
+	  SCOPE_PREDICTOR, .value = pred_streams_skipped },
 
 	{ "ferry_request_duration_seconds", TYPE_HISTOGRAM,
-	  "Sampled time from a request's first byte to the response's first byte.", SCOPE_PREDICTOR,
-	  .hist = pred_request_hist },
+	  "Sampled time from a request's first byte (HTTP/2: its HEADERS frame) to the "
+	  "first byte of its response (HTTP/2: the response HEADERS), by protocol.",
+	  SCOPE_PREDICTOR, LABEL("protocol", protocols), .hist = pred_request_hist },
 	{ "ferry_connect_duration_seconds", TYPE_HISTOGRAM,
 	  "Sampled time from a client's SYN to the backend's SYN-ACK.", SCOPE_PREDICTOR,
 	  .hist = pred_connect_hist },
@@ -955,10 +1010,13 @@ static const struct metric_family families[] = {
 	{ "ferry_backend_http_responses_total", TYPE_COUNTER,
 	  "Responses by HTTP status class from the backend (see ferry_http_responses_total).",
 	  SCOPE_BACKEND, LABEL("class", http_class_names), .value = be_http },
+	{ "ferry_backend_requests_total", TYPE_COUNTER,
+	  "Requests sent to the backend by protocol (see ferry_requests_total).", SCOPE_BACKEND,
+	  LABEL("protocol", protocols), .value = be_requests },
 	{ "ferry_backend_request_duration_seconds", TYPE_HISTOGRAM,
 	  "Sampled request latency per backend (see ferry_request_duration_seconds).",
-	  SCOPE_BACKEND, .hist = be_request_hist, .present = be_has_request_hist,
-	  .enabled = be_histograms },
+	  SCOPE_BACKEND, LABEL("protocol", protocols), .hist = be_request_hist,
+	  .hist_skip_missing = true, .present = be_has_request_hist, .enabled = be_histograms },
 	{ "ferry_backend_connect_duration_seconds", TYPE_HISTOGRAM,
 	  "Sampled connect latency per backend (see ferry_connect_duration_seconds).",
 	  SCOPE_BACKEND, .hist = be_connect_hist, .present = be_has_connect_hist,
@@ -991,7 +1049,20 @@ static void render_family(struct render_ctx *c, const struct metric_family *m)
 		if (m->present && !m->present(c, i))
 			continue;
 		if (m->hist) {
-			c->w->hist(c, r->l, r->n, m->hist(c, i));
+			size_t shown = 0;
+
+			for (size_t k = 0; k < nk; k++) {
+				const struct ferry_hist *h = m->hist(c, i, k);
+				size_t n = r->n;
+
+				if (!h && (shown || k + 1 < nk || m->hist_skip_missing))
+					continue;
+				if (m->label)
+					r->l[n++] = (struct label){ m->label,
+								    m->label_values[h ? k : 0] };
+				c->w->hist(c, r->l, n, h);
+				shown++;
+			}
 			continue;
 		}
 		for (size_t k = 0; k < nk; k++) {

@@ -1,0 +1,574 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The request layer: what a TCP flow's payload says about requests, on every
+ * flow (counts, streams in flight for rebalancing), timed on sampled flows.
+ *
+ * - HTTP/2 in clear text (h2c, gRPC): the client preface, then the frame layer
+ *   in both directions, located by TCP sequence number (struct ferry_l7_dir). A
+ *   client HEADERS on a new stream opens a request; the backend's first HEADERS
+ *   on it ends it (time to response headers); END_STREAM from the backend or a
+ *   RST_STREAM closes the stream.
+ * - HTTP/1.x: the first client payload opens a request, the first response
+ *   that is not an interim 1xx ends it.
+ * - Anything else (TLS): one exchange at a time, as before, as protocol unknown.
+ *
+ * All of it runs in one global function per hook (verified once, on its own,
+ * so the XDP program's budget does not grow with it) and walks frame headers
+ * in a bpf_loop callback (verified once whatever the number of frames).
+ */
+#ifndef FERRY_L7_BPF_H
+#define FERRY_L7_BPF_H
+
+#include "hook.bpf.h"
+#include "maps.bpf.h"
+#include "parse.bpf.h"
+#include "observe.bpf.h"
+
+#define FERRY_H2_HDR_LEN 9
+#define FERRY_H2_PREFACE_LEN 24
+/*
+ * Frame headers walked per packet at most. A GSO packet at TC holds up to 64 KB;
+ * gRPC's smallest answer is three frames (HEADERS, DATA, trailers) of about 60
+ * bytes, so 64 KB of them is ~1100 headers. A packet with more is not followed:
+ * the flow is marked unsynchronised (counted).
+ */
+#define FERRY_H2_MAX_FRAMES 2048
+
+#define FERRY_H2_DATA 0x0
+#define FERRY_H2_HEADERS 0x1
+#define FERRY_H2_RST_STREAM 0x3
+#define FERRY_H2_END_STREAM 0x1
+
+/* Packed arguments of ferry_l7_xdp / ferry_l7_skb (a global function takes five). */
+#define FERRY_L7_ARG_SAMPLED (1ULL << 49)
+
+/*
+ * Stack is the scarce resource: the XDP program's own frame is ~450 of the 512
+ * bytes every kernel allows a program and its deepest call chain (6.1 rounds
+ * each frame up to 32). So the request layer's state for one packet lives in a
+ * per-CPU scratch value, and the bpf_loop callback gets on the stack only what
+ * cannot go in a map: the pointers. Chain: XDP frame + ferry_l7_xdp (32) +
+ * callback (32), with no call below the callback (it adds histogram samples
+ * inline).
+ */
+struct ferry_l7_scratch {
+	__u8 head[FERRY_H2_PREFACE_LEN]; /* the payload's first bytes */
+	struct ferry_vip vip;
+	/*
+	 * The flow key, copied: 6.1 takes a global function's pointer argument
+	 * (PTR_TO_MEM) as a map key for no helper (6.18 does).
+	 */
+	struct ferry_flow_key key;
+	__u32 seq;
+	__u32 predictor_id;
+	__u32 backend_id;
+	__u32 base; /* payload offset in the frame */
+	__u32 len; /* payload length */
+	__u32 off; /* where the next header byte we need is, in the payload */
+	__u32 dir; /* 0: client -> backend, 1: backend -> client */
+	__u32 sampled;
+	__u32 unsync;
+	/* Keys the callback passes to lookups from here, not from its stack. */
+	struct ferry_hist_key hkey;
+	__u32 zero;
+	__u32 hist_miss; /* FERRY_CTR_HIST_MISS */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ferry_l7_scratch);
+} ferry_l7_tmp SEC(".maps");
+
+/* The bpf_loop context: the pointers, on the stack (a map value cannot hold them). */
+struct ferry_l7_walk {
+	void *ctx;
+	struct ferry_l7 *l7;
+	struct ferry_l7_scratch *t;
+};
+
+static __always_inline long ferry_l7_load(void *ctx, const int hook, __u32 off, void *dst,
+					  __u32 len)
+{
+	if (hook == FERRY_HOOK_XDP)
+		return bpf_xdp_load_bytes(ctx, off, dst, len);
+	return bpf_skb_load_bytes(ctx, off, dst, len);
+}
+
+/* ferry_hist_add with every key in the scratch value: the callback has no stack to spare. */
+static __always_inline void ferry_l7_hist_add(struct ferry_l7_scratch *t, __u32 id, __u8 kind,
+					      __u8 proto, __u64 ns)
+{
+	struct ferry_hist *hist;
+	__u64 *ctr;
+	__u32 b;
+
+	t->hkey.id = id;
+	t->hkey.kind = kind;
+	t->hkey.metric = FERRY_LAT_REQUEST;
+	t->hkey.protocol = proto;
+	t->hkey.pad = 0;
+	hist = bpf_map_lookup_elem(&ferry_latency, &t->hkey);
+	if (!hist) {
+		const struct ferry_hist *empty = bpf_map_lookup_elem(&ferry_hist_zero, &t->zero);
+
+		if (empty)
+			bpf_map_update_elem(&ferry_latency, &t->hkey, empty, BPF_NOEXIST);
+		hist = bpf_map_lookup_elem(&ferry_latency, &t->hkey);
+		if (!hist) {
+			ctr = bpf_map_lookup_elem(&ferry_counters, &t->hist_miss);
+			if (ctr)
+				*ctr += 1;
+			return;
+		}
+	}
+	b = ferry_hist_bucket(ns);
+	if (b >= FERRY_HIST_BUCKETS) /* for the verifier */
+		b = FERRY_HIST_BUCKETS - 1;
+	hist->count += 1;
+	hist->sum_ns += ns;
+	hist->bucket[b] += 1;
+}
+
+static __always_inline void ferry_l7_time(struct ferry_l7_scratch *t, __u8 proto, __u64 ns)
+{
+	if (!t->sampled)
+		return;
+	ferry_l7_hist_add(t, t->predictor_id, FERRY_HIST_PREDICTOR, proto, ns);
+	ferry_l7_hist_add(t, t->backend_id, FERRY_HIST_BACKEND, proto, ns);
+}
+
+static __always_inline struct ferry_stats *ferry_l7_stats(struct ferry_l7_scratch *t)
+{
+	return bpf_map_lookup_elem(&ferry_stats, &t->backend_id);
+}
+
+/* A stream or request is over: one answered, one fewer in flight (never below 0). */
+static __always_inline void ferry_l7_close(struct ferry_l7 *l7)
+{
+	__sync_fetch_and_add(&l7->head.requests, 1);
+	if (l7->head.inflight)
+		__sync_fetch_and_add(&l7->head.inflight, -1);
+}
+
+static __always_inline void ferry_h2_client_frame(struct ferry_l7_walk *w, __u8 type, __u32 sid)
+{
+	struct ferry_l7 *l7 = w->l7;
+	struct ferry_stats *st;
+	__u32 i;
+
+	/* Client streams are odd and increase: a smaller id is trailers or a CONTINUATION. */
+	if (type == FERRY_H2_HEADERS && (sid & 1) && sid > l7->last_stream) {
+		l7->last_stream = sid;
+		__sync_fetch_and_add(&l7->head.inflight, 1);
+		l7->head.last_ns = bpf_ktime_get_coarse_ns();
+		st = ferry_l7_stats(w->t);
+		if (st)
+			st->requests[FERRY_L7_H2C] += 1;
+		for (i = 0; i < FERRY_L7_STREAMS; i++) {
+			if (!l7->stream_id[i]) {
+				l7->stream_id[i] = sid;
+				l7->stream_ns[i] = bpf_ktime_get_ns();
+				return;
+			}
+		}
+		/* Beyond FERRY_L7_STREAMS at once: counted and closed by END_STREAM, not timed. */
+		if (st)
+			st->streams_skipped += 1;
+		return;
+	}
+	if (type != FERRY_H2_RST_STREAM)
+		return;
+	/* A reset by the client closes a tracked stream; an untracked one cannot be told. */
+	for (i = 0; i < FERRY_L7_STREAMS; i++) {
+		if (l7->stream_id[i] == sid) {
+			l7->stream_id[i] = 0;
+			ferry_l7_close(l7);
+			return;
+		}
+	}
+}
+
+static __always_inline void ferry_h2_server_frame(struct ferry_l7_walk *w,
+						  struct ferry_l7_scratch *t, __u8 type, __u8 flags,
+						  __u32 sid)
+{
+	struct ferry_l7 *l7 = w->l7;
+	struct ferry_stats *st;
+	bool end = flags & FERRY_H2_END_STREAM;
+	__u64 start;
+	__u32 i;
+
+	if (type == FERRY_H2_RST_STREAM) {
+		st = ferry_l7_stats(t);
+		if (st)
+			st->h2_resets += 1;
+		end = true;
+	} else if (type != FERRY_H2_HEADERS && !(type == FERRY_H2_DATA && end)) {
+		return;
+	}
+	if (!sid || (sid & 1) == 0)
+		return; /* the connection's own frames, or a pushed stream */
+	l7->head.last_ns = bpf_ktime_get_coarse_ns();
+	for (i = 0; i < FERRY_L7_STREAMS; i++) {
+		if (l7->stream_id[i] != sid)
+			continue;
+		/* The stream's first response HEADERS: time to response headers. */
+		start = l7->stream_ns[i];
+		if (type == FERRY_H2_HEADERS && start) {
+			l7->stream_ns[i] = 0;
+			ferry_l7_time(t, FERRY_L7_H2C, bpf_ktime_get_ns() - start);
+		}
+		if (end) {
+			l7->stream_id[i] = 0;
+			ferry_l7_close(l7);
+		}
+		return;
+	}
+	/*
+	 * Not tracked: a stream beyond the slots (closed by its END_STREAM) or one
+	 * already closed (a reset after END_STREAM): only END_STREAM is counted.
+	 */
+	if (end && type != FERRY_H2_RST_STREAM)
+		ferry_l7_close(l7);
+}
+
+/*
+ * One frame header of the walk: completes it (it may have begun in an earlier
+ * segment), acts on it and moves to the next. 0: go on, 1: stop.
+ */
+static __always_inline long ferry_h2_step(const int hook, struct ferry_l7_walk *w)
+{
+	struct ferry_l7_scratch *t = w->t;
+	struct ferry_l7 *l7 = w->l7;
+	struct ferry_l7_dir *d;
+	__u32 have, need, left, flen, sid;
+	__u8 *h;
+
+	if (t->off >= t->len)
+		return 1;
+	d = &l7->dir[t->dir & 1];
+	have = d->hdr_have;
+	if (have >= FERRY_H2_HDR_LEN)
+		goto lost;
+	need = FERRY_H2_HDR_LEN - have;
+	left = t->len - t->off;
+	if (left < need) {
+		/* The header goes on in the next segment: keep its first bytes. */
+		if (left < 1 || left > FERRY_H2_HDR_LEN - 1 ||
+		    ferry_l7_load(w->ctx, hook, t->base + t->off, &d->hdr[have], left))
+			goto lost;
+		d->hdr_have = have + left;
+		t->off = t->len;
+		return 1;
+	}
+	if (need < 1 || need > FERRY_H2_HDR_LEN ||
+	    ferry_l7_load(w->ctx, hook, t->base + t->off, &d->hdr[have], need))
+		goto lost;
+	h = d->hdr;
+	flen = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
+	sid = (((__u32)h[5] << 24) | ((__u32)h[6] << 16) | ((__u32)h[7] << 8) | h[8]) & 0x7fffffff;
+	/* HEADERS and RST_STREAM always name a stream: without one we are lost. */
+	if ((h[3] == FERRY_H2_HEADERS || h[3] == FERRY_H2_RST_STREAM) && !sid)
+		goto lost;
+	d->hdr_have = 0;
+	d->hdr_seq += FERRY_H2_HDR_LEN + flen;
+	t->off += need + flen;
+	if (t->dir)
+		ferry_h2_server_frame(w, t, h[3], h[4], sid);
+	else
+		ferry_h2_client_frame(w, h[3], sid);
+	return 0;
+lost:
+	t->unsync = 1;
+	return 1;
+}
+
+static long ferry_h2_step_xdp(__u32 i, void *arg)
+{
+	return ferry_h2_step(FERRY_HOOK_XDP, arg);
+}
+
+static long ferry_h2_step_skb(__u32 i, void *arg)
+{
+	return ferry_h2_step(FERRY_HOOK_TC_INGRESS, arg);
+}
+
+/*
+ * Lines a segment [seq, seq + len) up with the next frame header of its
+ * direction and walks the headers in it. A segment wholly before that header
+ * (inside a frame's payload, or a retransmission of what was walked) has
+ * nothing to say; one that starts after it leaves a gap we cannot fill, so
+ * the flow stops being measured.
+ */
+static __always_inline void ferry_h2_segment(const int hook, const bool reply,
+					     struct ferry_l7_walk *w, struct ferry_l7_scratch *t)
+{
+	struct ferry_l7_dir *d = &w->l7->dir[t->dir & 1];
+	__u32 want = d->hdr_seq + d->hdr_have;
+
+	if ((__s32)(t->seq + t->len - want) <= 0)
+		return;
+	if ((__s32)(want - t->seq) < 0) {
+		t->unsync = 1;
+		return;
+	}
+	t->off = want - t->seq;
+	if (hook == FERRY_HOOK_XDP)
+		bpf_loop(FERRY_H2_MAX_FRAMES, ferry_h2_step_xdp, w, 0);
+	else
+		bpf_loop(FERRY_H2_MAX_FRAMES, ferry_h2_step_skb, w, 0);
+	if (t->off < t->len)
+		t->unsync = 1; /* more frame headers than the walk takes */
+}
+
+/* Eight bytes as one little-endian word, for comparing strings in one go. */
+#define FERRY_LE8(a, b, c, d, e, f, g, h)                                                        \
+	((__u64)(a) | (__u64)(b) << 8 | (__u64)(c) << 16 | (__u64)(d) << 24 | (__u64)(e) << 32 | \
+	 (__u64)(f) << 40 | (__u64)(g) << 48 | (__u64)(h) << 56)
+
+/*
+ * "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" in three words: a byte loop made clang keep 24
+ * booleans, and the verifier explored their combinations past its 1M budget.
+ */
+static __always_inline bool ferry_h2_preface(const __u8 *p)
+{
+	__u64 w[3];
+
+	__builtin_memcpy(w, p, sizeof(w));
+	return w[0] == FERRY_LE8('P', 'R', 'I', ' ', '*', ' ', 'H', 'T') &&
+	       w[1] == FERRY_LE8('T', 'P', '/', '2', '.', '0', '\r', '\n') &&
+	       w[2] == FERRY_LE8('\r', '\n', 'S', 'M', '\r', '\n', '\r', '\n');
+}
+
+/* An HTTP/1.x request line begins with an upper-case method and a space. */
+static __always_inline bool ferry_h1_request(const __u8 *p, __u32 len)
+{
+	__u32 i;
+
+	for (i = 0; i < 8 && i < len; i++) {
+		if (p[i] == ' ')
+			return i >= 3;
+		if (p[i] < 'A' || p[i] > 'Z')
+			return false;
+	}
+	return false;
+}
+
+/* "HTTP/1.x NNN": the status class, FERRY_HTTP_UNKNOWN for anything else. */
+static __always_inline __u32 ferry_h1_class(const __u8 *p, __u32 len)
+{
+	if (len < 12 || p[0] != 'H' || p[1] != 'T' || p[2] != 'T' || p[3] != 'P' || p[4] != '/' ||
+	    p[5] != '1' || p[6] != '.' || p[8] != ' ' || p[9] < '1' || p[9] > '5')
+		return FERRY_HTTP_UNKNOWN;
+	return p[9] - '1';
+}
+
+/* HTTP/1.x and unknown protocols: one exchange at a time. */
+static __always_inline void ferry_h1_payload(struct ferry_l7_walk *w, struct ferry_l7_scratch *s)
+{
+	struct ferry_stats *st = ferry_l7_stats(s);
+	struct ferry_l7 *l7 = w->l7;
+	const __u8 *p = s->head;
+	__u32 proto = l7->head.protocol == FERRY_L7_HTTP1 ? FERRY_L7_HTTP1 : FERRY_L7_UNKNOWN;
+	__u32 class;
+	__u64 t;
+
+	if (!s->dir) {
+		/* Later segments of the request (an upload) do not move its start. */
+		if (l7->start_ns)
+			return;
+		l7->start_ns = bpf_ktime_get_ns();
+		l7->head.inflight = 1;
+		l7->head.last_ns = bpf_ktime_get_coarse_ns();
+		if (st)
+			st->requests[proto] += 1;
+		return;
+	}
+	t = l7->start_ns;
+	if (!t)
+		return; /* the rest of a response */
+	class = ferry_h1_class(p, s->len);
+	/* An interim response (100 Continue, 103 Early Hints) is not the answer; 101 is. */
+	if (class == FERRY_HTTP_1XX && !(p[10] == '0' && p[11] == '1'))
+		return;
+	l7->start_ns = 0;
+	l7->head.inflight = 0;
+	__sync_fetch_and_add(&l7->head.requests, 1);
+	l7->head.last_ns = bpf_ktime_get_coarse_ns();
+	if (st && class < FERRY_HTTP_CLASSES)
+		st->http[class] += 1;
+	ferry_l7_time(s, proto, bpf_ktime_get_ns() - t);
+}
+
+/* The protocol of a flow from its first client payload p (len bytes) and the service's override. */
+static __always_inline __u32 ferry_l7_classify(const struct ferry_flow_key *key,
+					       struct ferry_l7_scratch *s, bool *preface)
+{
+	const struct ferry_service *svc;
+	const __u8 *p = s->head;
+	__u32 flags = 0, len = s->len;
+
+	__builtin_memcpy(s->vip.addr, key->daddr, sizeof(s->vip.addr));
+	s->vip.port = key->dport;
+	s->vip.proto = key->proto;
+	s->vip.family = key->family;
+	svc = bpf_map_lookup_elem(&ferry_services, &s->vip);
+	if (svc)
+		flags = svc->flags;
+	*preface = len >= FERRY_H2_PREFACE_LEN && ferry_h2_preface(p);
+	if (flags & FERRY_SVC_F_PROTO_H2C)
+		return FERRY_L7_H2C;
+	if (flags & FERRY_SVC_F_PROTO_HTTP1)
+		return FERRY_L7_HTTP1;
+	if (*preface)
+		return FERRY_L7_H2C;
+	return ferry_h1_request(p, len) ? FERRY_L7_HTTP1 : FERRY_L7_UNKNOWN;
+}
+
+/* A frame header with no stream: what an HTTP/2 server sends first (SETTINGS). */
+static __always_inline bool ferry_h2_settings(const __u8 *p, __u32 len)
+{
+	return len >= FERRY_H2_HDR_LEN && p[3] == 0x4 && !(p[5] | p[6] | p[7] | p[8]);
+}
+
+/*
+ * The body of ferry_l7_xdp and ferry_l7_skb. key: the flow's forward key;
+ * ids: predictor << 32 | backend; pos: payload offset | length << 16 |
+ * L4 offset << 32 | FERRY_L7_ARG_*.
+ */
+static __always_inline int ferry_l7_packet(void *ctx, const int hook, const bool reply,
+					   const struct ferry_flow_key *key, __u64 ids, __u64 pos)
+{
+	struct ferry_l7_walk w = { .ctx = ctx };
+	struct ferry_l7_scratch *s;
+	struct ferry_stats *st;
+	struct ferry_l7 *l7;
+	__u32 z = 0, n;
+	bool preface = false;
+
+	s = bpf_map_lookup_elem(&ferry_l7_tmp, &z);
+	if (!s || !key)
+		return 0;
+	w.t = s;
+	s->zero = 0;
+	s->hist_miss = FERRY_CTR_HIST_MISS;
+	s->predictor_id = ids >> 32;
+	s->backend_id = (__u32)ids;
+	s->base = pos & 0xffff;
+	s->len = (pos >> 16) & 0xffff;
+	s->dir = reply;
+	s->sampled = !!(pos & FERRY_L7_ARG_SAMPLED);
+	s->off = 0;
+	s->unsync = 0;
+	if (!s->len || ferry_l7_load(ctx, hook, ((pos >> 32) & 0xffff) + 4, &s->seq, 4))
+		return 0;
+	s->seq = bpf_ntohl(s->seq);
+	/* The first bytes: enough for the preface, a request line or a status line. */
+	n = s->len < FERRY_H2_PREFACE_LEN ? s->len : FERRY_H2_PREFACE_LEN;
+	__builtin_memset(s->head, 0, sizeof(s->head));
+	if (n < 1 || n > FERRY_H2_PREFACE_LEN || ferry_l7_load(ctx, hook, s->base, s->head, n))
+		return 0;
+
+	__builtin_memcpy(&s->key, key, sizeof(s->key));
+	l7 = bpf_map_lookup_elem(&ferry_l7, &s->key);
+	if (!l7) {
+		/* Made from an all-zero value: 176 bytes is too much for the XDP stack. */
+		const struct ferry_l7 *empty = bpf_map_lookup_elem(&ferry_l7_zero, &s->zero);
+
+		if (!empty)
+			return 0;
+		bpf_map_update_elem(&ferry_l7, &s->key, empty, BPF_NOEXIST);
+		l7 = bpf_map_lookup_elem(&ferry_l7, &s->key);
+		if (!l7)
+			return 0;
+	}
+	w.l7 = l7;
+	if (l7->head.flags & FERRY_L7_F_UNSYNC)
+		return 0;
+
+	if (!s->dir && !(l7->head.flags & FERRY_L7_F_CLASSIFIED)) {
+		l7->head.protocol = ferry_l7_classify(key, s, &preface);
+		l7->head.flags |= FERRY_L7_F_CLASSIFIED;
+		if (l7->head.protocol == FERRY_L7_H2C) {
+			l7->dir[0].hdr_seq = s->seq + (preface ? FERRY_H2_PREFACE_LEN : 0);
+			l7->dir[0].hdr_have = 0;
+			l7->dir[0].synced = 1;
+		}
+	}
+	if (s->dir && !l7->dir[1].synced &&
+	    (l7->head.protocol == FERRY_L7_H2C ||
+	     (!(l7->head.flags & FERRY_L7_F_CLASSIFIED) && ferry_h2_settings(s->head, n)))) {
+		/* The server's first payload: its connection preface, a SETTINGS frame. */
+		l7->dir[1].hdr_seq = s->seq;
+		l7->dir[1].hdr_have = 0;
+		l7->dir[1].synced = 1;
+	}
+
+	if (l7->head.protocol == FERRY_L7_H2C ||
+	    (s->dir && l7->dir[1].synced && !(l7->head.flags & FERRY_L7_F_CLASSIFIED))) {
+		if (l7->dir[s->dir & 1].synced)
+			ferry_h2_segment(hook, reply, &w, s);
+	} else if (l7->head.flags & FERRY_L7_F_CLASSIFIED) {
+		ferry_h1_payload(&w, s);
+	}
+	if (s->unsync) {
+		l7->head.flags |= FERRY_L7_F_UNSYNC;
+		st = ferry_l7_stats(s);
+		if (st)
+			st->l7_unsync += 1;
+	}
+	return 0;
+}
+
+/* Global: each is verified once, on its own, whatever its callers. */
+__attribute__((unused)) int ferry_l7_fwd_xdp(struct xdp_md *ctx, const struct ferry_flow_key *key,
+					     __u64 ids, __u64 pos)
+{
+	return ferry_l7_packet(ctx, FERRY_HOOK_XDP, false, key, ids, pos);
+}
+
+__attribute__((unused)) int ferry_l7_fwd_skb(struct __sk_buff *skb,
+					     const struct ferry_flow_key *key, __u64 ids, __u64 pos)
+{
+	return ferry_l7_packet(skb, FERRY_HOOK_TC_INGRESS, false, key, ids, pos);
+}
+
+__attribute__((unused)) int
+ferry_l7_reply_skb(struct __sk_buff *skb, const struct ferry_flow_key *key, __u64 ids, __u64 pos)
+{
+	return ferry_l7_packet(skb, FERRY_HOOK_TC_INGRESS, true, key, ids, pos);
+}
+
+/*
+ * A new connection (a SYN that made a flow) on a 5-tuple that had one before:
+ * the old connection's request state, left to LRU eviction, must not be read
+ * as this one's (its sequence numbers and streams are another connection's).
+ */
+static __always_inline void ferry_l7_forget(const struct ferry_flow_key *key)
+{
+	bpf_map_delete_elem(&ferry_l7, key);
+}
+
+static __always_inline void ferry_l7_track(void *ctx, const int hook,
+					   const struct ferry_flow_key *key,
+					   const struct ferry_flow *flow,
+					   const struct ferry_pkt *pkt, bool reply)
+{
+	__u64 ids = ((__u64)flow->predictor_id << 32) | flow->backend_id;
+	__u64 pos = pkt->payload_off | ((__u64)pkt->payload_len << 16) | ((__u64)pkt->l4_off << 32);
+
+	if (!pkt->payload_len || pkt->key.proto != IPPROTO_TCP)
+		return;
+	if (flow->flags & FERRY_FLOW_F_SAMPLED)
+		pos |= FERRY_L7_ARG_SAMPLED;
+	if (reply)
+		ferry_l7_reply_skb(ctx, key, ids, pos);
+	else if (hook == FERRY_HOOK_XDP)
+		ferry_l7_fwd_xdp(ctx, key, ids, pos);
+	else
+		ferry_l7_fwd_skb(ctx, key, ids, pos);
+}
+
+#endif /* FERRY_L7_BPF_H */

@@ -1,0 +1,43 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""A gRPC model server stand-in for vmtests/scenarios/grpc.sh: one unary
+method, /ferry.Model/Predict, that waits --delay-ms and answers with its
+predictor's name. Generic handlers and identity serializers: no generated
+code, so Debian's python3-grpcio is all it needs.
+"""
+import argparse
+import time
+from concurrent import futures
+
+import grpc
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--addr", action="append",
+                    help="listen address, repeatable (default [::]:5001)")
+    ap.add_argument("--predictor", required=True)
+    ap.add_argument("--delay-ms", type=float, default=0.0)
+    a = ap.parse_args()
+    answer = a.predictor.encode()
+    delay = a.delay_ms / 1000.0
+
+    def predict(request, context):
+        if delay:
+            time.sleep(delay)
+        return answer
+
+    handler = grpc.method_handlers_generic_handler(
+        "ferry.Model",
+        {"Predict": grpc.unary_unary_rpc_method_handler(predict)},
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
+    server.add_generic_rpc_handlers((handler,))
+    for addr in a.addr or ["[::]:5001"]:
+        server.add_insecure_port(addr)
+    server.start()
+    server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    main()
