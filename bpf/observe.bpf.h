@@ -129,14 +129,15 @@ static __noinline __attribute__((unused)) int ferry_hist_record(__u32 id, __u32 
 /* Forward half of latency sampling: a request starts when the client sends payload. */
 static __always_inline void ferry_fwd_latency(struct ferry_flow *flow, const struct ferry_pkt *pkt)
 {
-	__u8 flags = flow->flags;
+	__u32 flags = flow->flags;
 
 	if (!pkt->payload_len || (flags & FERRY_FLOW_F_REQ_PENDING))
 		return;
 	/* Payload from the client also ends a handshake whose SYN-ACK we missed. */
 	flow->pending_ns = bpf_ktime_get_ns();
-	flow->flags = (flags & ~(FERRY_FLOW_F_SYN_PENDING | FERRY_FLOW_F_RESP_SEEN)) |
-		      FERRY_FLOW_F_REQ_PENDING;
+	/* Atomics: the reply direction updates other bits of flags from another CPU. */
+	__sync_fetch_and_and(&flow->flags, ~(FERRY_FLOW_F_SYN_PENDING | FERRY_FLOW_F_RESP_SEEN));
+	__sync_fetch_and_or(&flow->flags, FERRY_FLOW_F_REQ_PENDING);
 }
 
 /* "HTTP/1.x NNN" -> its class; anything else (TLS, HTTP/2, gRPC) is unknown. */
@@ -161,17 +162,18 @@ static __always_inline void ferry_reply_latency(void *ctx, const int hook, struc
 						const struct ferry_pkt *pkt,
 						struct ferry_stats *stats)
 {
-	__u8 flags = flow->flags;
+	__u32 flags = flow->flags;
 	__u32 metric, class;
 	__u64 delta;
 
 	if ((flags & FERRY_FLOW_F_SYN_PENDING) &&
 	    (pkt->tcp_flags & (FERRY_TCP_SYN | FERRY_TCP_ACK)) == (FERRY_TCP_SYN | FERRY_TCP_ACK)) {
 		metric = FERRY_LAT_CONNECT;
-		flow->flags = flags & ~FERRY_FLOW_F_SYN_PENDING;
+		__sync_fetch_and_and(&flow->flags, ~FERRY_FLOW_F_SYN_PENDING);
 	} else if ((flags & FERRY_FLOW_F_REQ_PENDING) && pkt->payload_len) {
 		metric = FERRY_LAT_REQUEST;
-		flow->flags = (flags & ~FERRY_FLOW_F_REQ_PENDING) | FERRY_FLOW_F_RESP_SEEN;
+		__sync_fetch_and_and(&flow->flags, ~FERRY_FLOW_F_REQ_PENDING);
+		__sync_fetch_and_or(&flow->flags, FERRY_FLOW_F_RESP_SEEN);
 		class = ferry_http_class(ctx, hook, pkt);
 		if (stats && class < FERRY_HTTP_CLASSES)
 			stats->http[class] += 1;

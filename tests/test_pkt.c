@@ -110,7 +110,29 @@ static const char *ctr_names[FERRY_CTR_MAX] = {
 	"MALFORMED",	  "FRAGMENT",	 "IPV6_EXT",  "VIP_PORT_MISS", "NO_BACKEND",
 	"FLOW_MISS",	  "FLOW_FULL",	 "FIB_STACK", "FIB_DROP",      "REDIRECT",
 	"REDIRECT_NEIGH", "XDP_HANDOFF", "REPLY_NAT", "TRACE_LOST",    "HIST_MISS",
+	[FERRY_CTR_ICMP_FWD] = "ICMP_FWD",
+	[FERRY_CTR_ICMP_REPLY] = "ICMP_REPLY",
+	[FERRY_CTR_FLOW_RESTORED] = "FLOW_RESTORED",
+	[FERRY_CTR_REJECT] = "REJECT",
+	[FERRY_CTR_REJECT_LIMITED] = "REJECT_LIMITED",
+	[FERRY_CTR_REJECT_ICMP] = "REJECT_ICMP",
+	[FERRY_CTR_REPLY_FRAGMENT] = "REPLY_FRAGMENT",
+	[FERRY_CTR_EMBRYONIC_NEW] = "EMBRYONIC_NEW",
+	[FERRY_CTR_EMBRYONIC_PROMOTED] = "EMBRYONIC_PROMOTED",
+	[FERRY_CTR_EMBRYONIC_DROPPED] = "EMBRYONIC_DROPPED",
+	[FERRY_CTR_RATE_SKIPPED] = "RATE_SKIPPED",
+	[FERRY_CTR_REPLY_CLASH] = "REPLY_CLASH",
 };
+
+/*
+ * The flow lifecycle's counters move on every new flow: a fixture checks them
+ * when it says so (expect.lifecycle), the others only what they are about.
+ */
+static bool lifecycle_ctr(int k)
+{
+	return k == FERRY_CTR_EMBRYONIC_NEW || k == FERRY_CTR_EMBRYONIC_PROMOTED ||
+	       k == FERRY_CTR_EMBRYONIC_DROPPED;
+}
 
 /* ------------------------------------------------------------ map access */
 
@@ -182,12 +204,28 @@ static void key_of(const struct pb_spec *s, struct ferry_flow_key *k)
 	k->family = s->family == 4 ? FERRY_AF_INET : FERRY_AF_INET6;
 }
 
-static bool flow_get(const struct pb_spec *s, struct ferry_flow *flow)
+/* The flow of s in the confirmed map (FERRY_MAP_FLOWS) or the embryonic one. */
+static bool flow_get_in(const char *map, const struct pb_spec *s, struct ferry_flow *flow)
 {
 	struct ferry_flow_key k;
 
 	key_of(s, &k);
-	return bpf_map_lookup_elem(map_fd(FERRY_MAP_FLOWS), &k, flow) == 0;
+	return bpf_map_lookup_elem(map_fd(map), &k, flow) == 0;
+}
+
+/* The flow of s, confirmed or embryonic. */
+static bool flow_get(const struct pb_spec *s, struct ferry_flow *flow)
+{
+	return flow_get_in(FERRY_MAP_FLOWS, s, flow) || flow_get_in(FERRY_MAP_EFLOWS, s, flow);
+}
+
+/* Forgets the forward half of s's flow, confirmed and embryonic; 0 if one was there. */
+static int flow_del(const struct ferry_flow_key *k)
+{
+	int a = bpf_map_delete_elem(map_fd(FERRY_MAP_FLOWS), k);
+	int b = bpf_map_delete_elem(map_fd(FERRY_MAP_EFLOWS), k);
+
+	return a && b ? -ENOENT : 0;
 }
 
 /* ----------------------------------------------------------- packet specs */
@@ -257,6 +295,7 @@ struct expect {
 	const struct pb_spec *out; /* NULL: the output equals the input */
 	uint32_t meta; /* XDP: expected handoff metadata ifindex word; 0: none */
 	int64_t ctr[FERRY_CTR_MAX]; /* expected counter changes; others must not move */
+	bool lifecycle; /* check the EMBRYONIC_* counters too (lifecycle_ctr) */
 };
 
 static int prog_fd(enum prog p)
@@ -307,22 +346,56 @@ static int run_prog(enum prog p, int ifindex, const uint8_t *in, size_t len, str
 	return 0;
 }
 
-/* Creates the flow of s with a SYN through XDP unless an earlier fixture did (filtered runs). */
-static void ensure_flow(const struct pb_spec *s)
+/* The backend's SYN-ACK sequence number in fixtures: the client's ACK (ack 2000) confirms. */
+#define SYNACK_SEQ 1999
+
+static const struct backend_def *backend_by_id(uint32_t id);
+static struct pb_spec spec_reply(const struct pb_spec *in, const struct backend_def *be,
+				 uint8_t flags);
+
+/* Runs one built frame through p, ignoring the result (setup steps). */
+static void run_spec(enum prog p, int ifindex, const struct pb_spec *s)
 {
-	struct pb_spec syn = *s;
-	struct ferry_flow f;
 	struct run_out r;
 	uint8_t b[512];
-	size_t len;
+	size_t len = pb_build(s, b, sizeof(b));
 
-	if (flow_get(s, &f))
+	run_prog(p, ifindex, b, len, &r);
+}
+
+/*
+ * Makes s's TCP flow confirmed the way a client does: SYN (unless an
+ * embryonic entry exists), the backend's SYN-ACK (seq SYNACK_SEQ), the
+ * client's ACK of it. Nothing if an earlier fixture confirmed it already.
+ */
+static void ensure_flow(const struct pb_spec *s)
+{
+	struct pb_spec syn = *s, synack, ack;
+	const struct backend_def *be;
+	struct ferry_flow f;
+
+	if (flow_get_in(FERRY_MAP_FLOWS, s, &f))
 		return;
 	syn.tcp_flags = PB_TCP_SYN;
+	syn.ack = 0;
 	syn.payload = NULL;
 	syn.payload_len = 0;
-	len = pb_build(&syn, b, sizeof(b));
-	run_prog(P_XDP, env.if_c0, b, len, &r);
+	if (!flow_get_in(FERRY_MAP_EFLOWS, s, &f))
+		run_spec(P_XDP, env.if_c0, &syn);
+	if (s->proto != IPPROTO_TCP || !flow_get_in(FERRY_MAP_EFLOWS, s, &f))
+		return;
+	be = backend_by_id(f.backend_id);
+	if (!be)
+		return;
+	synack = spec_reply(&syn, be, PB_TCP_SYN | PB_TCP_ACK);
+	synack.seq = SYNACK_SEQ;
+	synack.ack = syn.seq + 1;
+	run_spec(P_TC_REPLY_IN, env.if_b0, &synack);
+	ack = syn;
+	ack.tcp_flags = PB_TCP_ACK;
+	ack.seq = syn.seq + 1;
+	ack.ack = SYNACK_SEQ + 1;
+	run_spec(P_XDP, env.if_c0, &ack);
 }
 
 static void dump(const char *what, const uint8_t *b, size_t len)
@@ -393,6 +466,8 @@ static bool check_raw(const char *what, enum prog p, int ifindex, const uint8_t 
 		ok = false;
 	}
 	for (int k = 0; k < FERRY_CTR_MAX; k++) {
+		if (lifecycle_ctr(k) && !exp->lifecycle)
+			continue;
 		if ((int64_t)(after[k] - before[k]) != exp->ctr[k]) {
 			test__fail(__FILE__, __LINE__, what, "counter %s moved by %lld, want %lld",
 				   ctr_names[k], (long long)(after[k] - before[k]),
@@ -521,6 +596,8 @@ static bool check_fwd(const char *what, enum prog p, const struct pb_spec *in, i
 	ok &= ASSERT_TRUE(pb_verify_csums(r.data + r.meta_len, r.len - r.meta_len),
 			  "output checksums");
 	for (int k = 0; k < FERRY_CTR_MAX; k++) {
+		if (lifecycle_ctr(k) && !base->lifecycle)
+			continue;
 		if ((int64_t)(after[k] - before[k]) != base->ctr[k]) {
 			test__fail(__FILE__, __LINE__, what, "counter %s moved by %lld, want %lld",
 				   ctr_names[k], (long long)(after[k] - before[k]),
@@ -741,7 +818,9 @@ static void test_syn_new_flow(void)
 	struct ferry_flow_key rkey;
 	struct ferry_rflow rflow;
 	struct ferry_flow flow;
-	struct expect exp = { .meta = env.if_b0, .ctr = { CTR(XDP_HANDOFF, 1) } };
+	struct expect exp = { .meta = env.if_b0,
+			      .ctr = { CTR(XDP_HANDOFF, 1), CTR(EMBRYONIC_NEW, 1) },
+			      .lifecycle = true };
 
 	read_stats(1, &st0);
 	read_stats(2, &st1);
@@ -749,7 +828,9 @@ static void test_syn_new_flow(void)
 		return;
 	if (!ASSERT_TRUE(be->id == 1 || be->id == 2, "backend of service 1"))
 		return;
-	ASSERT_TRUE(flow_get(&syn, &flow), "flow entry");
+	/* A SYN proves nothing: its flow is embryonic, kept apart from confirmed ones. */
+	ASSERT_FALSE(flow_get_in(FERRY_MAP_FLOWS, &syn, &flow), "no confirmed flow from a SYN");
+	ASSERT_TRUE(flow_get_in(FERRY_MAP_EFLOWS, &syn, &flow), "embryonic flow entry");
 	ASSERT_EQ(flow.backend_port, htons(be->port), "flow backend port");
 	ASSERT_EQ(flow.svc_id, 1, "flow svc");
 	ASSERT_EQ(flow.predictor_id, be->predictor_id, "flow predictor");
@@ -765,8 +846,10 @@ static void test_syn_new_flow(void)
 	rkey.dport = htons(40000);
 	rkey.proto = IPPROTO_TCP;
 	rkey.family = FERRY_AF_INET;
-	if (ASSERT_OK(bpf_map_lookup_elem(map_fd(FERRY_MAP_RFLOWS), &rkey, &rflow),
-		      "rflow entry")) {
+	ASSERT_NEQ(bpf_map_lookup_elem(map_fd(FERRY_MAP_RFLOWS), &rkey, &rflow), 0,
+		   "no confirmed reply half from a SYN");
+	if (ASSERT_OK(bpf_map_lookup_elem(map_fd(FERRY_MAP_ERFLOWS), &rkey, &rflow),
+		      "embryonic reply half")) {
 		uint32_t vip[4];
 
 		pb_addr(vip, VIP4);
@@ -1255,7 +1338,7 @@ static void test_flow_miss(void)
 	if (!check_fwd("syn", P_XDP, &syn, XDP_PASS, &new, &be))
 		return;
 	key_of(&syn, &k);
-	ASSERT_OK(bpf_map_delete_elem(map_fd(FERRY_MAP_FLOWS), &k), "evict flow");
+	ASSERT_OK(flow_del(&k), "evict flow");
 	read_stats(be->id, &s0);
 	syn.tcp_flags = PB_TCP_ACK;
 	if (!check_fwd("ack without flow", P_XDP, &syn, XDP_PASS, &miss, &be2))
@@ -1264,7 +1347,7 @@ static void test_flow_miss(void)
 	read_stats(be->id, &s1);
 	ASSERT_EQ(s1.flow_misses - s0.flow_misses, 1, "stats flow_misses");
 	ASSERT_EQ(s1.new_flows - s0.new_flows, 1, "stats new_flows");
-	ASSERT_OK(bpf_map_delete_elem(map_fd(FERRY_MAP_FLOWS), &k), "evict flow again");
+	ASSERT_OK(flow_del(&k), "evict flow again");
 	check_fwd("tc ack without flow", P_TC_FWD, &syn, TC_ACT_REDIRECT, &tmiss, &be2);
 	ASSERT_EQ(be2->id, be->id, "same backend at TC");
 }
@@ -2576,7 +2659,7 @@ static void test_flow_full(void)
 		bpf_map__set_pin_path(m, NULL);
 		if (bpf_map__is_internal(m))
 			continue;
-		if (!strcmp(bpf_map__name(m), FERRY_MAP_FLOWS)) {
+		if (!strcmp(bpf_map__name(m), FERRY_MAP_EFLOWS)) {
 			err = err ?: bpf_map__reuse_fd(m, fd);
 			continue;
 		}
@@ -2600,9 +2683,9 @@ static void test_flow_full(void)
 	env.xdp = shared;
 
 	reply_key_of(&p, be, &rk);
-	if (ASSERT_OK(bpf_map_lookup_elem(map_fd(FERRY_MAP_RFLOWS), &rk, &rf), "reply entry"))
+	if (ASSERT_OK(bpf_map_lookup_elem(map_fd(FERRY_MAP_ERFLOWS), &rk, &rf), "reply entry"))
 		ASSERT_EQ(rf.backend_id, be->id, "reply entry's backend");
-	bpf_map_delete_elem(map_fd(FERRY_MAP_RFLOWS), &rk);
+	bpf_map_delete_elem(map_fd(FERRY_MAP_ERFLOWS), &rk);
 out_obj:
 	env.xdp = shared;
 	ferry_xdp__destroy(small);
