@@ -111,9 +111,21 @@ static struct {
 } env = { .ns = NETNS_FIXTURE(NS) };
 
 static const char *ctr_names[FERRY_CTR_MAX] = {
-	"MALFORMED",	  "FRAGMENT",	 "IPV6_EXT",  "VIP_PORT_MISS", "NO_BACKEND",
-	"FLOW_MISS",	  "FLOW_FULL",	 "FIB_STACK", "FIB_DROP",      "REDIRECT",
-	"REDIRECT_NEIGH", "XDP_HANDOFF", "REPLY_NAT", "TRACE_LOST",    "HIST_MISS",
+	[FERRY_CTR_MALFORMED] = "MALFORMED",
+	[FERRY_CTR_FRAGMENT] = "FRAGMENT",
+	[FERRY_CTR_IPV6_EXT] = "IPV6_EXT",
+	[FERRY_CTR_VIP_PORT_MISS] = "VIP_PORT_MISS",
+	[FERRY_CTR_NO_BACKEND] = "NO_BACKEND",
+	[FERRY_CTR_FLOW_MISS] = "FLOW_MISS",
+	[FERRY_CTR_FLOW_FULL] = "FLOW_FULL",
+	[FERRY_CTR_FIB_STACK] = "FIB_STACK",
+	[FERRY_CTR_FIB_DROP] = "FIB_DROP",
+	[FERRY_CTR_REDIRECT] = "REDIRECT",
+	[FERRY_CTR_REDIRECT_NEIGH] = "REDIRECT_NEIGH",
+	[FERRY_CTR_XDP_HANDOFF] = "XDP_HANDOFF",
+	[FERRY_CTR_REPLY_NAT] = "REPLY_NAT",
+	[FERRY_CTR_TRACE_LOST] = "TRACE_LOST",
+	[FERRY_CTR_HIST_MISS] = "HIST_MISS",
 	[FERRY_CTR_ICMP_FWD] = "ICMP_FWD",
 	[FERRY_CTR_ICMP_REPLY] = "ICMP_REPLY",
 	[FERRY_CTR_FLOW_RESTORED] = "FLOW_RESTORED",
@@ -2694,8 +2706,7 @@ static void test_reply_clash(void)
 				  .out = &rst,
 				  .ctr = { CTR(REPLY_CLASH, 1), CTR(REJECT, 1) },
 				  .lifecycle = true };
-	struct expect x = { .meta = env.if_b0,
-			    .ctr = { CTR(XDP_HANDOFF, 1) } };
+	struct expect x = { .meta = env.if_b0, .ctr = { CTR(XDP_HANDOFF, 1) } };
 	const struct backend_def *be = backend_by_id(12);
 	struct ferry_rflow rf;
 	struct ferry_flow f;

@@ -309,15 +309,18 @@ static const struct ferryd_option options[] = {
 	  set_table_size },
 	{ "tcp-idle-timeout", required_argument,
 	  "  --tcp-idle-timeout S    an open TCP connection idle this long (both directions\n"
-	  "                          count) loses its flow state (default " STR(FERRYD_TCP_IDLE_S_DEFAULT) ",\n"
-	  "                          5 days, as conntrack's established timeout)\n",
+	  "                          count) loses its flow state (default " STR(
+		  FERRYD_TCP_IDLE_S_DEFAULT) ",\n"
+					     "                          5 days, as conntrack's established timeout)\n",
 	  set_tcp_idle },
 	{ "tcp-closing-timeout", required_argument,
-	  "  --tcp-closing-timeout S after a FIN or RST (default " STR(FERRYD_TCP_CLOSING_S_DEFAULT) ")\n",
+	  "  --tcp-closing-timeout S after a FIN or RST (default " STR(
+		  FERRYD_TCP_CLOSING_S_DEFAULT) ")\n",
 	  set_tcp_closing },
 	{ "embryonic-timeout", required_argument,
 	  "  --embryonic-timeout S   a TCP flow not yet confirmed (handshake, mid-stream\n"
-	  "                          pickup) idle this long is dropped (default " STR(FERRYD_EMBRYONIC_S_DEFAULT) ")\n",
+	  "                          pickup) idle this long is dropped (default " STR(
+		  FERRYD_EMBRYONIC_S_DEFAULT) ")\n",
 	  set_embryonic },
 	{ "udp-timeout", required_argument,
 	  "  --udp-timeout S         a UDP flow idle this long picks a backend anew\n"

@@ -165,7 +165,8 @@ static int move_pins_aside(const char *pin_path, const char *old_dir)
 		if (de->d_name[0] == '.' || !strcmp(de->d_name, OLD_DIR) ||
 		    !strcmp(de->d_name, "links"))
 			continue;
-		if (snprintf(from, sizeof(from), "%s/%s", pin_path, de->d_name) >= (int)sizeof(from) ||
+		if (snprintf(from, sizeof(from), "%s/%s", pin_path, de->d_name) >=
+			    (int)sizeof(from) ||
 		    snprintf(to, sizeof(to), "%s/%s", old_dir, de->d_name) >= (int)sizeof(to) ||
 		    lstat(from, &st))
 			continue;
@@ -391,8 +392,8 @@ int ferry_migrate__finish(struct ferry_migration *m, struct ferry_dp *dp)
 		enum ferry_map_id id;
 		convert_fn convert;
 	} carried[] = {
-		{ FERRY_M_FLOWS, convert_flow },	{ FERRY_M_RFLOWS, convert_rflow },
-		{ FERRY_M_SVC_META, NULL },		{ FERRY_M_PRED_META, NULL },
+		{ FERRY_M_FLOWS, convert_flow }, { FERRY_M_RFLOWS, convert_rflow },
+		{ FERRY_M_SVC_META, NULL },	 { FERRY_M_PRED_META, NULL },
 		{ FERRY_M_LINKS, NULL },
 	};
 	long n;

@@ -43,7 +43,8 @@ static void collect_dead(int fd, bool rev, const bool *dead, struct keylist *out
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		key = next;
 		prev = &key;
-		if (rev ? bpf_map_lookup_elem(fd, &key, &rflow) : bpf_map_lookup_elem(fd, &key, &flow))
+		if (rev ? bpf_map_lookup_elem(fd, &key, &rflow) :
+			  bpf_map_lookup_elem(fd, &key, &flow))
 			continue;
 		id = rev ? rflow.backend_id : flow.backend_id;
 		if (id < FERRY_MAX_BACKENDS && dead[id])
