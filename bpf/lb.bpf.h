@@ -783,8 +783,14 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 			ferry_rewrite(skb, hook, &pkt, true, vip_addr, vip_port);
 			return ferry_pass(hook);
 		}
-		if (pkt.key.proto != IPPROTO_TCP || (flow->flags & FERRY_FLOW_F_PICKUP)) {
-			/* UDP or a pickup: the backend answered, the flow is real. */
+		/*
+		 * UDP or a pickup: the backend answered, the flow is real. After
+		 * its SYN-ACK, a backend sends anything else only once a valid
+		 * ACK established the connection: the client's ACK went by
+		 * another node, or was missed here.
+		 */
+		if (pkt.key.proto != IPPROTO_TCP || (flow->flags & FERRY_FLOW_F_PICKUP) ||
+		    ((flow->flags & FERRY_FLOW_F_SYNACK) && !synack)) {
 			ferry_flow_promote(&rflow->fwd, flow);
 			rflow = bpf_map_lookup_elem(&ferry_rflows, &pkt.key);
 			if (!rflow)

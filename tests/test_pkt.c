@@ -2484,7 +2484,7 @@ static bool rflow_in(const char *map, const struct pb_spec *fwd, const struct ba
  */
 static void test_handshake_promotes(void)
 {
-	struct pb_spec syn = spec_tcp(4, 44000, VIP4, 80, PB_TCP_SYN), synack, ack;
+	struct pb_spec syn = spec_tcp(4, 44000, VIP4, 80, PB_TCP_SYN), synack, ack, rep;
 	const struct backend_def *be;
 	uint64_t c0[FERRY_CTR_MAX];
 	struct ferry_rflow rf;
@@ -2529,6 +2529,23 @@ static void test_handshake_promotes(void)
 	ASSERT_FALSE(flow_get_in(FERRY_MAP_EFLOWS, &syn, &f), "embryonic forward half gone");
 	ASSERT_FALSE(rflow_in(FERRY_MAP_ERFLOWS, &syn, be, &rf), "embryonic reply half gone");
 	read_ctr_delta(c0, FERRY_CTR_EMBRYONIC_PROMOTED, 1, "embryonic_promoted");
+
+	/*
+	 * The client's ACK missed (it went by another node): the backend's next
+	 * segment after its SYN-ACK proves the connection was established.
+	 */
+	syn.sport = 44001;
+	run_spec(P_XDP, env.if_c0, &syn);
+	if (!ASSERT_TRUE(flow_get_in(FERRY_MAP_EFLOWS, &syn, &f), "second SYN embryonic"))
+		return;
+	be = backend_by_id(f.backend_id);
+	synack = spec_reply(&syn, be, PB_TCP_SYN | PB_TCP_ACK);
+	run_spec(P_TC_REPLY_IN, env.if_b0, &synack);
+	run_spec(P_TC_REPLY_IN, env.if_b0, &synack); /* retransmitted: proves nothing */
+	ASSERT_FALSE(flow_get_in(FERRY_MAP_FLOWS, &syn, &f), "not confirmed by SYN-ACKs");
+	rep = spec_reply(&syn, be, PB_TCP_ACK);
+	run_spec(P_TC_REPLY_IN, env.if_b0, &rep);
+	ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &syn, &f), "confirmed by the backend's ACK");
 }
 
 /*
