@@ -362,6 +362,8 @@ static int set_sampling(uint32_t every)
 	}
 	clear_map(mfd(env.xdp->maps.ferry_flows));
 	clear_map(mfd(env.xdp->maps.ferry_rflows));
+	clear_map(mfd(env.xdp->maps.ferry_eflows));
+	clear_map(mfd(env.xdp->maps.ferry_erflows));
 	return 0;
 }
 
@@ -408,17 +410,35 @@ static int measure(struct bcase *c)
 	if (!c->katran && (err = set_sampling(c->sample < 0 ? FB_SAMPLE_DEFAULT : c->sample)))
 		return err;
 	len = pb_build(&s, pkt, sizeof(pkt));
-	/* Warm up: creates the flow that established and reply cases hit. */
+	/*
+	 * Warm up: creates the flow that established and reply cases hit, and
+	 * confirms it as a client does (ABI 3: a SYN alone makes an embryonic
+	 * flow): the backend's SYN-ACK (seq 0), then the client's ACK (ack 1).
+	 */
 	if (!c->new_flows) {
 		struct pb_spec syn = spec(c->family, PB_TCP_SYN, false);
+		struct pb_spec synack = spec(c->family, PB_TCP_SYN | PB_TCP_ACK, true);
+		struct pb_spec ack = spec(c->family, PB_TCP_ACK, false);
+		int xfd = bpf_program__fd(env.xdp->progs.ferry_xdp_fwd);
 		uint8_t sb[256];
-		size_t sl = pb_build(&syn, sb, sizeof(sb));
+		size_t sl;
 
-		run_once(c->katran ? c->prog_fd : bpf_program__fd(env.xdp->progs.ferry_xdp_fwd),
-			 true, env.if_c0, sb, sl, 1, NULL);
-		/* And the reverse entry's next hop (replies fill it on their first packet). */
-		if (!c->katran)
+		if (c->katran) {
+			/* Katran keeps no handshake state: its first SYN makes the LRU entry. */
+			sl = pb_build(&syn, sb, sizeof(sb));
+			run_once(c->prog_fd, true, env.if_c0, sb, sl, 1, NULL);
+		} else {
+			synack.seq = 0;
+			sl = pb_build(&syn, sb, sizeof(sb));
+			run_once(xfd, true, env.if_c0, sb, sl, 1, NULL);
+			sl = pb_build(&synack, sb, sizeof(sb));
+			run_once(bpf_program__fd(env.tc->progs.ferry_tc_reply_in), false, env.if_b0,
+				 sb, sl, 1, NULL);
+			sl = pb_build(&ack, sb, sizeof(sb));
+			run_once(xfd, true, env.if_c0, sb, sl, 1, NULL);
+			/* And the reverse entry's next hop (replies fill it on their first packet). */
 			run_once(c->prog_fd, c->xdp, c->ifindex, pkt, len, 1, NULL);
+		}
 	}
 	if (c->handoff)
 		set_tx_port(false);

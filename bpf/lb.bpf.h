@@ -38,7 +38,18 @@
 /* --------------------------------------------------------------- forward */
 
 /*
- * The two halves of a flow live in two LRU maps that evict independently.
+ * Flow lifecycle (docs/datapath.md). A flow is born EMBRYONIC, both halves
+ * in ferry_eflows / ferry_erflows, small LRU maps of their own:
+ * - a SYN: confirmed when the client's ACK acknowledges the backend's SYN-ACK
+ *   (ack == SYN-ACK seq + 1; the SYN-ACK alone proves nothing, backends
+ *   answer spoofed SYNs too);
+ * - a TCP packet that is not a SYN and has no flow (state lost, another
+ *   node's connection): a PICKUP, sent where the hash points and confirmed
+ *   when the backend answers with anything but a RST (which drops it);
+ * - a UDP datagram: confirmed when the backend answers.
+ * Confirming moves both halves to ferry_flows / ferry_rflows, which only
+ * confirmed flows enter: a flood churns the embryonic maps alone.
+ *
  * Either half can be rebuilt from the other: the forward key holds client
  * and VIP and its value the backend; the reply key holds backend and client
  * and its value the VIP and the forward key. These rebuild the missing half
@@ -60,55 +71,86 @@ struct {
 	__type(value, struct ferry_rflow_scratch);
 } ferry_rflow_tmp SEC(".maps");
 
+/* Flags of a flow that only its embryonic state has. */
+#define FERRY_FLOW_F_EMBRYONIC_ONLY (FERRY_FLOW_F_PICKUP | FERRY_FLOW_F_SYNACK)
+
+static __always_inline void ferry_reply_key(struct ferry_flow_key *rkey,
+					    const struct ferry_flow_key *fwd, const __be32 *be_addr,
+					    __be16 be_port)
+{
+	__builtin_memset(rkey, 0, sizeof(*rkey));
+	__builtin_memcpy(rkey->saddr, be_addr, sizeof(rkey->saddr));
+	__builtin_memcpy(rkey->daddr, fwd->saddr, sizeof(rkey->daddr));
+	rkey->sport = be_port;
+	rkey->dport = fwd->sport;
+	rkey->proto = fwd->proto;
+	rkey->family = fwd->family;
+}
+
+static __always_inline void ferry_rflow_fill(struct ferry_rflow *val,
+					     const struct ferry_flow_key *fwd, __u32 flags,
+					     __u32 backend_id)
+{
+	__builtin_memset(val, 0, sizeof(*val));
+	__builtin_memcpy(val->vip_addr, fwd->daddr, sizeof(val->vip_addr));
+	val->vip_port = fwd->dport;
+	val->family = fwd->family;
+	val->flags = flags;
+	val->backend_id = backend_id;
+	__builtin_memcpy(&val->fwd, fwd, sizeof(val->fwd));
+}
+
 /*
  * Runs on every established forward packet, so it must not add stack: the
  * XDP program with ferry_fwd_new's frame is near the 512-byte cap, and the
- * reply entry (152 bytes with its key) is built in a per-CPU scratch value.
+ * reply entry (160 bytes with its key) is built in a per-CPU scratch value.
+ * emb: the flow is embryonic, its reply half belongs in ferry_erflows.
  */
 static __noinline int ferry_rflow_restore(const struct ferry_flow_key *fwd,
-					  const struct ferry_flow *flow)
+					  const struct ferry_flow *flow, int emb)
 {
 	struct ferry_rflow_scratch *tmp;
 	__u32 zero = 0;
+	long err;
 
 	tmp = bpf_map_lookup_elem(&ferry_rflow_tmp, &zero);
 	if (!tmp)
 		return 0;
-	__builtin_memset(&tmp->key, 0, sizeof(tmp->key));
-	__builtin_memcpy(tmp->key.saddr, flow->backend_addr, sizeof(tmp->key.saddr));
-	__builtin_memcpy(tmp->key.daddr, fwd->saddr, sizeof(tmp->key.daddr));
-	tmp->key.sport = flow->backend_port;
-	tmp->key.dport = fwd->sport;
-	tmp->key.proto = fwd->proto;
-	tmp->key.family = fwd->family;
-	if (bpf_map_lookup_elem(&ferry_rflows, &tmp->key))
-		return 0;
-	__builtin_memset(&tmp->val, 0, sizeof(tmp->val));
-	__builtin_memcpy(tmp->val.vip_addr, fwd->daddr, sizeof(tmp->val.vip_addr));
-	tmp->val.vip_port = fwd->dport;
-	tmp->val.family = fwd->family;
-	tmp->val.flags = flow->flags;
-	tmp->val.backend_id = flow->backend_id;
-	__builtin_memcpy(&tmp->val.fwd, fwd, sizeof(tmp->val.fwd));
-	if (bpf_map_update_elem(&ferry_rflows, &tmp->key, &tmp->val, BPF_NOEXIST))
-		return 0;
-	ferry_count(FERRY_CTR_FLOW_RESTORED);
+	ferry_reply_key(&tmp->key, fwd, flow->backend_addr, flow->backend_port);
+	if (emb) {
+		if (bpf_map_lookup_elem(&ferry_erflows, &tmp->key))
+			return 0;
+	} else {
+		if (bpf_map_lookup_elem(&ferry_rflows, &tmp->key))
+			return 0;
+	}
+	ferry_rflow_fill(&tmp->val, fwd, flow->flags & ~FERRY_FLOW_F_EMBRYONIC_ONLY,
+			 flow->backend_id);
+	if (emb)
+		err = bpf_map_update_elem(&ferry_erflows, &tmp->key, &tmp->val, BPF_NOEXIST);
+	else
+		err = bpf_map_update_elem(&ferry_rflows, &tmp->key, &tmp->val, BPF_NOEXIST);
+	if (!err)
+		ferry_count(FERRY_CTR_FLOW_RESTORED);
 	return 0;
 }
 
 static __noinline int ferry_flow_restore(const struct ferry_rflow *rflow,
-					 const struct ferry_flow_key *reply)
+					 const struct ferry_flow_key *reply, int emb)
 {
 	const struct ferry_backend *be;
 	struct ferry_flow val = {};
 	__u32 backend_id = rflow->backend_id;
 	__u64 now = bpf_ktime_get_coarse_ns();
+	long err;
 
 	__builtin_memcpy(val.backend_addr, reply->saddr, sizeof(val.backend_addr));
 	val.backend_port = reply->sport;
 	val.family = reply->family;
-	/* Timing in flight is lost with the entry. */
+	/* Timing in flight is lost with the entry; so is a pending handshake check. */
 	val.flags = rflow->flags & (FERRY_FLOW_F_SAMPLED | FERRY_FLOW_F_CLOSING);
+	if (emb)
+		val.flags |= FERRY_FLOW_F_PICKUP;
 	val.backend_id = backend_id;
 	be = bpf_map_lookup_elem(&ferry_backends, &backend_id);
 	if (be) {
@@ -117,31 +159,165 @@ static __noinline int ferry_flow_restore(const struct ferry_rflow *rflow,
 	}
 	val.created_ns = now;
 	val.last_ns = now;
-	if (bpf_map_update_elem(&ferry_flows, &rflow->fwd, &val, BPF_NOEXIST))
-		return 0;
-	ferry_count(FERRY_CTR_FLOW_RESTORED);
+	if (emb)
+		err = bpf_map_update_elem(&ferry_eflows, &rflow->fwd, &val, BPF_NOEXIST);
+	else
+		err = bpf_map_update_elem(&ferry_flows, &rflow->fwd, &val, BPF_NOEXIST);
+	if (!err)
+		ferry_count(FERRY_CTR_FLOW_RESTORED);
 	return 0;
 }
 
 /*
+ * Confirms the embryonic flow fwd -> flow: both halves copied into the
+ * confirmed maps (an existing confirmed entry of the same flow is replaced),
+ * then removed from the embryonic ones. Runs once per connection.
+ */
+static __noinline int ferry_flow_promote(const struct ferry_flow_key *fwd, struct ferry_flow *flow)
+{
+	struct ferry_rflow_scratch *tmp;
+	const struct ferry_rflow *rev;
+	__u32 zero = 0;
+
+	tmp = bpf_map_lookup_elem(&ferry_rflow_tmp, &zero);
+	if (!tmp)
+		return 0;
+	__sync_fetch_and_and(&flow->flags, ~FERRY_FLOW_F_EMBRYONIC_ONLY);
+	ferry_reply_key(&tmp->key, fwd, flow->backend_addr, flow->backend_port);
+	rev = bpf_map_lookup_elem(&ferry_erflows, &tmp->key);
+	if (rev)
+		__builtin_memcpy(&tmp->val, rev, sizeof(tmp->val));
+	else
+		ferry_rflow_fill(&tmp->val, fwd, flow->flags, flow->backend_id);
+	tmp->val.flags &= ~FERRY_FLOW_F_EMBRYONIC_ONLY;
+	if (bpf_map_update_elem(&ferry_flows, fwd, flow, BPF_ANY) ||
+	    bpf_map_update_elem(&ferry_rflows, &tmp->key, &tmp->val, BPF_ANY)) {
+		ferry_count(FERRY_CTR_FLOW_FULL);
+		return 0;
+	}
+	bpf_map_delete_elem(&ferry_erflows, &tmp->key);
+	bpf_map_delete_elem(&ferry_eflows, fwd);
+	ferry_count(FERRY_CTR_EMBRYONIC_PROMOTED);
+	return 0;
+}
+
+/* A backend's RST ends an embryonic flow: both halves go (a spoofed pickup, a closed port). */
+static __noinline int ferry_flow_drop_embryonic(const struct ferry_flow_key *reply,
+						const struct ferry_flow_key *fwd)
+{
+	bpf_map_delete_elem(&ferry_erflows, reply);
+	bpf_map_delete_elem(&ferry_eflows, fwd);
+	ferry_count(FERRY_CTR_EMBRYONIC_DROPPED);
+	return 0;
+}
+
+static __always_inline bool ferry_key_eq(const struct ferry_flow_key *a,
+					 const struct ferry_flow_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(*a) / 4); i++)
+		if (x[i] != y[i])
+			return false;
+	return true;
+}
+
+/* True when the reply entry belongs to another forward flow that is still open. */
+static __always_inline bool ferry_rflow_taken(const struct ferry_rflow *other,
+					      const struct ferry_flow_key *fwd)
+{
+	const struct ferry_flow *f;
+
+	if (ferry_key_eq(&other->fwd, fwd))
+		return false;
+	f = bpf_map_lookup_elem(&ferry_flows, &other->fwd);
+	if (!f)
+		f = bpf_map_lookup_elem(&ferry_eflows, &other->fwd);
+	return f && !(f->flags & FERRY_FLOW_F_CLOSING);
+}
+
+/*
+ * Inserts a new flow's embryonic reply half. The reply key (backend ->
+ * client) has no VIP: a client port that reaches one backend through two
+ * VIPs gives two flows one reply key, and the second must not take the
+ * first one's replies. Returns 0, 1 on such a clash, or -1 when the map
+ * refused the entry. Costs one lookup in the confirmed map; an embryonic
+ * clash is found by the insert itself (BPF_NOEXIST).
+ */
+static __noinline int ferry_rflow_insert(const struct ferry_flow_key *rkey,
+					 const struct ferry_rflow *val)
+{
+	const struct ferry_rflow *other;
+
+	other = bpf_map_lookup_elem(&ferry_rflows, rkey);
+	if (other && ferry_rflow_taken(other, &val->fwd))
+		return 1;
+	if (!bpf_map_update_elem(&ferry_erflows, rkey, val, BPF_NOEXIST))
+		return 0;
+	other = bpf_map_lookup_elem(&ferry_erflows, rkey);
+	if (other && ferry_rflow_taken(other, &val->fwd))
+		return 1;
+	return bpf_map_update_elem(&ferry_erflows, rkey, val, BPF_ANY) ? -1 : 0;
+}
+
+/*
+ * The new-flow rate guard: true while this CPU has inserted fewer than
+ * new_flow_rate flows of this service in the current one-second window.
+ */
+static __always_inline bool ferry_new_flow_allowed(const struct ferry_config *cfg, __u32 svc_id,
+						   __u64 now)
+{
+	struct ferry_new_rate *r;
+	__u32 limit = cfg->new_flow_rate;
+
+	if (!limit)
+		return true;
+	r = bpf_map_lookup_elem(&ferry_new_rate, &svc_id);
+	if (!r)
+		return true;
+	if (now - r->window_ns >= 1000000000ULL) {
+		r->window_ns = now;
+		r->count = 0;
+	}
+	if (r->count >= limit)
+		return false;
+	r->count += 1;
+	return true;
+}
+
+/* A 32-bit word of the TCP header (4: sequence, 8: acknowledgment), host order; 0 if cut. */
+static __always_inline __u32 ferry_tcp_word(void *ctx, const int hook, const struct ferry_pkt *pkt,
+					    __u32 off)
+{
+	void *data = ferry_data(ctx, hook), *data_end = ferry_data_end(ctx, hook);
+	const __be32 *p = data + (pkt->l4_off & 0x1ff) + off;
+
+	if ((void *)(p + 1) > data_end)
+		return 0;
+	return bpf_ntohl(*p);
+}
+
+/*
  * Flow counters are plain adds, not atomics: a flow's packets arrive on one
- * CPU (RSS) and a lost increment under a race only skews a statistic.
+ * CPU (RSS) and a lost increment under a race only skews a statistic. Flags
+ * are set with atomics: the reply direction sets them from another CPU.
  */
 static __always_inline int ferry_fwd_established(void *ctx, const int hook,
 						 const struct ferry_config *cfg,
 						 const struct ferry_pkt *pkt,
-						 struct ferry_flow *flow)
+						 struct ferry_flow *flow, const int emb)
 {
 	__u32 backend_id = flow->backend_id;
 
-	ferry_rflow_restore(&pkt->key, flow);
+	ferry_rflow_restore(&pkt->key, flow, emb);
 	flow->last_ns = bpf_ktime_get_coarse_ns();
 	flow->packets += 1;
 	flow->bytes += pkt->len;
 	/* Written only when it changes: the cache line is shared with other CPUs. */
 	if ((pkt->tcp_flags & (FERRY_TCP_FIN | FERRY_TCP_RST)) &&
 	    !(flow->flags & FERRY_FLOW_F_CLOSING))
-		flow->flags |= FERRY_FLOW_F_CLOSING;
+		__sync_fetch_and_or(&flow->flags, FERRY_FLOW_F_CLOSING);
 	ferry_fwd_latency(flow, pkt);
 	ferry_l7_track(ctx, hook, &pkt->key, flow, pkt, false);
 	ferry_stats_fwd(backend_id, pkt->len, 0, 0);
@@ -149,6 +325,29 @@ static __always_inline int ferry_fwd_established(void *ctx, const int hook,
 			     flow->predictor_id, backend_id);
 	return ferry_fwd_xmit(ctx, hook, cfg, pkt, backend_id, flow->backend_addr,
 			      flow->backend_port, flow);
+}
+
+/*
+ * A forward packet of an embryonic flow: the client's ACK of the SYN-ACK
+ * confirms it. Returns the entry the packet travels on, *emb cleared when
+ * that is the confirmed one.
+ */
+static __always_inline struct ferry_flow *ferry_fwd_confirm(void *ctx, const int hook,
+							    const struct ferry_pkt *pkt,
+							    struct ferry_flow *flow, int *emb)
+{
+	struct ferry_flow *confirmed;
+
+	if (!(flow->flags & FERRY_FLOW_F_SYNACK) ||
+	    (pkt->tcp_flags & (FERRY_TCP_SYN | FERRY_TCP_ACK | FERRY_TCP_RST)) != FERRY_TCP_ACK ||
+	    ferry_tcp_word(ctx, hook, pkt, 8) != flow->ack_expect)
+		return flow;
+	ferry_flow_promote(&pkt->key, flow);
+	confirmed = bpf_map_lookup_elem(&ferry_flows, &pkt->key);
+	if (!confirmed)
+		return flow;
+	*emb = 0;
+	return confirmed;
 }
 
 /*
@@ -173,7 +372,7 @@ struct {
 	__type(value, union ferry_new_scratch);
 } ferry_new_tmp SEC(".maps");
 
-/* Picks a backend for a new connection (or a flow-table miss) and records the flow. */
+/* Picks a backend for a new connection (or a flow-table miss) and records the flow as embryonic. */
 static __always_inline int ferry_fwd_new(void *ctx, const int hook, const struct ferry_config *cfg,
 					 const struct ferry_pkt *pkt,
 					 const struct ferry_service *svc, __u32 reason)
@@ -181,25 +380,64 @@ static __always_inline int ferry_fwd_new(void *ctx, const int hook, const struct
 	union ferry_new_scratch *e;
 	const struct ferry_backend *be;
 	struct ferry_svc_stats *sst;
+	struct ferry_flow *old, *nh = NULL;
+	const __be32 *addr;
+	__be16 port;
 	__u32 svc_id = svc->id;
 	__u32 hash, backend_id = 0, predictor_id, miss = reason == FERRY_TR_FLOW_MISS, zero = 0;
+	__u32 flags = 0;
 	__u64 now;
-	__u8 flags = 0;
+	int rc;
 
 	be = ferry_select(svc, &pkt->key, cfg->hash_seed, ferry_svc_hash_mode(svc), pkt->key.family,
 			  pkt->key.saddr, &hash, &backend_id);
 	if (!be)
 		goto no_backend;
 	predictor_id = be->predictor_id;
+	addr = be->addr;
+	port = be->port;
+	now = bpf_ktime_get_coarse_ns();
+	if (miss)
+		ferry_count(FERRY_CTR_FLOW_MISS);
+	if (!ferry_new_flow_allowed(cfg, svc_id, now)) {
+		/* Past the guard: where the hash points, without state. */
+		ferry_count(FERRY_CTR_RATE_SKIPPED);
+		goto xmit;
+	}
+
+	if (pkt->tcp_flags & (FERRY_TCP_FIN | FERRY_TCP_RST))
+		flags |= FERRY_FLOW_F_CLOSING;
+	/* On every flow, sampled or not: a second SYN before the SYN-ACK is a timeout. */
+	if (pkt->tcp_flags & FERRY_TCP_SYN)
+		flags |= FERRY_FLOW_F_SYN_PENDING;
+	else if (pkt->key.proto == IPPROTO_TCP)
+		flags |= FERRY_FLOW_F_PICKUP;
+	if (ferry_sampled(hash, svc->sample_every))
+		flags |= FERRY_FLOW_F_SAMPLED;
+	/* A new connection on a reused tuple: forget what the last one's requests were. */
+	if (pkt->tcp_flags & FERRY_TCP_SYN)
+		ferry_l7_forget(&pkt->key);
+	/* Built in the per-CPU scratch: see union ferry_new_scratch. */
 	e = bpf_map_lookup_elem(&ferry_new_tmp, &zero);
 	if (!e)
 		return ferry_pass(hook);
 
+	/* The reply half first: a clash refuses the connection before anything is stored. */
+	ferry_reply_key(&e->rev.key, &pkt->key, be->addr, be->port);
+	ferry_rflow_fill(&e->rev.val, &pkt->key, flags & ~FERRY_FLOW_F_EMBRYONIC_ONLY, backend_id);
+	rc = ferry_rflow_insert(&e->rev.key, &e->rev.val);
+	if (rc > 0) {
+		ferry_count(FERRY_CTR_REPLY_CLASH);
+		return ferry_reject(ctx, hook, pkt);
+	}
+	if (rc < 0)
+		ferry_count(FERRY_CTR_FLOW_FULL);
+
 	__builtin_memset(e, 0, sizeof(*e));
-	now = bpf_ktime_get_coarse_ns();
 	__builtin_memcpy(e->fwd.backend_addr, be->addr, sizeof(e->fwd.backend_addr));
 	e->fwd.backend_port = be->port;
 	e->fwd.family = pkt->key.family;
+	e->fwd.flags = flags;
 	e->fwd.backend_id = backend_id;
 	e->fwd.predictor_id = predictor_id;
 	e->fwd.svc_id = svc_id;
@@ -207,44 +445,41 @@ static __always_inline int ferry_fwd_new(void *ctx, const int hook, const struct
 	e->fwd.last_ns = now;
 	e->fwd.packets = 1;
 	e->fwd.bytes = pkt->len;
-	if (pkt->tcp_flags & (FERRY_TCP_FIN | FERRY_TCP_RST))
-		e->fwd.flags |= FERRY_FLOW_F_CLOSING;
-	/* On every flow, sampled or not: a second SYN before the SYN-ACK is a timeout. */
-	if (pkt->tcp_flags & FERRY_TCP_SYN) {
-		e->fwd.flags |= FERRY_FLOW_F_SYN_PENDING;
-		ferry_l7_forget(&pkt->key);
+	if ((flags & FERRY_FLOW_F_SAMPLED) && (pkt->tcp_flags & FERRY_TCP_SYN))
+		e->fwd.pending_ns = bpf_ktime_get_ns();
+	/*
+	 * A retransmitted SYN finds its entry (BPF_NOEXIST) and keeps its
+	 * backend, whatever the table says now. One transmit below for both
+	 * cases: each inlined copy of the rewrite costs verifier work.
+	 */
+	if (bpf_map_update_elem(&ferry_eflows, &pkt->key, &e->fwd,
+				pkt->key.proto == IPPROTO_TCP ? BPF_NOEXIST : BPF_ANY)) {
+		old = bpf_map_lookup_elem(&ferry_eflows, &pkt->key);
+		if (old && !(old->flags & FERRY_FLOW_F_CLOSING)) {
+			if ((pkt->tcp_flags & FERRY_TCP_SYN) &&
+			    (old->flags & FERRY_FLOW_F_SYN_PENDING))
+				ferry_stats_syn_timeout(old->backend_id);
+			old->last_ns = now;
+			old->packets += 1;
+			old->bytes += pkt->len;
+			backend_id = old->backend_id;
+			predictor_id = old->predictor_id;
+			addr = old->backend_addr;
+			port = old->backend_port;
+			nh = old;
+			ferry_stats_fwd(backend_id, pkt->len, 0, 0);
+			goto trace;
+		}
+		if (bpf_map_update_elem(&ferry_eflows, &pkt->key, &e->fwd, BPF_ANY))
+			ferry_count(FERRY_CTR_FLOW_FULL);
 	}
-	if (ferry_sampled(hash, svc->sample_every)) {
-		e->fwd.flags |= FERRY_FLOW_F_SAMPLED;
-		if (pkt->tcp_flags & FERRY_TCP_SYN)
-			e->fwd.pending_ns = bpf_ktime_get_ns();
-	}
-	flags = e->fwd.flags;
-	if (bpf_map_update_elem(&ferry_flows, &pkt->key, &e->fwd, BPF_ANY))
-		ferry_count(FERRY_CTR_FLOW_FULL);
+	ferry_count(FERRY_CTR_EMBRYONIC_NEW);
 
-	/* The reply's key: backend -> client, as it will arrive. */
-	__builtin_memset(e, 0, sizeof(*e));
-	__builtin_memcpy(e->rev.key.saddr, be->addr, sizeof(e->rev.key.saddr));
-	__builtin_memcpy(e->rev.key.daddr, pkt->key.saddr, sizeof(e->rev.key.daddr));
-	e->rev.key.sport = be->port;
-	e->rev.key.dport = pkt->key.sport;
-	e->rev.key.proto = pkt->key.proto;
-	e->rev.key.family = pkt->key.family;
-	__builtin_memcpy(e->rev.val.vip_addr, pkt->key.daddr, sizeof(e->rev.val.vip_addr));
-	e->rev.val.vip_port = pkt->key.dport;
-	e->rev.val.family = pkt->key.family;
-	e->rev.val.flags = flags;
-	e->rev.val.backend_id = backend_id;
-	__builtin_memcpy(&e->rev.val.fwd, &pkt->key, sizeof(e->rev.val.fwd));
-	if (bpf_map_update_elem(&ferry_rflows, &e->rev.key, &e->rev.val, BPF_ANY))
-		ferry_count(FERRY_CTR_FLOW_FULL);
-
-	if (miss)
-		ferry_count(FERRY_CTR_FLOW_MISS);
+xmit:
 	ferry_stats_fwd(backend_id, pkt->len, 1, miss);
+trace:
 	ferry_trace_decision(ctx, hook, cfg, pkt, reason, svc_id, predictor_id, backend_id);
-	return ferry_fwd_xmit(ctx, hook, cfg, pkt, backend_id, be->addr, be->port, NULL);
+	return ferry_fwd_xmit(ctx, hook, cfg, pkt, backend_id, addr, port, nh);
 
 no_backend:
 	ferry_count(FERRY_CTR_NO_BACKEND);
@@ -281,6 +516,8 @@ static __always_inline int ferry_fwd_icmp(void *ctx, const int hook, struct ferr
 	    FERRY_PARSE_OK)
 		return ferry_pass(hook);
 	flow = bpf_map_lookup_elem(&ferry_flows, &pkt->key);
+	if (!flow)
+		flow = bpf_map_lookup_elem(&ferry_eflows, &pkt->key);
 	if (!flow)
 		return ferry_pass(hook);
 	if (!pkt->vlan && ferry_ttl_expired(ctx, hook, pkt))
@@ -349,7 +586,7 @@ static __always_inline int ferry_fwd(void *ctx, const int hook)
 	struct ferry_flow *flow;
 	struct ferry_vip vip;
 	__u32 zero = 0, reason, timeout;
-	int rc;
+	int rc, emb = 0;
 
 	if (hook != FERRY_HOOK_XDP) {
 		if (ferry_tc_handoff(ctx, &rc))
@@ -374,7 +611,13 @@ static __always_inline int ferry_fwd(void *ctx, const int hook)
 	    (pkt.tcp_flags & (FERRY_TCP_SYN | FERRY_TCP_ACK)) != FERRY_TCP_SYN) {
 		flow = bpf_map_lookup_elem(&ferry_flows, &pkt.key);
 		if (flow)
-			return ferry_fwd_established(ctx, hook, cfg, &pkt, flow);
+			goto established;
+		flow = bpf_map_lookup_elem(&ferry_eflows, &pkt.key);
+		if (flow) {
+			emb = 1;
+			flow = ferry_fwd_confirm(ctx, hook, &pkt, flow, &emb);
+			goto established;
+		}
 		/*
 		 * Most such packets are simply not ours: the address marker
 		 * tells in one lookup, instead of a service and a marker lookup.
@@ -397,24 +640,34 @@ static __always_inline int ferry_fwd(void *ctx, const int hook)
 	}
 
 	if (reason == FERRY_TR_NEW_FLOW) {
-		/* A SYN reuses its flow unless the old connection on this port closed. */
+		/*
+		 * A SYN reuses its confirmed flow unless the old connection on
+		 * this port closed; a retransmitted one finds its embryonic
+		 * entry when it inserts (ferry_fwd_new). UDP looks in both.
+		 */
 		flow = bpf_map_lookup_elem(&ferry_flows, &pkt.key);
-		if (flow) {
-			if (pkt.key.proto == IPPROTO_TCP) {
-				if (!(flow->flags & FERRY_FLOW_F_CLOSING)) {
-					if (flow->flags & FERRY_FLOW_F_SYN_PENDING)
-						ferry_stats_syn_timeout(flow->backend_id);
-					return ferry_fwd_established(ctx, hook, cfg, &pkt, flow);
-				}
-			} else {
-				timeout = cfg->udp_timeout_s ?: FERRY_UDP_TIMEOUT_DEFAULT_S;
-				if (bpf_ktime_get_coarse_ns() - flow->last_ns <=
-				    (__u64)timeout * 1000000000ULL)
-					return ferry_fwd_established(ctx, hook, cfg, &pkt, flow);
+		if (pkt.key.proto == IPPROTO_TCP) {
+			if (flow && !(flow->flags & FERRY_FLOW_F_CLOSING)) {
+				if (flow->flags & FERRY_FLOW_F_SYN_PENDING)
+					ferry_stats_syn_timeout(flow->backend_id);
+				goto established;
 			}
+		} else {
+			timeout = cfg->udp_timeout_s ?: FERRY_UDP_TIMEOUT_DEFAULT_S;
+			if (flow && bpf_ktime_get_coarse_ns() - flow->last_ns <=
+					    (__u64)timeout * 1000000000ULL)
+				goto established;
+			flow = bpf_map_lookup_elem(&ferry_eflows, &pkt.key);
+			emb = 1;
+			if (flow && bpf_ktime_get_coarse_ns() - flow->last_ns <=
+					    (__u64)timeout * 1000000000ULL)
+				goto established;
 		}
 	}
 	return ferry_fwd_new(ctx, hook, cfg, &pkt, svc, reason);
+
+established:
+	return ferry_fwd_established(ctx, hook, cfg, &pkt, flow, emb);
 }
 
 /* ----------------------------------------------------------------- reply */
@@ -435,6 +688,8 @@ static __always_inline int ferry_reply_icmp(struct __sk_buff *skb, const int hoo
 		return ferry_pass(hook);
 	rflow = bpf_map_lookup_elem(&ferry_rflows, &pkt->key);
 	if (!rflow)
+		rflow = bpf_map_lookup_elem(&ferry_erflows, &pkt->key);
+	if (!rflow)
 		return ferry_pass(hook);
 	if (ferry_icmp_rewrite(skb, hook, pkt, true, rflow->vip_addr, rflow->vip_port))
 		return ferry_pass(hook);
@@ -451,8 +706,9 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 	struct ferry_config *cfg;
 	struct ferry_stats *st;
 	struct ferry_flow *flow;
-	__u32 zero = 0, backend_id;
-	bool synack;
+	__u32 zero = 0, backend_id, vip_addr[4];
+	__be16 vip_port;
+	bool synack, emb;
 	int rc;
 
 	ferry_tc_pull(skb);
@@ -474,9 +730,14 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 			ferry_count(FERRY_CTR_REPLY_FRAGMENT);
 		return ferry_pass(hook);
 	}
+	emb = false;
 	rflow = bpf_map_lookup_elem(&ferry_rflows, &pkt.key);
-	if (!rflow)
-		return ferry_pass(hook);
+	if (!rflow) {
+		rflow = bpf_map_lookup_elem(&ferry_erflows, &pkt.key);
+		if (!rflow)
+			return ferry_pass(hook);
+		emb = true;
+	}
 	pkt.len = skb->len;
 	backend_id = rflow->backend_id;
 	rflow->packets += 1;
@@ -491,7 +752,7 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 	}
 	if ((pkt.tcp_flags & (FERRY_TCP_FIN | FERRY_TCP_RST)) &&
 	    !(rflow->flags & FERRY_FLOW_F_CLOSING))
-		rflow->flags |= FERRY_FLOW_F_CLOSING;
+		__sync_fetch_and_or(&rflow->flags, FERRY_FLOW_F_CLOSING);
 	synack = (pkt.tcp_flags & (FERRY_TCP_SYN | FERRY_TCP_ACK)) ==
 		 (FERRY_TCP_SYN | FERRY_TCP_ACK);
 	/*
@@ -502,9 +763,12 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 	 * that only streams replies does not expire. last_ns is written at most
 	 * once a second: the cache line is shared with the forward CPU.
 	 */
-	flow = bpf_map_lookup_elem(&ferry_flows, &rflow->fwd);
+	if (emb)
+		flow = bpf_map_lookup_elem(&ferry_eflows, &rflow->fwd);
+	else
+		flow = bpf_map_lookup_elem(&ferry_flows, &rflow->fwd);
 	if (!flow) {
-		ferry_flow_restore(rflow, &pkt.key);
+		ferry_flow_restore(rflow, &pkt.key, emb);
 	} else {
 		__u64 now = bpf_ktime_get_coarse_ns();
 
@@ -514,11 +778,11 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 	if (flow && ((pkt.tcp_flags & FERRY_TCP_RST) || synack)) {
 		/* A reset by the backend ends the flow: the next SYN picks anew. */
 		if ((pkt.tcp_flags & FERRY_TCP_RST) && !(flow->flags & FERRY_FLOW_F_CLOSING))
-			flow->flags |= FERRY_FLOW_F_CLOSING;
+			__sync_fetch_and_or(&flow->flags, FERRY_FLOW_F_CLOSING);
 		if (flow->flags & FERRY_FLOW_F_SAMPLED)
 			ferry_reply_latency(flow, &pkt);
 		else if (synack && (flow->flags & FERRY_FLOW_F_SYN_PENDING))
-			flow->flags &= ~FERRY_FLOW_F_SYN_PENDING;
+			__sync_fetch_and_and(&flow->flags, ~FERRY_FLOW_F_SYN_PENDING);
 	}
 	/* Requests and streams, on every flow: before the rewrite, which may move the data. */
 	if (flow)
@@ -526,6 +790,37 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 	cfg = bpf_map_lookup_elem(&ferry_config, &zero);
 	if (cfg)
 		ferry_trace_decision(skb, hook, cfg, &pkt, FERRY_TR_REPLY, 0, 0, backend_id);
+
+	if (emb && flow) {
+		if (pkt.tcp_flags & FERRY_TCP_RST) {
+			/*
+			 * A backend's RST: a spoofed pickup or a closed port, nothing
+			 * to keep. The RST still reaches the client, through the stack
+			 * (the entry holding the cached next hop is gone).
+			 */
+			__builtin_memcpy(vip_addr, rflow->vip_addr, sizeof(vip_addr));
+			vip_port = rflow->vip_port;
+			ferry_flow_drop_embryonic(&pkt.key, &rflow->fwd);
+			ferry_rewrite(skb, hook, &pkt, true, vip_addr, vip_port);
+			return ferry_pass(hook);
+		}
+		/*
+		 * UDP or a pickup: the backend answered, the flow is real. After
+		 * its SYN-ACK, a backend sends anything else only once a valid
+		 * ACK established the connection: the client's ACK went by
+		 * another node, or was missed here.
+		 */
+		if (pkt.key.proto != IPPROTO_TCP || (flow->flags & FERRY_FLOW_F_PICKUP) ||
+		    ((flow->flags & FERRY_FLOW_F_SYNACK) && !synack)) {
+			ferry_flow_promote(&rflow->fwd, flow);
+			rflow = bpf_map_lookup_elem(&ferry_rflows, &pkt.key);
+			if (!rflow)
+				return ferry_pass(hook);
+		} else if (synack) {
+			flow->ack_expect = ferry_tcp_word(skb, hook, &pkt, 4) + 1;
+			__sync_fetch_and_or(&flow->flags, FERRY_FLOW_F_SYNACK);
+		}
+	}
 
 	if (ferry_rewrite(skb, hook, &pkt, true, rflow->vip_addr, rflow->vip_port))
 		return ferry_pass(hook);

@@ -97,6 +97,36 @@ struct {
 	__type(value, struct ferry_l7);
 } ferry_l7 SEC(".maps");
 
+/*
+ * Embryonic flows: both halves of a connection until it is confirmed (see
+ * bpf/lb.bpf.h). Their own LRU maps, so that a flood of SYNs or stray
+ * segments evicts only other embryonic flows, never a confirmed one.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FERRY_MAX_EMBRYONIC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, struct ferry_flow_key);
+	__type(value, struct ferry_flow);
+} ferry_eflows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FERRY_MAX_EMBRYONIC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, struct ferry_flow_key);
+	__type(value, struct ferry_rflow);
+} ferry_erflows SEC(".maps");
+
+/* The new-flow rate guard: per CPU and service, so counting takes no lock. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FERRY_MAX_SERVICES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, __u32);
+	__type(value, struct ferry_new_rate);
+} ferry_new_rate SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, FERRY_MAX_BACKENDS);

@@ -144,20 +144,21 @@ __noinline __attribute__((unused)) int ferry_hist_record(__u32 id, __u32 kind_me
 static __always_inline void ferry_fwd_latency(struct ferry_flow *flow, const struct ferry_pkt *pkt)
 {
 	if (pkt->payload_len && (flow->flags & FERRY_FLOW_F_SYN_PENDING))
-		flow->flags &= ~FERRY_FLOW_F_SYN_PENDING;
+		/* Atomic: the reply direction updates other bits from another CPU. */
+		__sync_fetch_and_and(&flow->flags, ~FERRY_FLOW_F_SYN_PENDING);
 }
 
 /* Reply half: SYN-ACK ends a connect (sampled flows only). */
 static __always_inline void ferry_reply_latency(struct ferry_flow *flow,
 						const struct ferry_pkt *pkt)
 {
-	__u8 flags = flow->flags;
+	__u32 flags = flow->flags;
 	__u64 delta;
 
 	if (!(flags & FERRY_FLOW_F_SYN_PENDING) ||
 	    (pkt->tcp_flags & (FERRY_TCP_SYN | FERRY_TCP_ACK)) != (FERRY_TCP_SYN | FERRY_TCP_ACK))
 		return;
-	flow->flags = flags & ~FERRY_FLOW_F_SYN_PENDING;
+	__sync_fetch_and_and(&flow->flags, ~FERRY_FLOW_F_SYN_PENDING);
 	delta = bpf_ktime_get_ns() - flow->pending_ns;
 	flow->pending_ns = 0;
 	ferry_hist_record(flow->predictor_id, FERRY_HIST_PREDICTOR | (FERRY_LAT_CONNECT << 8),

@@ -6,13 +6,15 @@
  * must have __u8..__u64, __be16 and __be32 in scope (<linux/types.h> in user
  * space, <linux/bpf.h> in BPF code).
  *
- * Any change to a layout below bumps FERRY_ABI_VERSION: ferryd refuses to
- * reuse pins made under another version instead of misreading them.
+ * Any change to a layout below bumps FERRY_ABI_VERSION. ferryd migrates pins
+ * of the version before (user/kernel/migrate.c: flows, overrides and other
+ * user-space metadata carried, the rest created afresh) and refuses any other
+ * version instead of misreading it.
  */
 #ifndef FERRY_MAPS_H
 #define FERRY_MAPS_H
 
-#define FERRY_ABI_VERSION 2
+#define FERRY_ABI_VERSION 3
 
 #define FERRY_PIN_ROOT_DEFAULT "/sys/fs/bpf/ferry"
 
@@ -33,12 +35,17 @@
 #define FERRY_MAP_PRED_META "ferry_pred_meta"
 #define FERRY_MAP_LINKS "ferry_links"
 #define FERRY_MAP_SELECT "ferry_selectors"
+#define FERRY_MAP_EFLOWS "ferry_eflows"
+#define FERRY_MAP_ERFLOWS "ferry_erflows"
+#define FERRY_MAP_NEW_RATE "ferry_new_rate"
 
 /* Limits (max_entries). Ids 0 are reserved to mean "none" everywhere. */
 #define FERRY_MAX_SERVICES 16384
 #define FERRY_MAX_PREDICTORS 32768
 #define FERRY_MAX_BACKENDS 131072
 #define FERRY_MAX_FLOWS 262144
+/* Embryonic flows (handshakes and pickups not yet confirmed): a flood churns only these. */
+#define FERRY_MAX_EMBRYONIC 65536
 #define FERRY_MAX_HISTOGRAMS 262144
 #define FERRY_MAX_LINKS 4096
 #define FERRY_MAX_TX_PORTS 256
@@ -79,8 +86,17 @@ struct ferry_config {
 	__u32 ferryd_pid;
 	__u32 features; /* FERRY_FEAT_* detected on this kernel, for ferryctl */
 	__u64 heartbeat_unix_ns;
+	/*
+	 * New flows a CPU inserts per second and service; past it they are
+	 * forwarded by the consistent hash without state. 0: no limit.
+	 */
+	__u32 new_flow_rate;
+	__u32 pad;
 };
-_Static_assert(sizeof(struct ferry_config) == 48, "ferry_config layout");
+_Static_assert(sizeof(struct ferry_config) == 56, "ferry_config layout");
+
+/* ferryd --new-flow-rate's default: Katran's 125k new connections per second per CPU. */
+#define FERRY_NEW_FLOW_RATE_DEFAULT 125000
 
 #define FERRY_FEAT_TCX (1U << 0)
 #define FERRY_FEAT_REDIRECT_NEIGH (1U << 1)
@@ -215,7 +231,11 @@ _Static_assert(sizeof(struct ferry_backend) == 32, "ferry_backend layout");
 
 /* ----------------------------------------------------------------- flows */
 
-/* A connection's 5-tuple as seen on the wire in one direction. */
+/*
+ * A connection's 5-tuple as seen on the wire in one direction. The forward
+ * key (ferry_flows, ferry_eflows, ferry_l7) is client -> VIP; the reply key
+ * (ferry_rflows, ferry_erflows) is backend -> client.
+ */
 struct ferry_flow_key {
 	__be32 saddr[4];
 	__be32 daddr[4];
@@ -227,17 +247,26 @@ struct ferry_flow_key {
 };
 _Static_assert(sizeof(struct ferry_flow_key) == 40, "ferry_flow_key layout");
 
-/* ferry_flows: client -> VIP key; where the connection goes. */
+/*
+ * ferry_flows (confirmed) and ferry_eflows (embryonic): client -> VIP key;
+ * where the connection goes. A flow is born embryonic, both halves in the
+ * embryonic maps, and moves to the confirmed maps once the client's ACK
+ * acknowledges the backend's SYN-ACK (a pickup or UDP: once the backend
+ * answers). flags is 32 bits so that both directions update it with atomics.
+ */
 struct ferry_flow {
 	__be32 backend_addr[4];
 	__be16 backend_port;
 	__u8 family;
-	__u8 flags; /* FERRY_FLOW_F_* */
+	__u8 pad0;
+	__u32 flags; /* FERRY_FLOW_F_*; updated with __sync_fetch_and_or/and */
 	__u32 backend_id;
 	__u32 predictor_id;
 	__u32 svc_id;
+	/* Embryonic TCP with FERRY_FLOW_F_SYNACK: the client ACK that promotes (SYN-ACK seq + 1). */
+	__u32 ack_expect;
 	__u64 created_ns; /* bpf_ktime_get_ns() */
-	__u64 last_ns;
+	__u64 last_ns; /* refreshed by both directions (replies at most once a second) */
 	__u64 pending_ns; /* start of the exchange being timed (SYN or request); 0: none */
 	__u64 packets;
 	__u64 bytes;
@@ -254,18 +283,26 @@ struct ferry_flow {
 	__u8 nh_smac[6];
 	__u8 pad[4];
 };
-_Static_assert(sizeof(struct ferry_flow) == 104, "ferry_flow layout");
+_Static_assert(sizeof(struct ferry_flow) == 112, "ferry_flow layout");
 
 #define FERRY_NH_TTL_NS (100ULL * 1000 * 1000)
 
-/* ferry_rflows: backend -> client key; how to make a reply look like the VIP's. */
+/*
+ * ferry_rflows (confirmed) and ferry_erflows (embryonic): backend -> client
+ * key; how to make a reply look like the VIP's. The key has no VIP (a reply
+ * does not carry it): two VIPs sharing a backend address:port would share a
+ * reply key for one client address:port. Such a second connection is refused
+ * at creation (FERRY_CTR_REPLY_CLASH), never allowed to overwrite the first.
+ */
 struct ferry_rflow {
 	__be32 vip_addr[4];
 	__be16 vip_port;
 	__u8 family;
-	__u8 flags; /* FERRY_FLOW_F_* copied from the forward entry at creation */
+	__u8 pad0;
+	__u32 flags; /* FERRY_FLOW_F_* copied from the forward entry at creation */
 	__u32 backend_id;
-	struct ferry_flow_key fwd; /* the forward entry, for latency sampling */
+	__u32 pad1;
+	struct ferry_flow_key fwd; /* the forward entry */
 	__u64 packets;
 	__u64 bytes;
 	/* The next hop toward the client, cached as in struct ferry_flow. */
@@ -276,13 +313,25 @@ struct ferry_rflow {
 	__u8 nh_smac[6];
 	__u8 pad[4];
 };
-_Static_assert(sizeof(struct ferry_rflow) == 112, "ferry_rflow layout");
+_Static_assert(sizeof(struct ferry_rflow) == 120, "ferry_rflow layout");
 
 #define FERRY_FLOW_F_SAMPLED (1U << 0) /* latency is measured on this flow */
 #define FERRY_FLOW_F_SYN_PENDING (1U << 1) /* pending_ns is a SYN awaiting SYN-ACK */
 #define FERRY_FLOW_F_REQ_PENDING (1U << 2) /* pending_ns is a request awaiting a response */
 #define FERRY_FLOW_F_CLOSING (1U << 3) /* FIN or RST seen */
 #define FERRY_FLOW_F_RESP_SEEN (1U << 4) /* the current exchange has a response */
+#define FERRY_FLOW_F_PICKUP (1U << 5) /* embryonic from a mid-stream packet, not a SYN */
+#define FERRY_FLOW_F_SYNACK (1U << 6) /* embryonic: the SYN-ACK passed, ack_expect is set */
+
+/*
+ * ferry_new_rate: per-CPU, indexed by service id; the new-flow rate guard's
+ * one-second window.
+ */
+struct ferry_new_rate {
+	__u64 window_ns; /* start of the current window */
+	__u64 count; /* new flows inserted in it */
+};
+_Static_assert(sizeof(struct ferry_new_rate) == 16, "ferry_new_rate layout");
 
 /* ----------------------------------------------------------------- stats */
 
@@ -361,6 +410,11 @@ enum ferry_counter {
 	FERRY_CTR_REPLY_FRAGMENT, /* IP fragment at a reply hook: passed untranslated */
 	FERRY_CTR_REDIRECT_PEER, /* --pod-fast-path=peer: into a local pod with bpf_redirect_peer */
 	FERRY_CTR_TTL_EXPIRED, /* TTL / hop limit <= 1: handed to the stack for its time exceeded */
+	FERRY_CTR_EMBRYONIC_NEW, /* embryonic flow created (SYN, pickup or first datagram) */
+	FERRY_CTR_EMBRYONIC_PROMOTED, /* embryonic flow confirmed */
+	FERRY_CTR_EMBRYONIC_DROPPED, /* embryonic flow dropped: the backend reset it */
+	FERRY_CTR_RATE_SKIPPED, /* new flow past the per-CPU rate guard: forwarded, not stored */
+	FERRY_CTR_REPLY_CLASH, /* reply key held by a live flow of another VIP: refused */
 	FERRY_CTR_MAX,
 };
 

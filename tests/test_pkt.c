@@ -74,6 +74,7 @@ static const struct backend_def backends[] = {
 	{ 8, 8, 7, "198.18.1.20", 80, NULL }, /* no neighbour */
 	{ 9, 9, 8, "198.18.1.1", 80, NULL }, /* the node itself */
 	{ 11, 11, 9, "2001:db8:1::10", 5353, "02:fb:00:00:01:10" }, /* IPv6 + UDP */
+	{ 12, 12, 10, "198.18.1.12", 7070, "02:fb:00:00:01:0c" }, /* behind two VIPs */
 };
 
 struct service_def {
@@ -96,6 +97,9 @@ static const struct service_def services[] = {
 	{ 7, "198.18.2.5", 80, IPPROTO_TCP, 0, 7, { 8, 8 } },
 	{ 8, "198.18.2.6", 80, IPPROTO_TCP, 0, 7, { 9, 9 } },
 	{ 9, VIP6, 53, IPPROTO_UDP, 0, 7, { 11, 11 } },
+	/* Two VIPs, one backend address:port: the reply key clash (test_reply_clash). */
+	{ 10, "198.18.2.7", 80, IPPROTO_TCP, 0, 7, { 12, 12 } },
+	{ 11, "198.18.2.8", 80, IPPROTO_TCP, 0, 7, { 12, 12 } },
 };
 
 static struct {
@@ -111,10 +115,44 @@ static struct {
 } env = { .ns = NETNS_FIXTURE(NS) };
 
 static const char *ctr_names[FERRY_CTR_MAX] = {
-	"MALFORMED",	  "FRAGMENT",	 "IPV6_EXT",  "VIP_PORT_MISS", "NO_BACKEND",
-	"FLOW_MISS",	  "FLOW_FULL",	 "FIB_STACK", "FIB_DROP",      "REDIRECT",
-	"REDIRECT_NEIGH", "XDP_HANDOFF", "REPLY_NAT", "TRACE_LOST",    "HIST_MISS",
+	[FERRY_CTR_MALFORMED] = "MALFORMED",
+	[FERRY_CTR_FRAGMENT] = "FRAGMENT",
+	[FERRY_CTR_IPV6_EXT] = "IPV6_EXT",
+	[FERRY_CTR_VIP_PORT_MISS] = "VIP_PORT_MISS",
+	[FERRY_CTR_NO_BACKEND] = "NO_BACKEND",
+	[FERRY_CTR_FLOW_MISS] = "FLOW_MISS",
+	[FERRY_CTR_FLOW_FULL] = "FLOW_FULL",
+	[FERRY_CTR_FIB_STACK] = "FIB_STACK",
+	[FERRY_CTR_FIB_DROP] = "FIB_DROP",
+	[FERRY_CTR_REDIRECT] = "REDIRECT",
+	[FERRY_CTR_REDIRECT_NEIGH] = "REDIRECT_NEIGH",
+	[FERRY_CTR_XDP_HANDOFF] = "XDP_HANDOFF",
+	[FERRY_CTR_REPLY_NAT] = "REPLY_NAT",
+	[FERRY_CTR_TRACE_LOST] = "TRACE_LOST",
+	[FERRY_CTR_HIST_MISS] = "HIST_MISS",
+	[FERRY_CTR_ICMP_FWD] = "ICMP_FWD",
+	[FERRY_CTR_ICMP_REPLY] = "ICMP_REPLY",
+	[FERRY_CTR_FLOW_RESTORED] = "FLOW_RESTORED",
+	[FERRY_CTR_REJECT] = "REJECT",
+	[FERRY_CTR_REJECT_LIMITED] = "REJECT_LIMITED",
+	[FERRY_CTR_REJECT_ICMP] = "REJECT_ICMP",
+	[FERRY_CTR_REPLY_FRAGMENT] = "REPLY_FRAGMENT",
+	[FERRY_CTR_EMBRYONIC_NEW] = "EMBRYONIC_NEW",
+	[FERRY_CTR_EMBRYONIC_PROMOTED] = "EMBRYONIC_PROMOTED",
+	[FERRY_CTR_EMBRYONIC_DROPPED] = "EMBRYONIC_DROPPED",
+	[FERRY_CTR_RATE_SKIPPED] = "RATE_SKIPPED",
+	[FERRY_CTR_REPLY_CLASH] = "REPLY_CLASH",
 };
+
+/*
+ * The flow lifecycle's counters move on every new flow: a fixture checks them
+ * when it says so (expect.lifecycle), the others only what they are about.
+ */
+static bool lifecycle_ctr(int k)
+{
+	return k == FERRY_CTR_EMBRYONIC_NEW || k == FERRY_CTR_EMBRYONIC_PROMOTED ||
+	       k == FERRY_CTR_EMBRYONIC_DROPPED;
+}
 
 /* ------------------------------------------------------------ map access */
 
@@ -186,12 +224,28 @@ static void key_of(const struct pb_spec *s, struct ferry_flow_key *k)
 	k->family = s->family == 4 ? FERRY_AF_INET : FERRY_AF_INET6;
 }
 
-static bool flow_get(const struct pb_spec *s, struct ferry_flow *flow)
+/* The flow of s in the confirmed map (FERRY_MAP_FLOWS) or the embryonic one. */
+static bool flow_get_in(const char *map, const struct pb_spec *s, struct ferry_flow *flow)
 {
 	struct ferry_flow_key k;
 
 	key_of(s, &k);
-	return bpf_map_lookup_elem(map_fd(FERRY_MAP_FLOWS), &k, flow) == 0;
+	return bpf_map_lookup_elem(map_fd(map), &k, flow) == 0;
+}
+
+/* The flow of s, confirmed or embryonic. */
+static bool flow_get(const struct pb_spec *s, struct ferry_flow *flow)
+{
+	return flow_get_in(FERRY_MAP_FLOWS, s, flow) || flow_get_in(FERRY_MAP_EFLOWS, s, flow);
+}
+
+/* Forgets the forward half of s's flow, confirmed and embryonic; 0 if one was there. */
+static int flow_del(const struct ferry_flow_key *k)
+{
+	int a = bpf_map_delete_elem(map_fd(FERRY_MAP_FLOWS), k);
+	int b = bpf_map_delete_elem(map_fd(FERRY_MAP_EFLOWS), k);
+
+	return a && b ? -ENOENT : 0;
 }
 
 /* ----------------------------------------------------------- packet specs */
@@ -262,6 +316,7 @@ struct expect {
 	uint32_t meta; /* XDP: expected handoff metadata ifindex word; 0: none */
 	bool answer; /* a redirect of an answer ferry built (RST, ICMP): its TTL stays */
 	int64_t ctr[FERRY_CTR_MAX]; /* expected counter changes; others must not move */
+	bool lifecycle; /* check the EMBRYONIC_* counters too (lifecycle_ctr) */
 };
 
 static int prog_fd(enum prog p)
@@ -312,22 +367,56 @@ static int run_prog(enum prog p, int ifindex, const uint8_t *in, size_t len, str
 	return 0;
 }
 
-/* Creates the flow of s with a SYN through XDP unless an earlier fixture did (filtered runs). */
-static void ensure_flow(const struct pb_spec *s)
+/* The backend's SYN-ACK sequence number in fixtures: the client's ACK (ack 2000) confirms. */
+#define SYNACK_SEQ 1999
+
+static const struct backend_def *backend_by_id(uint32_t id);
+static struct pb_spec spec_reply(const struct pb_spec *in, const struct backend_def *be,
+				 uint8_t flags);
+
+/* Runs one built frame through p, ignoring the result (setup steps). */
+static void run_spec(enum prog p, int ifindex, const struct pb_spec *s)
 {
-	struct pb_spec syn = *s;
-	struct ferry_flow f;
 	struct run_out r;
 	uint8_t b[512];
-	size_t len;
+	size_t len = pb_build(s, b, sizeof(b));
 
-	if (flow_get(s, &f))
+	run_prog(p, ifindex, b, len, &r);
+}
+
+/*
+ * Makes s's TCP flow confirmed the way a client does: SYN (unless an
+ * embryonic entry exists), the backend's SYN-ACK (seq SYNACK_SEQ), the
+ * client's ACK of it. Nothing if an earlier fixture confirmed it already.
+ */
+static void ensure_flow(const struct pb_spec *s)
+{
+	struct pb_spec syn = *s, synack, ack;
+	const struct backend_def *be;
+	struct ferry_flow f;
+
+	if (flow_get_in(FERRY_MAP_FLOWS, s, &f))
 		return;
 	syn.tcp_flags = PB_TCP_SYN;
+	syn.ack = 0;
 	syn.payload = NULL;
 	syn.payload_len = 0;
-	len = pb_build(&syn, b, sizeof(b));
-	run_prog(P_XDP, env.if_c0, b, len, &r);
+	if (!flow_get_in(FERRY_MAP_EFLOWS, s, &f))
+		run_spec(P_XDP, env.if_c0, &syn);
+	if (s->proto != IPPROTO_TCP || !flow_get_in(FERRY_MAP_EFLOWS, s, &f))
+		return;
+	be = backend_by_id(f.backend_id);
+	if (!be)
+		return;
+	synack = spec_reply(&syn, be, PB_TCP_SYN | PB_TCP_ACK);
+	synack.seq = SYNACK_SEQ;
+	synack.ack = syn.seq + 1;
+	run_spec(P_TC_REPLY_IN, env.if_b0, &synack);
+	ack = syn;
+	ack.tcp_flags = PB_TCP_ACK;
+	ack.seq = syn.seq + 1;
+	ack.ack = SYNACK_SEQ + 1;
+	run_spec(P_XDP, env.if_c0, &ack);
 }
 
 /*
@@ -441,6 +530,8 @@ static bool check_raw(const char *what, enum prog p, int ifindex, const uint8_t 
 		ok = false;
 	}
 	for (int k = 0; k < FERRY_CTR_MAX; k++) {
+		if (lifecycle_ctr(k) && !exp->lifecycle)
+			continue;
 		if ((int64_t)(after[k] - before[k]) != exp->ctr[k]) {
 			test__fail(__FILE__, __LINE__, what, "counter %s moved by %lld, want %lld",
 				   ctr_names[k], (long long)(after[k] - before[k]),
@@ -589,6 +680,8 @@ static bool check_fwd(const char *what, enum prog p, const struct pb_spec *in, i
 	ok &= ASSERT_TRUE(pb_verify_csums(r.data + r.meta_len, r.len - r.meta_len),
 			  "output checksums");
 	for (int k = 0; k < FERRY_CTR_MAX; k++) {
+		if (lifecycle_ctr(k) && !base->lifecycle)
+			continue;
 		if ((int64_t)(after[k] - before[k]) != base->ctr[k]) {
 			test__fail(__FILE__, __LINE__, what, "counter %s moved by %lld, want %lld",
 				   ctr_names[k], (long long)(after[k] - before[k]),
@@ -646,7 +739,8 @@ static int netns_setup(void)
 	if (err)
 		return err;
 	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
-		if (!backends[i].mac || backends[i].port == 9090 || backends[i].port == 5353)
+		if (!backends[i].mac || backends[i].port == 9090 || backends[i].port == 5353 ||
+		    backends[i].port == 7070)
 			continue;
 		snprintf(cmd, sizeof(cmd),
 			 "ip -n " NS " neigh add %s lladdr %s dev fb-b0 nud permanent",
@@ -896,7 +990,9 @@ static void test_syn_new_flow(void)
 	struct ferry_flow_key rkey;
 	struct ferry_rflow rflow;
 	struct ferry_flow flow;
-	struct expect exp = { .meta = env.if_b0, .ctr = { CTR(XDP_HANDOFF, 1) } };
+	struct expect exp = { .meta = env.if_b0,
+			      .ctr = { CTR(XDP_HANDOFF, 1), CTR(EMBRYONIC_NEW, 1) },
+			      .lifecycle = true };
 
 	read_stats(1, &st0);
 	read_stats(2, &st1);
@@ -904,7 +1000,9 @@ static void test_syn_new_flow(void)
 		return;
 	if (!ASSERT_TRUE(be->id == 1 || be->id == 2, "backend of service 1"))
 		return;
-	ASSERT_TRUE(flow_get(&syn, &flow), "flow entry");
+	/* A SYN proves nothing: its flow is embryonic, kept apart from confirmed ones. */
+	ASSERT_FALSE(flow_get_in(FERRY_MAP_FLOWS, &syn, &flow), "no confirmed flow from a SYN");
+	ASSERT_TRUE(flow_get_in(FERRY_MAP_EFLOWS, &syn, &flow), "embryonic flow entry");
 	ASSERT_EQ(flow.backend_port, htons(be->port), "flow backend port");
 	ASSERT_EQ(flow.svc_id, 1, "flow svc");
 	ASSERT_EQ(flow.predictor_id, be->predictor_id, "flow predictor");
@@ -920,8 +1018,10 @@ static void test_syn_new_flow(void)
 	rkey.dport = htons(40000);
 	rkey.proto = IPPROTO_TCP;
 	rkey.family = FERRY_AF_INET;
-	if (ASSERT_OK(bpf_map_lookup_elem(map_fd(FERRY_MAP_RFLOWS), &rkey, &rflow),
-		      "rflow entry")) {
+	ASSERT_NEQ(bpf_map_lookup_elem(map_fd(FERRY_MAP_RFLOWS), &rkey, &rflow), 0,
+		   "no confirmed reply half from a SYN");
+	if (ASSERT_OK(bpf_map_lookup_elem(map_fd(FERRY_MAP_ERFLOWS), &rkey, &rflow),
+		      "embryonic reply half")) {
 		uint32_t vip[4];
 
 		pb_addr(vip, VIP4);
@@ -1409,7 +1509,7 @@ static void test_flow_miss(void)
 	if (!check_fwd("syn", P_XDP, &syn, XDP_PASS, &new, &be))
 		return;
 	key_of(&syn, &k);
-	ASSERT_OK(bpf_map_delete_elem(map_fd(FERRY_MAP_FLOWS), &k), "evict flow");
+	ASSERT_OK(flow_del(&k), "evict flow");
 	read_stats(be->id, &s0);
 	syn.tcp_flags = PB_TCP_ACK;
 	if (!check_fwd("ack without flow", P_XDP, &syn, XDP_PASS, &miss, &be2))
@@ -1418,7 +1518,7 @@ static void test_flow_miss(void)
 	read_stats(be->id, &s1);
 	ASSERT_EQ(s1.flow_misses - s0.flow_misses, 1, "stats flow_misses");
 	ASSERT_EQ(s1.new_flows - s0.new_flows, 1, "stats new_flows");
-	ASSERT_OK(bpf_map_delete_elem(map_fd(FERRY_MAP_FLOWS), &k), "evict flow again");
+	ASSERT_OK(flow_del(&k), "evict flow again");
 	check_fwd("tc ack without flow", P_TC_FWD, &syn, TC_ACT_REDIRECT, &tmiss, &be2);
 	ASSERT_EQ(be2->id, be->id, "same backend at TC");
 }
@@ -2784,6 +2884,347 @@ static void test_flow_halves(void)
 	ASSERT_TRUE(again == be, "same backend");
 }
 
+/* ------------------------------------------------- flow lifecycle (issue 12) */
+
+static void read_ctr_delta(const uint64_t before[FERRY_CTR_MAX], int k, int64_t want,
+			   const char *what)
+{
+	uint64_t after[FERRY_CTR_MAX];
+
+	read_counters(after);
+	ASSERT_EQ((int64_t)(after[k] - before[k]), want, what);
+}
+
+static bool rflow_in(const char *map, const struct pb_spec *fwd, const struct backend_def *be,
+		     struct ferry_rflow *rf)
+{
+	struct ferry_flow_key rk;
+
+	reply_key_of(fwd, be, &rk);
+	return bpf_map_lookup_elem(map_fd(map), &rk, rf) == 0;
+}
+
+/*
+ * A SYN makes an embryonic flow; the backend's SYN-ACK arms it (ack_expect =
+ * its seq + 1); a client ACK acknowledging something else does not promote;
+ * the ACK of the SYN-ACK moves both halves to the confirmed maps. Before the
+ * lifecycle, the SYN alone made confirmed state.
+ */
+static void test_handshake_promotes(void)
+{
+	struct pb_spec syn = spec_tcp(4, 44000, VIP4, 80, PB_TCP_SYN), synack, ack, rep;
+	const struct backend_def *be;
+	uint64_t c0[FERRY_CTR_MAX];
+	struct ferry_rflow rf;
+	struct ferry_flow f;
+
+	read_counters(c0);
+	run_spec(P_XDP, env.if_c0, &syn);
+	read_ctr_delta(c0, FERRY_CTR_EMBRYONIC_NEW, 1, "embryonic_new");
+	if (!ASSERT_TRUE(flow_get_in(FERRY_MAP_EFLOWS, &syn, &f), "embryonic after the SYN"))
+		return;
+	ASSERT_FALSE(flow_get_in(FERRY_MAP_FLOWS, &syn, &f), "not confirmed by a SYN");
+	be = backend_by_id(f.backend_id);
+	if (!ASSERT_TRUE(be != NULL, "backend"))
+		return;
+
+	synack = spec_reply(&syn, be, PB_TCP_SYN | PB_TCP_ACK);
+	synack.seq = 0xfffffff0; /* the ack that confirms wraps around */
+	synack.ack = syn.seq + 1;
+	run_spec(P_TC_REPLY_IN, env.if_b0, &synack);
+	flow_get_in(FERRY_MAP_EFLOWS, &syn, &f);
+	ASSERT_EQ(f.flags & FERRY_FLOW_F_SYNACK, FERRY_FLOW_F_SYNACK, "armed by the SYN-ACK");
+	ASSERT_EQ(f.ack_expect, 0xfffffff1, "ack_expect");
+	ASSERT_FALSE(flow_get_in(FERRY_MAP_FLOWS, &syn, &f), "a SYN-ACK alone proves nothing");
+
+	ack = syn;
+	ack.tcp_flags = PB_TCP_ACK;
+	ack.seq = syn.seq + 1;
+	ack.ack = 0xfffffff5;
+	read_counters(c0);
+	run_spec(P_XDP, env.if_c0, &ack);
+	ASSERT_FALSE(flow_get_in(FERRY_MAP_FLOWS, &syn, &f), "a wrong ack does not confirm");
+	read_ctr_delta(c0, FERRY_CTR_EMBRYONIC_PROMOTED, 0, "no promotion");
+
+	ack.ack = 0xfffffff1;
+	run_spec(P_XDP, env.if_c0, &ack);
+	if (ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &syn, &f), "confirmed by the ACK")) {
+		ASSERT_EQ(f.backend_id, be->id, "same backend");
+		ASSERT_EQ(f.flags & (FERRY_FLOW_F_SYNACK | FERRY_FLOW_F_PICKUP), 0,
+			  "no embryonic flags once confirmed");
+	}
+	ASSERT_TRUE(rflow_in(FERRY_MAP_RFLOWS, &syn, be, &rf), "confirmed reply half");
+	ASSERT_FALSE(flow_get_in(FERRY_MAP_EFLOWS, &syn, &f), "embryonic forward half gone");
+	ASSERT_FALSE(rflow_in(FERRY_MAP_ERFLOWS, &syn, be, &rf), "embryonic reply half gone");
+	read_ctr_delta(c0, FERRY_CTR_EMBRYONIC_PROMOTED, 1, "embryonic_promoted");
+
+	/*
+	 * The client's ACK missed (it went by another node): the backend's next
+	 * segment after its SYN-ACK proves the connection was established.
+	 */
+	syn.sport = 44001;
+	run_spec(P_XDP, env.if_c0, &syn);
+	if (!ASSERT_TRUE(flow_get_in(FERRY_MAP_EFLOWS, &syn, &f), "second SYN embryonic"))
+		return;
+	be = backend_by_id(f.backend_id);
+	synack = spec_reply(&syn, be, PB_TCP_SYN | PB_TCP_ACK);
+	run_spec(P_TC_REPLY_IN, env.if_b0, &synack);
+	run_spec(P_TC_REPLY_IN, env.if_b0, &synack); /* retransmitted: proves nothing */
+	ASSERT_FALSE(flow_get_in(FERRY_MAP_FLOWS, &syn, &f), "not confirmed by SYN-ACKs");
+	rep = spec_reply(&syn, be, PB_TCP_ACK);
+	run_spec(P_TC_REPLY_IN, env.if_b0, &rep);
+	ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &syn, &f), "confirmed by the backend's ACK");
+}
+
+/*
+ * Mid-stream pickup: an ACK with no flow goes where the hash points and
+ * leaves embryonic state; the backend's RST (a spoofed ACK) drops it. An ACK
+ * the backend answers with an ACK is a real connection: confirmed. Before,
+ * such an ACK made confirmed state on its own.
+ */
+static void test_pickup(void)
+{
+	struct pb_spec spoof = spec_tcp(4, 44100, VIP4, 80, PB_TCP_ACK), real, rep;
+	struct expect miss = { .meta = env.if_b0,
+			       .ctr = { CTR(XDP_HANDOFF, 1), CTR(FLOW_MISS, 1),
+					CTR(EMBRYONIC_NEW, 1) },
+			       .lifecycle = true };
+	const struct backend_def *be;
+	uint64_t c0[FERRY_CTR_MAX];
+	struct ferry_rflow rf;
+	struct ferry_flow f;
+
+	if (!check_fwd("spoofed ack: picked up", P_XDP, &spoof, XDP_PASS, &miss, &be))
+		return;
+	if (ASSERT_TRUE(flow_get_in(FERRY_MAP_EFLOWS, &spoof, &f), "pickup is embryonic"))
+		ASSERT_EQ(f.flags & FERRY_FLOW_F_PICKUP, FERRY_FLOW_F_PICKUP, "pickup flag");
+	ASSERT_FALSE(flow_get_in(FERRY_MAP_FLOWS, &spoof, &f), "pickup is not confirmed");
+	rep = spec_reply(&spoof, be, PB_TCP_RST);
+	read_counters(c0);
+	run_spec(P_TC_REPLY_IN, env.if_b0, &rep);
+	read_ctr_delta(c0, FERRY_CTR_EMBRYONIC_DROPPED, 1, "embryonic_dropped");
+	ASSERT_FALSE(flow_get(&spoof, &f), "the backend's RST drops the pickup");
+	ASSERT_FALSE(rflow_in(FERRY_MAP_ERFLOWS, &spoof, be, &rf), "and its reply half");
+
+	real = spec_tcp(4, 44101, VIP4, 80, PB_TCP_ACK);
+	if (!check_fwd("ack of a lost flow: picked up", P_XDP, &real, XDP_PASS, &miss, &be))
+		return;
+	rep = spec_reply(&real, be, PB_TCP_ACK);
+	read_counters(c0);
+	run_spec(P_TC_REPLY_IN, env.if_b0, &rep);
+	read_ctr_delta(c0, FERRY_CTR_EMBRYONIC_PROMOTED, 1, "embryonic_promoted");
+	if (ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &real, &f), "confirmed by the answer"))
+		ASSERT_EQ(f.backend_id, be->id, "on the backend the hash chose");
+	ASSERT_TRUE(rflow_in(FERRY_MAP_RFLOWS, &real, be, &rf), "confirmed reply half");
+}
+
+/*
+ * A SYN flood on a full embryonic table: the table is filled from user space
+ * (one batch), then SYNs from many sources arrive through XDP. They evict
+ * embryonic entries only: the confirmed flow stays, on its backend, and no
+ * SYN of the flood becomes confirmed state. Before, every SYN went into the
+ * one flow table the confirmed flow lived in.
+ */
+static void test_syn_flood_keeps_confirmed(void)
+{
+	struct pb_spec conn = spec_tcp(4, 44200, VIP4, 80, PB_TCP_ACK), syn;
+	uint32_t n = FERRY_MAX_EMBRYONIC, i, in_confirmed = 0, left = 0;
+	struct ferry_flow_key *keys = calloc(n, sizeof(*keys));
+	struct ferry_flow *vals = calloc(n, sizeof(*vals));
+	struct ferry_flow f0, f;
+	struct run_out r;
+	uint8_t b[256];
+	size_t len;
+	__u32 count = n;
+
+	if (!ASSERT_TRUE(keys && vals, "memory"))
+		goto out;
+	ensure_flow(&conn);
+	if (!ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &conn, &f0), "confirmed before the flood"))
+		goto out;
+	for (i = 0; i < n; i++) {
+		keys[i].saddr[0] = htonl(0x0b000000 | i); /* 11.0.0.0/8: no fixture's */
+		keys[i].proto = IPPROTO_TCP;
+		keys[i].family = FERRY_AF_INET;
+		keys[i].sport = htons(1000);
+		keys[i].dport = htons(80);
+		vals[i].backend_id = 1;
+	}
+	if (!ASSERT_OK(bpf_map_update_batch(map_fd(FERRY_MAP_EFLOWS), keys, vals, &count, NULL),
+		       "fill the embryonic table"))
+		goto out;
+	syn = spec_tcp(4, 1, VIP4, 80, PB_TCP_SYN);
+	for (i = 0; i < 2048; i++) {
+		char addr[32];
+
+		snprintf(addr, sizeof(addr), "10.9.%u.%u", (i >> 8) & 0xff, i & 0xff);
+		pb_addr(syn.saddr, addr);
+		syn.sport = 1024 + i;
+		len = pb_build(&syn, b, sizeof(b));
+		run_prog(P_XDP, env.if_c0, b, len, &r);
+		if (flow_get_in(FERRY_MAP_FLOWS, &syn, &f))
+			in_confirmed++;
+	}
+	ASSERT_EQ(in_confirmed, 0, "flood SYNs in the confirmed table");
+	if (ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &conn, &f), "confirmed after the flood"))
+		ASSERT_EQ(f.backend_id, f0.backend_id, "same backend");
+	for (i = 0; i < n; i++)
+		left += bpf_map_lookup_elem(map_fd(FERRY_MAP_EFLOWS), &keys[i], &f) == 0;
+	ASSERT_TRUE(left < n, "the flood evicted embryonic entries (the table churned)");
+	for (i = 0; i < n; i++)
+		bpf_map_delete_elem(map_fd(FERRY_MAP_EFLOWS), &keys[i]);
+out:
+	free(keys);
+	free(vals);
+}
+
+static void set_new_flow_rate(uint32_t rate)
+{
+	struct ferry_config cfg;
+	uint32_t zero = 0;
+
+	bpf_map_lookup_elem(map_fd(FERRY_MAP_CONFIG), &zero, &cfg);
+	cfg.new_flow_rate = rate;
+	bpf_map_update_elem(map_fd(FERRY_MAP_CONFIG), &zero, &cfg, 0);
+}
+
+/*
+ * The rate guard: with 3 new flows per second and CPU, the 4th and 5th SYN
+ * of the second (on the CPU this test is pinned to) are still forwarded to
+ * the table's backend, counted, and not stored.
+ */
+static void test_rate_guard(void)
+{
+	struct expect stored = { .verdict = XDP_PASS,
+				 .meta = env.if_b0,
+				 .ctr = { CTR(XDP_HANDOFF, 1), CTR(EMBRYONIC_NEW, 1) },
+				 .lifecycle = true };
+	struct expect skipped = { .verdict = XDP_PASS,
+				  .meta = env.if_b0,
+				  .ctr = { CTR(XDP_HANDOFF, 1), CTR(RATE_SKIPPED, 1) },
+				  .lifecycle = true };
+	cpu_set_t one, saved;
+	struct ferry_flow f;
+
+	/*
+	 * The guard counts per CPU: one CPU for the five runs. Its window for
+	 * service 2 starts at the first SYN (no fixture before set a limit, so
+	 * none counted), and five test runs take far less than its second.
+	 */
+	sched_getaffinity(0, sizeof(saved), &saved);
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	sched_setaffinity(0, sizeof(one), &one);
+	set_new_flow_rate(3);
+	for (uint16_t i = 0; i < 5; i++) {
+		struct pb_spec syn = spec_tcp(4, 44300 + i, "198.18.2.2", 80, PB_TCP_SYN), out;
+		const struct backend_def *be = expected_backend(&syn);
+
+		if (!ASSERT_TRUE(be != NULL, "expected backend"))
+			break;
+		out = spec_fwd_out(&syn, be);
+		stored.out = skipped.out = &out;
+		check(i < 3 ? "stored" : "past the guard: forwarded", P_XDP, env.if_c0, &syn,
+		      i < 3 ? &stored : &skipped);
+		if (i < 3)
+			ASSERT_TRUE(flow_get(&syn, &f), "stored under the guard");
+		else
+			ASSERT_FALSE(flow_get(&syn, &f), "not stored past the guard");
+	}
+	set_new_flow_rate(0);
+	sched_setaffinity(0, sizeof(saved), &saved);
+}
+
+/*
+ * Two VIPs share backend 12 (198.18.1.12:7070); one client port reaching it
+ * through both gives one reply key. The second connection is refused with a
+ * RST while the first is open (confirmed or embryonic), and allowed once the
+ * first closed. Before, the second overwrote the first one's reply entry and
+ * the first connection's replies left with the second VIP's address.
+ */
+static void test_reply_clash(void)
+{
+	struct pb_spec a = spec_tcp(4, 44400, "198.18.2.7", 80, PB_TCP_ACK);
+	struct pb_spec b = spec_tcp(4, 44400, "198.18.2.8", 80, PB_TCP_SYN);
+	struct pb_spec rst = spec_rst(&b), fin;
+	struct expect refused = { .verdict = XDP_TX,
+				  .out = &rst,
+				  .ctr = { CTR(REPLY_CLASH, 1), CTR(REJECT, 1) },
+				  .lifecycle = true };
+	struct expect x = { .meta = env.if_b0, .ctr = { CTR(XDP_HANDOFF, 1) } };
+	const struct backend_def *be = backend_by_id(12);
+	struct ferry_rflow rf;
+	struct ferry_flow f;
+	uint32_t vip_a[4];
+
+	pb_addr(vip_a, "198.18.2.7");
+	ensure_flow(&a);
+	if (!ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &a, &f), "first connection confirmed"))
+		return;
+	check("second VIP, same reply key: refused", P_XDP, env.if_c0, &b, &refused);
+	ASSERT_FALSE(flow_get(&b, &f), "no state for the refused connection");
+	if (ASSERT_TRUE(rflow_in(FERRY_MAP_RFLOWS, &a, be, &rf), "first reply half"))
+		ASSERT_EQ(rf.vip_addr[0], vip_a[0], "still the first VIP's");
+
+	/* An embryonic first connection holds its reply key too. */
+	a.sport = b.sport = 44401;
+	rst = spec_rst(&b);
+	a.tcp_flags = PB_TCP_SYN;
+	check_fwd("first VIP, embryonic", P_XDP, &a, XDP_PASS, &x, NULL);
+	check("second VIP while the first is embryonic: refused", P_XDP, env.if_c0, &b, &refused);
+
+	/* Once the first closed, the port is the second's. */
+	fin = a;
+	fin.tcp_flags = PB_TCP_FIN | PB_TCP_ACK;
+	check_fwd("first closes", P_XDP, &fin, XDP_PASS, &x, NULL);
+	check_fwd("second VIP after the close", P_XDP, &b, XDP_PASS, &x, NULL);
+	if (ASSERT_TRUE(rflow_in(FERRY_MAP_ERFLOWS, &b, be, &rf), "second reply half"))
+		ASSERT_NEQ(rf.vip_addr[0], vip_a[0], "the second VIP's");
+}
+
+/*
+ * Idle timers: a reply refreshes the forward entry's last_ns (at most once a
+ * second), so a flow whose server streams is not idle. Confirmed and
+ * embryonic (UDP before its first answer) alike.
+ */
+static void test_idle_refresh_both_ways(void)
+{
+	struct pb_spec fwd = spec_tcp(4, 44500, VIP4, 80, PB_TCP_ACK), rep;
+	const struct backend_def *be;
+	struct ferry_flow f0, f1;
+
+	ensure_flow(&fwd);
+	if (!ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &fwd, &f0), "confirmed flow"))
+		return;
+	be = backend_by_id(f0.backend_id);
+	rep = spec_reply(&fwd, be, PB_TCP_ACK);
+	usleep(1100000); /* past FERRY_REPLY_TOUCH_NS */
+	run_spec(P_TC_REPLY_IN, env.if_b0, &rep);
+	flow_get_in(FERRY_MAP_FLOWS, &fwd, &f1);
+	ASSERT_TRUE(f1.last_ns >= f0.last_ns + 1000000000ULL, "a reply refreshed the idle timer");
+	ASSERT_EQ(f1.packets, f0.packets, "forward packets unchanged by a reply");
+}
+
+/* UDP: embryonic until the backend answers, then confirmed. */
+static void test_udp_confirmed_on_answer(void)
+{
+	struct pb_spec q = spec_udp(44600, VIP4, 53), rep;
+	const struct backend_def *be;
+	struct ferry_flow f;
+
+	run_spec(P_XDP, env.if_c0, &q);
+	if (!ASSERT_TRUE(flow_get_in(FERRY_MAP_EFLOWS, &q, &f), "embryonic before an answer"))
+		return;
+	ASSERT_FALSE(flow_get_in(FERRY_MAP_FLOWS, &q, &f), "not confirmed before an answer");
+	be = backend_by_id(f.backend_id);
+	run_spec(P_XDP, env.if_c0, &q);
+	ASSERT_FALSE(flow_get_in(FERRY_MAP_FLOWS, &q, &f), "more queries do not confirm");
+	rep = spec_reply(&q, be, 0);
+	run_spec(P_TC_REPLY_IN, env.if_b0, &rep);
+	ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &q, &f), "confirmed by the answer");
+	ASSERT_FALSE(flow_get_in(FERRY_MAP_EFLOWS, &q, &f), "embryonic entry gone");
+}
+
 /* ----------------------------------------------------- hairpin (issue 12) */
 
 /*
@@ -3004,7 +3445,7 @@ static void test_flow_full(void)
 		bpf_map__set_pin_path(m, NULL);
 		if (bpf_map__is_internal(m))
 			continue;
-		if (!strcmp(bpf_map__name(m), FERRY_MAP_FLOWS)) {
+		if (!strcmp(bpf_map__name(m), FERRY_MAP_EFLOWS)) {
 			err = err ?: bpf_map__reuse_fd(m, fd);
 			continue;
 		}
@@ -3028,9 +3469,9 @@ static void test_flow_full(void)
 	env.xdp = shared;
 
 	reply_key_of(&p, be, &rk);
-	if (ASSERT_OK(bpf_map_lookup_elem(map_fd(FERRY_MAP_RFLOWS), &rk, &rf), "reply entry"))
+	if (ASSERT_OK(bpf_map_lookup_elem(map_fd(FERRY_MAP_ERFLOWS), &rk, &rf), "reply entry"))
 		ASSERT_EQ(rf.backend_id, be->id, "reply entry's backend");
-	bpf_map_delete_elem(map_fd(FERRY_MAP_RFLOWS), &rk);
+	bpf_map_delete_elem(map_fd(FERRY_MAP_ERFLOWS), &rk);
 out_obj:
 	env.xdp = shared;
 	ferry_xdp__destroy(small);
@@ -3833,6 +4274,13 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_icmp_client_side);
 	RUN_TEST(SUITE, test_icmp_backend_side);
 	RUN_TEST(SUITE, test_flow_halves);
+	RUN_TEST(SUITE, test_handshake_promotes);
+	RUN_TEST(SUITE, test_pickup);
+	RUN_TEST(SUITE, test_syn_flood_keeps_confirmed);
+	RUN_TEST(SUITE, test_rate_guard);
+	RUN_TEST(SUITE, test_reply_clash);
+	RUN_TEST(SUITE, test_idle_refresh_both_ways);
+	RUN_TEST(SUITE, test_udp_confirmed_on_answer);
 	RUN_TEST(SUITE, test_reject);
 	RUN_TEST(SUITE, test_reject_limited);
 	RUN_TEST(SUITE, test_hairpin);

@@ -62,12 +62,16 @@
 #define DEBOUNCE_PARTIAL_MS 25
 #define GC_EVERY_TICKS 10
 
-/* Like conntrack's defaults: an idle keep-alive connection keeps its backend for an hour. */
-static const struct ferry_gc_opts gc_opts = {
-	.tcp_idle_ns = 3600ULL * 1000000000ULL,
-	.tcp_closing_ns = 10ULL * 1000000000ULL,
-	.udp_idle_ns = 60ULL * 1000000000ULL,
-};
+/* Flow idle limits from the flags (ferryd_options.h has the defaults). */
+static struct ferry_gc_opts gc_opts_of(const struct ferryd_opts *o)
+{
+	return (struct ferry_gc_opts){
+		.tcp_idle_ns = o->tcp_idle_s * 1000000000ULL,
+		.tcp_closing_ns = o->tcp_closing_s * 1000000000ULL,
+		.embryonic_ns = o->embryonic_s * 1000000000ULL,
+		.udp_idle_ns = o->udp_s * 1000000000ULL,
+	};
+}
 
 struct ferryd {
 	struct ferryd_opts opts;
@@ -1000,7 +1004,8 @@ static int run_loop(struct ferryd *d)
 				rebalance_tick(d);
 				canary_tick(d);
 				if (++d->ticks % GC_EVERY_TICKS == 0) {
-					size_t n = ferry_sync__gc_flows(d->sync, &gc_opts);
+					struct ferry_gc_opts gc = gc_opts_of(&d->opts);
+					size_t n = ferry_sync__gc_flows(d->sync, &gc);
 
 					if (n)
 						pr_debug("flow gc: %zu idle flows removed", n);
@@ -1210,6 +1215,16 @@ int main(int argc, char **argv)
 		d.dp->features & FERRY_FEAT_REDIRECT_PEER ? " redirect_peer" : "");
 	if (apply_hash_seed(&d, have_seed, seed, seed_source))
 		goto out;
+	{
+		struct ferry_config cfg;
+
+		/* What the data plane itself enforces of the flow timeouts and the rate guard. */
+		if (!ferry_dp__config_read(d.dp, &cfg)) {
+			cfg.udp_timeout_s = d.opts.udp_s;
+			cfg.new_flow_rate = d.opts.new_flow_rate;
+			ferry_dp__config_write(d.dp, &cfg);
+		}
+	}
 	d.sync = ferry_sync__new(d.dp, &(struct ferry_sync_opts){ .table_size = d.opts.table_size });
 	/* After the data plane: the iterator shares its pinned maps. Never fatal. */
 	if (!d.opts.once) {

@@ -234,6 +234,50 @@ static int set_table_size(struct ferryd_opts *o, const char *arg)
 	return 0;
 }
 
+/* A whole number from min to max for --flag; a message naming the flag otherwise. */
+static int parse_u32(const char *flag, const char *arg, unsigned long min, unsigned long max,
+		     const char *unit, __u32 *out)
+{
+	unsigned long n;
+	char *end;
+
+	errno = 0;
+	n = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || arg[0] == '-' || n < min || n > max) {
+		fprintf(stderr, "ferryd: --%s %s: expected a whole number of %s from %lu to %lu\n",
+			flag, arg, unit, min, max);
+		return -EINVAL;
+	}
+	*out = n;
+	return 0;
+}
+
+static int set_tcp_idle(struct ferryd_opts *o, const char *arg)
+{
+	return parse_u32("tcp-idle-timeout", arg, 1, 365UL * 24 * 3600, "seconds", &o->tcp_idle_s);
+}
+
+static int set_tcp_closing(struct ferryd_opts *o, const char *arg)
+{
+	return parse_u32("tcp-closing-timeout", arg, 1, 24UL * 3600, "seconds", &o->tcp_closing_s);
+}
+
+static int set_embryonic(struct ferryd_opts *o, const char *arg)
+{
+	return parse_u32("embryonic-timeout", arg, 1, 3600, "seconds", &o->embryonic_s);
+}
+
+static int set_udp_timeout(struct ferryd_opts *o, const char *arg)
+{
+	return parse_u32("udp-timeout", arg, 1, 24UL * 3600, "seconds", &o->udp_s);
+}
+
+static int set_new_flow_rate(struct ferryd_opts *o, const char *arg)
+{
+	return parse_u32("new-flow-rate", arg, 0, 100000000, "new flows per second",
+			 &o->new_flow_rate);
+}
+
 static int set_once(struct ferryd_opts *o, const char *arg)
 {
 	o->once = true;
@@ -368,6 +412,30 @@ static const struct ferryd_option options[] = {
 	  "                          up to a prime (default " STR(FERRY_TABLE_SIZE_DEFAULT) "); a predictor gets\n"
 	  "                          100-200 slots per ready backend above it\n",
 	  set_table_size },
+	{ "tcp-idle-timeout", required_argument,
+	  "  --tcp-idle-timeout S    an open TCP connection idle this long (both directions\n"
+	  "                          count) loses its flow state (default " STR(
+		  FERRYD_TCP_IDLE_S_DEFAULT) ",\n"
+					     "                          5 days, as conntrack's established timeout)\n",
+	  set_tcp_idle },
+	{ "tcp-closing-timeout", required_argument,
+	  "  --tcp-closing-timeout S after a FIN or RST (default " STR(
+		  FERRYD_TCP_CLOSING_S_DEFAULT) ")\n",
+	  set_tcp_closing },
+	{ "embryonic-timeout", required_argument,
+	  "  --embryonic-timeout S   a TCP flow not yet confirmed (handshake, mid-stream\n"
+	  "                          pickup) idle this long is dropped (default " STR(
+		  FERRYD_EMBRYONIC_S_DEFAULT) ")\n",
+	  set_embryonic },
+	{ "udp-timeout", required_argument,
+	  "  --udp-timeout S         a UDP flow idle this long picks a backend anew\n"
+	  "                          (default " STR(FERRYD_UDP_S_DEFAULT) ")\n",
+	  set_udp_timeout },
+	{ "new-flow-rate", required_argument,
+	  "  --new-flow-rate N       new flows each CPU stores per second and service; past\n"
+	  "                          it they are sent where the hash points, not stored\n"
+	  "                          (default " STR(FERRY_NEW_FLOW_RATE_DEFAULT) ", 0: no limit)\n",
+	  set_new_flow_rate },
 	{ "once", no_argument,
 	  "  --once                  apply DIR, report, exit: 0 when every manifest was\n"
 	  "                          accepted, 1 otherwise; the data plane stays attached\n",
@@ -448,6 +516,11 @@ int ferryd_opts__parse(int argc, char **argv, struct ferryd_opts *o)
 	o->pin_path = FERRY_PIN_ROOT_DEFAULT;
 	o->table_size = FERRY_TABLE_SIZE_DEFAULT;
 	o->hash_seed_secret = FERRYD_HASH_SEED_SECRET_DEFAULT;
+	o->tcp_idle_s = FERRYD_TCP_IDLE_S_DEFAULT;
+	o->tcp_closing_s = FERRYD_TCP_CLOSING_S_DEFAULT;
+	o->embryonic_s = FERRYD_EMBRYONIC_S_DEFAULT;
+	o->udp_s = FERRYD_UDP_S_DEFAULT;
+	o->new_flow_rate = FERRY_NEW_FLOW_RATE_DEFAULT;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		if (c == 'h') {
 			usage(stdout);

@@ -53,7 +53,19 @@ struct ferryd_opts {
 	const char *hash_seed_secret; /* --hash-seed-secret [NS/]NAME (--kubernetes) */
 	bool hash_seed_secret_set; /* given on the command line, not the default */
 	struct ferry_seldon_servers *seldon_servers; /* --seldon-config; NULL: Helm's defaults */
+	/* Flow state (docs/datapath.md, "Flow lifecycle"), in seconds. */
+	__u32 tcp_idle_s; /* --tcp-idle-timeout: confirmed, open TCP */
+	__u32 tcp_closing_s; /* --tcp-closing-timeout: after FIN or RST */
+	__u32 embryonic_s; /* --embryonic-timeout: TCP not yet confirmed */
+	__u32 udp_s; /* --udp-timeout */
+	__u32 new_flow_rate; /* --new-flow-rate: per CPU and service per second; 0: no guard */
 };
+
+/* Defaults of the flow flags: TCP idle as conntrack's established timeout (5 days). */
+#define FERRYD_TCP_IDLE_S_DEFAULT 432000
+#define FERRYD_TCP_CLOSING_S_DEFAULT 10
+#define FERRYD_EMBRYONIC_S_DEFAULT 30
+#define FERRYD_UDP_S_DEFAULT 60
 
 /*
  * Parses argv into o (defaults first). Prints --help and exits 0 on -h;

@@ -168,9 +168,10 @@ int cmd_flows(struct ctl *c, int argc, char **argv)
 			printf("Usage: ferryctl flows [--service VIP] [--backend ADDR[:PORT]] [-j]\n"
 			       "       ferryctl flows --flush [SERVICE] [-j]\n"
 			       "Lists the connection table: client, VIP, backend, age, idle time,\n"
-			       "packets and bytes each way, state; and, where the kernel tracks\n"
-			       "HTTP (ferry_l7), the protocol (http1, h2c), the requests or\n"
-			       "streams in flight and the requests served (- without it).\n"
+			       "packets and bytes each way, state (open, closing, or embryonic: a\n"
+			       "handshake or mid-stream pickup not yet confirmed); and, where the\n"
+			       "kernel tracks HTTP (ferry_l7), the protocol (http1, h2c), the\n"
+			       "requests or streams in flight and the requests served (- without it).\n"
 			       "\n"
 			       "--flush forgets flow state: every flow, or SERVICE's (a VIP ADDR:PORT\n"
 			       "or a deployment namespace/name). Open connections keep working: their\n"
@@ -210,71 +211,85 @@ int cmd_flows(struct ctl *c, int argc, char **argv)
 		printf("%-24s %-24s %-24s %8s %8s %10s %10s %-7s %-7s %5s %8s\n", "CLIENT", "VIP",
 		       "BACKEND", "AGE", "IDLE", "PKTS>", "PKTS<", "STATE", "PROTO", "INFL",
 		       "REQS");
-	while (!bpf_map_get_next_key(dp->map_fds[FERRY_M_FLOWS], prev, &next)) {
-		struct ferry_flow flow;
-		struct ferry_rflow rflow = {};
-		struct ferry_flow_key rkey;
-		char cl[FERRY_ADDR_STRLEN], vip[FERRY_ADDR_STRLEN], be[FERRY_ADDR_STRLEN];
-		char infl[16] = "-", reqs[24] = "-";
-		const struct ferry_l7_head *l7 = NULL;
-		const char *proto = "-";
-		double age, idle;
+	/* Confirmed flows, then embryonic ones (docs/datapath.md, "Flow lifecycle"). */
+	for (int kind = 0; kind < 2; kind++) {
+		int ffd = dp->map_fds[kind ? FERRY_M_EFLOWS : FERRY_M_FLOWS];
+		int rfd = dp->map_fds[kind ? FERRY_M_ERFLOWS : FERRY_M_RFLOWS];
 
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(dp->map_fds[FERRY_M_FLOWS], &key, &flow))
-			continue;
-		if (want_svc && (svc.family != key.family || svc.port != key.dport ||
-				 memcmp(svc.addr, key.daddr, 16)))
-			continue;
-		if (want_be &&
-		    (be_family != flow.family || (be_port && be_port != flow.backend_port) ||
-		     memcmp(be_addr, flow.backend_addr, 16)))
-			continue;
-		ferry_flow__reverse_key(&rkey, &key, &flow);
-		bpf_map_lookup_elem(dp->map_fds[FERRY_M_RFLOWS], &rkey, &rflow);
-		ferry_addr__format(key.saddr, key.sport, key.family, cl, sizeof(cl));
-		ferry_addr__format(key.daddr, key.dport, key.family, vip, sizeof(vip));
-		ferry_addr__format(flow.backend_addr, flow.backend_port, flow.family, be,
-				   sizeof(be));
-		if (l7_fd >= 0 && !bpf_map_lookup_elem(l7_fd, &key, l7_value)) {
-			l7 = l7_value;
-			proto = l7->flags & FERRY_L7_F_UNSYNC ? "unsync" :
-								l7_proto_name(l7->protocol);
-			snprintf(infl, sizeof(infl), "%u", l7->inflight);
-			snprintf(reqs, sizeof(reqs), "%llu", (unsigned long long)l7->requests);
-		}
-		age = flow.created_ns && now > flow.created_ns ? (now - flow.created_ns) / 1e9 : 0;
-		idle = flow.last_ns && now > flow.last_ns ? (now - flow.last_ns) / 1e9 : 0;
-		if (c->json) {
-			json_t *o = json_pack(
-				"{s:s, s:s, s:s, s:s, s:f, s:f, s:I, s:I, s:I, s:I, s:i, s:s}",
-				"client", cl, "vip", vip, "backend", be, "protocol",
-				key.proto == IPPROTO_UDP ? "udp" : "tcp", "age_s", age, "idle_s",
-				idle, "packets_forward", (json_int_t)flow.packets, "bytes_forward",
-				(json_int_t)flow.bytes, "packets_reply", (json_int_t)rflow.packets,
-				"bytes_reply", (json_int_t)rflow.bytes, "backend_id",
-				(int)flow.backend_id, "state",
-				flow.flags & FERRY_FLOW_F_CLOSING ? "closing" : "open");
+		prev = NULL;
+		while (!bpf_map_get_next_key(ffd, prev, &next)) {
+			struct ferry_flow flow;
+			struct ferry_rflow rflow = {};
+			struct ferry_flow_key rkey;
+			char cl[FERRY_ADDR_STRLEN], vip[FERRY_ADDR_STRLEN], be[FERRY_ADDR_STRLEN];
+			char infl[16] = "-", reqs[24] = "-";
+			const struct ferry_l7_head *l7 = NULL;
+			const char *proto = "-", *state;
+			double age, idle;
 
-			/* null: the kernel has no request view of this flow (no ferry_l7, or no entry). */
-			if (o)
-				json_object_update_new(
-					o, l7 ? json_pack("{s:s, s:b, s:i, s:I}", "l7_protocol",
-							  l7_proto_name(l7->protocol), "l7_unsync",
-							  !!(l7->flags & FERRY_L7_F_UNSYNC),
-							  "streams_inflight", (int)l7->inflight,
-							  "requests", (json_int_t)l7->requests) :
-						json_pack("{s:n, s:n, s:n, s:n}", "l7_protocol",
-							  "l7_unsync", "streams_inflight",
-							  "requests"));
-			json_array_append_new(arr, o);
-		} else {
-			printf("%-24s %-24s %-24s %7.1fs %7.1fs %10llu %10llu %-7s %-7s %5s %8s\n",
-			       cl, vip, be, age, idle, (unsigned long long)flow.packets,
-			       (unsigned long long)rflow.packets,
-			       flow.flags & FERRY_FLOW_F_CLOSING ? "closing" : "open", proto, infl,
-			       reqs);
+			key = next;
+			prev = &key;
+			if (bpf_map_lookup_elem(ffd, &key, &flow))
+				continue;
+			if (want_svc && (svc.family != key.family || svc.port != key.dport ||
+					 memcmp(svc.addr, key.daddr, 16)))
+				continue;
+			if (want_be && (be_family != flow.family ||
+					(be_port && be_port != flow.backend_port) ||
+					memcmp(be_addr, flow.backend_addr, 16)))
+				continue;
+			ferry_flow__reverse_key(&rkey, &key, &flow);
+			bpf_map_lookup_elem(rfd, &rkey, &rflow);
+			state = flow.flags & FERRY_FLOW_F_CLOSING ? "closing" :
+				kind				  ? "embryonic" :
+								    "open";
+			ferry_addr__format(key.saddr, key.sport, key.family, cl, sizeof(cl));
+			ferry_addr__format(key.daddr, key.dport, key.family, vip, sizeof(vip));
+			ferry_addr__format(flow.backend_addr, flow.backend_port, flow.family, be,
+					   sizeof(be));
+			if (l7_fd >= 0 && !bpf_map_lookup_elem(l7_fd, &key, l7_value)) {
+				l7 = l7_value;
+				proto = l7->flags & FERRY_L7_F_UNSYNC ? "unsync" :
+									l7_proto_name(l7->protocol);
+				snprintf(infl, sizeof(infl), "%u", l7->inflight);
+				snprintf(reqs, sizeof(reqs), "%llu",
+					 (unsigned long long)l7->requests);
+			}
+			age = flow.created_ns && now > flow.created_ns ?
+				      (now - flow.created_ns) / 1e9 :
+				      0;
+			idle = flow.last_ns && now > flow.last_ns ? (now - flow.last_ns) / 1e9 : 0;
+			if (c->json) {
+				json_t *o = json_pack(
+					"{s:s, s:s, s:s, s:s, s:f, s:f, s:I, s:I, s:I, s:I, s:i, s:s}",
+					"client", cl, "vip", vip, "backend", be, "protocol",
+					key.proto == IPPROTO_UDP ? "udp" : "tcp", "age_s", age,
+					"idle_s", idle, "packets_forward", (json_int_t)flow.packets,
+					"bytes_forward", (json_int_t)flow.bytes, "packets_reply",
+					(json_int_t)rflow.packets, "bytes_reply",
+					(json_int_t)rflow.bytes, "backend_id", (int)flow.backend_id,
+					"state", state);
+
+				/* null: the kernel has no request view of this flow (no ferry_l7, or no entry). */
+				if (o)
+					json_object_update_new(
+						o, l7 ? json_pack("{s:s, s:b, s:i, s:I}",
+								  "l7_protocol",
+								  l7_proto_name(l7->protocol),
+								  "l7_unsync",
+								  !!(l7->flags & FERRY_L7_F_UNSYNC),
+								  "streams_inflight",
+								  (int)l7->inflight, "requests",
+								  (json_int_t)l7->requests) :
+							json_pack("{s:n, s:n, s:n, s:n}",
+								  "l7_protocol", "l7_unsync",
+								  "streams_inflight", "requests"));
+				json_array_append_new(arr, o);
+			} else {
+				printf("%-24s %-24s %-24s %7.1fs %7.1fs %10llu %10llu %-7s %-7s %5s %8s\n",
+				       cl, vip, be, age, idle, (unsigned long long)flow.packets,
+				       (unsigned long long)rflow.packets, state, proto, infl, reqs);
+			}
 		}
 	}
 	if (l7_fd >= 0)

@@ -25,6 +25,7 @@
 #include <bpf/libbpf.h>
 
 #include "kernel/dataplane.h"
+#include "kernel/migrate.h"
 #include "ferry_sock.skel.h"
 #include "ferry_tc.skel.h"
 #include "ferry_xdp.skel.h"
@@ -65,49 +66,45 @@ int ferry_dp__check_bpffs(const char *path)
 	return 0;
 }
 
-/* Refuses pins made by another ABI version: misreading them would misroute. */
-static int check_abi(const char *pin_path, bool *exists)
+/*
+ * Refuses pins made by another ABI version (misreading them would misroute),
+ * except the version just before this one, which ferryd migrates (*migrate
+ * set to it; migrate.c). ferryctl (maps_only) never migrates.
+ */
+static int check_abi(const char *pin_path, bool maps_only, bool *exists, int *migrate)
 {
-	struct bpf_map_info info = {};
-	__u32 info_len = sizeof(info), key = 0;
-	struct ferry_config cfg;
 	char path[PATH_MAX];
-	int fd, err;
+	int abi;
 
 	*exists = false;
-	fd = ferry_pin__open(pin_path, FERRY_M_CONFIG, path, sizeof(path));
-	if (fd == -ENOENT)
+	*migrate = 0;
+	abi = ferry_migrate__pinned_abi(pin_path);
+	if (abi == -ENAMETOOLONG)
+		return abi;
+	if (ferry_pin__path(path, sizeof(path), pin_path, FERRY_MAP_CONFIG))
+		return -ENAMETOOLONG;
+	if (abi < 0) {
+		pr_err("%s: cannot read the pinned config: %s; these pins were made by an "
+		       "incompatible ferry. Run 'ferryctl reset --pin-path %s' (drops open "
+		       "connections) or use another --pin-path",
+		       path, strerror(-abi), pin_path);
+		return abi;
+	}
+	*exists = abi != 0 || !access(path, F_OK);
+	if (!abi || abi == FERRY_ABI_VERSION)
 		return 0;
-	if (fd == -ENAMETOOLONG)
-		return fd;
-	if (fd < 0) {
-		pr_err("%s: cannot open pinned map: %s", path, strerror(-fd));
-		return fd;
+	if (abi == FERRY_ABI_VERSION - 1 && !maps_only) {
+		*migrate = abi;
+		return 0;
 	}
-	*exists = true;
-	err = bpf_obj_get_info_by_fd(fd, &info, &info_len);
-	if (err) {
-		err = -errno;
-		goto out_close;
-	}
-	if (info.value_size != sizeof(cfg) || bpf_map_lookup_elem(fd, &key, &cfg)) {
-		pr_err("%s: not a ferry ABI %d config map (value size %u, want %zu); these pins "
-		       "were made by an incompatible ferry. Run 'ferryctl reset --pin-path %s' "
-		       "(drops open connections) or use another --pin-path",
-		       path, FERRY_ABI_VERSION, info.value_size, sizeof(cfg), pin_path);
-		err = -EPROTO;
-		goto out_close;
-	}
-	if (cfg.abi_version && cfg.abi_version != FERRY_ABI_VERSION) {
-		pr_err("%s: pins were made by ferry ABI version %u, this binary speaks %d. "
-		       "Run the matching ferryd, or 'ferryctl reset --pin-path %s' (drops open "
-		       "connections), or use another --pin-path",
-		       pin_path, cfg.abi_version, FERRY_ABI_VERSION, pin_path);
-		err = -EPROTO;
-	}
-out_close:
-	close(fd);
-	return err;
+	pr_err("%s: pins were made by ferry ABI version %d, this binary speaks %d. %s, or "
+	       "'ferryctl reset --pin-path %s' (drops open connections), or use another "
+	       "--pin-path",
+	       pin_path, abi, FERRY_ABI_VERSION,
+	       abi == FERRY_ABI_VERSION - 1 ? "Start this version's ferryd (it migrates them)" :
+					      "Run the matching ferryd",
+	       pin_path);
+	return -EPROTO;
 }
 
 static __u32 detect_features(void)
@@ -401,6 +398,7 @@ static int init_config(struct ferry_dp *dp)
 		if (getrandom(&cfg.hash_seed, sizeof(cfg.hash_seed), 0) != sizeof(cfg.hash_seed))
 			cfg.hash_seed = (__u32)getpid() * 2654435761u;
 		cfg.udp_timeout_s = 60;
+		cfg.new_flow_rate = FERRY_NEW_FLOW_RATE_DEFAULT;
 	}
 	cfg.features = dp->features;
 	return ferry_dp__config_write(dp, &cfg);
@@ -409,9 +407,10 @@ static int init_config(struct ferry_dp *dp)
 struct ferry_dp *ferry_dp__open(const struct ferry_dp_opts *opts)
 {
 	const char *pin = opts && opts->pin_path ? opts->pin_path : FERRY_PIN_ROOT_DEFAULT;
+	struct ferry_migration *migration = NULL;
 	struct ferry_dp *dp;
 	bool exists;
-	int i, err;
+	int i, err, migrate;
 
 	if (strlen(pin) >= sizeof(dp->pin_path) - 32 || strchr(pin, '.')) {
 		pr_err("--pin-path %s: must be shorter than %zu characters and contain no dots "
@@ -432,10 +431,20 @@ struct ferry_dp *ferry_dp__open(const struct ferry_dp_opts *opts)
 	err = ferry_dp__check_bpffs(pin);
 	if (err)
 		goto err_free;
-	err = check_abi(pin, &exists);
+	err = check_abi(pin, opts && opts->maps_only, &exists, &migrate);
 	if (err)
 		goto err_free;
 	dp->created = !exists;
+	if (migrate) {
+		migration = ferry_migrate__begin(pin, migrate);
+		if (!migration) {
+			err = -errno;
+			pr_err("%s: cannot start the migration from ABI %d: %s", pin, migrate,
+			       strerror(errno));
+			goto err_free;
+		}
+		dp->created = true; /* the maps are new; what is carried is copied in */
+	}
 
 	if (opts && opts->maps_only) {
 		if (!exists) {
@@ -459,7 +468,13 @@ struct ferry_dp *ferry_dp__open(const struct ferry_dp_opts *opts)
 	dp->features = detect_features();
 	err = load_objects(dp);
 	if (err)
-		goto err_close;
+		goto err_migration;
+	if (migration) {
+		err = ferry_migrate__finish(migration, dp);
+		migration = NULL;
+		if (err)
+			goto err_close;
+	}
 	err = init_config(dp);
 	if (err) {
 		pr_err("cannot initialise %s/%s: %s", pin, FERRY_MAP_CONFIG, strerror(-err));
@@ -467,6 +482,8 @@ struct ferry_dp *ferry_dp__open(const struct ferry_dp_opts *opts)
 	}
 	return dp;
 
+err_migration:
+	ferry_migrate__abort(migration);
 err_close:
 	ferry_dp__close(dp);
 	errno = -err;

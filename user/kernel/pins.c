@@ -24,6 +24,8 @@ const char *const ferry_map_names[FERRY_M_COUNT] = {
 	[FERRY_M_LINKS] = FERRY_MAP_LINKS,
 	[FERRY_M_SELECT] = FERRY_MAP_SELECT,
 	[FERRY_M_L7] = FERRY_MAP_L7,
+	[FERRY_M_EFLOWS] = FERRY_MAP_EFLOWS,
+	[FERRY_M_ERFLOWS] = FERRY_MAP_ERFLOWS,
 };
 
 int ferry_pin__path(char *buf, size_t len, const char *pin_path, const char *name)

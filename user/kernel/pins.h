@@ -32,6 +32,8 @@ enum ferry_map_id {
 	FERRY_M_LINKS,
 	FERRY_M_SELECT,
 	FERRY_M_L7,
+	FERRY_M_EFLOWS,
+	FERRY_M_ERFLOWS,
 	FERRY_M_COUNT,
 };
 

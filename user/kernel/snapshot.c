@@ -44,7 +44,13 @@ static const char *const counter_names[FERRY_CTR_MAX] = {
 	[FERRY_CTR_REPLY_FRAGMENT] = "reply_fragment",
 	[FERRY_CTR_REDIRECT_PEER] = "redirect_peer",
 	[FERRY_CTR_TTL_EXPIRED] = "ttl_expired",
+	[FERRY_CTR_EMBRYONIC_NEW] = "embryonic_new",
+	[FERRY_CTR_EMBRYONIC_PROMOTED] = "embryonic_promoted",
+	[FERRY_CTR_EMBRYONIC_DROPPED] = "embryonic_dropped",
+	[FERRY_CTR_RATE_SKIPPED] = "rate_skipped",
+	[FERRY_CTR_REPLY_CLASH] = "reply_clash",
 };
+_Static_assert(FERRY_CTR_REPLY_CLASH + 1 == FERRY_CTR_MAX, "a counter without a name");
 
 const char *ferry_counter__name(unsigned int counter)
 {
@@ -54,7 +60,7 @@ const char *ferry_counter__name(unsigned int counter)
 bool ferry_counter__is_drop(unsigned int counter)
 {
 	return counter == FERRY_CTR_FRAGMENT || counter == FERRY_CTR_NO_BACKEND ||
-	       counter == FERRY_CTR_FIB_DROP;
+	       counter == FERRY_CTR_FIB_DROP || counter == FERRY_CTR_REPLY_CLASH;
 }
 
 void ferry_stats__add(struct ferry_stats *a, const struct ferry_stats *b)

@@ -65,9 +65,10 @@ int ferry_sync__set_backend_state(struct ferry_sync *sync, __u8 family, const __
 				  __be16 port, __u8 state, size_t *changed);
 
 struct ferry_gc_opts {
-	__u64 tcp_idle_ns; /* established TCP flow idle this long: gone */
+	__u64 tcp_idle_ns; /* confirmed TCP flow idle this long: gone */
 	__u64 tcp_closing_ns; /* after FIN or RST */
-	__u64 udp_idle_ns;
+	__u64 embryonic_ns; /* TCP flow not yet confirmed (0: tcp_closing_ns) */
+	__u64 udp_idle_ns; /* confirmed or not */
 };
 
 /*

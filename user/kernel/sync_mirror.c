@@ -296,6 +296,28 @@ static int load_mirror(struct ferry_sync *s)
 			return err;
 	}
 
+	/*
+	 * Metadata of a service whose VIP entry is missing: an ABI migration
+	 * (migrate.c) carries ferry_svc_meta, not ferry_services. The id comes
+	 * back from it, so that its predictors, and an SRE's overrides on them,
+	 * are found again; the first sync writes the VIP entry and the table.
+	 */
+	while (!bpf_map_get_next_key(fds[FERRY_M_SVC_META], pprev, &key)) {
+		struct ferry_svc_meta meta;
+
+		id = key;
+		pprev = &id;
+		if (!key || key >= FERRY_MAX_SERVICES || s->svcs[key].used ||
+		    bpf_map_lookup_elem(fds[FERRY_M_SVC_META], &key, &meta) ||
+		    idmap_get(&s->svc_ids, &meta.vip))
+			continue;
+		s->svcs[key] = (struct mservice){ .used = true, .vip = meta.vip, .meta = meta };
+		err = idmap_put(&s->svc_ids, &meta.vip, key);
+		if (err)
+			return err;
+	}
+	pprev = NULL;
+
 	while (!bpf_map_get_next_key(fds[FERRY_M_PRED_META], pprev, &key)) {
 		struct mpred *mp;
 		struct pred_key pk;
