@@ -74,7 +74,9 @@ static const struct backend_def backends[] = {
 	{ 8, 8, 7, "198.18.1.20", 80, NULL }, /* no neighbour */
 	{ 9, 9, 8, "198.18.1.1", 80, NULL }, /* the node itself */
 	{ 11, 11, 9, "2001:db8:1::10", 5353, "02:fb:00:00:01:10" }, /* IPv6 + UDP */
-	{ 12, 12, 10, "198.18.1.12", 7070, "02:fb:00:00:01:0c" }, /* behind two VIPs */
+	/* One address:port behind two VIPs: ferryd gives it an id per service. */
+	{ 12, 12, 10, "198.18.1.12", 7070, "02:fb:00:00:01:0c" },
+	{ 13, 13, 11, "198.18.1.12", 7070, "02:fb:00:00:01:0c" },
 };
 
 struct service_def {
@@ -99,7 +101,7 @@ static const struct service_def services[] = {
 	{ 9, VIP6, 53, IPPROTO_UDP, 0, 7, { 11, 11 } },
 	/* Two VIPs, one backend address:port: the reply key clash (test_reply_clash). */
 	{ 10, "198.18.2.7", 80, IPPROTO_TCP, 0, 7, { 12, 12 } },
-	{ 11, "198.18.2.8", 80, IPPROTO_TCP, 0, 7, { 12, 12 } },
+	{ 11, "198.18.2.8", 80, IPPROTO_TCP, 0, 7, { 13, 13 } },
 };
 
 static struct {
@@ -3136,7 +3138,7 @@ static void test_rate_guard(void)
 }
 
 /*
- * Two VIPs share backend 12 (198.18.1.12:7070); one client port reaching it
+ * Two VIPs share 198.18.1.12:7070 (backends 12 and 13); one client port reaching it
  * through both gives one reply key. The second connection is refused with a
  * RST while the first is open (confirmed or embryonic), and allowed once the
  * first closed. Before, the second overwrote the first one's reply entry and
