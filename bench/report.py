@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Folds bench/run's raw measurements into results.json and prints the table.
 
-  report.py --raw DIR --out results.json [--elapsed S]
+  report.py --raw DIR --out results.json [--elapsed S] [--markdown results.md]
 
 Every entry is {"value", "unit", "baseline", "baseline_name", "ratio"}; the baseline
 comes from the same run. Figures measured over interleaved rounds also carry
