@@ -258,6 +258,7 @@ FX_PNS_NODE=fx-pn
 FX_PNS_NODE2=fx-pn2
 FX_PNS_CLIENT=fx-pc
 FX_PIN_POD=/sys/fs/bpf/ferry-fx-pod
+# shellcheck disable=SC2034 # used by bench/run
 FX_PVIP_LOCAL=198.18.200.10
 FX_PVIP_REMOTE=198.18.200.20
 FX_PIP_CLIENT=198.18.71.2
