@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # variables here are used by bench/run
 #
 # Topology and helpers for `make bench` (bench/run). Sourced, never run.
 #
@@ -258,6 +258,7 @@ FX_PNS_NODE=fx-pn
 FX_PNS_NODE2=fx-pn2
 FX_PNS_CLIENT=fx-pc
 FX_PIN_POD=/sys/fs/bpf/ferry-fx-pod
+
 FX_PVIP_LOCAL=198.18.200.10
 FX_PVIP_REMOTE=198.18.200.20
 FX_PIP_CLIENT=198.18.71.2

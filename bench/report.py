@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Folds bench/run's raw measurements into results.json and prints the table.
 
-  report.py --raw DIR --out results.json [--elapsed S]
+  report.py --raw DIR --out results.json [--elapsed S] [--markdown results.md]
 
 Every entry is {"value", "unit", "baseline", "baseline_name", "ratio"}; the baseline
 comes from the same run. Figures measured over interleaved rounds also carry
@@ -493,9 +493,12 @@ def judge(name, got, ok, target, why_missed, unit="", noise=None, spread_note=No
          "verdict": "MET" if ok(got) else "MISSED",
          "reason": "" if ok(got) else why_missed}
     if noise:
+        # Above the floor is noise, never a win: the run cannot tell whether the target is
+        # met, and a benchmark that cannot flatter does not say MET then.
         t["noise"] = noise
-        t["reason"] = (t["reason"] + "; " if t["reason"] else "") + \
-            "above the no-balancer floor: noise, not a win"
+        t["verdict"] = "MISSED"
+        t["reason"] = "not judged: measured above the no-balancer floor, which is noise, not " \
+                      "a win; this run cannot tell whether the target is met"
     if spread_note:
         t["spread"] = spread_note
     return t
