@@ -109,6 +109,16 @@ static int table_swap(struct ferry_sync *s, __u32 pred_id, const struct ferry_ta
 		err = -errno;
 		goto out_close;
 	}
+	/*
+	 * Each queued swap holds an fd: a first sync of 10,000 deployments
+	 * (20,000 tables) would run out of them. A table in place early is
+	 * harmless, nothing names it before the predictor stage is written.
+	 */
+	if (s->swaps.n >= 4096) {
+		err = flush_swaps(s);
+		if (err)
+			goto out_close;
+	}
 	err = swaps_add(s, pred_id, fd);
 	if (!err)
 		return 0; /* flush_swaps() closes fd */
