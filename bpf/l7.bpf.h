@@ -235,6 +235,28 @@ static __always_inline void ferry_h2_server_frame(struct ferry_l7_walk *w,
 }
 
 /*
+ * n (1..8) bytes of a frame header split across segments, into d->hdr from
+ * byte have on, one byte per load: 6.1 loses the bounds of a variable load
+ * size somewhere between the check and the call (it saw a size that may be 0),
+ * and this is the rare path.
+ */
+static __always_inline int ferry_h2_load_part(void *ctx, const int hook, __u32 off,
+					      struct ferry_l7_dir *d, __u32 have, __u32 n)
+{
+	__u32 k;
+
+#pragma unroll
+	for (k = 0; k < FERRY_H2_HDR_LEN - 1; k++) {
+		if (k >= n)
+			break;
+		if (have + k >= FERRY_H2_HDR_LEN ||
+		    ferry_l7_load(ctx, hook, off + k, &d->hdr[have + k], 1))
+			return -1;
+	}
+	return 0;
+}
+
+/*
  * One frame header of the walk: completes it (it may have begun in an earlier
  * segment), acts on it and moves to the next. 0: go on, 1: stop.
  */
@@ -256,15 +278,14 @@ static __always_inline long ferry_h2_step(const int hook, struct ferry_l7_walk *
 	left = t->len - t->off;
 	if (left < need) {
 		/* The header goes on in the next segment: keep its first bytes. */
-		if (left < 1 || left > FERRY_H2_HDR_LEN - 1 ||
-		    ferry_l7_load(w->ctx, hook, t->base + t->off, &d->hdr[have], left))
+		if (ferry_h2_load_part(w->ctx, hook, t->base + t->off, d, have, left))
 			goto lost;
 		d->hdr_have = have + left;
 		t->off = t->len;
 		return 1;
 	}
-	if (need < 1 || need > FERRY_H2_HDR_LEN ||
-	    ferry_l7_load(w->ctx, hook, t->base + t->off, &d->hdr[have], need))
+	if (have ? ferry_h2_load_part(w->ctx, hook, t->base + t->off, d, have, need) :
+		   ferry_l7_load(w->ctx, hook, t->base + t->off, d->hdr, FERRY_H2_HDR_LEN))
 		goto lost;
 	h = d->hdr;
 	flen = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
