@@ -137,7 +137,13 @@ static __always_inline int ferry_parse(void *data, void *data_end, struct ferry_
 		if (data + off + hl > data_end)
 			return FERRY_PARSE_MALFORMED;
 		ip_len = bpf_ntohs(iph->tot_len);
-		if (!ip_len && gso_len > off)
+		/*
+		 * gso_len first: testing ip_len == 0 first would leave a path with
+		 * the constant 0 compared with hl below, and 6.1's verifier then
+		 * carries impossible bounds for hl (umin 20, umax 0) into the
+		 * TCP pointer math and rejects it.
+		 */
+		if (gso_len > off && !ip_len)
 			ip_len = gso_len - off; /* BIG TCP */
 		if (ip_len < hl)
 			return FERRY_PARSE_MALFORMED;
@@ -162,7 +168,7 @@ static __always_inline int ferry_parse(void *data, void *data_end, struct ferry_
 		l3_payload = bpf_ntohs(ip6->payload_len);
 		l4_proto = ip6->nexthdr;
 		off += sizeof(*ip6);
-		if (!l3_payload && gso_len > off) {
+		if (gso_len > off && !l3_payload) { /* gso_len first: see IPv4 */
 			/* BIG TCP: the length is the skb's; skip a jumbo-only hop-by-hop header. */
 			__u8 *hbh = data + off;
 
