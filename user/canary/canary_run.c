@@ -422,10 +422,12 @@ static void transition_report(struct ferry_canary_runner *r, struct dep *d,
 	d->m.step = d->ro.step;
 }
 
+/* In cluster mode only the deciding node posts Events: one per transition, not one per node. */
 static void transition(struct ferry_canary_runner *r, struct dep *d,
 		       const struct ferry_canary_rollout *before, const char *why)
 {
-	transition_report(r, d, before, why, true);
+	transition_report(r, d, before, why,
+			  !r->opts.may_decide || r->opts.may_decide(r->opts.cluster_ctx));
 }
 
 void ferry_canary_runner__sync(struct ferry_canary_runner *r, struct ferry_sync *sync,
