@@ -1042,6 +1042,7 @@ t help test_help
 t status test_status
 t services test_services
 t flows test_flows
+t flows_flush test_flows_flush
 t latency test_latency
 t top test_top
 t config_errors test_config_errors
