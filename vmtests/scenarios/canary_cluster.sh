@@ -123,15 +123,18 @@ weight_of() { # PIN: the canary weight in that node's kernel
 		"$FE_CANARY_DEP" >"$FE_RUN/w.json" 2>/dev/null || return 1
 	fe_json "$FE_RUN/w.json" "[k['canary_override'] for k in d['$FE_CANARY_DEP']['kernel'] if k['predictor'] == 'canary'][0]"
 }
+# Both kernels hold the same canary weight, step 3 (50%) or later: the rollout can
+# move on within a window, so "exactly 50%" may be missed between two reads.
 same_weight() {
 	local a b
-	a=$(weight_of "$FE_PIN") && b=$(weight_of "$pin_b") && [ "$a" = "$b" ] && [ "$a" = "$1" ]
+	a=$(weight_of "$FE_PIN") && b=$(weight_of "$pin_b") && [ "$a" = "$b" ] &&
+		{ [ "$a" = 50.0 ] || [ "$a" = 100.0 ]; }
 }
 fe_loadgen_bg "$FE_RUN/load.json" --target "$vip" --close --rate 150 --concurrency 16 --timeout 2
 load=$FE_LAST_PID
-if ! fe_wait 40 same_weight 50.0; then
+if ! fe_wait 40 same_weight; then
 	fe_canary_show
-	fe_fail "the two nodes do not both hold the canary at 50% (node-a $(weight_of "$FE_PIN"), node-b $(weight_of "$pin_b"))"
+	fe_fail "the two nodes do not both hold the canary at 50% or more (node-a $(weight_of "$FE_PIN"), node-b $(weight_of "$pin_b"))"
 fi
 grep -q "progressing step 2/4 -> progressing step 3/4.*pass (ok): requests [1-9]" "$FE_RUN/ferryd-b.log" ||
 	fe_fail "node-b (no traffic of its own) did not decide from node-a's counts"
@@ -155,4 +158,4 @@ fe_loadgen_stop "$load"
 fe_wait 20 leads node-a "$FE_RUN/ferryd.log" || fe_fail "node-a did not take the Lease over"
 nsenter --net="/run/netns/$FE_NODE" "$FERRY_BUILD/ferryctl" --pin-path "$pin_b" reset --yes \
 	>/dev/null 2>&1
-fe_pass "node-b decided from node-a's windows; both kernels at 50%; node-a kept $w% and took the Lease over"
+fe_pass "node-b decided from node-a's windows; both kernels at the same step (>= 50%); node-a kept $w% and took the Lease over"
