@@ -26,6 +26,7 @@
 
 #define FERRY_H2_HDR_LEN 9
 #define FERRY_H2_PREFACE_LEN 24
+#define FERRY_H1_HEAD_LEN 12 /* "HTTP/1.1 200": what a status class needs */
 /*
  * Frame headers walked per packet at most. A GSO packet at TC holds up to 64 KB;
  * gRPC's smallest answer is three frames (HEADERS, DATA, trailers) of about 60
@@ -486,11 +487,30 @@ static __always_inline int ferry_l7_packet(void *ctx, const int hook, const bool
 	if (!s->len || ferry_l7_load(ctx, hook, ((pos >> 32) & 0xffff) + 4, &s->seq, 4))
 		return 0;
 	s->seq = bpf_ntohl(s->seq);
-	/* The first bytes: enough for the preface, a request line or a status line. */
-	n = s->len < FERRY_H2_PREFACE_LEN ? s->len : FERRY_H2_PREFACE_LEN;
+	/*
+	 * The first bytes: enough for the preface, a request line or a status line
+	 * (12 bytes). Constant load sizes: Linux 6.1's verifier rejects a size it
+	 * cannot prove non-zero, however the length was checked before.
+	 */
 	__builtin_memset(s->head, 0, sizeof(s->head));
-	if (n < 1 || n > FERRY_H2_PREFACE_LEN || ferry_l7_load(ctx, hook, s->base, s->head, n))
-		return 0;
+	if (s->len >= FERRY_H2_PREFACE_LEN)
+		n = FERRY_H2_PREFACE_LEN;
+	else if (s->len >= FERRY_H1_HEAD_LEN)
+		n = FERRY_H1_HEAD_LEN;
+	else
+		n = 0;
+	if (n) {
+		if (ferry_l7_load(ctx, hook, s->base, s->head, n))
+			return 0;
+	} else {
+#pragma unroll
+		for (n = 0; n < FERRY_H1_HEAD_LEN - 1; n++) {
+			if (n >= s->len)
+				break;
+			if (ferry_l7_load(ctx, hook, s->base + n, &s->head[n], 1))
+				return 0;
+		}
+	}
 
 	__builtin_memcpy(&s->key, key, sizeof(s->key));
 	l7 = bpf_map_lookup_elem(&ferry_l7, &s->key);
