@@ -212,8 +212,9 @@ static int fill(void)
 							   .weight = FERRY_WEIGHT_ONE,
 							   .key = ferry_table__pred_key("bench") };
 		err = bpf_map_update_elem(mfd(env.xdp->maps.ferry_tables), &pred_id, &tfd, 0);
-		err = err ?: bpf_map_update_elem(mfd(env.xdp->maps.ferry_selectors), &svc_id, &sel,
-						 BPF_F_LOCK);
+		err = err   ?:
+			      bpf_map_update_elem(mfd(env.xdp->maps.ferry_selectors), &svc_id, &sel,
+						  BPF_F_LOCK);
 		err = err ?: bpf_map_update_elem(mfd(env.xdp->maps.ferry_backends), &be_id, &be, 0);
 		err = err ?: bpf_map_update_elem(mfd(env.xdp->maps.ferry_services), &vip, &svc, 0);
 		/* The address marker (port 0, proto 0) every VIP address has. */

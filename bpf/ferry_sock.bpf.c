@@ -69,8 +69,8 @@ static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 family, bool 
 		tuple.saddr[0] = (__u32)cookie;
 		tuple.saddr[1] = (__u32)(cookie >> 32);
 	}
-	be = ferry_select(svc, &tuple, cfg->hash_seed, FERRY_HASH_MODE_SRC_ADDR, family, NULL, &hash,
-			  &be_id);
+	be = ferry_select(svc, &tuple, cfg->hash_seed, FERRY_HASH_MODE_SRC_ADDR, family, NULL,
+			  &hash, &be_id);
 	if (!be) {
 		/*
 		 * No backend: fail the connect now with ECONNREFUSED (returning 0

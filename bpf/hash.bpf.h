@@ -69,7 +69,8 @@ static __always_inline __u32 ferry_seed2(__u32 seed)
 	return ferry_fmix(seed ^ 0x9e3779b9, 0x5bd1e995);
 }
 
-/* log2(1 + i / 256) in 8.24 fixed point, i = 0..256. */
+/* log2(1 + i / 256) in 8.24 fixed point, i = 0..256; eight values a line (not clang-formatted). */
+/* clang-format off */
 static const __u32 ferry_log2_frac[257] = {
 	0, 94364, 188362, 281996, 375270, 468185, 560745, 652952,
 	744810, 836320, 927485, 1018309, 1108793, 1198939, 1288752, 1378232,
@@ -105,6 +106,7 @@ static const __u32 ferry_log2_frac[257] = {
 	16396036, 16444013, 16491896, 16539683, 16587377, 16634976, 16682482, 16729896,
 	16777216,
 };
+/* clang-format on */
 
 /*
  * -log2(u) in 8.24 fixed point for u = (x + 1) / 2^32, x a 32-bit hash: the exponential
@@ -143,8 +145,8 @@ static __always_inline __u64 ferry_neglog2(__u32 x)
 	idx = (frac >> 24) & 0xff;
 	lo = ferry_log2_frac[idx];
 	hi = ferry_log2_frac[idx + 1];
-	return ((__u64)32 << 24) - (((__u64)p << 24) + lo +
-				    (((__u64)(hi - lo) * (frac & 0xffffff)) >> 24));
+	return ((__u64)32 << 24) -
+	       (((__u64)p << 24) + lo + (((__u64)(hi - lo) * (frac & 0xffffff)) >> 24));
 }
 
 /*

@@ -528,8 +528,9 @@ static int fill_maps(void)
 				continue;
 			m.key = ferry_table__key(be.family, be.addr, be.port);
 			err = ferry_table__build(&m, 1, TABLE_SIZE, cells);
-			fd = err ?: ferry_table__create(cells, FERRY_TABLE_CELLS(TABLE_SIZE, 1),
-							"fz_table");
+			fd = err   ?:
+				     ferry_table__create(cells, FERRY_TABLE_CELLS(TABLE_SIZE, 1),
+							 "fz_table");
 			if (fd < 0)
 				return fd;
 			err = bpf_map_update_elem(map_fd(FERRY_MAP_TABLES), &pred, &fd, 0);
@@ -749,10 +750,11 @@ static void check_reject(const uint8_t *in, const struct view *vi, const uint8_t
 	view_of(out, olen, &vo);
 	memcpy(&seq, in + vi->l4_off + 4, 4);
 	memcpy(&ack, out + vo.l4_off + 8, 4);
-	CHECK(ntohl(ack) == ntohl(seq) + 1 + payload, "the RST acks %u, the SYN had seq %u", ntohl(ack),
-	      ntohl(seq));
+	CHECK(ntohl(ack) == ntohl(seq) + 1 + payload, "the RST acks %u, the SYN had seq %u",
+	      ntohl(ack), ntohl(seq));
 	CHECK(olen == vo.l4_off + 20, "the RST is %zu bytes, not its headers", olen);
-	CHECK(macs_answered(in, out), "the RST's MACs are neither swapped nor left for the handoff");
+	CHECK(macs_answered(in, out),
+	      "the RST's MACs are neither swapped nor left for the handoff");
 	CHECK(vo.family == 6 || vo.ip_csum_ok, "the RST's IPv4 header checksum is wrong");
 	CHECK(vo.l4_csum_ok, "the RST's TCP checksum is wrong");
 }
@@ -812,7 +814,8 @@ static void check_port_unreach(const uint8_t *in, const struct view *vi, const u
 	      "the port unreachable does not quote the datagram's IP header and 8 bytes");
 	CHECK(macs_answered(in, out),
 	      "the port unreachable's MACs are neither swapped nor left for the handoff");
-	CHECK(vo.family == 6 || vo.ip_csum_ok, "the port unreachable's IPv4 header checksum is wrong");
+	CHECK(vo.family == 6 || vo.ip_csum_ok,
+	      "the port unreachable's IPv4 header checksum is wrong");
 	CHECK(icmp_csum_ok(out, olen, &vo), "the port unreachable's ICMP checksum is wrong");
 }
 

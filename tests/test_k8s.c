@@ -645,8 +645,8 @@ out:
 	teardown(k8s);
 }
 
-#define SVC(name)                                                                        \
-	"{\"metadata\": {\"namespace\": \"default\", \"name\": \"" name "\"}, \"spec\": "    \
+#define SVC(name)                                                                         \
+	"{\"metadata\": {\"namespace\": \"default\", \"name\": \"" name "\"}, \"spec\": " \
 	"{\"clusterIP\": \"10.96.0.10\", \"ports\": [{\"name\": \"http\", \"port\": 8000}]}}"
 
 /* Services (ferry.io/vip: service/NAME): listed from the core group, then watched. */
@@ -658,7 +658,8 @@ static void test_services_list_watch(void)
 	char *got = NULL;
 
 	k8s = fixture("{\"objects\": {\"seldondeployments\": [" SD("sd-a") "],"
-		      " \"services\": [" SVC("iris") "]}}",
+									   " \"services\": [" SVC(
+										   "iris") "]}}",
 		      &opts);
 	if (!k8s)
 		goto out;

@@ -705,7 +705,12 @@ static const __u32 no_ready_ids[] = { PRED_CANARY };
 
 /* ferryd's rebalancing counters (user/kernel/rebalance.h), as it passes them. */
 static const struct ferry_rebal_stats sample_rebal = {
-	.available = true, .rounds = 3, .destroyed = 12, .busy = 5, .expired = 1, .gone = 2,
+	.available = true,
+	.rounds = 3,
+	.destroyed = 12,
+	.busy = 5,
+	.expired = 1,
+	.gone = 2,
 	.marked = 4,
 };
 

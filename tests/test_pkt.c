@@ -621,8 +621,8 @@ static const struct backend_def *expected_backend(const struct pb_spec *in)
 		for (int t = 0; t < FERRY_HAIRPIN_TRIES; t++) {
 			uint32_t addr[4] = {};
 
-			be = backend_by_id(
-				ferry_table__id(cells, ferry_table__slot(cells, (slot + t) % size)));
+			be = backend_by_id(ferry_table__id(
+				cells, ferry_table__slot(cells, (slot + t) % size)));
 			if (!be)
 				return first;
 			pick = pick ?: be;
@@ -836,13 +836,15 @@ static int fill_selection(size_t idx, const struct service_def *d)
 			m[n++].backend_id = bd->id;
 		}
 		size = ferry_table__size(n, d->table_size);
-		env.cells[preds[k]] = calloc(FERRY_TABLE_CELLS(size, n), sizeof(struct ferry_table_cell));
+		env.cells[preds[k]] =
+			calloc(FERRY_TABLE_CELLS(size, n), sizeof(struct ferry_table_cell));
 		if (!env.cells[preds[k]])
 			return -ENOMEM;
 		err = ferry_table__build(m, n, size, env.cells[preds[k]]);
 		if (err)
 			return err;
-		fd = ferry_table__create(env.cells[preds[k]], FERRY_TABLE_CELLS(size, n), "fb_table");
+		fd = ferry_table__create(env.cells[preds[k]], FERRY_TABLE_CELLS(size, n),
+					 "fb_table");
 		if (fd < 0)
 			return fd;
 		env.inner_fds[env.ninner++] = fd;
@@ -3593,7 +3595,6 @@ static size_t unreach_frame(const uint8_t *in, int family, uint8_t *out)
 	memcpy(out + l4 + 2, &check, 2);
 	return 14 + outer + 8 + quote;
 }
-
 
 /*
  * A UDP datagram to a service with no backend is answered with an ICMP

@@ -28,7 +28,8 @@
 
 static struct ferry_model_backend backend(const char *addr, __u16 port, __u8 state)
 {
-	struct ferry_model_backend b = { .family = FERRY_AF_INET, .state = state,
+	struct ferry_model_backend b = { .family = FERRY_AF_INET,
+					 .state = state,
 					 .port = htons(port) };
 
 	inet_pton(AF_INET, addr, &b.addr[0]);
@@ -101,11 +102,13 @@ static bool kernel_shares(struct ferry_dp *dp, const struct ferry_vip *vip, __u3
 		__u32 inner_id, key = 0, p = sel.preds[i].predictor_id, slot, idx, id;
 		int inner;
 
-		if (!ASSERT_OK(bpf_map_lookup_elem(dp->map_fds[FERRY_M_PRED_META], &p, &pm) ? -errno :
-											   0,
+		if (!ASSERT_OK(bpf_map_lookup_elem(dp->map_fds[FERRY_M_PRED_META], &p, &pm) ?
+				       -errno :
+				       0,
 			       "predictor meta"))
 			return false;
-		ASSERT_EQ(pm.weight_effective, sel.preds[i].weight, "meta says what the kernel holds");
+		ASSERT_EQ(pm.weight_effective, sel.preds[i].weight,
+			  "meta says what the kernel holds");
 		if (!strcmp(pm.name, "main"))
 			*main_w = sel.preds[i].weight;
 		else
@@ -278,14 +281,16 @@ static void test_override_drain_delete(void)
 	dp = open_dp();
 	sync = dp ? ferry_sync__new(dp, NULL) : NULL;
 	fixture_init(&f, 50, 50);
-	if (!ASSERT_TRUE(sync, "sync") || !ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "apply"))
+	if (!ASSERT_TRUE(sync, "sync") ||
+	    !ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "apply"))
 		goto out;
 
 	/* ferryctl's way: a fresh sync of its own reads the maps, overrides, exits. */
 	{
 		struct ferry_sync *ctl = ferry_sync__new(dp, NULL);
 
-		err = ctl ? ferry_sync__override(ctl, &f.svc.vip, names, weights, 2, false) : -errno;
+		err = ctl ? ferry_sync__override(ctl, &f.svc.vip, names, weights, 2, false) :
+			    -errno;
 		ferry_sync__free(ctl);
 		if (!ASSERT_OK(err, "override from another writer"))
 			goto out;
@@ -317,8 +322,8 @@ static void test_override_drain_delete(void)
 	/* The deployment goes away: VIP entry and table slot go too. */
 	f.model.nservices = 0;
 	if (ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "apply nothing")) {
-		ASSERT_EQ(bpf_map_lookup_elem(dp->map_fds[FERRY_M_SERVICES], &f.svc.vip, &svc), -ENOENT,
-			  "VIP entry removed");
+		ASSERT_EQ(bpf_map_lookup_elem(dp->map_fds[FERRY_M_SERVICES], &f.svc.vip, &svc),
+			  -ENOENT, "VIP entry removed");
 		ASSERT_EQ(res.backends_removed, 3, "backends removed");
 	}
 out:

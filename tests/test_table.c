@@ -101,7 +101,7 @@ static void test_neglog2(void)
 static void test_pred_shares(void)
 {
 	static const __u32 cases[][4] = {
-		{ 10000, 990000 }, { 100000, 900000 },	     { 500000, 500000 },
+		{ 10000, 990000 },  { 100000, 900000 },		{ 500000, 500000 },
 		{ 900000, 100000 }, { 500000, 300000, 200000 }, { 1000000, 0 },
 		{ 0, 1000000 },
 	};
@@ -122,7 +122,8 @@ static void test_pred_shares(void)
 			if (!cases[c][i])
 				ASSERT_EQ(shares[i], 0.0, "weight 0 gets nothing");
 			else
-				ASSERT_LE(fabs(shares[i] - want), tol, "share within sampling error");
+				ASSERT_LE(fabs(shares[i] - want), tol,
+					  "share within sampling error");
 		}
 	}
 }
@@ -179,7 +180,11 @@ static void test_pred_disruption(void)
 		{ 2, 1, 0, { 10000, 990000 }, { 990000, 10000 }, 1.0 },
 		{ 3, 1, 99, { 500000, 300000, 200000 }, { 714286, 0, 285714 }, 1.0 },
 		{ 3, 0, 2, { 500000, 300000, 200000 }, { 400000, 300000, 300000 }, 1.35 },
-		{ 4, 0, 99, { 250000, 250000, 250000, 250000 }, { 100000, 300000, 300000, 300000 },
+		{ 4,
+		  0,
+		  99,
+		  { 250000, 250000, 250000, 250000 },
+		  { 100000, 300000, 300000, 300000 },
 		  1.1 },
 	};
 	const __u32 n = 1 << 21;
@@ -198,7 +203,8 @@ static void test_pred_disruption(void)
 			ideal, moved / ideal);
 		ASSERT_LE(moved, ideal * cases[c].bound + tol, "disruption near the ideal");
 		if (cases[c].bound == 1.0 && cases[c].to != 99)
-			ASSERT_EQ(other, 0.0, "two predictors: moves only in the change's direction");
+			ASSERT_EQ(other, 0.0,
+				  "two predictors: moves only in the change's direction");
 		if (cases[c].to == 99 && cases[c].from < 4) {
 			/* a drained predictor: nothing moves between the others */
 			struct ferry_select x = a;
@@ -207,7 +213,8 @@ static void test_pred_disruption(void)
 			for (__u32 i = 0; i < n; i++, h += step) {
 				int p = ref_pick_pred(&x, h), q = ref_pick_pred(&b, h);
 
-				bad += p != q && b.preds[p].weight && cases[c].a[p] <= cases[c].b[p];
+				bad += p != q && b.preds[p].weight &&
+				       cases[c].a[p] <= cases[c].b[p];
 			}
 			if (cases[c].b[cases[c].from] == 0)
 				ASSERT_EQ(bad, 0, "only the drained predictor's hashes move");
@@ -294,8 +301,7 @@ static void test_balance(void)
 			ASSERT_NEQ(ferry_table__id(cells, i), 0, "id cell filled");
 		}
 		fprintf(stderr, "  %u backends: %u slots, %u..%u each, built in %.2f ms\n", n, size,
-			lo, hi,
-			(t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+			lo, hi, (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
 		ASSERT_LE(hi - lo, 1, "even split");
 		free(cells);
 	}
@@ -317,7 +323,8 @@ static void test_disruption(void)
 		double frac, ideal = 1.0 / n;
 
 		/* n - 1 must land on the same rung: 10 and 9 do, 100 and 99 do */
-		if (!ASSERT_EQ(ferry_table__size(n - 1, FERRY_TABLE_SIZE_DEFAULT), size, "same rung"))
+		if (!ASSERT_EQ(ferry_table__size(n - 1, FERRY_TABLE_SIZE_DEFAULT), size,
+			       "same rung"))
 			return;
 		for (__u32 i = 0; i < n; i++)
 			members_a[i] = members_b[i] = member(i + 1);
@@ -337,8 +344,8 @@ static void test_disruption(void)
 		for (__u32 s = 0; s < size; s++)
 			changed += ids_a[s] != ids_b[s];
 		frac = (double)changed / size;
-		fprintf(stderr, "  remove 1 of %u (%u slots): moved %.5f, ideal %.5f, ratio %.3f\n", n,
-			size, frac, ideal, frac / ideal);
+		fprintf(stderr, "  remove 1 of %u (%u slots): moved %.5f, ideal %.5f, ratio %.3f\n",
+			n, size, frac, ideal, frac / ideal);
 		/* pure Maglev, no history: above the ideal, bounded (docs/tables.md) */
 		ASSERT_LE(frac, 3.0 * ideal, "remove: about 1/N moves");
 		ASSERT_GE(frac, 0.9 * ideal, "remove: at least the removed backend's share");

@@ -55,10 +55,11 @@ static void test_all_zero_even(void)
 /* An explicit 0 stays 0 while another predictor has weight; shadows never routed. */
 static void test_zero_and_shadow(void)
 {
-	struct ferry_weight_in in[3] = { { .configured = 1000000, .ready = 1 },
-					 { .configured = 0, .ready = 1 },
-					 { .configured = 500000, .ready = 1,
-					   .flags = FERRY_PRED_F_SHADOW } };
+	struct ferry_weight_in in[3] = {
+		{ .configured = 1000000, .ready = 1 },
+		{ .configured = 0, .ready = 1 },
+		{ .configured = 500000, .ready = 1, .flags = FERRY_PRED_F_SHADOW }
+	};
 
 	eff(in, 3, (__u32[]){ 1000000, 0, 0 }, "explicit 0 and shadow");
 }
@@ -76,7 +77,9 @@ static void test_override(void)
 {
 	struct ferry_weight_in in[2] = {
 		{ .configured = 900000, .ready = 1 },
-		{ .configured = 100000, .ready = 1, .flags = FERRY_PRED_F_OVERRIDE,
+		{ .configured = 100000,
+		  .ready = 1,
+		  .flags = FERRY_PRED_F_OVERRIDE,
 		  .override = 1000000 },
 	};
 

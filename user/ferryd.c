@@ -146,11 +146,10 @@ static void write_status(struct ferryd *d, const struct ferry_sync_result *res)
 		char line[2048];
 
 		ferry_config_error__format(e, line, sizeof(line));
-		json_array_append_new(errors, json_pack("{s:s, s:i, s:i, s:s, s:s, s:s, s:s}",
-							"file", e->file, "line", e->line,
-							"column", e->column, "object", e->object,
-							"field", e->field, "message", e->message,
-							"text", line));
+		json_array_append_new(
+			errors, json_pack("{s:s, s:i, s:i, s:s, s:s, s:s, s:s}", "file", e->file,
+					  "line", e->line, "column", e->column, "object", e->object,
+					  "field", e->field, "message", e->message, "text", line));
 	}
 	pthread_mutex_unlock(&d->store_lock);
 	/* Where each VIP came from (ferry.io/vip: service/NAME): ferryctl services shows it. */
@@ -166,11 +165,10 @@ static void write_status(struct ferryd *d, const struct ferry_sync_result *res)
 	}
 	root = json_pack("{s:i, s:s, s:s, s:I, s:i, s:i, s:i, s:o, s:o*}", "pid", (int)getpid(),
 			 "pin_path", d->opts.pin_path, "config_dir",
-			 d->opts.config_dir ? d->opts.config_dir : "(kubernetes)",
-			 "last_sync_unix", (json_int_t)now.tv_sec, "services",
-			 res ? (int)res->services : 0, "sync_errors", res ? (int)res->errors : 0,
-			 "config_errors", (int)d->config_errors, "errors", errors, "vip_services",
-			 vip_services);
+			 d->opts.config_dir ? d->opts.config_dir : "(kubernetes)", "last_sync_unix",
+			 (json_int_t)now.tv_sec, "services", res ? (int)res->services : 0,
+			 "sync_errors", res ? (int)res->errors : 0, "config_errors",
+			 (int)d->config_errors, "errors", errors, "vip_services", vip_services);
 	if (root && d->rebal) {
 		struct ferry_rebal_stats rs;
 
@@ -1137,7 +1135,8 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	if (strstr(line, "Exclusivity flag on"))
 		return 0;
 	ferry_log(level == LIBBPF_WARN ? FERRY_LOG_WARN :
-	          level == LIBBPF_INFO ? FERRY_LOG_INFO : FERRY_LOG_DEBUG,
+		  level == LIBBPF_INFO ? FERRY_LOG_INFO :
+					 FERRY_LOG_DEBUG,
 		  "libbpf: %s", line);
 	return 0;
 }
@@ -1148,8 +1147,12 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
  */
 int main(int argc, char **argv)
 {
-	struct ferryd d = { .epfd = -1, .inotify_fd = -1, .signal_fd = -1, .debounce_fd = -1,
-			    .tick_fd = -1, .k8s_fd = -1 };
+	struct ferryd d = { .epfd = -1,
+			    .inotify_fd = -1,
+			    .signal_fd = -1,
+			    .debounce_fd = -1,
+			    .tick_fd = -1,
+			    .k8s_fd = -1 };
 	char seed_source[PATH_MAX + 128] = "";
 	bool have_seed = false;
 	struct stat st;
@@ -1225,7 +1228,8 @@ int main(int argc, char **argv)
 			ferry_dp__config_write(d.dp, &cfg);
 		}
 	}
-	d.sync = ferry_sync__new(d.dp, &(struct ferry_sync_opts){ .table_size = d.opts.table_size });
+	d.sync =
+		ferry_sync__new(d.dp, &(struct ferry_sync_opts){ .table_size = d.opts.table_size });
 	/* After the data plane: the iterator shares its pinned maps. Never fatal. */
 	if (!d.opts.once) {
 		d.rebal = ferry_rebal__new(&(struct ferry_rebal_opts){
@@ -1236,11 +1240,11 @@ int main(int argc, char **argv)
 	d.store = ferry_config_store__new();
 	if (!d.sync || !d.store)
 		goto out;
-	d.canary = ferry_canary_runner__new(&(struct ferry_canary_runner_opts){
-		.pin_path = d.opts.pin_path,
-		.on_transition = canary_event,
-		.ctx = &d,
-		.fresh = d.dp->created });
+	d.canary = ferry_canary_runner__new(
+		&(struct ferry_canary_runner_opts){ .pin_path = d.opts.pin_path,
+						    .on_transition = canary_event,
+						    .ctx = &d,
+						    .fresh = d.dp->created });
 	if (!d.canary)
 		pr_warn("canary analysis unavailable: %s", strerror(errno));
 	ferry_config_store__set_seldon(d.store, d.opts.seldon_servers, d.opts.kubernetes);

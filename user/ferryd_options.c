@@ -407,11 +407,14 @@ static const struct ferryd_option options[] = {
 	  "  --pin-path PATH         bpffs directory for ferry's maps (default " FERRY_PIN_ROOT_DEFAULT
 	  ")\n",
 	  set_pin_path },
+	/* The help text's lines as ferryd --help prints them (not clang-formatted). */
+	/* clang-format off */
 	{ "table-size", required_argument,
 	  "  --table-size N          smallest lookup table per predictor, in slots, rounded\n"
 	  "                          up to a prime (default " STR(FERRY_TABLE_SIZE_DEFAULT) "); a predictor gets\n"
 	  "                          100-200 slots per ready backend above it\n",
 	  set_table_size },
+	/* clang-format on */
 	{ "tcp-idle-timeout", required_argument,
 	  "  --tcp-idle-timeout S    an open TCP connection idle this long (both directions\n"
 	  "                          count) loses its flow state (default " STR(

@@ -33,7 +33,8 @@ static void asked(const struct ferry_weight_in *in, size_t n, __u64 *ask)
 		if (in[i].flags & FERRY_PRED_F_SHADOW)
 			continue;
 		if (in[i].flags & FERRY_PRED_F_CANARY)
-			canary_sum += in[i].canary < FERRY_WEIGHT_ONE ? in[i].canary : FERRY_WEIGHT_ONE;
+			canary_sum += in[i].canary < FERRY_WEIGHT_ONE ? in[i].canary :
+									FERRY_WEIGHT_ONE;
 		else
 			rest_sum += in[i].configured;
 	}

@@ -69,9 +69,9 @@ static void top_row(const struct ctl *c, const struct ferry_snapshot *snap,
 {
 	double conn = p->stats.new_flows - q->stats.new_flows, p50, p99;
 	double req = interval_requests(snap, prev, p->id, sample_every);
-	double weight = (p->flags & FERRY_PRED_F_OVERRIDE ? p->weight_override :
-							    p->weight_configured) /
-			1e4;
+	double weight =
+		(p->flags & FERRY_PRED_F_OVERRIDE ? p->weight_override : p->weight_configured) /
+		1e4;
 	double conn_share = total ? 100.0 * conn / total : 0.0;
 	/* By requests; by connections only when the service samples no request. */
 	double share = isnan(req) ? conn_share : total_req ? 100.0 * req / total_req : 0.0;
@@ -83,8 +83,8 @@ static void top_row(const struct ctl *c, const struct ferry_snapshot *snap,
 	interval_quantiles(snap, prev, p->id, &p50, &p99);
 	if (c->json) {
 		json_array_append_new(
-			jpreds, json_pack("{s:s, s:f, s:f, s:f, s:o, s:f, s:o, s:o, s:f, s:f}", "name",
-					  p->name, "weight_pct", weight, "share_pct", share,
+			jpreds, json_pack("{s:s, s:f, s:f, s:f, s:o, s:f, s:o, s:o, s:f, s:f}",
+					  "name", p->name, "weight_pct", weight, "share_pct", share,
 					  "connection_share_pct", conn_share, "requests_per_s",
 					  isnan(req) ? json_null() : json_real(req / interval),
 					  "connections_per_s", conn / interval, "p50_s",

@@ -399,7 +399,8 @@ static const char *event_reason(enum ferry_canary_state s)
 
 /* Logs and reports a transition: from, to, and why (a window's figures or a command). */
 static void transition_report(struct ferry_canary_runner *r, struct dep *d,
-			      const struct ferry_canary_rollout *before, const char *why, bool report)
+			      const struct ferry_canary_rollout *before, const char *why,
+			      bool report)
 {
 	char msg[1024], weight[32];
 	bool warn = d->ro.state == FERRY_CANARY_S_ROLLED_BACK;

@@ -636,8 +636,9 @@ int ferry_dp__attach_cgroup(struct ferry_dp *dp, const char *cgroup_path)
 		return err;
 	}
 	err = attach_cgroup_prog(cg_fd, dp->sock->progs.ferry_connect4, BPF_CGROUP_INET4_CONNECT);
-	err = err ?: attach_cgroup_prog(cg_fd, dp->sock->progs.ferry_connect6,
-					BPF_CGROUP_INET6_CONNECT);
+	err = err   ?:
+		      attach_cgroup_prog(cg_fd, dp->sock->progs.ferry_connect6,
+					 BPF_CGROUP_INET6_CONNECT);
 	close(cg_fd);
 	if (err) {
 		pr_err("--host-clients: cannot attach connect() hooks to %s: %s", cgroup_path,
@@ -729,8 +730,8 @@ static int attach_xdp(struct ferry_dp *dp, int ifindex, const char *ifname)
 	err = bpf_xdp_attach(ifindex, prog_fd, XDP_FLAGS_DRV_MODE, NULL);
 	if (!err)
 		return record_link(dp, ifindex, FERRY_LINK_XDP_NATIVE);
-	pr_warn("--iface %s: native XDP failed (%s); using generic XDP, which is slower",
-		ifname, strerror(-err));
+	pr_warn("--iface %s: native XDP failed (%s); using generic XDP, which is slower", ifname,
+		strerror(-err));
 	err = bpf_xdp_attach(ifindex, prog_fd, XDP_FLAGS_SKB_MODE, NULL);
 	if (err) {
 		pr_err("--iface %s: cannot attach XDP: %s", ifname, strerror(-err));
@@ -1005,8 +1006,10 @@ int ferry_dp__reset(const char *pin_path)
 			else if (!(link.hooks & FERRY_LINK_TCX))
 				detach_link(key, &link);
 			else
-				detach_link(key, &(struct ferry_link){ .hooks = link.hooks &
-						 (FERRY_LINK_XDP_NATIVE | FERRY_LINK_XDP_GENERIC) });
+				detach_link(key, &(struct ferry_link){
+							 .hooks = link.hooks &
+								  (FERRY_LINK_XDP_NATIVE |
+								   FERRY_LINK_XDP_GENERIC) });
 			/* tcx links go with their pins, removed below. */
 		}
 		close(fd);

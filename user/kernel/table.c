@@ -199,8 +199,8 @@ int ferry_table__build(struct ferry_table_member *members, __u32 n, __u32 size,
 	int err;
 
 	if (n > FERRY_TABLE_MAX_BACKENDS || (n && !members) || !cells || n > size ||
-	    (size && (size < FERRY_TABLE_SIZE_MIN || size > FERRY_TABLE_SIZE_MAX ||
-		      !is_prime(size))) ||
+	    (size &&
+	     (size < FERRY_TABLE_SIZE_MIN || size > FERRY_TABLE_SIZE_MAX || !is_prime(size))) ||
 	    (!size && n))
 		return -EINVAL;
 	qsort(members, n, sizeof(*members), cmp_member);

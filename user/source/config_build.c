@@ -656,7 +656,7 @@ static int redistribute(struct build_state *bs, const struct sdep *sd,
 	struct ferry_weight_in in[FERRY_MAX_SVC_PREDICTORS] = {};
 	__u32 out[FERRY_MAX_SVC_PREDICTORS];
 	size_t n = svc->npredictors < FERRY_MAX_SVC_PREDICTORS ? svc->npredictors :
-								  FERRY_MAX_SVC_PREDICTORS;
+								 FERRY_MAX_SVC_PREDICTORS;
 	size_t nactive = 0;
 
 	for (size_t p = 0; p < n; p++) {

@@ -47,7 +47,8 @@ static bool same_file(const struct parsed_file *pf, const struct stat *st)
 
 /* The file's parsed manifest, from the cache when its stat is unchanged. */
 static struct ferry_manifest *parse_cached(struct ferry_config_store *store, const char *path,
-					   struct ferry_config_error *perr, struct parsed_file **pfp)
+					   struct ferry_config_error *perr,
+					   struct parsed_file **pfp)
 {
 	struct parsed_file *pf = NULL;
 	struct ferry_manifest *mf;

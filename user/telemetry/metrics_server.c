@@ -32,8 +32,8 @@ struct ferry_metrics_server {
 	void *window_ctx;
 };
 
-void ferry_metrics__set_window_handler(struct ferry_metrics_server *srv,
-				       ferry_metrics_window_fn fn, void *ctx)
+void ferry_metrics__set_window_handler(struct ferry_metrics_server *srv, ferry_metrics_window_fn fn,
+				       void *ctx)
 {
 	if (!srv)
 		return;
@@ -153,14 +153,15 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
 	if (!strcmp(url, "/healthz"))
 		return reply(conn, MHD_HTTP_OK, text, "ok\n", 3, MHD_RESPMEM_PERSISTENT);
 	if (!strcmp(url, "/readyz"))
-		return __atomic_load_n(&srv->ready, __ATOMIC_ACQUIRE) ? reply(conn, MHD_HTTP_OK, text, "ready\n", 6,
-					  MHD_RESPMEM_PERSISTENT) :
-				    reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, text,
-					  "not synced yet\n", 15, MHD_RESPMEM_PERSISTENT);
+		return __atomic_load_n(&srv->ready, __ATOMIC_ACQUIRE) ?
+			       reply(conn, MHD_HTTP_OK, text, "ready\n", 6,
+				     MHD_RESPMEM_PERSISTENT) :
+			       reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, text, "not synced yet\n",
+				     15, MHD_RESPMEM_PERSISTENT);
 	if (!strcmp(url, "/canary/window")) {
 		ferry_metrics_window_fn fn = __atomic_load_n(&srv->window, __ATOMIC_ACQUIRE);
-		const char *dep = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
-							      "deployment");
+		const char *dep =
+			MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "deployment");
 
 		if (!fn || !dep)
 			return reply(conn, MHD_HTTP_NOT_FOUND, text, "no canary window\n", 17,
