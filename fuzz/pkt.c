@@ -105,7 +105,8 @@ static struct {
 	struct ferry_tc *tc;
 	int if_c0, if_b0, ncpus;
 	int fd_counters, fd_stats, fd_svc_stats;
-	uint64_t last[FERRY_CTR_MAX + (NBACKENDS + 1) * 14 + (NSERVICES + 1) * 2];
+	uint64_t last[FERRY_CTR_MAX + (NBACKENDS + 1) * (sizeof(struct ferry_stats) / 8) +
+		      (NSERVICES + 1) * (sizeof(struct ferry_svc_stats) / 8)];
 } env = { .ns = NETNS_FIXTURE(NS) };
 
 #define NVALUES (sizeof(env.last) / sizeof(env.last[0]))

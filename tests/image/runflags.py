@@ -164,13 +164,17 @@ def main():
             die("volume %r: only hostPath and emptyDir are translated" % m["name"])
         out.append("--volume=%s:%s:%s" % (src, m["mountPath"], ",".join(opts)))
 
+    # The downward API's fields as the kubelet would fill them for this node's pod.
+    fields = {"spec.nodeName": a.node_name,
+              "metadata.name": "%s-%s" % (docs[0]["metadata"]["name"], a.node_name),
+              "metadata.namespace": docs[0]["metadata"].get("namespace", "default")}
     for e in c.get("env") or []:
         if "value" in e:
             out.append("--env=%s=%s" % (e["name"], e["value"]))
-        elif (e.get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath") == "spec.nodeName":
-            out.append("--env=%s=%s" % (e["name"], a.node_name))
+        elif (e.get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath") in fields:
+            out.append("--env=%s=%s" % (e["name"], fields[e["valueFrom"]["fieldRef"]["fieldPath"]]))
         else:
-            die("env %r: only value and fieldRef spec.nodeName are translated" % e["name"])
+            die("env %r: only value and fieldRef %s are translated" % (e["name"], ", ".join(fields)))
 
     out.append(c["image"])
     print("\n".join(out))
