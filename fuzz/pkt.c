@@ -318,8 +318,9 @@ static bool backend_addr_of(const uint32_t *vaddr, const uint32_t *baddr, int fa
 	} while (0)
 
 /*
- * The bytes a translation may change: MACs, checksums, and on the forward
- * path the destination address and port, on the reply path the source ones.
+ * The bytes a translation may change: MACs, checksums, the TTL or hop limit
+ * (one less on a redirect), and on the forward path the destination address
+ * and port, on the reply path the source ones.
  */
 static void check_only_translated(const uint8_t *in, const uint8_t *out, size_t len,
 				  const struct view *v, bool reply)
@@ -328,9 +329,17 @@ static void check_only_translated(const uint8_t *in, const uint8_t *out, size_t 
 	size_t a_off = v->family == 4 ? v->l3 + (reply ? 12 : 16) : v->l3 + (reply ? 8 : 24);
 	size_t p_off = v->l4_off + (reply ? 0 : 2);
 
+	size_t ttl_off = v->l3 + (v->family == 4 ? 8 : 7);
+
 	for (size_t i = 12; i < len; i++) {
 		if (v->family == 4 && i >= v->l3 + 10 && i < v->l3 + 12)
 			continue; /* IPv4 header checksum */
+		if (i == ttl_off && out[i] != in[i]) {
+			/* A redirect is a router's hop: TTL / hop limit one less, never more. */
+			CHECK(in[i] > 1 && out[i] == in[i] - 1,
+			      "TTL %u -> %u on a translated packet", in[i], out[i]);
+			continue;
+		}
 		if (i >= a_off && i < a_off + alen)
 			continue;
 		if (i >= p_off && i < p_off + 2)

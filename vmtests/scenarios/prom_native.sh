@@ -61,7 +61,7 @@ sleep 2 # a scrape or two before the load: rate() starts from them
 
 # Keep-alive traffic; the client takes response times from the kernel (SO_TIMESTAMPNS).
 out="$FE_RUN/load.json"
-fe_ns "$FE_CLIENT" "$FE_PY" "$FE_BIN/latclient.py" --target "$vip" --connections 32 \
+fe_ns "$FE_CLIENT" "$FE_PY" "$FE_BIN/latclient.py" --target "$vip" --connections 16 \
 	--duration 15 --interval 0.02 >"$out" || fe_fail "latency client failed"
 [ "$(fe_json "$out" 'd["errors"]')" -eq 0 ] || fe_fail "failed requests: $(cat "$out")"
 [ "$(fe_json "$out" 'len(d["predictors"]) == 4 and min(v["n"] for v in d["predictors"].values()) >= 200')" = True ] ||
