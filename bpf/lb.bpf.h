@@ -583,7 +583,7 @@ static __always_inline int ferry_fwd(void *ctx, const int hook)
 	const struct ferry_service *svc;
 	struct ferry_pkt pkt = {};
 	struct ferry_config *cfg;
-	struct ferry_flow *flow;
+	struct ferry_flow *flow, *eflow;
 	struct ferry_vip vip;
 	__u32 zero = 0, reason, timeout;
 	int rc, emb = 0;
@@ -610,14 +610,21 @@ static __always_inline int ferry_fwd(void *ctx, const int hook)
 	if (pkt.key.proto == IPPROTO_TCP &&
 	    (pkt.tcp_flags & (FERRY_TCP_SYN | FERRY_TCP_ACK)) != FERRY_TCP_SYN) {
 		flow = bpf_map_lookup_elem(&ferry_flows, &pkt.key);
-		if (flow)
+		if (flow && !(flow->flags & FERRY_FLOW_F_CLOSING))
 			goto established;
-		flow = bpf_map_lookup_elem(&ferry_eflows, &pkt.key);
-		if (flow) {
+		/*
+		 * A closed connection's entry can stand beside a new one on the
+		 * same port (the client reused it: a SYN after the close makes
+		 * an embryonic flow): the embryonic one is the live connection.
+		 */
+		eflow = bpf_map_lookup_elem(&ferry_eflows, &pkt.key);
+		if (eflow) {
 			emb = 1;
-			flow = ferry_fwd_confirm(ctx, hook, &pkt, flow, &emb);
+			flow = ferry_fwd_confirm(ctx, hook, &pkt, eflow, &emb);
 			goto established;
 		}
+		if (flow)
+			goto established;
 		/*
 		 * Most such packets are simply not ours: the address marker
 		 * tells in one lookup, instead of a service and a marker lookup.
@@ -702,7 +709,7 @@ static __always_inline int ferry_reply_icmp(struct __sk_buff *skb, const int hoo
 static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 {
 	struct ferry_pkt pkt = {};
-	struct ferry_rflow *rflow;
+	struct ferry_rflow *rflow, *erflow;
 	struct ferry_config *cfg;
 	struct ferry_stats *st;
 	struct ferry_flow *flow;
@@ -732,12 +739,18 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 	}
 	emb = false;
 	rflow = bpf_map_lookup_elem(&ferry_rflows, &pkt.key);
-	if (!rflow) {
-		rflow = bpf_map_lookup_elem(&ferry_erflows, &pkt.key);
-		if (!rflow)
-			return ferry_pass(hook);
-		emb = true;
+	/* A closed connection's entry yields to a new one on the same ports (see ferry_fwd). */
+	if (!rflow || (rflow->flags & FERRY_FLOW_F_CLOSING)) {
+		erflow = bpf_map_lookup_elem(&ferry_erflows, &pkt.key);
+		if (erflow) {
+			rflow = erflow;
+			emb = true;
+		}
+		/* Keeps clang from testing both pointers at once with an OR, which the verifier refuses. */
+		asm volatile("" : "+r"(rflow));
 	}
+	if (!rflow)
+		return ferry_pass(hook);
 	pkt.len = skb->len;
 	backend_id = rflow->backend_id;
 	rflow->packets += 1;
