@@ -270,7 +270,8 @@ int cmd_canary(struct ctl *c, int argc, char **argv)
 		json_object_set_new(out, key, o);
 	}
 	if (c->json) {
-		print_json(out);
+		print_json(out); /* takes the reference */
+		out = NULL;
 		rc = EXIT_OK;
 		goto out;
 	}
