@@ -3187,6 +3187,41 @@ static void test_reply_clash(void)
 }
 
 /*
+ * A client reuses a port after its connection closed: the new connection's
+ * embryonic flow, not the closed confirmed one beside it, carries its packets.
+ * Before, the forward path found the closed flow first, so the new
+ * connection's ACK went to the old connection's backend (after a weight
+ * change, another backend: e2e live_edit timed out on it under ASan).
+ */
+static void test_port_reuse_after_close(void)
+{
+	struct pb_spec a = spec_tcp(4, 44600, VIP4, 80, PB_TCP_ACK), fin, syn, ack;
+	struct ferry_flow closed0, closed1, emb0, emb1;
+
+	ensure_flow(&a);
+	fin = a;
+	fin.tcp_flags = PB_TCP_FIN | PB_TCP_ACK;
+	run_spec(P_XDP, env.if_c0, &fin);
+	if (!ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &a, &closed0), "closed flow kept") ||
+	    !ASSERT_TRUE(closed0.flags & FERRY_FLOW_F_CLOSING, "closed flow is closing"))
+		return;
+	syn = a;
+	syn.tcp_flags = PB_TCP_SYN;
+	syn.seq = 7000;
+	run_spec(P_XDP, env.if_c0, &syn);
+	if (!ASSERT_TRUE(flow_get_in(FERRY_MAP_EFLOWS, &a, &emb0), "new connection embryonic"))
+		return;
+	ack = a;
+	ack.seq = 7001;
+	run_spec(P_XDP, env.if_c0, &ack);
+	ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &a, &closed1), "closed flow still there");
+	ASSERT_EQ(closed1.packets, closed0.packets, "the closed flow carried nothing");
+	if (ASSERT_TRUE(flow_get_in(FERRY_MAP_EFLOWS, &a, &emb1), "new connection's flow"))
+		ASSERT_EQ(emb1.packets, emb0.packets + 1,
+			  "the new connection's flow carried its ACK");
+}
+
+/*
  * Idle timers: a reply refreshes the forward entry's last_ns (at most once a
  * second), so a flow whose server streams is not idle. Confirmed and
  * embryonic (UDP before its first answer) alike.
@@ -4282,6 +4317,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_syn_flood_keeps_confirmed);
 	RUN_TEST(SUITE, test_rate_guard);
 	RUN_TEST(SUITE, test_reply_clash);
+	RUN_TEST(SUITE, test_port_reuse_after_close);
 	RUN_TEST(SUITE, test_idle_refresh_both_ways);
 	RUN_TEST(SUITE, test_udp_confirmed_on_answer);
 	RUN_TEST(SUITE, test_reject);
