@@ -133,7 +133,8 @@ static __u64 inputs_digest(const struct ferry_table_member *m, __u32 n, __u32 si
 
 __u64 ferry_table__digest(struct ferry_table_member *members, __u32 n, __u32 size)
 {
-	qsort(members, n, sizeof(*members), cmp_member);
+	if (n)
+		qsort(members, n, sizeof(*members), cmp_member);
 	return inputs_digest(members, n, size);
 }
 
@@ -203,7 +204,8 @@ int ferry_table__build(struct ferry_table_member *members, __u32 n, __u32 size,
 	     (size < FERRY_TABLE_SIZE_MIN || size > FERRY_TABLE_SIZE_MAX || !is_prime(size))) ||
 	    (!size && n))
 		return -EINVAL;
-	qsort(members, n, sizeof(*members), cmp_member);
+	if (n) /* an empty predictor has no member array: qsort(NULL) is undefined */
+		qsort(members, n, sizeof(*members), cmp_member);
 	for (i = 0; i < n; i++) {
 		if (!members[i].backend_id || (i && members[i].key == members[i - 1].key)) {
 			pr_debug("table: member %u: backend id %u, key %llx twice\n", i,
