@@ -111,9 +111,13 @@ compare() { # compare WHAT: node A's pinned selection state against node B's
 compare history "same manifests and seed, different histories"
 
 # Keep-alive connections on node A, across a flush, a flush of one service,
-# and a rebuild from scratch.
+# and a rebuild from scratch. The rebuild is an outage (no program attached): a
+# request sent into it is delivered by TCP's retransmission once the node is back,
+# up to ~13 s later (RTO backoff 0.2 .. 6.4 s) when the rebuild takes 6 s (a
+# sanitizer build on a loaded machine), so the client waits 30 s before it calls
+# a request lost.
 hold="$FE_RUN/hold.json"
-fe_loadgen_bg "$hold" --target "$vip" --hold 24 --hold-interval 0.5 --timeout 5 \
+fe_loadgen_bg "$hold" --target "$vip" --hold 24 --hold-interval 0.5 --timeout 30 \
 	--ready-file "$FE_RUN/hold.ready"
 holder=$FE_LAST_PID
 fe_wait 15 test -s "$FE_RUN/hold.ready" || fe_fail "held connections did not all answer"
