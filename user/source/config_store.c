@@ -29,6 +29,8 @@ void ferry_config_store__free(struct ferry_config_store *store)
 	str_set_free(&store->noted_waitsvc);
 	str_set_free(&store->noted_nolabel);
 	str_set_free(&store->noted_family);
+	str_set_free(&store->dirty_deps);
+	str_set_free(&store->dirty_refs);
 	for (size_t i = 0; i < store->nparsed; i++) {
 		free(store->parsed[i].path);
 		ferry_manifest__put(store->parsed[i].mf);
@@ -168,7 +170,31 @@ struct load_state {
 	json_t *index; /* entry key -> index in fresh, so that lookups stay O(1) */
 	struct str_set rejected; /* keys of objects rejected by this load */
 	struct str_set failed_files; /* files that did not parse */
+	/* __load_files: the files read (sorted); every other file's objects stay */
+	char **changed;
+	size_t nchanged;
+	bool dup; /* __load_files met an object defined twice: a full load decides */
 };
+
+static bool is_changed(const struct load_state *ls, const char *path)
+{
+	for (size_t i = 0; i < ls->nchanged; i++)
+		if (!strcmp(ls->changed[i], path))
+			return true;
+	return false;
+}
+
+/* __load_files: an object of a file not read now (it stays) with this key. */
+static struct entry *kept_file_entry(const struct load_state *ls, const char *key)
+{
+	for (size_t i = 0; i < ls->store->nentries; i++) {
+		struct entry *e = ls->store->entries[i];
+
+		if (e->from_file && !strcmp(e->key, key) && !is_changed(ls, e->source))
+			return e;
+	}
+	return NULL;
+}
 
 static struct entry *fresh_find(const struct load_state *ls, const char *key)
 {
@@ -198,7 +224,16 @@ static int load_object(struct load_state *ls, struct ferry_manifest *mf, json_t 
 	other = fresh_find(ls, key);
 	if (!other)
 		other = find_entry(ls->store->entries, ls->store->nentries, key, false, false);
+	if (!other && ls->changed)
+		other = kept_file_entry(ls, key);
+	if (other && ls->changed) {
+		/* Which definition wins depends on every file's name: a full load says. */
+		ls->dup = true;
+		entry_free(e);
+		return 0;
+	}
 	if (other) {
+		ls->store->load_dup = true;
 		verr(&c, NULL, NULL, obj, "",
 		     "defined again: %s already defines this object; the first one is used, "
 		     "delete one of them",
@@ -341,6 +376,8 @@ int ferry_config_store__load_dir(struct ferry_config_store *store, const char *d
 	if (!d)
 		return -errno;
 	store->load_gen++;
+	store->load_dup = false;
+	store->dirty_all = true;
 	ls.index = json_object();
 	if (!ls.index) {
 		closedir(d);
@@ -494,6 +531,200 @@ out_free_names:
 	return ret;
 }
 
+/* Records the keys a change of e touches, for __build_update (struct ferry_config_store). */
+static int note_dirty(struct ferry_config_store *store, const struct entry *e)
+{
+	char ref[2 * K8S_NAME_LEN + 2];
+
+	if (e->kind == OBJ_SDEP)
+		return str_set_has(&store->dirty_deps, e->sd->key) ?
+			       0 :
+			       str_set_add(&store->dirty_deps, e->sd->key);
+	snprintf(ref, sizeof(ref), "%s/%s", e->ns, e->kind == OBJ_SLICE ? e->sl->service : e->name);
+	return str_set_has(&store->dirty_refs, ref) ? 0 : str_set_add(&store->dirty_refs, ref);
+}
+
+static int errs_copy(struct error_list *to, const struct error_list *from)
+{
+	memset(to, 0, sizeof(*to));
+	if (!from->n)
+		return 0;
+	to->v = malloc(from->n * sizeof(*to->v));
+	if (!to->v)
+		return -ENOMEM;
+	memcpy(to->v, from->v, from->n * sizeof(*to->v));
+	to->n = to->cap = from->n;
+	return 0;
+}
+
+static void errs_drop_file(struct error_list *l, const char *path)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i].e.file, path))
+			l->v[j++] = l->v[i];
+	l->n = j;
+}
+
+/* The sorted, distinct paths of the manifest names in names; -EAGAIN for a name that may stand for many. */
+static int changed_paths(struct load_state *ls, const char *dir, const char *const *names,
+			 size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char *path;
+
+		if (strchr(names[i], '/') || (names[i][0] == '.' && names[i][1] == '.'))
+			return -EAGAIN; /* ConfigMap's ..data swap replaces every file at once */
+		if (!manifest_name_ok(names[i]))
+			continue; /* an editor's or a writer's temporary file */
+		if (asprintf(&path, "%s/%s", dir, names[i]) < 0)
+			return -ENOMEM;
+		if (is_changed(ls, path)) {
+			free(path);
+			continue;
+		}
+		if (!(ls->nchanged & (ls->nchanged - 1))) {
+			char **more = realloc(ls->changed,
+					      (ls->nchanged ? 2 * ls->nchanged : 1) * sizeof(*more));
+
+			if (!more) {
+				free(path);
+				return -ENOMEM;
+			}
+			ls->changed = more;
+		}
+		ls->changed[ls->nchanged++] = path;
+	}
+	if (ls->nchanged)
+		qsort(ls->changed, ls->nchanged, sizeof(*ls->changed), cmp_str);
+	return 0;
+}
+
+/*
+ * Long on purpose: the incremental twin of __load_dir (read the changed
+ * files, then replace their objects in one step), kept beside it so that
+ * both keep the same rules.
+ */
+int ferry_config_store__load_files(struct ferry_config_store *store, const char *dir,
+				   const char *const *names, size_t n)
+{
+	struct load_state ls = { .store = store };
+	struct error_list saved = {};
+	struct entry **keep = NULL, **gone = NULL;
+	size_t nkeep = 0, ngone = 0;
+	int ret;
+
+	if (!store->load_gen || store->load_dup)
+		return -EAGAIN;
+	for (size_t i = 0; i < store->nentries; i++)
+		if (!store->entries[i]->from_file)
+			return -EAGAIN; /* API objects: a clash with one is judged by a full load */
+	ret = changed_paths(&ls, dir, names, n);
+	if (!ret && !ls.nchanged)
+		ret = (int)store->load_errs.n;
+	if (ret || !ls.nchanged)
+		goto out_free_paths;
+	ls.index = json_object();
+	if (!ls.index || errs_copy(&saved, &store->load_errs)) {
+		ret = -ENOMEM;
+		goto out_free_paths;
+	}
+	for (size_t i = 0; i < ls.nchanged; i++)
+		errs_drop_file(&store->load_errs, ls.changed[i]);
+
+	for (size_t i = 0; i < ls.nchanged && !ret; i++) {
+		const char *path = ls.changed[i];
+		struct stat st;
+
+		if (stat(path, &st) || !S_ISREG(st.st_mode))
+			continue; /* deleted or renamed away: its objects go */
+		if (!st.st_size) {
+			pr_info("%s: empty; keeping its objects as they were until it is written "
+				"or removed",
+				path);
+			ret = str_set_add(&ls.failed_files, path);
+			continue;
+		}
+		ret = load_file(&ls, path);
+		if (!ret && ls.dup)
+			ret = -EAGAIN;
+	}
+	if (ret)
+		goto err_restore;
+
+	/* The new set, built aside (ENOMEM leaves the store as it was); see __load_dir. */
+	for (size_t i = 0; i < store->nentries; i++) {
+		struct entry *old = store->entries[i];
+
+		if (!is_changed(&ls, old->source)) {
+			ret = entries_push(&keep, &nkeep, old);
+		} else if (!fresh_find(&ls, old->key) &&
+			   (str_set_has(&ls.rejected, old->key) ||
+			    str_set_has(&ls.failed_files, old->source))) {
+			pr_warn("%s: %s %s/%s: keeping the last good version", old->source,
+				kind_name(old->kind), old->ns, old->name);
+			ret = entries_push(&keep, &nkeep, old);
+		} else {
+			ret = entries_push(&gone, &ngone, old);
+		}
+		if (ret)
+			goto err_restore;
+	}
+	for (size_t i = 0; i < ls.nfresh; i++)
+		if ((ret = entries_push(&keep, &nkeep, ls.fresh[i])))
+			goto err_restore;
+
+	/* Committed: from here nothing fails but the dirty notes, which then say "all". */
+	for (size_t i = 0; i < ngone; i++) {
+		struct entry *fresh = fresh_find(&ls, gone[i]->key);
+
+		if (fresh)
+			fresh->built = sdep_get(gone[i]->built);
+		if (note_dirty(store, gone[i]))
+			store->dirty_all = true;
+		entry_free(gone[i]);
+	}
+	for (size_t i = 0; i < ls.nfresh; i++)
+		if (note_dirty(store, ls.fresh[i]))
+			store->dirty_all = true;
+	free(store->entries);
+	store->entries = keep;
+	store->nentries = nkeep;
+	keep = NULL;
+	ls.nfresh = 0;
+	/* Files that are gone leave the parse cache. */
+	for (size_t i = 0; i < store->nparsed; i++) {
+		struct stat st;
+
+		if (is_changed(&ls, store->parsed[i].path) &&
+		    (stat(store->parsed[i].path, &st) || !S_ISREG(st.st_mode)))
+			store->parsed[i].seen = store->load_gen - 1;
+	}
+	prune_parsed(store);
+	free(saved.v);
+	ret = (int)store->load_errs.n;
+	goto out_free_fresh;
+
+err_restore:
+	free(store->load_errs.v);
+	store->load_errs = saved;
+out_free_fresh:
+	free(keep);
+	free(gone);
+	for (size_t i = 0; i < ls.nfresh; i++)
+		entry_free(ls.fresh[i]);
+	free(ls.fresh);
+	json_decref(ls.index);
+	str_set_free(&ls.rejected);
+	str_set_free(&ls.failed_files);
+out_free_paths:
+	for (size_t i = 0; i < ls.nchanged; i++)
+		free(ls.changed[i]);
+	free(ls.changed);
+	return ret;
+}
+
 void ferry_config_store__set_seldon(struct ferry_config_store *store,
 				    const struct ferry_seldon_servers *servers, bool cluster_judged)
 {
@@ -517,6 +748,7 @@ int ferry_config_store__put(struct ferry_config_store *store, json_t *object, co
 
 	if (!json_is_object(object))
 		return -EINVAL;
+	store->dirty_all = true;
 	errs_drop_key(&store->put_errs, ""); /* errors of objects that had no name */
 	ret = object_parse(&c, object, kind, apiv, &e, key, sizeof(key));
 	if (key[0])
@@ -563,6 +795,7 @@ int ferry_config_store__delete(struct ferry_config_store *store, const char *kin
 	else
 		return -ENOENT;
 	entry_key(k, namespace && *namespace ? namespace : "default", name, key, sizeof(key));
+	store->dirty_all = true;
 	errs_drop_key(&store->put_errs, key);
 	for (size_t i = 0; i < store->nentries; i++) {
 		struct entry *e = store->entries[i];
