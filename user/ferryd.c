@@ -996,31 +996,43 @@ static void edited_add(struct ferryd *d, const char *name)
 		d->reload_all = true;
 }
 
+enum config_event {
+	CONFIG_NONE, /* only hidden files (a writer's temporary file): nothing to read */
+	CONFIG_DONE, /* a write finished: read now */
+	CONFIG_PARTIAL, /* a write in progress: wait for its close */
+};
+
 /*
- * Drains inotify, noting the files named; true when the last event says a
- * write is still in progress. A lost queue or a directory event means every
- * file is read again.
+ * Drains inotify, noting the files named. A lost queue or a directory event
+ * means every file is read again; so does a name starting with "..", which
+ * ConfigMap volumes swap (..data) to replace every file at once. Other hidden
+ * names are a writer's temporary files: never manifests, they are skipped (a
+ * resync for one would delay the rename that follows it).
  */
-static bool read_inotify(struct ferryd *d, int fd)
+static enum config_event read_inotify(struct ferryd *d, int fd)
 {
 	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
-	bool partial = false;
+	enum config_event what = CONFIG_NONE;
 	ssize_t n;
 
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
 		for (char *p = buf; p < buf + n;) {
 			const struct inotify_event *ev = (const void *)p;
 
-			if ((ev->mask & (IN_Q_OVERFLOW | IN_ISDIR | IN_IGNORED)) || !ev->len)
+			p += sizeof(*ev) + ev->len;
+			if ((ev->mask & (IN_Q_OVERFLOW | IN_ISDIR | IN_IGNORED)) || !ev->len ||
+			    !strncmp(ev->name, "..", 2))
 				d->reload_all = true;
+			else if (ev->name[0] == '.')
+				continue;
 			else
 				edited_add(d, ev->name);
-			partial = !(ev->mask &
-				    (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE));
-			p += sizeof(*ev) + ev->len;
+			what = ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE) ?
+				       CONFIG_DONE :
+				       CONFIG_PARTIAL;
 		}
 	}
-	return partial;
+	return what;
 }
 
 static void config_changed(struct ferryd *d)
@@ -1069,9 +1081,11 @@ static int run_loop(struct ferryd *d)
 			int fd = evs[i].data.fd;
 
 			if (fd == d->inotify_fd) {
-				if (read_inotify(d, fd)) {
+				enum config_event what = read_inotify(d, fd);
+
+				if (what == CONFIG_PARTIAL) {
 					arm_ms(d->debounce_fd, DEBOUNCE_PARTIAL_MS, false);
-				} else {
+				} else if (what == CONFIG_DONE) {
 					arm_ms(d->debounce_fd, 0, false); /* disarmed */
 					drain_fd(d->debounce_fd);
 					config_changed(d);

@@ -1037,6 +1037,8 @@ static bool refs_dirty(const struct ferry_config_store *store, const struct sdep
 {
 	char ref[2 * K8S_NAME_LEN + 2];
 
+	if (!store->dirty_refs.n)
+		return false; /* an edit of deployments alone (a weight change) */
 	for (size_t p = 0; p < sd->npreds; p++) {
 		snprintf(ref, sizeof(ref), "%s/%s", sd->ns, sd->preds[p].service);
 		if (str_set_has(&store->dirty_refs, ref))
@@ -1192,17 +1194,23 @@ int ferry_config_store__build_update(struct ferry_config_store *store, struct fe
 	if (err)
 		goto out_free;
 
-	/* Commit. */
-	for (size_t i = 0; i < model->nservices; i++) {
-		if (str_set_has(&keys, model->services[i].deployment))
-			model_service_free(&model->services[i]);
-		else
-			next[nnext++] = model->services[i];
+	/* Commit: the kept services are in order already; the few new ones are merged in. */
+	if (nadd)
+		qsort(add, nadd, sizeof(*add), cmp_service);
+	for (size_t i = 0, a = 0; i < model->nservices || a < nadd;) {
+		struct ferry_model_service *old = i < model->nservices ? &model->services[i] : NULL;
+
+		if (old && str_set_has(&keys, old->deployment)) {
+			model_service_free(old);
+			i++;
+		} else if (old && (a == nadd || cmp_service(old, &add[a]) < 0)) {
+			next[nnext++] = *old;
+			i++;
+		} else {
+			next[nnext++] = add[a++];
+		}
 	}
-	memcpy(&next[nnext], add, nadd * sizeof(*add));
-	nnext += nadd;
 	nadd = 0;
-	qsort(next, nnext, sizeof(*next), cmp_service);
 	free(model->services);
 	model->services = next;
 	model->nservices = nnext;
