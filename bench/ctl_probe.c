@@ -200,7 +200,7 @@ static int cmd_watch(const char *pin, const char *deployment, const char *dir, c
 {
 	double *lat = calloc(count, sizeof(double)), *gen_lat = calloc(count, sizeof(double));
 	char tmp[4096], dst[4096];
-	int tables_fd, meta_fd, i, done = 0, timeouts = 0, rc = 1;
+	int tables_fd, meta_fd, i, done = 0, ngen = 0, timeouts = 0, rc = 1;
 	json_t *out, *arr;
 	__u32 id;
 
@@ -254,9 +254,9 @@ static int cmd_watch(const char *pin, const char *deployment, const char *dir, c
 		if (t_table < 0) {
 			timeouts++;
 		} else {
-			lat[done] = t_table - t0;
-			gen_lat[done] = t_gen < 0 ? -1 : t_gen - t0;
-			done++;
+			lat[done++] = t_table - t0;
+			if (t_gen >= 0)
+				gen_lat[ngen++] = t_gen - t0;
 		}
 		usleep(gap_ms * 1000);
 	}
@@ -267,7 +267,7 @@ static int cmd_watch(const char *pin, const char *deployment, const char *dir, c
 		json_array_append_new(arr, json_real(lat[i]));
 	json_object_set_new(out, "samples_ms", arr);
 	qsort(lat, done, sizeof(*lat), cmp_double);
-	qsort(gen_lat, done, sizeof(*gen_lat), cmp_double);
+	qsort(gen_lat, ngen, sizeof(*gen_lat), cmp_double);
 	json_object_set_new(out, "changes", json_integer(count));
 	json_object_set_new(out, "observed", json_integer(done));
 	json_object_set_new(out, "timeouts", json_integer(timeouts));
@@ -275,8 +275,11 @@ static int cmd_watch(const char *pin, const char *deployment, const char *dir, c
 		json_object_set_new(out, "p50_ms", json_real(pct(lat, done, 50)));
 		json_object_set_new(out, "p99_ms", json_real(pct(lat, done, 99)));
 		json_object_set_new(out, "max_ms", json_real(lat[done - 1]));
-		json_object_set_new(out, "meta_p50_ms", json_real(pct(gen_lat, done, 50)));
-		json_object_set_new(out, "meta_p99_ms", json_real(pct(gen_lat, done, 99)));
+	}
+	json_object_set_new(out, "meta_changes", json_integer(ngen));
+	if (ngen) { /* only a table swap moves it: not a weight change */
+		json_object_set_new(out, "meta_p50_ms", json_real(pct(gen_lat, ngen, 50)));
+		json_object_set_new(out, "meta_p99_ms", json_real(pct(gen_lat, ngen, 99)));
 	}
 	json_dumpf(out, stdout, JSON_COMPACT);
 	putchar('\n');
