@@ -233,6 +233,7 @@ struct ferry_config_store {
 	struct str_set dirty_deps, dirty_refs;
 	/* The last load saw an object defined in two files: which wins depends on all files. */
 	bool load_dup;
+	size_t napi; /* entries from __put (not from files) */
 	/* Seldon's rules: seldon-config's servers (NULL: the Helm chart's), see __set_seldon. */
 	const struct ferry_seldon_servers *seldon_servers;
 	bool seldon_cluster_judged;

@@ -222,7 +222,7 @@ static int load_object(struct load_state *ls, struct ferry_manifest *mf, json_t 
 	e->from_file = true;
 	e->mf = ferry_manifest__get(mf);
 	other = fresh_find(ls, key);
-	if (!other)
+	if (!other && ls->store->napi)
 		other = find_entry(ls->store->entries, ls->store->nentries, key, false, false);
 	if (!other && ls->changed)
 		other = kept_file_entry(ls, key);
@@ -615,11 +615,9 @@ int ferry_config_store__load_files(struct ferry_config_store *store, const char 
 	size_t nkeep = 0, ngone = 0;
 	int ret;
 
-	if (!store->load_gen || store->load_dup)
+	/* API objects: a clash with one is judged by a full load. */
+	if (!store->load_gen || store->load_dup || store->napi)
 		return -EAGAIN;
-	for (size_t i = 0; i < store->nentries; i++)
-		if (!store->entries[i]->from_file)
-			return -EAGAIN; /* API objects: a clash with one is judged by a full load */
 	ret = changed_paths(&ls, dir, names, n);
 	if (!ret && !ls.nchanged)
 		ret = (int)store->load_errs.n;
@@ -693,13 +691,15 @@ int ferry_config_store__load_files(struct ferry_config_store *store, const char 
 	store->nentries = nkeep;
 	keep = NULL;
 	ls.nfresh = 0;
-	/* Files that are gone leave the parse cache. */
-	for (size_t i = 0; i < store->nparsed; i++) {
+	/* Files that are gone leave the parse cache (looked up by its index, not walked). */
+	for (size_t i = 0; i < ls.nchanged; i++) {
+		json_t *at = store->parsed_index ? json_object_get(store->parsed_index, ls.changed[i]) :
+						   NULL;
+		size_t k = at ? (size_t)json_integer_value(at) : store->nparsed;
 		struct stat st;
 
-		if (is_changed(&ls, store->parsed[i].path) &&
-		    (stat(store->parsed[i].path, &st) || !S_ISREG(st.st_mode)))
-			store->parsed[i].seen = store->load_gen - 1;
+		if (k < store->nparsed && (stat(ls.changed[i], &st) || !S_ISREG(st.st_mode)))
+			store->parsed[k].seen = store->load_gen - 1;
 	}
 	prune_parsed(store);
 	free(saved.v);
@@ -770,6 +770,8 @@ int ferry_config_store__put(struct ferry_config_store *store, json_t *object, co
 		if (strcmp(old->key, key))
 			continue;
 		e->built = sdep_get(old->built);
+		if (old->from_file)
+			store->napi++;
 		entry_free(old);
 		store->entries[i] = e;
 		return 0;
@@ -777,6 +779,8 @@ int ferry_config_store__put(struct ferry_config_store *store, json_t *object, co
 	ret = entries_push(&store->entries, &store->nentries, e);
 	if (ret)
 		entry_free(e);
+	else
+		store->napi++;
 	return ret;
 }
 
@@ -806,6 +810,7 @@ int ferry_config_store__delete(struct ferry_config_store *store, const char *kin
 		memmove(&store->entries[i], &store->entries[i + 1],
 			(store->nentries - i - 1) * sizeof(*store->entries));
 		store->nentries--;
+		store->napi--;
 		return 0;
 	}
 	return -ENOENT;
