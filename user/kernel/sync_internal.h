@@ -108,6 +108,8 @@ struct ferry_sync {
 	 * it, not all 180,000 slots (megabytes of mirror at every edit).
 	 */
 	__u32 svc_top, pred_top, be_top;
+	/* The set of VIPs in force changed (or is not known to match): write the markers. */
+	bool markers_stale;
 	/* Address markers in force: VIP address -> number of VIPs on it. */
 	struct idmap markers;
 	struct ferry_stats *percpu_buf; /* one ferry_stats row per possible CPU */

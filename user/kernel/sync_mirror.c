@@ -380,6 +380,7 @@ struct ferry_sync *ferry_sync__new(struct ferry_dp *dp, const struct ferry_sync_
 		goto err_free;
 	}
 	s->percpu_buf = calloc(s->ncpus, sizeof(*s->percpu_buf));
+	s->markers_stale = true; /* what the pins hold is read, not known to be current */
 	s->svcs = calloc(FERRY_MAX_SERVICES, sizeof(*s->svcs));
 	s->preds = calloc(FERRY_MAX_PREDICTORS, sizeof(*s->preds));
 	s->bes = calloc(FERRY_MAX_BACKENDS, sizeof(*s->bes));
