@@ -109,8 +109,8 @@ static int table_swap(struct ferry_sync *s, __u32 pred_id, const struct ferry_ta
 	err = err ?: table_pin_path(s, pred_id, "-new", tmp, sizeof(tmp));
 	if (err)
 		goto out_close;
-	unlink(tmp);
-	if (bpf_obj_pin(fd, tmp)) {
+	/* A leftover "-new" (a sync that died before its rename) is rare: unlinked only then. */
+	if (bpf_obj_pin(fd, tmp) && (errno != EEXIST || unlink(tmp) || bpf_obj_pin(fd, tmp))) {
 		err = -errno;
 		goto out_close;
 	}
