@@ -338,8 +338,8 @@ static int cmd_weights(const char *pin, const char *deployment, const char *ferr
 		goto out_close;
 	}
 	for (i = 0; i < count; i++) {
-		char text[256], *args[32] = { (char *)ferryctl, "--pin-path", (char *)pin, "weights",
-					      (char *)deployment };
+		char text[256], *args[32] = { (char *)ferryctl, "--pin-path", (char *)pin,
+					      "weights", (char *)deployment };
 		struct timespec pause = { 0, 20000 };
 		struct ferry_select sel;
 		double t0, t_sel = -1, deadline;
@@ -378,8 +378,8 @@ static int cmd_weights(const char *pin, const char *deployment, const char *ferr
 		usleep(gap_ms * 1000);
 	}
 	{
-		char *args[] = { (char *)ferryctl, "--pin-path", (char *)pin, "weights",
-				 (char *)deployment, "--clear", NULL };
+		char *args[] = { (char *)ferryctl,   "--pin-path", (char *)pin, "weights",
+				 (char *)deployment, "--clear",	   NULL };
 		int status;
 		pid_t pid = spawn(args);
 

@@ -767,7 +767,8 @@ static bool edit_matches(struct ferry_config_store *st, struct ferry_model *m,
 		const struct ferry_config_error *b = ferry_config_store__error(full, i);
 
 		if (!ASSERT_STREQ(a->file, b->file, what) ||
-		    !ASSERT_STREQ(a->message, b->message, what) || !ASSERT_EQ(a->line, b->line, what))
+		    !ASSERT_STREQ(a->message, b->message, what) ||
+		    !ASSERT_EQ(a->line, b->line, what))
 			return false;
 	}
 	if (!models_equal(m, fm)) {
@@ -790,7 +791,8 @@ static void test_incremental_edits(void)
 	if (!ASSERT_TRUE(st && full && make_tmpdir(dir, sizeof(dir)), "setup"))
 		goto out;
 	if (!ASSERT_TRUE(write_file(dir, "iris.yaml", IRIS_SDEP(90, 10)) &&
-				 write_file(dir, "iris-main.yaml", IRIS_MAIN_SLICE(EP("198.18.1.11", READY))) &&
+				 write_file(dir, "iris-main.yaml",
+					    IRIS_MAIN_SLICE(EP("198.18.1.11", READY))) &&
 				 write_file(dir, "iris-canary.yaml", IRIS_CANARY_SLICE) &&
 				 write_file(dir, "wine.yaml", WINE(100, "")) &&
 				 write_file(dir, "wine-main.yaml", WINE_SLICE),

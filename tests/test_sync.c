@@ -367,7 +367,8 @@ static void test_unchanged_service_kept(void)
 	g.preds[1].backends = g.canary_be;
 	both[0] = f.svc;
 	both[1] = g.svc;
-	if (!ASSERT_TRUE(sync, "sync") || !ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply"))
+	if (!ASSERT_TRUE(sync, "sync") ||
+	    !ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply"))
 		goto out;
 	{
 		struct ferry_sync *ctl = ferry_sync__new(dp, NULL);

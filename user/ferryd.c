@@ -1027,7 +1027,8 @@ static enum config_event read_inotify(struct ferryd *d, int fd)
 				continue;
 			else
 				edited_add(d, ev->name);
-			what = ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE) ?
+			what = ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
+					   IN_DELETE) ?
 				       CONFIG_DONE :
 				       CONFIG_PARTIAL;
 		}

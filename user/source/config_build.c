@@ -1013,8 +1013,7 @@ static bool note_of_any(const char *note, const struct str_set *keys)
 }
 
 /* into = the store's notes not about keys, then this build's (into's own, moved). */
-static int notes_merge(const struct str_set *old, const struct str_set *keys,
-		       struct str_set *into)
+static int notes_merge(const struct str_set *old, const struct str_set *keys, struct str_set *into)
 {
 	struct str_set merged = {};
 
@@ -1083,8 +1082,8 @@ int ferry_config_store__build_update(struct ferry_config_store *store, struct fe
 
 		if (e->kind == OBJ_SERVICE) {
 			err = entries_push(&bs.services, &bs.nservices, e);
-		} else if (e->kind == OBJ_SDEP &&
-			   (str_set_has(&store->dirty_deps, e->sd->key) || refs_dirty(store, e->sd))) {
+		} else if (e->kind == OBJ_SDEP && (str_set_has(&store->dirty_deps, e->sd->key) ||
+						   refs_dirty(store, e->sd))) {
 			err = entries_push(&deps, &ndeps, e);
 			if (!err && !str_set_has(&keys, e->sd->key))
 				err = str_set_add(&keys, e->sd->key);

@@ -568,8 +568,7 @@ static void errs_drop_file(struct error_list *l, const char *path)
 }
 
 /* The sorted, distinct paths of the manifest names in names; -EAGAIN for a name that may stand for many. */
-static int changed_paths(struct load_state *ls, const char *dir, const char *const *names,
-			 size_t n)
+static int changed_paths(struct load_state *ls, const char *dir, const char *const *names, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		char *path;
@@ -585,8 +584,8 @@ static int changed_paths(struct load_state *ls, const char *dir, const char *con
 			continue;
 		}
 		if (!(ls->nchanged & (ls->nchanged - 1))) {
-			char **more = realloc(ls->changed,
-					      (ls->nchanged ? 2 * ls->nchanged : 1) * sizeof(*more));
+			char **more = realloc(ls->changed, (ls->nchanged ? 2 * ls->nchanged : 1) *
+								   sizeof(*more));
 
 			if (!more) {
 				free(path);
@@ -693,8 +692,9 @@ int ferry_config_store__load_files(struct ferry_config_store *store, const char 
 	ls.nfresh = 0;
 	/* Files that are gone leave the parse cache (looked up by its index, not walked). */
 	for (size_t i = 0; i < ls.nchanged; i++) {
-		json_t *at = store->parsed_index ? json_object_get(store->parsed_index, ls.changed[i]) :
-						   NULL;
+		json_t *at = store->parsed_index ?
+				     json_object_get(store->parsed_index, ls.changed[i]) :
+				     NULL;
 		size_t k = at ? (size_t)json_integer_value(at) : store->nparsed;
 		struct stat st;
 

@@ -281,8 +281,8 @@ static void positions_read(struct ferry_manifest *mf)
 	if (!mf->text)
 		return;
 	/* A JSON file is one document (the root); a YAML stream is mirrored document by document. */
-	err = read_yaml(mf, mf->text, mf->len,
-			mf->json ? json_array_get(mf->docs, 0) : mf->docs, &ignored);
+	err = read_yaml(mf, mf->text, mf->len, mf->json ? json_array_get(mf->docs, 0) : mf->docs,
+			&ignored);
 	if (err) {
 		for (size_t i = 0; i < mf->npos; i++)
 			free(mf->pos[i].key);
