@@ -878,6 +878,31 @@ static void test_incremental_edits(void)
 
 	/* ConfigMap volumes swap ..data: every file may have changed. */
 	ASSERT_EQ(ferry_config_store__load_files(st, dir, names, 1), -EAGAIN, "..data");
+
+	/* An object from the API could clash with any file's: whole loads until it is gone. */
+	{
+		json_t *api = json_loads(
+			"{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\","
+			"\"metadata\":{\"name\":\"api-1\",\"namespace\":\"models\","
+			"\"labels\":{\"kubernetes.io/service-name\":\"other\"}},"
+			"\"addressType\":\"IPv4\",\"endpoints\":[{\"addresses\":[\"198.18.9.9\"]}],"
+			"\"ports\":[{\"name\":\"http\",\"port\":8000,\"protocol\":\"TCP\"}]}",
+			0, NULL);
+
+		if (ASSERT_TRUE(api, "API object") &&
+		    ASSERT_OK(ferry_config_store__put(st, api, "kubernetes"), "put")) {
+			ASSERT_EQ(ferry_config_store__load_files(
+					  st, dir, (const char *[]){ "iris.yaml" }, 1),
+				  -EAGAIN, "API object in the store");
+			ASSERT_OK(ferry_config_store__delete(st, "EndpointSlice", "models",
+							     "api-1"),
+				  "delete");
+			ASSERT_GE(ferry_config_store__load_files(
+					  st, dir, (const char *[]){ "iris.yaml" }, 1),
+				  0, "none left: the edit path again");
+		}
+		json_decref(api);
+	}
 out:
 	ferry_model__free(&m);
 	ferry_model__free(&fm);
