@@ -911,6 +911,59 @@ out:
 	rm_rf(dir);
 }
 
+/*
+ * A first load of many files parses them on two threads (parse_ahead); what
+ * comes out is in name order all the same: the errors, and the model.
+ */
+static void test_many_files(void)
+{
+	struct ferry_config_store *st = ferry_config_store__new();
+	struct ferry_model m = {};
+	char dir[64] = "", name[64], text[2048];
+	int nerr;
+
+	if (!ASSERT_TRUE(st && make_tmpdir(dir, sizeof(dir)), "setup"))
+		goto out;
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "d%02d.yaml", i);
+		snprintf(text, sizeof(text),
+			 "apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\n"
+			 "metadata:\n  name: d%02d\n  namespace: models\n  annotations:\n"
+			 "    ferry.io/vip: 198.18.100.%d:8000\nspec:\n  predictors:\n"
+			 "  - name: main\n    traffic: %d\n" GRAPH,
+			 i, i + 1, i == 7 ? 90 : 100);
+		if (i == 23)
+			snprintf(text, sizeof(text), "apiVersion: [\n");
+		if (!ASSERT_TRUE(write_file(dir, name, text), "write deployment"))
+			goto out;
+		snprintf(name, sizeof(name), "d%02d-main.yaml", i);
+		snprintf(text, sizeof(text),
+			 "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n"
+			 "  name: d%02d-main-a\n  namespace: models\n  labels:\n"
+			 "    kubernetes.io/service-name: d%02d-main\naddressType: IPv4\n"
+			 "endpoints:\n- addresses: [\"198.18.7.%d\"]\nports:\n- name: http\n"
+			 "  port: 9000\n  protocol: TCP\n",
+			 i, i, i + 1);
+		if (!ASSERT_TRUE(write_file(dir, name, text), "write slice"))
+			goto out;
+	}
+	nerr = load_build(st, dir, &m);
+	ASSERT_EQ(nerr, 2, "two errors");
+	if (ASSERT_EQ(ferry_config_store__nerrors(st), 2, "recorded")) {
+		ASSERT_STRSTR(ferry_config_store__error(st, 0)->file, "d07.yaml", "first by name");
+		ASSERT_STRSTR(ferry_config_store__error(st, 1)->file, "d23.yaml", "second by name");
+		ASSERT_EQ(ferry_config_store__error(st, 1)->line, 2, "parser line");
+	}
+	ASSERT_EQ(m.nservices, 38, "the good deployments");
+	if (ASSERT_TRUE(find_service(&m, "models/d39", 8000) != NULL, "the last one"))
+		ASSERT_EQ(find_service(&m, "models/d39", 8000)->predictors[0].nbackends, 1,
+			  "with its slice");
+out:
+	ferry_model__free(&m);
+	ferry_config_store__free(st);
+	rm_rf(dir);
+}
+
 /* Duplicate VIP: the deployment in force keeps it even when the newcomer sorts first. */
 static void test_duplicate_vip_keeps_owner(void)
 {
@@ -1388,6 +1441,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_good_formats_identical);
 	RUN_TEST(SUITE, test_last_good);
 	RUN_TEST(SUITE, test_incremental_edits);
+	RUN_TEST(SUITE, test_many_files);
 	RUN_TEST(SUITE, test_duplicate_vip_keeps_owner);
 	RUN_TEST(SUITE, test_redistribution);
 	RUN_TEST(SUITE, test_shadow_and_explicit_zero);

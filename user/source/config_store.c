@@ -3,6 +3,8 @@
  * The store: objects from files (parsed-file cache, load_dir) and from the
  * Kubernetes API (put, delete); the last good version of each object stays.
  */
+#include <pthread.h>
+
 #include "source/config_internal.h"
 
 /* ----------------------------------------------------------------- store */
@@ -47,35 +49,74 @@ static bool same_file(const struct parsed_file *pf, const struct stat *st)
 	       pf->ctime.tv_sec == st->st_ctim.tv_sec && pf->ctime.tv_nsec == st->st_ctim.tv_nsec;
 }
 
-/* The file's parsed manifest, from the cache when its stat is unchanged. */
+/*
+ * A file of a whole-directory load, parsed ahead (parse_ahead) by two
+ * threads; the validation that follows stays on one thread, in name order.
+ */
+struct preparsed {
+	struct stat st;
+	bool statted; /* st is the file's */
+	bool want; /* not in the parse cache: parse it ahead */
+	bool done; /* mf, err and errnum are the parse's result */
+	struct ferry_manifest *mf;
+	struct ferry_config_error err;
+	int errnum;
+};
+
+/* The parse of path: taken from pp when it was parsed ahead, else done now. */
+static struct ferry_manifest *load_one(const char *path, struct preparsed *pp,
+				       struct ferry_config_error *perr)
+{
+	struct ferry_manifest *mf;
+
+	if (!pp || !pp->done)
+		return ferry_manifest__load(path, perr);
+	mf = pp->mf;
+	pp->mf = NULL;
+	pp->done = false;
+	if (!mf) {
+		*perr = pp->err;
+		errno = pp->errnum;
+	}
+	return mf;
+}
+
+/* The parse cache's entry for path, or NULL. */
+static struct parsed_file *cache_find(struct ferry_config_store *store, const char *path)
+{
+	json_t *at = store->parsed_index ? json_object_get(store->parsed_index, path) : NULL;
+	size_t i = at ? (size_t)json_integer_value(at) : store->nparsed;
+
+	return i < store->nparsed && !strcmp(store->parsed[i].path, path) ? &store->parsed[i] : NULL;
+}
+
+/*
+ * The file's parsed manifest, from the cache when its stat is unchanged. pp:
+ * the file's stat and parse, taken ahead (NULL: stat and parse now).
+ */
 static struct ferry_manifest *parse_cached(struct ferry_config_store *store, const char *path,
-					   struct ferry_config_error *perr,
+					   struct preparsed *pp, struct ferry_config_error *perr,
 					   struct parsed_file **pfp)
 {
 	struct parsed_file *pf = NULL;
 	struct ferry_manifest *mf;
 	struct stat st;
-	size_t i;
 
 	*pfp = NULL;
-	if (stat(path, &st))
-		return ferry_manifest__load(path, perr);
+	if (pp && pp->statted)
+		st = pp->st; /* the stat before the read: a later write is seen by the next load */
+	else if (stat(path, &st))
+		return load_one(path, pp, perr);
 	if (!store->parsed_index)
 		store->parsed_index = json_object();
-	if (store->parsed_index) {
-		json_t *at = json_object_get(store->parsed_index, path);
-
-		i = at ? (size_t)json_integer_value(at) : store->nparsed;
-		if (i < store->nparsed && !strcmp(store->parsed[i].path, path))
-			pf = &store->parsed[i];
-	}
+	pf = cache_find(store, path);
 	if (pf && same_file(pf, &st)) {
 		pf->seen = store->load_gen;
 		pf->hit = true;
 		*pfp = pf;
 		return ferry_manifest__get(pf->mf);
 	}
-	mf = ferry_manifest__load(path, perr);
+	mf = load_one(path, pp, perr);
 	if (!mf)
 		return NULL;
 	if (!pf) {
@@ -278,7 +319,7 @@ static int reuse_file(struct load_state *ls, struct ferry_manifest *mf)
 	return 1;
 }
 
-static int load_file(struct load_state *ls, const char *path)
+static int load_file(struct load_state *ls, const char *path, struct preparsed *pp)
 {
 	struct ferry_config_error perr;
 	struct parsed_file *pf = NULL;
@@ -286,7 +327,7 @@ static int load_file(struct load_state *ls, const char *path)
 	size_t nerrs = ls->store->load_errs.n;
 	int ret = 0;
 
-	mf = parse_cached(ls->store, path, &perr, &pf);
+	mf = parse_cached(ls->store, path, pp, &perr, &pf);
 	if (mf && pf && pf->hit && pf->clean) {
 		ret = reuse_file(ls, mf);
 		if (ret) {
@@ -356,6 +397,75 @@ static int load_file(struct load_state *ls, const char *path)
 	return ret;
 }
 
+struct parse_job {
+	char **names;
+	struct preparsed *pre;
+	size_t n;
+	size_t next; /* the next file to take, shared by both threads */
+};
+
+static void parse_some(struct parse_job *j)
+{
+	for (;;) {
+		size_t i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+		struct preparsed *pp;
+
+		if (i >= j->n)
+			return;
+		pp = &j->pre[i];
+		if (!pp->want)
+			continue;
+		pp->mf = ferry_manifest__load(j->names[i], &pp->err);
+		pp->errnum = pp->mf ? 0 : errno;
+		pp->done = true;
+	}
+}
+
+static void *parse_worker(void *arg)
+{
+	parse_some(arg);
+	return NULL;
+}
+
+/* Fewer files to parse than this: a thread is not worth starting. */
+#define PARSE_AHEAD_MIN 64
+
+/*
+ * A whole-directory load parses every file not in the cache (a first load:
+ * 30,000 files for 10,000 deployments) on two threads: parsing touches only
+ * the file and its own new manifest, so the threads share nothing but the
+ * counter of the next file. Validation and the store stay on this thread.
+ */
+static void parse_ahead(struct ferry_config_store *store, char **names, struct preparsed *pre,
+			size_t n)
+{
+	struct parse_job job = { .names = names, .pre = pre, .n = n };
+	size_t nwant = 0;
+	pthread_t worker;
+	bool started;
+
+	for (size_t i = 0; i < n; i++) {
+		struct preparsed *pp = &pre[i];
+		struct parsed_file *pf;
+
+		pp->statted = !stat(names[i], &pp->st);
+		if (!pp->statted || !S_ISREG(pp->st.st_mode) || !pp->st.st_size)
+			continue;
+		pf = cache_find(store, names[i]);
+		pp->want = !pf || !same_file(pf, &pp->st);
+		nwant += pp->want;
+	}
+	if (nwant < PARSE_AHEAD_MIN) {
+		for (size_t i = 0; i < n; i++)
+			pre[i].want = false; /* parsed in turn, as they come */
+		return;
+	}
+	started = !pthread_create(&worker, NULL, parse_worker, &job);
+	parse_some(&job);
+	if (started)
+		pthread_join(worker, NULL);
+}
+
 /*
  * Long on purpose: one directory pass (scan, sort, parse, replace, prune) whose
  * steps share the load state and its error list.
@@ -366,6 +476,7 @@ int ferry_config_store__load_dir(struct ferry_config_store *store, const char *d
 	struct entry **keep = NULL;
 	size_t nkeep = 0, nnames = 0;
 	bool *moved = NULL, *reused = NULL;
+	struct preparsed *pre = NULL;
 	char **names = NULL;
 	struct dirent *de;
 	DIR *d;
@@ -432,13 +543,22 @@ int ferry_config_store__load_dir(struct ferry_config_store *store, const char *d
 		goto out_free_names;
 	if (nnames)
 		qsort(names, nnames, sizeof(*names), cmp_str);
+	pre = calloc(nnames + 1, sizeof(*pre));
+	if (!pre) {
+		ret = -ENOMEM;
+		goto out_free_names;
+	}
+	/* The index's hash seed is set here, before a second thread makes JSON values. */
+	if (!store->parsed_index)
+		store->parsed_index = json_object();
+	parse_ahead(store, names, pre, nnames);
 
 	for (size_t i = 0; i < nnames; i++) {
-		struct stat st;
+		const struct stat *st = &pre[i].st;
 
-		if (stat(names[i], &st) || !S_ISREG(st.st_mode))
+		if (!pre[i].statted || !S_ISREG(st->st_mode))
 			continue;
-		if (!st.st_size) {
+		if (!st->st_size) {
 			/* A write in progress: see load_file(). */
 			pr_info("%s: empty; keeping its objects as they were until it is written "
 				"or removed",
@@ -448,7 +568,7 @@ int ferry_config_store__load_dir(struct ferry_config_store *store, const char *d
 				goto out_free_fresh;
 			continue;
 		}
-		ret = load_file(&ls, names[i]);
+		ret = load_file(&ls, names[i], &pre[i]);
 		if (ret)
 			goto out_free_fresh;
 	}
@@ -523,6 +643,9 @@ out_free_fresh:
 	str_set_free(&ls.rejected);
 	str_set_free(&ls.failed_files);
 out_free_names:
+	for (size_t i = 0; pre && i < nnames; i++)
+		ferry_manifest__put(pre[i].mf); /* parsed ahead, not reached (an error stopped us) */
+	free(pre);
 	for (size_t i = 0; i < nnames; i++)
 		free(names[i]);
 	free(names);
@@ -643,7 +766,7 @@ int ferry_config_store__load_files(struct ferry_config_store *store, const char 
 			ret = str_set_add(&ls.failed_files, path);
 			continue;
 		}
-		ret = load_file(&ls, path);
+		ret = load_file(&ls, path, NULL);
 		if (!ret && ls.dup)
 			ret = -EAGAIN;
 	}
