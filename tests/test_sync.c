@@ -429,6 +429,48 @@ out:
 	ferry_dp__reset(PIN);
 }
 
+/* ferryd's ferry_predictor_no_ready_backend: the weighted predictors with no ready backend. */
+static void test_no_ready(void)
+{
+	struct ferry_sync_result res;
+	struct ferry_sync *sync = NULL;
+	struct ferry_pred_meta pm;
+	struct ferry_dp *dp;
+	struct fixture f;
+	__u32 ids[4] = {};
+	size_t n;
+
+	TEST_NEEDS_ROOT();
+	ferry_dp__reset(PIN);
+	dp = open_dp();
+	sync = dp ? ferry_sync__new(dp, NULL) : NULL;
+	fixture_init(&f, 90, 10);
+	if (!ASSERT_TRUE(sync, "sync") ||
+	    !ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "apply"))
+		goto out;
+	ASSERT_EQ(ferry_sync__no_ready(sync, ids, 4), 0, "all ready: none");
+
+	f.canary_be[0].state = FERRY_BE_UNREADY;
+	if (!ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "canary unready"))
+		goto out;
+	n = ferry_sync__no_ready(sync, ids, 4);
+	if (ASSERT_EQ(n, 1, "one predictor") &&
+	    ASSERT_OK(bpf_map_lookup_elem(dp->map_fds[FERRY_M_PRED_META], &ids[0], &pm) ? -errno :
+											  0,
+		      "its meta"))
+		ASSERT_STREQ(pm.name, "canary", "the canary");
+
+	/* A predictor with no weight is not missing anything. */
+	f.preds[1].weight_configured = 0;
+	f.preds[0].weight_configured = FERRY_WEIGHT_ONE;
+	if (ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "canary at 0"))
+		ASSERT_EQ(ferry_sync__no_ready(sync, ids, 4), 0, "none with weight");
+out:
+	ferry_sync__free(sync);
+	ferry_dp__close(dp);
+	ferry_dp__reset(PIN);
+}
+
 int main(int argc, char **argv)
 {
 	test__main_init(argc, argv);
@@ -445,5 +487,6 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_restart_is_hitless);
 	RUN_TEST(SUITE, test_override_drain_delete);
 	RUN_TEST(SUITE, test_unchanged_service_kept);
+	RUN_TEST(SUITE, test_no_ready);
 	return test__summary();
 }
