@@ -8,8 +8,17 @@
  *     kubectl-driven tooling replaces a manifest), timestamps the rename, and
  *     polls the service's entry in the pinned ferry_selectors until its
  *     generation moves: the moment the kernel's data plane sees the new
- *     weights (one locked write; no table is built for a weight change). Also notes when ferry_svc_meta's table_generation moves (written
- *     after the swap). Prints the latencies as JSON.
+ *     weights (one locked write; no table is built for a weight change).
+ *     Also notes when ferry_svc_meta's table_generation moves, if it moves
+ *     by then (only a table swap moves it). Prints the latencies as JSON.
+ *
+ *   ctl_probe weights --pin-path P --deployment NS/NAME --ferryctl PATH
+ *                     --split A --split B [--count N] [--gap-ms MS]
+ *     N times: runs `ferryctl --pin-path P weights NS/NAME SPLIT` with the
+ *     next split (e.g. "main=80 canary=20", words split on spaces) and polls
+ *     ferry_selectors the same way, from just before the fork: the override
+ *     as an operator sees it, process start included. Also times ferryctl's
+ *     exit. Clears the override at the end.
  *
  *   ctl_probe memory --pin-path P
  *     Sums the kernel memory (fdinfo "memlock", what bpftool reports) of
@@ -25,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -190,7 +200,7 @@ static int cmd_watch(const char *pin, const char *deployment, const char *dir, c
 {
 	double *lat = calloc(count, sizeof(double)), *gen_lat = calloc(count, sizeof(double));
 	char tmp[4096], dst[4096];
-	int tables_fd, meta_fd, i, done = 0, timeouts = 0, rc = 1;
+	int tables_fd, meta_fd, i, done = 0, ngen = 0, timeouts = 0, rc = 1;
 	json_t *out, *arr;
 	__u32 id;
 
@@ -231,7 +241,7 @@ static int cmd_watch(const char *pin, const char *deployment, const char *dir, c
 			goto out_close;
 		}
 		deadline = t0 + 5000;
-		while ((t_table < 0 || t_gen < 0) && now_ms() < deadline) {
+		while (t_table < 0 && now_ms() < deadline) {
 			if (t_table < 0 &&
 			    !bpf_map_lookup_elem_flags(tables_fd, &id, &sel, BPF_F_LOCK) &&
 			    (inner = sel.generation) != inner0)
@@ -244,9 +254,9 @@ static int cmd_watch(const char *pin, const char *deployment, const char *dir, c
 		if (t_table < 0) {
 			timeouts++;
 		} else {
-			lat[done] = t_table - t0;
-			gen_lat[done] = t_gen < 0 ? -1 : t_gen - t0;
-			done++;
+			lat[done++] = t_table - t0;
+			if (t_gen >= 0)
+				gen_lat[ngen++] = t_gen - t0;
 		}
 		usleep(gap_ms * 1000);
 	}
@@ -257,7 +267,7 @@ static int cmd_watch(const char *pin, const char *deployment, const char *dir, c
 		json_array_append_new(arr, json_real(lat[i]));
 	json_object_set_new(out, "samples_ms", arr);
 	qsort(lat, done, sizeof(*lat), cmp_double);
-	qsort(gen_lat, done, sizeof(*gen_lat), cmp_double);
+	qsort(gen_lat, ngen, sizeof(*gen_lat), cmp_double);
 	json_object_set_new(out, "changes", json_integer(count));
 	json_object_set_new(out, "observed", json_integer(done));
 	json_object_set_new(out, "timeouts", json_integer(timeouts));
@@ -265,8 +275,11 @@ static int cmd_watch(const char *pin, const char *deployment, const char *dir, c
 		json_object_set_new(out, "p50_ms", json_real(pct(lat, done, 50)));
 		json_object_set_new(out, "p99_ms", json_real(pct(lat, done, 99)));
 		json_object_set_new(out, "max_ms", json_real(lat[done - 1]));
-		json_object_set_new(out, "meta_p50_ms", json_real(pct(gen_lat, done, 50)));
-		json_object_set_new(out, "meta_p99_ms", json_real(pct(gen_lat, done, 99)));
+	}
+	json_object_set_new(out, "meta_changes", json_integer(ngen));
+	if (ngen) { /* only a table swap moves it: not a weight change */
+		json_object_set_new(out, "meta_p50_ms", json_real(pct(gen_lat, ngen, 50)));
+		json_object_set_new(out, "meta_p99_ms", json_real(pct(gen_lat, ngen, 99)));
 	}
 	json_dumpf(out, stdout, JSON_COMPACT);
 	putchar('\n');
@@ -282,11 +295,137 @@ out_close:
 	return rc;
 }
 
+/* Runs ferryctl with args (NULL-terminated); returns its pid, or -1. */
+static pid_t spawn(char *const *args)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		if (null >= 0)
+			dup2(null, STDOUT_FILENO);
+		execv(args[0], args);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int split_words(char *text, char **words, int max)
+{
+	int n = 0;
+
+	for (char *w = strtok(text, " "); w && n < max; w = strtok(NULL, " "))
+		words[n++] = w;
+	return n;
+}
+
+static int cmd_weights(const char *pin, const char *deployment, const char *ferryctl,
+		       const char *splits[2], int count, int gap_ms)
+{
+	double *lat = calloc(count, sizeof(double)), *exit_lat = calloc(count, sizeof(double));
+	int sel_fd, meta_fd, i, done = 0, timeouts = 0, failed = 0, rc = 1;
+	json_t *out, *arr;
+	__u32 id;
+
+	sel_fd = open_pin(pin, FERRY_MAP_SELECT);
+	meta_fd = open_pin(pin, FERRY_MAP_SVC_META);
+	if (!lat || !exit_lat || sel_fd < 0 || meta_fd < 0)
+		goto out_close;
+	if (find_service(meta_fd, deployment, &id)) {
+		fprintf(stderr, "ctl_probe: --deployment %s: no such service in %s/%s\n",
+			deployment, pin, FERRY_MAP_SVC_META);
+		goto out_close;
+	}
+	for (i = 0; i < count; i++) {
+		char text[256], *args[32] = { (char *)ferryctl, "--pin-path", (char *)pin,
+					      "weights", (char *)deployment };
+		struct timespec pause = { 0, 20000 };
+		struct ferry_select sel;
+		double t0, t_sel = -1, deadline;
+		__u32 gen0 = 0;
+		int status;
+		pid_t pid;
+
+		snprintf(text, sizeof(text), "%s", splits[i % 2]);
+		split_words(text, args + 5, 25);
+		if (!bpf_map_lookup_elem_flags(sel_fd, &id, &sel, BPF_F_LOCK))
+			gen0 = sel.generation;
+		t0 = now_ms();
+		pid = spawn(args);
+		if (pid < 0) {
+			perror("ctl_probe: fork");
+			goto out_close;
+		}
+		deadline = t0 + 5000;
+		while (t_sel < 0 && now_ms() < deadline) {
+			if (!bpf_map_lookup_elem_flags(sel_fd, &id, &sel, BPF_F_LOCK) &&
+			    sel.generation != gen0)
+				t_sel = now_ms();
+			else
+				nanosleep(&pause, NULL);
+		}
+		waitpid(pid, &status, 0);
+		if (!WIFEXITED(status) || WEXITSTATUS(status))
+			failed++;
+		if (t_sel < 0) {
+			timeouts++;
+		} else {
+			lat[done] = t_sel - t0;
+			exit_lat[done] = now_ms() - t0;
+			done++;
+		}
+		usleep(gap_ms * 1000);
+	}
+	{
+		char *args[] = { (char *)ferryctl,   "--pin-path", (char *)pin, "weights",
+				 (char *)deployment, "--clear",	   NULL };
+		int status;
+		pid_t pid = spawn(args);
+
+		if (pid > 0)
+			waitpid(pid, &status, 0);
+	}
+
+	out = json_object();
+	arr = json_array();
+	for (i = 0; i < done; i++)
+		json_array_append_new(arr, json_real(lat[i]));
+	json_object_set_new(out, "samples_ms", arr);
+	qsort(lat, done, sizeof(*lat), cmp_double);
+	qsort(exit_lat, done, sizeof(*exit_lat), cmp_double);
+	json_object_set_new(out, "changes", json_integer(count));
+	json_object_set_new(out, "observed", json_integer(done));
+	json_object_set_new(out, "timeouts", json_integer(timeouts));
+	json_object_set_new(out, "ferryctl_failed", json_integer(failed));
+	if (done) {
+		json_object_set_new(out, "p50_ms", json_real(pct(lat, done, 50)));
+		json_object_set_new(out, "p99_ms", json_real(pct(lat, done, 99)));
+		json_object_set_new(out, "max_ms", json_real(lat[done - 1]));
+		json_object_set_new(out, "exit_p50_ms", json_real(pct(exit_lat, done, 50)));
+		json_object_set_new(out, "exit_p99_ms", json_real(pct(exit_lat, done, 99)));
+	}
+	json_dumpf(out, stdout, JSON_COMPACT);
+	putchar('\n');
+	json_decref(out);
+	rc = timeouts || failed ? 1 : 0;
+out_close:
+	if (sel_fd >= 0)
+		close(sel_fd);
+	if (meta_fd >= 0)
+		close(meta_fd);
+	free(lat);
+	free(exit_lat);
+	return rc;
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
 		"Usage: ctl_probe watch --pin-path P --deployment NS/NAME --dir D --file F\n"
 		"                       --variant A --variant B [--count N] [--gap-ms MS]\n"
+		"       ctl_probe weights --pin-path P --deployment NS/NAME --ferryctl PATH\n"
+		"                         --split A --split B [--count N] [--gap-ms MS]\n"
 		"       ctl_probe memory --pin-path P\n");
 }
 
@@ -299,9 +438,12 @@ int main(int argc, char **argv)
 						  { "variant", required_argument, NULL, 'v' },
 						  { "count", required_argument, NULL, 'c' },
 						  { "gap-ms", required_argument, NULL, 'g' },
+						  { "ferryctl", required_argument, NULL, 'x' },
+						  { "split", required_argument, NULL, 's' },
 						  {} };
 	const char *pin = NULL, *deployment = NULL, *dir = NULL, *file = NULL, *variants[2] = {};
-	int count = 100, gap_ms = 50, nvar = 0, c;
+	const char *ferryctl = NULL, *splits[2] = {};
+	int count = 100, gap_ms = 50, nvar = 0, nsplit = 0, c;
 
 	if (argc < 2) {
 		usage();
@@ -332,6 +474,13 @@ int main(int argc, char **argv)
 		case 'g':
 			gap_ms = atoi(optarg);
 			break;
+		case 'x':
+			ferryctl = optarg;
+			break;
+		case 's':
+			if (nsplit < 2)
+				splits[nsplit++] = optarg;
+			break;
 		default:
 			usage();
 			return 2;
@@ -343,6 +492,13 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "memory"))
 		return cmd_memory(pin);
+	if (!strcmp(argv[1], "weights")) {
+		if (!deployment || !ferryctl || nsplit != 2 || count < 1 || count > MAX_COUNT) {
+			usage();
+			return 2;
+		}
+		return cmd_weights(pin, deployment, ferryctl, splits, count, gap_ms);
+	}
 	if (strcmp(argv[1], "watch") || !deployment || !dir || !file || nvar != 2 || count < 1 ||
 	    count > MAX_COUNT) {
 		usage();

@@ -428,12 +428,20 @@ def slope(points):
 def control_section(raw):
     out = {}
     wc = load(os.path.join(raw, "weight_change.json"))
+    # Before issue 13's incremental path: file write -> kernel p99 47 ms (make bench, 2026-12-05).
     if wc and wc.get("observed"):
-        out["weight_change_p50_ms"] = entry(wc["p50_ms"], "ms", 5.0, "target (p99)")
-        out["weight_change_p99_ms"] = entry(wc["p99_ms"], "ms", 5.0, "target (p99)")
+        out["weight_change_p50_ms"] = entry(wc["p50_ms"], "ms", 47.0, "before (p99 47 ms)")
+        out["weight_change_p99_ms"] = entry(wc["p99_ms"], "ms", 47.0, "before (p99 47 ms)")
         out["weight_change_meta_p99_ms"] = entry(wc.get("meta_p99_ms"), "ms", None, None,
                                                  "ferry_svc_meta.table_generation visible")
         out["weight_change_observed"] = "%d of %d" % (wc["observed"], wc["changes"])
+    fw = load(os.path.join(raw, "ferryctl_weights.json"))
+    if fw and fw.get("observed"):
+        out["ferryctl_weights_p50_ms"] = entry(fw["p50_ms"], "ms", 1.0, "target")
+        out["ferryctl_weights_p99_ms"] = entry(fw["p99_ms"], "ms", 1.0, "target")
+        out["ferryctl_weights_exit_p50_ms"] = entry(fw.get("exit_p50_ms"), "ms", None, None,
+                                                    "ferryctl's exit")
+        out["ferryctl_weights_observed"] = "%d of %d" % (fw["observed"], fw["changes"])
     scale = {}
     for n in (100, 1000, 10000):
         d = load(os.path.join(raw, "scale-%d.json" % n))
@@ -466,7 +474,7 @@ def control_section(raw):
         if len(marg) >= 2 and marg[0]:
             out["linearity_%s" % key] = entry(marg[-1], unit + "/service", marg[0],
                                               "marginal cost, first interval")
-    out["_raw"] = {"weight_change": wc, "scale": scale,
+    out["_raw"] = {"weight_change": wc, "ferryctl_weights": fw, "scale": scale,
                    "weight_change_sync": load(os.path.join(raw, "weight_change_sync.json"))}
     return out
 
@@ -612,12 +620,20 @@ def targets(pkt, pps, http, pod, ctl, machine):
     else:
         t.append(judge("HTTP p99 added over direct < 20 us (1 connection)", added,
                        lambda v: v < 20, "< 20 us", "see the HTTP section", " us"))
-    why = "ferryd's debounce, re-validation and the table swap on a loaded 2-core machine"
+    why = "scheduling on a loaded 2-core machine (the edited file alone is read and written)"
     ws = ctl.get("_raw", {}).get("weight_change_sync") or {}
     if ws.get("p50_ms") is not None:
-        why += "; its sync per change took p50 %.0f ms, p99 %.0f ms" % (ws["p50_ms"], ws["p99_ms"])
-    t.append(judge("weight change in the kernel within 5 ms p99",
+        why += "; ferryd's sync per change took p50 %.1f ms, p99 %.1f ms" % (ws["p50_ms"],
+                                                                            ws["p99_ms"])
+    t.append(judge("file write -> kernel within 5 ms p99, 1,000 deployments (before: 47 ms)",
                    value(ctl, "weight_change_p99_ms"), lambda v: v <= 5, "<= 5 ms", why, " ms"))
+    fw = ctl.get("_raw", {}).get("ferryctl_weights") or {}
+    why = "ferryctl reads every pinned map (snapshot and sync mirror) before its one write"
+    if fw.get("exit_p50_ms") is not None:
+        why += "; the process took p50 %.0f ms to exit" % fw["exit_p50_ms"]
+    t.append(judge("ferryctl weights -> kernel within 1 ms, 1,000 deployments",
+                   value(ctl, "ferryctl_weights_p99_ms"), lambda v: v <= 1, "<= 1 ms", why,
+                   " ms"))
     s10 = value(ctl, "sync_10000_ms")
     per = value(ctl, "per_service_sync_ms")
     why = "linear at %s per deployment" % ("%.2f ms" % per if per is not None else "?")

@@ -714,6 +714,256 @@ out:
 	rm_rf(dir);
 }
 
+/* clang-format off */
+#define IRIS_SDEP(traffic_main, traffic_canary) \
+	SDEP_HEAD("iris", VIP_IRIS)             \
+	PRED("main", traffic_main)              \
+	PRED("canary", traffic_canary)
+#define IRIS_MAIN_SLICE(eps) \
+	SLICE_HEAD("iris-main-a", "iris-main", "IPv4") "endpoints:\n" eps PORTS_HTTP_GRPC
+#define IRIS_CANARY_SLICE \
+	SLICE_HEAD("iris-canary-a", "iris-canary", "IPv4") "endpoints:\n" EP("198.18.2.21", READY) PORTS_HTTP_GRPC
+#define WINE_SLICE \
+	SLICE_HEAD("wine-main-a", "wine-main", "IPv4") "endpoints:\n" EP("198.18.3.31", READY) PORTS_HTTP_GRPC
+/* clang-format on */
+
+/*
+ * One edit through the inotify path (__load_files, __build_update) checked
+ * against a second store that reads the whole directory and builds it all
+ * (what ferryd did before): the same model, the same errors. want_partial:
+ * the edit must take the incremental path (1), must not (0), or either (-1).
+ */
+static bool edit_matches(struct ferry_config_store *st, struct ferry_model *m,
+			 struct ferry_config_store *full, struct ferry_model *fm, const char *dir,
+			 const char *name, int want_partial, const char *what)
+{
+	const char *names[] = { name };
+	bool partial = true, ok = true;
+	int nerr, nfull, err;
+
+	nerr = ferry_config_store__load_files(st, dir, names, 1);
+	if (nerr == -EAGAIN) {
+		partial = false;
+		nerr = ferry_config_store__load_dir(st, dir);
+	}
+	if (!ASSERT_GE(nerr, 0, what))
+		return false;
+	err = ferry_config_store__build_update(st, m);
+	if (err == -EAGAIN) {
+		partial = false;
+		ferry_model__free(m);
+		err = ferry_config_store__build(st, m);
+	}
+	if (!ASSERT_OK(err, what))
+		return false;
+	nfull = load_build(full, dir, fm);
+	if (want_partial >= 0 && !ASSERT_EQ(partial, (bool)want_partial, what))
+		ok = false;
+	if (!ASSERT_EQ(nerr, nfull, what) ||
+	    !ASSERT_EQ(ferry_config_store__nerrors(st), ferry_config_store__nerrors(full), what))
+		return false;
+	for (size_t i = 0; i < ferry_config_store__nerrors(st); i++) {
+		const struct ferry_config_error *a = ferry_config_store__error(st, i);
+		const struct ferry_config_error *b = ferry_config_store__error(full, i);
+
+		if (!ASSERT_STREQ(a->file, b->file, what) ||
+		    !ASSERT_STREQ(a->message, b->message, what) ||
+		    !ASSERT_EQ(a->line, b->line, what))
+			return false;
+	}
+	if (!models_equal(m, fm)) {
+		fprintf(stderr, "    %s: models differ\n", what);
+		return false;
+	}
+	return ok;
+}
+
+/* The inotify path: one file read, the model updated in place, the same result as a full load. */
+static void test_incremental_edits(void)
+{
+	struct ferry_config_store *st = ferry_config_store__new();
+	struct ferry_config_store *full = ferry_config_store__new();
+	struct ferry_model m = {}, fm = {};
+	const char *names[] = { "..data" };
+	const struct ferry_model_service *s;
+	char dir[64] = "";
+
+	if (!ASSERT_TRUE(st && full && make_tmpdir(dir, sizeof(dir)), "setup"))
+		goto out;
+	if (!ASSERT_TRUE(write_file(dir, "iris.yaml", IRIS_SDEP(90, 10)) &&
+				 write_file(dir, "iris-main.yaml",
+					    IRIS_MAIN_SLICE(EP("198.18.1.11", READY))) &&
+				 write_file(dir, "iris-canary.yaml", IRIS_CANARY_SLICE) &&
+				 write_file(dir, "wine.yaml", WINE(100, "")) &&
+				 write_file(dir, "wine-main.yaml", WINE_SLICE),
+			 "write"))
+		goto out;
+	/* Nothing loaded yet: only a whole-directory load knows the rest. */
+	ASSERT_EQ(ferry_config_store__load_files(st, dir, (const char *[]){ "iris.yaml" }, 1),
+		  -EAGAIN, "first load is whole");
+	if (!ASSERT_EQ(load_build(st, dir, &m), 0, "first load") ||
+	    !ASSERT_EQ(m.nservices, 2, "two deployments"))
+		goto out;
+
+	write_file(dir, "iris.yaml", IRIS_SDEP(80, 20));
+	if (!edit_matches(st, &m, full, &fm, dir, "iris.yaml", 1, "weight edit"))
+		goto out;
+	s = find_service(&m, "models/iris", 8000);
+	if (ASSERT_TRUE(s != NULL, "iris"))
+		ASSERT_EQ(find_pred(s, "canary")->weight_configured, 200000, "new weight");
+
+	/* An EndpointSlice in another file than its deployment: the deployment follows it. */
+	write_file(dir, "iris-main.yaml",
+		   IRIS_MAIN_SLICE(EP("198.18.1.11", READY) EP("198.18.1.12", READY)));
+	if (!edit_matches(st, &m, full, &fm, dir, "iris-main.yaml", 1, "slice edit"))
+		goto out;
+	s = find_service(&m, "models/iris", 8000);
+	if (ASSERT_TRUE(s != NULL, "iris"))
+		ASSERT_EQ(find_pred(s, "main")->nbackends, 2, "backend added");
+
+	/* Deleted, then renamed in under another name. */
+	remove_file(dir, "iris-canary.yaml");
+	if (!edit_matches(st, &m, full, &fm, dir, "iris-canary.yaml", 1, "slice deleted"))
+		goto out;
+	s = find_service(&m, "models/iris", 8000);
+	if (ASSERT_TRUE(s != NULL, "iris"))
+		ASSERT_EQ(find_pred(s, "canary")->nbackends, 0, "canary has no backend");
+	write_file(dir, "iris-canary-2.yaml", IRIS_CANARY_SLICE);
+	if (!edit_matches(st, &m, full, &fm, dir, "iris-canary-2.yaml", 1, "slice renamed in"))
+		goto out;
+
+	/* A bad version: the last good one stays, the error names the file; then fixed. */
+	write_file(dir, "iris.yaml", IRIS_SDEP(90, 20));
+	if (!edit_matches(st, &m, full, &fm, dir, "iris.yaml", 1, "bad edit"))
+		goto out;
+	if (ASSERT_EQ(ferry_config_store__nerrors(st), 1, "one error"))
+		ASSERT_STRSTR(ferry_config_store__error(st, 0)->file, "iris.yaml", "error's file");
+	s = find_service(&m, "models/iris", 8000);
+	if (ASSERT_TRUE(s != NULL, "iris kept"))
+		ASSERT_EQ(find_pred(s, "canary")->weight_configured, 200000, "last good weight");
+	/* Another file's edit keeps iris.yaml's error. */
+	write_file(dir, "wine.yaml", WINE(100, "    ferry.io/latency-sample: \"7\"\n"));
+	if (!edit_matches(st, &m, full, &fm, dir, "wine.yaml", 1, "edit beside an error"))
+		goto out;
+	write_file(dir, "iris.yaml", "apiVersion: [\n");
+	if (!edit_matches(st, &m, full, &fm, dir, "iris.yaml", 1, "parse error"))
+		goto out;
+	write_file(dir, "iris.yaml", IRIS_SDEP(70, 30));
+	if (!edit_matches(st, &m, full, &fm, dir, "iris.yaml", 1, "fixed"))
+		goto out;
+
+	/* A VIP another deployment holds: the full build judges (and rejects the newcomer). */
+	write_file(dir, "rose.yaml", SDEP_HEAD("rose", VIP_IRIS) PRED("main", 100));
+	if (!edit_matches(st, &m, full, &fm, dir, "rose.yaml", 0, "VIP clash"))
+		goto out;
+	remove_file(dir, "rose.yaml");
+	if (!edit_matches(st, &m, full, &fm, dir, "rose.yaml", -1, "clash removed"))
+		goto out;
+
+	/* An object defined in two files: which one wins depends on all names. */
+	write_file(dir, "a-dup.yaml", WINE(100, ""));
+	if (!edit_matches(st, &m, full, &fm, dir, "a-dup.yaml", 0, "defined twice"))
+		goto out;
+	remove_file(dir, "a-dup.yaml");
+	if (!edit_matches(st, &m, full, &fm, dir, "a-dup.yaml", 0, "duplicate removed"))
+		goto out;
+	if (!edit_matches(st, &m, full, &fm, dir, "wine.yaml", 1, "incremental again"))
+		goto out;
+
+	/* Deployment deleted: its service leaves the model. */
+	remove_file(dir, "wine.yaml");
+	if (!edit_matches(st, &m, full, &fm, dir, "wine.yaml", 1, "deployment deleted"))
+		goto out;
+	ASSERT_TRUE(find_service(&m, "models/wine", 8000) == NULL, "wine gone");
+
+	/* ConfigMap volumes swap ..data: every file may have changed. */
+	ASSERT_EQ(ferry_config_store__load_files(st, dir, names, 1), -EAGAIN, "..data");
+
+	/* An object from the API could clash with any file's: whole loads until it is gone. */
+	{
+		json_t *api = json_loads(
+			"{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\","
+			"\"metadata\":{\"name\":\"api-1\",\"namespace\":\"models\","
+			"\"labels\":{\"kubernetes.io/service-name\":\"other\"}},"
+			"\"addressType\":\"IPv4\",\"endpoints\":[{\"addresses\":[\"198.18.9.9\"]}],"
+			"\"ports\":[{\"name\":\"http\",\"port\":8000,\"protocol\":\"TCP\"}]}",
+			0, NULL);
+
+		if (ASSERT_TRUE(api, "API object") &&
+		    ASSERT_OK(ferry_config_store__put(st, api, "kubernetes"), "put")) {
+			ASSERT_EQ(ferry_config_store__load_files(
+					  st, dir, (const char *[]){ "iris.yaml" }, 1),
+				  -EAGAIN, "API object in the store");
+			ASSERT_OK(ferry_config_store__delete(st, "EndpointSlice", "models",
+							     "api-1"),
+				  "delete");
+			ASSERT_GE(ferry_config_store__load_files(
+					  st, dir, (const char *[]){ "iris.yaml" }, 1),
+				  0, "none left: the edit path again");
+		}
+		json_decref(api);
+	}
+out:
+	ferry_model__free(&m);
+	ferry_model__free(&fm);
+	ferry_config_store__free(st);
+	ferry_config_store__free(full);
+	rm_rf(dir);
+}
+
+/*
+ * A first load of many files parses them on two threads (parse_ahead); what
+ * comes out is in name order all the same: the errors, and the model.
+ */
+static void test_many_files(void)
+{
+	struct ferry_config_store *st = ferry_config_store__new();
+	struct ferry_model m = {};
+	char dir[64] = "", name[64], text[2048];
+	int nerr;
+
+	if (!ASSERT_TRUE(st && make_tmpdir(dir, sizeof(dir)), "setup"))
+		goto out;
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "d%02d.yaml", i);
+		snprintf(text, sizeof(text),
+			 "apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\n"
+			 "metadata:\n  name: d%02d\n  namespace: models\n  annotations:\n"
+			 "    ferry.io/vip: 198.18.100.%d:8000\nspec:\n  predictors:\n"
+			 "  - name: main\n    traffic: %d\n" GRAPH,
+			 i, i + 1, i == 7 ? 90 : 100);
+		if (i == 23)
+			snprintf(text, sizeof(text), "apiVersion: [\n");
+		if (!ASSERT_TRUE(write_file(dir, name, text), "write deployment"))
+			goto out;
+		snprintf(name, sizeof(name), "d%02d-main.yaml", i);
+		snprintf(text, sizeof(text),
+			 "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n"
+			 "  name: d%02d-main-a\n  namespace: models\n  labels:\n"
+			 "    kubernetes.io/service-name: d%02d-main\naddressType: IPv4\n"
+			 "endpoints:\n- addresses: [\"198.18.7.%d\"]\nports:\n- name: http\n"
+			 "  port: 9000\n  protocol: TCP\n",
+			 i, i, i + 1);
+		if (!ASSERT_TRUE(write_file(dir, name, text), "write slice"))
+			goto out;
+	}
+	nerr = load_build(st, dir, &m);
+	ASSERT_EQ(nerr, 2, "two errors");
+	if (ASSERT_EQ(ferry_config_store__nerrors(st), 2, "recorded")) {
+		ASSERT_STRSTR(ferry_config_store__error(st, 0)->file, "d07.yaml", "first by name");
+		ASSERT_STRSTR(ferry_config_store__error(st, 1)->file, "d23.yaml", "second by name");
+		ASSERT_EQ(ferry_config_store__error(st, 1)->line, 2, "parser line");
+	}
+	ASSERT_EQ(m.nservices, 38, "the good deployments");
+	if (ASSERT_TRUE(find_service(&m, "models/d39", 8000) != NULL, "the last one"))
+		ASSERT_EQ(find_service(&m, "models/d39", 8000)->predictors[0].nbackends, 1,
+			  "with its slice");
+out:
+	ferry_model__free(&m);
+	ferry_config_store__free(st);
+	rm_rf(dir);
+}
+
 /* Duplicate VIP: the deployment in force keeps it even when the newcomer sorts first. */
 static void test_duplicate_vip_keeps_owner(void)
 {
@@ -1190,6 +1440,8 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_bad_corpus);
 	RUN_TEST(SUITE, test_good_formats_identical);
 	RUN_TEST(SUITE, test_last_good);
+	RUN_TEST(SUITE, test_incremental_edits);
+	RUN_TEST(SUITE, test_many_files);
 	RUN_TEST(SUITE, test_duplicate_vip_keeps_owner);
 	RUN_TEST(SUITE, test_redistribution);
 	RUN_TEST(SUITE, test_shadow_and_explicit_zero);

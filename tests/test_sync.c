@@ -332,6 +332,145 @@ out:
 	ferry_dp__reset(PIN);
 }
 
+/*
+ * A sync writes only the services whose model changed: another writer's
+ * override of an unchanged service stays (its predictor stage and its
+ * metadata, generation included), the changed one gets its new weights.
+ */
+static void test_unchanged_service_kept(void)
+{
+	const char *names[] = { "main", "canary" };
+	const __u32 weights[] = { 0, FERRY_WEIGHT_ONE };
+	struct ferry_model_service both[2];
+	struct ferry_model model = { .services = both, .nservices = 2 };
+	struct ferry_svc_meta meta_before, meta_after;
+	struct ferry_sync_result res;
+	struct ferry_sync *sync = NULL;
+	struct ferry_service svc;
+	struct ferry_dp *dp;
+	struct fixture f, g;
+	__u32 m, c, e;
+	int err;
+
+	TEST_NEEDS_ROOT();
+	ferry_dp__reset(PIN);
+	dp = open_dp();
+	sync = dp ? ferry_sync__new(dp, NULL) : NULL;
+	fixture_init(&f, 50, 50);
+	fixture_init(&g, 90, 10);
+	g.svc.vip.port = htons(8001);
+	snprintf(g.svc.deployment, sizeof(g.svc.deployment), "models/wine");
+	g.main_be[0] = backend("198.18.21.2", 9000, FERRY_BE_ACTIVE);
+	g.main_be[1] = backend("198.18.22.2", 9000, FERRY_BE_ACTIVE);
+	g.canary_be[0] = backend("198.18.23.2", 9000, FERRY_BE_ACTIVE);
+	g.preds[0].backends = g.main_be;
+	g.preds[1].backends = g.canary_be;
+	both[0] = f.svc;
+	both[1] = g.svc;
+	if (!ASSERT_TRUE(sync, "sync") ||
+	    !ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply"))
+		goto out;
+	{
+		struct ferry_sync *ctl = ferry_sync__new(dp, NULL);
+
+		err = ctl ? ferry_sync__override(ctl, &f.svc.vip, names, weights, 2, false) :
+			    -errno;
+		ferry_sync__free(ctl);
+		if (!ASSERT_OK(err, "override from another writer"))
+			goto out;
+	}
+	if (!ASSERT_OK(bpf_map_lookup_elem(dp->map_fds[FERRY_M_SERVICES], &f.svc.vip, &svc) ?
+			       -errno :
+			       0,
+		       "VIP entry") ||
+	    !ASSERT_OK(bpf_map_lookup_elem(dp->map_fds[FERRY_M_SVC_META], &svc.id, &meta_before) ?
+			       -errno :
+			       0,
+		       "meta"))
+		goto out;
+
+	/* Only wine's weights change. */
+	g.preds[0].weight_configured = 800000;
+	g.preds[1].weight_configured = 200000;
+	both[1] = g.svc;
+	if (!ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply wine's edit"))
+		goto out;
+	ASSERT_EQ(res.tables_swapped, 0, "a weight edit builds no table");
+	if (kernel_shares(dp, &g.svc.vip, &m, &c, &e)) {
+		ASSERT_EQ(m, 800000, "wine's new main weight");
+		ASSERT_EQ(c, 200000, "wine's new canary weight");
+	}
+	if (kernel_shares(dp, &f.svc.vip, &m, &c, &e)) {
+		ASSERT_EQ(m, 0, "iris keeps the other writer's override");
+		ASSERT_EQ(c, FERRY_WEIGHT_ONE, "iris keeps the other writer's override");
+	}
+	if (ASSERT_OK(bpf_map_lookup_elem(dp->map_fds[FERRY_M_SVC_META], &svc.id, &meta_after) ?
+			      -errno :
+			      0,
+		      "meta after"))
+		ASSERT_EQ(meta_after.table_generation, meta_before.table_generation,
+			  "iris's metadata not written back older");
+
+	/* Its model changing at last, iris is applied (and the override still holds). */
+	f.svc.sample_every = 2;
+	both[0] = f.svc;
+	if (ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply iris's edit") &&
+	    ASSERT_OK(bpf_map_lookup_elem(dp->map_fds[FERRY_M_SERVICES], &f.svc.vip, &svc) ?
+			      -errno :
+			      0,
+		      "VIP entry")) {
+		ASSERT_EQ(svc.sample_every, 2, "iris's change written");
+		if (kernel_shares(dp, &f.svc.vip, &m, &c, &e))
+			ASSERT_EQ(m, 0, "override survives");
+	}
+out:
+	ferry_sync__free(sync);
+	ferry_dp__close(dp);
+	ferry_dp__reset(PIN);
+}
+
+/* ferryd's ferry_predictor_no_ready_backend: the weighted predictors with no ready backend. */
+static void test_no_ready(void)
+{
+	struct ferry_sync_result res;
+	struct ferry_sync *sync = NULL;
+	struct ferry_pred_meta pm;
+	struct ferry_dp *dp;
+	struct fixture f;
+	__u32 ids[4] = {};
+	size_t n;
+
+	TEST_NEEDS_ROOT();
+	ferry_dp__reset(PIN);
+	dp = open_dp();
+	sync = dp ? ferry_sync__new(dp, NULL) : NULL;
+	fixture_init(&f, 90, 10);
+	if (!ASSERT_TRUE(sync, "sync") ||
+	    !ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "apply"))
+		goto out;
+	ASSERT_EQ(ferry_sync__no_ready(sync, ids, 4), 0, "all ready: none");
+
+	f.canary_be[0].state = FERRY_BE_UNREADY;
+	if (!ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "canary unready"))
+		goto out;
+	n = ferry_sync__no_ready(sync, ids, 4);
+	if (ASSERT_EQ(n, 1, "one predictor") &&
+	    ASSERT_OK(bpf_map_lookup_elem(dp->map_fds[FERRY_M_PRED_META], &ids[0], &pm) ? -errno :
+											  0,
+		      "its meta"))
+		ASSERT_STREQ(pm.name, "canary", "the canary");
+
+	/* A predictor with no weight is not missing anything. */
+	f.preds[1].weight_configured = 0;
+	f.preds[0].weight_configured = FERRY_WEIGHT_ONE;
+	if (ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "canary at 0"))
+		ASSERT_EQ(ferry_sync__no_ready(sync, ids, 4), 0, "none with weight");
+out:
+	ferry_sync__free(sync);
+	ferry_dp__close(dp);
+	ferry_dp__reset(PIN);
+}
+
 int main(int argc, char **argv)
 {
 	test__main_init(argc, argv);
@@ -347,5 +486,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_apply_and_read_back);
 	RUN_TEST(SUITE, test_restart_is_hitless);
 	RUN_TEST(SUITE, test_override_drain_delete);
+	RUN_TEST(SUITE, test_unchanged_service_kept);
+	RUN_TEST(SUITE, test_no_ready);
 	return test__summary();
 }

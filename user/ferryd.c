@@ -54,11 +54,11 @@
 
 /*
  * A finished write (close after write, rename into place, delete) is applied
- * after DEBOUNCE_DONE_MS, so a burst of them is read once; a write still in
+ * at once: only the files named by inotify are read again (a burst that
+ * arrives meanwhile is read together, at the next wakeup); a write still in
  * progress (modify, create) waits DEBOUNCE_PARTIAL_MS for its close.
  */
 #define DEBOUNCE_MS 25
-#define DEBOUNCE_DONE_MS 2
 #define DEBOUNCE_PARTIAL_MS 25
 #define GC_EVERY_TICKS 10
 
@@ -110,6 +110,10 @@ struct ferryd {
 	int auto_reply[MAX_IFACES * 4];
 	int nauto_reply;
 	struct ferry_model model; /* the last model applied */
+	/* Files inotify named since the last load; reload_all: read the whole directory. */
+	char **edited;
+	size_t nedited;
+	bool reload_all;
 	struct ferry_rebal *rebal;
 	struct ferry_sync_result last_res; /* for status rewrites between syncs */
 	struct ferry_rebal_stats rebal_stats; /* copied at each tick, under lock */
@@ -462,25 +466,19 @@ static int attach_existing_pods(void *ctx, int ifindex, const char *ifname, bool
 
 /* --------------------------------------------------------------- sync */
 
-/* Predictors with configured weight and no ready backend, for the metrics thread. */
+/*
+ * Predictors with configured weight and no ready backend, for the metrics
+ * thread: from the sync's mirror of what it wrote, not a snapshot of every
+ * map (which costs tens of ms with thousands of deployments, at every edit).
+ */
 static void collect_no_ready(struct ferryd *d)
 {
-	struct ferry_snapshot *snap = ferry_snapshot__read(d->opts.pin_path);
-	size_t i, n = 0;
-	__u32 *ids;
+	size_t n = ferry_sync__no_ready(d->sync, NULL, 0);
+	__u32 *ids = calloc(n ? n : 1, sizeof(*ids));
 
-	if (!snap)
-		return;
-	ids = calloc(snap->npredictors ? snap->npredictors : 1, sizeof(*ids));
-	for (i = 0; ids && i < snap->npredictors; i++) {
-		const struct ferry_snap_predictor *p = &snap->predictors[i];
-
-		if (p->weight_configured && !p->backends_ready)
-			ids[n++] = p->id;
-	}
-	ferry_snapshot__free(snap);
 	if (!ids)
 		return;
+	n = ferry_sync__no_ready(d->sync, ids, n);
 	pthread_mutex_lock(&d->lock);
 	free(d->no_ready);
 	d->no_ready = ids;
@@ -710,26 +708,68 @@ static int canary_cluster_setup(struct ferryd *d)
 	return d->canary ? 0 : -errno;
 }
 
+static void edited_clear(struct ferryd *d)
+{
+	for (size_t i = 0; i < d->nedited; i++)
+		free(d->edited[i]);
+	free(d->edited);
+	d->edited = NULL;
+	d->nedited = 0;
+}
+
+/*
+ * The files inotify named, else the whole directory (the first load, SIGHUP,
+ * a name that may stand for many files). Returns the store's load result;
+ * *partial: only the named files were read, so the model may be updated
+ * rather than built again.
+ */
+static int load_config(struct ferryd *d, bool *partial)
+{
+	int rc = -EAGAIN;
+
+	*partial = false;
+	if (!d->reload_all)
+		rc = ferry_config_store__load_files(d->store, d->opts.config_dir,
+						    (const char *const *)d->edited, d->nedited);
+	if (rc == -EAGAIN)
+		rc = ferry_config_store__load_dir(d->store, d->opts.config_dir);
+	else
+		*partial = rc >= 0;
+	if (rc >= 0) {
+		d->reload_all = false;
+		edited_clear(d);
+	}
+	return rc;
+}
+
 static int resync(struct ferryd *d)
 {
 	struct ferry_sync_result res = {};
-	struct ferry_model model = {};
+	struct ferry_model model = {}, *want = &model;
 	struct timespec t0, tm, t1;
 	size_t i, nerr, nnew = 0;
+	bool partial = false;
 	char **seen;
-	int err, rc;
+	int err = -EAGAIN, rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pthread_mutex_lock(&d->store_lock);
 	if (d->opts.config_dir) {
-		rc = ferry_config_store__load_dir(d->store, d->opts.config_dir);
+		rc = load_config(d, &partial);
 		if (rc < 0) {
 			pthread_mutex_unlock(&d->store_lock);
 			pr_err("--config-dir %s: %s", d->opts.config_dir, strerror(-rc));
 			return rc;
 		}
 	}
-	err = ferry_config_store__build(d->store, &model);
+	/* After an edit, the last model updated for the deployments it touches. */
+	if (partial) {
+		err = ferry_config_store__build_update(d->store, &d->model);
+		if (!err)
+			want = &d->model;
+	}
+	if (err)
+		err = ferry_config_store__build(d->store, &model);
 	if (err) {
 		pthread_mutex_unlock(&d->store_lock);
 		pr_err("cannot build the desired state: %s; the data plane keeps its current state",
@@ -758,10 +798,12 @@ static int resync(struct ferryd *d)
 		d->nseen_errors = nerr;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &tm);
-	err = ferry_sync__apply(d->sync, &model, &res);
+	err = ferry_sync__apply(d->sync, want, &res);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	ferry_model__free(&d->model);
-	d->model = model;
+	if (want == &model) {
+		ferry_model__free(&d->model);
+		d->model = model;
+	}
 	if (d->rebal) {
 		ferry_rebal__clear_policies(d->rebal);
 		for (i = 0; i < d->model.nservices; i++)
@@ -775,7 +817,9 @@ static int resync(struct ferryd *d)
 	d->config_errors_total += nnew;
 	pthread_mutex_unlock(&d->lock);
 	collect_no_ready(d);
-	attach_reply_auto(d);
+	/* An edit that adds no backend adds no route (route changes come by netlink). */
+	if (!partial || res.backends_added)
+		attach_reply_auto(d);
 	canary_sync(d);
 	write_status(d, &res);
 	pr_info("sync: %zu services, %zu tables swapped, +%zu/-%zu backends, %zu flows purged, "
@@ -921,6 +965,7 @@ static void handle_signal(struct ferryd *d)
 				ferry_sync__free(d->sync);
 				d->sync = fresh;
 			}
+			d->reload_all = true;
 			resync(d);
 		} else {
 			pr_info("signal %u: exiting; the data plane stays attached and forwarding",
@@ -930,23 +975,73 @@ static void handle_signal(struct ferryd *d)
 	}
 }
 
-/* Drains inotify; true when the last event says a write is still in progress. */
-static bool read_inotify(int fd)
+/* Notes a file inotify named, once; on failure the whole directory is read instead. */
+static void edited_add(struct ferryd *d, const char *name)
+{
+	char **more;
+
+	for (size_t i = 0; i < d->nedited; i++)
+		if (!strcmp(d->edited[i], name))
+			return;
+	more = realloc(d->edited, (d->nedited + 1) * sizeof(*more));
+	if (!more) {
+		d->reload_all = true;
+		return;
+	}
+	d->edited = more;
+	d->edited[d->nedited] = strdup(name);
+	if (d->edited[d->nedited])
+		d->nedited++;
+	else
+		d->reload_all = true;
+}
+
+enum config_event {
+	CONFIG_NONE, /* only hidden files (a writer's temporary file): nothing to read */
+	CONFIG_DONE, /* a write finished: read now */
+	CONFIG_PARTIAL, /* a write in progress: wait for its close */
+};
+
+/*
+ * Drains inotify, noting the files named. A lost queue or a directory event
+ * means every file is read again; so does a name starting with "..", which
+ * ConfigMap volumes swap (..data) to replace every file at once. Other hidden
+ * names are a writer's temporary files: never manifests, they are skipped (a
+ * resync for one would delay the rename that follows it).
+ */
+static enum config_event read_inotify(struct ferryd *d, int fd)
 {
 	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
-	bool partial = false;
+	enum config_event what = CONFIG_NONE;
 	ssize_t n;
 
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
 		for (char *p = buf; p < buf + n;) {
 			const struct inotify_event *ev = (const void *)p;
 
-			partial = !(ev->mask &
-				    (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE));
 			p += sizeof(*ev) + ev->len;
+			if ((ev->mask & (IN_Q_OVERFLOW | IN_ISDIR | IN_IGNORED)) || !ev->len ||
+			    !strncmp(ev->name, "..", 2))
+				d->reload_all = true;
+			else if (ev->name[0] == '.')
+				continue;
+			else
+				edited_add(d, ev->name);
+			what = ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
+					   IN_DELETE) ?
+				       CONFIG_DONE :
+				       CONFIG_PARTIAL;
 		}
 	}
-	return partial;
+	return what;
+}
+
+static void config_changed(struct ferryd *d)
+{
+	resync(d);
+	/* Ready once the API's first list has been applied too. */
+	if (!d->opts.kubernetes || d->k8s_synced)
+		ferry_metrics__set_ready(d->metrics, true);
 }
 
 /* Rebalancing's step; the status file is rewritten when its counters moved. */
@@ -987,15 +1082,18 @@ static int run_loop(struct ferryd *d)
 			int fd = evs[i].data.fd;
 
 			if (fd == d->inotify_fd) {
-				arm_ms(d->debounce_fd,
-				       read_inotify(fd) ? DEBOUNCE_PARTIAL_MS : DEBOUNCE_DONE_MS,
-				       false);
+				enum config_event what = read_inotify(d, fd);
+
+				if (what == CONFIG_PARTIAL) {
+					arm_ms(d->debounce_fd, DEBOUNCE_PARTIAL_MS, false);
+				} else if (what == CONFIG_DONE) {
+					arm_ms(d->debounce_fd, 0, false); /* disarmed */
+					drain_fd(d->debounce_fd);
+					config_changed(d);
+				}
 			} else if (fd == d->debounce_fd) {
 				drain_fd(fd);
-				resync(d);
-				/* Ready once the API's first list has been applied too. */
-				if (!d->opts.kubernetes || d->k8s_synced)
-					ferry_metrics__set_ready(d->metrics, true);
+				config_changed(d);
 			} else if (fd == d->tick_fd) {
 				drain_fd(fd);
 				heartbeat(d);
@@ -1019,6 +1117,7 @@ static int run_loop(struct ferryd *d)
 				drain_fd(fd);
 				if (d->k8s_failed)
 					return -EACCES;
+				d->reload_all = true; /* as before: the files are read whole too */
 				arm_ms(d->debounce_fd, DEBOUNCE_MS, false);
 			} else if (d->nl && fd == ferry_nl__fd(d->nl)) {
 				ferry_nl__process(d->nl);
@@ -1152,7 +1251,8 @@ int main(int argc, char **argv)
 			    .signal_fd = -1,
 			    .debounce_fd = -1,
 			    .tick_fd = -1,
-			    .k8s_fd = -1 };
+			    .k8s_fd = -1,
+			    .reload_all = true };
 	char seed_source[PATH_MAX + 128] = "";
 	bool have_seed = false;
 	struct stat st;
@@ -1330,6 +1430,7 @@ out:
 	ferry_sync__free(d.sync);
 	ferry_dp__close(d.dp);
 	ferry_model__free(&d.model);
+	edited_clear(&d);
 	free(d.no_ready);
 	free_seen_errors(&d);
 	ferry_hist__buckets_free(&d.opts.buckets);

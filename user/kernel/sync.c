@@ -40,8 +40,10 @@ static void delete_pred(struct ferry_sync *s, __u32 id)
 	hist_delete(s, id, FERRY_HIST_PREDICTOR, FERRY_LAT_CONNECT);
 	pred_key_of(&pk, mp->meta.svc_id, mp->meta.name);
 	idmap_del(&s->pred_ids, &pk);
-	if (mp->meta.svc_id < FERRY_MAX_SERVICES)
+	if (mp->meta.svc_id < FERRY_MAX_SERVICES) {
 		idvec_remove(&s->svcs[mp->meta.svc_id].preds, id);
+		s->svcs[mp->meta.svc_id].meta_dirty = true;
+	}
 	memset(mp, 0, sizeof(*mp));
 }
 
@@ -57,8 +59,11 @@ static void delete_service(struct ferry_sync *s, __u32 id)
 	ms->sel_dirty = false;
 	bpf_map_delete_elem(s->dp->map_fds[FERRY_M_SVC_META], &id);
 	idmap_del(&s->svc_ids, &ms->vip);
+	s->markers_stale = true;
 	ms->used = false;
 	ms->seen = false;
+	ms->applied = 0;
+	ms->meta_dirty = false;
 	/* preds and bes stay listed until delete_pred/delete_backend drop them. */
 }
 
@@ -115,6 +120,8 @@ static int apply_service(struct ferry_sync *s, const struct ferry_model_service 
 		if (err)
 			return err;
 		s->svcs[id].used = true;
+		top_raise(&s->svc_top, id);
+		s->markers_stale = true;
 		s->svcs[id].vip = ms_in->vip;
 		memset(&s->svcs[id].svc, 0, sizeof(s->svcs[id].svc));
 		memset(&s->svcs[id].meta, 0, sizeof(s->svcs[id].meta));
@@ -145,6 +152,7 @@ static int apply_service(struct ferry_sync *s, const struct ferry_model_service 
 			if (err)
 				return err;
 			s->preds[p] = (struct mpred){ .used = true };
+			top_raise(&s->pred_top, p);
 			snprintf(s->preds[p].meta.name, sizeof(s->preds[p].meta.name), "%s",
 				 mp_in->name);
 			s->preds[p].meta.svc_id = id;
@@ -180,6 +188,7 @@ static int apply_service(struct ferry_sync *s, const struct ferry_model_service 
 				if (err)
 					return err;
 				s->bes[bid].used = true;
+				top_raise(&s->be_top, bid);
 				s->bes[bid].be = (struct ferry_backend){};
 				res->backends_added++;
 			}
@@ -255,7 +264,69 @@ static int apply_service(struct ferry_sync *s, const struct ferry_model_service 
 	ms->meta.vip = ms_in->vip;
 	snprintf(ms->meta.deployment, sizeof(ms->meta.deployment), "%s", ms_in->deployment);
 	svc_meta_preds(s, id, &ms->meta);
+	ms->meta_dirty = true;
 	return 0;
+}
+
+/* Eight bytes a step: this runs over every service of the model at every sync. */
+static __u64 fp_mix(__u64 h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	__u64 w;
+
+	for (; n >= 8; n -= 8, b += 8) {
+		memcpy(&w, b, 8);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+		h ^= h >> 29;
+	}
+	while (n--)
+		h = (h ^ *b++) * 0x100000001b3ULL;
+	return h;
+}
+
+/* Everything apply_service() reads of a model service, as one number (never 0). */
+static __u64 service_fingerprint(const struct ferry_model_service *m, __u32 floor)
+{
+	__u64 h = 0xcbf29ce484222325ULL;
+
+	h = fp_mix(h, &m->vip, sizeof(m->vip));
+	h = fp_mix(h, m->deployment, strnlen(m->deployment, sizeof(m->deployment)) + 1);
+	h = fp_mix(h, &m->flags, sizeof(m->flags));
+	h = fp_mix(h, &m->sample_every, sizeof(m->sample_every));
+	h = fp_mix(h, &floor, sizeof(floor));
+	h = fp_mix(h, &m->npredictors, sizeof(m->npredictors));
+	for (size_t p = 0; p < m->npredictors; p++) {
+		const struct ferry_model_predictor *mp = &m->predictors[p];
+
+		h = fp_mix(h, mp->name, strnlen(mp->name, sizeof(mp->name)) + 1);
+		h = fp_mix(h, &mp->weight_configured, sizeof(mp->weight_configured));
+		h = fp_mix(h, &mp->shadow, sizeof(mp->shadow));
+		h = fp_mix(h, &mp->nbackends, sizeof(mp->nbackends));
+		h = fp_mix(h, mp->backends, mp->nbackends * sizeof(*mp->backends));
+	}
+	return h ? h : 1;
+}
+
+/*
+ * A service whose model is what this sync applied last time: the kernel
+ * holds it already (another writer's changes, ferryctl's, are the kernel's
+ * too), so it is only marked as still wanted. Returns true when skipped.
+ */
+static bool keep_service(struct ferry_sync *s, const struct ferry_model_service *ms_in, __u64 fp)
+{
+	__u32 id = idmap_get(&s->svc_ids, &ms_in->vip);
+	struct mservice *ms;
+	size_t k;
+
+	if (!id || s->svcs[id].applied != fp)
+		return false;
+	ms = &s->svcs[id];
+	ms->seen = true;
+	for (k = 0; k < ms->preds.n; k++)
+		s->preds[ms->preds.ids[k]].seen = true;
+	for (k = 0; k < ms->bes.n; k++)
+		s->bes[ms->bes.ids[k]].seen = true;
+	return true;
 }
 
 /*
@@ -268,7 +339,7 @@ static int commit_services(struct ferry_sync *s)
 	int *fds = s->dp->map_fds, err = 0, e;
 	__u32 id;
 
-	for (id = 1; id < FERRY_MAX_SERVICES; id++) {
+	for (id = 1; id < s->svc_top; id++) {
 		struct mservice *ms = &s->svcs[id];
 
 		if (!ms->used)
@@ -276,12 +347,14 @@ static int commit_services(struct ferry_sync *s)
 		e = write_select(s, id);
 		if (e) {
 			err = err ?: e;
+			ms->applied = 0; /* not kept as it is: the next sync writes it again */
 			continue;
 		}
 		if (ms->dirty) {
 			if (bpf_map_update_elem(fds[FERRY_M_SERVICES], &ms->vip, &ms->svc,
 						BPF_ANY)) {
 				err = err ?: -errno;
+				ms->applied = 0;
 				continue;
 			}
 			ms->dirty = false;
@@ -296,14 +369,17 @@ static int commit_meta(struct ferry_sync *s)
 	int err = 0;
 	__u32 id;
 
-	for (id = 1; id < FERRY_MAX_SERVICES; id++) {
+	for (id = 1; id < s->svc_top; id++) {
 		struct mservice *ms = &s->svcs[id];
 
-		if (!ms->used)
+		/* Only what this sync touched: a kept service's meta may be ferryctl's newer one. */
+		if (!ms->used || !ms->meta_dirty)
 			continue;
 		svc_meta_preds(s, id, &ms->meta);
 		if (bpf_map_update_elem(s->dp->map_fds[FERRY_M_SVC_META], &id, &ms->meta, BPF_ANY))
 			err = err ?: -errno;
+		else
+			ms->meta_dirty = false;
 	}
 	return err;
 }
@@ -362,15 +438,24 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 		goto out_unlock;
 	}
 	s->applying = true;
-	for (id = 0; id < FERRY_MAX_SERVICES; id++)
+	for (id = 0; id < s->svc_top; id++)
 		s->svcs[id].seen = false;
-	for (id = 0; id < FERRY_MAX_PREDICTORS; id++)
+	for (id = 0; id < s->pred_top; id++)
 		s->preds[id].seen = false;
-	for (id = 0; id < FERRY_MAX_BACKENDS; id++)
+	for (id = 0; id < s->be_top; id++)
 		s->bes[id].seen = false;
 
 	for (i = 0; i < model->nservices; i++) {
-		err = apply_service(s, &model->services[i], &res);
+		const struct ferry_model_service *m = &model->services[i];
+		__u64 fp = service_fingerprint(m, m->table_size ? m->table_size : s->table_size);
+		__u32 sid;
+
+		if (keep_service(s, m, fp))
+			continue;
+		err = apply_service(s, m, &res);
+		sid = idmap_get(&s->svc_ids, &m->vip);
+		if (sid)
+			s->svcs[sid].applied = err ? 0 : fp;
 		if (err) {
 			/* Keep what this service had: mark all of it seen so nothing is deleted. */
 			__u32 sid = idmap_get(&s->svc_ids, &model->services[i].vip);
@@ -399,10 +484,10 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 	first_err = first_err ?: err;
 
 	/* Deletions last: services, then their predictors and backends. */
-	for (id = 1; id < FERRY_MAX_SERVICES; id++)
+	for (id = 1; id < s->svc_top; id++)
 		if (s->svcs[id].used && !s->svcs[id].seen)
 			delete_service(s, id);
-	for (id = 1; id < FERRY_MAX_BACKENDS; id++) {
+	for (id = 1; id < s->be_top; id++) {
 		struct mbackend *mb = &s->bes[id];
 
 		if (mb->used && (!mb->seen || !s->svcs[mb->be.svc_id].used)) {
@@ -410,7 +495,7 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 			res.backends_removed++;
 		}
 	}
-	for (id = 1; id < FERRY_MAX_PREDICTORS; id++) {
+	for (id = 1; id < s->pred_top; id++) {
 		struct mpred *mp = &s->preds[id];
 
 		if (mp->used && (!mp->seen || !s->svcs[mp->meta.svc_id].used))
@@ -422,8 +507,13 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 	first_err = first_err ?: err;
 	if (res.backends_removed)
 		res.flows_purged = purge_flows(s, dead);
-	err = sync_markers(s);
-	first_err = first_err ?: err;
+	/* Markers follow the set of VIPs: only a service added or deleted moves them. */
+	if (s->markers_stale) {
+		err = sync_markers(s);
+		if (!err)
+			s->markers_stale = false;
+		first_err = first_err ?: err;
+	}
 
 	if (!ferry_dp__config_read(s->dp, &cfg)) {
 		clock_gettime(CLOCK_REALTIME, &now);
@@ -573,7 +663,7 @@ int ferry_sync__set_backend_state(struct ferry_sync *s, __u8 family, const __be3
 		free(touched);
 		return lock;
 	}
-	for (id = 1; id < FERRY_MAX_BACKENDS; id++) {
+	for (id = 1; id < s->be_top; id++) {
 		struct ferry_backend *be = &s->bes[id].be;
 		__u32 flags;
 

@@ -86,6 +86,13 @@ void ferry_flow__reverse_key(struct ferry_flow_key *rkey, const struct ferry_flo
 /* Counts of what the mirror holds, for logs and metrics. */
 size_t ferry_sync__nservices(const struct ferry_sync *sync);
 
+/*
+ * Predictors with configured weight and no ready backend, as of what this
+ * sync object last wrote or read back (the kernel's view without a walk of
+ * every map). Fills at most max ids; returns how many there are.
+ */
+size_t ferry_sync__no_ready(const struct ferry_sync *sync, __u32 *ids, size_t max);
+
 /* Takes the pin directory's lock that serialises writers (ferryd, ferryctl). */
 int ferry_sync__lock(const char *pin_path);
 void ferry_sync__unlock(int lock_fd);

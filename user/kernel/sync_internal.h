@@ -69,6 +69,13 @@ struct mservice {
 	struct ferry_select sel; /* the predictor stage in force (lock field unused) */
 	bool sel_dirty; /* sel differs from the kernel's: write it after the table swaps */
 	bool dirty; /* svc differs from the kernel's entry: write it after the swaps */
+	bool meta_dirty; /* meta to be written by this sync (applied, or a predictor left) */
+	/*
+	 * Fingerprint of the model service last applied whole (0: none, or it
+	 * failed): a sync skips a service whose model is the same, so an edit of
+	 * one file writes that deployment's maps only.
+	 */
+	__u64 applied;
 	struct idvec preds; /* predictor ids, in manifest order */
 	struct idvec bes; /* backend ids */
 };
@@ -96,6 +103,13 @@ struct ferry_sync {
 	struct mbackend *bes;
 	struct idmap svc_ids, pred_ids, be_ids;
 	__u32 svc_hint, pred_hint, be_hint;
+	/*
+	 * One past the highest id ever marked used: a sync walks the ids below
+	 * it, not all 180,000 slots (megabytes of mirror at every edit).
+	 */
+	__u32 svc_top, pred_top, be_top;
+	/* The set of VIPs in force changed (or is not known to match): write the markers. */
+	bool markers_stale;
 	/* Address markers in force: VIP address -> number of VIPs on it. */
 	struct idmap markers;
 	struct ferry_stats *percpu_buf; /* one ferry_stats row per possible CPU */
@@ -111,6 +125,12 @@ struct ferry_sync {
 	} swaps;
 	struct idvec drops; /* outer slots to clear */
 };
+
+static inline void top_raise(__u32 *top, __u32 id)
+{
+	if (id >= *top)
+		*top = id + 1;
+}
 
 __u64 hash_bytes(const void *p, size_t n);
 int idmap_init(struct idmap *m, size_t keylen, size_t cap);

@@ -287,6 +287,7 @@ static int load_mirror(struct ferry_sync *s)
 		if (!svc.id || svc.id >= FERRY_MAX_SERVICES)
 			continue;
 		s->svcs[svc.id] = (struct mservice){ .used = true, .vip = vip, .svc = svc };
+		top_raise(&s->svc_top, svc.id);
 		bpf_map_lookup_elem(fds[FERRY_M_SVC_META], &svc.id, &s->svcs[svc.id].meta);
 		if (bpf_map_lookup_elem_flags(fds[FERRY_M_SELECT], &svc.id, &s->svcs[svc.id].sel,
 					      BPF_F_LOCK))
@@ -312,6 +313,7 @@ static int load_mirror(struct ferry_sync *s)
 		    idmap_get(&s->svc_ids, &meta.vip))
 			continue;
 		s->svcs[key] = (struct mservice){ .used = true, .vip = meta.vip, .meta = meta };
+		top_raise(&s->svc_top, key);
 		err = idmap_put(&s->svc_ids, &meta.vip, key);
 		if (err)
 			return err;
@@ -330,6 +332,7 @@ static int load_mirror(struct ferry_sync *s)
 		if (bpf_map_lookup_elem(fds[FERRY_M_PRED_META], &key, &mp->meta))
 			continue;
 		mp->used = true;
+		top_raise(&s->pred_top, key);
 		if (read_table_inputs(s, key))
 			pr_debug("predictor %u: no table pinned; it will be built", key);
 		pred_key_of(&pk, mp->meta.svc_id, mp->meta.name);
@@ -350,6 +353,7 @@ static int load_mirror(struct ferry_sync *s)
 		if (mb->be.state == FERRY_BE_UNUSED)
 			continue;
 		mb->used = true;
+		top_raise(&s->be_top, key);
 		backend_key_of(&bk, &mb->be);
 		err = idmap_put(&s->be_ids, &bk, key);
 		if (!err && mb->be.svc_id < FERRY_MAX_SERVICES && s->svcs[mb->be.svc_id].used)
@@ -376,6 +380,7 @@ struct ferry_sync *ferry_sync__new(struct ferry_dp *dp, const struct ferry_sync_
 		goto err_free;
 	}
 	s->percpu_buf = calloc(s->ncpus, sizeof(*s->percpu_buf));
+	s->markers_stale = true; /* what the pins hold is read, not known to be current */
 	s->svcs = calloc(FERRY_MAX_SERVICES, sizeof(*s->svcs));
 	s->preds = calloc(FERRY_MAX_PREDICTORS, sizeof(*s->preds));
 	s->bes = calloc(FERRY_MAX_BACKENDS, sizeof(*s->bes));
@@ -431,4 +436,24 @@ void ferry_sync__free(struct ferry_sync *s)
 size_t ferry_sync__nservices(const struct ferry_sync *s)
 {
 	return s->svc_ids.live;
+}
+
+size_t ferry_sync__no_ready(const struct ferry_sync *s, __u32 *ids, size_t max)
+{
+	size_t n = 0;
+
+	for (__u32 id = 1; id < s->svc_top; id++) {
+		const struct mservice *ms = &s->svcs[id];
+
+		for (size_t k = 0; ms->used && k < ms->preds.n; k++) {
+			const struct ferry_pred_meta *pm = &s->preds[ms->preds.ids[k]].meta;
+
+			if (!pm->weight_configured || pm->backends_ready)
+				continue;
+			if (n < max)
+				ids[n] = ms->preds.ids[k];
+			n++;
+		}
+	}
+	return n;
 }

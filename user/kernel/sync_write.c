@@ -72,8 +72,13 @@ int flush_swaps(struct ferry_sync *s)
 			else
 				unlink(tmp);
 		}
-		if (i >= done) /* not in the kernel: the next sync builds it again */
-			s->preds[s->swaps.ids[i]].inputs = 0;
+		if (i >= done) { /* not in the kernel: the next sync builds it again */
+			struct mpred *mp = &s->preds[s->swaps.ids[i]];
+
+			mp->inputs = 0;
+			if (mp->meta.svc_id < FERRY_MAX_SERVICES)
+				s->svcs[mp->meta.svc_id].applied = 0;
+		}
 		close(s->swaps.fds[i]);
 	}
 	s->swaps.n = 0;
@@ -104,8 +109,8 @@ static int table_swap(struct ferry_sync *s, __u32 pred_id, const struct ferry_ta
 	err = err ?: table_pin_path(s, pred_id, "-new", tmp, sizeof(tmp));
 	if (err)
 		goto out_close;
-	unlink(tmp);
-	if (bpf_obj_pin(fd, tmp)) {
+	/* A leftover "-new" (a sync that died before its rename) is rare: unlinked only then. */
+	if (bpf_obj_pin(fd, tmp) && (errno != EEXIST || unlink(tmp) || bpf_obj_pin(fd, tmp))) {
 		err = -errno;
 		goto out_close;
 	}
@@ -185,7 +190,7 @@ int sync_markers(struct ferry_sync *s)
 	err = idmap_init(&want, sizeof(struct ferry_vip), 256);
 	if (err)
 		return err;
-	for (id = 1; id < FERRY_MAX_SERVICES; id++) {
+	for (id = 1; id < s->svc_top; id++) {
 		struct ferry_vip m;
 
 		if (!s->svcs[id].used)

@@ -33,6 +33,21 @@ void ferry_config_store__free(struct ferry_config_store *store);
 int ferry_config_store__load_dir(struct ferry_config_store *store, const char *dir);
 
 /*
+ * Re-reads only the named files of dir (names as inotify gives them: a file
+ * written, created, renamed in or out, or deleted) and replaces the objects
+ * that came from them; every other file's objects and errors stay as they
+ * are. The same rules as __load_dir: a file that does not parse, or an object
+ * rejected, keeps the last good version. Returns the number of errors in
+ * force (0 when all is well), -EAGAIN when only a whole-directory load gives
+ * the same result (an object defined in two files, objects from the API,
+ * nothing loaded yet, a name that is not a manifest but may stand for many,
+ * such as ConfigMap's ..data): call __load_dir. Other negative errnos leave
+ * the store as it was.
+ */
+int ferry_config_store__load_files(struct ferry_config_store *store, const char *dir,
+				   const char *const *names, size_t n);
+
+/*
  * Puts one object (a decoded Kubernetes object) from a non-file source such
  * as the Kubernetes API; origin names the source in errors. The store takes
  * its own reference. Returns 0, or a negative errno (-EINVAL when the object
@@ -64,6 +79,18 @@ int ferry_config_store__delete(struct ferry_config_store *store, const char *kin
  * ferry_model__free.
  */
 int ferry_config_store__build(struct ferry_config_store *store, struct ferry_model *model);
+
+/*
+ * After __load_files: updates *model, the model of the last build, for the
+ * deployments the loaded files touch (their own objects, the EndpointSlices
+ * of their predictors, the Services they name) and leaves every other
+ * service of it as it is. The result equals what __build gives. Returns 0,
+ * -EAGAIN when only a full __build gives the same result (anything but
+ * __load_files since the last build, a build with errors, a change that
+ * raises one, a VIP another deployment held, many deployments touched):
+ * *model is then as it was. -ENOMEM leaves *model as it was too.
+ */
+int ferry_config_store__build_update(struct ferry_config_store *store, struct ferry_model *model);
 
 /*
  * Deployments that name a Service (ferry.io/vip: service/NAME) that does not

@@ -963,6 +963,10 @@ int ferry_config_store__build(struct ferry_config_store *store, struct ferry_mod
 		deps[i]->built = sdep_get(used[i]);
 	}
 	note_changes(store, &bs);
+	store->built = true;
+	store->dirty_all = false;
+	str_set_free(&store->dirty_deps);
+	str_set_free(&store->dirty_refs);
 
 out_free:
 	if (err)
@@ -976,6 +980,269 @@ out_free:
 	free(bs.slices);
 	free(bs.services);
 	free(bs.claims);
+	str_set_free(&bs.novip);
+	str_set_free(&bs.shadow);
+	str_set_free(&bs.redist);
+	str_set_free(&bs.waitsvc);
+	str_set_free(&bs.nolabel);
+	str_set_free(&bs.family);
+	return err;
+}
+
+/* ------------------------------------------------------- partial build */
+
+static void model_service_free(struct ferry_model_service *svc)
+{
+	for (size_t p = 0; p < svc->npredictors; p++)
+		free(svc->predictors[p].backends);
+	free(svc->predictors);
+	memset(svc, 0, sizeof(*svc));
+}
+
+/* Is note (config_build.c's "KEY", "KEY|..." or "KEY predictor ...") about a deployment in keys? */
+static bool note_of_any(const char *note, const struct str_set *keys)
+{
+	for (size_t i = 0; i < keys->n; i++) {
+		size_t n = strlen(keys->v[i]);
+
+		if (!strncmp(note, keys->v[i], n) &&
+		    (note[n] == '\0' || note[n] == '|' || note[n] == ' '))
+			return true;
+	}
+	return false;
+}
+
+/* into = the store's notes not about keys, then this build's (into's own, moved). */
+static int notes_merge(const struct str_set *old, const struct str_set *keys, struct str_set *into)
+{
+	struct str_set merged = {};
+
+	for (size_t i = 0; i < old->n; i++)
+		if (!note_of_any(old->v[i], keys) && str_set_add(&merged, old->v[i]))
+			goto err_nomem;
+	for (size_t i = 0; i < into->n; i++)
+		if (!str_set_has(&merged, into->v[i]) && str_set_add(&merged, into->v[i]))
+			goto err_nomem;
+	str_set_free(into);
+	*into = merged;
+	return 0;
+
+err_nomem:
+	str_set_free(&merged);
+	return -ENOMEM;
+}
+
+static bool refs_dirty(const struct ferry_config_store *store, const struct sdep *sd)
+{
+	char ref[2 * K8S_NAME_LEN + 2];
+
+	if (!store->dirty_refs.n)
+		return false; /* an edit of deployments alone (a weight change) */
+	for (size_t p = 0; p < sd->npreds; p++) {
+		snprintf(ref, sizeof(ref), "%s/%s", sd->ns, sd->preds[p].service);
+		if (str_set_has(&store->dirty_refs, ref))
+			return true;
+	}
+	for (size_t r = 0; r < sd->nsvcs; r++) {
+		snprintf(ref, sizeof(ref), "%s/%s", sd->ns, sd->svcs[r].name);
+		if (str_set_has(&store->dirty_refs, ref))
+			return true;
+	}
+	return false;
+}
+
+/* More deployments than this in one update: the full build costs about the same. */
+#define BUILD_UPDATE_MAX 64
+
+/*
+ * Long on purpose: the partial twin of __build (which deployments, their
+ * versions, the checks that send it back to a full build, then one commit),
+ * in one place so that the order of its commit stays visible.
+ */
+int ferry_config_store__build_update(struct ferry_config_store *store, struct ferry_model *model)
+{
+	struct build_state bs = { .store = store };
+	struct entry **deps = NULL;
+	struct str_set keys = {};
+	struct sdep **cur = NULL;
+	struct ferry_model_service *add = NULL, *next = NULL;
+	struct vip_owner *owners = NULL;
+	size_t ndeps = 0, nadd = 0, nnext = 0, nowners = 0;
+	int err = 0;
+
+	if (store->dirty_all || !store->built || store->build_errs.n || store->noted_nolabel.n)
+		return -EAGAIN;
+	if (!store->dirty_deps.n && !store->dirty_refs.n)
+		return 0;
+	for (size_t i = 0; i < store->dirty_deps.n; i++)
+		if ((err = str_set_add(&keys, store->dirty_deps.v[i])))
+			goto out_free;
+	for (size_t i = 0; i < store->nentries; i++) {
+		struct entry *e = store->entries[i];
+
+		if (e->kind == OBJ_SERVICE) {
+			err = entries_push(&bs.services, &bs.nservices, e);
+		} else if (e->kind == OBJ_SDEP && (str_set_has(&store->dirty_deps, e->sd->key) ||
+						   refs_dirty(store, e->sd))) {
+			err = entries_push(&deps, &ndeps, e);
+			if (!err && !str_set_has(&keys, e->sd->key))
+				err = str_set_add(&keys, e->sd->key);
+		}
+		if (err)
+			goto out_free;
+	}
+	if (keys.n > BUILD_UPDATE_MAX) {
+		err = -EAGAIN;
+		goto out_free;
+	}
+	/* The slices of the touched deployments' predictors: all the rules below look at. */
+	for (size_t i = 0; i < store->nentries; i++) {
+		struct entry *se = store->entries[i];
+		bool want = false;
+
+		if (se->kind != OBJ_SLICE)
+			continue;
+		for (size_t d = 0; d < ndeps && !want; d++)
+			for (size_t p = 0; p < deps[d]->sd->npreds && !want; p++)
+				want = !strcmp(se->ns, deps[d]->sd->ns) &&
+				       !strcmp(se->sl->service, deps[d]->sd->preds[p].service);
+		if (want && (err = entries_push(&bs.slices, &bs.nslices, se)))
+			goto out_free;
+	}
+	if (ndeps)
+		qsort(deps, ndeps, sizeof(*deps), cmp_entry_by_key);
+	if (bs.nslices)
+		qsort(bs.slices, bs.nslices, sizeof(*bs.slices), cmp_slice_entries);
+
+	/* Each version must pass as it is, and its VIPs be free: anything else is a full build's. */
+	cur = calloc(ndeps + 1, sizeof(*cur));
+	if (!cur) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	for (size_t i = 0; i < ndeps; i++) {
+		err = expand_services(&bs, deps[i], deps[i]->sd, &cur[i]);
+		if (err == -EINVAL || (!err && !sdep_fits_slices(&bs, deps[i], cur[i], true)))
+			err = -EAGAIN;
+		if (err)
+			goto out_free;
+		for (size_t v = 0; v < cur[i]->nvips; v++) {
+			const char *owner = vip_prev_owner(store, &cur[i]->vips[v].vip);
+
+			if (owner && !str_set_has(&keys, owner)) {
+				err = -EAGAIN;
+				goto out_free;
+			}
+			for (size_t j = 0; j < i; j++)
+				for (size_t w = 0; w < cur[j]->nvips; w++)
+					if (!vip_cmp(&cur[j]->vips[w].vip, &cur[i]->vips[v].vip)) {
+						err = -EAGAIN;
+						goto out_free;
+					}
+			nadd++;
+		}
+	}
+
+	add = calloc(nadd + 1, sizeof(*add));
+	if (!add) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	nadd = 0;
+	for (size_t i = 0; i < ndeps; i++) {
+		struct sdep *sd = cur[i];
+
+		if (!sd->nvips) {
+			if (!sd->nsvcs && (err = str_set_add(&bs.novip, sd->key)))
+				goto out_free;
+			continue;
+		}
+		if (sd->has_shadow && (err = str_set_add(&bs.shadow, sd->key)))
+			goto out_free;
+		for (size_t v = 0; v < sd->nvips; v++) {
+			err = build_service(&bs, sd, &sd->vips[v], &add[nadd++]);
+			if (err)
+				goto out_free;
+		}
+	}
+	if (store->build_errs.n || bs.nolabel.n) {
+		err = -EAGAIN;
+		goto out_free;
+	}
+
+	/* Everything that can fail, aside: the next model, owners and notes. */
+	next = calloc(model->nservices + nadd + 1, sizeof(*next));
+	owners = calloc(store->nowners + nadd + 1, sizeof(*owners));
+	if (!next || !owners) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	for (size_t i = 0; i < store->nowners; i++)
+		if (!str_set_has(&keys, store->owners[i].key))
+			owners[nowners++] = store->owners[i];
+	for (size_t i = 0; i < nadd; i++) {
+		owners[nowners].vip = add[i].vip;
+		snprintf(owners[nowners].key, sizeof(owners->key), "%s", add[i].deployment);
+		nowners++;
+	}
+	err = notes_merge(&store->noted_novip, &keys, &bs.novip);
+	err = err ?: notes_merge(&store->noted_shadow, &keys, &bs.shadow);
+	err = err ?: notes_merge(&store->noted_redist, &keys, &bs.redist);
+	err = err ?: notes_merge(&store->noted_waitsvc, &keys, &bs.waitsvc);
+	err = err ?: notes_merge(&store->noted_family, &keys, &bs.family);
+	if (err)
+		goto out_free;
+
+	/* Commit: the kept services are in order already; the few new ones are merged in. */
+	if (nadd)
+		qsort(add, nadd, sizeof(*add), cmp_service);
+	for (size_t i = 0, a = 0; i < model->nservices || a < nadd;) {
+		struct ferry_model_service *old = i < model->nservices ? &model->services[i] : NULL;
+
+		if (old && str_set_has(&keys, old->deployment)) {
+			model_service_free(old);
+			i++;
+		} else if (old && (a == nadd || cmp_service(old, &add[a]) < 0)) {
+			next[nnext++] = *old;
+			i++;
+		} else {
+			next[nnext++] = add[a++];
+		}
+	}
+	nadd = 0;
+	free(model->services);
+	model->services = next;
+	model->nservices = nnext;
+	next = NULL;
+	free(store->owners);
+	store->owners = owners;
+	store->nowners = nowners;
+	owners = NULL;
+	for (size_t i = 0; i < ndeps; i++) {
+		if (cur[i] == deps[i]->built)
+			continue;
+		sdep_put(deps[i]->built);
+		deps[i]->built = sdep_get(cur[i]);
+	}
+	note_changes(store, &bs);
+	str_set_free(&store->dirty_deps);
+	str_set_free(&store->dirty_refs);
+
+out_free:
+	if (err)
+		store->build_errs.n = 0; /* it had none; a full build says it again */
+	for (size_t i = 0; i < nadd; i++)
+		model_service_free(&add[i]);
+	free(add);
+	free(next);
+	free(owners);
+	for (size_t i = 0; cur && i < ndeps; i++)
+		sdep_put(cur[i]);
+	free(cur);
+	free(deps);
+	free(bs.slices);
+	free(bs.services);
+	str_set_free(&keys);
 	str_set_free(&bs.novip);
 	str_set_free(&bs.shadow);
 	str_set_free(&bs.redist);

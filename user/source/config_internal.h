@@ -223,6 +223,17 @@ struct ferry_config_store {
 	size_t nparsed, parsed_cap;
 	json_t *parsed_index; /* path -> index in parsed: a lookup per file, not a scan */
 	unsigned int load_gen;
+	/*
+	 * What changed since the last build, for __build_update: every object
+	 * (dirty_all, after __load_dir, __put, __delete), or the keys named here
+	 * (after __load_files): deployments "ns/name", slices' services and
+	 * Services "ns/name". built: a build has run (its owners and notes hold).
+	 */
+	bool dirty_all, built;
+	struct str_set dirty_deps, dirty_refs;
+	/* The last load saw an object defined in two files: which wins depends on all files. */
+	bool load_dup;
+	size_t napi; /* entries from __put (not from files) */
 	/* Seldon's rules: seldon-config's servers (NULL: the Helm chart's), see __set_seldon. */
 	const struct ferry_seldon_servers *seldon_servers;
 	bool seldon_cluster_judged;
