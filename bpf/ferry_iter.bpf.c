@@ -211,12 +211,12 @@ static __always_inline bool wants_goaway(const struct ferry_rebal_sock *rec,
 /* What ferryd's forged segment needs, read under the socket lock. */
 static __always_inline void segment_state(struct tcp_sock *tp, struct ferry_rebal_sock *rec)
 {
-	__u32 wscale = BPF_CORE_READ_BITFIELD(&tp->rx_opt, snd_wscale);
+	__u32 wscale = BPF_CORE_READ_BITFIELD(tp, rx_opt.snd_wscale);
 
 	rec->rcv_nxt = tp->rcv_nxt;
 	rec->snd_nxt = tp->snd_nxt;
 	rec->window = tp->snd_wnd >> (wscale & 15);
-	if (BPF_CORE_READ_BITFIELD(&tp->rx_opt, tstamp_ok)) {
+	if (BPF_CORE_READ_BITFIELD(tp, rx_opt.tstamp_ok)) {
 		rec->tcp_flags |= FERRY_RB_TCP_TSTAMP;
 		rec->ts_recent = tp->rx_opt.ts_recent;
 		rec->ts_ecr = tp->rx_opt.rcv_tsecr;
