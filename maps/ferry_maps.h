@@ -635,7 +635,7 @@ _Static_assert(sizeof(struct ferry_sock_sel) == 16, "ferry_sock_sel layout");
 
 /*
  * One record per TCP socket ferry balanced, written by the rebalance
- * iterator (bpf/ferry_rebal.bpf.c) to its seq_file and read by ferryd.
+ * iterator (bpf/ferry_iter.bpf.c) to its seq_file and read by ferryd.
  * key is the forward flow key (client -> VIP) for a flow of the packet path,
  * or the socket's own tuple (client -> backend) for a connect-hook choice.
  */

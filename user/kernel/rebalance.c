@@ -418,12 +418,17 @@ static __u64 service_sig(struct ferry_rebal *r, const struct ferry_svc_meta *sm,
 	return sig;
 }
 
+/*
+ * A new round (or the service's end) replaces its marks, except those told with a
+ * GOAWAY: their sockets must still end (phase 2), or the server's side of a
+ * connection whose byte stream the GOAWAY desynchronised would stay open.
+ */
 static void drop_marks_of(struct ferry_rebal *r, __u32 svc_id)
 {
 	size_t i = 0;
 
 	while (i < r->nmarks) {
-		if (r->marks[i].svc_id == svc_id) {
+		if (r->marks[i].svc_id == svc_id && !r->marks[i].goaway) {
 			bpf_map_delete_elem(r->marks_fd, &r->marks[i].cookie);
 			r->marks[i] = r->marks[--r->nmarks];
 		} else {

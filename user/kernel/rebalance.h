@@ -3,7 +3,7 @@
  * Rebalancing: after a weight change, rollback or drain, ends the idle
  * client connections of the predictors and backends that must lose traffic,
  * spread over a window, so long-lived connections (gRPC channels, keep-alive
- * pools) follow the new weights. The kernel half is bpf/ferry_rebal.bpf.c (a
+ * pools) follow the new weights. The kernel half is bpf/ferry_iter.bpf.c (a
  * TCP socket iterator with bpf_sock_destroy, Linux 6.5+); this half decides
  * which connections go and when, and counts what happened.
  */
