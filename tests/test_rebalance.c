@@ -162,8 +162,9 @@ static __u32 get32(const __u8 *p)
 /* The GOAWAY frame itself: 9-byte header, last-stream-id 0, NO_ERROR, debug data. */
 static bool frame_ok(const __u8 *f)
 {
-	static const __u8 head[17] = { 0, 0, FERRY_GOAWAY_FRAME_LEN - 9, 7, 0, 0, 0, 0, 0, 0, 0,
-				       0, 0, 0, 0, 0, 0 };
+	static const __u8 head[17] = {
+		0, 0, FERRY_GOAWAY_FRAME_LEN - 9, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+	};
 
 	return !memcmp(f, head, sizeof(head)) &&
 	       !memcmp(f + 17, FERRY_GOAWAY_DEBUG, sizeof(FERRY_GOAWAY_DEBUG) - 1);
@@ -174,8 +175,12 @@ static void test_goaway_segment_v4(void)
 {
 	struct ferry_rebal_sock rec = {
 		.key = { .family = FERRY_AF_INET, .proto = 6 },
-		.rcv_nxt = 0xfffffff0, .snd_nxt = 0x12345678, .window = 0x1f000,
-		.ts_recent = 0xa1b2c3d4, .ts_ecr = 0x01020304, .tcp_flags = FERRY_RB_TCP_TSTAMP,
+		.rcv_nxt = 0xfffffff0,
+		.snd_nxt = 0x12345678,
+		.window = 0x1f000,
+		.ts_recent = 0xa1b2c3d4,
+		.ts_ecr = 0x01020304,
+		.tcp_flags = FERRY_RB_TCP_TSTAMP,
 	};
 	struct ferry_goaway_seg seg;
 	__u8 pkt[FERRY_GOAWAY_SEG_MAX];
@@ -219,8 +224,12 @@ static void test_goaway_segment_v4(void)
 static void test_goaway_segment_v6(void)
 {
 	struct ferry_goaway_seg seg = {
-		.family = FERRY_AF_INET6, .sport = htons(5001), .dport = htons(40001),
-		.seq = 7, .ack = 9, .window = 512,
+		.family = FERRY_AF_INET6,
+		.sport = htons(5001),
+		.dport = htons(40001),
+		.seq = 7,
+		.ack = 9,
+		.window = 512,
 	};
 	__u8 pkt[FERRY_GOAWAY_SEG_MAX];
 	ssize_t n;
@@ -236,7 +245,8 @@ static void test_goaway_segment_v6(void)
 	ASSERT_TRUE(!memcmp(pkt + 8, seg.saddr, 16) && !memcmp(pkt + 24, seg.daddr, 16),
 		    "addresses");
 	ASSERT_EQ(pkt[52] >> 4, 5, "no options");
-	ASSERT_TRUE(tcp_csum_ok(pkt, true, 40, (size_t)n), "TCP checksum over the v6 pseudo-header");
+	ASSERT_TRUE(tcp_csum_ok(pkt, true, 40, (size_t)n),
+		    "TCP checksum over the v6 pseudo-header");
 	ASSERT_TRUE(frame_ok(pkt + 60), "the frame");
 	seg.family = 0;
 	ASSERT_EQ(ferry_goaway__build(&seg, pkt, sizeof(pkt)), -EAFNOSUPPORT, "unknown family");
@@ -368,7 +378,8 @@ static bool client_state(struct conn *c, struct ferry_goaway_seg *seg)
 		const __u8 *tcp = pkt + iplen;
 		size_t doff, paylen;
 
-		if ((size_t)n < iplen + 20 || memcmp(tcp, &c->sport, 2) || memcmp(tcp + 2, &c->cport, 2))
+		if ((size_t)n < iplen + 20 || memcmp(tcp, &c->sport, 2) ||
+		    memcmp(tcp + 2, &c->cport, 2))
 			continue;
 		doff = (size_t)(tcp[12] >> 4) * 4;
 		paylen = (size_t)n - iplen - doff;
@@ -484,8 +495,9 @@ static void test_goaway_without_option_on_timestamped(void)
 	seg.tstamp = false;
 	n = deliver(&c, &seg, got, sizeof(got));
 	ASSERT_TRUE(n == 0 || n == (ssize_t)FERRY_GOAWAY_FRAME_LEN, "dropped or taken whole");
-	fprintf(stderr, "    note: %s %s a segment without the timestamp option on a connection "
-			"that negotiated timestamps\n",
+	fprintf(stderr,
+		"    note: %s %s a segment without the timestamp option on a connection "
+		"that negotiated timestamps\n",
 		"this kernel", n ? "accepts" : "drops");
 out:
 	conn_close(&c);

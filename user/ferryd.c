@@ -179,10 +179,9 @@ static void write_status(struct ferryd *d, const struct ferry_sync_result *res)
 				  "available", rs.available, "reason", rs.reason, "l7", rs.l7,
 				  "pod_netns", rs.pod_netns, "rounds", (json_int_t)rs.rounds,
 				  "destroyed", (json_int_t)rs.destroyed, "goaway",
-				  (json_int_t)rs.goaway, "busy",
-				  (json_int_t)rs.busy, "failed", (json_int_t)rs.failed, "expired",
-				  (json_int_t)rs.expired, "gone", (json_int_t)rs.gone, "marked",
-				  (int)rs.marked));
+				  (json_int_t)rs.goaway, "busy", (json_int_t)rs.busy, "failed",
+				  (json_int_t)rs.failed, "expired", (json_int_t)rs.expired, "gone",
+				  (json_int_t)rs.gone, "marked", (int)rs.marked));
 	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if (root && !json_dump_file(root, tmp, JSON_INDENT(2)))

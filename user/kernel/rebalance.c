@@ -601,9 +601,10 @@ static void send_goaways(struct ferry_rebal *r, size_t from)
 			m->km.goaway_end_seq = rec->rcv_nxt + (__u32)FERRY_GOAWAY_FRAME_LEN;
 			m->goaway = true;
 			r->st.goaway++;
-			pr_debug("rebalance: GOAWAY into connection %llu of service %u (seq %u ack %u%s)",
-				 (unsigned long long)rec->cookie, rec->svc_id, rec->rcv_nxt,
-				 rec->snd_nxt, seg.tstamp ? ", timestamps" : "");
+			pr_debug(
+				"rebalance: GOAWAY into connection %llu of service %u (seq %u ack %u%s)",
+				(unsigned long long)rec->cookie, rec->svc_id, rec->rcv_nxt,
+				rec->snd_nxt, seg.tstamp ? ", timestamps" : "");
 		}
 		if (bpf_map_update_elem(r->marks_fd, &m->cookie, &m->km, BPF_EXIST))
 			pr_warn("rebalance: cannot update the mark of connection %llu: %s",
@@ -838,10 +839,9 @@ static void plan_service(struct ferry_rebal *r, struct svc_state *s)
 				strerror(errno));
 			break;
 		}
-		r->marks[r->nmarks++] = (struct mark){ .cookie = rec->cookie,
-						       .svc_id = s->svc_id,
-						       .end_ns = s->end_ns,
-						       .km = mk };
+		r->marks[r->nmarks++] = (struct mark){
+			.cookie = rec->cookie, .svc_id = s->svc_id, .end_ns = s->end_ns, .km = mk
+		};
 	}
 	pr_info("rebalance: service %u (%s): %zu of %zu connections to end when idle within "
 		"%.0f s",
