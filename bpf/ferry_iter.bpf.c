@@ -24,6 +24,14 @@
  * PING for bandwidth probing), which would otherwise keep every idle gRPC
  * connection "busy".
  *
+ * A marked connection that speaks h2c (ferry_l7 says so, or the service's
+ * ferry.io/protocol does) is not aborted at once: the record carries the
+ * socket's sequence numbers and timestamps instead (FERRY_RB_GOAWAY), ferryd
+ * delivers an HTTP/2 GOAWAY into it through a raw socket, so that the client
+ * moves its calls to a new connection by itself, and a later pass ends the
+ * socket (FERRY_RB_GOAWAY_WAIT until then; see struct ferry_rebal_mark). An
+ * abort alone fails a call the client wrote before it noticed (gRPC C-core).
+ *
  * Kernel structures are read with CO-RE (BTF of the running kernel) through
  * the few fields declared below; the object is separate from the others so
  * that a kernel without the kfunc or the iterator only loses rebalancing.
@@ -31,6 +39,7 @@
 #include <linux/bpf.h>
 #include <linux/in6.h>
 #include <stdbool.h>
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
@@ -67,13 +76,22 @@ struct inet_connection_sock {
 	} icsk_ack;
 } __attribute__((preserve_access_index));
 
+struct tcp_options_received {
+	__u32 ts_recent;
+	__u32 rcv_tsecr;
+	__u16 tstamp_ok : 1, snd_wscale : 4;
+} __attribute__((preserve_access_index));
+
 struct tcp_sock {
 	struct inet_connection_sock inet_conn;
 	__u32 rcv_nxt;
 	__u32 copied_seq;
 	__u32 snd_una;
+	__u32 snd_nxt;
+	__u32 snd_wnd;
 	__u32 write_seq;
 	__u32 lsndtime;
+	struct tcp_options_received rx_opt;
 } __attribute__((preserve_access_index));
 
 struct bpf_iter_meta {
@@ -181,6 +199,51 @@ static __always_inline __u8 busy_reason(const struct sock_common *skc, struct tc
 	return busy;
 }
 
+/* A due, idle connection is told with a GOAWAY first when it speaks h2c (and ferryd can send). */
+static __always_inline bool wants_goaway(const struct ferry_rebal_sock *rec,
+					 const struct ferry_rebal_mark *mark)
+{
+	if (mark->flags & FERRY_RB_MARK_ABORT)
+		return false;
+	return rec->l7_protocol == FERRY_L7_H2C || (mark->flags & FERRY_RB_MARK_H2C);
+}
+
+/* What ferryd's forged segment needs, read under the socket lock. */
+static __always_inline void segment_state(struct tcp_sock *tp, struct ferry_rebal_sock *rec)
+{
+	__u32 wscale = BPF_CORE_READ_BITFIELD(tp, rx_opt.snd_wscale);
+
+	rec->rcv_nxt = tp->rcv_nxt;
+	rec->snd_nxt = tp->snd_nxt;
+	rec->window = tp->snd_wnd >> (wscale & 15);
+	if (BPF_CORE_READ_BITFIELD(tp, rx_opt.tstamp_ok)) {
+		rec->tcp_flags |= FERRY_RB_TCP_TSTAMP;
+		rec->ts_recent = tp->rx_opt.ts_recent;
+		rec->ts_ecr = tp->rx_opt.rcv_tsecr;
+	}
+}
+
+/*
+ * Phase 2, after the GOAWAY: end the socket once the client closed it, or read
+ * the frame and had a moment to move its calls, or at the limit; the GOAWAY
+ * desynchronised the byte stream (the server never sent those bytes), so the
+ * connection cannot go on. At the limit a socket that neither received the frame
+ * nor is idle is left (the GOAWAY was lost; the round's end gives it up).
+ */
+static __always_inline __u8 after_goaway(struct sock_common *skc, struct tcp_sock *tp,
+					 const struct ferry_rebal_mark *mark, __u8 busy, __u64 now)
+{
+	bool closed = skc->skc_state != TCP_ESTABLISHED;
+	bool read = (__s32)(tp->copied_seq - mark->goaway_end_seq) >= 0;
+	bool received = (__s32)(tp->rcv_nxt - mark->goaway_end_seq) >= 0;
+	__u64 age = now - mark->goaway_ns;
+
+	if (closed || (read && age >= FERRY_RB_GOAWAY_LINGER_NS) ||
+	    (age >= FERRY_RB_GOAWAY_LIMIT_NS && (received || !busy)))
+		return bpf_sock_destroy(skc) ? FERRY_RB_FAILED : FERRY_RB_DESTROYED;
+	return FERRY_RB_GOAWAY_WAIT;
+}
+
 SEC("iter/tcp")
 int ferry_rebal_iter(struct bpf_iter__tcp *ctx)
 {
@@ -231,11 +294,21 @@ int ferry_rebal_iter(struct bpf_iter__tcp *ctx)
 	rec.cookie = bpf_get_socket_cookie(tp);
 	rec.busy = busy_reason(skc, tp, &rec, l7_known);
 	mark = bpf_map_lookup_elem(&ferry_rb_marks, &rec.cookie);
-	if (mark && mark->deadline_ns <= bpf_ktime_get_ns()) {
-		if (rec.busy)
+	if (mark) {
+		__u64 now = bpf_ktime_get_ns();
+
+		if (mark->goaway_ns) {
+			rec.verdict = after_goaway(skc, tp, mark, rec.busy, now);
+		} else if (mark->deadline_ns > now) {
+			/* not due yet */
+		} else if (rec.busy) {
 			rec.verdict = FERRY_RB_BUSY;
-		else
+		} else if (wants_goaway(&rec, mark)) {
+			segment_state(tp, &rec);
+			rec.verdict = FERRY_RB_GOAWAY;
+		} else {
 			rec.verdict = bpf_sock_destroy(skc) ? FERRY_RB_FAILED : FERRY_RB_DESTROYED;
+		}
 	}
 	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
 	return 0;

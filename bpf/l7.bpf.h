@@ -153,6 +153,24 @@ static __always_inline void ferry_l7_close(struct ferry_l7 *l7)
 		__sync_fetch_and_add(&l7->head.inflight, -1);
 }
 
+/*
+ * Whether a stream that holds no slot is open: more in flight than slots in
+ * use. A close event (END_STREAM, RST_STREAM) for a stream without a slot is
+ * either such a stream's or a late one for a stream already closed (a reset
+ * after END_STREAM): it lowers the count only while the first is possible, so
+ * it can never take a tracked stream's share. The one case still miscounted
+ * (a late reset of an untracked stream while another untracked one is open)
+ * lowers the count by one too early, never below the tracked streams.
+ */
+static __always_inline bool ferry_l7_untracked_open(const struct ferry_l7 *l7)
+{
+	__u32 used = 0, i;
+
+	for (i = 0; i < FERRY_L7_STREAMS; i++)
+		used += l7->stream_id[i] != 0;
+	return l7->head.inflight > used;
+}
+
 static __always_inline void ferry_h2_client_frame(struct ferry_l7_walk *w, __u8 type, __u32 sid)
 {
 	struct ferry_l7 *l7 = w->l7;
@@ -181,7 +199,7 @@ static __always_inline void ferry_h2_client_frame(struct ferry_l7_walk *w, __u8 
 	}
 	if (type != FERRY_H2_RST_STREAM)
 		return;
-	/* A reset by the client closes a tracked stream; an untracked one cannot be told. */
+	/* A reset by the client closes the stream, tracked or not (ferry_l7_untracked_open). */
 	for (i = 0; i < FERRY_L7_STREAMS; i++) {
 		if (l7->stream_id[i] == sid) {
 			l7->stream_id[i] = 0;
@@ -189,6 +207,8 @@ static __always_inline void ferry_h2_client_frame(struct ferry_l7_walk *w, __u8 
 			return;
 		}
 	}
+	if ((sid & 1) && sid <= l7->last_stream && ferry_l7_untracked_open(l7))
+		ferry_l7_close(l7);
 }
 
 static __always_inline void ferry_h2_server_frame(struct ferry_l7_walk *w,
@@ -228,10 +248,12 @@ static __always_inline void ferry_h2_server_frame(struct ferry_l7_walk *w,
 		return;
 	}
 	/*
-	 * Not tracked: a stream beyond the slots (closed by its END_STREAM) or one
-	 * already closed (a reset after END_STREAM): only END_STREAM is counted.
+	 * Not tracked: a stream beyond the slots (closed by its END_STREAM or a
+	 * reset) or one already closed (a reset after END_STREAM): see
+	 * ferry_l7_untracked_open. A reset used to be ignored here, so a stream
+	 * beyond the slots that the server reset stayed in flight for good.
 	 */
-	if (end && type != FERRY_H2_RST_STREAM)
+	if (end && sid <= l7->last_stream && ferry_l7_untracked_open(l7))
 		ferry_l7_close(l7);
 }
 

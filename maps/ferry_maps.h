@@ -635,7 +635,7 @@ _Static_assert(sizeof(struct ferry_sock_sel) == 16, "ferry_sock_sel layout");
 
 /*
  * One record per TCP socket ferry balanced, written by the rebalance
- * iterator (bpf/ferry_rebal.bpf.c) to its seq_file and read by ferryd.
+ * iterator (bpf/ferry_iter.bpf.c) to its seq_file and read by ferryd.
  * key is the forward flow key (client -> VIP) for a flow of the packet path,
  * or the socket's own tuple (client -> backend) for a connect-hook choice.
  */
@@ -652,9 +652,23 @@ struct ferry_rebal_sock {
 	__u8 busy; /* FERRY_RB_BUSY_*: why the socket is not idle (0: idle) */
 	__u8 l7_protocol; /* enum ferry_l7_proto; FERRY_L7_UNKNOWN without an entry */
 	__u8 l7_flags; /* FERRY_L7_F_* */
-	__u8 pad[3];
+	__u8 tcp_flags; /* FERRY_RB_TCP_* */
+	__u8 pad[2];
+	/*
+	 * What a forged segment into this socket needs (FERRY_RB_GOAWAY), as the
+	 * socket sees it: the next byte it expects, the next it sends, and the
+	 * timestamps a segment must carry to pass PAWS (RFC 7323).
+	 */
+	__u32 rcv_nxt;
+	__u32 snd_nxt;
+	__u32 ts_recent; /* the peer's last TSval: sent back as TSval, so PAWS accepts it */
+	__u32 ts_ecr; /* rx_opt.rcv_tsecr: our own TSval the peer echoed last */
+	__u32 window; /* snd_wnd >> snd_wscale: the window the peer advertised last, as sent */
+	__u32 pad2;
 };
-_Static_assert(sizeof(struct ferry_rebal_sock) == 80, "ferry_rebal_sock layout");
+_Static_assert(sizeof(struct ferry_rebal_sock) == 104, "ferry_rebal_sock layout");
+
+#define FERRY_RB_TCP_TSTAMP (1U << 0) /* TCP timestamps negotiated: segments carry them */
 
 #define FERRY_RB_ORIGIN_FLOW 1 /* ferry_flows (XDP/TC) */
 #define FERRY_RB_ORIGIN_CONNECT 2 /* ferry_sock_sel (connect hook) */
@@ -663,6 +677,8 @@ _Static_assert(sizeof(struct ferry_rebal_sock) == 80, "ferry_rebal_sock layout")
 #define FERRY_RB_DESTROYED 1 /* marked, idle: ended with bpf_sock_destroy */
 #define FERRY_RB_BUSY 2 /* marked, deadline passed, not idle: left alone this pass */
 #define FERRY_RB_FAILED 3 /* bpf_sock_destroy returned an error */
+#define FERRY_RB_GOAWAY 4 /* marked, due, idle, speaks h2c: left open for ferryd's GOAWAY */
+#define FERRY_RB_GOAWAY_WAIT 5 /* a GOAWAY went in: the socket ends at a later pass */
 
 #define FERRY_RB_BUSY_STATE (1U << 0) /* not ESTABLISHED */
 #define FERRY_RB_BUSY_SEND (1U << 1) /* bytes queued or unacknowledged */
@@ -673,7 +689,29 @@ _Static_assert(sizeof(struct ferry_rebal_sock) == 80, "ferry_rebal_sock layout")
 /* Value of the iterator's mark map (key: socket cookie): ferryd's decision. */
 struct ferry_rebal_mark {
 	__u64 deadline_ns; /* bpf_ktime_get_ns() after which the socket may end when idle */
+	/*
+	 * Set by ferryd once it delivered a GOAWAY into the socket: when, and the
+	 * sequence number just past the frame. The socket then ends (phase 2) as soon
+	 * as it left ESTABLISHED (the client closed it), or once the client read the
+	 * frame (copied_seq reached goaway_end_seq) and FERRY_RB_GOAWAY_LINGER_NS
+	 * passed, or at FERRY_RB_GOAWAY_LIMIT_NS whatever it did.
+	 */
+	__u64 goaway_ns; /* 0: no GOAWAY yet */
+	__u32 goaway_end_seq;
+	__u32 flags; /* FERRY_RB_MARK_* */
 };
-_Static_assert(sizeof(struct ferry_rebal_mark) == 8, "ferry_rebal_mark layout");
+_Static_assert(sizeof(struct ferry_rebal_mark) == 24, "ferry_rebal_mark layout");
+
+/* The service says h2c (ferry.io/protocol): a GOAWAY first even without ferry_l7's view. */
+#define FERRY_RB_MARK_H2C (1U << 0)
+/* ferryd cannot deliver a GOAWAY (no CAP_NET_RAW, no raw socket): abort as without one. */
+#define FERRY_RB_MARK_ABORT (1U << 1)
+/*
+ * After a GOAWAY: the client must read it before its socket ends, or a call it
+ * starts in between is written to a dead socket. gRPC C-core reads while any
+ * call of the process polls, and at least every 5 s (its backup poller).
+ */
+#define FERRY_RB_GOAWAY_LINGER_NS 1000000000ULL
+#define FERRY_RB_GOAWAY_LIMIT_NS 10000000000ULL
 
 #endif /* FERRY_MAPS_H */

@@ -659,6 +659,7 @@ static const char *const required_lines[] = {
 	"ferry_rebalance_connections_total{outcome=\"failed\"} 0\n",
 	"ferry_rebalance_connections_total{outcome=\"expired\"} 1\n",
 	"ferry_rebalance_connections_total{outcome=\"gone\"} 2\n",
+	"ferry_rebalance_connections_total{outcome=\"goaway\"} 6\n",
 	"ferry_rebalance_marked_connections 4\n",
 	"ferry_last_sync_timestamp_seconds 1700000000.123456",
 	"ferry_new_connections_total{" MAIN_LABELS "} 30\n",
@@ -710,6 +711,7 @@ static const struct ferry_rebal_stats sample_rebal = {
 	.destroyed = 12,
 	.busy = 5,
 	.expired = 1,
+	.goaway = 6,
 	.gone = 2,
 	.marked = 4,
 };

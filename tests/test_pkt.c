@@ -2264,6 +2264,67 @@ static void test_h2c_many_streams(void)
 	ASSERT_EQ(l7.head.requests, FERRY_L7_STREAMS + 2, "all answered");
 }
 
+/*
+ * RST_STREAM on streams beyond the slots: a reset by either side closes the
+ * stream as END_STREAM does (the connection looked busy forever, and
+ * rebalancing skipped it), and a reset of a stream already closed does not
+ * lower the count again.
+ */
+static void test_h2c_reset_untracked(void)
+{
+	static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+	struct pb_spec c = spec_tcp(4, 40302, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH), srv;
+	const uint32_t last = 2 * (FERRY_L7_STREAMS + 2) - 1; /* 19: streams 17 and 19 untracked */
+	const struct backend_def *be;
+	uint32_t cseq = 1001, sseq = 5001;
+	struct ferry_l7 l7;
+	struct ferry_flow f;
+	uint8_t b[512];
+	size_t n = 24;
+
+	ensure_flow(&c);
+	if (!ASSERT_TRUE(flow_get(&c, &f), "flow"))
+		return;
+	be = backend_by_id(f.backend_id);
+	if (!ASSERT_TRUE(be != NULL, "backend"))
+		return;
+	srv = spec_reply(&c, be, PB_TCP_ACK | PB_TCP_PSH);
+	memcpy(b, preface, 24);
+	for (uint32_t sid = 1; sid <= last; sid += 2)
+		n = h2_frame(b, n, 3, H2_HEADERS, H2_END_HEADERS | H2_END_STREAM, sid, false);
+	h2_send(P_XDP, env.if_c0, &c, cseq, b, n);
+	cseq += n;
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.inflight, FERRY_L7_STREAMS + 2, "every stream in flight");
+
+	/* The client cancels the last stream (untracked). */
+	n = h2_frame(b, 0, 4, H2_RST, 0, last, false);
+	h2_send(P_XDP, env.if_c0, &c, cseq, b, n);
+	cseq += n;
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.inflight, FERRY_L7_STREAMS + 1, "client reset of an untracked stream");
+
+	/* The server resets the other untracked one, then the same stream again. */
+	n = h2_frame(b, 0, 4, H2_RST, 0, last - 2, false);
+	h2_send(P_TC_REPLY_EG, env.if_b0, &srv, sseq, b, n);
+	sseq += n;
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.inflight, FERRY_L7_STREAMS, "server reset of an untracked stream");
+	h2_send(P_TC_REPLY_EG, env.if_b0, &srv, sseq, b, n);
+	sseq += n;
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.inflight, FERRY_L7_STREAMS, "a second reset closes nothing more");
+
+	/* The tracked streams end normally: nothing left in flight. */
+	n = 0;
+	for (uint32_t sid = 1; sid < last - 2; sid += 2)
+		n = h2_frame(b, n, 3, H2_HEADERS, H2_END_HEADERS | H2_END_STREAM, sid, false);
+	h2_send(P_TC_REPLY_EG, env.if_b0, &srv, sseq, b, n);
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.inflight, 0, "idle: all closed");
+	ASSERT_EQ(l7.head.requests, FERRY_L7_STREAMS + 2, "every stream over once");
+}
+
 static int on_trace(void *ctx, void *data, size_t len)
 {
 	struct ferry_trace_event *ev = data, *dst = ctx;
@@ -4301,6 +4362,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_latency);
 	RUN_TEST(SUITE, test_h2c_streams);
 	RUN_TEST(SUITE, test_h2c_many_streams);
+	RUN_TEST(SUITE, test_h2c_reset_untracked);
 	RUN_TEST(SUITE, test_trace);
 	RUN_TEST(SUITE, test_xdp_tc_handoff);
 	RUN_TEST(SUITE, test_tc_checksum_partial);

@@ -1,13 +1,28 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * Rebalancing's planning rule and deadlines (user/kernel/rebalance.c), without
- * a kernel: which connections must go after a change, and when. The iterator
- * and bpf_sock_destroy are covered end to end (vmtests/scenarios/rebalance.sh).
+ * a kernel: which connections must go after a change, and when. The GOAWAY
+ * segment builder (user/kernel/goaway.c): layout and checksums, and delivery
+ * into a real TCP socket of a private network namespace (with and without TCP
+ * timestamps, IPv4 and IPv6). The iterator and bpf_sock_destroy are covered
+ * end to end (vmtests/scenarios/rebalance.sh).
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 
+#include "kernel/goaway.h"
 #include "kernel/rebalance.h"
 #include "testing.h"
 
@@ -111,6 +126,383 @@ static void test_deadlines_spread(void)
 		  ferry_rebal__deadline(start, window, 42), "a connection's deadline is stable");
 }
 
+/* ------------------------------------------------------------- GOAWAY segments */
+
+static __u32 csum_add(const __u8 *p, size_t len, __u32 sum)
+{
+	for (size_t i = 0; i < len; i += 2)
+		sum += (__u32)p[i] << 8 | (i + 1 < len ? p[i + 1] : 0);
+	return sum;
+}
+
+static __u16 csum_fold(__u32 sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)sum;
+}
+
+/* A checksum is right when the one's complement sum over what it covers is 0xffff. */
+static bool tcp_csum_ok(const __u8 *pkt, bool v6, size_t iplen, size_t total)
+{
+	__u32 sum = 6 + (__u32)(total - iplen);
+
+	if (v6)
+		sum = csum_add(pkt + 8, 32, sum);
+	else
+		sum = csum_add(pkt + 12, 8, sum);
+	return csum_fold(csum_add(pkt + iplen, total - iplen, sum)) == 0xffff;
+}
+
+static __u32 get32(const __u8 *p)
+{
+	return (__u32)p[0] << 24 | (__u32)p[1] << 16 | (__u32)p[2] << 8 | p[3];
+}
+
+/* The GOAWAY frame itself: 9-byte header, last-stream-id 0, NO_ERROR, debug data. */
+static bool frame_ok(const __u8 *f)
+{
+	static const __u8 head[17] = {
+		0, 0, FERRY_GOAWAY_FRAME_LEN - 9, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+	};
+
+	return !memcmp(f, head, sizeof(head)) &&
+	       !memcmp(f + 17, FERRY_GOAWAY_DEBUG, sizeof(FERRY_GOAWAY_DEBUG) - 1);
+}
+
+/* IPv4 with timestamps: header, options, checksums, the frame, and the record's mapping. */
+static void test_goaway_segment_v4(void)
+{
+	struct ferry_rebal_sock rec = {
+		.key = { .family = FERRY_AF_INET, .proto = 6 },
+		.rcv_nxt = 0xfffffff0,
+		.snd_nxt = 0x12345678,
+		.window = 0x1f000,
+		.ts_recent = 0xa1b2c3d4,
+		.ts_ecr = 0x01020304,
+		.tcp_flags = FERRY_RB_TCP_TSTAMP,
+	};
+	struct ferry_goaway_seg seg;
+	__u8 pkt[FERRY_GOAWAY_SEG_MAX];
+	ssize_t n;
+
+	/* The socket: 10.0.0.1:40000 (local, the client) -> 198.18.0.10:5001 (remote). */
+	rec.key.saddr[0] = htonl(0x0a000001);
+	rec.key.daddr[0] = htonl(0xc612000a);
+	rec.key.sport = htons(40000);
+	rec.key.dport = htons(5001);
+	ferry_goaway__from_rec(&rec, &seg);
+	n = ferry_goaway__build(&seg, pkt, sizeof(pkt));
+	if (!ASSERT_EQ(n, 20 + 32 + (ssize_t)FERRY_GOAWAY_FRAME_LEN, "length with timestamps"))
+		return;
+	ASSERT_EQ(pkt[0], 0x45, "IPv4, no options");
+	ASSERT_EQ((pkt[2] << 8 | pkt[3]), n, "total length");
+	ASSERT_EQ(pkt[9], 6, "TCP");
+	ASSERT_EQ(csum_fold(csum_add(pkt, 20, 0)), 0xffff, "IPv4 header checksum");
+	ASSERT_EQ(get32(pkt + 12), 0xc612000a, "from the socket's remote end");
+	ASSERT_EQ(get32(pkt + 16), 0x0a000001, "to the socket's local end");
+	ASSERT_EQ((pkt[20] << 8 | pkt[21]), 5001, "source port: the remote's");
+	ASSERT_EQ((pkt[22] << 8 | pkt[23]), 40000, "destination port: the local one");
+	ASSERT_EQ(get32(pkt + 24), 0xfffffff0, "seq: the socket's rcv_nxt");
+	ASSERT_EQ(get32(pkt + 28), 0x12345678, "ack: its snd_nxt");
+	ASSERT_EQ(pkt[32] >> 4, 8, "data offset: 20 + 12 bytes of options");
+	ASSERT_EQ(pkt[33], 0x18, "ACK|PSH");
+	ASSERT_EQ((pkt[34] << 8 | pkt[35]), 0xffff, "window clamped to 16 bits");
+	ASSERT_TRUE(pkt[40] == 1 && pkt[41] == 1 && pkt[42] == 8 && pkt[43] == 10,
+		    "NOP NOP TS(10)");
+	ASSERT_EQ(get32(pkt + 44), 0xa1b2c3d4, "TSval: ts_recent, so PAWS accepts it");
+	ASSERT_EQ(get32(pkt + 48), 0x01020304, "TSecr: rcv_tsecr");
+	ASSERT_TRUE(tcp_csum_ok(pkt, false, 20, (size_t)n), "TCP checksum");
+	ASSERT_TRUE(frame_ok(pkt + 52), "GOAWAY, last-stream-id 0, NO_ERROR");
+	/* Any bit flipped breaks the checksum: it covers the payload. */
+	pkt[60] ^= 1;
+	ASSERT_FALSE(tcp_csum_ok(pkt, false, 20, (size_t)n), "payload under the checksum");
+	ASSERT_EQ(ferry_goaway__build(&seg, pkt, (size_t)n - 1), -ENOSPC, "short buffer");
+}
+
+/* IPv6 without timestamps: 20-byte TCP header, pseudo-header with 128-bit addresses. */
+static void test_goaway_segment_v6(void)
+{
+	struct ferry_goaway_seg seg = {
+		.family = FERRY_AF_INET6,
+		.sport = htons(5001),
+		.dport = htons(40001),
+		.seq = 7,
+		.ack = 9,
+		.window = 512,
+	};
+	__u8 pkt[FERRY_GOAWAY_SEG_MAX];
+	ssize_t n;
+
+	inet_pton(AF_INET6, "fd00::10", seg.saddr);
+	inet_pton(AF_INET6, "fd00:1::2", seg.daddr);
+	n = ferry_goaway__build(&seg, pkt, sizeof(pkt));
+	if (!ASSERT_EQ(n, 40 + 20 + (ssize_t)FERRY_GOAWAY_FRAME_LEN, "length"))
+		return;
+	ASSERT_EQ(pkt[0] >> 4, 6, "IPv6");
+	ASSERT_EQ((pkt[4] << 8 | pkt[5]), n - 40, "payload length");
+	ASSERT_EQ(pkt[6], 6, "next header TCP");
+	ASSERT_TRUE(!memcmp(pkt + 8, seg.saddr, 16) && !memcmp(pkt + 24, seg.daddr, 16),
+		    "addresses");
+	ASSERT_EQ(pkt[52] >> 4, 5, "no options");
+	ASSERT_TRUE(tcp_csum_ok(pkt, true, 40, (size_t)n),
+		    "TCP checksum over the v6 pseudo-header");
+	ASSERT_TRUE(frame_ok(pkt + 60), "the frame");
+	seg.family = 0;
+	ASSERT_EQ(ferry_goaway__build(&seg, pkt, sizeof(pkt)), -EAFNOSUPPORT, "unknown family");
+}
+
+/* ------------------------------------------------- delivery into a real socket */
+
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ok;
+
+	if (fd < 0)
+		return -errno;
+	ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
+	close(fd);
+	return ok ? 0 : -EIO;
+}
+
+/* A private network namespace (as root, or in a new user namespace): no names, no lock. */
+static bool private_netns(void)
+{
+	static int done; /* 1: in one, -1: cannot */
+	char map[64];
+	uid_t uid = getuid();
+	gid_t gid = getgid();
+	struct ifreq ifr = { .ifr_name = "lo" };
+	int fd;
+
+	if (done)
+		return done > 0;
+	done = -1;
+	if (unshare(CLONE_NEWNET)) {
+		if (unshare(CLONE_NEWUSER | CLONE_NEWNET))
+			return false;
+		write_file("/proc/self/setgroups", "deny");
+		snprintf(map, sizeof(map), "0 %u 1", (unsigned)uid);
+		if (write_file("/proc/self/uid_map", map))
+			return false;
+		snprintf(map, sizeof(map), "0 %u 1", (unsigned)gid);
+		write_file("/proc/self/gid_map", map);
+	}
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	if (!ioctl(fd, SIOCGIFFLAGS, &ifr)) {
+		ifr.ifr_flags |= IFF_UP;
+		if (!ioctl(fd, SIOCSIFFLAGS, &ifr))
+			done = 1;
+	}
+	close(fd);
+	return done > 0;
+}
+
+struct conn {
+	int lfd, cfd, sfd, pfd; /* listener, client, server side, packet capture */
+	bool v6;
+	__u8 addr[16];
+	__be16 cport, sport;
+};
+
+static void conn_close(struct conn *c)
+{
+	int *fds[] = { &c->lfd, &c->cfd, &c->sfd, &c->pfd };
+
+	for (size_t i = 0; i < 4; i++)
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+}
+
+/* A connection over lo that has carried one request and one response, captured. */
+static bool conn_open(struct conn *c, bool v6)
+{
+	struct sockaddr_storage ss = {};
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	socklen_t len = v6 ? sizeof(*s6) : sizeof(*s4);
+	char buf[16];
+
+	memset(c, 0, sizeof(*c));
+	c->lfd = c->cfd = c->sfd = c->pfd = -1;
+	c->v6 = v6;
+	c->pfd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			htons(v6 ? ETH_P_IPV6 : ETH_P_IP));
+	c->lfd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	c->cfd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (!ASSERT_TRUE(c->pfd >= 0 && c->lfd >= 0 && c->cfd >= 0, "sockets"))
+		return false;
+	if (v6) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_addr = in6addr_loopback;
+		memcpy(c->addr, &in6addr_loopback, 16);
+	} else {
+		s4->sin_family = AF_INET;
+		s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		memcpy(c->addr, &s4->sin_addr, 4);
+	}
+	if (!ASSERT_OK(bind(c->lfd, (struct sockaddr *)&ss, len), "bind") ||
+	    !ASSERT_OK(listen(c->lfd, 1), "listen") ||
+	    !ASSERT_OK(getsockname(c->lfd, (struct sockaddr *)&ss, &len), "getsockname") ||
+	    !ASSERT_OK(connect(c->cfd, (struct sockaddr *)&ss, len), "connect"))
+		return false;
+	c->sport = v6 ? s6->sin6_port : s4->sin_port;
+	c->sfd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC);
+	len = sizeof(ss);
+	if (!ASSERT_TRUE(c->sfd >= 0, "accept") ||
+	    !ASSERT_OK(getsockname(c->cfd, (struct sockaddr *)&ss, &len), "client port"))
+		return false;
+	c->cport = v6 ? s6->sin6_port : s4->sin_port;
+	return ASSERT_EQ(write(c->cfd, "req", 3), 3, "request") &&
+	       ASSERT_EQ(read(c->sfd, buf, sizeof(buf)), 3, "request read") &&
+	       ASSERT_EQ(write(c->sfd, "resp", 4), 4, "response") &&
+	       ASSERT_EQ(read(c->cfd, buf, sizeof(buf)), 4, "response read");
+}
+
+/*
+ * The state the iterator would read from the client socket, taken from the
+ * server's last segment as captured: rcv_nxt = its seq + length, snd_nxt = its
+ * ack, ts_recent = its TSval, rcv_tsecr = its TSecr.
+ */
+static bool client_state(struct conn *c, struct ferry_goaway_seg *seg)
+{
+	size_t iplen = c->v6 ? 40 : 20;
+	bool found = false;
+	__u8 pkt[2048];
+	ssize_t n;
+
+	memset(seg, 0, sizeof(*seg));
+	while ((n = recv(c->pfd, pkt, sizeof(pkt), 0)) > 0) {
+		const __u8 *tcp = pkt + iplen;
+		size_t doff, paylen;
+
+		if ((size_t)n < iplen + 20 || memcmp(tcp, &c->sport, 2) ||
+		    memcmp(tcp + 2, &c->cport, 2))
+			continue;
+		doff = (size_t)(tcp[12] >> 4) * 4;
+		paylen = (size_t)n - iplen - doff;
+		seg->seq = get32(tcp + 4) + (__u32)paylen;
+		seg->ack = get32(tcp + 8);
+		seg->window = (__u16)(tcp[14] << 8 | tcp[15]);
+		seg->tstamp = false;
+		for (size_t o = 20; o + 10 <= doff;) {
+			if (tcp[o] == 1) {
+				o++;
+			} else if (tcp[o] == 8 && tcp[o + 1] == 10) {
+				seg->tstamp = true;
+				seg->tsval = get32(tcp + o + 2);
+				seg->tsecr = get32(tcp + o + 6);
+				break;
+			} else if (tcp[o] == 0 || tcp[o + 1] < 2) {
+				break;
+			} else {
+				o += tcp[o + 1];
+			}
+		}
+		found = true;
+	}
+	seg->family = c->v6 ? FERRY_AF_INET6 : FERRY_AF_INET;
+	memcpy(seg->saddr, c->addr, c->v6 ? 16 : 4);
+	memcpy(seg->daddr, c->addr, c->v6 ? 16 : 4);
+	seg->sport = c->sport;
+	seg->dport = c->cport;
+	return found;
+}
+
+/* Sends seg and reads what the client's socket got within 300 ms (0: nothing). */
+static ssize_t deliver(struct conn *c, const struct ferry_goaway_seg *seg, __u8 *got, size_t len)
+{
+	struct ferry_goaway_sockets sk;
+	struct pollfd p = { .fd = c->cfd, .events = POLLIN };
+	int err;
+
+	ferry_goaway__open(&sk);
+	err = ferry_goaway__send(&sk, seg);
+	ferry_goaway__close(&sk);
+	if (!ASSERT_OK(err, "raw send"))
+		return -1;
+	if (poll(&p, 1, 300) != 1)
+		return 0;
+	return read(c->cfd, got, len);
+}
+
+/* One GOAWAY into a real client socket: the client reads exactly the frame. */
+static void goaway_delivery(bool v6, bool tstamps)
+{
+	struct ferry_goaway_seg seg;
+	__u8 got[256];
+	struct conn c;
+
+	if (!private_netns()) {
+		test__skip("no private network namespace (unshare: %s)", strerror(errno));
+		return;
+	}
+	if (!ASSERT_OK(write_file("/proc/sys/net/ipv4/tcp_timestamps", tstamps ? "1" : "0"),
+		       "net.ipv4.tcp_timestamps in the private namespace"))
+		return;
+	if (!conn_open(&c, v6))
+		goto out;
+	if (!ASSERT_TRUE(client_state(&c, &seg), "the server's segment captured") ||
+	    !ASSERT_EQ(seg.tstamp, tstamps, "timestamps as negotiated"))
+		goto out;
+	if (ASSERT_EQ(deliver(&c, &seg, got, sizeof(got)), (ssize_t)FERRY_GOAWAY_FRAME_LEN,
+		      "the client socket took the frame (rcv_nxt moved by its length)"))
+		ASSERT_TRUE(frame_ok(got), "and reads the GOAWAY as sent");
+	/* The same segment again is a duplicate now: nothing more to read. */
+	ASSERT_EQ(deliver(&c, &seg, got, sizeof(got)), 0, "a duplicate is not delivered twice");
+out:
+	conn_close(&c);
+}
+
+static void test_goaway_delivery_v4_timestamps(void)
+{
+	goaway_delivery(false, true);
+}
+
+static void test_goaway_delivery_v4_no_timestamps(void)
+{
+	goaway_delivery(false, false);
+}
+
+static void test_goaway_delivery_v6_timestamps(void)
+{
+	goaway_delivery(true, true);
+}
+
+/*
+ * Timestamps negotiated, the segment without the option: what this kernel does
+ * with it (RFC 7323 5.3 lets it drop it). The builder always sends the option
+ * when the socket has timestamps, so either answer is fine; printed for docs.
+ */
+static void test_goaway_without_option_on_timestamped(void)
+{
+	struct ferry_goaway_seg seg;
+	__u8 got[256];
+	struct conn c;
+	ssize_t n;
+
+	if (!private_netns()) {
+		test__skip("no private network namespace (unshare: %s)", strerror(errno));
+		return;
+	}
+	if (!ASSERT_OK(write_file("/proc/sys/net/ipv4/tcp_timestamps", "1"), "tcp_timestamps"))
+		return;
+	if (!conn_open(&c, false) || !ASSERT_TRUE(client_state(&c, &seg), "captured") ||
+	    !ASSERT_TRUE(seg.tstamp, "negotiated"))
+		goto out;
+	seg.tstamp = false;
+	n = deliver(&c, &seg, got, sizeof(got));
+	ASSERT_TRUE(n == 0 || n == (ssize_t)FERRY_GOAWAY_FRAME_LEN, "dropped or taken whole");
+	fprintf(stderr,
+		"    note: %s %s a segment without the timestamp option on a connection "
+		"that negotiated timestamps\n",
+		"this kernel", n ? "accepts" : "drops");
+out:
+	conn_close(&c);
+}
+
 int main(int argc, char **argv)
 {
 	test__main_init(argc, argv);
@@ -120,5 +512,11 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_no_churn_without_shrink);
 	RUN_TEST(SUITE, test_predictor_removed);
 	RUN_TEST(SUITE, test_deadlines_spread);
+	RUN_TEST(SUITE, test_goaway_segment_v4);
+	RUN_TEST(SUITE, test_goaway_segment_v6);
+	RUN_TEST(SUITE, test_goaway_delivery_v4_timestamps);
+	RUN_TEST(SUITE, test_goaway_delivery_v4_no_timestamps);
+	RUN_TEST(SUITE, test_goaway_delivery_v6_timestamps);
+	RUN_TEST(SUITE, test_goaway_without_option_on_timestamped);
 	return test__summary();
 }

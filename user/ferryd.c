@@ -179,13 +179,13 @@ static void write_status(struct ferryd *d, const struct ferry_sync_result *res)
 		ferry_rebal__stats(d->rebal, &rs);
 		json_object_set_new(
 			root, "rebalance",
-			json_pack("{s:b, s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:i}",
+			json_pack("{s:b, s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i}",
 				  "available", rs.available, "reason", rs.reason, "l7", rs.l7,
 				  "pod_netns", rs.pod_netns, "rounds", (json_int_t)rs.rounds,
-				  "destroyed", (json_int_t)rs.destroyed, "busy",
-				  (json_int_t)rs.busy, "failed", (json_int_t)rs.failed, "expired",
-				  (json_int_t)rs.expired, "gone", (json_int_t)rs.gone, "marked",
-				  (int)rs.marked));
+				  "destroyed", (json_int_t)rs.destroyed, "goaway",
+				  (json_int_t)rs.goaway, "busy", (json_int_t)rs.busy, "failed",
+				  (json_int_t)rs.failed, "expired", (json_int_t)rs.expired, "gone",
+				  (json_int_t)rs.gone, "marked", (int)rs.marked));
 	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if (root && !json_dump_file(root, tmp, JSON_INDENT(2)))

@@ -6,6 +6,9 @@
  * runs the TCP socket iterator (bpf/ferry_iter.bpf.c) each tick while any
  * connection is marked. The iterator ends a marked connection once its
  * deadline has passed and it is idle, and reports every ferry socket it saw.
+ * One that speaks h2c it leaves open instead and reports its TCP state: this
+ * file then delivers a GOAWAY into it (goaway.c) from the same namespace, and
+ * records in the mark that a later pass is to end the socket.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,12 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
+#include "kernel/goaway.h"
 #include "kernel/pins.h"
 #include "kernel/rebalance.h"
 #include "ferry_iter.skel.h"
@@ -55,6 +60,8 @@ struct mark {
 	__u64 cookie;
 	__u32 svc_id;
 	__u64 end_ns; /* the round's end: given up after it */
+	struct ferry_rebal_mark km; /* as in ferry_rb_marks */
+	bool goaway; /* a GOAWAY went in: its end is not counted again */
 };
 
 struct ferry_rebal {
@@ -62,9 +69,10 @@ struct ferry_rebal {
 	char pin_path[256];
 	struct ferry_iter *skel;
 	struct bpf_link *link;
-	int marks_fd, svc_meta_fd, pred_meta_fd, backends_fd;
+	int marks_fd, svc_meta_fd, pred_meta_fd, backends_fd, services_fd;
 	int self_netns_fd;
 	bool warned_eperm; /* --rebalance-pod-netns without CAP_SYS_ADMIN, said once */
+	bool warned_goaway; /* a GOAWAY could not be sent (CAP_NET_RAW), said once */
 	struct policy *policies;
 	size_t npolicies;
 	struct svc_state *svcs;
@@ -269,6 +277,8 @@ static int load(struct ferry_rebal *r)
 	r->svc_meta_fd = ferry_pin__open(r->pin_path, FERRY_M_SVC_META, path, sizeof(path));
 	r->pred_meta_fd = ferry_pin__open(r->pin_path, FERRY_M_PRED_META, path, sizeof(path));
 	r->backends_fd = ferry_pin__open(r->pin_path, FERRY_M_BACKENDS, path, sizeof(path));
+	/* Only for ferry.io/protocol: h2c (host clients' GOAWAY); without it, ferry_l7's view. */
+	r->services_fd = ferry_pin__open(r->pin_path, FERRY_M_SERVICES, path, sizeof(path));
 	if (r->svc_meta_fd < 0 || r->pred_meta_fd < 0 || r->backends_fd < 0) {
 		snprintf(st->reason, sizeof(st->reason), "cannot open the pinned maps under %.100s",
 			 r->pin_path);
@@ -290,7 +300,7 @@ struct ferry_rebal *ferry_rebal__new(const struct ferry_rebal_opts *opts)
 
 	if (!r)
 		return NULL;
-	r->marks_fd = r->svc_meta_fd = r->pred_meta_fd = r->backends_fd = -1;
+	r->marks_fd = r->svc_meta_fd = r->pred_meta_fd = r->backends_fd = r->services_fd = -1;
 	r->self_netns_fd = -1;
 	r->st.pod_netns = opts->pod_netns;
 	snprintf(r->pin_path, sizeof(r->pin_path), "%s",
@@ -307,7 +317,7 @@ struct ferry_rebal *ferry_rebal__new(const struct ferry_rebal_opts *opts)
 	}
 	r->st.available = true;
 	pr_info("rebalancing available: idle connections of predictors that lose traffic are "
-		"ended over each service's window; %s%s",
+		"ended over each service's window (h2c ones after a GOAWAY); %s%s",
 		r->st.l7 ? "requests in flight from the kernel's HTTP count (ferry_l7)" :
 			   "no ferry_l7 map in this data plane: only socket-level idleness applies "
 			   "(a request is taken as in flight while the client spoke last)",
@@ -328,6 +338,8 @@ void ferry_rebal__free(struct ferry_rebal *r)
 		close(r->pred_meta_fd);
 	if (r->backends_fd >= 0)
 		close(r->backends_fd);
+	if (r->services_fd >= 0)
+		close(r->services_fd);
 	if (r->self_netns_fd >= 0)
 		close(r->self_netns_fd);
 	free(r->policies);
@@ -406,12 +418,17 @@ static __u64 service_sig(struct ferry_rebal *r, const struct ferry_svc_meta *sm,
 	return sig;
 }
 
+/*
+ * A new round (or the service's end) replaces its marks, except those told with a
+ * GOAWAY: their sockets must still end (phase 2), or the server's side of a
+ * connection whose byte stream the GOAWAY desynchronised would stay open.
+ */
 static void drop_marks_of(struct ferry_rebal *r, __u32 svc_id)
 {
 	size_t i = 0;
 
 	while (i < r->nmarks) {
-		if (r->marks[i].svc_id == svc_id) {
+		if (r->marks[i].svc_id == svc_id && !r->marks[i].goaway) {
 			bpf_map_delete_elem(r->marks_fd, &r->marks[i].cookie);
 			r->marks[i] = r->marks[--r->nmarks];
 		} else {
@@ -526,11 +543,82 @@ static int push_recs(struct ferry_rebal *r, const char *buf, size_t len)
 	return 0;
 }
 
+static struct mark *find_mark(struct ferry_rebal *r, __u64 cookie)
+{
+	for (size_t i = 0; i < r->nmarks; i++)
+		if (r->marks[i].cookie == cookie)
+			return &r->marks[i];
+	return NULL;
+}
+
+static __u64 monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * NSEC_PER_SEC + (__u64)ts.tv_nsec;
+}
+
+/*
+ * The records from..nrecs of this namespace's pass that the iterator left open
+ * for a GOAWAY: deliver it now, from this namespace (the raw socket must be
+ * in the client's), and note it in the mark so that a later pass ends the
+ * socket. A connection that cannot be told is marked to be aborted instead.
+ */
+static void send_goaways(struct ferry_rebal *r, size_t from)
+{
+	struct ferry_goaway_sockets sk = { .fd4 = -EBADF, .fd6 = -EBADF };
+	bool opened = false;
+
+	for (size_t i = from; i < r->nrecs; i++) {
+		const struct ferry_rebal_sock *rec = &r->recs[i];
+		struct ferry_goaway_seg seg;
+		struct mark *m;
+		int err;
+
+		if (rec->verdict != FERRY_RB_GOAWAY)
+			continue;
+		m = find_mark(r, rec->cookie);
+		if (!m)
+			continue;
+		if (!opened) {
+			ferry_goaway__open(&sk);
+			opened = true;
+		}
+		ferry_goaway__from_rec(rec, &seg);
+		err = ferry_goaway__send(&sk, &seg);
+		if (err) {
+			if (!r->warned_goaway) {
+				r->warned_goaway = true;
+				pr_warn("rebalance: cannot send a GOAWAY into a client's connection: "
+					"%s (a raw socket needs CAP_NET_RAW); such connections are "
+					"aborted instead",
+					strerror(-err));
+			}
+			m->km.flags |= FERRY_RB_MARK_ABORT;
+		} else {
+			m->km.goaway_ns = monotonic_ns();
+			m->km.goaway_end_seq = rec->rcv_nxt + (__u32)FERRY_GOAWAY_FRAME_LEN;
+			m->goaway = true;
+			r->st.goaway++;
+			pr_debug(
+				"rebalance: GOAWAY into connection %llu of service %u (seq %u ack %u%s)",
+				(unsigned long long)rec->cookie, rec->svc_id, rec->rcv_nxt,
+				rec->snd_nxt, seg.tstamp ? ", timestamps" : "");
+		}
+		if (bpf_map_update_elem(r->marks_fd, &m->cookie, &m->km, BPF_EXIST))
+			pr_warn("rebalance: cannot update the mark of connection %llu: %s",
+				(unsigned long long)m->cookie, strerror(errno));
+	}
+	if (opened)
+		ferry_goaway__close(&sk);
+}
+
 /* Runs the iterator once in the calling thread's namespace, appending its records. */
 static int run_iter(struct ferry_rebal *r)
 {
 	static char buf[64 * sizeof(struct ferry_rebal_sock) * 16];
-	size_t have = 0;
+	size_t have = 0, from = r->nrecs;
 	ssize_t n;
 	int fd, err = 0;
 
@@ -551,6 +639,7 @@ static int run_iter(struct ferry_rebal *r)
 		err = -errno;
 	close(fd);
 	r->st.passes++;
+	send_goaways(r, from);
 	return err;
 }
 
@@ -650,12 +739,15 @@ static void settle_marks(struct ferry_rebal *r, __u64 now)
 		const struct ferry_rebal_sock *rec = find_rec(r, r->marks[i].cookie);
 		bool drop = true;
 
+		/* A connection told with a GOAWAY was counted then: its end is not counted again. */
 		if (!rec)
-			r->st.gone++;
+			r->st.gone += !r->marks[i].goaway;
 		else if (rec->verdict == FERRY_RB_DESTROYED)
-			r->st.destroyed++;
+			r->st.destroyed += !r->marks[i].goaway;
 		else if (rec->verdict == FERRY_RB_FAILED)
 			r->st.failed++;
+		else if (rec->verdict == FERRY_RB_GOAWAY)
+			drop = false; /* just told (or to be aborted at the next pass) */
 		else if (now > r->marks[i].end_ns)
 			r->st.expired++;
 		else
@@ -692,7 +784,9 @@ static bool backend_losing(struct ferry_rebal *r, __u32 id)
 static void plan_service(struct ferry_rebal *r, struct svc_state *s)
 {
 	size_t i, n = 0, npreds, nout;
+	struct ferry_service svc;
 	struct ferry_svc_meta sm;
+	__u32 mark_flags = 0;
 	__u32 *pred = NULL, *hash = NULL;
 	bool *losing = NULL, *out = NULL;
 	size_t *idx = NULL;
@@ -721,11 +815,16 @@ static void plan_service(struct ferry_rebal *r, struct svc_state *s)
 	}
 	nout = ferry_rebal__plan(n, pred, losing, hash, npreds, s->pred_ids, s->shares, s->shrunk,
 				 out);
+	/* ferry.io/protocol: h2c: told with a GOAWAY even where ferry_l7 does not see (host). */
+	if (r->services_fd >= 0 && !bpf_map_lookup_elem(r->services_fd, &sm.vip, &svc) &&
+	    (svc.flags & FERRY_SVC_F_PROTO_H2C))
+		mark_flags = FERRY_RB_MARK_H2C;
 	for (i = 0; i < n; i++) {
 		const struct ferry_rebal_sock *rec = &r->recs[idx[i]];
 		struct ferry_rebal_mark mk = {
 			.deadline_ns =
 				ferry_rebal__deadline(s->start_ns, s->window_ns, rec->cookie),
+			.flags = mark_flags,
 		};
 		struct mark *m;
 
@@ -740,9 +839,9 @@ static void plan_service(struct ferry_rebal *r, struct svc_state *s)
 				strerror(errno));
 			break;
 		}
-		r->marks[r->nmarks++] = (struct mark){ .cookie = rec->cookie,
-						       .svc_id = s->svc_id,
-						       .end_ns = s->end_ns };
+		r->marks[r->nmarks++] = (struct mark){
+			.cookie = rec->cookie, .svc_id = s->svc_id, .end_ns = s->end_ns, .km = mk
+		};
 	}
 	pr_info("rebalance: service %u (%s): %zu of %zu connections to end when idle within "
 		"%.0f s",

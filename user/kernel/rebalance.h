@@ -3,7 +3,7 @@
  * Rebalancing: after a weight change, rollback or drain, ends the idle
  * client connections of the predictors and backends that must lose traffic,
  * spread over a window, so long-lived connections (gRPC channels, keep-alive
- * pools) follow the new weights. The kernel half is bpf/ferry_rebal.bpf.c (a
+ * pools) follow the new weights. The kernel half is bpf/ferry_iter.bpf.c (a
  * TCP socket iterator with bpf_sock_destroy, Linux 6.5+); this half decides
  * which connections go and when, and counts what happened.
  */
@@ -33,7 +33,8 @@ struct ferry_rebal_stats {
 	bool pod_netns;
 	char reason[160]; /* why not available, or "" */
 	__u64 rounds; /* rebalances started (a service's weights or backends changed) */
-	__u64 destroyed; /* connections ended idle */
+	__u64 destroyed; /* connections ended idle with an abort only */
+	__u64 goaway; /* connections told with a GOAWAY (their sockets end a little later) */
 	__u64 busy; /* passes that found a due connection busy and left it */
 	__u64 failed; /* bpf_sock_destroy errors */
 	__u64 expired; /* due connections never seen idle before their round ended */

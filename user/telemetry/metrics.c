@@ -527,7 +527,7 @@ static void render_rebalance(struct render_ctx *c)
 	} outcomes[] = {
 		{ "destroyed", rs ? rs->destroyed : 0 }, { "busy", rs ? rs->busy : 0 },
 		{ "failed", rs ? rs->failed : 0 },	 { "expired", rs ? rs->expired : 0 },
-		{ "gone", rs ? rs->gone : 0 },
+		{ "gone", rs ? rs->gone : 0 },		 { "goaway", rs ? rs->goaway : 0 },
 	};
 	struct label l[1];
 
@@ -542,10 +542,12 @@ static void render_rebalance(struct render_ctx *c)
 		    "Rebalances started: a service's shares or backends changed.");
 	emit_int(c, NULL, 0, rs->rounds);
 	emit_end(c);
-	emit_family(c, "ferry_rebalance_connections_total", TYPE_COUNTER,
-		    "Connections marked to end by rebalancing, by outcome: destroyed (ended idle), "
-		    "busy (a pass found it busy and left it), failed, expired (never idle in its "
-		    "round), gone (closed by the client first).");
+	emit_family(
+		c, "ferry_rebalance_connections_total", TYPE_COUNTER,
+		"Connections marked to end by rebalancing, by outcome: destroyed (ended idle with "
+		"an abort), goaway (ended idle with an HTTP/2 GOAWAY first), busy (a pass found "
+		"it busy and left it), failed, expired (never idle in its round), gone (closed "
+		"by the client first).");
 	for (size_t i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++) {
 		l[0] = (struct label){ "outcome", outcomes[i].outcome };
 		emit_int(c, l, 1, outcomes[i].n);
