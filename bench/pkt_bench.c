@@ -538,8 +538,8 @@ static int measure(struct bcase *c)
 				sa.dport = s.sport;
 				sa.seq = 0;
 				al = pb_build(&sa, ab, sizeof(ab));
-				d = run_once(bpf_program__fd(env.tc->progs.ferry_tc_reply_in), false,
-					     env.if_b0, ab, al, 1, NULL);
+				d = run_once(bpf_program__fd(env.tc->progs.ferry_tc_reply_in),
+					     false, env.if_b0, ab, al, 1, NULL);
 				if (d < 0) {
 					err = -errno;
 					goto out;
