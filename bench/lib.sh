@@ -124,7 +124,11 @@ fx_write_deployment() {
 fx_ferry_start() {
 	local conf=$1 log=$2 i
 	shift 2
-	fx_nsenter "$FX_NS_NODE" "$FERRY_BUILD/ferryd" --config-dir "$conf" --iface fx-n0 \
+	# nsenter itself, not the fx_nsenter function: in the background a function
+	# runs in a subshell, $! is that subshell, and killing it left ferryd running
+	# (every case's ferryd lived on until the end of the run). nsenter execs
+	# ferryd, so $! is ferryd.
+	nsenter --net="/run/netns/$FX_NS_NODE" "$FERRY_BUILD/ferryd" --config-dir "$conf" --iface fx-n0 \
 		--reply-iface fx-n1 --reply-iface fx-n2 --reply-iface fx-n3 --pin-path "$FX_PIN" \
 		--log-level info "$@" >>"$log" 2>&1 &
 	FX_FERRYD_PID=$!
@@ -146,7 +150,20 @@ fx_ferry_stop() {
 		wait "$FX_FERRYD_PID" 2>/dev/null
 		FX_FERRYD_PID=
 	fi
+	fx_reap ferryd "$FX_NS_NODE"
 	fx_ferry_reset "$FX_NS_NODE" "$FX_PIN" fx-n0 fx-n1 fx-n2 fx-n3
+}
+
+# fx_reap NAME NS: no NAME may outlive its case in NS (a stray one would keep
+# following netlink and the config with its own maps): says so and kills it.
+fx_reap() {
+	local pid left=""
+	for pid in $(ip netns pids "$2" 2>/dev/null); do
+		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] || continue
+		left+=" $pid"
+		kill -KILL "$pid" 2>/dev/null
+	done
+	[ -z "$left" ] || fx_log "$1 still running in $2 after its stop (pids$left): killed"
 }
 
 # fx_ferry_reset NS PIN IFACE...: ferryctl reset, then by hand what may remain.
@@ -327,8 +344,9 @@ fx_write_sdep1() {
 fx_pod_ferry_start() {
 	local conf=$1 log=$2 i
 	shift 2
-	fx_nsenter "$FX_PNS_NODE" "$FERRY_BUILD/ferryd" --config-dir "$conf" --pod-iface 'fxp-*' \
-		--pin-path "$FX_PIN_POD" --log-level info "$@" >>"$log" 2>&1 &
+	# nsenter, not fx_nsenter: $! must be ferryd itself (see fx_ferry_start).
+	nsenter --net="/run/netns/$FX_PNS_NODE" "$FERRY_BUILD/ferryd" --config-dir "$conf" \
+		--pod-iface 'fxp-*' --pin-path "$FX_PIN_POD" --log-level info "$@" >>"$log" 2>&1 &
 	FX_POD_FERRYD_PID=$!
 	FX_PIDS+=("$FX_POD_FERRYD_PID")
 	for ((i = 0; i < 100; i++)); do
@@ -347,6 +365,7 @@ fx_pod_ferry_stop() {
 		wait "$FX_POD_FERRYD_PID" 2>/dev/null
 		FX_POD_FERRYD_PID=
 	fi
+	fx_reap ferryd "$FX_PNS_NODE"
 	fx_ferry_reset "$FX_PNS_NODE" "$FX_PIN_POD" fxp-c fxp-b1 fxn-l
 }
 

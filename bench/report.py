@@ -85,7 +85,7 @@ def pkt_section(raw):
         e = entry(c.get("ns_per_packet"), "ns/packet", c.get("floor_ns"),
                   "floor, %s mode" % c.get("mode"))
         for k in ("mode", "above_nop_ns", "above_floor_ns", "nop_ns", "verdict_name",
-                  "sample_every", "does", "repeat_fallback"):
+                  "sample_every", "does", "repeat_fallback", "synack_ns"):
             if k in c:
                 e[k] = c[k]
         out[name] = e

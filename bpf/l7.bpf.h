@@ -611,7 +611,9 @@ ferry_l7_reply_skb(struct __sk_buff *skb, const struct ferry_flow_key *key, __u6
  */
 static __always_inline void ferry_l7_forget(const struct ferry_flow_key *key)
 {
-	bpf_map_delete_elem(&ferry_l7, key);
+	/* Looked up first: a delete takes the bucket's lock even when, as mostly, there is none. */
+	if (bpf_map_lookup_elem(&ferry_l7, key))
+		bpf_map_delete_elem(&ferry_l7, key);
 }
 
 static __always_inline void ferry_l7_track(void *ctx, const int hook,

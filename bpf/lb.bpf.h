@@ -171,7 +171,8 @@ static __noinline int ferry_flow_restore(const struct ferry_rflow *rflow,
 /*
  * Confirms the embryonic flow fwd -> flow: both halves copied into the
  * confirmed maps (an existing confirmed entry of the same flow is replaced),
- * then removed from the embryonic ones. Runs once per connection.
+ * then removed from the embryonic ones. Runs once per connection. Returns 1
+ * when both confirmed halves were written, 0 otherwise.
  */
 static __noinline int ferry_flow_promote(const struct ferry_flow_key *fwd, struct ferry_flow *flow)
 {
@@ -198,7 +199,7 @@ static __noinline int ferry_flow_promote(const struct ferry_flow_key *fwd, struc
 	bpf_map_delete_elem(&ferry_erflows, &tmp->key);
 	bpf_map_delete_elem(&ferry_eflows, fwd);
 	ferry_count(FERRY_CTR_EMBRYONIC_PROMOTED);
-	return 0;
+	return 1;
 }
 
 /* A backend's RST ends an embryonic flow: both halves go (a spoofed pickup, a closed port). */
@@ -303,6 +304,9 @@ static __always_inline __u32 ferry_tcp_word(void *ctx, const int hook, const str
  * CPU (RSS) and a lost increment under a race only skews a statistic. Flags
  * are set with atomics: the reply direction sets them from another CPU.
  */
+/* emb in ferry_fwd: the packet just promoted its flow, both halves written. */
+#define FERRY_EMB_PROMOTED 2
+
 static __always_inline int ferry_fwd_established(void *ctx, const int hook,
 						 const struct ferry_config *cfg,
 						 const struct ferry_pkt *pkt,
@@ -310,7 +314,9 @@ static __always_inline int ferry_fwd_established(void *ctx, const int hook,
 {
 	__u32 backend_id = flow->backend_id;
 
-	ferry_rflow_restore(&pkt->key, flow, emb);
+	/* Not after a promotion: it has just written the reply half (a lookup saved). */
+	if (emb != FERRY_EMB_PROMOTED)
+		ferry_rflow_restore(&pkt->key, flow, emb);
 	flow->last_ns = bpf_ktime_get_coarse_ns();
 	flow->packets += 1;
 	flow->bytes += pkt->len;
@@ -329,24 +335,25 @@ static __always_inline int ferry_fwd_established(void *ctx, const int hook,
 
 /*
  * A forward packet of an embryonic flow: the client's ACK of the SYN-ACK
- * confirms it. Returns the entry the packet travels on, *emb cleared when
- * that is the confirmed one.
+ * confirms it. Returns the entry the packet travels on, *emb 0 when that is
+ * the confirmed one (FERRY_EMB_PROMOTED when this packet wrote it).
  */
 static __always_inline struct ferry_flow *ferry_fwd_confirm(void *ctx, const int hook,
 							    const struct ferry_pkt *pkt,
 							    struct ferry_flow *flow, int *emb)
 {
 	struct ferry_flow *confirmed;
+	int promoted;
 
 	if (!(flow->flags & FERRY_FLOW_F_SYNACK) ||
 	    (pkt->tcp_flags & (FERRY_TCP_SYN | FERRY_TCP_ACK | FERRY_TCP_RST)) != FERRY_TCP_ACK ||
 	    ferry_tcp_word(ctx, hook, pkt, 8) != flow->ack_expect)
 		return flow;
-	ferry_flow_promote(&pkt->key, flow);
+	promoted = ferry_flow_promote(&pkt->key, flow);
 	confirmed = bpf_map_lookup_elem(&ferry_flows, &pkt->key);
 	if (!confirmed)
 		return flow;
-	*emb = 0;
+	*emb = promoted ? FERRY_EMB_PROMOTED : 0;
 	return confirmed;
 }
 
@@ -474,6 +481,13 @@ static __always_inline int ferry_fwd_new(void *ctx, const int hook, const struct
 			ferry_count(FERRY_CTR_FLOW_FULL);
 	}
 	ferry_count(FERRY_CTR_EMBRYONIC_NEW);
+	/*
+	 * The new entry takes the next hop this packet looks up, so that the
+	 * connection's next packet (the ACK that confirms it, and the confirmed
+	 * entry it is copied to) skips bpf_fib_lookup: one hash lookup of an
+	 * entry just written instead of a second route and neighbour lookup.
+	 */
+	nh = bpf_map_lookup_elem(&ferry_eflows, &pkt->key);
 
 xmit:
 	ferry_stats_fwd(backend_id, pkt->len, 1, miss);

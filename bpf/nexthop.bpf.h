@@ -313,6 +313,38 @@ static __always_inline bool ferry_fib_drops(int rc)
 }
 
 /*
+ * The next hop per backend, for a flow whose own cache is empty or expired
+ * (every new flow's first packet): one bpf_fib_lookup per backend, ingress
+ * device and CPU every FERRY_NH_TTL_NS instead of one per flow. The route
+ * to a backend is the route to its address: the client's address and ports,
+ * which the lookup also takes, matter only to source or port policy rules
+ * (ip rule from / sport / dport) for forwarded traffic, which a node that
+ * balances does not use for its backends. Direct-mapped (slot: backend id
+ * modulo the size; the id is kept, so another backend's entry is a miss)
+ * and per CPU, so that no reader sees half of another CPU's write.
+ * Object-local: nothing of it survives a reload. A flow filled from it
+ * expires when the entry does, so a route or neighbour change reaches every
+ * packet within FERRY_NH_TTL_NS of the lookup, as before.
+ */
+#define FERRY_BE_NH_SLOTS 4096
+
+struct ferry_be_nh {
+	__u64 expires_ns;
+	__u32 backend_id;
+	__u32 in_ifindex;
+	__u32 ifindex; /* 0: nothing cached */
+	__u8 dmac[ETH_ALEN];
+	__u8 smac[ETH_ALEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FERRY_BE_NH_SLOTS);
+	__type(key, __u32);
+	__type(value, struct ferry_be_nh);
+} ferry_be_nh SEC(".maps");
+
+/*
  * Rewrites the destination to the backend and sends the packet on. flow,
  * when not NULL, is the live flow entry: its cached next hop spares the fib
  * lookup, and a fresh successful lookup refreshes it.
@@ -322,8 +354,9 @@ static __always_inline int ferry_fwd_xmit(void *ctx, const int hook, const struc
 					  const __be32 *addr, __be16 port, struct ferry_flow *flow)
 {
 	bool v4 = pkt->key.family == FERRY_AF_INET;
+	struct ferry_be_nh *bnh = NULL;
 	struct bpf_fib_lookup fib;
-	__u32 in_ifindex;
+	__u32 in_ifindex, slot;
 	int rc;
 
 	in_ifindex = ferry_ifindex(ctx, hook);
@@ -344,6 +377,20 @@ static __always_inline int ferry_fwd_xmit(void *ctx, const int hook, const struc
 		ferry_count(FERRY_CTR_FIB_STACK);
 		return ferry_pass(hook);
 	}
+	if (flow && !(flow->nh_ifindex && flow->nh_in_ifindex == in_ifindex &&
+		      flow->last_ns < flow->nh_expires_ns)) {
+		/* The flow's own cache is empty or old: the backend's, if it is fresh. */
+		slot = backend_id % FERRY_BE_NH_SLOTS;
+		bnh = bpf_map_lookup_elem(&ferry_be_nh, &slot);
+		if (bnh && bnh->ifindex && bnh->backend_id == backend_id &&
+		    bnh->in_ifindex == in_ifindex && flow->last_ns < bnh->expires_ns) {
+			flow->nh_ifindex = bnh->ifindex;
+			flow->nh_in_ifindex = in_ifindex;
+			__builtin_memcpy(flow->nh_dmac, bnh->dmac, ETH_ALEN);
+			__builtin_memcpy(flow->nh_smac, bnh->smac, ETH_ALEN);
+			flow->nh_expires_ns = bnh->expires_ns;
+		}
+	}
 	if (flow && flow->nh_ifindex && flow->nh_in_ifindex == in_ifindex &&
 	    flow->last_ns < flow->nh_expires_ns) {
 		/* ferry_send() reads only these three fields on success. */
@@ -359,6 +406,14 @@ static __always_inline int ferry_fwd_xmit(void *ctx, const int hook, const struc
 		__builtin_memcpy(flow->nh_dmac, fib.dmac, ETH_ALEN);
 		__builtin_memcpy(flow->nh_smac, fib.smac, ETH_ALEN);
 		flow->nh_expires_ns = flow->last_ns + FERRY_NH_TTL_NS;
+		if (bnh) {
+			bnh->backend_id = backend_id;
+			bnh->in_ifindex = in_ifindex;
+			bnh->ifindex = fib.ifindex;
+			__builtin_memcpy(bnh->dmac, fib.dmac, ETH_ALEN);
+			__builtin_memcpy(bnh->smac, fib.smac, ETH_ALEN);
+			bnh->expires_ns = flow->nh_expires_ns;
+		}
 	}
 	if (ferry_fib_drops(rc))
 		ferry_trace_decision(ctx, hook, cfg, pkt, FERRY_TR_DROP_FIB, 0, 0, backend_id);
