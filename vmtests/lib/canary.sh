@@ -7,6 +7,18 @@
 
 FE_CANARY_VIP=198.18.100.10:8000
 FE_CANARY_DEP=default/iris
+# In fe_canary_field: the last window judged a failure.
+# shellcheck disable=SC2034 # read by the scenarios
+FE_CANARY_FAILED="[w for w in d['windows'] if w['verdict'] == 'fail'][-1]"
+
+# fe_canary_init SCENARIO TAG: fe_init, root and ferryd required, and no
+# state file of an earlier run to resume.
+fe_canary_init() {
+	fe_init "$1" "$2"
+	fe_require_root
+	fe_require_ferryd
+	fe_canary_forget
+}
 
 # fe_canary_backends [model_server args for all]: main-0, main-1, canary-0 with control files.
 fe_canary_backends() {
@@ -33,6 +45,27 @@ fe_canary_manifest() {
 	for a in "$@"; do args+=(--annotation "$a"); done
 	fe_manifest iris "$FE_CANARY_VIP" "main:$mw:$(fe_backend_ip 1),$(fe_backend_ip 2)" \
 		"canary:$cw:$(fe_backend_ip 3)" -- "${args[@]}"
+}
+
+# fe_canary_start MAIN% CANARY% ANNOTATION=VALUE...: that manifest, ferryd
+# started, and the VIP answering.
+fe_canary_start() {
+	fe_canary_manifest "$@"
+	fe_ferryd_start
+	fe_wait 10 fe_vip_ok "$FE_CANARY_VIP" || fe_fail "VIP $FE_CANARY_VIP does not answer within 10 s"
+}
+
+# fe_canary_load: a steady stream of new connections to the VIP in the
+# background, JSON to $FE_RUN/load.json; pid in FE_LAST_PID.
+fe_canary_load() {
+	fe_loadgen_bg "$FE_RUN/load.json" --target "$FE_CANARY_VIP" --close --rate 150 \
+		--concurrency 16 --timeout 2
+}
+
+# fe_canary_load_ok WHEN: no request of that (stopped) load failed.
+fe_canary_load_ok() {
+	[ "$(fe_json "$FE_RUN/load.json" 'd["error_total"]')" -eq 0 ] ||
+		fe_fail "requests failed $1: $(fe_json "$FE_RUN/load.json" 'd["errors"]')"
 }
 
 fe_canary_ctl() {
