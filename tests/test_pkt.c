@@ -27,13 +27,9 @@
 #include <linux/pkt_cls.h>
 
 #include "testing.h"
-#include "netns_fixture.h"
-#include "pkt_builder.h"
-#include "ferry_maps.h"
+#include "pkt_fixture.h"
 #include "select_ref.h"
 #include "kernel/table.h"
-#include "ferry_xdp.skel.h"
-#include "ferry_tc.skel.h"
 
 #define SUITE "pkt"
 #define NS "fb-pkt"
@@ -52,8 +48,6 @@
 #define CLIENT6 "2001:db8::100"
 #define VIP4 "198.18.2.1"
 #define VIP6 "2001:db8:2::1"
-
-enum prog { P_XDP, P_TC_FWD, P_TC_REPLY_IN, P_TC_REPLY_EG };
 
 struct backend_def {
 	uint32_t id, predictor_id, svc_id;
@@ -255,21 +249,8 @@ static int flow_del(const struct ferry_flow_key *k)
 static struct pb_spec spec_tcp(int family, uint16_t sport, const char *daddr, uint16_t dport,
 			       uint8_t flags)
 {
-	struct pb_spec s = {
-		.family = family,
-		.proto = IPPROTO_TCP,
-		.sport = sport,
-		.dport = dport,
-		.tcp_flags = flags,
-		.seq = 1000,
-		.ack = flags & PB_TCP_ACK ? 2000 : 0,
-	};
-
-	pb_mac(s.dmac, MAC_C0);
-	pb_mac(s.smac, MAC_CLIENT);
-	pb_addr(s.saddr, family == 4 ? CLIENT4 : CLIENT6);
-	pb_addr(s.daddr, daddr);
-	return s;
+	return pkt_fixture__client(MAC_CLIENT, MAC_C0, family, IPPROTO_TCP,
+				   family == 4 ? CLIENT4 : CLIENT6, sport, daddr, dport, flags);
 }
 
 static struct pb_spec spec_udp(uint16_t sport, const char *daddr, uint16_t dport)
@@ -323,16 +304,7 @@ struct expect {
 
 static int prog_fd(enum prog p)
 {
-	switch (p) {
-	case P_XDP:
-		return bpf_program__fd(env.xdp->progs.ferry_xdp_fwd);
-	case P_TC_FWD:
-		return bpf_program__fd(env.tc->progs.ferry_tc_fwd);
-	case P_TC_REPLY_IN:
-		return bpf_program__fd(env.tc->progs.ferry_tc_reply_in);
-	default:
-		return bpf_program__fd(env.tc->progs.ferry_tc_reply_eg);
-	}
+	return pkt_fixture__prog_fd(env.xdp, env.tc, p);
 }
 
 struct run_out {
@@ -716,25 +688,8 @@ static void on_signal(int sig)
 static int netns_setup(void)
 {
 	static const char *const cmds[] = {
-		"ip -n " NS " link set lo up",
-		"ip -n " NS " link add fb-c0 address " MAC_C0 " type veth peer name fb-c1",
-		"ip -n " NS " link add fb-b0 address " MAC_B0 " type veth peer name fb-b1",
-		"ip -n " NS " link set fb-c0 up",
-		"ip -n " NS " link set fb-c1 up",
-		"ip -n " NS " link set fb-b0 up",
-		"ip -n " NS " link set fb-b1 up",
-		"ip -n " NS " addr add 198.18.0.1/24 dev fb-c0",
-		"ip -n " NS " addr add 2001:db8::1/64 dev fb-c0 nodad",
-		"ip -n " NS " addr add 198.18.1.1/24 dev fb-b0",
-		"ip -n " NS " addr add 2001:db8:1::1/64 dev fb-b0 nodad",
-		"ip -n " NS " neigh add " CLIENT4 " lladdr " MAC_CLIENT " dev fb-c0 nud permanent",
-		"ip -n " NS " -6 neigh add " CLIENT6 " lladdr " MAC_CLIENT
-		" dev fb-c0 nud permanent",
-		"ip -n " NS " route add blackhole 198.18.3.0/24",
-		"ip netns exec " NS " sysctl -qw net.ipv4.ip_forward=1",
-		"ip netns exec " NS " sysctl -qw net.ipv6.conf.all.forwarding=1",
+		PKT_FIXTURE_NETNS_CMDS(NS, "fb", MAC_C0, MAC_B0, MAC_CLIENT, CLIENT4, CLIENT6),
 	};
-	char cmd[256];
 	int err;
 
 	err = netns_fixture__create(&env.ns, cmds, sizeof(cmds) / sizeof(cmds[0]));
@@ -744,11 +699,9 @@ static int netns_setup(void)
 		if (!backends[i].mac || backends[i].port == 9090 || backends[i].port == 5353 ||
 		    backends[i].port == 7070)
 			continue;
-		snprintf(cmd, sizeof(cmd),
-			 "ip -n " NS " neigh add %s lladdr %s dev fb-b0 nud permanent",
-			 backends[i].addr, backends[i].mac);
-		if (sh(cmd))
-			return -EIO;
+		err = pkt_fixture__neigh(NS, "fb-b0", backends[i].addr, backends[i].mac);
+		if (err)
+			return err;
 	}
 	err = netns_fixture__enter(&env.ns);
 	if (err)
@@ -758,39 +711,15 @@ static int netns_setup(void)
 	return env.if_c0 && env.if_b0 ? 0 : -ENODEV;
 }
 
-/*
- * Loads both objects unpinned with one set of maps: the TC object reuses the
- * XDP object's map fds (user/dataplane.c does the same through pins).
- */
 static int load_objects(void)
 {
-	struct bpf_map *m, *twin;
-	int err;
-
 	env.xdp = ferry_xdp__open();
 	env.tc = ferry_tc__open();
 	if (!env.xdp || !env.tc)
 		return -errno;
 	/* The fixtures' "passed" verdict; test_tc_chain loads its own with the default. */
 	env.tc->rodata->ferry_tc_pass = TC_ACT_OK;
-	bpf_object__for_each_map(m, env.xdp->obj)
-		bpf_map__set_pin_path(m, NULL);
-	bpf_object__for_each_map(m, env.tc->obj)
-		bpf_map__set_pin_path(m, NULL);
-	err = ferry_xdp__load(env.xdp);
-	if (err)
-		return err;
-	bpf_object__for_each_map(m, env.tc->obj) {
-		if (bpf_map__is_internal(m))
-			continue;
-		twin = bpf_object__find_map_by_name(env.xdp->obj, bpf_map__name(m));
-		if (!twin)
-			return -ENOENT;
-		err = bpf_map__reuse_fd(m, bpf_map__fd(twin));
-		if (err)
-			return err;
-	}
-	return ferry_tc__load(env.tc);
+	return pkt_fixture__load(env.xdp, env.tc);
 }
 
 /*
@@ -830,9 +759,8 @@ static int fill_selection(size_t idx, const struct service_def *d)
 			if (bd->svc_id != d->id || bd->predictor_id != preds[k])
 				continue;
 			pb_addr(addr, bd->addr);
-			m[n].key = ferry_table__key(strchr(bd->addr, ':') ? FERRY_AF_INET6 :
-									    FERRY_AF_INET,
-						    addr, htons(bd->port));
+			m[n].key = ferry_table__key(pkt_fixture__family(bd->addr), addr,
+						    htons(bd->port));
 			m[n++].backend_id = bd->id;
 		}
 		size = ferry_table__size(n, d->table_size);
@@ -875,14 +803,9 @@ static int fill_maps(void)
 		return err;
 	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
 		const struct backend_def *d = &backends[i];
-		struct ferry_backend be = { .port = htons(d->port),
-					    .state = FERRY_BE_ACTIVE,
-					    .predictor_id = d->predictor_id,
-					    .svc_id = d->svc_id };
 
-		pb_addr(be.addr, d->addr);
-		be.family = strchr(d->addr, ':') ? FERRY_AF_INET6 : FERRY_AF_INET;
-		err = bpf_map_update_elem(map_fd(FERRY_MAP_BACKENDS), &d->id, &be, 0);
+		err = pkt_fixture__backend(map_fd(FERRY_MAP_BACKENDS), d->id, d->predictor_id,
+					   d->svc_id, d->addr, d->port);
 		if (err)
 			return err;
 	}
@@ -891,19 +814,11 @@ static int fill_maps(void)
 		struct ferry_service svc = { .id = d->id,
 					     .table_size = d->table_size,
 					     .sample_every = d->sample_every };
-		struct ferry_vip vip = { .port = htons(d->port), .proto = d->proto };
 
-		pb_addr(vip.addr, d->addr);
-		vip.family = strchr(d->addr, ':') ? FERRY_AF_INET6 : FERRY_AF_INET;
-		err = bpf_map_update_elem(map_fd(FERRY_MAP_SERVICES), &vip, &svc, 0);
+		err = pkt_fixture__service(map_fd(FERRY_MAP_SERVICES), svc, d->addr, d->port,
+					   d->proto);
 		if (err)
 			return err;
-		/* The address marker: port 0, proto 0. */
-		vip.port = 0;
-		vip.proto = 0;
-		svc.flags = FERRY_SVC_F_ADDR_MARKER;
-		bpf_map_update_elem(map_fd(FERRY_MAP_SERVICES), &vip, &svc, BPF_NOEXIST);
-
 		err = fill_selection(i, d);
 		if (err)
 			return err;
