@@ -25,33 +25,44 @@
 enum prog { P_XDP, P_TC_FWD, P_TC_REPLY_IN, P_TC_REPLY_EG };
 
 /*
- * Loads both opened objects unpinned with one set of maps: the TC object
- * reuses the XDP object's map fds (user/kernel/dataplane.c does the same
- * through pins). Settings in .rodata are the caller's, before this.
+ * Unpins the maps of the opened object obj and has those it shares with the
+ * loaded object from (all but its internal .rodata/.bss ones) reuse from's:
+ * one set of maps for both.
  */
-static inline int pkt_fixture__load(struct ferry_xdp *xdp, struct ferry_tc *tc)
+static inline int pkt_fixture__share_maps(struct bpf_object *obj, const struct bpf_object *from)
 {
 	struct bpf_map *m, *twin;
 	int err;
 
-	bpf_object__for_each_map(m, xdp->obj)
+	bpf_object__for_each_map(m, obj) {
 		bpf_map__set_pin_path(m, NULL);
-	bpf_object__for_each_map(m, tc->obj)
-		bpf_map__set_pin_path(m, NULL);
-	err = ferry_xdp__load(xdp);
-	if (err)
-		return err;
-	bpf_object__for_each_map(m, tc->obj) {
 		if (bpf_map__is_internal(m))
 			continue;
-		twin = bpf_object__find_map_by_name(xdp->obj, bpf_map__name(m));
+		twin = bpf_object__find_map_by_name(from, bpf_map__name(m));
 		if (!twin)
 			return -ENOENT;
 		err = bpf_map__reuse_fd(m, bpf_map__fd(twin));
 		if (err)
 			return err;
 	}
-	return ferry_tc__load(tc);
+	return 0;
+}
+
+/*
+ * Loads both opened objects unpinned with one set of maps: the TC object
+ * reuses the XDP object's map fds (user/kernel/dataplane.c does the same
+ * through pins). Settings in .rodata are the caller's, before this.
+ */
+static inline int pkt_fixture__load(struct ferry_xdp *xdp, struct ferry_tc *tc)
+{
+	struct bpf_map *m;
+	int err;
+
+	bpf_object__for_each_map(m, xdp->obj)
+		bpf_map__set_pin_path(m, NULL);
+	err = ferry_xdp__load(xdp);
+	err = err ?: pkt_fixture__share_maps(tc->obj, xdp->obj);
+	return err ?: ferry_tc__load(tc);
 }
 
 static inline int pkt_fixture__prog_fd(const struct ferry_xdp *xdp, const struct ferry_tc *tc,
