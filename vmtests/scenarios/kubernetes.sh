@@ -23,18 +23,8 @@ fe_require_root
 fe_require_ferryd
 command -v openssl >/dev/null || fe_skip "openssl not installed (make deps)"
 command -v bpftool >/dev/null || fe_fail "needs bpftool (make deps)"
-PIN2="$FE_PIN-2" # the second node's pins
-k8s_cleanup() {
-	local rc=$?
-	if [ -d "$PIN2" ]; then
-		"$FERRY_BUILD/ferryctl" reset --yes --pin-path "$PIN2" >/dev/null 2>&1
-		rm -rf "$PIN2"
-	fi
-	(exit "$rc")
-	fe_cleanup
-}
-trap k8s_cleanup EXIT
-rm -rf "$PIN2" # a run killed with -9 may have left it
+fe_second_pin
+PIN2=$FE_PIN2 # the second node's pins
 
 vip=198.18.100.30:8000
 token=fe-k8s-token
