@@ -68,8 +68,9 @@ fe_canary_load_ok() {
 		fe_fail "requests failed $1: $(fe_json "$FE_RUN/load.json" 'd["errors"]')"
 }
 
+# ferryctl on the node's pins, or on FE_CANARY_PIN's (another node's) when set.
 fe_canary_ctl() {
-	nsenter --net="/run/netns/$FE_NODE" "$FERRY_BUILD/ferryctl" --pin-path "$FE_PIN" "$@"
+	nsenter --net="/run/netns/$FE_NODE" "$FERRY_BUILD/ferryctl" --pin-path "${FE_CANARY_PIN:-$FE_PIN}" "$@"
 }
 
 # fe_canary_field EXPR: a Python expression over d, the deployment's ferryctl canary -j object.
@@ -83,9 +84,11 @@ fe_canary_at_step() {
 	[ "$(fe_canary_field "d['state'] + ':' + str(d['step'])")" = "progressing:$1" ]
 }
 
-# The canary's weight in the kernel (percent, canary override), or None.
+# fe_canary_kernel_weight [PIN]: the canary's weight in the kernel (percent,
+# canary override), or None; PIN: another node's pin root.
 fe_canary_kernel_weight() {
-	fe_canary_field "[k['canary_override'] for k in d['kernel'] if k['predictor'] == 'canary'][0]"
+	FE_CANARY_PIN=${1:-$FE_PIN} \
+		fe_canary_field "[k['canary_override'] for k in d['kernel'] if k['predictor'] == 'canary'][0]"
 }
 
 # Log the rollout (ferryctl canary, the table) into the run's log for a failure's report.

@@ -82,11 +82,7 @@ FERRYD_PID=$FE_LAST_PID
 fe_wait 20 fe_ferryd_serving || fe_fail "node-a does not serve /metrics within 20 s"
 fe_wait 10 fe_vip_ok "$vip" || fe_fail "VIP $vip does not answer through node-a"
 
-weight_of() { # PIN: the canary weight in that node's kernel
-	nsenter --net="/run/netns/$FE_NODE" "$FERRY_BUILD/ferryctl" --pin-path "$1" -j canary \
-		"$FE_CANARY_DEP" >"$FE_RUN/w.json" 2>/dev/null || return 1
-	fe_json "$FE_RUN/w.json" "[k['canary_override'] for k in d['$FE_CANARY_DEP']['kernel'] if k['predictor'] == 'canary'][0]"
-}
+weight_of() { fe_canary_kernel_weight "$1"; } # PIN: the canary weight in that node's kernel
 # Both kernels hold the same canary weight, step 3 (50%) or later: the rollout can
 # move on within a window, so "exactly 50%" may be missed between two reads.
 same_weight() {
