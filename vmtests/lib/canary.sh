@@ -62,6 +62,17 @@ fe_canary_load() {
 		--concurrency 16 --timeout 2
 }
 
+# fe_canary_walk ANNOTATION=VALUE...: the rollout canary_promote, canary_restart
+# and canary_rollback_latency share: backends answering in 10 ms, 90/10 with
+# steps 10,25,50,100 in 3 s windows of at least 30 requests (and the
+# annotations given), ferryd serving it, and the load running (FE_LAST_PID).
+fe_canary_walk() {
+	fe_canary_backends --delay-ms 10
+	fe_canary_start 90 10 ferry.io/canary-steps=10,25,50,100 ferry.io/canary-interval=3s \
+		ferry.io/canary-min-requests=30 "$@"
+	fe_canary_load
+}
+
 # fe_canary_load_ok WHEN: no request of that (stopped) load failed.
 fe_canary_load_ok() {
 	[ "$(fe_json "$FE_RUN/load.json" 'd["error_total"]')" -eq 0 ] ||

@@ -12,11 +12,7 @@
 . "$(dirname "$0")/../lib/canary.sh"
 fe_canary_init canary_promote cpro
 vip=$FE_CANARY_VIP
-fe_canary_backends --delay-ms 10
-fe_canary_start 90 10 ferry.io/canary-steps=10,25,50,100 ferry.io/canary-interval=3s \
-	ferry.io/canary-min-requests=30 ferry.io/canary-min-effect=1.3
-
-fe_canary_load
+fe_canary_walk ferry.io/canary-min-effect=1.3
 load=$FE_LAST_PID
 seen=""
 for _ in $(seq 1 120); do

@@ -11,11 +11,7 @@
 . "$(dirname "$0")/../lib/canary.sh"
 fe_canary_init canary_rollback_latency crlat
 vip=$FE_CANARY_VIP
-fe_canary_backends --delay-ms 10
-fe_canary_start 90 10 ferry.io/canary-steps=10,25,50,100 ferry.io/canary-interval=3s \
-	ferry.io/canary-min-requests=30 ferry.io/canary-failures=1
-
-fe_canary_load
+fe_canary_walk ferry.io/canary-failures=1
 load=$FE_LAST_PID
 fe_wait 30 fe_canary_at_step 2 || { fe_canary_show; fe_fail "the rollout did not reach step 2"; }
 fe_canary_control canary '{"delay_ms": 30}'
