@@ -77,3 +77,9 @@ fe_k8s_ferryd() {
 	FE_LAST_PID=$!
 	FE_PIDS+=($!)
 }
+
+# fe_k8s_py ARGS...: Python with vmtests/bin on its path, for the objects of
+# vmtests/bin/k8s_objects.py.
+fe_k8s_py() {
+	PYTHONPATH="$FE_BIN${PYTHONPATH:+:$PYTHONPATH}" "$FE_PY" "$@"
+}

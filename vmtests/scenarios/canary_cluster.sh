@@ -34,26 +34,19 @@ ip -n "$FE_NODE" link add "fe$FE_TAG-d" type veth peer name "fe$FE_TAG-e" &&
 	ip -n "$FE_NODE" link set "fe$FE_TAG-d" up && ip -n "$FE_NODE" link set "fe$FE_TAG-e" up ||
 	fe_fail "node-b's interface"
 
-"$FE_PY" - "$vip" "$(fe_backend_ip 1)" "$(fe_backend_ip 2)" "$(fe_backend_ip 3)" \
+fe_k8s_py - "$vip" "$(fe_backend_ip 1)" "$(fe_backend_ip 2)" "$(fe_backend_ip 3)" \
 	>"$FE_RUN/scenario.json" <<'PY'
 import json, sys
+from k8s_objects import GRAPH as graph, endpoint_slice as sl
 vip, b1, b2, b3 = sys.argv[1:]
 ann = {"ferry.io/vip": vip, "ferry.io/canary": "auto",
        "ferry.io/canary-steps": "10,25,50,100", "ferry.io/canary-interval": "3s",
        "ferry.io/canary-min-requests": "30", "ferry.io/canary-min-effect": "1.3"}
-graph = {"name": "model", "implementation": "SKLEARN_SERVER", "modelUri": "gs://m/iris"}
 sdep = {"apiVersion": "machinelearning.seldon.io/v1", "kind": "SeldonDeployment",
         "metadata": {"name": "iris", "namespace": "models", "uid": "uid-iris",
                      "annotations": ann},
         "spec": {"predictors": [{"name": "main", "traffic": 90, "graph": graph},
                                 {"name": "canary", "traffic": 10, "graph": graph}]}}
-def sl(name, svc, addrs):
-    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": name, "namespace": "models",
-                         "labels": {"kubernetes.io/service-name": svc}},
-            "addressType": "IPv4",
-            "ports": [{"name": "http", "port": 9000, "protocol": "TCP"}],
-            "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in addrs]}
 def pod(name, port):
     return {"metadata": {"name": name, "namespace": "ferry-system",
                          "labels": {"app.kubernetes.io/name": "ferryd"}},

@@ -33,23 +33,17 @@ fe_std_backends
 # The objects as the API server returns them (JSON), built from the same
 # specs the other scenarios write as YAML.
 objects() { # MAIN_WEIGHT CANARY_WEIGHT: a JSON scenario on stdout
-	"$FE_PY" - "$1" "$2" "$vip" "$(fe_backend_ip 1)" "$(fe_backend_ip 2)" "$(fe_backend_ip 3)" <<'EOF'
+	fe_k8s_py - "$1" "$2" "$vip" "$(fe_backend_ip 1)" "$(fe_backend_ip 2)" "$(fe_backend_ip 3)" <<'EOF'
 import json, sys
+from k8s_objects import GRAPH, endpoint_slice as sl
 wm, wc, vip, b1, b2, b3 = sys.argv[1:]
 def sdep(name, traffic):
     return {"apiVersion": "machinelearning.seldon.io/v1", "kind": "SeldonDeployment",
             "metadata": {"name": name, "namespace": "models", "uid": "uid-" + name,
                          "annotations": {"ferry.io/vip": vip}},
             "spec": {"predictors": [
-                {"name": "main", "traffic": traffic[0], "graph": {"name": "model", "implementation": "SKLEARN_SERVER", "modelUri": "gs://m/iris"}},
-                {"name": "canary", "traffic": traffic[1], "graph": {"name": "model", "implementation": "SKLEARN_SERVER", "modelUri": "gs://m/iris"}}]}}
-def sl(name, svc, addrs):
-    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": name, "namespace": "models",
-                         "labels": {"kubernetes.io/service-name": svc}},
-            "addressType": "IPv4",
-            "ports": [{"name": "http", "port": 9000, "protocol": "TCP"}],
-            "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in addrs]}
+                {"name": "main", "traffic": traffic[0], "graph": GRAPH},
+                {"name": "canary", "traffic": traffic[1], "graph": GRAPH}]}}
 # A second deployment over the same pods (seldon.io/svc-name), its VIP from a Service.
 svcdep = sdep("irissvc", (50, 50))
 svcdep["metadata"]["annotations"]["ferry.io/vip"] = "service/irissvc"
