@@ -240,18 +240,14 @@ static struct pb_spec spec(int fam, uint8_t flags, bool reply)
 			     .tcp_flags = flags,
 			     .seq = 1,
 			     .ack = 1 };
+	const char *client = fam == 4 ? "198.18.0.100" : "2001:db8::100";
+	const char *vip = fam == 4 ? "198.19.1.10" : "2001:db8:1::10";
 
-	pb_mac(s.dmac, MAC_C0);
-	pb_mac(s.smac, MAC_CLIENT);
-	pb_addr(s.saddr, fam == 4 ? "198.18.0.100" : "2001:db8::100");
-	pb_addr(s.daddr, fam == 4 ? "198.19.1.10" : "2001:db8:1::10");
+	pb_ends(&s, MAC_CLIENT, MAC_C0, client, vip);
 	if (reply) {
-		memcpy(s.daddr, s.saddr, 16);
-		pb_addr(s.saddr, fam == 4 ? "198.19.1.10" : "2001:db8:1::10");
+		pb_ends(&s, MAC_BACKEND, MAC_B0, vip, client);
 		s.sport = 8080;
 		s.dport = 40000;
-		pb_mac(s.dmac, MAC_B0);
-		pb_mac(s.smac, MAC_BACKEND);
 	}
 	return s;
 }

@@ -55,28 +55,16 @@
 #include <jansson.h>
 #include <linux/bpf.h>
 
-#ifndef BPF_F_TEST_XDP_LIVE_FRAMES
-#define BPF_F_TEST_XDP_LIVE_FRAMES (1U << 1)
-#endif
+#include "live_frame.h"
 
 #define MAX_SINKS 16
 #define FRAME_LEN 60 /* minimum Ethernet frame without FCS */
 #define OFF_SPORT (14 + 20)
 
-/* The few instruction encodings we need (the kernel's filter.h is not UAPI). */
-#define INSN(c, d, s, o, i) \
-	((struct bpf_insn){ .code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i) })
-#define MOV64_IMM(d, i) INSN(BPF_ALU64 | BPF_MOV | BPF_K, d, 0, 0, i)
-#define MOV64_REG(d, s) INSN(BPF_ALU64 | BPF_MOV | BPF_X, d, s, 0, 0)
-#define ADD64_IMM(d, i) INSN(BPF_ALU64 | BPF_ADD | BPF_K, d, 0, 0, i)
-#define AND64_IMM(d, i) INSN(BPF_ALU64 | BPF_AND | BPF_K, d, 0, 0, i)
-#define LDX_MEM(sz, d, s, o) INSN(BPF_LDX | BPF_MEM | (sz), d, s, o, 0)
-#define STX_MEM(sz, d, s, o) INSN(BPF_STX | BPF_MEM | (sz), d, s, o, 0)
-#define ST_MEM(sz, d, o, i) INSN(BPF_ST | BPF_MEM | (sz), d, 0, o, i)
-#define JGT_REG(d, s, o) INSN(BPF_JMP | BPF_JGT | BPF_X, d, s, o, 0)
+/* Encodings beyond live_frame.h's. */
+#define ADD64_IMM(d, i) ALU64_IMM(BPF_ADD, d, i)
+#define AND64_IMM(d, i) ALU64_IMM(BPF_AND, d, i)
 #define JEQ_IMM(d, i, o) INSN(BPF_JMP | BPF_JEQ | BPF_K, d, 0, o, i)
-#define CALL(f) INSN(BPF_JMP | BPF_CALL, 0, 0, 0, f)
-#define EXIT() INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
 #define LD_MAP_FD(d, fd) \
 	INSN(BPF_LD | BPF_DW | BPF_IMM, d, BPF_PSEUDO_MAP_FD, 0, fd), INSN(0, 0, 0, 0, 0)
 
@@ -194,72 +182,28 @@ static int load_gen(int ifindex, int flows, const unsigned char *frame)
 	return load_xdp("fx_gen", insns, n);
 }
 
-static int parse_mac(const char *s, unsigned char mac[6])
-{
-	return sscanf(s, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1], &mac[2], &mac[3],
-		      &mac[4], &mac[5]) == 6 ?
-		       0 :
-		       -EINVAL;
-}
-
-static int iface_mac(const char *ifname, unsigned char mac[6])
-{
-	struct ifreq ifr = {};
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), err = 0;
-
-	if (fd < 0)
-		return -errno;
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	if (ioctl(fd, SIOCGIFHWADDR, &ifr))
-		err = -errno;
-	else
-		memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
-	close(fd);
-	return err;
-}
-
-static __u16 ip_csum(const void *hdr, int len)
-{
-	const __u16 *p = hdr;
-	__u32 sum = 0;
-
-	for (; len > 1; len -= 2)
-		sum += *p++;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return ~sum;
-}
-
 static int build_frame(const struct opts *o, unsigned char *f)
 {
-	unsigned char *ip = f + 14, *udp = f + 34;
+	unsigned char *udp = f + 34;
 	struct in_addr src, dst;
 	int err;
 
 	memset(f, 0, FRAME_LEN);
-	if (parse_mac(o->dst_mac, f)) {
+	if (live_frame_parse_mac(o->dst_mac, f)) {
 		fprintf(stderr, "pps_gen: --dst-mac %s: expected aa:bb:cc:dd:ee:ff\n", o->dst_mac);
 		return -EINVAL;
 	}
-	err = iface_mac(o->iface, f + 6);
+	err = live_frame_iface_mac(o->iface, f + 6);
 	if (err) {
 		fprintf(stderr, "pps_gen: --iface %s: no MAC address: %s\n", o->iface,
 			strerror(-err));
 		return err;
 	}
-	f[12] = 0x08; /* IPv4 */
 	if (inet_pton(AF_INET, o->src, &src) != 1 || inet_pton(AF_INET, o->dst, &dst) != 1) {
 		fprintf(stderr, "pps_gen: --src/--dst: expected IPv4 addresses\n");
 		return -EINVAL;
 	}
-	ip[0] = 0x45;
-	ip[2] = 0;
-	ip[3] = FRAME_LEN - 14;
-	ip[8] = 64; /* TTL */
-	ip[9] = IPPROTO_UDP;
-	memcpy(ip + 12, &src, 4);
-	memcpy(ip + 16, &dst, 4);
-	*(__u16 *)(ip + 10) = ip_csum(ip, 20);
+	live_frame_ipv4(f, FRAME_LEN - 14, 0, IPPROTO_UDP, src, dst);
 	*(__u16 *)(udp + 0) = htons(1024);
 	*(__u16 *)(udp + 2) = htons(o->dport);
 	*(__u16 *)(udp + 4) = htons(FRAME_LEN - 34);

@@ -40,9 +40,7 @@
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 
-#ifndef BPF_F_TEST_XDP_LIVE_FRAMES
-#define BPF_F_TEST_XDP_LIVE_FRAMES (1U << 1)
-#endif
+#include "live_frame.h"
 
 #define FRAME_LEN 60 /* Ethernet + IPv4 + TCP (54 bytes), padded to the minimum frame */
 #define HDR_WORDS 14 /* the first 56 bytes are rewritten from the template */
@@ -53,79 +51,23 @@
 #define OFF_SPORT OFF_TCP
 #define OFF_SEQ_LO (OFF_TCP + 6) /* low half of the sequence number */
 
-/* Instruction encodings (the kernel's filter.h is not UAPI). */
-#define INSN(c, d, s, o, i) \
-	((struct bpf_insn){ .code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i) })
-#define ALU64_IMM(op, d, i) INSN(BPF_ALU64 | (op) | BPF_K, d, 0, 0, i)
-#define ALU64_REG(op, d, s) INSN(BPF_ALU64 | (op) | BPF_X, d, s, 0, 0)
-#define MOV64_IMM(d, i) ALU64_IMM(BPF_MOV, d, i)
-#define MOV64_REG(d, s) ALU64_REG(BPF_MOV, d, s)
-#define LDX_MEM(sz, d, s, o) INSN(BPF_LDX | BPF_MEM | (sz), d, s, o, 0)
-#define STX_MEM(sz, d, s, o) INSN(BPF_STX | BPF_MEM | (sz), d, s, o, 0)
-#define ST_MEM(sz, d, o, i) INSN(BPF_ST | BPF_MEM | (sz), d, 0, o, i)
-#define JGT_REG(d, s, o) INSN(BPF_JMP | BPF_JGT | BPF_X, d, s, o, 0)
-#define CALL(f) INSN(BPF_JMP | BPF_CALL, 0, 0, 0, f)
-#define EXIT() INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
-
-static __u16 csum_fold(__u32 sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
-
-static __u32 csum_add(__u32 sum, const void *p, int len)
-{
-	const __u16 *w = p;
-
-	for (; len > 1; len -= 2)
-		sum += *w++;
-	return sum;
-}
-
-static int iface_mac(const char *ifname, unsigned char mac[6])
-{
-	struct ifreq ifr = {};
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), err = 0;
-
-	if (fd < 0)
-		return -errno;
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	if (ioctl(fd, SIOCGIFHWADDR, &ifr))
-		err = -errno;
-	else
-		memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
-	close(fd);
-	return err;
-}
-
 static int build_template(unsigned char *f, const char *ifname, const char *dst_mac,
 			  struct in_addr src_net, struct in_addr dst, int dport)
 {
-	unsigned char *ip = f + OFF_IP, *tcp = f + OFF_TCP;
-	__u16 tcp_len = htons(20);
-	__u32 sum;
+	unsigned char *tcp = f + OFF_TCP;
 
 	memset(f, 0, FRAME_LEN);
-	if (sscanf(dst_mac, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &f[0], &f[1], &f[2], &f[3], &f[4],
-		   &f[5]) != 6) {
+	if (live_frame_parse_mac(dst_mac, f)) {
 		fprintf(stderr, "syn_flood: --dst-mac %s: expected aa:bb:cc:dd:ee:ff\n", dst_mac);
 		return -EINVAL;
 	}
-	if (iface_mac(ifname, f + 6)) {
+	if (live_frame_iface_mac(ifname, f + 6)) {
 		fprintf(stderr, "syn_flood: --iface %s: no MAC address\n", ifname);
 		return -ENODEV;
 	}
-	f[12] = 0x08; /* IPv4 */
-	ip[0] = 0x45;
-	ip[3] = 40; /* total length */
-	ip[4] = ip[5] = 0xff; /* IP ID: carries ~A per frame */
-	ip[8] = 64;
-	ip[9] = IPPROTO_TCP;
 	src_net.s_addr &= htonl(0xffff0000); /* the low half is A per frame */
-	memcpy(ip + 12, &src_net, 4);
-	memcpy(ip + 16, &dst, 4);
-	*(__u16 *)(ip + 10) = csum_fold(csum_add(0, ip, 20));
+	/* total length 40; the IP ID carries ~A per frame */
+	live_frame_ipv4(f, 40, 0xffff, IPPROTO_TCP, src_net, dst);
 	/* TCP: source port 0 (B per frame), sequence 0x5eed????, SYN, window 64240. */
 	*(__u16 *)(tcp + 2) = htons(dport);
 	tcp[4] = 0x5e;
@@ -134,11 +76,8 @@ static int build_template(unsigned char *f, const char *ifname, const char *dst_
 	tcp[12] = 5 << 4; /* data offset: 20 bytes */
 	tcp[13] = 0x02; /* SYN */
 	*(__u16 *)(tcp + 14) = htons(64240);
-	/* Pseudo-header: source, destination, protocol, TCP length. */
-	sum = csum_add(0, ip + 12, 8);
-	sum += htons(IPPROTO_TCP) + tcp_len;
-	sum = csum_add(sum, tcp, 20);
-	*(__u16 *)(tcp + 16) = csum_fold(sum);
+	*(__u16 *)(tcp + 16) = pb_fold(
+		pb_sum(tcp, 20, pb_pseudo(4, &src_net.s_addr, &dst.s_addr, IPPROTO_TCP, 20)));
 	return 0;
 }
 

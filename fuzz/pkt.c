@@ -44,12 +44,8 @@
 #include <linux/if_link.h>
 #include <linux/pkt_cls.h>
 
-#include "netns_fixture.h"
-#include "pkt_builder.h"
-#include "ferry_maps.h"
+#include "pkt_fixture.h"
 #include "kernel/table.h"
-#include "ferry_xdp.skel.h"
-#include "ferry_tc.skel.h"
 #include "fuzz.h"
 
 #define NS "fz-pkt"
@@ -59,8 +55,6 @@
 #define CLIENT4 "198.18.0.100"
 #define CLIENT6 "2001:db8::100"
 #define MAX_FRAME 1600
-
-enum prog { P_XDP, P_TC_FWD, P_TC_REPLY_IN, P_TC_REPLY_EG };
 
 struct backend_def {
 	uint32_t id, svc_id;
@@ -405,25 +399,8 @@ static void on_signal(int sig)
 static int netns_setup(void)
 {
 	static const char *const cmds[] = {
-		"ip -n " NS " link set lo up",
-		"ip -n " NS " link add fz-c0 address " MAC_C0 " type veth peer name fz-c1",
-		"ip -n " NS " link add fz-b0 address " MAC_B0 " type veth peer name fz-b1",
-		"ip -n " NS " link set fz-c0 up",
-		"ip -n " NS " link set fz-c1 up",
-		"ip -n " NS " link set fz-b0 up",
-		"ip -n " NS " link set fz-b1 up",
-		"ip -n " NS " addr add 198.18.0.1/24 dev fz-c0",
-		"ip -n " NS " addr add 2001:db8::1/64 dev fz-c0 nodad",
-		"ip -n " NS " addr add 198.18.1.1/24 dev fz-b0",
-		"ip -n " NS " addr add 2001:db8:1::1/64 dev fz-b0 nodad",
-		"ip -n " NS " neigh add " CLIENT4 " lladdr " MAC_CLIENT " dev fz-c0 nud permanent",
-		"ip -n " NS " -6 neigh add " CLIENT6 " lladdr " MAC_CLIENT
-		" dev fz-c0 nud permanent",
-		"ip -n " NS " route add blackhole 198.18.3.0/24",
-		"ip netns exec " NS " sysctl -qw net.ipv4.ip_forward=1",
-		"ip netns exec " NS " sysctl -qw net.ipv6.conf.all.forwarding=1",
+		PKT_FIXTURE_NETNS_CMDS(NS, "fz", MAC_C0, MAC_B0, MAC_CLIENT, CLIENT4, CLIENT6),
 	};
-	char cmd[256];
 	int err;
 
 	err = netns_fixture__create(&env.ns, cmds, sizeof(cmds) / sizeof(cmds[0]));
@@ -432,11 +409,9 @@ static int netns_setup(void)
 	for (size_t i = 0; i < NBACKENDS; i++) {
 		if (!backends[i].mac)
 			continue;
-		snprintf(cmd, sizeof(cmd),
-			 "ip -n " NS " neigh add %s lladdr %s dev fz-b0 nud permanent",
-			 backends[i].addr, backends[i].mac);
-		if (netns_fixture__sh(cmd))
-			return -EIO;
+		err = pkt_fixture__neigh(NS, "fz-b0", backends[i].addr, backends[i].mac);
+		if (err)
+			return err;
 	}
 	err = netns_fixture__enter(&env.ns);
 	if (err)
@@ -449,31 +424,11 @@ static int netns_setup(void)
 /* Both objects unpinned, sharing one set of maps (as tests/test_pkt.c loads them). */
 static int load_objects(void)
 {
-	struct bpf_map *m, *twin;
-	int err;
-
 	env.xdp = ferry_xdp__open();
 	env.tc = ferry_tc__open();
 	if (!env.xdp || !env.tc)
 		return -errno;
-	bpf_object__for_each_map(m, env.xdp->obj)
-		bpf_map__set_pin_path(m, NULL);
-	bpf_object__for_each_map(m, env.tc->obj)
-		bpf_map__set_pin_path(m, NULL);
-	err = ferry_xdp__load(env.xdp);
-	if (err)
-		return err;
-	bpf_object__for_each_map(m, env.tc->obj) {
-		if (bpf_map__is_internal(m))
-			continue;
-		twin = bpf_object__find_map_by_name(env.xdp->obj, bpf_map__name(m));
-		if (!twin)
-			return -ENOENT;
-		err = bpf_map__reuse_fd(m, bpf_map__fd(twin));
-		if (err)
-			return err;
-	}
-	return ferry_tc__load(env.tc);
+	return pkt_fixture__load(env.xdp, env.tc);
 }
 
 static int map_fd(const char *name)
@@ -497,14 +452,9 @@ static int fill_maps(void)
 		return err;
 	for (size_t i = 0; i < NBACKENDS; i++) {
 		const struct backend_def *d = &backends[i];
-		struct ferry_backend be = { .port = htons(d->port),
-					    .state = FERRY_BE_ACTIVE,
-					    .predictor_id = d->id,
-					    .svc_id = d->svc_id };
 
-		pb_addr(be.addr, d->addr);
-		be.family = strchr(d->addr, ':') ? FERRY_AF_INET6 : FERRY_AF_INET;
-		err = bpf_map_update_elem(map_fd(FERRY_MAP_BACKENDS), &d->id, &be, 0);
+		err = pkt_fixture__backend(map_fd(FERRY_MAP_BACKENDS), d->id, d->id, d->svc_id,
+					   d->addr, d->port);
 		if (err)
 			return err;
 	}
@@ -513,18 +463,12 @@ static int fill_maps(void)
 		struct ferry_service svc = { .id = d->id,
 					     .table_size = TABLE_SIZE,
 					     .sample_every = d->sample_every };
-		struct ferry_vip vip = { .port = htons(d->port), .proto = d->proto };
 		struct ferry_select sel = {};
 
-		pb_addr(vip.addr, d->addr);
-		vip.family = strchr(d->addr, ':') ? FERRY_AF_INET6 : FERRY_AF_INET;
-		err = bpf_map_update_elem(map_fd(FERRY_MAP_SERVICES), &vip, &svc, 0);
+		err = pkt_fixture__service(map_fd(FERRY_MAP_SERVICES), svc, d->addr, d->port,
+					   d->proto);
 		if (err)
 			return err;
-		vip.port = 0; /* the address marker */
-		vip.proto = 0;
-		svc.flags = FERRY_SVC_F_ADDR_MARKER;
-		bpf_map_update_elem(map_fd(FERRY_MAP_SERVICES), &vip, &svc, BPF_NOEXIST);
 		/* Each slot backend is its own predictor (ids match), at equal weights. */
 		for (int k = 0; k < 2; k++) {
 			struct ferry_table_cell cells[FERRY_TABLE_CELLS(TABLE_SIZE, 1)];
@@ -560,24 +504,6 @@ static int fill_maps(void)
 
 /* ------------------------------------------------------------ seeds */
 
-static struct pb_spec spec(int family, uint8_t proto, const char *saddr, uint16_t sport,
-			   const char *daddr, uint16_t dport, uint8_t flags)
-{
-	struct pb_spec s = { .family = family,
-			     .proto = proto,
-			     .sport = sport,
-			     .dport = dport,
-			     .tcp_flags = flags,
-			     .seq = 1000,
-			     .ack = flags & PB_TCP_ACK ? 2000 : 0 };
-
-	pb_mac(s.dmac, MAC_C0);
-	pb_mac(s.smac, MAC_CLIENT);
-	pb_addr(s.saddr, saddr);
-	pb_addr(s.daddr, daddr);
-	return s;
-}
-
 struct seed {
 	const char *name;
 	uint8_t sel;
@@ -590,7 +516,8 @@ static size_t make_seeds(struct seed *out)
 	static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
 	size_t n = 0;
 
-#define SEED(nm, sl, ...) out[n++] = (struct seed){ nm, sl, spec(__VA_ARGS__) }
+#define SEED(nm, sl, ...) \
+	out[n++] = (struct seed){ nm, sl, pkt_fixture__client(MAC_CLIENT, MAC_C0, __VA_ARGS__) }
 	SEED("syn4", P_XDP, 4, IPPROTO_TCP, CLIENT4, 40000, "198.18.2.1", 80, PB_TCP_SYN);
 	SEED("ack4-tc", P_TC_FWD, 4, IPPROTO_TCP, CLIENT4, 40000, "198.18.2.1", 80, PB_TCP_ACK);
 	SEED("data4", P_XDP, 4, IPPROTO_TCP, CLIENT4, 40000, "198.18.2.1", 80,
@@ -702,16 +629,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static int prog_fd(enum prog p)
 {
-	switch (p) {
-	case P_XDP:
-		return bpf_program__fd(env.xdp->progs.ferry_xdp_fwd);
-	case P_TC_FWD:
-		return bpf_program__fd(env.tc->progs.ferry_tc_fwd);
-	case P_TC_REPLY_IN:
-		return bpf_program__fd(env.tc->progs.ferry_tc_reply_in);
-	default:
-		return bpf_program__fd(env.tc->progs.ferry_tc_reply_eg);
-	}
+	return pkt_fixture__prog_fd(env.xdp, env.tc, p);
 }
 
 /* Ones' complement sum of an ICMP message (ICMPv6: with its pseudo-header) is 0. */

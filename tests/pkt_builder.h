@@ -69,6 +69,16 @@ static inline void pb_mac(uint8_t mac[6], const char *text)
 		mac[i] = m[i];
 }
 
+/* The frame's ends from text: smac -> dmac, saddr -> daddr (both IPv4 or both IPv6). */
+static inline void pb_ends(struct pb_spec *s, const char *smac, const char *dmac, const char *saddr,
+			   const char *daddr)
+{
+	pb_mac(s->smac, smac);
+	pb_mac(s->dmac, dmac);
+	pb_addr(s->saddr, saddr);
+	pb_addr(s->daddr, daddr);
+}
+
 static inline uint32_t pb_sum(const void *buf, size_t len, uint32_t sum)
 {
 	const uint8_t *p = buf;

@@ -27,13 +27,9 @@
 #include <linux/pkt_cls.h>
 
 #include "testing.h"
-#include "netns_fixture.h"
-#include "pkt_builder.h"
-#include "ferry_maps.h"
+#include "pkt_fixture.h"
 #include "select_ref.h"
 #include "kernel/table.h"
-#include "ferry_xdp.skel.h"
-#include "ferry_tc.skel.h"
 
 #define SUITE "pkt"
 #define NS "fb-pkt"
@@ -52,8 +48,6 @@
 #define CLIENT6 "2001:db8::100"
 #define VIP4 "198.18.2.1"
 #define VIP6 "2001:db8:2::1"
-
-enum prog { P_XDP, P_TC_FWD, P_TC_REPLY_IN, P_TC_REPLY_EG };
 
 struct backend_def {
 	uint32_t id, predictor_id, svc_id;
@@ -255,21 +249,8 @@ static int flow_del(const struct ferry_flow_key *k)
 static struct pb_spec spec_tcp(int family, uint16_t sport, const char *daddr, uint16_t dport,
 			       uint8_t flags)
 {
-	struct pb_spec s = {
-		.family = family,
-		.proto = IPPROTO_TCP,
-		.sport = sport,
-		.dport = dport,
-		.tcp_flags = flags,
-		.seq = 1000,
-		.ack = flags & PB_TCP_ACK ? 2000 : 0,
-	};
-
-	pb_mac(s.dmac, MAC_C0);
-	pb_mac(s.smac, MAC_CLIENT);
-	pb_addr(s.saddr, family == 4 ? CLIENT4 : CLIENT6);
-	pb_addr(s.daddr, daddr);
-	return s;
+	return pkt_fixture__client(MAC_CLIENT, MAC_C0, family, IPPROTO_TCP,
+				   family == 4 ? CLIENT4 : CLIENT6, sport, daddr, dport, flags);
 }
 
 static struct pb_spec spec_udp(uint16_t sport, const char *daddr, uint16_t dport)
@@ -323,16 +304,7 @@ struct expect {
 
 static int prog_fd(enum prog p)
 {
-	switch (p) {
-	case P_XDP:
-		return bpf_program__fd(env.xdp->progs.ferry_xdp_fwd);
-	case P_TC_FWD:
-		return bpf_program__fd(env.tc->progs.ferry_tc_fwd);
-	case P_TC_REPLY_IN:
-		return bpf_program__fd(env.tc->progs.ferry_tc_reply_in);
-	default:
-		return bpf_program__fd(env.tc->progs.ferry_tc_reply_eg);
-	}
+	return pkt_fixture__prog_fd(env.xdp, env.tc, p);
 }
 
 struct run_out {
@@ -342,7 +314,9 @@ struct run_out {
 	uint32_t meta_len;
 };
 
-static int run_prog(enum prog p, int ifindex, const uint8_t *in, size_t len, struct run_out *r)
+/* One test run of the program fd (XDP or TC) on a frame received on ifindex. */
+static int run_prog_fd(int fd, bool xdp, int ifindex, const uint8_t *in, size_t len,
+		       struct run_out *r)
 {
 	struct xdp_md xctx = { .data_end = len, .ingress_ifindex = ifindex };
 	struct __sk_buff sctx = { .ifindex = ifindex };
@@ -350,7 +324,7 @@ static int run_prog(enum prog p, int ifindex, const uint8_t *in, size_t len, str
 		    .data_out = r->data, .data_size_out = sizeof(r->data), .repeat = 1);
 	int err;
 
-	if (p == P_XDP) {
+	if (xdp) {
 		opts.ctx_in = &xctx;
 		opts.ctx_size_in = sizeof(xctx);
 		opts.ctx_out = &xctx;
@@ -359,14 +333,76 @@ static int run_prog(enum prog p, int ifindex, const uint8_t *in, size_t len, str
 		opts.ctx_in = &sctx;
 		opts.ctx_size_in = sizeof(sctx);
 	}
-	err = bpf_prog_test_run_opts(prog_fd(p), &opts);
+	err = bpf_prog_test_run_opts(fd, &opts);
 	if (err)
 		return -errno;
 	r->verdict = opts.retval;
 	r->len = opts.data_size_out;
 	/* test_run returns the frame from data_meta; ctx_out.data is the metadata length. */
-	r->meta_len = p == P_XDP ? xctx.data : 0;
+	r->meta_len = xdp ? xctx.data : 0;
 	return 0;
+}
+
+static int run_prog(enum prog p, int ifindex, const uint8_t *in, size_t len, struct run_out *r)
+{
+	return run_prog_fd(prog_fd(p), p == P_XDP, ifindex, in, len, r);
+}
+
+/*
+ * One live-frame XDP run of the frame, as received on fb-c0: what it does
+ * really happens (an XDP_PASS goes up to TC and the stack, a redirect leaves).
+ * before/after: the node counters around it. False after a skip (a kernel
+ * before 5.18) or a failed assertion.
+ */
+static bool run_live_xdp(const uint8_t *in, size_t len, uint64_t before[FERRY_CTR_MAX],
+			 uint64_t after[FERRY_CTR_MAX])
+{
+	struct xdp_md xctx = { .data_end = len, .ingress_ifindex = env.if_c0 };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = len, .ctx_in = &xctx,
+		    .ctx_size_in = sizeof(xctx), .repeat = 1, .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
+	int err;
+
+	read_counters(before);
+	err = bpf_prog_test_run_opts(prog_fd(P_XDP), &opts);
+	read_counters(after);
+	/* BPF_F_TEST_XDP_LIVE_FRAMES came with Linux 5.18: only an older
+	 * kernel may refuse it; on any newer one a refusal is a failure. */
+	if (err && (errno == EINVAL || errno == EOPNOTSUPP) && !kernel_at_least(5, 18)) {
+		test__skip("live-frame test_run needs Linux 5.18 or newer (%s)", strerror(errno));
+		return false;
+	}
+	return ASSERT_OK(err ? -errno : 0, "live test_run");
+}
+
+/* Keeps this thread on the CPU it is on (per-CPU budgets); the affinity it had into saved. */
+static void pin_cpu(cpu_set_t *saved)
+{
+	cpu_set_t one;
+
+	sched_getaffinity(0, sizeof(*saved), saved);
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	sched_setaffinity(0, sizeof(one), &one);
+}
+
+static void unpin_cpu(const cpu_set_t *saved)
+{
+	sched_setaffinity(0, sizeof(*saved), saved);
+}
+
+/* n XDP runs of the frame on fb-c0 on one CPU, the node counters before and after. */
+static void run_xdp_one_cpu(const uint8_t *in, size_t len, int n, uint64_t before[FERRY_CTR_MAX],
+			    uint64_t after[FERRY_CTR_MAX])
+{
+	struct run_out r;
+	cpu_set_t saved;
+
+	pin_cpu(&saved);
+	read_counters(before);
+	for (int i = 0; i < n; i++)
+		run_prog(P_XDP, env.if_c0, in, len, &r);
+	read_counters(after);
+	unpin_cpu(&saved);
 }
 
 /* The backend's SYN-ACK sequence number in fixtures: the client's ACK (ack 2000) confirms. */
@@ -716,25 +752,8 @@ static void on_signal(int sig)
 static int netns_setup(void)
 {
 	static const char *const cmds[] = {
-		"ip -n " NS " link set lo up",
-		"ip -n " NS " link add fb-c0 address " MAC_C0 " type veth peer name fb-c1",
-		"ip -n " NS " link add fb-b0 address " MAC_B0 " type veth peer name fb-b1",
-		"ip -n " NS " link set fb-c0 up",
-		"ip -n " NS " link set fb-c1 up",
-		"ip -n " NS " link set fb-b0 up",
-		"ip -n " NS " link set fb-b1 up",
-		"ip -n " NS " addr add 198.18.0.1/24 dev fb-c0",
-		"ip -n " NS " addr add 2001:db8::1/64 dev fb-c0 nodad",
-		"ip -n " NS " addr add 198.18.1.1/24 dev fb-b0",
-		"ip -n " NS " addr add 2001:db8:1::1/64 dev fb-b0 nodad",
-		"ip -n " NS " neigh add " CLIENT4 " lladdr " MAC_CLIENT " dev fb-c0 nud permanent",
-		"ip -n " NS " -6 neigh add " CLIENT6 " lladdr " MAC_CLIENT
-		" dev fb-c0 nud permanent",
-		"ip -n " NS " route add blackhole 198.18.3.0/24",
-		"ip netns exec " NS " sysctl -qw net.ipv4.ip_forward=1",
-		"ip netns exec " NS " sysctl -qw net.ipv6.conf.all.forwarding=1",
+		PKT_FIXTURE_NETNS_CMDS(NS, "fb", MAC_C0, MAC_B0, MAC_CLIENT, CLIENT4, CLIENT6),
 	};
-	char cmd[256];
 	int err;
 
 	err = netns_fixture__create(&env.ns, cmds, sizeof(cmds) / sizeof(cmds[0]));
@@ -744,11 +763,9 @@ static int netns_setup(void)
 		if (!backends[i].mac || backends[i].port == 9090 || backends[i].port == 5353 ||
 		    backends[i].port == 7070)
 			continue;
-		snprintf(cmd, sizeof(cmd),
-			 "ip -n " NS " neigh add %s lladdr %s dev fb-b0 nud permanent",
-			 backends[i].addr, backends[i].mac);
-		if (sh(cmd))
-			return -EIO;
+		err = pkt_fixture__neigh(NS, "fb-b0", backends[i].addr, backends[i].mac);
+		if (err)
+			return err;
 	}
 	err = netns_fixture__enter(&env.ns);
 	if (err)
@@ -758,39 +775,15 @@ static int netns_setup(void)
 	return env.if_c0 && env.if_b0 ? 0 : -ENODEV;
 }
 
-/*
- * Loads both objects unpinned with one set of maps: the TC object reuses the
- * XDP object's map fds (user/dataplane.c does the same through pins).
- */
 static int load_objects(void)
 {
-	struct bpf_map *m, *twin;
-	int err;
-
 	env.xdp = ferry_xdp__open();
 	env.tc = ferry_tc__open();
 	if (!env.xdp || !env.tc)
 		return -errno;
 	/* The fixtures' "passed" verdict; test_tc_chain loads its own with the default. */
 	env.tc->rodata->ferry_tc_pass = TC_ACT_OK;
-	bpf_object__for_each_map(m, env.xdp->obj)
-		bpf_map__set_pin_path(m, NULL);
-	bpf_object__for_each_map(m, env.tc->obj)
-		bpf_map__set_pin_path(m, NULL);
-	err = ferry_xdp__load(env.xdp);
-	if (err)
-		return err;
-	bpf_object__for_each_map(m, env.tc->obj) {
-		if (bpf_map__is_internal(m))
-			continue;
-		twin = bpf_object__find_map_by_name(env.xdp->obj, bpf_map__name(m));
-		if (!twin)
-			return -ENOENT;
-		err = bpf_map__reuse_fd(m, bpf_map__fd(twin));
-		if (err)
-			return err;
-	}
-	return ferry_tc__load(env.tc);
+	return pkt_fixture__load(env.xdp, env.tc);
 }
 
 /*
@@ -830,9 +823,8 @@ static int fill_selection(size_t idx, const struct service_def *d)
 			if (bd->svc_id != d->id || bd->predictor_id != preds[k])
 				continue;
 			pb_addr(addr, bd->addr);
-			m[n].key = ferry_table__key(strchr(bd->addr, ':') ? FERRY_AF_INET6 :
-									    FERRY_AF_INET,
-						    addr, htons(bd->port));
+			m[n].key = ferry_table__key(pkt_fixture__family(bd->addr), addr,
+						    htons(bd->port));
 			m[n++].backend_id = bd->id;
 		}
 		size = ferry_table__size(n, d->table_size);
@@ -875,14 +867,9 @@ static int fill_maps(void)
 		return err;
 	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
 		const struct backend_def *d = &backends[i];
-		struct ferry_backend be = { .port = htons(d->port),
-					    .state = FERRY_BE_ACTIVE,
-					    .predictor_id = d->predictor_id,
-					    .svc_id = d->svc_id };
 
-		pb_addr(be.addr, d->addr);
-		be.family = strchr(d->addr, ':') ? FERRY_AF_INET6 : FERRY_AF_INET;
-		err = bpf_map_update_elem(map_fd(FERRY_MAP_BACKENDS), &d->id, &be, 0);
+		err = pkt_fixture__backend(map_fd(FERRY_MAP_BACKENDS), d->id, d->predictor_id,
+					   d->svc_id, d->addr, d->port);
 		if (err)
 			return err;
 	}
@@ -891,19 +878,11 @@ static int fill_maps(void)
 		struct ferry_service svc = { .id = d->id,
 					     .table_size = d->table_size,
 					     .sample_every = d->sample_every };
-		struct ferry_vip vip = { .port = htons(d->port), .proto = d->proto };
 
-		pb_addr(vip.addr, d->addr);
-		vip.family = strchr(d->addr, ':') ? FERRY_AF_INET6 : FERRY_AF_INET;
-		err = bpf_map_update_elem(map_fd(FERRY_MAP_SERVICES), &vip, &svc, 0);
+		err = pkt_fixture__service(map_fd(FERRY_MAP_SERVICES), svc, d->addr, d->port,
+					   d->proto);
 		if (err)
 			return err;
-		/* The address marker: port 0, proto 0. */
-		vip.port = 0;
-		vip.proto = 0;
-		svc.flags = FERRY_SVC_F_ADDR_MARKER;
-		bpf_map_update_elem(map_fd(FERRY_MAP_SERVICES), &vip, &svc, BPF_NOEXIST);
-
 		err = fill_selection(i, d);
 		if (err)
 			return err;
@@ -1426,20 +1405,10 @@ static void test_reject_limited(void)
 {
 	struct pb_spec syn = spec_tcp(4, 40070, "198.18.2.3", 80, PB_TCP_SYN);
 	uint64_t before[FERRY_CTR_MAX], after[FERRY_CTR_MAX];
-	cpu_set_t old, one;
-	struct run_out r;
 	uint8_t b[256];
 	size_t len = pb_build(&syn, b, sizeof(b));
 
-	sched_getaffinity(0, sizeof(old), &old);
-	CPU_ZERO(&one);
-	CPU_SET(sched_getcpu(), &one);
-	sched_setaffinity(0, sizeof(one), &one);
-	read_counters(before);
-	for (int i = 0; i < 250; i++)
-		run_prog(P_XDP, env.if_c0, b, len, &r);
-	read_counters(after);
-	sched_setaffinity(0, sizeof(old), &old);
+	run_xdp_one_cpu(b, len, 250, before, after);
 	ASSERT_EQ(after[FERRY_CTR_REJECT] - before[FERRY_CTR_REJECT] +
 			  after[FERRY_CTR_REJECT_LIMITED] - before[FERRY_CTR_REJECT_LIMITED],
 		  250, "every syn answered or counted as limited");
@@ -1654,6 +1623,30 @@ static void test_fib_results(void)
 }
 
 /*
+ * Sets the 2-byte payload of u (u->payload) to a value whose UDP checksum,
+ * once u is rewritten to be, computes to 0; false if none does.
+ */
+static bool zero_csum_payload(const struct pb_spec *u, uint8_t payload[2],
+			      const struct backend_def *be)
+{
+	uint8_t ob[256];
+
+	for (int v = 0; v < 65536; v++) {
+		struct pb_spec out;
+		size_t ol;
+
+		payload[0] = v >> 8;
+		payload[1] = v & 0xff;
+		out = spec_fwd_out(u, be);
+		ol = pb_build(&out, ob, sizeof(ob));
+		/* The builder stores 0xffff for a computed 0. */
+		if (ol && ob[14 + 20 + 6] == 0xff && ob[14 + 20 + 7] == 0xff)
+			return true;
+	}
+	return false;
+}
+
+/*
  * UDP whose rewritten checksum computes to 0 must carry 0xffff (0 means
  * "no checksum"). Searches a 2-byte payload value that makes it so.
  */
@@ -1662,40 +1655,18 @@ static void test_checksums(void)
 	const struct backend_def *be5 = backend_by_id(5);
 	struct expect xdp = { .meta = env.if_b0, .ctr = { CTR(XDP_HANDOFF, 1) } };
 	struct expect tc = { .ctr = { CTR(REDIRECT, 1) } };
-	uint8_t payload[2] = {}, ob[256];
-	struct pb_spec u = spec_udp(50100, VIP4, 53), out;
-	int found = 0;
+	uint8_t payload[2] = {};
+	struct pb_spec u = spec_udp(50100, VIP4, 53);
 
 	u.payload = payload;
 	u.payload_len = 2;
-	for (int v = 0; v < 65536 && !found; v++) {
-		size_t ol;
-
-		payload[0] = v >> 8;
-		payload[1] = v & 0xff;
-		out = spec_fwd_out(&u, be5);
-		ol = pb_build(&out, ob, sizeof(ob));
-		/* The builder stores 0xffff for a computed 0. */
-		if (ol && ob[14 + 20 + 6] == 0xff && ob[14 + 20 + 7] == 0xff)
-			found = 1;
-	}
-	if (!ASSERT_TRUE(found, "payload with a zero checksum after rewrite"))
+	if (!ASSERT_TRUE(zero_csum_payload(&u, payload, be5),
+			 "payload with a zero checksum after rewrite"))
 		return;
 	check_fwd("xdp udp csum becomes 0xffff", P_XDP, &u, XDP_PASS, &xdp, NULL);
 	u.sport++;
 	/* A different port changes the sum: search again for the TC case. */
-	found = 0;
-	for (int v = 0; v < 65536 && !found; v++) {
-		size_t ol;
-
-		payload[0] = v >> 8;
-		payload[1] = v & 0xff;
-		out = spec_fwd_out(&u, be5);
-		ol = pb_build(&out, ob, sizeof(ob));
-		if (ol && ob[14 + 20 + 6] == 0xff && ob[14 + 20 + 7] == 0xff)
-			found = 1;
-	}
-	if (ASSERT_TRUE(found, "payload for tc"))
+	if (ASSERT_TRUE(zero_csum_payload(&u, payload, be5), "payload for tc"))
 		check_fwd("tc udp csum becomes 0xffff", P_TC_FWD, &u, TC_ACT_REDIRECT, &tc, NULL);
 }
 
@@ -1738,7 +1709,6 @@ static void test_xdp_tc_handoff(void)
 	const struct backend_def *be;
 	uint8_t ib[256], ob[256], frame[2048];
 	size_t il, ol, flen = sizeof(frame);
-	struct xdp_md xctx;
 	struct pb_spec out;
 	bool partial;
 	int err, ps;
@@ -1755,27 +1725,8 @@ static void test_xdp_tc_handoff(void)
 	if (!ASSERT_OK(bpf_tc_attach(&hook, &tco), "attach ferry_tc_fwd"))
 		goto out_hook;
 	il = pb_build(&syn, ib, sizeof(ib));
-	memset(&xctx, 0, sizeof(xctx));
-	xctx.data_end = il;
-	xctx.ingress_ifindex = env.if_c0;
-	{
-		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = ib, .data_size_in = il,
-			    .ctx_in = &xctx, .ctx_size_in = sizeof(xctx), .repeat = 1,
-			    .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
-
-		read_counters(before);
-		err = bpf_prog_test_run_opts(prog_fd(P_XDP), &opts);
-		read_counters(after);
-		/* BPF_F_TEST_XDP_LIVE_FRAMES came with Linux 5.18: only an older
-		 * kernel may refuse it; on any newer one a refusal is a failure. */
-		if (err && (errno == EINVAL || errno == EOPNOTSUPP) && !kernel_at_least(5, 18)) {
-			test__skip("live-frame test_run needs Linux 5.18 or newer (%s)",
-				   strerror(errno));
-			goto out_detach;
-		}
-		if (!ASSERT_OK(err ? -errno : 0, "live test_run"))
-			goto out_detach;
-	}
+	if (!run_live_xdp(ib, il, before, after))
+		goto out_detach;
 	ASSERT_EQ(after[FERRY_CTR_XDP_HANDOFF] - before[FERRY_CTR_XDP_HANDOFF], 1, "xdp handoff");
 	/* The same frame went through TC ingress, found the metadata and was redirected. */
 	ASSERT_EQ(after[FERRY_CTR_REDIRECT] - before[FERRY_CTR_REDIRECT], 1, "tc redirect");
@@ -3168,18 +3119,15 @@ static void test_rate_guard(void)
 				  .meta = env.if_b0,
 				  .ctr = { CTR(XDP_HANDOFF, 1), CTR(RATE_SKIPPED, 1) },
 				  .lifecycle = true };
-	cpu_set_t one, saved;
 	struct ferry_flow f;
+	cpu_set_t saved;
 
 	/*
 	 * The guard counts per CPU: one CPU for the five runs. Its window for
 	 * service 2 starts at the first SYN (no fixture before set a limit, so
 	 * none counted), and five test runs take far less than its second.
 	 */
-	sched_getaffinity(0, sizeof(saved), &saved);
-	CPU_ZERO(&one);
-	CPU_SET(sched_getcpu(), &one);
-	sched_setaffinity(0, sizeof(one), &one);
+	pin_cpu(&saved);
 	set_new_flow_rate(3);
 	for (uint16_t i = 0; i < 5; i++) {
 		struct pb_spec syn = spec_tcp(4, 44300 + i, "198.18.2.2", 80, PB_TCP_SYN), out;
@@ -3197,7 +3145,7 @@ static void test_rate_guard(void)
 			ASSERT_FALSE(flow_get(&syn, &f), "not stored past the guard");
 	}
 	set_new_flow_rate(0);
-	sched_setaffinity(0, sizeof(saved), &saved);
+	unpin_cpu(&saved);
 }
 
 /*
@@ -3353,6 +3301,28 @@ static void test_hairpin(void)
 /* ------------------------------------------------- GRO/GSO at TC (issue 12) */
 
 /*
+ * One TC forward run on fb-c0 of a GRO-merged skb (2 segments of gso_size):
+ * its verdict, the node counters before and after. False after a failed
+ * assertion.
+ */
+static bool run_tc_gso(const uint8_t *in, size_t len, uint32_t gso_size, int *verdict,
+		       uint64_t before[FERRY_CTR_MAX], uint64_t after[FERRY_CTR_MAX])
+{
+	static uint8_t out[4096];
+	struct __sk_buff sctx = { .ifindex = env.if_c0, .gso_segs = 2, .gso_size = gso_size };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = len, .data_out = out,
+		    .data_size_out = sizeof(out), .ctx_in = &sctx, .ctx_size_in = sizeof(sctx),
+		    .repeat = 1);
+	int err;
+
+	read_counters(before);
+	err = bpf_prog_test_run_opts(prog_fd(P_TC_FWD), &opts);
+	read_counters(after);
+	*verdict = opts.retval;
+	return ASSERT_OK(err, "test_run with gso_size");
+}
+
+/*
  * A GRO-merged skb longer than the egress MTU (2,040 bytes, fb-b0 has 1500)
  * whose segments fit (gso_size 1000): the fib lookup must be given the
  * segment size, or it answers FRAG_NEEDED and the skb takes the slow path.
@@ -3362,28 +3332,18 @@ static void test_gso_fib_len(void)
 {
 	static char payload[2000];
 	struct pb_spec syn = spec_tcp(4, 44000, VIP4, 80, PB_TCP_SYN);
-	struct __sk_buff sctx = { .ifindex = env.if_c0, .gso_segs = 2, .gso_size = 1000 };
 	uint64_t before[FERRY_CTR_MAX], after[FERRY_CTR_MAX];
-	static uint8_t in[4096], out[4096];
+	static uint8_t in[4096];
 	size_t len;
-	int err;
+	int verdict;
 
 	memset(payload, 'x', sizeof(payload));
 	syn.payload = payload;
 	syn.payload_len = sizeof(payload);
 	len = pb_build(&syn, in, sizeof(in));
-	{
-		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = len,
-			    .data_out = out, .data_size_out = sizeof(out), .ctx_in = &sctx,
-			    .ctx_size_in = sizeof(sctx), .repeat = 1);
-
-		read_counters(before);
-		err = bpf_prog_test_run_opts(prog_fd(P_TC_FWD), &opts);
-		read_counters(after);
-		if (!ASSERT_OK(err, "test_run with gso_size"))
-			return;
-		ASSERT_EQ(opts.retval, TC_ACT_REDIRECT, "gso skb redirected");
-	}
+	if (!run_tc_gso(in, len, 1000, &verdict, before, after))
+		return;
+	ASSERT_EQ(verdict, TC_ACT_REDIRECT, "gso skb redirected");
 	ASSERT_EQ(after[FERRY_CTR_REDIRECT] - before[FERRY_CTR_REDIRECT], 1, "REDIRECT");
 	ASSERT_EQ(after[FERRY_CTR_FIB_STACK] - before[FERRY_CTR_FIB_STACK], 0, "FIB_STACK");
 }
@@ -3749,21 +3709,11 @@ static void test_reject_udp_limited(void)
 {
 	struct pb_spec dg = spec_udp(45100, VIP4, 53);
 	uint64_t before[FERRY_CTR_MAX], after[FERRY_CTR_MAX];
-	cpu_set_t old, one;
-	struct run_out r;
 	uint8_t b[256];
 	size_t len = pb_build(&dg, b, sizeof(b));
 
 	table_set(2, 0);
-	sched_getaffinity(0, sizeof(old), &old);
-	CPU_ZERO(&one);
-	CPU_SET(sched_getcpu(), &one);
-	sched_setaffinity(0, sizeof(one), &one);
-	read_counters(before);
-	for (int i = 0; i < 250; i++)
-		run_prog(P_XDP, env.if_c0, b, len, &r);
-	read_counters(after);
-	sched_setaffinity(0, sizeof(old), &old);
+	run_xdp_one_cpu(b, len, 250, before, after);
 	table_set(2, 5);
 	ASSERT_EQ(after[FERRY_CTR_REJECT_ICMP] - before[FERRY_CTR_REJECT_ICMP] +
 			  after[FERRY_CTR_REJECT_LIMITED] - before[FERRY_CTR_REJECT_LIMITED],
@@ -3872,7 +3822,6 @@ static void test_tc_chain(void)
 	struct pb_spec other = spec_udp(45300, "198.18.0.1", 9);
 	struct pb_spec syn = spec_tcp(4, 45301, VIP4, 80, PB_TCP_SYN);
 	struct ferry_tc *tc = NULL;
-	struct bpf_map *m, *twin;
 	int count_fd, prog = -1, err;
 
 	count_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "fb_chain", 4, 8, 1, NULL);
@@ -3881,16 +3830,8 @@ static void test_tc_chain(void)
 	tc = ferry_tc__open();
 	if (!ASSERT_TRUE(tc != NULL, "open a second tc object"))
 		goto out_close_map;
-	bpf_object__for_each_map(m, tc->obj) {
-		bpf_map__set_pin_path(m, NULL);
-		if (bpf_map__is_internal(m))
-			continue;
-		twin = bpf_object__find_map_by_name(env.xdp->obj, bpf_map__name(m));
-		if (!ASSERT_TRUE(twin != NULL, "shared map") ||
-		    !ASSERT_OK(bpf_map__reuse_fd(m, bpf_map__fd(twin)), "reuse map"))
-			goto out_destroy_tc;
-	}
-	if (!ASSERT_OK(ferry_tc__load(tc), "load with the default verdict"))
+	if (!ASSERT_OK(pkt_fixture__share_maps(tc->obj, env.xdp->obj), "reuse the shared maps") ||
+	    !ASSERT_OK(ferry_tc__load(tc), "load with the default verdict"))
 		goto out_destroy_tc;
 	prog = chain_counter_prog(count_fd);
 	if (!ASSERT_TRUE(prog >= 0, "counting program"))
@@ -3944,32 +3885,15 @@ static void test_xdp_handoff_no_tc(void)
 	uint8_t ib[256], frame[2048];
 	size_t il, flen = sizeof(frame);
 	uint32_t be_addr[4] = {};
-	struct xdp_md xctx = {};
 	bool partial;
-	int err, ps;
+	int ps;
 
 	ps = open_capture("fb-b1");
 	if (!ASSERT_TRUE(ps >= 0, "capture on fb-b1"))
 		return;
 	il = pb_build(&syn, ib, sizeof(ib));
-	xctx.data_end = il;
-	xctx.ingress_ifindex = env.if_c0;
-	{
-		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = ib, .data_size_in = il,
-			    .ctx_in = &xctx, .ctx_size_in = sizeof(xctx), .repeat = 1,
-			    .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
-
-		read_counters(before);
-		err = bpf_prog_test_run_opts(prog_fd(P_XDP), &opts);
-		read_counters(after);
-		if (err && (errno == EINVAL || errno == EOPNOTSUPP) && !kernel_at_least(5, 18)) {
-			test__skip("live-frame test_run needs Linux 5.18 or newer (%s)",
-				   strerror(errno));
-			goto out;
-		}
-		if (!ASSERT_OK(err ? -errno : 0, "live test_run"))
-			goto out;
-	}
+	if (!run_live_xdp(ib, il, before, after))
+		goto out;
 	ASSERT_EQ(after[FERRY_CTR_XDP_HANDOFF] - before[FERRY_CTR_XDP_HANDOFF], 1, "xdp handoff");
 	be = flow_backend(&syn);
 	if (!ASSERT_TRUE(be != NULL, "flow"))
@@ -4088,15 +4012,14 @@ static void test_big_tcp(void)
 	struct pb_spec p4 = spec_tcp(4, 46100, VIP4, 80, PB_TCP_ACK);
 	struct pb_spec p6 = spec_tcp(6, 46101, VIP6, 80, PB_TCP_ACK);
 	struct pb_spec *specs[] = { &p4, &p6 };
-	static uint8_t in[4096], out[4096];
+	static uint8_t in[4096];
 
 	memset(payload, 'x', sizeof(payload));
 	for (int i = 0; i < 2; i++) {
 		struct pb_spec *s = specs[i];
-		struct __sk_buff sctx = { .ifindex = env.if_c0, .gso_segs = 2, .gso_size = 750 };
 		uint64_t before[FERRY_CTR_MAX], after[FERRY_CTR_MAX];
 		size_t len;
-		int err;
+		int verdict;
 
 		ensure_flow(s);
 		s->payload = payload;
@@ -4108,20 +4031,11 @@ static void test_big_tcp(void)
 		} else {
 			in[18] = in[19] = 0; /* payload_len 0 */
 		}
-		{
-			LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = len,
-				    .data_out = out, .data_size_out = sizeof(out), .ctx_in = &sctx,
-				    .ctx_size_in = sizeof(sctx), .repeat = 1);
-
-			read_counters(before);
-			err = bpf_prog_test_run_opts(prog_fd(P_TC_FWD), &opts);
-			read_counters(after);
-			if (!ASSERT_OK(err, "test_run with gso_size"))
-				return;
-			ASSERT_EQ(opts.retval, TC_ACT_REDIRECT,
-				  s->family == 4 ? "ipv4 tot_len 0 gso skb redirected" :
-						   "ipv6 payload_len 0 gso skb redirected");
-		}
+		if (!run_tc_gso(in, len, 750, &verdict, before, after))
+			return;
+		ASSERT_EQ(verdict, TC_ACT_REDIRECT,
+			  s->family == 4 ? "ipv4 tot_len 0 gso skb redirected" :
+					   "ipv6 payload_len 0 gso skb redirected");
 		ASSERT_EQ(after[FERRY_CTR_MALFORMED] - before[FERRY_CTR_MALFORMED], 0, "MALFORMED");
 		ASSERT_EQ(after[FERRY_CTR_REDIRECT] - before[FERRY_CTR_REDIRECT], 1, "REDIRECT");
 	}
@@ -4143,26 +4057,40 @@ static void test_big_tcp(void)
 static struct ferry_tc *tc_with_pod_path(uint32_t path)
 {
 	struct ferry_tc *tc = ferry_tc__open();
-	struct bpf_map *m, *twin;
 
 	if (!tc)
 		return NULL;
 	tc->rodata->ferry_tc_pass = TC_ACT_OK;
 	tc->rodata->ferry_pods = true;
 	tc->rodata->ferry_pod_path = path;
-	bpf_object__for_each_map(m, tc->obj) {
-		bpf_map__set_pin_path(m, NULL);
-		if (bpf_map__is_internal(m))
-			continue;
-		twin = bpf_object__find_map_by_name(env.xdp->obj, bpf_map__name(m));
-		if (!twin || bpf_map__reuse_fd(m, bpf_map__fd(twin)))
-			goto err;
-	}
-	if (!ferry_tc__load(tc))
+	if (!pkt_fixture__share_maps(tc->obj, env.xdp->obj) && !ferry_tc__load(tc))
 		return tc;
-err:
 	ferry_tc__destroy(tc);
 	return NULL;
+}
+
+/* One run of another TC object's program, with the node counters before and after. */
+static int run_tc_counted(const struct bpf_program *prog, int ifindex, const uint8_t *in,
+			  size_t len, struct run_out *r, uint64_t before[FERRY_CTR_MAX],
+			  uint64_t after[FERRY_CTR_MAX])
+{
+	int err;
+
+	read_counters(before);
+	err = run_prog_fd(bpf_program__fd(prog), false, ifindex, in, len, r);
+	read_counters(after);
+	return err;
+}
+
+/* Asserts that the output frame got is want: its length (len_name), then its bytes (what). */
+static void same_frame(const char *len_name, const char *what, const uint8_t *got, size_t glen,
+		       const uint8_t *want, size_t wlen)
+{
+	if (!ASSERT_EQ(glen, wlen, len_name) || memcmp(got, want, wlen)) {
+		test__fail(__FILE__, __LINE__, what, "output frame differs");
+		dump("got", got, glen);
+		dump("want", want, wlen);
+	}
 }
 
 static bool mark_pod(int ifindex, bool pod)
@@ -4191,6 +4119,7 @@ static void test_pod_path(void)
 	struct ferry_tc *peer = NULL, *safe = NULL;
 	struct pb_spec out, rep, rout;
 	int tx = map_fd(FERRY_MAP_TX_PORTS);
+	uint64_t before[FERRY_CTR_MAX], after[FERRY_CTR_MAX];
 	struct run_out r;
 	uint8_t b[512];
 	size_t len;
@@ -4207,104 +4136,60 @@ static void test_pod_path(void)
 	safe = tc_with_pod_path(FERRY_POD_PATH_STACK);
 	if (!ASSERT_TRUE(safe != NULL, "tc object with pods, default path"))
 		goto out;
-	{
-		uint8_t ib[512], ob[512], got[512];
-		size_t il = pb_build(&syn, ib, sizeof(ib)), ol = pb_build(&out, ob, sizeof(ob));
-		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = ib, .data_size_in = il,
-			    .data_out = got, .data_size_out = sizeof(got), .repeat = 1);
-		struct __sk_buff sctx = { .ifindex = env.if_c0 };
-		uint64_t before[FERRY_CTR_MAX], after[FERRY_CTR_MAX];
-
-		opts.ctx_in = &sctx;
-		opts.ctx_size_in = sizeof(sctx);
-		read_counters(before);
-		ASSERT_OK(bpf_prog_test_run_opts(bpf_program__fd(safe->progs.ferry_tc_fwd), &opts),
-			  "run default object");
-		read_counters(after);
-		ASSERT_EQ(opts.retval, TC_ACT_OK, "pod default: passed to the stack");
-		ASSERT_EQ(after[FERRY_CTR_FIB_STACK] - before[FERRY_CTR_FIB_STACK], 1,
-			  "pod default: FIB_STACK");
-		ASSERT_EQ(after[FERRY_CTR_REDIRECT] - before[FERRY_CTR_REDIRECT], 0,
-			  "pod default: no redirect");
-		if (!ASSERT_EQ(opts.data_size_out, ol, "pod default frame length") ||
-		    memcmp(got, ob, ol)) {
-			test__fail(__FILE__, __LINE__, "pod default", "output frame differs");
-			dump("got", got, opts.data_size_out);
-			dump("want", ob, ol);
-		}
-	}
+	len = pb_build(&syn, b, sizeof(b));
+	ASSERT_OK(run_tc_counted(safe->progs.ferry_tc_fwd, env.if_c0, b, len, &r, before, after),
+		  "run default object");
+	ASSERT_EQ(r.verdict, TC_ACT_OK, "pod default: passed to the stack");
+	ASSERT_EQ(after[FERRY_CTR_FIB_STACK] - before[FERRY_CTR_FIB_STACK], 1,
+		  "pod default: FIB_STACK");
+	ASSERT_EQ(after[FERRY_CTR_REDIRECT] - before[FERRY_CTR_REDIRECT], 0,
+		  "pod default: no redirect");
+	len = pb_build(&out, b, sizeof(b));
+	same_frame("pod default frame length", "pod default", r.data, r.len, b, len);
 	peer = tc_with_pod_path(FERRY_POD_PATH_PEER);
 	if (!ASSERT_TRUE(peer != NULL, "tc object with --pod-fast-path=peer"))
 		goto out;
 	/* Remote backend (fb-b0 is no pod veth): bpf_redirect_neigh, TTL decremented. */
 	len = pb_build(&ack, b, sizeof(b));
-	{
-		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = b, .data_size_in = len,
-			    .data_out = r.data, .data_size_out = sizeof(r.data), .repeat = 1);
-		struct __sk_buff sctx = { .ifindex = env.if_c0 };
-		uint64_t before[FERRY_CTR_MAX], after[FERRY_CTR_MAX];
+	ASSERT_OK(run_tc_counted(peer->progs.ferry_tc_fwd, env.if_c0, b, len, &r, before, after),
+		  "run peer object");
+	ASSERT_EQ(r.verdict, TC_ACT_REDIRECT, "remote pod: redirected");
+	ASSERT_EQ(after[FERRY_CTR_REDIRECT_NEIGH] - before[FERRY_CTR_REDIRECT_NEIGH], 1,
+		  "remote pod: REDIRECT_NEIGH");
+	ASSERT_EQ(after[FERRY_CTR_REDIRECT_PEER] - before[FERRY_CTR_REDIRECT_PEER], 0,
+		  "remote pod: no REDIRECT_PEER");
+	ASSERT_EQ(r.data[22], 63, "remote pod: TTL decremented");
 
-		opts.ctx_in = &sctx;
-		opts.ctx_size_in = sizeof(sctx);
-		read_counters(before);
-		ASSERT_OK(bpf_prog_test_run_opts(bpf_program__fd(peer->progs.ferry_tc_fwd), &opts),
-			  "run peer object");
-		read_counters(after);
-		ASSERT_EQ(opts.retval, TC_ACT_REDIRECT, "remote pod: redirected");
-		ASSERT_EQ(after[FERRY_CTR_REDIRECT_NEIGH] - before[FERRY_CTR_REDIRECT_NEIGH], 1,
-			  "remote pod: REDIRECT_NEIGH");
-		ASSERT_EQ(after[FERRY_CTR_REDIRECT_PEER] - before[FERRY_CTR_REDIRECT_PEER], 0,
-			  "remote pod: no REDIRECT_PEER");
-		ASSERT_EQ(r.data[22], 63, "remote pod: TTL decremented");
+	/* Local backend (fb-b0 marked a pod veth): bpf_redirect_peer with its MACs. */
+	if (!ASSERT_TRUE(mark_pod(env.if_b0, true), "mark fb-b0 a pod veth"))
+		goto out;
+	ASSERT_OK(run_tc_counted(peer->progs.ferry_tc_fwd, env.if_c0, b, len, &r, before, after),
+		  "run peer object");
+	ASSERT_EQ(r.verdict, TC_ACT_REDIRECT, "local pod: redirected");
+	ASSERT_EQ(after[FERRY_CTR_REDIRECT_PEER] - before[FERRY_CTR_REDIRECT_PEER], 1,
+		  "local pod: REDIRECT_PEER");
+	out = spec_fwd_out(&ack, be);
+	len = pb_build(&out, b, sizeof(b));
+	as_forwarded(b, len);
+	same_frame("local pod frame length", "local pod", r.data, r.len, b, len);
 
-		/* Local backend (fb-b0 marked a pod veth): bpf_redirect_peer with its MACs. */
-		if (!ASSERT_TRUE(mark_pod(env.if_b0, true), "mark fb-b0 a pod veth"))
-			goto out;
-		read_counters(before);
-		ASSERT_OK(bpf_prog_test_run_opts(bpf_program__fd(peer->progs.ferry_tc_fwd), &opts),
-			  "run peer object");
-		read_counters(after);
-		ASSERT_EQ(opts.retval, TC_ACT_REDIRECT, "local pod: redirected");
-		ASSERT_EQ(after[FERRY_CTR_REDIRECT_PEER] - before[FERRY_CTR_REDIRECT_PEER], 1,
-			  "local pod: REDIRECT_PEER");
-		out = spec_fwd_out(&ack, be);
-		len = pb_build(&out, b, sizeof(b));
-		as_forwarded(b, len);
-		if (!ASSERT_EQ(opts.data_size_out, len, "local pod frame length") ||
-		    memcmp(r.data, b, len)) {
-			test__fail(__FILE__, __LINE__, "local pod", "output frame differs");
-			dump("got", r.data, opts.data_size_out);
-			dump("want", b, len);
-		}
-
-		/* The backend pod's reply, at its veth's ingress: into the client pod. */
-		rep = spec_reply(&ack, be, PB_TCP_ACK);
-		rout = rep;
-		pb_addr(rout.saddr, VIP4);
-		rout.sport = 80;
-		pb_mac(rout.smac, MAC_C0);
-		pb_mac(rout.dmac, MAC_CLIENT);
-		len = pb_build(&rep, b, sizeof(b));
-		sctx.ifindex = env.if_b0;
-		opts.data_size_in = len;
-		opts.data_size_out = sizeof(r.data);
-		read_counters(before);
-		ASSERT_OK(bpf_prog_test_run_opts(bpf_program__fd(peer->progs.ferry_tc_reply_in),
-						 &opts),
-			  "run peer reply");
-		read_counters(after);
-		ASSERT_EQ(opts.retval, TC_ACT_REDIRECT, "reply into the client pod");
-		ASSERT_EQ(after[FERRY_CTR_REDIRECT_PEER] - before[FERRY_CTR_REDIRECT_PEER], 1,
-			  "reply: REDIRECT_PEER");
-		len = pb_build(&rout, b, sizeof(b));
-		as_forwarded(b, len);
-		if (!ASSERT_EQ(opts.data_size_out, len, "reply frame length") ||
-		    memcmp(r.data, b, len)) {
-			test__fail(__FILE__, __LINE__, "reply into pod", "output frame differs");
-			dump("got", r.data, opts.data_size_out);
-			dump("want", b, len);
-		}
-	}
+	/* The backend pod's reply, at its veth's ingress: into the client pod. */
+	rep = spec_reply(&ack, be, PB_TCP_ACK);
+	rout = rep;
+	pb_addr(rout.saddr, VIP4);
+	rout.sport = 80;
+	pb_mac(rout.smac, MAC_C0);
+	pb_mac(rout.dmac, MAC_CLIENT);
+	len = pb_build(&rep, b, sizeof(b));
+	ASSERT_OK(run_tc_counted(peer->progs.ferry_tc_reply_in, env.if_b0, b, len, &r, before,
+				 after),
+		  "run peer reply");
+	ASSERT_EQ(r.verdict, TC_ACT_REDIRECT, "reply into the client pod");
+	ASSERT_EQ(after[FERRY_CTR_REDIRECT_PEER] - before[FERRY_CTR_REDIRECT_PEER], 1,
+		  "reply: REDIRECT_PEER");
+	len = pb_build(&rout, b, sizeof(b));
+	as_forwarded(b, len);
+	same_frame("reply frame length", "reply into pod", r.data, r.len, b, len);
 out:
 	(void)tx;
 	ferry_tc__destroy(safe);

@@ -94,6 +94,13 @@ _Static_assert(sizeof(struct rflow_v2) == 112, "ABI 2 ferry_rflow");
 
 /* ABI 2 flag bits (0..4) kept their meaning in ABI 3. */
 #define FLOW_V2_FLAGS 0x1fU
+/*
+ * The flag bits a moved flow or reply flow keeps: a handshake or request in
+ * flight is no longer timed, as its start was not carried.
+ */
+#define FLOW_V2_CARRIED  \
+	(FLOW_V2_FLAGS & \
+	 ~(FERRY_FLOW_F_SYN_PENDING | FERRY_FLOW_F_REQ_PENDING | FERRY_FLOW_F_RESP_SEEN))
 
 /* --------------------------------------------------------------- moving */
 
@@ -305,9 +312,7 @@ static int convert_flow(const void *key, const void *old, void *out_key, void *o
 	memcpy(f->backend_addr, o->backend_addr, sizeof(f->backend_addr));
 	f->backend_port = o->backend_port;
 	f->family = o->family;
-	/* A handshake or request in flight is no longer timed: its start was not carried. */
-	f->flags = o->flags & FLOW_V2_FLAGS &
-		   ~(FERRY_FLOW_F_SYN_PENDING | FERRY_FLOW_F_REQ_PENDING | FERRY_FLOW_F_RESP_SEEN);
+	f->flags = o->flags & FLOW_V2_CARRIED;
 	f->backend_id = o->backend_id;
 	f->predictor_id = o->predictor_id;
 	f->svc_id = o->svc_id;
@@ -328,8 +333,7 @@ static int convert_rflow(const void *key, const void *old, void *out_key, void *
 	memcpy(r->vip_addr, o->vip_addr, sizeof(r->vip_addr));
 	r->vip_port = o->vip_port;
 	r->family = o->family;
-	r->flags = o->flags & FLOW_V2_FLAGS &
-		   ~(FERRY_FLOW_F_SYN_PENDING | FERRY_FLOW_F_REQ_PENDING | FERRY_FLOW_F_RESP_SEEN);
+	r->flags = o->flags & FLOW_V2_CARRIED;
 	r->backend_id = o->backend_id;
 	r->fwd = o->fwd;
 	r->packets = o->packets;

@@ -497,3 +497,22 @@ fe_cleanup() {
 	fi
 	exit "$rc"
 }
+
+# fe_second_pin: FE_PIN2 ($FE_PIN-2), the pin root of a second node's ferryd,
+# removed now (a run killed with -9 may have left it) and again on exit
+# (ferryctl reset, then the directory), before fe_cleanup.
+fe_second_pin() {
+	FE_PIN2="$FE_PIN-2"
+	trap fe_second_pin_cleanup EXIT
+	rm -rf "$FE_PIN2"
+}
+
+fe_second_pin_cleanup() {
+	local rc=$?
+	if [ -d "$FE_PIN2" ]; then
+		"$FERRY_BUILD/ferryctl" reset --yes --pin-path "$FE_PIN2" >/dev/null 2>&1
+		rm -rf "$FE_PIN2"
+	fi
+	(exit "$rc")
+	fe_cleanup
+}

@@ -13,6 +13,8 @@
 . "$(dirname "$0")/../lib/topo.sh"
 # shellcheck source=SCRIPTDIR/../lib/canary.sh
 . "$(dirname "$0")/../lib/canary.sh"
+# shellcheck source=SCRIPTDIR/../lib/k8s.sh
+. "$(dirname "$0")/../lib/k8s.sh"
 fe_init canary_cluster ccl
 fe_require_root
 fe_require_ferryd
@@ -32,36 +34,19 @@ ip -n "$FE_NODE" link add "fe$FE_TAG-d" type veth peer name "fe$FE_TAG-e" &&
 	ip -n "$FE_NODE" link set "fe$FE_TAG-d" up && ip -n "$FE_NODE" link set "fe$FE_TAG-e" up ||
 	fe_fail "node-b's interface"
 
-pki=$FE_RUN/pki
-mkdir -p "$pki"
-ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-echo "subjectAltName=IP:127.0.0.1" >"$pki/san.ext"
-# shellcheck disable=SC2086
-(cd "$pki" && openssl req -x509 $ec -keyout ca.key -out ca.crt -days 2 -subj /CN=fe-ca &&
-	openssl req $ec -keyout server.key -out server.csr -subj /CN=127.0.0.1 &&
-	openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
-		-out server.crt -days 2 -extfile san.ext) >/dev/null 2>&1 || fe_fail "openssl PKI"
-
-"$FE_PY" - "$vip" "$(fe_backend_ip 1)" "$(fe_backend_ip 2)" "$(fe_backend_ip 3)" \
+fe_k8s_py - "$vip" "$(fe_backend_ip 1)" "$(fe_backend_ip 2)" "$(fe_backend_ip 3)" \
 	>"$FE_RUN/scenario.json" <<'PY'
 import json, sys
+from k8s_objects import GRAPH as graph, endpoint_slice as sl
 vip, b1, b2, b3 = sys.argv[1:]
 ann = {"ferry.io/vip": vip, "ferry.io/canary": "auto",
        "ferry.io/canary-steps": "10,25,50,100", "ferry.io/canary-interval": "3s",
        "ferry.io/canary-min-requests": "30", "ferry.io/canary-min-effect": "1.3"}
-graph = {"name": "model", "implementation": "SKLEARN_SERVER", "modelUri": "gs://m/iris"}
 sdep = {"apiVersion": "machinelearning.seldon.io/v1", "kind": "SeldonDeployment",
         "metadata": {"name": "iris", "namespace": "models", "uid": "uid-iris",
                      "annotations": ann},
         "spec": {"predictors": [{"name": "main", "traffic": 90, "graph": graph},
                                 {"name": "canary", "traffic": 10, "graph": graph}]}}
-def sl(name, svc, addrs):
-    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": name, "namespace": "models",
-                         "labels": {"kubernetes.io/service-name": svc}},
-            "addressType": "IPv4",
-            "ports": [{"name": "http", "port": 9000, "protocol": "TCP"}],
-            "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in addrs]}
 def pod(name, port):
     return {"metadata": {"name": name, "namespace": "ferry-system",
                          "labels": {"app.kubernetes.io/name": "ferryd"}},
@@ -75,54 +60,22 @@ print(json.dumps({"objects": {
     "services": [],
     "pods": [pod("node-a", 9464), pod("node-b", 9465)]}}))
 PY
-ip netns exec "$FE_NODE" "$FE_PY" "$FE_TOP/tests/k8s_apiserver.py" --cert "$pki/server.crt" \
-	--key "$pki/server.key" --token "$token" --port-file "$FE_RUN/port" \
-	--scenario "$FE_RUN/scenario.json" >>"$FE_RUN/apiserver.log" 2>&1 &
-FE_PIDS+=($!)
-fe_wait 10 test -s "$FE_RUN/port" || fe_fail "the fake API server did not start"
-port=$(cat "$FE_RUN/port")
-cat >"$FE_RUN/kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-current-context: fe
-clusters:
-- name: fake
-  cluster:
-    server: https://127.0.0.1:$port
-    certificate-authority: $pki/ca.crt
-contexts:
-- name: fe
-  context:
-    cluster: fake
-    user: ferryd
-users:
-- name: ferryd
-  user:
-    token: $token
-EOF
+fe_k8s_start "$token" "$FE_RUN/scenario.json"
 
-nsenter --net="/run/netns/$FE_NODE" env POD_NAME=node-b NODE_NAME=node-b POD_NAMESPACE=ferry-system \
-	"$FERRY_BUILD/ferryd" --kubernetes --kubeconfig "$FE_RUN/kubeconfig" --iface "fe$FE_TAG-d" \
-	--pin-path "$pin_b" --metrics-addr "$metrics_b" >>"$FE_RUN/ferryd-b.log" 2>&1 &
-pid_b=$!
-FE_PIDS+=($!)
+fe_k8s_ferryd "$FE_RUN/ferryd-b.log" POD_NAME=node-b NODE_NAME=node-b POD_NAMESPACE=ferry-system -- \
+	--iface "fe$FE_TAG-d" --pin-path "$pin_b" --metrics-addr "$metrics_b"
+pid_b=$FE_LAST_PID
 leads() { grep -q "($1) now makes the decisions" "$2"; }
 fe_wait 20 leads node-b "$FE_RUN/ferryd-b.log" || fe_fail "node-b did not take the Lease"
 # shellcheck disable=SC2046
-nsenter --net="/run/netns/$FE_NODE" env POD_NAME=node-a NODE_NAME=node-a POD_NAMESPACE=ferry-system \
-	"$FERRY_BUILD/ferryd" --kubernetes --kubeconfig "$FE_RUN/kubeconfig" \
+fe_k8s_ferryd "$FE_RUN/ferryd.log" POD_NAME=node-a NODE_NAME=node-a POD_NAMESPACE=ferry-system -- \
 	--iface "$FE_IF_NODE_CLIENT" $(fe_reply_iface_args) --pin-path "$FE_PIN" \
-	--metrics-addr "$FE_METRICS" >>"$FE_RUN/ferryd.log" 2>&1 &
-FERRYD_PID=$!
-FE_PIDS+=($!)
+	--metrics-addr "$FE_METRICS"
+FERRYD_PID=$FE_LAST_PID
 fe_wait 20 fe_ferryd_serving || fe_fail "node-a does not serve /metrics within 20 s"
 fe_wait 10 fe_vip_ok "$vip" || fe_fail "VIP $vip does not answer through node-a"
 
-weight_of() { # PIN: the canary weight in that node's kernel
-	nsenter --net="/run/netns/$FE_NODE" "$FERRY_BUILD/ferryctl" --pin-path "$1" -j canary \
-		"$FE_CANARY_DEP" >"$FE_RUN/w.json" 2>/dev/null || return 1
-	fe_json "$FE_RUN/w.json" "[k['canary_override'] for k in d['$FE_CANARY_DEP']['kernel'] if k['predictor'] == 'canary'][0]"
-}
+weight_of() { fe_canary_kernel_weight "$1"; } # PIN: the canary weight in that node's kernel
 # Both kernels hold the same canary weight, step 3 (50%) or later: the rollout can
 # move on within a window, so "exactly 50%" may be missed between two reads.
 same_weight() {
@@ -130,7 +83,7 @@ same_weight() {
 	a=$(weight_of "$FE_PIN") && b=$(weight_of "$pin_b") && [ "$a" = "$b" ] &&
 		{ [ "$a" = 50.0 ] || [ "$a" = 100.0 ]; }
 }
-fe_loadgen_bg "$FE_RUN/load.json" --target "$vip" --close --rate 150 --concurrency 16 --timeout 2
+fe_canary_load
 load=$FE_LAST_PID
 if ! fe_wait 40 same_weight; then
 	fe_canary_show
@@ -142,8 +95,7 @@ grep -q "the deciding node's published decision" "$FE_RUN/ferryd.log" ||
 	fe_fail "node-a did not apply the published decision"
 fe_canary_show
 # The deciding node's transitions are Events on the SeldonDeployment.
-fe_ns "$FE_NODE" curl -sf --max-time 5 --cacert "$pki/ca.crt" -H "Authorization: Bearer $token" \
-	"https://127.0.0.1:$port/_control" >"$FE_RUN/control.json" || fe_fail "API server state"
+fe_k8s_control >"$FE_RUN/control.json" || fe_fail "API server state"
 steps=$(fe_json "$FE_RUN/control.json" "len([e for e in d['events'] if e['reason'] == 'CanaryStep' and e['involvedObject']['kind'] == 'SeldonDeployment' and e['involvedObject']['name'] == 'iris' and e['source']['host'] == 'node-b'])")
 [ "$steps" -ge 2 ] || fe_fail "$steps CanaryStep Events from node-b on SeldonDeployment iris, want >= 2"
 others=$(fe_json "$FE_RUN/control.json" "len([e for e in d['events'] if e['reason'].startswith('Canary') and e['source']['host'] != 'node-b'])")

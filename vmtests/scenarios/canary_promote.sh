@@ -10,18 +10,9 @@
 . "$(dirname "$0")/../lib/topo.sh"
 # shellcheck source=SCRIPTDIR/../lib/canary.sh
 . "$(dirname "$0")/../lib/canary.sh"
-fe_init canary_promote cpro
-fe_require_root
-fe_require_ferryd
-fe_canary_forget
+fe_canary_init canary_promote cpro
 vip=$FE_CANARY_VIP
-fe_canary_backends --delay-ms 10
-fe_canary_manifest 90 10 ferry.io/canary-steps=10,25,50,100 ferry.io/canary-interval=3s \
-	ferry.io/canary-min-requests=30 ferry.io/canary-min-effect=1.3
-fe_ferryd_start
-fe_wait 10 fe_vip_ok "$vip" || fe_fail "VIP $vip does not answer within 10 s"
-
-fe_loadgen_bg "$FE_RUN/load.json" --target "$vip" --close --rate 150 --concurrency 16 --timeout 2
+fe_canary_walk ferry.io/canary-min-effect=1.3
 load=$FE_LAST_PID
 seen=""
 for _ in $(seq 1 120); do
@@ -39,8 +30,7 @@ fe_canary_show
 	fe_fail "expected steps 1 2 3 4 then promoted, saw:$seen"
 w=$(fe_canary_kernel_weight)
 [ "$w" = 100.0 ] || fe_fail "the kernel holds the canary at $w%, want 100%"
-[ "$(fe_json "$FE_RUN/load.json" 'd["error_total"]')" -eq 0 ] ||
-	fe_fail "requests failed during the rollout: $(fe_json "$FE_RUN/load.json" 'd["errors"]')"
+fe_canary_load_ok "during the rollout"
 fe_burst "$vip" 300 "$FE_RUN/after.json"
 fe_only "$FE_RUN/after.json" canary "after promotion: "
 [ "$(fe_metric ferry_canary_state deployment=default/iris state=promoted)" = 1 ] ||

@@ -8,17 +8,8 @@
 . "$(dirname "$0")/../lib/topo.sh"
 # shellcheck source=SCRIPTDIR/../lib/canary.sh
 . "$(dirname "$0")/../lib/canary.sh"
-fe_init canary_restart crrst
-fe_require_root
-fe_require_ferryd
-fe_canary_forget
-vip=$FE_CANARY_VIP
-fe_canary_backends --delay-ms 10
-fe_canary_manifest 90 10 ferry.io/canary-steps=10,25,50,100 ferry.io/canary-interval=3s \
-	ferry.io/canary-min-requests=30 ferry.io/canary-min-effect=1.3
-fe_ferryd_start
-fe_wait 10 fe_vip_ok "$vip" || fe_fail "VIP $vip does not answer within 10 s"
-fe_loadgen_bg "$FE_RUN/load.json" --target "$vip" --close --rate 150 --concurrency 16 --timeout 2
+fe_canary_init canary_restart crrst
+fe_canary_walk ferry.io/canary-min-effect=1.3
 load=$FE_LAST_PID
 fe_wait 30 fe_canary_at_step 2 || { fe_canary_show; fe_fail "the rollout did not reach step 2"; }
 # The stop lands at step 2, or at step 3 when a window closed while this script
@@ -45,6 +36,5 @@ fe_loadgen_stop "$load"
 fe_canary_show
 n=$(grep -c "a new rollout" "$FE_RUN/ferryd.log")
 [ "$n" -eq 1 ] || fe_fail "$n rollouts started, want 1 (the restart must resume, not start over)"
-[ "$(fe_json "$FE_RUN/load.json" 'd["error_total"]')" -eq 0 ] ||
-	fe_fail "requests failed across the restart: $(fe_json "$FE_RUN/load.json" 'd["errors"]')"
+fe_canary_load_ok "across the restart"
 fe_pass "resumed at step $held (kernel at $w% while ferryd was down), then the next step; one rollout, 0 failed"

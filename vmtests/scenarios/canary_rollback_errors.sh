@@ -8,25 +8,20 @@
 . "$(dirname "$0")/../lib/topo.sh"
 # shellcheck source=SCRIPTDIR/../lib/canary.sh
 . "$(dirname "$0")/../lib/canary.sh"
-fe_init canary_rollback_errors crerr
-fe_require_root
-fe_require_ferryd
-fe_canary_forget
+fe_canary_init canary_rollback_errors crerr
 vip=$FE_CANARY_VIP
 fe_canary_backends --delay-ms 5 --error-status 503
-fe_canary_manifest 80 20 ferry.io/canary-steps=20,50,100 ferry.io/canary-interval=3s \
+fe_canary_start 80 20 ferry.io/canary-steps=20,50,100 ferry.io/canary-interval=3s \
 	ferry.io/canary-min-requests=30
-fe_ferryd_start
-fe_wait 10 fe_vip_ok "$vip" || fe_fail "VIP $vip does not answer within 10 s"
 fe_wait 5 fe_canary_at_step 1 || { fe_canary_show; fe_fail "the rollout did not start"; }
 fe_canary_control canary '{"error_rate": 0.1}'
-fe_loadgen_bg "$FE_RUN/load.json" --target "$vip" --close --rate 150 --concurrency 16 --timeout 2
+fe_canary_load
 load=$FE_LAST_PID
 fe_wait 25 fe_canary_is rolled-back || { fe_canary_show; fe_fail "the canary was not rolled back"; }
 fe_loadgen_stop "$load"
 fe_canary_show
-reason=$(fe_canary_field "[w for w in d['windows'] if w['verdict'] == 'fail'][-1]['reason']")
-rate=$(fe_canary_field "'%.1f' % (100 * [w for w in d['windows'] if w['verdict'] == 'fail'][-1]['canary_error_rate'])")
+reason=$(fe_canary_field "${FE_CANARY_FAILED}['reason']")
+rate=$(fe_canary_field "'%.1f' % (100 * ${FE_CANARY_FAILED}['canary_error_rate'])")
 [ "$reason" = error_rate ] || fe_fail "rolled back for $reason, not error_rate"
 w=$(fe_canary_kernel_weight)
 [ "$w" = 0.0 ] || fe_fail "the kernel holds the canary at $w%, want 0%"

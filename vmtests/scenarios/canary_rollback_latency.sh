@@ -9,18 +9,9 @@
 . "$(dirname "$0")/../lib/topo.sh"
 # shellcheck source=SCRIPTDIR/../lib/canary.sh
 . "$(dirname "$0")/../lib/canary.sh"
-fe_init canary_rollback_latency crlat
-fe_require_root
-fe_require_ferryd
-fe_canary_forget
+fe_canary_init canary_rollback_latency crlat
 vip=$FE_CANARY_VIP
-fe_canary_backends --delay-ms 10
-fe_canary_manifest 90 10 ferry.io/canary-steps=10,25,50,100 ferry.io/canary-interval=3s \
-	ferry.io/canary-min-requests=30 ferry.io/canary-failures=1
-fe_ferryd_start
-fe_wait 10 fe_vip_ok "$vip" || fe_fail "VIP $vip does not answer within 10 s"
-
-fe_loadgen_bg "$FE_RUN/load.json" --target "$vip" --close --rate 150 --concurrency 16 --timeout 2
+fe_canary_walk ferry.io/canary-failures=1
 load=$FE_LAST_PID
 fe_wait 30 fe_canary_at_step 2 || { fe_canary_show; fe_fail "the rollout did not reach step 2"; }
 fe_canary_control canary '{"delay_ms": 30}'
@@ -28,9 +19,9 @@ changed=$(($(date +%s) / 3))
 fe_wait 20 fe_canary_is rolled-back || { fe_canary_show; fe_fail "the canary was not rolled back"; }
 fe_canary_show
 # The window that decided: the last one judged, failed.
-rb=$(fe_canary_field "[w for w in d['windows'] if w['verdict'] == 'fail'][-1]['window']")
-reason=$(fe_canary_field "[w for w in d['windows'] if w['verdict'] == 'fail'][-1]['reason']")
-ratio=$(fe_canary_field "'%.2f' % [w for w in d['windows'] if w['verdict'] == 'fail'][-1]['p50_ratio']")
+rb=$(fe_canary_field "${FE_CANARY_FAILED}['window']")
+reason=$(fe_canary_field "${FE_CANARY_FAILED}['reason']")
+ratio=$(fe_canary_field "'%.2f' % ${FE_CANARY_FAILED}['p50_ratio']")
 [ $((rb - changed)) -le 1 ] ||
 	fe_fail "rolled back in window $rb, $((rb - changed + 1)) windows after the slowdown (window $changed)"
 case "$reason" in latency_*) ;; *) fe_fail "rolled back for $reason, not latency" ;; esac
@@ -38,8 +29,7 @@ w=$(fe_canary_kernel_weight)
 [ "$w" = 0.0 ] || fe_fail "the kernel holds the canary at $w%, want 0%"
 sleep 1
 fe_loadgen_stop "$load"
-[ "$(fe_json "$FE_RUN/load.json" 'd["error_total"]')" -eq 0 ] ||
-	fe_fail "requests failed across the rollback: $(fe_json "$FE_RUN/load.json" 'd["errors"]')"
+fe_canary_load_ok "across the rollback"
 fe_burst "$vip" 300 "$FE_RUN/after.json"
 fe_only "$FE_RUN/after.json" main "after the rollback: "
 grep -q "rolled-back step 2/4" "$FE_RUN/ferryd.log" || fe_fail "no rollback line in ferryd's log"

@@ -16,58 +16,34 @@
 # Protocol-level: no real cluster (docs/kubernetes.md).
 # shellcheck source=SCRIPTDIR/../lib/topo.sh
 . "$(dirname "$0")/../lib/topo.sh"
+# shellcheck source=SCRIPTDIR/../lib/k8s.sh
+. "$(dirname "$0")/../lib/k8s.sh"
 fe_init kubernetes k8s
 fe_require_root
 fe_require_ferryd
 command -v openssl >/dev/null || fe_skip "openssl not installed (make deps)"
 command -v bpftool >/dev/null || fe_fail "needs bpftool (make deps)"
-PIN2="$FE_PIN-2" # the second node's pins
-k8s_cleanup() {
-	local rc=$?
-	if [ -d "$PIN2" ]; then
-		"$FERRY_BUILD/ferryctl" reset --yes --pin-path "$PIN2" >/dev/null 2>&1
-		rm -rf "$PIN2"
-	fi
-	(exit "$rc")
-	fe_cleanup
-}
-trap k8s_cleanup EXIT
-rm -rf "$PIN2" # a run killed with -9 may have left it
+fe_second_pin
+PIN2=$FE_PIN2 # the second node's pins
 
 vip=198.18.100.30:8000
 token=fe-k8s-token
 fe_std_backends
 
-pki=$FE_RUN/pki
-mkdir -p "$pki"
-ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-echo "subjectAltName=IP:127.0.0.1" >"$pki/san.ext"
-# shellcheck disable=SC2086
-(cd "$pki" && openssl req -x509 $ec -keyout ca.key -out ca.crt -days 2 -subj /CN=fe-ca &&
-	openssl req $ec -keyout server.key -out server.csr -subj /CN=127.0.0.1 &&
-	openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
-		-out server.crt -days 2 -extfile san.ext) >/dev/null 2>&1 || fe_fail "openssl PKI"
-
 # The objects as the API server returns them (JSON), built from the same
 # specs the other scenarios write as YAML.
 objects() { # MAIN_WEIGHT CANARY_WEIGHT: a JSON scenario on stdout
-	"$FE_PY" - "$1" "$2" "$vip" "$(fe_backend_ip 1)" "$(fe_backend_ip 2)" "$(fe_backend_ip 3)" <<'EOF'
+	fe_k8s_py - "$1" "$2" "$vip" "$(fe_backend_ip 1)" "$(fe_backend_ip 2)" "$(fe_backend_ip 3)" <<'EOF'
 import json, sys
+from k8s_objects import GRAPH, endpoint_slice as sl
 wm, wc, vip, b1, b2, b3 = sys.argv[1:]
 def sdep(name, traffic):
     return {"apiVersion": "machinelearning.seldon.io/v1", "kind": "SeldonDeployment",
             "metadata": {"name": name, "namespace": "models", "uid": "uid-" + name,
                          "annotations": {"ferry.io/vip": vip}},
             "spec": {"predictors": [
-                {"name": "main", "traffic": traffic[0], "graph": {"name": "model", "implementation": "SKLEARN_SERVER", "modelUri": "gs://m/iris"}},
-                {"name": "canary", "traffic": traffic[1], "graph": {"name": "model", "implementation": "SKLEARN_SERVER", "modelUri": "gs://m/iris"}}]}}
-def sl(name, svc, addrs):
-    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": name, "namespace": "models",
-                         "labels": {"kubernetes.io/service-name": svc}},
-            "addressType": "IPv4",
-            "ports": [{"name": "http", "port": 9000, "protocol": "TCP"}],
-            "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in addrs]}
+                {"name": "main", "traffic": traffic[0], "graph": GRAPH},
+                {"name": "canary", "traffic": traffic[1], "graph": GRAPH}]}}
 # A second deployment over the same pods (seldon.io/svc-name), its VIP from a Service.
 svcdep = sdep("irissvc", (50, 50))
 svcdep["metadata"]["annotations"]["ferry.io/vip"] = "service/irissvc"
@@ -92,44 +68,16 @@ json.dump({"objects": {"seldondeployments": [o["sdep"], o["svcdep"]], "endpoints
                        "services": []}}, sys.stdout)
 ' "$FE_RUN/objs.json" >"$FE_RUN/scenario.json"
 
-# The API server runs in the node namespace, on the node's loopback.
-ip netns exec "$FE_NODE" "$FE_PY" "$FE_TOP/tests/k8s_apiserver.py" --cert "$pki/server.crt" \
-	--key "$pki/server.key" --token "$token" --port-file "$FE_RUN/port" \
-	--scenario "$FE_RUN/scenario.json" >>"$FE_RUN/apiserver.log" 2>&1 &
-FE_PIDS+=($!)
-fe_wait 10 test -s "$FE_RUN/port" || fe_fail "the fake API server did not start"
-port=$(cat "$FE_RUN/port")
-cat >"$FE_RUN/kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-current-context: fe
-clusters:
-- name: fake
-  cluster:
-    server: https://127.0.0.1:$port
-    certificate-authority: $pki/ca.crt
-contexts:
-- name: fe
-  context:
-    cluster: fake
-    user: ferryd
-users:
-- name: ferryd
-  user:
-    token: $token
-EOF
+fe_k8s_start "$token" "$FE_RUN/scenario.json"
 
 control() { # JSON ops: runs them on the server
-	fe_ns "$FE_NODE" curl -sf --max-time 5 --cacert "$pki/ca.crt" -H "Authorization: Bearer $token" \
-		-H 'Content-Type: application/json' -d "$1" "https://127.0.0.1:$port/_control"
+	fe_k8s_control -H 'Content-Type: application/json' -d "$1"
 }
 
 # shellcheck disable=SC2046
-nsenter --net="/run/netns/$FE_NODE" "$FERRY_BUILD/ferryd" --kubernetes --kubeconfig "$FE_RUN/kubeconfig" \
-	--iface "$FE_IF_NODE_CLIENT" $(fe_reply_iface_args) --pin-path "$FE_PIN" \
-	--metrics-addr "$FE_METRICS" >>"$FE_RUN/ferryd.log" 2>&1 &
-FERRYD_PID=$!
-FE_PIDS+=($!)
+fe_k8s_ferryd "$FE_RUN/ferryd.log" -- --iface "$FE_IF_NODE_CLIENT" $(fe_reply_iface_args) \
+	--pin-path "$FE_PIN" --metrics-addr "$FE_METRICS"
+FERRYD_PID=$FE_LAST_PID
 fe_wait 20 fe_ferryd_serving || fe_fail "ferryd does not serve /metrics within 20 s"
 fe_wait 10 fe_vip_ok "$vip" || fe_fail "VIP $vip from the API server does not answer within 10 s"
 # The maps are written before ferryd marks the sync complete: the VIP can
@@ -144,26 +92,23 @@ seed_of() { # PIN: ferry_config.hash_seed
 	bpftool -j map dump pinned "$1/ferry_config" |
 		"$FE_PY" -c 'import json, sys; e = json.load(sys.stdin)[0]; print(e.get("formatted", e)["value"]["hash_seed"])'
 }
-secret_state() {
-	fe_ns "$FE_NODE" curl -sf --max-time 5 --cacert "$pki/ca.crt" -H "Authorization: Bearer $token" \
-		"https://127.0.0.1:$port/_control" >"$FE_RUN/state.json"
+state() { # the server's state into $FE_RUN/state.json
+	fe_k8s_control >"$FE_RUN/state.json"
 }
-secret_state || fe_fail "control: state"
+state || fe_fail "control: state"
 [ "$(fe_json "$FE_RUN/state.json" 'bool(d["secrets"].get("ferry-system/ferry-hash-seed", {}).get("data", {}).get("seed"))')" = True ] ||
 	fe_fail "ferryd did not create the Secret ferry-system/ferry-hash-seed with a key 'seed': $(fe_json "$FE_RUN/state.json" 'd["secrets"]')"
 grep -q "hash seed: the cluster's, from Secret ferry-system/ferry-hash-seed key seed (created by this node" "$FE_RUN/ferryd.log" ||
 	fe_fail "ferryd does not log that it created the seed Secret: $(grep 'hash seed' "$FE_RUN/ferryd.log")"
-nsenter --net="/run/netns/$FE_NODE" "$FERRY_BUILD/ferryd" --kubernetes --kubeconfig "$FE_RUN/kubeconfig" \
-	--pod-iface 'fenone*' --pin-path "$PIN2" >>"$FE_RUN/ferryd2.log" 2>&1 &
-ferryd2=$!
-FE_PIDS+=($!)
+fe_k8s_ferryd "$FE_RUN/ferryd2.log" -- --pod-iface 'fenone*' --pin-path "$PIN2"
+ferryd2=$FE_LAST_PID
 seeded2() { grep -q "hash seed: the cluster's" "$FE_RUN/ferryd2.log"; }
 fe_wait 20 seeded2 || fe_fail "the second ferryd did not take the cluster's seed: $(tail -n 3 "$FE_RUN/ferryd2.log")"
 seed1=$(seed_of "$FE_PIN")
 seed2=$(seed_of "$PIN2")
 [ -n "$seed1" ] && [ "$seed1" = "$seed2" ] || fe_fail "two ferryd, two seeds: $seed1 and $seed2"
 grep -q "created by this node" "$FE_RUN/ferryd2.log" && fe_fail "the second ferryd created the Secret again"
-secret_state || fe_fail "control: state"
+state || fe_fail "control: state"
 [ "$(fe_json "$FE_RUN/state.json" 'sum(1 for r in d["requests"] if r.get("resource") == "secrets" and r["method"] == "POST")')" -eq 1 ] ||
 	fe_fail "Secret creates: $(fe_json "$FE_RUN/state.json" '[r for r in d["requests"] if r.get("resource") == "secrets"]')"
 kill -TERM "$ferryd2"
@@ -174,10 +119,6 @@ fe_log "both ferryd hash with the Secret's seed ($seed1)"
 
 # Services: irissvc names a Service that does not exist yet: an Event says so.
 svc_vip=198.18.100.31:8000
-state() {
-	fe_ns "$FE_NODE" curl -sf --max-time 5 --cacert "$pki/ca.crt" -H "Authorization: Bearer $token" \
-		"https://127.0.0.1:$port/_control" >"$FE_RUN/state.json"
-}
 waiting_event() {
 	state && [ "$(fe_json "$FE_RUN/state.json" \
 		'any(e["involvedObject"]["name"] == "irissvc" and "does not exist" in e["message"] for e in d["events"])')" = True ]
@@ -219,10 +160,8 @@ control "{\"ops\": [{\"op\": \"put\", \"resource\": \"seldondeployments\", \"obj
 	fe_fail "control: put bad"
 event_posted() {
 	control '{"ops": []}' >/dev/null
-	fe_ns "$FE_NODE" curl -sf --max-time 5 --cacert "$pki/ca.crt" -H "Authorization: Bearer $token" \
-		"https://127.0.0.1:$port/_control" >"$FE_RUN/state.json" &&
-		[ "$(fe_json "$FE_RUN/state.json" \
-			'any(e["involvedObject"]["name"] == "iris" and e["reason"] == "FerryInvalidManifest" for e in d["events"])')" = True ]
+	state && [ "$(fe_json "$FE_RUN/state.json" \
+		'any(e["involvedObject"]["name"] == "iris" and e["reason"] == "FerryInvalidManifest" for e in d["events"])')" = True ]
 }
 fe_wait 5 event_posted || fe_fail "no Warning Event for the rejected SeldonDeployment"
 [ "$(fe_json "$FE_RUN/state.json" 'any(e["involvedObject"]["name"] == "iris" and "traffic" in e["message"] for e in d["events"])')" = True ] || fe_fail "the Event does not name the field: $(cat "$FE_RUN/state.json")"

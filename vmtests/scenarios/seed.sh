@@ -21,19 +21,9 @@ fe_require_ferryd
 command -v bpftool >/dev/null || fe_fail "needs bpftool (make deps)"
 
 NODE2="$FE_PFX-node2" # matches fe-seed-*: fe_cleanup removes it
-PIN2="$FE_PIN-2"
+fe_second_pin
+PIN2=$FE_PIN2
 CONF2="$FE_RUN/conf2"
-seed_cleanup() {
-	local rc=$?
-	if [ -d "$PIN2" ]; then
-		"$FERRY_BUILD/ferryctl" reset --yes --pin-path "$PIN2" >/dev/null 2>&1
-		rm -rf "$PIN2"
-	fi
-	(exit "$rc")
-	fe_cleanup
-}
-trap seed_cleanup EXIT
-rm -rf "$PIN2" # a run killed with -9 may have left it
 
 vip=198.18.100.10:8000
 vip2=198.18.100.11:8000
