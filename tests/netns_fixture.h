@@ -24,7 +24,10 @@ struct netns_fixture {
 	bool created;
 };
 
-#define NETNS_FIXTURE(n) { .name = (n), .orig_ns = -1 }
+#define NETNS_FIXTURE(n)                   \
+	{                                  \
+		.name = (n), .orig_ns = -1 \
+	}
 
 static inline int netns_fixture__sh(const char *cmd)
 {

@@ -48,62 +48,62 @@ static inline bool test__fail(const char *file, int line, const char *what, cons
 	((cond) ? true : test__fail(__FILE__, __LINE__, (what), "expected true: %s", #cond))
 #define ASSERT_FALSE(cond, what) \
 	(!(cond) ? true : test__fail(__FILE__, __LINE__, (what), "expected false: %s", #cond))
-#define ASSERT_EQ(got, want, what)                                                            \
-	({                                                                                    \
-		long long __g = (long long)(got), __w = (long long)(want);                    \
-		__g == __w ? true :                                                           \
-			     test__fail(__FILE__, __LINE__, (what), "got %lld, want %lld", __g, \
-					__w);                                                 \
+#define ASSERT_EQ(got, want, what)                                                               \
+	({                                                                                       \
+		long long __g = (long long)(got), __w = (long long)(want);                       \
+		__g == __w ?                                                                     \
+			true :                                                                   \
+			test__fail(__FILE__, __LINE__, (what), "got %lld, want %lld", __g, __w); \
 	})
-#define ASSERT_NEQ(got, bad, what)                                                             \
-	({                                                                                     \
-		long long __g = (long long)(got), __b = (long long)(bad);                      \
-		__g != __b ? true :                                                            \
+#define ASSERT_NEQ(got, bad, what)                                                                 \
+	({                                                                                         \
+		long long __g = (long long)(got), __b = (long long)(bad);                          \
+		__g != __b ? true :                                                                \
 			     test__fail(__FILE__, __LINE__, (what), "got %lld, must differ", __g); \
 	})
-#define ASSERT_LE(got, max, what)                                                            \
+#define ASSERT_LE(got, max, what)                                                               \
+	({                                                                                      \
+		double __g = (double)(got), __m = (double)(max);                                \
+		__g <= __m ?                                                                    \
+			true :                                                                  \
+			test__fail(__FILE__, __LINE__, (what), "got %g, want <= %g", __g, __m); \
+	})
+#define ASSERT_GE(got, min, what)                                                               \
+	({                                                                                      \
+		double __g = (double)(got), __m = (double)(min);                                \
+		__g >= __m ?                                                                    \
+			true :                                                                  \
+			test__fail(__FILE__, __LINE__, (what), "got %g, want >= %g", __g, __m); \
+	})
+#define ASSERT_OK(err, what)                                                              \
+	({                                                                                \
+		long long __e = (long long)(err);                                         \
+		__e == 0 ? true :                                                         \
+			   test__fail(__FILE__, __LINE__, (what), "error %lld (%s)", __e, \
+				      strerror(__e < 0 ? (int)-__e : (int)__e));          \
+	})
+#define ASSERT_STREQ(got, want, what)                                                     \
+	({                                                                                \
+		const char *__g = (got), *__w = (want);                                   \
+		(__g && __w && !strcmp(__g, __w)) ?                                       \
+			true :                                                            \
+			test__fail(__FILE__, __LINE__, (what), "got \"%s\", want \"%s\"", \
+				   __g ? __g : "(null)", __w ? __w : "(null)");           \
+	})
+#define ASSERT_STRSTR(haystack, needle, what)                                                \
 	({                                                                                   \
-		double __g = (double)(got), __m = (double)(max);                             \
-		__g <= __m ? true :                                                          \
-			     test__fail(__FILE__, __LINE__, (what), "got %g, want <= %g", __g, \
-					__m);                                                \
-	})
-#define ASSERT_GE(got, min, what)                                                            \
-	({                                                                                   \
-		double __g = (double)(got), __m = (double)(min);                             \
-		__g >= __m ? true :                                                          \
-			     test__fail(__FILE__, __LINE__, (what), "got %g, want >= %g", __g, \
-					__m);                                                \
-	})
-#define ASSERT_OK(err, what)                                                                  \
-	({                                                                                    \
-		long long __e = (long long)(err);                                             \
-		__e == 0 ? true :                                                             \
-			   test__fail(__FILE__, __LINE__, (what), "error %lld (%s)", __e,     \
-				      strerror(__e < 0 ? (int)-__e : (int)__e));              \
-	})
-#define ASSERT_STREQ(got, want, what)                                                          \
-	({                                                                                     \
-		const char *__g = (got), *__w = (want);                                        \
-		(__g && __w && !strcmp(__g, __w)) ?                                            \
-			true :                                                                 \
-			test__fail(__FILE__, __LINE__, (what), "got \"%s\", want \"%s\"",      \
-				   __g ? __g : "(null)", __w ? __w : "(null)");                \
-	})
-#define ASSERT_STRSTR(haystack, needle, what)                                                  \
-	({                                                                                     \
-		const char *__h = (haystack), *__n = (needle);                                 \
-		(__h && __n && strstr(__h, __n)) ?                                             \
-			true :                                                                 \
-			test__fail(__FILE__, __LINE__, (what), "\"%s\" not found in \"%s\"",   \
-				   __n ? __n : "(null)", __h ? __h : "(null)");                \
+		const char *__h = (haystack), *__n = (needle);                               \
+		(__h && __n && strstr(__h, __n)) ?                                           \
+			true :                                                               \
+			test__fail(__FILE__, __LINE__, (what), "\"%s\" not found in \"%s\"", \
+				   __n ? __n : "(null)", __h ? __h : "(null)");              \
 	})
 
 /* Marks the running test skipped, with the reason shown loudly. */
-#define test__skip(fmt, ...)                                                \
-	do {                                                                \
-		fprintf(stderr, "    SKIPPED: " fmt "\n", ##__VA_ARGS__);       \
-		test_state.cur_skipped = true;                              \
+#define test__skip(fmt, ...)                                              \
+	do {                                                              \
+		fprintf(stderr, "    SKIPPED: " fmt "\n", ##__VA_ARGS__); \
+		test_state.cur_skipped = true;                            \
 	} while (0)
 
 static inline bool test__start(const char *name)
@@ -132,12 +132,12 @@ static inline void test__end(const char *suite)
 }
 
 /* RUN_TEST(suite, fn): runs fn() (void fn(void)) unless argv[1] filters it out. */
-#define RUN_TEST(suite, fn)                   \
-	do {                                  \
-		if (test__start(#fn)) {       \
-			fn();                 \
-			test__end(suite);     \
-		}                             \
+#define RUN_TEST(suite, fn)               \
+	do {                              \
+		if (test__start(#fn)) {   \
+			fn();             \
+			test__end(suite); \
+		}                         \
 	} while (0)
 
 static inline int test__main_init(int argc, char **argv)
@@ -163,12 +163,12 @@ static inline bool kernel_at_least(int major, int minor)
 	return ma > major || (ma == major && mi >= minor);
 }
 
-#define TEST_NEEDS_ROOT()                                                   \
-	do {                                                                \
-		if (geteuid() != 0) {                                       \
+#define TEST_NEEDS_ROOT()                                                  \
+	do {                                                               \
+		if (geteuid() != 0) {                                      \
 			test__skip("needs root (CAP_BPF, CAP_NET_ADMIN)"); \
-			return;                                             \
-		}                                                           \
+			return;                                            \
+		}                                                          \
 	} while (0)
 
 #endif /* FERRY_TESTING_H */

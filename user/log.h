@@ -12,7 +12,8 @@ enum ferry_log_level {
 
 extern enum ferry_log_level ferry_log_level;
 
-void ferry_log(enum ferry_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ferry_log(enum ferry_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* Parses "error", "warn", "info" or "debug"; returns 0 or -EINVAL. */
 int ferry_log_parse_level(const char *name, enum ferry_log_level *level);
 

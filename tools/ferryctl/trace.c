@@ -93,7 +93,8 @@ int cmd_trace(struct ctl *c, int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "s:n:e:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			if (ferry_endpoint__parse(optarg, false, &t.svc.family, t.svc.addr, &t.svc.port)) {
+			if (ferry_endpoint__parse(optarg, false, &t.svc.family, t.svc.addr,
+						  &t.svc.port)) {
 				fprintf(stderr,
 					"ferryctl trace: --service %s: expected ADDR:PORT\n",
 					optarg);

@@ -19,7 +19,6 @@
 #include "model.h"
 #include "source/config_error.h"
 
-
 struct ferry_config_store;
 
 struct ferry_config_store *ferry_config_store__new(void);
@@ -66,7 +65,8 @@ struct ferry_seldon_servers;
  * them. Objects read from files are always judged in full.
  */
 void ferry_config_store__set_seldon(struct ferry_config_store *store,
-				    const struct ferry_seldon_servers *servers, bool cluster_judged);
+				    const struct ferry_seldon_servers *servers,
+				    bool cluster_judged);
 
 /* Removes an object put by __put. Returns 0 or -ENOENT. */
 int ferry_config_store__delete(struct ferry_config_store *store, const char *kind,
@@ -105,6 +105,6 @@ int ferry_config_store__waiting(const struct ferry_config_store *store, size_t i
 /* The errors of the last __load_dir, __put and __build calls, in order. */
 size_t ferry_config_store__nerrors(const struct ferry_config_store *store);
 const struct ferry_config_error *ferry_config_store__error(const struct ferry_config_store *store,
-							    size_t i);
+							   size_t i);
 
 #endif /* FERRY_CONFIG_H */

@@ -87,7 +87,8 @@ static struct parsed_file *cache_find(struct ferry_config_store *store, const ch
 	json_t *at = store->parsed_index ? json_object_get(store->parsed_index, path) : NULL;
 	size_t i = at ? (size_t)json_integer_value(at) : store->nparsed;
 
-	return i < store->nparsed && !strcmp(store->parsed[i].path, path) ? &store->parsed[i] : NULL;
+	return i < store->nparsed && !strcmp(store->parsed[i].path, path) ? &store->parsed[i] :
+									    NULL;
 }
 
 /*
@@ -644,7 +645,8 @@ out_free_fresh:
 	str_set_free(&ls.failed_files);
 out_free_names:
 	for (size_t i = 0; pre && i < nnames; i++)
-		ferry_manifest__put(pre[i].mf); /* parsed ahead, not reached (an error stopped us) */
+		ferry_manifest__put(
+			pre[i].mf); /* parsed ahead, not reached (an error stopped us) */
 	free(pre);
 	for (size_t i = 0; i < nnames; i++)
 		free(names[i]);
