@@ -55,7 +55,7 @@ static int target_from_maps(const struct ferry_dp *dp, __u32 id, struct weights_
 	snprintf(t->deployment, sizeof(t->deployment), "%.*s", (int)sizeof(meta.deployment) - 1,
 		 meta.deployment);
 	n = meta.npredictors < FERRY_MAX_SVC_PREDICTORS ? meta.npredictors :
-							   FERRY_MAX_SVC_PREDICTORS;
+							  FERRY_MAX_SVC_PREDICTORS;
 	for (j = 0; j < n; j++) {
 		if (bpf_map_lookup_elem(dp->map_fds[FERRY_M_PRED_META], &meta.predictor_ids[j],
 					&pm))

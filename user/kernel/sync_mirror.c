@@ -274,7 +274,7 @@ out_free:
 static void order_preds(struct mservice *ms)
 {
 	__u32 n = ms->meta.npredictors < FERRY_MAX_SVC_PREDICTORS ? ms->meta.npredictors :
-								     FERRY_MAX_SVC_PREDICTORS;
+								    FERRY_MAX_SVC_PREDICTORS;
 	size_t pos = 0, i, j;
 
 	for (i = 0; i < n; i++) {
@@ -417,7 +417,7 @@ static int load_service(struct ferry_sync *s, __u32 id)
 		return err;
 
 	n = ms->meta.npredictors < FERRY_MAX_SVC_PREDICTORS ? ms->meta.npredictors :
-							       FERRY_MAX_SVC_PREDICTORS;
+							      FERRY_MAX_SVC_PREDICTORS;
 	for (i = 0; i < n; i++) {
 		struct mpred *mp;
 		struct pred_key pk;
