@@ -18,7 +18,8 @@
  *     next split (e.g. "main=80 canary=20", words split on spaces) and polls
  *     ferry_selectors the same way, from just before the fork: the override
  *     as an operator sees it, process start included. Also times ferryctl's
- *     exit. Clears the override at the end.
+ *     exit. Clears the override at the end, then times `ferryctl --help`
+ *     (fork to exit) as often: the floor, a ferryctl that does nothing.
  *
  *   ctl_probe memory --pin-path P
  *     Sums the kernel memory (fdinfo "memlock", what bpftool reports) of
@@ -324,13 +325,14 @@ static int cmd_weights(const char *pin, const char *deployment, const char *ferr
 		       const char *splits[2], int count, int gap_ms)
 {
 	double *lat = calloc(count, sizeof(double)), *exit_lat = calloc(count, sizeof(double));
+	double *floor_lat = calloc(count, sizeof(double));
 	int sel_fd, meta_fd, i, done = 0, timeouts = 0, failed = 0, rc = 1;
 	json_t *out, *arr;
 	__u32 id;
 
 	sel_fd = open_pin(pin, FERRY_MAP_SELECT);
 	meta_fd = open_pin(pin, FERRY_MAP_SVC_META);
-	if (!lat || !exit_lat || sel_fd < 0 || meta_fd < 0)
+	if (!lat || !exit_lat || !floor_lat || sel_fd < 0 || meta_fd < 0)
 		goto out_close;
 	if (find_service(meta_fd, deployment, &id)) {
 		fprintf(stderr, "ctl_probe: --deployment %s: no such service in %s/%s\n",
@@ -386,6 +388,18 @@ static int cmd_weights(const char *pin, const char *deployment, const char *ferr
 		if (pid > 0)
 			waitpid(pid, &status, 0);
 	}
+	/* The floor: a ferryctl that does nothing (--help), fork to exit, timed the same way. */
+	for (i = 0; i < done; i++) {
+		char *args[] = { (char *)ferryctl, "--help", NULL };
+		double t0 = now_ms();
+		int status;
+		pid_t pid = spawn(args);
+
+		if (pid > 0)
+			waitpid(pid, &status, 0);
+		floor_lat[i] = now_ms() - t0;
+		usleep(gap_ms * 1000);
+	}
 
 	out = json_object();
 	arr = json_array();
@@ -404,6 +418,9 @@ static int cmd_weights(const char *pin, const char *deployment, const char *ferr
 		json_object_set_new(out, "max_ms", json_real(lat[done - 1]));
 		json_object_set_new(out, "exit_p50_ms", json_real(pct(exit_lat, done, 50)));
 		json_object_set_new(out, "exit_p99_ms", json_real(pct(exit_lat, done, 99)));
+		qsort(floor_lat, done, sizeof(*floor_lat), cmp_double);
+		json_object_set_new(out, "floor_p50_ms", json_real(pct(floor_lat, done, 50)));
+		json_object_set_new(out, "floor_p99_ms", json_real(pct(floor_lat, done, 99)));
 	}
 	json_dumpf(out, stdout, JSON_COMPACT);
 	putchar('\n');
@@ -416,6 +433,7 @@ out_close:
 		close(meta_fd);
 	free(lat);
 	free(exit_lat);
+	free(floor_lat);
 	return rc;
 }
 

@@ -39,7 +39,7 @@ fo_verdict() { # KIND NAME [why]
 # Before the topology exists: a SKIP for every test, loudly.
 FO_TESTS=(help status services flows flows_flush latency top config_errors trace drain weights_override
 	ferryd_down sigterm_clean weights_restart sighup override_vs_edit weights_rollback
-	weights_clear exit_codes bpftool_maps reset)
+	weights_clear weights_fast_vs_full exit_codes bpftool_maps reset)
 fo_skip_all() {
 	local t
 	echo "*** SKIPPED ferryctl suite: $* ***" >&2
@@ -742,6 +742,87 @@ test_weights_clear() {
 	share=$(fe_share_check "$out" canary 0.2) || why "after --clear the 80/20 split is not back: $share"
 }
 
+# The state one `weights` write leaves for deployment default/iris, as raw
+# bytes: its ferry_selectors entry, its predictors' ferry_pred_meta and its
+# ferry_svc_meta (table_generation apart: every write bumps it). JSON to $1.
+fo_weights_state() {
+	"$PY" - "$FE_PIN" "$1" <<'EOF2'
+import json, struct, subprocess, sys
+pin, out = sys.argv[1], sys.argv[2]
+def bt(*args):
+    return json.loads(subprocess.run(["bpftool", "-j", "map"] + list(args), check=True,
+                                     capture_output=True, text=True).stdout)
+def raw(v):
+    return bytes(int(b, 16) for b in v)
+def key(i):
+    return ["key"] + ["%d" % b for b in struct.pack("<I", i)]
+state = {}
+for e in bt("dump", "pinned", pin + "/ferry_svc_meta"):
+    meta = raw(e["value"])
+    if meta[24:152].rstrip(b"\0") != b"default/iris":
+        continue
+    sid = struct.unpack_from("<I", raw(e["key"]))[0]
+    npred = struct.unpack_from("<I", meta, 20)[0]
+    pids = struct.unpack_from("<16I", meta, 152)[:npred]
+    state[sid] = {
+        "meta": (meta[:216]).hex(),
+        "sel": raw(bt("lookup", "pinned", pin + "/ferry_selectors", *key(sid))["value"]).hex(),
+        "preds": {str(p): raw(bt("lookup", "pinned", pin + "/ferry_pred_meta", *key(p))["value"]).hex()
+                  for p in pids},
+    }
+json.dump(state, open(out, "w"), indent=1, sort_keys=True)
+EOF2
+}
+
+# The fast path (resolve SERVICE from ferry_svc_meta, mirror that service only)
+# must write exactly what the full mirror writes (FERRYCTL_WEIGHTS_FULL=1, the
+# path ferryctl took before): each step is run by one path, then repeated by
+# the other, which must find nothing to change in ferry_selectors and write
+# the same predictor and service metadata.
+test_weights_fast_vs_full() {
+	local i step first prev="" name svc
+	local steps=("main=30 canary=70" "--rollback" "--rollback --to canary"
+		"main=33.33 canary=66.67" "--clear")
+	for i in "${!steps[@]}"; do
+		step=${steps[$i]}
+		# Alternate the order, and the VIP and deployment forms.
+		svc=$VIP
+		[ $((i % 2)) -eq 1 ] && svc=default/iris
+		for first in fast full; do
+			[ $((i % 2)) -eq 1 ] && first=$([ "$first" = fast ] && echo full || echo fast)
+			name="fvf.$i.$first"
+			# shellcheck disable=SC2086 # step is words
+			if [ "$first" = full ]; then
+				(export FERRYCTL_WEIGHTS_FULL=1; run "$name" weights "$svc" $step)
+			else
+				run "$name" weights "$svc" $step
+			fi || why "ferryctl weights $svc $step ($first path) exited $(cat "$OUT/$name.rc")" || return 1
+			fo_weights_state "$OUT/$name.state" || why "cannot read the maps after $name" || return 1
+		done
+		"$PY" - "$OUT"/fvf."$i".fast.state "$OUT"/fvf."$i".full.state "$prev" "$step" <<'EOF2' ||
+import json, sys
+fast, full = (json.load(open(p)) for p in sys.argv[1:3])
+prev = json.load(open(sys.argv[3])) if sys.argv[3] else None
+if not fast:
+    sys.exit("no service of default/iris found in ferry_svc_meta")
+if fast != full:
+    for sid in sorted(set(fast) | set(full)):
+        for part in ("sel", "preds", "meta"):
+            a, b = fast.get(sid, {}).get(part), full.get(sid, {}).get(part)
+            if a != b:
+                print("  service %s %s: fast %s, full %s" % (sid, part, a, b), file=sys.stderr)
+    sys.exit("weights %s: the fast path and the full mirror wrote different bytes" % sys.argv[4])
+if prev is not None and all(fast[s]["sel"] == prev[s]["sel"] for s in fast):
+    sys.exit("weights %s changed nothing in ferry_selectors" % sys.argv[4])
+EOF2
+			why "weights $step: fast and full paths differ (see stderr)" || return 1
+		prev="$OUT/fvf.$i.fast.state"
+	done
+	run fvf.services -j services || return 1
+	jcheck "$OUT/fvf.services" "all(p['weight_override'] is None for p in svc('$VIP')['predictors'])" ||
+		why "the override is still in force after the last --clear"
+}
+
 test_exit_codes() {
 	local bad=""
 	ec() { # WANT NAME ARGS...
@@ -1061,6 +1142,7 @@ t sighup test_sighup
 t override_vs_edit test_override_vs_edit
 t weights_rollback test_weights_rollback
 t weights_clear test_weights_clear
+t weights_fast_vs_full test_weights_fast_vs_full
 t exit_codes test_exit_codes
 t bpftool_maps test_bpftool_maps
 t reset test_reset

@@ -19,10 +19,15 @@ void on_stop(int sig)
  * SERVICE is a VIP (ADDR:PORT) or a deployment (namespace/name, all its VIPs).
  * Fills ids with matching service ids; returns how many, or -errno.
  */
+static bool service_by_name(const char *service)
+{
+	return strchr(service, '/') && service[0] != '[';
+}
+
 int match_services(const struct ferry_snapshot *snap, const char *service, __u32 *ids, size_t max)
 {
 	struct ferry_vip want = {};
-	bool by_name = strchr(service, '/') && service[0] != '[';
+	bool by_name = service_by_name(service);
 	size_t i, n = 0;
 
 	if (!by_name &&
@@ -45,6 +50,121 @@ int match_services(const struct ferry_snapshot *snap, const char *service, __u32
 		fprintf(stderr, "ferryctl: no service %s (see 'ferryctl services')\n", service);
 		return -ENOENT;
 	}
+	return n;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* A service entry as the snapshot lists it, with metadata: its id, or 0. */
+static __u32 listed_service(int svc_fd, int meta_fd, const struct ferry_vip *vip)
+{
+	struct ferry_svc_meta meta;
+	struct ferry_service svc;
+
+	if (bpf_map_lookup_elem(svc_fd, vip, &svc) || (svc.flags & FERRY_SVC_F_ADDR_MARKER) ||
+	    (!vip->port && !vip->proto) || bpf_map_lookup_elem(meta_fd, &svc.id, &meta) ||
+	    memcmp(&meta.vip, vip, sizeof(*vip)))
+		return 0;
+	return svc.id;
+}
+
+/* The services of deployment name: one pass over ferry_svc_meta in batches. */
+static int match_deployment(int svc_fd, int meta_fd, const char *name, __u32 *ids, size_t max)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	/* Small batches: a fresh process pays a page fault per 4 KB of buffer. */
+	const __u32 chunk = 256;
+	struct ferry_svc_meta *metas;
+	__u32 *keys, batch = 0, cnt, i;
+	bool first = true;
+	size_t n = 0;
+	int err = 0;
+
+	keys = calloc(chunk, sizeof(*keys));
+	metas = calloc(chunk, sizeof(*metas));
+	if (!keys || !metas) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	while (!err) {
+		cnt = chunk;
+		if (bpf_map_lookup_batch(meta_fd, first ? NULL : &batch, &batch, keys, metas, &cnt,
+					 &opts))
+			err = -errno; /* -ENOENT: the end of the map, cnt entries still valid */
+		first = false;
+		for (i = 0; i < cnt; i++) {
+			if (strncmp(metas[i].deployment, name, sizeof(metas[i].deployment)) ||
+			    listed_service(svc_fd, meta_fd, &metas[i].vip) != keys[i])
+				continue;
+			if (n == max) { /* the snapshot keeps the lowest ids: let it choose */
+				err = -E2BIG;
+				break;
+			}
+			ids[n++] = keys[i];
+		}
+	}
+	if (err == -ENOENT)
+		err = n ? 0 : -ENOENT;
+out_free:
+	free(keys);
+	free(metas);
+	return err ?: (int)n;
+}
+
+/*
+ * match_services() without a snapshot: a VIP is looked up directly (TCP and
+ * UDP, the protocols a VIP has), a deployment by one pass over the small
+ * ferry_svc_meta; only services with their VIP entry and metadata count, ids
+ * in ascending order as the snapshot lists them. Prints nothing: any failure
+ * (-EINVAL bad SERVICE, -ENOENT no match, a map error) is the caller's cue to
+ * take the snapshot path, whose messages and exit codes are the documented ones.
+ */
+int match_services_meta(const struct ctl *c, const char *service, __u32 *ids, size_t max)
+{
+	static const __u8 protos[] = { IPPROTO_TCP, IPPROTO_UDP };
+	struct ferry_vip want = {};
+	int meta_fd, svc_fd, n = 0;
+	char path[PATH_MAX];
+	size_t i;
+
+	if (!service_by_name(service) &&
+	    ferry_endpoint__parse(service, false, &want.family, want.addr, &want.port))
+		return -EINVAL;
+	snprintf(path, sizeof(path), "%s/%s", c->pin_path, FERRY_MAP_SVC_META);
+	meta_fd = bpf_obj_get(path);
+	if (meta_fd < 0)
+		return -ENOENT;
+	snprintf(path, sizeof(path), "%s/%s", c->pin_path, FERRY_MAP_SERVICES);
+	svc_fd = bpf_obj_get(path);
+	if (svc_fd < 0) {
+		n = -ENOENT;
+		goto out_close_meta;
+	}
+	if (service_by_name(service)) {
+		n = match_deployment(svc_fd, meta_fd, service, ids, max);
+	} else {
+		for (i = 0; i < sizeof(protos) && n >= 0 && (size_t)n < max; i++) {
+			struct ferry_service svc;
+
+			want.proto = protos[i];
+			if (bpf_map_lookup_elem(svc_fd, &want, &svc))
+				continue;
+			ids[n] = listed_service(svc_fd, meta_fd, &want);
+			/* An entry without metadata: the snapshot path knows what to say. */
+			n = ids[n] ? n + 1 : -ENOENT;
+		}
+		n = n ?: -ENOENT;
+	}
+	if (n > 0)
+		qsort(ids, n, sizeof(*ids), cmp_id);
+	close(svc_fd);
+out_close_meta:
+	close(meta_fd);
 	return n;
 }
 

@@ -6,6 +6,68 @@
 
 /* ------------------------------------------------------------- weights */
 
+/* What the override needs of one service: from the snapshot or from its own map entries. */
+struct weights_pred {
+	char name[FERRY_PRED_NAME_LEN];
+	__u32 flags;
+	__u32 weight_configured;
+};
+
+struct weights_target {
+	struct ferry_vip vip;
+	char deployment[FERRY_NAME_LEN];
+	size_t npredictors;
+	struct weights_pred preds[FERRY_MAX_SVC_PREDICTORS];
+};
+
+static void target_from_snapshot(const struct ferry_snapshot *snap, __u32 id,
+				 struct weights_target *t)
+{
+	const struct ferry_snap_service *s = ferry_snapshot__service(snap, id);
+	size_t j;
+
+	memset(t, 0, sizeof(*t));
+	t->vip = s->vip;
+	snprintf(t->deployment, sizeof(t->deployment), "%s", s->deployment);
+	for (j = 0; j < s->npredictors; j++) {
+		const struct ferry_snap_predictor *p =
+			ferry_snapshot__predictor(snap, s->predictor_ids[j]);
+
+		if (!p)
+			continue;
+		snprintf(t->preds[t->npredictors].name, FERRY_PRED_NAME_LEN, "%s", p->name);
+		t->preds[t->npredictors].flags = p->flags;
+		t->preds[t->npredictors++].weight_configured = p->weight_configured;
+	}
+}
+
+/* The same from ferry_svc_meta and ferry_pred_meta: a lookup per predictor. */
+static int target_from_maps(const struct ferry_dp *dp, __u32 id, struct weights_target *t)
+{
+	struct ferry_pred_meta pm;
+	struct ferry_svc_meta meta;
+	__u32 j, n;
+
+	memset(t, 0, sizeof(*t));
+	if (bpf_map_lookup_elem(dp->map_fds[FERRY_M_SVC_META], &id, &meta))
+		return -errno;
+	t->vip = meta.vip;
+	snprintf(t->deployment, sizeof(t->deployment), "%.*s", (int)sizeof(meta.deployment) - 1,
+		 meta.deployment);
+	n = meta.npredictors < FERRY_MAX_SVC_PREDICTORS ? meta.npredictors :
+							  FERRY_MAX_SVC_PREDICTORS;
+	for (j = 0; j < n; j++) {
+		if (bpf_map_lookup_elem(dp->map_fds[FERRY_M_PRED_META], &meta.predictor_ids[j],
+					&pm))
+			continue;
+		snprintf(t->preds[t->npredictors].name, FERRY_PRED_NAME_LEN, "%.*s",
+			 FERRY_PRED_NAME_LEN - 1, pm.name);
+		t->preds[t->npredictors].flags = pm.flags;
+		t->preds[t->npredictors++].weight_configured = pm.weight_configured;
+	}
+	return 0;
+}
+
 /*
  * Long on purpose: parses the three modes (set, --clear, --rollback), checks them
  * against the snapshot and makes one sync call; the checks read in order.
@@ -19,7 +81,7 @@ int cmd_weights(struct ctl *c, int argc, char **argv)
 					      {} };
 	const char *names[FERRY_MAX_SVC_PREDICTORS], *to = NULL, *service;
 	__u32 weights[FERRY_MAX_SVC_PREDICTORS], ids[64];
-	bool clear = false, rollback = false;
+	bool clear = false, rollback = false, full;
 	struct ferry_snapshot *snap = NULL;
 	struct ferry_sync *sync = NULL;
 	struct ferry_dp *dp = NULL;
@@ -105,34 +167,61 @@ int cmd_weights(struct ctl *c, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 
-	snap = read_snapshot(c);
-	if (!snap)
-		return EXIT_FAIL;
-	nsvc = match_services(snap, service, ids, 64);
-	if (nsvc < 0) {
-		rc = nsvc == -ENOENT ? EXIT_NOT_FOUND : EXIT_USAGE;
-		goto out;
+	/*
+	 * The fast path reads ferry_svc_meta to resolve SERVICE, then mirrors only the
+	 * matched services. Anything it cannot settle (no match, a bad SERVICE) takes
+	 * the snapshot path, whose messages and exit codes are the documented ones.
+	 * FERRYCTL_WEIGHTS_FULL=1 forces the snapshot and full-mirror path: the
+	 * reference tests/ferryctl.sh compares the fast path's writes with.
+	 */
+	full = getenv("FERRYCTL_WEIGHTS_FULL") && *getenv("FERRYCTL_WEIGHTS_FULL") == '1';
+	nsvc = full ? -ENOENT : match_services_meta(c, service, ids, 64);
+	if (nsvc <= 0) {
+		full = true;
+		snap = read_snapshot(c);
+		if (!snap)
+			return EXIT_FAIL;
+		nsvc = match_services(snap, service, ids, 64);
+		if (nsvc < 0) {
+			rc = nsvc == -ENOENT ? EXIT_NOT_FOUND : EXIT_USAGE;
+			goto out;
+		}
 	}
 	dp = open_maps(c);
-	sync = dp ? ferry_sync__new(dp, NULL) : NULL;
-	if (!sync)
+	if (!dp)
 		goto out;
+	if (full) {
+		sync = ferry_sync__new(dp, NULL);
+		if (!sync)
+			goto out;
+	}
 	for (i = 0; i < nsvc; i++) {
-		const struct ferry_snap_service *s = ferry_snapshot__service(snap, ids[i]);
+		struct weights_target t;
 		char vip[FERRY_ADDR_STRLEN + 8];
 		size_t nn = n;
 		int err;
 
-		ferry_vip__format(&s->vip, vip, sizeof(vip));
+		if (full) {
+			target_from_snapshot(snap, ids[i], &t);
+		} else {
+			err = target_from_maps(dp, ids[i], &t);
+			ferry_sync__free(sync);
+			sync = err ? NULL : ferry_sync__open_service(dp, ids[i]);
+			if (!sync) {
+				fprintf(stderr, "ferryctl weights: service %u: %s\n", ids[i],
+					strerror(err ? -err : errno));
+				goto out;
+			}
+		}
+		ferry_vip__format(&t.vip, vip, sizeof(vip));
 		if (rollback) {
-			const struct ferry_snap_predictor *best = NULL;
+			const struct weights_pred *best = NULL;
 			size_t j;
 
-			for (j = 0; j < s->npredictors; j++) {
-				const struct ferry_snap_predictor *p =
-					ferry_snapshot__predictor(snap, s->predictor_ids[j]);
+			for (j = 0; j < t.npredictors; j++) {
+				const struct weights_pred *p = &t.preds[j];
 
-				if (!p || (p->flags & FERRY_PRED_F_SHADOW))
+				if (p->flags & FERRY_PRED_F_SHADOW)
 					continue;
 				if (to ? !strcmp(p->name, to) :
 					 (!best || p->weight_configured > best->weight_configured))
@@ -148,12 +237,12 @@ int cmd_weights(struct ctl *c, int argc, char **argv)
 			weights[0] = FERRY_WEIGHT_ONE;
 			nn = 1;
 		}
-		err = ferry_sync__override(sync, &s->vip, names, weights, nn, clear);
+		err = ferry_sync__override(sync, &t.vip, names, weights, nn, clear);
 		if (err == -ENOENT) {
 			fprintf(stderr,
 				"ferryctl weights: %s (%s): no such predictor among those named; see "
 				"'ferryctl services'\n",
-				vip, s->deployment);
+				vip, t.deployment);
 			rc = EXIT_NOT_FOUND;
 			goto out;
 		}
@@ -163,10 +252,10 @@ int cmd_weights(struct ctl *c, int argc, char **argv)
 		}
 		if (clear)
 			printf("%s (%s): override cleared; the manifest's weights apply\n", vip,
-			       s->deployment);
+			       t.deployment);
 		else
 			for (size_t k = 0; k < nn; k++)
-				printf("%s (%s): %s = %.2f%% (override)\n", vip, s->deployment,
+				printf("%s (%s): %s = %.2f%% (override)\n", vip, t.deployment,
 				       names[k], weights[k] / 1e4);
 	}
 	rc = EXIT_OK;

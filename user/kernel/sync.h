@@ -37,6 +37,16 @@ struct ferry_sync;
 struct ferry_sync *ferry_sync__new(struct ferry_dp *dp, const struct ferry_sync_opts *opts);
 void ferry_sync__free(struct ferry_sync *sync);
 
+/*
+ * A mirror of service svc_id only (its VIP, metadata, predictor stage and
+ * predictors, in ferry_svc_meta's order), for one weight-only write by
+ * ferry_sync__override or ferry_sync__canary: a few lookups instead of reading
+ * every map. Backends are not read; the ready counts are the predictors'
+ * backends_ready. Nothing else may be called on it. NULL + errno (ENOENT: no
+ * such service, or its VIP entry is missing).
+ */
+struct ferry_sync *ferry_sync__open_service(struct ferry_dp *dp, __u32 svc_id);
+
 /* Makes the kernel hold model. 0, or a negative errno (state is still valid). */
 int ferry_sync__apply(struct ferry_sync *sync, const struct ferry_model *model,
 		      struct ferry_sync_result *result);

@@ -96,6 +96,11 @@ struct mbackend {
 struct ferry_sync {
 	struct ferry_dp *dp;
 	bool applying; /* inside ferry_sync__apply: "seen" flags mean something */
+	/*
+	 * ferry_sync__open_service(): one service mirrored, its backends not read;
+	 * weight-only writes take backends_ready from its predictors' metadata.
+	 */
+	bool narrow;
 	__u32 table_size;
 	int ncpus;
 	struct mservice *svcs;

@@ -265,6 +265,29 @@ out_free:
 	return err;
 }
 
+/*
+ * A service's predictors in its metadata's order (the manifest's, as ferryd
+ * wrote it) rather than the hash walk's: a weight write from this mirror
+ * lists them as ferryd does and as ferry_sync__open_service() does, and the
+ * rounding remainder goes to the same predictor on a tie.
+ */
+static void order_preds(struct mservice *ms)
+{
+	__u32 n = ms->meta.npredictors < FERRY_MAX_SVC_PREDICTORS ? ms->meta.npredictors :
+								    FERRY_MAX_SVC_PREDICTORS;
+	size_t pos = 0, i, j;
+
+	for (i = 0; i < n; i++) {
+		for (j = pos; j < ms->preds.n; j++) {
+			if (ms->preds.ids[j] == ms->meta.predictor_ids[i]) {
+				ms->preds.ids[j] = ms->preds.ids[pos];
+				ms->preds.ids[pos++] = ms->meta.predictor_ids[i];
+				break;
+			}
+		}
+	}
+}
+
 static int load_mirror(struct ferry_sync *s)
 {
 	int *fds = s->dp->map_fds;
@@ -343,6 +366,10 @@ static int load_mirror(struct ferry_sync *s)
 			return err;
 	}
 
+	for (id = 1; id < s->svc_top; id++)
+		if (s->svcs[id].used)
+			order_preds(&s->svcs[id]);
+
 	err = read_backends(s);
 	if (err)
 		return err;
@@ -364,7 +391,58 @@ static int load_mirror(struct ferry_sync *s)
 	return 0;
 }
 
-struct ferry_sync *ferry_sync__new(struct ferry_dp *dp, const struct ferry_sync_opts *opts)
+/* One service, its metadata and its predictors: see ferry_sync__open_service(). */
+static int load_service(struct ferry_sync *s, __u32 id)
+{
+	int *fds = s->dp->map_fds;
+	struct mservice *ms = &s->svcs[id];
+	__u32 i, n, p;
+	int err;
+
+	if (!id || id >= FERRY_MAX_SERVICES)
+		return -ENOENT;
+	if (bpf_map_lookup_elem(fds[FERRY_M_SVC_META], &id, &ms->meta))
+		return errno == ENOENT ? -ENOENT : -errno;
+	if (bpf_map_lookup_elem(fds[FERRY_M_SERVICES], &ms->meta.vip, &ms->svc))
+		return errno == ENOENT ? -ENOENT : -errno;
+	if (ms->svc.id != id || (ms->svc.flags & FERRY_SVC_F_ADDR_MARKER))
+		return -ENOENT;
+	ms->used = true;
+	ms->vip = ms->meta.vip;
+	top_raise(&s->svc_top, id);
+	if (bpf_map_lookup_elem_flags(fds[FERRY_M_SELECT], &id, &ms->sel, BPF_F_LOCK))
+		memset(&ms->sel, 0, sizeof(ms->sel));
+	err = idmap_put(&s->svc_ids, &ms->vip, id);
+	if (err)
+		return err;
+
+	n = ms->meta.npredictors < FERRY_MAX_SVC_PREDICTORS ? ms->meta.npredictors :
+							      FERRY_MAX_SVC_PREDICTORS;
+	for (i = 0; i < n; i++) {
+		struct mpred *mp;
+		struct pred_key pk;
+
+		p = ms->meta.predictor_ids[i];
+		if (!p || p >= FERRY_MAX_PREDICTORS || s->preds[p].used)
+			continue;
+		mp = &s->preds[p];
+		if (bpf_map_lookup_elem(fds[FERRY_M_PRED_META], &p, &mp->meta) ||
+		    mp->meta.svc_id != id) {
+			memset(mp, 0, sizeof(*mp));
+			continue;
+		}
+		mp->used = true;
+		top_raise(&s->pred_top, p);
+		pred_key_of(&pk, id, mp->meta.name);
+		err = idmap_put(&s->pred_ids, &pk, p);
+		err = err ?: idvec_add(&ms->preds, p);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static struct ferry_sync *sync_alloc(struct ferry_dp *dp, const struct ferry_sync_opts *opts)
 {
 	struct ferry_sync *s;
 	int err;
@@ -394,12 +472,6 @@ struct ferry_sync *ferry_sync__new(struct ferry_dp *dp, const struct ferry_sync_
 	err = err ?: idmap_init(&s->markers, sizeof(struct ferry_vip), 256);
 	if (err)
 		goto err_free;
-	err = load_mirror(s);
-	if (err) {
-		pr_err("cannot read the data plane state under %s: %s", dp->pin_path,
-		       strerror(-err));
-		goto err_free;
-	}
 	return s;
 
 err_free:
@@ -408,14 +480,50 @@ err_free:
 	return NULL;
 }
 
+struct ferry_sync *ferry_sync__new(struct ferry_dp *dp, const struct ferry_sync_opts *opts)
+{
+	struct ferry_sync *s = sync_alloc(dp, opts);
+	int err;
+
+	if (!s)
+		return NULL;
+	err = load_mirror(s);
+	if (err) {
+		pr_err("cannot read the data plane state under %s: %s", dp->pin_path,
+		       strerror(-err));
+		ferry_sync__free(s);
+		errno = -err;
+		return NULL;
+	}
+	return s;
+}
+
+struct ferry_sync *ferry_sync__open_service(struct ferry_dp *dp, __u32 svc_id)
+{
+	struct ferry_sync *s = sync_alloc(dp, NULL);
+	int err;
+
+	if (!s)
+		return NULL;
+	s->narrow = true;
+	err = load_service(s, svc_id);
+	if (err) {
+		ferry_sync__free(s);
+		errno = -err;
+		return NULL;
+	}
+	return s;
+}
+
 void ferry_sync__free(struct ferry_sync *s)
 {
 	__u32 i;
 
 	if (!s)
 		return;
+	/* No list above svc_top: walking all 16,384 would fault in megabytes of zeroes. */
 	if (s->svcs)
-		for (i = 0; i < FERRY_MAX_SERVICES; i++) {
+		for (i = 0; i < s->svc_top; i++) {
 			free(s->svcs[i].preds.ids);
 			free(s->svcs[i].bes.ids);
 		}
