@@ -87,8 +87,14 @@ TEST_SRCS := $(wildcard tests/*.c)
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+# Test clients in C for the end-to-end scenarios (vmtests/bin/*.c). They are
+# references the data path is measured against, so they build without the
+# sanitizers of a SAN build: their own timing must not move with it.
+VMT_CFLAGS := -O2 -g -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers \
+	-D_GNU_SOURCE -MMD -MP
+VMT_BINS := $(BUILD)/vmtests/grpc_client
 
-all: $(BPF_OBJS) $(SKELS) $(LIB) $(BUILD)/ferryd $(TOOLS) $(TESTS) $(BENCHES)
+all: $(BPF_OBJS) $(SKELS) $(LIB) $(BUILD)/ferryd $(TOOLS) $(TESTS) $(BENCHES) $(VMT_BINS)
 
 $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c | $(BUILD)/bpf
 	$(call msg,CLANG-BPF,$@)
@@ -143,7 +149,13 @@ $(BUILD)/bench/%: bench/%.c $(LIB) $(SKELS) | $(BUILD)/bench
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
-$(BUILD)/bpf $(BUILD)/include $(BUILD)/tests $(BUILD)/bench:
+# Debian's gRPC C core (libgrpc-dev).
+$(BUILD)/vmtests/grpc_client: vmtests/bin/grpc_client.c | $(BUILD)/vmtests
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(VMT_CFLAGS) $(shell $(PKG_CONFIG) --cflags grpc) $< \
+		$(shell $(PKG_CONFIG) --libs grpc) -lpthread -o $@
+
+$(BUILD)/bpf $(BUILD)/include $(BUILD)/tests $(BUILD)/bench $(BUILD)/vmtests:
 	$(Q)mkdir -p $@
 
 # --------------------------------------------------------------- fuzzing
@@ -229,14 +241,14 @@ demo: deps
 	$(Q)FERRY_BUILD=$(BUILD) examples/demo/run
 
 format:
-	$(Q)clang-format -i $(wildcard bpf/*.[ch] maps/*.h $(foreach d,$(USER_DIRS),$(d)/*.[ch]) tools/*.c tools/ferryctl/*.[ch] tests/*.[ch] bench/*.c fuzz/*.[ch])
+	$(Q)clang-format -i $(wildcard bpf/*.[ch] maps/*.h $(foreach d,$(USER_DIRS),$(d)/*.[ch]) tools/*.c tools/ferryctl/*.[ch] tests/*.[ch] bench/*.c fuzz/*.[ch] vmtests/bin/*.c)
 
 check-format:
-	$(Q)clang-format --dry-run --Werror $(wildcard bpf/*.[ch] maps/*.h $(foreach d,$(USER_DIRS),$(d)/*.[ch]) tools/*.c tools/ferryctl/*.[ch] tests/*.[ch] bench/*.c fuzz/*.[ch])
+	$(Q)clang-format --dry-run --Werror $(wildcard bpf/*.[ch] maps/*.h $(foreach d,$(USER_DIRS),$(d)/*.[ch]) tools/*.c tools/ferryctl/*.[ch] tests/*.[ch] bench/*.c fuzz/*.[ch] vmtests/bin/*.c)
 
 clean:
 	$(call msg,CLEAN,$(BUILD))
 	$(Q)rm -rf $(BUILD)
 
--include $(wildcard $(BUILD)/bpf/*.d $(foreach d,$(USER_DIRS),$(BUILD)/$(d)/*.d) $(BUILD)/tools/ferryctl/*.d $(BUILD)/tests/*.d $(BUILD)/bench/*.d $(filter-out $(BUILD)/ferryctl.d $(BUILD)/ferryd.d,$(wildcard $(BUILD)/*.d)))
+-include $(wildcard $(BUILD)/bpf/*.d $(foreach d,$(USER_DIRS),$(BUILD)/$(d)/*.d) $(BUILD)/tools/ferryctl/*.d $(BUILD)/tests/*.d $(BUILD)/bench/*.d $(BUILD)/vmtests/*.d $(filter-out $(BUILD)/ferryctl.d $(BUILD)/ferryd.d,$(wildcard $(BUILD)/*.d)))
 -include $(FUZZ_LIB_OBJS:.o=.d) $(wildcard $(FUZZ_BUILD)/*.d)

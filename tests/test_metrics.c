@@ -859,6 +859,46 @@ static void test_render_empty(void)
 	ferry_snapshot__free(s);
 }
 
+/*
+ * Before a predictor's first request its empty latency histogram carries the
+ * protocol its service declares, so that rate() over a window opening before
+ * the first requests counts them all (the series they fill already exists).
+ */
+static void test_render_hist_placeholder(void)
+{
+	static const struct {
+		__u32 flags;
+		const char *want, *not ;
+	} cases[] = {
+		{ FERRY_SVC_F_PROTO_HTTP1,
+		  "ferry_request_duration_seconds_count{" MAIN_LABELS ",protocol=\"http1\"} 0\n",
+		  "ferry_request_duration_seconds_count{" MAIN_LABELS ",protocol=\"unknown\"}" },
+		{ FERRY_SVC_F_PROTO_H2C,
+		  "ferry_request_duration_seconds_count{" MAIN_LABELS ",protocol=\"h2c\"} 0\n",
+		  "ferry_request_duration_seconds_count{" MAIN_LABELS ",protocol=\"unknown\"}" },
+		{ 0,
+		  "ferry_request_duration_seconds_count{" MAIN_LABELS ",protocol=\"unknown\"} 0\n",
+		  "ferry_request_duration_seconds_count{" MAIN_LABELS ",protocol=\"http1\"}" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct ferry_snapshot *s = sample_snapshot("canary");
+		char *text = NULL;
+		size_t len;
+
+		if (!ASSERT_TRUE(s, "sample snapshot"))
+			return;
+		s->nhists = 0; /* no request measured yet */
+		s->services[0].flags = cases[i].flags;
+		if (ASSERT_OK(ferry_metrics__render(s, NULL, &text, &len), "render")) {
+			ASSERT_STRSTR(text, cases[i].want, "placeholder of the declared protocol");
+			ASSERT_FALSE(strstr(text, cases[i].not ), "and no other");
+		}
+		free(text);
+		ferry_snapshot__free(s);
+	}
+}
+
 /* Runs argv with stdin from `in`; captures combined output. Returns exit status or -1. */
 static int run_capture(char *const argv[], const char *in, char *out, size_t out_len)
 {
@@ -1916,6 +1956,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_render_quantiles);
 	RUN_TEST(SUITE, test_render_escaping);
 	RUN_TEST(SUITE, test_render_empty);
+	RUN_TEST(SUITE, test_render_hist_placeholder);
 	RUN_TEST(SUITE, test_render_protobuf);
 	RUN_TEST(SUITE, test_backend_series);
 	RUN_TEST(SUITE, test_promtool_check_metrics);

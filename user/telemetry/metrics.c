@@ -740,6 +740,8 @@ struct metric_family {
 	 * hist_skip_missing (backends print only what exists)
 	 */
 	const struct ferry_hist *(*hist)(const struct render_ctx *c, size_t i, size_t k);
+	/* NULL: the empty one is for k = 0; else for the k it returns */
+	size_t (*hist_placeholder)(const struct render_ctx *c, size_t i);
 	bool hist_skip_missing;
 	/* NULL: every row has a sample; else rows where it returns false have none */
 	bool (*present)(const struct render_ctx *c, size_t i);
@@ -852,6 +854,25 @@ static const struct ferry_hist *pred_request_hist(const struct render_ctx *c, si
 {
 	return ferry_snapshot__hist_proto(c->snap, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, k,
 					  PRED(i)->id);
+}
+
+/*
+ * A predictor's empty latency histogram before its first request carries the
+ * protocol its service declares (ferry.io/protocol), so that the series its
+ * requests fill exists from the start: rate() over a window that opens
+ * before them then counts them all, where a series born with its first
+ * requests loses those before its first scrape (a new canary's first ones).
+ * Without a declared protocol (auto) it is "unknown".
+ */
+static size_t pred_hist_placeholder(const struct render_ctx *c, size_t i)
+{
+	const struct ferry_snap_service *s = ferry_snapshot__service(c->snap, PRED(i)->svc_id);
+
+	if (s && (s->flags & FERRY_SVC_F_PROTO_H2C))
+		return FERRY_L7_H2C;
+	if (s && (s->flags & FERRY_SVC_F_PROTO_HTTP1))
+		return FERRY_L7_HTTP1;
+	return FERRY_L7_UNKNOWN;
 }
 
 static __u64 pred_requests(const struct render_ctx *c, size_t i, size_t k)
@@ -1002,7 +1023,8 @@ static const struct metric_family families[] = {
 	{ "ferry_request_duration_seconds", TYPE_HISTOGRAM,
 	  "Sampled time from a request's first byte (HTTP/2: its HEADERS frame) to the "
 	  "first byte of its response (HTTP/2: the response HEADERS), by protocol.",
-	  SCOPE_PREDICTOR, LABEL("protocol", protocols), .hist = pred_request_hist },
+	  SCOPE_PREDICTOR, LABEL("protocol", protocols), .hist = pred_request_hist,
+	  .hist_placeholder = pred_hist_placeholder },
 	{ "ferry_connect_duration_seconds", TYPE_HISTOGRAM,
 	  "Sampled time from a client's SYN to the backend's SYN-ACK.", SCOPE_PREDICTOR,
 	  .hist = pred_connect_hist },
@@ -1051,7 +1073,8 @@ static void render_family(struct render_ctx *c, const struct metric_family *m)
 		if (m->present && !m->present(c, i))
 			continue;
 		if (m->hist) {
-			size_t shown = 0;
+			size_t shown = 0,
+			       placeholder = m->hist_placeholder ? m->hist_placeholder(c, i) : 0;
 
 			for (size_t k = 0; k < nk; k++) {
 				const struct ferry_hist *h = m->hist(c, i, k);
@@ -1060,8 +1083,9 @@ static void render_family(struct render_ctx *c, const struct metric_family *m)
 				if (!h && (shown || k + 1 < nk || m->hist_skip_missing))
 					continue;
 				if (m->label)
-					r->l[n++] = (struct label){ m->label,
-								    m->label_values[h ? k : 0] };
+					r->l[n++] = (struct label){
+						m->label, m->label_values[h ? k : placeholder]
+					};
 				c->w->hist(c, r->l, n, h);
 				shown++;
 			}

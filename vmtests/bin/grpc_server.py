@@ -6,6 +6,8 @@ predictor's name. Generic handlers and identity serializers: no generated
 code, so Debian's python3-grpcio is all it needs.
 """
 import argparse
+import math
+import random
 import time
 from concurrent import futures
 
@@ -18,12 +20,16 @@ def main():
                     help="listen address, repeatable (default [::]:5001)")
     ap.add_argument("--predictor", required=True)
     ap.add_argument("--delay-ms", type=float, default=0.0)
+    ap.add_argument("--delay-sigma", type=float, default=0.0,
+                    help="log-normal service times with --delay-ms as median (0: fixed)")
     a = ap.parse_args()
     answer = a.predictor.encode()
     delay = a.delay_ms / 1000.0
 
     def predict(request, context):
-        if delay:
+        if delay and a.delay_sigma > 0:
+            time.sleep(random.lognormvariate(math.log(delay), a.delay_sigma))
+        elif delay:
             time.sleep(delay)
         return answer
 

@@ -3,11 +3,16 @@
 """Latency reference client for prom_latency: keep-alive HTTP/1.1 requests to
 a VIP, timed the way the kernel times them, so the two can be compared.
 
-A request's latency is from just before its bytes are handed to the kernel
-to the kernel's receive timestamp (SO_TIMESTAMPNS) of the first response
-segment: the client's own scheduling delay after the response arrives (large
-on a busy 2-core machine, and invisible to any load balancer) is left out.
-Prints JSON: {"predictors": {name: {"n", "p50", "p90", "p99"}}, "errors": N}.
+A request's latency is from the kernel's transmit timestamp of its last byte
+(SO_TIMESTAMPING, software, taken as the segment enters the client's network
+device) to the kernel's receive timestamp (SO_TIMESTAMPNS) of the first
+response segment: the client's own scheduling delays around its send and
+after the response arrives (milliseconds in the tail on a busy 2-core
+machine, and invisible to any load balancer) are left out. Without transmit
+timestamps (a device that gives none) the send side falls back to the time
+just before the bytes are handed to the kernel.
+Prints JSON: {"predictors": {name: {"n", "p50", "p90", "p99"}}, "errors": N,
+"tx_stamped": N} (requests timed from a transmit timestamp).
 """
 import argparse
 import json
@@ -17,6 +22,12 @@ import selectors
 import time
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+SO_TIMESTAMPING = getattr(socket, "SO_TIMESTAMPING", 37)
+# linux/net_tstamp.h: a software timestamp when the segment reaches the
+# device, reported, with the byte's offset as its id, and nothing else.
+TS_FLAGS = (1 << 1) | (1 << 4) | (1 << 7) | (1 << 11)
+RECVERR = {(socket.IPPROTO_IP, 11), (socket.IPPROTO_IPV6, 25)}  # IP_RECVERR, IPV6_RECVERR
+SO_EE_ORIGIN_TIMESTAMPING = 4
 
 
 def pct(v, q):
@@ -34,19 +45,53 @@ class Conn:
         self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.s.settimeout(5)
         self.s.connect((host, port))
+        # On TCP the byte ids count from the connection's next byte: connected first.
+        self.s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, TS_FLAGS)
+        self.sent_bytes = 0
         self.s.setblocking(False)
         self.buf = b""
-        self.t0 = self.first = None
+        self.t0 = self.first = self.tx = None
+        self.key = -1
         self.next_at = 0.0
 
     def send(self, req):
-        self.buf, self.first = b"", None
+        self.buf, self.first, self.tx = b"", None, None
         self.t0 = time.time_ns()
         self.s.sendall(req)
+        self.sent_bytes += len(req)
+        self.key = (self.sent_bytes - 1) & 0xFFFFFFFF
+
+    def drain_tx(self):
+        """Reads the error queue's transmit timestamps; keeps the one for the
+        request's last byte (a retransmission reports it again: the first)."""
+        while True:
+            try:
+                _, anc, _, _ = self.s.recvmsg(1, 1024, socket.MSG_ERRQUEUE)
+            except (BlockingIOError, InterruptedError):
+                return
+            ts = key = None
+            for level, typ, val in anc:
+                if level == socket.SOL_SOCKET and typ == SO_TIMESTAMPING:
+                    sec, nsec = struct.unpack("qq", val[:16])
+                    ts = sec * 1_000_000_000 + nsec
+                elif (level, typ) in RECVERR:
+                    _, origin, _, _, _, _, data = struct.unpack("IBBBBII", val[:16])
+                    if origin == SO_EE_ORIGIN_TIMESTAMPING:
+                        key = data
+            if ts and key == self.key and self.tx is None:
+                self.tx = ts
 
     def on_readable(self):
         """Returns (latency_s, predictor, ok) once a whole response is in, else None."""
-        data, anc, _, _ = self.s.recvmsg(65536, 1024)
+        self.drain_tx()
+        # A read reports the receive timestamp of the last segment it took
+        # from: the first byte of a response alone, so that a late read of
+        # a response whose body has arrived too (servers write headers and
+        # body apart) still times its first segment, as the kernel does.
+        try:
+            data, anc, _, _ = self.s.recvmsg(1 if self.first is None else 65536, 1024)
+        except (BlockingIOError, InterruptedError):
+            return None  # only the error queue was readable
         if not data:
             raise ConnectionError("closed by peer")
         if self.first is None:
@@ -66,7 +111,9 @@ class Conn:
         if len(rest) < int(hdrs.get(b"content-length", b"0")):
             return None
         pred = hdrs.get(b"x-ferry-predictor", b"?").decode()
-        return (self.first - self.t0) / 1e9, pred, head.startswith(b"HTTP/1.1 200")
+        stamped = bool(self.tx and self.tx >= self.t0)
+        t0 = self.tx if stamped else self.t0
+        return (self.first - t0) / 1e9, pred, head.startswith(b"HTTP/1.1 200"), stamped
 
 
 def main():
@@ -75,6 +122,7 @@ def main():
     ap.add_argument("--connections", type=int, default=4)
     ap.add_argument("--duration", type=float, default=15)
     ap.add_argument("--interval", type=float, default=0.01, help="pause between requests, s")
+    ap.add_argument("--dump", help="also write every sample (predictor, seconds) to this file")
     a = ap.parse_args()
     host, _, port = a.target.rpartition(":")
     host = host.strip("[]")
@@ -83,7 +131,7 @@ def main():
     body = b'{"data":{"ndarray":[[1,2,3,4]]}}'
     req = (b"POST /api/v1.0/predictions HTTP/1.1\r\nHost: ferry\r\n"
            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-    out, errors = {}, [0]
+    out, errors, stamped = {}, [0], [0]
     sel = selectors.DefaultSelector()
     conns = [Conn(host, int(port)) for _ in range(a.connections)]
     for c in conns:
@@ -107,15 +155,21 @@ def main():
                 continue
             if r is None:
                 continue
-            lat, pred, ok = r
+            lat, pred, ok, tx = r
+            stamped[0] += tx
             if ok:
                 out.setdefault(pred, []).append(lat)
             else:
                 errors[0] += 1
             c.next_at = time.time() + a.interval
             idle.append(c)
+    if a.dump:
+        with open(a.dump, "w") as f:
+            for p, v in out.items():
+                f.writelines("%s %.9f\n" % (p, x) for x in v)
     print(json.dumps({
         "errors": errors[0],
+        "tx_stamped": stamped[0],
         "predictors": {p: {"n": len(v), "p50": pct(v, 0.5), "p90": pct(v, 0.9), "p99": pct(v, 0.99)}
                        for p, v in out.items()},
     }))

@@ -13,6 +13,7 @@ Standard library only: it runs inside bare network namespaces.
 import argparse
 import os
 import json
+import math
 import random
 import signal
 import socket
@@ -29,6 +30,9 @@ def parse_args():
     p.add_argument("--name", required=True, help="backend name, returned in every answer")
     p.add_argument("--predictor", default="main", help="predictor this backend belongs to")
     p.add_argument("--delay-ms", type=float, default=0.0, help="service time per request")
+    p.add_argument("--delay-sigma", type=float, default=0.0,
+                   help="service times drawn from a log-normal distribution with this shape "
+                        "and --delay-ms as its median (0: always --delay-ms)")
     p.add_argument("--error-rate", type=float, default=0.0,
                    help="fraction of predictions answered with HTTP 500")
     p.add_argument("--udp", action="store_true", help="UDP echo mode instead of HTTP")
@@ -38,6 +42,14 @@ def parse_args():
                    help="JSON {\"delay_ms\": N, \"error_rate\": F}, re-read when it changes: "
                         "make a running backend slow or flaky")
     return p.parse_args()
+
+
+def service_time(delay_ms, sigma):
+    """Seconds: delay_ms, or with sigma > 0 a log-normal draw with median
+    delay_ms, as real models' service times spread."""
+    if sigma > 0:
+        return random.lognormvariate(math.log(delay_ms / 1000.0), sigma)
+    return delay_ms / 1000.0
 
 
 def reload_control(cfg):
@@ -100,7 +112,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         reload_control(self.cfg)
         if self.cfg.delay_ms > 0:
-            time.sleep(self.cfg.delay_ms / 1000.0)
+            time.sleep(service_time(self.cfg.delay_ms, self.cfg.delay_sigma))
         if self.cfg.error_rate > 0 and random.random() < self.cfg.error_rate:
             code = self.cfg.error_status
             self._send(code, json.dumps({"status": {"code": code, "info": "injected error",

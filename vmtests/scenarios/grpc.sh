@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
-# grpc: HTTP/2 seen by the kernel, with a real gRPC server and client
-# (Debian's python3-grpcio). Two predictors answer unary calls after 20 ms
-# (main) and 50 ms (canary): long enough that the client's own gRPC overhead
-# (about 0.3 ms a call in Python, more in its tail) stays inside the 5%; the client makes many calls multiplexed on a few
-# channels, each channel one TCP connection. Per predictor, ferry's request
+# grpc: HTTP/2 seen by the kernel, with a real gRPC server (Debian's
+# python3-grpcio) and client (vmtests/bin/grpc_client.c, on Debian's gRPC C
+# core: a Python client's own tail took 1-2 ms of the 5% at p99). Two
+# predictors answer unary calls after 20 ms (main) and 50 ms (canary), the
+# medians of log-normal service times (shape 0.2); the client makes many
+# calls multiplexed on a few channels, each channel one TCP connection. Per predictor, ferry's request
 # count for protocol h2c equals the client's call count, and the kernel's
 # p50 and p99 (its histogram, exported with fine buckets) are within 5% of
-# what the client measured for the same calls. The kernel times a call from
+# what the client measured for the same calls (or within 0.25 points by the
+# client's rank, where its samples are too sparse: as prom_native judges). The kernel times a call from
 # its HEADERS frame to the response's HEADERS; the client from the call to
 # its return, which also holds the client's own gRPC overhead.
 # shellcheck source=SCRIPTDIR/../lib/topo.sh
@@ -17,6 +19,8 @@ fe_require_root
 fe_require_ferryd
 GPY=/usr/bin/python3
 "$GPY" -c 'import grpc' 2>/dev/null || fe_skip "python3-grpcio not installed (tools/install-deps)"
+client=$FERRY_BUILD/vmtests/grpc_client
+[ -x "$client" ] || fe_fail "$client not built (make all; libgrpc-dev from make deps)"
 
 vip=198.18.100.21:5001
 fe_topo_create 2
@@ -25,7 +29,7 @@ for i in 1 2; do
 	[ "$i" = 2 ] && pred=canary delay=50
 	# 5001: the slice port a VIP on Seldon's gRPC port maps to; 9000 for fe_servers_wait.
 	ip netns exec "$(fe_backend_ns "$i")" "$GPY" "$FE_BIN/grpc_server.py" --addr "[::]:5001" --addr "[::]:9000" \
-		--predictor "$pred" --delay-ms "$delay" >>"$FE_RUN/server-$i.log" 2>&1 &
+		--predictor "$pred" --delay-ms "$delay" --delay-sigma 0.2 >>"$FE_RUN/server-$i.log" 2>&1 &
 	FE_PIDS+=($!)
 done
 fe_servers_wait || fe_fail "gRPC servers did not start"
@@ -34,7 +38,7 @@ fe_manifest grpc "$vip" "main:50:$(fe_backend_ip 1)" "canary:50:$(fe_backend_ip 
 buckets=$("$FE_PY" -c 'print(",".join("%.6g" % (0.001 * 1.02 ** k) for k in range(0, 233)))')
 fe_ferryd_start --latency-buckets "$buckets"
 grpc_ok() {
-	fe_ns "$FE_CLIENT" "$GPY" "$FE_BIN/grpc_client.py" --target "$vip" --channels 1 \
+	fe_ns "$FE_CLIENT" "$client" --target "$vip" --channels 1 \
 		--streams 1 --calls 1 --max-channels 1 >/dev/null 2>&1
 }
 fe_wait 10 grpc_ok || fe_fail "no gRPC call through $vip within 10 s"
@@ -43,14 +47,14 @@ fe_metrics >"$FE_RUN/before.prom" || fe_fail "no /metrics"
 
 # The client runs at a real-time priority for its few seconds: on a busy
 # machine the time its threads wait for a CPU after an answer arrived (and
-# which no load balancer can see) would otherwise dominate the 5% budget.
-# latclient.py leaves the same delay out with kernel receive timestamps,
-# which gRPC's API does not give.
+# which no load balancer can see) would otherwise eat into the 5% budget.
+# latclient.py leaves the same delay out with kernel timestamps, which gRPC's
+# API does not give.
 out="$FE_RUN/grpc.json"
 rt=()
 command -v chrt >/dev/null && rt=(chrt -f 10)
-fe_ns "$FE_CLIENT" "${rt[@]}" "$GPY" "$FE_BIN/grpc_client.py" --target "$vip" --channels 4 \
-	--streams 2 --calls 200 >"$out" || fe_fail "gRPC client failed"
+fe_ns "$FE_CLIENT" "${rt[@]}" "$client" --target "$vip" --channels 4 \
+	--streams 2 --calls 200 --dump "$FE_RUN/samples.txt" >"$out" || fe_fail "gRPC client failed"
 fe_log "client: $(cat "$out")"
 [ "$(fe_json "$out" 'd["errors"]')" -eq 0 ] || fe_fail "failed calls: $(cat "$out")"
 [ "$(fe_json "$out" 'len(d["predictors"])')" -eq 2 ] || fe_fail "calls did not reach both predictors"
@@ -58,9 +62,13 @@ fe_metrics >"$FE_RUN/after.prom" || fe_fail "no /metrics"
 
 # histogram_quantile as Prometheus computes it (linear within a classic bucket),
 # over the difference of two scrapes; and the h2c request counters' difference.
-verdict=$("$FE_PY" - "$out" "$FE_RUN/before.prom" "$FE_RUN/after.prom" <<'PYEOF'
+verdict=$("$FE_PY" - "$out" "$FE_RUN/before.prom" "$FE_RUN/after.prom" "$FE_RUN/samples.txt" <<'PYEOF'
 import json, math, re, sys
 client = json.load(open(sys.argv[1]))
+samples = {}
+for ln in open(sys.argv[4]):
+    p, x = ln.split()
+    samples.setdefault(p, []).append(float(x))
 def parse(text):
     series = {}
     for ln in text.splitlines():
@@ -107,8 +115,13 @@ for pred, cl in client["predictors"].items():
         k = quantile(q, diff) if diff else float("nan")
         c = cl["p%d" % round(q * 100)]
         err = abs(k - c) / c if not math.isnan(k) else float("inf")
-        line += "; p%d kernel %.5fs client %.5fs error %.4f" % (round(q * 100), k, c, err)
-        if err > 0.05:
+        # As prom_native judges (vmtests/lib/prom.sh, fe_prom_near): within
+        # 5% in value, or within 0.25 points of q by the client's own rank of
+        # the kernel's value, where its samples are too sparse for 5%.
+        v = samples.get(pred, [])
+        rank = sum(1 for x in v if x <= k) / len(v) if v and not math.isnan(k) else float("nan")
+        line += "; p%d kernel %.5fs client %.5fs error %.4f rank %.4f" % (round(q * 100), k, c, err, rank)
+        if err > 0.05 and not abs(rank - q) <= 0.0025:
             ok = False
     print(line)
 print("ok" if ok else "off")

@@ -46,9 +46,9 @@ result=0
 for pred in main canary; do
 	for q in 0.5 0.99; do
 		client=$(fe_json "$out" "d['predictors']['$pred']['p%d' % round($q * 100)]")
-		fe_prom_near "histogram_quantile($q, sum by (le) (ferry_request_duration_seconds_bucket{predictor_name=\"$pred\",deployment_name=\"lat\"}))" "$client" "$q" ||
+		fe_prom_near "histogram_quantile($q, sum by (le) (ferry_request_duration_seconds_bucket{predictor_name=\"$pred\",deployment_name=\"lat\"}))" "$client" "$q" "$pred" ||
 			result=1
-		fe_log "$pred p$q: kernel (via Prometheus) ${FE_PROM_VALUE}s, client ${client}s, error $FE_PROM_ERR"
+		fe_log "$pred p$q: kernel (via Prometheus) ${FE_PROM_VALUE}s, client ${client}s, error $FE_PROM_ERR, client's rank of it $FE_PROM_RANK"
 	done
 done
 [ "$result" -eq 0 ] || fe_fail "kernel-measured quantiles are not within 5% of the client's"
