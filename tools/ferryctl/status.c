@@ -36,14 +36,18 @@ static void print_rebalance(json_t *rb)
 		return;
 	}
 	n = json_integer_value(json_object_get(rb, "marked"));
-	printf("rebalancing: available (%s; %s); %lld rounds, %lld connections ended idle, "
-	       "%lld busy skips, %lld failed, %lld expired, %lld marked now\n",
+	printf("rebalancing: available (%s; %s); %lld rounds, %lld connections ended idle "
+	       "(%lld aborted, %lld after a GOAWAY), %lld busy skips, %lld failed, %lld expired, "
+	       "%lld marked now\n",
 	       json_is_true(json_object_get(rb, "l7")) ? "requests in flight from ferry_l7" :
 							 "no ferry_l7: socket-level idleness only",
 	       json_is_true(json_object_get(rb, "pod_netns")) ? "pod namespaces too" :
 								"this namespace only",
 	       (long long)json_integer_value(json_object_get(rb, "rounds")),
+	       (long long)(json_integer_value(json_object_get(rb, "destroyed")) +
+			   json_integer_value(json_object_get(rb, "goaway"))),
 	       (long long)json_integer_value(json_object_get(rb, "destroyed")),
+	       (long long)json_integer_value(json_object_get(rb, "goaway")),
 	       (long long)json_integer_value(json_object_get(rb, "busy")),
 	       (long long)json_integer_value(json_object_get(rb, "failed")),
 	       (long long)json_integer_value(json_object_get(rb, "expired")), (long long)n);

@@ -217,6 +217,10 @@ rounds=$(fe_metric ferry_rebalance_rounds_total)
 	fe_fail "ferryd told $goaway connections with a GOAWAY (and aborted $destroyed), want >= 12"
 status=$(nsenter --net="/run/netns/$FE_NODE" "$FERRY_BUILD/ferryctl" --pin-path "$FE_PIN" status)
 grep -q "^rebalancing: available" <<<"$status" || fe_fail "ferryctl status: $(grep rebalanc <<<"$status")"
+# its table counts the GOAWAYs apart from the aborts (read after the metric: as many or more)
+told=$(sed -n 's/^rebalancing: .* after a GOAWAY.*/&/p' <<<"$status" | sed -n 's/.*, \([0-9]*\) after a GOAWAY.*/\1/p')
+[ -n "$told" ] && [ "$told" -ge "$goaway" ] ||
+	fe_fail "ferryctl status does not count the $goaway GOAWAYs: $(grep rebalanc <<<"$status")"
 
 # 3. a pod-like client namespace, reached with --rebalance-pod-netns.
 fe_ferryd_stop TERM || fe_fail "ferryd did not stop"
