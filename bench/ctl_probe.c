@@ -196,13 +196,46 @@ static double pct(const double *sorted, int n, double p)
 	return sorted[i];
 }
 
+/* Sorts v[n] and puts PREFIXp50_ms and PREFIXp99_ms (and with max PREFIXmax_ms) into out. */
+static void put_quantiles(json_t *out, const char *prefix, double *v, int n, bool max)
+{
+	char key[32];
+
+	if (!n) /* v may be NULL: no qsort(NULL, 0) */
+		return;
+	qsort(v, n, sizeof(*v), cmp_double);
+	snprintf(key, sizeof(key), "%sp50_ms", prefix);
+	json_object_set_new(out, key, json_real(pct(v, n, 50)));
+	snprintf(key, sizeof(key), "%sp99_ms", prefix);
+	json_object_set_new(out, key, json_real(pct(v, n, 99)));
+	if (max) {
+		snprintf(key, sizeof(key), "%smax_ms", prefix);
+		json_object_set_new(out, key, json_real(v[n - 1]));
+	}
+}
+
+/* The head of both probes' reports: every sample (in order), the counts, then the latencies. */
+static json_t *report_new(double *lat, int count, int done, int timeouts)
+{
+	json_t *out = json_object(), *arr = json_array();
+
+	for (int i = 0; i < done; i++)
+		json_array_append_new(arr, json_real(lat[i]));
+	json_object_set_new(out, "samples_ms", arr);
+	json_object_set_new(out, "changes", json_integer(count));
+	json_object_set_new(out, "observed", json_integer(done));
+	json_object_set_new(out, "timeouts", json_integer(timeouts));
+	put_quantiles(out, "", lat, done, true);
+	return out;
+}
+
 static int cmd_watch(const char *pin, const char *deployment, const char *dir, const char *file,
 		     const char *variants[2], int count, int gap_ms)
 {
 	double *lat = calloc(count, sizeof(double)), *gen_lat = calloc(count, sizeof(double));
 	char tmp[4096], dst[4096];
 	int tables_fd, meta_fd, i, done = 0, ngen = 0, timeouts = 0, rc = 1;
-	json_t *out, *arr;
+	json_t *out;
 	__u32 id;
 
 	/* The weights live in the predictor stage: a weight change is its generation moving. */
@@ -262,26 +295,10 @@ static int cmd_watch(const char *pin, const char *deployment, const char *dir, c
 		usleep(gap_ms * 1000);
 	}
 
-	out = json_object();
-	arr = json_array();
-	for (i = 0; i < done; i++)
-		json_array_append_new(arr, json_real(lat[i]));
-	json_object_set_new(out, "samples_ms", arr);
-	qsort(lat, done, sizeof(*lat), cmp_double);
-	qsort(gen_lat, ngen, sizeof(*gen_lat), cmp_double);
-	json_object_set_new(out, "changes", json_integer(count));
-	json_object_set_new(out, "observed", json_integer(done));
-	json_object_set_new(out, "timeouts", json_integer(timeouts));
-	if (done) {
-		json_object_set_new(out, "p50_ms", json_real(pct(lat, done, 50)));
-		json_object_set_new(out, "p99_ms", json_real(pct(lat, done, 99)));
-		json_object_set_new(out, "max_ms", json_real(lat[done - 1]));
-	}
+	out = report_new(lat, count, done, timeouts);
 	json_object_set_new(out, "meta_changes", json_integer(ngen));
-	if (ngen) { /* only a table swap moves it: not a weight change */
-		json_object_set_new(out, "meta_p50_ms", json_real(pct(gen_lat, ngen, 50)));
-		json_object_set_new(out, "meta_p99_ms", json_real(pct(gen_lat, ngen, 99)));
-	}
+	/* only a table swap moves it: not a weight change */
+	put_quantiles(out, "meta_", gen_lat, ngen, false);
 	json_dumpf(out, stdout, JSON_COMPACT);
 	putchar('\n');
 	json_decref(out);
@@ -327,7 +344,7 @@ static int cmd_weights(const char *pin, const char *deployment, const char *ferr
 	double *lat = calloc(count, sizeof(double)), *exit_lat = calloc(count, sizeof(double));
 	double *floor_lat = calloc(count, sizeof(double));
 	int sel_fd, meta_fd, i, done = 0, timeouts = 0, failed = 0, rc = 1;
-	json_t *out, *arr;
+	json_t *out;
 	__u32 id;
 
 	sel_fd = open_pin(pin, FERRY_MAP_SELECT);
@@ -401,27 +418,10 @@ static int cmd_weights(const char *pin, const char *deployment, const char *ferr
 		usleep(gap_ms * 1000);
 	}
 
-	out = json_object();
-	arr = json_array();
-	for (i = 0; i < done; i++)
-		json_array_append_new(arr, json_real(lat[i]));
-	json_object_set_new(out, "samples_ms", arr);
-	qsort(lat, done, sizeof(*lat), cmp_double);
-	qsort(exit_lat, done, sizeof(*exit_lat), cmp_double);
-	json_object_set_new(out, "changes", json_integer(count));
-	json_object_set_new(out, "observed", json_integer(done));
-	json_object_set_new(out, "timeouts", json_integer(timeouts));
+	out = report_new(lat, count, done, timeouts);
 	json_object_set_new(out, "ferryctl_failed", json_integer(failed));
-	if (done) {
-		json_object_set_new(out, "p50_ms", json_real(pct(lat, done, 50)));
-		json_object_set_new(out, "p99_ms", json_real(pct(lat, done, 99)));
-		json_object_set_new(out, "max_ms", json_real(lat[done - 1]));
-		json_object_set_new(out, "exit_p50_ms", json_real(pct(exit_lat, done, 50)));
-		json_object_set_new(out, "exit_p99_ms", json_real(pct(exit_lat, done, 99)));
-		qsort(floor_lat, done, sizeof(*floor_lat), cmp_double);
-		json_object_set_new(out, "floor_p50_ms", json_real(pct(floor_lat, done, 50)));
-		json_object_set_new(out, "floor_p99_ms", json_real(pct(floor_lat, done, 99)));
-	}
+	put_quantiles(out, "exit_", exit_lat, done, false);
+	put_quantiles(out, "floor_", floor_lat, done, false);
 	json_dumpf(out, stdout, JSON_COMPACT);
 	putchar('\n');
 	json_decref(out);
