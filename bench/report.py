@@ -628,9 +628,12 @@ def targets(pkt, pps, http, pod, ctl, machine):
     t.append(judge("file write -> kernel within 5 ms p99, 1,000 deployments (before: 47 ms)",
                    value(ctl, "weight_change_p99_ms"), lambda v: v <= 5, "<= 5 ms", why, " ms"))
     fw = ctl.get("_raw", {}).get("ferryctl_weights") or {}
-    why = "ferryctl reads every pinned map (snapshot and sync mirror) before its one write"
+    why = ("ferryctl resolves the service in ferry_svc_meta and writes its one selector, "
+           "but a process alone costs more than 1 ms here")
+    if fw.get("floor_p50_ms") is not None:
+        why += ": `ferryctl --help`, fork to exit, p50 %.1f ms" % fw["floor_p50_ms"]
     if fw.get("exit_p50_ms") is not None:
-        why += "; the process took p50 %.0f ms to exit" % fw["exit_p50_ms"]
+        why += "; ferryctl weights took p50 %.1f ms to exit" % fw["exit_p50_ms"]
     t.append(judge("ferryctl weights -> kernel within 1 ms, 1,000 deployments",
                    value(ctl, "ferryctl_weights_p99_ms"), lambda v: v <= 1, "<= 1 ms", why,
                    " ms"))
