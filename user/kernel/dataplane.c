@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -532,10 +533,19 @@ static bool prog_is_ferry(__u32 prog_id, bool recorded)
 	return ours;
 }
 
+/*
+ * A cgroup hook holds at most 64 programs (the kernel's BPF_CGROUP_MAX_PROGS):
+ * every one is looked at. Ferry's own may sit behind other instances' (other
+ * namespaces, or ones whose namespace is gone): looking at the first few only
+ * missed them, and each restart then added a program instead of swapping
+ * its own, until the hook was full (E2BIG).
+ */
+#define CGROUP_MAX_PROGS 64
+
 /* Ids of ferry's programs attached to a cgroup hook, by program name prefix. */
 static int cgroup_ferry_progs(int cg_fd, enum bpf_attach_type type, __u32 *ids, __u32 max)
 {
-	__u32 all[64], n = 64, i, k = 0;
+	__u32 all[CGROUP_MAX_PROGS], n = CGROUP_MAX_PROGS, i, k = 0;
 
 	if (bpf_prog_query(cg_fd, type, 0, NULL, all, &n))
 		return -errno;
@@ -558,17 +568,26 @@ static bool prog_for_this_netns(int prog_fd)
 	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len))
 		return false;
 	for (i = 0; i < info.nr_map_ids && i < 8 && !match; i++) {
+		const size_t at = offsetof(struct ferry_sock__rodata, ferry_netns_cookie);
 		struct bpf_map_info minfo = {};
 		__u32 mlen = sizeof(minfo), key = 0;
-		__u8 value[64] = {};
 		int fd = bpf_map_get_fd_by_id(map_ids[i]);
+		__u8 *value;
 
 		if (fd < 0)
 			continue;
+		/*
+		 * The whole .rodata (the cookie, then the constant tables the
+		 * program reads: over 1 KB): a fixed small buffer skipped it, no
+		 * hook was ever this namespace's, and every restart added one.
+		 */
 		if (!bpf_obj_get_info_by_fd(fd, &minfo, &mlen) && strstr(minfo.name, "rodata") &&
-		    minfo.value_size >= sizeof(__u64) && minfo.value_size <= sizeof(value) &&
-		    !bpf_map_lookup_elem(fd, &key, value))
-			match = !memcmp(value, &mine, sizeof(mine));
+		    minfo.value_size >= at + sizeof(mine) && minfo.value_size <= (1U << 20) &&
+		    (value = calloc(1, minfo.value_size))) {
+			if (!bpf_map_lookup_elem(fd, &key, value))
+				match = !memcmp(value + at, &mine, sizeof(mine));
+			free(value);
+		}
 		close(fd);
 	}
 	return match;
@@ -577,10 +596,10 @@ static bool prog_for_this_netns(int prog_fd)
 static int attach_cgroup_prog(int cg_fd, struct bpf_program *prog, enum bpf_attach_type type)
 {
 	LIBBPF_OPTS(bpf_prog_attach_opts, opts, .flags = BPF_F_ALLOW_MULTI);
-	__u32 old[4];
+	__u32 old[CGROUP_MAX_PROGS];
 	int n, old_fd, err;
 
-	n = cgroup_ferry_progs(cg_fd, type, old, 4);
+	n = cgroup_ferry_progs(cg_fd, type, old, CGROUP_MAX_PROGS);
 	for (int i = 0; i < n; i++) {
 		/* An atomic swap of this namespace's hook: never a moment without one. */
 		old_fd = bpf_prog_get_fd_by_id(old[i]);
@@ -655,14 +674,14 @@ static void detach_cgroup(void)
 						      BPF_CGROUP_INET6_CONNECT };
 	const char *root = cgroup2_root();
 	int cg_fd = root ? open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	__u32 ids[4];
+	__u32 ids[CGROUP_MAX_PROGS];
 	size_t t;
 	int n, i;
 
 	if (cg_fd < 0)
 		return;
 	for (t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
-		n = cgroup_ferry_progs(cg_fd, types[t], ids, 4);
+		n = cgroup_ferry_progs(cg_fd, types[t], ids, CGROUP_MAX_PROGS);
 		for (i = 0; i < n; i++) {
 			int fd = bpf_prog_get_fd_by_id(ids[i]);
 

@@ -75,6 +75,12 @@ for i in 1 2 3; do
 done
 fe_servers_wait || fe_fail "gRPC servers did not start"
 fe_ferryd_start --host-clients
+# The connect() hooks at the cgroup root: a restart swaps this namespace's own
+# (never adds one), however many other programs sit on the hook before them.
+cg_root=/sys/fs/cgroup
+[ "$(stat -f -c %T "$cg_root")" = cgroup2fs ] || cg_root=/sys/fs/cgroup/unified
+connect_hooks() { bpftool cgroup show "$cg_root" 2>/dev/null | grep -c ferry_connect4; }
+hooks_first=$(connect_hooks)
 grep -q "rebalancing available" "$FE_RUN/ferryd.log" ||
 	fe_fail "ferryd did not report rebalancing available on $(uname -r), which has bpf_sock_destroy"
 
@@ -225,6 +231,8 @@ told=$(sed -n 's/^rebalancing: .* after a GOAWAY.*/&/p' <<<"$status" | sed -n 's
 # 3. a pod-like client namespace, reached with --rebalance-pod-netns.
 fe_ferryd_stop TERM || fe_fail "ferryd did not stop"
 fe_ferryd_start --host-clients --rebalance-pod-netns
+[ "$(connect_hooks)" = "$hooks_first" ] ||
+	fe_fail "a restart added a connect() hook: $hooks_first before, $(connect_hooks) after"
 # ferry.io/protocol back to auto: the pods' connections are h2c by ferry_l7's own view.
 fe_manifest iris "$vip" "main:0:$mains" "canary:100:$(fe_backend_ip 3)" "${ann_auto[@]}"
 sleep 2
@@ -270,5 +278,7 @@ podgoaway=$(fe_metric ferry_rebalance_connections_total outcome=goaway)
 # 4. a kernel without bpf_sock_destroy, forced.
 fe_ferryd_stop TERM || fe_fail "ferryd did not stop"
 FERRY_REBALANCE_FORCE_UNAVAILABLE=1 fe_ferryd_start --host-clients
+[ "$(connect_hooks)" = "$hooks_first" ] ||
+	fe_fail "a restart added a connect() hook: $hooks_first before, $(connect_hooks) after"
 unavailable
 fe_pass "host: 2 x 4 channels, rollback and drain reached within ${window}s+5s; retry policy: $failed of $total calls failed; no retry policy: $pfailed of $ptotal failed; $goaway connections told with a GOAWAY, $destroyed aborted, $busy busy skips, $rounds rounds; pod namespace: 2 x 4 channels moved, retry policy $(failed_of "$podr") of $(calls_of "$podr") failed, none $(failed_of "$podp") of $(calls_of "$podp"), $podgoaway GOAWAYs, $poddestroyed aborted; unavailable reported"
