@@ -471,6 +471,56 @@ out:
 	ferry_dp__reset(PIN);
 }
 
+/*
+ * Backends are written in one batch before the tables that name them. When
+ * that write fails (here ferry_backends swapped for a one-entry array: E2BIG),
+ * nothing may point at the missing backends: no VIP entry, no table; the
+ * service is not kept as applied, so the next sync writes it whole.
+ */
+static void test_failed_batch_held(void)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, none);
+	struct ferry_sync_result res;
+	struct ferry_sync *sync = NULL;
+	struct ferry_service svc;
+	int tiny = -1, real = -1;
+	struct ferry_dp *dp;
+	struct fixture f;
+	__u32 m, c, e;
+
+	TEST_NEEDS_ROOT();
+	ferry_dp__reset(PIN);
+	dp = open_dp();
+	sync = dp ? ferry_sync__new(dp, NULL) : NULL;
+	fixture_init(&f, 90, 10);
+	tiny = bpf_map_create(BPF_MAP_TYPE_ARRAY, "ferry_tiny", sizeof(__u32),
+			      sizeof(struct ferry_backend), 1, &none);
+	if (!ASSERT_TRUE(sync, "sync") || !ASSERT_TRUE(tiny >= 0, "one-entry array"))
+		goto out;
+	real = dp->map_fds[FERRY_M_BACKENDS];
+	dp->map_fds[FERRY_M_BACKENDS] = tiny;
+	ASSERT_TRUE(ferry_sync__apply(sync, &f.model, &res) < 0, "apply fails");
+	dp->map_fds[FERRY_M_BACKENDS] = real;
+	ASSERT_EQ(bpf_map_lookup_elem(dp->map_fds[FERRY_M_SERVICES], &f.svc.vip, &svc) ? errno : 0,
+		  ENOENT, "no VIP entry points at backends the kernel has not got");
+	ASSERT_EQ(res.tables_swapped, 2, "tables built");
+
+	if (!ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "the next sync"))
+		goto out;
+	ASSERT_EQ(res.tables_swapped, 2, "its tables built again");
+	if (kernel_shares(dp, &f.svc.vip, &m, &c, &e)) {
+		ASSERT_EQ(m, 900000, "main");
+		ASSERT_EQ(c, 100000, "canary");
+		ASSERT_EQ(e, 0, "every slot names a backend of its predictor");
+	}
+out:
+	if (tiny >= 0)
+		close(tiny);
+	ferry_sync__free(sync);
+	ferry_dp__close(dp);
+	ferry_dp__reset(PIN);
+}
+
 int main(int argc, char **argv)
 {
 	test__main_init(argc, argv);
@@ -488,5 +538,6 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_override_drain_delete);
 	RUN_TEST(SUITE, test_unchanged_service_kept);
 	RUN_TEST(SUITE, test_no_ready);
+	RUN_TEST(SUITE, test_failed_batch_held);
 	return test__summary();
 }

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <net/if.h>
 #include <pthread.h>
 #include <signal.h>
@@ -731,9 +732,12 @@ static int load_config(struct ferryd *d, bool *partial)
 	if (!d->reload_all)
 		rc = ferry_config_store__load_files(d->store, d->opts.config_dir,
 						    (const char *const *)d->edited, d->nedited);
-	if (rc == -EAGAIN)
+	if (rc == -EAGAIN) {
+		/* See exec_with_huge_pages(): glibc's default is 128 KB. */
+		mallopt(M_TOP_PAD, 64 << 20);
 		rc = ferry_config_store__load_dir(d->store, d->opts.config_dir);
-	else
+		mallopt(M_TOP_PAD, 128 << 10);
+	} else
 		*partial = rc >= 0;
 	if (rc >= 0) {
 		d->reload_all = false;
@@ -1219,6 +1223,41 @@ static int apply_hash_seed(struct ferryd *d, bool have, __u64 seed, const char *
 	return 0;
 }
 
+/*
+ * glibc's malloc, tuned for a whole-directory load, which parses every
+ * manifest and keeps the trees (~400 MB for 10,000 deployments) on two
+ * threads. Two tunables, together: alone neither helps (docs/performance.md).
+ * - glibc.malloc.hugetlb=1: the heap advised for transparent huge pages and
+ *   grown in 2 MB steps, not page by page. glibc reads it once, at exec, so
+ *   ferryd execs itself once with it added, before anything is opened; an
+ *   environment that names it already (an operator's =0) is kept, and a
+ *   failed exec runs untuned.
+ * - M_TOP_PAD (mallopt(), set around the load only: load_config()): a new
+ *   thread heap made writable whole, not by one mprotect() per page (25,000
+ *   of them at 10,000 deployments). Left on, it costs a small node ~30 MB of
+ *   resident memory.
+ * Together they take the load of 10,000 deployments from ~2 s to ~0.8 s.
+ */
+static void exec_with_huge_pages(char **argv)
+{
+	static const char tunable[] = "glibc.malloc.hugetlb=";
+	const char *was = getenv("GLIBC_TUNABLES");
+	char want[1024];
+	int n;
+
+	if (was && strstr(was, tunable))
+		return;
+	n = snprintf(want, sizeof(want), "%s%s%s1", was ? was : "", was && *was ? ":" : "",
+		     tunable);
+	if (n < 0 || (size_t)n >= sizeof(want) || setenv("GLIBC_TUNABLES", want, 1))
+		return;
+	execv("/proc/self/exe", argv);
+	if (was)
+		setenv("GLIBC_TUNABLES", was, 1);
+	else
+		unsetenv("GLIBC_TUNABLES");
+}
+
 /* libbpf's messages go through our log; its kernel-message echo of an existing clsact is noise. */
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -1261,6 +1300,7 @@ int main(int argc, char **argv)
 
 	sigset_t mask;
 
+	exec_with_huge_pages(argv);
 	/*
 	 * Blocked before any thread (metrics, Kubernetes) starts, so every thread
 	 * inherits the mask and the signals reach only the loop's signalfd.

@@ -99,7 +99,6 @@ static void refresh_service(struct ferry_sync *s, __u32 id)
 static int apply_service(struct ferry_sync *s, const struct ferry_model_service *ms_in,
 			 struct ferry_sync_result *res)
 {
-	int *fds = s->dp->map_fds;
 	struct ferry_service want;
 	struct mservice *ms;
 	__u32 id, floor, p;
@@ -195,8 +194,9 @@ static int apply_service(struct ferry_sync *s, const struct ferry_model_service 
 			s->bes[bid].seen = true;
 			be.flags = s->bes[bid].be.flags;
 			if (memcmp(&s->bes[bid].be, &be, sizeof(be))) {
-				if (bpf_map_update_elem(fds[FERRY_M_BACKENDS], &bid, &be, BPF_ANY))
-					return -errno;
+				err = wqueue_put(&s->be_q, &bid, &be);
+				if (err)
+					return err;
 				s->bes[bid].be = be;
 			}
 			if (be.state == FERRY_BE_ACTIVE && !(be.flags & FERRY_BE_F_ADMIN_DRAIN))
@@ -257,9 +257,8 @@ static int apply_service(struct ferry_sync *s, const struct ferry_model_service 
 
 	for (i = 0; i < ms->preds.n; i++) {
 		p = ms->preds.ids[i];
-		if (s->preds[p].seen &&
-		    bpf_map_update_elem(fds[FERRY_M_PRED_META], &p, &s->preds[p].meta, BPF_ANY))
-			return -errno;
+		if (s->preds[p].seen && (err = wqueue_put(&s->pm_q, &p, &s->preds[p].meta)))
+			return err;
 	}
 	ms->meta.vip = ms_in->vip;
 	snprintf(ms->meta.deployment, sizeof(ms->meta.deployment), "%s", ms_in->deployment);
@@ -330,57 +329,85 @@ static bool keep_service(struct ferry_sync *s, const struct ferry_model_service 
 }
 
 /*
- * After the table swaps: the predictor stage and then the VIP entry of new
- * or changed services (a VIP never points at a selection, nor a selection
- * at a predictor, whose table is not yet in place).
+ * After the table swaps: the predictor stages and then the VIP entries of new
+ * or changed services (a VIP never points at a selection, nor a selection at
+ * a predictor, whose table is not yet in place). Each is one batch; a service
+ * whose predictor stage did not reach the kernel gets no VIP entry and is
+ * written again by the next sync.
  */
 static int commit_services(struct ferry_sync *s)
 {
-	int *fds = s->dp->map_fds, err = 0, e;
-	__u32 id;
+	int *fds = s->dp->map_fds, err, e;
+	struct idvec svc_ids = {};
+	struct wqueue sel_q, svc_q;
+	__u32 id, i, done;
 
+	wqueue_init(&sel_q, sizeof(__u32), sizeof(struct ferry_select));
+	wqueue_init(&svc_q, sizeof(struct ferry_vip), sizeof(struct ferry_service));
+	for (id = 1, err = 0; id < s->svc_top && !err; id++)
+		if (s->svcs[id].used && s->svcs[id].sel_dirty && !s->svcs[id].held)
+			err = wqueue_put(&sel_q, &id, &s->svcs[id].sel);
+	done = err ? 0 : wqueue_flush(&sel_q, fds[FERRY_M_SELECT], BPF_F_LOCK, &err);
+	for (i = 0; i < sel_q.n; i++) {
+		struct mservice *ms = &s->svcs[((__u32 *)sel_q.keys)[i]];
+
+		if (i < done) {
+			ms->sel_dirty = false;
+			continue;
+		}
+		ms->applied = 0; /* not kept as it is: the next sync writes it again */
+	}
 	for (id = 1; id < s->svc_top; id++) {
 		struct mservice *ms = &s->svcs[id];
 
-		if (!ms->used)
+		if (!ms->used || !ms->dirty || ms->sel_dirty || ms->held)
 			continue;
-		e = write_select(s, id);
+		e = idvec_add(&svc_ids, id);
+		if (!e && (e = wqueue_put(&svc_q, &ms->vip, &ms->svc)))
+			svc_ids.n--;
 		if (e) {
 			err = err ?: e;
-			ms->applied = 0; /* not kept as it is: the next sync writes it again */
-			continue;
-		}
-		if (ms->dirty) {
-			if (bpf_map_update_elem(fds[FERRY_M_SERVICES], &ms->vip, &ms->svc,
-						BPF_ANY)) {
-				err = err ?: -errno;
-				ms->applied = 0;
-				continue;
-			}
-			ms->dirty = false;
+			ms->applied = 0;
+			break;
 		}
 	}
+	done = wqueue_flush(&svc_q, fds[FERRY_M_SERVICES], BPF_ANY, &e);
+	err = err ?: e;
+	for (i = 0; i < svc_ids.n; i++) {
+		struct mservice *ms = &s->svcs[svc_ids.ids[i]];
+
+		if (i < done)
+			ms->dirty = false;
+		else
+			ms->applied = 0;
+	}
+	free(svc_ids.ids);
+	wqueue_free(&sel_q);
+	wqueue_free(&svc_q);
 	return err;
 }
 
-/* Every service's metadata, after deletions (its predictor list is final). */
+/* Every service's metadata, after deletions (its predictor list is final): one batch. */
 static int commit_meta(struct ferry_sync *s)
 {
+	struct wqueue q;
 	int err = 0;
-	__u32 id;
+	__u32 id, i, done;
 
-	for (id = 1; id < s->svc_top; id++) {
+	wqueue_init(&q, sizeof(__u32), sizeof(struct ferry_svc_meta));
+	for (id = 1; id < s->svc_top && !err; id++) {
 		struct mservice *ms = &s->svcs[id];
 
 		/* Only what this sync touched: a kept service's meta may be ferryctl's newer one. */
 		if (!ms->used || !ms->meta_dirty)
 			continue;
 		svc_meta_preds(s, id, &ms->meta);
-		if (bpf_map_update_elem(s->dp->map_fds[FERRY_M_SVC_META], &id, &ms->meta, BPF_ANY))
-			err = err ?: -errno;
-		else
-			ms->meta_dirty = false;
+		err = wqueue_put(&q, &id, &ms->meta);
 	}
+	done = err ? 0 : wqueue_flush(&q, s->dp->map_fds[FERRY_M_SVC_META], BPF_ANY, &err);
+	for (i = 0; i < done; i++)
+		s->svcs[((__u32 *)q.keys)[i]].meta_dirty = false;
+	wqueue_free(&q);
 	return err;
 }
 
@@ -439,7 +466,7 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 	}
 	s->applying = true;
 	for (id = 0; id < s->svc_top; id++)
-		s->svcs[id].seen = false;
+		s->svcs[id].seen = s->svcs[id].held = false;
 	for (id = 0; id < s->pred_top; id++)
 		s->preds[id].seen = false;
 	for (id = 0; id < s->be_top; id++)

@@ -71,6 +71,12 @@ struct mservice {
 	bool dirty; /* svc differs from the kernel's entry: write it after the swaps */
 	bool meta_dirty; /* meta to be written by this sync (applied, or a predictor left) */
 	/*
+	 * A backend or table of it did not reach the kernel in this sync: its
+	 * predictor stage and VIP entry are not written (nothing may point at
+	 * what is not there); the next sync applies it again.
+	 */
+	bool held;
+	/*
 	 * Fingerprint of the model service last applied whole (0: none, or it
 	 * failed): a sync skips a service whose model is the same, so an edit of
 	 * one file writes that deployment's maps only.
@@ -91,6 +97,16 @@ struct mbackend {
 	bool used;
 	bool seen;
 	struct ferry_backend be;
+};
+
+/*
+ * Writes to one map, queued and sent as one batch: a first sync of 10,000
+ * deployments writes 150,000 entries, and one syscall each was half of its
+ * kernel time. Later writes of a key in the same queue win (in order).
+ */
+struct wqueue {
+	void *keys, *vals;
+	__u32 n, cap, ksize, vsize;
 };
 
 struct ferry_sync {
@@ -126,9 +142,15 @@ struct ferry_sync {
 	struct {
 		__u32 *ids;
 		int *fds;
+		bool *direct; /* pinned under its final name: a predictor without a table */
 		size_t n, cap;
 	} swaps;
 	struct idvec drops; /* outer slots to clear */
+	/*
+	 * Backend and predictor-metadata writes of the services being applied,
+	 * sent before the table swaps that name them (flush_swaps()).
+	 */
+	struct wqueue be_q, pm_q;
 };
 
 static inline void top_raise(__u32 *top, __u32 id)
@@ -138,6 +160,16 @@ static inline void top_raise(__u32 *top, __u32 id)
 }
 
 __u64 hash_bytes(const void *p, size_t n);
+void wqueue_init(struct wqueue *q, __u32 ksize, __u32 vsize);
+int wqueue_put(struct wqueue *q, const void *key, const void *val);
+/*
+ * Writes the queue into fd with elem_flags; returns how many entries, in
+ * order, are in the kernel (q->n when all are) and sets *err for the first
+ * that is not. The queue is left as it is: the caller reads what failed,
+ * then empties it (q->n = 0).
+ */
+__u32 wqueue_flush(struct wqueue *q, int fd, __u64 elem_flags, int *err);
+void wqueue_free(struct wqueue *q);
 int idmap_init(struct idmap *m, size_t keylen, size_t cap);
 void idmap_free(struct idmap *m);
 __u32 idmap_get(const struct idmap *m, const void *key);

@@ -17,6 +17,59 @@ __u64 hash_bytes(const void *p, size_t n)
 	return h ^ (h >> 29);
 }
 
+void wqueue_init(struct wqueue *q, __u32 ksize, __u32 vsize)
+{
+	*q = (struct wqueue){ .ksize = ksize, .vsize = vsize };
+}
+
+int wqueue_put(struct wqueue *q, const void *key, const void *val)
+{
+	if (q->n == q->cap) {
+		__u32 cap = q->cap ? q->cap * 2 : 256;
+		void *keys = realloc(q->keys, (size_t)cap * q->ksize), *vals;
+
+		if (!keys)
+			return -ENOMEM;
+		q->keys = keys;
+		vals = realloc(q->vals, (size_t)cap * q->vsize);
+		if (!vals)
+			return -ENOMEM;
+		q->vals = vals;
+		q->cap = cap;
+	}
+	memcpy((char *)q->keys + (size_t)q->n * q->ksize, key, q->ksize);
+	memcpy((char *)q->vals + (size_t)q->n * q->vsize, val, q->vsize);
+	q->n++;
+	return 0;
+}
+
+__u32 wqueue_flush(struct wqueue *q, int fd, __u64 elem_flags, int *err)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = elem_flags);
+	__u32 done = q->n, i;
+
+	*err = 0;
+	if (!q->n || !bpf_map_update_batch(fd, q->keys, q->vals, &done, &opts))
+		return q->n;
+	/* Stopped part-way, or a kernel without batch writes: the rest one by one. */
+	if (done > q->n)
+		done = 0;
+	for (i = done; i < q->n; i++) {
+		if (bpf_map_update_elem(fd, (char *)q->keys + (size_t)i * q->ksize,
+					(char *)q->vals + (size_t)i * q->vsize, elem_flags)) {
+			*err = -errno;
+			break;
+		}
+	}
+	return i;
+}
+
+void wqueue_free(struct wqueue *q)
+{
+	free(q->keys);
+	free(q->vals);
+}
+
 int idmap_init(struct idmap *m, size_t keylen, size_t cap)
 {
 	m->cap = cap;
@@ -442,8 +495,11 @@ static int load_service(struct ferry_sync *s, __u32 id)
 	return 0;
 }
 
-static struct ferry_sync *sync_alloc(struct ferry_dp *dp, const struct ferry_sync_opts *opts)
+/* narrow: one service (ferryctl weights), whose maps start small: they grow. */
+static struct ferry_sync *sync_alloc(struct ferry_dp *dp, const struct ferry_sync_opts *opts,
+				     bool narrow)
 {
+	size_t cap = narrow ? 16 : 1024;
 	struct ferry_sync *s;
 	int err;
 
@@ -457,6 +513,8 @@ static struct ferry_sync *sync_alloc(struct ferry_dp *dp, const struct ferry_syn
 		err = -EINVAL;
 		goto err_free;
 	}
+	wqueue_init(&s->be_q, sizeof(__u32), sizeof(struct ferry_backend));
+	wqueue_init(&s->pm_q, sizeof(__u32), sizeof(struct ferry_pred_meta));
 	s->percpu_buf = calloc(s->ncpus, sizeof(*s->percpu_buf));
 	s->markers_stale = true; /* what the pins hold is read, not known to be current */
 	s->svcs = calloc(FERRY_MAX_SERVICES, sizeof(*s->svcs));
@@ -466,10 +524,11 @@ static struct ferry_sync *sync_alloc(struct ferry_dp *dp, const struct ferry_syn
 		err = -ENOMEM;
 		goto err_free;
 	}
-	err = idmap_init(&s->svc_ids, sizeof(struct ferry_vip), 1024);
-	err = err ?: idmap_init(&s->pred_ids, sizeof(struct pred_key), 1024);
-	err = err ?: idmap_init(&s->be_ids, sizeof(struct backend_key), 4096);
-	err = err ?: idmap_init(&s->markers, sizeof(struct ferry_vip), 256);
+	s->narrow = narrow;
+	err = idmap_init(&s->svc_ids, sizeof(struct ferry_vip), cap);
+	err = err ?: idmap_init(&s->pred_ids, sizeof(struct pred_key), cap);
+	err = err ?: idmap_init(&s->be_ids, sizeof(struct backend_key), cap * 4);
+	err = err ?: idmap_init(&s->markers, sizeof(struct ferry_vip), cap / 4);
 	if (err)
 		goto err_free;
 	return s;
@@ -482,7 +541,7 @@ err_free:
 
 struct ferry_sync *ferry_sync__new(struct ferry_dp *dp, const struct ferry_sync_opts *opts)
 {
-	struct ferry_sync *s = sync_alloc(dp, opts);
+	struct ferry_sync *s = sync_alloc(dp, opts, false);
 	int err;
 
 	if (!s)
@@ -500,12 +559,11 @@ struct ferry_sync *ferry_sync__new(struct ferry_dp *dp, const struct ferry_sync_
 
 struct ferry_sync *ferry_sync__open_service(struct ferry_dp *dp, __u32 svc_id)
 {
-	struct ferry_sync *s = sync_alloc(dp, NULL);
+	struct ferry_sync *s = sync_alloc(dp, NULL, true);
 	int err;
 
 	if (!s)
 		return NULL;
-	s->narrow = true;
 	err = load_service(s, svc_id);
 	if (err) {
 		ferry_sync__free(s);
@@ -533,7 +591,10 @@ void ferry_sync__free(struct ferry_sync *s)
 	free(s->percpu_buf);
 	free(s->swaps.ids);
 	free(s->swaps.fds);
+	free(s->swaps.direct);
 	free(s->drops.ids);
+	wqueue_free(&s->be_q);
+	wqueue_free(&s->pm_q);
 	idmap_free(&s->svc_ids);
 	idmap_free(&s->pred_ids);
 	idmap_free(&s->be_ids);
