@@ -18,8 +18,9 @@
  *     next split (e.g. "main=80 canary=20", words split on spaces) and polls
  *     ferry_selectors the same way, from just before the fork: the override
  *     as an operator sees it, process start included. Also times ferryctl's
- *     exit. Clears the override at the end, then times `ferryctl --help`
- *     (fork to exit) as often: the floor, a ferryctl that does nothing.
+ *     exit, and after each change `ferryctl --help` (fork to exit): the
+ *     floor, a ferryctl that does nothing, interleaved; "above_floor" is each
+ *     change's time minus the floor run after it. Clears the override at the end.
  *
  *   ctl_probe memory --pin-path P
  *     Sums the kernel memory (fdinfo "memlock", what bpftool reports) of
@@ -329,6 +330,18 @@ static pid_t spawn(char *const *args)
 	return pid;
 }
 
+/* Runs args to its exit; returns the time from before the fork, in ms. */
+static double spawn_wait(char *const *args)
+{
+	double t0 = now_ms();
+	int status;
+	pid_t pid = spawn(args);
+
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	return now_ms() - t0;
+}
+
 static int split_words(char *text, char **words, int max)
 {
 	int n = 0;
@@ -342,14 +355,16 @@ static int cmd_weights(const char *pin, const char *deployment, const char *ferr
 		       const char *splits[2], int count, int gap_ms)
 {
 	double *lat = calloc(count, sizeof(double)), *exit_lat = calloc(count, sizeof(double));
-	double *floor_lat = calloc(count, sizeof(double));
+	double *floor_lat = calloc(count, sizeof(double)), *above = calloc(count, sizeof(double));
+	/* The floor: a ferryctl that does nothing, fork to exit. */
+	char *help[] = { (char *)ferryctl, "--help", NULL };
 	int sel_fd, meta_fd, i, done = 0, timeouts = 0, failed = 0, rc = 1;
 	json_t *out;
 	__u32 id;
 
 	sel_fd = open_pin(pin, FERRY_MAP_SELECT);
 	meta_fd = open_pin(pin, FERRY_MAP_SVC_META);
-	if (!lat || !exit_lat || !floor_lat || sel_fd < 0 || meta_fd < 0)
+	if (!lat || !exit_lat || !floor_lat || !above || sel_fd < 0 || meta_fd < 0)
 		goto out_close;
 	if (find_service(meta_fd, deployment, &id)) {
 		fprintf(stderr, "ctl_probe: --deployment %s: no such service in %s/%s\n",
@@ -389,11 +404,15 @@ static int cmd_weights(const char *pin, const char *deployment, const char *ferr
 			failed++;
 		if (t_sel < 0) {
 			timeouts++;
-		} else {
-			lat[done] = t_sel - t0;
-			exit_lat[done] = now_ms() - t0;
-			done++;
+			usleep(gap_ms * 1000);
+			continue;
 		}
+		lat[done] = t_sel - t0;
+		exit_lat[done] = now_ms() - t0;
+		usleep(gap_ms * 1000);
+		floor_lat[done] = spawn_wait(help);
+		above[done] = lat[done] - floor_lat[done];
+		done++;
 		usleep(gap_ms * 1000);
 	}
 	{
@@ -405,23 +424,11 @@ static int cmd_weights(const char *pin, const char *deployment, const char *ferr
 		if (pid > 0)
 			waitpid(pid, &status, 0);
 	}
-	/* The floor: a ferryctl that does nothing (--help), fork to exit, timed the same way. */
-	for (i = 0; i < done; i++) {
-		char *args[] = { (char *)ferryctl, "--help", NULL };
-		double t0 = now_ms();
-		int status;
-		pid_t pid = spawn(args);
-
-		if (pid > 0)
-			waitpid(pid, &status, 0);
-		floor_lat[i] = now_ms() - t0;
-		usleep(gap_ms * 1000);
-	}
-
 	out = report_new(lat, count, done, timeouts);
 	json_object_set_new(out, "ferryctl_failed", json_integer(failed));
 	put_quantiles(out, "exit_", exit_lat, done, false);
 	put_quantiles(out, "floor_", floor_lat, done, false);
+	put_quantiles(out, "above_floor_", above, done, false);
 	json_dumpf(out, stdout, JSON_COMPACT);
 	putchar('\n');
 	json_decref(out);
@@ -434,6 +441,7 @@ out_close:
 	free(lat);
 	free(exit_lat);
 	free(floor_lat);
+	free(above);
 	return rc;
 }
 
