@@ -943,6 +943,8 @@ want = {
                         "backends_draining", "name", "retired"}),
     "ferry_links": (None, None, {"ifname", "hooks"}),
     "ferry_sock_sel": ("sk_storage", None, None),
+    # ferryd's name index for ferryctl (user/kernel/sync_names.c builds its BTF).
+    "ferry_svc_names": ("hash", None, {"nids", "ids"}),
 }
 bad = []
 def fields(x, acc):

@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -521,6 +522,95 @@ out:
 	ferry_dp__reset(PIN);
 }
 
+/* PIN/ferry_svc_names: what ferryctl resolves a deployment name with (pins.h). */
+static int name_ids(const char *name, __u32 *ids)
+{
+	char path[PATH_MAX], key[FERRY_NAME_LEN] = {};
+	struct ferry_svc_name v;
+	int fd, n;
+
+	snprintf(path, sizeof(path), "%s/%s", PIN, FERRY_MAP_SVC_NAMES);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -errno;
+	snprintf(key, sizeof(key), "%s", name);
+	n = bpf_map_lookup_elem(fd, key, &v) ? -errno : (int)v.nids;
+	for (int i = 0; i < n && i < FERRY_SVC_NAME_IDS; i++)
+		ids[i] = v.ids[i];
+	close(fd);
+	return n;
+}
+
+static __u32 vip_id(struct ferry_dp *dp, const struct ferry_vip *vip)
+{
+	struct ferry_service svc;
+
+	return bpf_map_lookup_elem(dp->map_fds[FERRY_M_SERVICES], vip, &svc) ? 0 : svc.id;
+}
+
+/*
+ * The name index follows services in, out and between deployments, and a
+ * sync that finds it gone writes every name again.
+ */
+static void test_name_index(void)
+{
+	struct ferry_model_service two[2];
+	struct ferry_model model = { .services = two, .nservices = 2 };
+	struct ferry_sync_result res;
+	struct ferry_sync *sync = NULL;
+	char path[PATH_MAX];
+	struct ferry_dp *dp;
+	struct fixture f, g;
+	__u32 ids[FERRY_SVC_NAME_IDS] = {}, a, b;
+
+	TEST_NEEDS_ROOT();
+	ferry_dp__reset(PIN);
+	dp = open_dp();
+	sync = dp ? ferry_sync__new(dp, NULL) : NULL;
+	fixture_init(&f, 90, 10);
+	fixture_init(&g, 90, 10);
+	g.svc.vip.port = htons(8001); /* iris's second VIP */
+	two[0] = f.svc;
+	two[1] = g.svc;
+	if (!ASSERT_TRUE(sync, "sync") ||
+	    !ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply"))
+		goto out;
+	a = vip_id(dp, &f.svc.vip);
+	b = vip_id(dp, &g.svc.vip);
+	if (ASSERT_EQ(name_ids("models/iris", ids), 2, "iris has two services"))
+		ASSERT_TRUE((ids[0] == a && ids[1] == b) || (ids[0] == b && ids[1] == a),
+			    "their ids");
+
+	/* The second VIP moves to another deployment. */
+	snprintf(two[1].deployment, sizeof(two[1].deployment), "models/wine");
+	if (!ASSERT_OK(ferry_sync__apply(sync, &model, &res), "VIP moved"))
+		goto out;
+	if (ASSERT_EQ(name_ids("models/iris", ids), 1, "iris keeps one"))
+		ASSERT_EQ(ids[0], a, "iris's own");
+	if (ASSERT_EQ(name_ids("models/wine", ids), 1, "wine has it"))
+		ASSERT_EQ(ids[0], b, "the moved VIP's id");
+
+	/* Gone from the pins: the next sync writes every name, an unchanged model too. */
+	snprintf(path, sizeof(path), "%s/%s", PIN, FERRY_MAP_SVC_NAMES);
+	unlink(path);
+	ferry_sync__free(sync);
+	sync = ferry_sync__new(dp, NULL);
+	if (!ASSERT_TRUE(sync, "a restarted ferryd's sync") ||
+	    !ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply again"))
+		goto out;
+	ASSERT_EQ(name_ids("models/iris", ids), 1, "iris written again");
+	ASSERT_EQ(name_ids("models/wine", ids), 1, "wine written again");
+
+	/* Wine deleted: its name leaves the index. */
+	model.nservices = 1;
+	if (ASSERT_OK(ferry_sync__apply(sync, &model, &res), "wine deleted"))
+		ASSERT_EQ(name_ids("models/wine", ids), -ENOENT, "no wine");
+out:
+	ferry_sync__free(sync);
+	ferry_dp__close(dp);
+	ferry_dp__reset(PIN);
+}
+
 int main(int argc, char **argv)
 {
 	test__main_init(argc, argv);
@@ -539,5 +629,6 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_unchanged_service_kept);
 	RUN_TEST(SUITE, test_no_ready);
 	RUN_TEST(SUITE, test_failed_batch_held);
+	RUN_TEST(SUITE, test_name_index);
 	return test__summary();
 }

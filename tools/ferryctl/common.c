@@ -73,6 +73,47 @@ static __u32 listed_service(int svc_fd, int meta_fd, const struct ferry_vip *vip
 	return svc.id;
 }
 
+/*
+ * The services of deployment name from ferryd's name index (pins.h): one
+ * lookup, then each id checked against its own entries. 0 when the index
+ * cannot settle it (no index, an older ferryd; the name not in it; a
+ * deployment with more services than the index holds; an id that does not
+ * check out): the caller then reads ferry_svc_meta.
+ */
+static int match_by_index(const char *pin_path, int svc_fd, int meta_fd, const char *name,
+			  __u32 *ids, size_t max)
+{
+	char path[PATH_MAX], key[FERRY_NAME_LEN] = {};
+	struct ferry_svc_name v;
+	int fd, n = 0;
+	__u32 i;
+
+	if (strlen(name) >= sizeof(key) ||
+	    ferry_pin__path(path, sizeof(path), pin_path, FERRY_MAP_SVC_NAMES))
+		return 0;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	memcpy(key, name, strlen(name));
+	if (bpf_map_lookup_elem(fd, key, &v) || !v.nids || v.nids > FERRY_SVC_NAME_IDS ||
+	    v.nids > max)
+		goto out_close;
+	for (i = 0; i < v.nids; i++) {
+		struct ferry_svc_meta meta;
+
+		if (bpf_map_lookup_elem(meta_fd, &v.ids[i], &meta) ||
+		    strncmp(meta.deployment, name, sizeof(meta.deployment)) ||
+		    listed_service(svc_fd, meta_fd, &meta.vip) != v.ids[i]) {
+			n = 0;
+			goto out_close;
+		}
+		ids[n++] = v.ids[i];
+	}
+out_close:
+	close(fd);
+	return n;
+}
+
 /* The services of deployment name: one pass over ferry_svc_meta in batches. */
 static int match_deployment(int svc_fd, int meta_fd, const char *name, __u32 *ids, size_t max)
 {
@@ -146,7 +187,9 @@ int match_services_meta(const struct ctl *c, const char *service, __u32 *ids, si
 		goto out_close_meta;
 	}
 	if (service_by_name(service)) {
-		n = match_deployment(svc_fd, meta_fd, service, ids, max);
+		n = match_by_index(c->pin_path, svc_fd, meta_fd, service, ids, max);
+		if (!n)
+			n = match_deployment(svc_fd, meta_fd, service, ids, max);
 	} else {
 		for (i = 0; i < sizeof(protos) && n >= 0 && (size_t)n < max; i++) {
 			struct ferry_service svc;

@@ -51,4 +51,21 @@ int ferry_pin__path(char *buf, size_t len, const char *pin_path, const char *nam
  */
 int ferry_pin__open(const char *pin_path, enum ferry_map_id id, char *path, size_t len);
 
+/*
+ * PIN/ferry_svc_names: a deployment's name ("namespace/name", zero-padded to
+ * FERRY_NAME_LEN) -> the ids of its services. Kept by ferryd's sync for
+ * ferryctl, which resolves a name with one lookup instead of reading every
+ * ferry_svc_meta entry; no program reads it, and ferryctl falls back to that
+ * read when the map or the name is missing (an older ferryd). A deployment
+ * with more services than ids has nids FERRY_SVC_NAME_MANY.
+ */
+#define FERRY_MAP_SVC_NAMES "ferry_svc_names"
+#define FERRY_SVC_NAME_IDS 15
+#define FERRY_SVC_NAME_MANY 0xffffffffU
+
+struct ferry_svc_name {
+	__u32 nids;
+	__u32 ids[FERRY_SVC_NAME_IDS];
+};
+
 #endif /* FERRY_PINS_H */

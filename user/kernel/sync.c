@@ -58,6 +58,7 @@ static void delete_service(struct ferry_sync *s, __u32 id)
 	memset(&ms->sel, 0, sizeof(ms->sel));
 	ms->sel_dirty = false;
 	bpf_map_delete_elem(s->dp->map_fds[FERRY_M_SVC_META], &id);
+	names_touch(s, ms->meta.deployment);
 	idmap_del(&s->svc_ids, &ms->vip);
 	s->markers_stale = true;
 	ms->used = false;
@@ -261,6 +262,8 @@ static int apply_service(struct ferry_sync *s, const struct ferry_model_service 
 			return err;
 	}
 	ms->meta.vip = ms_in->vip;
+	if (strncmp(ms->meta.deployment, ms_in->deployment, sizeof(ms->meta.deployment)))
+		names_touch(s, ms->meta.deployment); /* the VIP moved: its old name loses it */
 	snprintf(ms->meta.deployment, sizeof(ms->meta.deployment), "%s", ms_in->deployment);
 	svc_meta_preds(s, id, &ms->meta);
 	ms->meta_dirty = true;
@@ -405,8 +408,12 @@ static int commit_meta(struct ferry_sync *s)
 		err = wqueue_put(&q, &id, &ms->meta);
 	}
 	done = err ? 0 : wqueue_flush(&q, s->dp->map_fds[FERRY_M_SVC_META], BPF_ANY, &err);
-	for (i = 0; i < done; i++)
-		s->svcs[((__u32 *)q.keys)[i]].meta_dirty = false;
+	for (i = 0; i < done; i++) {
+		struct mservice *ms = &s->svcs[((__u32 *)q.keys)[i]];
+
+		ms->meta_dirty = false;
+		names_touch(s, ms->meta.deployment);
+	}
 	wqueue_free(&q);
 	return err;
 }
@@ -532,6 +539,11 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 	first_err = first_err ?: err;
 	err = commit_meta(s);
 	first_err = first_err ?: err;
+	err = sync_names(s);
+	if (err)
+		pr_warn("%s/%s: not updated: %s; unpinned until the next sync (ferryctl reads "
+			"ferry_svc_meta meanwhile)",
+			s->dp->pin_path, FERRY_MAP_SVC_NAMES, strerror(-err));
 	if (res.backends_removed)
 		res.flows_purged = purge_flows(s, dead);
 	/* Markers follow the set of VIPs: only a service added or deleted moves them. */

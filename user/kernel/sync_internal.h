@@ -151,6 +151,16 @@ struct ferry_sync {
 	 * sent before the table swaps that name them (flush_swaps()).
 	 */
 	struct wqueue be_q, pm_q;
+	/*
+	 * Deployment names whose services changed in this sync (name -> its
+	 * index in names_touched_keys + 1): their ferry_svc_names entries are
+	 * rewritten by sync_names(). names_fd: that map, -1 until first used.
+	 */
+	struct idmap names_touched;
+	char (*names_touched_keys)[FERRY_NAME_LEN];
+	size_t names_touched_cap;
+	bool names_all; /* the index was dropped: the next sync writes every name */
+	int names_fd;
 };
 
 static inline void top_raise(__u32 *top, __u32 id)
@@ -160,6 +170,8 @@ static inline void top_raise(__u32 *top, __u32 id)
 }
 
 __u64 hash_bytes(const void *p, size_t n);
+void names_touch(struct ferry_sync *s, const char *name);
+int sync_names(struct ferry_sync *s);
 void wqueue_init(struct wqueue *q, __u32 ksize, __u32 vsize);
 int wqueue_put(struct wqueue *q, const void *key, const void *val);
 /*

@@ -507,20 +507,28 @@ static struct ferry_sync *sync_alloc(struct ferry_dp *dp, const struct ferry_syn
 	if (!s)
 		return NULL;
 	s->dp = dp;
+	s->names_fd = -1;
 	s->table_size = opts && opts->table_size ? opts->table_size : FERRY_TABLE_SIZE_DEFAULT;
-	s->ncpus = libbpf_num_possible_cpus();
-	if (s->ncpus <= 0) {
-		err = -EINVAL;
-		goto err_free;
-	}
 	wqueue_init(&s->be_q, sizeof(__u32), sizeof(struct ferry_backend));
 	wqueue_init(&s->pm_q, sizeof(__u32), sizeof(struct ferry_pred_meta));
-	s->percpu_buf = calloc(s->ncpus, sizeof(*s->percpu_buf));
 	s->markers_stale = true; /* what the pins hold is read, not known to be current */
 	s->svcs = calloc(FERRY_MAX_SERVICES, sizeof(*s->svcs));
 	s->preds = calloc(FERRY_MAX_PREDICTORS, sizeof(*s->preds));
-	s->bes = calloc(FERRY_MAX_BACKENDS, sizeof(*s->bes));
-	if (!s->percpu_buf || !s->svcs || !s->preds || !s->bes) {
+	if (!s->svcs || !s->preds) {
+		err = -ENOMEM;
+		goto err_free;
+	}
+	/* A narrow mirror reads no backend and retires no counter: what only that needs. */
+	if (!narrow) {
+		s->ncpus = libbpf_num_possible_cpus();
+		if (s->ncpus <= 0) {
+			err = -EINVAL;
+			goto err_free;
+		}
+		s->percpu_buf = calloc(s->ncpus, sizeof(*s->percpu_buf));
+		s->bes = calloc(FERRY_MAX_BACKENDS, sizeof(*s->bes));
+	}
+	if (!narrow && (!s->percpu_buf || !s->bes)) {
 		err = -ENOMEM;
 		goto err_free;
 	}
@@ -529,6 +537,7 @@ static struct ferry_sync *sync_alloc(struct ferry_dp *dp, const struct ferry_syn
 	err = err ?: idmap_init(&s->pred_ids, sizeof(struct pred_key), cap);
 	err = err ?: idmap_init(&s->be_ids, sizeof(struct backend_key), cap * 4);
 	err = err ?: idmap_init(&s->markers, sizeof(struct ferry_vip), cap / 4);
+	err = err ?: idmap_init(&s->names_touched, FERRY_NAME_LEN, cap / 4);
 	if (err)
 		goto err_free;
 	return s;
@@ -599,6 +608,10 @@ void ferry_sync__free(struct ferry_sync *s)
 	idmap_free(&s->pred_ids);
 	idmap_free(&s->be_ids);
 	idmap_free(&s->markers);
+	idmap_free(&s->names_touched);
+	free(s->names_touched_keys);
+	if (s->names_fd >= 0)
+		close(s->names_fd);
 	free(s);
 }
 
