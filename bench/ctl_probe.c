@@ -18,9 +18,10 @@
  *     next split (e.g. "main=80 canary=20", words split on spaces) and polls
  *     ferry_selectors the same way, from just before the fork: the override
  *     as an operator sees it, process start included. Also times ferryctl's
- *     exit, and after each change `ferryctl --help` (fork to exit): the
- *     floor, a ferryctl that does nothing, interleaved; "above_floor" is each
- *     change's time minus the floor run after it. Clears the override at the end.
+ *     exit. After each, unpolled: a change back to the other split timed to
+ *     ferryctl's exit, then `ferryctl --help` (fork to exit), the floor, a
+ *     ferryctl that does nothing; "above_floor" is the first minus the second.
+ *     Clears the override at the end.
  *
  *   ctl_probe memory --pin-path P
  *     Sums the kernel memory (fdinfo "memlock", what bpftool reports) of
@@ -376,12 +377,13 @@ static int cmd_weights(const char *pin, const char *deployment, const char *ferr
 					      "weights", (char *)deployment };
 		struct timespec pause = { 0, 20000 };
 		struct ferry_select sel;
-		double t0, t_sel = -1, deadline;
+		double t0, t_sel = -1, deadline, quiet;
 		__u32 gen0 = 0;
 		int status;
 		pid_t pid;
 
-		snprintf(text, sizeof(text), "%s", splits[i % 2]);
+		/* Polled change to splits[0], quiet change back to splits[1]: both are changes. */
+		snprintf(text, sizeof(text), "%s", splits[0]);
 		split_words(text, args + 5, 25);
 		if (!bpf_map_lookup_elem_flags(sel_fd, &id, &sel, BPF_F_LOCK))
 			gen0 = sel.generation;
@@ -410,8 +412,17 @@ static int cmd_weights(const char *pin, const char *deployment, const char *ferr
 		lat[done] = t_sel - t0;
 		exit_lat[done] = now_ms() - t0;
 		usleep(gap_ms * 1000);
+		/*
+		 * Unpolled, a 20 us poller on the other core slows every process on this
+		 * VM by milliseconds: ferryctl's own time is the quiet change's exit minus
+		 * the quiet floor's (an upper bound: the write comes before the exit).
+		 */
+		snprintf(text, sizeof(text), "%s", splits[1]);
+		split_words(text, args + 5, 25);
+		quiet = spawn_wait(args);
+		usleep(gap_ms * 1000);
 		floor_lat[done] = spawn_wait(help);
-		above[done] = lat[done] - floor_lat[done];
+		above[done] = quiet - floor_lat[done];
 		done++;
 		usleep(gap_ms * 1000);
 	}

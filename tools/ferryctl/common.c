@@ -214,8 +214,14 @@ out_close_meta:
 /* The pinned maps under --pin-path; ferryctl never loads a program. */
 struct ferry_dp *open_maps(const struct ctl *c)
 {
-	return ferry_dp__open(
-		&(struct ferry_dp_opts){ .pin_path = c->pin_path, .maps_only = true });
+	return open_some_maps(c, 0);
+}
+
+/* Only the maps in mask (a bit per enum ferry_map_id; 0: all); the others' fds are -1. */
+struct ferry_dp *open_some_maps(const struct ctl *c, __u64 mask)
+{
+	return ferry_dp__open(&(struct ferry_dp_opts){
+		.pin_path = c->pin_path, .maps_only = true, .maps = mask });
 }
 
 struct ferry_snapshot *read_snapshot(const struct ctl *c)

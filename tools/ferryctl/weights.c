@@ -187,7 +187,10 @@ int cmd_weights(struct ctl *c, int argc, char **argv)
 			goto out;
 		}
 	}
-	dp = open_maps(c);
+	/* One service's override (ferry_sync__open_service) reads and writes these alone. */
+	dp = full ? open_maps(c) :
+		    open_some_maps(c, 1ULL << FERRY_M_SERVICES | 1ULL << FERRY_M_SVC_META |
+					      1ULL << FERRY_M_PRED_META | 1ULL << FERRY_M_SELECT);
 	if (!dp)
 		goto out;
 	if (full) {

@@ -123,12 +123,14 @@ static __u32 detect_features(void)
 	return features;
 }
 
-static int open_pinned_maps(struct ferry_dp *dp)
+static int open_pinned_maps(struct ferry_dp *dp, __u64 only)
 {
 	char path[PATH_MAX];
 	int i, err;
 
 	for (i = 0; i < FERRY_M_COUNT; i++) {
+		if (only && !(only & (1ULL << i)))
+			continue;
 		err = ferry_pin__open(dp->pin_path, i, path, sizeof(path));
 		if (err == -ENAMETOOLONG)
 			return err;
@@ -455,7 +457,7 @@ struct ferry_dp *ferry_dp__open(const struct ferry_dp_opts *opts)
 			err = -ENOENT;
 			goto err_free;
 		}
-		err = open_pinned_maps(dp);
+		err = open_pinned_maps(dp, opts->maps);
 		if (err)
 			goto err_close;
 		return dp;

@@ -25,6 +25,8 @@ enum ferry_hook {
 struct ferry_dp_opts {
 	const char *pin_path; /* NULL: FERRY_PIN_ROOT_DEFAULT */
 	bool maps_only; /* open the pinned maps, load no program (ferryctl) */
+	/* With maps_only: the maps to open, a bit per enum ferry_map_id (0: all); the rest -1. */
+	__u64 maps;
 	__u32 pod_path; /* FERRY_POD_PATH_*: how pod traffic leaves (--pod-fast-path) */
 	bool pods; /* ferryd attaches to pod veths (--pod-iface): TC looks them up */
 };
