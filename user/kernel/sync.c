@@ -652,8 +652,20 @@ int ferry_sync__canary(struct ferry_sync *s, const struct ferry_vip *vip, const 
 	id = idmap_get(&s->svc_ids, vip);
 	if (!id)
 		return -ENOENT;
+	/*
+	 * Called for every service after every manifest sync. Only this writer sets
+	 * FERRY_PRED_F_CANARY, so the mirror knows where it is: a service without
+	 * it has nothing to clear, and is not read back (1,000 lookups per edit).
+	 */
+	if (!set) {
+		for (k = 0; k < s->svcs[id].preds.n; k++)
+			if (s->preds[s->svcs[id].preds.ids[k]].meta.flags & FERRY_PRED_F_CANARY)
+				break;
+		if (k == s->svcs[id].preds.n)
+			return 0;
+	}
 	refresh_service(s, id);
-	/* Called after every manifest sync: nothing to change is nothing to write. */
+	/* Nothing to change is nothing to write. */
 	for (k = 0; k < s->svcs[id].preds.n; k++) {
 		const struct ferry_pred_meta *pm = &s->preds[s->svcs[id].preds.ids[k]].meta;
 		bool want = set && name && !strcmp(pm->name, name);

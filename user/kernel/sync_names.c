@@ -165,14 +165,21 @@ int sync_names(struct ferry_sync *s)
 	if (!vals)
 		return names_drop(s, -ENOMEM);
 	for (id = 1; id < s->svc_top; id++) {
+		const char *name = s->svcs[id].meta.deployment;
 		char key[FERRY_NAME_LEN];
 		struct ferry_svc_name *v;
-		__u32 at;
+		__u32 at = 0;
 
 		if (!s->svcs[id].used)
 			continue;
-		name_key(key, s->svcs[id].meta.deployment);
-		at = idmap_get(&s->names_touched, key);
+		if (n <= 4) { /* an edit: a compare or four beat hashing every name */
+			for (i = 0; i < n && !at; i++)
+				if (!strncmp(name, s->names_touched_keys[i], FERRY_NAME_LEN - 1))
+					at = (__u32)i + 1;
+		} else {
+			name_key(key, name);
+			at = idmap_get(&s->names_touched, key);
+		}
 		if (!at)
 			continue;
 		v = &vals[at - 1];
