@@ -13,7 +13,7 @@
  *     by then (only a table swap moves it). Prints the latencies as JSON.
  *
  *   ctl_probe weights --pin-path P --deployment NS/NAME --ferryctl PATH
- *                     --split A --split B [--count N] [--gap-ms MS]
+ *                     --split A --split B [--count N] [--gap-ms MS] [--child-cpu N]
  *     N times: runs `ferryctl --pin-path P weights NS/NAME SPLIT` with the
  *     next split (e.g. "main=80 canary=20", words split on spaces) and polls
  *     ferry_selectors the same way, from just before the fork: the override
@@ -32,6 +32,7 @@
  * on the other core by a third (ferryctl --help 5.3 ms polled, 3.7 ms not).
  */
 #include <dirent.h>
+#include <sched.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -318,6 +319,9 @@ out_close:
 	return rc;
 }
 
+/* --child-cpu: where ferryctl runs (ferryd's core), away from this poller's; -1: anywhere. */
+static int child_cpu = -1;
+
 /* Runs ferryctl with args (NULL-terminated); returns its pid, or -1. */
 static pid_t spawn(char *const *args)
 {
@@ -326,6 +330,13 @@ static pid_t spawn(char *const *args)
 	if (pid == 0) {
 		int null = open("/dev/null", O_WRONLY);
 
+		if (child_cpu >= 0) {
+			cpu_set_t set;
+
+			CPU_ZERO(&set);
+			CPU_SET(child_cpu, &set);
+			sched_setaffinity(0, sizeof(set), &set);
+		}
 		if (null >= 0)
 			dup2(null, STDOUT_FILENO);
 		execv(args[0], args);
@@ -466,6 +477,7 @@ static void usage(void)
 		"                       --variant A --variant B [--count N] [--gap-ms MS]\n"
 		"       ctl_probe weights --pin-path P --deployment NS/NAME --ferryctl PATH\n"
 		"                         --split A --split B [--count N] [--gap-ms MS]\n"
+		"                         [--child-cpu N]\n"
 		"       ctl_probe memory --pin-path P\n");
 }
 
@@ -480,6 +492,7 @@ int main(int argc, char **argv)
 						  { "gap-ms", required_argument, NULL, 'g' },
 						  { "ferryctl", required_argument, NULL, 'x' },
 						  { "split", required_argument, NULL, 's' },
+						  { "child-cpu", required_argument, NULL, 'u' },
 						  {} };
 	const char *pin = NULL, *deployment = NULL, *dir = NULL, *file = NULL, *variants[2] = {};
 	const char *ferryctl = NULL, *splits[2] = {};
@@ -520,6 +533,9 @@ int main(int argc, char **argv)
 		case 's':
 			if (nsplit < 2)
 				splits[nsplit++] = optarg;
+			break;
+		case 'u':
+			child_cpu = atoi(optarg);
 			break;
 		default:
 			usage();
