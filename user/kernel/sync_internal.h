@@ -109,6 +109,21 @@ struct wqueue {
 	__u32 n, cap, ksize, vsize;
 };
 
+/*
+ * A predictor's new table, queued by the sync and made (map created, filled,
+ * pinned) at flush_swaps() by two threads: at 10,000 deployments that is
+ * 20,000 maps, and the syscalls of each are independent of the others'.
+ */
+struct table_swap {
+	__u32 pred_id;
+	bool may_direct; /* no table in force: pin under its final name */
+	bool direct; /* pinned under its final name */
+	int fd; /* the new inner map, or -1 */
+	int err; /* making it failed: -errno */
+	struct ferry_table_cell *cells; /* owned until made */
+	__u32 ncells;
+};
+
 struct ferry_sync {
 	struct ferry_dp *dp;
 	bool applying; /* inside ferry_sync__apply: "seen" flags mean something */
@@ -140,9 +155,7 @@ struct ferry_sync {
 	 * written in one batch, one wait per sync instead of one per service.
 	 */
 	struct {
-		__u32 *ids;
-		int *fds;
-		bool *direct; /* pinned under its final name: a predictor without a table */
+		struct table_swap *v;
 		size_t n, cap;
 	} swaps;
 	struct idvec drops; /* outer slots to clear */

@@ -598,9 +598,9 @@ void ferry_sync__free(struct ferry_sync *s)
 	free(s->preds);
 	free(s->bes);
 	free(s->percpu_buf);
-	free(s->swaps.ids);
-	free(s->swaps.fds);
-	free(s->swaps.direct);
+	for (i = 0; i < s->swaps.n; i++) /* a sync that stopped before its flush */
+		free(s->swaps.v[i].cells);
+	free(s->swaps.v);
 	free(s->drops.ids);
 	wqueue_free(&s->be_q);
 	wqueue_free(&s->pm_q);

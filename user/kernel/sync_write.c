@@ -3,6 +3,8 @@
  * Writing the maps: table swaps (batched, one RCU wait per sync), retired
  * stats, address markers and table rebuilds.
  */
+#include <pthread.h>
+
 #include "kernel/sync_internal.h"
 #include "weights.h"
 
@@ -15,33 +17,6 @@ void hist_delete(struct ferry_sync *s, __u32 id, __u8 kind, __u8 metric)
 
 	for (key.protocol = 0; key.protocol < FERRY_L7_PROTOS; key.protocol++)
 		bpf_map_delete_elem(s->dp->map_fds[FERRY_M_LATENCY], &key);
-}
-
-static int swaps_add(struct ferry_sync *s, __u32 id, int fd, bool direct)
-{
-	if (s->swaps.n == s->swaps.cap) {
-		size_t cap = s->swaps.cap ? s->swaps.cap * 2 : 64;
-		__u32 *ids = realloc(s->swaps.ids, cap * sizeof(*ids));
-		bool *dir;
-		int *fds;
-
-		if (!ids)
-			return -ENOMEM;
-		s->swaps.ids = ids;
-		fds = realloc(s->swaps.fds, cap * sizeof(*fds));
-		if (!fds)
-			return -ENOMEM;
-		s->swaps.fds = fds;
-		dir = realloc(s->swaps.direct, cap * sizeof(*dir));
-		if (!dir)
-			return -ENOMEM;
-		s->swaps.direct = dir;
-		s->swaps.cap = cap;
-	}
-	s->swaps.ids[s->swaps.n] = id;
-	s->swaps.direct[s->swaps.n] = direct;
-	s->swaps.fds[s->swaps.n++] = fd;
-	return 0;
 }
 
 /*
@@ -78,47 +53,136 @@ static int flush_entries(struct ferry_sync *s)
 	return err_be ?: err_pm;
 }
 
+/* Makes one queued table: creates, fills and pins its inner map. */
+static void make_table(const struct ferry_sync *s, struct table_swap *t)
+{
+	char name[16], tmp[PATH_MAX], final[PATH_MAX];
+
+	snprintf(name, sizeof(name), "ferry_tbl_%u", t->pred_id);
+	t->fd = ferry_table__create(t->cells, t->ncells, name);
+	free(t->cells);
+	t->cells = NULL;
+	if (t->fd < 0) {
+		t->err = t->fd;
+		t->fd = -1;
+		return;
+	}
+	t->err = table_pin_path(s, t->pred_id, "", final, sizeof(final));
+	t->err = t->err ?: table_pin_path(s, t->pred_id, "-new", tmp, sizeof(tmp));
+	if (t->err)
+		goto out_close;
+	/*
+	 * A predictor without a table in force is pinned under its final name at
+	 * once (a first sync: 20,000 renames fewer at 10,000 deployments); one
+	 * with a table, or a leftover pin, beside it and renamed after the swap. A
+	 * leftover "-new" (a sync that died before its rename) is rare: unlinked
+	 * only then.
+	 */
+	t->direct = t->may_direct && !bpf_obj_pin(t->fd, final);
+	if (t->direct || !bpf_obj_pin(t->fd, tmp) ||
+	    (errno == EEXIST && !unlink(tmp) && !bpf_obj_pin(t->fd, tmp)))
+		return;
+	t->err = -errno;
+out_close:
+	close(t->fd);
+	t->fd = -1;
+}
+
+struct table_maker {
+	const struct ferry_sync *s;
+	size_t next; /* the next table to make, shared by both threads */
+};
+
+static void *make_tables_worker(void *arg)
+{
+	struct table_maker *m = arg;
+	size_t i;
+
+	while ((i = __atomic_fetch_add(&m->next, 1, __ATOMIC_RELAXED)) < m->s->swaps.n)
+		make_table(m->s, &m->s->swaps.v[i]);
+	return NULL;
+}
+
+/* Fewer tables than this: a second thread is not worth starting. */
+#define MAKE_TABLES_THREAD_MIN 32
+
+/* Every queued table, on this thread and a second one (they share only the counter). */
+static void make_tables(struct ferry_sync *s)
+{
+	struct table_maker m = { .s = s };
+	pthread_t worker;
+	bool started;
+
+	started = s->swaps.n >= MAKE_TABLES_THREAD_MIN &&
+		  !pthread_create(&worker, NULL, make_tables_worker, &m);
+	make_tables_worker(&m);
+	if (started)
+		pthread_join(worker, NULL);
+}
+
 /*
- * Writes the queued backends first (a table may only name what exists), then
- * the queued table swaps into ferry_tables: each slot changes atomically, all
- * in one batch. A kernel without batch ops on map-in-map arrays gets them one
- * by one. Then renames each new pin over the old one.
+ * Writes the queued backends first (a table may only name what exists), makes
+ * the queued tables, then writes them into ferry_tables: each slot changes
+ * atomically, all in one batch. A kernel without batch ops on map-in-map
+ * arrays gets them one by one. Then renames each new pin over the old one. A
+ * table not made or not swapped in holds its service (nothing points at it)
+ * and is built again by the next sync.
  */
 int flush_swaps(struct ferry_sync *s)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, batch);
 	int outer = s->dp->map_fds[FERRY_M_TABLES], err;
-	__u32 done = s->swaps.n;
+	__u32 *ids = NULL, done = 0, n = 0;
+	int *fds = NULL;
 	size_t i;
 
 	err = flush_entries(s);
-	if (err) /* no table may name a backend the kernel has not got: none is swapped */
-		done = 0;
-	else if (s->swaps.n &&
-		 bpf_map_update_batch(outer, s->swaps.ids, s->swaps.fds, &done, &batch)) {
-		if (done > s->swaps.n)
+	if (!err) /* no table may name a backend the kernel has not got: none is made */
+		make_tables(s);
+	if (!err && s->swaps.n) {
+		ids = calloc(s->swaps.n, sizeof(*ids));
+		fds = calloc(s->swaps.n, sizeof(*fds));
+		if (!ids || !fds)
+			err = -ENOMEM;
+	}
+	for (i = 0; ids && fds && i < s->swaps.n; i++) {
+		const struct table_swap *t = &s->swaps.v[i];
+
+		if (t->err) {
+			pr_err("predictor %u: cannot make its table: %s; its service keeps what it "
+			       "had until the next sync",
+			       t->pred_id, strerror(-t->err));
+			err = err ?: t->err;
+			continue;
+		}
+		ids[n] = t->pred_id;
+		fds[n++] = t->fd;
+	}
+	done = n;
+	if (n && bpf_map_update_batch(outer, ids, fds, &done, &batch)) {
+		if (done > n)
 			done = 0;
-		for (i = done; i < s->swaps.n; i++) {
-			if (bpf_map_update_elem(outer, &s->swaps.ids[i], &s->swaps.fds[i],
-						BPF_ANY)) {
+		for (; done < n; done++) {
+			if (bpf_map_update_elem(outer, &ids[done], &fds[done], BPF_ANY)) {
 				err = err ?: -errno;
 				break;
 			}
 		}
-		done = i;
 	}
-	for (i = 0; i < s->swaps.n; i++) {
+	for (i = 0, n = 0; i < s->swaps.n; i++) {
+		struct table_swap *t = &s->swaps.v[i];
+		bool in = t->fd >= 0 && n++ < done;
 		char tmp[PATH_MAX], final[PATH_MAX];
 
-		if (!table_pin_path(s, s->swaps.ids[i], "-new", tmp, sizeof(tmp)) &&
-		    !table_pin_path(s, s->swaps.ids[i], "", final, sizeof(final))) {
-			if (i >= done)
-				unlink(s->swaps.direct[i] ? final : tmp);
-			else if (!s->swaps.direct[i])
+		if (t->fd >= 0 && !table_pin_path(s, t->pred_id, "-new", tmp, sizeof(tmp)) &&
+		    !table_pin_path(s, t->pred_id, "", final, sizeof(final))) {
+			if (!in)
+				unlink(t->direct ? final : tmp);
+			else if (!t->direct)
 				rename(tmp, final);
 		}
-		if (i >= done) { /* not in the kernel: the next sync builds it again */
-			struct mpred *mp = &s->preds[s->swaps.ids[i]];
+		if (!in) { /* not in the kernel: the next sync builds it again */
+			struct mpred *mp = &s->preds[t->pred_id];
 
 			mp->inputs = 0;
 			if (mp->meta.svc_id < FERRY_MAX_SERVICES) {
@@ -126,9 +190,13 @@ int flush_swaps(struct ferry_sync *s)
 				s->svcs[mp->meta.svc_id].held = true;
 			}
 		}
-		close(s->swaps.fds[i]);
+		if (t->fd >= 0)
+			close(t->fd);
+		free(t->cells); /* not made: an earlier failure */
 	}
 	s->swaps.n = 0;
+	free(ids);
+	free(fds);
 
 	if (s->drops.n) {
 		__u32 count = s->drops.n;
@@ -141,52 +209,41 @@ int flush_swaps(struct ferry_sync *s)
 	return err;
 }
 
-/* Creates a predictor's new inner table, pins it beside the old one and queues its swap. */
-static int table_swap(struct ferry_sync *s, __u32 pred_id, const struct ferry_table_cell *cells,
+/*
+ * Queues a predictor's new table (cells: taken, freed here or when made) for
+ * flush_swaps(), which makes and swaps it in. The queue is flushed every 4,096
+ * tables, or a first sync of 10,000 deployments would hold 20,000 fds at its
+ * flush. A table in place early is harmless: nothing names it before the
+ * predictor stage is written.
+ */
+static int table_swap(struct ferry_sync *s, __u32 pred_id, struct ferry_table_cell *cells,
 		      __u32 ncells)
 {
-	char name[16], tmp[PATH_MAX], final[PATH_MAX];
-	bool direct;
-	int fd, err;
+	int err = 0;
 
-	snprintf(name, sizeof(name), "ferry_tbl_%u", pred_id);
-	fd = ferry_table__create(cells, ncells, name);
-	if (fd < 0)
-		return fd;
-	err = table_pin_path(s, pred_id, "", final, sizeof(final));
-	err = err ?: table_pin_path(s, pred_id, "-new", tmp, sizeof(tmp));
-	if (err)
-		goto out_close;
-	/*
-	 * A predictor without a table in force is pinned under its final name at
-	 * once (a first sync: 20,000 renames fewer at 10,000 deployments); one
-	 * with a table, or a leftover pin, beside it and renamed after the swap. A
-	 * leftover "-new" (a sync that died before its rename) is rare: unlinked
-	 * only then.
-	 */
-	direct = !s->preds[pred_id].inputs && !bpf_obj_pin(fd, final);
-	if (!direct && bpf_obj_pin(fd, tmp) &&
-	    (errno != EEXIST || unlink(tmp) || bpf_obj_pin(fd, tmp))) {
-		err = -errno;
-		goto out_close;
-	}
-	/*
-	 * Each queued swap holds an fd: a first sync of 10,000 deployments
-	 * (20,000 tables) would run out of them. A table in place early is
-	 * harmless, nothing names it before the predictor stage is written.
-	 */
-	if (s->swaps.n >= 4096) {
+	if (s->swaps.n >= 4096)
 		err = flush_swaps(s);
-		if (err)
-			goto out_close;
+	if (!err && s->swaps.n == s->swaps.cap) {
+		size_t cap = s->swaps.cap ? s->swaps.cap * 2 : 64;
+		struct table_swap *v = realloc(s->swaps.v, cap * sizeof(*v));
+
+		if (!v)
+			err = -ENOMEM;
+		else {
+			s->swaps.v = v;
+			s->swaps.cap = cap;
+		}
 	}
-	err = swaps_add(s, pred_id, fd, direct);
-	if (!err)
-		return 0; /* flush_swaps() closes fd */
-	unlink(direct ? final : tmp);
-out_close:
-	close(fd);
-	return err;
+	if (err) {
+		free(cells);
+		return err;
+	}
+	s->swaps.v[s->swaps.n++] = (struct table_swap){ .pred_id = pred_id,
+							.may_direct = !s->preds[pred_id].inputs,
+							.fd = -1,
+							.cells = cells,
+							.ncells = ncells };
+	return 0;
 }
 
 void svc_meta_preds(struct ferry_sync *s, __u32 svc_id, struct ferry_svc_meta *meta)
@@ -292,6 +349,7 @@ static int sync_pred_table(struct ferry_sync *s, struct mservice *ms, __u32 pred
 	struct ferry_table_member *members;
 	struct ferry_table_cell *cells = NULL;
 	__u32 n = 0, size, i;
+	__u64 inputs;
 	int err = 0;
 
 	if (s->narrow && !tables) {
@@ -320,10 +378,12 @@ static int sync_pred_table(struct ferry_sync *s, struct mservice *ms, __u32 pred
 	err = cells ? ferry_table__build(members, n, size, cells) : -ENOMEM;
 	if (err)
 		goto out_free;
+	inputs = cells[1].inputs;
 	err = table_swap(s, pred_id, cells, FERRY_TABLE_CELLS(size, n));
+	cells = NULL; /* the queue's now */
 	if (err)
 		goto out_free;
-	s->preds[pred_id].inputs = cells[1].inputs;
+	s->preds[pred_id].inputs = inputs; /* reset by flush_swaps() if it is not swapped in */
 	ms->meta.table_generation++;
 	res->tables_swapped++;
 out_free:
