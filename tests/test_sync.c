@@ -526,7 +526,7 @@ out:
 static int name_ids(const char *name, __u32 *ids)
 {
 	char path[PATH_MAX], key[FERRY_NAME_LEN] = {};
-	struct ferry_svc_name v;
+	struct ferry_svc_name v = {};
 	int fd, n;
 
 	snprintf(path, sizeof(path), "%s/%s", PIN, FERRY_MAP_SVC_NAMES);
@@ -535,7 +535,7 @@ static int name_ids(const char *name, __u32 *ids)
 		return -errno;
 	snprintf(key, sizeof(key), "%s", name);
 	n = bpf_map_lookup_elem(fd, key, &v) ? -errno : (int)v.nids;
-	for (int i = 0; i < n && i < FERRY_SVC_NAME_IDS; i++)
+	for (int i = 0; i < FERRY_SVC_NAME_IDS; i++)
 		ids[i] = v.ids[i];
 	close(fd);
 	return n;
@@ -577,6 +577,17 @@ static void test_name_index(void)
 		goto out;
 	a = vip_id(dp, &f.svc.vip);
 	b = vip_id(dp, &g.svc.vip);
+	{
+		struct ferry_config cfg;
+		__u64 dated = 0;
+
+		/* The empty name dates the index with the generation in force (pins.h). */
+		if (ASSERT_EQ(name_ids("", ids), 0, "the dating entry") &&
+		    ASSERT_OK(ferry_dp__config_read(dp, &cfg), "ferry_config")) {
+			dated = (__u64)ids[1] << 32 | ids[0];
+			ASSERT_EQ(dated, cfg.generation, "dated with the generation in force");
+		}
+	}
 	if (ASSERT_EQ(name_ids("models/iris", ids), 2, "iris has two services"))
 		ASSERT_TRUE((ids[0] == a && ids[1] == b) || (ids[0] == b && ids[1] == a),
 			    "their ids");

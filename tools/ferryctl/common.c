@@ -76,17 +76,19 @@ static __u32 listed_service(int svc_fd, int meta_fd, const struct ferry_vip *vip
 /*
  * The services of deployment name from ferryd's name index (pins.h): one
  * lookup, then each id checked against its own entries. 0 when the index
- * cannot settle it (no index, an older ferryd; the name not in it; a
- * deployment with more services than the index holds; an id that does not
- * check out): the caller then reads ferry_svc_meta.
+ * cannot settle it (no index, an older ferryd; an index not dated with the
+ * generation in force; the name not in it; a deployment with more services
+ * than the index holds; an id that does not check out): the caller then
+ * reads ferry_svc_meta.
  */
 static int match_by_index(const char *pin_path, int svc_fd, int meta_fd, const char *name,
 			  __u32 *ids, size_t max)
 {
 	char path[PATH_MAX], key[FERRY_NAME_LEN] = {};
+	struct ferry_config cfg;
 	struct ferry_svc_name v;
-	int fd, n = 0;
-	__u32 i;
+	int fd, cfg_fd = -1, n = 0;
+	__u32 i, zero = 0;
 
 	if (strlen(name) >= sizeof(key) ||
 	    ferry_pin__path(path, sizeof(path), pin_path, FERRY_MAP_SVC_NAMES))
@@ -94,6 +96,12 @@ static int match_by_index(const char *pin_path, int svc_fd, int meta_fd, const c
 	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return 0;
+	/* Dated by the generation of the sync that wrote it: not the one in force, not trusted. */
+	cfg_fd = ferry_pin__open(pin_path, FERRY_M_CONFIG, path, sizeof(path));
+	if (cfg_fd < 0 || bpf_map_lookup_elem(cfg_fd, &zero, &cfg) ||
+	    bpf_map_lookup_elem(fd, key, &v) ||
+	    ((__u64)v.ids[1] << 32 | v.ids[0]) != cfg.generation)
+		goto out_close;
 	memcpy(key, name, strlen(name));
 	if (bpf_map_lookup_elem(fd, key, &v) || !v.nids || v.nids > FERRY_SVC_NAME_IDS ||
 	    v.nids > max)
@@ -110,6 +118,8 @@ static int match_by_index(const char *pin_path, int svc_fd, int meta_fd, const c
 		ids[n++] = v.ids[i];
 	}
 out_close:
+	if (cfg_fd >= 0)
+		close(cfg_fd);
 	close(fd);
 	return n;
 }

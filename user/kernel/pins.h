@@ -58,6 +58,12 @@ int ferry_pin__open(const char *pin_path, enum ferry_map_id id, char *path, size
  * ferry_svc_meta entry; no program reads it, and ferryctl falls back to that
  * read when the map or the name is missing (an older ferryd). A deployment
  * with more services than ids has nids FERRY_SVC_NAME_MANY.
+ *
+ * The entry of the empty name (an all-zero key) dates the index: ids[0] and
+ * ids[1] are the low and high halves of ferry_config.generation after the
+ * sync that last wrote it. ferryctl trusts the index only when that is
+ * ferry_config's generation now: every ferryd moves the generation at every
+ * sync, one that does not keep the index (a downgrade) included.
  */
 #define FERRY_MAP_SVC_NAMES "ferry_svc_names"
 #define FERRY_SVC_NAME_IDS 15

@@ -459,6 +459,7 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 	size_t i;
 	__u32 id;
 	int err, lock, first_err = 0;
+	bool names_ok;
 
 	err = ensure_tables_dir(s);
 	if (err)
@@ -539,7 +540,7 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 	first_err = first_err ?: err;
 	err = commit_meta(s);
 	first_err = first_err ?: err;
-	err = sync_names(s);
+	names_ok = !(err = sync_names(s));
 	if (err)
 		pr_warn("%s/%s: not updated: %s; unpinned until the next sync (ferryctl reads "
 			"ferry_svc_meta meanwhile)",
@@ -559,6 +560,9 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 		cfg.generation++;
 		cfg.sync_unix_ns = (__u64)now.tv_sec * 1000000000ULL + now.tv_nsec;
 		cfg.ferryd_pid = getpid();
+		/* Before the generation moves: a reader in between reads ferry_svc_meta. */
+		if (names_ok)
+			names_mark(s, cfg.generation);
 		ferry_dp__config_write(s->dp, &cfg);
 	}
 	res.services = s->svc_ids.live;

@@ -185,6 +185,8 @@ static inline void top_raise(__u32 *top, __u32 id)
 __u64 hash_bytes(const void *p, size_t n);
 void names_touch(struct ferry_sync *s, const char *name);
 int sync_names(struct ferry_sync *s);
+/* Dates the index with the generation this sync writes to ferry_config (pins.h). */
+int names_mark(struct ferry_sync *s, __u64 generation);
 void wqueue_init(struct wqueue *q, __u32 ksize, __u32 vsize);
 int wqueue_put(struct wqueue *q, const void *key, const void *val);
 /*

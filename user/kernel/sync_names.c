@@ -206,3 +206,16 @@ int sync_names(struct ferry_sync *s)
 	idmap_free(&s->names_touched);
 	return idmap_init(&s->names_touched, FERRY_NAME_LEN, 16);
 }
+
+int names_mark(struct ferry_sync *s, __u64 generation)
+{
+	struct ferry_svc_name v = { .ids = { (__u32)generation, (__u32)(generation >> 32) } };
+	char key[FERRY_NAME_LEN] = {};
+	int fd = names_fd(s);
+
+	if (fd < 0)
+		return names_drop(s, fd);
+	if (bpf_map_update_elem(fd, key, &v, BPF_ANY))
+		return names_drop(s, -errno);
+	return 0;
+}
