@@ -202,9 +202,10 @@ int sync_names(struct ferry_sync *s)
 	free(vals);
 	if (err)
 		return names_drop(s, err);
-	/* Emptied whole: a map of deletions only would keep growing. */
-	idmap_free(&s->names_touched);
-	return idmap_init(&s->names_touched, FERRY_NAME_LEN, 16);
+	/* Emptied whole, in place (no allocation to fail): deletions would leave tombstones. */
+	memset(s->names_touched.state, 0, s->names_touched.cap);
+	s->names_touched.used = s->names_touched.live = 0;
+	return 0;
 }
 
 int names_mark(struct ferry_sync *s, __u64 generation)
