@@ -209,6 +209,19 @@ burst() {
 	}
 }
 
+# burst_facts OUT: one line for a failure message: the load's errors by kind
+# and backends, and the node's non-zero drop, data-path and rebalance counters, so
+# a failure in CI says which of client, kernel or ferryd lost the requests.
+burst_facts() {
+	local load node
+	load=$("$PY" -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print("errors %s, backends %s" % (d.get("errors"), d.get("backends")))' "$1" 2>/dev/null)
+	node=$(fe_metrics 2>/dev/null | grep -E '^ferry_(drops|datapath_events|rebalance_connections)_total' |
+		awk '$2 != 0 { sub(/^ferry_/, ""); printf "%s ", $0 }')
+	echo "${load:-no load JSON}; node: ${node:-no counters}"
+}
+
 # only OUT PRED: every request answered, all by PRED.
 only() {
 	jcheck "$1" 'd["error_total"] == 0' 'd["ok"] > 0' "set(d['predictors']) == {'$2'}"
@@ -577,7 +590,8 @@ drain_checks() {
 	sleep 1
 	burst 200 "$out" || return 1
 	jcheck "$out" 'd["error_total"] == 0' "d['backends'].get('main-0', 0) == 0" \
-		"d['backends'].get('main-1', 0) > 0" || why "a drained backend got new connections" || return 1
+		"d['backends'].get('main-1', 0) > 0" ||
+		why "a drained backend got new connections, or requests failed ($(burst_facts "$out"))" || return 1
 	# Draining again finds nothing to do.
 	expect_rc 3 drain.again drain "$B1:9000" || why "draining a drained backend" || return 1
 	expect_rc 0 undrain undrain "$B1:9000" || why "undrain $B1:9000" || return 1
@@ -588,7 +602,7 @@ drain_checks() {
 	sleep 1
 	burst 200 "$out" || return 1
 	jcheck "$out" 'd["error_total"] == 0' "d['backends'].get('main-0', 0) > 0" ||
-		why "undrain did not restore $B1"
+		why "undrain did not restore $B1, or requests failed ($(burst_facts "$out"))"
 }
 
 test_weights_override() {
