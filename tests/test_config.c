@@ -912,9 +912,21 @@ out:
 }
 
 /*
- * A first load of many files parses them on two threads (parse_ahead); what
- * comes out is in name order all the same: the errors, and the model.
+ * A first load of many files stats, parses and validates them on two threads
+ * (parse_ahead); what comes out is in name order all the same: the errors
+ * (an object defined twice, found on the store's thread, between the
+ * validation errors of the objects around it), and the model.
  */
+#define D40                                                                              \
+	SDEP_HEAD("e1", "    ferry.io/vip: 198.18.100.201:8000\n")                       \
+	PRED("main", 90)                                                                 \
+	"---\n"                                                                          \
+	"apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"                         \
+	"metadata:\n  name: d00-main-a\n  namespace: models\n"                           \
+	"  labels:\n    kubernetes.io/service-name: d00-main\n"                          \
+	"addressType: IPv4\nendpoints:\n- addresses: [\"198.18.7.1\"]\n---\n" SDEP_HEAD( \
+		"e3", "    ferry.io/vip: 198.18.100.203:8000\n") PRED("main", 80)
+
 static void test_many_files(void)
 {
 	struct ferry_config_store *st = ferry_config_store__new();
@@ -947,12 +959,21 @@ static void test_many_files(void)
 		if (!ASSERT_TRUE(write_file(dir, name, text), "write slice"))
 			goto out;
 	}
+	/* Three objects: invalid, defined before (d00-main.yaml), invalid. */
+	if (!ASSERT_TRUE(write_file(dir, "d40.yaml", D40), "write d40"))
+		goto out;
 	nerr = load_build(st, dir, &m);
-	ASSERT_EQ(nerr, 2, "two errors");
-	if (ASSERT_EQ(ferry_config_store__nerrors(st), 2, "recorded")) {
+	ASSERT_EQ(nerr, 5, "five errors");
+	if (ASSERT_EQ(ferry_config_store__nerrors(st), 5, "recorded")) {
 		ASSERT_STRSTR(ferry_config_store__error(st, 0)->file, "d07.yaml", "first by name");
 		ASSERT_STRSTR(ferry_config_store__error(st, 1)->file, "d23.yaml", "second by name");
 		ASSERT_EQ(ferry_config_store__error(st, 1)->line, 2, "parser line");
+		ASSERT_STRSTR(ferry_config_store__error(st, 2)->object, "models/e1", "d40: e1");
+		ASSERT_STRSTR(ferry_config_store__error(st, 3)->message, "defined again",
+			      "d40: then the object defined twice");
+		ASSERT_STRSTR(ferry_config_store__error(st, 3)->object, "models/d00-main-a",
+			      "d40: named");
+		ASSERT_STRSTR(ferry_config_store__error(st, 4)->object, "models/e3", "d40: e3");
 	}
 	ASSERT_EQ(m.nservices, 38, "the good deployments");
 	if (ASSERT_TRUE(find_service(&m, "models/d39", 8000) != NULL, "the last one"))

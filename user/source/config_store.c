@@ -50,18 +50,50 @@ static bool same_file(const struct parsed_file *pf, const struct stat *st)
 }
 
 /*
- * A file of a whole-directory load, parsed ahead (parse_ahead) by two
- * threads; the validation that follows stays on one thread, in name order.
+ * One object of a file validated ahead: object_parse()'s result, and where
+ * its errors end in the file's list (the store takes them in this order).
+ */
+struct preobj {
+	int ret;
+	struct entry *e; /* ret 1 */
+	char *key; /* ret -EINVAL: the rejected object's key, when it has one */
+	size_t errs_end;
+};
+
+/*
+ * A file of a whole-directory load, statted, parsed and its objects
+ * validated ahead (parse_ahead) by two threads: each object alone, as
+ * object_parse() sees it. What needs the other objects (an object defined
+ * twice) stays on one thread, in name order (load_file).
  */
 struct preparsed {
 	struct stat st;
 	bool statted; /* st is the file's */
 	bool want; /* not in the parse cache: parse it ahead */
 	bool done; /* mf, err and errnum are the parse's result */
+	bool validated; /* objs and errs are the validation of mf */
 	struct ferry_manifest *mf;
 	struct ferry_config_error err;
 	int errnum;
+	struct preobj *objs;
+	size_t nobjs;
+	struct error_list errs; /* the file's errors, as validation met them */
 };
+
+static void preparsed_clear(struct preparsed *pp)
+{
+	for (size_t i = 0; i < pp->nobjs; i++) {
+		if (pp->objs[i].e)
+			entry_free(pp->objs[i].e);
+		free(pp->objs[i].key);
+	}
+	free(pp->objs);
+	free(pp->errs.v);
+	pp->objs = NULL;
+	pp->nobjs = 0;
+	pp->errs = (struct error_list){};
+	pp->validated = false;
+}
 
 /* The parse of path: taken from pp when it was parsed ahead, else done now. */
 static struct ferry_manifest *load_one(const char *path, struct preparsed *pp,
@@ -245,18 +277,16 @@ static struct entry *fresh_find(const struct load_state *ls, const char *key)
 	return i ? ls->fresh[json_integer_value(i)] : NULL;
 }
 
-static int load_object(struct load_state *ls, struct ferry_manifest *mf, json_t *obj,
-		       const char *kind, const char *api_version)
+/*
+ * The store's half of an object read from a file, after object_parse()
+ * (ret, e, key: its result; c: its context): a valid object joins this load
+ * unless another defines it too.
+ */
+static int add_object(struct load_state *ls, struct vctx *c, struct ferry_manifest *mf, int ret,
+		      struct entry *e, const char *key)
 {
-	struct vctx c = { .errs = &ls->store->load_errs,
-			  .mf = mf,
-			  .file = ferry_manifest__name(mf),
-			  .seldon_servers = ls->store->seldon_servers };
-	char key[2 * K8S_NAME_LEN + 32];
-	struct entry *e, *other;
-	int ret;
+	struct entry *other;
 
-	ret = object_parse(&c, obj, kind, api_version, &e, key, sizeof(key));
 	if (ret == -EINVAL && key[0])
 		return str_set_add(&ls->rejected, key);
 	if (ret <= 0)
@@ -276,7 +306,7 @@ static int load_object(struct load_state *ls, struct ferry_manifest *mf, json_t 
 	}
 	if (other) {
 		ls->store->load_dup = true;
-		verr(&c, NULL, NULL, obj, "",
+		verr(c, NULL, NULL, e->obj, "",
 		     "defined again: %s already defines this object; the first one is used, "
 		     "delete one of them",
 		     other->source);
@@ -289,6 +319,51 @@ static int load_object(struct load_state *ls, struct ferry_manifest *mf, json_t 
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+static int load_object(void *arg, struct ferry_manifest *mf, json_t *obj, const char *kind,
+		       const char *api_version)
+{
+	struct load_state *ls = arg;
+	struct vctx c = { .errs = &ls->store->load_errs,
+			  .mf = mf,
+			  .file = ferry_manifest__name(mf),
+			  .seldon_servers = ls->store->seldon_servers };
+	char key[2 * K8S_NAME_LEN + 32];
+	struct entry *e;
+	int ret;
+
+	ret = object_parse(&c, obj, kind, api_version, &e, key, sizeof(key));
+	return add_object(ls, &c, mf, ret, e, key);
+}
+
+/* The objects of a file validated ahead, added in order, each after its own errors. */
+static int add_prevalidated(struct load_state *ls, struct ferry_manifest *mf, struct preparsed *pp)
+{
+	struct error_list *errs = &ls->store->load_errs;
+	struct vctx c = { .errs = errs, .mf = mf, .file = ferry_manifest__name(mf) };
+	size_t next = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i <= pp->nobjs && !ret; i++) {
+		size_t end = i < pp->nobjs ? pp->objs[i].errs_end : pp->errs.n;
+		struct preobj *o = &pp->objs[i];
+		const char *key;
+
+		for (; next < end && !ret; next++)
+			ret = errs_push(errs, &pp->errs.v[next].e, pp->errs.v[next].key);
+		if (ret || i == pp->nobjs)
+			break;
+		key = o->key ? o->key : "";
+		if (o->ret == 1) {
+			snprintf(c.object, sizeof(c.object), "%.20s %.63s/%.230s",
+				 kind_name(o->e->kind), o->e->ns, o->e->name);
+			key = o->e->key;
+		}
+		ret = add_object(ls, &c, mf, o->ret, o->e, key);
+		o->e = NULL; /* the load's now, or freed */
+	}
+	return ret;
 }
 
 /*
@@ -318,6 +393,55 @@ static int reuse_file(struct load_state *ls, struct ferry_manifest *mf)
 			return -ENOMEM;
 	}
 	return 1;
+}
+
+typedef int (*object_fn)(void *arg, struct ferry_manifest *mf, json_t *obj, const char *kind,
+			 const char *api_version);
+
+/* Calls fn for each object of mf: each document, or each item of a List; stops at an error. */
+static int walk_objects(struct ferry_manifest *mf, const char *path, struct error_list *errs,
+			object_fn fn, void *arg)
+{
+	int ret = 0;
+
+	for (size_t d = 0; d < ferry_manifest__ndocs(mf) && !ret; d++) {
+		json_t *doc = ferry_manifest__doc(mf, d), *items;
+		const char *kind = json_string_value(json_object_get(doc, "kind"));
+		const char *apiv = json_string_value(json_object_get(doc, "apiVersion"));
+		size_t klen = kind ? strlen(kind) : 0;
+
+		if (!json_is_object(doc)) {
+			struct vctx c = { .errs = errs, .mf = mf, .file = path };
+
+			verr(&c, NULL, NULL, doc, "",
+			     "expected a Kubernetes object (a mapping with apiVersion and kind), "
+			     "found %s",
+			     json_type_name(doc));
+			continue;
+		}
+		items = json_object_get(doc, "items");
+		if (klen >= 4 && !strcmp(kind + klen - 4, "List") && json_is_array(items)) {
+			/* kubectl get -o yaml: kind List; typed lists (FooList) may omit item kinds. */
+			char item_kind[128] = "";
+
+			if (klen > 4 && klen - 4 < sizeof(item_kind))
+				snprintf(item_kind, sizeof(item_kind), "%.*s", (int)(klen - 4),
+					 kind);
+			for (size_t i = 0; i < json_array_size(items) && !ret; i++) {
+				json_t *item = json_array_get(items, i);
+				const char *ik = json_string_value(json_object_get(item, "kind"));
+				const char *ia =
+					json_string_value(json_object_get(item, "apiVersion"));
+
+				if (!json_is_object(item))
+					continue;
+				ret = fn(arg, mf, item, ik ? ik : item_kind, ia ? ia : apiv);
+			}
+			continue;
+		}
+		ret = fn(arg, mf, doc, kind, apiv);
+	}
+	return ret;
 }
 
 static int load_file(struct load_state *ls, const char *path, struct preparsed *pp)
@@ -354,44 +478,11 @@ static int load_file(struct load_state *ls, const char *path, struct preparsed *
 		ferry_manifest__put(mf);
 		return str_set_add(&ls->failed_files, path);
 	}
-	for (size_t d = 0; d < ferry_manifest__ndocs(mf) && !ret; d++) {
-		json_t *doc = ferry_manifest__doc(mf, d), *items;
-		const char *kind = json_string_value(json_object_get(doc, "kind"));
-		const char *apiv = json_string_value(json_object_get(doc, "apiVersion"));
-		size_t klen = kind ? strlen(kind) : 0;
-
-		if (!json_is_object(doc)) {
-			struct vctx c = { .errs = &ls->store->load_errs, .mf = mf, .file = path };
-
-			verr(&c, NULL, NULL, doc, "",
-			     "expected a Kubernetes object (a mapping with apiVersion and kind), "
-			     "found %s",
-			     json_type_name(doc));
-			continue;
-		}
-		items = json_object_get(doc, "items");
-		if (klen >= 4 && !strcmp(kind + klen - 4, "List") && json_is_array(items)) {
-			/* kubectl get -o yaml: kind List; typed lists (FooList) may omit item kinds. */
-			char item_kind[128] = "";
-
-			if (klen > 4 && klen - 4 < sizeof(item_kind))
-				snprintf(item_kind, sizeof(item_kind), "%.*s", (int)(klen - 4),
-					 kind);
-			for (size_t i = 0; i < json_array_size(items) && !ret; i++) {
-				json_t *item = json_array_get(items, i);
-				const char *ik = json_string_value(json_object_get(item, "kind"));
-				const char *ia =
-					json_string_value(json_object_get(item, "apiVersion"));
-
-				if (!json_is_object(item))
-					continue;
-				ret = load_object(ls, mf, item, ik ? ik : item_kind,
-						  ia ? ia : apiv);
-			}
-			continue;
-		}
-		ret = load_object(ls, mf, doc, kind, apiv);
-	}
+	if (pp && pp->validated) {
+		ret = add_prevalidated(ls, mf, pp);
+		preparsed_clear(pp);
+	} else
+		ret = walk_objects(mf, path, &ls->store->load_errs, load_object, ls);
 	if (pf && !ret)
 		pf->clean = ls->store->load_errs.n == nerrs;
 	ferry_manifest__put(mf);
@@ -399,26 +490,76 @@ static int load_file(struct load_state *ls, const char *path, struct preparsed *
 }
 
 struct parse_job {
+	struct ferry_config_store *store; /* read only while the threads run */
 	char **names;
 	struct preparsed *pre;
 	size_t n;
 	size_t next; /* the next file to take, shared by both threads */
 };
 
+struct prevalidate {
+	struct preparsed *pp;
+	const struct ferry_seldon_servers *seldon_servers;
+};
+
+/* object_fn of a worker: object_parse() alone, its result kept for load_file. */
+static int prevalidate(void *arg, struct ferry_manifest *mf, json_t *obj, const char *kind,
+		       const char *api_version)
+{
+	struct prevalidate *pv = arg;
+	struct preparsed *pp = pv->pp;
+	struct vctx c = { .errs = &pp->errs,
+			  .mf = mf,
+			  .file = ferry_manifest__name(mf),
+			  .seldon_servers = pv->seldon_servers };
+	char key[2 * K8S_NAME_LEN + 32];
+	struct preobj *o;
+
+	if (!(pp->nobjs & (pp->nobjs - 1))) {
+		o = realloc(pp->objs, (pp->nobjs ? 2 * pp->nobjs : 1) * sizeof(*o));
+		if (!o)
+			return -ENOMEM;
+		pp->objs = o;
+	}
+	o = &pp->objs[pp->nobjs++];
+	*o = (struct preobj){};
+	o->ret = object_parse(&c, obj, kind, api_version, &o->e, key, sizeof(key));
+	o->errs_end = pp->errs.n;
+	if (o->ret == -EINVAL && key[0] && !(o->key = strdup(key)))
+		o->ret = -ENOMEM;
+	return o->ret == -ENOMEM ? -ENOMEM : 0;
+}
+
+/* Stat, and for a file not in the cache parse and validate: all but the store's part. */
 static void parse_some(struct parse_job *j)
 {
 	for (;;) {
 		size_t i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+		struct prevalidate pv;
+		struct parsed_file *pf;
 		struct preparsed *pp;
 
 		if (i >= j->n)
 			return;
 		pp = &j->pre[i];
+		pp->statted = !stat(j->names[i], &pp->st);
+		if (!pp->statted || !S_ISREG(pp->st.st_mode) || !pp->st.st_size)
+			continue;
+		pf = cache_find(j->store, j->names[i]);
+		pp->want = !pf || !same_file(pf, &pp->st);
 		if (!pp->want)
 			continue;
 		pp->mf = ferry_manifest__load(j->names[i], &pp->err);
 		pp->errnum = pp->mf ? 0 : errno;
 		pp->done = true;
+		if (!pp->mf || !ferry_manifest__ndocs(pp->mf))
+			continue;
+		pv = (struct prevalidate){ pp, j->store->seldon_servers };
+		/* Out of memory: validated again on the store's thread, which says so. */
+		if (walk_objects(pp->mf, j->names[i], &pp->errs, prevalidate, &pv))
+			preparsed_clear(pp);
+		else
+			pp->validated = true;
 	}
 }
 
@@ -428,40 +569,27 @@ static void *parse_worker(void *arg)
 	return NULL;
 }
 
-/* Fewer files to parse than this: a thread is not worth starting. */
+/* Fewer files than this: a thread is not worth starting. */
 #define PARSE_AHEAD_MIN 64
 
 /*
- * A whole-directory load parses every file not in the cache (a first load:
- * 30,000 files for 10,000 deployments) on two threads: parsing touches only
- * the file and its own new manifest, so the threads share nothing but the
- * counter of the next file. Validation and the store stay on this thread.
+ * A whole-directory load stats every file and parses and validates every
+ * one not in the cache (a first load: 30,000 files for 10,000 deployments)
+ * on two threads: that touches only the file, its own new manifest and
+ * entries, and reads the cache and the Seldon settings, which nothing
+ * changes meanwhile; so the threads share nothing but the counter of the
+ * next file. Adding the objects to the store stays on this thread, in name
+ * order (load_file), so the outcome is the one-thread outcome, errors in
+ * the same order.
  */
 static void parse_ahead(struct ferry_config_store *store, char **names, struct preparsed *pre,
 			size_t n)
 {
-	struct parse_job job = { .names = names, .pre = pre, .n = n };
-	size_t nwant = 0;
+	struct parse_job job = { .store = store, .names = names, .pre = pre, .n = n };
 	pthread_t worker;
 	bool started;
 
-	for (size_t i = 0; i < n; i++) {
-		struct preparsed *pp = &pre[i];
-		struct parsed_file *pf;
-
-		pp->statted = !stat(names[i], &pp->st);
-		if (!pp->statted || !S_ISREG(pp->st.st_mode) || !pp->st.st_size)
-			continue;
-		pf = cache_find(store, names[i]);
-		pp->want = !pf || !same_file(pf, &pp->st);
-		nwant += pp->want;
-	}
-	if (nwant < PARSE_AHEAD_MIN) {
-		for (size_t i = 0; i < n; i++)
-			pre[i].want = false; /* parsed in turn, as they come */
-		return;
-	}
-	started = !pthread_create(&worker, NULL, parse_worker, &job);
+	started = n >= PARSE_AHEAD_MIN && !pthread_create(&worker, NULL, parse_worker, &job);
 	parse_some(&job);
 	if (started)
 		pthread_join(worker, NULL);
@@ -644,9 +772,11 @@ out_free_fresh:
 	str_set_free(&ls.rejected);
 	str_set_free(&ls.failed_files);
 out_free_names:
-	for (size_t i = 0; pre && i < nnames; i++)
-		ferry_manifest__put(
-			pre[i].mf); /* parsed ahead, not reached (an error stopped us) */
+	for (size_t i = 0; pre && i < nnames; i++) {
+		/* parsed ahead, not reached (an error stopped us) */
+		ferry_manifest__put(pre[i].mf);
+		preparsed_clear(&pre[i]);
+	}
 	free(pre);
 	for (size_t i = 0; i < nnames; i++)
 		free(names[i]);
