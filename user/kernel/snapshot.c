@@ -269,6 +269,23 @@ static int map_dump(int fd, struct map_dump *d)
 	return err;
 }
 
+int ferry_map__read_all(int fd, void **keys, void **values, size_t *n)
+{
+	struct map_dump d;
+	int err = map_dump(fd, &d);
+
+	if (!err && d.ncpus != 1)
+		err = -EINVAL;
+	if (err) {
+		dump_free(&d);
+		return err;
+	}
+	*keys = d.keys;
+	*values = d.values;
+	*n = d.n;
+	return 0;
+}
+
 static const void *dump_key(const struct map_dump *d, size_t i)
 {
 	return (const char *)d->keys + i * d->key_size;

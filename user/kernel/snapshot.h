@@ -115,6 +115,14 @@ const struct ferry_hist *ferry_snapshot__hist(const struct ferry_snapshot *snap,
 const struct ferry_hist *ferry_snapshot__hist_proto(const struct ferry_snapshot *snap, __u8 kind,
 						    __u8 metric, __u8 protocol, __u32 id);
 
+/*
+ * Every entry of a map that is not per-CPU, in a few batch reads (a lookup
+ * per key where the kernel has no batch reads for the map's type): *n keys
+ * and values side by side in two malloc'd arrays the caller frees. For a
+ * poller that reads a whole map each tick (rebalance.c). 0 or -errno.
+ */
+int ferry_map__read_all(int fd, void **keys, void **values, size_t *n);
+
 /* "malformed", "fragment", ... for enum ferry_counter; NULL when out of range. */
 const char *ferry_counter__name(unsigned int counter);
 /* True for counters that count dropped packets (the rest are datapath events). */
