@@ -62,13 +62,14 @@ static size_t slices_first(const struct build_state *bs, const char *ns, const c
 
 static void vip_field(struct entry *e, json_t **parent, char *field, size_t len)
 {
-	json_t *md_ann = json_object_get(json_object_get(e->obj, "metadata"), "annotations");
+	json_t *obj = entry_obj(e);
+	json_t *md_ann = json_object_get(json_object_get(obj, "metadata"), "annotations");
 
 	if (json_object_get(md_ann, ANN_VIP)) {
 		*parent = md_ann;
 		snprintf(field, len, "metadata.annotations[\"%s\"]", ANN_VIP);
 	} else {
-		*parent = json_object_get(json_object_get(e->obj, "spec"), "annotations");
+		*parent = json_object_get(json_object_get(obj, "spec"), "annotations");
 		snprintf(field, len, "spec.annotations[\"%s\"]", ANN_VIP);
 	}
 }
@@ -497,7 +498,8 @@ static void svc_port_error(struct build_state *bs, const struct sdep *sd, const 
 	struct entry *svc = find_service(bs, sd->ns, v->service);
 	const struct entry *at = svc ? svc : se;
 	struct vctx c = { .errs = &bs->store->build_errs, .mf = at->mf, .file = at->source };
-	json_t *ports = json_object_get(json_object_get(at->obj, "spec"), "ports");
+	json_t *obj = entry_obj(at);
+	json_t *ports = json_object_get(json_object_get(obj, "spec"), "ports");
 	char target[K8S_NAME_LEN + 16];
 
 	if (v->target_name[0])
@@ -506,7 +508,7 @@ static void svc_port_error(struct build_state *bs, const struct sdep *sd, const 
 		snprintf(target, sizeof(target), "%u", v->target_port);
 	snprintf(c.object, sizeof(c.object), "%s %.63s/%.230s", svc ? KIND_SERVICE : KIND_SLICE,
 		 at->ns, at->name);
-	verr(&c, svc ? json_object_get(at->obj, "spec") : at->obj, "ports", svc ? ports : NULL,
+	verr(&c, svc ? json_object_get(obj, "spec") : obj, "ports", svc ? ports : NULL,
 	     svc ? "spec.ports" : "ports",
 	     "Service %s/%s port %u%s%s%s (VIP %s of SeldonDeployment %s) maps to no port of "
 	     "predictor %s's endpoints (EndpointSlice %s): no %s port named \"%s\" nor with "
@@ -584,7 +586,7 @@ static int gather_backends(struct build_state *bs, const struct sdep *sd, const 
 			snprintf(c.object, sizeof(c.object), "%s %.63s/%.230s", KIND_SLICE, se->ns,
 				 se->name);
 			if (ntohs(vip->vip.port) == 8000 || ntohs(vip->vip.port) == 5001)
-				verr(&c, se->obj, "ports", NULL, "ports",
+				verr(&c, entry_obj(se), "ports", NULL, "ports",
 				     "no port for VIP %s of SeldonDeployment %s (predictor %s): "
 				     "name a port %s (Seldon's port for %u), keep a single %s "
 				     "port, or add one numbered %u; this slice's endpoints are not "
@@ -596,7 +598,7 @@ static int gather_backends(struct build_state *bs, const struct sdep *sd, const 
 				     ntohs(vip->vip.port));
 			else
 				/* Names pick a port only for Seldon's own 8000 (http) and 5001 (grpc). */
-				verr(&c, se->obj, "ports", NULL, "ports",
+				verr(&c, entry_obj(se), "ports", NULL, "ports",
 				     "no port for VIP %s of SeldonDeployment %s (predictor %s): a "
 				     "VIP on port %u needs the slice to have a single %s port, or "
 				     "one numbered %u (port names choose only for VIP ports 8000 "

@@ -212,6 +212,21 @@ void entry_free(struct entry *e)
 	free(e);
 }
 
+/* e's object; a file's object whose tree was shed is read again (a cache: not a change). */
+json_t *entry_obj(const struct entry *e)
+{
+	struct entry *w = (struct entry *)e;
+	json_t *doc;
+
+	if (e->obj || !e->mf)
+		return e->obj;
+	doc = ferry_manifest__doc(e->mf, e->doc);
+	if (e->item != ENTRY_DOC)
+		doc = json_array_get(json_object_get(doc, "items"), e->item);
+	w->obj = json_incref(doc);
+	return w->obj;
+}
+
 const char *kind_name(enum obj_kind kind)
 {
 	return kind == OBJ_SDEP ? KIND_SDEP : kind == OBJ_SLICE ? KIND_SLICE : KIND_SERVICE;

@@ -178,7 +178,12 @@ struct entry {
 	bool from_file;
 	char source[256]; /* file path, or the origin given to __put */
 	struct ferry_manifest *mf; /* NULL for objects from __put */
+	/*
+	 * The object as read; for a file's object NULL once the store shed the
+	 * trees (entry_obj() finds it again from mf, doc and item).
+	 */
 	json_t *obj;
+	size_t doc, item; /* mf's document, and its item when a List (ENTRY_DOC: none) */
 	struct sdep *sd;
 	struct slice *sl;
 	struct k8s_svc *svc;
@@ -263,7 +268,10 @@ struct vctx {
 	bool seldon_cluster_judged; /* the object passed the cluster's own webhook */
 };
 
+#define ENTRY_DOC ((size_t)-1)
+
 /* config_helpers.c */
+json_t *entry_obj(const struct entry *e);
 int errs_push(struct error_list *l, const struct ferry_config_error *e, const char *key);
 void errs_clear(struct error_list *l);
 void errs_drop_key(struct error_list *l, const char *key);

@@ -306,7 +306,7 @@ static int add_object(struct load_state *ls, struct vctx *c, struct ferry_manife
 	}
 	if (other) {
 		ls->store->load_dup = true;
-		verr(c, NULL, NULL, e->obj, "",
+		verr(c, NULL, NULL, entry_obj(e), "",
 		     "defined again: %s already defines this object; the first one is used, "
 		     "delete one of them",
 		     other->source);
@@ -321,8 +321,8 @@ static int add_object(struct load_state *ls, struct vctx *c, struct ferry_manife
 	return 0;
 }
 
-static int load_object(void *arg, struct ferry_manifest *mf, json_t *obj, const char *kind,
-		       const char *api_version)
+static int load_object(void *arg, struct ferry_manifest *mf, json_t *obj, size_t doc,
+		       size_t item, const char *kind, const char *api_version)
 {
 	struct load_state *ls = arg;
 	struct vctx c = { .errs = &ls->store->load_errs,
@@ -334,6 +334,10 @@ static int load_object(void *arg, struct ferry_manifest *mf, json_t *obj, const 
 	int ret;
 
 	ret = object_parse(&c, obj, kind, api_version, &e, key, sizeof(key));
+	if (ret == 1) {
+		e->doc = doc;
+		e->item = item;
+	}
 	return add_object(ls, &c, mf, ret, e, key);
 }
 
@@ -395,8 +399,9 @@ static int reuse_file(struct load_state *ls, struct ferry_manifest *mf)
 	return 1;
 }
 
-typedef int (*object_fn)(void *arg, struct ferry_manifest *mf, json_t *obj, const char *kind,
-			 const char *api_version);
+/* One object of a file: obj is item item (ENTRY_DOC: none) of document doc of mf. */
+typedef int (*object_fn)(void *arg, struct ferry_manifest *mf, json_t *obj, size_t doc,
+			 size_t item, const char *kind, const char *api_version);
 
 /* Calls fn for each object of mf: each document, or each item of a List; stops at an error. */
 static int walk_objects(struct ferry_manifest *mf, const char *path, struct error_list *errs,
@@ -435,11 +440,11 @@ static int walk_objects(struct ferry_manifest *mf, const char *path, struct erro
 
 				if (!json_is_object(item))
 					continue;
-				ret = fn(arg, mf, item, ik ? ik : item_kind, ia ? ia : apiv);
+				ret = fn(arg, mf, item, d, i, ik ? ik : item_kind, ia ? ia : apiv);
 			}
 			continue;
 		}
-		ret = fn(arg, mf, doc, kind, apiv);
+		ret = fn(arg, mf, doc, d, ENTRY_DOC, kind, apiv);
 	}
 	return ret;
 }
@@ -503,8 +508,8 @@ struct prevalidate {
 };
 
 /* object_fn of a worker: object_parse() alone, its result kept for load_file. */
-static int prevalidate(void *arg, struct ferry_manifest *mf, json_t *obj, const char *kind,
-		       const char *api_version)
+static int prevalidate(void *arg, struct ferry_manifest *mf, json_t *obj, size_t doc,
+		       size_t item, const char *kind, const char *api_version)
 {
 	struct prevalidate *pv = arg;
 	struct preparsed *pp = pv->pp;
@@ -525,6 +530,10 @@ static int prevalidate(void *arg, struct ferry_manifest *mf, json_t *obj, const 
 	*o = (struct preobj){};
 	o->ret = object_parse(&c, obj, kind, api_version, &o->e, key, sizeof(key));
 	o->errs_end = pp->errs.n;
+	if (o->ret == 1) {
+		o->e->doc = doc;
+		o->e->item = item;
+	}
 	if (o->ret == -EINVAL && key[0] && !(o->key = strdup(key)))
 		o->ret = -ENOMEM;
 	return o->ret == -ENOMEM ? -ENOMEM : 0;
@@ -556,10 +565,23 @@ static void parse_some(struct parse_job *j)
 			continue;
 		pv = (struct prevalidate){ pp, j->store->seldon_servers };
 		/* Out of memory: validated again on the store's thread, which says so. */
-		if (walk_objects(pp->mf, j->names[i], &pp->errs, prevalidate, &pv))
+		if (walk_objects(pp->mf, j->names[i], &pp->errs, prevalidate, &pv)) {
 			preparsed_clear(pp);
-		else
-			pp->validated = true;
+			continue;
+		}
+		pp->validated = true;
+		/*
+		 * The trees are wanted again only for an error of a later build
+		 * (entry_obj() reads them again): at 10,000 deployments they are
+		 * 240 MB of ferryd's 430.
+		 */
+		for (size_t k = 0; k < pp->nobjs; k++) {
+			if (!pp->objs[k].e)
+				continue;
+			json_decref(pp->objs[k].e->obj);
+			pp->objs[k].e->obj = NULL;
+		}
+		ferry_manifest__shed(pp->mf);
 	}
 }
 

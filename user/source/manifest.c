@@ -47,7 +47,8 @@ struct manifest_pos {
 struct ferry_manifest {
 	int refcnt;
 	char name[256];
-	json_t *docs; /* array of documents */
+	json_t *docs; /* array of documents; NULL when shed (ferry_manifest__shed) */
+	size_t ndocs_shed; /* how many there were */
 	struct manifest_pos *pos;
 	size_t npos, cap;
 	char *text; /* the input, until the positions are read from it */
@@ -271,6 +272,28 @@ static int read_node(struct yaml_reader *r, yaml_event_t *ev, const json_t *mirr
 		     json_t **out);
 static int read_yaml(struct ferry_manifest *mf, const char *buf, size_t len, const json_t *mirror,
 		     struct ferry_config_error *err);
+static int read_json(struct ferry_manifest *mf, const char *buf, size_t len,
+		     struct ferry_config_error *err);
+
+/* Shed documents read again from the text: the same text gives the same trees. */
+static int docs_again(struct ferry_manifest *mf)
+{
+	struct ferry_config_error ignored;
+	int err;
+
+	if (mf->docs)
+		return 0;
+	mf->docs = json_array();
+	if (!mf->docs)
+		return -ENOMEM;
+	err = mf->json ? read_json(mf, mf->text, mf->len, &ignored) :
+			 read_yaml(mf, mf->text, mf->len, NULL, &ignored);
+	if (err) {
+		json_decref(mf->docs);
+		mf->docs = NULL;
+	}
+	return err;
+}
 
 /* The position table, built from the text on first use (see the top of this file). */
 static void positions_read(struct ferry_manifest *mf)
@@ -278,7 +301,7 @@ static void positions_read(struct ferry_manifest *mf)
 	struct ferry_config_error ignored;
 	int err;
 
-	if (!mf->text)
+	if (!mf->text || docs_again(mf))
 		return;
 	/* A JSON file is one document (the root); a YAML stream is mirrored document by document. */
 	err = read_yaml(mf, mf->text, mf->len, mf->json ? json_array_get(mf->docs, 0) : mf->docs,
@@ -670,10 +693,23 @@ const char *ferry_manifest__name(const struct ferry_manifest *mf)
 
 size_t ferry_manifest__ndocs(const struct ferry_manifest *mf)
 {
-	return json_array_size(mf->docs);
+	return mf->docs ? json_array_size(mf->docs) : mf->ndocs_shed;
 }
 
 json_t *ferry_manifest__doc(const struct ferry_manifest *mf, size_t i)
 {
+	/* Not a visible change: shed documents come back as they were. */
+	if (docs_again((struct ferry_manifest *)mf))
+		return NULL;
 	return json_array_get(mf->docs, i);
+}
+
+bool ferry_manifest__shed(struct ferry_manifest *mf)
+{
+	if (!mf->docs || !mf->text || mf->npos)
+		return false;
+	mf->ndocs_shed = json_array_size(mf->docs);
+	json_decref(mf->docs);
+	mf->docs = NULL;
+	return true;
 }

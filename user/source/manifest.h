@@ -35,8 +35,20 @@ void ferry_manifest__put(struct ferry_manifest *mf);
 
 const char *ferry_manifest__name(const struct ferry_manifest *mf);
 size_t ferry_manifest__ndocs(const struct ferry_manifest *mf);
-/* The i-th document; borrowed, lives as long as the manifest. */
+/*
+ * The i-th document; borrowed, lives as long as the manifest or until
+ * ferry_manifest__shed(). NULL when out of range, or when shed documents
+ * cannot be read again (out of memory).
+ */
 json_t *ferry_manifest__doc(const struct ferry_manifest *mf, size_t i);
+/*
+ * Drops the documents, kept as text: the next __doc() or __pos() reads them
+ * again. For a store that keeps thousands of manifests for the rare error
+ * message (a JSON tree is ~8 KB for a 600-byte SeldonDeployment). Only the
+ * caller may hold documents of mf; nothing happens once positions were read
+ * (they point into the trees). Returns true when dropped.
+ */
+bool ferry_manifest__shed(struct ferry_manifest *mf);
 
 /*
  * Where a value starts in the text (1-based line and column). Looks the value
