@@ -321,8 +321,8 @@ static int add_object(struct load_state *ls, struct vctx *c, struct ferry_manife
 	return 0;
 }
 
-static int load_object(void *arg, struct ferry_manifest *mf, json_t *obj, size_t doc,
-		       size_t item, const char *kind, const char *api_version)
+static int load_object(void *arg, struct ferry_manifest *mf, json_t *obj, size_t doc, size_t item,
+		       const char *kind, const char *api_version)
 {
 	struct load_state *ls = arg;
 	struct vctx c = { .errs = &ls->store->load_errs,
@@ -400,8 +400,8 @@ static int reuse_file(struct load_state *ls, struct ferry_manifest *mf)
 }
 
 /* One object of a file: obj is item item (ENTRY_DOC: none) of document doc of mf. */
-typedef int (*object_fn)(void *arg, struct ferry_manifest *mf, json_t *obj, size_t doc,
-			 size_t item, const char *kind, const char *api_version);
+typedef int (*object_fn)(void *arg, struct ferry_manifest *mf, json_t *obj, size_t doc, size_t item,
+			 const char *kind, const char *api_version);
 
 /* Calls fn for each object of mf: each document, or each item of a List; stops at an error. */
 static int walk_objects(struct ferry_manifest *mf, const char *path, struct error_list *errs,
@@ -508,8 +508,8 @@ struct prevalidate {
 };
 
 /* object_fn of a worker: object_parse() alone, its result kept for load_file. */
-static int prevalidate(void *arg, struct ferry_manifest *mf, json_t *obj, size_t doc,
-		       size_t item, const char *kind, const char *api_version)
+static int prevalidate(void *arg, struct ferry_manifest *mf, json_t *obj, size_t doc, size_t item,
+		       const char *kind, const char *api_version)
 {
 	struct prevalidate *pv = arg;
 	struct preparsed *pp = pv->pp;
