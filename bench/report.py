@@ -639,8 +639,8 @@ def targets(pkt, pps, http, pod, ctl, machine):
     # A process start is the machine's, not ferryctl's: on this VM fork+exec+wait of
     # /bin/true alone takes ~3 ms. So both are shown, and the target is judged on what
     # ferryctl adds above a ferryctl that does nothing, run right after each change.
-    why = "ferryctl opens the pins, resolves the service by name in ferry_svc_meta (a scan) " \
-          "and writes its one selector"
+    why = "ferryctl opens four pins, resolves the deployment through ferry_svc_names (its ids " \
+          "checked in ferry_svc_meta) and writes its one selector"
     ctx = []
     for k, label in (("p50_ms", "end to end p50"), ("p99_ms", "p99"),
                      ("floor_p50_ms", "`ferryctl --help` fork to exit p50"),
