@@ -1009,9 +1009,10 @@ enum config_event {
 /*
  * Drains inotify, noting the files named. A lost queue or a directory event
  * means every file is read again; so does a name starting with "..", which
- * ConfigMap volumes swap (..data) to replace every file at once. Other hidden
- * names are a writer's temporary files: never manifests, they are skipped (a
- * resync for one would delay the rename that follows it).
+ * ConfigMap volumes swap (..data) to replace every file at once. Any other
+ * name that is not a manifest's (a writer's temporary file: .x.swp, sedXXXXXX,
+ * x.yaml.tmp, x.yaml~) is skipped: a sync for it would find nothing to read
+ * and delay the rename that follows it.
  */
 static enum config_event read_inotify(struct ferryd *d, int fd)
 {
@@ -1027,7 +1028,7 @@ static enum config_event read_inotify(struct ferryd *d, int fd)
 			if ((ev->mask & (IN_Q_OVERFLOW | IN_ISDIR | IN_IGNORED)) || !ev->len ||
 			    !strncmp(ev->name, "..", 2))
 				d->reload_all = true;
-			else if (ev->name[0] == '.')
+			else if (!ferry_config__manifest_name(ev->name))
 				continue;
 			else
 				edited_add(d, ev->name);

@@ -25,6 +25,12 @@ struct ferry_config_store *ferry_config_store__new(void);
 void ferry_config_store__free(struct ferry_config_store *store);
 
 /*
+ * Whether a directory entry's name is a manifest's: *.yaml, *.yml or *.json,
+ * not hidden. The one rule for what __load_dir reads and what an edit is.
+ */
+bool ferry_config__manifest_name(const char *name);
+
+/*
  * Re-reads every *.yaml, *.yml and *.json file in dir (not recursive) and
  * replaces the objects that came from files. Returns the number of errors
  * found (0 when all is well), or a negative errno when dir cannot be read.

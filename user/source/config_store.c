@@ -210,7 +210,7 @@ static void prune_parsed(struct ferry_config_store *store)
 	store->nparsed = k;
 }
 
-static bool manifest_name_ok(const char *name)
+bool ferry_config__manifest_name(const char *name)
 {
 	size_t n = strlen(name);
 
@@ -675,7 +675,7 @@ int ferry_config_store__load_dir(struct ferry_config_store *store, const char *d
 	while ((de = readdir(d))) {
 		char **nn;
 
-		if (!manifest_name_ok(de->d_name))
+		if (!ferry_config__manifest_name(de->d_name))
 			continue;
 		nn = realloc(names, (nnames + 1) * sizeof(*nn));
 		if (!nn) {
@@ -852,7 +852,7 @@ static int changed_paths(struct load_state *ls, const char *dir, const char *con
 
 		if (strchr(names[i], '/') || (names[i][0] == '.' && names[i][1] == '.'))
 			return -EAGAIN; /* ConfigMap's ..data swap replaces every file at once */
-		if (!manifest_name_ok(names[i]))
+		if (!ferry_config__manifest_name(names[i]))
 			continue; /* an editor's or a writer's temporary file */
 		if (asprintf(&path, "%s/%s", dir, names[i]) < 0)
 			return -ENOMEM;

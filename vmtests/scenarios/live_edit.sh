@@ -45,4 +45,22 @@ fe_log "keep-alive: $(fe_json "$ka" '{k: d[k] for k in ("requests", "errors", "p
 	fe_fail "failed requests on established connections: $(fe_json "$ka" 'd["errors"]')"
 [ "$(fe_json "$ka" 'd["reopened"]')" -eq 0 ] || fe_fail "keep-alive connections were reopened"
 [ "$(fe_json "$ka" 'd["ok"]')" -gt 500 ] || fe_fail "too little keep-alive traffic to tell"
-fe_pass "$share; 0/100 and 100/0 followed; $(fe_json "$ka" 'd["ok"]') keep-alive requests, 0 failed"
+
+# Files that are not manifests (an editor's swap and backup files, sed -i's and
+# a writer's temporary ones) start no sync: one would find nothing to read and
+# delay the edit that follows. ferry_sync_generation counts every sync.
+gen=$(fe_metric ferry_sync_generation) || fe_fail "ferryd's /metrics does not answer"
+src=$(find "$FE_CONF" -maxdepth 1 -name '*.yaml' | head -1)
+for n in .iris.yaml.swp iris.yaml.tmp iris.yaml~ sedAb12Cd 4913; do
+	cp "$src" "$FE_CONF/$n" && mv "$FE_CONF/$n" "$FE_CONF/$n.2" && rm -f "$FE_CONF/$n.2"
+done
+sleep 1
+gen2=$(fe_metric ferry_sync_generation) || fe_fail "ferryd's /metrics does not answer"
+[ "$gen2" = "$gen" ] ||
+	fe_fail "writing, renaming and deleting 5 files that are not manifests ran syncs: generation $gen -> $gen2"
+# ... and the check can fail: an edit of a manifest moves it.
+fe_manifest iris "$vip" "main:50:$m" "canary:50:$c"
+sleep 1
+[ "$(fe_metric ferry_sync_generation)" != "$gen2" ] ||
+	fe_fail "an edit of iris did not move ferry_sync_generation either"
+fe_pass "$share; 0/100 and 100/0 followed; $(fe_json "$ka" 'd["ok"]') keep-alive requests, 0 failed; no sync for 5 non-manifest files"
