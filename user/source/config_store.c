@@ -351,13 +351,14 @@ static int add_prevalidated(struct load_state *ls, struct ferry_manifest *mf, st
 
 	for (size_t i = 0; i <= pp->nobjs && !ret; i++) {
 		size_t end = i < pp->nobjs ? pp->objs[i].errs_end : pp->errs.n;
-		struct preobj *o = &pp->objs[i];
+		struct preobj *o;
 		const char *key;
 
 		for (; next < end && !ret; next++)
 			ret = errs_push(errs, &pp->errs.v[next].e, pp->errs.v[next].key);
 		if (ret || i == pp->nobjs)
 			break;
+		o = &pp->objs[i];
 		key = o->key ? o->key : "";
 		if (o->ret == 1) {
 			snprintf(c.object, sizeof(c.object), "%.20s %.63s/%.230s",
