@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
 # ipv6: an IPv6 VIP [2001:db8:100::10]:8000 split 70/30 across IPv6 backends:
-# 2,000 new connections, canary share within 3 sd of 30%, no failure, replies
+# 2,000 new connections, canary share within 4.5 sd of 30%, no failure, replies
 # come from the VIP (the client's socket only accepts those).
 # shellcheck source=SCRIPTDIR/../lib/topo.sh
 . "$(dirname "$0")/../lib/topo.sh"

@@ -8,7 +8,7 @@
 # only that predictor's backends, evenly, and the predictor stage
 # (ferry_selectors) holds main 800000 and canary 200000 ppm. Then traffic
 # still splits right: over 2,400 new connections the canary's share is
-# within 3 sd of 20%, and no request fails.
+# within 4.5 sd of 20%, and no request fails.
 # shellcheck source=SCRIPTDIR/../lib/topo.sh
 . "$(dirname "$0")/../lib/topo.sh"
 fe_init table_size tsz

@@ -3,7 +3,7 @@
 # udp: a UDP VIP 198.18.100.20:5353/udp split 80/20. 2,000 datagrams, each
 # from a new socket (a new flow): every one is answered, the answers come from
 # the VIP address and port (not the backend's), and the canary's share is
-# within 3 sd of 20%.
+# within 4.5 sd of 20%.
 # shellcheck source=SCRIPTDIR/../lib/topo.sh
 . "$(dirname "$0")/../lib/topo.sh"
 fe_init udp udp
