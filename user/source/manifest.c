@@ -17,7 +17,9 @@
  * manifest keeps its text, and the first position asked for runs the mirror
  * pass over it (YAML documents too: the pass meets the same nodes in the
  * same order). A full sync of 10,000 deployments skips 30,000 position
- * tables (a node and a key copy per value).
+ * tables (a node and a key copy per value). For the same reason the store
+ * sheds a validated file's trees (ferry_manifest__shed): they are read
+ * again from the text when an error needs them, before any position is.
  */
 #include <errno.h>
 #include <fcntl.h>
