@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 
 #include "source/config.h"
+#include "source/manifest.h"
 #include "log.h"
 #include "testing.h"
 
@@ -927,11 +928,21 @@ out:
 	"addressType: IPv4\nendpoints:\n- addresses: [\"198.18.7.1\"]\n---\n" SDEP_HEAD( \
 		"e3", "    ferry.io/vip: 198.18.100.203:8000\n") PRED("main", 80)
 
+#define D41                                                             \
+	SDEP_HEAD("d41", "    ferry.io/vip: \"[2001:db8::41]:8000\"\n") \
+	PRED("main", 100)                                               \
+	"---\n"                                                         \
+	"apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"        \
+	"metadata:\n  name: d41-main-a\n  namespace: models\n"          \
+	"  labels:\n    kubernetes.io/service-name: d41-main\n"         \
+	"addressType: IPv4\nendpoints:\n- addresses: [\"198.18.7.41\"]\n"
+
 static void test_many_files(void)
 {
 	struct ferry_config_store *st = ferry_config_store__new();
 	struct ferry_model m = {};
 	char dir[64] = "", name[64], text[2048];
+	unsigned long reads;
 	int nerr;
 
 	if (!ASSERT_TRUE(st && make_tmpdir(dir, sizeof(dir)), "setup"))
@@ -962,9 +973,19 @@ static void test_many_files(void)
 	/* Three objects: invalid, defined before (d00-main.yaml), invalid. */
 	if (!ASSERT_TRUE(write_file(dir, "d40.yaml", D40), "write d40"))
 		goto out;
+	/* Valid alone, refused by the build: an IPv6 VIP over IPv4 endpoints (d00's). */
+	if (!ASSERT_TRUE(write_file(dir, "d41.yaml", D41), "write d41"))
+		goto out;
+	reads = ferry_manifest__reads_again();
 	nerr = load_build(st, dir, &m);
-	ASSERT_EQ(nerr, 5, "five errors");
-	if (ASSERT_EQ(ferry_config_store__nerrors(st), 5, "recorded")) {
+	ASSERT_EQ(nerr, 5, "five errors loading");
+	/*
+	 * A validated file's trees are shed; the build reads a file again only
+	 * for an error about it (d41), not each of the 38 good deployments
+	 * (it did, to find where their VIP annotation was: 38 reads).
+	 */
+	ASSERT_EQ(ferry_manifest__reads_again() - reads, 1, "files read again");
+	if (ASSERT_EQ(ferry_config_store__nerrors(st), 6, "and one building")) {
 		ASSERT_STRSTR(ferry_config_store__error(st, 0)->file, "d07.yaml", "first by name");
 		ASSERT_STRSTR(ferry_config_store__error(st, 1)->file, "d23.yaml", "second by name");
 		ASSERT_EQ(ferry_config_store__error(st, 1)->line, 2, "parser line");
@@ -974,6 +995,8 @@ static void test_many_files(void)
 		ASSERT_STRSTR(ferry_config_store__error(st, 3)->object, "models/d00-main-a",
 			      "d40: named");
 		ASSERT_STRSTR(ferry_config_store__error(st, 4)->object, "models/e3", "d40: e3");
+		ASSERT_STRSTR(ferry_config_store__error(st, 5)->message, "IPv4 only", "d41");
+		ASSERT_EQ(ferry_config_store__error(st, 5)->line, 7, "d41: the annotation's line");
 	}
 	ASSERT_EQ(m.nservices, 38, "the good deployments");
 	if (ASSERT_TRUE(find_service(&m, "models/d39", 8000) != NULL, "the last one"))

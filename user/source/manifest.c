@@ -277,6 +277,13 @@ static int read_yaml(struct ferry_manifest *mf, const char *buf, size_t len, con
 static int read_json(struct ferry_manifest *mf, const char *buf, size_t len,
 		     struct ferry_config_error *err);
 
+static unsigned long reads_again;
+
+unsigned long ferry_manifest__reads_again(void)
+{
+	return __atomic_load_n(&reads_again, __ATOMIC_RELAXED);
+}
+
 /* Shed documents read again from the text: the same text gives the same trees. */
 static int docs_again(struct ferry_manifest *mf)
 {
@@ -285,6 +292,7 @@ static int docs_again(struct ferry_manifest *mf)
 
 	if (mf->docs)
 		return 0;
+	__atomic_fetch_add(&reads_again, 1, __ATOMIC_RELAXED);
 	mf->docs = json_array();
 	if (!mf->docs)
 		return -ENOMEM;

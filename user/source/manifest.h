@@ -49,6 +49,11 @@ json_t *ferry_manifest__doc(const struct ferry_manifest *mf, size_t i);
  * (they point into the trees). Returns true when dropped.
  */
 bool ferry_manifest__shed(struct ferry_manifest *mf);
+/*
+ * How many times, in this process, shed documents were read again from their
+ * text: once per file an error asked about, not per file loaded. Thread-safe.
+ */
+unsigned long ferry_manifest__reads_again(void);
 
 /*
  * Where a value starts in the text (1-based line and column). Looks the value
