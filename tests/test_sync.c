@@ -430,6 +430,84 @@ out:
 	ferry_dp__reset(PIN);
 }
 
+/*
+ * A model service made by the config build carries its build's identity
+ * (build_gen): the sync keeps the very build it applied last without reading
+ * it again, and keeps that service's predictors and backends without
+ * marking each one, while a service that left the model still loses its own.
+ */
+static void test_kept_by_build(void)
+{
+	struct ferry_model_service both[2];
+	struct ferry_model model = { .services = both, .nservices = 2 };
+	struct ferry_sync_result res;
+	struct ferry_sync *sync = NULL;
+	struct ferry_service svc;
+	struct ferry_dp *dp;
+	struct fixture f, g;
+	__u32 m, c, e;
+
+	TEST_NEEDS_ROOT();
+	ferry_dp__reset(PIN);
+	dp = open_dp();
+	sync = dp ? ferry_sync__new(dp, NULL) : NULL;
+	fixture_init(&f, 90, 10);
+	fixture_init(&g, 50, 50);
+	g.svc.vip.port = htons(8001);
+	snprintf(g.svc.deployment, sizeof(g.svc.deployment), "models/wine");
+	g.main_be[0] = backend("198.18.21.2", 9000, FERRY_BE_ACTIVE);
+	g.main_be[1] = backend("198.18.22.2", 9000, FERRY_BE_ACTIVE);
+	g.canary_be[0] = backend("198.18.23.2", 9000, FERRY_BE_ACTIVE);
+	g.preds[0].backends = g.main_be;
+	g.preds[1].backends = g.canary_be;
+	f.svc.build_gen = 1;
+	g.svc.build_gen = 2;
+	both[0] = f.svc;
+	both[1] = g.svc;
+	if (!ASSERT_TRUE(sync, "sync") ||
+	    !ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply both"))
+		goto out;
+
+	/* wine leaves; iris, the same build, is kept with everything it has. */
+	model.nservices = 1;
+	if (!ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply iris alone"))
+		goto out;
+	ASSERT_EQ(res.backends_removed, 3, "wine's backends removed, iris's kept");
+	ASSERT_EQ(res.tables_swapped, 0, "no table built");
+	if (ASSERT_TRUE(kernel_shares(dp, &f.svc.vip, &m, &c, &e), "iris's selection")) {
+		ASSERT_EQ(m, 900000, "iris's main weight");
+		ASSERT_EQ(e, 0, "iris's tables still name its backends");
+	}
+	ASSERT_TRUE(bpf_map_lookup_elem(dp->map_fds[FERRY_M_SERVICES], &g.svc.vip, &svc) &&
+			    errno == ENOENT,
+		    "wine's VIP entry gone");
+
+	/*
+	 * The same build is not read again: a change to it (which the build
+	 * never makes) is not seen, which shows that the identity is what was
+	 * compared; the same content from a new build is applied.
+	 */
+	f.svc.sample_every = 2;
+	both[0] = f.svc;
+	if (ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply the same build") &&
+	    ASSERT_OK(bpf_map_lookup_elem(dp->map_fds[FERRY_M_SERVICES], &f.svc.vip, &svc) ?
+			      -errno :
+			      0,
+		      "VIP entry"))
+		ASSERT_EQ(svc.sample_every, 1, "the same build: kept as applied");
+	both[0].build_gen = 3;
+	if (ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply a new build") &&
+	    ASSERT_OK(bpf_map_lookup_elem(dp->map_fds[FERRY_M_SERVICES], &f.svc.vip, &svc) ?
+			      -errno :
+			      0,
+		      "VIP entry"))
+		ASSERT_EQ(svc.sample_every, 2, "a new build: applied");
+out:
+	ferry_sync__free(sync);
+	ferry_dp__close(dp);
+	ferry_dp__reset(PIN);
+}
+
 /* ferryd's ferry_predictor_no_ready_backend: the weighted predictors with no ready backend. */
 static void test_no_ready(void)
 {
@@ -638,6 +716,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_restart_is_hitless);
 	RUN_TEST(SUITE, test_override_drain_delete);
 	RUN_TEST(SUITE, test_unchanged_service_kept);
+	RUN_TEST(SUITE, test_kept_by_build);
 	RUN_TEST(SUITE, test_no_ready);
 	RUN_TEST(SUITE, test_failed_batch_held);
 	RUN_TEST(SUITE, test_name_index);

@@ -95,6 +95,14 @@ struct ferry_model_service {
 	struct ferry_model_predictor *predictors;
 	size_t npredictors;
 	struct ferry_canary_config canary; /* enabled: ferry.io/canary: auto */
+	/*
+	 * Which build made this service: unique to one build and kept by
+	 * __build_update for the services an edit does not touch; 0: unknown (a
+	 * model made by hand). The sync keeps a service whose build it applied
+	 * last without reading it again, so nothing may change a model service
+	 * after its build.
+	 */
+	__u64 build_gen;
 };
 
 struct ferry_model {

@@ -82,6 +82,15 @@ struct mservice {
 	 * one file writes that deployment's maps only.
 	 */
 	__u64 applied;
+	/*
+	 * The build (ferry_model_service.build_gen; 0: unknown) and table floor
+	 * of that model service: the same build again is kept without its
+	 * fingerprint. Meaningful only while applied is not 0.
+	 */
+	__u64 applied_gen;
+	__u32 applied_floor;
+	/* Kept whole by the sync being applied: its predictors and backends are wanted. */
+	bool kept;
 	struct idvec preds; /* predictor ids, in manifest order */
 	struct idvec bes; /* backend ids */
 };

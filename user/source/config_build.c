@@ -706,9 +706,11 @@ static int redistribute(struct build_state *bs, const struct sdep *sd,
 static int build_service(struct build_state *bs, const struct sdep *sd, const struct sd_vip *vip,
 			 struct ferry_model_service *svc)
 {
+	static __u64 build_gen;
 	int err;
 
 	memset(svc, 0, sizeof(*svc));
+	svc->build_gen = __atomic_add_fetch(&build_gen, 1, __ATOMIC_RELAXED);
 	svc->vip = vip->vip;
 	snprintf(svc->deployment, sizeof(svc->deployment), "%s", sd->key);
 	svc->flags = sd->flags | vip->flags;
