@@ -1071,6 +1071,14 @@ static bool refs_dirty(const struct ferry_config_store *store, const struct sdep
 	return false;
 }
 
+static bool hash_in(const unsigned long *v, size_t n, unsigned long h)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == h)
+			return true;
+	return false;
+}
+
 /* More deployments than this in one update: the full build costs about the same. */
 #define BUILD_UPDATE_MAX 64
 
@@ -1086,8 +1094,10 @@ int ferry_config_store__build_update(struct ferry_config_store *store, struct fe
 	struct str_set keys = {};
 	struct sdep **cur = NULL;
 	struct ferry_model_service *add = NULL, *next = NULL;
+	const struct entry_sum *sums;
 	struct vip_owner *owners = NULL;
-	size_t ndeps = 0, nadd = 0, nnext = 0, nowners = 0;
+	size_t ndeps = 0, nadd = 0, nnext = 0, nowners = 0, nwant = 0, npreds = 0;
+	unsigned long *want = NULL;
 	int err = 0;
 
 	if (store->dirty_all || !store->built || store->build_errs.n || store->noted_nolabel.n)
@@ -1097,13 +1107,26 @@ int ferry_config_store__build_update(struct ferry_config_store *store, struct fe
 	for (size_t i = 0; i < store->dirty_deps.n; i++)
 		if ((err = str_set_add(&keys, store->dirty_deps.v[i])))
 			goto out_free;
+	/* With the store's sums, an entry is read only when its hash says it may be wanted. */
+	sums = store->sums;
+	want = calloc(store->dirty_deps.n + 1, sizeof(*want));
+	if (!want) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	for (size_t i = 0; i < store->dirty_deps.n; i++)
+		want[nwant++] = str_hash(store->dirty_deps.v[i]);
 	for (size_t i = 0; i < store->nentries; i++) {
 		struct entry *e = store->entries[i];
+		enum obj_kind kind = sums ? sums[i].kind : e->kind;
+		/* refs_dirty() needs the deployment itself when references changed */
+		bool maybe = !sums || store->dirty_refs.n || hash_in(want, nwant, sums[i].ref_hash);
 
-		if (e->kind == OBJ_SERVICE) {
+		if (kind == OBJ_SERVICE) {
 			err = entries_push(&bs.services, &bs.nservices, e);
-		} else if (e->kind == OBJ_SDEP && (str_set_has(&store->dirty_deps, e->sd->key) ||
-						   refs_dirty(store, e->sd))) {
+		} else if (kind == OBJ_SDEP && maybe &&
+			   (str_set_has(&store->dirty_deps, e->sd->key) ||
+			    refs_dirty(store, e->sd))) {
 			err = entries_push(&deps, &ndeps, e);
 			if (!err && !str_set_has(&keys, e->sd->key))
 				err = str_set_add(&keys, e->sd->key);
@@ -1116,17 +1139,36 @@ int ferry_config_store__build_update(struct ferry_config_store *store, struct fe
 		goto out_free;
 	}
 	/* The slices of the touched deployments' predictors: all the rules below look at. */
+	nwant = 0;
+	for (size_t d = 0; d < ndeps; d++)
+		npreds += deps[d]->sd->npreds;
+	free(want);
+	want = calloc(npreds + 1, sizeof(*want));
+	if (!want) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	for (size_t d = 0; d < ndeps; d++) {
+		for (size_t p = 0; p < deps[d]->sd->npreds; p++) {
+			char ref[2 * K8S_NAME_LEN + 2];
+
+			snprintf(ref, sizeof(ref), "%s/%s", deps[d]->sd->ns,
+				 deps[d]->sd->preds[p].service);
+			want[nwant++] = str_hash(ref);
+		}
+	}
 	for (size_t i = 0; i < store->nentries; i++) {
 		struct entry *se = store->entries[i];
-		bool want = false;
+		bool wanted = false;
 
-		if (se->kind != OBJ_SLICE)
+		if (sums ? sums[i].kind != OBJ_SLICE || !hash_in(want, nwant, sums[i].ref_hash) :
+			   se->kind != OBJ_SLICE)
 			continue;
-		for (size_t d = 0; d < ndeps && !want; d++)
-			for (size_t p = 0; p < deps[d]->sd->npreds && !want; p++)
-				want = !strcmp(se->ns, deps[d]->sd->ns) &&
-				       !strcmp(se->sl->service, deps[d]->sd->preds[p].service);
-		if (want && (err = entries_push(&bs.slices, &bs.nslices, se)))
+		for (size_t d = 0; d < ndeps && !wanted; d++)
+			for (size_t p = 0; p < deps[d]->sd->npreds && !wanted; p++)
+				wanted = !strcmp(se->ns, deps[d]->sd->ns) &&
+					 !strcmp(se->sl->service, deps[d]->sd->preds[p].service);
+		if (wanted && (err = entries_push(&bs.slices, &bs.nslices, se)))
 			goto out_free;
 	}
 	if (ndeps)
@@ -1260,6 +1302,7 @@ out_free:
 		sdep_put(cur[i]);
 	free(cur);
 	free(deps);
+	free(want);
 	free(bs.slices);
 	free(bs.services);
 	str_set_free(&keys);

@@ -210,9 +210,40 @@ struct str_set {
 	size_t n;
 };
 
+/*
+ * What an edit's scans of the whole store compare, one per entry, in the
+ * entries' order (store->sums): at 1,000 deployments an edit scanned 3,000
+ * entries of 1.4 KB from cold memory, 0.3 ms for one lookup by key; these
+ * are read in order and an entry is read only when its hash matches.
+ */
+struct entry_sum {
+	unsigned long key_hash; /* str_hash(key) */
+	unsigned long source_hash; /* str_hash(source) */
+	/* str_hash() of what note_dirty() names: a deployment's, a slice's service's, a Service's "ns/name" */
+	unsigned long ref_hash;
+	enum obj_kind kind;
+	bool from_file;
+};
+
+/* FNV-1a, for struct entry_sum. */
+static inline unsigned long str_hash(const char *s)
+{
+	unsigned long h = 0xcbf29ce484222325UL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3UL;
+	return h;
+}
+
 struct ferry_config_store {
 	struct entry **entries;
 	size_t nentries;
+	/*
+	 * sums[i] for entries[i]; NULL when not kept up (after __put or
+	 * __delete, which make every build a full one): the scans read the
+	 * entries then.
+	 */
+	struct entry_sum *sums;
 	struct error_list load_errs, put_errs, build_errs;
 	struct vip_owner *owners; /* VIP -> deployment, as of the last build */
 	size_t nowners;
@@ -316,6 +347,9 @@ int object_parse(struct vctx *c, json_t *obj, const char *kind, const char *api_
 struct entry *find_entry(struct entry **v, size_t n, const char *key, bool want_file,
 			 bool any_origin);
 int entries_push(struct entry ***v, size_t *n, struct entry *e);
+void entry_sum(const struct entry *e, struct entry_sum *s);
+/* n is the count before the push, as for entries_push(); -ENOMEM */
+int sums_push(struct entry_sum **v, size_t n, const struct entry_sum *s);
 
 /*
  * verr is static inline here, not exported: libc declares a verr() of its own

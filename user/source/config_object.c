@@ -97,6 +97,35 @@ struct entry *find_entry(struct entry **v, size_t n, const char *key, bool want_
 	return NULL;
 }
 
+void entry_sum(const struct entry *e, struct entry_sum *s)
+{
+	char ref[2 * K8S_NAME_LEN + 2];
+
+	if (e->kind == OBJ_SDEP)
+		snprintf(ref, sizeof(ref), "%s", e->sd->key);
+	else
+		snprintf(ref, sizeof(ref), "%s/%s", e->ns,
+			 e->kind == OBJ_SLICE ? e->sl->service : e->name);
+	s->key_hash = str_hash(e->key);
+	s->source_hash = str_hash(e->source);
+	s->ref_hash = str_hash(ref);
+	s->kind = e->kind;
+	s->from_file = e->from_file;
+}
+
+int sums_push(struct entry_sum **v, size_t n, const struct entry_sum *s)
+{
+	if (!(n & (n - 1))) {
+		struct entry_sum *nv = realloc(*v, (n ? 2 * n : 1) * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+	}
+	(*v)[n] = *s;
+	return 0;
+}
+
 /*
  * Grows by doubling (a realloc only when n is 0 or a power of two), so that
  * 30,000 objects cost 15 reallocs, not 30,000 copies. Every entry array

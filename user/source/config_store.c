@@ -21,6 +21,7 @@ void ferry_config_store__free(struct ferry_config_store *store)
 	for (size_t i = 0; i < store->nentries; i++)
 		entry_free(store->entries[i]);
 	free(store->entries);
+	free(store->sums);
 	free(store->load_errs.v);
 	free(store->put_errs.v);
 	free(store->build_errs.v);
@@ -246,9 +247,19 @@ struct load_state {
 	struct str_set failed_files; /* files that did not parse */
 	/* __load_files: the files read (sorted); every other file's objects stay */
 	char **changed;
+	unsigned long *changed_hash; /* str_hash() of each, once sorted */
 	size_t nchanged;
 	bool dup; /* __load_files met an object defined twice: a full load decides */
 };
+
+/* A source hash that none of the files __load_files reads has: not changed. */
+static bool changed_hash(const struct load_state *ls, unsigned long hash)
+{
+	for (size_t i = 0; i < ls->nchanged; i++)
+		if (ls->changed_hash[i] == hash)
+			return true;
+	return false;
+}
 
 static bool is_changed(const struct load_state *ls, const char *path)
 {
@@ -261,13 +272,28 @@ static bool is_changed(const struct load_state *ls, const char *path)
 /* __load_files: an object of a file not read now (it stays) with this key. */
 static struct entry *kept_file_entry(const struct load_state *ls, const char *key)
 {
+	const struct entry_sum *sums = ls->store->sums;
+	unsigned long hash = str_hash(key);
+
 	for (size_t i = 0; i < ls->store->nentries; i++) {
 		struct entry *e = ls->store->entries[i];
 
+		if (sums && (!sums[i].from_file || sums[i].key_hash != hash))
+			continue;
 		if (e->from_file && !strcmp(e->key, key) && !is_changed(ls, e->source))
 			return e;
 	}
 	return NULL;
+}
+
+/* The sums of entries v (store->sums); NULL when out of memory (the scans read v then). */
+static struct entry_sum *sums_of(struct entry **v, size_t n)
+{
+	struct entry_sum *sums = malloc((n ? n : 1) * sizeof(*sums));
+
+	for (size_t i = 0; sums && i < n; i++)
+		entry_sum(v[i], &sums[i]);
+	return sums;
 }
 
 static struct entry *fresh_find(const struct load_state *ls, const char *key)
@@ -772,6 +798,8 @@ int ferry_config_store__load_dir(struct ferry_config_store *store, const char *d
 	free(store->entries);
 	store->entries = keep;
 	store->nentries = nkeep;
+	free(store->sums);
+	store->sums = sums_of(keep, nkeep);
 	ls.nfresh = 0; /* now owned by the store */
 	free(reused);
 	reused = NULL;
@@ -875,6 +903,11 @@ static int changed_paths(struct load_state *ls, const char *dir, const char *con
 	}
 	if (ls->nchanged)
 		qsort(ls->changed, ls->nchanged, sizeof(*ls->changed), cmp_str);
+	ls->changed_hash = calloc(ls->nchanged + 1, sizeof(*ls->changed_hash));
+	if (!ls->changed_hash)
+		return -ENOMEM;
+	for (size_t i = 0; i < ls->nchanged; i++)
+		ls->changed_hash[i] = str_hash(ls->changed[i]);
 	return 0;
 }
 
@@ -889,7 +922,9 @@ int ferry_config_store__load_files(struct ferry_config_store *store, const char 
 	struct load_state ls = { .store = store };
 	struct error_list saved = {};
 	struct entry **keep = NULL, **gone = NULL;
+	struct entry_sum *sums = NULL;
 	size_t nkeep = 0, ngone = 0;
+	bool sums_ok = true, had_sums;
 	int ret;
 
 	/* API objects: a clash with one is judged by a full load. */
@@ -928,27 +963,45 @@ int ferry_config_store__load_files(struct ferry_config_store *store, const char 
 	if (ret)
 		goto err_restore;
 
-	/* The new set, built aside (ENOMEM leaves the store as it was); see __load_dir. */
+	/*
+	 * The new set, built aside (ENOMEM leaves the store as it was); see
+	 * __load_dir. Its sums too, from the old ones: no kept entry is read.
+	 */
 	for (size_t i = 0; i < store->nentries; i++) {
 		struct entry *old = store->entries[i];
+		bool stays = false;
 
-		if (!is_changed(&ls, old->source)) {
+		if (store->sums && !changed_hash(&ls, store->sums[i].source_hash)) {
+			stays = true;
+			ret = entries_push(&keep, &nkeep, old);
+		} else if (!is_changed(&ls, old->source)) {
+			stays = true;
 			ret = entries_push(&keep, &nkeep, old);
 		} else if (!fresh_find(&ls, old->key) &&
 			   (str_set_has(&ls.rejected, old->key) ||
 			    str_set_has(&ls.failed_files, old->source))) {
 			pr_warn("%s: %s %s/%s: keeping the last good version", old->source,
 				kind_name(old->kind), old->ns, old->name);
+			stays = true;
 			ret = entries_push(&keep, &nkeep, old);
 		} else {
 			ret = entries_push(&gone, &ngone, old);
 		}
+		if (!ret && stays && store->sums && sums_ok &&
+		    sums_push(&sums, nkeep - 1, &store->sums[i]))
+			sums_ok = false;
 		if (ret)
 			goto err_restore;
 	}
-	for (size_t i = 0; i < ls.nfresh; i++)
+	for (size_t i = 0; i < ls.nfresh; i++) {
+		struct entry_sum sum;
+
 		if ((ret = entries_push(&keep, &nkeep, ls.fresh[i])))
 			goto err_restore;
+		entry_sum(ls.fresh[i], &sum);
+		if (store->sums && sums_ok && sums_push(&sums, nkeep - 1, &sum))
+			sums_ok = false;
+	}
 
 	/* Committed: from here nothing fails but the dirty notes, which then say "all". */
 	for (size_t i = 0; i < ngone; i++) {
@@ -967,6 +1020,12 @@ int ferry_config_store__load_files(struct ferry_config_store *store, const char 
 	store->entries = keep;
 	store->nentries = nkeep;
 	keep = NULL;
+	had_sums = store->sums;
+	free(store->sums);
+	store->sums = had_sums && sums_ok ? sums : NULL;
+	if (!store->sums)
+		free(sums);
+	sums = NULL;
 	ls.nfresh = 0;
 	/* Files that are gone leave the parse cache (looked up by its index, not walked). */
 	for (size_t i = 0; i < ls.nchanged; i++) {
@@ -990,6 +1049,7 @@ err_restore:
 out_free_fresh:
 	free(keep);
 	free(gone);
+	free(sums);
 	for (size_t i = 0; i < ls.nfresh; i++)
 		entry_free(ls.fresh[i]);
 	free(ls.fresh);
@@ -1000,6 +1060,7 @@ out_free_paths:
 	for (size_t i = 0; i < ls.nchanged; i++)
 		free(ls.changed[i]);
 	free(ls.changed);
+	free(ls.changed_hash);
 	return ret;
 }
 
@@ -1027,6 +1088,8 @@ int ferry_config_store__put(struct ferry_config_store *store, json_t *object, co
 	if (!json_is_object(object))
 		return -EINVAL;
 	store->dirty_all = true;
+	free(store->sums); /* API objects: every build is a full one (see struct entry_sum) */
+	store->sums = NULL;
 	errs_drop_key(&store->put_errs, ""); /* errors of objects that had no name */
 	ret = object_parse(&c, object, kind, apiv, &e, key, sizeof(key));
 	if (key[0])
@@ -1078,6 +1141,8 @@ int ferry_config_store__delete(struct ferry_config_store *store, const char *kin
 		return -ENOENT;
 	entry_key(k, namespace && *namespace ? namespace : "default", name, key, sizeof(key));
 	store->dirty_all = true;
+	free(store->sums);
+	store->sums = NULL;
 	errs_drop_key(&store->put_errs, key);
 	for (size_t i = 0; i < store->nentries; i++) {
 		struct entry *e = store->entries[i];
