@@ -79,6 +79,7 @@ struct ferry_rebal {
 	struct svc_state *svcs;
 	size_t nsvcs;
 	__u32 *svc_pos; /* service id -> its index in svcs + 1; 0: none */
+	struct ferry_map_buf svc_buf, pred_buf; /* each walk's read of the metadata maps */
 	__u32 *pred_pos; /* predictor id -> its index in this walk's pred_meta + 1 */
 	struct mark *marks;
 	size_t nmarks;
@@ -349,6 +350,8 @@ void ferry_rebal__free(struct ferry_rebal *r)
 	free(r->svcs);
 	free(r->svc_pos);
 	free(r->pred_pos);
+	ferry_map_buf__free(&r->svc_buf);
+	ferry_map_buf__free(&r->pred_buf);
 	free(r->marks);
 	free(r->recs);
 	free(r);
@@ -477,10 +480,10 @@ static void mark_shrunk(struct svc_state *s, const __u32 *ids, const __u32 *shar
  */
 static void walk_services(struct ferry_rebal *r, __u64 now)
 {
-	struct ferry_svc_meta *svals = NULL;
-	struct ferry_pred_meta *pvals = NULL;
-	__u32 *skeys = NULL, *pkeys = NULL;
-	size_t i, ns = 0, np = 0;
+	const struct ferry_svc_meta *svals;
+	const struct ferry_pred_meta *pvals;
+	const __u32 *skeys, *pkeys;
+	size_t i, ns, np;
 	struct pred_view pv;
 	int err;
 
@@ -489,13 +492,19 @@ static void walk_services(struct ferry_rebal *r, __u64 now)
 	if (!r->pred_pos)
 		r->pred_pos = calloc(FERRY_MAX_PREDICTORS, sizeof(*r->pred_pos));
 	err = r->svc_pos && r->pred_pos ? 0 : -ENOMEM;
-	err = err ?: ferry_map__read_all(r->svc_meta_fd, (void **)&skeys, (void **)&svals, &ns);
-	err = err ?: ferry_map__read_all(r->pred_meta_fd, (void **)&pkeys, (void **)&pvals, &np);
+	err = err ?: ferry_map__read_all(r->svc_meta_fd, &r->svc_buf);
+	err = err ?: ferry_map__read_all(r->pred_meta_fd, &r->pred_buf);
 	if (err) {
 		/* Nothing is taken as gone on a failed read: the next tick tries again. */
 		pr_warn("rebalance: cannot read the service metadata: %s", strerror(-err));
-		goto out_free;
+		return;
 	}
+	skeys = r->svc_buf.keys;
+	svals = r->svc_buf.values;
+	ns = r->svc_buf.n;
+	pkeys = r->pred_buf.keys;
+	pvals = r->pred_buf.values;
+	np = r->pred_buf.n;
 	for (i = 0; i < np; i++)
 		if (pkeys[i] < FERRY_MAX_PREDICTORS)
 			r->pred_pos[pkeys[i]] = (__u32)i + 1;
@@ -564,11 +573,6 @@ out_unindex:
 	for (i = 0; i < np; i++)
 		if (pkeys[i] < FERRY_MAX_PREDICTORS)
 			r->pred_pos[pkeys[i]] = 0;
-out_free:
-	free(skeys);
-	free(svals);
-	free(pkeys);
-	free(pvals);
 }
 
 /* ------------------------------------------------------------- passes */

@@ -269,21 +269,40 @@ static int map_dump(int fd, struct map_dump *d)
 	return err;
 }
 
-int ferry_map__read_all(int fd, void **keys, void **values, size_t *n)
+int ferry_map__read_all(int fd, struct ferry_map_buf *buf)
 {
-	struct map_dump d;
-	int err = map_dump(fd, &d);
+	struct map_dump d = {};
+	int err = map_info(fd, &d);
 
+	buf->n = 0;
 	if (!err && d.ncpus != 1)
 		err = -EINVAL;
-	if (err) {
-		dump_free(&d);
+	if (err)
 		return err;
+	/* The arrays of the last read, counted again in this map's sizes. */
+	d.keys = buf->keys;
+	d.values = buf->values;
+	if (buf->key_size == d.key_size && buf->value_size == d.raw_size)
+		d.cap = buf->cap;
+	err = dump_batch(fd, &d);
+	if (err == -EINVAL || err == -EOPNOTSUPP || err == -ENOTSUP || err == -524 /* ENOTSUPP */) {
+		d.n = 0;
+		err = dump_iter(fd, &d);
 	}
-	*keys = d.keys;
-	*values = d.values;
-	*n = d.n;
-	return 0;
+	buf->keys = d.keys;
+	buf->values = d.values;
+	buf->cap = d.cap;
+	buf->key_size = d.key_size;
+	buf->value_size = d.raw_size;
+	buf->n = err ? 0 : d.n;
+	return err;
+}
+
+void ferry_map_buf__free(struct ferry_map_buf *buf)
+{
+	free(buf->keys);
+	free(buf->values);
+	memset(buf, 0, sizeof(*buf));
 }
 
 static const void *dump_key(const struct map_dump *d, size_t i)

@@ -117,11 +117,21 @@ const struct ferry_hist *ferry_snapshot__hist_proto(const struct ferry_snapshot 
 
 /*
  * Every entry of a map that is not per-CPU, in a few batch reads (a lookup
- * per key where the kernel has no batch reads for the map's type): *n keys
- * and values side by side in two malloc'd arrays the caller frees. For a
- * poller that reads a whole map each tick (rebalance.c). 0 or -errno.
+ * per key where the kernel has no batch reads for the map's type), into buf:
+ * buf->n keys and values side by side. For a poller that reads a whole map
+ * each tick (rebalance.c): buf's arrays are kept for the next read of the
+ * same map (fresh ones cost ~1 MB of new pages every tick at 1,000
+ * deployments, 3 ms of page faults here), and ferry_map_buf__free() releases
+ * them. buf->n is 0 after an error. 0 or -errno.
  */
-int ferry_map__read_all(int fd, void **keys, void **values, size_t *n);
+struct ferry_map_buf {
+	void *keys, *values;
+	size_t n, cap;
+	__u32 key_size, value_size; /* what cap counts in */
+};
+
+int ferry_map__read_all(int fd, struct ferry_map_buf *buf);
+void ferry_map_buf__free(struct ferry_map_buf *buf);
 
 /* "malformed", "fragment", ... for enum ferry_counter; NULL when out of range. */
 const char *ferry_counter__name(unsigned int counter);
