@@ -10,7 +10,9 @@
  *     generation moves: the moment the kernel's data plane sees the new
  *     weights (one locked write; no table is built for a weight change).
  *     Also notes when ferry_svc_meta's table_generation moves, if it moves
- *     by then (only a table swap moves it). Prints the latencies as JSON.
+ *     by then (only a table swap moves it), how long the rename itself took
+ *     (the file system's part: "rename_" quantiles) and the latency from the
+ *     rename's return, the file written ("written_"). Prints them as JSON.
  *
  *   ctl_probe weights --pin-path P --deployment NS/NAME --ferryctl PATH
  *                     --split A --split B [--count N] [--gap-ms MS] [--child-cpu N]
@@ -239,6 +241,7 @@ static int cmd_watch(const char *pin, const char *deployment, const char *dir, c
 		     const char *variants[2], int count, int gap_ms)
 {
 	double *lat = calloc(count, sizeof(double)), *gen_lat = calloc(count, sizeof(double));
+	double *ren_lat = calloc(count, sizeof(double)), *wr_lat = calloc(count, sizeof(double));
 	char tmp[4096], dst[4096];
 	int tables_fd, meta_fd, i, done = 0, ngen = 0, timeouts = 0, rc = 1;
 	json_t *out;
@@ -247,7 +250,7 @@ static int cmd_watch(const char *pin, const char *deployment, const char *dir, c
 	/* The weights live in the predictor stage: a weight change is its generation moving. */
 	tables_fd = open_pin(pin, FERRY_MAP_SELECT);
 	meta_fd = open_pin(pin, FERRY_MAP_SVC_META);
-	if (!lat || !gen_lat || tables_fd < 0 || meta_fd < 0)
+	if (!lat || !gen_lat || !ren_lat || !wr_lat || tables_fd < 0 || meta_fd < 0)
 		goto out_close;
 	if (find_service(meta_fd, deployment, &id)) {
 		fprintf(stderr, "ctl_probe: --deployment %s: no such service in %s/%s\n",
@@ -280,6 +283,7 @@ static int cmd_watch(const char *pin, const char *deployment, const char *dir, c
 				strerror(errno));
 			goto out_close;
 		}
+		ren_lat[i] = now_ms() - t0;
 		deadline = t0 + 5000;
 		while (t_table < 0 && now_ms() < deadline) {
 			if (t_table < 0 &&
@@ -294,6 +298,7 @@ static int cmd_watch(const char *pin, const char *deployment, const char *dir, c
 		if (t_table < 0) {
 			timeouts++;
 		} else {
+			wr_lat[done] = t_table - t0 - ren_lat[i];
 			lat[done++] = t_table - t0;
 			if (t_gen >= 0)
 				gen_lat[ngen++] = t_gen - t0;
@@ -305,6 +310,8 @@ static int cmd_watch(const char *pin, const char *deployment, const char *dir, c
 	json_object_set_new(out, "meta_changes", json_integer(ngen));
 	/* only a table swap moves it: not a weight change */
 	put_quantiles(out, "meta_", gen_lat, ngen, false);
+	put_quantiles(out, "rename_", ren_lat, count, true);
+	put_quantiles(out, "written_", wr_lat, done, true);
 	json_dumpf(out, stdout, JSON_COMPACT);
 	putchar('\n');
 	json_decref(out);
@@ -316,6 +323,8 @@ out_close:
 		close(meta_fd);
 	free(lat);
 	free(gen_lat);
+	free(ren_lat);
+	free(wr_lat);
 	return rc;
 }
 
