@@ -129,8 +129,9 @@ struct table_swap {
 	bool direct; /* pinned under its final name */
 	int fd; /* the new inner map, or -1 */
 	int err; /* making it failed: -errno */
-	struct ferry_table_cell *cells; /* owned until made */
-	__u32 ncells;
+	/* What to build it from, sorted by key (owned until made): built on the making threads. */
+	struct ferry_table_member *members;
+	__u32 nmembers, size;
 };
 
 struct ferry_sync {

@@ -599,7 +599,7 @@ void ferry_sync__free(struct ferry_sync *s)
 	free(s->bes);
 	free(s->percpu_buf);
 	for (i = 0; i < s->swaps.n; i++) /* a sync that stopped before its flush */
-		free(s->swaps.v[i].cells);
+		free(s->swaps.v[i].members);
 	free(s->swaps.v);
 	free(s->drops.ids);
 	wqueue_free(&s->be_q);

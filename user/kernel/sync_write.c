@@ -53,15 +53,22 @@ static int flush_entries(struct ferry_sync *s)
 	return err_be ?: err_pm;
 }
 
-/* Makes one queued table: creates, fills and pins its inner map. */
+/* Makes one queued table: builds it, creates, fills and pins its inner map. */
 static void make_table(const struct ferry_sync *s, struct table_swap *t)
 {
+	__u32 ncells = FERRY_TABLE_CELLS(t->size, t->nmembers);
 	char name[16], tmp[PATH_MAX], final[PATH_MAX];
+	struct ferry_table_cell *cells;
 
-	snprintf(name, sizeof(name), "ferry_tbl_%u", t->pred_id);
-	t->fd = ferry_table__create(t->cells, t->ncells, name);
-	free(t->cells);
-	t->cells = NULL;
+	cells = malloc(ncells * sizeof(*cells));
+	t->fd = cells ? ferry_table__build(t->members, t->nmembers, t->size, cells) : -ENOMEM;
+	free(t->members);
+	t->members = NULL;
+	if (!t->fd) {
+		snprintf(name, sizeof(name), "ferry_tbl_%u", t->pred_id);
+		t->fd = ferry_table__create(cells, ncells, name);
+	}
+	free(cells);
 	if (t->fd < 0) {
 		t->err = t->fd;
 		t->fd = -1;
@@ -192,7 +199,7 @@ int flush_swaps(struct ferry_sync *s)
 		}
 		if (t->fd >= 0)
 			close(t->fd);
-		free(t->cells); /* not made: an earlier failure */
+		free(t->members); /* not made: an earlier failure */
 	}
 	s->swaps.n = 0;
 	free(ids);
@@ -210,14 +217,14 @@ int flush_swaps(struct ferry_sync *s)
 }
 
 /*
- * Queues a predictor's new table (cells: taken, freed here or when made) for
- * flush_swaps(), which makes and swaps it in. The queue is flushed every 4,096
- * tables, or a first sync of 10,000 deployments would hold 20,000 fds at its
- * flush. A table in place early is harmless: nothing names it before the
- * predictor stage is written.
+ * Queues a predictor's new table (members, sorted by key: taken, freed here
+ * or when made) for flush_swaps(), which builds it on two threads, makes and
+ * swaps it in. The queue is flushed every 4,096 tables, or a first sync of
+ * 10,000 deployments would hold 20,000 fds at its flush. A table in place
+ * early is harmless: nothing names it before the predictor stage is written.
  */
-static int table_swap(struct ferry_sync *s, __u32 pred_id, struct ferry_table_cell *cells,
-		      __u32 ncells)
+static int table_swap(struct ferry_sync *s, __u32 pred_id, struct ferry_table_member *members,
+		      __u32 n, __u32 size)
 {
 	int err = 0;
 
@@ -235,14 +242,15 @@ static int table_swap(struct ferry_sync *s, __u32 pred_id, struct ferry_table_ce
 		}
 	}
 	if (err) {
-		free(cells);
+		free(members);
 		return err;
 	}
 	s->swaps.v[s->swaps.n++] = (struct table_swap){ .pred_id = pred_id,
 							.may_direct = !s->preds[pred_id].inputs,
 							.fd = -1,
-							.cells = cells,
-							.ncells = ncells };
+							.members = members,
+							.nmembers = n,
+							.size = size };
 	return 0;
 }
 
@@ -347,7 +355,6 @@ static int sync_pred_table(struct ferry_sync *s, struct mservice *ms, __u32 pred
 			   bool tables, __u32 *ready, struct ferry_sync_result *res)
 {
 	struct ferry_table_member *members;
-	struct ferry_table_cell *cells = NULL;
 	__u32 n = 0, size, i;
 	__u64 inputs;
 	int err = 0;
@@ -372,22 +379,18 @@ static int sync_pred_table(struct ferry_sync *s, struct mservice *ms, __u32 pred
 	}
 	*ready = n;
 	size = ferry_table__size(n, floor);
-	if (!tables || ferry_table__digest(members, n, size) == s->preds[pred_id].inputs)
+	/* Sorts members: the table is built from them as they are (its cell 1 is this digest). */
+	inputs = tables ? ferry_table__digest(members, n, size) : 0;
+	if (!tables || inputs == s->preds[pred_id].inputs)
 		goto out_free; /* the kernel holds this very table */
-	cells = malloc(FERRY_TABLE_CELLS(size, n) * sizeof(*cells));
-	err = cells ? ferry_table__build(members, n, size, cells) : -ENOMEM;
-	if (err)
-		goto out_free;
-	inputs = cells[1].inputs;
-	err = table_swap(s, pred_id, cells, FERRY_TABLE_CELLS(size, n));
-	cells = NULL; /* the queue's now */
+	err = table_swap(s, pred_id, members, n, size);
+	members = NULL; /* the queue's now */
 	if (err)
 		goto out_free;
 	s->preds[pred_id].inputs = inputs; /* reset by flush_swaps() if it is not swapped in */
 	ms->meta.table_generation++;
 	res->tables_swapped++;
 out_free:
-	free(cells);
 	free(members);
 	return err;
 }
