@@ -3,7 +3,9 @@
  * The store: objects from files (parsed-file cache, load_dir) and from the
  * Kubernetes API (put, delete); the last good version of each object stays.
  */
+#include <fcntl.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include "source/config_internal.h"
 
@@ -527,6 +529,7 @@ struct parse_job {
 	struct preparsed *pre;
 	size_t n;
 	size_t next; /* the next file to take, shared by both threads */
+	bool cold; /* the parse cache is empty: no file can be unchanged */
 };
 
 struct prevalidate {
@@ -574,19 +577,34 @@ static void parse_some(struct parse_job *j)
 		struct prevalidate pv;
 		struct parsed_file *pf;
 		struct preparsed *pp;
+		int fd;
 
 		if (i >= j->n)
 			return;
 		pp = &j->pre[i];
-		pp->statted = !stat(j->names[i], &pp->st);
-		if (!pp->statted || !S_ISREG(pp->st.st_mode) || !pp->st.st_size)
+		/* Nothing cached (a first load): open and fstat, one path lookup, not two. */
+		fd = j->cold ? open(j->names[i], O_RDONLY | O_CLOEXEC) : -1;
+		if (fd >= 0)
+			pp->statted = !fstat(fd, &pp->st);
+		else
+			pp->statted = !stat(j->names[i], &pp->st);
+		if (!pp->statted || !S_ISREG(pp->st.st_mode) || !pp->st.st_size) {
+			if (fd >= 0)
+				close(fd);
 			continue;
-		pf = cache_find(j->store, j->names[i]);
+		}
+		pf = fd >= 0 ? NULL : cache_find(j->store, j->names[i]);
 		pp->want = !pf || !same_file(pf, &pp->st);
 		if (!pp->want)
 			continue;
-		pp->mf = ferry_manifest__load(j->names[i], &pp->err);
-		pp->errnum = pp->mf ? 0 : errno;
+		if (fd >= 0) {
+			pp->mf = ferry_manifest__load_fd(fd, j->names[i], &pp->st, &pp->err);
+			pp->errnum = pp->mf ? 0 : errno;
+			close(fd);
+		} else {
+			pp->mf = ferry_manifest__load(j->names[i], &pp->err);
+			pp->errnum = pp->mf ? 0 : errno;
+		}
 		pp->done = true;
 		if (!pp->mf || !ferry_manifest__ndocs(pp->mf))
 			continue;
@@ -634,7 +652,9 @@ static void *parse_worker(void *arg)
 static void parse_ahead(struct ferry_config_store *store, char **names, struct preparsed *pre,
 			size_t n)
 {
-	struct parse_job job = { .store = store, .names = names, .pre = pre, .n = n };
+	struct parse_job job = {
+		.store = store, .names = names, .pre = pre, .n = n, .cold = !store->nparsed
+	};
 	pthread_t worker;
 	bool started;
 

@@ -627,12 +627,9 @@ err_nomem:
 
 struct ferry_manifest *ferry_manifest__load(const char *path, struct ferry_config_error *err)
 {
-	struct ferry_manifest *mf = NULL;
-	size_t len = 0, n;
+	struct ferry_manifest *mf;
 	struct stat st;
-	char *buf;
 	int fd, saved;
-	bool json;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st)) {
@@ -643,22 +640,36 @@ struct ferry_manifest *ferry_manifest__load(const char *path, struct ferry_confi
 		errno = saved;
 		return NULL;
 	}
-	if ((size_t)st.st_size > MANIFEST_MAX_BYTES) {
+	mf = ferry_manifest__load_fd(fd, path, &st, err);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return mf;
+}
+
+struct ferry_manifest *ferry_manifest__load_fd(int fd, const char *path, const struct stat *st,
+					       struct ferry_config_error *err)
+{
+	struct ferry_manifest *mf = NULL;
+	size_t len = 0, n;
+	char *buf;
+	int saved;
+	bool json;
+
+	if ((size_t)st->st_size > MANIFEST_MAX_BYTES) {
 		set_err(err, path, 0, 0, "file is %lld bytes; the limit is %u: split it",
-			(long long)st.st_size, MANIFEST_MAX_BYTES);
-		close(fd);
+			(long long)st->st_size, MANIFEST_MAX_BYTES);
 		errno = EFBIG;
 		return NULL;
 	}
-	buf = malloc((size_t)st.st_size + 1);
+	buf = malloc((size_t)st->st_size + 1);
 	if (!buf) {
 		set_err(err, path, 0, 0, "out of memory");
-		close(fd);
 		errno = ENOMEM;
 		return NULL;
 	}
-	while (len < (size_t)st.st_size) {
-		ssize_t got = read(fd, buf + len, (size_t)st.st_size - len);
+	while (len < (size_t)st->st_size) {
+		ssize_t got = read(fd, buf + len, (size_t)st->st_size - len);
 
 		if (got < 0 && errno == EINTR)
 			continue;
@@ -666,7 +677,6 @@ struct ferry_manifest *ferry_manifest__load(const char *path, struct ferry_confi
 			break;
 		len += (size_t)got;
 	}
-	close(fd);
 	buf[len] = '\0';
 	n = strlen(path);
 	json = n >= 5 && !strcmp(path + n - 5, ".json");

@@ -11,6 +11,7 @@
 #define FERRY_MANIFEST_H
 
 #include <stdbool.h>
+#include <sys/stat.h>
 #include <stddef.h>
 #include <jansson.h>
 
@@ -28,6 +29,12 @@ struct ferry_manifest *ferry_manifest__parse(const char *buf, size_t len, const 
 					     bool json, struct ferry_config_error *err);
 /* Reads and parses a file; JSON when the name ends in .json. */
 struct ferry_manifest *ferry_manifest__load(const char *path, struct ferry_config_error *err);
+/*
+ * The same for a file the caller opened and fstat()ed as st (fd stays
+ * open): one path lookup per file where the caller needs the stat anyway.
+ */
+struct ferry_manifest *ferry_manifest__load_fd(int fd, const char *path, const struct stat *st,
+					       struct ferry_config_error *err);
 
 /* Manifests are shared by every object taken from them: reference counted. */
 struct ferry_manifest *ferry_manifest__get(struct ferry_manifest *mf);
