@@ -74,6 +74,19 @@ static void fixture_init(struct fixture *f, __u32 main_pct, __u32 canary_pct)
 	f->model.nservices = 1;
 }
 
+/* A second deployment beside fixture_init()'s: wine on port 8001, backends of its own. */
+static void fixture_wine(struct fixture *g, __u32 main_pct, __u32 canary_pct)
+{
+	fixture_init(g, main_pct, canary_pct);
+	g->svc.vip.port = htons(8001);
+	snprintf(g->svc.deployment, sizeof(g->svc.deployment), "models/wine");
+	g->main_be[0] = backend("198.18.21.2", 9000, FERRY_BE_ACTIVE);
+	g->main_be[1] = backend("198.18.22.2", 9000, FERRY_BE_ACTIVE);
+	g->canary_be[0] = backend("198.18.23.2", 9000, FERRY_BE_ACTIVE);
+	g->preds[0].backends = g->main_be;
+	g->preds[1].backends = g->canary_be;
+}
+
 /*
  * Reads the service's selection the way the data plane does: the VIP entry,
  * its predictor stage (ferry_selectors), and each weighted predictor's table
@@ -358,14 +371,7 @@ static void test_unchanged_service_kept(void)
 	dp = open_dp();
 	sync = dp ? ferry_sync__new(dp, NULL) : NULL;
 	fixture_init(&f, 50, 50);
-	fixture_init(&g, 90, 10);
-	g.svc.vip.port = htons(8001);
-	snprintf(g.svc.deployment, sizeof(g.svc.deployment), "models/wine");
-	g.main_be[0] = backend("198.18.21.2", 9000, FERRY_BE_ACTIVE);
-	g.main_be[1] = backend("198.18.22.2", 9000, FERRY_BE_ACTIVE);
-	g.canary_be[0] = backend("198.18.23.2", 9000, FERRY_BE_ACTIVE);
-	g.preds[0].backends = g.main_be;
-	g.preds[1].backends = g.canary_be;
+	fixture_wine(&g, 90, 10);
 	both[0] = f.svc;
 	both[1] = g.svc;
 	if (!ASSERT_TRUE(sync, "sync") ||
@@ -452,14 +458,7 @@ static void test_kept_by_build(void)
 	dp = open_dp();
 	sync = dp ? ferry_sync__new(dp, NULL) : NULL;
 	fixture_init(&f, 90, 10);
-	fixture_init(&g, 50, 50);
-	g.svc.vip.port = htons(8001);
-	snprintf(g.svc.deployment, sizeof(g.svc.deployment), "models/wine");
-	g.main_be[0] = backend("198.18.21.2", 9000, FERRY_BE_ACTIVE);
-	g.main_be[1] = backend("198.18.22.2", 9000, FERRY_BE_ACTIVE);
-	g.canary_be[0] = backend("198.18.23.2", 9000, FERRY_BE_ACTIVE);
-	g.preds[0].backends = g.main_be;
-	g.preds[1].backends = g.canary_be;
+	fixture_wine(&g, 50, 50);
 	f.svc.build_gen = 1;
 	g.svc.build_gen = 2;
 	both[0] = f.svc;
