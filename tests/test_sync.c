@@ -74,6 +74,18 @@ static void fixture_init(struct fixture *f, __u32 main_pct, __u32 canary_pct)
 	f->model.nservices = 1;
 }
 
+/* Applies model, then reads vip's entry in ferry_services into *svc; false (said) when either fails. */
+static bool apply_then_entry(struct ferry_sync *sync, const struct ferry_model *model,
+			     struct ferry_dp *dp, const struct ferry_vip *vip,
+			     struct ferry_service *svc, const char *what)
+{
+	struct ferry_sync_result res;
+
+	return ASSERT_OK(ferry_sync__apply(sync, model, &res), what) &&
+	       ASSERT_OK(bpf_map_lookup_elem(dp->map_fds[FERRY_M_SERVICES], vip, svc) ? -errno : 0,
+			 "VIP entry");
+}
+
 /* A second deployment beside fixture_init()'s: wine on port 8001, backends of its own. */
 static void fixture_wine(struct fixture *g, __u32 main_pct, __u32 canary_pct)
 {
@@ -421,11 +433,7 @@ static void test_unchanged_service_kept(void)
 	/* Its model changing at last, iris is applied (and the override still holds). */
 	f.svc.sample_every = 2;
 	both[0] = f.svc;
-	if (ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply iris's edit") &&
-	    ASSERT_OK(bpf_map_lookup_elem(dp->map_fds[FERRY_M_SERVICES], &f.svc.vip, &svc) ?
-			      -errno :
-			      0,
-		      "VIP entry")) {
+	if (apply_then_entry(sync, &model, dp, &f.svc.vip, &svc, "apply iris's edit")) {
 		ASSERT_EQ(svc.sample_every, 2, "iris's change written");
 		if (kernel_shares(dp, &f.svc.vip, &m, &c, &e))
 			ASSERT_EQ(m, 0, "override survives");
@@ -488,18 +496,10 @@ static void test_kept_by_build(void)
 	 */
 	f.svc.sample_every = 2;
 	both[0] = f.svc;
-	if (ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply the same build") &&
-	    ASSERT_OK(bpf_map_lookup_elem(dp->map_fds[FERRY_M_SERVICES], &f.svc.vip, &svc) ?
-			      -errno :
-			      0,
-		      "VIP entry"))
+	if (apply_then_entry(sync, &model, dp, &f.svc.vip, &svc, "apply the same build"))
 		ASSERT_EQ(svc.sample_every, 1, "the same build: kept as applied");
 	both[0].build_gen = 3;
-	if (ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply a new build") &&
-	    ASSERT_OK(bpf_map_lookup_elem(dp->map_fds[FERRY_M_SERVICES], &f.svc.vip, &svc) ?
-			      -errno :
-			      0,
-		      "VIP entry"))
+	if (apply_then_entry(sync, &model, dp, &f.svc.vip, &svc, "apply a new build"))
 		ASSERT_EQ(svc.sample_every, 2, "a new build: applied");
 out:
 	ferry_sync__free(sync);

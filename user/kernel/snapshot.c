@@ -252,21 +252,26 @@ out_free:
 	return err;
 }
 
-/* Reads every entry of fd; batch lookups when the kernel has them for the type. */
+/* Every entry of fd into d (its sizes known, its arrays grown); batch lookups when the kernel has them for the type. */
+static int dump_entries(int fd, struct map_dump *d)
+{
+	int err = dump_batch(fd, d);
+
+	if (err == -EINVAL || err == -EOPNOTSUPP || err == -ENOTSUP || err == -524 /* ENOTSUPP */) {
+		d->n = 0;
+		err = dump_iter(fd, d);
+	}
+	return err;
+}
+
+/* Reads every entry of fd into fresh arrays. */
 static int map_dump(int fd, struct map_dump *d)
 {
 	int err;
 
 	memset(d, 0, sizeof(*d));
 	err = map_info(fd, d);
-	if (err)
-		return err;
-	err = dump_batch(fd, d);
-	if (err == -EINVAL || err == -EOPNOTSUPP || err == -ENOTSUP || err == -524 /* ENOTSUPP */) {
-		d->n = 0;
-		err = dump_iter(fd, d);
-	}
-	return err;
+	return err ?: dump_entries(fd, d);
 }
 
 int ferry_map__read_all(int fd, struct ferry_map_buf *buf)
@@ -284,11 +289,7 @@ int ferry_map__read_all(int fd, struct ferry_map_buf *buf)
 	d.values = buf->values;
 	if (buf->key_size == d.key_size && buf->value_size == d.raw_size)
 		d.cap = buf->cap;
-	err = dump_batch(fd, &d);
-	if (err == -EINVAL || err == -EOPNOTSUPP || err == -ENOTSUP || err == -524 /* ENOTSUPP */) {
-		d.n = 0;
-		err = dump_iter(fd, &d);
-	}
+	err = dump_entries(fd, &d);
 	buf->keys = d.keys;
 	buf->values = d.values;
 	buf->cap = d.cap;

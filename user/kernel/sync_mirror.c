@@ -3,17 +3,15 @@
  * The sync mirror: id maps, id allocation, and reading what the pinned maps
  * hold at start (so ids stay stable across restarts); ferry_sync__new/free.
  */
+#include "fnv.h"
 #include "kernel/sync_internal.h"
 
 /* ------------------------------------------------------------- id maps */
 
 __u64 hash_bytes(const void *p, size_t n)
 {
-	const unsigned char *b = p;
-	__u64 h = 0xcbf29ce484222325ULL;
+	__u64 h = ferry_fnv1a(p, n);
 
-	while (n--)
-		h = (h ^ *b++) * 0x100000001b3ULL;
 	return h ^ (h >> 29);
 }
 

@@ -59,15 +59,14 @@ static void make_table(const struct ferry_sync *s, struct table_swap *t)
 	__u32 ncells = FERRY_TABLE_CELLS(t->size, t->nmembers);
 	char name[16], tmp[PATH_MAX], final[PATH_MAX];
 	struct ferry_table_cell *cells;
+	int err;
 
 	cells = malloc(ncells * sizeof(*cells));
-	t->fd = cells ? ferry_table__build(t->members, t->nmembers, t->size, cells) : -ENOMEM;
+	err = cells ? ferry_table__build(t->members, t->nmembers, t->size, cells) : -ENOMEM;
 	free(t->members);
 	t->members = NULL;
-	if (!t->fd) {
-		snprintf(name, sizeof(name), "ferry_tbl_%u", t->pred_id);
-		t->fd = ferry_table__create(cells, ncells, name);
-	}
+	snprintf(name, sizeof(name), "ferry_tbl_%u", t->pred_id);
+	t->fd = err ?: ferry_table__create(cells, ncells, name);
 	free(cells);
 	if (t->fd < 0) {
 		t->err = t->fd;

@@ -1071,7 +1071,7 @@ static bool refs_dirty(const struct ferry_config_store *store, const struct sdep
 	return false;
 }
 
-static bool hash_in(const unsigned long *v, size_t n, unsigned long h)
+static bool hash_in(const __u64 *v, size_t n, __u64 h)
 {
 	for (size_t i = 0; i < n; i++)
 		if (v[i] == h)
@@ -1097,7 +1097,7 @@ int ferry_config_store__build_update(struct ferry_config_store *store, struct fe
 	const struct entry_sum *sums;
 	struct vip_owner *owners = NULL;
 	size_t ndeps = 0, nadd = 0, nnext = 0, nowners = 0, nwant = 0, npreds = 0;
-	unsigned long *want = NULL;
+	__u64 *want = NULL;
 	int err = 0;
 
 	if (store->dirty_all || !store->built || store->build_errs.n || store->noted_nolabel.n)
@@ -1115,7 +1115,7 @@ int ferry_config_store__build_update(struct ferry_config_store *store, struct fe
 		goto out_free;
 	}
 	for (size_t i = 0; i < store->dirty_deps.n; i++)
-		want[nwant++] = str_hash(store->dirty_deps.v[i]);
+		want[nwant++] = ferry_fnv1a_str(store->dirty_deps.v[i]);
 	for (size_t i = 0; i < store->nentries; i++) {
 		struct entry *e = store->entries[i];
 		enum obj_kind kind = sums ? sums[i].kind : e->kind;
@@ -1154,7 +1154,7 @@ int ferry_config_store__build_update(struct ferry_config_store *store, struct fe
 
 			snprintf(ref, sizeof(ref), "%s/%s", deps[d]->sd->ns,
 				 deps[d]->sd->preds[p].service);
-			want[nwant++] = str_hash(ref);
+			want[nwant++] = ferry_fnv1a_str(ref);
 		}
 	}
 	for (size_t i = 0; i < store->nentries; i++) {

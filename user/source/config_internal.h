@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 
 #include "addr.h"
+#include "fnv.h"
 #include "source/annotations.h"
 #include "log.h"
 #include "source/config.h"
@@ -217,23 +218,13 @@ struct str_set {
  * are read in order and an entry is read only when its hash matches.
  */
 struct entry_sum {
-	unsigned long key_hash; /* str_hash(key) */
-	unsigned long source_hash; /* str_hash(source) */
-	/* str_hash() of what note_dirty() names: a deployment's, a slice's service's, a Service's "ns/name" */
-	unsigned long ref_hash;
+	__u64 key_hash; /* ferry_fnv1a_str(key) */
+	__u64 source_hash; /* ferry_fnv1a_str(source) */
+	/* ferry_fnv1a_str() of what note_dirty() names: a deployment's, a slice's service's, a Service's "ns/name" */
+	__u64 ref_hash;
 	enum obj_kind kind;
 	bool from_file;
 };
-
-/* FNV-1a, for struct entry_sum. */
-static inline unsigned long str_hash(const char *s)
-{
-	unsigned long h = 0xcbf29ce484222325UL;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3UL;
-	return h;
-}
 
 struct ferry_config_store {
 	struct entry **entries;

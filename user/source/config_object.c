@@ -106,9 +106,9 @@ void entry_sum(const struct entry *e, struct entry_sum *s)
 	else
 		snprintf(ref, sizeof(ref), "%s/%s", e->ns,
 			 e->kind == OBJ_SLICE ? e->sl->service : e->name);
-	s->key_hash = str_hash(e->key);
-	s->source_hash = str_hash(e->source);
-	s->ref_hash = str_hash(ref);
+	s->key_hash = ferry_fnv1a_str(e->key);
+	s->source_hash = ferry_fnv1a_str(e->source);
+	s->ref_hash = ferry_fnv1a_str(ref);
 	s->kind = e->kind;
 	s->from_file = e->from_file;
 }

@@ -68,7 +68,6 @@ static void canary_resolve(struct sdep *sd, json_t *preds)
 {
 	struct ferry_canary_config *cc = &sd->canary;
 	const struct sd_predictor *best = NULL;
-	__u64 h = 0xcbf29ce484222325ULL;
 	char *text;
 
 	for (size_t k = 0; !cc->canary[0] && k < sd->npreds; k++) {
@@ -91,12 +90,8 @@ static void canary_resolve(struct sdep *sd, json_t *preds)
 	if (best)
 		snprintf(cc->baseline, sizeof(cc->baseline), "%s", best->name);
 	text = json_dumps(preds, JSON_COMPACT | JSON_SORT_KEYS);
-	for (const char *t = text; t && *t; t++) {
-		h ^= (unsigned char)*t;
-		h *= 0x100000001b3ULL;
-	}
+	cc->fingerprint = ferry_fnv1a_str(text ? text : "");
 	free(text);
-	cc->fingerprint = h;
 }
 
 /* Validates a SeldonDeployment; *out is a new sdep when it passes. Returns 0 or -EINVAL/-ENOMEM. */

@@ -249,13 +249,13 @@ struct load_state {
 	struct str_set failed_files; /* files that did not parse */
 	/* __load_files: the files read (sorted); every other file's objects stay */
 	char **changed;
-	unsigned long *changed_hash; /* str_hash() of each, once sorted */
+	__u64 *changed_hash; /* ferry_fnv1a_str() of each, once sorted */
 	size_t nchanged;
 	bool dup; /* __load_files met an object defined twice: a full load decides */
 };
 
-/* A source hash that none of the files __load_files reads has: not changed. */
-static bool changed_hash(const struct load_state *ls, unsigned long hash)
+/* A source hash none of the files __load_files reads has is not changed; a match is checked. */
+static bool maybe_changed(const struct load_state *ls, __u64 hash)
 {
 	for (size_t i = 0; i < ls->nchanged; i++)
 		if (ls->changed_hash[i] == hash)
@@ -275,7 +275,7 @@ static bool is_changed(const struct load_state *ls, const char *path)
 static struct entry *kept_file_entry(const struct load_state *ls, const char *key)
 {
 	const struct entry_sum *sums = ls->store->sums;
-	unsigned long hash = str_hash(key);
+	__u64 hash = ferry_fnv1a_str(key);
 
 	for (size_t i = 0; i < ls->store->nentries; i++) {
 		struct entry *e = ls->store->entries[i];
@@ -927,7 +927,7 @@ static int changed_paths(struct load_state *ls, const char *dir, const char *con
 	if (!ls->changed_hash)
 		return -ENOMEM;
 	for (size_t i = 0; i < ls->nchanged; i++)
-		ls->changed_hash[i] = str_hash(ls->changed[i]);
+		ls->changed_hash[i] = ferry_fnv1a_str(ls->changed[i]);
 	return 0;
 }
 
@@ -991,10 +991,8 @@ int ferry_config_store__load_files(struct ferry_config_store *store, const char 
 		struct entry *old = store->entries[i];
 		bool stays = false;
 
-		if (store->sums && !changed_hash(&ls, store->sums[i].source_hash)) {
-			stays = true;
-			ret = entries_push(&keep, &nkeep, old);
-		} else if (!is_changed(&ls, old->source)) {
+		if ((store->sums && !maybe_changed(&ls, store->sums[i].source_hash)) ||
+		    !is_changed(&ls, old->source)) {
 			stays = true;
 			ret = entries_push(&keep, &nkeep, old);
 		} else if (!fresh_find(&ls, old->key) &&
