@@ -6,12 +6,15 @@
 # predictors answer unary calls after 20 ms (main) and 50 ms (canary), the
 # medians of log-normal service times (shape 0.2); the client makes many
 # calls multiplexed on a few channels, each channel one TCP connection. Per predictor, ferry's request
-# count for protocol h2c equals the client's call count, and the kernel's
-# p50 and p99 (its histogram, exported with fine buckets) are within 5% of
-# what the client measured for the same calls (or within 0.25 points by the
-# client's rank, where its samples are too sparse: as prom_native judges). The kernel times a call from
-# its HEADERS frame to the response's HEADERS; the client from the call to
-# its return, which also holds the client's own gRPC overhead.
+# count for protocol h2c equals the client's call count (and the servers'),
+# and the kernel's p50 and p99 (its histogram, exported with fine buckets) lie
+# between what the servers and the client measured for the same calls, 5% of
+# slack on each side. The kernel times a call from its HEADERS frame to the
+# response's HEADERS, on the path: every call took at least as long in the
+# server's handler and at least as long at the client, so every quantile of
+# the kernel's lies between theirs (order statistics keep a pointwise order).
+# Held to the client alone, a p99 of 400 calls failed one run in seven: two
+# calls the client's threads were late for move its rank by half a point.
 # shellcheck source=SCRIPTDIR/../lib/topo.sh
 . "$(dirname "$0")/../lib/topo.sh"
 fe_init grpc gr
@@ -29,7 +32,8 @@ for i in 1 2; do
 	[ "$i" = 2 ] && pred=canary delay=50
 	# 5001: the slice port a VIP on Seldon's gRPC port maps to; 9000 for fe_servers_wait.
 	ip netns exec "$(fe_backend_ns "$i")" "$GPY" "$FE_BIN/grpc_server.py" --addr "[::]:5001" --addr "[::]:9000" \
-		--predictor "$pred" --delay-ms "$delay" --delay-sigma 0.2 >>"$FE_RUN/server-$i.log" 2>&1 &
+		--predictor "$pred" --delay-ms "$delay" --delay-sigma 0.2 --dump "$FE_RUN/handler-$pred.txt" \
+		>>"$FE_RUN/server-$i.log" 2>&1 &
 	FE_PIDS+=($!)
 done
 fe_servers_wait || fe_fail "gRPC servers did not start"
@@ -44,6 +48,8 @@ grpc_ok() {
 fe_wait 10 grpc_ok || fe_fail "no gRPC call through $vip within 10 s"
 # Counts and histograms from here on: what the probes left is subtracted.
 fe_metrics >"$FE_RUN/before.prom" || fe_fail "no /metrics"
+: >"$FE_RUN/handler-main.txt"
+: >"$FE_RUN/handler-canary.txt"
 
 # The client runs at a real-time priority for its few seconds: on a busy
 # machine the time its threads wait for a CPU after an answer arrived (and
@@ -62,13 +68,19 @@ fe_metrics >"$FE_RUN/after.prom" || fe_fail "no /metrics"
 
 # histogram_quantile as Prometheus computes it (linear within a classic bucket),
 # over the difference of two scrapes; and the h2c request counters' difference.
-verdict=$("$FE_PY" - "$out" "$FE_RUN/before.prom" "$FE_RUN/after.prom" "$FE_RUN/samples.txt" <<'PYEOF'
-import json, math, re, sys
+verdict=$("$FE_PY" - "$out" "$FE_RUN/before.prom" "$FE_RUN/after.prom" "$FE_RUN/samples.txt" "$FE_RUN" <<'PYEOF'
+import json, math, os, re, sys
 client = json.load(open(sys.argv[1]))
 samples = {}
 for ln in open(sys.argv[4]):
     p, x = ln.split()
     samples.setdefault(p, []).append(float(x))
+def handler_times(pred):
+    path = os.path.join(sys.argv[5], "handler-%s.txt" % pred)
+    return [float(x) for x in open(path)] if os.path.exists(path) else []
+def nearest_rank(q, xs):
+    xs = sorted(xs)
+    return xs[max(math.ceil(q * len(xs)) - 1, 0)] if xs else float("nan")
 def parse(text):
     series = {}
     for ln in text.splitlines():
@@ -105,7 +117,9 @@ for pred, cl in client["predictors"].items():
     kb = pick(b, "ferry_requests_total", pred, protocol="h2c").get(None, 0)
     count = kb - ka
     line = "%s: client %d calls on %d channels, kernel %d h2c requests" % (pred, cl["n"], cl["channels"], count)
-    if count != cl["n"]:
+    server = handler_times(pred)
+    line += ", servers %d calls" % len(server)
+    if count != cl["n"] or len(server) != cl["n"]:
         ok = False
         line += " MISMATCH"
     ha = pick(a, "ferry_request_duration_seconds_bucket", pred, protocol="h2c")
@@ -113,16 +127,15 @@ for pred, cl in client["predictors"].items():
     diff = {le: hb[le] - ha.get(le, 0) for le in hb}
     for q in (0.5, 0.99):
         k = quantile(q, diff) if diff else float("nan")
-        c = cl["p%d" % round(q * 100)]
-        err = abs(k - c) / c if not math.isnan(k) else float("inf")
-        # As prom_native judges (vmtests/lib/prom.sh, fe_prom_near): within
-        # 5% in value, or within 0.25 points of q by the client's own rank of
-        # the kernel's value, where its samples are too sparse for 5%.
-        v = samples.get(pred, [])
-        rank = sum(1 for x in v if x <= k) / len(v) if v and not math.isnan(k) else float("nan")
-        line += "; p%d kernel %.5fs client %.5fs error %.4f rank %.4f" % (round(q * 100), k, c, err, rank)
-        if err > 0.05 and not abs(rank - q) <= 0.0025:
+        # The client times only a channel's later calls (the first also waits
+        # for the handshakes): its quantile over fewer calls is still an upper
+        # bound (dropping calls only raises an order statistic). The 5% is
+        # the histogram's linear interpolation inside a 2% bucket, and room.
+        lo, hi = nearest_rank(q, server), nearest_rank(q, samples.get(pred, []))
+        line += "; p%d server %.5fs kernel %.5fs client %.5fs" % (round(q * 100), lo, k, hi)
+        if not (lo * 0.95 <= k <= hi * 1.05):
             ok = False
+            line += " OUTSIDE"
     print(line)
 print("ok" if ok else "off")
 PYEOF
