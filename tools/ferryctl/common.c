@@ -81,25 +81,23 @@ static __u32 listed_service(int svc_fd, int meta_fd, const struct ferry_vip *vip
  * than the index holds; an id that does not check out): the caller then
  * reads ferry_svc_meta.
  */
-static int match_by_index(const char *pin_path, int svc_fd, int meta_fd, const char *name,
-			  __u32 *ids, size_t max)
+static int match_by_index(const struct ferry_dp *dp, const char *name, __u32 *ids, size_t max)
 {
+	int svc_fd = dp->map_fds[FERRY_M_SERVICES], meta_fd = dp->map_fds[FERRY_M_SVC_META];
 	char path[PATH_MAX], key[FERRY_NAME_LEN] = {};
 	struct ferry_config cfg;
 	struct ferry_svc_name v;
-	int fd, cfg_fd = -1, n = 0;
-	__u32 i, zero = 0;
+	int fd, n = 0;
+	__u32 i;
 
 	if (strlen(name) >= sizeof(key) ||
-	    ferry_pin__path(path, sizeof(path), pin_path, FERRY_MAP_SVC_NAMES))
+	    ferry_pin__path(path, sizeof(path), dp->pin_path, FERRY_MAP_SVC_NAMES))
 		return 0;
 	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return 0;
 	/* Dated by the generation of the sync that wrote it: not the one in force, not trusted. */
-	cfg_fd = ferry_pin__open(pin_path, FERRY_M_CONFIG, path, sizeof(path));
-	if (cfg_fd < 0 || bpf_map_lookup_elem(cfg_fd, &zero, &cfg) ||
-	    bpf_map_lookup_elem(fd, key, &v) ||
+	if (ferry_dp__config_read(dp, &cfg) || bpf_map_lookup_elem(fd, key, &v) ||
 	    ((__u64)v.ids[1] << 32 | v.ids[0]) != cfg.generation)
 		goto out_close;
 	memcpy(key, name, strlen(name));
@@ -118,8 +116,6 @@ static int match_by_index(const char *pin_path, int svc_fd, int meta_fd, const c
 		ids[n++] = v.ids[i];
 	}
 out_close:
-	if (cfg_fd >= 0)
-		close(cfg_fd);
 	close(fd);
 	return n;
 }
@@ -168,36 +164,28 @@ out_free:
 }
 
 /*
- * match_services() without a snapshot: a VIP is looked up directly (TCP and
- * UDP, the protocols a VIP has), a deployment by one pass over the small
- * ferry_svc_meta; only services with their VIP entry and metadata count, ids
- * in ascending order as the snapshot lists them. Prints nothing: any failure
- * (-EINVAL bad SERVICE, -ENOENT no match, a map error) is the caller's cue to
- * take the snapshot path, whose messages and exit codes are the documented ones.
+ * match_services() without a snapshot, on dp's maps (FERRY_M_SERVICES,
+ * FERRY_M_SVC_META and FERRY_M_CONFIG open): a VIP is looked up directly (TCP
+ * and UDP, the protocols a VIP has), a deployment through ferryd's name index
+ * or one pass over the small ferry_svc_meta; only services with their VIP
+ * entry and metadata count, ids in ascending order as the snapshot lists
+ * them. Prints nothing: any failure (-EINVAL bad SERVICE, -ENOENT no match, a
+ * map error) is the caller's cue to take the snapshot path, whose messages
+ * and exit codes are the documented ones.
  */
-int match_services_meta(const struct ctl *c, const char *service, __u32 *ids, size_t max)
+int match_services_meta(const struct ferry_dp *dp, const char *service, __u32 *ids, size_t max)
 {
 	static const __u8 protos[] = { IPPROTO_TCP, IPPROTO_UDP };
+	int meta_fd = dp->map_fds[FERRY_M_SVC_META], svc_fd = dp->map_fds[FERRY_M_SERVICES];
 	struct ferry_vip want = {};
-	int meta_fd, svc_fd, n = 0;
-	char path[PATH_MAX];
+	int n = 0;
 	size_t i;
 
 	if (!service_by_name(service) &&
 	    ferry_endpoint__parse(service, false, &want.family, want.addr, &want.port))
 		return -EINVAL;
-	snprintf(path, sizeof(path), "%s/%s", c->pin_path, FERRY_MAP_SVC_META);
-	meta_fd = bpf_obj_get(path);
-	if (meta_fd < 0)
-		return -ENOENT;
-	snprintf(path, sizeof(path), "%s/%s", c->pin_path, FERRY_MAP_SERVICES);
-	svc_fd = bpf_obj_get(path);
-	if (svc_fd < 0) {
-		n = -ENOENT;
-		goto out_close_meta;
-	}
 	if (service_by_name(service)) {
-		n = match_by_index(c->pin_path, svc_fd, meta_fd, service, ids, max);
+		n = match_by_index(dp, service, ids, max);
 		if (!n)
 			n = match_deployment(svc_fd, meta_fd, service, ids, max);
 	} else {
@@ -215,9 +203,6 @@ int match_services_meta(const struct ctl *c, const char *service, __u32 *ids, si
 	}
 	if (n > 0)
 		qsort(ids, n, sizeof(*ids), cmp_id);
-	close(svc_fd);
-out_close_meta:
-	close(meta_fd);
 	return n;
 }
 

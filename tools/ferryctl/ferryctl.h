@@ -53,7 +53,7 @@ extern volatile sig_atomic_t stop_requested;
 
 void on_stop(int sig);
 int match_services(const struct ferry_snapshot *snap, const char *service, __u32 *ids, size_t max);
-int match_services_meta(const struct ctl *c, const char *service, __u32 *ids, size_t max);
+int match_services_meta(const struct ferry_dp *dp, const char *service, __u32 *ids, size_t max);
 struct ferry_dp *open_maps(const struct ctl *c);
 struct ferry_dp *open_some_maps(const struct ctl *c, __u64 mask);
 struct ferry_snapshot *read_snapshot(const struct ctl *c);

@@ -41,29 +41,29 @@ static void target_from_snapshot(const struct ferry_snapshot *snap, __u32 id,
 	}
 }
 
-/* The same from ferry_svc_meta and ferry_pred_meta: a lookup per predictor. */
-static int target_from_maps(const struct ferry_dp *dp, __u32 id, struct weights_target *t)
+/* The same from a mirror of the service alone (ferry_sync__open_service). */
+static int target_from_sync(const struct ferry_sync *sync, __u32 id, struct weights_target *t)
 {
-	struct ferry_pred_meta pm;
-	struct ferry_svc_meta meta;
+	const struct ferry_svc_meta *meta = ferry_sync__svc_meta(sync, id);
 	__u32 j, n;
 
 	memset(t, 0, sizeof(*t));
-	if (bpf_map_lookup_elem(dp->map_fds[FERRY_M_SVC_META], &id, &meta))
-		return -errno;
-	t->vip = meta.vip;
-	snprintf(t->deployment, sizeof(t->deployment), "%.*s", (int)sizeof(meta.deployment) - 1,
-		 meta.deployment);
-	n = meta.npredictors < FERRY_MAX_SVC_PREDICTORS ? meta.npredictors :
-							  FERRY_MAX_SVC_PREDICTORS;
+	if (!meta)
+		return -ENOENT;
+	t->vip = meta->vip;
+	snprintf(t->deployment, sizeof(t->deployment), "%.*s", (int)sizeof(meta->deployment) - 1,
+		 meta->deployment);
+	n = meta->npredictors < FERRY_MAX_SVC_PREDICTORS ? meta->npredictors :
+							   FERRY_MAX_SVC_PREDICTORS;
 	for (j = 0; j < n; j++) {
-		if (bpf_map_lookup_elem(dp->map_fds[FERRY_M_PRED_META], &meta.predictor_ids[j],
-					&pm))
+		const struct ferry_pred_meta *pm = ferry_sync__pred_meta(sync, meta->predictor_ids[j]);
+
+		if (!pm)
 			continue;
 		snprintf(t->preds[t->npredictors].name, FERRY_PRED_NAME_LEN, "%.*s",
-			 FERRY_PRED_NAME_LEN - 1, pm.name);
-		t->preds[t->npredictors].flags = pm.flags;
-		t->preds[t->npredictors++].weight_configured = pm.weight_configured;
+			 FERRY_PRED_NAME_LEN - 1, pm->name);
+		t->preds[t->npredictors].flags = pm->flags;
+		t->preds[t->npredictors++].weight_configured = pm->weight_configured;
 	}
 	return 0;
 }
@@ -168,16 +168,29 @@ int cmd_weights(struct ctl *c, int argc, char **argv)
 	}
 
 	/*
-	 * The fast path reads ferry_svc_meta to resolve SERVICE, then mirrors only the
-	 * matched services. Anything it cannot settle (no match, a bad SERVICE) takes
-	 * the snapshot path, whose messages and exit codes are the documented ones.
+	 * The fast path opens the maps one service's override reads and writes
+	 * (ferry_sync__open_service) and resolves SERVICE on them, then mirrors
+	 * only the matched services. Anything it cannot settle (no match, a bad
+	 * SERVICE) takes the snapshot path, whose messages and exit codes are the
+	 * documented ones; no pins is the same error on either path.
 	 * FERRYCTL_WEIGHTS_FULL=1 forces the snapshot and full-mirror path: the
 	 * reference tests/ferryctl.sh compares the fast path's writes with.
 	 */
 	full = getenv("FERRYCTL_WEIGHTS_FULL") && *getenv("FERRYCTL_WEIGHTS_FULL") == '1';
-	nsvc = full ? -ENOENT : match_services_meta(c, service, ids, 64);
-	if (nsvc <= 0) {
-		full = true;
+	if (!full) {
+		dp = open_some_maps(c, 1ULL << FERRY_M_SERVICES | 1ULL << FERRY_M_SVC_META |
+					       1ULL << FERRY_M_PRED_META | 1ULL << FERRY_M_SELECT |
+					       1ULL << FERRY_M_CONFIG);
+		if (!dp)
+			goto out;
+		nsvc = match_services_meta(dp, service, ids, 64);
+		if (nsvc <= 0) {
+			ferry_dp__close(dp);
+			dp = NULL;
+			full = true;
+		}
+	}
+	if (full) {
 		snap = read_snapshot(c);
 		if (!snap)
 			return EXIT_FAIL;
@@ -186,14 +199,9 @@ int cmd_weights(struct ctl *c, int argc, char **argv)
 			rc = nsvc == -ENOENT ? EXIT_NOT_FOUND : EXIT_USAGE;
 			goto out;
 		}
-	}
-	/* One service's override (ferry_sync__open_service) reads and writes these alone. */
-	dp = full ? open_maps(c) :
-		    open_some_maps(c, 1ULL << FERRY_M_SERVICES | 1ULL << FERRY_M_SVC_META |
-					      1ULL << FERRY_M_PRED_META | 1ULL << FERRY_M_SELECT);
-	if (!dp)
-		goto out;
-	if (full) {
+		dp = open_maps(c);
+		if (!dp)
+			goto out;
 		sync = ferry_sync__new(dp, NULL);
 		if (!sync)
 			goto out;
@@ -204,15 +212,15 @@ int cmd_weights(struct ctl *c, int argc, char **argv)
 		size_t nn = n;
 		int err;
 
-		if (full) {
+		if (snap) {
 			target_from_snapshot(snap, ids[i], &t);
 		} else {
-			err = target_from_maps(dp, ids[i], &t);
 			ferry_sync__free(sync);
-			sync = err ? NULL : ferry_sync__open_service(dp, ids[i]);
-			if (!sync) {
+			sync = ferry_sync__open_service(dp, ids[i]);
+			err = sync ? target_from_sync(sync, ids[i], &t) : -errno;
+			if (err) {
 				fprintf(stderr, "ferryctl weights: service %u: %s\n", ids[i],
-					strerror(err ? -err : errno));
+					strerror(-err));
 				goto out;
 			}
 		}

@@ -352,7 +352,7 @@ static int load_objects(struct ferry_dp *dp)
 	return 0;
 }
 
-int ferry_dp__config_read(struct ferry_dp *dp, struct ferry_config *cfg)
+int ferry_dp__config_read(const struct ferry_dp *dp, struct ferry_config *cfg)
 {
 	__u32 key = 0;
 

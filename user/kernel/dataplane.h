@@ -89,7 +89,7 @@ int ferry_dp__detach_xdp(struct ferry_dp *dp, int ifindex);
 int ferry_dp__reset(const char *pin_path);
 
 /* Reads and writes the single ferry_config entry. */
-int ferry_dp__config_read(struct ferry_dp *dp, struct ferry_config *cfg);
+int ferry_dp__config_read(const struct ferry_dp *dp, struct ferry_config *cfg);
 int ferry_dp__config_write(struct ferry_dp *dp, const struct ferry_config *cfg);
 
 /*

@@ -46,6 +46,9 @@ void ferry_sync__free(struct ferry_sync *sync);
  * such service, or its VIP entry is missing).
  */
 struct ferry_sync *ferry_sync__open_service(struct ferry_dp *dp, __u32 svc_id);
+/* What a mirror holds of service svc_id and of predictor pred_id: NULL if nothing. */
+const struct ferry_svc_meta *ferry_sync__svc_meta(const struct ferry_sync *sync, __u32 svc_id);
+const struct ferry_pred_meta *ferry_sync__pred_meta(const struct ferry_sync *sync, __u32 pred_id);
 
 /* Makes the kernel hold model. 0, or a negative errno (state is still valid). */
 int ferry_sync__apply(struct ferry_sync *sync, const struct ferry_model *model,

@@ -580,6 +580,17 @@ struct ferry_sync *ferry_sync__open_service(struct ferry_dp *dp, __u32 svc_id)
 	return s;
 }
 
+const struct ferry_svc_meta *ferry_sync__svc_meta(const struct ferry_sync *s, __u32 svc_id)
+{
+	return svc_id < FERRY_MAX_SERVICES && s->svcs[svc_id].used ? &s->svcs[svc_id].meta : NULL;
+}
+
+const struct ferry_pred_meta *ferry_sync__pred_meta(const struct ferry_sync *s, __u32 pred_id)
+{
+	return pred_id < FERRY_MAX_PREDICTORS && s->preds[pred_id].used ? &s->preds[pred_id].meta :
+									   NULL;
+}
+
 void ferry_sync__free(struct ferry_sync *s)
 {
 	__u32 i;
