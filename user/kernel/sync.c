@@ -19,7 +19,7 @@ static void delete_backend(struct ferry_sync *s, __u32 id, bool *dead)
 	bpf_map_update_elem(s->dp->map_fds[FERRY_M_BACKENDS], &id, &zero, BPF_ANY);
 	backend_key_of(&bk, &mb->be);
 	idmap_del(&s->be_ids, &bk);
-	if (mb->be.svc_id < FERRY_MAX_SERVICES)
+	if (mb->be.svc_id < s->svc_cap)
 		idvec_remove(&s->svcs[mb->be.svc_id].bes, id);
 	memset(mb, 0, sizeof(*mb));
 	dead[id] = true;
@@ -40,7 +40,7 @@ static void delete_pred(struct ferry_sync *s, __u32 id)
 	hist_delete(s, id, FERRY_HIST_PREDICTOR, FERRY_LAT_CONNECT);
 	pred_key_of(&pk, mp->meta.svc_id, mp->meta.name);
 	idmap_del(&s->pred_ids, &pk);
-	if (mp->meta.svc_id < FERRY_MAX_SERVICES) {
+	if (mp->meta.svc_id < s->svc_cap) {
 		idvec_remove(&s->svcs[mp->meta.svc_id].preds, id);
 		s->svcs[mp->meta.svc_id].meta_dirty = true;
 	}
@@ -341,7 +341,7 @@ static bool keep_service(struct ferry_sync *s, const struct ferry_model_service 
 /* The predictor or backend of service svc_id stays: the sync kept svc_id whole. */
 static bool kept_by(const struct ferry_sync *s, __u32 svc_id)
 {
-	return svc_id < FERRY_MAX_SERVICES && s->svcs[svc_id].kept;
+	return svc_id < s->svc_cap && s->svcs[svc_id].kept;
 }
 
 /*
@@ -753,7 +753,7 @@ int ferry_sync__set_backend_state(struct ferry_sync *s, __u8 family, const __be3
 			err = -errno;
 			break;
 		}
-		if (be->svc_id < FERRY_MAX_SERVICES)
+		if (be->svc_id < s->svc_cap)
 			touched[be->svc_id] = true;
 		(*changed)++;
 	}

@@ -142,6 +142,8 @@ struct ferry_sync {
 	 * weight-only writes take backends_ready from its predictors' metadata.
 	 */
 	bool narrow;
+	/* Entries of svcs and preds: FERRY_MAX_SERVICES and _PREDICTORS but when narrow. */
+	__u32 svc_cap, pred_cap;
 	__u32 table_size;
 	int ncpus;
 	struct mservice *svcs;

@@ -411,7 +411,7 @@ static int load_mirror(struct ferry_sync *s)
 			pr_debug("predictor %u: no table pinned; it will be built", key);
 		pred_key_of(&pk, mp->meta.svc_id, mp->meta.name);
 		err = idmap_put(&s->pred_ids, &pk, key);
-		if (!err && mp->meta.svc_id < FERRY_MAX_SERVICES && s->svcs[mp->meta.svc_id].used)
+		if (!err && mp->meta.svc_id < s->svc_cap && s->svcs[mp->meta.svc_id].used)
 			err = idvec_add(&s->svcs[mp->meta.svc_id].preds, key);
 		if (err)
 			return err;
@@ -434,7 +434,7 @@ static int load_mirror(struct ferry_sync *s)
 		top_raise(&s->be_top, key);
 		backend_key_of(&bk, &mb->be);
 		err = idmap_put(&s->be_ids, &bk, key);
-		if (!err && mb->be.svc_id < FERRY_MAX_SERVICES && s->svcs[mb->be.svc_id].used)
+		if (!err && mb->be.svc_id < s->svc_cap && s->svcs[mb->be.svc_id].used)
 			err = idvec_add(&s->svcs[mb->be.svc_id].bes, key);
 		if (err)
 			return err;
@@ -442,18 +442,15 @@ static int load_mirror(struct ferry_sync *s)
 	return 0;
 }
 
-/* One service, its metadata and its predictors: see ferry_sync__open_service(). */
-static int load_service(struct ferry_sync *s, __u32 id)
+/* One service, its metadata (read by the caller) and its predictors: see ferry_sync__open_service(). */
+static int load_service(struct ferry_sync *s, __u32 id, const struct ferry_svc_meta *meta)
 {
 	int *fds = s->dp->map_fds;
 	struct mservice *ms = &s->svcs[id];
 	__u32 i, n, p;
 	int err;
 
-	if (!id || id >= FERRY_MAX_SERVICES)
-		return -ENOENT;
-	if (bpf_map_lookup_elem(fds[FERRY_M_SVC_META], &id, &ms->meta))
-		return errno == ENOENT ? -ENOENT : -errno;
+	ms->meta = *meta;
 	if (bpf_map_lookup_elem(fds[FERRY_M_SERVICES], &ms->meta.vip, &ms->svc))
 		return errno == ENOENT ? -ENOENT : -errno;
 	if (ms->svc.id != id || (ms->svc.flags & FERRY_SVC_F_ADDR_MARKER))
@@ -474,7 +471,7 @@ static int load_service(struct ferry_sync *s, __u32 id)
 		struct pred_key pk;
 
 		p = ms->meta.predictor_ids[i];
-		if (!p || p >= FERRY_MAX_PREDICTORS || s->preds[p].used)
+		if (!p || p >= s->pred_cap || s->preds[p].used)
 			continue;
 		mp = &s->preds[p];
 		if (bpf_map_lookup_elem(fds[FERRY_M_PRED_META], &p, &mp->meta) ||
@@ -493,9 +490,14 @@ static int load_service(struct ferry_sync *s, __u32 id)
 	return 0;
 }
 
-/* narrow: one service (ferryctl weights), whose maps start small: they grow. */
+/*
+ * narrow: one service (ferryctl weights), whose maps start small (they grow)
+ * and whose arrays end at its own ids, svc_cap and pred_cap: for a process
+ * that lives a millisecond, two 9 MB arrays were an mmap, page faults and an
+ * munmap each.
+ */
 static struct ferry_sync *sync_alloc(struct ferry_dp *dp, const struct ferry_sync_opts *opts,
-				     bool narrow)
+				     bool narrow, __u32 svc_cap, __u32 pred_cap)
 {
 	size_t cap = narrow ? 16 : 1024;
 	struct ferry_sync *s;
@@ -510,8 +512,10 @@ static struct ferry_sync *sync_alloc(struct ferry_dp *dp, const struct ferry_syn
 	wqueue_init(&s->be_q, sizeof(__u32), sizeof(struct ferry_backend));
 	wqueue_init(&s->pm_q, sizeof(__u32), sizeof(struct ferry_pred_meta));
 	s->markers_stale = true; /* what the pins hold is read, not known to be current */
-	s->svcs = calloc(FERRY_MAX_SERVICES, sizeof(*s->svcs));
-	s->preds = calloc(FERRY_MAX_PREDICTORS, sizeof(*s->preds));
+	s->svc_cap = svc_cap;
+	s->pred_cap = pred_cap;
+	s->svcs = calloc(svc_cap, sizeof(*s->svcs));
+	s->preds = calloc(pred_cap, sizeof(*s->preds));
 	if (!s->svcs || !s->preds) {
 		err = -ENOMEM;
 		goto err_free;
@@ -548,7 +552,7 @@ err_free:
 
 struct ferry_sync *ferry_sync__new(struct ferry_dp *dp, const struct ferry_sync_opts *opts)
 {
-	struct ferry_sync *s = sync_alloc(dp, opts, false);
+	struct ferry_sync *s = sync_alloc(dp, opts, false, FERRY_MAX_SERVICES, FERRY_MAX_PREDICTORS);
 	int err;
 
 	if (!s)
@@ -566,12 +570,24 @@ struct ferry_sync *ferry_sync__new(struct ferry_dp *dp, const struct ferry_sync_
 
 struct ferry_sync *ferry_sync__open_service(struct ferry_dp *dp, __u32 svc_id)
 {
-	struct ferry_sync *s = sync_alloc(dp, NULL, true);
+	struct ferry_svc_meta meta;
+	struct ferry_sync *s;
+	__u32 i, pred_cap = 1;
 	int err;
 
+	if (!svc_id || svc_id >= FERRY_MAX_SERVICES) {
+		errno = ENOENT;
+		return NULL;
+	}
+	if (bpf_map_lookup_elem(dp->map_fds[FERRY_M_SVC_META], &svc_id, &meta))
+		return NULL;
+	for (i = 0; i < meta.npredictors && i < FERRY_MAX_SVC_PREDICTORS; i++)
+		if (meta.predictor_ids[i] < FERRY_MAX_PREDICTORS && meta.predictor_ids[i] >= pred_cap)
+			pred_cap = meta.predictor_ids[i] + 1;
+	s = sync_alloc(dp, NULL, true, svc_id + 1, pred_cap);
 	if (!s)
 		return NULL;
-	err = load_service(s, svc_id);
+	err = load_service(s, svc_id, &meta);
 	if (err) {
 		ferry_sync__free(s);
 		errno = -err;
@@ -582,13 +598,12 @@ struct ferry_sync *ferry_sync__open_service(struct ferry_dp *dp, __u32 svc_id)
 
 const struct ferry_svc_meta *ferry_sync__svc_meta(const struct ferry_sync *s, __u32 svc_id)
 {
-	return svc_id < FERRY_MAX_SERVICES && s->svcs[svc_id].used ? &s->svcs[svc_id].meta : NULL;
+	return svc_id < s->svc_cap && s->svcs[svc_id].used ? &s->svcs[svc_id].meta : NULL;
 }
 
 const struct ferry_pred_meta *ferry_sync__pred_meta(const struct ferry_sync *s, __u32 pred_id)
 {
-	return pred_id < FERRY_MAX_PREDICTORS && s->preds[pred_id].used ? &s->preds[pred_id].meta :
-									   NULL;
+	return pred_id < s->pred_cap && s->preds[pred_id].used ? &s->preds[pred_id].meta : NULL;
 }
 
 void ferry_sync__free(struct ferry_sync *s)

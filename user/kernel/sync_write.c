@@ -33,7 +33,7 @@ static int flush_entries(struct ferry_sync *s)
 	for (i = done; i < s->be_q.n; i++) {
 		struct mbackend *mb = &s->bes[((__u32 *)s->be_q.keys)[i]];
 
-		if (mb->be.svc_id < FERRY_MAX_SERVICES) {
+		if (mb->be.svc_id < s->svc_cap) {
 			s->svcs[mb->be.svc_id].applied = 0;
 			s->svcs[mb->be.svc_id].held = true;
 		}
@@ -44,7 +44,7 @@ static int flush_entries(struct ferry_sync *s)
 	for (i = done; i < s->pm_q.n; i++) {
 		const struct mpred *mp = &s->preds[((__u32 *)s->pm_q.keys)[i]];
 
-		if (mp->meta.svc_id < FERRY_MAX_SERVICES) {
+		if (mp->meta.svc_id < s->svc_cap) {
 			s->svcs[mp->meta.svc_id].applied = 0;
 			s->svcs[mp->meta.svc_id].held = true;
 		}
@@ -191,7 +191,7 @@ int flush_swaps(struct ferry_sync *s)
 			struct mpred *mp = &s->preds[t->pred_id];
 
 			mp->inputs = 0;
-			if (mp->meta.svc_id < FERRY_MAX_SERVICES) {
+			if (mp->meta.svc_id < s->svc_cap) {
 				s->svcs[mp->meta.svc_id].applied = 0;
 				s->svcs[mp->meta.svc_id].held = true;
 			}
@@ -269,7 +269,7 @@ void retire_stats(struct ferry_sync *s, __u32 be_id, __u32 pred_id)
 {
 	int fd = s->dp->map_fds[FERRY_M_STATS], cpu;
 	struct ferry_stats *rows = s->percpu_buf;
-	struct mpred *mp = pred_id < FERRY_MAX_PREDICTORS ? &s->preds[pred_id] : NULL;
+	struct mpred *mp = pred_id < s->pred_cap ? &s->preds[pred_id] : NULL;
 
 	if (bpf_map_lookup_elem(fd, &be_id, rows))
 		return;
