@@ -121,9 +121,32 @@ fx_write_deployment() {
 
 # fx_ferry_start CONF LOG [FERRYD_ARGS...]: ferryd in the node, client-facing XDP+TC, reply TC on
 # the backend-facing veths; waits until both VIPs are in the kernel.
+# fx_log_mark LOG: the number of the line the next writer to LOG starts at.
+fx_log_mark() { echo $(($([ -f "$1" ] && wc -l <"$1" || echo 0) + 1)); }
+
+# fx_wait_log LOG FROM PID PATTERN...: true once every PATTERN is in LOG from
+# line FROM on, within 10 s, while PID lives. Each case of each round appends
+# to its log: a line of an earlier start must not count (it did, and the
+# rounds after the first measured ferry while it was still loading).
+fx_wait_log() {
+	local log=$1 from=$2 pid=$3 i p ok
+	shift 3
+	for ((i = 0; i < 100; i++)); do
+		ok=1
+		for p in "$@"; do
+			tail -n +"$from" "$log" 2>/dev/null | grep -q -- "$p" || ok=0
+		done
+		[ "$ok" = 1 ] && return 0
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	return 1
+}
+
 fx_ferry_start() {
-	local conf=$1 log=$2 i
+	local conf=$1 log=$2 from
 	shift 2
+	from=$(fx_log_mark "$log")
 	# nsenter itself, not the fx_nsenter function: in the background a function
 	# runs in a subshell, $! is that subshell, and killing it left ferryd running
 	# (every case's ferryd lived on until the end of the run). nsenter execs
@@ -133,11 +156,7 @@ fx_ferry_start() {
 		--log-level info "$@" >>"$log" 2>&1 &
 	FX_FERRYD_PID=$!
 	FX_PIDS+=("$FX_FERRYD_PID")
-	for ((i = 0; i < 100; i++)); do
-		grep -q 'sync: 2 services' "$log" 2>/dev/null && return 0
-		kill -0 "$FX_FERRYD_PID" 2>/dev/null || break
-		sleep 0.1
-	done
+	fx_wait_log "$log" "$from" "$FX_FERRYD_PID" 'sync: 2 services' && return 0
 	fx_log "ferryd did not sync two services within 10 s; its log:"
 	tail -n 20 "$log" >&2
 	return 1
@@ -342,18 +361,15 @@ fx_write_sdep1() {
 # fx_pod_ferry_start CONF LOG [FERRYD_ARGS...]: ferryd on node 1 in pod mode,
 # as tests/podmode.sh runs it (--pod-iface; no --iface).
 fx_pod_ferry_start() {
-	local conf=$1 log=$2 i
+	local conf=$1 log=$2 from
 	shift 2
+	from=$(fx_log_mark "$log")
 	# nsenter, not fx_nsenter: $! must be ferryd itself (see fx_ferry_start).
 	nsenter --net="/run/netns/$FX_PNS_NODE" "$FERRY_BUILD/ferryd" --config-dir "$conf" \
 		--pod-iface 'fxp-*' --pin-path "$FX_PIN_POD" --log-level info "$@" >>"$log" 2>&1 &
 	FX_POD_FERRYD_PID=$!
 	FX_PIDS+=("$FX_POD_FERRYD_PID")
-	for ((i = 0; i < 100; i++)); do
-		grep -q 'sync: 4 services' "$log" 2>/dev/null && grep -q 'fxp-c' "$log" && return 0
-		kill -0 "$FX_POD_FERRYD_PID" 2>/dev/null || break
-		sleep 0.1
-	done
+	fx_wait_log "$log" "$from" "$FX_POD_FERRYD_PID" 'sync: 4 services' 'fxp-c' && return 0
 	fx_log "pod mode: ferryd did not sync four services within 10 s; its log:"
 	tail -n 20 "$log" >&2
 	return 1
