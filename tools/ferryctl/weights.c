@@ -56,7 +56,8 @@ static int target_from_sync(const struct ferry_sync *sync, __u32 id, struct weig
 	n = meta->npredictors < FERRY_MAX_SVC_PREDICTORS ? meta->npredictors :
 							   FERRY_MAX_SVC_PREDICTORS;
 	for (j = 0; j < n; j++) {
-		const struct ferry_pred_meta *pm = ferry_sync__pred_meta(sync, meta->predictor_ids[j]);
+		const struct ferry_pred_meta *pm =
+			ferry_sync__pred_meta(sync, meta->predictor_ids[j]);
 
 		if (!pm)
 			continue;

@@ -552,7 +552,8 @@ err_free:
 
 struct ferry_sync *ferry_sync__new(struct ferry_dp *dp, const struct ferry_sync_opts *opts)
 {
-	struct ferry_sync *s = sync_alloc(dp, opts, false, FERRY_MAX_SERVICES, FERRY_MAX_PREDICTORS);
+	struct ferry_sync *s =
+		sync_alloc(dp, opts, false, FERRY_MAX_SERVICES, FERRY_MAX_PREDICTORS);
 	int err;
 
 	if (!s)
@@ -582,7 +583,8 @@ struct ferry_sync *ferry_sync__open_service(struct ferry_dp *dp, __u32 svc_id)
 	if (bpf_map_lookup_elem(dp->map_fds[FERRY_M_SVC_META], &svc_id, &meta))
 		return NULL;
 	for (i = 0; i < meta.npredictors && i < FERRY_MAX_SVC_PREDICTORS; i++)
-		if (meta.predictor_ids[i] < FERRY_MAX_PREDICTORS && meta.predictor_ids[i] >= pred_cap)
+		if (meta.predictor_ids[i] < FERRY_MAX_PREDICTORS &&
+		    meta.predictor_ids[i] >= pred_cap)
 			pred_cap = meta.predictor_ids[i] + 1;
 	s = sync_alloc(dp, NULL, true, svc_id + 1, pred_cap);
 	if (!s)
