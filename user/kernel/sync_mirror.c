@@ -442,7 +442,7 @@ static int load_mirror(struct ferry_sync *s)
 	return 0;
 }
 
-/* One service, its metadata (read by the caller) and its predictors: see ferry_sync__open_service(). */
+/* One service, its metadata (its opener read it) and predictors: see ferry_sync__open_service(). */
 static int load_service(struct ferry_sync *s, __u32 id, const struct ferry_svc_meta *meta)
 {
 	int *fds = s->dp->map_fds;
