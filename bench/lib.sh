@@ -119,8 +119,6 @@ fx_write_deployment() {
 
 # --- ferryd ------------------------------------------------------------------
 
-# fx_ferry_start CONF LOG [FERRYD_ARGS...]: ferryd in the node, client-facing XDP+TC, reply TC on
-# the backend-facing veths; waits until both VIPs are in the kernel.
 # fx_log_mark LOG: the number of the line the next writer to LOG starts at.
 fx_log_mark() { echo $(($([ -f "$1" ] && wc -l <"$1" || echo 0) + 1)); }
 
@@ -143,6 +141,8 @@ fx_wait_log() {
 	return 1
 }
 
+# fx_ferry_start CONF LOG [FERRYD_ARGS...]: ferryd in the node, client-facing XDP+TC, reply TC on
+# the backend-facing veths; waits until both VIPs are in the kernel.
 fx_ferry_start() {
 	local conf=$1 log=$2 from
 	shift 2

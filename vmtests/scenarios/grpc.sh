@@ -78,9 +78,10 @@ for ln in open(sys.argv[4]):
 def handler_times(pred):
     path = os.path.join(sys.argv[5], "handler-%s.txt" % pred)
     return [float(x) for x in open(path)] if os.path.exists(path) else []
-def nearest_rank(q, xs):
+def order_stat(xs, r):
+    """The r-th smallest (1-based; the largest when there are fewer)."""
     xs = sorted(xs)
-    return xs[max(math.ceil(q * len(xs)) - 1, 0)] if xs else float("nan")
+    return xs[min(max(r, 1), len(xs)) - 1] if xs else float("nan")
 def parse(text):
     series = {}
     for ln in text.splitlines():
@@ -127,11 +128,13 @@ for pred, cl in client["predictors"].items():
     diff = {le: hb[le] - ha.get(le, 0) for le in hb}
     for q in (0.5, 0.99):
         k = quantile(q, diff) if diff else float("nan")
-        # The client times only a channel's later calls (the first also waits
-        # for the handshakes): its quantile over fewer calls is still an upper
-        # bound (dropping calls only raises an order statistic). The 5% is
-        # the histogram's linear interpolation inside a 2% bucket, and room.
-        lo, hi = nearest_rank(q, server), nearest_rank(q, samples.get(pred, []))
+        # The kernel's q-quantile is the r-th of all n calls. The servers saw
+        # the same n calls. The client times only a channel's later calls (the
+        # first also waits for the handshakes), and the r-th of a subset is
+        # never below the r-th of the whole: the same rank r bounds it from
+        # above. The 5% is the histogram's interpolation in a 2% bucket, and room.
+        r = math.ceil(q * cl["n"])
+        lo, hi = order_stat(server, r), order_stat(samples.get(pred, []), r)
         line += "; p%d server %.5fs kernel %.5fs client %.5fs" % (round(q * 100), lo, k, hi)
         if not (lo * 0.95 <= k <= hi * 1.05):
             ok = False

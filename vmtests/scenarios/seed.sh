@@ -158,7 +158,8 @@ fe_log "held: $(fe_json "$hold" '[c["backends"] for c in d["connections"]]')"
 bad=$(fe_json "$hold" '[{k: c[k] for k in ("id", "backends", "failures", "errors", "reopened")} for c in d["connections"] if c["failures"] or len(c["backends"]) != 1 or c["reopened"]]')
 if [ "$bad" != "[]" ]; then
 	# What the rebuilt node counted (drops, refusals, pickups past the guard), and when it
-	# came back, so that a next failure names its cause (2026-12-06: one reset, not understood).
+	# came back, so that a failure names its cause (the one on record was a response in
+	# flight at a loss of state, before the client was paused around them).
 	facts=$(fe_metrics 2>/dev/null | grep -E '^ferry_(drops|datapath_events)_total' |
 		awk '$2 != 0 { sub(/^ferry_/, ""); printf "%s ", $0 }')
 	problems+=("held connections broke or moved: $bad; rebuilt node: ${facts:-no counters}; its log: $(grep -E 'attached|sync:' "$FE_RUN/ferryd.log" | tail -n 5 | tr '\n' '|')")
