@@ -118,6 +118,15 @@ struct {
 	__type(value, struct ferry_rflow);
 } ferry_erflows SEC(".maps");
 
+/* Backend endpoint -> the VIPs that send it flows: see struct ferry_be_vips. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FERRY_MAX_BACKENDS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, struct ferry_vip);
+	__type(value, struct ferry_be_vips);
+} ferry_be_vips SEC(".maps");
+
 /* The new-flow rate guard: per CPU and service, so counting takes no lock. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

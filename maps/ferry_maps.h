@@ -6,10 +6,13 @@
  * must have __u8..__u64, __be16 and __be32 in scope (<linux/types.h> in user
  * space, <linux/bpf.h> in BPF code).
  *
- * Any change to a layout below bumps FERRY_ABI_VERSION. ferryd migrates pins
- * of the version before (user/kernel/migrate.c: flows, overrides and other
- * user-space metadata carried, the rest created afresh) and refuses any other
- * version instead of misreading it.
+ * Any change to a layout below bumps FERRY_ABI_VERSION; a new map or flag that
+ * the previous release's programs and ferryd can ignore does not (ferry_be_vips
+ * and FERRY_FLOW_F_HINTED: the old programs neither write nor read them, and
+ * flows they make lack the flag, so the new programs treat them as before).
+ * ferryd migrates pins of the version before (user/kernel/migrate.c: flows,
+ * overrides and other user-space metadata carried, the rest created afresh)
+ * and refuses any other version instead of misreading it.
  */
 #ifndef FERRY_MAPS_H
 #define FERRY_MAPS_H
@@ -38,6 +41,7 @@
 #define FERRY_MAP_EFLOWS "ferry_eflows"
 #define FERRY_MAP_ERFLOWS "ferry_erflows"
 #define FERRY_MAP_NEW_RATE "ferry_new_rate"
+#define FERRY_MAP_BE_VIPS "ferry_be_vips"
 
 /* Limits (max_entries). Ids 0 are reserved to mean "none" everywhere. */
 #define FERRY_MAX_SERVICES 16384
@@ -322,6 +326,35 @@ _Static_assert(sizeof(struct ferry_rflow) == 120, "ferry_rflow layout");
 #define FERRY_FLOW_F_RESP_SEEN (1U << 4) /* the current exchange has a response */
 #define FERRY_FLOW_F_PICKUP (1U << 5) /* embryonic from a mid-stream packet, not a SYN */
 #define FERRY_FLOW_F_SYNACK (1U << 6) /* embryonic: the SYN-ACK passed, ack_expect is set */
+/*
+ * Made with its backend's VIP hint in ferry_be_vips: a lost reply half is
+ * rebuilt by the reply itself, so forward packets do not check for it.
+ * Flows made by an earlier release lack it and keep the forward check.
+ */
+#define FERRY_FLOW_F_HINTED (1U << 7)
+
+/*
+ * ferry_be_vips: backend endpoint (a struct ferry_vip holding the backend's
+ * address, port, protocol and family) -> the VIPs that most recently sent new
+ * flows to it, newest first. Written by the forward programs when they make a
+ * flow, read by the reply programs only when a reply finds no reply half:
+ * each candidate gives a forward key (client -> VIP) to look up, and the
+ * half is rebuilt only from a forward entry that names this backend, so a
+ * stale or torn hint costs a lookup, never a wrong translation. An LRU map:
+ * endpoints of pods long gone age out.
+ */
+#define FERRY_BE_VIPS 4
+
+struct ferry_be_vip {
+	__be32 addr[4];
+	__be16 port; /* 0: empty */
+	__u16 pad;
+};
+
+struct ferry_be_vips {
+	struct ferry_be_vip vip[FERRY_BE_VIPS];
+};
+_Static_assert(sizeof(struct ferry_be_vips) == 80, "ferry_be_vips layout");
 
 /*
  * ferry_new_rate: per-CPU, indexed by service id; the new-flow rate guard's

@@ -2839,17 +2839,22 @@ static void reply_key_of(const struct pb_spec *fwd, const struct backend_def *be
 }
 
 /*
- * Either half of a flow evicted mid-connection (the two LRU maps evict
+ * Either half of a flow evicted mid-connection (the LRU maps evict
  * independently): the next packet in the other direction rebuilds it, and
- * the connection goes on with the same backend and translated replies.
- * Before the fix the reply half was never rebuilt (replies left with the
- * backend's address) and a reply never rebuilt the forward half (the next
- * client packet was rehashed): both checks below failed.
+ * the connection goes on with the same backend and translated replies. A
+ * reply half is rebuilt by the reply itself (found through the backend's
+ * VIP hint, ferry_be_vips), so forward packets no longer look for it; a
+ * flow made without a hint (by an earlier release) still has it rebuilt by
+ * the next forward packet. Before the hint, every forward packet looked up
+ * the reply half (the first check below failed: FLOW_RESTORED moved on the
+ * forward packet); before that, the reply half was never rebuilt and a
+ * reply never rebuilt the forward half.
  */
 static void test_flow_halves(void)
 {
 	struct pb_spec fwd = spec_tcp(4, 42000, VIP4, 80, PB_TCP_ACK);
-	struct expect tc = { .ctr = { CTR(REDIRECT, 1), CTR(FLOW_RESTORED, 1) } };
+	struct expect tc = { .ctr = { CTR(REDIRECT, 1) } };
+	struct expect tc_restore = { .ctr = { CTR(REDIRECT, 1), CTR(FLOW_RESTORED, 1) } };
 	const struct backend_def *be, *again = NULL;
 	struct ferry_flow_key rk, fk;
 	struct ferry_rflow rf;
@@ -2862,22 +2867,48 @@ static void test_flow_halves(void)
 		return;
 	reply_key_of(&fwd, be, &rk);
 	key_of(&fwd, &fk);
-
-	/* The reply half is gone: the next forward packet rebuilds it. */
-	ASSERT_OK(bpf_map_delete_elem(map_fd(FERRY_MAP_RFLOWS), &rk), "delete reply half");
-	check_fwd("forward rebuilds the reply half", P_TC_FWD, &fwd, TC_ACT_REDIRECT, &tc, &again);
-	if (ASSERT_OK(bpf_map_lookup_elem(map_fd(FERRY_MAP_RFLOWS), &rk, &rf), "reply half back")) {
-		ASSERT_EQ(rf.backend_id, be->id, "reply half backend");
-		ASSERT_EQ(rf.vip_port, htons(80), "reply half vip port");
-		ASSERT_TRUE(memcmp(&rf.fwd, &fk, sizeof(fk)) == 0, "reply half forward key");
-	}
+	if (ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &fwd, &f), "confirmed"))
+		ASSERT_TRUE(f.flags & FERRY_FLOW_F_HINTED, "made with its VIP hint");
 	rep = spec_reply(&fwd, be, PB_TCP_ACK);
 	out = rep;
 	pb_addr(out.saddr, VIP4);
 	out.sport = 80;
 	pb_mac(out.smac, MAC_C0);
 	pb_mac(out.dmac, MAC_CLIENT);
+
+	/* The reply half is gone: forward packets do not look, the next reply rebuilds it. */
+	ASSERT_OK(bpf_map_delete_elem(map_fd(FERRY_MAP_RFLOWS), &rk), "delete reply half");
+	check_fwd("forward goes on without the reply half", P_TC_FWD, &fwd, TC_ACT_REDIRECT, &tc,
+		  &again);
+	ASSERT_TRUE(bpf_map_lookup_elem(map_fd(FERRY_MAP_RFLOWS), &rk, &rf) != 0,
+		    "forward did not rebuild it");
+	check("reply rebuilds its half", P_TC_REPLY_IN, env.if_b0, &rep,
+	      &(struct expect){
+		      .verdict = TC_ACT_REDIRECT,
+		      .out = &out,
+		      .ctr = { CTR(REPLY_NAT, 1), CTR(REDIRECT, 1), CTR(FLOW_RESTORED, 1) } });
+	if (ASSERT_OK(bpf_map_lookup_elem(map_fd(FERRY_MAP_RFLOWS), &rk, &rf), "reply half back")) {
+		ASSERT_EQ(rf.backend_id, be->id, "reply half backend");
+		ASSERT_EQ(rf.vip_port, htons(80), "reply half vip port");
+		ASSERT_TRUE(memcmp(&rf.fwd, &fk, sizeof(fk)) == 0, "reply half forward key");
+	}
 	check("reply after the rebuild", P_TC_REPLY_IN, env.if_b0, &rep,
+	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
+				.out = &out,
+				.ctr = { CTR(REPLY_NAT, 1), CTR(REDIRECT, 1) } });
+
+	/* A flow without the hint (an earlier release made it): the forward packet rebuilds. */
+	if (ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &fwd, &f), "still confirmed")) {
+		f.flags &= ~FERRY_FLOW_F_HINTED;
+		ASSERT_OK(bpf_map_update_elem(map_fd(FERRY_MAP_FLOWS), &fk, &f, BPF_EXIST),
+			  "clear the hint flag");
+	}
+	ASSERT_OK(bpf_map_delete_elem(map_fd(FERRY_MAP_RFLOWS), &rk), "delete reply half again");
+	check_fwd("forward rebuilds an unhinted flow's reply half", P_TC_FWD, &fwd, TC_ACT_REDIRECT,
+		  &tc_restore, &again);
+	if (ASSERT_OK(bpf_map_lookup_elem(map_fd(FERRY_MAP_RFLOWS), &rk, &rf), "reply half back"))
+		ASSERT_EQ(rf.backend_id, be->id, "reply half backend");
+	check("reply after the forward rebuild", P_TC_REPLY_IN, env.if_b0, &rep,
 	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
 				.out = &out,
 				.ctr = { CTR(REPLY_NAT, 1), CTR(REDIRECT, 1) } });
@@ -3193,6 +3224,125 @@ static void test_reply_clash(void)
 	check_fwd("second VIP after the close", P_XDP, &b, XDP_PASS, &x, NULL);
 	if (ASSERT_TRUE(rflow_in(FERRY_MAP_ERFLOWS, &b, be, &rf), "second reply half"))
 		ASSERT_NEQ(rf.vip_addr[0], vip_a[0], "the second VIP's");
+}
+
+/* The reply of fwd's flow from be as the client must get it: from fwd's VIP. */
+static struct pb_spec spec_reply_out(const struct pb_spec *fwd, const struct pb_spec *rep)
+{
+	struct pb_spec out = *rep;
+
+	memcpy(out.saddr, fwd->daddr, 16);
+	out.sport = fwd->dport;
+	pb_mac(out.smac, MAC_C0);
+	pb_mac(out.dmac, MAC_CLIENT);
+	return out;
+}
+
+/*
+ * A reply whose reply half is lost finds its flow through the backend's VIP
+ * hint (ferry_be_vips): for each of two VIPs sharing one backend
+ * address:port, for an embryonic flow (its SYN-ACK), and never for a reply
+ * the backend sends a client that called it directly, nor from a backend
+ * the forward entry does not name (a stale hint). Before the hint, each of
+ * the lost halves stayed lost until the client's next packet: the replies
+ * left with the backend's address.
+ */
+static void test_reply_half_recover(void)
+{
+	struct pb_spec a = spec_tcp(4, 44710, "198.18.2.7", 80, PB_TCP_ACK);
+	struct pb_spec b = spec_tcp(4, 44711, "198.18.2.8", 80, PB_TCP_ACK);
+	struct pb_spec syn = spec_tcp(4, 44712, VIP4, 80, PB_TCP_SYN), direct, rep, out, ack;
+	struct expect restored = { .verdict = TC_ACT_REDIRECT,
+				   .ctr = { CTR(REPLY_NAT, 1), CTR(REDIRECT, 1),
+					    CTR(FLOW_RESTORED, 1) } };
+	const struct backend_def *ba, *bb, *bs, *other = NULL;
+	struct ferry_be_vips hint;
+	struct ferry_vip hk = {};
+	struct ferry_flow_key rk;
+	struct ferry_rflow rf;
+	struct ferry_flow f;
+	uint32_t vip[4];
+
+	ensure_flow(&a);
+	ensure_flow(&b);
+	ba = flow_backend(&a);
+	bb = flow_backend(&b);
+	if (!ASSERT_TRUE(ba && bb, "both flows") ||
+	    !ASSERT_TRUE(strcmp(ba->addr, bb->addr) == 0 && ba->port == bb->port,
+			 "one backend address:port behind both VIPs"))
+		return;
+	pb_addr(hk.addr, ba->addr);
+	hk.port = htons(ba->port);
+	hk.proto = IPPROTO_TCP;
+	hk.family = FERRY_AF_INET;
+	if (ASSERT_OK(bpf_map_lookup_elem(map_fd(FERRY_MAP_BE_VIPS), &hk, &hint), "hint")) {
+		pb_addr(vip, "198.18.2.8");
+		ASSERT_EQ(hint.vip[0].addr[0], vip[0], "newest VIP first");
+		pb_addr(vip, "198.18.2.7");
+		ASSERT_EQ(hint.vip[1].addr[0], vip[0], "then the one before");
+	}
+
+	/* Both reply halves lost: each reply finds its own VIP. */
+	reply_key_of(&a, ba, &rk);
+	ASSERT_OK(bpf_map_delete_elem(map_fd(FERRY_MAP_RFLOWS), &rk), "delete a's reply half");
+	reply_key_of(&b, bb, &rk);
+	ASSERT_OK(bpf_map_delete_elem(map_fd(FERRY_MAP_RFLOWS), &rk), "delete b's reply half");
+	rep = spec_reply(&a, ba, PB_TCP_ACK);
+	out = spec_reply_out(&a, &rep);
+	restored.out = &out;
+	check("a's reply, through the older VIP", P_TC_REPLY_IN, env.if_b0, &rep, &restored);
+	rep = spec_reply(&b, bb, PB_TCP_ACK);
+	out = spec_reply_out(&b, &rep);
+	check("b's reply, through the newer VIP", P_TC_REPLY_IN, env.if_b0, &rep, &restored);
+	if (ASSERT_TRUE(rflow_in(FERRY_MAP_RFLOWS, &a, ba, &rf), "a's reply half back"))
+		ASSERT_EQ(rf.backend_id, ba->id, "a's backend id");
+	if (ASSERT_TRUE(rflow_in(FERRY_MAP_RFLOWS, &b, bb, &rf), "b's reply half back"))
+		ASSERT_EQ(rf.backend_id, bb->id, "b's backend id");
+
+	/* A client that called the backend directly: its replies keep the backend's address. */
+	direct = spec_tcp(4, 44713, ba->addr, ba->port, PB_TCP_ACK);
+	rep = spec_reply(&direct, ba, PB_TCP_ACK);
+	check("a direct caller's reply", P_TC_REPLY_IN, env.if_b0, &rep,
+	      &(struct expect){ .verdict = TC_ACT_OK });
+
+	/* An embryonic flow whose reply half is lost: its SYN-ACK rebuilds it, the ACK confirms. */
+	run_spec(P_XDP, env.if_c0, &syn);
+	bs = flow_backend(&syn);
+	if (!ASSERT_TRUE(bs != NULL, "embryonic flow"))
+		return;
+	reply_key_of(&syn, bs, &rk);
+	ASSERT_OK(bpf_map_delete_elem(map_fd(FERRY_MAP_ERFLOWS), &rk), "delete its reply half");
+	rep = spec_reply(&syn, bs, PB_TCP_SYN | PB_TCP_ACK);
+	rep.seq = SYNACK_SEQ;
+	rep.ack = syn.seq + 1;
+	out = spec_reply_out(&syn, &rep);
+	check("SYN-ACK rebuilds the embryonic reply half", P_TC_REPLY_IN, env.if_b0, &rep,
+	      &restored);
+	ASSERT_TRUE(rflow_in(FERRY_MAP_ERFLOWS, &syn, bs, &rf), "embryonic reply half back");
+	ack = syn;
+	ack.tcp_flags = PB_TCP_ACK;
+	ack.seq = syn.seq + 1;
+	ack.ack = SYNACK_SEQ + 1;
+	run_spec(P_XDP, env.if_c0, &ack);
+	ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &syn, &f), "then confirmed");
+
+	/* A backend the forward entry does not name, with a hint to the same VIP: untouched. */
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (backends[i].svc_id == 1 && backends[i].id != bs->id)
+			other = &backends[i];
+	if (!ASSERT_TRUE(other != NULL, "another backend of the service"))
+		return;
+	pb_addr(hk.addr, other->addr);
+	hk.port = htons(other->port);
+	memset(&hint, 0, sizeof(hint));
+	pb_addr(hint.vip[0].addr, VIP4);
+	hint.vip[0].port = htons(80);
+	ASSERT_OK(bpf_map_update_elem(map_fd(FERRY_MAP_BE_VIPS), &hk, &hint, BPF_ANY),
+		  "hint for the other backend");
+	rep = spec_reply(&syn, other, PB_TCP_ACK);
+	check("a reply from a backend the flow does not name", P_TC_REPLY_IN, env.if_b0, &rep,
+	      &(struct expect){ .verdict = TC_ACT_OK });
+	ASSERT_FALSE(rflow_in(FERRY_MAP_RFLOWS, &syn, other, &rf), "no reply half for it");
 }
 
 /*
@@ -4259,6 +4409,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_icmp_client_side);
 	RUN_TEST(SUITE, test_icmp_backend_side);
 	RUN_TEST(SUITE, test_flow_halves);
+	RUN_TEST(SUITE, test_reply_half_recover);
 	RUN_TEST(SUITE, test_handshake_promotes);
 	RUN_TEST(SUITE, test_pickup);
 	RUN_TEST(SUITE, test_syn_flood_keeps_confirmed);
