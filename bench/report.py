@@ -601,13 +601,15 @@ def targets(pkt, pps, http, pod, ctl, machine):
     e = pkt.get("ferry_vs_katran_established")
     t.append(judge("established path <= 0.6x Katran's LRU-hit path (same harness)",
                    e and e.get("ratio"), lambda r: r <= 0.6, "<= 0.6x",
-                   skipped or "ferry does DNAT + reply state + next hop + latency sampling per "
-                   "packet; Katran an LRU lookup and IPIP encapsulation", "x", None, spread_of(e)))
+                   skipped or "ferry: one flow lookup, DNAT + checksums, next hop, stats per packet "
+                   "(no reply-half lookup: the reply rebuilds a lost one); Katran a VIP and an LRU "
+                   "lookup and IPIP encapsulation", "x", None, spread_of(e)))
     e = pkt.get("ferry_vs_katran_connection")
     t.append(judge("new-flow path per connection (SYN + first ACK) <= 1.0x Katran's (same "
                    "harness)", e and e.get("ratio"), lambda r: r <= 1.0, "<= 1.0x",
-                   skipped or "ferry's SYN inserts two flow entries (forward and reverse) and "
-                   "looks up the route; Katran's one LRU entry", "x", None, spread_of(e)))
+                   skipped or "ferry writes both flow halves twice (embryonic at the SYN, confirmed "
+                   "at the ACK: four LRU inserts, two deletes) and looks up the route; Katran one "
+                   "LRU insert", "x", None, spread_of(e)))
     e = pkt.get("ferry_vs_katran_new_flow")
     t.append(judge("new-flow path, the SYN alone, <= 1.0x Katran's (same harness)",
                    e and e.get("ratio"), lambda r: r <= 1.0, "<= 1.0x",
