@@ -291,6 +291,18 @@ static struct pb_spec spec_reply(const struct pb_spec *in, const struct backend_
 	return r;
 }
 
+/* What the reply rep of fwd's flow must look like when it reaches the client: from fwd's VIP. */
+static struct pb_spec spec_reply_out(const struct pb_spec *fwd, const struct pb_spec *rep)
+{
+	struct pb_spec out = *rep;
+
+	memcpy(out.saddr, fwd->daddr, 16);
+	out.sport = fwd->dport;
+	pb_mac(out.smac, MAC_C0);
+	pb_mac(out.dmac, MAC_CLIENT);
+	return out;
+}
+
 /* ------------------------------------------------------------ running */
 
 struct expect {
@@ -2870,11 +2882,7 @@ static void test_flow_halves(void)
 	if (ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &fwd, &f), "confirmed"))
 		ASSERT_TRUE(f.flags & FERRY_FLOW_F_HINTED, "made with its VIP hint");
 	rep = spec_reply(&fwd, be, PB_TCP_ACK);
-	out = rep;
-	pb_addr(out.saddr, VIP4);
-	out.sport = 80;
-	pb_mac(out.smac, MAC_C0);
-	pb_mac(out.dmac, MAC_CLIENT);
+	out = spec_reply_out(&fwd, &rep);
 
 	/* The reply half is gone: forward packets do not look, the next reply rebuilds it. */
 	ASSERT_OK(bpf_map_delete_elem(map_fd(FERRY_MAP_RFLOWS), &rk), "delete reply half");
@@ -3224,18 +3232,6 @@ static void test_reply_clash(void)
 	check_fwd("second VIP after the close", P_XDP, &b, XDP_PASS, &x, NULL);
 	if (ASSERT_TRUE(rflow_in(FERRY_MAP_ERFLOWS, &b, be, &rf), "second reply half"))
 		ASSERT_NEQ(rf.vip_addr[0], vip_a[0], "the second VIP's");
-}
-
-/* The reply of fwd's flow from be as the client must get it: from fwd's VIP. */
-static struct pb_spec spec_reply_out(const struct pb_spec *fwd, const struct pb_spec *rep)
-{
-	struct pb_spec out = *rep;
-
-	memcpy(out.saddr, fwd->daddr, 16);
-	out.sport = fwd->dport;
-	pb_mac(out.smac, MAC_C0);
-	pb_mac(out.dmac, MAC_CLIENT);
-	return out;
 }
 
 /*
