@@ -100,41 +100,6 @@ static __always_inline void ferry_rflow_fill(struct ferry_rflow *val,
 	__builtin_memcpy(&val->fwd, fwd, sizeof(val->fwd));
 }
 
-/*
- * Runs on every established forward packet, so it must not add stack: the
- * XDP program with ferry_fwd_new's frame is near the 512-byte cap, and the
- * reply entry (160 bytes with its key) is built in a per-CPU scratch value.
- * emb: the flow is embryonic, its reply half belongs in ferry_erflows.
- */
-static __noinline int ferry_rflow_restore(const struct ferry_flow_key *fwd,
-					  const struct ferry_flow *flow, int emb)
-{
-	struct ferry_rflow_scratch *tmp;
-	__u32 zero = 0;
-	long err;
-
-	tmp = bpf_map_lookup_elem(&ferry_rflow_tmp, &zero);
-	if (!tmp)
-		return 0;
-	ferry_reply_key(&tmp->key, fwd, flow->backend_addr, flow->backend_port);
-	if (emb) {
-		if (bpf_map_lookup_elem(&ferry_erflows, &tmp->key))
-			return 0;
-	} else {
-		if (bpf_map_lookup_elem(&ferry_rflows, &tmp->key))
-			return 0;
-	}
-	ferry_rflow_fill(&tmp->val, fwd, flow->flags & ~FERRY_FLOW_F_EMBRYONIC_ONLY,
-			 flow->backend_id);
-	if (emb)
-		err = bpf_map_update_elem(&ferry_erflows, &tmp->key, &tmp->val, BPF_NOEXIST);
-	else
-		err = bpf_map_update_elem(&ferry_rflows, &tmp->key, &tmp->val, BPF_NOEXIST);
-	if (!err)
-		ferry_count(FERRY_CTR_FLOW_RESTORED);
-	return 0;
-}
-
 /* The endpoint key of ferry_be_vips for the backend a reply key comes from. */
 static __always_inline void ferry_be_key(struct ferry_vip *k, const struct ferry_flow_key *reply)
 {
@@ -226,6 +191,49 @@ static __noinline int ferry_be_vip_note(const struct ferry_flow_key *rkey,
 		seen->vip.port = fwd->dport;
 	}
 	return 1;
+}
+
+/*
+ * Runs on the forward packets of a flow without FERRY_FLOW_F_HINTED (made by
+ * an earlier release, or rebuilt from its reply half), so it must not add
+ * stack: the XDP program with ferry_fwd_new's frame is near the 512-byte cap,
+ * and the reply entry (160 bytes with its key) is built in a per-CPU scratch
+ * value. Once the reply half is there, the flow's VIP goes into the hint and
+ * the flow takes the flag: its later packets skip this lookup (a connection
+ * held across an upgrade pays it once, not for its whole life).
+ * emb: the flow is embryonic, its reply half belongs in ferry_erflows.
+ */
+static __noinline int ferry_rflow_restore(const struct ferry_flow_key *fwd, struct ferry_flow *flow,
+					  int emb)
+{
+	struct ferry_rflow_scratch *tmp;
+	__u32 zero = 0;
+	long err;
+
+	tmp = bpf_map_lookup_elem(&ferry_rflow_tmp, &zero);
+	if (!tmp)
+		return 0;
+	ferry_reply_key(&tmp->key, fwd, flow->backend_addr, flow->backend_port);
+	if (emb) {
+		if (bpf_map_lookup_elem(&ferry_erflows, &tmp->key))
+			goto hint;
+	} else {
+		if (bpf_map_lookup_elem(&ferry_rflows, &tmp->key))
+			goto hint;
+	}
+	ferry_rflow_fill(&tmp->val, fwd, flow->flags & ~FERRY_FLOW_F_EMBRYONIC_ONLY,
+			 flow->backend_id);
+	if (emb)
+		err = bpf_map_update_elem(&ferry_erflows, &tmp->key, &tmp->val, BPF_NOEXIST);
+	else
+		err = bpf_map_update_elem(&ferry_rflows, &tmp->key, &tmp->val, BPF_NOEXIST);
+	if (err)
+		return 0;
+	ferry_count(FERRY_CTR_FLOW_RESTORED);
+hint:
+	if (ferry_be_vip_note(&tmp->key, fwd, flow->backend_id, bpf_ktime_get_coarse_ns()))
+		__sync_fetch_and_or(&flow->flags, FERRY_FLOW_F_HINTED);
+	return 0;
 }
 
 /*

@@ -2857,10 +2857,10 @@ static void reply_key_of(const struct pb_spec *fwd, const struct backend_def *be
  * reply half is rebuilt by the reply itself (found through the backend's
  * VIP hint, ferry_be_vips), so forward packets no longer look for it; a
  * flow made without a hint (by an earlier release) still has it rebuilt by
- * the next forward packet. Before the hint, every forward packet looked up
- * the reply half (the first check below failed: FLOW_RESTORED moved on the
- * forward packet); before that, the reply half was never rebuilt and a
- * reply never rebuilt the forward half.
+ * the next forward packet, which then takes the hint. Before the hint, every
+ * forward packet looked up the reply half (the first check below failed:
+ * FLOW_RESTORED moved on the forward packet); before that, the reply half
+ * was never rebuilt and a reply never rebuilt the forward half.
  */
 static void test_flow_halves(void)
 {
@@ -2916,6 +2916,16 @@ static void test_flow_halves(void)
 		  &tc_restore, &again);
 	if (ASSERT_OK(bpf_map_lookup_elem(map_fd(FERRY_MAP_RFLOWS), &rk, &rf), "reply half back"))
 		ASSERT_EQ(rf.backend_id, be->id, "reply half backend");
+	/* ... and takes the hint: its next packets skip the lookup. */
+	if (ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &fwd, &f), "still confirmed"))
+		ASSERT_TRUE(f.flags & FERRY_FLOW_F_HINTED, "hinted by its forward packet");
+	/* An unhinted flow whose reply half is there: the flag only, nothing rebuilt. */
+	f.flags &= ~FERRY_FLOW_F_HINTED;
+	ASSERT_OK(bpf_map_update_elem(map_fd(FERRY_MAP_FLOWS), &fk, &f, BPF_EXIST),
+		  "clear the hint flag again");
+	check_fwd("forward hints an unhinted flow", P_TC_FWD, &fwd, TC_ACT_REDIRECT, &tc, &again);
+	if (ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &fwd, &f), "still confirmed"))
+		ASSERT_TRUE(f.flags & FERRY_FLOW_F_HINTED, "hinted");
 	check("reply after the forward rebuild", P_TC_REPLY_IN, env.if_b0, &rep,
 	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
 				.out = &out,
