@@ -113,9 +113,14 @@ static __always_inline void ferry_be_key(struct ferry_vip *k, const struct ferry
 static __always_inline bool ferry_be_vip_is(const struct ferry_be_vip *v,
 					    const struct ferry_flow_key *fwd)
 {
-	return v->port == fwd->dport && v->addr[0] == fwd->daddr[0] &&
-	       v->addr[1] == fwd->daddr[1] && v->addr[2] == fwd->daddr[2] &&
-	       v->addr[3] == fwd->daddr[3];
+	return v->port == fwd->dport && ferry_addr_eq(v->addr, fwd->daddr);
+}
+
+static __always_inline void ferry_be_vip_set(struct ferry_be_vip *v,
+					     const struct ferry_flow_key *fwd)
+{
+	__builtin_memcpy(v->addr, fwd->daddr, sizeof(v->addr));
+	v->port = fwd->dport;
 }
 
 /*
@@ -174,12 +179,10 @@ static __noinline int ferry_be_vip_note(const struct ferry_flow_key *rkey,
 		for (i = FERRY_BE_VIPS - 1; i > 0; i--)
 			if (i <= at)
 				hint->vip[i] = hint->vip[i - 1];
-		__builtin_memcpy(hint->vip[0].addr, fwd->daddr, sizeof(hint->vip[0].addr));
-		hint->vip[0].port = fwd->dport;
+		ferry_be_vip_set(&hint->vip[0], fwd);
 	} else if (!hint) {
 		__builtin_memset(&val, 0, sizeof(val));
-		__builtin_memcpy(val.vip[0].addr, fwd->daddr, sizeof(val.vip[0].addr));
-		val.vip[0].port = fwd->dport;
+		ferry_be_vip_set(&val.vip[0], fwd);
 		/* BPF_NOEXIST: another CPU's insert of the same endpoint wins; this VIP waits. */
 		if (bpf_map_update_elem(&ferry_be_vips, &k, &val, BPF_NOEXIST))
 			return 0;
@@ -187,8 +190,7 @@ static __noinline int ferry_be_vip_note(const struct ferry_flow_key *rkey,
 	if (seen) {
 		seen->backend_id = backend_id;
 		seen->expires_ns = now + FERRY_HINT_TTL_NS;
-		__builtin_memcpy(seen->vip.addr, fwd->daddr, sizeof(seen->vip.addr));
-		seen->vip.port = fwd->dport;
+		ferry_be_vip_set(&seen->vip, fwd);
 	}
 	return 1;
 }
@@ -282,10 +284,7 @@ static __noinline int ferry_rflow_recover(const struct ferry_flow_key *reply)
 			asm volatile("" : "+r"(flow));
 		}
 		if (!flow || flow->backend_port != reply->sport ||
-		    flow->backend_addr[0] != reply->saddr[0] ||
-		    flow->backend_addr[1] != reply->saddr[1] ||
-		    flow->backend_addr[2] != reply->saddr[2] ||
-		    flow->backend_addr[3] != reply->saddr[3])
+		    !ferry_addr_eq(flow->backend_addr, reply->saddr))
 			continue;
 		ferry_rflow_fill(&tmp->val, &tmp->key, flow->flags & ~FERRY_FLOW_F_EMBRYONIC_ONLY,
 				 flow->backend_id);
@@ -479,8 +478,9 @@ static __always_inline int ferry_fwd_established(void *ctx, const int hook,
 
 	/*
 	 * A flow with its VIP hint has a lost reply half rebuilt by the reply
-	 * (ferry_rflow_recover): no lookup here. Older flows are checked, except
-	 * right after a promotion, which has just written the reply half.
+	 * (ferry_rflow_recover): no lookup here. A flow without it is checked
+	 * once and then takes the hint (ferry_rflow_restore), except right after
+	 * a promotion, which has just written the reply half.
 	 */
 	if (!(flow->flags & FERRY_FLOW_F_HINTED) && emb != FERRY_EMB_PROMOTED)
 		ferry_rflow_restore(&pkt->key, flow, emb);

@@ -329,7 +329,8 @@ _Static_assert(sizeof(struct ferry_rflow) == 120, "ferry_rflow layout");
 /*
  * Made with its backend's VIP hint in ferry_be_vips: a lost reply half is
  * rebuilt by the reply itself, so forward packets do not check for it.
- * Flows made by an earlier release lack it and keep the forward check.
+ * A flow made by an earlier release lacks it: its next forward packet checks
+ * the reply half, writes the hint and sets the flag.
  */
 #define FERRY_FLOW_F_HINTED (1U << 7)
 

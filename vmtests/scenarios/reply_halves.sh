@@ -33,7 +33,8 @@ holder=$FE_LAST_PID
 fe_wait 15 test -s "$FE_RUN/hold.ready" || fe_fail "held connections did not all answer"
 sleep 1
 
-# Deletes every entry of the pinned reply-half map; prints how many it deleted.
+# Deletes every entry of the pinned reply-half map and adds the count to
+# $deleted. Called directly, not in $(...): fe_fail must end the scenario.
 drop_reply_halves() {
 	local map="$FE_PIN/ferry_rflows" keys k count=0
 	keys=$(bpftool -j map dump pinned "$map" | "$FE_PY" -c '
@@ -46,20 +47,22 @@ for e in json.load(sys.stdin):
 		# shellcheck disable=SC2086 # the key is a list of hex bytes
 		bpftool map delete pinned "$map" key hex $k 2>/dev/null && count=$((count + 1))
 	done <<<"$keys"
-	echo "$count"
+	fe_log "round $1: deleted $count reply halves"
+	deleted=$((deleted + count))
 }
 
 restored0=$(fe_metric ferry_datapath_events_total event=flow_restored) || fe_fail "no /metrics"
 deleted=0
 for round in 1 2 3 4 5; do
-	d=$(drop_reply_halves)
-	fe_log "round $round: deleted $d reply halves"
-	deleted=$((deleted + d))
+	drop_reply_halves "$round"
 	sleep 1
 done
 sleep 1
-restored=$(($(fe_metric ferry_datapath_events_total event=flow_restored) - restored0))
-back=$(bpftool -j map dump pinned "$FE_PIN/ferry_rflows" | "$FE_PY" -c 'import json, sys; print(len(json.load(sys.stdin)))')
+restored1=$(fe_metric ferry_datapath_events_total event=flow_restored) || fe_fail "no /metrics"
+restored=$((restored1 - restored0))
+back=$(bpftool -j map dump pinned "$FE_PIN/ferry_rflows" |
+	"$FE_PY" -c 'import json, sys; print(len(json.load(sys.stdin)))') ||
+	fe_fail "cannot dump $FE_PIN/ferry_rflows"
 fe_loadgen_stop "$holder"
 
 [ -s "$hold" ] || fe_fail "hold client printed no summary"
