@@ -751,7 +751,7 @@ test_weights_clear() {
 	sleep 1
 	burst 1000 "$out" || return 1
 	jcheck "$out" 'd["error_total"] == 0' || why "errors after --clear: $(tr -d '\n' <"$out" | head -c 300)" || return 1
-	# The 80/20 split is back: canary's share within 3 standard deviations of 0.2.
+	# The 80/20 split is back: canary's share within 4.5 standard deviations of 0.2 (fe_share_check).
 	local share
 	share=$(fe_share_check "$out" canary 0.2) || why "after --clear the 80/20 split is not back: $share"
 }

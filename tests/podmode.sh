@@ -196,16 +196,26 @@ ask() { # ns [vip]
 		tr -d '\r' | awk -F': ' 'tolower($1)=="x-ferry-backend"{print $2}'
 }
 
-# 1. Split: 400 new connections from pod p1, 50/50 within 3 standard deviations.
-n=400
+# half_ok N A B: A + B is N (every connection answered) and A is N/2 within
+# 4.5 standard deviations; prints the tolerance. 4.5, not 3, as in
+# vmtests/lib/topo.sh's fe_share_check: at 3 sd a correct 50/50 fails by
+# chance 0.27% of the time per check (this file's split once did, at 3.1 sd).
+half_ok() {
+	local tol
+	tol=$(python3 -c "import math; print(round(4.5 * math.sqrt($1 * 0.25), 1))")
+	echo "$tol"
+	[ $(($2 + $3)) -eq "$1" ] && python3 -c "import sys; sys.exit(0 if abs($2 - $1 / 2) <= $tol else 1)"
+}
+
+# 1. Split: 800 new connections from pod p1, 50/50 (within +-8 points).
+n=800
 for _ in $(seq $n); do ask $pfx-p1; done >"$work/split.txt"
 b1=$(grep -c '^b1$' "$work/split.txt")
 b2=$(grep -c '^b2$' "$work/split.txt")
-sd=$(python3 -c "import math; print(3*math.sqrt($n*0.25))")
-if [ $((b1 + b2)) -eq $n ] && python3 -c "import sys; sys.exit(0 if abs($b1-$n/2) <= $sd else 1)"; then
+if tol=$(half_ok $n "$b1" "$b2"); then
 	echo "PASS pod/split"
 else
-	echo "FAIL pod/split: b1=$b1 b2=$b2 of $n (want 200 +- $sd, no failures)"
+	echo "FAIL pod/split: b1=$b1 b2=$b2 of $n (want $((n / 2)) +- $tol, no failures)"
 	failed=1
 	tail -20 "$work/ferryd.log" >&2
 fi
@@ -284,16 +294,15 @@ else
 fi
 
 # 4. A host-network client (the node's own namespace) is balanced by the
-# connect() hooks: 50/50 within 3 standard deviations, as for pods.
+# connect() hooks: 50/50, as for pods (half_ok).
 n=200
 for _ in $(seq $n); do ask $node; done >"$work/host.txt"
 h1=$(grep -c '^b1$' "$work/host.txt")
 h2=$(grep -c '^b2$' "$work/host.txt")
-sd=$(python3 -c "import math; print(3*math.sqrt($n*0.25))")
-if [ $((h1 + h2)) -eq $n ] && python3 -c "import sys; sys.exit(0 if abs($h1-$n/2) <= $sd else 1)"; then
+if tol=$(half_ok $n "$h1" "$h2"); then
 	echo "PASS pod/host_client"
 else
-	echo "FAIL pod/host_client: b1=$h1 b2=$h2 of $n (want 100 +- $sd, no failures)"
+	echo "FAIL pod/host_client: b1=$h1 b2=$h2 of $n (want $((n / 2)) +- $tol, no failures)"
 	failed=1
 fi
 
@@ -340,11 +349,10 @@ else
 	n=200
 	for _ in $(seq $n); do ask $pfx-p1; done >"$work/kp-pod.txt"
 	for _ in $(seq $n); do ask $node; done >"$work/kp-host.txt"
-	sd=$(python3 -c "import math; print(3*math.sqrt($n*0.25))")
 	for f in kp-pod kp-host; do
 		k2=$(grep -c '^b2$' "$work/$f.txt")
 		k1=$(grep -c '^b1$' "$work/$f.txt")
-		[ $((k1 + k2)) -eq $n ] && python3 -c "import sys; sys.exit(0 if abs($k2-$n/2) <= $sd else 1)" ||
+		half_ok $n "$k2" "$k1" >/dev/null ||
 			why="${why:+$why; }$f: b1=$k1 b2=$k2 of $n (kube-proxy's rule would give b1 only)"
 	done
 	pk=$(ip netns exec $node iptables -t nat -L -v -n -x | awk '/fpm-kube-proxy/ {s += $1} END {print s + 0}')
