@@ -42,6 +42,8 @@
 
 /* Packed arguments of ferry_l7_xdp / ferry_l7_skb (a global function takes five). */
 #define FERRY_L7_ARG_SAMPLED (1ULL << 49)
+/* The connection's first payload (FERRY_FLOW_F_L7_FRESH): reset the tuple's state first. */
+#define FERRY_L7_ARG_FRESH (1ULL << 50)
 
 /*
  * Stack is the scarce resource: the XDP program's own frame is ~450 of the 512
@@ -506,6 +508,25 @@ static __always_inline int ferry_l7_packet(void *ctx, const int hook, const bool
 	s->sampled = !!(pos & FERRY_L7_ARG_SAMPLED);
 	s->off = 0;
 	s->unsync = 0;
+	__builtin_memcpy(&s->key, key, sizeof(s->key));
+	if (pos & FERRY_L7_ARG_FRESH) {
+		/*
+		 * What an earlier connection on this 5-tuple left (LRU entries
+		 * outlive their connections) is not this one's: its sequence
+		 * numbers and streams are another connection's. Reset in place,
+		 * here rather than at the SYN, where a lookup of a cold bucket
+		 * cost about a tenth of a new connection and nearly always
+		 * found nothing.
+		 */
+		l7 = bpf_map_lookup_elem(&ferry_l7, &s->key);
+		if (l7) {
+			const struct ferry_l7 *empty =
+				bpf_map_lookup_elem(&ferry_l7_zero, &s->zero);
+
+			if (empty)
+				__builtin_memcpy(l7, empty, sizeof(*l7));
+		}
+	}
 	if (!s->len || ferry_l7_load(ctx, hook, ((pos >> 32) & 0xffff) + 4, &s->seq, 4))
 		return 0;
 	s->seq = bpf_ntohl(s->seq);
@@ -534,7 +555,6 @@ static __always_inline int ferry_l7_packet(void *ctx, const int hook, const bool
 		}
 	}
 
-	__builtin_memcpy(&s->key, key, sizeof(s->key));
 	l7 = bpf_map_lookup_elem(&ferry_l7, &s->key);
 	if (!l7) {
 		/* Made from an all-zero value: 176 bytes is too much for the XDP stack. */
@@ -604,22 +624,10 @@ ferry_l7_reply_skb(struct __sk_buff *skb, const struct ferry_flow_key *key, __u6
 	return ferry_l7_packet(skb, FERRY_HOOK_TC_INGRESS, true, key, ids, pos);
 }
 
-/*
- * A new connection (a SYN that made a flow) on a 5-tuple that had one before:
- * the old connection's request state, left to LRU eviction, must not be read
- * as this one's (its sequence numbers and streams are another connection's).
- */
-static __always_inline void ferry_l7_forget(const struct ferry_flow_key *key)
-{
-	/* Looked up first: a delete takes the bucket's lock even when, as mostly, there is none. */
-	if (bpf_map_lookup_elem(&ferry_l7, key))
-		bpf_map_delete_elem(&ferry_l7, key);
-}
-
 static __always_inline void ferry_l7_track(void *ctx, const int hook,
 					   const struct ferry_flow_key *key,
-					   const struct ferry_flow *flow,
-					   const struct ferry_pkt *pkt, bool reply)
+					   struct ferry_flow *flow, const struct ferry_pkt *pkt,
+					   bool reply)
 {
 	__u64 ids = ((__u64)flow->predictor_id << 32) | flow->backend_id;
 	__u64 pos = pkt->payload_off | ((__u64)pkt->payload_len << 16) | ((__u64)pkt->l4_off << 32);
@@ -628,6 +636,10 @@ static __always_inline void ferry_l7_track(void *ctx, const int hook,
 		return;
 	if (flow->flags & FERRY_FLOW_F_SAMPLED)
 		pos |= FERRY_L7_ARG_SAMPLED;
+	/* Atomic: the first payload either way resets, once (the other direction may race it). */
+	if ((flow->flags & FERRY_FLOW_F_L7_FRESH) &&
+	    (__sync_fetch_and_and(&flow->flags, ~FERRY_FLOW_F_L7_FRESH) & FERRY_FLOW_F_L7_FRESH))
+		pos |= FERRY_L7_ARG_FRESH;
 	if (reply)
 		ferry_l7_reply_skb(ctx, key, ids, pos);
 	else if (hook == FERRY_HOOK_XDP)

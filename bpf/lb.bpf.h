@@ -588,9 +588,9 @@ static __always_inline int ferry_fwd_new(void *ctx, const int hook, const struct
 		flags |= FERRY_FLOW_F_PICKUP;
 	if (ferry_sampled(hash, svc->sample_every))
 		flags |= FERRY_FLOW_F_SAMPLED;
-	/* A new connection on a reused tuple: forget what the last one's requests were. */
+	/* The tuple's request state may be an earlier connection's: reset by the first payload. */
 	if (pkt->tcp_flags & FERRY_TCP_SYN)
-		ferry_l7_forget(&pkt->key);
+		flags |= FERRY_FLOW_F_L7_FRESH;
 	/* Built in the per-CPU scratch: see union ferry_new_scratch. */
 	e = bpf_map_lookup_elem(&ferry_new_tmp, &zero);
 	if (!e)

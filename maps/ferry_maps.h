@@ -7,9 +7,10 @@
  * space, <linux/bpf.h> in BPF code).
  *
  * Any change to a layout below bumps FERRY_ABI_VERSION; a new map or flag that
- * the previous release's programs and ferryd can ignore does not (ferry_be_vips
- * and FERRY_FLOW_F_HINTED: the old programs neither write nor read them, and
- * flows they make lack the flag, so the new programs treat them as before).
+ * the previous release's programs and ferryd can ignore does not (ferry_be_vips,
+ * FERRY_FLOW_F_HINTED and FERRY_FLOW_F_L7_FRESH: the old programs neither write
+ * nor read them, and flows they make lack the flags, so the new programs treat
+ * them as before).
  * ferryd migrates pins of the version before (user/kernel/migrate.c: flows,
  * overrides and other user-space metadata carried, the rest created afresh)
  * and refuses any other version instead of misreading it.
@@ -333,6 +334,12 @@ _Static_assert(sizeof(struct ferry_rflow) == 120, "ferry_rflow layout");
  * the reply half, writes the hint and sets the flag.
  */
 #define FERRY_FLOW_F_HINTED (1U << 7)
+/*
+ * Made by a SYN: the tuple's request state (ferry_l7) may be an earlier
+ * connection's. The connection's first payload, either way, resets it and
+ * clears the flag; until then ferry_l7 does not describe this flow.
+ */
+#define FERRY_FLOW_F_L7_FRESH (1U << 8)
 
 /*
  * ferry_be_vips: backend endpoint (a struct ferry_vip holding the backend's

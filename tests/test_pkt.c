@@ -2176,12 +2176,49 @@ static void test_h2c_streams(void)
 	read_stats(be->id, &s1);
 	ASSERT_EQ(s1.l7_unsync - s0.l7_unsync, 1, "unsync counted");
 
-	/* The connection closes and a new one reuses the 5-tuple: it starts afresh. */
+	/*
+	 * The connection closes and a new one reuses the 5-tuple: it starts
+	 * afresh. The SYN only marks the flow (no lookup of ferry_l7 on the
+	 * new-connection path); the first payload resets the old state, which
+	 * here is unsynchronised and would otherwise swallow every frame.
+	 */
 	c.tcp_flags = PB_TCP_FIN | PB_TCP_ACK;
 	h2_send(P_XDP, env.if_c0, &c, cseq, NULL, 0);
+	srv.tcp_flags = PB_TCP_FIN | PB_TCP_ACK;
+	h2_send(P_TC_REPLY_EG, env.if_b0, &srv, sseq, NULL, 0);
 	c.tcp_flags = PB_TCP_SYN;
+	c.ack = 0;
 	h2_send(P_XDP, env.if_c0, &c, 7000, NULL, 0);
-	ASSERT_FALSE(l7_get(&c, &l7), "a new connection's SYN forgets the old request state");
+	if (!ASSERT_TRUE(flow_get_in(FERRY_MAP_EFLOWS, &c, &f), "the new connection's flow"))
+		return;
+	ASSERT_EQ(f.flags & FERRY_FLOW_F_L7_FRESH, FERRY_FLOW_F_L7_FRESH,
+		  "a SYN marks the tuple's request state as an earlier connection's");
+	ASSERT_TRUE(l7_get(&c, &l7), "the old state is left to the first payload");
+	be = backend_by_id(f.backend_id);
+	if (!ASSERT_TRUE(be != NULL, "its backend"))
+		return;
+	srv = spec_reply(&c, be, PB_TCP_SYN | PB_TCP_ACK);
+	srv.ack = 7001;
+	h2_send(P_TC_REPLY_IN, env.if_b0, &srv, SYNACK_SEQ, NULL, 0);
+	c.tcp_flags = PB_TCP_ACK;
+	c.ack = SYNACK_SEQ + 1;
+	h2_send(P_XDP, env.if_c0, &c, 7001, NULL, 0);
+	if (!ASSERT_TRUE(flow_get(&c, &f), "the new connection confirmed"))
+		return;
+	ASSERT_EQ(f.flags & FERRY_FLOW_F_L7_FRESH, FERRY_FLOW_F_L7_FRESH, "still marked");
+	memcpy(b, preface, 24);
+	n = h2_frame(b, 24, 6, H2_SETTINGS, 0, 0, false);
+	n = h2_frame(b, n, 5, H2_HEADERS, H2_END_HEADERS, 1, false);
+	c.tcp_flags = PB_TCP_ACK | PB_TCP_PSH;
+	h2_send(P_XDP, env.if_c0, &c, 7001, b, n);
+	flow_get(&c, &f);
+	ASSERT_EQ(f.flags & FERRY_FLOW_F_L7_FRESH, 0, "the first payload takes the mark");
+	if (!ASSERT_TRUE(l7_get(&c, &l7), "request layer entry of the new connection"))
+		return;
+	ASSERT_EQ(l7.head.flags & FERRY_L7_F_UNSYNC, 0, "the old connection's unsync is gone");
+	ASSERT_EQ(l7.head.protocol, FERRY_L7_H2C, "classified anew");
+	ASSERT_EQ(l7.head.requests, 0, "none of the old connection's requests");
+	ASSERT_EQ(l7.head.inflight, 1, "stream 1 open");
 }
 
 /* More than FERRY_L7_STREAMS streams at once: the extra ones are counted, not timed. */

@@ -247,7 +247,9 @@ int cmd_flows(struct ctl *c, int argc, char **argv)
 			ferry_addr__format(key.daddr, key.dport, key.family, vip, sizeof(vip));
 			ferry_addr__format(flow.backend_addr, flow.backend_port, flow.family, be,
 					   sizeof(be));
-			if (l7_fd >= 0 && !bpf_map_lookup_elem(l7_fd, &key, l7_value)) {
+			/* A new connection's first payload has not yet reset an older one's state. */
+			if (l7_fd >= 0 && !(flow.flags & FERRY_FLOW_F_L7_FRESH) &&
+			    !bpf_map_lookup_elem(l7_fd, &key, l7_value)) {
 				l7 = l7_value;
 				proto = l7->flags & FERRY_L7_F_UNSYNC ? "unsync" :
 									l7_proto_name(l7->protocol);
