@@ -608,8 +608,8 @@ def targets(pkt, pps, http, pod, ctl, machine):
     t.append(judge("new-flow path per connection (SYN + first ACK) <= 1.0x Katran's (same "
                    "harness)", e and e.get("ratio"), lambda r: r <= 1.0, "<= 1.0x",
                    skipped or "ferry writes both flow halves twice (embryonic at the SYN, confirmed "
-                   "at the ACK: four LRU inserts, two deletes) and looks up the route; Katran one "
-                   "LRU insert", "x", None, spread_of(e)))
+                   "at the ACK: four LRU inserts, two deletes, each taking locks with interrupts "
+                   "off) and looks up the route; Katran one LRU insert", "x", None, spread_of(e)))
     e = pkt.get("ferry_vs_katran_new_flow")
     t.append(judge("new-flow path, the SYN alone, <= 1.0x Katran's (same harness)",
                    e and e.get("ratio"), lambda r: r <= 1.0, "<= 1.0x",
