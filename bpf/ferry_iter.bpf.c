@@ -278,7 +278,8 @@ int ferry_rebal_iter(struct bpf_iter__tcp *ctx)
 		rec.svc_id = flow->svc_id;
 		rec.predictor_id = flow->predictor_id;
 		rec.backend_id = flow->backend_id;
-		if (ferry_have_l7) {
+		/* Until its first payload, a new connection's entry is an earlier one's. */
+		if (ferry_have_l7 && !(flow->flags & FERRY_FLOW_F_L7_FRESH)) {
 			l7 = bpf_map_lookup_elem(&ferry_l7, &rec.key);
 			if (l7) {
 				rec.inflight = l7->inflight;

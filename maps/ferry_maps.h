@@ -337,7 +337,8 @@ _Static_assert(sizeof(struct ferry_rflow) == 120, "ferry_rflow layout");
 /*
  * Made by a SYN: the tuple's request state (ferry_l7) may be an earlier
  * connection's. The connection's first payload, either way, resets it and
- * clears the flag; until then ferry_l7 does not describe this flow.
+ * clears the flag; until then ferry_l7 does not describe this flow, and
+ * readers (ferryctl flows, the rebalancing iterator) skip it.
  */
 #define FERRY_FLOW_F_L7_FRESH (1U << 8)
 

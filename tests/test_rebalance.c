@@ -4,8 +4,9 @@
  * a kernel: which connections must go after a change, and when. The GOAWAY
  * segment builder (user/kernel/goaway.c): layout and checksums, and delivery
  * into a real TCP socket of a private network namespace (with and without TCP
- * timestamps, IPv4 and IPv6). The iterator and bpf_sock_destroy are covered
- * end to end (vmtests/scenarios/rebalance.sh).
+ * timestamps, IPv4 and IPv6). The iterator's reading of a connection's request
+ * state, on a real socket with hand-written map entries; the iterator and
+ * bpf_sock_destroy are covered end to end (vmtests/scenarios/rebalance.sh).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,8 +23,12 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
 #include "kernel/goaway.h"
 #include "kernel/rebalance.h"
+#include "ferry_iter.skel.h"
 #include "testing.h"
 
 #define SUITE "rebalance"
@@ -503,6 +508,90 @@ out:
 	conn_close(&c);
 }
 
+/* The iterator's record of the socket whose key is key, from one full pass. */
+static bool iter_record(struct bpf_link *link, const struct ferry_flow_key *key,
+			struct ferry_rebal_sock *out)
+{
+	static __u8 buf[1 << 16];
+	size_t have = 0;
+	bool found = false;
+	ssize_t n;
+	int fd;
+
+	fd = bpf_iter_create(bpf_link__fd(link));
+	if (!ASSERT_TRUE(fd >= 0, "bpf_iter_create"))
+		return false;
+	while (have < sizeof(buf) && (n = read(fd, buf + have, sizeof(buf) - have)) > 0)
+		have += (size_t)n;
+	close(fd);
+	for (size_t off = 0; off + sizeof(*out) <= have; off += sizeof(*out)) {
+		if (!memcmp(buf + off, key, sizeof(*key))) {
+			memcpy(out, buf + off, sizeof(*out));
+			found = true;
+		}
+	}
+	return found;
+}
+
+/*
+ * A connection made by a SYN whose first payload has not gone by yet carries
+ * FERRY_FLOW_F_L7_FRESH: ferry_l7 may still hold an earlier connection's state
+ * for the tuple (here: h2c, a stream in flight), which must make it neither
+ * busy nor h2c to the iterator. Once the flag is gone the entry is read.
+ */
+static void test_iter_fresh_flow(void)
+{
+	struct ferry_l7_head l7 = { .protocol = FERRY_L7_H2C, .inflight = 1, .requests = 7 };
+	struct ferry_flow flow = { .svc_id = 1, .predictor_id = 2, .backend_id = 3 };
+	struct ferry_flow_key key = { .proto = IPPROTO_TCP, .family = FERRY_AF_INET };
+	struct ferry_rebal_sock rec;
+	struct ferry_iter *skel = NULL;
+	struct bpf_link *link = NULL;
+	struct conn c = { .lfd = -1, .cfd = -1, .sfd = -1, .pfd = -1 };
+	int flows, l7s;
+
+	if (!ASSERT_TRUE(private_netns(), "private network namespace") || !conn_open(&c, false))
+		goto out;
+	skel = ferry_iter__open();
+	if (!ASSERT_TRUE(skel != NULL, "open ferry_iter"))
+		goto out;
+	skel->rodata->ferry_have_l7 = true;
+	if (!ASSERT_OK(ferry_iter__load(skel), "load ferry_iter"))
+		goto out;
+	link = bpf_program__attach_iter(skel->progs.ferry_rebal_iter, NULL);
+	if (!ASSERT_TRUE(link != NULL, "attach the iterator"))
+		goto out;
+	memcpy(key.saddr, c.addr, 4);
+	memcpy(key.daddr, c.addr, 4);
+	key.sport = c.cport;
+	key.dport = c.sport;
+	flows = bpf_map__fd(skel->maps.ferry_flows);
+	l7s = bpf_map__fd(skel->maps.ferry_l7);
+	flow.flags = FERRY_FLOW_F_L7_FRESH;
+	if (!ASSERT_OK(bpf_map_update_elem(flows, &key, &flow, BPF_ANY), "flow") ||
+	    !ASSERT_OK(bpf_map_update_elem(l7s, &key, &l7, BPF_ANY), "an earlier connection's l7"))
+		goto out;
+
+	if (ASSERT_TRUE(iter_record(link, &key, &rec), "the client socket's record")) {
+		ASSERT_EQ(rec.backend_id, 3, "its flow's backend");
+		ASSERT_EQ(rec.l7_protocol, FERRY_L7_UNKNOWN, "not h2c by an earlier connection");
+		ASSERT_EQ(rec.inflight, 0, "nothing in flight by an earlier connection");
+		ASSERT_EQ(rec.busy & FERRY_RB_BUSY_L7, 0, "not busy by an earlier connection");
+	}
+	flow.flags = 0;
+	if (!ASSERT_OK(bpf_map_update_elem(flows, &key, &flow, BPF_ANY), "flag cleared"))
+		goto out;
+	if (ASSERT_TRUE(iter_record(link, &key, &rec), "the record again")) {
+		ASSERT_EQ(rec.l7_protocol, FERRY_L7_H2C, "its own state read");
+		ASSERT_EQ(rec.inflight, 1, "a stream in flight");
+		ASSERT_EQ(rec.busy & FERRY_RB_BUSY_L7, FERRY_RB_BUSY_L7, "busy by its stream");
+	}
+out:
+	bpf_link__destroy(link);
+	ferry_iter__destroy(skel);
+	conn_close(&c);
+}
+
 int main(int argc, char **argv)
 {
 	test__main_init(argc, argv);
@@ -518,5 +607,6 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_goaway_delivery_v4_no_timestamps);
 	RUN_TEST(SUITE, test_goaway_delivery_v6_timestamps);
 	RUN_TEST(SUITE, test_goaway_without_option_on_timestamped);
+	RUN_TEST(SUITE, test_iter_fresh_flow);
 	return test__summary();
 }
