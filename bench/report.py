@@ -331,6 +331,7 @@ def http_runs(raw, name, mode):
         w = parse_wrk(path) or {"error": "no output"}
         be = load(path[:-4] + ".backends.json", {})
         w["backends"] = be
+        w["syn_retrans"] = load(path[:-4] + ".tcp.json", {}).get("syn_retrans")
         for what in ("connections", "requests"):
             n = {b: max(0, v.get(what, 0)) for b, v in be.items()}
             tot = sum(n.values())
@@ -365,6 +366,9 @@ def http_group(raw, names, floor_name, prefix, out):
                                               floor_name, higher_is_better=False)
             out[k + "_p99_us"] = rounds_entry(p99, "us", [r.get("p99_us") for r in d] if d else None,
                                               floor_name, higher_is_better=False)
+            syn = [r.get("syn_retrans") for r in runs]
+            if any(x is not None for x in syn):
+                out[k + "_syn_retrans"] = syn
             errs = [r for r in runs if "error" in r]
             if errs:
                 out[k + "_errors"] = [r["error"] for r in errs]
@@ -943,14 +947,19 @@ def markdown(doc):
                     continue
                 p50 = sec.get("%s%s_%s_p50_us" % (prefix, n, mode)) or {}
                 p99 = sec.get("%s%s_%s_p99_us" % (prefix, n, mode)) or {}
-                rows.append("| %s | %s | %s | %s | %s | %s |" % (
+                syn = [x for x in sec.get("%s%s_%s_syn_retrans" % (prefix, n, mode)) or []
+                       if x is not None]
+                rows.append("| %s | %s | %s | %s | %s | %s | %s |" % (
                     n, mode, md_rng(e, "%.0f"), md_ratio(e),
                     "%.0f" % p50["value"] if p50.get("value") is not None else "-",
-                    "%.0f" % p99["value"] if p99.get("value") is not None else "-"))
+                    "%.0f" % p99["value"] if p99.get("value") is not None else "-",
+                    "%d" % sum(syn) if syn else "-"))
         if rows:
             out.extend(["#### " + title, "",
                         "| case | mode | requests/s, median (min-max) | vs direct (per-round range) | "
-                        "p50 us | p99 us |", "|---|---|---:|---:|---:|---:|"] + rows + [""])
+                        "p50 us | p99 us | SYN retries |", "|---|---|---:|---:|---:|---:|---:|"] +
+                       rows + ["", "SYN retries: SYNs the client retransmitted, summed over the "
+                               "rounds (each costs its connection a second).", ""])
 
     http_table(doc.get("http") or {}, ["direct", "ferry", "ferry_xdp", "ferry_tc", "haproxy",
                                        "iptables"], "", "HTTP, gateway mode")
