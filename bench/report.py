@@ -590,7 +590,10 @@ def targets(pkt, pps, http, pod, ctl, machine):
         t.append(judge("HTTP %s rps >= %.2fx direct (pinned, median of %s rounds)" % (
             "keep-alive" if mode == "keepalive" else "Connection: close", want, n),
             e and e.get("ratio"), lambda r, w=want: r >= w, ">= %.2fx" % want,
-            "wrk, three nginx workers and the node share 2 cores; see the HTTP section", "x",
+            "wrk, three nginx workers and the node share 2 cores; see the HTTP section" if mode ==
+            "keepalive" else "the client's core (wrk and the forward path) is the bottleneck, and "
+            "each request is a new connection: the flow writes of a connection (embryonic, then "
+            "confirmed) and its cold hash buckets", "x",
             e and e.get("noise"), spread_of(e)))
         for where in ("local", "remote"):
             e = pod.get("pod_ferry_%s_%s_rps" % (where, mode))
