@@ -8,6 +8,7 @@
 #
 # The client sends to the backends' own addresses (the direct floor) from a
 # second address, 198.18.1.3 (see fx_direct_source).
+#
 # Backends 1 and 2 are predictor "main" (weight 90), backend 3 is "canary"
 # (weight 10). The same addresses as vmtests/lib/topo.sh, under our own
 # prefix (fx) so a benchmark and the end-to-end suite can run side by side.
