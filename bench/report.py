@@ -458,6 +458,13 @@ def control_section(raw):
                                                     "before (p99 47 ms, rename included)",
                                                     "from the file written")
         out["weight_change_observed"] = "%d of %d" % (wc["observed"], wc["changes"])
+    gc = load(os.path.join(raw, "flow_gc.json"))
+    if gc and gc.get("gc_ms"):
+        out["flow_gc_pass_ms"] = rounds_entry(gc["gc_ms"], "CPU ms per pass", gc.get("walk_ms"),
+                                              "per-key walk (get_next_key + lookup)",
+                                              higher_is_better=False)
+        out["flow_gc_pass_ms"]["note"] = "%d live flows, nothing due" % gc.get("flows", 0)
+        out["flow_gc_walk_ms"] = rounds_entry(gc.get("walk_ms"), "CPU ms per pass")
     fw = load(os.path.join(raw, "ferryctl_weights.json"))
     if fw and fw.get("observed"):
         out["ferryctl_weights_p50_ms"] = entry(fw["p50_ms"], "ms", 1.0, "target")
@@ -980,8 +987,11 @@ def markdown(doc):
                          "iptables_" + where], "pod_", "HTTP, pod mode, %s backend" % (
                              "same-node" if where == "local" else "second-node"))
     ctl = doc.get("control") or {}
-    rows = ["| %s | %s %s |" % (k, "%.4g" % e["value"] if isinstance(e.get("value"), (int, float))
-                                else "-", e.get("unit", ""))
+    rows = ["| %s | %s %s%s |" % (k, "%.4g" % e["value"] if isinstance(e.get("value"), (int, float))
+                                  else "-", e.get("unit", ""),
+                                  " (min-max %.4g-%.4g; %.3gx %s)" % (e["min"], e["max"], e["ratio"],
+                                                                     e.get("baseline_name"))
+                                  if e.get("runs") and e.get("ratio") is not None else "")
             for k, e in ctl.items() if not k.startswith("_") and isinstance(e, dict) and "value" in e]
     if rows:
         out += ["#### Control plane", "", "| figure | value |", "|---|---:|"] + rows + [""]

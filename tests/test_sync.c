@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/statfs.h>
+#include <time.h>
 #include <linux/magic.h>
 
 #include <bpf/bpf.h>
@@ -699,6 +700,222 @@ out:
 	ferry_dp__reset(PIN);
 }
 
+/* ------------------------------------------------------------- flow GC */
+
+#define GC_FLOWS 10000 /* more than two of the sync layer's 4,096-entry batches */
+
+/* A flow to the fixture's VIP from client i, on backend addr:9000. */
+static void gc_flow(struct ferry_flow_key *key, struct ferry_flow *flow, __u32 i, __u8 proto,
+		    const char *addr, __u32 backend_id, __u64 last_ns, __u32 flags)
+{
+	memset(key, 0, sizeof(*key));
+	memset(flow, 0, sizeof(*flow));
+	key->family = FERRY_AF_INET;
+	key->proto = proto;
+	key->saddr[0] = htonl(0x0a000000 | i);
+	inet_pton(AF_INET, "198.18.100.10", &key->daddr[0]);
+	key->sport = htons(1024 + i % 50000);
+	key->dport = htons(8000);
+	inet_pton(AF_INET, addr, &flow->backend_addr[0]);
+	flow->backend_port = htons(9000);
+	flow->family = FERRY_AF_INET;
+	flow->backend_id = backend_id;
+	flow->flags = flags;
+	flow->last_ns = last_ns;
+}
+
+/* Writes both halves of a flow: confirmed (ferry_flows, ferry_rflows) or embryonic. */
+static int gc_put(struct ferry_dp *dp, bool emb, const struct ferry_flow_key *key,
+		  const struct ferry_flow *flow)
+{
+	struct ferry_flow_key rkey;
+	struct ferry_rflow rflow = { .family = FERRY_AF_INET, .backend_id = flow->backend_id };
+
+	ferry_flow__reverse_key(&rkey, key, flow);
+	rflow.fwd = *key;
+	if (bpf_map_update_elem(dp->map_fds[emb ? FERRY_M_EFLOWS : FERRY_M_FLOWS], key, flow,
+				BPF_ANY))
+		return -errno;
+	if (bpf_map_update_elem(dp->map_fds[emb ? FERRY_M_ERFLOWS : FERRY_M_RFLOWS], &rkey, &rflow,
+				BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+static __u32 map_count(int fd)
+{
+	struct ferry_flow_key key, next, *prev = NULL;
+	__u32 n = 0;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		n++;
+	}
+	return n;
+}
+
+static bool has_key(int fd, const struct ferry_flow_key *key, void *val)
+{
+	return !bpf_map_lookup_elem(fd, key, val);
+}
+
+/*
+ * The flow GC over tables larger than one batch: idle, closed, embryonic and
+ * UDP flows past their limits go with their reply halves, live ones stay,
+ * and a reply half already gone does not stop the others from going.
+ */
+static void test_gc_flows(void)
+{
+	const struct ferry_gc_opts o = { .tcp_idle_ns = 3600 * 1000000000ULL,
+					 .tcp_closing_ns = 10 * 1000000000ULL,
+					 .embryonic_ns = 5 * 1000000000ULL,
+					 .udp_idle_ns = 30 * 1000000000ULL };
+	struct ferry_flow_key key, rkey, first_idle, first_live;
+	struct ferry_sync *sync = NULL;
+	struct ferry_flow flow, got;
+	struct ferry_rflow rgot;
+	struct ferry_dp *dp;
+	struct timespec ts;
+	__u64 now;
+	__u32 i;
+	int err = 0;
+
+	TEST_NEEDS_ROOT();
+	ferry_dp__reset(PIN);
+	dp = open_dp();
+	if (!ASSERT_TRUE(dp, "open data plane"))
+		return;
+	sync = ferry_sync__new(dp, NULL);
+	if (!ASSERT_TRUE(sync, "sync"))
+		goto out;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	/* Confirmed TCP: even i idle past the limit, odd i live. */
+	for (i = 0; i < GC_FLOWS && !err; i++) {
+		gc_flow(&key, &flow, i, IPPROTO_TCP, "198.18.11.2", 1,
+			i % 2 ? now : now - 2 * o.tcp_idle_ns, 0);
+		err = gc_put(dp, false, &key, &flow);
+		if (i == 0)
+			first_idle = key;
+		if (i == 1)
+			first_live = key;
+	}
+	/* Closed 20 s ago (past 10 s), and closed just now. */
+	gc_flow(&key, &flow, GC_FLOWS, IPPROTO_TCP, "198.18.11.2", 1, now - 20000000000ULL,
+		FERRY_FLOW_F_CLOSING);
+	err = err ?: gc_put(dp, false, &key, &flow);
+	gc_flow(&key, &flow, GC_FLOWS + 1, IPPROTO_TCP, "198.18.11.2", 1, now,
+		FERRY_FLOW_F_CLOSING);
+	err = err ?: gc_put(dp, false, &key, &flow);
+	/* UDP: 60 s idle (past 30 s) and 1 s. */
+	gc_flow(&key, &flow, GC_FLOWS + 2, IPPROTO_UDP, "198.18.11.2", 1, now - 60000000000ULL, 0);
+	err = err ?: gc_put(dp, false, &key, &flow);
+	gc_flow(&key, &flow, GC_FLOWS + 3, IPPROTO_UDP, "198.18.11.2", 1, now - 1000000000ULL, 0);
+	err = err ?: gc_put(dp, false, &key, &flow);
+	/* Embryonic: 6 s without a handshake (past 5 s), and a fresh one. */
+	gc_flow(&key, &flow, GC_FLOWS + 4, IPPROTO_TCP, "198.18.12.2", 2, now - 6000000000ULL, 0);
+	err = err ?: gc_put(dp, true, &key, &flow);
+	gc_flow(&key, &flow, GC_FLOWS + 5, IPPROTO_TCP, "198.18.12.2", 2, now, 0);
+	err = err ?: gc_put(dp, true, &key, &flow);
+	if (!ASSERT_OK(err, "write the flows"))
+		goto out;
+	/* The first idle flow's reply half is gone already (the LRU took it). */
+	ASSERT_TRUE(has_key(dp->map_fds[FERRY_M_FLOWS], &first_idle, &got), "first idle flow");
+	ferry_flow__reverse_key(&rkey, &first_idle, &got);
+	ASSERT_OK(bpf_map_delete_elem(dp->map_fds[FERRY_M_RFLOWS], &rkey), "its reply half gone");
+
+	ASSERT_EQ(ferry_sync__gc_flows(sync, &o), GC_FLOWS / 2 + 3,
+		  "idle, closed, UDP and embryonic flows past their limits");
+	ASSERT_EQ(map_count(dp->map_fds[FERRY_M_FLOWS]), GC_FLOWS / 2 + 2,
+		  "live confirmed flows kept");
+	ASSERT_EQ(map_count(dp->map_fds[FERRY_M_RFLOWS]), GC_FLOWS / 2 + 2,
+		  "their reply halves kept, every other one removed");
+	ASSERT_EQ(map_count(dp->map_fds[FERRY_M_EFLOWS]), 1, "the fresh embryonic flow kept");
+	ASSERT_EQ(map_count(dp->map_fds[FERRY_M_ERFLOWS]), 1, "its reply half kept");
+	ASSERT_FALSE(has_key(dp->map_fds[FERRY_M_FLOWS], &first_idle, &got), "idle flow removed");
+	if (ASSERT_TRUE(has_key(dp->map_fds[FERRY_M_FLOWS], &first_live, &got), "live flow kept")) {
+		ferry_flow__reverse_key(&rkey, &first_live, &got);
+		ASSERT_TRUE(has_key(dp->map_fds[FERRY_M_RFLOWS], &rkey, &rgot),
+			    "live flow's reply half kept");
+	}
+	/* A second pass finds nothing more. */
+	ASSERT_EQ(ferry_sync__gc_flows(sync, &o), 0, "second pass");
+out:
+	ferry_sync__free(sync);
+	ferry_dp__close(dp);
+	ferry_dp__reset(PIN);
+}
+
+/*
+ * The flows of a deleted backend go when the sync removes it, over more than
+ * one batch; the other backends' flows stay.
+ */
+static void test_purge_flows(void)
+{
+	struct ferry_sync_result res;
+	struct ferry_sync *sync = NULL;
+	struct ferry_flow_key key, bkey, next, *prev = NULL;
+	struct ferry_backend be;
+	struct ferry_flow flow;
+	struct ferry_dp *dp;
+	struct fixture f;
+	__u32 canary_id = 0, main_id = 0, i;
+	char addr[INET_ADDRSTRLEN];
+	int err = 0;
+
+	TEST_NEEDS_ROOT();
+	ferry_dp__reset(PIN);
+	dp = open_dp();
+	if (!ASSERT_TRUE(dp, "open data plane"))
+		return;
+	sync = ferry_sync__new(dp, NULL);
+	if (!ASSERT_TRUE(sync, "sync"))
+		goto out;
+	fixture_init(&f, 90, 10);
+	if (!ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "apply"))
+		goto out;
+	for (i = 1; i < FERRY_MAX_BACKENDS && (!canary_id || !main_id); i++) {
+		if (bpf_map_lookup_elem(dp->map_fds[FERRY_M_BACKENDS], &i, &be) || !be.port)
+			continue;
+		inet_ntop(AF_INET, &be.addr[0], addr, sizeof(addr));
+		if (!strcmp(addr, "198.18.13.2"))
+			canary_id = i;
+		else if (!strcmp(addr, "198.18.11.2"))
+			main_id = i;
+	}
+	if (!ASSERT_TRUE(canary_id && main_id, "backend ids"))
+		goto out;
+	for (i = 0; i < GC_FLOWS && !err; i++) {
+		gc_flow(&key, &flow, i, IPPROTO_TCP, i % 2 ? "198.18.13.2" : "198.18.11.2",
+			i % 2 ? canary_id : main_id, 0, 0);
+		err = gc_put(dp, false, &key, &flow);
+	}
+	if (!ASSERT_OK(err, "write the flows"))
+		goto out;
+	/* The canary predictor goes, and its one backend with it. */
+	f.svc.npredictors = 1;
+	if (!ASSERT_OK(ferry_sync__apply(sync, &f.model, &res), "apply without the canary"))
+		goto out;
+	ASSERT_EQ(res.backends_removed, 1, "the canary's backend removed");
+	ASSERT_EQ(res.flows_purged, GC_FLOWS / 2, "its flows purged");
+	ASSERT_EQ(map_count(dp->map_fds[FERRY_M_FLOWS]), GC_FLOWS / 2, "main's flows kept");
+	ASSERT_EQ(map_count(dp->map_fds[FERRY_M_RFLOWS]), GC_FLOWS / 2, "main's reply halves kept");
+	while (!bpf_map_get_next_key(dp->map_fds[FERRY_M_FLOWS], prev, &next)) {
+		bkey = next;
+		prev = &bkey;
+		if (!bpf_map_lookup_elem(dp->map_fds[FERRY_M_FLOWS], &bkey, &flow) &&
+		    flow.backend_id != main_id) {
+			ASSERT_EQ(flow.backend_id, main_id, "a kept flow is main's");
+			break;
+		}
+	}
+out:
+	ferry_sync__free(sync);
+	ferry_dp__close(dp);
+	ferry_dp__reset(PIN);
+}
+
 int main(int argc, char **argv)
 {
 	test__main_init(argc, argv);
@@ -719,5 +936,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_no_ready);
 	RUN_TEST(SUITE, test_failed_batch_held);
 	RUN_TEST(SUITE, test_name_index);
+	RUN_TEST(SUITE, test_gc_flows);
+	RUN_TEST(SUITE, test_purge_flows);
 	return test__summary();
 }

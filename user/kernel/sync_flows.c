@@ -5,6 +5,9 @@
  */
 #include "kernel/sync_internal.h"
 
+/* Entries per batch syscall: 4,096 flows (a 448 KB value buffer). */
+#define FLOW_BATCH 4096
+
 struct keylist {
 	struct ferry_flow_key *keys;
 	size_t n, cap;
@@ -25,31 +28,100 @@ static int keylist_add(struct keylist *l, const struct ferry_flow_key *key)
 	return 0;
 }
 
+/*
+ * Deletes l's keys from fd, a batch per call. A key that is already gone
+ * (the LRU or the data plane took it since the walk) stops a batch at that
+ * key: it is skipped and the rest go on.
+ */
 static void keylist_delete(struct keylist *l, int fd)
 {
-	for (size_t i = 0; i < l->n; i++)
-		bpf_map_delete_elem(fd, &l->keys[i]);
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	size_t done = 0;
+
+	while (done < l->n) {
+		__u32 n = l->n - done > FLOW_BATCH ? FLOW_BATCH : l->n - done;
+		int err = bpf_map_delete_batch(fd, l->keys + done, &n, &opts);
+
+		done += n;
+		if (!err)
+			continue;
+		/* Not the missing key (a kernel without batches?): that key alone. */
+		if (err != -ENOENT && done < l->n)
+			bpf_map_delete_elem(fd, &l->keys[done]);
+		done++;
+	}
 	free(l->keys);
+}
+
+typedef void (*flow_visit_fn)(const struct ferry_flow_key *key, const void *val, void *ctx);
+
+/*
+ * Calls fn for every entry of a flow map (forward or reply: val_size), read
+ * FLOW_BATCH entries per syscall. One lookup per key after a get_next_key,
+ * two syscalls per flow, made a GC pass over a full table (262,144 flows)
+ * cost ferryd most of a CPU-second every ten seconds, on the cores the
+ * traffic uses. Not ferry_map__read_all (snapshot.c): that holds the whole
+ * table at once (40 MB when full), this one batch. Returns 0 or -errno (the
+ * entries visited before it stay visited).
+ */
+static int walk_flows(int fd, size_t val_size, flow_visit_fn fn, void *ctx)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	struct ferry_flow_key *keys = calloc(FLOW_BATCH, sizeof(*keys));
+	char *vals = calloc(FLOW_BATCH, val_size);
+	__u32 in, out, n, i;
+	bool first = true;
+	int err = -ENOMEM;
+
+	if (!keys || !vals)
+		goto free_bufs;
+	do {
+		n = FLOW_BATCH;
+		err = bpf_map_lookup_batch(fd, first ? NULL : &in, &out, keys, vals, &n, &opts);
+		if (err && err != -ENOENT)
+			break;
+		for (i = 0; i < n; i++)
+			fn(&keys[i], vals + (size_t)i * val_size, ctx);
+		in = out;
+		first = false;
+	} while (!err);
+	/* -ENOENT: the walk reached the end. */
+	if (err == -ENOENT)
+		err = 0;
+free_bufs:
+	free(vals);
+	free(keys);
+	return err;
+}
+
+struct dead_walk {
+	const bool *dead;
+	bool rev;
+	struct keylist *out;
+};
+
+static void visit_dead(const struct ferry_flow_key *key, const void *val, void *ctx)
+{
+	const struct dead_walk *w = ctx;
+	__u32 id = w->rev ? ((const struct ferry_rflow *)val)->backend_id :
+			    ((const struct ferry_flow *)val)->backend_id;
+
+	if (id < FERRY_MAX_BACKENDS && w->dead[id])
+		keylist_add(w->out, key);
 }
 
 /* Collects the keys of fd's flows (forward or reply, by rev) whose backend is dead. */
 static void collect_dead(int fd, bool rev, const bool *dead, struct keylist *out)
 {
-	struct ferry_flow_key key, next, *prev = NULL;
-	struct ferry_rflow rflow;
-	struct ferry_flow flow;
-	__u32 id;
+	struct dead_walk w = { .dead = dead, .rev = rev, .out = out };
+	int err;
 
-	while (!bpf_map_get_next_key(fd, prev, &next)) {
-		key = next;
-		prev = &key;
-		if (rev ? bpf_map_lookup_elem(fd, &key, &rflow) :
-			  bpf_map_lookup_elem(fd, &key, &flow))
-			continue;
-		id = rev ? rflow.backend_id : flow.backend_id;
-		if (id < FERRY_MAX_BACKENDS && dead[id])
-			keylist_add(out, &key);
-	}
+	err = walk_flows(fd, rev ? sizeof(struct ferry_rflow) : sizeof(struct ferry_flow),
+			 visit_dead, &w);
+	if (err)
+		pr_warn("flows of deleted backends: reading a flow map failed (%s); the rest "
+			"age out",
+			strerror(-err));
 }
 
 /*
@@ -95,6 +167,38 @@ void ferry_flow__reverse_key(struct ferry_flow_key *rkey, const struct ferry_flo
 	rkey->family = key->family;
 }
 
+struct gc_walk {
+	const struct ferry_gc_opts *o;
+	__u64 now;
+	bool embryonic, full;
+	struct keylist fwd, rev;
+};
+
+static void visit_idle(const struct ferry_flow_key *key, const void *val, void *ctx)
+{
+	const struct ferry_flow *flow = val;
+	struct gc_walk *w = ctx;
+	struct ferry_flow_key rkey;
+	__u64 limit;
+
+	if (w->full || flow->last_ns > w->now)
+		return;
+	if (key->proto == IPPROTO_UDP)
+		limit = w->o->udp_idle_ns;
+	else if (flow->flags & FERRY_FLOW_F_CLOSING)
+		limit = w->o->tcp_closing_ns;
+	else if (w->embryonic)
+		limit = w->o->embryonic_ns ?: w->o->tcp_closing_ns;
+	else
+		limit = w->o->tcp_idle_ns;
+	if (w->now - flow->last_ns < limit)
+		return;
+	ferry_flow__reverse_key(&rkey, key, flow);
+	/* Out of memory: what was collected goes now, the rest on the next pass. */
+	if (keylist_add(&w->fwd, key) || keylist_add(&w->rev, &rkey))
+		w->full = true;
+}
+
 /*
  * One pass over a forward map (confirmed or embryonic) and the reply map of
  * the same kind: removes both halves of flows idle past their limit. Idle is
@@ -102,35 +206,20 @@ void ferry_flow__reverse_key(struct ferry_flow_key *rkey, const struct ferry_flo
  */
 static size_t gc_map(int ffd, int rfd, bool embryonic, const struct ferry_gc_opts *o, __u64 now)
 {
-	struct ferry_flow_key key, next, rkey, *prev = NULL;
-	struct keylist fwd = {}, rev = {};
-	struct ferry_flow flow;
+	struct gc_walk w = { .o = o, .now = now, .embryonic = embryonic };
 	size_t n;
+	int err;
 
-	while (!bpf_map_get_next_key(ffd, prev, &next)) {
-		__u64 limit;
-
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(ffd, &key, &flow) || flow.last_ns > now)
-			continue;
-		if (key.proto == IPPROTO_UDP)
-			limit = o->udp_idle_ns;
-		else if (flow.flags & FERRY_FLOW_F_CLOSING)
-			limit = o->tcp_closing_ns;
-		else if (embryonic)
-			limit = o->embryonic_ns ?: o->tcp_closing_ns;
-		else
-			limit = o->tcp_idle_ns;
-		if (now - flow.last_ns < limit)
-			continue;
-		ferry_flow__reverse_key(&rkey, &key, &flow);
-		if (keylist_add(&fwd, &key) || keylist_add(&rev, &rkey))
-			break;
-	}
-	n = fwd.n;
-	keylist_delete(&fwd, ffd);
-	keylist_delete(&rev, rfd);
+	err = walk_flows(ffd, sizeof(struct ferry_flow), visit_idle, &w);
+	if (err)
+		pr_warn("flow gc: reading the %s flows failed (%s)",
+			embryonic ? "embryonic" : "confirmed", strerror(-err));
+	/* A half-added pair (out of memory) leaves its reply half to the next pass. */
+	if (w.rev.n < w.fwd.n)
+		w.fwd.n = w.rev.n;
+	n = w.fwd.n;
+	keylist_delete(&w.fwd, ffd);
+	keylist_delete(&w.rev, rfd);
 	return n;
 }
 
