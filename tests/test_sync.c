@@ -13,6 +13,7 @@
 #include <sys/mount.h>
 #include <sys/statfs.h>
 #include <time.h>
+#include <unistd.h>
 #include <linux/magic.h>
 
 #include <bpf/bpf.h>
@@ -703,6 +704,7 @@ out:
 /* ------------------------------------------------------------- flow GC */
 
 #define GC_FLOWS 10000 /* more than two of the sync layer's 4,096-entry batches */
+#define SEC 1000000000ULL
 
 /* A flow to the fixture's VIP from client i, on backend addr:9000. */
 static void gc_flow(struct ferry_flow_key *key, struct ferry_flow *flow, __u32 i, __u8 proto,
@@ -767,10 +769,11 @@ static bool has_key(int fd, const struct ferry_flow_key *key, void *val)
  */
 static void test_gc_flows(void)
 {
-	const struct ferry_gc_opts o = { .tcp_idle_ns = 3600 * 1000000000ULL,
-					 .tcp_closing_ns = 10 * 1000000000ULL,
-					 .embryonic_ns = 5 * 1000000000ULL,
-					 .udp_idle_ns = 30 * 1000000000ULL };
+	/* Short limits: flow times are CLOCK_MONOTONIC, which a fresh VM has little of. */
+	const struct ferry_gc_opts o = { .tcp_idle_ns = 8 * SEC,
+					 .tcp_closing_ns = 4 * SEC,
+					 .embryonic_ns = 2 * SEC,
+					 .udp_idle_ns = 6 * SEC };
 	struct ferry_flow_key key, rkey, first_idle, first_live;
 	struct ferry_sync *sync = NULL;
 	struct ferry_flow flow, got;
@@ -789,32 +792,35 @@ static void test_gc_flows(void)
 	sync = ferry_sync__new(dp, NULL);
 	if (!ASSERT_TRUE(sync, "sync"))
 		goto out;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	/* Every age below must fit in the clock (a VM tested right after its boot). */
+	do {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		now = (__u64)ts.tv_sec * SEC + ts.tv_nsec;
+	} while (now < 10 * SEC && !sleep(1));
 	/* Confirmed TCP: even i idle past the limit, odd i live. */
 	for (i = 0; i < GC_FLOWS && !err; i++) {
-		gc_flow(&key, &flow, i, IPPROTO_TCP, "198.18.11.2", 1,
-			i % 2 ? now : now - 2 * o.tcp_idle_ns, 0);
+		gc_flow(&key, &flow, i, IPPROTO_TCP, "198.18.11.2", 1, i % 2 ? now : now - 9 * SEC,
+			0);
 		err = gc_put(dp, false, &key, &flow);
 		if (i == 0)
 			first_idle = key;
 		if (i == 1)
 			first_live = key;
 	}
-	/* Closed 20 s ago (past 10 s), and closed just now. */
-	gc_flow(&key, &flow, GC_FLOWS, IPPROTO_TCP, "198.18.11.2", 1, now - 20000000000ULL,
+	/* Closed 5 s ago (past 4 s, within the idle limit), and closed just now. */
+	gc_flow(&key, &flow, GC_FLOWS, IPPROTO_TCP, "198.18.11.2", 1, now - 5 * SEC,
 		FERRY_FLOW_F_CLOSING);
 	err = err ?: gc_put(dp, false, &key, &flow);
 	gc_flow(&key, &flow, GC_FLOWS + 1, IPPROTO_TCP, "198.18.11.2", 1, now,
 		FERRY_FLOW_F_CLOSING);
 	err = err ?: gc_put(dp, false, &key, &flow);
-	/* UDP: 60 s idle (past 30 s) and 1 s. */
-	gc_flow(&key, &flow, GC_FLOWS + 2, IPPROTO_UDP, "198.18.11.2", 1, now - 60000000000ULL, 0);
+	/* UDP: 7 s idle (past 6 s, within TCP's limit) and 1 s. */
+	gc_flow(&key, &flow, GC_FLOWS + 2, IPPROTO_UDP, "198.18.11.2", 1, now - 7 * SEC, 0);
 	err = err ?: gc_put(dp, false, &key, &flow);
-	gc_flow(&key, &flow, GC_FLOWS + 3, IPPROTO_UDP, "198.18.11.2", 1, now - 1000000000ULL, 0);
+	gc_flow(&key, &flow, GC_FLOWS + 3, IPPROTO_UDP, "198.18.11.2", 1, now - SEC, 0);
 	err = err ?: gc_put(dp, false, &key, &flow);
-	/* Embryonic: 6 s without a handshake (past 5 s), and a fresh one. */
-	gc_flow(&key, &flow, GC_FLOWS + 4, IPPROTO_TCP, "198.18.12.2", 2, now - 6000000000ULL, 0);
+	/* Embryonic: 3 s without a handshake (past 2 s, within the closing limit), and a fresh one. */
+	gc_flow(&key, &flow, GC_FLOWS + 4, IPPROTO_TCP, "198.18.12.2", 2, now - 3 * SEC, 0);
 	err = err ?: gc_put(dp, true, &key, &flow);
 	gc_flow(&key, &flow, GC_FLOWS + 5, IPPROTO_TCP, "198.18.12.2", 2, now, 0);
 	err = err ?: gc_put(dp, true, &key, &flow);
