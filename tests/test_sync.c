@@ -744,6 +744,7 @@ static int gc_put(struct ferry_dp *dp, bool emb, const struct ferry_flow_key *ke
 	return 0;
 }
 
+/* Entries of fd, a flow map. */
 static __u32 map_count(int fd)
 {
 	struct ferry_flow_key key, next, *prev = NULL;
@@ -753,6 +754,21 @@ static __u32 map_count(int fd)
 		key = next;
 		prev = &key;
 		n++;
+	}
+	return n;
+}
+
+/* ferry_flows entries on backend_id. */
+static __u32 flows_on(int fd, __u32 backend_id)
+{
+	struct ferry_flow_key key, next, *prev = NULL;
+	struct ferry_flow flow;
+	__u32 n = 0;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		n += !bpf_map_lookup_elem(fd, &key, &flow) && flow.backend_id == backend_id;
 	}
 	return n;
 }
@@ -861,7 +877,7 @@ static void test_purge_flows(void)
 {
 	struct ferry_sync_result res;
 	struct ferry_sync *sync = NULL;
-	struct ferry_flow_key key, bkey, next, *prev = NULL;
+	struct ferry_flow_key key;
 	struct ferry_backend be;
 	struct ferry_flow flow;
 	struct ferry_dp *dp;
@@ -907,15 +923,9 @@ static void test_purge_flows(void)
 	ASSERT_EQ(res.flows_purged, GC_FLOWS / 2, "its flows purged");
 	ASSERT_EQ(map_count(dp->map_fds[FERRY_M_FLOWS]), GC_FLOWS / 2, "main's flows kept");
 	ASSERT_EQ(map_count(dp->map_fds[FERRY_M_RFLOWS]), GC_FLOWS / 2, "main's reply halves kept");
-	while (!bpf_map_get_next_key(dp->map_fds[FERRY_M_FLOWS], prev, &next)) {
-		bkey = next;
-		prev = &bkey;
-		if (!bpf_map_lookup_elem(dp->map_fds[FERRY_M_FLOWS], &bkey, &flow) &&
-		    flow.backend_id != main_id) {
-			ASSERT_EQ(flow.backend_id, main_id, "a kept flow is main's");
-			break;
-		}
-	}
+	ASSERT_EQ(flows_on(dp->map_fds[FERRY_M_FLOWS], main_id), GC_FLOWS / 2,
+		  "every kept flow is main's");
+	ASSERT_EQ(flows_on(dp->map_fds[FERRY_M_FLOWS], canary_id), 0, "none on the canary's");
 out:
 	ferry_sync__free(sync);
 	ferry_dp__close(dp);
