@@ -5,66 +5,67 @@
  */
 #include "kernel/sync_internal.h"
 
-/* Entries per batch syscall: 4,096 flows (a 448 KB value buffer). */
-#define FLOW_BATCH 4096
+/*
+ * Entries per batch syscall, and the most keys a pass holds at once: what
+ * is due is deleted after each batch read, so a pass allocates about 60 KB
+ * whatever the table holds. Collecting every due key first made a pass over
+ * a full table of due flows grow ferryd by 21 MB (and free it again) every
+ * ten seconds, and cost a third more CPU (docs/performance.md).
+ */
+#define FLOW_BATCH 256
 
+/* Keys to delete from one map, a batch at a time. */
 struct keylist {
-	struct ferry_flow_key *keys;
-	size_t n, cap;
+	int fd;
+	__u32 n;
+	struct ferry_flow_key keys[FLOW_BATCH];
 };
 
-static int keylist_add(struct keylist *l, const struct ferry_flow_key *key)
-{
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 256;
-		struct ferry_flow_key *more = realloc(l->keys, cap * sizeof(*more));
-
-		if (!more)
-			return -ENOMEM;
-		l->keys = more;
-		l->cap = cap;
-	}
-	l->keys[l->n++] = *key;
-	return 0;
-}
-
 /*
- * Deletes l's keys from fd, a batch per call. A key that is already gone
- * (the LRU or the data plane took it since the walk) stops a batch at that
- * key: it is skipped and the rest go on.
+ * Deletes l's keys, a batch per call, and empties l. A key that is already
+ * gone (the LRU or the data plane took it since the walk) stops a batch at
+ * that key: it is skipped and the rest go on.
  */
-static void keylist_delete(struct keylist *l, int fd)
+static void keylist_flush(struct keylist *l)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	size_t done = 0;
+	__u32 done = 0;
 
 	while (done < l->n) {
-		__u32 n = l->n - done > FLOW_BATCH ? FLOW_BATCH : l->n - done;
-		int err = bpf_map_delete_batch(fd, l->keys + done, &n, &opts);
+		__u32 n = l->n - done;
+		int err = bpf_map_delete_batch(l->fd, l->keys + done, &n, &opts);
 
 		done += n;
 		if (!err)
 			continue;
 		/* Not the missing key (a kernel without batches?): that key alone. */
 		if (err != -ENOENT && done < l->n)
-			bpf_map_delete_elem(fd, &l->keys[done]);
+			bpf_map_delete_elem(l->fd, &l->keys[done]);
 		done++;
 	}
-	free(l->keys);
+	l->n = 0;
 }
 
-typedef void (*flow_visit_fn)(const struct ferry_flow_key *key, const void *val, void *ctx);
+/*
+ * One walk over a flow map: visit() is called for every entry and queues
+ * what must go in fwd (keys of the walked map or another) and rev; both are
+ * deleted after each batch read. Deleting behind the walk is safe: a batch
+ * read resumes at the next hash bucket, and only buckets already read lose
+ * entries. At most FLOW_BATCH keys each per batch.
+ */
+struct flow_walk {
+	void (*visit)(struct flow_walk *w, const struct ferry_flow_key *key, const void *val);
+	struct keylist fwd, rev;
+};
 
 /*
- * Calls fn for every entry of a flow map (forward or reply: val_size), read
- * FLOW_BATCH entries per syscall. One lookup per key after a get_next_key,
- * two syscalls per flow, made a GC pass over a full table (262,144 flows)
- * cost ferryd most of a CPU-second every ten seconds, on the cores the
- * traffic uses. Not ferry_map__read_all (snapshot.c): that holds the whole
- * table at once (40 MB when full), this one batch. Returns 0 or -errno (the
- * entries visited before it stay visited).
+ * Walks fd's entries (forward or reply: val_size), FLOW_BATCH per syscall.
+ * One lookup per key after a get_next_key, two syscalls per flow, made a
+ * pass over a full table (262,144 flows) cost ferryd most of a CPU-second
+ * every ten seconds, on the cores the traffic uses. Returns 0 or -errno
+ * (what was visited before it is deleted all the same).
  */
-static int walk_flows(int fd, size_t val_size, flow_visit_fn fn, void *ctx)
+static int walk_flows(int fd, size_t val_size, struct flow_walk *w)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	struct ferry_flow_key *keys = calloc(FLOW_BATCH, sizeof(*keys));
@@ -81,7 +82,9 @@ static int walk_flows(int fd, size_t val_size, flow_visit_fn fn, void *ctx)
 		if (err && err != -ENOENT)
 			break;
 		for (i = 0; i < n; i++)
-			fn(&keys[i], vals + (size_t)i * val_size, ctx);
+			w->visit(w, &keys[i], vals + (size_t)i * val_size);
+		keylist_flush(&w->fwd);
+		keylist_flush(&w->rev);
 		in = out;
 		first = false;
 	} while (!err);
@@ -95,33 +98,22 @@ free_bufs:
 }
 
 struct dead_walk {
+	struct flow_walk walk;
 	const bool *dead;
 	bool rev;
-	struct keylist *out;
+	size_t n;
 };
 
-static void visit_dead(const struct ferry_flow_key *key, const void *val, void *ctx)
+static void visit_dead(struct flow_walk *fw, const struct ferry_flow_key *key, const void *val)
 {
-	const struct dead_walk *w = ctx;
+	struct dead_walk *w = (struct dead_walk *)fw;
 	__u32 id = w->rev ? ((const struct ferry_rflow *)val)->backend_id :
 			    ((const struct ferry_flow *)val)->backend_id;
 
-	if (id < FERRY_MAX_BACKENDS && w->dead[id])
-		keylist_add(w->out, key);
-}
-
-/* Collects the keys of fd's flows (forward or reply, by rev) whose backend is dead. */
-static void collect_dead(int fd, bool rev, const bool *dead, struct keylist *out)
-{
-	struct dead_walk w = { .dead = dead, .rev = rev, .out = out };
-	int err;
-
-	err = walk_flows(fd, rev ? sizeof(struct ferry_rflow) : sizeof(struct ferry_flow),
-			 visit_dead, &w);
-	if (err)
-		pr_warn("flows of deleted backends: reading a flow map failed (%s); the rest "
-			"age out",
-			strerror(-err));
+	if (id < FERRY_MAX_BACKENDS && w->dead[id]) {
+		w->walk.fwd.keys[w->walk.fwd.n++] = *key;
+		w->n++;
+	}
 }
 
 /*
@@ -141,17 +133,33 @@ size_t purge_flows(struct ferry_sync *s, const bool *dead)
 		{ FERRY_M_EFLOWS, false },
 		{ FERRY_M_ERFLOWS, true },
 	};
+	struct dead_walk *w = calloc(1, sizeof(*w));
 	size_t purged = 0;
+	int err;
 
+	if (!w) {
+		pr_warn("flows of deleted backends: out of memory; they age out");
+		return 0;
+	}
+	w->walk.visit = visit_dead;
+	w->dead = dead;
 	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
 		int fd = s->dp->map_fds[maps[i].id];
-		struct keylist l = {};
 
-		collect_dead(fd, maps[i].rev, dead, &l);
+		w->walk.fwd.fd = fd;
+		w->rev = maps[i].rev;
+		w->n = 0;
+		err = walk_flows(fd,
+				 w->rev ? sizeof(struct ferry_rflow) : sizeof(struct ferry_flow),
+				 &w->walk);
+		if (err)
+			pr_warn("flows of deleted backends: reading a flow map failed (%s); the "
+				"rest age out",
+				strerror(-err));
 		if (maps[i].id == FERRY_M_FLOWS)
-			purged = l.n;
-		keylist_delete(&l, fd);
+			purged = w->n;
 	}
+	free(w);
 	return purged;
 }
 
@@ -168,20 +176,20 @@ void ferry_flow__reverse_key(struct ferry_flow_key *rkey, const struct ferry_flo
 }
 
 struct gc_walk {
+	struct flow_walk walk;
 	const struct ferry_gc_opts *o;
 	__u64 now;
-	bool embryonic, full;
-	struct keylist fwd, rev;
+	bool embryonic;
+	size_t n;
 };
 
-static void visit_idle(const struct ferry_flow_key *key, const void *val, void *ctx)
+static void visit_idle(struct flow_walk *fw, const struct ferry_flow_key *key, const void *val)
 {
+	struct gc_walk *w = (struct gc_walk *)fw;
 	const struct ferry_flow *flow = val;
-	struct gc_walk *w = ctx;
-	struct ferry_flow_key rkey;
 	__u64 limit;
 
-	if (w->full || flow->last_ns > w->now)
+	if (flow->last_ns > w->now)
 		return;
 	if (key->proto == IPPROTO_UDP)
 		limit = w->o->udp_idle_ns;
@@ -193,10 +201,9 @@ static void visit_idle(const struct ferry_flow_key *key, const void *val, void *
 		limit = w->o->tcp_idle_ns;
 	if (w->now - flow->last_ns < limit)
 		return;
-	ferry_flow__reverse_key(&rkey, key, flow);
-	/* Out of memory: what was collected goes now, the rest on the next pass. */
-	if (keylist_add(&w->fwd, key) || keylist_add(&w->rev, &rkey))
-		w->full = true;
+	w->walk.fwd.keys[w->walk.fwd.n++] = *key;
+	ferry_flow__reverse_key(&w->walk.rev.keys[w->walk.rev.n++], key, flow);
+	w->n++;
 }
 
 /*
@@ -204,34 +211,39 @@ static void visit_idle(const struct ferry_flow_key *key, const void *val, void *
  * the same kind: removes both halves of flows idle past their limit. Idle is
  * since the last packet either way (replies refresh last_ns too).
  */
-static size_t gc_map(int ffd, int rfd, bool embryonic, const struct ferry_gc_opts *o, __u64 now)
+static size_t gc_map(struct gc_walk *w, int ffd, int rfd, bool embryonic)
 {
-	struct gc_walk w = { .o = o, .now = now, .embryonic = embryonic };
-	size_t n;
 	int err;
 
-	err = walk_flows(ffd, sizeof(struct ferry_flow), visit_idle, &w);
+	w->walk.fwd.fd = ffd;
+	w->walk.rev.fd = rfd;
+	w->embryonic = embryonic;
+	w->n = 0;
+	err = walk_flows(ffd, sizeof(struct ferry_flow), &w->walk);
 	if (err)
 		pr_warn("flow gc: reading the %s flows failed (%s)",
 			embryonic ? "embryonic" : "confirmed", strerror(-err));
-	/* A half-added pair (out of memory) leaves its reply half to the next pass. */
-	if (w.rev.n < w.fwd.n)
-		w.fwd.n = w.rev.n;
-	n = w.fwd.n;
-	keylist_delete(&w.fwd, ffd);
-	keylist_delete(&w.rev, rfd);
-	return n;
+	return w->n;
 }
 
 size_t ferry_sync__gc_flows(struct ferry_sync *s, const struct ferry_gc_opts *o)
 {
 	int *fds = s->dp->map_fds;
+	struct gc_walk *w = calloc(1, sizeof(*w));
 	struct timespec ts;
-	__u64 now;
+	size_t n;
 
+	if (!w) {
+		pr_warn("flow gc: out of memory; the next pass tries again");
+		return 0;
+	}
+	w->walk.visit = visit_idle;
+	w->o = o;
 	/* The data plane stamps flows with bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC. */
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-	return gc_map(fds[FERRY_M_FLOWS], fds[FERRY_M_RFLOWS], false, o, now) +
-	       gc_map(fds[FERRY_M_EFLOWS], fds[FERRY_M_ERFLOWS], true, o, now);
+	w->now = (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	n = gc_map(w, fds[FERRY_M_FLOWS], fds[FERRY_M_RFLOWS], false);
+	n += gc_map(w, fds[FERRY_M_EFLOWS], fds[FERRY_M_ERFLOWS], true);
+	free(w);
+	return n;
 }
