@@ -122,7 +122,7 @@ int main(int argc, char **argv)
 	/* Interleaved: a slow phase of the machine lands on both. */
 	for (int r = 0; r < runs; r++) {
 		t = cpu_ms();
-		if (ferry_sync__gc_flows(sync, &o))
+		if (ferry_sync__gc_flows(sync, &o, NULL))
 			fprintf(stderr, "flow_gc: the pass removed live flows\n");
 		gc[r] = cpu_ms() - t;
 		t = cpu_ms();

@@ -661,6 +661,13 @@ static const char *const required_lines[] = {
 	"ferry_rebalance_connections_total{outcome=\"gone\"} 2\n",
 	"ferry_rebalance_connections_total{outcome=\"goaway\"} 6\n",
 	"ferry_rebalance_marked_connections 4\n",
+	"ferry_flow_entries{table=\"confirmed\"} 1500\n",
+	"ferry_flow_entries{table=\"embryonic\"} 7\n",
+	"ferry_flow_capacity{table=\"confirmed\"} 262144\n",
+	"ferry_flow_capacity{table=\"embryonic\"} 65536\n",
+	"ferry_flow_gc_removed_total{table=\"confirmed\"} 420\n",
+	"ferry_flow_gc_removed_total{table=\"embryonic\"} 3\n",
+	"ferry_flow_gc_duration_seconds 0.012500000\n",
 	"ferry_last_sync_timestamp_seconds 1700000000.123456",
 	"ferry_new_connections_total{" MAIN_LABELS "} 30\n",
 	"ferry_new_connections_total{" CANARY_LABELS "} 3\n",
@@ -716,6 +723,14 @@ static const struct ferry_rebal_stats sample_rebal = {
 	.marked = 4,
 };
 
+/* ferryd's flow GC figures (user/telemetry/metrics.h), as it passes them. */
+static const struct ferry_flow_gc_stats sample_gc = {
+	.entries = { [FERRY_FLOWS_CONFIRMED] = 1500, [FERRY_FLOWS_EMBRYONIC] = 7 },
+	.capacity = { [FERRY_FLOWS_CONFIRMED] = 262144, [FERRY_FLOWS_EMBRYONIC] = 65536 },
+	.removed_total = { [FERRY_FLOWS_CONFIRMED] = 420, [FERRY_FLOWS_EMBRYONIC] = 3 },
+	.last_pass_seconds = 0.0125,
+};
+
 static int render_sample_format(struct ferry_snapshot *s, const struct ferry_hist_buckets *buckets,
 				enum ferry_metrics_format format, char **out, size_t *len)
 {
@@ -727,6 +742,7 @@ static int render_sample_format(struct ferry_snapshot *s, const struct ferry_his
 		.nno_ready_predictors = 1,
 		.buckets = buckets,
 		.rebalance = &sample_rebal,
+		.flow_gc = &sample_gc,
 	};
 
 	return ferry_metrics__render_format(s, &opts, format, out, len);

@@ -791,6 +791,7 @@ static void test_gc_flows(void)
 					 .embryonic_ns = 2 * SEC,
 					 .udp_idle_ns = 6 * SEC };
 	struct ferry_flow_key key, rkey, first_idle, first_live;
+	struct ferry_gc_result res = {};
 	struct ferry_sync *sync = NULL;
 	struct ferry_flow flow, got;
 	struct ferry_rflow rgot;
@@ -847,8 +848,15 @@ static void test_gc_flows(void)
 	ferry_flow__reverse_key(&rkey, &first_idle, &got);
 	ASSERT_OK(bpf_map_delete_elem(dp->map_fds[FERRY_M_RFLOWS], &rkey), "its reply half gone");
 
-	ASSERT_EQ(ferry_sync__gc_flows(sync, &o), GC_FLOWS / 2 + 3,
+	ASSERT_EQ(ferry_sync__gc_flows(sync, &o, &res), GC_FLOWS / 2 + 3,
 		  "idle, closed, UDP and embryonic flows past their limits");
+	/* What ferryd exports (ferry_flow_entries, ferry_flow_gc_removed_total). */
+	ASSERT_EQ(res.seen[FERRY_FLOWS_CONFIRMED], GC_FLOWS + 4, "confirmed flows seen");
+	ASSERT_EQ(res.removed[FERRY_FLOWS_CONFIRMED], GC_FLOWS / 2 + 2, "confirmed flows removed");
+	ASSERT_EQ(res.seen[FERRY_FLOWS_EMBRYONIC], 2, "embryonic flows seen");
+	ASSERT_EQ(res.removed[FERRY_FLOWS_EMBRYONIC], 1, "embryonic flows removed");
+	ASSERT_EQ(res.capacity[FERRY_FLOWS_CONFIRMED], FERRY_MAX_FLOWS, "confirmed table size");
+	ASSERT_EQ(res.capacity[FERRY_FLOWS_EMBRYONIC], FERRY_MAX_EMBRYONIC, "embryonic table size");
 	ASSERT_EQ(map_count(dp->map_fds[FERRY_M_FLOWS]), GC_FLOWS / 2 + 2,
 		  "live confirmed flows kept");
 	ASSERT_EQ(map_count(dp->map_fds[FERRY_M_RFLOWS]), GC_FLOWS / 2 + 2,
@@ -862,7 +870,7 @@ static void test_gc_flows(void)
 			    "live flow's reply half kept");
 	}
 	/* A second pass finds nothing more. */
-	ASSERT_EQ(ferry_sync__gc_flows(sync, &o), 0, "second pass");
+	ASSERT_EQ(ferry_sync__gc_flows(sync, &o, NULL), 0, "second pass");
 out:
 	ferry_sync__free(sync);
 	ferry_dp__close(dp);

@@ -118,6 +118,8 @@ struct ferryd {
 	struct ferry_rebal *rebal;
 	struct ferry_sync_result last_res; /* for status rewrites between syncs */
 	struct ferry_rebal_stats rebal_stats; /* copied at each tick, under lock */
+	struct ferry_flow_gc_stats flow_gc; /* after each flow GC pass, under lock */
+	bool flow_gc_ran;
 	struct ferry_canary_runner *canary;
 	struct ferry_canary_cluster *cluster; /* --kubernetes: one node decides */
 	/* The runner is used by the loop and by /canary/window on the metrics thread. */
@@ -860,6 +862,7 @@ static int produce_metrics(void *ctx, enum ferry_metrics_format format, char **b
 	opts.no_ready_predictors = d->no_ready;
 	opts.nno_ready_predictors = d->nno_ready;
 	opts.rebalance = d->rebal ? &d->rebal_stats : NULL;
+	opts.flow_gc = d->flow_gc_ran ? &d->flow_gc : NULL;
 	opts.canary = d->canary_rows;
 	opts.ncanary = d->ncanary_rows;
 	err = ferry_metrics__render_format(snap, &opts, format, buf, len);
@@ -1070,6 +1073,30 @@ static void rebalance_tick(struct ferryd *d)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* One flow GC pass, and what the metrics say of it. */
+static void run_flow_gc(struct ferryd *d)
+{
+	struct ferry_gc_opts gc = gc_opts_of(&d->opts);
+	struct ferry_gc_result res;
+	struct timespec t0, t1;
+	size_t n;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	n = ferry_sync__gc_flows(d->sync, &gc, &res);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (n)
+		pr_debug("flow gc: %zu idle flows removed", n);
+	pthread_mutex_lock(&d->lock);
+	for (int t = 0; t < FERRY_FLOW_TABLES; t++) {
+		d->flow_gc.entries[t] = res.seen[t];
+		d->flow_gc.capacity[t] = res.capacity[t];
+		d->flow_gc.removed_total[t] += res.removed[t];
+	}
+	d->flow_gc.last_pass_seconds = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	d->flow_gc_ran = true;
+	pthread_mutex_unlock(&d->lock);
+}
+
 static int run_loop(struct ferryd *d)
 {
 	struct epoll_event evs[8];
@@ -1104,13 +1131,8 @@ static int run_loop(struct ferryd *d)
 				heartbeat(d);
 				rebalance_tick(d);
 				canary_tick(d);
-				if (++d->ticks % GC_EVERY_TICKS == 0) {
-					struct ferry_gc_opts gc = gc_opts_of(&d->opts);
-					size_t n = ferry_sync__gc_flows(d->sync, &gc);
-
-					if (n)
-						pr_debug("flow gc: %zu idle flows removed", n);
-				}
+				if (++d->ticks % GC_EVERY_TICKS == 0)
+					run_flow_gc(d);
 				if (d->routes_dirty) {
 					d->routes_dirty = false;
 					ferry_nl__flush_cache(d->nl);

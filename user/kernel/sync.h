@@ -84,13 +84,28 @@ struct ferry_gc_opts {
 	__u64 udp_idle_ns; /* confirmed or not */
 };
 
+/* The flow tables ferry_sync__gc_flows walked: confirmed and embryonic. */
+enum ferry_flow_table {
+	FERRY_FLOWS_CONFIRMED,
+	FERRY_FLOWS_EMBRYONIC,
+	FERRY_FLOW_TABLES,
+};
+
+/* What one pass saw, per table, in connections (forward halves). */
+struct ferry_gc_result {
+	size_t seen[FERRY_FLOW_TABLES]; /* entries before the pass */
+	size_t removed[FERRY_FLOW_TABLES];
+	size_t capacity[FERRY_FLOW_TABLES]; /* the map's max_entries */
+};
+
 /*
  * Removes flows (both directions) that have been idle past their timeout.
  * The LRU evicts under pressure anyway; this keeps the table meaningful for
  * 'ferryctl flows' and leaves room before the LRU has to choose. Returns the
- * number of flows removed.
+ * number of flows removed; res (may be NULL) gets what the pass saw.
  */
-size_t ferry_sync__gc_flows(struct ferry_sync *sync, const struct ferry_gc_opts *opts);
+size_t ferry_sync__gc_flows(struct ferry_sync *sync, const struct ferry_gc_opts *opts,
+			    struct ferry_gc_result *res);
 
 /* The ferry_rflows key of a flow: backend -> client, as the reply arrives. */
 void ferry_flow__reverse_key(struct ferry_flow_key *rkey, const struct ferry_flow_key *key,

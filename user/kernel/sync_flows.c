@@ -180,7 +180,7 @@ struct gc_walk {
 	const struct ferry_gc_opts *o;
 	__u64 now;
 	bool embryonic;
-	size_t n;
+	size_t n, seen;
 };
 
 static void visit_idle(struct flow_walk *fw, const struct ferry_flow_key *key, const void *val)
@@ -189,6 +189,7 @@ static void visit_idle(struct flow_walk *fw, const struct ferry_flow_key *key, c
 	const struct ferry_flow *flow = val;
 	__u64 limit;
 
+	w->seen++;
 	if (flow->last_ns > w->now)
 		return;
 	if (key->proto == IPPROTO_UDP)
@@ -211,7 +212,7 @@ static void visit_idle(struct flow_walk *fw, const struct ferry_flow_key *key, c
  * the same kind: removes both halves of flows idle past their limit. Idle is
  * since the last packet either way (replies refresh last_ns too).
  */
-static size_t gc_map(struct gc_walk *w, int ffd, int rfd, bool embryonic)
+static void gc_map(struct gc_walk *w, int ffd, int rfd, bool embryonic)
 {
 	int err;
 
@@ -219,19 +220,27 @@ static size_t gc_map(struct gc_walk *w, int ffd, int rfd, bool embryonic)
 	w->walk.rev.fd = rfd;
 	w->embryonic = embryonic;
 	w->n = 0;
+	w->seen = 0;
 	err = walk_flows(ffd, sizeof(struct ferry_flow), &w->walk);
 	if (err)
 		pr_warn("flow gc: reading the %s flows failed (%s)",
 			embryonic ? "embryonic" : "confirmed", strerror(-err));
-	return w->n;
 }
 
-size_t ferry_sync__gc_flows(struct ferry_sync *s, const struct ferry_gc_opts *o)
+size_t ferry_sync__gc_flows(struct ferry_sync *s, const struct ferry_gc_opts *o,
+			    struct ferry_gc_result *res)
 {
+	static const struct {
+		enum ferry_map_id fwd, rev;
+	} tables[FERRY_FLOW_TABLES] = {
+		[FERRY_FLOWS_CONFIRMED] = { FERRY_M_FLOWS, FERRY_M_RFLOWS },
+		[FERRY_FLOWS_EMBRYONIC] = { FERRY_M_EFLOWS, FERRY_M_ERFLOWS },
+	};
+	struct ferry_gc_result r = {};
 	int *fds = s->dp->map_fds;
 	struct gc_walk *w = calloc(1, sizeof(*w));
 	struct timespec ts;
-	size_t n;
+	size_t n = 0;
 
 	if (!w) {
 		pr_warn("flow gc: out of memory; the next pass tries again");
@@ -242,8 +251,19 @@ size_t ferry_sync__gc_flows(struct ferry_sync *s, const struct ferry_gc_opts *o)
 	/* The data plane stamps flows with bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC. */
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	w->now = (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-	n = gc_map(w, fds[FERRY_M_FLOWS], fds[FERRY_M_RFLOWS], false);
-	n += gc_map(w, fds[FERRY_M_EFLOWS], fds[FERRY_M_ERFLOWS], true);
+	for (int t = 0; t < FERRY_FLOW_TABLES; t++) {
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+
+		gc_map(w, fds[tables[t].fwd], fds[tables[t].rev], t == FERRY_FLOWS_EMBRYONIC);
+		r.seen[t] = w->seen;
+		r.removed[t] = w->n;
+		if (!bpf_obj_get_info_by_fd(fds[tables[t].fwd], &info, &len))
+			r.capacity[t] = info.max_entries;
+		n += w->n;
+	}
 	free(w);
+	if (res)
+		*res = r;
 	return n;
 }

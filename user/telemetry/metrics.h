@@ -16,6 +16,15 @@
 #include "canary/canary.h"
 #include "telemetry/hist.h"
 #include "kernel/snapshot.h"
+#include "kernel/sync.h"
+
+/* ferryd's flow GC (every 10 s, ferry_sync__gc_flows): per enum ferry_flow_table. */
+struct ferry_flow_gc_stats {
+	__u64 entries[FERRY_FLOW_TABLES]; /* connections in the table at the last pass */
+	__u64 capacity[FERRY_FLOW_TABLES]; /* the table's size */
+	__u64 removed_total[FERRY_FLOW_TABLES]; /* removed since ferryd started */
+	double last_pass_seconds; /* the last pass's wall time */
+};
 
 /* Values only ferryd knows; every field may be left zero. */
 struct ferry_metrics_opts {
@@ -30,6 +39,8 @@ struct ferry_metrics_opts {
 	bool no_backend_histograms; /* omit ferry_backend_*_duration_seconds (cardinality) */
 	/* rebalancing's state and counters; NULL: not reported (ferryctl, tests) */
 	const struct ferry_rebal_stats *rebalance;
+	/* ferryd's flow GC; NULL before its first pass, and in ferryctl and tests */
+	const struct ferry_flow_gc_stats *flow_gc;
 	/* canary analysis, one row per deployment with ferry.io/canary: auto (ferry_canary_*) */
 	const struct ferry_canary_metrics *canary;
 	size_t ncanary;

@@ -38,6 +38,14 @@ out="$FE_RUN/load.json"
 fe_prom_latclient "$vip" 2
 sleep 5 # two more scrapes after the last request
 
+# ferryd's flow GC (every 10 s) publishes how full the connection table is;
+# its first pass comes after the client's first connections, so it counts them.
+gc_reported() { [ "$(fe_metric ferry_flow_capacity table=confirmed)" -gt 0 ]; }
+fe_wait 15 gc_reported || fe_fail "no ferry_flow_capacity 15 s after the traffic: the flow GC's figures are not exported"
+entries=$(fe_metric ferry_flow_entries table=confirmed)
+[ "$entries" -ge 1 ] || fe_fail "ferry_flow_entries{table=\"confirmed\"} is $entries after the client's connections"
+fe_log "flow table: $entries confirmed connections of $(fe_metric ferry_flow_capacity table=confirmed), last GC pass $(fe_metric ferry_flow_gc_duration_seconds) s"
+
 # The live exposition, not just the renderer's unit test, must satisfy promtool's linter.
 lint=$(fe_metrics | promtool check metrics 2>&1) || fe_fail "promtool check metrics on ferryd's /metrics: $lint"
 [ -z "$lint" ] || fe_fail "promtool check metrics on ferryd's /metrics: $lint"
