@@ -39,7 +39,7 @@ struct ferry_metrics_opts {
 	bool no_backend_histograms; /* omit ferry_backend_*_duration_seconds (cardinality) */
 	/* rebalancing's state and counters; NULL: not reported (ferryctl, tests) */
 	const struct ferry_rebal_stats *rebalance;
-	/* ferryd's flow GC; NULL before its first pass, and in ferryctl and tests */
+	/* ferryd's flow GC; NULL: not reported (ferryctl, and ferryd before its first pass) */
 	const struct ferry_flow_gc_stats *flow_gc;
 	/* canary analysis, one row per deployment with ferry.io/canary: auto (ferry_canary_*) */
 	const struct ferry_canary_metrics *canary;
