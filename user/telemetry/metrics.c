@@ -559,42 +559,42 @@ static void render_rebalance(struct render_ctx *c)
 	emit_end(c);
 }
 
-/* ferryd's flow GC: how full the flow tables are, and what the GC takes out of them. */
-static void render_flow_gc(struct render_ctx *c)
+/* One family with a sample per flow table (label table="confirmed|embryonic"). */
+static void emit_per_table(struct render_ctx *c, const char *name, enum family_type type,
+			   const char *help, const __u64 *v)
 {
 	static const char *const tables[FERRY_FLOW_TABLES] = {
 		[FERRY_FLOWS_CONFIRMED] = "confirmed",
 		[FERRY_FLOWS_EMBRYONIC] = "embryonic",
 	};
-	const struct ferry_flow_gc_stats *g = c->opts->flow_gc;
 	struct label l[1];
-	int t;
+
+	emit_family(c, name, type, help);
+	for (int t = 0; t < FERRY_FLOW_TABLES; t++) {
+		l[0] = (struct label){ "table", tables[t] };
+		emit_int(c, l, 1, v[t]);
+	}
+	emit_end(c);
+}
+
+/* ferryd's flow GC: how full the flow tables are, and what the GC takes out of them. */
+static void render_flow_gc(struct render_ctx *c)
+{
+	const struct ferry_flow_gc_stats *g = c->opts->flow_gc;
 
 	if (!g)
 		return;
-	emit_family(c, "ferry_flow_entries", TYPE_GAUGE,
-		    "Connections in each flow table, as ferryd's last flow GC pass (every 10 s) "
-		    "counted them before removing idle ones.");
-	for (t = 0; t < FERRY_FLOW_TABLES; t++) {
-		l[0] = (struct label){ "table", tables[t] };
-		emit_int(c, l, 1, g->entries[t]);
-	}
-	emit_end(c);
-	emit_family(c, "ferry_flow_capacity", TYPE_GAUGE,
-		    "Size of each flow table: a full table evicts its least recently used "
-		    "connection for a new one.");
-	for (t = 0; t < FERRY_FLOW_TABLES; t++) {
-		l[0] = (struct label){ "table", tables[t] };
-		emit_int(c, l, 1, g->capacity[t]);
-	}
-	emit_end(c);
-	emit_family(c, "ferry_flow_gc_removed_total", TYPE_COUNTER,
-		    "Connections ferryd's flow GC removed (idle or closed past their timeout).");
-	for (t = 0; t < FERRY_FLOW_TABLES; t++) {
-		l[0] = (struct label){ "table", tables[t] };
-		emit_int(c, l, 1, g->removed_total[t]);
-	}
-	emit_end(c);
+	emit_per_table(c, "ferry_flow_entries", TYPE_GAUGE,
+		       "Connections in each flow table, as ferryd's last flow GC pass (every 10 s) "
+		       "counted them before removing idle ones.",
+		       g->entries);
+	emit_per_table(c, "ferry_flow_capacity", TYPE_GAUGE,
+		       "Size of each flow table: a full table evicts its least recently used "
+		       "connection for a new one.",
+		       g->capacity);
+	emit_per_table(c, "ferry_flow_gc_removed_total", TYPE_COUNTER,
+		       "Connections ferryd's flow GC removed (idle or closed past their timeout).",
+		       g->removed_total);
 	emit_family(c, "ferry_flow_gc_duration_seconds", TYPE_GAUGE,
 		    "Wall time of ferryd's last flow GC pass.");
 	emit_double(c, NULL, 0, VALUE_TIME, g->last_pass_seconds);
