@@ -323,7 +323,12 @@ test_status() {
 		"[m for m in d['maps'] if m['name'] == 'ferry_backends'][0]['entries'] == 3" \
 		"[m for m in d['maps'] if m['name'] == 'ferry_flows'][0]['entries'] >= $HOLD_N" \
 		'not d.get("config_errors")' || why "status -j fields wrong" || return 1
-	# What status claims is what the kernel has.
+	# What status claims is what the kernel has: its map counts (read a batch at a time)
+	# are bpftool's, and the attach points are ip's and tc's.
+	local nsvc
+	nsvc=$(bpftool -j map dump pinned "$FE_PIN/ferry_services" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))')
+	jcheck "$OUT/status.json" "[m for m in d['maps'] if m['name'] == 'ferry_services'][0]['entries'] == $nsvc" ||
+		why "status counts ferry_services otherwise than bpftool's $nsvc entries" || return 1
 	! ip -n "$FE_NODE" link show dev foct-n0 | grep -q 'prog/xdp' || why "XDP on foct-n0 per ip link, status says TC" || return 1
 	# Classic clsact filters show in 'tc filter'; tcx links (Linux 6.6+) do not, and
 	# Debian 12's bpftool 7.1 predates them too: their pins under PIN/links name them.

@@ -7,7 +7,7 @@
 
 /* -------------------------------------------------------------- status */
 
-static int map_count(int fd)
+static int map_count_keys(int fd)
 {
 	__u8 key[64], next[64];
 	void *prev = NULL;
@@ -19,6 +19,51 @@ static int map_count(int fd)
 		n++;
 	}
 	return n;
+}
+
+#define COUNT_BATCH 1024
+
+/*
+ * The entries of a hash map, read COUNT_BATCH per syscall: a key at a time
+ * took status 1.1 s on a full flow table. A map or kernel without batch
+ * reads, or a read that fails half way, is counted a key at a time.
+ */
+static int map_count(int fd)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info), in = 0, out = 0, n;
+	void *keys = NULL, *vals = NULL;
+	bool first = true;
+	size_t vsize;
+	int total = 0, err;
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return map_count_keys(fd);
+	vsize = info.value_size;
+	if (info.type == BPF_MAP_TYPE_PERCPU_HASH || info.type == BPF_MAP_TYPE_LRU_PERCPU_HASH)
+		vsize = ((vsize + 7) & ~(size_t)7) * libbpf_num_possible_cpus();
+	keys = calloc(COUNT_BATCH, info.key_size);
+	vals = calloc(COUNT_BATCH, vsize);
+	if (!keys || !vals)
+		goto one_by_one;
+	do {
+		n = COUNT_BATCH;
+		err = bpf_map_lookup_batch(fd, first ? NULL : &in, &out, keys, vals, &n, &opts);
+		if (err && err != -ENOENT)
+			goto one_by_one;
+		total += n;
+		in = out;
+		first = false;
+	} while (!err);
+	free(vals);
+	free(keys);
+	return total;
+
+one_by_one:
+	free(vals);
+	free(keys);
+	return map_count_keys(fd);
 }
 
 static void print_rebalance(json_t *rb)
