@@ -66,6 +66,7 @@
 
 #include "../tests/netns_fixture.h"
 #include "../tests/pkt_builder.h"
+#include "../tests/pkt_fixture.h"
 #include "ferry_maps.h"
 #include "kernel/table.h"
 #include "ferry_xdp.skel.h"
@@ -216,12 +217,17 @@ static int fill(void)
 		err = err   ?:
 			      bpf_map_update_elem(mfd(env.xdp->maps.ferry_selectors), &svc_id, &sel,
 						  BPF_F_LOCK);
+		err = err   ?:
+			      pkt_fixture__bit(mfd(env.xdp->maps.ferry_be_bits),
+					       ferry_be_bit(be.addr, be.port));
 		err = err ?: bpf_map_update_elem(mfd(env.xdp->maps.ferry_backends), &be_id, &be, 0);
+		err = err ?: pkt_fixture__vip_bit(mfd(env.xdp->maps.ferry_vip_bits), &vip);
 		err = err ?: bpf_map_update_elem(mfd(env.xdp->maps.ferry_services), &vip, &svc, 0);
 		/* The address marker (port 0, proto 0) every VIP address has. */
 		vip.port = 0;
 		vip.proto = 0;
 		svc.flags = FERRY_SVC_F_ADDR_MARKER;
+		err = err ?: pkt_fixture__vip_bit(mfd(env.xdp->maps.ferry_vip_bits), &vip);
 		err = err ?: bpf_map_update_elem(mfd(env.xdp->maps.ferry_services), &vip, &svc, 0);
 		if (fam)
 			close(tfd); /* the outer map holds it */
@@ -910,6 +916,9 @@ int main(int argc, char **argv)
 		  .does = "reverse flow lookup, SNAT back to the VIP (pod egress)" },
 		{ "tc_reply_eg_v6", M_REPEAT, re, false, bi, 6, PB_TCP_ACK, true,
 		  .does = "reverse flow lookup, SNAT back to the VIP (pod egress)" },
+		/* What a pod's host veth egress sees most: a packet into the pod from no backend. */
+		{ "tc_reply_eg_non_backend_v4", M_REPEAT, re, false, bi, 4, PB_TCP_ACK,
+		  .does = "backend filter miss, TC_ACT_OK" },
 		/*
 		 * Packets with payload, latency sampling off and at the default (every
 		 * flow): what sampling costs per packet of a sampled flow.

@@ -683,6 +683,30 @@ static __always_inline const struct ferry_service *ferry_vip_marker(const struct
 	return bpf_map_lookup_elem(&ferry_services, &vip);
 }
 
+/* True when bit is set in the filter map (ferry_vip_bits, ferry_be_bits). */
+static __always_inline bool ferry_filter_has(void *map, __u32 bit)
+{
+	__u32 word = bit / 64;
+	const __u64 *w = bpf_map_lookup_elem(map, &word);
+
+	return w && ((*w >> (bit % 64)) & 1);
+}
+
+/*
+ * False when no service has pkt's destination address, port and protocol (a
+ * clear bit of ferry_vip_bits; with port and proto 0, no VIP has the address).
+ */
+static __always_inline bool ferry_vip_maybe(const struct ferry_pkt *pkt, __be16 port, __u8 proto)
+{
+	return ferry_filter_has(&ferry_vip_bits, ferry_vip_bit(pkt->key.daddr, port, proto));
+}
+
+/* True while a UDP flow's entry is within the idle timeout (last_ns may be ahead of now). */
+static __always_inline bool ferry_udp_live(const struct ferry_flow *flow, __u64 now, __u64 idle_ns)
+{
+	return flow && (__s64)(now - flow->last_ns) <= (__s64)idle_ns;
+}
+
 /*
  * An ICMP error about a reply (a router on the client's side, or the client,
  * quoting VIP -> client): goes to the flow's backend, translated to quote
@@ -780,6 +804,17 @@ static __always_inline int ferry_fwd(void *ctx, const int hook)
 			 ferry_gso_len(ctx, hook));
 	if (rc != FERRY_PARSE_OK)
 		return ferry_fwd_unparsed(ctx, hook, &pkt, rc);
+	/*
+	 * Most packets at a node's interfaces are for no service: one array read
+	 * tells them apart, instead of the flow, embryonic-flow and address
+	 * lookups (three hash misses) they would take below. One to a VIP
+	 * address on a port no service has is still counted.
+	 */
+	if (!ferry_vip_maybe(&pkt, pkt.key.dport, pkt.key.proto)) {
+		if (ferry_vip_maybe(&pkt, 0, 0) && ferry_vip_marker(&pkt))
+			ferry_count(FERRY_CTR_VIP_PORT_MISS);
+		return ferry_pass(hook);
+	}
 	if (hook == FERRY_HOOK_XDP)
 		pkt.len = ferry_data_end(ctx, hook) - ferry_data(ctx, hook);
 	else
@@ -815,6 +850,22 @@ static __always_inline int ferry_fwd(void *ctx, const int hook)
 		if (!ferry_vip_marker(&pkt))
 			return ferry_pass(hook);
 		reason = FERRY_TR_FLOW_MISS;
+	} else if (pkt.key.proto != IPPROTO_TCP) {
+		/*
+		 * A datagram of a live flow needs no service lookup either: the
+		 * confirmed entry, then the embryonic one (a flow whose backend
+		 * never answered stays there). An idle one is picked anew.
+		 */
+		__u64 now = bpf_ktime_get_coarse_ns();
+
+		timeout = cfg->udp_timeout_s ?: FERRY_UDP_TIMEOUT_DEFAULT_S;
+		flow = bpf_map_lookup_elem(&ferry_flows, &pkt.key);
+		if (ferry_udp_live(flow, now, (__u64)timeout * 1000000000ULL))
+			goto established;
+		flow = bpf_map_lookup_elem(&ferry_eflows, &pkt.key);
+		emb = 1;
+		if (ferry_udp_live(flow, now, (__u64)timeout * 1000000000ULL))
+			goto established;
 	}
 
 	__builtin_memcpy(vip.addr, pkt.key.daddr, sizeof(vip.addr));
@@ -829,29 +880,17 @@ static __always_inline int ferry_fwd(void *ctx, const int hook)
 		return ferry_pass(hook);
 	}
 
-	if (reason == FERRY_TR_NEW_FLOW) {
+	if (reason == FERRY_TR_NEW_FLOW && pkt.key.proto == IPPROTO_TCP) {
 		/*
 		 * A SYN reuses its confirmed flow unless the old connection on
 		 * this port closed; a retransmitted one finds its embryonic
-		 * entry when it inserts (ferry_fwd_new). UDP looks in both.
+		 * entry when it inserts (ferry_fwd_new).
 		 */
 		flow = bpf_map_lookup_elem(&ferry_flows, &pkt.key);
-		if (pkt.key.proto == IPPROTO_TCP) {
-			if (flow && !(flow->flags & FERRY_FLOW_F_CLOSING)) {
-				if (flow->flags & FERRY_FLOW_F_SYN_PENDING)
-					ferry_stats_syn_timeout(flow->backend_id);
-				goto established;
-			}
-		} else {
-			timeout = cfg->udp_timeout_s ?: FERRY_UDP_TIMEOUT_DEFAULT_S;
-			if (flow && bpf_ktime_get_coarse_ns() - flow->last_ns <=
-					    (__u64)timeout * 1000000000ULL)
-				goto established;
-			flow = bpf_map_lookup_elem(&ferry_eflows, &pkt.key);
-			emb = 1;
-			if (flow && bpf_ktime_get_coarse_ns() - flow->last_ns <=
-					    (__u64)timeout * 1000000000ULL)
-				goto established;
+		if (flow && !(flow->flags & FERRY_FLOW_F_CLOSING)) {
+			if (flow->flags & FERRY_FLOW_F_SYN_PENDING)
+				ferry_stats_syn_timeout(flow->backend_id);
+			goto established;
 		}
 	}
 	return ferry_fwd_new(ctx, hook, cfg, &pkt, svc, reason);
@@ -920,6 +959,13 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 			ferry_count(FERRY_CTR_REPLY_FRAGMENT);
 		return ferry_pass(hook);
 	}
+	/*
+	 * Most packets at a reply hook come from no backend (in pod mode it sees
+	 * every packet into every pod): one array read passes them, instead of
+	 * the reply-half, embryonic and VIP-hint misses they would take below.
+	 */
+	if (!ferry_filter_has(&ferry_be_bits, ferry_be_bit(pkt.key.saddr, pkt.key.sport)))
+		return ferry_pass(hook);
 	emb = false;
 	rflow = bpf_map_lookup_elem(&ferry_rflows, &pkt.key);
 	/* A closed connection's entry yields to a new one on the same ports (see ferry_fwd). */

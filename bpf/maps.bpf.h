@@ -127,6 +127,24 @@ struct {
 	__type(value, struct ferry_be_vips);
 } ferry_be_vips SEC(".maps");
 
+/* Which (VIP, port, protocol) may be a service: see FERRY_VIP_BITS_WORDS. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FERRY_VIP_BITS_WORDS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, __u32);
+	__type(value, __u64);
+} ferry_vip_bits SEC(".maps");
+
+/* Which (address, port) may be a backend's: see FERRY_BE_BITS_WORDS. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FERRY_BE_BITS_WORDS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, __u32);
+	__type(value, __u64);
+} ferry_be_bits SEC(".maps");
+
 /* The new-flow rate guard: per CPU and service, so counting takes no lock. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

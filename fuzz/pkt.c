@@ -453,8 +453,8 @@ static int fill_maps(void)
 	for (size_t i = 0; i < NBACKENDS; i++) {
 		const struct backend_def *d = &backends[i];
 
-		err = pkt_fixture__backend(map_fd(FERRY_MAP_BACKENDS), d->id, d->id, d->svc_id,
-					   d->addr, d->port);
+		err = pkt_fixture__backend(map_fd(FERRY_MAP_BACKENDS), map_fd(FERRY_MAP_BE_BITS),
+					   d->id, d->id, d->svc_id, d->addr, d->port);
 		if (err)
 			return err;
 	}
@@ -465,8 +465,8 @@ static int fill_maps(void)
 					     .sample_every = d->sample_every };
 		struct ferry_select sel = {};
 
-		err = pkt_fixture__service(map_fd(FERRY_MAP_SERVICES), svc, d->addr, d->port,
-					   d->proto);
+		err = pkt_fixture__service(map_fd(FERRY_MAP_SERVICES), map_fd(FERRY_MAP_VIP_BITS),
+					   svc, d->addr, d->port, d->proto);
 		if (err)
 			return err;
 		/* Each slot backend is its own predictor (ids match), at equal weights. */

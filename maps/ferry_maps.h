@@ -8,9 +8,10 @@
  *
  * Any change to a layout below bumps FERRY_ABI_VERSION; a new map or flag that
  * the previous release's programs and ferryd can ignore does not (ferry_be_vips,
- * FERRY_FLOW_F_HINTED and FERRY_FLOW_F_L7_FRESH: the old programs neither write
- * nor read them, and flows they make lack the flags, so the new programs treat
- * them as before).
+ * ferry_vip_bits, ferry_be_bits, FERRY_FLOW_F_HINTED and FERRY_FLOW_F_L7_FRESH:
+ * the old programs neither write nor read them, and flows they make lack the
+ * flags, so the new programs treat them as before; ferryd fills the two
+ * filters from what it adopts before its programs replace the old ones).
  * ferryd migrates pins of the version before (user/kernel/migrate.c: flows,
  * overrides and other user-space metadata carried, the rest created afresh)
  * and refuses any other version instead of misreading it.
@@ -43,6 +44,8 @@
 #define FERRY_MAP_ERFLOWS "ferry_erflows"
 #define FERRY_MAP_NEW_RATE "ferry_new_rate"
 #define FERRY_MAP_BE_VIPS "ferry_be_vips"
+#define FERRY_MAP_VIP_BITS "ferry_vip_bits"
+#define FERRY_MAP_BE_BITS "ferry_be_bits"
 
 /* Limits (max_entries). Ids 0 are reserved to mean "none" everywhere. */
 #define FERRY_MAX_SERVICES 16384
@@ -364,6 +367,48 @@ struct ferry_be_vips {
 	struct ferry_be_vip vip[FERRY_BE_VIPS];
 };
 _Static_assert(sizeof(struct ferry_be_vips) == 80, "ferry_be_vips layout");
+
+/*
+ * Two one-hash filters, arrays of 64-bit words (bit / 64 is the key):
+ * - ferry_vip_bits (2^16 bits): the services' (VIP address, port, protocol)
+ *   and their addresses alone (port 0, protocol 0), read by the forward
+ *   programs;
+ * - ferry_be_bits (2^20 bits: up to FERRY_MAX_BACKENDS endpoints): the
+ *   backends' (address, port), read by the reply programs on the source.
+ * Most packets at a node's interfaces are for no service and from no
+ * backend (in pod mode, the reply hook sees every packet into every pod): a
+ * clear bit tells the programs so in one array read, before any hash lookup.
+ * A set bit only means "maybe" (a collision costs the lookups a service's
+ * packets take anyway). ferryd writes both from what it holds
+ * (user/kernel/sync_write.c): bits of a new service or backend before
+ * anything leads packets to it, those of deleted ones cleared after their
+ * entries and flows are gone.
+ */
+#define FERRY_VIP_BITS_ORDER 16
+#define FERRY_VIP_BITS_WORDS (1U << (FERRY_VIP_BITS_ORDER - 6))
+#define FERRY_BE_BITS_ORDER 20
+#define FERRY_BE_BITS_WORDS (1U << (FERRY_BE_BITS_ORDER - 6))
+
+/* The bit of address addr (4 words), port, proto (network order) in a filter of 2^order bits. */
+static inline __u32 ferry_filter_bit(const __be32 *addr, __be16 port, __u8 proto, __u32 order)
+{
+	__u32 h = (__u32)addr[0] ^ (__u32)addr[1] ^ (__u32)addr[2] ^ (__u32)addr[3] ^
+		  ((__u32)port << 16 | proto);
+
+	/* Fibonacci hashing: the top bits of the product depend on every input bit. */
+	return (h * 0x9e3779b1U) >> (32 - order);
+}
+
+static inline __u32 ferry_vip_bit(const __be32 *addr, __be16 port, __u8 proto)
+{
+	return ferry_filter_bit(addr, port, proto, FERRY_VIP_BITS_ORDER);
+}
+
+/* A backend's bit: its replies of either protocol come from its address and port. */
+static inline __u32 ferry_be_bit(const __be32 *addr, __be16 port)
+{
+	return ferry_filter_bit(addr, port, 0, FERRY_BE_BITS_ORDER);
+}
 
 /*
  * ferry_new_rate: per-CPU, indexed by service id; the new-flow rate guard's

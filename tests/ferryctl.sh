@@ -955,6 +955,7 @@ want = {
     "ferry_latency": (None, {"id", "kind", "metric"}, {"count", "sum_ns", "bucket"}),
     "ferry_trace": ("ringbuf", None, None),
     "ferry_tx_ports": (None, None, None),
+    "ferry_vip_bits": ("array", None, None),
     "ferry_svc_meta": (None, None, {"vip", "npredictors", "deployment", "predictor_ids",
                        "table_generation"}),
     "ferry_pred_meta": (None, None, {"svc_id", "flags", "weight_configured",

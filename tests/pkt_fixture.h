@@ -85,41 +85,62 @@ static inline __u8 pkt_fixture__family(const char *addr)
 	return strchr(addr, ':') ? FERRY_AF_INET6 : FERRY_AF_INET;
 }
 
-/* An active backend addr:port (port in host order) into ferry_backends (fd). */
-static inline int pkt_fixture__backend(int fd, uint32_t id, uint32_t predictor_id, uint32_t svc_id,
-				       const char *addr, uint16_t port)
+/* Sets bit in the filter map fd (ferry_vip_bits, ferry_be_bits), as ferryd's sync does. */
+static inline int pkt_fixture__bit(int fd, __u32 bit)
+{
+	__u32 word = bit / 64;
+	__u64 w;
+
+	if (bpf_map_lookup_elem(fd, &word, &w))
+		return -errno;
+	w |= 1ULL << (bit % 64);
+	return bpf_map_update_elem(fd, &word, &w, 0) ? -errno : 0;
+}
+
+static inline int pkt_fixture__vip_bit(int fd, const struct ferry_vip *vip)
+{
+	return pkt_fixture__bit(fd, ferry_vip_bit(vip->addr, vip->port, vip->proto));
+}
+
+/* An active backend addr:port (port in host order) into ferry_backends (fd), its bit in ferry_be_bits (bits_fd). */
+static inline int pkt_fixture__backend(int fd, int bits_fd, uint32_t id, uint32_t predictor_id,
+				       uint32_t svc_id, const char *addr, uint16_t port)
 {
 	struct ferry_backend be = { .port = htons(port),
 				    .state = FERRY_BE_ACTIVE,
 				    .predictor_id = predictor_id,
 				    .svc_id = svc_id };
+	int err;
 
 	pb_addr(be.addr, addr);
 	be.family = pkt_fixture__family(addr);
-	return bpf_map_update_elem(fd, &id, &be, 0);
+	err = pkt_fixture__bit(bits_fd, ferry_be_bit(be.addr, be.port));
+	return err ?: bpf_map_update_elem(fd, &id, &be, 0);
 }
 
 /*
  * The service svc at the VIP addr:port/proto (port in host order) into
  * ferry_services (fd), and its address marker (port 0, proto 0) unless
- * another service on the address wrote it first.
+ * another service on the address wrote it first; both in ferry_vip_bits
+ * (bits_fd).
  */
-static inline int pkt_fixture__service(int fd, struct ferry_service svc, const char *addr,
-				       uint16_t port, uint8_t proto)
+static inline int pkt_fixture__service(int fd, int bits_fd, struct ferry_service svc,
+				       const char *addr, uint16_t port, uint8_t proto)
 {
 	struct ferry_vip vip = { .port = htons(port), .proto = proto };
 	int err;
 
 	pb_addr(vip.addr, addr);
 	vip.family = pkt_fixture__family(addr);
-	err = bpf_map_update_elem(fd, &vip, &svc, 0);
+	err = pkt_fixture__vip_bit(bits_fd, &vip);
+	err = err ?: bpf_map_update_elem(fd, &vip, &svc, 0);
 	if (err)
 		return err;
 	vip.port = 0;
 	vip.proto = 0;
 	svc.flags = FERRY_SVC_F_ADDR_MARKER;
 	bpf_map_update_elem(fd, &vip, &svc, BPF_NOEXIST);
-	return 0;
+	return pkt_fixture__vip_bit(bits_fd, &vip);
 }
 
 /*

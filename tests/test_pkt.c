@@ -880,8 +880,8 @@ static int fill_maps(void)
 	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
 		const struct backend_def *d = &backends[i];
 
-		err = pkt_fixture__backend(map_fd(FERRY_MAP_BACKENDS), d->id, d->predictor_id,
-					   d->svc_id, d->addr, d->port);
+		err = pkt_fixture__backend(map_fd(FERRY_MAP_BACKENDS), map_fd(FERRY_MAP_BE_BITS),
+					   d->id, d->predictor_id, d->svc_id, d->addr, d->port);
 		if (err)
 			return err;
 	}
@@ -891,8 +891,8 @@ static int fill_maps(void)
 					     .table_size = d->table_size,
 					     .sample_every = d->sample_every };
 
-		err = pkt_fixture__service(map_fd(FERRY_MAP_SERVICES), svc, d->addr, d->port,
-					   d->proto);
+		err = pkt_fixture__service(map_fd(FERRY_MAP_SERVICES), map_fd(FERRY_MAP_VIP_BITS),
+					   svc, d->addr, d->port, d->proto);
 		if (err)
 			return err;
 		err = fill_selection(i, d);
@@ -1329,6 +1329,127 @@ static void test_vip_unknown_port(void)
 	syn.dport = 80;
 	check("xdp udp to tcp vip port", P_XDP, env.if_c0, &syn,
 	      &(struct expect){ .verdict = XDP_PASS, .ctr = { CTR(VIP_PORT_MISS, 1) } });
+}
+
+/* The ferry_vip_bits word of s's destination, port and protocol, and its bit. */
+static void vip_bit_of(const struct pb_spec *s, __u32 *word, __u64 *mask)
+{
+	struct ferry_flow_key k;
+	__u32 bit;
+
+	key_of(s, &k);
+	bit = ferry_vip_bit(k.daddr, k.dport, k.proto);
+	*word = bit / 64;
+	*mask = 1ULL << (bit % 64);
+}
+
+/*
+ * The VIP filter (ferry_vip_bits) is read before any flow: with the bit of
+ * VIP4:80/tcp cleared, a confirmed connection's ACK passes untouched (only
+ * the address's bit sends it to the marker: VIP_PORT_MISS), and with the bit
+ * back it is forwarded again. The backend filter (ferry_be_bits) likewise
+ * before any reply half: with the backend's bit cleared its reply passes
+ * untranslated, with the bit back it is translated. A datagram of a live UDP flow needs no service
+ * entry (it is read for new flows only): with VIP4:53/udp's entry deleted,
+ * the flow's next datagram is still forwarded while a new flow's passes.
+ * Fails when the filter is not read first, or UDP reads the service first.
+ */
+static void test_vip_filter(void)
+{
+	struct pb_spec ack = spec_tcp(4, 40120, VIP4, 80, PB_TCP_ACK);
+	struct pb_spec u = spec_udp(50120, VIP4, 53), u2 = spec_udp(50121, VIP4, 53);
+	struct expect handoff = { .meta = env.if_b0, .ctr = { CTR(XDP_HANDOFF, 1) } };
+	int bits = map_fd(FERRY_MAP_VIP_BITS), svcs = map_fd(FERRY_MAP_SERVICES);
+	int be_bits = map_fd(FERRY_MAP_BE_BITS);
+	const struct backend_def *be;
+	struct pb_spec rep, out;
+	__u32 bit;
+	struct ferry_service svc;
+	struct ferry_flow_key k;
+	struct ferry_vip vip = {};
+	struct run_out r0, r1;
+	struct ferry_flow f, f1;
+	uint8_t ib[512];
+	size_t il;
+	__u64 mask, w;
+	__u32 word;
+
+	ensure_flow(&ack);
+	if (!ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &ack, &f), "confirmed flow"))
+		return;
+	vip_bit_of(&ack, &word, &mask);
+	if (!ASSERT_OK(bpf_map_lookup_elem(bits, &word, &w), "filter word") ||
+	    !ASSERT_TRUE(w & mask, "the service's bit is set"))
+		return;
+	w &= ~mask;
+	if (!ASSERT_OK(bpf_map_update_elem(bits, &word, &w, 0), "clear the bit"))
+		return;
+	check("ack, service bit clear", P_XDP, env.if_c0, &ack,
+	      &(struct expect){ .verdict = XDP_PASS, .ctr = { CTR(VIP_PORT_MISS, 1) } });
+	check("ack at tc, service bit clear", P_TC_FWD, env.if_c0, &ack,
+	      &(struct expect){ .verdict = TC_ACT_OK, .ctr = { CTR(VIP_PORT_MISS, 1) } });
+	w |= mask;
+	if (!ASSERT_OK(bpf_map_update_elem(bits, &word, &w, 0), "set the bit again"))
+		return;
+	check_fwd("ack, service bit set", P_XDP, &ack, XDP_PASS, &handoff, NULL);
+
+	/* And the reply side: the backend's bit in ferry_be_bits, read before the reply half. */
+	be = flow_backend(&ack);
+	if (!ASSERT_TRUE(be != NULL, "the flow's backend"))
+		return;
+	rep = spec_reply(&ack, be, PB_TCP_ACK);
+	out = rep;
+	pb_addr(out.saddr, VIP4);
+	out.sport = 80;
+	pb_mac(out.smac, MAC_C0);
+	pb_mac(out.dmac, MAC_CLIENT);
+	key_of(&rep, &k);
+	bit = ferry_be_bit(k.saddr, k.sport);
+	word = bit / 64;
+	mask = 1ULL << (bit % 64);
+	if (!ASSERT_OK(bpf_map_lookup_elem(be_bits, &word, &w), "backend filter word") ||
+	    !ASSERT_TRUE(w & mask, "the backend's bit is set"))
+		return;
+	w &= ~mask;
+	if (!ASSERT_OK(bpf_map_update_elem(be_bits, &word, &w, 0), "clear the backend's bit"))
+		return;
+	check("reply, backend bit clear", P_TC_REPLY_IN, env.if_b0, &rep,
+	      &(struct expect){ .verdict = TC_ACT_OK });
+	w |= mask;
+	if (!ASSERT_OK(bpf_map_update_elem(be_bits, &word, &w, 0), "set the backend's bit again"))
+		return;
+	check("reply, backend bit set", P_TC_REPLY_IN, env.if_b0, &rep,
+	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
+				.out = &out,
+				.ctr = { CTR(REPLY_NAT, 1), CTR(REDIRECT, 1) } });
+
+	u.payload = u2.payload = "query";
+	u.payload_len = u2.payload_len = 5;
+	if (!check_fwd("udp flow", P_XDP, &u, XDP_PASS, &handoff, NULL))
+		return;
+	il = pb_build(&u, ib, sizeof(ib));
+	if (!ASSERT_OK(run_prog(P_XDP, env.if_c0, ib, il, &r0), "udp flow, with its service"))
+		return;
+	key_of(&u, &k);
+	memcpy(vip.addr, k.daddr, sizeof(vip.addr));
+	vip.port = k.dport;
+	vip.proto = k.proto;
+	vip.family = k.family;
+	if (!ASSERT_OK(bpf_map_lookup_elem(svcs, &vip, &svc), "udp service") ||
+	    !ASSERT_OK(bpf_map_delete_elem(svcs, &vip), "delete the udp service"))
+		return;
+	/* The same frame out as with the entry (check_fwd reads the service: not usable here). */
+	flow_get(&u, &f);
+	if (ASSERT_OK(run_prog(P_XDP, env.if_c0, ib, il, &r1), "udp flow, no service entry")) {
+		ASSERT_EQ(r1.verdict, XDP_PASS, "udp flow, no service entry: verdict");
+		ASSERT_TRUE(r1.len == r0.len && !memcmp(r1.data, r0.data, r0.len),
+			    "udp flow, no service entry: handed off as with it");
+		ASSERT_TRUE(flow_get(&u, &f1) && f1.packets == f.packets + 1,
+			    "udp flow, no service entry: the flow carried it");
+	}
+	check("new udp flow, no service entry", P_XDP, env.if_c0, &u2,
+	      &(struct expect){ .verdict = XDP_PASS, .ctr = { CTR(VIP_PORT_MISS, 1) } });
+	ASSERT_OK(bpf_map_update_elem(svcs, &vip, &svc, BPF_NOEXIST), "restore the udp service");
 }
 
 /* ------------------------------------------------ fast failure (issue 12) */
@@ -1858,6 +1979,11 @@ static void test_tc_checksum_partial(void)
 		k.dport = htons(45000 + i);
 		pb_addr(v.vip_addr, VIP4);
 		if (!ASSERT_OK(bpf_map_update_elem(map_fd(FERRY_MAP_RFLOWS), &k, &v, 0), "rflow"))
+			return;
+		/* And its bit in the backend filter, which ferryd sets for every backend. */
+		if (!ASSERT_OK(pkt_fixture__bit(map_fd(FERRY_MAP_BE_BITS),
+						ferry_be_bit(k.saddr, k.sport)),
+			       "backend filter bit"))
 			return;
 	}
 	err = bpf_tc_hook_create(&hook);
@@ -4430,6 +4556,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_fragments);
 	RUN_TEST(SUITE, test_truncated);
 	RUN_TEST(SUITE, test_vip_unknown_port);
+	RUN_TEST(SUITE, test_vip_filter);
 	RUN_TEST(SUITE, test_no_backend);
 	RUN_TEST(SUITE, test_weight_zero_predictor);
 	RUN_TEST(SUITE, test_flow_miss);

@@ -446,6 +446,122 @@ out:
 	ferry_dp__reset(PIN);
 }
 
+/* True when the filter map id holds exactly the words want. */
+static bool filter_is(struct ferry_dp *dp, enum ferry_map_id id, const __u64 *want, __u32 nwords,
+		      const char *what)
+{
+	bool ok = true;
+	__u64 got;
+
+	for (__u32 i = 0; i < nwords && ok; i++) {
+		ok = ASSERT_OK(bpf_map_lookup_elem(dp->map_fds[id], &i, &got), what);
+		ok = ok && ASSERT_EQ(got, want[i], what);
+	}
+	return ok;
+}
+
+/*
+ * True when ferry_vip_bits holds exactly the bits of the n services and of
+ * their addresses (port 0, protocol 0), and ferry_be_bits those of their
+ * backends (and the source of reply, when not NULL): no bit missing, none
+ * left over.
+ */
+static bool filters_are(struct ferry_dp *dp, const struct ferry_model_service *svcs, int n,
+			const struct ferry_flow_key *reply, const char *what)
+{
+	static __u64 vips[FERRY_VIP_BITS_WORDS], bes[FERRY_BE_BITS_WORDS];
+	__u32 b;
+
+	memset(vips, 0, sizeof(vips));
+	memset(bes, 0, sizeof(bes));
+	for (int i = 0; i < n; i++) {
+		const struct ferry_vip *v = &svcs[i].vip;
+
+		b = ferry_vip_bit(v->addr, v->port, v->proto);
+		vips[b / 64] |= 1ULL << (b % 64);
+		b = ferry_vip_bit(v->addr, 0, 0);
+		vips[b / 64] |= 1ULL << (b % 64);
+		for (size_t p = 0; p < svcs[i].npredictors; p++)
+			for (size_t k = 0; k < svcs[i].predictors[p].nbackends; k++) {
+				const struct ferry_model_backend *be =
+					&svcs[i].predictors[p].backends[k];
+
+				b = ferry_be_bit(be->addr, be->port);
+				bes[b / 64] |= 1ULL << (b % 64);
+			}
+	}
+	if (reply) {
+		b = ferry_be_bit(reply->saddr, reply->sport);
+		bes[b / 64] |= 1ULL << (b % 64);
+	}
+	return filter_is(dp, FERRY_M_VIP_BITS, vips, FERRY_VIP_BITS_WORDS, what) &&
+	       filter_is(dp, FERRY_M_BE_BITS, bes, FERRY_BE_BITS_WORDS, what);
+}
+
+/*
+ * The filters follow the services and backends: a sync sets the bits of the
+ * services and backends it writes and clears those of the ones it deletes,
+ * and a new mirror (ferryd's start, whose programs attach after it) rewrites
+ * both filters from what the pins hold, as after an upgrade from a release
+ * that had none.
+ */
+static void test_filters(void)
+{
+	struct ferry_model_service both[2];
+	struct ferry_model model = { .services = both, .nservices = 2 };
+	struct ferry_sync_result res;
+	struct ferry_sync *sync = NULL;
+	struct ferry_dp *dp;
+	struct ferry_rflow rflow = {};
+	struct ferry_flow_key reply;
+	struct fixture f, g;
+	__u64 zero = 0;
+
+	TEST_NEEDS_ROOT();
+	ferry_dp__reset(PIN);
+	dp = open_dp();
+	sync = dp ? ferry_sync__new(dp, NULL) : NULL;
+	fixture_init(&f, 90, 10);
+	fixture_wine(&g, 50, 50);
+	both[0] = f.svc;
+	both[1] = g.svc;
+	if (!ASSERT_TRUE(sync, "sync") || !filters_are(dp, both, 0, NULL, "no service, no bit") ||
+	    !ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply both") ||
+	    !filters_are(dp, both, 2, NULL, "both services' bits"))
+		goto out;
+	model.nservices = 1;
+	if (!ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply iris alone") ||
+	    !filters_are(dp, both, 1, NULL, "wine's bits cleared"))
+		goto out;
+
+	/*
+	 * Pins without the filters' content: the next mirror writes them whole,
+	 * with the sources of the reply halves on a data plane this process
+	 * created (a migration carries those, not their backends).
+	 */
+	ferry_sync__free(sync);
+	memset(&reply, 0, sizeof(reply));
+	reply.saddr[0] = htonl(0xc6336407); /* 198.51.100.7, no backend's */
+	reply.sport = htons(9000);
+	reply.proto = IPPROTO_TCP;
+	reply.family = FERRY_AF_INET;
+	if (!ASSERT_TRUE(dp->created, "a data plane this test created") ||
+	    !ASSERT_OK(bpf_map_update_elem(dp->map_fds[FERRY_M_RFLOWS], &reply, &rflow, 0),
+		       "a carried reply half"))
+		goto out;
+	for (__u32 i = 0; i < FERRY_VIP_BITS_WORDS; i++)
+		bpf_map_update_elem(dp->map_fds[FERRY_M_VIP_BITS], &i, &zero, 0);
+	for (__u32 i = 0; i < FERRY_BE_BITS_WORDS; i++)
+		bpf_map_update_elem(dp->map_fds[FERRY_M_BE_BITS], &i, &zero, 0);
+	sync = ferry_sync__new(dp, NULL);
+	if (ASSERT_TRUE(sync, "a new mirror"))
+		filters_are(dp, both, 1, &reply, "the filters rewritten from the pins");
+out:
+	ferry_sync__free(sync);
+	ferry_dp__close(dp);
+	ferry_dp__reset(PIN);
+}
+
 /*
  * A model service made by the config build carries its build's identity
  * (build_gen): the sync keeps the very build it applied last without reading
@@ -957,6 +1073,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_override_drain_delete);
 	RUN_TEST(SUITE, test_unchanged_service_kept);
 	RUN_TEST(SUITE, test_kept_by_build);
+	RUN_TEST(SUITE, test_filters);
 	RUN_TEST(SUITE, test_no_ready);
 	RUN_TEST(SUITE, test_failed_batch_held);
 	RUN_TEST(SUITE, test_name_index);

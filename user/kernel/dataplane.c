@@ -123,6 +123,9 @@ static __u32 detect_features(void)
 	return features;
 }
 
+/* Pins that ferryd of this ABI version made only from some release on. */
+#define FERRY_M_OPTIONAL ((1ULL << FERRY_M_VIP_BITS) | (1ULL << FERRY_M_BE_BITS))
+
 static int open_pinned_maps(struct ferry_dp *dp, __u64 only)
 {
 	char path[PATH_MAX];
@@ -134,6 +137,9 @@ static int open_pinned_maps(struct ferry_dp *dp, __u64 only)
 		err = ferry_pin__open(dp->pin_path, i, path, sizeof(path));
 		if (err == -ENAMETOOLONG)
 			return err;
+		/* A map an earlier release of this ABI did not pin: ferryctl reads none of them. */
+		if (err == -ENOENT && (FERRY_M_OPTIONAL & (1ULL << i)))
+			continue;
 		if (err < 0) {
 			pr_err("%s: %s (is ferryd running, and with this --pin-path?)", path,
 			       strerror(-err));

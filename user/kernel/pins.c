@@ -26,6 +26,8 @@ const char *const ferry_map_names[FERRY_M_COUNT] = {
 	[FERRY_M_L7] = FERRY_MAP_L7,
 	[FERRY_M_EFLOWS] = FERRY_MAP_EFLOWS,
 	[FERRY_M_ERFLOWS] = FERRY_MAP_ERFLOWS,
+	[FERRY_M_VIP_BITS] = FERRY_MAP_VIP_BITS,
+	[FERRY_M_BE_BITS] = FERRY_MAP_BE_BITS,
 };
 
 int ferry_pin__path(char *buf, size_t len, const char *pin_path, const char *name)

@@ -34,6 +34,8 @@ enum ferry_map_id {
 	FERRY_M_L7,
 	FERRY_M_EFLOWS,
 	FERRY_M_ERFLOWS,
+	FERRY_M_VIP_BITS, /* optional: pins of an earlier release of this ABI lack it */
+	FERRY_M_BE_BITS, /* optional, as FERRY_M_VIP_BITS */
 	FERRY_M_COUNT,
 };
 

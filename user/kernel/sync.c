@@ -531,6 +531,9 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 	/* Every new table in place, in one batch, before anything points at it. */
 	err = flush_swaps(s);
 	first_err = first_err ?: err;
+	/* The filter lets a new service's packets through before its entry exists. */
+	err = sync_vip_bits(s, true);
+	first_err = first_err ?: err;
 	err = commit_services(s);
 	first_err = first_err ?: err;
 
@@ -572,6 +575,11 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 			s->markers_stale = false;
 		first_err = first_err ?: err;
 	}
+	/* Last: deleted services' and backends' flows are gone, their packets may pass untouched. */
+	err = sync_vip_bits(s, false);
+	first_err = first_err ?: err;
+	err = sync_be_bits(s, false);
+	first_err = first_err ?: err;
 
 	if (!ferry_dp__config_read(s->dp, &cfg)) {
 		clock_gettime(CLOCK_REALTIME, &now);

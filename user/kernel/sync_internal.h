@@ -134,6 +134,17 @@ struct table_swap {
 	__u32 nmembers, size;
 };
 
+/*
+ * One of the data plane's filters (maps/ferry_maps.h): the words in force
+ * and a scratch array of as many. words is NULL but in the process that
+ * loaded the programs (ferryd): ferryctl adds no service and no backend.
+ */
+struct filter {
+	int fd;
+	__u32 nwords;
+	__u64 *words, *want;
+};
+
 struct ferry_sync {
 	struct ferry_dp *dp;
 	bool applying; /* inside ferry_sync__apply: "seen" flags mean something */
@@ -160,6 +171,8 @@ struct ferry_sync {
 	bool markers_stale;
 	/* Address markers in force: VIP address -> number of VIPs on it. */
 	struct idmap markers;
+	/* ferry_vip_bits and ferry_be_bits (sync_write.c). */
+	struct filter vip_filter, be_filter;
 	struct ferry_stats *percpu_buf; /* one ferry_stats row per possible CPU */
 	/*
 	 * Outer-map writes wait for an RCU grace period each (the kernel must
@@ -230,6 +243,12 @@ int flush_swaps(struct ferry_sync *s);
 void svc_meta_preds(struct ferry_sync *s, __u32 svc_id, struct ferry_svc_meta *meta);
 void retire_stats(struct ferry_sync *s, __u32 be_id, __u32 pred_id);
 int sync_markers(struct ferry_sync *s);
+int filter_init(struct filter *f, int fd, __u32 nwords);
+int filter_read(struct filter *f);
+void filter_free(struct filter *f);
+int sync_vip_bits(struct ferry_sync *s, bool keep);
+int sync_be_bits(struct ferry_sync *s, bool keep);
+int be_bits_from_replies(struct ferry_sync *s, enum ferry_map_id id);
 int sync_selection(struct ferry_sync *s, __u32 svc_id, __u32 floor, bool tables,
 		   struct ferry_sync_result *res);
 int write_select(struct ferry_sync *s, __u32 svc_id);

@@ -342,14 +342,15 @@ static void order_preds(struct mservice *ms)
 static int load_mirror(struct ferry_sync *s)
 {
 	int *fds = s->dp->map_fds;
-	struct ferry_vip vip, *prev = NULL;
+	struct ferry_vip vip, last, *prev = NULL;
 	struct ferry_service svc;
 	__u32 id, key, *pprev = NULL;
 	int err;
 
 	while (!bpf_map_get_next_key(fds[FERRY_M_SERVICES], prev, &vip)) {
-		prev = &(struct ferry_vip){};
-		*prev = vip;
+		/* A variable of the function: a compound literal here would end with the iteration. */
+		last = vip;
+		prev = &last;
 		if (bpf_map_lookup_elem(fds[FERRY_M_SERVICES], &vip, &svc))
 			continue;
 		if (svc.flags & FERRY_SVC_F_ADDR_MARKER) {
@@ -530,6 +531,16 @@ static struct ferry_sync *sync_alloc(struct ferry_dp *dp, const struct ferry_syn
 		s->percpu_buf = calloc(s->ncpus, sizeof(*s->percpu_buf));
 		s->bes = calloc(FERRY_MAX_BACKENDS, sizeof(*s->bes));
 	}
+	/* The filters are written by the process that loaded the programs (ferryd): struct filter. */
+	if (!narrow && dp->xdp) {
+		err = filter_init(&s->vip_filter, dp->map_fds[FERRY_M_VIP_BITS],
+				  FERRY_VIP_BITS_WORDS);
+		err = err   ?:
+			      filter_init(&s->be_filter, dp->map_fds[FERRY_M_BE_BITS],
+					  FERRY_BE_BITS_WORDS);
+		if (err)
+			goto err_free;
+	}
 	if (!narrow && (!s->percpu_buf || !s->bes)) {
 		err = -ENOMEM;
 		goto err_free;
@@ -562,11 +573,34 @@ struct ferry_sync *ferry_sync__new(struct ferry_dp *dp, const struct ferry_sync_
 	if (err) {
 		pr_err("cannot read the data plane state under %s: %s", dp->pin_path,
 		       strerror(-err));
-		ferry_sync__free(s);
-		errno = -err;
-		return NULL;
+		goto err_free;
+	}
+	/*
+	 * Before any program of this binary is attached: the bits of the
+	 * services and backends adopted (a previous release made no filter; a
+	 * migration carries the services' metadata and the reply halves, not
+	 * the backends), so that their flows keep flowing. Only added: what is
+	 * gone is cleared by the first sync, which knows.
+	 */
+	err = filter_read(&s->vip_filter);
+	err = err ?: filter_read(&s->be_filter);
+	err = err ?: sync_vip_bits(s, true);
+	err = err ?: sync_be_bits(s, true);
+	if (dp->created) {
+		err = err ?: be_bits_from_replies(s, FERRY_M_RFLOWS);
+		err = err ?: be_bits_from_replies(s, FERRY_M_ERFLOWS);
+	}
+	if (err) {
+		pr_err("%s: cannot write the filters %s and %s: %s", dp->pin_path,
+		       FERRY_MAP_VIP_BITS, FERRY_MAP_BE_BITS, strerror(-err));
+		goto err_free;
 	}
 	return s;
+
+err_free:
+	ferry_sync__free(s);
+	errno = -err;
+	return NULL;
 }
 
 struct ferry_sync *ferry_sync__open_service(struct ferry_dp *dp, __u32 svc_id)
@@ -624,6 +658,8 @@ void ferry_sync__free(struct ferry_sync *s)
 	free(s->preds);
 	free(s->bes);
 	free(s->percpu_buf);
+	filter_free(&s->vip_filter);
+	filter_free(&s->be_filter);
 	for (i = 0; i < s->swaps.n; i++) /* a sync that stopped before its flush */
 		free(s->swaps.v[i].members);
 	free(s->swaps.v);

@@ -1,12 +1,69 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * Writing the maps: table swaps (batched, one RCU wait per sync), retired
- * stats, address markers and table rebuilds.
+ * stats, address markers, the filters and table rebuilds.
  */
 #include <pthread.h>
 
 #include "kernel/sync_internal.h"
 #include "weights.h"
+
+/* The filters (struct filter): words in force, written only where they change. */
+int filter_init(struct filter *f, int fd, __u32 nwords)
+{
+	f->fd = fd;
+	f->nwords = nwords;
+	f->words = calloc(nwords, sizeof(*f->words));
+	f->want = calloc(nwords, sizeof(*f->want));
+	return f->words && f->want ? 0 : -ENOMEM;
+}
+
+void filter_free(struct filter *f)
+{
+	free(f->words);
+	free(f->want);
+	f->words = f->want = NULL;
+}
+
+/* The words as the kernel holds them, which filter_write() compares with. */
+int filter_read(struct filter *f)
+{
+	for (__u32 i = 0; f->words && i < f->nwords; i++)
+		if (bpf_map_lookup_elem(f->fd, &i, &f->words[i]))
+			return -errno;
+	return 0;
+}
+
+static void filter_set(struct filter *f, __u32 bit)
+{
+	f->want[bit / 64] |= 1ULL << (bit % 64);
+}
+
+/* Starts f->want from the words in force (keep) or from none. */
+static void filter_start(struct filter *f, bool keep)
+{
+	if (keep)
+		memcpy(f->want, f->words, f->nwords * sizeof(*f->want));
+	else
+		memset(f->want, 0, f->nwords * sizeof(*f->want));
+}
+
+/*
+ * Writes the words of f->want that differ from those in force. One 64-bit
+ * word is one copy; a write either only adds bits (keep) or only clears
+ * them, so a reader of a half-copied word sees a superset of what it needs.
+ */
+static int filter_write(struct filter *f)
+{
+	for (__u32 i = 0; i < f->nwords; i++) {
+		if (f->want[i] == f->words[i])
+			continue;
+		if (bpf_map_update_elem(f->fd, &i, &f->want[i], BPF_ANY))
+			return -errno;
+		f->words[i] = f->want[i];
+	}
+	return 0;
+}
 
 /* ------------------------------------------------------------- writing */
 
@@ -29,6 +86,18 @@ static int flush_entries(struct ferry_sync *s)
 	int err_be, err_pm;
 	__u32 i, done;
 
+	/* The queued backends' bits first: a table may name them as soon as they are written. */
+	if (s->be_filter.words) {
+		filter_start(&s->be_filter, true);
+		for (i = 0; i < s->be_q.n; i++) {
+			const struct ferry_backend *be = &s->bes[((__u32 *)s->be_q.keys)[i]].be;
+
+			filter_set(&s->be_filter, ferry_be_bit(be->addr, be->port));
+		}
+		err_be = filter_write(&s->be_filter);
+		if (err_be)
+			return err_be;
+	}
 	done = wqueue_flush(&s->be_q, s->dp->map_fds[FERRY_M_BACKENDS], BPF_ANY, &err_be);
 	for (i = done; i < s->be_q.n; i++) {
 		struct mbackend *mb = &s->bes[((__u32 *)s->be_q.keys)[i]];
@@ -342,6 +411,74 @@ int sync_markers(struct ferry_sync *s)
 out_free:
 	idmap_free(&want);
 	return err;
+}
+
+/*
+ * Adds to ferry_be_bits the source (backend address and port) of every reply
+ * half in the map id: after a migration, which carries the reply halves but
+ * not the backends (the first sync writes those), the carried connections'
+ * replies must not pass untranslated until then. A key at a time: this runs
+ * once, on a table that a migration has just filled.
+ */
+int be_bits_from_replies(struct ferry_sync *s, enum ferry_map_id id)
+{
+	struct ferry_flow_key key, prev;
+	struct filter *f = &s->be_filter;
+	bool first = true;
+
+	if (!f->words)
+		return 0;
+	filter_start(f, true);
+	while (!bpf_map_get_next_key(s->dp->map_fds[id], first ? NULL : &prev, &key)) {
+		filter_set(f, ferry_be_bit(key.saddr, key.sport));
+		prev = key;
+		first = false;
+	}
+	return filter_write(f);
+}
+
+/*
+ * ferry_vip_bits for the services in the mirror: each one's bit and its
+ * address's. keep: the bits in force stay set too (before new entries are
+ * written, so that no packet of a new service finds its bit clear);
+ * otherwise the bits of services gone are cleared (after their entries and
+ * flows are).
+ */
+int sync_vip_bits(struct ferry_sync *s, bool keep)
+{
+	struct filter *f = &s->vip_filter;
+
+	if (!f->words)
+		return 0;
+	filter_start(f, keep);
+	for (__u32 id = 1; id < s->svc_top; id++) {
+		const struct ferry_vip *vip = &s->svcs[id].vip;
+
+		if (!s->svcs[id].used)
+			continue;
+		filter_set(f, ferry_vip_bit(vip->addr, vip->port, vip->proto));
+		filter_set(f, ferry_vip_bit(vip->addr, 0, 0));
+	}
+	return filter_write(f);
+}
+
+/*
+ * ferry_be_bits for the backends in the mirror. keep: the bits in force stay
+ * set too; otherwise those of backends gone are cleared (after their flows
+ * are). A new backend's bit is set earlier, with its entry (flush_entries),
+ * before any table names it.
+ */
+int sync_be_bits(struct ferry_sync *s, bool keep)
+{
+	struct filter *f = &s->be_filter;
+
+	if (!f->words)
+		return 0;
+	filter_start(f, keep);
+	for (__u32 id = 1; id < s->be_top; id++)
+		if (s->bes[id].used)
+			filter_set(f, ferry_be_bit(s->bes[id].be.addr, s->bes[id].be.port));
+	return filter_write(f);
 }
 
 /*
