@@ -15,7 +15,11 @@
 #include <bpf/bpf_helpers.h>
 #include "ferry_maps.h"
 
-/* How much of an skb must be linear for headers plus the first response bytes. */
+/*
+ * How much of an skb a pull makes linear: the longest headers ferry parses
+ * (Ethernet, VLAN, IPv4 with options or IPv6, TCP with options, or an ICMP
+ * error's quote). Payload is read with bpf_skb_load_bytes, which needs none.
+ */
 #define FERRY_TC_PULL_LEN 192
 
 /*
@@ -84,7 +88,10 @@ static __always_inline int ferry_drop(const int hook)
 	return hook == FERRY_HOOK_XDP ? XDP_DROP : TC_ACT_SHOT;
 }
 
-/* Makes the headers linear; test_run and most stacks give linear headers already. */
+/*
+ * Makes the headers linear (FERRY_TC_PULL_LEN bytes, or the whole skb when
+ * shorter); ferry_parse_ctx() calls it only when they are not already.
+ */
 static __always_inline void ferry_tc_pull(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;

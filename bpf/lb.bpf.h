@@ -35,6 +35,35 @@
 /* udp_timeout_s 0 in ferry_config means this default. */
 #define FERRY_UDP_TIMEOUT_DEFAULT_S 30
 
+/*
+ * Parses the packet at hook. An skb whose headers are not all in its linear
+ * part parses as malformed (or, for an ICMP error, cannot be read to its
+ * quote): only then are the headers pulled and the packet parsed again. A
+ * stack's TCP segments (a pod's) carry their payload in page fragments, so
+ * pulling a fixed length every time copied payload into the head, and
+ * often reallocated it, on every packet a hook only looks at.
+ */
+static __always_inline int ferry_parse_ctx(void *ctx, const int hook, struct ferry_pkt *pkt)
+{
+	struct __sk_buff *skb = ctx;
+	int rc;
+
+	rc = ferry_parse(ferry_data(ctx, hook), ferry_data_end(ctx, hook), pkt,
+			 ferry_gso_len(ctx, hook));
+	if (hook == FERRY_HOOK_XDP)
+		return rc;
+	if (rc != FERRY_PARSE_MALFORMED &&
+	    !(rc == FERRY_PARSE_OTHER &&
+	      (pkt->key.proto == IPPROTO_ICMP || pkt->key.proto == IPPROTO_ICMPV6)))
+		return rc;
+	if (skb->data_end - skb->data >= skb->len)
+		return rc; /* all of it is linear: the verdict stands */
+	ferry_tc_pull(skb);
+	__builtin_memset(pkt, 0, sizeof(*pkt));
+	return ferry_parse(ferry_data(ctx, hook), ferry_data_end(ctx, hook), pkt,
+			   ferry_gso_len(ctx, hook));
+}
+
 /* --------------------------------------------------------------- forward */
 
 /*
@@ -798,10 +827,8 @@ static __always_inline int ferry_fwd(void *ctx, const int hook)
 	if (hook != FERRY_HOOK_XDP) {
 		if (ferry_tc_handoff(ctx, &rc))
 			return rc;
-		ferry_tc_pull(ctx);
 	}
-	rc = ferry_parse(ferry_data(ctx, hook), ferry_data_end(ctx, hook), &pkt,
-			 ferry_gso_len(ctx, hook));
+	rc = ferry_parse_ctx(ctx, hook, &pkt);
 	if (rc != FERRY_PARSE_OK)
 		return ferry_fwd_unparsed(ctx, hook, &pkt, rc);
 	/*
@@ -940,9 +967,7 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 	bool synack, emb;
 	int rc;
 
-	ferry_tc_pull(skb);
-	rc = ferry_parse(ferry_data(skb, hook), ferry_data_end(skb, hook), &pkt,
-			 ferry_gso_len(skb, hook));
+	rc = ferry_parse_ctx(skb, hook, &pkt);
 	if (rc == FERRY_PARSE_OTHER &&
 	    (pkt.key.proto == IPPROTO_ICMP || pkt.key.proto == IPPROTO_ICMPV6))
 		return ferry_reply_icmp(skb, hook, &pkt);
