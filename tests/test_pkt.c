@@ -1331,16 +1331,20 @@ static void test_vip_unknown_port(void)
 	      &(struct expect){ .verdict = XDP_PASS, .ctr = { CTR(VIP_PORT_MISS, 1) } });
 }
 
-/* The ferry_vip_bits word of s's destination, port and protocol, and its bit. */
-static void vip_bit_of(const struct pb_spec *s, __u32 *word, __u64 *mask)
+/*
+ * Sets (on) or clears bit in the filter map fd, after checking that it was
+ * set (as ferryd left it). False after a failed assertion.
+ */
+static bool filter_bit_put(int fd, __u32 bit, bool on, const char *what)
 {
-	struct ferry_flow_key k;
-	__u32 bit;
+	__u32 word = bit / 64;
+	__u64 w, mask = 1ULL << (bit % 64);
 
-	key_of(s, &k);
-	bit = ferry_vip_bit(k.daddr, k.dport, k.proto);
-	*word = bit / 64;
-	*mask = 1ULL << (bit % 64);
+	if (!ASSERT_OK(bpf_map_lookup_elem(fd, &word, &w), what) ||
+	    (!on && !ASSERT_TRUE(w & mask, what)))
+		return false;
+	w = on ? w | mask : w & ~mask;
+	return ASSERT_OK(bpf_map_update_elem(fd, &word, &w, 0), what);
 }
 
 /*
@@ -1371,25 +1375,19 @@ static void test_vip_filter(void)
 	struct ferry_flow f, f1;
 	uint8_t ib[512];
 	size_t il;
-	__u64 mask, w;
-	__u32 word;
 
 	ensure_flow(&ack);
 	if (!ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &ack, &f), "confirmed flow"))
 		return;
-	vip_bit_of(&ack, &word, &mask);
-	if (!ASSERT_OK(bpf_map_lookup_elem(bits, &word, &w), "filter word") ||
-	    !ASSERT_TRUE(w & mask, "the service's bit is set"))
-		return;
-	w &= ~mask;
-	if (!ASSERT_OK(bpf_map_update_elem(bits, &word, &w, 0), "clear the bit"))
+	key_of(&ack, &k);
+	bit = ferry_vip_bit(k.daddr, k.dport, k.proto);
+	if (!filter_bit_put(bits, bit, false, "clear the service's bit"))
 		return;
 	check("ack, service bit clear", P_XDP, env.if_c0, &ack,
 	      &(struct expect){ .verdict = XDP_PASS, .ctr = { CTR(VIP_PORT_MISS, 1) } });
 	check("ack at tc, service bit clear", P_TC_FWD, env.if_c0, &ack,
 	      &(struct expect){ .verdict = TC_ACT_OK, .ctr = { CTR(VIP_PORT_MISS, 1) } });
-	w |= mask;
-	if (!ASSERT_OK(bpf_map_update_elem(bits, &word, &w, 0), "set the bit again"))
+	if (!filter_bit_put(bits, bit, true, "set the service's bit again"))
 		return;
 	check_fwd("ack, service bit set", P_XDP, &ack, XDP_PASS, &handoff, NULL);
 
@@ -1398,25 +1396,14 @@ static void test_vip_filter(void)
 	if (!ASSERT_TRUE(be != NULL, "the flow's backend"))
 		return;
 	rep = spec_reply(&ack, be, PB_TCP_ACK);
-	out = rep;
-	pb_addr(out.saddr, VIP4);
-	out.sport = 80;
-	pb_mac(out.smac, MAC_C0);
-	pb_mac(out.dmac, MAC_CLIENT);
+	out = spec_reply_out(&ack, &rep);
 	key_of(&rep, &k);
 	bit = ferry_be_bit(k.saddr, k.sport);
-	word = bit / 64;
-	mask = 1ULL << (bit % 64);
-	if (!ASSERT_OK(bpf_map_lookup_elem(be_bits, &word, &w), "backend filter word") ||
-	    !ASSERT_TRUE(w & mask, "the backend's bit is set"))
-		return;
-	w &= ~mask;
-	if (!ASSERT_OK(bpf_map_update_elem(be_bits, &word, &w, 0), "clear the backend's bit"))
+	if (!filter_bit_put(be_bits, bit, false, "clear the backend's bit"))
 		return;
 	check("reply, backend bit clear", P_TC_REPLY_IN, env.if_b0, &rep,
 	      &(struct expect){ .verdict = TC_ACT_OK });
-	w |= mask;
-	if (!ASSERT_OK(bpf_map_update_elem(be_bits, &word, &w, 0), "set the backend's bit again"))
+	if (!filter_bit_put(be_bits, bit, true, "set the backend's bit again"))
 		return;
 	check("reply, backend bit set", P_TC_REPLY_IN, env.if_b0, &rep,
 	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
