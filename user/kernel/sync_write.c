@@ -87,7 +87,7 @@ static int flush_entries(struct ferry_sync *s)
 	__u32 i, done;
 
 	/* The queued backends' bits first: a table may name them as soon as they are written. */
-	if (s->be_filter.words) {
+	if (s->be_filter.words && s->be_q.n) { /* nothing queued: no 128 KB copy and compare */
 		filter_start(&s->be_filter, true);
 		for (i = 0; i < s->be_q.n; i++) {
 			const struct ferry_backend *be = &s->bes[((__u32 *)s->be_q.keys)[i]].be;
