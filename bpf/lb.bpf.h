@@ -454,10 +454,45 @@ static __noinline int ferry_rflow_insert(const struct ferry_flow_key *rkey,
 }
 
 /*
- * The new-flow rate guard: true while this CPU has inserted fewer than
- * new_flow_rate flows of this service in the current one-second window.
+ * Past the guard: was this tuple turned away before? A SYN the guard turns
+ * away late in its one-second window is retransmitted 1 s later (then 3 s),
+ * late in the next window: without this, every retransmission of it was
+ * turned away too and the client never connected while the flood lasted. A
+ * spoofed flood's random tuples do not come back, so they find no tag of
+ * their own; one that repeats its tuples is held by the second budget.
+ * Returns 1 (and forgets the tuple) when its tag is there and admit is set;
+ * otherwise notes the tuple and returns 0. Out of line: it runs only past
+ * the guard, and the forward programs' frames are near the cap.
  */
-static __always_inline bool ferry_new_flow_allowed(const struct ferry_config *cfg, __u32 svc_id,
+static __noinline int ferry_guard_again(const struct ferry_flow_key *key, __u32 seed, int admit)
+{
+	__u32 h = ferry_flow_hash(key, seed, false), tag, entry;
+	struct ferry_skipped *e;
+	__u32 *slot;
+
+	/* Slot and tag from two independent hashes: a false match is 2^-32, not 2^-12. */
+	tag = ferry_flow_hash(key, ferry_seed2(seed), false) | 1;
+	h >>= 32 - FERRY_SKIPPED_ORDER;
+	entry = h / FERRY_SKIPPED_TAGS;
+	e = bpf_map_lookup_elem(&ferry_skipped, &entry);
+	if (!e)
+		return 0;
+	slot = &e->tag[h & (FERRY_SKIPPED_TAGS - 1)];
+	if (admit && *slot == tag) {
+		*slot = 0;
+		return 1;
+	}
+	*slot = tag;
+	return 0;
+}
+
+/*
+ * The new-flow rate guard: true while this CPU has inserted fewer than
+ * new_flow_rate flows of this service in the current one-second window, and
+ * for a tuple it turned away before while fewer than twice that.
+ */
+static __always_inline bool ferry_new_flow_allowed(const struct ferry_config *cfg,
+						   const struct ferry_flow_key *key, __u32 svc_id,
 						   __u64 now)
 {
 	struct ferry_new_rate *r;
@@ -472,7 +507,7 @@ static __always_inline bool ferry_new_flow_allowed(const struct ferry_config *cf
 		r->window_ns = now;
 		r->count = 0;
 	}
-	if (r->count >= limit)
+	if (r->count >= limit && !ferry_guard_again(key, cfg->hash_seed, r->count < 2ULL * limit))
 		return false;
 	r->count += 1;
 	return true;
@@ -602,7 +637,7 @@ static __always_inline int ferry_fwd_new(void *ctx, const int hook, const struct
 	now = bpf_ktime_get_coarse_ns();
 	if (miss)
 		ferry_count(FERRY_CTR_FLOW_MISS);
-	if (!ferry_new_flow_allowed(cfg, svc_id, now)) {
+	if (!ferry_new_flow_allowed(cfg, &pkt->key, svc_id, now)) {
 		/* Past the guard: where the hash points, without state. */
 		ferry_count(FERRY_CTR_RATE_SKIPPED);
 		goto xmit;

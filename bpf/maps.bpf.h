@@ -145,6 +145,15 @@ struct {
 	__type(value, __u64);
 } ferry_be_bits SEC(".maps");
 
+/* Tuples the rate guard turned away: see FERRY_SKIPPED_ORDER. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FERRY_SKIPPED_ENTRIES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, __u32);
+	__type(value, struct ferry_skipped);
+} ferry_skipped SEC(".maps");
+
 /* The new-flow rate guard: per CPU and service, so counting takes no lock. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -8,7 +8,7 @@
  *
  * Any change to a layout below bumps FERRY_ABI_VERSION; a new map or flag that
  * the previous release's programs and ferryd can ignore does not (ferry_be_vips,
- * ferry_vip_bits, ferry_be_bits, FERRY_FLOW_F_HINTED and FERRY_FLOW_F_L7_FRESH:
+ * ferry_vip_bits, ferry_be_bits, ferry_skipped, FERRY_FLOW_F_HINTED and FERRY_FLOW_F_L7_FRESH:
  * the old programs neither write nor read them, and flows they make lack the
  * flags, so the new programs treat them as before; ferryd fills the two
  * filters from what it adopts before its programs replace the old ones).
@@ -46,6 +46,7 @@
 #define FERRY_MAP_BE_VIPS "ferry_be_vips"
 #define FERRY_MAP_VIP_BITS "ferry_vip_bits"
 #define FERRY_MAP_BE_BITS "ferry_be_bits"
+#define FERRY_MAP_SKIPPED "ferry_skipped"
 
 /* Limits (max_entries). Ids 0 are reserved to mean "none" everywhere. */
 #define FERRY_MAX_SERVICES 16384
@@ -419,6 +420,24 @@ struct ferry_new_rate {
 	__u64 count; /* new flows inserted in it */
 };
 _Static_assert(sizeof(struct ferry_new_rate) == 16, "ferry_new_rate layout");
+
+/*
+ * ferry_skipped: 2^FERRY_SKIPPED_ORDER 32-bit tags of the tuples the rate
+ * guard turned away, one slot per tuple hash (a later tuple overwrites it; 0:
+ * empty), 16 to an entry (a cache line, and a map of 65,536 entries that
+ * bpftool can dump). The tuple's next packet, a SYN's retransmission, finds
+ * its tag and is let in on a second budget (ferry_guard_again in
+ * bpf/lb.bpf.h). 4 MB, shared by all CPUs: a client's retransmission need not
+ * arrive on the CPU of its first SYN.
+ */
+#define FERRY_SKIPPED_ORDER 20
+#define FERRY_SKIPPED_TAGS 16
+#define FERRY_SKIPPED_ENTRIES ((1U << FERRY_SKIPPED_ORDER) / FERRY_SKIPPED_TAGS)
+
+struct ferry_skipped {
+	__u32 tag[FERRY_SKIPPED_TAGS];
+};
+_Static_assert(sizeof(struct ferry_skipped) == 64, "ferry_skipped layout");
 
 /* ----------------------------------------------------------------- stats */
 

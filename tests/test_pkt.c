@@ -3306,7 +3306,11 @@ static void set_new_flow_rate(uint32_t rate)
 /*
  * The rate guard: with 3 new flows per second and CPU, the 4th and 5th SYN
  * of the second (on the CPU this test is pinned to) are still forwarded to
- * the table's backend, counted, and not stored.
+ * the table's backend, counted, and not stored. Their retransmissions are
+ * stored (a second budget of 3 for tuples turned away before; before, a
+ * retransmitted SYN was turned away in every window the flood filled, and
+ * the client never connected), once: a third SYN of one of them, and a new
+ * tuple, are turned away again.
  */
 static void test_rate_guard(void)
 {
@@ -3342,6 +3346,35 @@ static void test_rate_guard(void)
 			ASSERT_TRUE(flow_get(&syn, &f), "stored under the guard");
 		else
 			ASSERT_FALSE(flow_get(&syn, &f), "not stored past the guard");
+	}
+	/* Port and whether its SYN is stored; the first three ports' SYNs spent the budget. */
+	static const struct {
+		uint16_t port;
+		bool stored;
+	} again[] = {
+		{ 44303, true }, /* retransmitted: let in on the second budget */
+		{ 44304, true }, /* likewise */
+		{ 44303, false }, /* once: let in forgets the tuple */
+		{ 44305, false }, /* a new tuple */
+		{ 44305, true }, /* the second budget's third and last */
+		{ 44306, false }, /* a new tuple */
+		{ 44306, false }, /* the second budget is spent */
+	};
+	for (size_t i = 0; i < sizeof(again) / sizeof(again[0]); i++) {
+		struct pb_spec syn = spec_tcp(4, again[i].port, "198.18.2.2", 80, PB_TCP_SYN), out;
+		const struct backend_def *be = expected_backend(&syn);
+		struct ferry_flow_key k;
+
+		if (!ASSERT_TRUE(be != NULL, "expected backend"))
+			break;
+		out = spec_fwd_out(&syn, be);
+		stored.out = skipped.out = &out;
+		check(again[i].stored ? "turned away before: stored" : "past the guard: forwarded",
+		      P_XDP, env.if_c0, &syn, again[i].stored ? &stored : &skipped);
+		ASSERT_EQ(flow_get(&syn, &f), again[i].stored, "stored as expected");
+		/* The next SYN of the tuple must meet the guard, not this flow. */
+		key_of(&syn, &k);
+		flow_del(&k);
 	}
 	set_new_flow_rate(0);
 	unpin_cpu(&saved);

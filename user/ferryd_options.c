@@ -436,7 +436,9 @@ static const struct ferryd_option options[] = {
 	  set_udp_timeout },
 	{ "new-flow-rate", required_argument,
 	  "  --new-flow-rate N       new flows each CPU stores per second and service; past\n"
-	  "                          it they are sent where the hash points, not stored\n"
+	  "                          it they are sent where the hash points, not stored,\n"
+	  "                          and a tuple turned away is let in on its next packet\n"
+	  "                          (a SYN's retransmission) up to 2N\n"
 	  "                          (default " STR(FERRY_NEW_FLOW_RATE_DEFAULT) ", 0: no limit)\n",
 	  set_new_flow_rate },
 	{ "once", no_argument,
