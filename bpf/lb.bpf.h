@@ -466,7 +466,7 @@ static __noinline int ferry_rflow_insert(const struct ferry_flow_key *rkey,
  */
 static __noinline int ferry_guard_again(const struct ferry_flow_key *key, __u32 seed, int admit)
 {
-	__u32 h = ferry_flow_hash(key, seed, false), tag, entry;
+	__u32 h = ferry_flow_hash(key, seed, false), tag, entry, i;
 	struct ferry_skipped *e;
 	__u32 *slot;
 
@@ -477,7 +477,15 @@ static __noinline int ferry_guard_again(const struct ferry_flow_key *key, __u32 
 	e = bpf_map_lookup_elem(&ferry_skipped, &entry);
 	if (!e)
 		return 0;
-	slot = &e->tag[h & (FERRY_SKIPPED_TAGS - 1)];
+	/*
+	 * The compiler folds the index into the hash's last steps, where 6.1's
+	 * verifier loses its bound ("unbounded min value"): a check it can see.
+	 */
+	i = h & (FERRY_SKIPPED_TAGS - 1);
+	barrier_var(i);
+	if (i >= FERRY_SKIPPED_TAGS)
+		return 0;
+	slot = &e->tag[i];
 	if (admit && *slot == tag) {
 		*slot = 0;
 		return 1;
