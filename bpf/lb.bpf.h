@@ -470,7 +470,7 @@ static __noinline int ferry_guard_again(const struct ferry_flow_key *key, __u32 
 	struct ferry_skipped *e;
 	__u32 *slot;
 
-	/* Slot and tag from two independent hashes: a false match is 2^-32, not 2^-12. */
+	/* Slot and tag from two independent hashes: a false match is 2^-31, not 2^-12. */
 	tag = ferry_flow_hash(key, ferry_seed2(seed), false) | 1;
 	h >>= 32 - FERRY_SKIPPED_ORDER;
 	entry = h / FERRY_SKIPPED_TAGS;

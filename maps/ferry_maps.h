@@ -8,10 +8,11 @@
  *
  * Any change to a layout below bumps FERRY_ABI_VERSION; a new map or flag that
  * the previous release's programs and ferryd can ignore does not (ferry_be_vips,
- * ferry_vip_bits, ferry_be_bits, ferry_skipped, FERRY_FLOW_F_HINTED and FERRY_FLOW_F_L7_FRESH:
- * the old programs neither write nor read them, and flows they make lack the
- * flags, so the new programs treat them as before; ferryd fills the two
- * filters from what it adopts before its programs replace the old ones).
+ * ferry_vip_bits, ferry_be_bits, ferry_skipped, FERRY_FLOW_F_HINTED and
+ * FERRY_FLOW_F_L7_FRESH: the old programs neither write nor read them, and
+ * flows they make lack the flags, so the new programs treat them as before;
+ * ferryd fills the two filters from what it adopts before its programs
+ * replace the old ones).
  * ferryd migrates pins of the version before (user/kernel/migrate.c: flows,
  * overrides and other user-space metadata carried, the rest created afresh)
  * and refuses any other version instead of misreading it.
