@@ -461,36 +461,37 @@ static __noinline int ferry_rflow_insert(const struct ferry_flow_key *rkey,
  * spoofed flood's random tuples do not come back, so they find no tag of
  * their own; one that repeats its tuples is held by the second budget.
  * Returns 1 (and forgets the tuple) when its tag is there and admit is set;
- * otherwise notes the tuple and returns 0. Out of line: it runs only past
- * the guard, and the forward programs' frames are near the cap.
+ * otherwise notes the tuple (in its entry's oldest slot) and returns 0. Out
+ * of line: it runs only past the guard, and the forward programs' frames
+ * are near the cap.
  */
 static __noinline int ferry_guard_again(const struct ferry_flow_key *key, __u32 seed, int admit)
 {
-	__u32 h = ferry_flow_hash(key, seed, false), tag, entry, i;
+	__u32 entry = ferry_flow_hash(key, seed, false) >> (32 - FERRY_SKIPPED_ORDER);
 	struct ferry_skipped *e;
-	__u32 *slot;
+	__u32 tag, n;
+	int i;
 
-	/* Slot and tag from two independent hashes: a false match is 2^-31, not 2^-12. */
+	/* Entry and tag from two independent hashes: a false match is 15 in 2^31. */
 	tag = ferry_flow_hash(key, ferry_seed2(seed), false) | 1;
-	h >>= 32 - FERRY_SKIPPED_ORDER;
-	entry = h / FERRY_SKIPPED_TAGS;
 	e = bpf_map_lookup_elem(&ferry_skipped, &entry);
 	if (!e)
 		return 0;
-	/*
-	 * The compiler folds the index into the hash's last steps, where 6.1's
-	 * verifier loses its bound ("unbounded min value"): a check it can see.
-	 */
-	i = h & (FERRY_SKIPPED_TAGS - 1);
-	barrier_var(i);
-	if (i >= FERRY_SKIPPED_TAGS)
-		return 0;
-	slot = &e->tag[i];
-	if (admit && *slot == tag) {
-		*slot = 0;
+	for (i = 0; i < FERRY_SKIPPED_TAGS; i++) {
+		if (e->tag[i] != tag)
+			continue;
+		if (!admit)
+			return 0;
+		e->tag[i] = 0;
 		return 1;
 	}
-	*slot = tag;
+	/* next is shared by the CPUs: a check the verifier sees, whatever another wrote. */
+	n = e->next;
+	barrier_var(n);
+	if (n >= FERRY_SKIPPED_TAGS)
+		n = 0;
+	e->tag[n] = tag;
+	e->next = n + 1 < FERRY_SKIPPED_TAGS ? n + 1 : 0;
 	return 0;
 }
 

@@ -423,19 +423,22 @@ struct ferry_new_rate {
 _Static_assert(sizeof(struct ferry_new_rate) == 16, "ferry_new_rate layout");
 
 /*
- * ferry_skipped: 2^FERRY_SKIPPED_ORDER 32-bit tags of the tuples the rate
- * guard turned away, one slot per tuple hash (a later tuple overwrites it; 0:
- * empty), 16 to an entry (a cache line, and a map of 65,536 entries that
- * bpftool can dump). The tuple's next packet, a SYN's retransmission, finds
- * its tag and is let in on a second budget (ferry_guard_again in
- * bpf/lb.bpf.h). 4 MB, shared by all CPUs: a client's retransmission need not
- * arrive on the CPU of its first SYN.
+ * ferry_skipped: the tuples the rate guard turned away, as 32-bit tags (a
+ * hash of the tuple; 0: empty) in 2^FERRY_SKIPPED_ORDER entries of 15, one
+ * entry per tuple hash and a cache line each. An entry is a ring: a new tag
+ * replaces the entry's oldest (next), so a tag lasts until 15 newer ones
+ * land in its entry, about 15 * 65,536 / (tuples turned away per second)
+ * seconds. The tuple's next packet, a SYN's retransmission, finds its tag
+ * and is let in on a second budget (ferry_guard_again in bpf/lb.bpf.h). 4 MB,
+ * shared by all CPUs: a client's retransmission need not arrive on the CPU
+ * of its first SYN.
  */
-#define FERRY_SKIPPED_ORDER 20
-#define FERRY_SKIPPED_TAGS 16
-#define FERRY_SKIPPED_ENTRIES ((1U << FERRY_SKIPPED_ORDER) / FERRY_SKIPPED_TAGS)
+#define FERRY_SKIPPED_ORDER 16
+#define FERRY_SKIPPED_ENTRIES (1U << FERRY_SKIPPED_ORDER)
+#define FERRY_SKIPPED_TAGS 15
 
 struct ferry_skipped {
+	__u32 next; /* the slot the next tag takes, 0..FERRY_SKIPPED_TAGS - 1 */
 	__u32 tag[FERRY_SKIPPED_TAGS];
 };
 _Static_assert(sizeof(struct ferry_skipped) == 64, "ferry_skipped layout");
