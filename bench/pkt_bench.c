@@ -143,14 +143,18 @@ static int load(void)
 
 	env.xdp = ferry_xdp__open();
 	env.tc = ferry_tc__open();
-	env.floor = floor__open_and_load();
+	env.floor = floor__open();
 	if (!env.xdp || !env.tc || !env.floor)
 		return -errno;
 	bpf_object__for_each_map(m, env.xdp->obj)
 		bpf_map__set_pin_path(m, NULL);
 	bpf_object__for_each_map(m, env.tc->obj)
 		bpf_map__set_pin_path(m, NULL);
-	err = ferry_xdp__load(env.xdp);
+	/* The floor shares the headers that declare ferry's pinned maps: none of its own in bpffs. */
+	bpf_object__for_each_map(m, env.floor->obj)
+		bpf_map__set_pin_path(m, NULL);
+	err = floor__load(env.floor);
+	err = err ?: ferry_xdp__load(env.xdp);
 	if (err)
 		return err;
 	bpf_object__for_each_map(m, env.tc->obj) {
@@ -319,6 +323,7 @@ struct bcase {
 	bool payload; /* 100 bytes of payload (a request, or a response) */
 	int sample; /* -1: the default (FB_SAMPLE_DEFAULT); 0: off; N: one flow in N */
 	bool nh_expire; /* expire the cached next hop before every call */
+	bool past_guard; /* new flows with the rate guard at 1 per second: all but the first past it */
 	bool katran; /* Katran's program: no ferry warm-up, its own */
 	bool connection; /* per call: a new flow's SYN, then its first ACK; the sum */
 	double synack_ns; /* connection, ferry: the SYN-ACK between them (reply program, not summed) */
@@ -327,6 +332,19 @@ struct bcase {
 	double ns; /* raw: per repeat, or trimmed mean per call */
 	int verdict;
 };
+
+/* ferry_config.new_flow_rate, as ferryd's --new-flow-rate sets it (0: no guard). */
+static int set_new_flow_rate(uint32_t rate)
+{
+	int fd = mfd(env.xdp->maps.ferry_config);
+	struct ferry_config cfg;
+	uint32_t zero = 0;
+
+	if (bpf_map_lookup_elem(fd, &zero, &cfg))
+		return -errno;
+	cfg.new_flow_rate = rate;
+	return bpf_map_update_elem(fd, &zero, &cfg, 0) ? -errno : 0;
+}
 
 static int set_tx_port(bool on)
 {
@@ -432,6 +450,8 @@ static int measure(struct bcase *c)
 		s.payload_len = sizeof(body);
 	}
 	if (!c->katran && (err = set_sampling(c->sample < 0 ? FB_SAMPLE_DEFAULT : c->sample)))
+		return err;
+	if (c->past_guard && (err = set_new_flow_rate(1)))
 		return err;
 	len = pb_build(&s, pkt, sizeof(pkt));
 	/*
@@ -564,6 +584,8 @@ static int measure(struct bcase *c)
 out:
 	if (c->handoff)
 		set_tx_port(true);
+	if (c->past_guard)
+		set_new_flow_rate(0);
 	free(v);
 	free(w);
 	return err;
@@ -891,6 +913,10 @@ int main(int argc, char **argv)
 		  .does = newf },
 		{ "xdp_new_flow_v6_calls", M_CALLS, x, true, ci, 6, PB_TCP_SYN, .new_flows = true,
 		  .does = newf },
+		{ "xdp_new_flow_past_guard_v4_calls", M_CALLS, x, true, ci, 4, PB_TCP_SYN,
+		  .new_flows = true, .past_guard = true,
+		  .does = "a SYN past the rate guard: hash, backend, tuple noted in ferry_skipped, "
+			  "nothing stored, DNAT, fib lookup, redirect" },
 		/* A backend->client packet at the forward hook: flow, service and marker misses. */
 		{ "xdp_non_vip_v4", M_REPEAT, x, true, ci, 4, PB_TCP_ACK, true,
 		  .does = "flow miss, VIP address miss, XDP_PASS" },
