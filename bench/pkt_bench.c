@@ -333,19 +333,6 @@ struct bcase {
 	int verdict;
 };
 
-/* ferry_config.new_flow_rate, as ferryd's --new-flow-rate sets it (0: no guard). */
-static int set_new_flow_rate(uint32_t rate)
-{
-	int fd = mfd(env.xdp->maps.ferry_config);
-	struct ferry_config cfg;
-	uint32_t zero = 0;
-
-	if (bpf_map_lookup_elem(fd, &zero, &cfg))
-		return -errno;
-	cfg.new_flow_rate = rate;
-	return bpf_map_update_elem(fd, &zero, &cfg, 0) ? -errno : 0;
-}
-
 static int set_tx_port(bool on)
 {
 	int fd = mfd(env.xdp->maps.ferry_tx_ports);
@@ -451,7 +438,7 @@ static int measure(struct bcase *c)
 	}
 	if (!c->katran && (err = set_sampling(c->sample < 0 ? FB_SAMPLE_DEFAULT : c->sample)))
 		return err;
-	if (c->past_guard && (err = set_new_flow_rate(1)))
+	if (c->past_guard && (err = pkt_fixture__new_flow_rate(mfd(env.xdp->maps.ferry_config), 1)))
 		return err;
 	len = pb_build(&s, pkt, sizeof(pkt));
 	/*
@@ -585,7 +572,7 @@ out:
 	if (c->handoff)
 		set_tx_port(true);
 	if (c->past_guard)
-		set_new_flow_rate(0);
+		pkt_fixture__new_flow_rate(mfd(env.xdp->maps.ferry_config), 0);
 	free(v);
 	free(w);
 	return err;

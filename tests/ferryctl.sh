@@ -956,7 +956,7 @@ want = {
     "ferry_trace": ("ringbuf", None, None),
     "ferry_tx_ports": (None, None, None),
     "ferry_vip_bits": ("array", None, None),
-    "ferry_skipped": ("array", None, {"tag"}),
+    "ferry_skipped": ("array", None, {"next", "tag"}),
     "ferry_svc_meta": (None, None, {"vip", "npredictors", "deployment", "predictor_ids",
                        "table_generation"}),
     "ferry_pred_meta": (None, None, {"svc_id", "flags", "weight_configured",

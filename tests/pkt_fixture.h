@@ -85,6 +85,18 @@ static inline __u8 pkt_fixture__family(const char *addr)
 	return strchr(addr, ':') ? FERRY_AF_INET6 : FERRY_AF_INET;
 }
 
+/* ferry_config.new_flow_rate in the config map fd, as ferryd's --new-flow-rate sets it. */
+static inline int pkt_fixture__new_flow_rate(int fd, __u32 rate)
+{
+	struct ferry_config cfg;
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(fd, &zero, &cfg))
+		return -errno;
+	cfg.new_flow_rate = rate;
+	return bpf_map_update_elem(fd, &zero, &cfg, 0) ? -errno : 0;
+}
+
 /* Sets bit in the filter map fd (ferry_vip_bits, ferry_be_bits), as ferryd's sync does. */
 static inline int pkt_fixture__bit(int fd, __u32 bit)
 {

@@ -3295,12 +3295,7 @@ out:
 
 static void set_new_flow_rate(uint32_t rate)
 {
-	struct ferry_config cfg;
-	uint32_t zero = 0;
-
-	bpf_map_lookup_elem(map_fd(FERRY_MAP_CONFIG), &zero, &cfg);
-	cfg.new_flow_rate = rate;
-	bpf_map_update_elem(map_fd(FERRY_MAP_CONFIG), &zero, &cfg, 0);
+	ASSERT_OK(pkt_fixture__new_flow_rate(map_fd(FERRY_MAP_CONFIG), rate), "new_flow_rate");
 }
 
 /*
