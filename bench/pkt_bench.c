@@ -148,6 +148,7 @@ static int load(void)
 		return -errno;
 	bpf_object__for_each_map(m, env.xdp->obj)
 		bpf_map__set_pin_path(m, NULL);
+	env.xdp->rodata->ferry_xdp_meta = ferry_dp_xdp_meta();
 	bpf_object__for_each_map(m, env.tc->obj)
 		bpf_map__set_pin_path(m, NULL);
 	/* The floor shares the headers that declare ferry's pinned maps: none of its own in bpffs. */

@@ -45,6 +45,13 @@
 const volatile __u32 ferry_pod_path = FERRY_POD_PATH_STACK;
 /* ferryd attaches to pods (--pod-iface): without, TC never looks for pod veths. */
 const volatile bool ferry_pods = false;
+/*
+ * XDP may grow the metadata area (bpf_xdp_adjust_meta, Linux 4.15; some
+ * hardened kernels refuse it to XDP programs). ferryd probes it before load;
+ * false makes every XDP -> TC handoff a pass to the stack, and the verifier
+ * never sees the helper (a branch on a frozen constant is dead code).
+ */
+const volatile bool ferry_xdp_meta = true;
 
 /* A pod's host-side veth (ferryd marks them in ferry_links before attaching). */
 static __always_inline bool ferry_is_pod_link(__u32 ifindex)
@@ -164,7 +171,7 @@ static __always_inline int ferry_xdp_handoff(struct xdp_md *ctx, __u32 ifindex, 
 {
 	struct ferry_xdp_meta *meta;
 
-	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta)))
+	if (!ferry_xdp_meta || bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta)))
 		goto stack;
 	meta = (void *)(long)ctx->data_meta;
 	if ((void *)(meta + 1) > (void *)(long)ctx->data)

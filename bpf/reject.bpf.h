@@ -254,6 +254,21 @@ static __always_inline int ferry_reject_icmp_build(void *ctx, const int hook,
  * stack routes the answer), and ferry_tc_fwd redirects it to that
  * interface's egress.
  */
+/* No metadata (ferry_xdp_meta): the answer gets the request's MACs back and the stack routes it. */
+static __always_inline int ferry_reject_xdp_stack(struct xdp_md *ctx)
+{
+	struct ethhdr *eth = (void *)(long)ctx->data;
+	__u8 mac[ETH_ALEN];
+
+	if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
+		return XDP_DROP;
+	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
+	ferry_count(FERRY_CTR_FIB_STACK);
+	return XDP_PASS;
+}
+
 static __always_inline int ferry_reject_xdp_send(struct xdp_md *ctx)
 {
 	__u32 ifindex = ctx->ingress_ifindex;
@@ -262,6 +277,8 @@ static __always_inline int ferry_reject_xdp_send(struct xdp_md *ctx)
 
 	if (bpf_map_lookup_elem(&ferry_tx_ports, &ifindex))
 		return XDP_TX;
+	if (!ferry_xdp_meta)
+		return ferry_reject_xdp_stack(ctx);
 	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta)))
 		return XDP_DROP;
 	meta = (void *)(long)ctx->data_meta;

@@ -18,6 +18,7 @@
 #include "ferry_maps.h"
 #include "ferry_xdp.skel.h"
 #include "ferry_tc.skel.h"
+#include "kernel/dataplane.h"
 #include "netns_fixture.h"
 #include "pkt_builder.h"
 
@@ -60,6 +61,8 @@ static inline int pkt_fixture__load(struct ferry_xdp *xdp, struct ferry_tc *tc)
 
 	bpf_object__for_each_map(m, xdp->obj)
 		bpf_map__set_pin_path(m, NULL);
+	/* As ferryd loads it: where the kernel refuses the helper, XDP hands off to the stack. */
+	xdp->rodata->ferry_xdp_meta = ferry_dp_xdp_meta();
 	err = ferry_xdp__load(xdp);
 	err = err ?: pkt_fixture__share_maps(tc->obj, xdp->obj);
 	return err ?: ferry_tc__load(tc);

@@ -1374,11 +1374,12 @@ int main(int argc, char **argv)
 						       .pods = d.opts.pod_ifaces != NULL });
 	if (!d.dp)
 		goto out;
-	pr_info("data plane at %s (%s), kernel features:%s%s%s", d.opts.pin_path,
+	pr_info("data plane at %s (%s), kernel features:%s%s%s%s", d.opts.pin_path,
 		d.dp->created ? "created" : "reused: connections continue",
 		d.dp->features & FERRY_FEAT_TCX ? " tcx" : " clsact-only",
 		d.dp->features & FERRY_FEAT_REDIRECT_NEIGH ? " redirect_neigh" : "",
-		d.dp->features & FERRY_FEAT_REDIRECT_PEER ? " redirect_peer" : "");
+		d.dp->features & FERRY_FEAT_REDIRECT_PEER ? " redirect_peer" : "",
+		d.dp->features & FERRY_FEAT_XDP_META ? " xdp_meta" : "");
 	if (apply_hash_seed(&d, have_seed, seed, seed_source))
 		goto out;
 	{

@@ -108,6 +108,29 @@ static int check_abi(const char *pin_path, bool maps_only, bool *exists, int *mi
 	return -EPROTO;
 }
 
+/*
+ * libbpf_probe_bpf_helper() reports a helper the verifier refuses with
+ * "program of this type cannot use helper" as supported (it only knows the
+ * "unknown func" wording), and some hardened kernels refuse this one to XDP:
+ * so the probe is a load of adjust_meta(ctx, 0).
+ */
+bool ferry_dp_xdp_meta(void)
+{
+	const struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_2, .imm = 0 },
+		{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_xdp_adjust_meta },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = XDP_PASS },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, NULL, "GPL", insns,
+			       sizeof(insns) / sizeof(insns[0]), NULL);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
 static __u32 detect_features(void)
 {
 	LIBBPF_OPTS(bpf_prog_query_opts, q);
@@ -120,6 +143,8 @@ static __u32 detect_features(void)
 	/* A query of the tcx hook on lo attaches nothing; kernels before 6.6 reject it. */
 	if (!bpf_prog_query_opts(1, FERRY_BPF_TCX_INGRESS, &q))
 		features |= FERRY_FEAT_TCX;
+	if (ferry_dp_xdp_meta())
+		features |= FERRY_FEAT_XDP_META;
 	return features;
 }
 
@@ -296,6 +321,11 @@ static int load_objects(struct ferry_dp *dp)
 		pr_err("cannot open the XDP object: %s", strerror(errno));
 		return err;
 	}
+	dp->xdp->rodata->ferry_xdp_meta = !!(dp->features & FERRY_FEAT_XDP_META);
+	if (!dp->xdp->rodata->ferry_xdp_meta)
+		pr_warn("this kernel refuses bpf_xdp_adjust_meta to XDP programs: XDP hands "
+			"packets it cannot redirect to the stack, which routes them "
+			"(FIB_STACK), instead of to ferry's TC program");
 	err = reuse_pins(dp, dp->xdp->obj);
 	if (err)
 		return err;

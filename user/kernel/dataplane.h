@@ -51,6 +51,11 @@ struct ferry_dp {
 struct ferry_dp *ferry_dp__open(const struct ferry_dp_opts *opts);
 /* Closes fds only: attached programs and pins stay. */
 void ferry_dp__close(struct ferry_dp *dp);
+/*
+ * Whether this kernel lets XDP programs call bpf_xdp_adjust_meta: the value
+ * of the XDP object's ferry_xdp_meta, for whoever loads it.
+ */
+bool ferry_dp_xdp_meta(void);
 
 /* Attaches the program for hook to ifindex, atomically replacing ferry's own. */
 int ferry_dp__attach(struct ferry_dp *dp, int ifindex, enum ferry_hook hook);
