@@ -6,6 +6,8 @@
  * stamps each frame from a template, so both need the instruction encodings,
  * the sending interface's MAC address and the template's Ethernet + IPv4
  * header. Checksums come from tests/pkt_builder.h, the fixtures' builder.
+ * Where the kernel refuses live frames, both send the same frames from a
+ * packet socket instead (live_frame_sock_send).
  */
 #ifndef FERRY_BENCH_LIVE_FRAME_H
 #define FERRY_BENCH_LIVE_FRAME_H
@@ -17,8 +19,10 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/bpf.h>
+#include <linux/if_packet.h>
 
 #include "../tests/pkt_builder.h"
 
@@ -90,6 +94,76 @@ static inline void live_frame_ipv4(unsigned char *f, __u16 tot_len, __u16 id, __
 	memcpy(ip + 16, &dst, 4);
 	v = pb_fold(pb_sum(ip, 20, 0));
 	memcpy(ip + 10, &v, 2);
+}
+
+/*
+ * Where the kernel refuses live-frame test_run (EPERM on some hardened
+ * kernels), the same frames leave from a packet socket on ifindex that
+ * bypasses the qdisc, LIVE_FRAME_BATCH to a sendmmsg: fill() stamps each
+ * copy of the template with a fresh 64-bit random draw, as the generator
+ * program does. Slower than live frames (every frame crosses the syscall
+ * boundary). Returns the frames sent in `seconds`, or -errno.
+ */
+#define LIVE_FRAME_BATCH 64
+
+typedef void (*live_frame_fill_fn)(unsigned char *frame, __u64 rnd, void *arg);
+
+static inline double live_frame_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static inline long long live_frame_sock_send(int ifindex, const unsigned char *tmpl, size_t len,
+					     double seconds, live_frame_fill_fn fill, void *arg)
+{
+	static unsigned char frames[LIVE_FRAME_BATCH][128];
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET,
+				   .sll_ifindex = ifindex,
+				   .sll_halen = 6 };
+	struct mmsghdr msgs[LIVE_FRAME_BATCH];
+	struct iovec iov[LIVE_FRAME_BATCH];
+	__u64 x = ((__u64)(live_frame_now() * 1e6) ^ (__u64)getpid() << 32) | 1;
+	long long sent = 0;
+	int one = 1, fd, i, n;
+	double end;
+
+	if (len > sizeof(frames[0]))
+		return -EINVAL;
+	fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one));
+	memset(msgs, 0, sizeof(msgs));
+	for (i = 0; i < LIVE_FRAME_BATCH; i++) {
+		memcpy(frames[i], tmpl, len);
+		iov[i] = (struct iovec){ .iov_base = frames[i], .iov_len = len };
+		msgs[i].msg_hdr = (struct msghdr){ .msg_name = &sll,
+						   .msg_namelen = sizeof(sll),
+						   .msg_iov = &iov[i],
+						   .msg_iovlen = 1 };
+	}
+	end = live_frame_now() + seconds;
+	while (live_frame_now() < end) {
+		for (i = 0; i < LIVE_FRAME_BATCH; i++) {
+			/* xorshift64 */
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			fill(frames[i], x, arg);
+		}
+		n = sendmmsg(fd, msgs, LIVE_FRAME_BATCH, 0);
+		if (n < 0 && errno != ENOBUFS && errno != EAGAIN) {
+			n = -errno;
+			close(fd);
+			return n;
+		}
+		sent += n > 0 ? n : 0;
+	}
+	close(fd);
+	return sent;
 }
 
 #endif /* FERRY_BENCH_LIVE_FRAME_H */

@@ -7,7 +7,8 @@
  * frame a new UDP source port and redirects it out of --iface (the client's
  * veth), so it arrives at the node's veth as a real received frame, where
  * whatever is being measured (ferry's XDP, iptables DNAT, plain forwarding)
- * handles it. The backends' veth ends carry a counting XDP program that
+ * handles it (where the kernel refuses live frames, the same frames leave
+ * from a packet socket: "generator" in the output says which). The backends' veth ends carry a counting XDP program that
  * drops what it counts: the benchmark sink, so that no backend stack work
  * (ICMP port unreachable, socket lookups) is on the measured path. That
  * program is ours, not part of any system under test.
@@ -526,6 +527,17 @@ static int read_counts(int map_fd, int n, int ncpu, __u64 *out)
 	return 0;
 }
 
+/* "live-frames", or "packet-socket" once the kernel refused live frames. */
+static const char *gen_mode = "live-frames";
+static int gen_flows;
+
+/* The generator program's stamp (load_gen), for the packet-socket fallback. */
+static void stamp(unsigned char *f, __u64 rnd, void *arg)
+{
+	(void)arg;
+	*(__u16 *)(f + OFF_SPORT) = htons(1024 + (rnd & (gen_flows - 1)));
+}
+
 /* Sends frames for `seconds`; returns the number sent (or -errno). */
 static long long generate(int prog_fd, int ifindex, unsigned char *frame, double seconds)
 {
@@ -536,13 +548,24 @@ static long long generate(int prog_fd, int ifindex, unsigned char *frame, double
 	double end = now_s() + seconds;
 	long long sent = 0;
 
+	if (strcmp(gen_mode, "live-frames"))
+		return live_frame_sock_send(ifindex, frame, FRAME_LEN, seconds, stamp, NULL);
 	while (now_s() < end) {
-		if (bpf_prog_test_run_opts(prog_fd, &t)) {
+		if (!bpf_prog_test_run_opts(prog_fd, &t)) {
+			sent += t.repeat;
+			continue;
+		}
+		if (errno != EPERM || sent) {
 			fprintf(stderr, "pps_gen: BPF_PROG_TEST_RUN (live frames): %s\n",
 				strerror(errno));
 			return -errno;
 		}
-		sent += t.repeat;
+		fprintf(stderr,
+			"pps_gen: this kernel refuses live-frame test_run (%s): sending "
+			"from a packet socket (slower: the generator may bound the rate)\n",
+			strerror(errno));
+		gen_mode = "packet-socket";
+		return live_frame_sock_send(ifindex, frame, FRAME_LEN, end - now_s(), stamp, NULL);
 	}
 	return sent;
 }
@@ -678,6 +701,7 @@ int main(int argc, char **argv)
 			goto out_close;
 	if (sock_sinks_start(&o))
 		goto out_close;
+	gen_flows = o.flows;
 	gen_fd = load_gen(ifindex, o.flows, frame);
 	if (gen_fd < 0)
 		goto out_close;
@@ -750,6 +774,7 @@ int main(int argc, char **argv)
 	json_object_set_new(out, "sent_mpps", json_real(sent / (t1 - t0) / 1e6));
 	json_object_set_new(out, "mpps", json_real(total / (t1 - t0) / 1e6));
 	json_object_set_new(out, "flows", json_integer(o.flows));
+	json_object_set_new(out, "generator", json_string(gen_mode));
 	if (o.cpu >= 0 && total && c1 > c0) {
 		/* Rates per CPU-second: independent of how busy the machine was. */
 		json_object_set_new(out, "cpu", json_integer(o.cpu));

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <curl/curl.h>
 
@@ -34,6 +35,7 @@
 #include "telemetry/metrics.h"
 #include "kernel/snapshot.h"
 #include "kernel/rebalance.h"
+#include "kernel/dataplane.h"
 
 #define SUITE "metrics"
 #define MS 1000000ULL
@@ -1701,6 +1703,42 @@ static int pinned_fd(const char *name)
 	return bpf_obj_get(path);
 }
 
+/*
+ * ferry_xdp_meta in the object's .rodata, set as ferryd sets it before load
+ * (ferry_dp_xdp_meta): some kernels refuse the helper it guards to XDP.
+ */
+static int set_xdp_meta(struct bpf_object *obj)
+{
+	struct bpf_map *rodata = bpf_object__find_map_by_name(obj, ".rodata");
+	struct btf *btf = bpf_object__btf(obj);
+	const struct btf_var_secinfo *vs;
+	const struct btf_type *sec;
+	const __u8 *init;
+	__u8 val[4096];
+	size_t size;
+	int id, i;
+
+	if (!rodata || !btf)
+		return -ENOENT;
+	id = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC);
+	sec = id > 0 ? btf__type_by_id(btf, id) : NULL;
+	init = bpf_map__initial_value(rodata, &size);
+	if (!sec || !init || size > sizeof(val))
+		return -ENOENT;
+	memcpy(val, init, size);
+	vs = btf_var_secinfos(sec);
+	for (i = 0; i < btf_vlen(sec); i++, vs++) {
+		const struct btf_type *var = btf__type_by_id(btf, vs->type);
+
+		if (!strcmp(btf__name_by_offset(btf, var->name_off), "ferry_xdp_meta") &&
+		    vs->offset < size) {
+			val[vs->offset] = ferry_dp_xdp_meta();
+			return bpf_map__set_initial_value(rodata, val, size);
+		}
+	}
+	return -ENOENT;
+}
+
 static void test_snapshot_pinned(void)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oopts, .pin_root_path = PIN_ROOT);
@@ -1730,6 +1768,12 @@ static void test_snapshot_pinned(void)
 		test__fail(__FILE__, __LINE__, "open", "%s does not open: %s", objpath,
 			   strerror(errno));
 		goto out_unpin;
+	}
+	err = set_xdp_meta(obj);
+	if (err) {
+		test__fail(__FILE__, __LINE__, "rodata", "%s: no ferry_xdp_meta in .rodata: %s",
+			   objpath, strerror(-err));
+		goto out_close;
 	}
 	err = bpf_object__load(obj);
 	if (err) {
