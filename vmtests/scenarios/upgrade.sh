@@ -50,6 +50,7 @@ fe_build_old() {
 # backend-facing ends, so that its XDP redirects and never hands off.
 old_tx=0 old_args=()
 fe_old_xdp_loads() {
+	# shellcheck disable=SC2016 # $1 is the inner shell's
 	unshare -m sh -c 'mount -t bpf bpf /sys/fs/bpf && bpftool prog loadall "$1" /sys/fs/bpf/probe' \
 		sh "$old_build/bpf/ferry_xdp.bpf.o" >"$FE_RUN/old-xdp-load.log" 2>&1
 }
