@@ -8,8 +8,8 @@
  * veth), so it arrives at the node's veth as a real received frame, where
  * whatever is being measured (ferry's XDP, iptables DNAT, plain forwarding)
  * handles it (where the kernel refuses live frames, the same frames leave
- * from a packet socket: "generator" in the output says which). The backends' veth ends carry a counting XDP program that
- * drops what it counts: the benchmark sink, so that no backend stack work
+ * from a packet socket: "generator" in the output says which). The
+ * backends' veth ends carry a counting XDP program that drops what it counts: the benchmark sink, so that no backend stack work
  * (ICMP port unreachable, socket lookups) is on the measured path. That
  * program is ours, not part of any system under test.
  *
@@ -529,17 +529,15 @@ static int read_counts(int map_fd, int n, int ncpu, __u64 *out)
 
 /* "live-frames", or "packet-socket" once the kernel refused live frames. */
 static const char *gen_mode = "live-frames";
-static int gen_flows;
 
-/* The generator program's stamp (load_gen), for the packet-socket fallback. */
+/* The generator program's stamp (load_gen) for the packet-socket fallback; arg: flows. */
 static void stamp(unsigned char *f, __u64 rnd, void *arg)
 {
-	(void)arg;
-	*(__u16 *)(f + OFF_SPORT) = htons(1024 + (rnd & (gen_flows - 1)));
+	*(__u16 *)(f + OFF_SPORT) = htons(1024 + (rnd & (*(int *)arg - 1)));
 }
 
 /* Sends frames for `seconds`; returns the number sent (or -errno). */
-static long long generate(int prog_fd, int ifindex, unsigned char *frame, double seconds)
+static long long generate(int prog_fd, int ifindex, int flows, unsigned char *frame, double seconds)
 {
 	struct xdp_md ctx = { .data_end = FRAME_LEN, .ingress_ifindex = ifindex };
 	LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = frame, .data_size_in = FRAME_LEN,
@@ -549,7 +547,7 @@ static long long generate(int prog_fd, int ifindex, unsigned char *frame, double
 	long long sent = 0;
 
 	if (strcmp(gen_mode, "live-frames"))
-		return live_frame_sock_send(ifindex, frame, FRAME_LEN, seconds, stamp, NULL);
+		return live_frame_sock_send(ifindex, frame, FRAME_LEN, seconds, stamp, &flows);
 	while (now_s() < end) {
 		if (!bpf_prog_test_run_opts(prog_fd, &t)) {
 			sent += t.repeat;
@@ -565,7 +563,8 @@ static long long generate(int prog_fd, int ifindex, unsigned char *frame, double
 			"from a packet socket (slower: the generator may bound the rate)\n",
 			strerror(errno));
 		gen_mode = "packet-socket";
-		return live_frame_sock_send(ifindex, frame, FRAME_LEN, end - now_s(), stamp, NULL);
+		return live_frame_sock_send(ifindex, frame, FRAME_LEN, end - now_s(), stamp,
+					    &flows);
 	}
 	return sent;
 }
@@ -701,12 +700,11 @@ int main(int argc, char **argv)
 			goto out_close;
 	if (sock_sinks_start(&o))
 		goto out_close;
-	gen_flows = o.flows;
 	gen_fd = load_gen(ifindex, o.flows, frame);
 	if (gen_fd < 0)
 		goto out_close;
 
-	if (o.warmup > 0 && generate(gen_fd, ifindex, frame, o.warmup) < 0)
+	if (o.warmup > 0 && generate(gen_fd, ifindex, o.flows, frame, o.warmup) < 0)
 		goto out_close;
 	usleep(20000);
 	sock_sinks_drain(&o);
@@ -720,7 +718,7 @@ int main(int argc, char **argv)
 		busy0 = soft0 = -1;
 	c0 = cpu_seconds(softirqd);
 	t0 = now_s();
-	sent = generate(gen_fd, ifindex, frame, o.seconds);
+	sent = generate(gen_fd, ifindex, o.flows, frame, o.seconds);
 	t1 = now_s();
 	c1 = cpu_seconds(softirqd);
 	if (o.cpu >= 0 && busy0 >= 0 && cpu_stat(o.cpu, &busy1, &soft1))

@@ -255,6 +255,10 @@ def pps_section(raw, irq_acct):
     if gen:
         out["generator_mpps_per_cpu"] = rounds_entry(gen["cpu"], "Mpps/CPU-s", None, None)
         out["generator_mpps_per_cpu"]["note"] = "frames made and dropped at the node's veth"
+    # How pps_gen made its frames: live frames, or a packet socket where the kernel refuses
+    # them (slower: wall-clock rates may be the generator's, per-CPU node figures still hold).
+    out["_generator_modes"] = sorted({r.get("generator", "live-frames")
+                                     for c in cases.values() for r in c["runs"]})
     for n in ("ferry", "ferry_tx"):
         pairs = [(b, b.replace("-before.", "-after."))
                  for b in sorted(glob.glob(os.path.join(raw, "%s-counters-before.r*.json" % n)))]
@@ -822,6 +826,8 @@ def print_http(s, names, prefix, title):
 def print_table(doc):
     print()
     print_pkt(doc.get("pkt_ns"))
+    if "packet-socket" in (doc.get("pps") or {}).get("_generator_modes", []):
+        print("pps generator: packet socket (this kernel refuses live-frame test_run)")
     print_pps(doc.get("pps") or {}, "%s_%s", ["generator", "direct", "ferry", "ferry_tx",
                                               "ferry_xdp", "ferry_tc", "iptables"],
               "packet rate, gateway mode (CPU time: %s)" % doc.get("cpu_time_basis", "?"))
@@ -948,6 +954,10 @@ def markdown(doc):
     pps = doc.get("pps") or {}
     pps_table(pps, "%s_%s", ["direct", "ferry", "ferry_tx", "ferry_xdp", "ferry_tc", "iptables"],
               "Packet rate, gateway mode (median (min-max) over rounds)", True)
+    if "packet-socket" in pps.get("_generator_modes", []):
+        out += ["The generator sent from a packet socket (this kernel refuses live-frame "
+                "test_run): wall-clock rates may be the generator's; the node-only figures "
+                "subtract its measured cost.", ""]
     if pps.get("_ferry_counters"):
         out += ["ferry's counters over its packet-rate runs: " + ", ".join(
             "%s %d" % kv for kv in sorted(pps["_ferry_counters"].items())) + ".", ""]
