@@ -3859,6 +3859,39 @@ out_neigh:
  * still forwarded"), each counting FLOW_FULL once; the reply entry, in the
  * shared map, is created.
  */
+/*
+ * A second XDP object on the fixture's maps (map `own` excepted: own_fd
+ * instead, when not NULL), loaded with ferry_xdp_meta = meta. NULL after a
+ * failed assertion.
+ */
+static struct ferry_xdp *xdp_twin(bool meta, const char *own, int own_fd)
+{
+	struct ferry_xdp *twin = ferry_xdp__open();
+	struct bpf_map *m, *shared;
+	int err = 0;
+
+	if (!ASSERT_TRUE(twin != NULL, "open a second xdp object"))
+		return NULL;
+	twin->rodata->ferry_xdp_meta = meta;
+	bpf_object__for_each_map(m, twin->obj) {
+		bpf_map__set_pin_path(m, NULL);
+		if (bpf_map__is_internal(m))
+			continue;
+		if (own && !strcmp(bpf_map__name(m), own)) {
+			err = err ?: bpf_map__reuse_fd(m, own_fd);
+			continue;
+		}
+		shared = bpf_object__find_map_by_name(env.xdp->obj, bpf_map__name(m));
+		err = err ?: shared ? bpf_map__reuse_fd(m, bpf_map__fd(shared)) : -ENOENT;
+	}
+	if (!ASSERT_OK(err, "share the fixture's maps") ||
+	    !ASSERT_OK(ferry_xdp__load(twin), "load the second xdp object")) {
+		ferry_xdp__destroy(twin);
+		return NULL;
+	}
+	return twin;
+}
+
 static void test_flow_full(void)
 {
 	struct pb_spec p = spec_tcp(4, 43200, VIP4, 80, PB_TCP_SYN);
@@ -3875,8 +3908,7 @@ static void test_flow_full(void)
 	struct ferry_rflow rf;
 	const struct backend_def *be;
 	struct pb_spec out;
-	struct bpf_map *m, *twin;
-	int fd, err;
+	int fd;
 
 	be = expected_backend(&p);
 	if (!ASSERT_TRUE(be != NULL, "expected backend"))
@@ -3887,25 +3919,9 @@ static void test_flow_full(void)
 	k.family = FERRY_AF_INET; /* a key no fixture packet has: the map is full */
 	if (!ASSERT_OK(bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST), "fill the small map"))
 		goto out_fd;
-	small = ferry_xdp__open();
-	if (!ASSERT_TRUE(small != NULL, "open a second xdp object"))
+	small = xdp_twin(xdp_meta(), FERRY_MAP_EFLOWS, fd);
+	if (!small)
 		goto out_fd;
-	small->rodata->ferry_xdp_meta = env.xdp->rodata->ferry_xdp_meta;
-	err = 0;
-	bpf_object__for_each_map(m, small->obj) {
-		bpf_map__set_pin_path(m, NULL);
-		if (bpf_map__is_internal(m))
-			continue;
-		if (!strcmp(bpf_map__name(m), FERRY_MAP_EFLOWS)) {
-			err = err ?: bpf_map__reuse_fd(m, fd);
-			continue;
-		}
-		twin = bpf_object__find_map_by_name(shared->obj, bpf_map__name(m));
-		err = err ?: twin ? bpf_map__reuse_fd(m, bpf_map__fd(twin)) : -ENOENT;
-	}
-	if (!ASSERT_OK(err, "share the fixture's maps") ||
-	    !ASSERT_OK(ferry_xdp__load(small), "load the second xdp object"))
-		goto out_obj;
 
 	/* check() runs env.xdp's program and reads its maps: point it at the twin. */
 	env.xdp = small;
@@ -3923,8 +3939,6 @@ static void test_flow_full(void)
 	if (ASSERT_OK(bpf_map_lookup_elem(map_fd(FERRY_MAP_ERFLOWS), &rk, &rf), "reply entry"))
 		ASSERT_EQ(rf.backend_id, be->id, "reply entry's backend");
 	bpf_map_delete_elem(map_fd(FERRY_MAP_ERFLOWS), &rk);
-out_obj:
-	env.xdp = shared;
 	ferry_xdp__destroy(small);
 out_fd:
 	close(fd);
@@ -4335,6 +4349,45 @@ static void test_reject_xdp_handoff(void)
 	bpf_map_update_elem(tx, &env.if_c0, &env.if_c0, 0);
 }
 
+/*
+ * Where the kernel refuses bpf_xdp_adjust_meta to XDP, ferryd loads the XDP
+ * object with ferry_xdp_meta false (docs/datapath.md): checked on every
+ * kernel with an object so loaded, on the fixture's maps. A SYN whose egress
+ * is no tx port goes to the stack (FIB_STACK, no metadata, the input's MACs
+ * and TTL, addresses rewritten: as_stack), as does an RST answer on an
+ * interface not declared redirect-safe, with the request's MACs back. Before
+ * the constant, the object did not load on such a kernel at all.
+ */
+static void test_xdp_no_meta(void)
+{
+	struct pb_spec syn = spec_tcp(4, 45600, VIP4, 80, PB_TCP_SYN);
+	struct pb_spec stray = spec_tcp(4, 45601, "198.18.2.3", 80, PB_TCP_SYN);
+	struct pb_spec rst = spec_rst(&stray);
+	struct ferry_xdp *shared = env.xdp, *nometa;
+	int tx = map_fd(FERRY_MAP_TX_PORTS);
+
+	nometa = xdp_twin(false, NULL, -1);
+	if (!nometa)
+		return;
+	env.xdp = nometa;
+	check_fwd("no metadata: syn to the stack", P_XDP, &syn, XDP_PASS,
+		  &(struct expect){ .meta = env.if_b0,
+				    .ctr = { CTR(XDP_HANDOFF, 1), CTR(EMBRYONIC_NEW, 1) } },
+		  NULL);
+	usleep(1100 * 1000); /* an earlier fixture may have spent this CPU's answer budget */
+	if (ASSERT_OK(bpf_map_delete_elem(tx, &env.if_c0), "undeclare fb-c0")) {
+		check("no metadata: rst to the stack", P_XDP, env.if_c0, &stray,
+		      &(struct expect){
+			      .verdict = XDP_PASS,
+			      .out = &rst,
+			      .meta = env.if_c0 | META_ANSWER,
+			      .ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1), CTR(XDP_HANDOFF, 1) } });
+		bpf_map_update_elem(tx, &env.if_c0, &env.if_c0, 0);
+	}
+	env.xdp = shared;
+	ferry_xdp__destroy(nometa);
+}
+
 /* Sets an IPv4 frame's TTL (header checksum computed anew) or an IPv6 frame's hop limit. */
 static void set_ttl(uint8_t *f, size_t len, uint8_t ttl)
 {
@@ -4684,6 +4737,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_tc_chain);
 	RUN_TEST(SUITE, test_xdp_handoff_no_tc);
 	RUN_TEST(SUITE, test_reject_xdp_handoff);
+	RUN_TEST(SUITE, test_xdp_no_meta);
 	RUN_TEST(SUITE, test_ttl);
 	RUN_TEST(SUITE, test_big_tcp);
 	RUN_TEST(SUITE, test_pod_path);
