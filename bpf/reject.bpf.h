@@ -244,16 +244,6 @@ static __always_inline int ferry_reject_icmp_build(void *ctx, const int hook,
 	return bpf_skb_change_tail(ctx, len, 0) ? -1 : 0;
 }
 
-/*
- * The answer leaves by the interface the request came in on. XDP_TX only
- * where user space declared that interface redirect-safe (ferry_tx_ports,
- * as for XDP_REDIRECT): a veth whose peer runs no XDP drops XDP_TX frames
- * just as it drops redirected ones. Elsewhere the answer is handed to TC
- * like a forwarded packet (metadata with the ingress interface and the
- * answer's MACs; the frame keeps the request's, so that without TC the
- * stack routes the answer), and ferry_tc_fwd redirects it to that
- * interface's egress.
- */
 /* No metadata (ferry_xdp_meta): the answer gets the request's MACs back and the stack routes it. */
 static __always_inline int ferry_reject_xdp_stack(struct xdp_md *ctx)
 {
@@ -269,6 +259,16 @@ static __always_inline int ferry_reject_xdp_stack(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
+/*
+ * The answer leaves by the interface the request came in on. XDP_TX only
+ * where user space declared that interface redirect-safe (ferry_tx_ports,
+ * as for XDP_REDIRECT): a veth whose peer runs no XDP drops XDP_TX frames
+ * just as it drops redirected ones. Elsewhere the answer is handed to TC
+ * like a forwarded packet (metadata with the ingress interface and the
+ * answer's MACs; the frame keeps the request's, so that without TC the
+ * stack routes the answer), and ferry_tc_fwd redirects it to that
+ * interface's egress.
+ */
 static __always_inline int ferry_reject_xdp_send(struct xdp_md *ctx)
 {
 	__u32 ifindex = ctx->ingress_ifindex;

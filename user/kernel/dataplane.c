@@ -112,7 +112,9 @@ static int check_abi(const char *pin_path, bool maps_only, bool *exists, int *mi
  * libbpf_probe_bpf_helper() reports a helper the verifier refuses with
  * "program of this type cannot use helper" as supported (it only knows the
  * "unknown func" wording), and some hardened kernels refuse this one to XDP:
- * so the probe is a load of adjust_meta(ctx, 0).
+ * so the probe is a load of adjust_meta(ctx, 0). Only the verifier's refusal
+ * (EINVAL) says no; another failure (no CAP_BPF, memlock) is the object
+ * load's to report.
  */
 bool ferry_dp_xdp_meta(void)
 {
@@ -126,7 +128,7 @@ bool ferry_dp_xdp_meta(void)
 			       sizeof(insns) / sizeof(insns[0]), NULL);
 
 	if (fd < 0)
-		return false;
+		return errno != EINVAL;
 	close(fd);
 	return true;
 }
