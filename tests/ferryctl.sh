@@ -323,6 +323,12 @@ test_status() {
 		"[m for m in d['maps'] if m['name'] == 'ferry_backends'][0]['entries'] == 3" \
 		"[m for m in d['maps'] if m['name'] == 'ferry_flows'][0]['entries'] >= $HOLD_N" \
 		'not d.get("config_errors")' || why "status -j fields wrong" || return 1
+	# XDP metadata as ferryd found it: its start-up warning says when the kernel refuses it.
+	local meta=True said=yes
+	grep -q "refuses bpf_xdp_adjust_meta" "$FE_RUN/ferryd.log" && meta=False said=no
+	jcheck "$OUT/status.json" "d['kernel']['xdp_meta'] is $meta" ||
+		why "status -j kernel.xdp_meta is not $meta, as ferryd's log says" || return 1
+	grep_out status "XDP metadata $said" || return 1
 	# What status claims is what the kernel has: its map counts (read a batch at a time)
 	# are bpftool's, and the attach points are ip's and tc's.
 	local nsvc
