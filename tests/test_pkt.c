@@ -4328,25 +4328,31 @@ out:
  * An XDP answer (RST, port unreachable) on an interface not declared
  * redirect-safe: a veth whose peer runs no XDP drops XDP_TX frames, so the
  * answer goes to TC in the handoff metadata (the ingress interface and the
- * answer's MACs) and ferry_tc_fwd sends it back out. Found by the fast_fail
- * scenario: with XDP_TX the client's connect() timed out.
+ * answer's MACs) and ferry_tc_fwd sends it back out (without metadata, to
+ * the stack: as_stack). Found by the fast_fail scenario: with XDP_TX the
+ * client's connect() timed out.
  */
-static void test_reject_xdp_handoff(void)
+static void check_reject_handoff(const char *what, uint16_t sport)
 {
-	struct pb_spec syn = spec_tcp(4, 45500, "198.18.2.3", 80, PB_TCP_SYN);
+	struct pb_spec syn = spec_tcp(4, sport, "198.18.2.3", 80, PB_TCP_SYN);
 	struct pb_spec rst = spec_rst(&syn);
 	int tx = map_fd(FERRY_MAP_TX_PORTS);
 
 	usleep(1100 * 1000); /* an earlier fixture may have spent this CPU's budget */
 	if (!ASSERT_OK(bpf_map_delete_elem(tx, &env.if_c0), "undeclare fb-c0"))
 		return;
-	check("rst handed to tc", P_XDP, env.if_c0, &syn,
+	check(what, P_XDP, env.if_c0, &syn,
 	      &(struct expect){
 		      .verdict = XDP_PASS,
 		      .out = &rst,
 		      .meta = env.if_c0 | META_ANSWER,
 		      .ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1), CTR(XDP_HANDOFF, 1) } });
 	bpf_map_update_elem(tx, &env.if_c0, &env.if_c0, 0);
+}
+
+static void test_reject_xdp_handoff(void)
+{
+	check_reject_handoff("rst handed to tc", 45500);
 }
 
 /*
@@ -4361,10 +4367,7 @@ static void test_reject_xdp_handoff(void)
 static void test_xdp_no_meta(void)
 {
 	struct pb_spec syn = spec_tcp(4, 45600, VIP4, 80, PB_TCP_SYN);
-	struct pb_spec stray = spec_tcp(4, 45601, "198.18.2.3", 80, PB_TCP_SYN);
-	struct pb_spec rst = spec_rst(&stray);
 	struct ferry_xdp *shared = env.xdp, *nometa;
-	int tx = map_fd(FERRY_MAP_TX_PORTS);
 
 	nometa = xdp_twin(false, NULL, -1);
 	if (!nometa)
@@ -4374,16 +4377,7 @@ static void test_xdp_no_meta(void)
 		  &(struct expect){ .meta = env.if_b0,
 				    .ctr = { CTR(XDP_HANDOFF, 1), CTR(EMBRYONIC_NEW, 1) } },
 		  NULL);
-	usleep(1100 * 1000); /* an earlier fixture may have spent this CPU's answer budget */
-	if (ASSERT_OK(bpf_map_delete_elem(tx, &env.if_c0), "undeclare fb-c0")) {
-		check("no metadata: rst to the stack", P_XDP, env.if_c0, &stray,
-		      &(struct expect){
-			      .verdict = XDP_PASS,
-			      .out = &rst,
-			      .meta = env.if_c0 | META_ANSWER,
-			      .ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1), CTR(XDP_HANDOFF, 1) } });
-		bpf_map_update_elem(tx, &env.if_c0, &env.if_c0, 0);
-	}
+	check_reject_handoff("no metadata: rst to the stack", 45601);
 	env.xdp = shared;
 	ferry_xdp__destroy(nometa);
 }
