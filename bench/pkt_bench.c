@@ -136,9 +136,10 @@ static int setup_netns(void)
 	return env.if_c0 && env.if_b0 ? 0 : -ENODEV;
 }
 
+/* ferry's objects as the fixtures load them (pkt_fixture__load), and the floor. */
 static int load(void)
 {
-	struct bpf_map *m, *twin;
+	struct bpf_map *m;
 	int err;
 
 	env.xdp = ferry_xdp__open();
@@ -146,26 +147,11 @@ static int load(void)
 	env.floor = floor__open();
 	if (!env.xdp || !env.tc || !env.floor)
 		return -errno;
-	bpf_object__for_each_map(m, env.xdp->obj)
-		bpf_map__set_pin_path(m, NULL);
-	env.xdp->rodata->ferry_xdp_meta = ferry_dp_xdp_meta();
-	bpf_object__for_each_map(m, env.tc->obj)
-		bpf_map__set_pin_path(m, NULL);
 	/* The floor shares the headers that declare ferry's pinned maps: none of its own in bpffs. */
 	bpf_object__for_each_map(m, env.floor->obj)
 		bpf_map__set_pin_path(m, NULL);
 	err = floor__load(env.floor);
-	err = err ?: ferry_xdp__load(env.xdp);
-	if (err)
-		return err;
-	bpf_object__for_each_map(m, env.tc->obj) {
-		if (bpf_map__is_internal(m))
-			continue;
-		twin = bpf_object__find_map_by_name(env.xdp->obj, bpf_map__name(m));
-		if (!twin || (err = bpf_map__reuse_fd(m, bpf_map__fd(twin))))
-			return twin ? err : -ENOENT;
-	}
-	return ferry_tc__load(env.tc);
+	return err ?: pkt_fixture__load(env.xdp, env.tc);
 }
 
 static int mfd(struct bpf_map *m)

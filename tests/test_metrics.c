@@ -25,7 +25,6 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
-#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <curl/curl.h>
 
@@ -36,6 +35,7 @@
 #include "kernel/snapshot.h"
 #include "kernel/rebalance.h"
 #include "kernel/dataplane.h"
+#include "ferry_xdp.skel.h"
 
 #define SUITE "metrics"
 #define MS 1000000ULL
@@ -1676,25 +1676,6 @@ static int put_percpu(int fd, const void *key, const void *value, size_t size, i
 	return err;
 }
 
-/* The object next to this binary (BUILD/tests/..), else $FERRY_BUILD, else build/. */
-static const char *bpf_object_path(char *buf, size_t len)
-{
-	const char *build = getenv("FERRY_BUILD");
-	char exe[256];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-
-	if (n > 0) {
-		exe[n] = '\0';
-		if (strrchr(exe, '/'))
-			*strrchr(exe, '/') = '\0';
-		snprintf(buf, len, "%s/../bpf/ferry_xdp.bpf.o", exe);
-		if (!access(buf, R_OK))
-			return buf;
-	}
-	snprintf(buf, len, "%s/bpf/ferry_xdp.bpf.o", build ? build : "build");
-	return access(buf, R_OK) ? NULL : buf;
-}
-
 static int pinned_fd(const char *name)
 {
 	char path[256];
@@ -1703,82 +1684,34 @@ static int pinned_fd(const char *name)
 	return bpf_obj_get(path);
 }
 
-/*
- * ferry_xdp_meta in the object's .rodata, set as ferryd sets it before load
- * (ferry_dp_xdp_meta): some kernels refuse the helper it guards to XDP.
- */
-static int set_xdp_meta(struct bpf_object *obj)
-{
-	struct bpf_map *rodata = bpf_object__find_map_by_name(obj, ".rodata");
-	struct btf *btf = bpf_object__btf(obj);
-	const struct btf_var_secinfo *vs;
-	const struct btf_type *sec;
-	const __u8 *init;
-	__u8 val[4096];
-	size_t size;
-	int id, i;
-
-	if (!rodata || !btf)
-		return -ENOENT;
-	id = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC);
-	sec = id > 0 ? btf__type_by_id(btf, id) : NULL;
-	init = bpf_map__initial_value(rodata, &size);
-	if (!sec || !init || size > sizeof(val))
-		return -ENOENT;
-	memcpy(val, init, size);
-	vs = btf_var_secinfos(sec);
-	for (i = 0; i < btf_vlen(sec); i++, vs++) {
-		const struct btf_type *var = btf__type_by_id(btf, vs->type);
-
-		if (!strcmp(btf__name_by_offset(btf, var->name_off), "ferry_xdp_meta") &&
-		    vs->offset < size) {
-			val[vs->offset] = ferry_dp_xdp_meta();
-			return bpf_map__set_initial_value(rodata, val, size);
-		}
-	}
-	return -ENOENT;
-}
-
 static void test_snapshot_pinned(void)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oopts, .pin_root_path = PIN_ROOT);
-	struct bpf_object *obj = NULL;
+	struct ferry_xdp *xdp = NULL;
 	struct ferry_snapshot *snap = NULL;
-	char objpath[512];
 	int ncpus = libbpf_num_possible_cpus(), err, fd;
 	__u64 mult = (__u64)ncpus * (ncpus + 1) / 2;
 
 	TEST_NEEDS_ROOT();
-	/* make builds the object before the tests run, so every step from here on
-	 * is expected to work: a verifier rejection must read as a failure. */
-	if (!bpf_object_path(objpath, sizeof(objpath))) {
-		test__fail(__FILE__, __LINE__, "object",
-			   "no ferry_xdp.bpf.o under $FERRY_BUILD/bpf "
-			   "or build/bpf: build it (make)");
-		return;
-	}
+	/* The XDP object of this build (its skeleton), loaded as ferryd loads it, pins
+	 * the maps: every step is expected to work, a verifier rejection is a failure. */
 	remove_pins();
 	if (mkdir(PIN_ROOT, 0700) && errno != EEXIST) {
 		test__fail(__FILE__, __LINE__, "pin dir",
 			   "cannot create " PIN_ROOT ": %s (is bpffs mounted?)", strerror(errno));
 		return;
 	}
-	obj = bpf_object__open_file(objpath, &oopts);
-	if (!obj) {
-		test__fail(__FILE__, __LINE__, "open", "%s does not open: %s", objpath,
+	xdp = ferry_xdp__open_opts(&oopts);
+	if (!xdp) {
+		test__fail(__FILE__, __LINE__, "open", "the XDP object does not open: %s",
 			   strerror(errno));
 		goto out_unpin;
 	}
-	err = set_xdp_meta(obj);
+	xdp->rodata->ferry_xdp_meta = ferry_dp_xdp_meta();
+	err = ferry_xdp__load(xdp);
 	if (err) {
-		test__fail(__FILE__, __LINE__, "rodata", "%s: no ferry_xdp_meta in .rodata: %s",
-			   objpath, strerror(-err));
-		goto out_close;
-	}
-	err = bpf_object__load(obj);
-	if (err) {
-		test__fail(__FILE__, __LINE__, "load", "%s does not load: %s (verifier log above)",
-			   objpath, strerror(-err));
+		test__fail(__FILE__, __LINE__, "load",
+			   "the XDP object does not load: %s (verifier log above)", strerror(-err));
 		goto out_close;
 	}
 
@@ -1995,7 +1928,7 @@ static void test_snapshot_pinned(void)
 	ASSERT_TRUE(!ferry_snapshot__read(PIN_ROOT "-absent") && errno == ENOENT, "absent pins");
 out_close:
 	ferry_snapshot__free(snap);
-	bpf_object__close(obj);
+	ferry_xdp__destroy(xdp);
 out_unpin:
 	remove_pins();
 }

@@ -3867,22 +3867,16 @@ out_neigh:
 static struct ferry_xdp *xdp_twin(bool meta, const char *own, int own_fd)
 {
 	struct ferry_xdp *twin = ferry_xdp__open();
-	struct bpf_map *m, *shared;
-	int err = 0;
+	struct bpf_map *m;
+	int err;
 
 	if (!ASSERT_TRUE(twin != NULL, "open a second xdp object"))
 		return NULL;
 	twin->rodata->ferry_xdp_meta = meta;
-	bpf_object__for_each_map(m, twin->obj) {
-		bpf_map__set_pin_path(m, NULL);
-		if (bpf_map__is_internal(m))
-			continue;
-		if (own && !strcmp(bpf_map__name(m), own)) {
-			err = err ?: bpf_map__reuse_fd(m, own_fd);
-			continue;
-		}
-		shared = bpf_object__find_map_by_name(env.xdp->obj, bpf_map__name(m));
-		err = err ?: shared ? bpf_map__reuse_fd(m, bpf_map__fd(shared)) : -ENOENT;
+	err = pkt_fixture__share_maps(twin->obj, env.xdp->obj);
+	if (!err && own) {
+		m = bpf_object__find_map_by_name(twin->obj, own);
+		err = m ? bpf_map__reuse_fd(m, own_fd) : -ENOENT;
 	}
 	if (!ASSERT_OK(err, "share the fixture's maps") ||
 	    !ASSERT_OK(ferry_xdp__load(twin), "load the second xdp object")) {

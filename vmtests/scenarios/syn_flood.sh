@@ -5,8 +5,9 @@
 # while spoofed SYNs from random sources (10.99.0.0/16, random ports, valid
 # checksums, so backends answer them) hit the VIP for 5 s at the highest rate
 # this machine makes (bench/syn_flood.c: live frames injected on the client's
-# veth, or a packet socket there where the kernel refuses live frames), and the weights change in the middle of the flood (a manifest edit to
-# 70/30). Afterwards every held connection still works, on the backend it had;
+# veth, or a packet socket there where the kernel refuses live frames), and
+# the weights change in the middle of the flood (a manifest edit to 70/30).
+# Afterwards every held connection still works, on the backend it had;
 # new legitimate connections made during the flood all succeed (their share is
 # reported); new connections after it follow 70/30. Reports the flood's rate,
 # the flow tables' fill and how many times the SYNs could have filled them.
