@@ -12,7 +12,8 @@ machine, and invisible to any load balancer) are left out. Without transmit
 timestamps (a device that gives none) the send side falls back to the time
 just before the bytes are handed to the kernel.
 Prints JSON: {"predictors": {name: {"n", "p50", "p90", "p99"}}, "errors": N,
-"tx_stamped": N} (requests timed from a transmit timestamp).
+"tx_stamped": N (requests timed from a transmit timestamp), "connections":
+{name: N} (with --predictors: connections kept per predictor)}.
 """
 import argparse
 import json
@@ -53,6 +54,7 @@ class Conn:
         self.t0 = self.first = self.tx = None
         self.key = -1
         self.next_at = 0.0
+        self.pred = None  # the predictor its first response named
 
     def send(self, req):
         self.buf, self.first, self.tx = b"", None, None
@@ -123,6 +125,10 @@ def main():
     ap.add_argument("--duration", type=float, default=15)
     ap.add_argument("--interval", type=float, default=0.01, help="pause between requests, s")
     ap.add_argument("--dump", help="also write every sample (predictor, seconds) to this file")
+    ap.add_argument("--predictors", type=int, default=0,
+                    help="spread the connections evenly over this many predictors: a connection "
+                    "whose first response names a predictor that already holds its share is "
+                    "closed and another opened (its sample still counts)")
     a = ap.parse_args()
     host, _, port = a.target.rpartition(":")
     host = host.strip("[]")
@@ -133,10 +139,23 @@ def main():
            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
     out, errors, stamped = {}, [0], [0]
     sel = selectors.DefaultSelector()
-    conns = [Conn(host, int(port)) for _ in range(a.connections)]
-    for c in conns:
+    # The balancer places each connection by weight, so 32 connections over
+    # four equal predictors leave one with two or fewer about once in 100
+    # runs, and its samples too few to judge a quantile by. With --predictors
+    # the client redraws (new connections) until each predictor holds its
+    # share, as far as 16 draws per connection allow.
+    share = a.connections // a.predictors if a.predictors else 0
+    held, draws = {}, [a.connections * 16]
+
+    def open_conn():
+        c = Conn(host, int(port))
+        conns.append(c)
         sel.register(c.s, selectors.EVENT_READ, c)
         c.send(req)
+
+    conns = []
+    for _ in range(a.connections):
+        open_conn()
     deadline = time.time() + a.duration
     idle = []
     while conns and (time.time() < deadline or len(idle) < len(conns)):
@@ -161,6 +180,17 @@ def main():
                 out.setdefault(pred, []).append(lat)
             else:
                 errors[0] += 1
+            if share and c.pred is None:
+                c.pred = pred
+                held[pred] = held.get(pred, 0) + 1
+                if held[pred] > share and draws[0] > 0 and time.time() < deadline:
+                    held[pred] -= 1
+                    draws[0] -= 1
+                    sel.unregister(c.s)
+                    conns.remove(c)
+                    c.s.close()
+                    open_conn()
+                    continue
             c.next_at = time.time() + a.interval
             idle.append(c)
     if a.dump:
@@ -170,6 +200,7 @@ def main():
     print(json.dumps({
         "errors": errors[0],
         "tx_stamped": stamped[0],
+        "connections": held,
         "predictors": {p: {"n": len(v), "p50": pct(v, 0.5), "p90": pct(v, 0.9), "p99": pct(v, 0.99)}
                        for p, v in out.items()},
     }))

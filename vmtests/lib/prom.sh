@@ -63,11 +63,14 @@ fe_prom_series() {
 # (transmit and receive timestamps), so a busy machine's scheduling delays in
 # the client do not count against ferry. No request may fail, each of the
 # NPREDICTORS predictors needs 200 samples, and 90% of the requests a
-# transmit timestamp.
+# transmit timestamp. The client spreads its 32 connections evenly over the
+# predictors (--predictors: it redraws connections placed on one that holds
+# its share), so that a weighted draw that left one predictor two connections
+# (CI, under the sanitizer pass: 168 samples) cannot starve its quantiles.
 fe_prom_latclient() {
 	local out="$FE_RUN/load.json"
 
-	fe_ns "$FE_CLIENT" "$FE_PY" "$FE_BIN/latclient.py" --target "$1" --connections 32 \
+	fe_ns "$FE_CLIENT" "$FE_PY" "$FE_BIN/latclient.py" --target "$1" --connections 32 --predictors "$2" \
 		--duration 15 --interval 0.02 --dump "$FE_RUN/samples.txt" >"$out" || fe_fail "latency client failed"
 	[ "$(fe_json "$out" 'd["errors"]')" -eq 0 ] || fe_fail "failed requests: $(cat "$out")"
 	[ "$(fe_json "$out" "len(d['predictors']) == $2 and min(v['n'] for v in d['predictors'].values()) >= 200")" = True ] ||
