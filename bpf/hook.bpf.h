@@ -14,6 +14,7 @@
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include "ferry_maps.h"
+#include "clock.bpf.h"
 
 /*
  * How much of an skb a pull makes linear: the longest headers ferry parses

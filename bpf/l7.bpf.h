@@ -183,7 +183,7 @@ static __always_inline void ferry_h2_client_frame(struct ferry_l7_walk *w, __u8 
 	if (type == FERRY_H2_HEADERS && (sid & 1) && sid > l7->last_stream) {
 		l7->last_stream = sid;
 		__sync_fetch_and_add(&l7->head.inflight, 1);
-		l7->head.last_ns = bpf_ktime_get_coarse_ns();
+		l7->head.last_ns = ferry_now();
 		st = ferry_l7_stats(w->t);
 		if (st)
 			st->requests[FERRY_L7_H2C] += 1;
@@ -233,7 +233,7 @@ static __always_inline void ferry_h2_server_frame(struct ferry_l7_walk *w,
 	}
 	if (!sid || (sid & 1) == 0)
 		return; /* the connection's own frames, or a pushed stream */
-	l7->head.last_ns = bpf_ktime_get_coarse_ns();
+	l7->head.last_ns = ferry_now();
 	for (i = 0; i < FERRY_L7_STREAMS; i++) {
 		if (l7->stream_id[i] != sid)
 			continue;
@@ -427,7 +427,7 @@ static __always_inline void ferry_h1_payload(struct ferry_l7_walk *w, struct fer
 			return;
 		l7->start_ns = bpf_ktime_get_ns();
 		l7->head.inflight = 1;
-		l7->head.last_ns = bpf_ktime_get_coarse_ns();
+		l7->head.last_ns = ferry_now();
 		if (st)
 			st->requests[proto] += 1;
 		return;
@@ -442,7 +442,7 @@ static __always_inline void ferry_h1_payload(struct ferry_l7_walk *w, struct fer
 	l7->start_ns = 0;
 	l7->head.inflight = 0;
 	__sync_fetch_and_add(&l7->head.requests, 1);
-	l7->head.last_ns = bpf_ktime_get_coarse_ns();
+	l7->head.last_ns = ferry_now();
 	if (st && class < FERRY_HTTP_CLASSES)
 		st->http[class] += 1;
 	ferry_l7_time(s, proto, bpf_ktime_get_ns() - t);

@@ -262,7 +262,7 @@ static __noinline int ferry_rflow_restore(const struct ferry_flow_key *fwd, stru
 		return 0;
 	ferry_count(FERRY_CTR_FLOW_RESTORED);
 hint:
-	if (ferry_be_vip_note(&tmp->key, fwd, flow->backend_id, bpf_ktime_get_coarse_ns()))
+	if (ferry_be_vip_note(&tmp->key, fwd, flow->backend_id, ferry_now()))
 		__sync_fetch_and_or(&flow->flags, FERRY_FLOW_F_HINTED);
 	return 0;
 }
@@ -332,7 +332,7 @@ static __noinline int ferry_flow_restore(const struct ferry_rflow *rflow,
 	const struct ferry_backend *be;
 	struct ferry_flow val = {};
 	__u32 backend_id = rflow->backend_id;
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 now = ferry_now();
 	long err;
 
 	__builtin_memcpy(val.backend_addr, reply->saddr, sizeof(val.backend_addr));
@@ -557,7 +557,7 @@ static __always_inline int ferry_fwd_established(void *ctx, const int hook,
 	 */
 	if (!(flow->flags & FERRY_FLOW_F_HINTED) && emb != FERRY_EMB_PROMOTED)
 		ferry_rflow_restore(&pkt->key, flow, emb);
-	flow->last_ns = bpf_ktime_get_coarse_ns();
+	flow->last_ns = ferry_now();
 	flow->packets += 1;
 	flow->bytes += pkt->len;
 	/* Written only when it changes: the cache line is shared with other CPUs. */
@@ -643,7 +643,7 @@ static __always_inline int ferry_fwd_new(void *ctx, const int hook, const struct
 	predictor_id = be->predictor_id;
 	addr = be->addr;
 	port = be->port;
-	now = bpf_ktime_get_coarse_ns();
+	now = ferry_now();
 	if (miss)
 		ferry_count(FERRY_CTR_FLOW_MISS);
 	if (!ferry_new_flow_allowed(cfg, &pkt->key, svc_id, now)) {
@@ -927,7 +927,7 @@ static __always_inline int ferry_fwd(void *ctx, const int hook)
 		 * confirmed entry, then the embryonic one (a flow whose backend
 		 * never answered stays there). An idle one is picked anew.
 		 */
-		__u64 now = bpf_ktime_get_coarse_ns();
+		__u64 now = ferry_now();
 
 		timeout = cfg->udp_timeout_s ?: FERRY_UDP_TIMEOUT_DEFAULT_S;
 		flow = bpf_map_lookup_elem(&ferry_flows, &pkt.key);
@@ -1091,7 +1091,7 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 	if (!flow) {
 		ferry_flow_restore(rflow, &pkt.key, emb);
 	} else {
-		__u64 now = bpf_ktime_get_coarse_ns();
+		__u64 now = ferry_now();
 
 		if (now - flow->last_ns > FERRY_REPLY_TOUCH_NS)
 			flow->last_ns = now;

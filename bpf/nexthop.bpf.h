@@ -444,7 +444,7 @@ static __always_inline int ferry_reply_xmit(struct __sk_buff *skb, const int hoo
 	/* Already translated: the stack's time exceeded goes nowhere useful, but it is rare. */
 	if (ferry_ttl_expired(skb, hook, pkt))
 		return ferry_pass(hook);
-	now = bpf_ktime_get_coarse_ns();
+	now = ferry_now();
 	in_ifindex = ferry_ifindex(skb, hook);
 	if (rflow->nh_ifindex && rflow->nh_in_ifindex == in_ifindex && now < rflow->nh_expires_ns) {
 		fib.ifindex = rflow->nh_ifindex;

@@ -41,7 +41,7 @@ static __always_inline bool ferry_reject_allowed(void)
 	b = bpf_map_lookup_elem(&ferry_reject_tb, &zero);
 	if (!b)
 		return false;
-	now = bpf_ktime_get_coarse_ns();
+	now = ferry_now();
 	add = (now - b->last_ns) / (1000000000ULL / FERRY_REJECT_PER_SEC);
 	if (add) {
 		b->tokens = b->tokens + add > FERRY_REJECT_BURST ? FERRY_REJECT_BURST :

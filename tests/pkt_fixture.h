@@ -65,7 +65,12 @@ static inline int pkt_fixture__load(struct ferry_xdp *xdp, struct ferry_tc *tc)
 	xdp->rodata->ferry_xdp_meta = ferry_dp_xdp_meta();
 	err = ferry_xdp__load(xdp);
 	err = err ?: pkt_fixture__share_maps(tc->obj, xdp->obj);
-	return err ?: ferry_tc__load(tc);
+	err = err ?: ferry_tc__load(tc);
+	if (err)
+		return err;
+	/* And its clock, as ferryd publishes it (the helper's where that fails). */
+	ferry_clock__sync(&(struct ferry_clock){ 0 }, xdp, tc);
+	return 0;
 }
 
 static inline int pkt_fixture__prog_fd(const struct ferry_xdp *xdp, const struct ferry_tc *tc,

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <linux/if_packet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -3643,6 +3644,50 @@ static void test_idle_refresh_both_ways(void)
 	ASSERT_EQ(f1.packets, f0.packets, "forward packets unchanged by a reply");
 }
 
+static __u64 coarse_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/*
+ * The flow clock (bpf/clock.bpf.h): the fixture publishes the tick and the
+ * jiffies offset as ferryd does, into both objects, and a new flow's stamp
+ * reads CLOCK_MONOTONIC_COARSE, what bpf_ktime_get_coarse_ns() returns:
+ * between the clock before and after the packet, give or take the tick a
+ * sample may straddle. With the tick taken back to 0, the helper stamps it.
+ */
+static void test_clock_jiffies(void)
+{
+	struct pb_spec syn = spec_tcp(4, 44650, VIP4, 80, PB_TCP_SYN);
+	__u64 tick = env.xdp->bss->ferry_tick_ns, t0, t1;
+	struct ferry_flow flow;
+
+	if (!ASSERT_TRUE(tick >= 1000000 && tick <= 10000000, "tick measured (HZ 100 to 1000)"))
+		return;
+	ASSERT_EQ(env.tc->bss->ferry_tick_ns, tick, "the TC object has the tick");
+	ASSERT_EQ(env.tc->bss->ferry_clock_off, env.xdp->bss->ferry_clock_off,
+		  "and the same offset");
+	t0 = coarse_ns();
+	run_spec(P_XDP, env.if_c0, &syn);
+	t1 = coarse_ns();
+	if (ASSERT_TRUE(flow_get_in(FERRY_MAP_EFLOWS, &syn, &flow), "embryonic flow"))
+		ASSERT_TRUE(flow.last_ns + tick >= t0 && flow.last_ns <= t1 + tick,
+			    "jiffies stamp within a tick of CLOCK_MONOTONIC_COARSE");
+
+	env.xdp->bss->ferry_tick_ns = 0;
+	syn.sport = 44651;
+	t0 = coarse_ns();
+	run_spec(P_XDP, env.if_c0, &syn);
+	t1 = coarse_ns();
+	env.xdp->bss->ferry_tick_ns = tick;
+	if (ASSERT_TRUE(flow_get_in(FERRY_MAP_EFLOWS, &syn, &flow), "embryonic flow (helper)"))
+		ASSERT_TRUE(flow.last_ns >= t0 && flow.last_ns <= t1,
+			    "without a tick, the helper's stamp");
+}
+
 /* UDP: embryonic until the backend answers, then confirmed. */
 static void test_udp_confirmed_on_answer(void)
 {
@@ -4711,6 +4756,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_reply_clash);
 	RUN_TEST(SUITE, test_port_reuse_after_close);
 	RUN_TEST(SUITE, test_idle_refresh_both_ways);
+	RUN_TEST(SUITE, test_clock_jiffies);
 	RUN_TEST(SUITE, test_udp_confirmed_on_answer);
 	RUN_TEST(SUITE, test_reject);
 	RUN_TEST(SUITE, test_reject_limited);

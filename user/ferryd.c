@@ -902,6 +902,7 @@ static void heartbeat(struct ferryd *d)
 	cfg.heartbeat_unix_ns = (__u64)now.tv_sec * 1000000000ULL + now.tv_nsec;
 	cfg.ferryd_pid = getpid();
 	ferry_dp__config_write(d->dp, &cfg);
+	ferry_dp__clock_sync(d->dp);
 }
 
 static int setup_loop(struct ferryd *d)

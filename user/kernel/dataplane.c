@@ -510,6 +510,12 @@ struct ferry_dp *ferry_dp__open(const struct ferry_dp_opts *opts)
 	err = load_objects(dp);
 	if (err)
 		goto err_migration;
+	/* Before anything is attached; a failure leaves the helper's clock, logged. */
+	if (!ferry_clock__sync(&dp->clock, dp->xdp, dp->tc))
+		pr_info("flow clock: jiffies, %llu ns per tick (HZ %llu)",
+			(unsigned long long)dp->clock.tick_ns,
+			(unsigned long long)((1000000000ULL + dp->clock.tick_ns / 2) /
+					     dp->clock.tick_ns));
 	if (migration) {
 		err = ferry_migrate__finish(migration, dp);
 		migration = NULL;
@@ -533,6 +539,13 @@ err_free:
 	free(dp);
 	errno = -err;
 	return NULL;
+}
+
+int ferry_dp__clock_sync(struct ferry_dp *dp)
+{
+	if (!dp->xdp)
+		return -EINVAL;
+	return ferry_clock__sync(&dp->clock, dp->xdp, dp->tc);
 }
 
 void ferry_dp__close(struct ferry_dp *dp)

@@ -13,6 +13,7 @@
 
 #include <linux/bpf.h> /* struct bpf_spin_lock in ferry_maps.h */
 #include "ferry_maps.h"
+#include "kernel/clock.h"
 #include "kernel/pins.h"
 
 enum ferry_hook {
@@ -41,6 +42,7 @@ struct ferry_dp {
 	struct ferry_xdp *xdp; /* NULL with maps_only */
 	struct ferry_tc *tc;
 	struct ferry_sock *sock;
+	struct ferry_clock clock; /* the objects' coarse clock (kernel/clock.h) */
 };
 
 /*
@@ -49,6 +51,11 @@ struct ferry_dp {
  * errno on failure, after logging what is wrong and how to fix it.
  */
 struct ferry_dp *ferry_dp__open(const struct ferry_dp_opts *opts);
+/*
+ * Publishes the jiffies offset of the objects' coarse clock again: ferryd
+ * calls it every second. Returns 0 or -errno (the helper's clock stays).
+ */
+int ferry_dp__clock_sync(struct ferry_dp *dp);
 /* Closes fds only: attached programs and pins stay. */
 void ferry_dp__close(struct ferry_dp *dp);
 /*
