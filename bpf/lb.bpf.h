@@ -434,17 +434,22 @@ static __always_inline bool ferry_rflow_taken(const struct ferry_rflow *other,
  * client) has no VIP: a client port that reaches one backend through two
  * VIPs gives two flows one reply key, and the second must not take the
  * first one's replies. Returns 0, 1 on such a clash, or -1 when the map
- * refused the entry. Costs one lookup in the confirmed map; an embryonic
- * clash is found by the insert itself (BPF_NOEXIST).
+ * refused the entry. An embryonic clash is found by the insert itself
+ * (BPF_NOEXIST); a confirmed one costs a lookup in ferry_rflows, made only
+ * when the backend may be shared (check: no FERRY_BE_F_SOLE). That lookup
+ * nearly always misses, in a map too large to stay in cache: about a fifth
+ * of a new flow's time in make bench.
  */
 static __noinline int ferry_rflow_insert(const struct ferry_flow_key *rkey,
-					 const struct ferry_rflow *val)
+					 const struct ferry_rflow *val, int check)
 {
 	const struct ferry_rflow *other;
 
-	other = bpf_map_lookup_elem(&ferry_rflows, rkey);
-	if (other && ferry_rflow_taken(other, &val->fwd))
-		return 1;
+	if (check) {
+		other = bpf_map_lookup_elem(&ferry_rflows, rkey);
+		if (other && ferry_rflow_taken(other, &val->fwd))
+			return 1;
+	}
 	if (!bpf_map_update_elem(&ferry_erflows, rkey, val, BPF_NOEXIST))
 		return 0;
 	other = bpf_map_lookup_elem(&ferry_erflows, rkey);
@@ -672,7 +677,7 @@ static __always_inline int ferry_fwd_new(void *ctx, const int hook, const struct
 	/* The reply half first: a clash refuses the connection before anything is stored. */
 	ferry_reply_key(&e->rev.key, &pkt->key, be->addr, be->port);
 	ferry_rflow_fill(&e->rev.val, &pkt->key, flags & ~FERRY_FLOW_F_EMBRYONIC_ONLY, backend_id);
-	rc = ferry_rflow_insert(&e->rev.key, &e->rev.val);
+	rc = ferry_rflow_insert(&e->rev.key, &e->rev.val, !(be->flags & FERRY_BE_F_SOLE));
 	if (rc > 0) {
 		ferry_count(FERRY_CTR_REPLY_CLASH);
 		return ferry_reject(ctx, hook, pkt);

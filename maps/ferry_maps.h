@@ -229,11 +229,19 @@ struct ferry_backend {
 	__u8 state; /* FERRY_BE_* */
 	__u32 predictor_id;
 	__u32 svc_id;
-	__u32 flags; /* FERRY_BE_F_*: operator overrides, read by user space only */
+	__u32 flags; /* FERRY_BE_F_* */
 };
 _Static_assert(sizeof(struct ferry_backend) == 32, "ferry_backend layout");
 
 #define FERRY_BE_F_ADMIN_DRAIN (1U << 0) /* 'ferryctl drain': out of the table until undrain */
+/*
+ * No other service has a backend at this address and port (ferryd's sync
+ * says so, user/kernel/sync_write.c): no other VIP's flow can hold a new
+ * flow's reply key, so the new flow skips the look in ferry_rflows for one
+ * (bpf/lb.bpf.h, ferry_rflow_insert). Absent, the look is made: a release
+ * that never set it, or a backend shared by services, keeps the check.
+ */
+#define FERRY_BE_F_SOLE (1U << 1)
 
 #define FERRY_BE_UNUSED 0
 #define FERRY_BE_ACTIVE 1 /* in its service's table */

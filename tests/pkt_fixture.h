@@ -122,14 +122,19 @@ static inline int pkt_fixture__vip_bit(int fd, const struct ferry_vip *vip)
 	return pkt_fixture__bit(fd, ferry_vip_bit(vip->addr, vip->port, vip->proto));
 }
 
-/* An active backend addr:port (port in host order) into ferry_backends (fd), its bit in ferry_be_bits (bits_fd). */
+/*
+ * An active backend addr:port (port in host order) into ferry_backends (fd),
+ * its bit in ferry_be_bits (bits_fd); sole: FERRY_BE_F_SOLE, which ferryd's
+ * sync gives a backend whose endpoint no other service has.
+ */
 static inline int pkt_fixture__backend(int fd, int bits_fd, uint32_t id, uint32_t predictor_id,
-				       uint32_t svc_id, const char *addr, uint16_t port)
+				       uint32_t svc_id, const char *addr, uint16_t port, bool sole)
 {
 	struct ferry_backend be = { .port = htons(port),
 				    .state = FERRY_BE_ACTIVE,
 				    .predictor_id = predictor_id,
-				    .svc_id = svc_id };
+				    .svc_id = svc_id,
+				    .flags = sole ? FERRY_BE_F_SOLE : 0 };
 	int err;
 
 	pb_addr(be.addr, addr);

@@ -160,6 +160,16 @@ static int map_fd(const char *name)
 	return m ? bpf_map__fd(m) : -1;
 }
 
+/* FERRY_BE_F_SOLE as ferryd's sync sets it: no other service's backend has its endpoint. */
+static bool backend_sole(const struct backend_def *d)
+{
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (backends[i].svc_id != d->svc_id && backends[i].port == d->port &&
+		    !strcmp(backends[i].addr, d->addr))
+			return false;
+	return true;
+}
+
 static const struct backend_def *backend_by_id(uint32_t id)
 {
 	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
@@ -928,7 +938,8 @@ static int fill_maps(void)
 		const struct backend_def *d = &backends[i];
 
 		err = pkt_fixture__backend(map_fd(FERRY_MAP_BACKENDS), map_fd(FERRY_MAP_BE_BITS),
-					   d->id, d->predictor_id, d->svc_id, d->addr, d->port);
+					   d->id, d->predictor_id, d->svc_id, d->addr, d->port,
+					   backend_sole(d));
 		if (err)
 			return err;
 	}
@@ -3477,6 +3488,32 @@ static void test_reply_clash(void)
 	check_fwd("second VIP after the close", P_XDP, &b, XDP_PASS, &x, NULL);
 	if (ASSERT_TRUE(rflow_in(FERRY_MAP_ERFLOWS, &b, be, &rf), "second reply half"))
 		ASSERT_NEQ(rf.vip_addr[0], vip_a[0], "the second VIP's");
+
+	/*
+	 * FERRY_BE_F_SOLE is the control plane's word that no other service has
+	 * the endpoint: a new flow to it does not look for a confirmed clash.
+	 * Given here against the truth (backend 13 shares it with 12), the
+	 * clash goes through: the program reads the flag, and ferryd must give
+	 * it only where it holds (test_sync's test_backend_sole).
+	 */
+	{
+		uint32_t id = 13;
+		struct ferry_backend b13, sole;
+
+		a.sport = b.sport = 44402;
+		a.tcp_flags = PB_TCP_ACK;
+		ensure_flow(&a);
+		if (!ASSERT_OK(bpf_map_lookup_elem(map_fd(FERRY_MAP_BACKENDS), &id, &b13),
+			       "backend 13"))
+			return;
+		ASSERT_EQ(b13.flags & FERRY_BE_F_SOLE, 0, "a shared endpoint is not sole");
+		sole = b13;
+		sole.flags |= FERRY_BE_F_SOLE;
+		bpf_map_update_elem(map_fd(FERRY_MAP_BACKENDS), &id, &sole, BPF_ANY);
+		check_fwd("second VIP, backend claimed sole: not looked for", P_XDP, &b, XDP_PASS,
+			  &x, NULL);
+		bpf_map_update_elem(map_fd(FERRY_MAP_BACKENDS), &id, &b13, BPF_ANY);
+	}
 }
 
 /*

@@ -562,6 +562,89 @@ out:
 	ferry_dp__reset(PIN);
 }
 
+/* The backends at addr:port in the kernel (*n), and how many have FERRY_BE_F_SOLE (*sole). */
+static void sole_count(struct ferry_dp *dp, const char *addr, __u16 port, __u32 *n, __u32 *sole)
+{
+	struct ferry_backend be;
+	__be32 a = 0;
+
+	inet_pton(AF_INET, addr, &a);
+	*n = *sole = 0;
+	for (__u32 id = 1; id < FERRY_MAX_BACKENDS; id++) {
+		if (bpf_map_lookup_elem(dp->map_fds[FERRY_M_BACKENDS], &id, &be) ||
+		    be.state == FERRY_BE_UNUSED || be.addr[0] != a || be.port != htons(port))
+			continue;
+		(*n)++;
+		*sole += !!(be.flags & FERRY_BE_F_SOLE);
+	}
+}
+
+/*
+ * FERRY_BE_F_SOLE (a new flow to the backend skips the reply-clash lookup):
+ * on every backend whose endpoint no other service has, taken away from
+ * both when a second service takes the endpoint (before its VIP exists, so
+ * no flow of it can meet a backend still marked), given back once that
+ * service lets it go.
+ */
+static void test_backend_sole(void)
+{
+	struct ferry_model_service both[2];
+	struct ferry_model model = { .services = both, .nservices = 2 };
+	struct ferry_sync_result res;
+	struct ferry_sync *sync = NULL;
+	struct ferry_dp *dp;
+	struct fixture f, g;
+	__u32 n, sole;
+
+	TEST_NEEDS_ROOT();
+	ferry_dp__reset(PIN);
+	dp = open_dp();
+	sync = dp ? ferry_sync__new(dp, NULL) : NULL;
+	fixture_init(&f, 90, 10);
+	fixture_wine(&g, 50, 50);
+	both[0] = f.svc;
+	both[1] = g.svc;
+	if (!ASSERT_TRUE(sync, "sync") ||
+	    !ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply iris and wine"))
+		goto out;
+	sole_count(dp, "198.18.11.2", 9000, &n, &sole);
+	ASSERT_TRUE(n == 1 && sole == 1, "iris's main backend: sole");
+	sole_count(dp, "198.18.23.2", 9000, &n, &sole);
+	ASSERT_TRUE(n == 1 && sole == 1, "wine's canary backend: sole");
+
+	/* wine's canary moves onto iris's canary endpoint: two services share it. */
+	g.canary_be[0] = backend("198.18.13.2", 9000, FERRY_BE_ACTIVE);
+	both[1] = g.svc;
+	if (!ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply the shared endpoint"))
+		goto out;
+	sole_count(dp, "198.18.13.2", 9000, &n, &sole);
+	ASSERT_EQ(n, 2, "one backend per service at the shared endpoint");
+	ASSERT_EQ(sole, 0, "neither is sole");
+	sole_count(dp, "198.18.12.2", 9000, &n, &sole);
+	ASSERT_TRUE(n == 1 && sole == 1, "the others stay sole");
+
+	/* A restarted ferryd reads the flags back and writes nothing. */
+	ferry_sync__free(sync);
+	sync = ferry_sync__new(dp, NULL);
+	if (!ASSERT_TRUE(sync, "a new mirror") ||
+	    !ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply again"))
+		goto out;
+	sole_count(dp, "198.18.13.2", 9000, &n, &sole);
+	ASSERT_EQ(sole, 0, "still shared after a restart");
+
+	/* wine lets it go: iris's backend is sole again in the same sync. */
+	g.canary_be[0] = backend("198.18.23.2", 9000, FERRY_BE_ACTIVE);
+	both[1] = g.svc;
+	if (!ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply wine's own canary"))
+		goto out;
+	sole_count(dp, "198.18.13.2", 9000, &n, &sole);
+	ASSERT_TRUE(n == 1 && sole == 1, "iris's canary sole again");
+out:
+	ferry_sync__free(sync);
+	ferry_dp__close(dp);
+	ferry_dp__reset(PIN);
+}
+
 /*
  * A model service made by the config build carries its build's identity
  * (build_gen): the sync keeps the very build it applied last without reading
@@ -1074,6 +1157,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_unchanged_service_kept);
 	RUN_TEST(SUITE, test_kept_by_build);
 	RUN_TEST(SUITE, test_filters);
+	RUN_TEST(SUITE, test_backend_sole);
 	RUN_TEST(SUITE, test_no_ready);
 	RUN_TEST(SUITE, test_failed_batch_held);
 	RUN_TEST(SUITE, test_name_index);

@@ -528,6 +528,8 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 		}
 	}
 
+	/* A backend another service now shares loses FERRY_BE_F_SOLE first. */
+	sync_sole(s, false);
 	/* Every new table in place, in one batch, before anything points at it. */
 	err = flush_swaps(s);
 	first_err = first_err ?: err;
@@ -568,6 +570,10 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 			s->dp->pin_path, FERRY_MAP_SVC_NAMES, strerror(-err));
 	if (res.backends_removed)
 		res.flows_purged = purge_flows(s, dead);
+	/* And a backend no other service shares (any more) gets it, once their flows are gone. */
+	sync_sole(s, true);
+	err = flush_swaps(s);
+	first_err = first_err ?: err;
 	/* Markers follow the set of VIPs: only a service added or deleted moves them. */
 	if (s->markers_stale) {
 		err = sync_markers(s);

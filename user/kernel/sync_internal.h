@@ -248,6 +248,7 @@ int filter_read(struct filter *f);
 void filter_free(struct filter *f);
 int sync_vip_bits(struct ferry_sync *s, bool keep);
 int sync_be_bits(struct ferry_sync *s, bool keep);
+void sync_sole(struct ferry_sync *s, bool set);
 int be_bits_from_replies(struct ferry_sync *s, enum ferry_map_id id);
 int sync_selection(struct ferry_sync *s, __u32 svc_id, __u32 floor, bool tables,
 		   struct ferry_sync_result *res);

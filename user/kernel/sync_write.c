@@ -195,6 +195,89 @@ static void make_tables(struct ferry_sync *s)
 		pthread_join(worker, NULL);
 }
 
+/* Orders backend ids by endpoint (family, address, port), then service. */
+static int endpoint_cmp(const void *a, const void *b, void *arg)
+{
+	const struct mbackend *bes = arg;
+	const struct ferry_backend *x = &bes[*(const __u32 *)a].be, *y = &bes[*(const __u32 *)b].be;
+	int c;
+
+	if (x->family != y->family)
+		return x->family < y->family ? -1 : 1;
+	c = memcmp(x->addr, y->addr, sizeof(x->addr));
+	if (c)
+		return c;
+	if (x->port != y->port)
+		return x->port < y->port ? -1 : 1;
+	return x->svc_id < y->svc_id ? -1 : x->svc_id > y->svc_id;
+}
+
+/*
+ * FERRY_BE_F_SOLE (maps/ferry_maps.h) on every backend whose address and
+ * port no other service's backend has, counting every backend the kernel
+ * still holds (draining ones too: their flows hold reply keys). Queued in
+ * be_q for the next flush. set false only takes the flag away: the pass
+ * before anything is written, so that a backend becoming shared loses it
+ * before the new service's VIP entry exists; set true also gives it, after
+ * the deletions and their flows' purge (a flag given late costs a lookup,
+ * one given early a connection).
+ */
+/* Queues backend id's entry; written at once if it cannot be queued (a flag taken away). */
+static void sole_write(struct ferry_sync *s, __u32 id)
+{
+	if (wqueue_put(&s->be_q, &id, &s->bes[id].be) &&
+	    bpf_map_update_elem(s->dp->map_fds[FERRY_M_BACKENDS], &id, &s->bes[id].be, BPF_ANY))
+		pr_warn("%s: backend %u: %s", FERRY_MAP_BACKENDS, id, strerror(errno));
+}
+
+void sync_sole(struct ferry_sync *s, bool set)
+{
+	__u32 *ids, n = 0, i, j, k, id;
+
+	ids = malloc(sizeof(*ids) * (s->be_top ? s->be_top : 1));
+	if (!ids) {
+		/* Sharing unknown: every flag taken away, none given. */
+		for (id = 1; id < s->be_top; id++) {
+			struct ferry_backend *be = &s->bes[id].be;
+
+			if (s->bes[id].used && (be->flags & FERRY_BE_F_SOLE)) {
+				be->flags &= ~FERRY_BE_F_SOLE;
+				sole_write(s, id);
+			}
+		}
+		return;
+	}
+	for (id = 1; id < s->be_top; id++)
+		if (s->bes[id].used)
+			ids[n++] = id;
+	qsort_r(ids, n, sizeof(*ids), endpoint_cmp, s->bes);
+	for (i = 0; i < n; i = j) {
+		const struct ferry_backend *first = &s->bes[ids[i]].be;
+		bool sole = true;
+
+		for (j = i + 1; j < n; j++) {
+			const struct ferry_backend *be = &s->bes[ids[j]].be;
+
+			if (be->family != first->family || be->port != first->port ||
+			    memcmp(be->addr, first->addr, sizeof(be->addr)))
+				break;
+			if (be->svc_id != first->svc_id)
+				sole = false;
+		}
+		for (k = i; k < j; k++) {
+			struct ferry_backend *be = &s->bes[ids[k]].be;
+			__u32 want = sole ? be->flags | FERRY_BE_F_SOLE :
+					    be->flags & ~FERRY_BE_F_SOLE;
+
+			if (want == be->flags || (!set && sole))
+				continue;
+			be->flags = want;
+			sole_write(s, ids[k]);
+		}
+	}
+	free(ids);
+}
+
 /*
  * Writes the queued backends first (a table may only name what exists), makes
  * the queued tables, then writes them into ferry_tables: each slot changes
