@@ -636,12 +636,14 @@ def targets(pkt, pps, http, pod, ctl, machine):
                    "harness)", e and e.get("ratio"), lambda r: r <= 1.0, "<= 1.0x",
                    skipped or "ferry writes both flow halves twice (embryonic at the SYN, confirmed "
                    "at the ACK: four LRU inserts, two deletes, each taking locks with interrupts "
-                   "off) and looks up the route; Katran one LRU insert", "x", None, spread_of(e)))
+                   "off), each in a bucket that is cold after the syscall; Katran one LRU insert",
+                   "x", None, spread_of(e)))
     e = pkt.get("ferry_vs_katran_new_flow")
     t.append(judge("new-flow path, the SYN alone, <= 1.0x Katran's (same harness)",
                    e and e.get("ratio"), lambda r: r <= 1.0, "<= 1.0x",
-                   skipped or "ferry inserts two flow entries (forward and reverse) and looks up "
-                   "the route; Katran one LRU entry", "x", None, spread_of(e)))
+                   skipped or "ferry looks for an open confirmed flow of the tuple (a miss, about "
+                   "as dear as an insert: a cold bucket) and inserts two embryonic entries (forward "
+                   "and reverse); Katran one LRU insert", "x", None, spread_of(e)))
     # The earlier per-packet targets, now against the floor in the same mode.
     est, new = pkt.get("xdp_established_v4"), pkt.get("xdp_new_flow_v4_calls")
     t.append(judge("established forward path within 3x floor (repeat mode)",
