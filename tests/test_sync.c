@@ -184,6 +184,24 @@ static struct ferry_dp *open_dp(void)
 	return ferry_dp__open(&(struct ferry_dp_opts){ .pin_path = PIN });
 }
 
+/*
+ * A data plane of its own (PIN, reset first) and a sync on it; iris (f) and
+ * wine (g) with their main predictors' shares in percent, both in both[].
+ * NULL (and *dp maybe NULL) when either could not be opened.
+ */
+static struct ferry_sync *open_iris_wine(struct ferry_dp **dp, struct fixture *f, struct fixture *g,
+					 struct ferry_model_service both[2], __u32 iris_main,
+					 __u32 wine_main)
+{
+	ferry_dp__reset(PIN);
+	*dp = open_dp();
+	fixture_init(f, iris_main, 100 - iris_main);
+	fixture_wine(g, wine_main, 100 - wine_main);
+	both[0] = f->svc;
+	both[1] = g->svc;
+	return *dp ? ferry_sync__new(*dp, NULL) : NULL;
+}
+
 static void test_apply_and_read_back(void)
 {
 	struct ferry_sync_result res;
@@ -381,13 +399,7 @@ static void test_unchanged_service_kept(void)
 	int err;
 
 	TEST_NEEDS_ROOT();
-	ferry_dp__reset(PIN);
-	dp = open_dp();
-	sync = dp ? ferry_sync__new(dp, NULL) : NULL;
-	fixture_init(&f, 50, 50);
-	fixture_wine(&g, 90, 10);
-	both[0] = f.svc;
-	both[1] = g.svc;
+	sync = open_iris_wine(&dp, &f, &g, both, 50, 90);
 	if (!ASSERT_TRUE(sync, "sync") ||
 	    !ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply"))
 		goto out;
@@ -518,13 +530,7 @@ static void test_filters(void)
 	__u64 zero = 0;
 
 	TEST_NEEDS_ROOT();
-	ferry_dp__reset(PIN);
-	dp = open_dp();
-	sync = dp ? ferry_sync__new(dp, NULL) : NULL;
-	fixture_init(&f, 90, 10);
-	fixture_wine(&g, 50, 50);
-	both[0] = f.svc;
-	both[1] = g.svc;
+	sync = open_iris_wine(&dp, &f, &g, both, 90, 50);
 	if (!ASSERT_TRUE(sync, "sync") || !filters_are(dp, both, 0, NULL, "no service, no bit") ||
 	    !ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply both") ||
 	    !filters_are(dp, both, 2, NULL, "both services' bits"))
@@ -597,13 +603,7 @@ static void test_backend_sole(void)
 	__u32 n, sole;
 
 	TEST_NEEDS_ROOT();
-	ferry_dp__reset(PIN);
-	dp = open_dp();
-	sync = dp ? ferry_sync__new(dp, NULL) : NULL;
-	fixture_init(&f, 90, 10);
-	fixture_wine(&g, 50, 50);
-	both[0] = f.svc;
-	both[1] = g.svc;
+	sync = open_iris_wine(&dp, &f, &g, both, 90, 50);
 	if (!ASSERT_TRUE(sync, "sync") ||
 	    !ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply iris and wine"))
 		goto out;
@@ -663,15 +663,9 @@ static void test_kept_by_build(void)
 	__u32 m, c, e;
 
 	TEST_NEEDS_ROOT();
-	ferry_dp__reset(PIN);
-	dp = open_dp();
-	sync = dp ? ferry_sync__new(dp, NULL) : NULL;
-	fixture_init(&f, 90, 10);
-	fixture_wine(&g, 50, 50);
-	f.svc.build_gen = 1;
-	g.svc.build_gen = 2;
-	both[0] = f.svc;
-	both[1] = g.svc;
+	sync = open_iris_wine(&dp, &f, &g, both, 90, 50);
+	f.svc.build_gen = both[0].build_gen = 1;
+	g.svc.build_gen = both[1].build_gen = 2;
 	if (!ASSERT_TRUE(sync, "sync") ||
 	    !ASSERT_OK(ferry_sync__apply(sync, &model, &res), "apply both"))
 		goto out;
