@@ -528,8 +528,13 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 		}
 	}
 
-	/* A backend another service now shares loses FERRY_BE_F_SOLE first. */
-	sync_sole(s, false);
+	/*
+	 * A backend another service now shares loses FERRY_BE_F_SOLE first.
+	 * Sharing changes only with the set of backends: a sync that adds or
+	 * removes none (a weight edit) sorts nothing.
+	 */
+	if (res.backends_added || !s->sole_known)
+		sync_sole(s, false);
 	/* Every new table in place, in one batch, before anything points at it. */
 	err = flush_swaps(s);
 	first_err = first_err ?: err;
@@ -571,9 +576,12 @@ int ferry_sync__apply(struct ferry_sync *s, const struct ferry_model *model,
 	if (res.backends_removed)
 		res.flows_purged = purge_flows(s, dead);
 	/* And a backend no other service shares (any more) gets it, once their flows are gone. */
-	sync_sole(s, true);
-	err = flush_swaps(s);
-	first_err = first_err ?: err;
+	if (res.backends_added || res.backends_removed || !s->sole_known) {
+		sync_sole(s, true);
+		err = flush_swaps(s);
+		s->sole_known = !err;
+		first_err = first_err ?: err;
+	}
 	/* Markers follow the set of VIPs: only a service added or deleted moves them. */
 	if (s->markers_stale) {
 		err = sync_markers(s);

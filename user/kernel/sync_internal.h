@@ -148,6 +148,7 @@ struct filter {
 struct ferry_sync {
 	struct ferry_dp *dp;
 	bool applying; /* inside ferry_sync__apply: "seen" flags mean something */
+	bool sole_known; /* FERRY_BE_F_SOLE given by a whole pass since this mirror began */
 	/*
 	 * ferry_sync__open_service(): one service mirrored, its backends not read;
 	 * weight-only writes take backends_ready from its predictors' metadata.
