@@ -112,6 +112,7 @@ _Static_assert(sizeof(struct ferry_config) == 56, "ferry_config layout");
 #define FERRY_FEAT_REDIRECT_NEIGH (1U << 1)
 #define FERRY_FEAT_REDIRECT_PEER (1U << 2)
 #define FERRY_FEAT_XDP_META (1U << 3) /* XDP may call bpf_xdp_adjust_meta (XDP -> TC handoff) */
+#define FERRY_FEAT_JIFFIES (1U << 4) /* flows stamped from jiffies (bpf/clock.bpf.h) */
 
 /*
  * How pod traffic leaves a pod's host veth after the rewrite (the TC

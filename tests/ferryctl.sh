@@ -329,6 +329,12 @@ test_status() {
 	jcheck "$OUT/status.json" "d['kernel']['xdp_meta'] is $meta" ||
 		why "status -j kernel.xdp_meta is not $meta, as ferryd's log says" || return 1
 	grep_out status "XDP metadata $said" || return 1
+	# The flow clock as ferryd published it: its start-up line says when it measured the tick.
+	local clock=False clock_said=bpf_ktime_get_coarse_ns
+	grep -q "flow clock: jiffies" "$FE_RUN/ferryd.log" && clock=True clock_said=jiffies
+	jcheck "$OUT/status.json" "d['kernel']['jiffies_clock'] is $clock" ||
+		why "status -j kernel.jiffies_clock is not $clock, as ferryd's log says" || return 1
+	grep_out status "flow clock $clock_said" || return 1
 	# What status claims is what the kernel has: its map counts (read a batch at a time)
 	# are bpftool's, and the attach points are ip's and tc's.
 	local nsvc

@@ -261,7 +261,8 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 							"canary"));
 	}
 	root = json_pack(
-		"{s:s, s:i, s:i, s:{s:b, s:i, s:f}, s:I, s:f, s:o, s:o, s:{s:b, s:b, s:b, s:b}, s:O?, s:O}",
+		"{s:s, s:i, s:i, s:{s:b, s:i, s:f}, s:I, s:f, s:o, s:o, s:{s:b, s:b, s:b, s:b, s:b}, s:O?, "
+		"s:O}",
 		"pin_path", c->pin_path, "abi_version", (int)snap->config.abi_version, "services",
 		(int)snap->nservices, "ferryd", "alive", alive, "pid", (int)snap->config.ferryd_pid,
 		"heartbeat_age_s", age, "generation", (json_int_t)snap->config.generation,
@@ -269,7 +270,8 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 		"kernel", "tcx", !!(snap->config.features & FERRY_FEAT_TCX), "redirect_neigh",
 		!!(snap->config.features & FERRY_FEAT_REDIRECT_NEIGH), "redirect_peer",
 		!!(snap->config.features & FERRY_FEAT_REDIRECT_PEER), "xdp_meta",
-		!!(snap->config.features & FERRY_FEAT_XDP_META), "config_errors", errors,
+		!!(snap->config.features & FERRY_FEAT_XDP_META), "jiffies_clock",
+		!!(snap->config.features & FERRY_FEAT_JIFFIES), "config_errors", errors,
 		"overrides", overrides);
 	/* ferryd's own account (status file): only a live ferryd runs rebalancing. */
 	rebal = st && alive ? json_object_get(st, "rebalance") : NULL;
@@ -293,7 +295,7 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 		printf("\nconfig:      generation %llu, last sync %s\n",
 		       (unsigned long long)snap->config.generation, when);
 		printf("kernel:      TC attach %s; bpf_redirect_neigh %s; bpf_redirect_peer %s; "
-		       "XDP metadata %s\n",
+		       "XDP metadata %s; flow clock %s\n",
 		       snap->config.features & FERRY_FEAT_TCX ?
 			       "tcx links (pinned under PIN/links; 'tc filter' does not show them)" :
 			       "clsact qdisc + cls_bpf (no tcx before Linux 6.6)",
@@ -301,7 +303,10 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 		       snap->config.features & FERRY_FEAT_REDIRECT_PEER ? "yes" : "no",
 		       snap->config.features & FERRY_FEAT_XDP_META ?
 			       "yes" :
-			       "no (XDP hands what it cannot redirect to the stack)");
+			       "no (XDP hands what it cannot redirect to the stack)",
+		       snap->config.features & FERRY_FEAT_JIFFIES ?
+			       "jiffies" :
+			       "bpf_ktime_get_coarse_ns (no tick measured: see ferryd's log)");
 		printf("programs:\n");
 		for (i = 0; i < snap->nlinks; i++) {
 			const struct ferry_snap_link *l = &snap->links[i];

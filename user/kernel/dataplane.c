@@ -511,11 +511,13 @@ struct ferry_dp *ferry_dp__open(const struct ferry_dp_opts *opts)
 	if (err)
 		goto err_migration;
 	/* Before anything is attached; a failure leaves the helper's clock, logged. */
-	if (!ferry_clock__sync(&dp->clock, dp->xdp, dp->tc))
+	if (!ferry_clock__sync(&dp->clock, dp->xdp, dp->tc)) {
+		dp->features |= FERRY_FEAT_JIFFIES;
 		pr_info("flow clock: jiffies, %llu ns per tick (HZ %llu)",
 			(unsigned long long)dp->clock.tick_ns,
 			(unsigned long long)((1000000000ULL + dp->clock.tick_ns / 2) /
 					     dp->clock.tick_ns));
+	}
 	if (migration) {
 		err = ferry_migrate__finish(migration, dp);
 		migration = NULL;
