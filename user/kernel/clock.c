@@ -1,10 +1,14 @@
-// SPDX-License-Identifier: GPL-2.0-only
 /*
  * See clock.h and bpf/clock.bpf.h. The probe program reads the coarse clock,
- * jiffies, and the coarse clock again: equal readings bracket a jiffies value
- * of the same tick, except in the instant between the kernel's jiffies
- * update and its clock update, which makes that sample's offset one tick low;
- * the highest of a few samples is the offset.
+ * jiffies, and the coarse clock again; equal clock readings bracket a
+ * jiffies value of their tick. Readings are taken at a tick's edge: read
+ * until both jiffies and the clock have moved. A CPU that has just woken
+ * from idle sets the coarse clock to the moment it woke (mid-tick) while
+ * jiffies count whole ticks; a CPU that keeps reading stays awake, its
+ * ticks come on their boundaries, and the first reading after one has the
+ * clock at the boundary (plus the interrupt's latency, microseconds). The
+ * kernel moves jiffies an instant before the clock: waiting for both to
+ * move skips a reading between the two.
  */
 #include <errno.h>
 #include <string.h>
@@ -18,13 +22,21 @@
 #include "ferry_tc.skel.h"
 #include "ferry_xdp.skel.h"
 
-#define CLOCK_SAMPLES 3
-#define CLOCK_MEASURE_NS 100000000ULL /* the tick is measured over at least this */
-#define CLOCK_MIN_TICKS 10
+#define CLOCK_MEASURE_NS 100000000ULL /* the tick is measured over about this */
+#define CLOCK_EDGE_MAX_NS 100000000ULL /* a tick's edge is waited for at most this */
+#define CLOCK_RESYNC_NS 60000000000ULL /* the offset read again (it should not move) */
 
 struct clock_reading {
 	__u64 j, ns;
 };
+
+static __u64 mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
 
 static int clock_read(struct ferry_xdp *xdp, struct clock_reading *r)
 {
@@ -47,47 +59,55 @@ static int clock_read(struct ferry_xdp *xdp, struct clock_reading *r)
 	return -EAGAIN;
 }
 
-static __u64 mono_ns(void)
+/* The first reading after both jiffies and the clock moved (see the top). */
+static int clock_edge(struct ferry_xdp *xdp, struct clock_reading *r)
 {
-	struct timespec ts;
+	struct clock_reading first;
+	__u64 start = mono_ns();
+	int err;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	err = clock_read(xdp, &first);
+	while (!err) {
+		err = clock_read(xdp, r);
+		if (!err && r->j != first.j && r->ns != first.ns)
+			return 0;
+		if (mono_ns() - start > CLOCK_EDGE_MAX_NS)
+			return -ETIME;
+	}
+	return err;
 }
 
 /*
- * ns per jiffy: the coarse clock's advance over at least CLOCK_MIN_TICKS
- * ticks and CLOCK_MEASURE_NS, rounded to the kernel's TICK_NSEC for the
- * nearest whole HZ. A measurement off that by more than 0.5% (a clock
- * that does not tick as jiffies do) is refused.
+ * ns per jiffy: the clock's advance between two tick edges about
+ * CLOCK_MEASURE_NS apart, taken to the kernel's TICK_NSEC for the nearest
+ * whole HZ. A measurement off that by more than 0.1% (a clock that does
+ * not tick as jiffies do) is refused.
  */
-static int clock_measure(struct ferry_xdp *xdp, __u64 *tick_ns)
+static int clock_measure(struct ferry_xdp *xdp, __u64 *tick_ns, struct clock_reading *last)
 {
-	struct timespec nap = { .tv_nsec = 5000000 };
-	struct clock_reading a, b;
-	__u64 start = mono_ns(), hz, tick, dns, dj;
+	struct timespec nap = { .tv_nsec = CLOCK_MEASURE_NS };
+	struct clock_reading a;
+	__u64 hz, tick, dns, dj;
 	double est;
 	int err;
 
-	err = clock_read(xdp, &a);
+	err = clock_edge(xdp, &a);
 	if (err)
 		return err;
-	do {
-		nanosleep(&nap, NULL);
-		err = clock_read(xdp, &b);
-		if (err)
-			return err;
-		if (mono_ns() - start > 20 * CLOCK_MEASURE_NS)
-			return -ETIME;
-	} while (b.j - a.j < CLOCK_MIN_TICKS || b.ns - a.ns < CLOCK_MEASURE_NS);
-	dns = b.ns - a.ns;
-	dj = b.j - a.j;
+	nanosleep(&nap, NULL);
+	err = clock_edge(xdp, last);
+	if (err)
+		return err;
+	dns = last->ns - a.ns;
+	dj = last->j - a.j;
+	if (!dj || !dns)
+		return -ERANGE;
 	hz = (__u64)((double)dj * 1e9 / (double)dns + 0.5);
 	if (!hz)
 		return -ERANGE;
 	tick = (1000000000ULL + hz / 2) / hz; /* the kernel's TICK_NSEC */
 	est = (double)dns / (double)dj;
-	if (est < tick * 0.995 || est > tick * 1.005)
+	if (est < tick * 0.999 || est > tick * 1.001)
 		return -ERANGE;
 	*tick_ns = tick;
 	return 0;
@@ -102,14 +122,15 @@ static void clock_publish(__u64 *tick_ns, __u64 *off, __u64 tick, __u64 offset)
 int ferry_clock__sync(struct ferry_clock *c, struct ferry_xdp *xdp, struct ferry_tc *tc)
 {
 	struct clock_reading r;
-	__u64 off = 0;
-	int i, err;
+	__u64 now = mono_ns();
+	int err;
 
 	if (c->err)
 		return c->err;
 	if (!c->tick_ns) {
-		err = clock_measure(xdp, &c->tick_ns);
+		err = clock_measure(xdp, &c->tick_ns, &r);
 		if (err) {
+			c->tick_ns = 0;
 			c->err = err;
 			pr_warn("the data plane's clock stays bpf_ktime_get_coarse_ns (jiffies "
 				"could not be measured against CLOCK_MONOTONIC: %s): correct, "
@@ -117,20 +138,18 @@ int ferry_clock__sync(struct ferry_clock *c, struct ferry_xdp *xdp, struct ferry
 				strerror(-err));
 			return err;
 		}
-	}
-	for (i = 0; i < CLOCK_SAMPLES; i++) {
-		__u64 o;
-
-		err = clock_read(xdp, &r);
+	} else {
+		if (now - c->synced_ns < CLOCK_RESYNC_NS)
+			return 0;
+		err = clock_edge(xdp, &r);
 		if (err)
-			return err;
-		o = r.ns - r.j * c->tick_ns;
-		if (!i || (__s64)(o - off) > 0)
-			off = o;
+			return err; /* the published offset stays */
 	}
-	c->off = off;
-	clock_publish(&xdp->bss->ferry_tick_ns, &xdp->bss->ferry_clock_off, c->tick_ns, off);
+	c->off = r.ns - r.j * c->tick_ns;
+	c->synced_ns = now;
+	clock_publish(&xdp->bss->ferry_tick_ns, &xdp->bss->ferry_clock_off, c->tick_ns, c->off);
 	if (tc)
-		clock_publish(&tc->bss->ferry_tick_ns, &tc->bss->ferry_clock_off, c->tick_ns, off);
+		clock_publish(&tc->bss->ferry_tick_ns, &tc->bss->ferry_clock_off, c->tick_ns,
+			      c->off);
 	return 0;
 }

@@ -52,8 +52,9 @@ struct ferry_dp {
  */
 struct ferry_dp *ferry_dp__open(const struct ferry_dp_opts *opts);
 /*
- * Publishes the jiffies offset of the objects' coarse clock again: ferryd
- * calls it every second. Returns 0 or -errno (the helper's clock stays).
+ * Publishes the jiffies offset of the objects' coarse clock again, once a
+ * minute (ferryd calls it every second). Returns 0 or -errno (the helper's
+ * clock stays).
  */
 int ferry_dp__clock_sync(struct ferry_dp *dp);
 /* Closes fds only: attached programs and pins stay. */
