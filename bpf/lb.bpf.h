@@ -387,6 +387,17 @@ static __noinline int ferry_flow_promote(const struct ferry_flow_key *fwd, struc
 		ferry_count(FERRY_CTR_FLOW_FULL);
 		return 0;
 	}
+	/*
+	 * The confirmed copy carries FERRY_FLOW_F_L7_FRESH (its first payload
+	 * resets the tuple's request state); the embryonic entry gives it up
+	 * before it goes. A reply on another CPU that found the embryonic entry
+	 * before the delete would otherwise reset the state again, after the
+	 * confirmed entry's first payload had: an h2c connection's preface,
+	 * parsed, was lost, and rebalancing aborted the connection as unknown
+	 * where it tells h2c ones with a GOAWAY (seen once in CI's sanitizer pass).
+	 */
+	if (flow->flags & FERRY_FLOW_F_L7_FRESH)
+		__sync_fetch_and_and(&flow->flags, ~FERRY_FLOW_F_L7_FRESH);
 	bpf_map_delete_elem(&ferry_erflows, &tmp->key);
 	bpf_map_delete_elem(&ferry_eflows, fwd);
 	ferry_count(FERRY_CTR_EMBRYONIC_PROMOTED);
