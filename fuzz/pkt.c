@@ -453,8 +453,13 @@ static int fill_maps(void)
 	for (size_t i = 0; i < NBACKENDS; i++) {
 		const struct backend_def *d = &backends[i];
 
+		/*
+		 * Every endpoint here is one service's, which ferryd marks sole;
+		 * the odd ids are left unmarked (as a shared endpoint's are) so
+		 * that both sides of the reply-clash check take fuzzed packets.
+		 */
 		err = pkt_fixture__backend(map_fd(FERRY_MAP_BACKENDS), map_fd(FERRY_MAP_BE_BITS),
-					   d->id, d->id, d->svc_id, d->addr, d->port);
+					   d->id, d->id, d->svc_id, d->addr, d->port, !(d->id & 1));
 		if (err)
 			return err;
 	}
