@@ -79,16 +79,18 @@ static int clock_edge(struct ferry_xdp *xdp, struct clock_reading *r)
 
 /*
  * ns per jiffy: the clock's advance between two tick edges about
- * CLOCK_MEASURE_NS apart, taken to the kernel's TICK_NSEC for the nearest
- * whole HZ. A measurement off that by more than 0.1% (a clock that does
- * not tick as jiffies do) is refused.
+ * CLOCK_MEASURE_NS apart, taken to the TICK_NSEC of the nearest HZ a
+ * kernel is built with (100, 250, 300 or 1000: an edge can still be a tick
+ * off, 4% over 25 ticks, and those are 20% apart or more). A measurement
+ * more than 10% from every one of them is refused.
  */
 static int clock_measure(struct ferry_xdp *xdp, __u64 *tick_ns, struct clock_reading *last)
 {
+	static const unsigned int hzs[] = { 100, 250, 300, 1000 };
 	struct timespec nap = { .tv_nsec = CLOCK_MEASURE_NS };
 	struct clock_reading a;
-	__u64 hz, tick, dns, dj;
-	double est;
+	double est, hz;
+	size_t i;
 	int err;
 
 	err = clock_edge(xdp, &a);
@@ -98,18 +100,40 @@ static int clock_measure(struct ferry_xdp *xdp, __u64 *tick_ns, struct clock_rea
 	err = clock_edge(xdp, last);
 	if (err)
 		return err;
-	dns = last->ns - a.ns;
-	dj = last->j - a.j;
-	if (!dj || !dns)
+	if (last->j == a.j || last->ns == a.ns)
 		return -ERANGE;
-	hz = (__u64)((double)dj * 1e9 / (double)dns + 0.5);
-	if (!hz)
-		return -ERANGE;
-	tick = (1000000000ULL + hz / 2) / hz; /* the kernel's TICK_NSEC */
-	est = (double)dns / (double)dj;
-	if (est < tick * 0.999 || est > tick * 1.001)
-		return -ERANGE;
-	*tick_ns = tick;
+	est = (double)(last->ns - a.ns) / (double)(last->j - a.j);
+	hz = 1e9 / est;
+	for (i = 0; i < sizeof(hzs) / sizeof(hzs[0]); i++) {
+		if (hz > hzs[i] * 0.9 && hz < hzs[i] * 1.1) {
+			*tick_ns = (1000000000ULL + hzs[i] / 2) / hzs[i]; /* TICK_NSEC */
+			return 0;
+		}
+	}
+	return -ERANGE;
+}
+
+/*
+ * The offset: the lowest of three edges'. An edge taken while the clock is
+ * a tick ahead of jiffies (as it is right after an idle CPU wakes, until the
+ * next tick) reads a tick high.
+ */
+static int clock_offset(struct ferry_xdp *xdp, __u64 tick, const struct clock_reading *first,
+			__u64 *off)
+{
+	struct clock_reading r;
+	__u64 o;
+	int i, err;
+
+	*off = first ? first->ns - first->j * tick : 0;
+	for (i = first ? 1 : 0; i < 3; i++) {
+		err = clock_edge(xdp, &r);
+		if (err)
+			return err;
+		o = r.ns - r.j * tick;
+		if ((!i && !first) || (__s64)(o - *off) < 0)
+			*off = o;
+	}
 	return 0;
 }
 
@@ -122,13 +146,14 @@ static void clock_publish(__u64 *tick_ns, __u64 *off, __u64 tick, __u64 offset)
 int ferry_clock__sync(struct ferry_clock *c, struct ferry_xdp *xdp, struct ferry_tc *tc)
 {
 	struct clock_reading r;
-	__u64 now = mono_ns();
+	__u64 now = mono_ns(), off;
 	int err;
 
 	if (c->err)
 		return c->err;
 	if (!c->tick_ns) {
 		err = clock_measure(xdp, &c->tick_ns, &r);
+		err = err ?: clock_offset(xdp, c->tick_ns, &r, &off);
 		if (err) {
 			c->tick_ns = 0;
 			c->err = err;
@@ -141,11 +166,11 @@ int ferry_clock__sync(struct ferry_clock *c, struct ferry_xdp *xdp, struct ferry
 	} else {
 		if (now - c->synced_ns < CLOCK_RESYNC_NS)
 			return 0;
-		err = clock_edge(xdp, &r);
+		err = clock_offset(xdp, c->tick_ns, NULL, &off);
 		if (err)
 			return err; /* the published offset stays */
 	}
-	c->off = r.ns - r.j * c->tick_ns;
+	c->off = off;
 	c->synced_ns = now;
 	clock_publish(&xdp->bss->ferry_tick_ns, &xdp->bss->ferry_clock_off, c->tick_ns, c->off);
 	if (tc)
