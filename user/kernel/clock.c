@@ -170,11 +170,9 @@ int ferry_clock__sync(struct ferry_clock *c, struct ferry_xdp *xdp, struct ferry
 		if (err)
 			return err; /* the published offset stays */
 	}
-	c->off = off;
 	c->synced_ns = now;
-	clock_publish(&xdp->bss->ferry_tick_ns, &xdp->bss->ferry_clock_off, c->tick_ns, c->off);
+	clock_publish(&xdp->bss->ferry_tick_ns, &xdp->bss->ferry_clock_off, c->tick_ns, off);
 	if (tc)
-		clock_publish(&tc->bss->ferry_tick_ns, &tc->bss->ferry_clock_off, c->tick_ns,
-			      c->off);
+		clock_publish(&tc->bss->ferry_tick_ns, &tc->bss->ferry_clock_off, c->tick_ns, off);
 	return 0;
 }

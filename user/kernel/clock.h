@@ -15,7 +15,6 @@ struct ferry_tc;
 
 struct ferry_clock {
 	__u64 tick_ns; /* ns per jiffy; 0: not measured yet */
-	__u64 off; /* last published offset */
 	__u64 synced_ns; /* CLOCK_MONOTONIC when it was read */
 	int err; /* the measurement failed (-errno): the helper stays */
 };
