@@ -634,16 +634,18 @@ def targets(pkt, pps, http, pod, ctl, machine):
     e = pkt.get("ferry_vs_katran_connection")
     t.append(judge("new-flow path per connection (SYN + first ACK) <= 1.0x Katran's (same "
                    "harness)", e and e.get("ratio"), lambda r: r <= 1.0, "<= 1.0x",
-                   skipped or "ferry writes both flow halves twice (embryonic at the SYN, confirmed "
-                   "at the ACK: four LRU inserts, two deletes, each taking locks with interrupts "
-                   "off), each in a bucket that is cold after the syscall; Katran one LRU insert",
+                   skipped or "ferry keeps state for both directions (DNAT) and apart until the "
+                   "client's ACK proves the handshake: a flow-table miss and an embryonic insert at "
+                   "the SYN, two confirmed inserts and a delete at the ACK, each in a bucket that "
+                   "is cold after the syscall; Katran (DSR, no reply path) one LRU insert",
                    "x", None, spread_of(e)))
     e = pkt.get("ferry_vs_katran_new_flow")
     t.append(judge("new-flow path, the SYN alone, <= 1.0x Katran's (same harness)",
                    e and e.get("ratio"), lambda r: r <= 1.0, "<= 1.0x",
                    skipped or "ferry looks for an open confirmed flow of the tuple (a miss, about "
-                   "as dear as an insert: a cold bucket) and inserts two embryonic entries (forward "
-                   "and reverse); Katran one LRU insert", "x", None, spread_of(e)))
+                   "as dear as an insert: a cold bucket) and inserts the embryonic forward entry "
+                   "(a backend no other service shares needs no embryonic reply half); Katran one "
+                   "LRU insert", "x", None, spread_of(e)))
     # The earlier per-packet targets, now against the floor in the same mode.
     est, new = pkt.get("xdp_established_v4"), pkt.get("xdp_new_flow_v4_calls")
     t.append(judge("established forward path within 3x floor (repeat mode)",
@@ -652,7 +654,7 @@ def targets(pkt, pps, http, pod, ctl, machine):
                    "x"))
     t.append(judge("new-flow path within 6x floor (calls mode)", new and new.get("ratio"),
                    lambda r: r <= 6, "<= 6x",
-                   "two LRU hash inserts (forward + reverse) and the weighted table", "x"))
+                   "a flow-table miss, an LRU hash insert and the weighted table", "x"))
     e = http.get("ferry_vs_haproxy_keepalive_rps")
     t.append(judge("HTTP keep-alive rps >= 1.5x HAProxy", e and e.get("ratio"),
                    lambda r: r >= 1.5, ">= 1.5x", "HAProxy, wrk and nginx compete for 2 cores",

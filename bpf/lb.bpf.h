@@ -100,8 +100,23 @@ struct {
 	__type(value, struct ferry_rflow_scratch);
 } ferry_rflow_tmp SEC(".maps");
 
+/*
+ * The reply half a reply found through the VIP hint (ferry_rflow_recover):
+ * rebuilt into the map, or, for a flow made without one
+ * (FERRY_FLOW_F_REPLY_HINT), used from here for this packet only. Its own
+ * scratch: the reply path may promote the flow, which builds in
+ * ferry_rflow_tmp while this one is still being read.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ferry_rflow_scratch);
+} ferry_reply_tmp SEC(".maps");
+
 /* Flags of a flow that only its embryonic state has. */
-#define FERRY_FLOW_F_EMBRYONIC_ONLY (FERRY_FLOW_F_PICKUP | FERRY_FLOW_F_SYNACK)
+#define FERRY_FLOW_F_EMBRYONIC_ONLY \
+	(FERRY_FLOW_F_PICKUP | FERRY_FLOW_F_SYNACK | FERRY_FLOW_F_REPLY_HINT)
 
 static __always_inline void ferry_reply_key(struct ferry_flow_key *rkey,
 					    const struct ferry_flow_key *fwd, const __be32 *be_addr,
@@ -267,14 +282,24 @@ hint:
 	return 0;
 }
 
+/* ferry_rflow_recover's answers: where the reply half is now. */
+#define FERRY_RECOVER_NONE 0
+#define FERRY_RECOVER_CONFIRMED 1 /* back in ferry_rflows */
+#define FERRY_RECOVER_EMBRYONIC 2 /* back in ferry_erflows */
+#define FERRY_RECOVER_SCRATCH 3 /* in ferry_reply_tmp, for this packet */
+
 /*
  * A reply found no reply half: rebuilds it from the forward entry, found
  * through the backend's VIP hint (ferry_be_vips). Only a forward entry that
  * names this backend counts: the same backend address and port also answer
- * clients that called it directly, whose replies must keep it. Returns 1
- * when the reply half is back (in the map of the forward entry's kind).
+ * clients that called it directly, whose replies must keep it. The half is
+ * stored again (in the map of the forward entry's kind), except for an
+ * embryonic flow made without one (FERRY_FLOW_F_REPLY_HINT): left in
+ * ferry_reply_tmp, so that a connection's handshake writes one reply half,
+ * the confirmed one. synack: the reply is a SYN-ACK, whose flow is
+ * embryonic: that map first, sparing a miss in ferry_flows.
  */
-static __noinline int ferry_rflow_recover(const struct ferry_flow_key *reply)
+static __noinline int ferry_rflow_recover(const struct ferry_flow_key *reply, int synack)
 {
 	const struct ferry_be_vips *hint;
 	struct ferry_rflow_scratch *tmp;
@@ -286,10 +311,10 @@ static __noinline int ferry_rflow_recover(const struct ferry_flow_key *reply)
 	ferry_be_key(&k, reply);
 	hint = bpf_map_lookup_elem(&ferry_be_vips, &k);
 	if (!hint)
-		return 0;
-	tmp = bpf_map_lookup_elem(&ferry_rflow_tmp, &zero);
+		return FERRY_RECOVER_NONE;
+	tmp = bpf_map_lookup_elem(&ferry_reply_tmp, &zero);
 	if (!tmp)
-		return 0;
+		return FERRY_RECOVER_NONE;
 	for (i = 0; i < FERRY_BE_VIPS; i++) {
 		if (!hint->vip[i].port)
 			continue;
@@ -300,30 +325,60 @@ static __noinline int ferry_rflow_recover(const struct ferry_flow_key *reply)
 		tmp->key.dport = hint->vip[i].port;
 		tmp->key.proto = reply->proto;
 		tmp->key.family = reply->family;
-		emb = 0;
-		flow = bpf_map_lookup_elem(&ferry_flows, &tmp->key);
-		if (!flow || (flow->flags & FERRY_FLOW_F_CLOSING)) {
-			const struct ferry_flow *eflow =
-				bpf_map_lookup_elem(&ferry_eflows, &tmp->key);
+		emb = 1;
+		flow = synack ? bpf_map_lookup_elem(&ferry_eflows, &tmp->key) : NULL;
+		if (!flow) {
+			emb = 0;
+			flow = bpf_map_lookup_elem(&ferry_flows, &tmp->key);
+			if (!flow || (flow->flags & FERRY_FLOW_F_CLOSING)) {
+				const struct ferry_flow *eflow =
+					bpf_map_lookup_elem(&ferry_eflows, &tmp->key);
 
-			if (eflow) {
-				flow = eflow;
-				emb = 1;
+				if (eflow) {
+					flow = eflow;
+					emb = 1;
+				}
+				asm volatile("" : "+r"(flow));
 			}
-			asm volatile("" : "+r"(flow));
 		}
 		if (!flow || flow->backend_port != reply->sport ||
 		    !ferry_addr_eq(flow->backend_addr, reply->saddr))
 			continue;
 		ferry_rflow_fill(&tmp->val, &tmp->key, flow->flags & ~FERRY_FLOW_F_EMBRYONIC_ONLY,
 				 flow->backend_id);
+		if (emb && (flow->flags & FERRY_FLOW_F_REPLY_HINT))
+			return FERRY_RECOVER_SCRATCH;
 		if (emb ? bpf_map_update_elem(&ferry_erflows, reply, &tmp->val, BPF_NOEXIST) :
 			  bpf_map_update_elem(&ferry_rflows, reply, &tmp->val, BPF_NOEXIST))
-			return 0;
+			return FERRY_RECOVER_NONE;
 		ferry_count(FERRY_CTR_FLOW_RESTORED);
-		return 1;
+		return emb ? FERRY_RECOVER_EMBRYONIC : FERRY_RECOVER_CONFIRMED;
 	}
-	return 0;
+	return FERRY_RECOVER_NONE;
+}
+
+/*
+ * The reply half of reply key key found through the hint (ferry_rflow_recover),
+ * or NULL; *emb is set when its flow is embryonic.
+ */
+static __always_inline struct ferry_rflow *ferry_rflow_recovered(const struct ferry_flow_key *key,
+								 int synack, bool *emb)
+{
+	struct ferry_rflow_scratch *tmp;
+	__u32 zero = 0;
+
+	switch (ferry_rflow_recover(key, synack)) {
+	case FERRY_RECOVER_CONFIRMED:
+		return bpf_map_lookup_elem(&ferry_rflows, key);
+	case FERRY_RECOVER_EMBRYONIC:
+		*emb = true;
+		return bpf_map_lookup_elem(&ferry_erflows, key);
+	case FERRY_RECOVER_SCRATCH:
+		*emb = true;
+		tmp = bpf_map_lookup_elem(&ferry_reply_tmp, &zero);
+		return tmp ? &tmp->val : NULL;
+	}
+	return NULL;
 }
 
 static __noinline int ferry_flow_restore(const struct ferry_rflow *rflow,
@@ -362,21 +417,26 @@ static __noinline int ferry_flow_restore(const struct ferry_rflow *rflow,
 /*
  * Confirms the embryonic flow fwd -> flow: both halves copied into the
  * confirmed maps (an existing confirmed entry of the same flow is replaced),
- * then removed from the embryonic ones. Runs once per connection. Returns 1
- * when both confirmed halves were written, 0 otherwise.
+ * then removed from the embryonic ones. A flow made without its embryonic
+ * reply half (FERRY_FLOW_F_REPLY_HINT) has its confirmed one built from the
+ * forward entry, and no lookup or delete in ferry_erflows. Runs once per
+ * connection. Returns 1 when both confirmed halves were written, 0
+ * otherwise.
  */
 static __noinline int ferry_flow_promote(const struct ferry_flow_key *fwd, struct ferry_flow *flow)
 {
 	struct ferry_rflow_scratch *tmp;
-	const struct ferry_rflow *rev;
-	__u32 zero = 0;
+	const struct ferry_rflow *rev = NULL;
+	__u32 zero = 0, hinted;
 
 	tmp = bpf_map_lookup_elem(&ferry_rflow_tmp, &zero);
 	if (!tmp)
 		return 0;
-	__sync_fetch_and_and(&flow->flags, ~FERRY_FLOW_F_EMBRYONIC_ONLY);
+	hinted = __sync_fetch_and_and(&flow->flags, ~FERRY_FLOW_F_EMBRYONIC_ONLY) &
+		 FERRY_FLOW_F_REPLY_HINT;
 	ferry_reply_key(&tmp->key, fwd, flow->backend_addr, flow->backend_port);
-	rev = bpf_map_lookup_elem(&ferry_erflows, &tmp->key);
+	if (!hinted)
+		rev = bpf_map_lookup_elem(&ferry_erflows, &tmp->key);
 	if (rev)
 		__builtin_memcpy(&tmp->val, rev, sizeof(tmp->val));
 	else
@@ -398,7 +458,8 @@ static __noinline int ferry_flow_promote(const struct ferry_flow_key *fwd, struc
 	 */
 	if (flow->flags & FERRY_FLOW_F_L7_FRESH)
 		__sync_fetch_and_and(&flow->flags, ~FERRY_FLOW_F_L7_FRESH);
-	bpf_map_delete_elem(&ferry_erflows, &tmp->key);
+	if (!hinted)
+		bpf_map_delete_elem(&ferry_erflows, &tmp->key);
 	bpf_map_delete_elem(&ferry_eflows, fwd);
 	ferry_count(FERRY_CTR_EMBRYONIC_PROMOTED);
 	return 1;
@@ -685,18 +746,31 @@ static __always_inline int ferry_fwd_new(void *ctx, const int hook, const struct
 	if (!e)
 		return ferry_pass(hook);
 
-	/* The reply half first: a clash refuses the connection before anything is stored. */
 	ferry_reply_key(&e->rev.key, &pkt->key, be->addr, be->port);
-	ferry_rflow_fill(&e->rev.val, &pkt->key, flags & ~FERRY_FLOW_F_EMBRYONIC_ONLY, backend_id);
-	rc = ferry_rflow_insert(&e->rev.key, &e->rev.val, !(be->flags & FERRY_BE_F_SOLE));
-	if (rc > 0) {
-		ferry_count(FERRY_CTR_REPLY_CLASH);
-		return ferry_reject(ctx, hook, pkt);
+	/*
+	 * A SYN to a backend no other service shares stores no reply half: no
+	 * other flow can hold its reply key, and its replies find the flow
+	 * through the VIP hint (ferry_rflow_recover). One insert fewer per SYN
+	 * and a lookup and a delete fewer at promotion, each a cold bucket.
+	 * Pickups and UDP keep theirs: their replies are what confirms them.
+	 */
+	if ((be->flags & FERRY_BE_F_SOLE) && (pkt->tcp_flags & FERRY_TCP_SYN) &&
+	    ferry_be_vip_note(&e->rev.key, &pkt->key, backend_id, now)) {
+		flags |= FERRY_FLOW_F_HINTED | FERRY_FLOW_F_REPLY_HINT;
+	} else {
+		/* The reply half first: a clash refuses the connection before anything is stored. */
+		ferry_rflow_fill(&e->rev.val, &pkt->key, flags & ~FERRY_FLOW_F_EMBRYONIC_ONLY,
+				 backend_id);
+		rc = ferry_rflow_insert(&e->rev.key, &e->rev.val, !(be->flags & FERRY_BE_F_SOLE));
+		if (rc > 0) {
+			ferry_count(FERRY_CTR_REPLY_CLASH);
+			return ferry_reject(ctx, hook, pkt);
+		}
+		if (rc < 0)
+			ferry_count(FERRY_CTR_FLOW_FULL);
+		else if (ferry_be_vip_note(&e->rev.key, &pkt->key, backend_id, now))
+			flags |= FERRY_FLOW_F_HINTED;
 	}
-	if (rc < 0)
-		ferry_count(FERRY_CTR_FLOW_FULL);
-	else if (ferry_be_vip_note(&e->rev.key, &pkt->key, backend_id, now))
-		flags |= FERRY_FLOW_F_HINTED;
 
 	__builtin_memset(e, 0, sizeof(*e));
 	__builtin_memcpy(e->fwd.backend_addr, be->addr, sizeof(e->fwd.backend_addr));
@@ -998,6 +1072,7 @@ static __always_inline int ferry_reply_icmp(struct __sk_buff *skb, const int hoo
 					    struct ferry_pkt *pkt)
 {
 	struct ferry_rflow *rflow;
+	bool emb = false;
 
 	if (ferry_parse_icmp(ferry_data(skb, hook), ferry_data_end(skb, hook), pkt) !=
 	    FERRY_PARSE_OK)
@@ -1005,6 +1080,9 @@ static __always_inline int ferry_reply_icmp(struct __sk_buff *skb, const int hoo
 	rflow = bpf_map_lookup_elem(&ferry_rflows, &pkt->key);
 	if (!rflow)
 		rflow = bpf_map_lookup_elem(&ferry_erflows, &pkt->key);
+	/* A flow without its embryonic reply half, or one that lost it. */
+	if (!rflow)
+		rflow = ferry_rflow_recovered(&pkt->key, 0, &emb);
 	if (!rflow)
 		return ferry_pass(hook);
 	if (ferry_icmp_rewrite(skb, hook, pkt, true, rflow->vip_addr, rflow->vip_port))
@@ -1052,10 +1130,18 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 	if (!ferry_filter_has(&ferry_be_bits, ferry_be_bit(pkt.key.saddr, pkt.key.sport)))
 		return ferry_pass(hook);
 	emb = false;
+	synack = (pkt.tcp_flags & (FERRY_TCP_SYN | FERRY_TCP_ACK)) ==
+		 (FERRY_TCP_SYN | FERRY_TCP_ACK);
 	rflow = bpf_map_lookup_elem(&ferry_rflows, &pkt.key);
 	/* A closed connection's entry yields to a new one on the same ports (see ferry_fwd). */
 	if (!rflow || (rflow->flags & FERRY_FLOW_F_CLOSING)) {
 		erflow = bpf_map_lookup_elem(&ferry_erflows, &pkt.key);
+		/*
+		 * The new one may have no embryonic reply half: its SYN-ACK
+		 * finds it through the hint, or the old half would take it.
+		 */
+		if (!erflow && rflow && synack)
+			erflow = ferry_rflow_recovered(&pkt.key, synack, &emb);
 		if (erflow) {
 			rflow = erflow;
 			emb = true;
@@ -1064,14 +1150,12 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 		asm volatile("" : "+r"(rflow));
 	}
 	if (!rflow) {
-		/* Lost (an LRU eviction, or never written): rebuilt from the forward entry. */
-		if (!ferry_rflow_recover(&pkt.key))
-			return ferry_pass(hook);
-		rflow = bpf_map_lookup_elem(&ferry_rflows, &pkt.key);
-		if (!rflow) {
-			rflow = bpf_map_lookup_elem(&ferry_erflows, &pkt.key);
-			emb = true;
-		}
+		/*
+		 * An embryonic flow made without its reply half (a SYN to a
+		 * backend no other service shares), or a half lost (an LRU
+		 * eviction): found from the forward entry.
+		 */
+		rflow = ferry_rflow_recovered(&pkt.key, synack, &emb);
 		if (!rflow)
 			return ferry_pass(hook);
 	}
@@ -1090,8 +1174,6 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 	if ((pkt.tcp_flags & (FERRY_TCP_FIN | FERRY_TCP_RST)) &&
 	    !(rflow->flags & FERRY_FLOW_F_CLOSING))
 		__sync_fetch_and_or(&rflow->flags, FERRY_FLOW_F_CLOSING);
-	synack = (pkt.tcp_flags & (FERRY_TCP_SYN | FERRY_TCP_ACK)) ==
-		 (FERRY_TCP_SYN | FERRY_TCP_ACK);
 	/*
 	 * The forward entry on every reply (one more lookup, about 30 ns: make
 	 * bench, tc_reply_in_v4 against tc_reply_payload_v4_sampled before): rebuilt when it is gone, so that the

@@ -8,9 +8,11 @@
  *
  * Any change to a layout below bumps FERRY_ABI_VERSION; a new map or flag that
  * the previous release's programs and ferryd can ignore does not (ferry_be_vips,
- * ferry_vip_bits, ferry_be_bits, ferry_skipped, FERRY_FLOW_F_HINTED and
- * FERRY_FLOW_F_L7_FRESH: the old programs neither write nor read them, and
- * flows they make lack the flags, so the new programs treat them as before;
+ * ferry_vip_bits, ferry_be_bits, ferry_skipped, FERRY_FLOW_F_HINTED,
+ * FERRY_FLOW_F_L7_FRESH and FERRY_FLOW_F_REPLY_HINT: the old programs neither
+ * write nor read them, and flows they make lack the flags, so the new
+ * programs treat them as before; an old program that meets a flow without its
+ * embryonic reply half rebuilds the half through the hint, as for a lost one;
  * ferryd fills the two filters from what it adopts before its programs
  * replace the old ones).
  * ferryd migrates pins of the version before (user/kernel/migrate.c: flows,
@@ -356,6 +358,14 @@ _Static_assert(sizeof(struct ferry_rflow) == 120, "ferry_rflow layout");
  * readers (ferryctl flows, the rebalancing iterator) skip it.
  */
 #define FERRY_FLOW_F_L7_FRESH (1U << 8)
+/*
+ * Embryonic, made by a SYN to a backend whose endpoint no other service
+ * shares (FERRY_BE_F_SOLE) and whose VIP hint holds this VIP: no reply half
+ * in ferry_erflows (no reply key clash is possible, and the hint finds the
+ * flow). Its replies are translated from the forward entry, through the hint;
+ * its promotion writes the confirmed reply half. Cleared by promotion.
+ */
+#define FERRY_FLOW_F_REPLY_HINT (1U << 9)
 
 /*
  * ferry_be_vips: backend endpoint (a struct ferry_vip holding the backend's

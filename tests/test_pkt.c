@@ -1073,15 +1073,29 @@ static void test_syn_new_flow(void)
 	rkey.family = FERRY_AF_INET;
 	ASSERT_NEQ(bpf_map_lookup_elem(map_fd(FERRY_MAP_RFLOWS), &rkey, &rflow), 0,
 		   "no confirmed reply half from a SYN");
-	if (ASSERT_OK(bpf_map_lookup_elem(map_fd(FERRY_MAP_ERFLOWS), &rkey, &rflow),
-		      "embryonic reply half")) {
+	/*
+	 * The service's backends are its own (FERRY_BE_F_SOLE): no embryonic
+	 * reply half, the replies find the flow through the VIP hint
+	 * (test_reply_half_recover; a shared backend's: test_reply_clash).
+	 */
+	ASSERT_NEQ(bpf_map_lookup_elem(map_fd(FERRY_MAP_ERFLOWS), &rkey, &rflow), 0,
+		   "no embryonic reply half for a sole backend");
+	ASSERT_EQ(flow.flags & (FERRY_FLOW_F_REPLY_HINT | FERRY_FLOW_F_HINTED),
+		  FERRY_FLOW_F_REPLY_HINT | FERRY_FLOW_F_HINTED, "replies through the hint");
+	{
+		struct ferry_vip hk = { .port = rkey.sport,
+					.proto = IPPROTO_TCP,
+					.family = FERRY_AF_INET };
+		struct ferry_be_vips hint;
 		uint32_t vip[4];
 
+		memcpy(hk.addr, rkey.saddr, sizeof(hk.addr));
 		pb_addr(vip, VIP4);
-		ASSERT_EQ(rflow.vip_addr[0], vip[0], "rflow vip");
-		ASSERT_EQ(rflow.vip_port, htons(80), "rflow vip port");
-		ASSERT_EQ(rflow.backend_id, be->id, "rflow backend");
-		ASSERT_EQ(rflow.fwd.sport, htons(40000), "rflow fwd key");
+		if (ASSERT_OK(bpf_map_lookup_elem(map_fd(FERRY_MAP_BE_VIPS), &hk, &hint),
+			      "the backend's VIP hint")) {
+			ASSERT_EQ(hint.vip[0].addr[0], vip[0], "hint vip");
+			ASSERT_EQ(hint.vip[0].port, htons(80), "hint vip port");
+		}
 	}
 	{
 		struct ferry_stats s0 = be->id == 1 ? st0 : st1, s;
@@ -2993,8 +3007,10 @@ static void test_icmp_backend_side(void)
 		bool from_router;
 		uint8_t type, code;
 		uint32_t word;
+		bool syn; /* about an embryonic flow's SYN, which has no reply half */
 	} cases[] = {
 		{ 4, IPPROTO_TCP, false, 3, 4, 1400 }, /* frag needed from the backend */
+		{ 4, IPPROTO_TCP, true, 3, 1, 0, true }, /* host unreachable, about a SYN */
 		{ 4, IPPROTO_UDP, false, 3, 3, 0 }, /* port unreachable */
 		{ 4, IPPROTO_TCP, true, 11, 0, 0 }, /* time exceeded from a router */
 		{ 6, IPPROTO_TCP, false, 2, 0, 1280 }, /* packet too big */
@@ -3008,7 +3024,8 @@ static void test_icmp_backend_side(void)
 		const char *client = family == 4 ? CLIENT4 : CLIENT6;
 		uint16_t vport = udp ? 53 : 80;
 		struct pb_spec fwd = udp ? spec_udp(41001, vip, vport) :
-					   spec_tcp(family, 41001, vip, vport, PB_TCP_ACK);
+					   spec_tcp(family, cases[i].syn ? 41002 : 41001, vip,
+						    vport, cases[i].syn ? PB_TCP_SYN : PB_TCP_ACK);
 		const struct backend_def *be;
 		struct pb_spec quoted, quoted_vip, o_in, o_out;
 		const char *sender;
@@ -3016,7 +3033,10 @@ static void test_icmp_backend_side(void)
 		size_t il, ol;
 		char what[64];
 
-		ensure_flow(&fwd);
+		if (cases[i].syn)
+			run_spec(P_XDP, env.if_c0, &fwd);
+		else
+			ensure_flow(&fwd);
 		be = flow_backend(&fwd);
 		if (!ASSERT_TRUE(be != NULL, "flow"))
 			return;
@@ -3035,9 +3055,10 @@ static void test_icmp_backend_side(void)
 				sizeof(ib));
 		ol = icmp_frame(o_out, cases[i].type, cases[i].code, cases[i].word, &quoted_vip, ob,
 				sizeof(ob));
-		snprintf(what, sizeof(what), "ipv%d %s type %u from %s, reply in", family,
+		snprintf(what, sizeof(what), "ipv%d %s type %u from %s%s, reply in", family,
 			 udp ? "udp" : "tcp", cases[i].type,
-			 cases[i].from_router ? "router" : "backend");
+			 cases[i].from_router ? "router" : "backend",
+			 cases[i].syn ? " about a SYN" : "");
 		check_icmp(what, P_TC_REPLY_IN, env.if_b0, ib, il, ob, ol,
 			   &(struct expect){ .verdict = TC_ACT_REDIRECT,
 					     .ctr = { CTR(ICMP_REPLY, 1), CTR(REDIRECT, 1) } });
@@ -3529,7 +3550,7 @@ static void test_reply_half_recover(void)
 {
 	struct pb_spec a = spec_tcp(4, 44710, "198.18.2.7", 80, PB_TCP_ACK);
 	struct pb_spec b = spec_tcp(4, 44711, "198.18.2.8", 80, PB_TCP_ACK);
-	struct pb_spec syn = spec_tcp(4, 44712, VIP4, 80, PB_TCP_SYN), direct, rep, out, ack;
+	struct pb_spec syn = spec_tcp(4, 44712, VIP4, 80, PB_TCP_SYN), direct, rep, out, ack, pick;
 	struct expect restored = { .verdict = TC_ACT_REDIRECT,
 				   .ctr = { CTR(REPLY_NAT, 1), CTR(REDIRECT, 1),
 					    CTR(FLOW_RESTORED, 1) } };
@@ -3583,26 +3604,65 @@ static void test_reply_half_recover(void)
 	check("a direct caller's reply", P_TC_REPLY_IN, env.if_b0, &rep,
 	      &(struct expect){ .verdict = TC_ACT_OK });
 
-	/* An embryonic flow whose reply half is lost: its SYN-ACK rebuilds it, the ACK confirms. */
+	/*
+	 * A SYN to a sole backend stores no embryonic reply half
+	 * (FERRY_FLOW_F_REPLY_HINT): its SYN-ACK is translated through the
+	 * hint and writes nothing; the ACK confirms and writes the confirmed
+	 * reply half.
+	 */
 	run_spec(P_XDP, env.if_c0, &syn);
 	bs = flow_backend(&syn);
 	if (!ASSERT_TRUE(bs != NULL, "embryonic flow"))
 		return;
-	reply_key_of(&syn, bs, &rk);
-	ASSERT_OK(bpf_map_delete_elem(map_fd(FERRY_MAP_ERFLOWS), &rk), "delete its reply half");
+	ASSERT_FALSE(rflow_in(FERRY_MAP_ERFLOWS, &syn, bs, &rf), "no embryonic reply half");
 	rep = spec_reply(&syn, bs, PB_TCP_SYN | PB_TCP_ACK);
 	rep.seq = SYNACK_SEQ;
 	rep.ack = syn.seq + 1;
 	out = spec_reply_out(&syn, &rep);
-	check("SYN-ACK rebuilds the embryonic reply half", P_TC_REPLY_IN, env.if_b0, &rep,
-	      &restored);
-	ASSERT_TRUE(rflow_in(FERRY_MAP_ERFLOWS, &syn, bs, &rf), "embryonic reply half back");
+	check("SYN-ACK through the hint", P_TC_REPLY_IN, env.if_b0, &rep,
+	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
+				.out = &out,
+				.ctr = { CTR(REPLY_NAT, 1), CTR(REDIRECT, 1) } });
+	ASSERT_FALSE(rflow_in(FERRY_MAP_ERFLOWS, &syn, bs, &rf), "still none: nothing written");
+	if (ASSERT_TRUE(flow_get_in(FERRY_MAP_EFLOWS, &syn, &f), "embryonic still"))
+		ASSERT_EQ(f.flags & FERRY_FLOW_F_SYNACK, FERRY_FLOW_F_SYNACK, "SYN-ACK noted");
 	ack = syn;
 	ack.tcp_flags = PB_TCP_ACK;
 	ack.seq = syn.seq + 1;
 	ack.ack = SYNACK_SEQ + 1;
 	run_spec(P_XDP, env.if_c0, &ack);
-	ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &syn, &f), "then confirmed");
+	if (ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &syn, &f), "then confirmed"))
+		ASSERT_EQ(f.flags & FERRY_FLOW_F_REPLY_HINT, 0, "an embryonic flag, gone");
+	ASSERT_FALSE(flow_get_in(FERRY_MAP_EFLOWS, &syn, &f), "the embryonic entry gone");
+	if (ASSERT_TRUE(rflow_in(FERRY_MAP_RFLOWS, &syn, bs, &rf), "confirmed reply half")) {
+		pb_addr(vip, VIP4);
+		ASSERT_EQ(rf.vip_addr[0], vip[0], "its VIP");
+		ASSERT_EQ(rf.vip_port, htons(80), "its VIP port");
+		ASSERT_EQ(rf.backend_id, bs->id, "its backend");
+		ASSERT_EQ(rf.fwd.sport, htons(44712), "its forward key");
+	}
+	rep = spec_reply(&syn, bs, PB_TCP_ACK);
+	out = spec_reply_out(&syn, &rep);
+	check("then a reply through the confirmed half", P_TC_REPLY_IN, env.if_b0, &rep,
+	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
+				.out = &out,
+				.ctr = { CTR(REPLY_NAT, 1), CTR(REDIRECT, 1) } });
+
+	/* A pickup keeps its embryonic reply half; lost, the backend's answer rebuilds it. */
+	pick = spec_tcp(4, 44714, VIP4, 80, PB_TCP_ACK);
+	run_spec(P_XDP, env.if_c0, &pick);
+	bs = flow_backend(&pick);
+	if (!ASSERT_TRUE(bs != NULL, "the pickup's embryonic flow"))
+		return;
+	reply_key_of(&pick, bs, &rk);
+	ASSERT_OK(bpf_map_delete_elem(map_fd(FERRY_MAP_ERFLOWS), &rk), "delete its reply half");
+	rep = spec_reply(&pick, bs, PB_TCP_ACK);
+	out = spec_reply_out(&pick, &rep);
+	restored.out = &out;
+	check("the backend's answer rebuilds the embryonic reply half", P_TC_REPLY_IN, env.if_b0,
+	      &rep, &restored);
+	ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &pick, &f), "and confirms the pickup");
+	ASSERT_TRUE(rflow_in(FERRY_MAP_RFLOWS, &pick, bs, &rf), "its confirmed reply half");
 
 	/* A backend the forward entry does not name, with a hint to the same VIP: untouched. */
 	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)

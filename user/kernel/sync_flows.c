@@ -203,7 +203,9 @@ static void visit_idle(struct flow_walk *fw, const struct ferry_flow_key *key, c
 	if (w->now - flow->last_ns < limit)
 		return;
 	w->walk.fwd.keys[w->walk.fwd.n++] = *key;
-	ferry_flow__reverse_key(&w->walk.rev.keys[w->walk.rev.n++], key, flow);
+	/* Made without an embryonic reply half: none to delete (a missing key costs a batch). */
+	if (!(w->embryonic && (flow->flags & FERRY_FLOW_F_REPLY_HINT)))
+		ferry_flow__reverse_key(&w->walk.rev.keys[w->walk.rev.n++], key, flow);
 	w->n++;
 }
 
