@@ -3719,6 +3719,57 @@ static void test_port_reuse_after_close(void)
 }
 
 /*
+ * The same after a close both sides saw (the confirmed reply half closing
+ * too), on a sole backend: the new connection has no embryonic reply half,
+ * so its SYN-ACK must find it through the hint, not through the old half,
+ * and arm it; the client's ACK then confirms it. Through the old half, the
+ * flow was never armed and stayed embryonic.
+ */
+static void test_port_reuse_synack(void)
+{
+	struct pb_spec a = spec_tcp(4, 44610, VIP4, 80, PB_TCP_ACK), fin, rfin, syn, rep, ack;
+	const struct backend_def *be;
+	struct ferry_rflow rf;
+	struct ferry_flow f;
+
+	ensure_flow(&a);
+	be = flow_backend(&a);
+	if (!ASSERT_TRUE(be != NULL, "flow"))
+		return;
+	fin = a;
+	fin.tcp_flags = PB_TCP_FIN | PB_TCP_ACK;
+	run_spec(P_XDP, env.if_c0, &fin);
+	rfin = spec_reply(&a, be, PB_TCP_FIN | PB_TCP_ACK);
+	run_spec(P_TC_REPLY_IN, env.if_b0, &rfin);
+	if (!ASSERT_TRUE(rflow_in(FERRY_MAP_RFLOWS, &a, be, &rf), "old reply half kept") ||
+	    !ASSERT_TRUE(rf.flags & FERRY_FLOW_F_CLOSING, "and closing"))
+		return;
+	syn = a;
+	syn.tcp_flags = PB_TCP_SYN;
+	syn.seq = 8000;
+	run_spec(P_XDP, env.if_c0, &syn);
+	if (!ASSERT_TRUE(flow_get_in(FERRY_MAP_EFLOWS, &a, &f), "new connection embryonic") ||
+	    !ASSERT_TRUE(f.flags & FERRY_FLOW_F_REPLY_HINT, "without its embryonic reply half"))
+		return;
+	be = backend_by_id(f.backend_id);
+	if (!ASSERT_TRUE(be != NULL, "its backend"))
+		return;
+	rep = spec_reply(&syn, be, PB_TCP_SYN | PB_TCP_ACK);
+	rep.seq = SYNACK_SEQ;
+	rep.ack = syn.seq + 1;
+	run_spec(P_TC_REPLY_IN, env.if_b0, &rep);
+	if (ASSERT_TRUE(flow_get_in(FERRY_MAP_EFLOWS, &a, &f), "still embryonic"))
+		ASSERT_EQ(f.flags & FERRY_FLOW_F_SYNACK, FERRY_FLOW_F_SYNACK, "SYN-ACK armed it");
+	ack = a;
+	ack.seq = syn.seq + 1;
+	ack.ack = SYNACK_SEQ + 1;
+	run_spec(P_XDP, env.if_c0, &ack);
+	ASSERT_FALSE(flow_get_in(FERRY_MAP_EFLOWS, &a, &f), "confirmed: no embryonic entry left");
+	if (ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &a, &f), "the new confirmed flow"))
+		ASSERT_EQ(f.flags & FERRY_FLOW_F_CLOSING, 0, "open, not the closed one");
+}
+
+/*
  * Idle timers: a reply refreshes the forward entry's last_ns (at most once a
  * second), so a flow whose server streams is not idle. Confirmed and
  * embryonic (UDP before its first answer) alike.
@@ -4855,6 +4906,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_rate_guard);
 	RUN_TEST(SUITE, test_reply_clash);
 	RUN_TEST(SUITE, test_port_reuse_after_close);
+	RUN_TEST(SUITE, test_port_reuse_synack);
 	RUN_TEST(SUITE, test_idle_refresh_both_ways);
 	RUN_TEST(SUITE, test_clock_jiffies);
 	RUN_TEST(SUITE, test_udp_confirmed_on_answer);
