@@ -1133,19 +1133,24 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 	synack = (pkt.tcp_flags & (FERRY_TCP_SYN | FERRY_TCP_ACK)) ==
 		 (FERRY_TCP_SYN | FERRY_TCP_ACK);
 	rflow = bpf_map_lookup_elem(&ferry_rflows, &pkt.key);
-	/* A closed connection's entry yields to a new one on the same ports (see ferry_fwd). */
-	if (!rflow || (rflow->flags & FERRY_FLOW_F_CLOSING)) {
+	/*
+	 * A closed connection's entry yields to a new one on the same ports (see
+	 * ferry_fwd). A SYN-ACK always looks for the new one: the old half is
+	 * closing only if the backend's FIN or RST came this way, not after a
+	 * client's RST, and through it the new flow would never be armed.
+	 */
+	if (!rflow || (rflow->flags & FERRY_FLOW_F_CLOSING) || synack) {
 		erflow = bpf_map_lookup_elem(&ferry_erflows, &pkt.key);
+		if (erflow)
+			emb = true;
 		/*
 		 * The new one may have no embryonic reply half: its SYN-ACK
 		 * finds it through the hint, or the old half would take it.
 		 */
-		if (!erflow && rflow && synack)
+		else if (rflow && synack)
 			erflow = ferry_rflow_recovered(&pkt.key, synack, &emb);
-		if (erflow) {
+		if (erflow)
 			rflow = erflow;
-			emb = true;
-		}
 		/* Keeps clang from testing both pointers at once with an OR, which the verifier refuses. */
 		asm volatile("" : "+r"(rflow));
 	}

@@ -3718,16 +3718,25 @@ static void test_port_reuse_after_close(void)
 			  "the new connection's flow carried its ACK");
 }
 
+/* How the first connection on a reused port ended, as ferry saw it. */
+enum reuse_close {
+	REUSE_BOTH_FIN, /* both sides' FINs: the reply half is closing too */
+	REUSE_CLIENT_RST, /* the client's RST only: the reply half is not */
+	REUSE_CLIENT_FIN, /* the client's FIN only (the backend's went by another path) */
+};
+
 /*
- * The same after a close both sides saw (the confirmed reply half closing
- * too), on a sole backend: the new connection has no embryonic reply half,
- * so its SYN-ACK must find it through the hint, not through the old half,
- * and arm it; the client's ACK then confirms it. Through the old half, the
- * flow was never armed and stayed embryonic.
+ * The same after each kind of close: the new connection's SYN-ACK must reach
+ * its embryonic flow (through the hint on a sole backend, which stored no
+ * embryonic reply half; in ferry_erflows on a shared one), not the old
+ * confirmed reply half, and arm it; the client's ACK then confirms it.
+ * Through the old half the flow was never armed and stayed embryonic: a
+ * flood could evict it. The old half is closing only when the backend's FIN
+ * or RST was seen, so after a client's RST the SYN-ACK cannot go by that.
  */
-static void test_port_reuse_synack(void)
+static void port_reuse_synack(const char *vip, __u16 sport, enum reuse_close how)
 {
-	struct pb_spec a = spec_tcp(4, 44610, VIP4, 80, PB_TCP_ACK), fin, rfin, syn, rep, ack;
+	struct pb_spec a = spec_tcp(4, sport, vip, 80, PB_TCP_ACK), fin, rfin, syn, rep, ack;
 	const struct backend_def *be;
 	struct ferry_rflow rf;
 	struct ferry_flow f;
@@ -3737,22 +3746,28 @@ static void test_port_reuse_synack(void)
 	if (!ASSERT_TRUE(be != NULL, "flow"))
 		return;
 	fin = a;
-	fin.tcp_flags = PB_TCP_FIN | PB_TCP_ACK;
+	fin.tcp_flags = how == REUSE_CLIENT_RST ? PB_TCP_RST : PB_TCP_FIN | PB_TCP_ACK;
 	run_spec(P_XDP, env.if_c0, &fin);
-	rfin = spec_reply(&a, be, PB_TCP_FIN | PB_TCP_ACK);
-	run_spec(P_TC_REPLY_IN, env.if_b0, &rfin);
+	if (how == REUSE_BOTH_FIN) {
+		rfin = spec_reply(&a, be, PB_TCP_FIN | PB_TCP_ACK);
+		run_spec(P_TC_REPLY_IN, env.if_b0, &rfin);
+	}
 	if (!ASSERT_TRUE(rflow_in(FERRY_MAP_RFLOWS, &a, be, &rf), "old reply half kept") ||
-	    !ASSERT_TRUE(rf.flags & FERRY_FLOW_F_CLOSING, "and closing"))
+	    !ASSERT_EQ(rf.flags & FERRY_FLOW_F_CLOSING,
+		       how == REUSE_BOTH_FIN ? FERRY_FLOW_F_CLOSING : 0,
+		       "closing only when the backend closed"))
 		return;
 	syn = a;
 	syn.tcp_flags = PB_TCP_SYN;
-	syn.seq = 8000;
+	syn.seq = 8000 + how;
 	run_spec(P_XDP, env.if_c0, &syn);
-	if (!ASSERT_TRUE(flow_get_in(FERRY_MAP_EFLOWS, &a, &f), "new connection embryonic") ||
-	    !ASSERT_TRUE(f.flags & FERRY_FLOW_F_REPLY_HINT, "without its embryonic reply half"))
+	if (!ASSERT_TRUE(flow_get_in(FERRY_MAP_EFLOWS, &a, &f), "new connection embryonic"))
 		return;
 	be = backend_by_id(f.backend_id);
-	if (!ASSERT_TRUE(be != NULL, "its backend"))
+	if (!ASSERT_TRUE(be != NULL, "its backend") ||
+	    !ASSERT_EQ(f.flags & FERRY_FLOW_F_REPLY_HINT,
+		       backend_sole(be) ? FERRY_FLOW_F_REPLY_HINT : 0,
+		       "an embryonic reply half only for a shared backend"))
 		return;
 	rep = spec_reply(&syn, be, PB_TCP_SYN | PB_TCP_ACK);
 	rep.seq = SYNACK_SEQ;
@@ -3767,6 +3782,17 @@ static void test_port_reuse_synack(void)
 	ASSERT_FALSE(flow_get_in(FERRY_MAP_EFLOWS, &a, &f), "confirmed: no embryonic entry left");
 	if (ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &a, &f), "the new confirmed flow"))
 		ASSERT_EQ(f.flags & FERRY_FLOW_F_CLOSING, 0, "open, not the closed one");
+	if (ASSERT_TRUE(rflow_in(FERRY_MAP_RFLOWS, &a, be, &rf), "the new confirmed reply half"))
+		ASSERT_EQ(rf.flags & FERRY_FLOW_F_CLOSING, 0, "open too");
+}
+
+static void test_port_reuse_synack(void)
+{
+	port_reuse_synack(VIP4, 44610, REUSE_BOTH_FIN);
+	port_reuse_synack(VIP4, 44611, REUSE_CLIENT_RST);
+	port_reuse_synack(VIP4, 44612, REUSE_CLIENT_FIN);
+	/* Backends 12 and 13 share one endpoint: the SYN stores an embryonic reply half. */
+	port_reuse_synack("198.18.2.7", 44613, REUSE_CLIENT_RST);
 }
 
 /*
