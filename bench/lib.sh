@@ -144,6 +144,32 @@ fx_write_deployment() {
 
 # --- ferryd ------------------------------------------------------------------
 
+# fx_cpu_mark PID: "CPU_MS WALL_S" now, for fx_cpu_note: the CPU time process PID
+# has used (user + system, all its threads) and the wall clock.
+fx_cpu_mark() {
+	local s a
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo "- $EPOCHREALTIME"; return; }
+	# After the command name (in parentheses, may hold spaces): state is field 0,
+	# utime 11, stime 12, in clock ticks.
+	read -r -a a <<<"${s##*) }"
+	echo "$(((a[11] + a[12]) * 1000 / FX_CLK_TCK)) $EPOCHREALTIME"
+}
+FX_CLK_TCK=$(getconf CLK_TCK)
+
+# fx_cpu_note FILE CASE ROUND PID MARK: one JSON line in FILE, the CPU time PID
+# used since MARK (fx_cpu_mark) and the wall time between. ferryd's own CPU
+# during a case: the packet-rate figures count the measured CPU only, so a
+# control plane doing work per packet or per connection would not show there.
+fx_cpu_note() {
+	local file=$1 name=$2 round=$3 pid=$4 c0 t0 now
+	read -r c0 t0 <<<"$5"
+	read -r -a now <<<"$(fx_cpu_mark "$pid")"
+	[ "$c0" = - ] || [ "${now[0]}" = - ] && return 0
+	printf '{"case": "%s", "round": %s, "cpu_ms": %s, "wall_s": %s}\n' "$name" "$round" \
+		"$((now[0] - c0))" "$(awk -v a="$t0" -v b="${now[1]}" 'BEGIN { printf "%.3f", b - a }')" \
+		>>"$file"
+}
+
 # fx_log_mark LOG: the number of the line the next writer to LOG starts at.
 fx_log_mark() { echo $(($([ -f "$1" ] && wc -l <"$1" || echo 0) + 1)); }
 

@@ -430,6 +430,24 @@ def pod_http_section(raw):
     return {k.replace("pod-", "pod_").replace("-", "_"): v for k, v in out.items()}
 
 
+# ------------------------------------------------------------ ferryd's CPU
+
+def ferryd_cpu_section(raw):
+    """ferryd's own CPU time during each case that ran it (bench/lib.sh fx_cpu_note), per round:
+    the packet-rate figures count the measured CPU only, so control-plane work per packet or
+    per connection would not show there."""
+    cases = {}
+    for r in jsonl(os.path.join(raw, "ferryd-cpu.jsonl")):
+        cases.setdefault(r["case"], []).append(r)
+    out = {}
+    for name, runs in cases.items():
+        pct = [100.0 * r["cpu_ms"] / 1e3 / r["wall_s"] for r in runs if r.get("wall_s")]
+        out[name] = {"cpu_ms": [r["cpu_ms"] for r in runs], "wall_s": [r["wall_s"] for r in runs],
+                     "percent_of_one_cpu": median(pct), "percent_min": min(pct) if pct else None,
+                     "percent_max": max(pct) if pct else None}
+    return out
+
+
 # ----------------------------------------------------------------- control
 
 def slope(points):
@@ -850,6 +868,10 @@ def print_table(doc):
                          "iptables_" + where], "pod_",
                    "HTTP, pod mode, %s backend" % ("same-node" if where == "local"
                                                    else "second-node"))
+    for name, e in sorted((doc.get("ferryd_cpu") or {}).items()):
+        print("ferryd's own CPU, %-16s %.2f %% of one CPU (median of %d rounds, %.2f-%.2f)" % (
+            name, e["percent_of_one_cpu"] or 0, len(e["cpu_ms"]), e["percent_min"] or 0,
+            e["percent_max"] or 0))
     c = doc.get("control") or {}
     for k, e in c.items():
         if k.startswith("_"):
@@ -1000,6 +1022,19 @@ def markdown(doc):
         http_table(pod, ["direct_" + where, "ferry_" + where, "ferry_peer_" + where,
                          "iptables_" + where], "pod_", "HTTP, pod mode, %s backend" % (
                              "same-node" if where == "local" else "second-node"))
+    fcpu = doc.get("ferryd_cpu") or {}
+    if fcpu:
+        out += ["#### ferryd's own CPU", "",
+                "User and system time of ferryd (all threads) from the end of its start-up to the "
+                "end of its case's runs, per round; not in the per-CPU-second packet rates, which "
+                "count the measured CPU only.", "",
+                "| case | CPU ms per round, median (min-max) | wall s per round | % of one CPU, "
+                "median (min-max) |", "|---|---:|---:|---:|"]
+        for name, e in sorted(fcpu.items()):
+            out.append("| %s | %.0f (%d-%d) | %.0f | %.2f (%.2f-%.2f) |" % (
+                name, median(e["cpu_ms"]), min(e["cpu_ms"]), max(e["cpu_ms"]), median(e["wall_s"]),
+                e["percent_of_one_cpu"] or 0, e["percent_min"] or 0, e["percent_max"] or 0))
+        out.append("")
     ctl = doc.get("control") or {}
     rows = ["| %s | %s %s%s |" % (k, "%.4g" % e["value"] if isinstance(e.get("value"), (int, float))
                                   else "-", e.get("unit", ""),
@@ -1044,7 +1079,8 @@ def main():
     http = http_section(a.raw)
     ctl = control_section(a.raw)
     doc = {"machine": machine, "elapsed_s": a.elapsed, "cpu_time_basis": basis,
-           "pkt_ns": pkt, "pps": pps, "http": http, "pod": pod, "control": ctl}
+           "pkt_ns": pkt, "pps": pps, "http": http, "pod": pod, "control": ctl,
+           "ferryd_cpu": ferryd_cpu_section(a.raw)}
     doc["targets"] = targets(pkt if "missing" not in pkt else {}, pps, http, pod, ctl, machine)
     tmp = os.path.join(os.path.dirname(os.path.abspath(a.out)), ".results.tmp")
     with open(tmp, "w") as f:
