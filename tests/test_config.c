@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "addr.h"
 #include "source/config.h"
 #include "source/manifest.h"
 #include "log.h"
@@ -1061,6 +1062,41 @@ out:
 	rm_rf(dir);
 }
 
+/*
+ * A restart that adopts a running data plane: the deployment holding a VIP
+ * there (its pinned ferry_svc_meta, given to adopt_owner) keeps it against a
+ * claimant that sorts first. Without it the first build of the new ferryd
+ * gave the VIP to alpha and reset zeta's connections.
+ */
+static void test_adopted_vip_owner(void)
+{
+	struct ferry_config_store *st = ferry_config_store__new();
+	struct ferry_model m = {};
+	struct ferry_vip vip;
+	char dir[64] = "", why[128];
+
+	if (!ASSERT_TRUE(st && make_tmpdir(dir, sizeof(dir)), "setup") ||
+	    !ASSERT_EQ(ferry_vip__parse("198.18.100.30:8000", &vip, why, sizeof(why)), 0, "vip"))
+		goto out;
+	write_file(dir, "a.yaml",
+		   SDEP_HEAD("alpha", "    ferry.io/vip: 198.18.100.30:8000\n") PRED("main", 100));
+	write_file(dir, "z.yaml",
+		   SDEP_HEAD("zeta", "    ferry.io/vip: 198.18.100.30:8000\n") PRED("main", 100));
+	ASSERT_EQ(ferry_config_store__adopt_owner(st, &vip, "models/zeta"), 0, "adopt");
+	ASSERT_EQ(ferry_config_store__adopt_owner(st, &vip, "models/alpha"), 0,
+		  "a second claim on an adopted VIP is ignored");
+	load_build(st, dir, &m);
+	ASSERT_TRUE(find_service(&m, "models/zeta", 8000) != NULL, "zeta keeps the VIP");
+	ASSERT_TRUE(find_service(&m, "models/alpha", 8000) == NULL, "alpha rejected");
+	if (ASSERT_EQ(ferry_config_store__nerrors(st), 1, "one error"))
+		ASSERT_STRSTR(ferry_config_store__error(st, 0)->message,
+			      "already used by SeldonDeployment models/zeta", "alpha's error");
+out:
+	ferry_model__free(&m);
+	ferry_config_store__free(st);
+	rm_rf(dir);
+}
+
 /* ------------------------------------------------------------ weights */
 
 static void test_redistribution(void)
@@ -1487,6 +1523,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_incremental_edits);
 	RUN_TEST(SUITE, test_many_files);
 	RUN_TEST(SUITE, test_duplicate_vip_keeps_owner);
+	RUN_TEST(SUITE, test_adopted_vip_owner);
 	RUN_TEST(SUITE, test_redistribution);
 	RUN_TEST(SUITE, test_shadow_and_explicit_zero);
 	RUN_TEST(SUITE, test_backend_states);

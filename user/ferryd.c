@@ -1307,6 +1307,14 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
  * Long on purpose: wiring in acquisition order with its goto ladder in reverse;
  * split, each resource would sit apart from its undo.
  */
+static int adopt_owner(const struct ferry_svc_meta *meta, void *ctx)
+{
+	char key[sizeof(meta->deployment) + 1];
+
+	snprintf(key, sizeof(key), "%.*s", (int)sizeof(meta->deployment), meta->deployment);
+	return key[0] ? ferry_config_store__adopt_owner(ctx, &meta->vip, key) : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct ferryd d = { .epfd = -1,
@@ -1404,6 +1412,9 @@ int main(int argc, char **argv)
 	}
 	d.store = ferry_config_store__new();
 	if (!d.sync || !d.store)
+		goto out;
+	/* Adopted: who holds each VIP now, so that a contested one stays (adopt_owner). */
+	if (!d.dp->created && ferry_sync__for_each_svc(d.sync, adopt_owner, d.store))
 		goto out;
 	d.canary = ferry_canary_runner__new(
 		&(struct ferry_canary_runner_opts){ .pin_path = d.opts.pin_path,

@@ -111,6 +111,13 @@ size_t ferry_sync__gc_flows(struct ferry_sync *sync, const struct ferry_gc_opts 
 void ferry_flow__reverse_key(struct ferry_flow_key *rkey, const struct ferry_flow_key *key,
 			     const struct ferry_flow *flow);
 
+/*
+ * Calls fn with each service the mirror holds, by id; stops at the first
+ * nonzero return of fn and returns it, else 0.
+ */
+int ferry_sync__for_each_svc(const struct ferry_sync *sync,
+			     int (*fn)(const struct ferry_svc_meta *meta, void *ctx), void *ctx);
+
 /* Counts of what the mirror holds, for logs and metrics. */
 size_t ferry_sync__nservices(const struct ferry_sync *sync);
 

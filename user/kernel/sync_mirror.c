@@ -677,6 +677,21 @@ void ferry_sync__free(struct ferry_sync *s)
 	free(s);
 }
 
+int ferry_sync__for_each_svc(const struct ferry_sync *s,
+			     int (*fn)(const struct ferry_svc_meta *meta, void *ctx), void *ctx)
+{
+	int err;
+
+	for (__u32 id = 1; id < s->svc_top; id++) {
+		if (!s->svcs[id].used)
+			continue;
+		err = fn(&s->svcs[id].meta, ctx);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 size_t ferry_sync__nservices(const struct ferry_sync *s)
 {
 	return s->svc_ids.live;

@@ -79,6 +79,16 @@ int ferry_config_store__delete(struct ferry_config_store *store, const char *kin
 			       const char *namespace, const char *name);
 
 /*
+ * Before the first build of a ferryd that adopted a running data plane:
+ * deployment ("namespace/name") holds vip there (its pinned ferry_svc_meta).
+ * When two deployments claim vip, the build keeps it with that one, as with
+ * the owner of a previous build, instead of the first by name: a restart must
+ * not move a contested VIP and reset its connections. Returns 0 or -ENOMEM.
+ */
+int ferry_config_store__adopt_owner(struct ferry_config_store *store,
+				    const struct ferry_vip *vip, const char *deployment);
+
+/*
  * Builds the desired state from every object in force (validated, mapped,
  * weights redistributed). Cross-object rules (a VIP claimed twice) reject an
  * object here. Returns 0 or a negative errno; *model must be freed with

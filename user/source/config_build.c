@@ -867,6 +867,24 @@ static void note_changes(struct ferry_config_store *store, struct build_state *b
 	memset(&bs->redist, 0, sizeof(bs->redist));
 }
 
+int ferry_config_store__adopt_owner(struct ferry_config_store *store,
+				    const struct ferry_vip *vip, const char *deployment)
+{
+	struct vip_owner *owners;
+
+	if (vip_prev_owner(store, vip))
+		return 0;
+	owners = realloc(store->owners, (store->nowners + 1) * sizeof(*owners));
+	if (!owners)
+		return -ENOMEM;
+	store->owners = owners;
+	memset(&owners[store->nowners], 0, sizeof(*owners));
+	owners[store->nowners].vip = *vip;
+	snprintf(owners[store->nowners].key, sizeof(owners->key), "%s", deployment);
+	store->nowners++;
+	return 0;
+}
+
 int ferry_config_store__build(struct ferry_config_store *store, struct ferry_model *model)
 {
 	struct build_state bs = { .store = store };

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # restart: under steady load (keep-alive connections plus a stream of new
 # connections), ferryd is restarted (SIGTERM, then started again) and sent
-# SIGHUP (full resync): no request fails. Then ferryd is killed with SIGKILL: forwarding goes on untouched, for
+# SIGHUP (full resync): no request fails, and a VIP another deployment claims
+# (rejected) stays with iris across the restart. Then ferryd is killed with SIGKILL: forwarding goes on untouched, for
 # established and new connections, with the weights last applied; a new
 # ferryd picks up where the old one left.
 # shellcheck source=SCRIPTDIR/../lib/topo.sh
@@ -17,6 +18,14 @@ fe_std_backends
 fe_manifest iris "$vip" "main:80:$m" "canary:20:$c"
 fe_ferryd_start
 fe_wait 10 fe_vip_ok "$vip" || fe_fail "VIP $vip does not answer within 10 s"
+if [ "$FE_LB" = ferry ]; then
+	# A second deployment claims the VIP: rejected, iris holds it. A restart
+	# must keep it so, though apple sorts first: the first ferryd after one
+	# gave the VIP to apple and reset iris's connections.
+	fe_manifest apple "$vip" "main:100:$c"
+	fe_wait 5 grep -q "already used by SeldonDeployment default/iris" "$FE_RUN/ferryd.log" ||
+		fe_fail "apple's claim on iris's VIP was not refused"
+fi
 
 ka="$FE_RUN/keepalive.json"
 nc="$FE_RUN/newconns.json"
