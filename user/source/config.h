@@ -85,8 +85,8 @@ int ferry_config_store__delete(struct ferry_config_store *store, const char *kin
  * the owner of a previous build, instead of the first by name: a restart must
  * not move a contested VIP and reset its connections. Returns 0 or -ENOMEM.
  */
-int ferry_config_store__adopt_owner(struct ferry_config_store *store,
-				    const struct ferry_vip *vip, const char *deployment);
+int ferry_config_store__adopt_owner(struct ferry_config_store *store, const struct ferry_vip *vip,
+				    const char *deployment);
 
 /*
  * Builds the desired state from every object in force (validated, mapped,

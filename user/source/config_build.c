@@ -867,8 +867,8 @@ static void note_changes(struct ferry_config_store *store, struct build_state *b
 	memset(&bs->redist, 0, sizeof(bs->redist));
 }
 
-int ferry_config_store__adopt_owner(struct ferry_config_store *store,
-				    const struct ferry_vip *vip, const char *deployment)
+int ferry_config_store__adopt_owner(struct ferry_config_store *store, const struct ferry_vip *vip,
+				    const char *deployment)
 {
 	struct vip_owner *owners;
 
