@@ -483,24 +483,41 @@ test_top() {
 		"$OUT/top" || why "top shows no requests/s or new connections/s for main under a 20/s trickle" || return 1
 	# Beside the busy service, one that gets no traffic: its latency columns
 	# say "-" (no sampled request in the interval), never nan; -j says null.
-	local idle=198.18.100.13:8000 rc=0
+	# And one that samples no flow (latency-sample "0") under load: its
+	# requests are still counted exactly (every flow), so REQ/s and the share
+	# are numbers; only the latency columns say "-" (top scaled the sampled
+	# latency count by N, and showed "-" and null for such a service).
+	local idle=198.18.100.13:8000 uns=198.18.100.14:8000 rc=0 lg=
 	"$PY" "$FE_BIN/manifests.py" write --dir "$FE_CONF" --name idle --vip "$idle" \
 		--predictor "solo:100:$B1" >/dev/null || return 1
+	"$PY" "$FE_BIN/manifests.py" write --dir "$FE_CONF" --name unsampled --vip "$uns" \
+		--predictor "solo:100:$B1" --annotation ferry.io/latency-sample=0 >/dev/null || return 1
 	fe_wait 10 idle_listed "$idle" || why "service $idle never shows in services -j" || rc=1
+	fe_wait 10 idle_listed "$uns" || why "service $uns never shows in services -j" || rc=1
+	if [ $rc -eq 0 ]; then
+		fe_loadgen_bg "$FE_RUN/unsampled.json" --target "$uns" --keepalive --connections 2 --rate 50
+		lg=$FE_LAST_PID
+		sleep 1
+	fi
 	[ $rc -eq 0 ] && { run top.idle top --iterations 1 --interval 2 || why "top exited $?" || rc=1; }
 	[ $rc -eq 0 ] && { run top.idle.json -j top --iterations 1 --interval 2 || why "top -j exited $?" || rc=1; }
+	[ -z "$lg" ] || fe_loadgen_stop "$lg"
 	"$PY" "$FE_BIN/manifests.py" delete --dir "$FE_CONF" --name idle >/dev/null
+	"$PY" "$FE_BIN/manifests.py" delete --dir "$FE_CONF" --name unsampled >/dev/null
 	fe_wait 10 idle_gone "$idle" || why "service $idle still listed after its manifest went" || rc=1
+	fe_wait 10 idle_gone "$uns" || why "service $uns still listed after its manifest went" || rc=1
 	[ $rc -eq 0 ] || return 1
 	! grep -qi 'nan' "$OUT/top.idle" || why "top prints nan: $(grep -i nan "$OUT/top.idle" | head -1)" || return 1
 	grep_out top.idle "^${idle//./\\.} +solo +100\.0% +0\.0% +0\.0 +0\.0 +- +- +0\.0 +0\.0$" || return 1
 	grep_out top.idle "^$VIP +main +80\.0% +[0-9.]+% +[0-9.]+ +[0-9.]+ +[0-9.]+ms +[0-9.]+ms " || return 1
 	[ "$(wc -l <"$OUT/top.idle.json")" -eq 1 ] || why "top -j --iterations 1 printed more than one line" || return 1
-	"$PY" - "$OUT/top.idle.json" "$idle" "$VIP" <<'EOF' || why "top -j: $(head -c 400 "$OUT/top.idle.json")"
+	grep_out top.idle "^${uns//./\\.} +solo +100\.0% +100\.0% +[0-9.]+ +[0-9.]+ +- +- " || return 1
+	"$PY" - "$OUT/top.idle.json" "$idle" "$VIP" "$uns" <<'EOF' || why "top -j: $(head -c 400 "$OUT/top.idle.json")"
 import json, sys
 d = json.loads(open(sys.argv[1]).read())
 svcs = {s["vip"]: {p["name"]: p for p in s["predictors"]} for s in d["services"]}
-idle, busy = svcs[sys.argv[2]]["solo"], svcs[sys.argv[3]]
+idle, busy, uns = svcs[sys.argv[2]]["solo"], svcs[sys.argv[3]], svcs[sys.argv[4]]["solo"]
+assert uns["requests_per_s"] > 0 and uns["share_pct"] == 100 and uns["p50_s"] is None, uns
 assert d["interval_s"] == 2
 assert idle["p50_s"] is None and idle["p99_s"] is None, idle
 assert idle["connections_per_s"] == 0 and idle["share_pct"] == 0 and idle["weight_pct"] == 100, idle

@@ -42,63 +42,59 @@ static void interval_quantiles(const struct ferry_snapshot *snap, const struct f
 }
 
 /*
- * Requests of one interval: the kernel counts one latency sample per request
- * (per stream on h2c) on sampled flows, so with one flow in N sampled the
- * count is scaled by N. NAN when the service samples nothing (no count).
+ * Requests of one interval: the kernel's exact count (ferry_stats.requests,
+ * every TCP flow, sampled or not; what ferry_requests_total exports), one per
+ * HTTP/1.x request, one per h2c stream. Not the latency histograms' count:
+ * sampling is per connection, so with few gRPC channels a count scaled by N
+ * gave 73/27 where the calls went 54/46.
  */
-static double interval_requests(const struct ferry_snapshot *snap,
-				const struct ferry_snapshot *prev, __u32 predictor_id,
-				__u32 sample_every)
+static double interval_requests(const struct ferry_snap_predictor *p,
+				const struct ferry_snap_predictor *q)
 {
-	const struct ferry_hist *h, *hp;
+	double n = 0;
 
-	if (!sample_every)
-		return NAN;
-	h = ferry_snapshot__hist(snap, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, predictor_id);
-	hp = ferry_snapshot__hist(prev, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, predictor_id);
-	if (!h)
-		return 0;
-	return (double)(h->count - (hp ? hp->count : 0)) * sample_every;
+	for (int k = 0; k < FERRY_L7_PROTOS; k++)
+		n += (double)p->stats.requests[k] - (double)q->stats.requests[k];
+	return n;
 }
 
 /* One predictor's row: printed, or appended to jpreds with -j. */
 static void top_row(const struct ctl *c, const struct ferry_snapshot *snap,
 		    const struct ferry_snapshot *prev, const struct ferry_snap_predictor *p,
 		    const struct ferry_snap_predictor *q, const char *vip, double total,
-		    double total_req, __u32 sample_every, double interval, json_t *jpreds)
+		    double total_req, double interval, json_t *jpreds)
 {
 	double conn = p->stats.new_flows - q->stats.new_flows, p50, p99;
-	double req = interval_requests(snap, prev, p->id, sample_every);
+	double req = interval_requests(p, q);
 	double weight =
 		(p->flags & FERRY_PRED_F_OVERRIDE ? p->weight_override : p->weight_configured) /
 		1e4;
 	double conn_share = total ? 100.0 * conn / total : 0.0;
-	/* By requests; by connections only when the service samples no request. */
-	double share = isnan(req) ? conn_share : total_req ? 100.0 * req / total_req : 0.0;
+	/* By requests; by connections when the service saw none (not HTTP, or idle). */
+	double share = total_req ? 100.0 * req / total_req : conn_share;
 	double http5 = (p->stats.http[FERRY_HTTP_5XX] - q->stats.http[FERRY_HTTP_5XX]) / interval;
 	double rst = (p->stats.resets - q->stats.resets) / interval;
 	/* No sampled request in the interval: no quantile, "-". */
-	char p50s[24] = "-", p99s[24] = "-", reqs[24] = "-";
+	char p50s[24] = "-", p99s[24] = "-", reqs[24];
 
 	interval_quantiles(snap, prev, p->id, &p50, &p99);
 	if (c->json) {
 		json_array_append_new(
-			jpreds, json_pack("{s:s, s:f, s:f, s:f, s:o, s:f, s:o, s:o, s:f, s:f}",
-					  "name", p->name, "weight_pct", weight, "share_pct", share,
-					  "connection_share_pct", conn_share, "requests_per_s",
-					  isnan(req) ? json_null() : json_real(req / interval),
-					  "connections_per_s", conn / interval, "p50_s",
-					  isnan(p50) ? json_null() : json_real(p50), "p99_s",
-					  isnan(p99) ? json_null() : json_real(p99),
-					  "http_5xx_per_s", http5, "resets_per_s", rst));
+			jpreds,
+			json_pack("{s:s, s:f, s:f, s:f, s:o, s:f, s:o, s:o, s:f, s:f}", "name",
+				  p->name, "weight_pct", weight, "share_pct", share,
+				  "connection_share_pct", conn_share, "requests_per_s",
+				  json_real(req / interval), "connections_per_s", conn / interval,
+				  "p50_s", isnan(p50) ? json_null() : json_real(p50), "p99_s",
+				  isnan(p99) ? json_null() : json_real(p99), "http_5xx_per_s",
+				  http5, "resets_per_s", rst));
 		return;
 	}
 	if (!isnan(p50)) {
 		snprintf(p50s, sizeof(p50s), "%.2fms", p50 * 1e3);
 		snprintf(p99s, sizeof(p99s), "%.2fms", p99 * 1e3);
 	}
-	if (!isnan(req))
-		snprintf(reqs, sizeof(reqs), "%.1f", req / interval);
+	snprintf(reqs, sizeof(reqs), "%.1f", req / interval);
 	printf("%-22s %-16s %6.1f%% %6.1f%% %9s %9.1f %10s %10s %7.1f %7.1f\n", vip, p->name,
 	       weight, share, reqs, conn / interval, p50s, p99s, http5, rst);
 }
@@ -132,19 +128,16 @@ static void top_frame(const struct ctl *c, const struct ferry_snapshot *snap,
 		for (j = 0; j < s->npredictors; j++) {
 			predictor_pair(snap, prev, s->predictor_ids[j], &p, &q);
 			if (p && q) {
-				double req = interval_requests(snap, prev, p->id, s->sample_every);
-
 				total += p->stats.new_flows - q->stats.new_flows;
-				if (!isnan(req))
-					total_req += req;
+				total_req += interval_requests(p, q);
 			}
 		}
 		for (j = 0; j < s->npredictors; j++) {
 			predictor_pair(snap, prev, s->predictor_ids[j], &p, &q);
 			if (!p || !q)
 				continue;
-			top_row(c, snap, prev, p, q, first ? vip : "", total, total_req,
-				s->sample_every, interval, jpreds);
+			top_row(c, snap, prev, p, q, first ? vip : "", total, total_req, interval,
+				jpreds);
 			first = false;
 		}
 	}
