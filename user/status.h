@@ -12,7 +12,10 @@
 
 #define FERRY_STATUS_DIR "/run/ferry"
 
-/* /run/ferry/<pin path with '/' as '_'>.json */
+/*
+ * /run/ferry/<pin path with '/' as '_'>.json; trailing slashes dropped and
+ * repeated ones counted once, so every spelling of one directory names one file.
+ */
 int ferry_status__path(const char *pin_path, char *buf, size_t len);
 
 #endif /* FERRY_STATUS_H */
