@@ -134,7 +134,15 @@ B1=$(fe_backend_ip 1) B2=$(fe_backend_ip 2) B3=$(fe_backend_ip 3)
 
 # fctl ARGS...: ferryctl in the node namespace (interface names resolve there;
 # nsenter keeps the host's bpffs visible).
-fctl() { nsenter --net="/run/netns/$FE_NODE" "$CTL" --pin-path "$FE_PIN" "$@"; }
+# With FO_CTL_TIMEOUT=SECONDS set, a ferryctl that runs longer is killed (exit 124): for
+# command lines that once hung.
+fctl() {
+	if [ -n "${FO_CTL_TIMEOUT:-}" ]; then
+		timeout "$FO_CTL_TIMEOUT" nsenter --net="/run/netns/$FE_NODE" "$CTL" --pin-path "$FE_PIN" "$@"
+	else
+		nsenter --net="/run/netns/$FE_NODE" "$CTL" --pin-path "$FE_PIN" "$@"
+	fi
+}
 
 # run NAME ARGS...: ferryctl with stdout to $OUT/NAME, stderr to $OUT/NAME.err;
 # returns ferryctl's exit code. The command line is kept in $OUT/NAME.cmd.
@@ -904,9 +912,24 @@ test_exit_codes() {
 	ec 2 reset-no-tty reset </dev/null
 	ec 2 reset-bad reset --frob
 	ec 2 latency-bad latency not:an:endpoint:x
+	# Numeric options: the whole value, in its range. These ran forever, hung
+	# or were cut to something else; the timeout turns a hang into a verdict.
+	local FO_CTL_TIMEOUT=10
+	ec 2 top-iterations-abc top --iterations abc
+	ec 2 top-iterations-neg top --iterations -3
+	ec 2 top-interval-nan top --iterations 1 --interval nan
+	ec 2 top-interval-inf top --iterations 1 --interval inf
+	ec 2 top-interval-huge top --iterations 1 --interval 1e9
+	ec 2 top-interval-abc top --iterations 1 --interval abc
+	ec 2 trace-count-abc trace --count abc
+	ec 2 trace-count-neg trace --count -5
+	ec 2 trace-every-huge trace --every 4294967297
+	FO_CTL_TIMEOUT=""
 	# A command that cannot do its job: 1.
 	run ec.nopin --pin-path /sys/fs/bpf/ferry-fo-nonexistent status
 	[ "$(cat "$OUT/ec.nopin.rc")" -eq 1 ] || bad+=" [status with a missing --pin-path -> $(cat "$OUT/ec.nopin.rc"), want 1]"
+	run ec.top-nopin --pin-path /sys/fs/bpf/ferry-fo-nonexistent top --iterations 1
+	[ "$(cat "$OUT/ec.top-nopin.rc")" -eq 1 ] || bad+=" [top with a missing --pin-path -> $(cat "$OUT/ec.top-nopin.rc"), want 1]"
 	# Nothing above changed the split.
 	run ec.after -j services
 	jcheck "$OUT/ec.after" "all(p['weight_override'] is None for p in svc('$VIP')['predictors'])" \

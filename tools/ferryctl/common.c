@@ -206,6 +206,64 @@ int match_services_meta(const struct ferry_dp *dp, const char *service, __u32 *i
 	return n;
 }
 
+/* ------------------------------------------------------- numeric options */
+
+/*
+ * A decimal number that is the whole of text: no sign-less hex ("0x10"),
+ * no leading space, no "nan" or "inf" (strtod takes all three, and a
+ * prefix, which is how "abc" became 0 and "4294967297" a truncated 1).
+ * Ranges are the callers'. Returns 0 or -EINVAL.
+ */
+int strict_double(const char *text, double *out)
+{
+	char *end;
+
+	if (!*text || strspn(text, "0123456789.eE+-") != strlen(text))
+		return -EINVAL;
+	errno = 0;
+	*out = strtod(text, &end);
+	if (*end || errno || !isfinite(*out))
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * A command's numeric option: the whole value, a number from min to max
+ * (whole with integer). A bad one is a usage error that names the command,
+ * the option, the value and the range; returns 0 or -EINVAL.
+ */
+static int option_number(const char *cmd, const char *opt, const char *text, double min, double max,
+			 bool integer, double *out)
+{
+	double v;
+
+	if (strict_double(text, &v) || (integer && v != floor(v)) || v < min || v > max) {
+		fprintf(stderr, "ferryctl %s: %s %s: expected a %s from %.15g to %.15g\n", cmd, opt,
+			text, integer ? "whole number" : "number", min, max);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+int option_long(const char *cmd, const char *opt, const char *text, long min, long max, long *out)
+{
+	double v;
+	int err;
+
+	/* Bounds of 2^53 and less: a double holds every whole number in them exactly. */
+	err = option_number(cmd, opt, text, min, max, true, &v);
+	if (!err)
+		*out = (long)v;
+	return err;
+}
+
+int option_double(const char *cmd, const char *opt, const char *text, double min, double max,
+		  double *out)
+{
+	return option_number(cmd, opt, text, min, max, false, out);
+}
+
 /* The pinned maps under --pin-path; ferryctl never loads a program. */
 struct ferry_dp *open_maps(const struct ctl *c)
 {

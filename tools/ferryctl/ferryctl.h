@@ -60,6 +60,10 @@ struct ferry_snapshot *read_snapshot(const struct ctl *c);
 double now_unix(void);
 __u64 now_mono_ns(void);
 void print_json(json_t *root);
+int strict_double(const char *text, double *out);
+int option_long(const char *cmd, const char *opt, const char *text, long min, long max, long *out);
+int option_double(const char *cmd, const char *opt, const char *text, double min, double max,
+		  double *out);
 bool simple_args(int argc, char **argv, int max_args, const char *usage_text, int *rc);
 int cmd_status(struct ctl *c, int argc, char **argv);
 int cmd_services(struct ctl *c, int argc, char **argv);

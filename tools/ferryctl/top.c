@@ -9,6 +9,10 @@
 
 /* ----------------------------------------------------------------- top */
 
+/* A week of frames at 1 s; with the interval's bound, poll()'s int ms never overflows. */
+#define TOP_MAX_ITERATIONS 1000000
+#define TOP_MAX_INTERVAL_S 3600
+
 /* A predictor in this frame (p) and the previous one (q), for rates; NULL when absent. */
 static void predictor_pair(const struct ferry_snapshot *snap, const struct ferry_snapshot *prev,
 			   __u32 id, const struct ferry_snap_predictor **p,
@@ -161,27 +165,33 @@ int cmd_top(struct ctl *c, int argc, char **argv)
 	long iterations = -1, it;
 	double interval = 1.0;
 	bool tty = isatty(STDOUT_FILENO);
-	int opt;
+	int opt, rc = EXIT_OK;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "n:i:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'n':
-			iterations = strtol(optarg, NULL, 10);
+			if (option_long("top", "--iterations", optarg, 1, TOP_MAX_ITERATIONS,
+					&iterations))
+				return EXIT_USAGE;
 			break;
 		case 'i':
-			interval = strtod(optarg, NULL);
-			if (interval < 0.1)
-				interval = 0.1;
+			/* Under 0.1 s a frame is mostly noise; over an hour, not "top". */
+			if (option_double("top", "--interval", optarg, 0.1, TOP_MAX_INTERVAL_S,
+					  &interval))
+				return EXIT_USAGE;
 			break;
 		case 'h':
 			printf("Usage: ferryctl top [--iterations N] [--interval SECONDS]\n"
+			       "N from 1 to %d frames (default: until q), SECONDS from 0.1 to\n"
+			       "%d (default 1).\n"
 			       "Refreshing view of services and predictors: share of requests and\n"
 			       "requests/s (counted by the kernel: HTTP/1.x requests, h2c streams;\n"
 			       "- when the service samples none), new connections/s, p50/p99\n"
 			       "latency (- when no request was sampled in the interval), 5xx and\n"
 			       "resets. q or Ctrl-C quits. With -j, one JSON object per interval,\n"
-			       "one line each.\n");
+			       "one line each.\n",
+			       TOP_MAX_ITERATIONS, TOP_MAX_INTERVAL_S);
 			return EXIT_OK;
 		default:
 			return EXIT_USAGE;
@@ -193,8 +203,10 @@ int cmd_top(struct ctl *c, int argc, char **argv)
 		struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
 
 		snap = read_snapshot(c);
-		if (!snap)
+		if (!snap) {
+			rc = EXIT_FAIL; /* no pins, or they went away: not a clean end */
 			break;
+		}
 		if (prev)
 			top_frame(c, snap, prev, interval, tty);
 		ferry_snapshot__free(prev);
@@ -209,5 +221,5 @@ int cmd_top(struct ctl *c, int argc, char **argv)
 		}
 	}
 	ferry_snapshot__free(prev);
-	return EXIT_OK;
+	return rc;
 }

@@ -6,6 +6,9 @@
 
 /* --------------------------------------------------------------- trace */
 
+/* Far more than anyone reads; keeps --count a plain whole number. */
+#define TRACE_MAX_COUNT 1000000000L
+
 struct trace_ctx {
 	struct ctl *c;
 	bool want_svc;
@@ -103,20 +106,22 @@ int cmd_trace(struct ctl *c, int argc, char **argv)
 			t.want_svc = true;
 			break;
 		case 'n':
-			t.count = strtol(optarg, NULL, 10);
+			if (option_long("trace", "--count", optarg, 1, TRACE_MAX_COUNT, &t.count))
+				return EXIT_USAGE;
 			break;
 		case 'e':
-			every = strtol(optarg, NULL, 10);
-			if (every < 1) {
-				fprintf(stderr, "ferryctl trace: --every N: N >= 1\n");
+			/* ferry_config.trace_every is a __u32: larger would be truncated. */
+			if (option_long("trace", "--every", optarg, 1, UINT32_MAX, &every))
 				return EXIT_USAGE;
-			}
 			break;
 		case 'h':
 			printf("Usage: ferryctl trace [--service VIP] [--count N] [--every N]\n"
 			       "Streams the data plane's per-packet decisions (service, predictor,\n"
 			       "backend, and why: new flow, flow hit, miss, reply, drop reason),\n"
-			       "sampling one packet in N (default every packet) while it runs.\n");
+			       "sampling one packet in N (default every packet) while it runs.\n"
+			       "--count N stops after N events (1 to %ld; default: until Ctrl-C),\n"
+			       "--every N is from 1 to %u.\n",
+			       TRACE_MAX_COUNT, UINT32_MAX);
 			return EXIT_OK;
 		default:
 			return EXIT_USAGE;
