@@ -901,6 +901,10 @@ test_exit_codes() {
 	ec 2 weights-sum weights "$VIP" main=50 canary=20
 	ec 2 weights-pct weights "$VIP" main=abc
 	ec 2 weights-pct-nan weights "$VIP" main=nan canary=100 # found by fuzz/ferryctl_args
+	ec 2 weights-pct-hex weights "$VIP" main=0x32 canary=50
+	# A predictor named twice once split its weight (main=100 main=0: 50/50).
+	ec 2 weights-twice weights "$VIP" main=100 main=0
+	ec 2 weights-twice-sum weights default/iris main=60 main=40
 	ec 2 weights-no-service weights
 	ec 2 weights-two-modes weights "$VIP" --clear --rollback
 	ec 2 weights-bad-vip weights 198.18.100:x main=100

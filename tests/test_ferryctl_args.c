@@ -2,7 +2,8 @@
 /*
  * Unit tests for ferryctl's command lines: every numeric option parsed
  * strictly (whole string, range, no NaN or inf) as a usage error (exit 2)
- * that names the option and the value; and that top without pins exits 1.
+ * that names the option and the value, a predictor named twice in weights
+ * refused; and that top without pins exits 1.
  * The commands run against a pin path where nothing is pinned, so a line
  * that parses stops with exit 1 at the maps and one that does not with 2
  * before them; nothing is attached, unprivileged. ferryctl's command
@@ -132,11 +133,28 @@ static void test_trace_numbers(void)
 		  "trace at its bounds, without pins");
 }
 
+static void test_weights_twice(void)
+{
+	usage_error(cmd_weights, "weights 198.18.100.10:8000 main=100 main=0", "main=100", "main=0",
+		    "named twice", NULL);
+	usage_error(cmd_weights, "weights 198.18.100.10:8000 main=60 main=40", "main", "twice",
+		    NULL);
+	usage_error(cmd_weights, "weights 198.18.100.10:8000 main=50 canary=0 main=50", "main",
+		    "twice", NULL);
+	usage_error(cmd_weights, "weights 198.18.100.10:8000 main=0x32 canary=50", "main=0x32",
+		    NULL);
+	usage_error(cmd_weights, "weights 198.18.100.10:8000 main=nan canary=100", "main=nan",
+		    NULL);
+	ASSERT_EQ(run_cmd(cmd_weights, "weights 198.18.100.10:8000 main=60 canary=40"), EXIT_FAIL,
+		  "distinct predictors, without pins");
+}
+
 int main(int argc, char **argv)
 {
 	test__main_init(argc, argv);
 	RUN_TEST(SUITE, test_top_numbers);
 	RUN_TEST(SUITE, test_top_no_pins);
 	RUN_TEST(SUITE, test_trace_numbers);
+	RUN_TEST(SUITE, test_weights_twice);
 	return test__summary();
 }

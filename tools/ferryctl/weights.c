@@ -107,7 +107,8 @@ int cmd_weights(struct ctl *c, int argc, char **argv)
 			       "       ferryctl weights SERVICE --clear\n"
 			       "Emergency override of a service's split, in the kernel at once. It\n"
 			       "survives ferryd restarts and shows in status and services until\n"
-			       "--clear. Percentages must sum to 100; predictors not named get 0.\n"
+			       "--clear. Percentages must sum to 100, each predictor named once;\n"
+			       "predictors not named get 0.\n"
 			       "--rollback sends every new connection to one predictor: --to's, or\n"
 			       "else the one with the largest configured traffic (first on a tie).\n"
 			       "Open connections are never moved.\n");
@@ -133,8 +134,9 @@ int cmd_weights(struct ctl *c, int argc, char **argv)
 			return EXIT_USAGE;
 	}
 	for (; optind < argc; optind++) {
-		char *eq = strchr(argv[optind], '='), *end;
+		char *eq = strchr(argv[optind], '=');
 		double pct;
+		size_t k;
 
 		if (!eq || eq == argv[optind] || n == FERRY_MAX_SVC_PREDICTORS) {
 			fprintf(stderr,
@@ -143,11 +145,24 @@ int cmd_weights(struct ctl *c, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 		*eq = '\0';
-		pct = strtod(eq + 1, &end);
-		/* Written so that NaN ("nan" parses) fails too. */
-		if (*end || eq[1] == '\0' || !(pct >= 0 && pct <= 100)) {
+		if (strict_double(eq + 1, &pct) || pct < 0 || pct > 100) {
 			fprintf(stderr,
 				"ferryctl weights: %s=%s: expected a percentage from 0 to 100\n",
+				argv[optind], eq + 1);
+			return EXIT_USAGE;
+		}
+		/*
+		 * Named twice, both entries would be written and split the
+		 * weight between them: main=100 main=0 would be 50/50, the
+		 * opposite of an "all to main" emergency. Refuse, change nothing.
+		 */
+		for (k = 0; k < n; k++) {
+			if (strcmp(names[k], argv[optind]))
+				continue;
+			fprintf(stderr,
+				"ferryctl weights: predictor %s is named twice (%s=%s and %s=%s); "
+				"give each predictor once\n",
+				argv[optind], names[k], names[k] + strlen(names[k]) + 1,
 				argv[optind], eq + 1);
 			return EXIT_USAGE;
 		}
