@@ -915,6 +915,13 @@ test_exit_codes() {
 	ec 2 drain-none drain
 	ec 2 reset-no-tty reset </dev/null
 	ec 2 reset-bad reset --frob
+	ec 2 pin-path-no-value --pin-path
+	ec 2 pin-path-no-value-after status --pin-path
+	local f
+	for f in pin-path-no-value pin-path-no-value-after; do
+		grep -q -- '--pin-path needs a value' "$OUT/ec.$f.err" ||
+			bad+=" [$(cat "$OUT/ec.$f.cmd") says '$(head -1 "$OUT/ec.$f.err")', want '--pin-path needs a value']"
+	done
 	ec 2 latency-bad latency not:an:endpoint:x
 	# Numeric options: the whole value, in its range. These ran forever, hung
 	# or were cut to something else; the timeout turns a hang into a verdict.

@@ -3,7 +3,8 @@
  * Unit tests for ferryctl's command lines: every numeric option parsed
  * strictly (whole string, range, no NaN or inf) as a usage error (exit 2)
  * that names the option and the value, a predictor named twice in weights
- * refused; and that top without pins exits 1.
+ * refused, --pin-path without a value said so; and that top without pins
+ * exits 1.
  * The commands run against a pin path where nothing is pinned, so a line
  * that parses stops with exit 1 at the maps and one that does not with 2
  * before them; nothing is attached, unprivileged. ferryctl's command
@@ -149,6 +150,13 @@ static void test_weights_twice(void)
 		  "distinct predictors, without pins");
 }
 
+static void test_pin_path_value(void)
+{
+	usage_error(NULL, "ferryctl --pin-path", "--pin-path needs a value", NULL);
+	usage_error(NULL, "ferryctl --pin-path=", "--pin-path needs a value", NULL);
+	usage_error(NULL, "ferryctl status --pin-path", "--pin-path needs a value", NULL);
+}
+
 int main(int argc, char **argv)
 {
 	test__main_init(argc, argv);
@@ -156,5 +164,6 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_top_no_pins);
 	RUN_TEST(SUITE, test_trace_numbers);
 	RUN_TEST(SUITE, test_weights_twice);
+	RUN_TEST(SUITE, test_pin_path_value);
 	return test__summary();
 }

@@ -71,6 +71,16 @@ static void usage(FILE *out)
 		FERRY_PIN_ROOT_DEFAULT);
 }
 
+/* Said so, rather than "unknown option": the option exists, its value is missing. */
+static int pin_path_missing(void)
+{
+	fprintf(stderr,
+		"ferryctl: --pin-path needs a value: the bpffs directory of ferry's pins, "
+		"e.g. --pin-path %s\n",
+		FERRY_PIN_ROOT_DEFAULT);
+	return EXIT_USAGE;
+}
+
 int main(int argc, char **argv)
 {
 	struct ctl c = { .pin_path = FERRY_PIN_ROOT_DEFAULT };
@@ -81,10 +91,14 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-j") || !strcmp(argv[i], "--json")) {
 			c.json = true;
-		} else if (!strcmp(argv[i], "--pin-path") && i + 1 < argc) {
-			c.pin_path = argv[++i];
-		} else if (!strncmp(argv[i], "--pin-path=", 11)) {
-			c.pin_path = argv[i] + 11;
+		} else if (!strcmp(argv[i], "--pin-path") || !strncmp(argv[i], "--pin-path=", 11)) {
+			/* --pin-path=PATH, or --pin-path PATH; an empty one is no value either. */
+			if (argv[i][10] == '=')
+				c.pin_path = argv[i] + 11;
+			else
+				c.pin_path = i + 1 < argc ? argv[++i] : "";
+			if (!*c.pin_path)
+				return pin_path_missing();
 		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			usage(stdout);
 			return EXIT_OK;
@@ -109,7 +123,9 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[i], "-j") || !strcmp(argv[i], "--json")) {
 			c.json = true;
 			drop = 1;
-		} else if (!strcmp(argv[i], "--pin-path") && i + 1 < argc) {
+		} else if (!strcmp(argv[i], "--pin-path")) {
+			if (i + 1 >= argc || !*argv[i + 1])
+				return pin_path_missing();
 			c.pin_path = argv[i + 1];
 			drop = 2;
 		}
