@@ -553,6 +553,12 @@ test_config_errors() {
 	run cfgerr.status status || return 1
 	grep_out cfgerr.status '^config errors: [1-9]' || return 1
 	grep_out cfgerr.status 'broken\.yaml.*traffic' || return 1
+	# Another spelling of the pin path names the same status file (it once
+	# read another one and said "config errors: 0").
+	run cfgerr.status.slash --pin-path "$FE_PIN/" status || return 1
+	grep_out cfgerr.status.slash '^config errors: [1-9]' || return 1
+	run cfgerr.status.slashes --pin-path "${FE_PIN%/*}//${FE_PIN##*/}//" status || return 1
+	grep_out cfgerr.status.slashes '^config errors: [1-9]' || return 1
 	run cfgerr.status.json -j status || return 1
 	jcheck "$OUT/cfgerr.status.json" \
 		"any(e['file'].endswith('broken.yaml') and 'traffic' in e['field'] and e['line'] > 0 for e in d['config_errors'])" \
