@@ -85,9 +85,15 @@ __attribute__((noinline)) __u64 ferry_select_predictors(__u32 svc_id, __u32 hash
 }
 
 /*
- * Stage 2, one try: the backend id in slot (hash2 % size + try) % size of
- * the predictor's table, 0 for none (no table, an empty one). A global
- * function, checked once by the verifier and with its own stack frame.
+ * Stage 2, one try: the backend id in slot hash2 % size of the predictor's
+ * table for try 0, 0 for none (no table, an empty one). A hairpin's further
+ * tries (ferry_select_backend): slots an eighth of the table apart, since a
+ * Maglev table holds runs of one backend's slots (13 in a row in a 251-slot
+ * table of two), so its neighbours were often the client again (4 % of a
+ * backend's calls to its own VIP); past FERRY_HAIRPIN_TRIES, the table's
+ * backends in turn from the hash's, so that a client with another backend
+ * beside it never gets itself. A global function, checked once by the
+ * verifier and with its own stack frame.
  */
 __attribute__((noinline)) __u32 ferry_table_pick(__u32 pred, __u32 hash2, __u32 try)
 {
@@ -106,12 +112,16 @@ __attribute__((noinline)) __u32 ferry_table_pick(__u32 pred, __u32 hash2, __u32 
 	nbe = cell->head.nbackends;
 	if (!size || !nbe)
 		return 0;
-	slot = (hash2 % size + try) % size;
-	c = FERRY_TABLE_SLOT_CELL(slot);
-	cell = bpf_map_lookup_elem(table, &c);
-	if (!cell)
-		return 0;
-	idx = cell->slot[slot & 3];
+	if (try < FERRY_HAIRPIN_TRIES) {
+		slot = (hash2 % size + try * (size / FERRY_HAIRPIN_TRIES ?: 1)) % size;
+		c = FERRY_TABLE_SLOT_CELL(slot);
+		cell = bpf_map_lookup_elem(table, &c);
+		if (!cell)
+			return 0;
+		idx = cell->slot[slot & 3];
+	} else {
+		idx = (hash2 + try) % nbe;
+	}
 	if (idx >= nbe)
 		return 0;
 	c = FERRY_TABLE_ID_CELL(size, idx);
@@ -121,8 +131,9 @@ __attribute__((noinline)) __u32 ferry_table_pick(__u32 pred, __u32 hash2, __u32 
 
 /*
  * Stage 2 in one predictor's table: the backend in the slot of hash2, or
- * (hairpin) in one of the next FERRY_HAIRPIN_TRIES - 1 slots when the first
- * is the client itself (self); the client itself only when every try was.
+ * (hairpin) when that is the client itself (self) one of FERRY_HAIRPIN_TRIES
+ * - 1 slots spread over the table, then of FERRY_HAIRPIN_IDS of its backends
+ * (ferry_table_pick); the client itself only when every try was.
  * *backend_id doubles as the lookup key: no new stack slot (see below).
  */
 static __always_inline const struct ferry_backend *
@@ -131,7 +142,7 @@ ferry_select_backend(__u32 pred, __u32 hash2, __u8 family, const __be32 *self, _
 	const struct ferry_backend *be = NULL, *pick;
 	__u32 i, first = 0;
 
-	for (i = 0; i < FERRY_HAIRPIN_TRIES; i++) {
+	for (i = 0; i < FERRY_HAIRPIN_TRIES + FERRY_HAIRPIN_IDS; i++) {
 		*backend_id = ferry_table_pick(pred, hash2, i);
 		if (!*backend_id)
 			break;
@@ -159,11 +170,11 @@ ferry_select_backend(__u32 pred, __u32 hash2, __u8 family, const __be32 *self, _
  * Hairpin: when self (the client's address; NULL for the connect hook) is
  * the chosen backend's address, a backend pod is calling its own VIP. DNAT
  * alone cannot serve that (its reply to itself never crosses ferry, so it
- * leaves untranslated and the connection resets), so the following slots of
- * the predictor's table are tried (a Maglev table's neighbours are spread
- * over the backends), and if they all hold the client, the runner-up
- * predictor's slot; the choice is still a pure function of the tuple. If
- * that too is the client (it is the only backend), the first pick stands.
+ * leaves untranslated and the connection resets), so other slots of the
+ * predictor's table and then its other backends are tried
+ * (ferry_select_backend), and if they all are the client, the runner-up
+ * predictor's; the choice is still a pure function of the tuple. If that too
+ * is the client (it is the only backend), the first pick stands.
  */
 static __always_inline const struct ferry_backend *
 ferry_select(const struct ferry_service *svc, const struct ferry_flow_key *key, __u32 seed,

@@ -82,6 +82,7 @@
 /* How many table slots a hairpin client (a backend calling its own VIP) tries before it
  * takes itself; tests mirror the rule. */
 #define FERRY_HAIRPIN_TRIES 8
+#define FERRY_HAIRPIN_IDS 4 /* then the table's backends in turn: see bpf/select.bpf.h */
 
 /* Weights are parts per million of a service's new connections. */
 #define FERRY_WEIGHT_ONE 1000000

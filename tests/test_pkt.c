@@ -706,8 +706,9 @@ static const struct backend_def *expected_backend(const struct pb_spec *in)
 	if (p < 0)
 		return NULL;
 	h = ferry_flow_hash(&k, ferry_seed2(cfg.hash_seed), src_only);
-	/* Hairpin (bpf/select.bpf.h): a client never gets itself while the next slots
-	 * hold another backend, up to FERRY_HAIRPIN_TRIES of them, then the runner-up. */
+	/* Hairpin (bpf/select.bpf.h): a client never gets itself while another slot of
+	 * FERRY_HAIRPIN_TRIES an eighth of the table apart, then one of FERRY_HAIRPIN_IDS
+	 * of the table's backends in turn, holds another backend; then the runner-up. */
 	for (int pass = 0; pass < 2; pass++) {
 		const struct backend_def *pick = NULL;
 
@@ -718,11 +719,15 @@ static const struct backend_def *expected_backend(const struct pb_spec *in)
 		if (!cells || !(size = cells[0].head.size))
 			return first;
 		slot = h % size;
-		for (int t = 0; t < FERRY_HAIRPIN_TRIES; t++) {
-			uint32_t addr[4] = {};
+		for (int t = 0; t < FERRY_HAIRPIN_TRIES + FERRY_HAIRPIN_IDS; t++) {
+			uint32_t addr[4] = {}, stride = size / FERRY_HAIRPIN_TRIES ?: 1;
+			uint32_t nbe = cells[0].head.nbackends;
 
 			be = backend_by_id(ferry_table__id(
-				cells, ferry_table__slot(cells, (slot + t) % size)));
+				cells,
+				t < FERRY_HAIRPIN_TRIES ?
+					ferry_table__slot(cells, (slot + t * stride) % size) :
+					(h + t) % nbe));
 			if (!be)
 				return first;
 			pick = pick ?: be;
@@ -3889,15 +3894,17 @@ static void test_udp_confirmed_on_answer(void)
 
 /*
  * A backend calling its own VIP (client address = a backend's address) is
- * never sent to itself: its reply to itself would never cross ferry. 20 new
- * connections from backend 1's address to a service of backends 1 and 2 all
- * go to backend 2. Before the fix about half went to backend 1.
+ * never sent to itself: its reply to itself would never cross ferry. 2,000
+ * new connections from backend 1's address to a service of backends 1 and 2
+ * all go to backend 2. Before the fix about half went to backend 1; with the
+ * tries in the neighbouring slots, the tuples whose slot starts one of the
+ * table's runs of backend 1 (a Maglev table has them) still did.
  */
 static void test_hairpin(void)
 {
 	int to_self = 0;
 
-	for (uint16_t port = 43000; port < 43020; port++) {
+	for (uint16_t port = 43000; port < 45000; port++) {
 		struct pb_spec syn = spec_tcp(4, port, VIP4, 80, PB_TCP_SYN);
 		const struct backend_def *be = NULL;
 
@@ -3908,6 +3915,75 @@ static void test_hairpin(void)
 		to_self += strcmp(be->addr, "198.18.1.10") == 0;
 	}
 	ASSERT_EQ(to_self, 0, "connections sent back to their own client");
+}
+
+/*
+ * The same on a table with a run of the client's slots longer than the tries
+ * (a Maglev table of two backends has runs of 13 in 251 slots): predictor 1's
+ * table swapped for a 251-slot one whose first 16 slots are backend 1's.
+ * Tried in the neighbouring slots, every tuple whose slot started the run went
+ * back to its client (4 % of a backend's calls to its own VIP, measured from
+ * outside); tried an eighth of the table apart and then through the table's
+ * backends, none does. Service 2 (198.18.2.2:80) has one predictor (3), of
+ * backends 3 and 10, and backend 10 is 198.18.1.10: the client here.
+ */
+static void test_hairpin_long_run(void)
+{
+	const uint32_t size = 251, nbe = 2, pred = 3, ids[2] = { 3, 10 };
+	struct ferry_table_cell *cells, *saved = env.cells[pred];
+	struct ferry_table_member m[2] = {};
+	int fd, saved_fd, to_self = 0, self_idx = -1, tables = map_fd(FERRY_MAP_TABLES);
+	uint32_t id;
+
+	cells = calloc(FERRY_TABLE_CELLS(size, nbe), sizeof(*cells));
+	if (!ASSERT_TRUE(cells != NULL, "cells"))
+		return;
+	for (uint32_t i = 0; i < nbe; i++) {
+		const struct backend_def *bd = backend_by_id(ids[i]);
+		__be32 addr[4] = {};
+
+		pb_addr(addr, bd->addr);
+		m[i].key = ferry_table__key(FERRY_AF_INET, addr, htons(bd->port));
+		m[i].backend_id = bd->id;
+	}
+	if (!ASSERT_OK(ferry_table__build(m, nbe, size, cells), "build"))
+		goto out_free;
+	for (uint32_t i = 0; i < nbe; i++)
+		if (ferry_table__id(cells, i) == 10)
+			self_idx = i;
+	if (!ASSERT_TRUE(self_idx >= 0, "backend 10 in the table"))
+		goto out_free;
+	for (uint32_t sl = 0; sl < 16; sl++)
+		cells[FERRY_TABLE_SLOT_CELL(sl)].slot[sl & 3] = self_idx;
+	fd = ferry_table__create(cells, FERRY_TABLE_CELLS(size, nbe), "fb_run");
+	if (!ASSERT_TRUE(fd >= 0, "inner map"))
+		goto out_free;
+	if (!ASSERT_OK(bpf_map_lookup_elem(tables, &pred, &id), "saved table id"))
+		goto out_fd;
+	saved_fd = bpf_map_get_fd_by_id(id);
+	if (!ASSERT_TRUE(saved_fd >= 0, "saved table") ||
+	    !ASSERT_OK(bpf_map_update_elem(tables, &pred, &fd, 0), "swap in"))
+		goto out_fd;
+	env.cells[pred] = cells;
+	for (uint16_t port = 46000; port < 50000; port++) {
+		struct pb_spec syn = spec_tcp(4, port, "198.18.2.2", 80, PB_TCP_SYN);
+		const struct backend_def *be = NULL;
+
+		pb_addr(syn.saddr, "198.18.1.10"); /* backend 10 */
+		if (!check_fwd("hairpin syn, long run", P_TC_FWD, &syn, TC_ACT_REDIRECT,
+			       &(struct expect){ .ctr = { CTR(REDIRECT, 1) } }, &be))
+			break;
+		to_self += strcmp(be->addr, "198.18.1.10") == 0;
+	}
+	ASSERT_EQ(to_self, 0, "connections sent back to their own client");
+	env.cells[pred] = saved;
+	bpf_map_update_elem(tables, &pred, &saved_fd, 0);
+	close(saved_fd);
+out_fd:
+	close(fd);
+out_free:
+	env.cells[pred] = saved;
+	free(cells);
 }
 
 /* ------------------------------------------------- GRO/GSO at TC (issue 12) */
@@ -4939,6 +5015,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_reject);
 	RUN_TEST(SUITE, test_reject_limited);
 	RUN_TEST(SUITE, test_hairpin);
+	RUN_TEST(SUITE, test_hairpin_long_run);
 	RUN_TEST(SUITE, test_gso_fib_len);
 	RUN_TEST(SUITE, test_nh_cache_expiry);
 	RUN_TEST(SUITE, test_flow_full);
