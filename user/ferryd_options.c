@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <linux/types.h>
 
 #include <linux/bpf.h> /* struct bpf_spin_lock in ferry_maps.h */
@@ -18,6 +21,7 @@
 #include "kernel/netlink.h"
 #include "kernel/table.h"
 #include "log.h"
+#include "telemetry/metrics.h"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -31,6 +35,13 @@ static int add_iface(const char *flag, const char **list, int *n, const char *ar
 	if (ferry_nl__ifindex_by_name(flag, arg, &ifindex, err, sizeof(err))) {
 		fprintf(stderr, "ferryd: %s\n", err);
 		return -EINVAL;
+	}
+	for (int i = 0; i < *n; i++) {
+		if (!strcmp(list[i], arg)) {
+			fprintf(stderr, "ferryd: %s %s is given twice; name each interface once\n",
+				flag, arg);
+			return -EINVAL;
+		}
 	}
 	if (*n >= MAX_IFACES) {
 		fprintf(stderr, "ferryd: at most %d interfaces per flag\n", MAX_IFACES);
@@ -169,6 +180,31 @@ static int set_attach(struct ferryd_opts *o, const char *arg)
 
 static int set_host_clients(struct ferryd_opts *o, const char *arg)
 {
+	struct statfs sfs;
+	struct stat st;
+
+	/* Checked here, not at attach: a wrong path must not leave a half-started node. */
+	if (arg && stat(arg, &st)) {
+		fprintf(stderr,
+			"ferryd: --host-clients=%s: %s; give a cgroup v2 directory such as "
+			"/sys/fs/cgroup (or --host-clients alone for the root one)\n",
+			arg, strerror(errno));
+		return -EINVAL;
+	}
+	if (arg && !S_ISDIR(st.st_mode)) {
+		fprintf(stderr,
+			"ferryd: --host-clients=%s: not a directory; give a cgroup v2 directory such "
+			"as /sys/fs/cgroup (or --host-clients alone for the root one)\n",
+			arg);
+		return -EINVAL;
+	}
+	if (arg && (statfs(arg, &sfs) || (unsigned long)sfs.f_type != CGROUP2_SUPER_MAGIC)) {
+		fprintf(stderr,
+			"ferryd: --host-clients=%s: not a cgroup v2 directory (its file system is "
+			"not cgroup2); give one under the cgroup2 mount, e.g. /sys/fs/cgroup\n",
+			arg);
+		return -EINVAL;
+	}
 	o->host_cgroup = arg;
 	o->host_clients = true;
 	return 0;
@@ -182,6 +218,12 @@ static int set_rebalance_pod_netns(struct ferryd_opts *o, const char *arg)
 
 static int set_metrics_addr(struct ferryd_opts *o, const char *arg)
 {
+	char err[512];
+
+	if (ferry_metrics__check_addr(arg, err, sizeof(err))) {
+		fprintf(stderr, "ferryd: %s\n", err);
+		return -EINVAL;
+	}
 	o->metrics_addr = arg;
 	return 0;
 }
@@ -389,14 +431,13 @@ static const struct ferryd_option options[] = {
 	  "                          only this namespace's clients are rebalanced\n",
 	  set_rebalance_pod_netns },
 	{ "metrics-addr", required_argument,
-	  "  --metrics-addr H:P      serve Prometheus metrics on http://H:P/metrics\n",
+	  "  --metrics-addr H:P      serve Prometheus metrics on http://H:P/metrics\n"
+	  "                          (IPv6: [::1]:9477)\n",
 	  set_metrics_addr },
-	/* The IPv6 line belongs to --metrics-addr; it stays here so --help does not change. */
 	{ "latency-buckets", required_argument,
 	  "  --latency-buckets LIST  exported histogram boundaries in seconds, ascending,\n"
 	  "                          comma-separated (default: 0.0001 ... 0.001, Seldon's\n"
-	  "                          0.005 ... 10, then 30, 60)\n"
-	  "                          (IPv6: [::1]:9477)\n",
+	  "                          0.005 ... 10, then 30, 60)\n",
 	  set_latency_buckets },
 	{ "no-backend-histograms", no_argument,
 	  "  --no-backend-histograms leave out ferry_backend_{request,connect}_duration_seconds\n"
@@ -499,6 +540,11 @@ static int check_combination(const struct ferryd_opts *o)
 	}
 	if (o->hash_seed_secret_set && o->hash_seed_file) {
 		fprintf(stderr, "ferryd: give --hash-seed-file or --hash-seed-secret, not both\n");
+		return -EINVAL;
+	}
+	if (o->pod_path == FERRY_POD_PATH_PEER && !o->pod_ifaces) {
+		fprintf(stderr, "ferryd: --pod-fast-path peer changes how pod traffic is sent and "
+				"needs --pod-iface PATTERNS (which pods' veths to balance)\n");
 		return -EINVAL;
 	}
 	if (!o->nifaces && !o->pod_ifaces) {

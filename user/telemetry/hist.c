@@ -99,9 +99,9 @@ const struct ferry_hist_buckets *ferry_hist__default_buckets(void)
 int ferry_hist__parse_buckets(const char *list, struct ferry_hist_buckets *out, char *err,
 			      size_t err_len)
 {
-	char *copy, *item, *save = NULL;
+	char *copy, *item, *rest;
 	double *le = NULL;
-	size_t n = 0, cap = 0;
+	size_t n = 0, cap = 0, pos = 0;
 	bool inf_seen = false;
 
 	out->le = NULL;
@@ -109,12 +109,24 @@ int ferry_hist__parse_buckets(const char *list, struct ferry_hist_buckets *out, 
 	copy = strdup(list ? list : "");
 	if (!copy)
 		return -ENOMEM;
-	for (item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+	rest = copy + strspn(copy, " ");
+	/* An empty list keeps its own message; an empty item inside one is named below. */
+	if (!*rest)
+		rest = NULL;
+	while ((item = strsep(&rest, ","))) {
 		char *end;
 		double v;
 
+		pos++;
 		while (*item == ' ')
 			item++;
+		if (!*item) {
+			/* "0.1,,0.2" is a typo, not two boundaries: as --pod-iface, say where. */
+			snprintf(err, err ? err_len : 0,
+				 "bucket %zu of \"%s\" is empty: remove the extra comma", pos,
+				 list);
+			goto err_inval;
+		}
 		if (inf_seen) {
 			snprintf(err, err ? err_len : 0,
 				 "bucket \"%s\" after +Inf: +Inf must be last", item);
@@ -154,6 +166,12 @@ int ferry_hist__parse_buckets(const char *list, struct ferry_hist_buckets *out, 
 			le = grown;
 		}
 		le[n++] = v;
+	}
+	if (!n && inf_seen) {
+		snprintf(err, err ? err_len : 0,
+			 "+Inf alone: every histogram ends with +Inf already; give at least one "
+			 "finite boundary in seconds such as 0.005");
+		goto err_inval;
 	}
 	if (!n) {
 		snprintf(

@@ -110,6 +110,12 @@ struct ferry_metrics_server;
 struct ferry_metrics_server *ferry_metrics__serve(const char *addr, ferry_metrics_produce_fn fn,
 						  void *ctx);
 /*
+ * addr's form as ferry_metrics__serve takes it, and its host resolved, with
+ * nothing bound: 0, or -EINVAL with a message naming --metrics-addr in err.
+ * ferryd checks its flag with it before it touches the data plane.
+ */
+int ferry_metrics__check_addr(const char *addr, char *err, size_t errlen);
+/*
  * /canary/window?deployment=NS/NAME (docs/canary.md, several nodes): the JSON
  * of this node's last closed window, for the deciding ferryd. Called on the
  * server's thread; 0 with a malloc'd *buf, or -ENOENT (404).

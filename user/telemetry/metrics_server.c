@@ -194,55 +194,110 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
 
 #define ADDR_HINT "expected HOST:PORT such as 127.0.0.1:9090, [::1]:9090 or :9090"
 
-/* Parses addr into a bound, listening socket. */
-static int listen_on(const char *addr, int *fd_out, int *family_out)
+/*
+ * Splits addr into host and port for getaddrinfo (hints gets the family and
+ * flags the form asks for). On a bad form: -EINVAL and a message naming
+ * --metrics-addr in err.
+ */
+static int split_addr(const char *addr, char *host, size_t hostlen, const char **port_out,
+		      struct addrinfo *hints, char *err, size_t errlen)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
-	char host[256], *end;
 	const char *port_str, *colon;
 	unsigned long port;
-	int fd = -1, one = 1, zero = 0, err;
+	char *end;
 
 	if (!addr || !*addr) {
-		pr_err("--metrics-addr: empty address; " ADDR_HINT);
+		snprintf(err, errlen, "--metrics-addr: empty address; " ADDR_HINT);
 		return -EINVAL;
 	}
 	if (addr[0] == '[') {
 		const char *close = strchr(addr, ']');
+		unsigned char v6[16];
 
-		if (!close || close[1] != ':' || (size_t)(close - addr - 1) >= sizeof(host)) {
-			pr_err("--metrics-addr %s: bad IPv6 literal; " ADDR_HINT, addr);
+		if (!close || close[1] != ':' || (size_t)(close - addr - 1) >= hostlen) {
+			snprintf(err, errlen, "--metrics-addr %s: bad IPv6 literal; " ADDR_HINT,
+				 addr);
 			return -EINVAL;
 		}
-		snprintf(host, sizeof(host), "%.*s", (int)(close - addr - 1), addr + 1);
+		snprintf(host, hostlen, "%.*s", (int)(close - addr - 1), addr + 1);
+		if (inet_pton(AF_INET6, host, v6) != 1) {
+			snprintf(err, errlen,
+				 "--metrics-addr %s: \"%s\" is not an IPv6 address; " ADDR_HINT,
+				 addr, host);
+			return -EINVAL;
+		}
 		port_str = close + 2;
-		hints.ai_flags |= AI_NUMERICHOST;
-		hints.ai_family = AF_INET6;
+		hints->ai_flags |= AI_NUMERICHOST;
+		hints->ai_family = AF_INET6;
 	} else {
 		colon = strrchr(addr, ':');
-		if (!colon || (size_t)(colon - addr) >= sizeof(host)) {
-			pr_err("--metrics-addr %s: no port; " ADDR_HINT, addr);
+		if (!colon || (size_t)(colon - addr) >= hostlen) {
+			snprintf(err, errlen, "--metrics-addr %s: no port; " ADDR_HINT, addr);
 			return -EINVAL;
 		}
-		snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+		snprintf(host, hostlen, "%.*s", (int)(colon - addr), addr);
 		if (strchr(host, ':')) {
-			pr_err("--metrics-addr %s: IPv6 addresses need brackets; " ADDR_HINT, addr);
+			snprintf(err, errlen,
+				 "--metrics-addr %s: IPv6 addresses need brackets; " ADDR_HINT,
+				 addr);
 			return -EINVAL;
 		}
 		port_str = colon + 1;
 	}
 	errno = 0;
 	port = strtoul(port_str, &end, 10);
-	if (!*port_str || *end || errno || port > 65535) {
-		pr_err("--metrics-addr %s: port \"%s\" is not a number in 0..65535; " ADDR_HINT,
-		       addr, port_str);
+	if (!*port_str || *end || errno || port > 65535 || port_str[0] == '-' ||
+	    port_str[0] == '+' || port_str[0] == ' ') {
+		snprintf(err, errlen,
+			 "--metrics-addr %s: port \"%s\" is not a number in 0..65535; " ADDR_HINT,
+			 addr, port_str);
 		return -EINVAL;
 	}
 	if (!host[0]) {
 		/* ":PORT": every address, IPv6 and IPv4 alike */
-		snprintf(host, sizeof(host), "::");
-		hints.ai_family = AF_INET6;
-		hints.ai_flags |= AI_NUMERICHOST;
+		snprintf(host, hostlen, "::");
+		hints->ai_family = AF_INET6;
+		hints->ai_flags |= AI_NUMERICHOST;
+	}
+	*port_out = port_str;
+	return 0;
+}
+
+int ferry_metrics__check_addr(const char *addr, char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
+	const char *port_str;
+	char host[256];
+	int rc;
+
+	rc = split_addr(addr, host, sizeof(host), &port_str, &hints, err, errlen);
+	if (rc)
+		return rc;
+	/* ":PORT" falls back to IPv4 at bind time on hosts without IPv6: nothing to resolve. */
+	if (!strcmp(host, "::"))
+		return 0;
+	rc = getaddrinfo(host, port_str, &hints, &ai);
+	if (rc) {
+		snprintf(err, errlen, "--metrics-addr %s: cannot resolve \"%s\": %s; " ADDR_HINT,
+			 addr, host, gai_strerror(rc));
+		return -EINVAL;
+	}
+	freeaddrinfo(ai);
+	return 0;
+}
+
+/* Parses addr into a bound, listening socket. */
+static int listen_on(const char *addr, int *fd_out, int *family_out)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
+	char host[256], msg[512];
+	const char *port_str;
+	int fd = -1, one = 1, zero = 0, err;
+
+	err = split_addr(addr, host, sizeof(host), &port_str, &hints, msg, sizeof(msg));
+	if (err) {
+		pr_err("%s", msg);
+		return err;
 	}
 retry_v4:
 	err = getaddrinfo(host, port_str, &hints, &ai);
