@@ -94,6 +94,7 @@ struct ferryd {
 
 	/* Read by the metrics thread. */
 	pthread_mutex_t lock;
+	bool metrics_live; /* start-up done: /metrics answers (503 before, as unbound before) */
 	unsigned int config_errors;
 	__u64 config_errors_total;
 	__u32 *no_ready; /* predictor ids with configured weight and no ready backend */
@@ -851,8 +852,14 @@ static int produce_metrics(void *ctx, enum ferry_metrics_format format, char **b
 		.no_backend_histograms = d->opts.no_backend_histograms,
 	};
 	struct ferry_snapshot *snap;
+	bool live;
 	int err;
 
+	pthread_mutex_lock(&d->lock);
+	live = d->metrics_live;
+	pthread_mutex_unlock(&d->lock);
+	if (!live)
+		return -EAGAIN;
 	snap = ferry_snapshot__read(d->opts.pin_path);
 	if (!snap)
 		return -errno;
@@ -918,6 +925,8 @@ static int setup_loop(struct ferryd *d)
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGUSR2);
 	d->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (d->epfd < 0 || d->inotify_fd < 0 || d->debounce_fd < 0 || d->tick_fd < 0 ||
 	    d->signal_fd < 0)
@@ -975,6 +984,11 @@ static void handle_signal(struct ferryd *d)
 			}
 			d->reload_all = true;
 			resync(d);
+		} else if (si.ssi_signo == SIGUSR1 || si.ssi_signo == SIGUSR2) {
+			/* Their default action is to exit: a stray kill must not end the control plane. */
+			pr_info("signal %u (%s) from pid %u: ignored (SIGHUP re-reads, SIGTERM exits)",
+				si.ssi_signo, si.ssi_signo == SIGUSR1 ? "SIGUSR1" : "SIGUSR2",
+				si.ssi_pid);
 		} else {
 			pr_info("signal %u: exiting; the data plane stays attached and forwarding",
 				si.ssi_signo);
@@ -1330,7 +1344,8 @@ int main(int argc, char **argv)
 	__u64 seed = 0;
 	int err, rc = 1;
 
-	sigset_t mask;
+	sigset_t mask, blocked_only;
+	bool fresh_unsynced = false;
 
 	exec_with_huge_pages(argv);
 	/*
@@ -1341,7 +1356,12 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	/* Not in the mask --once unblocks: there they stay blocked, i.e. ignored. */
+	sigemptyset(&blocked_only);
+	sigaddset(&blocked_only, SIGUSR1);
+	sigaddset(&blocked_only, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	pthread_sigmask(SIG_BLOCK, &blocked_only, NULL);
 	setvbuf(stderr, NULL, _IOLBF, 0);
 	libbpf_set_print(libbpf_print);
 	pthread_mutex_init(&d.lock, NULL);
@@ -1349,7 +1369,7 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&d.canary_lock, NULL);
 	if (ferryd_opts__parse(argc, argv, &d.opts))
 		return 2;
-	/* --once starts no thread and no loop: Ctrl-C must simply work. */
+	/* --once starts no thread and no loop: Ctrl-C must simply work (SIGUSR1/2 stay blocked). */
 	if (d.opts.once)
 		pthread_sigmask(SIG_UNBLOCK, &mask, NULL);
 	if (d.opts.config_dir && (stat(d.opts.config_dir, &st) || !S_ISDIR(st.st_mode))) {
@@ -1359,6 +1379,16 @@ int main(int argc, char **argv)
 
 	if (ferry_caps__check())
 		return 1;
+	/*
+	 * Bound before anything is opened or attached: a port in use is a start
+	 * error that leaves no pins behind. /metrics answers 503 until start-up
+	 * is done (produce_metrics), where it used to be bound.
+	 */
+	if (d.opts.metrics_addr && !d.opts.once) {
+		d.metrics = ferry_metrics__serve(d.opts.metrics_addr, produce_metrics, &d);
+		if (!d.metrics)
+			goto out;
+	}
 	/* The client first: in cluster mode the hash seed comes from the API. */
 	if (d.opts.kubernetes) {
 		d.k8s_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -1383,6 +1413,7 @@ int main(int argc, char **argv)
 						       .pods = d.opts.pod_ifaces != NULL });
 	if (!d.dp)
 		goto out;
+	fresh_unsynced = d.dp->created;
 	pr_info("data plane at %s (%s), kernel features:%s%s%s%s", d.opts.pin_path,
 		d.dp->created ? "created" : "reused: connections continue",
 		d.dp->features & FERRY_FEAT_TCX ? " tcx" : " clsact-only",
@@ -1405,10 +1436,15 @@ int main(int argc, char **argv)
 		ferry_sync__new(d.dp, &(struct ferry_sync_opts){ .table_size = d.opts.table_size });
 	/* After the data plane: the iterator shares its pinned maps. Never fatal. */
 	if (!d.opts.once) {
-		d.rebal = ferry_rebal__new(&(struct ferry_rebal_opts){
+		struct ferry_rebal *rebal = ferry_rebal__new(&(struct ferry_rebal_opts){
 			.pin_path = d.opts.pin_path, .pod_netns = d.opts.rebalance_pod_netns });
+
+		/* Under the lock: the metrics thread, started already, reads d.rebal. */
+		pthread_mutex_lock(&d.lock);
+		d.rebal = rebal;
 		if (d.rebal)
 			ferry_rebal__stats(d.rebal, &d.rebal_stats);
+		pthread_mutex_unlock(&d.lock);
 	}
 	d.store = ferry_config_store__new();
 	if (!d.sync || !d.store)
@@ -1457,6 +1493,7 @@ int main(int argc, char **argv)
 	}
 
 	/* From files now; from the API once its first list is complete (k8s_synced). */
+	fresh_unsynced = false;
 	if (d.opts.config_dir) {
 		err = resync(&d);
 		if (d.opts.once) {
@@ -1474,10 +1511,10 @@ int main(int argc, char **argv)
 		}
 	}
 
-	if (d.opts.metrics_addr) {
-		d.metrics = ferry_metrics__serve(d.opts.metrics_addr, produce_metrics, &d);
-		if (!d.metrics)
-			goto out;
+	if (d.metrics) {
+		pthread_mutex_lock(&d.lock);
+		d.metrics_live = true;
+		pthread_mutex_unlock(&d.lock);
 		pr_info("metrics on http://%s/metrics", d.opts.metrics_addr);
 		if (d.canary)
 			ferry_metrics__set_window_handler(d.metrics, canary_window, &d);
@@ -1505,6 +1542,15 @@ out:
 	free(d.canary_rows);
 	ferry_sync__free(d.sync);
 	ferry_dp__close(d.dp);
+	/*
+	 * A start that failed before its first sync on pins it created itself
+	 * takes them away again; adopted pins stay (they carry live connections).
+	 */
+	if (fresh_unsynced) {
+		pr_info("start-up failed: removing the pins at %s this run created",
+			d.opts.pin_path);
+		ferry_dp__reset(d.opts.pin_path);
+	}
 	ferry_model__free(&d.model);
 	edited_clear(&d);
 	free(d.no_ready);

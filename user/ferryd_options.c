@@ -512,7 +512,8 @@ static void usage(FILE *out)
 		fputs(options[i].help, out);
 	fputs("\n"
 	      "Signals: SIGHUP re-reads DIR and the pinned state and resyncs everything;\n"
-	      "SIGTERM and SIGINT exit leaving the data plane attached and forwarding.\n"
+	      "SIGTERM and SIGINT exit leaving the data plane attached and forwarding;\n"
+	      "SIGUSR1 and SIGUSR2 are logged and ignored.\n"
 	      "Remove ferry from a node with 'ferryctl reset'.\n",
 	      out);
 }

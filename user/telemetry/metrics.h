@@ -81,7 +81,7 @@ enum ferry_metrics_format ferry_metrics__negotiate(const char *accept);
 /*
  * Produces the /metrics body for one scrape in the negotiated format, called
  * on the server's thread: 0 with a malloc'd *buf the server frees, or -errno
- * (the scrape gets 500).
+ * (the scrape gets 500; -EAGAIN: 503, not ready yet, and no warning).
  */
 typedef int (*ferry_metrics_produce_fn)(void *ctx, enum ferry_metrics_format format, char **buf,
 					size_t *len);

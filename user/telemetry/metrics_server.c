@@ -179,6 +179,12 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
 	format = ferry_metrics__negotiate(
 		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
 	err = srv->produce(srv->ctx, format, &body, &len);
+	if (err == -EAGAIN) {
+		/* The producer is not ready yet (ferryd binds before it attaches): no warning. */
+		free(body);
+		return reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, text, "starting\n", 9,
+			     MHD_RESPMEM_PERSISTENT);
+	}
 	if (err) {
 		free(body);
 		pr_warn("/metrics: cannot read ferry's maps: %s", strerror(-err));
