@@ -61,6 +61,20 @@
  */
 #define DEBOUNCE_MS 25
 #define DEBOUNCE_PARTIAL_MS 25
+/*
+ * A manifest deleted, or the directory itself renamed, removed or created,
+ * waits this long for more (re-armed by every event): 'rm -rf DIR' deletes
+ * the files before the directory, and 'mv DIR DIR.old; mv DIR.new DIR' or
+ * 'mkdir DIR; cp ... DIR' are two steps. Read too early, each would apply a
+ * directory that is about to be gone or is still empty.
+ */
+#define DEBOUNCE_GONE_MS 100
+/* What the config directory's own watch asks for; IN_*_SELF: it was removed or renamed. */
+#define CONFIG_DIR_EVENTS                                                                   \
+	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | IN_MODIFY | \
+	 IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
+/* Its parent's watch: only entries coming and going (filtered for the directory's name). */
+#define CONFIG_PARENT_EVENTS (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR)
 #define GC_EVERY_TICKS 10
 
 /* Flow idle limits from the flags (ferryd_options.h has the defaults). */
@@ -88,6 +102,17 @@ struct ferryd {
 	bool k8s_synced;
 	volatile bool k8s_failed; /* the client gave up (bad token, no RBAC): exit non-zero */
 	int epfd, inotify_fd, signal_fd, debounce_fd, tick_fd;
+	/*
+	 * --config-dir is followed by its path, not its inode: dir_wd watches the
+	 * directory the path names now, parent_wd its parent for that name
+	 * (config_base) being replaced. dir_replaced: seen, not yet re-watched
+	 * and read. dir_error: why the path cannot be read (it is missing), a
+	 * config error while it lasts.
+	 */
+	int dir_wd, parent_wd;
+	char *config_parent, *config_base;
+	bool dir_replaced;
+	char dir_error[PATH_MAX + 256];
 	bool running;
 	bool routes_dirty;
 	unsigned long ticks;
@@ -160,6 +185,12 @@ static void write_status(struct ferryd *d, const struct ferry_sync_result *res)
 					  "field", e->field, "message", e->message, "text", line));
 	}
 	pthread_mutex_unlock(&d->store_lock);
+	if (d->dir_error[0])
+		json_array_append_new(errors,
+				      json_pack("{s:s, s:i, s:i, s:s, s:s, s:s, s:s}", "file",
+						d->opts.config_dir, "line", 0, "column", 0,
+						"object", "", "field", "", "message", d->dir_error,
+						"text", d->dir_error));
 	/* Where each VIP came from (ferry.io/vip: service/NAME): ferryctl services shows it. */
 	vip_services = json_object();
 	for (i = 0; vip_services && i < d->model.nservices; i++) {
@@ -722,6 +753,57 @@ static void edited_clear(struct ferryd *d)
 }
 
 /*
+ * The directory cannot be read (err < 0; it is missing, or not a directory
+ * any more) or can again (err == 0). While it cannot, the data plane keeps
+ * the last state applied: a directory that is gone says nothing about the
+ * deployments, unlike an empty one. The error counts as a config error
+ * (metrics, status) and is counted in the total once per outage.
+ */
+static void set_dir_error(struct ferryd *d, int err)
+{
+	bool was = d->dir_error[0];
+
+	if (!err) {
+		if (was)
+			pr_info("--config-dir %s: readable again", d->opts.config_dir);
+		d->dir_error[0] = '\0';
+		return;
+	}
+	snprintf(d->dir_error, sizeof(d->dir_error),
+		 "--config-dir %s: %s; the last state applied stays in force until a directory "
+		 "is there again (created or renamed into place), then it is read whole",
+		 d->opts.config_dir, strerror(-err));
+	pr_err("%s", d->dir_error);
+	pthread_mutex_lock(&d->lock);
+	d->config_errors = d->nseen_errors + 1;
+	if (!was)
+		d->config_errors_total++;
+	pthread_mutex_unlock(&d->lock);
+	write_status(d, NULL);
+}
+
+/*
+ * Watches what --config-dir names now (inotify follows an inode; the path may
+ * name another directory since: renamed away, removed, swapped). The next
+ * load reads the whole directory. A missing directory is left to the load,
+ * which reports it; the parent's watch says when it is back.
+ */
+static void watch_config_dir(struct ferryd *d)
+{
+	int wd;
+
+	d->dir_replaced = false;
+	d->reload_all = true;
+	wd = inotify_add_watch(d->inotify_fd, d->opts.config_dir, CONFIG_DIR_EVENTS | IN_ONLYDIR);
+	/* The same inode gives the same wd back; another one's events stop counting. */
+	if (d->dir_wd >= 0 && wd != d->dir_wd)
+		inotify_rm_watch(d->inotify_fd, d->dir_wd);
+	d->dir_wd = wd;
+	if (wd < 0)
+		pr_debug("--config-dir %s: cannot watch: %s", d->opts.config_dir, strerror(errno));
+}
+
+/*
  * The files inotify named, else the whole directory (the first load, SIGHUP,
  * a name that may stand for many files). Returns the store's load result;
  * *partial: only the named files were read, so the model may be updated
@@ -765,9 +847,10 @@ static int resync(struct ferryd *d)
 		rc = load_config(d, &partial);
 		if (rc < 0) {
 			pthread_mutex_unlock(&d->store_lock);
-			pr_err("--config-dir %s: %s", d->opts.config_dir, strerror(-rc));
+			set_dir_error(d, rc);
 			return rc;
 		}
+		set_dir_error(d, 0);
 	}
 	/* After an edit, the last model updated for the deployments it touches. */
 	if (partial) {
@@ -820,7 +903,7 @@ static int resync(struct ferryd *d)
 	}
 
 	pthread_mutex_lock(&d->lock);
-	d->config_errors = nerr;
+	d->config_errors = nerr + (d->dir_error[0] ? 1 : 0);
 	d->config_errors_total += nnew;
 	pthread_mutex_unlock(&d->lock);
 	collect_no_ready(d);
@@ -912,6 +995,39 @@ static void heartbeat(struct ferryd *d)
 	ferry_dp__clock_sync(d->dp);
 }
 
+/*
+ * --config-dir as parent and name, for the parent's watch ("conf/" is conf
+ * in "."). No name (/, ., ..): there is no parent to watch for it.
+ */
+static int split_config_path(struct ferryd *d)
+{
+	char *path = strdup(d->opts.config_dir), *slash;
+	size_t n;
+
+	if (!path)
+		return -ENOMEM;
+	n = strlen(path);
+	while (n > 1 && path[n - 1] == '/')
+		path[--n] = '\0';
+	slash = strrchr(path, '/');
+	if (!slash) {
+		d->config_parent = strdup(".");
+		d->config_base = strdup(path);
+	} else {
+		d->config_base = strdup(slash + 1);
+		slash[slash == path ? 1 : 0] = '\0';
+		d->config_parent = strdup(path);
+	}
+	free(path);
+	if (!d->config_parent || !d->config_base)
+		return -ENOMEM;
+	if (!*d->config_base || !strcmp(d->config_base, ".") || !strcmp(d->config_base, "..")) {
+		free(d->config_base);
+		d->config_base = NULL;
+	}
+	return 0;
+}
+
 static int setup_loop(struct ferryd *d)
 {
 	sigset_t mask;
@@ -936,13 +1052,26 @@ static int setup_loop(struct ferryd *d)
 	 * then writes (IN_MODIFY ... IN_CLOSE_WRITE): every event re-arms a
 	 * short debounce, so a burst is read once, after it ends.
 	 */
-	if (d->opts.config_dir &&
-	    inotify_add_watch(d->inotify_fd, d->opts.config_dir,
-			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE |
-				      IN_MODIFY | IN_ATTRIB) < 0) {
-		err = -errno;
-		pr_err("--config-dir %s: cannot watch: %s", d->opts.config_dir, strerror(errno));
-		return err;
+	if (d->opts.config_dir) {
+		d->dir_wd = inotify_add_watch(d->inotify_fd, d->opts.config_dir,
+					      CONFIG_DIR_EVENTS | IN_ONLYDIR);
+		if (d->dir_wd < 0) {
+			err = -errno;
+			pr_err("--config-dir %s: cannot watch: %s", d->opts.config_dir,
+			       strerror(errno));
+			return err;
+		}
+		err = split_config_path(d);
+		if (err)
+			return err;
+		/* Without it, a directory replaced under its name would go unnoticed. */
+		d->parent_wd = d->config_base ? inotify_add_watch(d->inotify_fd, d->config_parent,
+								  CONFIG_PARENT_EVENTS) :
+						-1;
+		if (d->config_base && d->parent_wd < 0)
+			pr_warn("--config-dir %s: cannot watch its parent %s (%s): a directory "
+				"renamed or created in its place is read on SIGHUP only",
+				d->opts.config_dir, d->config_parent, strerror(errno));
 	}
 	err = epoll_add(d->epfd, d->inotify_fd);
 	err = err ?: epoll_add(d->epfd, d->debounce_fd);
@@ -983,6 +1112,9 @@ static void handle_signal(struct ferryd *d)
 				d->sync = fresh;
 			}
 			d->reload_all = true;
+			/* The path as given, whatever happened to the directory it named. */
+			if (d->opts.config_dir)
+				watch_config_dir(d);
 			resync(d);
 		} else if (si.ssi_signo == SIGUSR1 || si.ssi_signo == SIGUSR2) {
 			/* Their default action is to exit: a stray kill must not end the control plane. */
@@ -1022,6 +1154,7 @@ enum config_event {
 	CONFIG_NONE, /* only hidden files (a writer's temporary file): nothing to read */
 	CONFIG_DONE, /* a write finished: read now */
 	CONFIG_PARTIAL, /* a write in progress: wait for its close */
+	CONFIG_GONE, /* a manifest deleted, the directory replaced: wait DEBOUNCE_GONE_MS */
 };
 
 /*
@@ -1030,7 +1163,9 @@ enum config_event {
  * ConfigMap volumes swap (..data) to replace every file at once. Any other
  * name that is not a manifest's (a writer's temporary file: .x.swp, sedXXXXXX,
  * x.yaml.tmp, x.yaml~) is skipped: a sync for it would find nothing to read
- * and delay the rename that follows it.
+ * and delay the rename that follows it. The directory itself removed or
+ * renamed (its own watch), or its name taken by another (the parent's watch),
+ * marks it replaced: it is watched and read again by its path once quiet.
  */
 static enum config_event read_inotify(struct ferryd *d, int fd)
 {
@@ -1041,26 +1176,62 @@ static enum config_event read_inotify(struct ferryd *d, int fd)
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
 		for (char *p = buf; p < buf + n;) {
 			const struct inotify_event *ev = (const void *)p;
+			enum config_event now;
 
 			p += sizeof(*ev) + ev->len;
-			if ((ev->mask & (IN_Q_OVERFLOW | IN_ISDIR | IN_IGNORED)) || !ev->len ||
-			    !strncmp(ev->name, "..", 2))
+			if (ev->mask & IN_Q_OVERFLOW) {
+				d->reload_all = true;
+				what = what == CONFIG_NONE ? CONFIG_DONE : what;
+				continue;
+			}
+			if (d->parent_wd >= 0 && ev->wd == d->parent_wd) {
+				/* The parent: only the config directory's own name matters. */
+				if (!ev->len || !d->config_base || strcmp(ev->name, d->config_base))
+					continue;
+				/* Watched at once: files copied into a new one re-arm the wait. */
+				if (ev->mask & (IN_CREATE | IN_MOVED_TO))
+					watch_config_dir(d);
+				d->dir_replaced = true; /* read once it settles: config_changed() */
+				what = CONFIG_GONE;
+				continue;
+			}
+			if (ev->wd != d->dir_wd)
+				continue; /* a directory no longer watched (renamed away) */
+			if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) {
+				d->dir_replaced = true;
+				what = CONFIG_GONE;
+				continue;
+			}
+			if ((ev->mask & IN_ISDIR) || !ev->len || !strncmp(ev->name, "..", 2))
 				d->reload_all = true;
 			else if (!ferry_config__manifest_name(ev->name))
 				continue;
 			else
 				edited_add(d, ev->name);
-			what = ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
-					   IN_DELETE) ?
-				       CONFIG_DONE :
-				       CONFIG_PARTIAL;
+			if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO))
+				now = CONFIG_DONE;
+			else if ((ev->mask & (IN_DELETE | IN_MOVED_FROM)) &&
+				 !(ev->mask & IN_ISDIR) && strncmp(ev->name, "..", 2))
+				now = CONFIG_GONE; /* a manifest: maybe 'rm -rf' under way */
+			else if (ev->mask & (IN_DELETE | IN_MOVED_FROM))
+				now = CONFIG_DONE; /* a ConfigMap's old ..TIMESTAMP directory */
+			else
+				now = CONFIG_PARTIAL;
+			/* The last event says whether a write is done; a deletion's wait stays. */
+			if (what != CONFIG_GONE)
+				what = now;
 		}
 	}
+	/* While a replaced directory settles, every event waits with it. */
+	if (d->dir_replaced && what != CONFIG_NONE)
+		what = CONFIG_GONE;
 	return what;
 }
 
 static void config_changed(struct ferryd *d)
 {
+	if (d->dir_replaced)
+		watch_config_dir(d);
 	resync(d);
 	/* Ready once the API's first list has been applied too. */
 	if (!d->opts.kubernetes || d->k8s_synced)
@@ -1131,7 +1302,9 @@ static int run_loop(struct ferryd *d)
 			if (fd == d->inotify_fd) {
 				enum config_event what = read_inotify(d, fd);
 
-				if (what == CONFIG_PARTIAL) {
+				if (what == CONFIG_GONE) {
+					arm_ms(d->debounce_fd, DEBOUNCE_GONE_MS, false);
+				} else if (what == CONFIG_PARTIAL) {
 					arm_ms(d->debounce_fd, DEBOUNCE_PARTIAL_MS, false);
 				} else if (what == CONFIG_DONE) {
 					arm_ms(d->debounce_fd, 0, false); /* disarmed */
@@ -1333,6 +1506,8 @@ int main(int argc, char **argv)
 {
 	struct ferryd d = { .epfd = -1,
 			    .inotify_fd = -1,
+			    .dir_wd = -1,
+			    .parent_wd = -1,
 			    .signal_fd = -1,
 			    .debounce_fd = -1,
 			    .tick_fd = -1,
@@ -1553,6 +1728,8 @@ out:
 	}
 	ferry_model__free(&d.model);
 	edited_clear(&d);
+	free(d.config_parent);
+	free(d.config_base);
 	free(d.no_ready);
 	free_seen_errors(&d);
 	ferry_hist__buckets_free(&d.opts.buckets);

@@ -4,7 +4,10 @@
 # -> 100/0 (the last edit rewrites the file in place, truncate then write, the
 # way some editors save). After each edit, new connections follow the new
 # weights within 1 s; the established keep-alive connections see no failed
-# request and no reconnect throughout.
+# request and no reconnect throughout. Then the directory itself is swapped
+# by rename, removed (the last state stays, with a config error) and created
+# again, and made a ConfigMap volume whose ..data link is swapped: ferryd
+# follows the path each time.
 # shellcheck source=SCRIPTDIR/../lib/topo.sh
 . "$(dirname "$0")/../lib/topo.sh"
 fe_init live_edit ledit
@@ -63,4 +66,65 @@ fe_manifest iris "$vip" "main:50:$m" "canary:50:$c"
 sleep 1
 [ "$(fe_metric ferry_sync_generation)" != "$gen2" ] ||
 	fe_fail "an edit of iris did not move ferry_sync_generation either"
-fe_pass "$share; 0/100 and 100/0 followed; $(fe_json "$ka" 'd["ok"]') keep-alive requests, 0 failed; no sync for 5 non-manifest files"
+
+# The directory is followed by its path, not its inode: replaced by rename
+# (GitOps), removed and created again, or a ConfigMap volume's ..data swap.
+# Removed, it keeps the last state and says why (a config error) until it is back.
+dirs=""
+if [ "$FE_LB" = ferry ]; then
+	conf=$FE_CONF
+	cp -r "$conf" "$FE_RUN/conf.new"
+	FE_CONF="$FE_RUN/conf.new" fe_manifest iris "$vip" "main:0:$m" "canary:100:$c"
+	mv "$conf" "$FE_RUN/conf.old" && mv "$FE_RUN/conf.new" "$conf"
+	sleep 1
+	fe_burst "$vip" 200 "$FE_RUN/swap.json"
+	fe_only "$FE_RUN/swap.json" canary "after mv conf conf.old; mv conf.new conf (0/100): "
+	fe_manifest iris "$vip" "main:100:$m" "canary:0:$c"
+	FE_CONF="$FE_RUN/conf.old" fe_manifest iris "$vip" "main:0:$m" "canary:100:$c"
+	sleep 1
+	fe_burst "$vip" 200 "$FE_RUN/swap-edit.json"
+	fe_only "$FE_RUN/swap-edit.json" main "an edit in the new directory (100/0; the old one says 0/100): "
+
+	rm -rf "$conf"
+	sleep 1
+	kill -HUP "$FERRYD_PID"
+	sleep 1
+	kill -0 "$FERRYD_PID" || fe_fail "ferryd exited after its directory was removed"
+	fe_burst "$vip" 200 "$FE_RUN/gone.json"
+	fe_only "$FE_RUN/gone.json" main "directory removed (and SIGHUP): the last state should stay: "
+	errs=$(fe_metric ferry_config_errors) || fe_fail "ferryd's /metrics does not answer"
+	[ "$errs" = 1 ] || fe_fail "directory removed: ferry_config_errors is $errs, want 1"
+	nsenter --net="/run/netns/$FE_NODE" "$FERRY_BUILD/ferryctl" --pin-path "$FE_PIN" status \
+		>"$FE_RUN/gone-status.txt" 2>&1
+	grep -q "No such file or directory" "$FE_RUN/gone-status.txt" ||
+		fe_fail "directory removed: ferryctl status does not say so: $(grep -i error "$FE_RUN/gone-status.txt" | head -3)"
+	mkdir "$conf"
+	fe_manifest iris "$vip" "main:0:$m" "canary:100:$c"
+	sleep 1
+	fe_burst "$vip" 200 "$FE_RUN/recreated.json"
+	fe_only "$FE_RUN/recreated.json" canary "directory created again (0/100): "
+	errs=$(fe_metric ferry_config_errors) || fe_fail "ferryd's /metrics does not answer"
+	[ "$errs" = 0 ] || fe_fail "directory back: ferry_config_errors is $errs, want 0"
+
+	# A ConfigMap volume, as the kubelet writes it: files are links through
+	# ..data, which is swapped to a new ..TIMESTAMP directory in one rename.
+	cm="$FE_RUN/conf.cm"
+	mkdir -p "$cm/..v1"
+	cp "$conf"/* "$cm/..v1/"
+	FE_CONF="$cm/..v1" fe_manifest iris "$vip" "main:100:$m" "canary:0:$c"
+	ln -s ..v1 "$cm/..data"
+	for f in "$cm/..v1"/*; do ln -s "..data/$(basename "$f")" "$cm/$(basename "$f")"; done
+	mv "$conf" "$FE_RUN/conf.old2" && mv "$cm" "$conf"
+	sleep 1
+	fe_burst "$vip" 200 "$FE_RUN/cm1.json"
+	fe_only "$FE_RUN/cm1.json" main "a ConfigMap-style directory renamed into place (100/0): "
+	mkdir "$conf/..v2"
+	cp "$conf/..v1"/* "$conf/..v2/"
+	FE_CONF="$conf/..v2" fe_manifest iris "$vip" "main:0:$m" "canary:100:$c"
+	ln -s ..v2 "$conf/..data_tmp" && mv -T "$conf/..data_tmp" "$conf/..data" && rm -rf "$conf/..v1"
+	sleep 1
+	fe_burst "$vip" 200 "$FE_RUN/cm2.json"
+	fe_only "$FE_RUN/cm2.json" canary "the ConfigMap's ..data swapped (0/100): "
+	dirs="; directory swapped, removed (state kept, 1 config error), created again, ConfigMap ..data swap followed"
+fi
+fe_pass "$share; 0/100 and 100/0 followed; $(fe_json "$ka" 'd["ok"]') keep-alive requests, 0 failed; no sync for 5 non-manifest files$dirs"
