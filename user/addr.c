@@ -43,13 +43,40 @@ static bool parse_port(const char *s, __u16 *port)
 	unsigned long v;
 	char *end;
 
-	if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 6)
+	/* "08000" is refused rather than guessed: YAML 1.1 would read 08000 as octal elsewhere. */
+	if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 5 || (s[0] == '0' && s[1]))
 		return false;
 	v = strtoul(s, &end, 10);
 	if (v < 1 || v > 65535)
 		return false;
 	*port = (__u16)v;
 	return true;
+}
+
+/*
+ * An address no client can send a connection to: unspecified, broadcast or
+ * multicast. Returns what it is, or NULL for an address that can be a VIP.
+ */
+static const char *unusable_addr(const struct ferry_vip *vip)
+{
+	const __u8 *b = (const __u8 *)vip->addr;
+
+	if (vip->family == FERRY_AF_INET6) {
+		static const __u8 zero[16];
+
+		if (!memcmp(b, zero, 16))
+			return "the unspecified address";
+		if (b[0] == 0xff)
+			return "a multicast address (ff00::/8)";
+		return NULL;
+	}
+	if (!b[0] && !b[1] && !b[2] && !b[3])
+		return "the unspecified address";
+	if (b[0] == 255 && b[1] == 255 && b[2] == 255 && b[3] == 255)
+		return "the broadcast address";
+	if ((b[0] & 0xf0) == 224)
+		return "a multicast address (224.0.0.0/4)";
+	return NULL;
 }
 
 /*
@@ -126,6 +153,21 @@ int ferry_vip__parse(const char *text, struct ferry_vip *vip, char *why, size_t 
 				 text, addr);
 			return -EINVAL;
 		}
+	}
+	if (unusable_addr(vip)) {
+		snprintf(why, whylen,
+			 "\"%s\": %s is %s, which clients cannot connect to: write the unicast "
+			 "address clients use, e.g. 198.18.100.10:8000",
+			 text, addr, unusable_addr(vip));
+		return -EINVAL;
+	}
+	if (port[0] == '0' && port[1] && strspn(port, "0123456789") == strlen(port) &&
+	    strtoul(port, NULL, 10)) {
+		snprintf(why, whylen,
+			 "\"%s\": port \"%s\" has a leading zero: write the port without it, "
+			 "e.g. %lu",
+			 text, port, strtoul(port, NULL, 10));
+		return -EINVAL;
 	}
 	if (!parse_port(port, &portnum)) {
 		snprintf(why, whylen, "\"%s\": port \"%s\" is not a number from 1 to 65535", text,

@@ -59,13 +59,15 @@ static int parse_svc_ref(struct vctx *c, const char *name, json_t *where, const 
 static int parse_ann_vip(struct vctx *c, const char *value, json_t *where, const char *field,
 			 struct sdep *sd)
 {
-	char *copy, *tok, *save = NULL;
+	char *copy, *tok, *rest;
+	bool blank = !value[strspn(value, " \t")], stray = false;
 	int bad = 0;
 
 	copy = strdup(value);
 	if (!copy)
 		return -ENOMEM;
-	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+	/* strsep, not strtok: an empty entry ("a,", "a,,b") is a typo to report, not skip. */
+	for (rest = copy; (tok = strsep(&rest, ","));) {
 		struct sd_vip *v;
 		char why[256];
 		char *end;
@@ -75,8 +77,17 @@ static int parse_ann_vip(struct vctx *c, const char *value, json_t *where, const
 		end = tok + strlen(tok);
 		while (end > tok && (end[-1] == ' ' || end[-1] == '\t'))
 			*--end = '\0';
-		if (!*tok)
+		if (!*tok) {
+			if (!blank && !stray) {
+				verr(c, where, ANN_VIP, NULL, field,
+				     "empty entry in \"%s\" (a stray comma): write "
+				     "ADDR:PORT[,ADDR:PORT...] with no empty entries",
+				     value);
+				stray = true;
+				bad = 1;
+			}
 			continue;
+		}
 		if (!strncmp(tok, VIP_SERVICE_PREFIX, strlen(VIP_SERVICE_PREFIX))) {
 			if (parse_svc_ref(c, tok + strlen(VIP_SERVICE_PREFIX), where, field, sd)) {
 				bad = 1;
