@@ -121,7 +121,7 @@ bool ferry_manifest__pos(const struct ferry_manifest *mf, const json_t *parent, 
 		return false;
 	/* Not a visible change: the table is a cache of the text's positions. */
 	positions_read((struct ferry_manifest *)mf);
-	/* Newest first: with a duplicate key, the value kept is the last one read. */
+	/* Newest first (duplicate keys are refused when the file is read). */
 	for (size_t i = mf->npos; i-- > 0;) {
 		const struct manifest_pos *p = &mf->pos[i];
 		bool hit;
@@ -370,7 +370,7 @@ static int read_mapping(struct yaml_reader *r, const json_t *mirror, int depth, 
 	for (;;) {
 		const json_t *mchild = NULL;
 		json_t *child = NULL;
-		yaml_mark_t mark;
+		yaml_mark_t mark, key_mark;
 		char *key;
 
 		err = reader_next(r, &ev);
@@ -389,9 +389,26 @@ static int read_mapping(struct yaml_reader *r, const json_t *mirror, int depth, 
 			return err;
 		}
 		key = strdup((const char *)ev.data.scalar.value);
+		key_mark = ev.start_mark;
 		yaml_event_delete(&ev);
 		if (!key)
 			return -ENOMEM;
+		/*
+		 * YAML says a key is unique in its mapping, and the API server refuses
+		 * a duplicate: keeping the last would apply a value the writer may not
+		 * have meant (traffic: 50 ... traffic: 90).
+		 */
+		if (!r->mirror && json_object_get(obj, key)) {
+			char msg[512];
+
+			snprintf(
+				msg, sizeof(msg),
+				"duplicate key \"%.200s\": this mapping has it already; remove one "
+				"of them (the API server refuses duplicate keys)",
+				key);
+			err = reader_fail(r, &key_mark, msg);
+			goto out_free_key;
+		}
 		err = reader_next(r, &ev);
 		if (err)
 			goto out_free_key;
@@ -405,7 +422,6 @@ static int read_mapping(struct yaml_reader *r, const json_t *mirror, int depth, 
 			if (mchild && pos_add(r->mf, mchild, mirror, key, &mark))
 				err = -ENOMEM;
 		} else {
-			/* YAML says duplicate keys are an error; kubectl keeps the last: so do we. */
 			if (json_object_set_new(obj, key, child))
 				err = -ENOMEM;
 		}
@@ -573,7 +589,19 @@ static int read_json(struct ferry_manifest *mf, const char *buf, size_t len,
 	json_error_t jerr;
 	json_t *doc;
 
-	doc = json_loadb(buf, len, 0, &jerr);
+	/* Duplicate keys: refused as in YAML (read_mapping). */
+	doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!doc && !strncmp(jerr.text, "duplicate object key", 20)) {
+		/* jansson's text is "duplicate object key near '\"KEY\"'": say it the YAML way */
+		const char *near = strstr(jerr.text, "near '");
+
+		set_err(err, mf->name, jerr.line > 0 ? jerr.line : 0,
+			jerr.column > 0 ? jerr.column : 0,
+			"duplicate key %.*s: this object has it already; remove one of them (the "
+			"API server refuses duplicate keys)",
+			near ? (int)strlen(near + 6) - 1 : 0, near ? near + 6 : "");
+		return -EINVAL;
+	}
 	if (!doc) {
 		set_err(err, mf->name, jerr.line > 0 ? jerr.line : 0,
 			jerr.column > 0 ? jerr.column : 0,
