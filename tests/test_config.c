@@ -629,6 +629,42 @@ out:
 	ferry_model__free(&ex);
 }
 
+/* A JSON file that starts with a UTF-8 byte order mark reads as the same file without it. */
+static void test_json_bom(void)
+{
+	static const char *const names[] = { "iris.json", "iris-endpointslices.json" };
+	struct ferry_config_store *st = ferry_config_store__new();
+	struct ferry_model plain = {}, bom = {};
+	char dir[64] = "", path[PATH_MAX], *text = NULL, *with_bom = NULL;
+
+	if (!ASSERT_TRUE(st, "store") || !load_good("tests/manifests/good/json", &plain) ||
+	    !ASSERT_TRUE(make_tmpdir(dir, sizeof(dir)), "tmpdir"))
+		goto out;
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/tests/manifests/good/json/%s", top, names[i]);
+		free(text);
+		text = read_text(path);
+		free(with_bom);
+		with_bom = NULL;
+		if (!ASSERT_TRUE(text && asprintf(&with_bom, "\xef\xbb\xbf%s", text) > 0, "read") ||
+		    !ASSERT_TRUE(write_file(dir, names[i], with_bom), "write"))
+			goto out;
+	}
+	if (!ASSERT_EQ(load_build(st, dir, &bom), 0, "JSON with a BOM loads")) {
+		dump_errors(st);
+		goto out;
+	}
+	ASSERT_EQ(ferry_config_store__nerrors(st), 0, "no errors");
+	models_equal(&plain, &bom);
+out:
+	free(text);
+	free(with_bom);
+	ferry_model__free(&plain);
+	ferry_model__free(&bom);
+	ferry_config_store__free(st);
+	rm_rf(dir);
+}
+
 /* ---------------------------------------------------------- last good */
 
 static void test_last_good(void)
@@ -1519,6 +1555,7 @@ int main(int argc, char **argv)
 
 	RUN_TEST(SUITE, test_bad_corpus);
 	RUN_TEST(SUITE, test_good_formats_identical);
+	RUN_TEST(SUITE, test_json_bom);
 	RUN_TEST(SUITE, test_last_good);
 	RUN_TEST(SUITE, test_incremental_edits);
 	RUN_TEST(SUITE, test_many_files);

@@ -589,6 +589,11 @@ static int read_json(struct ferry_manifest *mf, const char *buf, size_t len,
 	json_error_t jerr;
 	json_t *doc;
 
+	/* A UTF-8 byte order mark (Windows editors write one): kubectl skips it, so do we. */
+	if (len >= 3 && !memcmp(buf, "\xef\xbb\xbf", 3)) {
+		buf += 3;
+		len -= 3;
+	}
 	/* Duplicate keys: refused as in YAML (read_mapping). */
 	doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!doc && !strncmp(jerr.text, "duplicate object key", 20)) {
