@@ -454,6 +454,17 @@ static int walk_objects(struct ferry_manifest *mf, const char *path, struct erro
 			continue;
 		}
 		items = json_object_get(doc, "items");
+		if (klen >= 4 && !strcmp(kind + klen - 4, "List") && items &&
+		    !json_is_null(items) && !json_is_array(items)) {
+			/* Skipped, the list's objects would be missing without a word. */
+			struct vctx c = { .errs = errs, .mf = mf, .file = path };
+
+			verr(&c, doc, "items", items, "items",
+			     "expected a list of objects in this %s, found %s: write items as a "
+			     "list (items: [...] or one \"- \" entry per object)",
+			     kind, json_type_name(items));
+			continue;
+		}
 		if (klen >= 4 && !strcmp(kind + klen - 4, "List") && json_is_array(items)) {
 			/* kubectl get -o yaml: kind List; typed lists (FooList) may omit item kinds. */
 			char item_kind[128] = "";

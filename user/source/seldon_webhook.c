@@ -299,6 +299,25 @@ static json_t *member(struct judge *j, json_t *parent, const char *key, enum wan
 	}
 	if (ok)
 		return v;
+	if (want == W_INT32 &&
+	    (json_is_integer(v) ||
+	     (json_is_real(v) && json_real_value(v) == floor(json_real_value(v))))) {
+		/* A whole number, only too large: "found an integer" would not say what is wrong. */
+		char num[32];
+
+		if (json_is_integer(v))
+			snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		else
+			snprintf(num, sizeof(num), "%g", json_real_value(v));
+		schema_err(j, parent, key, v, field,
+			   "%s is out of range: expected a whole number from -2147483648 to "
+			   "2147483647 (the SeldonDeployment CRD's schema; the API server refuses "
+			   "the object): write a number in that range",
+			   num);
+		if (bad)
+			*bad = true;
+		return NULL;
+	}
 	schema_err(j, parent, key, v, field,
 		   "expected %s, found %s%s%s%s (the SeldonDeployment CRD's schema; the API "
 		   "server refuses the object): %s",
