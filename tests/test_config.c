@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -764,6 +767,52 @@ out:
 #define WINE_SLICE \
 	SLICE_HEAD("wine-main-a", "wine-main", "IPv4") "endpoints:\n" EP("198.18.3.31", READY) PORTS_HTTP_GRPC
 /* clang-format on */
+
+/*
+ * A FIFO named like a manifest is no manifest: skipped with a warning on the
+ * first load, a reload and an edit, never opened (an open would wait for a
+ * writer for ever). The load runs in a child so that a hang fails the test.
+ */
+static void test_fifo_skipped(void)
+{
+	char dir[64] = "", path[PATH_MAX];
+	int status = -1;
+	pid_t pid;
+
+	if (!ASSERT_TRUE(make_tmpdir(dir, sizeof(dir)), "tmpdir") ||
+	    !ASSERT_TRUE(write_file(dir, "wine.yaml", WINE(100, "") WINE_SLICE), "write"))
+		goto out;
+	snprintf(path, sizeof(path), "%s/pipe.yaml", dir);
+	if (!ASSERT_EQ(mkfifo(path, 0600), 0, "mkfifo"))
+		goto out;
+	pid = fork();
+	if (!ASSERT_GE(pid, 0, "fork"))
+		goto out;
+	if (!pid) {
+		struct ferry_config_store *st = ferry_config_store__new();
+		struct ferry_model m = {};
+		bool ok;
+
+		ok = st && load_build(st, dir, &m) == 0 && m.nservices == 1 &&
+		     load_build(st, dir, &m) == 0 && m.nservices == 1 &&
+		     ferry_config_store__load_files(st, dir, (const char *[]){ "pipe.yaml" }, 1) ==
+			     0 &&
+		     !ferry_config_store__build(st, &m) && m.nservices == 1 &&
+		     !ferry_config_store__nerrors(st);
+		_exit(ok ? 0 : 1);
+	}
+	for (int i = 0; i < 100 && !waitpid(pid, &status, WNOHANG); i++)
+		usleep(100 * 1000);
+	if (!ASSERT_TRUE(WIFEXITED(status) || WIFSIGNALED(status), "load returns (no hang)")) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		goto out;
+	}
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		    "the FIFO skipped, the other file loaded, no error");
+out:
+	rm_rf(dir);
+}
 
 /*
  * One edit through the inotify path (__load_files, __build_update) checked
@@ -1557,6 +1606,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_good_formats_identical);
 	RUN_TEST(SUITE, test_json_bom);
 	RUN_TEST(SUITE, test_last_good);
+	RUN_TEST(SUITE, test_fifo_skipped);
 	RUN_TEST(SUITE, test_incremental_edits);
 	RUN_TEST(SUITE, test_many_files);
 	RUN_TEST(SUITE, test_duplicate_vip_keeps_owner);

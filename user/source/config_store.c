@@ -305,6 +305,20 @@ static struct entry *fresh_find(const struct load_state *ls, const char *key)
 	return i ? ls->fresh[json_integer_value(i)] : NULL;
 }
 
+/* A manifest name that is not a file (a FIFO, a directory...): said, then left alone. */
+static void not_a_file(const char *path, const struct stat *st)
+{
+	pr_warn("%s: not a regular file (%s): skipped; a manifest must be a file or a symbolic "
+		"link to one",
+		path,
+		S_ISFIFO(st->st_mode) ? "a FIFO" :
+		S_ISDIR(st->st_mode)  ? "a directory" :
+		S_ISSOCK(st->st_mode) ? "a socket" :
+		S_ISCHR(st->st_mode)  ? "a character device" :
+		S_ISBLK(st->st_mode)  ? "a block device" :
+					"of another type");
+}
+
 /*
  * The store's half of an object read from a file, after object_parse()
  * (ret, e, key: its result; c: its context): a valid object joins this load
@@ -593,8 +607,12 @@ static void parse_some(struct parse_job *j)
 		if (i >= j->n)
 			return;
 		pp = &j->pre[i];
-		/* Nothing cached (a first load): open and fstat, one path lookup, not two. */
-		fd = j->cold ? open(j->names[i], O_RDONLY | O_CLOEXEC) : -1;
+		/*
+		 * Nothing cached (a first load): open and fstat, one path lookup, not
+		 * two. O_NONBLOCK: opening a FIFO would otherwise wait for a writer,
+		 * for ever (it is no manifest: the fstat skips it).
+		 */
+		fd = j->cold ? open(j->names[i], O_RDONLY | O_CLOEXEC | O_NONBLOCK) : -1;
 		if (fd >= 0)
 			pp->statted = !fstat(fd, &pp->st);
 		else
@@ -765,8 +783,12 @@ int ferry_config_store__load_dir(struct ferry_config_store *store, const char *d
 	for (size_t i = 0; i < nnames; i++) {
 		const struct stat *st = &pre[i].st;
 
-		if (!pre[i].statted || !S_ISREG(st->st_mode))
+		if (!pre[i].statted)
 			continue;
+		if (!S_ISREG(st->st_mode)) {
+			not_a_file(names[i], st);
+			continue;
+		}
 		if (!st->st_size) {
 			/* A write in progress: see load_file(). */
 			pr_info("%s: empty; keeping its objects as they were until it is written "
@@ -978,8 +1000,12 @@ int ferry_config_store__load_files(struct ferry_config_store *store, const char 
 		const char *path = ls.changed[i];
 		struct stat st;
 
-		if (stat(path, &st) || !S_ISREG(st.st_mode))
+		if (stat(path, &st))
 			continue; /* deleted or renamed away: its objects go */
+		if (!S_ISREG(st.st_mode)) {
+			not_a_file(path, &st);
+			continue;
+		}
 		if (!st.st_size) {
 			pr_info("%s: empty; keeping its objects as they were until it is written "
 				"or removed",

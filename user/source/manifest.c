@@ -664,13 +664,21 @@ struct ferry_manifest *ferry_manifest__load(const char *path, struct ferry_confi
 	struct stat st;
 	int fd, saved;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO put in place of the file must not block the reader (refused below). */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0 || fstat(fd, &st)) {
 		saved = errno;
 		set_err(err, path, 0, 0, "cannot read: %s", strerror(saved));
 		if (fd >= 0)
 			close(fd);
 		errno = saved;
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		set_err(err, path, 0, 0,
+			"not a regular file: a manifest must be a file or a symbolic link to one");
+		close(fd);
+		errno = EINVAL;
 		return NULL;
 	}
 	mf = ferry_manifest__load_fd(fd, path, &st, err);
