@@ -814,6 +814,83 @@ out:
 	rm_rf(dir);
 }
 
+/* The error a load must give for an unreadable iris.yaml, and the deployment kept. */
+static void check_unreadable(struct ferry_config_store *st, const struct ferry_model *m, int nerr,
+			     const char *what, const char *why)
+{
+	const struct ferry_config_error *e;
+
+	ASSERT_EQ(nerr, 1, what);
+	if (ASSERT_EQ(ferry_config_store__nerrors(st), 1, what)) {
+		e = ferry_config_store__error(st, 0);
+		ASSERT_STRSTR(e->file, "iris.yaml", "the error names the file");
+		ASSERT_STRSTR(e->message, "cannot read", "message");
+		ASSERT_STRSTR(e->message, why, "the errno's text");
+	}
+	ASSERT_TRUE(find_service(m, "models/iris", 8000) != NULL, "last good version in force");
+	ASSERT_TRUE(find_service(m, "models/wine", 8000) != NULL, "other file untouched");
+}
+
+/*
+ * A manifest that is there but cannot be read (a link that loops or points
+ * nowhere) is an error that keeps its objects, on a full load and on an
+ * edit; only the name's removal removes them.
+ */
+static void test_unreadable_keeps_last_good(void)
+{
+	static const char *const iris[] = { "iris.yaml" };
+	struct ferry_config_store *st = ferry_config_store__new();
+	struct ferry_model m = {};
+	char dir[64] = "", path[PATH_MAX];
+	int nerr;
+
+	if (!ASSERT_TRUE(st && make_tmpdir(dir, sizeof(dir)), "setup") ||
+	    !ASSERT_TRUE(write_file(dir, "iris.yaml",
+				    IRIS_SDEP(90, 10) IRIS_MAIN_SLICE(EP("198.18.1.11", READY))
+					    IRIS_CANARY_SLICE) &&
+				 write_file(dir, "wine.yaml", WINE(100, "") WINE_SLICE),
+			 "write") ||
+	    !ASSERT_EQ(load_build(st, dir, &m), 0, "good load") ||
+	    !ASSERT_EQ(m.nservices, 2, "two deployments"))
+		goto out;
+	snprintf(path, sizeof(path), "%s/iris.yaml", dir);
+
+	/* A link to itself: ELOOP. */
+	remove(path);
+	if (!ASSERT_EQ(symlink("iris.yaml", path), 0, "symlink"))
+		goto out;
+	nerr = load_build(st, dir, &m);
+	check_unreadable(st, &m, nerr, "loop, full load", "symbolic links");
+	nerr = ferry_config_store__load_files(st, dir, (const char *const *)iris, 1);
+	if (nerr >= 0 && !ferry_config_store__build(st, &m))
+		check_unreadable(st, &m, nerr, "loop, edit", "symbolic links");
+	else
+		ASSERT_GE(nerr, 0, "loop, edit");
+
+	/* A dangling link: ENOENT through the link, but the name is there. */
+	remove(path);
+	if (!ASSERT_EQ(symlink("gone.yaml", path), 0, "symlink"))
+		goto out;
+	nerr = ferry_config_store__load_files(st, dir, (const char *const *)iris, 1);
+	if (nerr >= 0 && !ferry_config_store__build(st, &m))
+		check_unreadable(st, &m, nerr, "dangling, edit", "No such file");
+	else
+		ASSERT_GE(nerr, 0, "dangling, edit");
+	nerr = load_build(st, dir, &m);
+	check_unreadable(st, &m, nerr, "dangling, full load", "No such file");
+
+	/* Gone: now its objects go, without an error. */
+	remove(path);
+	ASSERT_EQ(load_build(st, dir, &m), 0, "removed");
+	ASSERT_EQ(ferry_config_store__nerrors(st), 0, "no error");
+	ASSERT_TRUE(!find_service(&m, "models/iris", 8000), "removed with its file");
+	ASSERT_TRUE(find_service(&m, "models/wine", 8000) != NULL, "other file untouched");
+out:
+	ferry_model__free(&m);
+	ferry_config_store__free(st);
+	rm_rf(dir);
+}
+
 /*
  * One edit through the inotify path (__load_files, __build_update) checked
  * against a second store that reads the whole directory and builds it all
@@ -1607,6 +1684,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_json_bom);
 	RUN_TEST(SUITE, test_last_good);
 	RUN_TEST(SUITE, test_fifo_skipped);
+	RUN_TEST(SUITE, test_unreadable_keeps_last_good);
 	RUN_TEST(SUITE, test_incremental_edits);
 	RUN_TEST(SUITE, test_many_files);
 	RUN_TEST(SUITE, test_duplicate_vip_keeps_owner);

@@ -72,6 +72,7 @@ struct preobj {
 struct preparsed {
 	struct stat st;
 	bool statted; /* st is the file's */
+	int stat_errno; /* !statted: why */
 	bool want; /* not in the parse cache: parse it ahead */
 	bool done; /* mf, err and errnum are the parse's result */
 	bool validated; /* objs and errs are the validation of mf */
@@ -303,6 +304,32 @@ static struct entry *fresh_find(const struct load_state *ls, const char *key)
 	json_t *i = json_object_get(ls->index, key);
 
 	return i ? ls->fresh[json_integer_value(i)] : NULL;
+}
+
+/*
+ * A manifest name stat() cannot follow (err: its errno). Only a name that is
+ * gone (lstat: ENOENT) is a deletion; a link that loops or points nowhere, a
+ * file that cannot be read, is an error, and the file's objects stay as they
+ * were: taking it for a deletion would cut its deployments' connections.
+ * Returns 0 for a deletion or a recorded error, -ENOMEM.
+ */
+static int unreadable_file(struct load_state *ls, const char *path, int err)
+{
+	struct ferry_config_error e = {};
+	struct stat lst;
+
+	if (err == ENOENT && lstat(path, &lst) && errno == ENOENT)
+		return 0;
+	snprintf(e.file, sizeof(e.file), "%s", path);
+	snprintf(e.message, sizeof(e.message),
+		 "cannot read: %s%s; its objects stay as they were: fix or remove the file",
+		 strerror(err),
+		 err == ENOENT ? " (a symbolic link to a file that does not exist)" :
+		 err == ELOOP  ? " (symbolic links that loop)" :
+				 "");
+	if (errs_push(&ls->store->load_errs, &e, NULL))
+		return -ENOMEM;
+	return str_set_add(&ls->failed_files, path);
 }
 
 /* A manifest name that is not a file (a FIFO, a directory...): said, then left alone. */
@@ -617,6 +644,7 @@ static void parse_some(struct parse_job *j)
 			pp->statted = !fstat(fd, &pp->st);
 		else
 			pp->statted = !stat(j->names[i], &pp->st);
+		pp->stat_errno = pp->statted ? 0 : errno;
 		if (!pp->statted || !S_ISREG(pp->st.st_mode) || !pp->st.st_size) {
 			if (fd >= 0)
 				close(fd);
@@ -783,8 +811,12 @@ int ferry_config_store__load_dir(struct ferry_config_store *store, const char *d
 	for (size_t i = 0; i < nnames; i++) {
 		const struct stat *st = &pre[i].st;
 
-		if (!pre[i].statted)
+		if (!pre[i].statted) {
+			ret = unreadable_file(&ls, names[i], pre[i].stat_errno);
+			if (ret)
+				goto out_free_fresh;
 			continue;
+		}
 		if (!S_ISREG(st->st_mode)) {
 			not_a_file(names[i], st);
 			continue;
@@ -1000,8 +1032,11 @@ int ferry_config_store__load_files(struct ferry_config_store *store, const char 
 		const char *path = ls.changed[i];
 		struct stat st;
 
-		if (stat(path, &st))
-			continue; /* deleted or renamed away: its objects go */
+		if (stat(path, &st)) {
+			/* deleted or renamed away: its objects go; unreadable: they stay */
+			ret = unreadable_file(&ls, path, errno);
+			continue;
+		}
 		if (!S_ISREG(st.st_mode)) {
 			not_a_file(path, &st);
 			continue;

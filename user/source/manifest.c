@@ -714,7 +714,16 @@ struct ferry_manifest *ferry_manifest__load_fd(int fd, const char *path, const s
 
 		if (got < 0 && errno == EINTR)
 			continue;
-		if (got <= 0)
+		if (got < 0) {
+			/* EIO and friends: half a file parsed would drop the objects of the rest */
+			saved = errno;
+			set_err(err, path, 0, 0, "cannot read: %s; fix or remove the file",
+				strerror(saved));
+			free(buf);
+			errno = saved;
+			return NULL;
+		}
+		if (!got)
 			break;
 		len += (size_t)got;
 	}
