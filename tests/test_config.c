@@ -1580,6 +1580,83 @@ out:
 	rm_rf(dir);
 }
 
+/*
+ * A misspelt ferry.io/ annotation is a warning naming the file, the object,
+ * the key and the closest known name; the deployment is still applied, and
+ * other prefixes stay silent.
+ */
+static void test_unknown_annotation_warned(void)
+{
+	/* clang-format off */
+	static const char typo[] =
+		"apiVersion: machinelearning.seldon.io/v1\n"
+		"kind: SeldonDeployment\n"
+		"metadata:\n"
+		"  name: iris\n"
+		"  namespace: models\n"
+		"  annotations:\n"
+		VIP_IRIS
+		"    ferry.io/affinty: client-ip\n"
+		"    example.com/affinty: x\n"
+		"spec:\n"
+		"  annotations:\n"
+		"    ferry.io/zzz-unheard-of: \"1\"\n"
+		"  predictors:\n"
+		PRED("main", 100)
+		SLICE_HEAD("m", "iris-main", "IPv4")
+		"endpoints:\n"
+		EP("198.18.1.11", READY)
+		PORTS_HTTP_GRPC;
+	/* clang-format on */
+	struct ferry_config_store *st = ferry_config_store__new();
+	enum ferry_log_level level = ferry_log_level;
+	struct ferry_model m = {};
+	char dir[64] = "", log[] = "/tmp/ferry-fc-log-XXXXXX", *text = NULL;
+	int fd = -1, saved = -1, nerr;
+
+	if (!ASSERT_TRUE(st, "store"))
+		goto out;
+	fd = mkstemp(log);
+	fflush(stderr);
+	saved = dup(2);
+	if (!ASSERT_TRUE(fd >= 0 && saved >= 0 && dup2(fd, 2) == 2, "capture stderr"))
+		goto out;
+	ferry_log_level = FERRY_LOG_WARN;
+	nerr = load_text(st, dir, sizeof(dir), typo, &m);
+	ferry_log_level = level;
+	fflush(stderr);
+	dup2(saved, 2);
+	text = read_text(log);
+	ASSERT_EQ(nerr, 0, "a warning, not an error");
+	ASSERT_TRUE(find_service(&m, "models/iris", 8000) != NULL, "applied");
+	if (!ASSERT_TRUE(text != NULL, "log"))
+		goto out;
+	ASSERT_STRSTR(text, "test.yaml:", "names the file");
+	ASSERT_STRSTR(text,
+		      "SeldonDeployment models/iris: metadata.annotations[\"ferry.io/affinty\"]",
+		      "names the object and the key");
+	ASSERT_STRSTR(text, "did you mean ferry.io/affinity?", "the closest match");
+	ASSERT_STRSTR(text, "spec.annotations[\"ferry.io/zzz-unheard-of\"]",
+		      "spec.annotations too");
+	ASSERT_STRSTR(text, "ferry reads ferry.io/vip, ferry.io/affinity",
+		      "no close match: the list");
+	ASSERT_TRUE(!strstr(text, "example.com"), "other prefixes not judged");
+out:
+	ferry_log_level = level;
+	if (saved >= 0) {
+		dup2(saved, 2);
+		close(saved);
+	}
+	if (fd >= 0) {
+		close(fd);
+		unlink(log);
+	}
+	free(text);
+	ferry_model__free(&m);
+	ferry_config_store__free(st);
+	rm_rf(dir);
+}
+
 /* ---------------------------------------------------------- API objects */
 
 static void test_put_delete(void)
@@ -1697,6 +1774,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_port_selection);
 	RUN_TEST(SUITE, test_ipv6);
 	RUN_TEST(SUITE, test_yaml_typing);
+	RUN_TEST(SUITE, test_unknown_annotation_warned);
 	RUN_TEST(SUITE, test_put_delete);
 	RUN_TEST(SUITE, test_error_format);
 	return test__summary();

@@ -569,3 +569,83 @@ const struct ferry_annotation ferry_annotations[] = {
 };
 
 const size_t ferry_nannotations = sizeof(ferry_annotations) / sizeof(ferry_annotations[0]);
+
+/* Levenshtein distance of a and b, both at most 63 characters long (else a large number). */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[64];
+
+	if (la >= 64 || lb >= 64)
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[lb];
+}
+
+/*
+ * A ferry.io/ annotation ferry does not read is most likely a misspelt one
+ * (ferry.io/affinty): it would be ignored, and the deployment run without the
+ * setting its writer asked for. A warning, not an error: a newer ferry's
+ * annotation on an older ferryd must not take a deployment down. Other
+ * prefixes are not ferry's to judge.
+ */
+void warn_unknown_annotations(struct vctx *c, json_t *ann, const char *where)
+{
+	const size_t plen = strlen("ferry.io/");
+	const char *key;
+	json_t *value;
+
+	if (!ann)
+		return;
+	json_object_foreach(ann, key, value) {
+		const char *closest = NULL;
+		size_t best = SIZE_MAX;
+		char known[1024] = "", pos[32] = "";
+		bool found = false;
+		int line, column;
+
+		if (strncmp(key, "ferry.io/", plen))
+			continue;
+		for (size_t i = 0; i < ferry_nannotations && !found; i++) {
+			size_t d = edit_distance(key, ferry_annotations[i].name);
+
+			found = !d;
+			if (d < best) {
+				best = d;
+				closest = ferry_annotations[i].name;
+			}
+		}
+		if (found)
+			continue;
+		if (ferry_manifest__pos(c->mf, ann, key, NULL, &line, &column))
+			snprintf(pos, sizeof(pos), ":%d:%d", line, column);
+		/* Up to 3 edits (a typo, a dropped or doubled letter): a likely meaning. */
+		if (best > 3) {
+			for (size_t i = 0; i < ferry_nannotations; i++) {
+				size_t n = strlen(known);
+
+				snprintf(known + n, sizeof(known) - n, "%s%s", i ? ", " : "",
+					 ferry_annotations[i].name);
+			}
+		}
+		pr_warn("%s%s: %s: %s[\"%s\"]: unknown ferry annotation, ignored: %s%s%s%s",
+			c->file, pos, c->object, where, key, best <= 3 ? "did you mean " : "",
+			best <= 3 ? closest : "ferry reads ", best <= 3 ? "?" : known,
+			best <= 3 ? "" : " (docs/configuration.md)");
+	}
+}

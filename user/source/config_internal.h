@@ -332,6 +332,9 @@ int parse_slice(struct vctx *c, json_t *obj, struct slice **out);
 /* config_service.c */
 int parse_service(struct vctx *c, json_t *obj, struct k8s_svc **out);
 
+/* config_annotations.c: warns of each ferry.io/ key of ann (at where) ferry does not read. */
+void warn_unknown_annotations(struct vctx *c, json_t *ann, const char *where);
+
 /* config_object.c */
 int object_parse(struct vctx *c, json_t *obj, const char *kind, const char *api_version,
 		 struct entry **out, char *key, size_t keylen);

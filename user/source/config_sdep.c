@@ -139,9 +139,11 @@ int parse_sdep(struct vctx *c, json_t *obj, const char *ns, struct sdep **out)
 		bad = true;
 	}
 	md_ann = get_object(c, md, "annotations", "metadata.annotations");
+	warn_unknown_annotations(c, md_ann, "metadata.annotations");
 	/* The webhook checked spec's structure: predictors, names, traffic, shadows. */
 	spec = json_object_get(obj, "spec");
 	spec_ann = get_object(c, spec, "annotations", "spec.annotations");
+	warn_unknown_annotations(c, spec_ann, "spec.annotations");
 	preds = json_object_get(spec, "predictors");
 	if (json_array_size(preds) > FERRY_MAX_SVC_PREDICTORS) {
 		verr(c, spec, "predictors", preds, "spec.predictors",
