@@ -862,6 +862,7 @@ static void test_unreadable_keeps_last_good(void)
 	nerr = load_build(st, dir, &m);
 	check_unreadable(st, &m, nerr, "loop, full load", "symbolic links");
 	nerr = ferry_config_store__load_files(st, dir, (const char *const *)iris, 1);
+	ferry_model__free(&m);
 	if (nerr >= 0 && !ferry_config_store__build(st, &m))
 		check_unreadable(st, &m, nerr, "loop, edit", "symbolic links");
 	else
@@ -872,6 +873,7 @@ static void test_unreadable_keeps_last_good(void)
 	if (!ASSERT_EQ(symlink("gone.yaml", path), 0, "symlink"))
 		goto out;
 	nerr = ferry_config_store__load_files(st, dir, (const char *const *)iris, 1);
+	ferry_model__free(&m);
 	if (nerr >= 0 && !ferry_config_store__build(st, &m))
 		check_unreadable(st, &m, nerr, "dangling, edit", "No such file");
 	else
