@@ -5,7 +5,8 @@
 # and a fourth that is not YAML at all. The good ones keep serving with their
 # weights; ferryd's log names the bad file and the field (traffic). Then one
 # good deployment is edited into the same mistake: its last good version stays
-# in force.
+# in force. Then wine.yaml becomes a symbolic link loop (an error; wine keeps
+# serving) beside a FIFO named pipe.yaml (skipped with a warning).
 # shellcheck source=SCRIPTDIR/../lib/topo.sh
 . "$(dirname "$0")/../lib/topo.sh"
 fe_init bad_manifest badm
@@ -82,6 +83,34 @@ if [ "$FE_LB" = ferry ]; then
 	fe_wait 5 cerr_zero || fe_fail "ferry_config_errors is $(cerr) with every mistake removed"
 	[ "$(cerr_total)" = "$t3" ] || fe_fail "ferry_config_errors_total went from $t3 to $(cerr_total) when errors went away"
 	fe_log "config errors after fixes: 0 outstanding, $t3 rejections in total"
+fi
+
+# A manifest that cannot be read (a symbolic link to itself, swapped in by
+# rename) is an error that keeps its deployment serving, not a deletion; a
+# FIFO named *.yaml is skipped with a warning, never opened (an open would
+# hang ferryd).
+if [ "$FE_LB" = ferry ]; then
+	cp "$FE_CONF/wine.yaml" "$FE_RUN/wine.good"
+	ln -s wine.yaml "$FE_CONF/.loop"
+	# rename(2) itself: mv refuses, taking a link to its own name for the same file
+	"$FE_PY" -c 'import os, sys; os.rename(sys.argv[1], sys.argv[2])' "$FE_CONF/.loop" \
+		"$FE_CONF/wine.yaml"
+	mkfifo "$FE_CONF/pipe.yaml"
+	sleep 1
+	kill -HUP "$FERRYD_PID"
+	sleep 0.5
+	check_good "wine.yaml a symlink loop, pipe.yaml a FIFO"
+	[ "$(cerr)" = 1 ] || fe_fail "ferry_config_errors is $(cerr) with wine.yaml unreadable, want 1"
+	grep 'wine\.yaml' "$FE_RUN/ferryd.log" | grep -q 'cannot read: Too many levels of symbolic links' ||
+		fe_fail "ferryd's log does not say wine.yaml cannot be read and why"
+	grep 'pipe\.yaml' "$FE_RUN/ferryd.log" | grep -q 'not a regular file' ||
+		fe_fail "ferryd's log does not say pipe.yaml is skipped"
+	rm -f "$FE_CONF/pipe.yaml"
+	mv "$FE_RUN/wine.good" "$FE_CONF/.wine"
+	mv -T "$FE_CONF/.wine" "$FE_CONF/wine.yaml"
+	fe_wait 5 cerr_zero || fe_fail "ferry_config_errors is $(cerr) with wine.yaml readable again"
+	check_good "wine.yaml readable again"
+	fe_log "unreadable wine.yaml: 1 error, wine kept serving; FIFO skipped"
 fi
 
 if [ "$FE_LB" = ferry ]; then
