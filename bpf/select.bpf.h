@@ -174,7 +174,7 @@ ferry_select_backend(__u32 pred, __u32 hash2, __u8 family, const __be32 *self, _
  * predictor's table and then its other backends are tried
  * (ferry_select_backend), and if they all are the client, the runner-up
  * predictor's; the choice is still a pure function of the tuple. If that too
- * is the client (it is the only backend), the first pick stands.
+ * is the client (it is the only backend), there is no backend for it.
  */
 static __always_inline const struct ferry_backend *
 ferry_select(const struct ferry_service *svc, const struct ferry_flow_key *key, __u32 seed,
@@ -183,7 +183,7 @@ ferry_select(const struct ferry_service *svc, const struct ferry_flow_key *key, 
 {
 	const struct ferry_backend *be, *other;
 	bool src_only = mode == FERRY_HASH_MODE_SRC_ADDR;
-	__u32 pred, second, hash2, first_id;
+	__u32 pred, second, hash2;
 	__u64 preds;
 
 	*hash = ferry_flow_hash(key, seed, src_only);
@@ -194,15 +194,19 @@ ferry_select(const struct ferry_service *svc, const struct ferry_flow_key *key, 
 		return NULL;
 	hash2 = ferry_flow_hash(key, ferry_seed2(seed), src_only);
 	be = ferry_select_backend(pred, hash2, family, self, backend_id);
-	/* No new stack slot here: the XDP program's frame is at 6.1's 512-byte cap. */
-	if (!be || !self || !second || !ferry_addr_eq(be->addr, self))
+	if (!be || !self || !ferry_addr_eq(be->addr, self))
 		return be;
-	first_id = *backend_id;
-	other = ferry_select_backend(second, hash2, family, self, backend_id);
-	if (other && !ferry_addr_eq(other->addr, self))
-		return other;
-	*backend_id = first_id;
-	return be;
+	if (second) {
+		other = ferry_select_backend(second, hash2, family, self, backend_id);
+		if (other && !ferry_addr_eq(other->addr, self))
+			return other;
+	}
+	/*
+	 * Every try was the client, the service's only backend: no backend, so
+	 * the caller gets the fast failure (a RST), not a SYN sent to itself
+	 * whose SYN-ACK never crosses ferry (its connect hung until it timed out).
+	 */
+	return NULL;
 }
 
 #endif /* FERRY_SELECT_BPF_H */

@@ -737,7 +737,8 @@ static const struct backend_def *expected_backend(const struct pb_spec *in)
 		}
 		first = first ?: pick;
 	}
-	return first;
+	/* Every try was the client (its service's only backend): no backend. */
+	return NULL;
 }
 
 /*
@@ -3917,10 +3918,76 @@ static void test_hairpin(void)
 	ASSERT_EQ(to_self, 0, "connections sent back to their own client");
 }
 
+/* A predictor's table swapped for one built here (hairpin fixtures); undone by table_unswap. */
+struct table_swap {
+	uint32_t pred;
+	struct ferry_table_cell *cells, *saved;
+	int fd, saved_fd;
+};
+
+/*
+ * Predictor pred's table replaced by a size-slot one of backends ids[0..n),
+ * its first run slots given to backend run_id (0: as built). False after a
+ * failed assertion (nothing left swapped).
+ */
+static bool table_swap(struct table_swap *t, uint32_t pred, uint32_t size, const uint32_t *ids,
+		       uint32_t n, uint32_t run_id, uint32_t run)
+{
+	struct ferry_table_member m[4] = {};
+	int tables = map_fd(FERRY_MAP_TABLES);
+	uint32_t id, run_idx = n;
+
+	*t = (struct table_swap){ .pred = pred, .fd = -1, .saved_fd = -1, .saved = env.cells[pred] };
+	t->cells = calloc(FERRY_TABLE_CELLS(size, n), sizeof(*t->cells));
+	if (!ASSERT_TRUE(t->cells != NULL && n <= 4, "cells"))
+		goto fail;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct backend_def *bd = backend_by_id(ids[i]);
+		__be32 addr[4] = {};
+
+		pb_addr(addr, bd->addr);
+		m[i].key = ferry_table__key(FERRY_AF_INET, addr, htons(bd->port));
+		m[i].backend_id = bd->id;
+	}
+	if (!ASSERT_OK(ferry_table__build(m, n, size, t->cells), "build"))
+		goto fail;
+	for (uint32_t i = 0; i < n; i++)
+		if (ferry_table__id(t->cells, i) == run_id)
+			run_idx = i;
+	for (uint32_t sl = 0; run_id && run_idx < n && sl < run; sl++)
+		t->cells[FERRY_TABLE_SLOT_CELL(sl)].slot[sl & 3] = run_idx;
+	t->fd = ferry_table__create(t->cells, FERRY_TABLE_CELLS(size, n), "fb_swap");
+	if (!ASSERT_TRUE(t->fd >= 0, "inner map") ||
+	    !ASSERT_OK(bpf_map_lookup_elem(tables, &pred, &id), "saved table id"))
+		goto fail;
+	t->saved_fd = bpf_map_get_fd_by_id(id);
+	if (!ASSERT_TRUE(t->saved_fd >= 0, "saved table") ||
+	    !ASSERT_OK(bpf_map_update_elem(tables, &pred, &t->fd, 0), "swap in"))
+		goto fail;
+	env.cells[pred] = t->cells;
+	return true;
+fail:
+	if (t->saved_fd >= 0)
+		close(t->saved_fd);
+	if (t->fd >= 0)
+		close(t->fd);
+	free(t->cells);
+	return false;
+}
+
+static void table_unswap(struct table_swap *t)
+{
+	env.cells[t->pred] = t->saved;
+	bpf_map_update_elem(map_fd(FERRY_MAP_TABLES), &t->pred, &t->saved_fd, 0);
+	close(t->saved_fd);
+	close(t->fd);
+	free(t->cells);
+}
+
 /*
  * The same on a table with a run of the client's slots longer than the tries
- * (a Maglev table of two backends has runs of 13 in 251 slots): predictor 1's
- * table swapped for a 251-slot one whose first 16 slots are backend 1's.
+ * (a Maglev table of two backends has runs of 13 in 251 slots): predictor 3's
+ * table swapped for a 251-slot one whose first 16 slots are the client's.
  * Tried in the neighbouring slots, every tuple whose slot started the run went
  * back to its client (4 % of a backend's calls to its own VIP, measured from
  * outside); tried an eighth of the table apart and then through the table's
@@ -3929,42 +3996,12 @@ static void test_hairpin(void)
  */
 static void test_hairpin_long_run(void)
 {
-	const uint32_t size = 251, nbe = 2, pred = 3, ids[2] = { 3, 10 };
-	struct ferry_table_cell *cells, *saved = env.cells[pred];
-	struct ferry_table_member m[2] = {};
-	int fd, saved_fd, to_self = 0, self_idx = -1, tables = map_fd(FERRY_MAP_TABLES);
-	uint32_t id;
+	const uint32_t ids[2] = { 3, 10 };
+	struct table_swap t;
+	int to_self = 0;
 
-	cells = calloc(FERRY_TABLE_CELLS(size, nbe), sizeof(*cells));
-	if (!ASSERT_TRUE(cells != NULL, "cells"))
+	if (!table_swap(&t, 3, 251, ids, 2, 10, 16))
 		return;
-	for (uint32_t i = 0; i < nbe; i++) {
-		const struct backend_def *bd = backend_by_id(ids[i]);
-		__be32 addr[4] = {};
-
-		pb_addr(addr, bd->addr);
-		m[i].key = ferry_table__key(FERRY_AF_INET, addr, htons(bd->port));
-		m[i].backend_id = bd->id;
-	}
-	if (!ASSERT_OK(ferry_table__build(m, nbe, size, cells), "build"))
-		goto out_free;
-	for (uint32_t i = 0; i < nbe; i++)
-		if (ferry_table__id(cells, i) == 10)
-			self_idx = i;
-	if (!ASSERT_TRUE(self_idx >= 0, "backend 10 in the table"))
-		goto out_free;
-	for (uint32_t sl = 0; sl < 16; sl++)
-		cells[FERRY_TABLE_SLOT_CELL(sl)].slot[sl & 3] = self_idx;
-	fd = ferry_table__create(cells, FERRY_TABLE_CELLS(size, nbe), "fb_run");
-	if (!ASSERT_TRUE(fd >= 0, "inner map"))
-		goto out_free;
-	if (!ASSERT_OK(bpf_map_lookup_elem(tables, &pred, &id), "saved table id"))
-		goto out_fd;
-	saved_fd = bpf_map_get_fd_by_id(id);
-	if (!ASSERT_TRUE(saved_fd >= 0, "saved table") ||
-	    !ASSERT_OK(bpf_map_update_elem(tables, &pred, &fd, 0), "swap in"))
-		goto out_fd;
-	env.cells[pred] = cells;
 	for (uint16_t port = 46000; port < 50000; port++) {
 		struct pb_spec syn = spec_tcp(4, port, "198.18.2.2", 80, PB_TCP_SYN);
 		const struct backend_def *be = NULL;
@@ -3976,14 +4013,33 @@ static void test_hairpin_long_run(void)
 		to_self += strcmp(be->addr, "198.18.1.10") == 0;
 	}
 	ASSERT_EQ(to_self, 0, "connections sent back to their own client");
-	env.cells[pred] = saved;
-	bpf_map_update_elem(tables, &pred, &saved_fd, 0);
-	close(saved_fd);
-out_fd:
-	close(fd);
-out_free:
-	env.cells[pred] = saved;
-	free(cells);
+	table_unswap(&t);
+}
+
+/*
+ * A backend calling its own VIP when it is the only backend: no backend, so a
+ * RST at once (fast failure), not a SYN sent to itself, whose SYN-ACK never
+ * crosses ferry (the caller's connect hung until its timeout).
+ */
+static void test_hairpin_only_self(void)
+{
+	struct pb_spec syn = spec_tcp(4, 45990, "198.18.2.2", 80, PB_TCP_SYN);
+	struct pb_spec rst;
+	const uint32_t ids[1] = { 10 };
+	struct table_swap t;
+
+	pb_addr(syn.saddr, "198.18.1.10"); /* backend 10 */
+	rst = spec_rst(&syn);
+	/* test_reject_limited may have spent this CPU's budget: it refills at 100/s. */
+	usleep(1100 * 1000);
+	if (!table_swap(&t, 3, 13, ids, 1, 0, 0))
+		return;
+	check("hairpin to itself alone: rst", P_TC_FWD, env.if_c0, &syn,
+	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
+				.answer = true,
+				.out = &rst,
+				.ctr = { CTR(NO_BACKEND, 1), CTR(REJECT, 1) } });
+	table_unswap(&t);
 }
 
 /* ------------------------------------------------- GRO/GSO at TC (issue 12) */
@@ -5016,6 +5072,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_reject_limited);
 	RUN_TEST(SUITE, test_hairpin);
 	RUN_TEST(SUITE, test_hairpin_long_run);
+	RUN_TEST(SUITE, test_hairpin_only_self);
 	RUN_TEST(SUITE, test_gso_fib_len);
 	RUN_TEST(SUITE, test_nh_cache_expiry);
 	RUN_TEST(SUITE, test_flow_full);
