@@ -1624,8 +1624,11 @@ int main(int argc, char **argv)
 	d.store = ferry_config_store__new();
 	if (!d.sync || !d.store)
 		goto out;
-	/* Adopted: who holds each VIP now, so that a contested one stays (adopt_owner). */
-	if (!d.dp->created && ferry_sync__for_each_svc(d.sync, adopt_owner, d.store))
+	/*
+	 * Who holds each VIP in the data plane now (adopted pins, or those an ABI
+	 * migration carried; none on a cold start), so that a contested one stays.
+	 */
+	if (ferry_sync__for_each_svc(d.sync, adopt_owner, d.store))
 		goto out;
 	d.canary = ferry_canary_runner__new(
 		&(struct ferry_canary_runner_opts){ .pin_path = d.opts.pin_path,
