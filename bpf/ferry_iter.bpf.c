@@ -131,15 +131,15 @@ struct {
 } ferry_sock_sel SEC(".maps");
 
 /*
- * ferry_l7 as far as its contract goes: the value begins with struct
- * ferry_l7_head. ferryd points this at the pin and sets the value size to the
- * pin's before load; without the pin it stays a private one-entry map.
+ * ferry_l7 (struct ferry_l7: the head's counts and the GOAWAY state). ferryd
+ * points this at the pin before load; without the pin it stays a private
+ * one-entry map.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1);
-	__uint(key_size, sizeof(struct ferry_flow_key));
-	__uint(value_size, sizeof(struct ferry_l7_head));
+	__type(key, struct ferry_flow_key);
+	__type(value, struct ferry_l7);
 } ferry_l7 SEC(".maps");
 
 /* Socket cookie -> ferryd's decision; ferryd writes it, this program only reads. */
@@ -231,17 +231,31 @@ static __always_inline void segment_state(struct tcp_sock *tp, struct ferry_reba
  * nor is idle is left (the GOAWAY was lost; the round's end gives it up).
  */
 static __always_inline __u8 after_goaway(struct sock_common *skc, struct tcp_sock *tp,
-					 const struct ferry_rebal_mark *mark, __u8 busy, __u64 now)
+					 const struct ferry_rebal_mark *mark, __u8 busy, __u64 now,
+					 bool dropping)
 {
 	bool closed = skc->skc_state != TCP_ESTABLISHED;
 	bool read = (__s32)(tp->copied_seq - mark->goaway_end_seq) >= 0;
 	bool received = (__s32)(tp->rcv_nxt - mark->goaway_end_seq) >= 0;
 	__u64 age = now - mark->goaway_ns;
 
+	/* A connection whose payload the data path drops cannot go on either way: ended at the limit. */
 	if (closed || (read && age >= FERRY_RB_GOAWAY_LINGER_NS) ||
-	    (age >= FERRY_RB_GOAWAY_LIMIT_NS && (received || !busy)))
+	    (age >= FERRY_RB_GOAWAY_LIMIT_NS && (received || !busy || dropping)))
 		return bpf_sock_destroy(skc) ? FERRY_RB_FAILED : FERRY_RB_DESTROYED;
 	return FERRY_RB_GOAWAY_WAIT;
+}
+
+/*
+ * A due h2c connection that is busy at every pass (calls back to back) is
+ * armed instead: the reply path appends the GOAWAY to the backend's next
+ * segment that ends with no stream open (bpf/l7.bpf.h, ferry_l7_tell).
+ */
+static __always_inline bool can_arm(const struct ferry_rebal_sock *rec, const struct ferry_l7 *l7,
+				    bool l7_known)
+{
+	return l7 && l7_known && l7->head.protocol == FERRY_L7_H2C && !l7->head.goaway &&
+	       !(rec->busy & FERRY_RB_BUSY_STATE);
 }
 
 SEC("iter/tcp")
@@ -250,7 +264,7 @@ int ferry_rebal_iter(struct bpf_iter__tcp *ctx)
 	struct sock_common *skc = ctx->sk_common;
 	struct ferry_rebal_sock rec = {};
 	struct ferry_rebal_mark *mark;
-	struct ferry_l7_head *l7;
+	struct ferry_l7 *l7 = NULL;
 	struct ferry_sock_sel *sel;
 	struct ferry_flow *flow;
 	struct tcp_sock *tp;
@@ -282,13 +296,14 @@ int ferry_rebal_iter(struct bpf_iter__tcp *ctx)
 		if (ferry_have_l7 && !(flow->flags & FERRY_FLOW_F_L7_FRESH)) {
 			l7 = bpf_map_lookup_elem(&ferry_l7, &rec.key);
 			if (l7) {
-				rec.inflight = l7->inflight;
-				rec.requests = l7->requests;
-				rec.l7_protocol = l7->protocol;
-				rec.l7_flags = l7->flags;
+				rec.inflight = l7->head.inflight;
+				rec.requests = l7->head.requests;
+				rec.l7_protocol = l7->head.protocol;
+				rec.l7_flags = l7->head.flags;
+				rec.l7_goaway = l7->head.goaway;
 				/* An unsynchronised tracker's count means nothing: fall back. */
-				l7_known = l7->protocol != FERRY_L7_UNKNOWN &&
-					   !(l7->flags & FERRY_L7_F_UNSYNC);
+				l7_known = l7->head.protocol != FERRY_L7_UNKNOWN &&
+					   !(l7->head.flags & FERRY_L7_F_UNSYNC);
 			}
 		}
 	}
@@ -297,15 +312,34 @@ int ferry_rebal_iter(struct bpf_iter__tcp *ctx)
 	mark = bpf_map_lookup_elem(&ferry_rb_marks, &rec.cookie);
 	if (mark) {
 		__u64 now = bpf_ktime_get_ns();
+		bool dropping = rec.l7_goaway >= FERRY_L7_GOAWAY_TOLD;
 
 		if (mark->goaway_ns) {
-			rec.verdict = after_goaway(skc, tp, mark, rec.busy, now);
+			rec.verdict = after_goaway(skc, tp, mark, rec.busy, now, dropping);
+		} else if (l7 && rec.l7_goaway == FERRY_L7_GOAWAY_TOLD) {
+			/* The reply path appended it since the last pass: phase 2 from now. */
+			rec.goaway_end_seq = l7->goaway_seq + FERRY_GOAWAY_FRAME_LEN;
+			rec.verdict = FERRY_RB_TOLD;
+		} else if (dropping && (mark->flags & FERRY_RB_MARK_ABORT)) {
+			/* ferryd could not send its GOAWAY: nothing goes through any more. */
+			rec.verdict = bpf_sock_destroy(skc) ? FERRY_RB_FAILED : FERRY_RB_DESTROYED;
 		} else if (mark->deadline_ns > now) {
 			/* not due yet */
 		} else if (rec.busy) {
+			if (can_arm(&rec, l7, l7_known))
+				l7->head.goaway = FERRY_L7_GOAWAY_TELL;
 			rec.verdict = FERRY_RB_BUSY;
 		} else if (wants_goaway(&rec, mark)) {
 			segment_state(tp, &rec);
+			/*
+			 * The data path drops what would land on or past the frame
+			 * (a PING ack racing ferryd's segment; a call the client
+			 * sends before it reads the frame); the sequence number first.
+			 */
+			if (l7 && rec.l7_goaway != FERRY_L7_GOAWAY_TOLD) {
+				*(volatile __u32 *)&l7->goaway_seq = tp->rcv_nxt;
+				*(volatile __u16 *)&l7->head.goaway = FERRY_L7_GOAWAY_RAW;
+			}
 			rec.verdict = FERRY_RB_GOAWAY;
 		} else {
 			rec.verdict = bpf_sock_destroy(skc) ? FERRY_RB_FAILED : FERRY_RB_DESTROYED;

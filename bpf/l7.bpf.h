@@ -40,6 +40,11 @@
 #define FERRY_H2_RST_STREAM 0x3
 #define FERRY_H2_END_STREAM 0x1
 
+/* What ferry_l7_track says to do with the packet. */
+#define FERRY_L7_PASS 0
+#define FERRY_L7_APPEND_GOAWAY 1 /* reply: append the GOAWAY frame (FERRY_L7_GOAWAY_TOLD) */
+#define FERRY_L7_DROP 2 /* payload past a GOAWAY on a told connection */
+
 /* Packed arguments of ferry_l7_xdp / ferry_l7_skb (a global function takes five). */
 #define FERRY_L7_ARG_SAMPLED (1ULL << 49)
 /* The connection's first payload (FERRY_FLOW_F_L7_FRESH): reset the tuple's state first. */
@@ -480,6 +485,53 @@ static __always_inline bool ferry_h2_settings(const __u8 *p, __u32 len)
 }
 
 /*
+ * A told connection (FERRY_L7_GOAWAY_TOLD, _RAW): the client's byte stream
+ * holds the GOAWAY at goaway_seq, 32 bytes the backend never sent. The
+ * backend's payload past it would land 32 bytes off; the client's is a call
+ * the GOAWAY makes it retry on a new connection (or what goes with one), which
+ * the backend must not run too: both are dropped until the iterator ends the
+ * socket. A retransmission of the segment the frame was appended to (the
+ * backend never saw the client acknowledge it) gets the frame again.
+ */
+static __always_inline int ferry_l7_told(const struct ferry_l7 *l7,
+					 const struct ferry_l7_scratch *s)
+{
+	__s32 past;
+
+	if (!s->dir)
+		return FERRY_L7_DROP;
+	past = (__s32)(s->seq + s->len - l7->goaway_seq);
+	if (past > 0)
+		return FERRY_L7_DROP;
+	if (!past && l7->head.goaway == FERRY_L7_GOAWAY_TOLD)
+		return FERRY_L7_APPEND_GOAWAY;
+	return FERRY_L7_PASS;
+}
+
+/*
+ * A connection the iterator armed (FERRY_L7_GOAWAY_TELL: due to be rebalanced
+ * and never idle at a pass, calls back to back): this backend segment ends at
+ * a frame boundary with no stream open, so the GOAWAY can follow it. Only a
+ * segment that can grow in place: not GSO (bpf_skb_change_tail cannot grow
+ * one past the device's MTU) and 32 bytes under the MTU; a later one will do.
+ */
+static __always_inline int ferry_l7_tell(struct __sk_buff *skb, struct ferry_l7 *l7,
+					 const struct ferry_l7_scratch *s)
+{
+	const struct ferry_l7_dir *d = &l7->dir[1];
+	__u32 end = s->seq + s->len, mtu = 0;
+
+	if (s->unsync || l7->head.inflight || d->hdr_have || d->hdr_seq != end)
+		return FERRY_L7_PASS;
+	if (skb->gso_size || bpf_check_mtu(skb, 0, &mtu, FERRY_GOAWAY_FRAME_LEN, 0))
+		return FERRY_L7_PASS;
+	/* The sequence number first: the iterator reads it once it sees TOLD. */
+	*(volatile __u32 *)&l7->goaway_seq = end;
+	*(volatile __u16 *)&l7->head.goaway = FERRY_L7_GOAWAY_TOLD;
+	return FERRY_L7_APPEND_GOAWAY;
+}
+
+/*
  * The body of ferry_l7_xdp and ferry_l7_skb. key: the flow's forward key;
  * ids: predictor << 32 | backend; pos: payload offset | length << 16 |
  * L4 offset << 32 | FERRY_L7_ARG_*.
@@ -568,6 +620,9 @@ static __always_inline int ferry_l7_packet(void *ctx, const int hook, const bool
 			return 0;
 	}
 	w.l7 = l7;
+	/* Before the unsynchronised test: a tracker that lost the frames still knows the frame's place. */
+	if (l7->head.goaway >= FERRY_L7_GOAWAY_TOLD)
+		return ferry_l7_told(l7, s);
 	if (l7->head.flags & FERRY_L7_F_UNSYNC)
 		return 0;
 
@@ -602,6 +657,8 @@ static __always_inline int ferry_l7_packet(void *ctx, const int hook, const bool
 		if (st)
 			st->l7_unsync += 1;
 	}
+	if (reply && l7->head.goaway == FERRY_L7_GOAWAY_TELL && l7->head.protocol == FERRY_L7_H2C)
+		return ferry_l7_tell(ctx, l7, s);
 	return 0;
 }
 
@@ -624,16 +681,16 @@ ferry_l7_reply_skb(struct __sk_buff *skb, const struct ferry_flow_key *key, __u6
 	return ferry_l7_packet(skb, FERRY_HOOK_TC_INGRESS, true, key, ids, pos);
 }
 
-static __always_inline void ferry_l7_track(void *ctx, const int hook,
-					   const struct ferry_flow_key *key,
-					   struct ferry_flow *flow, const struct ferry_pkt *pkt,
-					   bool reply)
+/* FERRY_L7_PASS, or what the packet needs: a GOAWAY after it, or dropping. */
+static __always_inline int ferry_l7_track(void *ctx, const int hook,
+					  const struct ferry_flow_key *key, struct ferry_flow *flow,
+					  const struct ferry_pkt *pkt, bool reply)
 {
 	__u64 ids = ((__u64)flow->predictor_id << 32) | flow->backend_id;
 	__u64 pos = pkt->payload_off | ((__u64)pkt->payload_len << 16) | ((__u64)pkt->l4_off << 32);
 
 	if (!pkt->payload_len || pkt->key.proto != IPPROTO_TCP)
-		return;
+		return FERRY_L7_PASS;
 	if (flow->flags & FERRY_FLOW_F_SAMPLED)
 		pos |= FERRY_L7_ARG_SAMPLED;
 	/* Atomic: the first payload either way resets, once (the other direction may race it). */
@@ -641,11 +698,74 @@ static __always_inline void ferry_l7_track(void *ctx, const int hook,
 	    (__sync_fetch_and_and(&flow->flags, ~FERRY_FLOW_F_L7_FRESH) & FERRY_FLOW_F_L7_FRESH))
 		pos |= FERRY_L7_ARG_FRESH;
 	if (reply)
-		ferry_l7_reply_skb(ctx, key, ids, pos);
-	else if (hook == FERRY_HOOK_XDP)
-		ferry_l7_fwd_xdp(ctx, key, ids, pos);
-	else
-		ferry_l7_fwd_skb(ctx, key, ids, pos);
+		return ferry_l7_reply_skb(ctx, key, ids, pos);
+	if (hook == FERRY_HOOK_XDP)
+		return ferry_l7_fwd_xdp(ctx, key, ids, pos);
+	return ferry_l7_fwd_skb(ctx, key, ids, pos);
+}
+
+/*
+ * FERRY_L7_APPEND_GOAWAY: the frame after the backend segment's payload, at
+ * TC, after the reply's rewrite. The IP length and both checksums follow, in
+ * every checksum state: a pod's CHECKSUM_PARTIAL skb holds only the
+ * pseudo-header sum in its TCP field, and the frame's own sum goes in only
+ * when the field holds the whole sum, which bpf_l4_csum_replace without
+ * BPF_F_PSEUDO_HDR does by itself. skb->csum (CHECKSUM_COMPLETE) needs no
+ * change: the frame's sum and the field's change cancel out, as do the IP
+ * length's and its header checksum's. ferry_l7_tell checked the room.
+ */
+static __always_inline int ferry_goaway_append(struct __sk_buff *skb, const struct ferry_pkt *pkt)
+{
+	static const __u8 frame[FERRY_GOAWAY_FRAME_LEN] = FERRY_GOAWAY_FRAME;
+	__u32 l3 = pkt->l3_off & 0xff, l4 = pkt->l4_off & 0x1ff;
+	__u32 csum_off = l4 + offsetof(struct tcphdr, check);
+	bool v4 = pkt->key.family == FERRY_AF_INET;
+	__u32 len_off =
+		l3 + (v4 ? offsetof(struct iphdr, tot_len) : offsetof(struct ipv6hdr, payload_len));
+	__be16 old_len, new_len;
+	__u32 end, tcp_len;
+	__s64 sum;
+
+	if (bpf_skb_load_bytes(skb, len_off, &old_len, sizeof(old_len)))
+		return -1;
+	/* Where the segment ends by its IP header: a frame's padding is not payload. */
+	end = l3 + bpf_ntohs(old_len) + (v4 ? 0 : sizeof(struct ipv6hdr));
+	if (end <= l4 || end > 0xffff - FERRY_GOAWAY_FRAME_LEN)
+		return -1;
+	tcp_len = end - l4;
+	if (bpf_skb_change_tail(skb, end + FERRY_GOAWAY_FRAME_LEN, 0) ||
+	    bpf_skb_store_bytes(skb, end, frame, FERRY_GOAWAY_FRAME_LEN, 0))
+		return -1;
+	new_len = bpf_htons(bpf_ntohs(old_len) + FERRY_GOAWAY_FRAME_LEN);
+	if (bpf_skb_store_bytes(skb, len_off, &new_len, sizeof(new_len), 0))
+		return -1;
+	if (v4 && bpf_l3_csum_replace(skb, l3 + offsetof(struct iphdr, check), old_len, new_len,
+				      sizeof(new_len)))
+		return -1;
+	if (bpf_l4_csum_replace(skb, csum_off, bpf_htons(tcp_len),
+				bpf_htons(tcp_len + FERRY_GOAWAY_FRAME_LEN),
+				BPF_F_PSEUDO_HDR | sizeof(__be16)))
+		return -1;
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)frame, FERRY_GOAWAY_FRAME_LEN, 0);
+	if (sum < 0)
+		return -1;
+	/* At an odd offset in the segment every 16-bit word of the frame is byte-swapped. */
+	if (tcp_len & 1)
+		sum = ((__u32)sum >> 8) | ((__u32)sum << 24);
+	return bpf_l4_csum_replace(skb, csum_off, 0, (__u32)sum, 0) ? -1 : 0;
+}
+
+/*
+ * The frame could not go in (the skb could not grow: no memory, say): the
+ * segment leaves as it came, so the connection is armed again rather than
+ * told, and its later payload is not dropped.
+ */
+static __always_inline void ferry_goaway_untell(const struct ferry_flow_key *key)
+{
+	struct ferry_l7 *l7 = bpf_map_lookup_elem(&ferry_l7, key);
+
+	if (l7 && l7->head.goaway == FERRY_L7_GOAWAY_TOLD)
+		l7->head.goaway = FERRY_L7_GOAWAY_TELL;
 }
 
 #endif /* FERRY_L7_BPF_H */

@@ -642,7 +642,10 @@ static __always_inline int ferry_fwd_established(void *ctx, const int hook,
 	    !(flow->flags & FERRY_FLOW_F_CLOSING))
 		__sync_fetch_and_or(&flow->flags, FERRY_FLOW_F_CLOSING);
 	ferry_fwd_latency(flow, pkt);
-	ferry_l7_track(ctx, hook, &pkt->key, flow, pkt, false);
+	if (ferry_l7_track(ctx, hook, &pkt->key, flow, pkt, false) == FERRY_L7_DROP) {
+		ferry_count(FERRY_CTR_GOAWAY_TOLD);
+		return ferry_drop(hook);
+	}
 	ferry_stats_fwd(backend_id, pkt->len, 0, 0);
 	ferry_trace_decision(ctx, hook, cfg, pkt, FERRY_TR_FLOW_HIT, flow->svc_id,
 			     flow->predictor_id, backend_id);
@@ -1103,7 +1106,7 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 	__u32 zero = 0, backend_id, vip_addr[4];
 	__be16 vip_port;
 	bool synack, emb;
-	int rc;
+	int rc, l7 = FERRY_L7_PASS;
 
 	rc = ferry_parse_ctx(skb, hook, &pkt);
 	if (rc == FERRY_PARSE_OTHER &&
@@ -1209,8 +1212,13 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 			__sync_fetch_and_and(&flow->flags, ~FERRY_FLOW_F_SYN_PENDING);
 	}
 	/* Requests and streams, on every flow: before the rewrite, which may move the data. */
-	if (flow)
-		ferry_l7_track(skb, hook, &rflow->fwd, flow, &pkt, true);
+	if (flow) {
+		l7 = ferry_l7_track(skb, hook, &rflow->fwd, flow, &pkt, true);
+		if (l7 == FERRY_L7_DROP) {
+			ferry_count(FERRY_CTR_GOAWAY_TOLD);
+			return ferry_drop(hook);
+		}
+	}
 	cfg = bpf_map_lookup_elem(&ferry_config, &zero);
 	if (cfg)
 		ferry_trace_decision(skb, hook, cfg, &pkt, FERRY_TR_REPLY, 0, 0, backend_id);
@@ -1248,6 +1256,13 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 
 	if (ferry_rewrite(skb, hook, &pkt, true, rflow->vip_addr, rflow->vip_port))
 		return ferry_pass(hook);
+	/* Rebalancing's GOAWAY after this segment (l7.bpf.h). */
+	if (l7 == FERRY_L7_APPEND_GOAWAY) {
+		if (ferry_goaway_append(skb, &pkt))
+			ferry_goaway_untell(&rflow->fwd);
+		else
+			ferry_count(FERRY_CTR_GOAWAY_APPENDED);
+	}
 	if (hook == FERRY_HOOK_TC_EGRESS || pkt.vlan)
 		return ferry_pass(hook);
 	return ferry_reply_xmit(skb, hook, &pkt, rflow);

@@ -546,6 +546,8 @@ enum ferry_counter {
 	FERRY_CTR_EMBRYONIC_DROPPED, /* embryonic flow dropped: the backend reset it */
 	FERRY_CTR_RATE_SKIPPED, /* new flow past the per-CPU rate guard: forwarded, not stored */
 	FERRY_CTR_REPLY_CLASH, /* reply key held by a live flow of another VIP: refused */
+	FERRY_CTR_GOAWAY_APPENDED, /* rebalancing's GOAWAY appended to a backend segment */
+	FERRY_CTR_GOAWAY_TOLD, /* payload past a GOAWAY on a told connection: dropped */
 	FERRY_CTR_MAX,
 };
 
@@ -601,7 +603,7 @@ _Static_assert(sizeof(struct ferry_hist) == 8 * (2 + FERRY_HIST_BUCKETS), "ferry
 struct ferry_l7_head {
 	__u8 protocol; /* enum ferry_l7_proto */
 	__u8 flags; /* FERRY_L7_F_* */
-	__u16 pad;
+	__u16 goaway; /* FERRY_L7_GOAWAY_*: rebalancing's GOAWAY on this flow (h2c) */
 	__u32 inflight; /* requests or streams sent and not yet answered */
 	__u64 requests; /* requests or streams answered */
 	__u64 last_ns; /* last request or response seen */
@@ -610,6 +612,34 @@ _Static_assert(sizeof(struct ferry_l7_head) == 24, "ferry_l7_head layout");
 
 #define FERRY_L7_F_UNSYNC (1U << 0) /* lost the frame layer: no longer measured */
 #define FERRY_L7_F_CLASSIFIED (1U << 1) /* protocol was decided on the client's first payload */
+
+/*
+ * Rebalancing tells an h2c connection to go with an HTTP/2 GOAWAY written into
+ * the backend's byte stream (docs/datapath.md, "Rebalancing"): either by the
+ * reply path, appended to a backend segment (a connection that is never idle
+ * at a pass: calls back to back), or by ferryd, a segment of its own into an
+ * idle client socket. From then on the client's stream holds 32 bytes the
+ * backend never sent, so both directions' payload past the frame is dropped
+ * (it would land 32 bytes off, or run a call the client retries elsewhere)
+ * until the iterator ends the socket. The iterator writes TELL and RAW, the
+ * reply path TELL -> TOLD; goaway_seq (struct ferry_l7) before the state.
+ */
+#define FERRY_L7_GOAWAY_TELL 1 /* append one at the next frame boundary with no stream open */
+#define FERRY_L7_GOAWAY_TOLD 2 /* appended at goaway_seq */
+#define FERRY_L7_GOAWAY_RAW 3 /* ferryd's own segment goes in at goaway_seq */
+
+/*
+ * The frame either way (RFC 9113 6.8): stream 0, last-stream-id 0 (none of
+ * the client's streams was processed: gRPC C-core retries on a new connection
+ * any it opened meanwhile), NO_ERROR, and debug data for the client's logs.
+ */
+#define FERRY_GOAWAY_FRAME_LEN 32
+#define FERRY_GOAWAY_FRAME                                                                        \
+	{                                                                                         \
+		0, 0, FERRY_GOAWAY_FRAME_LEN - 9, 0x7 /* GOAWAY */, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, \
+			0, 0, 0, 'f', 'e', 'r', 'r', 'y', ' ', 'r', 'e', 'b', 'a', 'l', 'a', 'n', \
+			'c', 'e'                                                                  \
+	}
 
 /*
  * The tracker's own state (bpf/observe.bpf.h). HTTP/2 frame headers are found
@@ -633,7 +663,7 @@ struct ferry_l7 {
 	struct ferry_l7_head head;
 	__u64 start_ns; /* HTTP/1 and unknown: the request (exchange) being timed; 0: none */
 	__u32 last_stream; /* highest client stream id seen: a larger one is a new stream */
-	__u32 pad;
+	__u32 goaway_seq; /* FERRY_L7_GOAWAY_TOLD, _RAW: the backend's sequence number of the frame */
 	struct ferry_l7_dir dir[2]; /* 0: client -> backend, 1: backend -> client */
 	__u32 stream_id[FERRY_L7_STREAMS]; /* 0: free slot */
 	__u64 stream_ns[FERRY_L7_STREAMS]; /* when the stream's client HEADERS went by */
@@ -784,7 +814,8 @@ struct ferry_rebal_sock {
 	__u8 l7_protocol; /* enum ferry_l7_proto; FERRY_L7_UNKNOWN without an entry */
 	__u8 l7_flags; /* FERRY_L7_F_* */
 	__u8 tcp_flags; /* FERRY_RB_TCP_* */
-	__u8 pad[2];
+	__u8 l7_goaway; /* FERRY_L7_GOAWAY_*: ferry_l7's, when that map has an entry */
+	__u8 pad;
 	/*
 	 * What a forged segment into this socket needs (FERRY_RB_GOAWAY), as the
 	 * socket sees it: the next byte it expects, the next it sends, and the
@@ -795,7 +826,7 @@ struct ferry_rebal_sock {
 	__u32 ts_recent; /* the peer's last TSval: sent back as TSval, so PAWS accepts it */
 	__u32 ts_ecr; /* rx_opt.rcv_tsecr: our own TSval the peer echoed last */
 	__u32 window; /* snd_wnd >> snd_wscale: the window the peer advertised last, as sent */
-	__u32 pad2;
+	__u32 goaway_end_seq; /* FERRY_RB_TOLD: the sequence number just past the appended frame */
 };
 _Static_assert(sizeof(struct ferry_rebal_sock) == 104, "ferry_rebal_sock layout");
 
@@ -810,6 +841,7 @@ _Static_assert(sizeof(struct ferry_rebal_sock) == 104, "ferry_rebal_sock layout"
 #define FERRY_RB_FAILED 3 /* bpf_sock_destroy returned an error */
 #define FERRY_RB_GOAWAY 4 /* marked, due, idle, speaks h2c: left open for ferryd's GOAWAY */
 #define FERRY_RB_GOAWAY_WAIT 5 /* a GOAWAY went in: the socket ends at a later pass */
+#define FERRY_RB_TOLD 6 /* marked, h2c: the reply path appended a GOAWAY (goaway_end_seq) */
 
 #define FERRY_RB_BUSY_STATE (1U << 0) /* not ESTABLISHED */
 #define FERRY_RB_BUSY_SEND (1U << 1) /* bytes queued or unacknowledged */

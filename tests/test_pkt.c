@@ -139,6 +139,8 @@ static const char *ctr_names[FERRY_CTR_MAX] = {
 	[FERRY_CTR_EMBRYONIC_DROPPED] = "EMBRYONIC_DROPPED",
 	[FERRY_CTR_RATE_SKIPPED] = "RATE_SKIPPED",
 	[FERRY_CTR_REPLY_CLASH] = "REPLY_CLASH",
+	[FERRY_CTR_GOAWAY_APPENDED] = "GOAWAY_APPENDED",
+	[FERRY_CTR_GOAWAY_TOLD] = "GOAWAY_TOLD",
 };
 
 /*
@@ -2524,6 +2526,206 @@ static void test_h2c_reset_untracked(void)
 	l7_get(&c, &l7);
 	ASSERT_EQ(l7.head.inflight, 0, "idle: all closed");
 	ASSERT_EQ(l7.head.requests, FERRY_L7_STREAMS + 2, "every stream over once");
+}
+
+/* Sets the request layer's GOAWAY state of s's flow, as the rebalance iterator does. */
+static bool l7_set_goaway(const struct pb_spec *s, uint16_t state, uint32_t seq)
+{
+	struct ferry_flow_key k;
+	struct ferry_l7 l7;
+
+	if (!l7_get(s, &l7))
+		return false;
+	key_of(s, &k);
+	l7.head.goaway = state;
+	l7.goaway_seq = seq;
+	return bpf_map_update_elem(map_fd(FERRY_MAP_L7), &k, &l7, BPF_EXIST) == 0;
+}
+
+/* One segment through p, its output in r; the counters' changes in d. */
+static void h2_run(enum prog p, int ifindex, struct pb_spec *spec, uint32_t seq,
+		   const uint8_t *payload, size_t len, struct run_out *r, int64_t d[FERRY_CTR_MAX])
+{
+	uint64_t c0[FERRY_CTR_MAX], c1[FERRY_CTR_MAX];
+	uint8_t b[1024];
+	size_t n;
+
+	spec->seq = seq;
+	spec->payload = payload;
+	spec->payload_len = len;
+	n = pb_build(spec, b, sizeof(b));
+	read_counters(c0);
+	memset(r, 0, sizeof(*r));
+	ASSERT_OK(run_prog(p, ifindex, b, n, r), "run");
+	read_counters(c1);
+	for (int i = 0; i < FERRY_CTR_MAX; i++)
+		d[i] = (int64_t)(c1[i] - c0[i]);
+	r->meta_len = (uint32_t)n; /* the input's length, for the caller */
+}
+
+/*
+ * Rebalancing's GOAWAY on a connection that calls back to back, appended by
+ * the reply path (bpf/l7.bpf.h): armed by the iterator (TELL), the frame goes
+ * after the first backend segment that ends at a frame boundary with no
+ * stream open, with the IP length and checksums right (a payload of odd
+ * length puts the frame at an odd offset); a retransmission of that segment
+ * gets it again; from then on the backend's payload past the frame and the
+ * client's payload are dropped, and acknowledgements go through.
+ */
+static void h2c_goaway_append(int family, uint16_t cport, bool odd)
+{
+	static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+	static const uint8_t frame[FERRY_GOAWAY_FRAME_LEN] = FERRY_GOAWAY_FRAME;
+	struct pb_spec c = spec_tcp(family, cport, family == 4 ? VIP4 : VIP6, 80,
+				    PB_TCP_ACK | PB_TCP_PSH),
+		       srv;
+	int64_t d[FERRY_CTR_MAX];
+	const struct backend_def *be;
+	uint32_t cseq = 1001, sseq = 5001, seg_seq;
+	struct ferry_l7 l7;
+	struct ferry_flow f;
+	struct run_out r;
+	uint8_t b[512], seg[128];
+	size_t n, seg_len;
+
+	ensure_flow(&c);
+	if (!ASSERT_TRUE(flow_get(&c, &f), "flow"))
+		return;
+	be = backend_by_id(f.backend_id);
+	if (!ASSERT_TRUE(be != NULL, "backend"))
+		return;
+	srv = spec_reply(&c, be, PB_TCP_ACK | PB_TCP_PSH);
+	memcpy(b, preface, 24);
+	n = h2_frame(b, 24, 6, H2_SETTINGS, 0, 0, false);
+	n = h2_frame(b, n, 5, H2_HEADERS, H2_END_HEADERS | H2_END_STREAM, 1, false);
+	h2_send(P_XDP, env.if_c0, &c, cseq, b, n);
+	cseq += n;
+	n = h2_frame(b, 0, 6, H2_SETTINGS, 0, 0, false);
+	h2_send(P_TC_REPLY_IN, env.if_b0, &srv, sseq, b, n);
+	sseq += n;
+	if (!ASSERT_TRUE(l7_set_goaway(&c, FERRY_L7_GOAWAY_TELL, 0), "arm the flow"))
+		return;
+
+	/* Stream 1's response headers: a stream still open, nothing appended. */
+	n = h2_frame(b, 0, 4, H2_HEADERS, H2_END_HEADERS, 1, false);
+	h2_run(P_TC_REPLY_IN, env.if_b0, &srv, sseq, b, n, &r, d);
+	sseq += n;
+	ASSERT_EQ(r.len, r.meta_len, "stream open: the segment as it came");
+	ASSERT_EQ(d[FERRY_CTR_GOAWAY_APPENDED], 0, "nothing appended");
+
+	/* Its trailers and the first 4 bytes of a PING: no stream open, but mid-frame. */
+	n = h2_frame(b, 0, 2, H2_HEADERS, H2_END_HEADERS | H2_END_STREAM, 1, false);
+	h2_frame(seg, 0, 8, 6 /* PING */, 0, 0, false);
+	memcpy(b + n, seg, 4);
+	h2_run(P_TC_REPLY_IN, env.if_b0, &srv, sseq, b, n + 4, &r, d);
+	sseq += n + 4;
+	ASSERT_EQ(r.len, r.meta_len, "mid-frame: the segment as it came");
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.inflight, 0, "stream 1 over");
+	ASSERT_EQ(l7.head.goaway, FERRY_L7_GOAWAY_TELL, "still armed");
+
+	/* The rest of the PING (13 bytes), and for an even payload a SETTINGS ack (9). */
+	seg_len = 13;
+	memcpy(b, seg + 4, seg_len);
+	if (!odd)
+		seg_len = h2_frame(b, seg_len, 0, H2_SETTINGS, 1, 0, false);
+	ASSERT_EQ(seg_len & 1, odd, "fixture: payload parity");
+	seg_seq = sseq;
+	memcpy(seg, b, seg_len);
+	h2_run(P_TC_REPLY_IN, env.if_b0, &srv, seg_seq, seg, seg_len, &r, d);
+	sseq += seg_len;
+	ASSERT_EQ(r.verdict, TC_ACT_REDIRECT, "appended, sent on");
+	ASSERT_EQ(r.len, r.meta_len + FERRY_GOAWAY_FRAME_LEN, "32 bytes longer");
+	ASSERT_EQ(d[FERRY_CTR_GOAWAY_APPENDED], 1, "counted");
+	ASSERT_TRUE(r.len >= FERRY_GOAWAY_FRAME_LEN &&
+			    !memcmp(r.data + r.len - FERRY_GOAWAY_FRAME_LEN, frame, sizeof(frame)),
+		    "the frame at the end");
+	ASSERT_TRUE(pb_verify_csums(r.data, r.len), "IP length and checksums");
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.goaway, FERRY_L7_GOAWAY_TOLD, "told");
+	ASSERT_EQ(l7.goaway_seq, seg_seq + seg_len, "where the frame begins");
+
+	/* The backend retransmits it (the client's ACK is past what it sent): again. */
+	h2_run(P_TC_REPLY_IN, env.if_b0, &srv, seg_seq, seg, seg_len, &r, d);
+	ASSERT_EQ(r.len, r.meta_len + FERRY_GOAWAY_FRAME_LEN, "retransmission: the frame again");
+	ASSERT_TRUE(pb_verify_csums(r.data, r.len), "retransmission: checksums");
+
+	/* The backend's next payload would land 32 bytes off: dropped. Its pure ACK goes. */
+	n = h2_frame(b, 0, 8, 6 /* PING ack */, 1, 0, false);
+	h2_run(P_TC_REPLY_IN, env.if_b0, &srv, sseq, b, n, &r, d);
+	ASSERT_EQ(r.verdict, TC_ACT_SHOT, "backend payload past the frame dropped");
+	ASSERT_EQ(d[FERRY_CTR_GOAWAY_TOLD], 1, "counted");
+	h2_run(P_TC_REPLY_IN, env.if_b0, &srv, sseq, NULL, 0, &r, d);
+	ASSERT_EQ(r.verdict, TC_ACT_REDIRECT, "backend ACK sent on");
+
+	/* The client's next call: dropped (the GOAWAY makes it retry elsewhere). */
+	n = h2_frame(b, 0, 5, H2_HEADERS, H2_END_HEADERS | H2_END_STREAM, 3, false);
+	h2_run(P_XDP, env.if_c0, &c, cseq, b, n, &r, d);
+	ASSERT_EQ(r.verdict, XDP_DROP, "client payload dropped");
+	ASSERT_EQ(d[FERRY_CTR_GOAWAY_TOLD], 1, "counted");
+	c.ack = sseq + FERRY_GOAWAY_FRAME_LEN;
+	h2_run(P_XDP, env.if_c0, &c, cseq, NULL, 0, &r, d);
+	ASSERT_TRUE(r.verdict != XDP_DROP, "client ACK goes through");
+	ASSERT_EQ(d[FERRY_CTR_GOAWAY_TOLD], 0, "not counted");
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.inflight, 0, "the dropped call never counted");
+}
+
+static void test_h2c_goaway_append(void)
+{
+	h2c_goaway_append(4, 40310, false);
+	h2c_goaway_append(4, 40311, true);
+	h2c_goaway_append(6, 40312, true);
+}
+
+/*
+ * ferryd's own GOAWAY segment (FERRY_L7_GOAWAY_RAW, set by the iterator with
+ * the client socket's rcv_nxt): the reply path appends nothing, lets through
+ * what ends before the frame and drops what would land on or past it (a PING
+ * ack racing ferryd's segment used to overtake it), and the client's payload.
+ */
+static void test_h2c_goaway_raw(void)
+{
+	static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+	struct pb_spec c = spec_tcp(4, 40313, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH), srv;
+	int64_t d[FERRY_CTR_MAX];
+	const struct backend_def *be;
+	uint32_t cseq = 1001, sseq = 5001;
+	struct ferry_flow f;
+	struct ferry_l7 l7;
+	struct run_out r;
+	uint8_t b[256];
+	size_t n;
+
+	ensure_flow(&c);
+	if (!ASSERT_TRUE(flow_get(&c, &f), "flow"))
+		return;
+	be = backend_by_id(f.backend_id);
+	if (!ASSERT_TRUE(be != NULL, "backend"))
+		return;
+	srv = spec_reply(&c, be, PB_TCP_ACK | PB_TCP_PSH);
+	memcpy(b, preface, 24);
+	n = h2_frame(b, 24, 6, H2_SETTINGS, 0, 0, false);
+	h2_send(P_XDP, env.if_c0, &c, cseq, b, n);
+	cseq += n;
+	n = h2_frame(b, 0, 6, H2_SETTINGS, 0, 0, false);
+	h2_send(P_TC_REPLY_IN, env.if_b0, &srv, sseq, b, n);
+	/* A retransmission of what came before: sseq is where ferryd's frame goes. */
+	if (!ASSERT_TRUE(l7_set_goaway(&c, FERRY_L7_GOAWAY_RAW, sseq + n), "raw GOAWAY state"))
+		return;
+	h2_run(P_TC_REPLY_IN, env.if_b0, &srv, sseq, b, n, &r, d);
+	ASSERT_EQ(r.verdict, TC_ACT_REDIRECT, "what ends before the frame goes through");
+	ASSERT_EQ(r.len, r.meta_len, "nothing appended");
+	sseq += n;
+	n = h2_frame(b, 0, 8, 6 /* PING ack */, 1, 0, false);
+	h2_run(P_TC_REPLY_IN, env.if_b0, &srv, sseq, b, n, &r, d);
+	ASSERT_EQ(r.verdict, TC_ACT_SHOT, "a PING ack on the frame's bytes dropped");
+	ASSERT_EQ(d[FERRY_CTR_GOAWAY_TOLD], 1, "counted");
+	n = h2_frame(b, 0, 5, H2_HEADERS, H2_END_HEADERS | H2_END_STREAM, 1, false);
+	h2_run(P_XDP, env.if_c0, &c, cseq, b, n, &r, d);
+	ASSERT_EQ(r.verdict, XDP_DROP, "a call racing the frame dropped");
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.goaway, FERRY_L7_GOAWAY_RAW, "state kept");
 }
 
 static int on_trace(void *ctx, void *data, size_t len)
@@ -5045,6 +5247,8 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_checksums);
 	RUN_TEST(SUITE, test_latency);
 	RUN_TEST(SUITE, test_h2c_streams);
+	RUN_TEST(SUITE, test_h2c_goaway_append);
+	RUN_TEST(SUITE, test_h2c_goaway_raw);
 	RUN_TEST(SUITE, test_h2c_many_streams);
 	RUN_TEST(SUITE, test_h2c_reset_untracked);
 	RUN_TEST(SUITE, test_trace);

@@ -171,8 +171,7 @@ static bool frame_ok(const __u8 *f)
 		0, 0, FERRY_GOAWAY_FRAME_LEN - 9, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
 	};
 
-	return !memcmp(f, head, sizeof(head)) &&
-	       !memcmp(f + 17, FERRY_GOAWAY_DEBUG, sizeof(FERRY_GOAWAY_DEBUG) - 1);
+	return !memcmp(f, head, sizeof(head)) && !memcmp(f + 17, "ferry rebalance", 15);
 }
 
 /* IPv4 with timestamps: header, options, checksums, the frame, and the record's mapping. */

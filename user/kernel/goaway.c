@@ -21,7 +21,6 @@
 #define IPPROTO_TCP_ 6
 #define TCP_ACK 0x10
 #define TCP_PSH 0x08
-#define H2_GOAWAY 0x7
 #define TCPOLEN_TS_ALIGNED 12 /* NOP, NOP, kind 8, length 10, TSval, TSecr */
 
 void ferry_goaway__from_rec(const struct ferry_rebal_sock *rec, struct ferry_goaway_seg *seg)
@@ -77,6 +76,7 @@ ssize_t ferry_goaway__build(const struct ferry_goaway_seg *seg, void *buf, size_
 	size_t iplen = seg->family == FERRY_AF_INET6 ? 40 : 20, alen = iplen == 40 ? 16 : 4;
 	size_t tcplen = 20 + (seg->tstamp ? TCPOLEN_TS_ALIGNED : 0);
 	size_t total = iplen + tcplen + FERRY_GOAWAY_FRAME_LEN;
+	static const __u8 frame[FERRY_GOAWAY_FRAME_LEN] = FERRY_GOAWAY_FRAME;
 	__u8 *ip = buf, *tcp = ip + iplen, *h2 = tcp + tcplen;
 	__u32 sum;
 
@@ -86,11 +86,8 @@ ssize_t ferry_goaway__build(const struct ferry_goaway_seg *seg, void *buf, size_
 		return -ENOSPC;
 	memset(buf, 0, total);
 
-	/* The GOAWAY: stream 0, last-stream-id 0 (no stream of the client's was processed:
-	 * C-core retries any it opened meanwhile on a new connection), NO_ERROR. */
-	put16(h2 + 1, FERRY_GOAWAY_FRAME_LEN - 9);
-	h2[3] = H2_GOAWAY;
-	memcpy(h2 + 17, FERRY_GOAWAY_DEBUG, sizeof(FERRY_GOAWAY_DEBUG) - 1);
+	/* The same frame the reply path appends (ferry_maps.h). */
+	memcpy(h2, frame, FERRY_GOAWAY_FRAME_LEN);
 
 	memcpy(tcp, &seg->sport, 2);
 	memcpy(tcp + 2, &seg->dport, 2);

@@ -16,10 +16,6 @@
 
 #include "ferry_maps.h"
 
-/* What the GOAWAY says to the client (RFC 9113 6.8): debug data, for its logs. */
-#define FERRY_GOAWAY_DEBUG "ferry rebalance"
-/* Frame header (9) + last-stream-id (4) + error code (4) + debug data. */
-#define FERRY_GOAWAY_FRAME_LEN (9 + 8 + sizeof(FERRY_GOAWAY_DEBUG) - 1)
 /* Largest segment: IPv6 (40) + TCP with the timestamp option (32) + the frame. */
 #define FERRY_GOAWAY_SEG_MAX (40 + 32 + FERRY_GOAWAY_FRAME_LEN)
 

@@ -36,6 +36,12 @@
 #define DEFAULT_WINDOW_NS (30 * NSEC_PER_SEC)
 /* A due connection still busy this long after its window is left alone (and counted). */
 #define GRACE_NS (30 * NSEC_PER_SEC)
+/*
+ * An armed connection (a GOAWAY to follow the backend's next quiet segment) keeps
+ * its mark this much longer, so that phase 2 can end it once it is told; one
+ * still armed then is given up, and if it is told later its client closes it.
+ */
+#define ARMED_GRACE_NS (300 * NSEC_PER_SEC)
 #define MAX_NETNS 4096
 
 struct policy {
@@ -63,6 +69,7 @@ struct mark {
 	__u64 end_ns; /* the round's end: given up after it */
 	struct ferry_rebal_mark km; /* as in ferry_rb_marks */
 	bool goaway; /* a GOAWAY went in: its end is not counted again */
+	bool armed; /* the reply path is to append a GOAWAY (FERRY_L7_GOAWAY_TELL) */
 };
 
 struct ferry_rebal {
@@ -185,10 +192,10 @@ static int reuse_pin(struct ferry_rebal *r, struct bpf_map *map, bool adopt_shap
 	if (fd < 0)
 		return -errno;
 	if (adopt_shape) {
-		/* ferry_l7 belongs to the HTTP/2 tracker: only its head is this program's. */
+		/* ferry_l7: the iterator reads the head and writes the GOAWAY state (goaway_seq). */
 		if (bpf_obj_get_info_by_fd(fd, &info, &len) ||
 		    info.key_size != sizeof(struct ferry_flow_key) ||
-		    info.value_size < sizeof(struct ferry_l7_head)) {
+		    info.value_size < sizeof(struct ferry_l7)) {
 			close(fd);
 			return -EPROTO;
 		}
@@ -444,7 +451,8 @@ static void drop_marks_of(struct ferry_rebal *r, __u32 svc_id)
 	size_t i = 0;
 
 	while (i < r->nmarks) {
-		if (r->marks[i].svc_id == svc_id && !r->marks[i].goaway) {
+		/* A told or armed connection goes anyway: its mark carries phase 2. */
+		if (r->marks[i].svc_id == svc_id && !r->marks[i].goaway && !r->marks[i].armed) {
 			bpf_map_delete_elem(r->marks_fd, &r->marks[i].cookie);
 			r->marks[i] = r->marks[--r->nmarks];
 		} else {
@@ -631,11 +639,22 @@ static void send_goaways(struct ferry_rebal *r, size_t from)
 		struct mark *m;
 		int err;
 
-		if (rec->verdict != FERRY_RB_GOAWAY)
+		if (rec->verdict != FERRY_RB_GOAWAY && rec->verdict != FERRY_RB_TOLD)
 			continue;
 		m = find_mark(r, rec->cookie);
 		if (!m)
 			continue;
+		if (rec->verdict == FERRY_RB_TOLD) {
+			/* The reply path appended it (a connection never idle at a pass). */
+			m->km.goaway_ns = monotonic_ns();
+			m->km.goaway_end_seq = rec->goaway_end_seq;
+			m->goaway = true;
+			r->st.goaway++;
+			pr_debug("rebalance: GOAWAY appended to connection %llu of service %u "
+				 "by the reply path",
+				 (unsigned long long)rec->cookie, rec->svc_id);
+			goto update;
+		}
 		if (!opened) {
 			ferry_goaway__open(&sk);
 			opened = true;
@@ -661,6 +680,7 @@ static void send_goaways(struct ferry_rebal *r, size_t from)
 				(unsigned long long)rec->cookie, rec->svc_id, rec->rcv_nxt,
 				rec->snd_nxt, seg.tstamp ? ", timestamps" : "");
 		}
+update:
 		if (bpf_map_update_elem(r->marks_fd, &m->cookie, &m->km, BPF_EXIST))
 			pr_warn("rebalance: cannot update the mark of connection %llu: %s",
 				(unsigned long long)m->cookie, strerror(errno));
@@ -801,12 +821,18 @@ static void settle_marks(struct ferry_rebal *r, __u64 now)
 			r->st.destroyed += !r->marks[i].goaway;
 		else if (rec->verdict == FERRY_RB_FAILED)
 			r->st.failed++;
-		else if (rec->verdict == FERRY_RB_GOAWAY)
+		else if (rec->verdict == FERRY_RB_GOAWAY || rec->verdict == FERRY_RB_TOLD)
 			drop = false; /* just told (or to be aborted at the next pass) */
-		else if (now > r->marks[i].end_ns)
+		else if (r->marks[i].goaway && rec->l7_goaway >= FERRY_L7_GOAWAY_TOLD)
+			drop = false; /* the data path drops its payload: phase 2 ends it at its limit */
+		else if (now >
+			 r->marks[i].end_ns +
+				 (rec->l7_goaway == FERRY_L7_GOAWAY_TELL ? ARMED_GRACE_NS : 0))
 			r->st.expired++;
 		else
 			drop = false;
+		if (rec)
+			r->marks[i].armed = rec->l7_goaway == FERRY_L7_GOAWAY_TELL;
 		if (rec && rec->verdict == FERRY_RB_BUSY) {
 			r->st.busy++;
 			pr_debug(

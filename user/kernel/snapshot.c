@@ -49,8 +49,10 @@ static const char *const counter_names[FERRY_CTR_MAX] = {
 	[FERRY_CTR_EMBRYONIC_DROPPED] = "embryonic_dropped",
 	[FERRY_CTR_RATE_SKIPPED] = "rate_skipped",
 	[FERRY_CTR_REPLY_CLASH] = "reply_clash",
+	[FERRY_CTR_GOAWAY_APPENDED] = "goaway_appended",
+	[FERRY_CTR_GOAWAY_TOLD] = "goaway_told",
 };
-_Static_assert(FERRY_CTR_REPLY_CLASH + 1 == FERRY_CTR_MAX, "a counter without a name");
+_Static_assert(FERRY_CTR_GOAWAY_TOLD + 1 == FERRY_CTR_MAX, "a counter without a name");
 
 const char *ferry_counter__name(unsigned int counter)
 {
@@ -60,7 +62,8 @@ const char *ferry_counter__name(unsigned int counter)
 bool ferry_counter__is_drop(unsigned int counter)
 {
 	return counter == FERRY_CTR_FRAGMENT || counter == FERRY_CTR_NO_BACKEND ||
-	       counter == FERRY_CTR_FIB_DROP || counter == FERRY_CTR_REPLY_CLASH;
+	       counter == FERRY_CTR_FIB_DROP || counter == FERRY_CTR_REPLY_CLASH ||
+	       counter == FERRY_CTR_GOAWAY_TOLD;
 }
 
 void ferry_stats__add(struct ferry_stats *a, const struct ferry_stats *b)

@@ -3,11 +3,18 @@
 """A real gRPC server and client for the rebalance scenario (Debian's python3-grpcio).
 
 serve:  answers the unary method /ferry.Echo/Who with its --name (raw bytes,
-        no generated stubs), on [::]:PORT.
+        no generated stubs), on [::]:PORT; a request that is a number of
+        milliseconds is answered that long after it arrived (a model's
+        prediction time).
 client: holds --channels channels open, each with its own subchannel pool (so
         each is its own TCP connection: gRPC shares one connection among
         channels with equal arguments otherwise), and calls every channel in
-        turn every --interval seconds until SIGTERM. One JSON line per call to
+        turn every --interval seconds until SIGTERM. With --back-to-back each
+        channel has its own thread that starts its next call as soon as the
+        previous one returned (no pause, --interval unused): such a channel
+        always has a call in flight but for the client's own turnaround, as a
+        busy gRPC client does. --call-ms MS asks the server to take MS ms over
+        each call. One JSON line per call to
         --log: {"t": CLOCK_MONOTONIC seconds, "ch": i, "backend": NAME or null,
         "code": "OK" or the status name, "detail": text}. With --retry-unavailable
         the channels carry a service config whose retry policy retries a call
@@ -17,6 +24,7 @@ import argparse
 import json
 import signal
 import sys
+import threading
 import time
 from concurrent import futures
 
@@ -29,13 +37,16 @@ def serve(a):
     name = a.name.encode()
 
     def who(request, context):
+        if request.isdigit():
+            time.sleep(int(request) / 1000)
         return name
 
     handler = grpc.method_handlers_generic_handler(
         "ferry.Echo",
         {"Who": grpc.unary_unary_rpc_method_handler(who)},
     )
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    # 16: the rebalance scenario's busy client keeps 4 calls waiting on one server
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
     server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port("[::]:%d" % a.port)
     server.start()
@@ -60,16 +71,37 @@ def client(a):
         chans.append(ch)
         calls.append(ch.unary_unary(METHOD))
     out = open(a.log, "a", buffering=1)
+    out_lock = threading.Lock()
+    request = str(a.call_ms).encode() if a.call_ms else b"x"
+
+    def one(i, call):
+        t = time.monotonic()
+        try:
+            backend = call(request, timeout=a.timeout).decode()
+            rec = {"t": t, "ch": i, "backend": backend, "code": "OK"}
+        except grpc.RpcError as e:
+            rec = {"t": t, "ch": i, "backend": None, "code": e.code().name,
+                   "detail": e.details()}
+        with out_lock:
+            out.write(json.dumps(rec) + "\n")
+
+    def back_to_back(i, call):
+        while not stop:
+            one(i, call)
+
+    if a.back_to_back:
+        threads = [threading.Thread(target=back_to_back, args=(i, call), daemon=True)
+                   for i, call in enumerate(calls)]
+        for th in threads:
+            th.start()
+        # the main thread takes the signal; sleep in short steps to see it
+        while not stop:
+            time.sleep(0.05)
+        for th in threads:
+            th.join()
     while not stop:
         for i, call in enumerate(calls):
-            t = time.monotonic()
-            try:
-                backend = call(b"x", timeout=a.timeout).decode()
-                rec = {"t": t, "ch": i, "backend": backend, "code": "OK"}
-            except grpc.RpcError as e:
-                rec = {"t": t, "ch": i, "backend": None, "code": e.code().name,
-                       "detail": e.details()}
-            out.write(json.dumps(rec) + "\n")
+            one(i, call)
         time.sleep(a.interval)
     for ch in chans:
         ch.close()
@@ -86,6 +118,8 @@ def main():
     c.add_argument("--channels", type=int, default=4)
     c.add_argument("--interval", type=float, default=0.05)
     c.add_argument("--timeout", type=float, default=2.0)
+    c.add_argument("--back-to-back", action="store_true")
+    c.add_argument("--call-ms", type=int, default=0)
     c.add_argument("--retry-unavailable", action="store_true")
     c.add_argument("--log", required=True)
     a = ap.parse_args()

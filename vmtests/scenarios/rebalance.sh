@@ -21,7 +21,14 @@
 #      client namespace (a pod-like namespace whose traffic crosses ferry's
 #      XDP/TC path: ferry_flows, not the connect hook), one with the retry
 #      policy and one without, hold 4 channels each across another rollback:
-#      within the window all 8 reach main, no call of either fails, >= 8 GOAWAYs;
+#      within the window all 8 reach main, no call of either fails; a third
+#      ("busy", no retry policy) calls each of its 4 channels back to back (a
+#      thread per channel, the next call as soon as one returns; the server
+#      takes 20 ms a call, as a model does: without it grpcio's own ~1 ms
+#      turnaround left the channels idle often enough that a pass ended all 4),
+#      so a pass almost never finds them idle: they too all reach main within
+#      the window with no failed call (told by the GOAWAY the reply path
+#      appends to a busy flow), >= 12 GOAWAYs in all;
 #   4. ferryd restarted with FERRY_REBALANCE_FORCE_UNAVAILABLE=1 (behaves as a
 #      kernel without bpf_sock_destroy) says so in its log, in ferryctl status
 #      and in ferry_rebalance_available.
@@ -238,6 +245,7 @@ fe_manifest iris "$vip" "main:0:$mains" "canary:100:$(fe_backend_ip 3)" "${ann_a
 sleep 2
 pod="$FE_RUN/calls-pod.jsonl"
 podplain="$FE_RUN/calls-pod-plain.jsonl"
+podbusy="$FE_RUN/calls-pod-busy.jsonl"
 ip netns exec "$FE_CLIENT" "$GPY" "$FE_BIN/grpc_rebal.py" client --target "$vip" \
 	--channels 4 --interval 0.05 --retry-unavailable --log "$pod" 2>>"$FE_RUN/client.log" &
 client_pod=$!
@@ -246,11 +254,15 @@ ip netns exec "$FE_CLIENT" "$GPY" "$FE_BIN/grpc_rebal.py" client --target "$vip"
 	--channels 4 --interval 0.05 --log "$podplain" 2>>"$FE_RUN/client.log" &
 client_podplain=$!
 FE_PIDS+=($!)
-fe_wait 15 tail_on "$(now)" "$pod" "$podplain" >/dev/null || true
+ip netns exec "$FE_CLIENT" "$GPY" "$FE_BIN/grpc_rebal.py" client --target "$vip" \
+	--channels 4 --back-to-back --call-ms 20 --log "$podbusy" 2>>"$FE_RUN/client.log" &
+client_podbusy=$!
+FE_PIDS+=($!)
+fe_wait 15 tail_on "$(now)" "$pod" "$podplain" "$podbusy" >/dev/null || true
 sleep 1
 t0=$(now)
 sleep 1
-on=$(tail_on "$t0" "$pod" "$podplain") ||
+on=$(tail_on "$t0" "$pod" "$podplain" "$podbusy") ||
 	fe_fail "pod clients: channels not steady before the change: $on"
 [[ "$on" != *main* ]] || fe_fail "pod clients: a channel reached main at weight 0: $on"
 t_pod=$(now)
@@ -262,18 +274,33 @@ on=$(tail_on "$t_check" "$pod" "$podplain") ||
 	fe_fail "pod clients: after rollback + ${settle}s not settled: $on"
 [[ "$on" != *canary* && "$on" == *main* ]] ||
 	fe_fail "pod clients: ${settle}s after the rollback a channel still reaches the canary: $on"
-kill -TERM "$client_pod" "$client_podplain" 2>/dev/null
-wait "$client_pod" "$client_podplain" 2>/dev/null
+# The busy client's channels are almost never idle at a pass: with idle-only
+# GOAWAYs 3 or 4 of them stayed on the canary (found busy at every pass).
+busyon=$(tail_on "$t_check" "$podbusy") ||
+	fe_fail "busy pod client: after rollback + ${settle}s not settled: $busyon"
+podb=$(report "$podbusy" "$t_pod")
+fe_log "busy pod client, rollback: $podb"
+[[ "$busyon" != *canary* && "$busyon" == *main* ]] ||
+	fe_fail "busy pod client (back to back calls): ${settle}s after the rollback a channel still reaches the canary: $busyon; since the rollback: $podb; rebalanced: $(fe_metric ferry_rebalance_connections_total outcome=goaway) GOAWAYs, $(fe_metric ferry_rebalance_connections_total outcome=busy) busy skips, $(fe_metric ferry_rebalance_connections_total outcome=expired) expired"
+kill -TERM "$client_pod" "$client_podplain" "$client_podbusy" 2>/dev/null
+wait "$client_pod" "$client_podplain" "$client_podbusy" 2>/dev/null
 podr=$(report "$pod" 0)
 podp=$(report "$podplain" 0)
+podb=$(report "$podbusy" 0)
 fe_log "pod client, retry policy: $podr"
 fe_log "pod client, no retry policy: $podp"
+fe_log "pod client, back to back: $podb"
 [ "$(failed_of "$podr")" = 0 ] || fe_fail "pod client: failed calls with a retry policy: $podr"
 [ "$(failed_of "$podp")" = 0 ] || fe_fail "pod client: failed calls without a retry policy: $podp"
+[ "$(failed_of "$podb")" = 0 ] || fe_fail "busy pod client: failed calls (back to back, no retry policy): $podb"
 poddestroyed=$(fe_metric ferry_rebalance_connections_total outcome=destroyed)
 podgoaway=$(fe_metric ferry_rebalance_connections_total outcome=goaway)
-[ "$podgoaway" -ge 8 ] ||
-	fe_fail "pod clients: ferryd told $podgoaway connections with a GOAWAY (aborted $poddestroyed), want >= 8"
+appended=$(fe_metric ferry_datapath_events_total event=goaway_appended)
+[ "$podgoaway" -ge 12 ] ||
+	fe_fail "pod clients: ferryd told $podgoaway connections with a GOAWAY (aborted $poddestroyed), want >= 12"
+# A pass can still catch a busy channel idle between two calls, so not all 4.
+[ "$appended" -ge 1 ] ||
+	fe_fail "busy pod client: no GOAWAY appended on the reply path (ferry_datapath_events_total{event=\"goaway_appended\"} $appended)"
 
 # 4. a kernel without bpf_sock_destroy, forced.
 fe_ferryd_stop TERM || fe_fail "ferryd did not stop"
@@ -281,4 +308,4 @@ FERRY_REBALANCE_FORCE_UNAVAILABLE=1 fe_ferryd_start --host-clients
 [ "$(connect_hooks)" = "$hooks_first" ] ||
 	fe_fail "a restart added a connect() hook: $hooks_first before, $(connect_hooks) after"
 unavailable
-fe_pass "host: 2 x 4 channels, rollback and drain reached within ${window}s+5s; retry policy: $failed of $total calls failed; no retry policy: $pfailed of $ptotal failed; $goaway connections told with a GOAWAY, $destroyed aborted, $busy busy skips, $rounds rounds; pod namespace: 2 x 4 channels moved, retry policy $(failed_of "$podr") of $(calls_of "$podr") failed, none $(failed_of "$podp") of $(calls_of "$podp"), $podgoaway GOAWAYs, $poddestroyed aborted; unavailable reported"
+fe_pass "host: 2 x 4 channels, rollback and drain reached within ${window}s+5s; retry policy: $failed of $total calls failed; no retry policy: $pfailed of $ptotal failed; $goaway connections told with a GOAWAY, $destroyed aborted, $busy busy skips, $rounds rounds; pod namespace: 3 x 4 channels moved, retry policy $(failed_of "$podr") of $(calls_of "$podr") failed, none $(failed_of "$podp") of $(calls_of "$podp"), back to back $(failed_of "$podb") of $(calls_of "$podb"), $podgoaway GOAWAYs ($appended appended), $poddestroyed aborted; unavailable reported"
