@@ -44,6 +44,7 @@
 #define FERRY_L7_PASS 0
 #define FERRY_L7_APPEND_GOAWAY 1 /* reply: append the GOAWAY frame (FERRY_L7_GOAWAY_TOLD) */
 #define FERRY_L7_DROP 2 /* payload past a GOAWAY on a told connection */
+#define FERRY_L7_APPEND_AGAIN 3 /* reply: the appended segment retransmitted: the frame again */
 
 /* Packed arguments of ferry_l7_xdp / ferry_l7_skb (a global function takes five). */
 #define FERRY_L7_ARG_SAMPLED (1ULL << 49)
@@ -504,7 +505,7 @@ static __always_inline int ferry_l7_told(const struct ferry_l7 *l7,
 	if (past > 0)
 		return FERRY_L7_DROP;
 	if (!past && l7->head.goaway == FERRY_L7_GOAWAY_TOLD)
-		return FERRY_L7_APPEND_GOAWAY;
+		return FERRY_L7_APPEND_AGAIN;
 	return FERRY_L7_PASS;
 }
 
@@ -712,7 +713,8 @@ static __always_inline int ferry_l7_track(void *ctx, const int hook,
  * when the field holds the whole sum, which bpf_l4_csum_replace without
  * BPF_F_PSEUDO_HDR does by itself. skb->csum (CHECKSUM_COMPLETE) needs no
  * change: the frame's sum and the field's change cancel out, as do the IP
- * length's and its header checksum's. ferry_l7_tell checked the room.
+ * length's and its header checksum's. ferry_l7_tell checked the room; a
+ * retransmission (FERRY_L7_APPEND_AGAIN) may not have it, and then fails here.
  */
 static __always_inline int ferry_goaway_append(struct __sk_buff *skb, const struct ferry_pkt *pkt)
 {

@@ -1256,12 +1256,20 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 
 	if (ferry_rewrite(skb, hook, &pkt, true, rflow->vip_addr, rflow->vip_port))
 		return ferry_pass(hook);
-	/* Rebalancing's GOAWAY after this segment (l7.bpf.h). */
-	if (l7 == FERRY_L7_APPEND_GOAWAY) {
-		if (ferry_goaway_append(skb, &pkt))
-			ferry_goaway_untell(&rflow->fwd);
-		else
+	/*
+	 * Rebalancing's GOAWAY after this segment (l7.bpf.h). If it cannot go in,
+	 * the first time the flow is armed again; a retransmission is dropped (the
+	 * first copy carried the frame, or the next retransmission will).
+	 */
+	if (l7 == FERRY_L7_APPEND_GOAWAY || l7 == FERRY_L7_APPEND_AGAIN) {
+		if (!ferry_goaway_append(skb, &pkt)) {
 			ferry_count(FERRY_CTR_GOAWAY_APPENDED);
+		} else if (l7 == FERRY_L7_APPEND_GOAWAY) {
+			ferry_goaway_untell(&rflow->fwd);
+		} else {
+			ferry_count(FERRY_CTR_GOAWAY_TOLD);
+			return ferry_drop(hook);
+		}
 	}
 	if (hook == FERRY_HOOK_TC_EGRESS || pkt.vlan)
 		return ferry_pass(hook);

@@ -345,12 +345,15 @@ struct run_out {
 	uint32_t meta_len;
 };
 
+/* TC runs: the skb's gso_size (a GSO packet, as a local TCP sender makes them); 0: none. */
+static uint32_t run_gso_size;
+
 /* One test run of the program fd (XDP or TC) on a frame received on ifindex. */
 static int run_prog_fd(int fd, bool xdp, int ifindex, const uint8_t *in, size_t len,
 		       struct run_out *r)
 {
 	struct xdp_md xctx = { .data_end = len, .ingress_ifindex = ifindex };
-	struct __sk_buff sctx = { .ifindex = ifindex };
+	struct __sk_buff sctx = { .ifindex = ifindex, .gso_size = run_gso_size };
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = len,
 		    .data_out = r->data, .data_size_out = sizeof(r->data), .repeat = 1);
 	int err;
@@ -2632,6 +2635,13 @@ static void h2c_goaway_append(int family, uint16_t cport, bool odd)
 	ASSERT_EQ(seg_len & 1, odd, "fixture: payload parity");
 	seg_seq = sseq;
 	memcpy(seg, b, seg_len);
+	/* As a GSO packet it cannot grow past the MTU: a later segment will do. */
+	run_gso_size = 100;
+	h2_run(P_TC_REPLY_IN, env.if_b0, &srv, seg_seq, seg, seg_len, &r, d);
+	run_gso_size = 0;
+	ASSERT_EQ(r.len, r.meta_len, "GSO: the segment as it came");
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.goaway, FERRY_L7_GOAWAY_TELL, "GSO: still armed");
 	h2_run(P_TC_REPLY_IN, env.if_b0, &srv, seg_seq, seg, seg_len, &r, d);
 	sseq += seg_len;
 	ASSERT_EQ(r.verdict, TC_ACT_REDIRECT, "appended, sent on");

@@ -540,7 +540,7 @@ static bool iter_record(struct bpf_link *link, const struct ferry_flow_key *key,
  */
 static void test_iter_fresh_flow(void)
 {
-	struct ferry_l7_head l7 = { .protocol = FERRY_L7_H2C, .inflight = 1, .requests = 7 };
+	struct ferry_l7 l7 = { .head = { .protocol = FERRY_L7_H2C, .inflight = 1, .requests = 7 } };
 	struct ferry_flow flow = { .svc_id = 1, .predictor_id = 2, .backend_id = 3 };
 	struct ferry_flow_key key = { .proto = IPPROTO_TCP, .family = FERRY_AF_INET };
 	struct ferry_rebal_sock rec;
@@ -591,6 +591,97 @@ out:
 	conn_close(&c);
 }
 
+/*
+ * How the iterator tells an h2c connection (struct ferry_l7's GOAWAY state):
+ * due and busy (a stream in flight), it arms the flow for the reply path
+ * (TELL) and reports it busy; HTTP/1 is never armed; once the reply path has
+ * appended the frame (TOLD) it reports where the frame ends, for phase 2; due
+ * and idle, it takes ferryd's own segment (RAW, at the socket's rcv_nxt, so
+ * that the data path drops what would land on it); and a RAW connection whose
+ * GOAWAY ferryd could not send (FERRY_RB_MARK_ABORT) is ended even though its
+ * dropped payload keeps it busy.
+ */
+static void test_iter_goaway_states(void)
+{
+	struct ferry_l7 l7 = { .head = { .protocol = FERRY_L7_HTTP1, .inflight = 1 } };
+	struct ferry_flow flow = { .svc_id = 1, .predictor_id = 2, .backend_id = 3 };
+	struct ferry_flow_key key = { .proto = IPPROTO_TCP, .family = FERRY_AF_INET };
+	struct ferry_rebal_mark mark = { .deadline_ns = 1 };
+	struct ferry_rebal_sock rec;
+	struct ferry_iter *skel = NULL;
+	struct bpf_link *link = NULL;
+	struct conn c = { .lfd = -1, .cfd = -1, .sfd = -1, .pfd = -1 };
+	int flows, l7s, marks;
+	char buf[8];
+
+	if (!ASSERT_TRUE(private_netns(), "private network namespace") || !conn_open(&c, false))
+		goto out;
+	skel = ferry_iter__open();
+	if (!ASSERT_TRUE(skel != NULL, "open ferry_iter"))
+		goto out;
+	skel->rodata->ferry_have_l7 = true;
+	if (!ASSERT_OK(ferry_iter__load(skel), "load ferry_iter"))
+		goto out;
+	link = bpf_program__attach_iter(skel->progs.ferry_rebal_iter, NULL);
+	if (!ASSERT_TRUE(link != NULL, "attach the iterator"))
+		goto out;
+	memcpy(key.saddr, c.addr, 4);
+	memcpy(key.daddr, c.addr, 4);
+	key.sport = c.cport;
+	key.dport = c.sport;
+	flows = bpf_map__fd(skel->maps.ferry_flows);
+	l7s = bpf_map__fd(skel->maps.ferry_l7);
+	marks = bpf_map__fd(skel->maps.ferry_rb_marks);
+	if (!ASSERT_OK(bpf_map_update_elem(flows, &key, &flow, BPF_ANY), "flow") ||
+	    !ASSERT_OK(bpf_map_update_elem(l7s, &key, &l7, BPF_ANY), "l7") ||
+	    !ASSERT_TRUE(iter_record(link, &key, &rec), "the client socket's record") ||
+	    !ASSERT_OK(bpf_map_update_elem(marks, &rec.cookie, &mark, BPF_ANY), "due mark"))
+		goto out;
+
+	iter_record(link, &key, &rec);
+	ASSERT_EQ(rec.verdict, FERRY_RB_BUSY, "HTTP/1, a request in flight: busy");
+	bpf_map_lookup_elem(l7s, &key, &l7);
+	ASSERT_EQ(l7.head.goaway, 0, "HTTP/1 is not armed");
+
+	l7.head.protocol = FERRY_L7_H2C;
+	bpf_map_update_elem(l7s, &key, &l7, BPF_ANY);
+	iter_record(link, &key, &rec);
+	ASSERT_EQ(rec.verdict, FERRY_RB_BUSY, "h2c, a stream in flight: busy");
+	bpf_map_lookup_elem(l7s, &key, &l7);
+	ASSERT_EQ(l7.head.goaway, FERRY_L7_GOAWAY_TELL, "armed for the reply path");
+	ASSERT_EQ(rec.l7_goaway, 0, "the record has the state it found");
+	iter_record(link, &key, &rec);
+	ASSERT_EQ(rec.l7_goaway, FERRY_L7_GOAWAY_TELL, "armed, at the next pass");
+
+	l7.head.goaway = FERRY_L7_GOAWAY_TOLD;
+	l7.goaway_seq = 0xfffffff0; /* the end wraps */
+	bpf_map_update_elem(l7s, &key, &l7, BPF_ANY);
+	iter_record(link, &key, &rec);
+	ASSERT_EQ(rec.verdict, FERRY_RB_TOLD, "told by the reply path");
+	ASSERT_EQ(rec.goaway_end_seq, 0x10, "past the frame");
+
+	l7.head.goaway = 0;
+	l7.head.inflight = 0;
+	bpf_map_update_elem(l7s, &key, &l7, BPF_ANY);
+	iter_record(link, &key, &rec);
+	ASSERT_EQ(rec.verdict, FERRY_RB_GOAWAY, "idle: ferryd's own GOAWAY");
+	bpf_map_lookup_elem(l7s, &key, &l7);
+	ASSERT_EQ(l7.head.goaway, FERRY_L7_GOAWAY_RAW, "the data path drops what lands on it");
+	ASSERT_EQ(l7.goaway_seq, rec.rcv_nxt, "at the socket's rcv_nxt");
+
+	mark.flags = FERRY_RB_MARK_ABORT;
+	bpf_map_update_elem(marks, &rec.cookie, &mark, BPF_ANY);
+	ASSERT_EQ(write(c.cfd, "x", 1), 1, "the client writes (dropped by the data path)");
+	iter_record(link, &key, &rec);
+	ASSERT_EQ(rec.verdict, FERRY_RB_DESTROYED, "not sent: aborted, busy or not");
+	ASSERT_TRUE(read(c.cfd, buf, sizeof(buf)) < 0 && errno == ECONNABORTED,
+		    "the client's socket was aborted");
+out:
+	bpf_link__destroy(link);
+	ferry_iter__destroy(skel);
+	conn_close(&c);
+}
+
 int main(int argc, char **argv)
 {
 	test__main_init(argc, argv);
@@ -607,5 +698,6 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_goaway_delivery_v6_timestamps);
 	RUN_TEST(SUITE, test_goaway_without_option_on_timestamped);
 	RUN_TEST(SUITE, test_iter_fresh_flow);
+	RUN_TEST(SUITE, test_iter_goaway_states);
 	return test__summary();
 }
