@@ -655,8 +655,9 @@ static __always_inline int ferry_fwd_established(void *ctx, const int hook,
 
 /*
  * A forward packet of an embryonic flow: the client's ACK of the SYN-ACK
- * confirms it. Returns the entry the packet travels on, *emb 0 when that is
- * the confirmed one (FERRY_EMB_PROMOTED when this packet wrote it).
+ * confirms it; for UDP, any datagram after the backend's answer. Returns the
+ * entry the packet travels on, *emb 0 when that is the confirmed one
+ * (FERRY_EMB_PROMOTED when this packet wrote it).
  */
 static __always_inline struct ferry_flow *ferry_fwd_confirm(void *ctx, const int hook,
 							    const struct ferry_pkt *pkt,
@@ -665,9 +666,11 @@ static __always_inline struct ferry_flow *ferry_fwd_confirm(void *ctx, const int
 	struct ferry_flow *confirmed;
 	int promoted;
 
-	if (!(flow->flags & FERRY_FLOW_F_SYNACK) ||
-	    (pkt->tcp_flags & (FERRY_TCP_SYN | FERRY_TCP_ACK | FERRY_TCP_RST)) != FERRY_TCP_ACK ||
-	    ferry_tcp_word(ctx, hook, pkt, 8) != flow->ack_expect)
+	if (!(flow->flags & FERRY_FLOW_F_SYNACK))
+		return flow;
+	if (pkt->key.proto == IPPROTO_TCP &&
+	    ((pkt->tcp_flags & (FERRY_TCP_SYN | FERRY_TCP_ACK | FERRY_TCP_RST)) != FERRY_TCP_ACK ||
+	     ferry_tcp_word(ctx, hook, pkt, 8) != flow->ack_expect))
 		return flow;
 	promoted = ferry_flow_promote(&pkt->key, flow);
 	confirmed = bpf_map_lookup_elem(&ferry_flows, &pkt->key);
@@ -1028,8 +1031,10 @@ static __always_inline int ferry_fwd(void *ctx, const int hook)
 			goto established;
 		flow = bpf_map_lookup_elem(&ferry_eflows, &pkt.key);
 		emb = 1;
-		if (ferry_udp_live(flow, now, (__u64)timeout * 1000000000ULL))
+		if (ferry_udp_live(flow, now, (__u64)timeout * 1000000000ULL)) {
+			flow = ferry_fwd_confirm(ctx, hook, &pkt, flow, &emb);
 			goto established;
+		}
 	}
 
 	__builtin_memcpy(vip.addr, pkt.key.daddr, sizeof(vip.addr));
@@ -1237,13 +1242,20 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 			return ferry_pass(hook);
 		}
 		/*
-		 * UDP or a pickup: the backend answered, the flow is real. After
-		 * its SYN-ACK, a backend sends anything else only once a valid
-		 * ACK established the connection: the client's ACK went by
-		 * another node, or was missed here.
+		 * A pickup: the backend answered, the flow is real. After its
+		 * SYN-ACK, a backend sends anything else only once a valid ACK
+		 * established the connection: the client's ACK went by another
+		 * node, or was missed here. UDP: the backend answers spoofed
+		 * datagrams too, so its answer only arms the flow, as a SYN-ACK
+		 * does; the client's next datagram confirms it (ferry_fwd_confirm),
+		 * so that a flood of one datagram per spoofed source churns only
+		 * the embryonic maps.
 		 */
-		if (pkt.key.proto != IPPROTO_TCP || (flow->flags & FERRY_FLOW_F_PICKUP) ||
-		    ((flow->flags & FERRY_FLOW_F_SYNACK) && !synack)) {
+		if (pkt.key.proto != IPPROTO_TCP) {
+			if (!(flow->flags & FERRY_FLOW_F_SYNACK))
+				__sync_fetch_and_or(&flow->flags, FERRY_FLOW_F_SYNACK);
+		} else if ((flow->flags & FERRY_FLOW_F_PICKUP) ||
+			   ((flow->flags & FERRY_FLOW_F_SYNACK) && !synack)) {
 			ferry_flow_promote(&rflow->fwd, flow);
 			rflow = bpf_map_lookup_elem(&ferry_rflows, &pkt.key);
 			if (!rflow)

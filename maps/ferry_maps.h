@@ -344,7 +344,8 @@ _Static_assert(sizeof(struct ferry_rflow) == 120, "ferry_rflow layout");
 #define FERRY_FLOW_F_CLOSING (1U << 3) /* FIN or RST seen */
 #define FERRY_FLOW_F_RESP_SEEN (1U << 4) /* the current exchange has a response */
 #define FERRY_FLOW_F_PICKUP (1U << 5) /* embryonic from a mid-stream packet, not a SYN */
-#define FERRY_FLOW_F_SYNACK (1U << 6) /* embryonic: the SYN-ACK passed, ack_expect is set */
+/* embryonic: the SYN-ACK passed, ack_expect is set; UDP: the backend answered */
+#define FERRY_FLOW_F_SYNACK (1U << 6)
 /*
  * Made with its backend's VIP hint in ferry_be_vips: a lost reply half is
  * rebuilt by the reply itself, so forward packets do not check for it.

@@ -4083,10 +4083,16 @@ static void test_clock_jiffies(void)
 			    "without a tick, the helper's stamp");
 }
 
-/* UDP: embryonic until the backend answers, then confirmed. */
-static void test_udp_confirmed_on_answer(void)
+/*
+ * UDP: embryonic until the backend has answered and the client sends again
+ * (the answer alone arms the flow, as a SYN-ACK does): a backend answers a
+ * spoofed datagram too, and a flood of one datagram per spoofed source
+ * (answered) then stays out of the confirmed table. Before, the answer
+ * confirmed the flow and such a flood filled ferry_flows.
+ */
+static void test_udp_confirmed_after_answer(void)
 {
-	struct pb_spec q = spec_udp(44600, VIP4, 53), rep;
+	struct pb_spec q = spec_udp(44600, VIP4, 53), rep, out;
 	const struct backend_def *be;
 	struct ferry_flow f;
 
@@ -4098,9 +4104,32 @@ static void test_udp_confirmed_on_answer(void)
 	run_spec(P_XDP, env.if_c0, &q);
 	ASSERT_FALSE(flow_get_in(FERRY_MAP_FLOWS, &q, &f), "more queries do not confirm");
 	rep = spec_reply(&q, be, 0);
+	out = spec_reply_out(&q, &rep);
+	check("answer, translated", P_TC_REPLY_IN, env.if_b0, &rep,
+	      &(struct expect){ .verdict = TC_ACT_REDIRECT,
+				.out = &out,
+				.ctr = { CTR(REPLY_NAT, 1), CTR(REDIRECT, 1) } });
+	ASSERT_FALSE(flow_get_in(FERRY_MAP_FLOWS, &q, &f), "the answer alone does not confirm");
+	ASSERT_TRUE(flow_get_in(FERRY_MAP_EFLOWS, &q, &f) && (f.flags & FERRY_FLOW_F_SYNACK),
+		    "armed by the answer");
 	run_spec(P_TC_REPLY_IN, env.if_b0, &rep);
-	ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &q, &f), "confirmed by the answer");
+	run_spec(P_XDP, env.if_c0, &q);
+	ASSERT_TRUE(flow_get_in(FERRY_MAP_FLOWS, &q, &f),
+		    "confirmed by the client's next datagram");
 	ASSERT_FALSE(flow_get_in(FERRY_MAP_EFLOWS, &q, &f), "embryonic entry gone");
+	ASSERT_EQ(f.backend_id, be->id, "on the backend that answered");
+
+	/* 64 spoofed sources, one datagram each, each answered: none confirmed. */
+	for (uint16_t port = 46200; port < 46264; port++) {
+		struct pb_spec x = spec_udp(port, VIP4, 53);
+
+		run_spec(P_XDP, env.if_c0, &x);
+		if (!flow_get_in(FERRY_MAP_EFLOWS, &x, &f))
+			continue;
+		rep = spec_reply(&x, backend_by_id(f.backend_id), 0);
+		run_spec(P_TC_REPLY_IN, env.if_b0, &rep);
+		ASSERT_FALSE(flow_get_in(FERRY_MAP_FLOWS, &x, &f), "a spoofed source confirmed");
+	}
 }
 
 /* ----------------------------------------------------- hairpin (issue 12) */
@@ -5282,7 +5311,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_port_reuse_synack);
 	RUN_TEST(SUITE, test_idle_refresh_both_ways);
 	RUN_TEST(SUITE, test_clock_jiffies);
-	RUN_TEST(SUITE, test_udp_confirmed_on_answer);
+	RUN_TEST(SUITE, test_udp_confirmed_after_answer);
 	RUN_TEST(SUITE, test_reject);
 	RUN_TEST(SUITE, test_reject_limited);
 	RUN_TEST(SUITE, test_hairpin);
