@@ -2567,6 +2567,39 @@ static void h2_run(enum prog p, int ifindex, struct pb_spec *spec, uint32_t seq,
 }
 
 /*
+ * An h2c connection on c's tuple, confirmed: the client's preface and
+ * SETTINGS (and a request on stream 1 when stream1), the backend's SETTINGS.
+ * *srv is the backend's side; *cseq and *sseq move past what was sent.
+ */
+static bool h2c_open(struct pb_spec *c, struct pb_spec *srv, uint32_t *cseq, uint32_t *sseq,
+		     bool stream1)
+{
+	static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+	const struct backend_def *be;
+	struct ferry_flow f;
+	uint8_t b[128];
+	size_t n;
+
+	ensure_flow(c);
+	if (!ASSERT_TRUE(flow_get(c, &f), "flow"))
+		return false;
+	be = backend_by_id(f.backend_id);
+	if (!ASSERT_TRUE(be != NULL, "backend"))
+		return false;
+	*srv = spec_reply(c, be, PB_TCP_ACK | PB_TCP_PSH);
+	memcpy(b, preface, 24);
+	n = h2_frame(b, 24, 6, H2_SETTINGS, 0, 0, false);
+	if (stream1)
+		n = h2_frame(b, n, 5, H2_HEADERS, H2_END_HEADERS | H2_END_STREAM, 1, false);
+	h2_send(P_XDP, env.if_c0, c, *cseq, b, n);
+	*cseq += n;
+	n = h2_frame(b, 0, 6, H2_SETTINGS, 0, 0, false);
+	h2_send(P_TC_REPLY_IN, env.if_b0, srv, *sseq, b, n);
+	*sseq += n;
+	return true;
+}
+
+/*
  * Rebalancing's GOAWAY on a connection that calls back to back, appended by
  * the reply path (bpf/l7.bpf.h): armed by the iterator (TELL), the frame goes
  * after the first backend segment that ends at a frame boundary with no
@@ -2577,35 +2610,19 @@ static void h2_run(enum prog p, int ifindex, struct pb_spec *spec, uint32_t seq,
  */
 static void h2c_goaway_append(int family, uint16_t cport, bool odd)
 {
-	static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 	static const uint8_t frame[FERRY_GOAWAY_FRAME_LEN] = FERRY_GOAWAY_FRAME;
 	struct pb_spec c = spec_tcp(family, cport, family == 4 ? VIP4 : VIP6, 80,
 				    PB_TCP_ACK | PB_TCP_PSH),
 		       srv;
 	int64_t d[FERRY_CTR_MAX];
-	const struct backend_def *be;
 	uint32_t cseq = 1001, sseq = 5001, seg_seq;
 	struct ferry_l7 l7;
-	struct ferry_flow f;
 	struct run_out r;
 	uint8_t b[512], seg[128];
 	size_t n, seg_len;
 
-	ensure_flow(&c);
-	if (!ASSERT_TRUE(flow_get(&c, &f), "flow"))
+	if (!h2c_open(&c, &srv, &cseq, &sseq, true))
 		return;
-	be = backend_by_id(f.backend_id);
-	if (!ASSERT_TRUE(be != NULL, "backend"))
-		return;
-	srv = spec_reply(&c, be, PB_TCP_ACK | PB_TCP_PSH);
-	memcpy(b, preface, 24);
-	n = h2_frame(b, 24, 6, H2_SETTINGS, 0, 0, false);
-	n = h2_frame(b, n, 5, H2_HEADERS, H2_END_HEADERS | H2_END_STREAM, 1, false);
-	h2_send(P_XDP, env.if_c0, &c, cseq, b, n);
-	cseq += n;
-	n = h2_frame(b, 0, 6, H2_SETTINGS, 0, 0, false);
-	h2_send(P_TC_REPLY_IN, env.if_b0, &srv, sseq, b, n);
-	sseq += n;
 	if (!ASSERT_TRUE(l7_set_goaway(&c, FERRY_L7_GOAWAY_TELL, 0), "arm the flow"))
 		return;
 
@@ -2696,31 +2713,19 @@ static void test_h2c_goaway_append(void)
  */
 static void test_h2c_goaway_raw(void)
 {
-	static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 	struct pb_spec c = spec_tcp(4, 40313, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH), srv;
 	int64_t d[FERRY_CTR_MAX];
-	const struct backend_def *be;
 	uint32_t cseq = 1001, sseq = 5001;
-	struct ferry_flow f;
 	struct ferry_l7 l7;
 	struct run_out r;
 	uint8_t b[256];
 	size_t n;
 
-	ensure_flow(&c);
-	if (!ASSERT_TRUE(flow_get(&c, &f), "flow"))
+	if (!h2c_open(&c, &srv, &cseq, &sseq, false))
 		return;
-	be = backend_by_id(f.backend_id);
-	if (!ASSERT_TRUE(be != NULL, "backend"))
-		return;
-	srv = spec_reply(&c, be, PB_TCP_ACK | PB_TCP_PSH);
-	memcpy(b, preface, 24);
-	n = h2_frame(b, 24, 6, H2_SETTINGS, 0, 0, false);
-	h2_send(P_XDP, env.if_c0, &c, cseq, b, n);
-	cseq += n;
+	/* The backend's SETTINGS again (a retransmission): sseq is where ferryd's frame goes. */
 	n = h2_frame(b, 0, 6, H2_SETTINGS, 0, 0, false);
-	h2_send(P_TC_REPLY_IN, env.if_b0, &srv, sseq, b, n);
-	/* A retransmission of what came before: sseq is where ferryd's frame goes. */
+	sseq -= n;
 	if (!ASSERT_TRUE(l7_set_goaway(&c, FERRY_L7_GOAWAY_RAW, sseq + n), "raw GOAWAY state"))
 		return;
 	h2_run(P_TC_REPLY_IN, env.if_b0, &srv, sseq, b, n, &r, d);

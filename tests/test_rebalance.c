@@ -532,6 +532,49 @@ static bool iter_record(struct bpf_link *link, const struct ferry_flow_key *key,
 	return found;
 }
 
+/* The iterator loaded in a private namespace over one real connection, keyed as ferry would. */
+struct iter_env {
+	struct conn c;
+	struct ferry_iter *skel;
+	struct bpf_link *link;
+	struct ferry_flow_key key;
+	int flows, l7s, marks;
+};
+
+static bool iter_env_open(struct iter_env *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->c.lfd = e->c.cfd = e->c.sfd = e->c.pfd = -1;
+	if (!ASSERT_TRUE(private_netns(), "private network namespace") || !conn_open(&e->c, false))
+		return false;
+	e->skel = ferry_iter__open();
+	if (!ASSERT_TRUE(e->skel != NULL, "open ferry_iter"))
+		return false;
+	e->skel->rodata->ferry_have_l7 = true;
+	if (!ASSERT_OK(ferry_iter__load(e->skel), "load ferry_iter"))
+		return false;
+	e->link = bpf_program__attach_iter(e->skel->progs.ferry_rebal_iter, NULL);
+	if (!ASSERT_TRUE(e->link != NULL, "attach the iterator"))
+		return false;
+	e->key.proto = IPPROTO_TCP;
+	e->key.family = FERRY_AF_INET;
+	memcpy(e->key.saddr, e->c.addr, 4);
+	memcpy(e->key.daddr, e->c.addr, 4);
+	e->key.sport = e->c.cport;
+	e->key.dport = e->c.sport;
+	e->flows = bpf_map__fd(e->skel->maps.ferry_flows);
+	e->l7s = bpf_map__fd(e->skel->maps.ferry_l7);
+	e->marks = bpf_map__fd(e->skel->maps.ferry_rb_marks);
+	return true;
+}
+
+static void iter_env_close(struct iter_env *e)
+{
+	bpf_link__destroy(e->link);
+	ferry_iter__destroy(e->skel);
+	conn_close(&e->c);
+}
+
 /*
  * A connection made by a SYN whose first payload has not gone by yet carries
  * FERRY_FLOW_F_L7_FRESH: ferry_l7 may still hold an earlier connection's state
@@ -542,53 +585,33 @@ static void test_iter_fresh_flow(void)
 {
 	struct ferry_l7 l7 = { .head = { .protocol = FERRY_L7_H2C, .inflight = 1, .requests = 7 } };
 	struct ferry_flow flow = { .svc_id = 1, .predictor_id = 2, .backend_id = 3 };
-	struct ferry_flow_key key = { .proto = IPPROTO_TCP, .family = FERRY_AF_INET };
 	struct ferry_rebal_sock rec;
-	struct ferry_iter *skel = NULL;
-	struct bpf_link *link = NULL;
-	struct conn c = { .lfd = -1, .cfd = -1, .sfd = -1, .pfd = -1 };
-	int flows, l7s;
+	struct iter_env e;
 
-	if (!ASSERT_TRUE(private_netns(), "private network namespace") || !conn_open(&c, false))
+	if (!iter_env_open(&e))
 		goto out;
-	skel = ferry_iter__open();
-	if (!ASSERT_TRUE(skel != NULL, "open ferry_iter"))
-		goto out;
-	skel->rodata->ferry_have_l7 = true;
-	if (!ASSERT_OK(ferry_iter__load(skel), "load ferry_iter"))
-		goto out;
-	link = bpf_program__attach_iter(skel->progs.ferry_rebal_iter, NULL);
-	if (!ASSERT_TRUE(link != NULL, "attach the iterator"))
-		goto out;
-	memcpy(key.saddr, c.addr, 4);
-	memcpy(key.daddr, c.addr, 4);
-	key.sport = c.cport;
-	key.dport = c.sport;
-	flows = bpf_map__fd(skel->maps.ferry_flows);
-	l7s = bpf_map__fd(skel->maps.ferry_l7);
 	flow.flags = FERRY_FLOW_F_L7_FRESH;
-	if (!ASSERT_OK(bpf_map_update_elem(flows, &key, &flow, BPF_ANY), "flow") ||
-	    !ASSERT_OK(bpf_map_update_elem(l7s, &key, &l7, BPF_ANY), "an earlier connection's l7"))
+	if (!ASSERT_OK(bpf_map_update_elem(e.flows, &e.key, &flow, BPF_ANY), "flow") ||
+	    !ASSERT_OK(bpf_map_update_elem(e.l7s, &e.key, &l7, BPF_ANY),
+		       "an earlier connection's l7"))
 		goto out;
 
-	if (ASSERT_TRUE(iter_record(link, &key, &rec), "the client socket's record")) {
+	if (ASSERT_TRUE(iter_record(e.link, &e.key, &rec), "the client socket's record")) {
 		ASSERT_EQ(rec.backend_id, 3, "its flow's backend");
 		ASSERT_EQ(rec.l7_protocol, FERRY_L7_UNKNOWN, "not h2c by an earlier connection");
 		ASSERT_EQ(rec.inflight, 0, "nothing in flight by an earlier connection");
 		ASSERT_EQ(rec.busy & FERRY_RB_BUSY_L7, 0, "not busy by an earlier connection");
 	}
 	flow.flags = 0;
-	if (!ASSERT_OK(bpf_map_update_elem(flows, &key, &flow, BPF_ANY), "flag cleared"))
+	if (!ASSERT_OK(bpf_map_update_elem(e.flows, &e.key, &flow, BPF_ANY), "flag cleared"))
 		goto out;
-	if (ASSERT_TRUE(iter_record(link, &key, &rec), "the record again")) {
+	if (ASSERT_TRUE(iter_record(e.link, &e.key, &rec), "the record again")) {
 		ASSERT_EQ(rec.l7_protocol, FERRY_L7_H2C, "its own state read");
 		ASSERT_EQ(rec.inflight, 1, "a stream in flight");
 		ASSERT_EQ(rec.busy & FERRY_RB_BUSY_L7, FERRY_RB_BUSY_L7, "busy by its stream");
 	}
 out:
-	bpf_link__destroy(link);
-	ferry_iter__destroy(skel);
-	conn_close(&c);
+	iter_env_close(&e);
 }
 
 /*
@@ -605,81 +628,59 @@ static void test_iter_goaway_states(void)
 {
 	struct ferry_l7 l7 = { .head = { .protocol = FERRY_L7_HTTP1, .inflight = 1 } };
 	struct ferry_flow flow = { .svc_id = 1, .predictor_id = 2, .backend_id = 3 };
-	struct ferry_flow_key key = { .proto = IPPROTO_TCP, .family = FERRY_AF_INET };
 	struct ferry_rebal_mark mark = { .deadline_ns = 1 };
 	struct ferry_rebal_sock rec;
-	struct ferry_iter *skel = NULL;
-	struct bpf_link *link = NULL;
-	struct conn c = { .lfd = -1, .cfd = -1, .sfd = -1, .pfd = -1 };
-	int flows, l7s, marks;
+	struct iter_env e;
 	char buf[8];
 
-	if (!ASSERT_TRUE(private_netns(), "private network namespace") || !conn_open(&c, false))
+	if (!iter_env_open(&e))
 		goto out;
-	skel = ferry_iter__open();
-	if (!ASSERT_TRUE(skel != NULL, "open ferry_iter"))
-		goto out;
-	skel->rodata->ferry_have_l7 = true;
-	if (!ASSERT_OK(ferry_iter__load(skel), "load ferry_iter"))
-		goto out;
-	link = bpf_program__attach_iter(skel->progs.ferry_rebal_iter, NULL);
-	if (!ASSERT_TRUE(link != NULL, "attach the iterator"))
-		goto out;
-	memcpy(key.saddr, c.addr, 4);
-	memcpy(key.daddr, c.addr, 4);
-	key.sport = c.cport;
-	key.dport = c.sport;
-	flows = bpf_map__fd(skel->maps.ferry_flows);
-	l7s = bpf_map__fd(skel->maps.ferry_l7);
-	marks = bpf_map__fd(skel->maps.ferry_rb_marks);
-	if (!ASSERT_OK(bpf_map_update_elem(flows, &key, &flow, BPF_ANY), "flow") ||
-	    !ASSERT_OK(bpf_map_update_elem(l7s, &key, &l7, BPF_ANY), "l7") ||
-	    !ASSERT_TRUE(iter_record(link, &key, &rec), "the client socket's record") ||
-	    !ASSERT_OK(bpf_map_update_elem(marks, &rec.cookie, &mark, BPF_ANY), "due mark"))
+	if (!ASSERT_OK(bpf_map_update_elem(e.flows, &e.key, &flow, BPF_ANY), "flow") ||
+	    !ASSERT_OK(bpf_map_update_elem(e.l7s, &e.key, &l7, BPF_ANY), "l7") ||
+	    !ASSERT_TRUE(iter_record(e.link, &e.key, &rec), "the client socket's record") ||
+	    !ASSERT_OK(bpf_map_update_elem(e.marks, &rec.cookie, &mark, BPF_ANY), "due mark"))
 		goto out;
 
-	iter_record(link, &key, &rec);
+	iter_record(e.link, &e.key, &rec);
 	ASSERT_EQ(rec.verdict, FERRY_RB_BUSY, "HTTP/1, a request in flight: busy");
-	bpf_map_lookup_elem(l7s, &key, &l7);
+	bpf_map_lookup_elem(e.l7s, &e.key, &l7);
 	ASSERT_EQ(l7.head.goaway, 0, "HTTP/1 is not armed");
 
 	l7.head.protocol = FERRY_L7_H2C;
-	bpf_map_update_elem(l7s, &key, &l7, BPF_ANY);
-	iter_record(link, &key, &rec);
+	bpf_map_update_elem(e.l7s, &e.key, &l7, BPF_ANY);
+	iter_record(e.link, &e.key, &rec);
 	ASSERT_EQ(rec.verdict, FERRY_RB_BUSY, "h2c, a stream in flight: busy");
-	bpf_map_lookup_elem(l7s, &key, &l7);
+	bpf_map_lookup_elem(e.l7s, &e.key, &l7);
 	ASSERT_EQ(l7.head.goaway, FERRY_L7_GOAWAY_TELL, "armed for the reply path");
 	ASSERT_EQ(rec.l7_goaway, 0, "the record has the state it found");
-	iter_record(link, &key, &rec);
+	iter_record(e.link, &e.key, &rec);
 	ASSERT_EQ(rec.l7_goaway, FERRY_L7_GOAWAY_TELL, "armed, at the next pass");
 
 	l7.head.goaway = FERRY_L7_GOAWAY_TOLD;
 	l7.goaway_seq = 0xfffffff0; /* the end wraps */
-	bpf_map_update_elem(l7s, &key, &l7, BPF_ANY);
-	iter_record(link, &key, &rec);
+	bpf_map_update_elem(e.l7s, &e.key, &l7, BPF_ANY);
+	iter_record(e.link, &e.key, &rec);
 	ASSERT_EQ(rec.verdict, FERRY_RB_TOLD, "told by the reply path");
 	ASSERT_EQ(rec.goaway_end_seq, 0x10, "past the frame");
 
 	l7.head.goaway = 0;
 	l7.head.inflight = 0;
-	bpf_map_update_elem(l7s, &key, &l7, BPF_ANY);
-	iter_record(link, &key, &rec);
+	bpf_map_update_elem(e.l7s, &e.key, &l7, BPF_ANY);
+	iter_record(e.link, &e.key, &rec);
 	ASSERT_EQ(rec.verdict, FERRY_RB_GOAWAY, "idle: ferryd's own GOAWAY");
-	bpf_map_lookup_elem(l7s, &key, &l7);
+	bpf_map_lookup_elem(e.l7s, &e.key, &l7);
 	ASSERT_EQ(l7.head.goaway, FERRY_L7_GOAWAY_RAW, "the data path drops what lands on it");
 	ASSERT_EQ(l7.goaway_seq, rec.rcv_nxt, "at the socket's rcv_nxt");
 
 	mark.flags = FERRY_RB_MARK_ABORT;
-	bpf_map_update_elem(marks, &rec.cookie, &mark, BPF_ANY);
-	ASSERT_EQ(write(c.cfd, "x", 1), 1, "the client writes (dropped by the data path)");
-	iter_record(link, &key, &rec);
+	bpf_map_update_elem(e.marks, &rec.cookie, &mark, BPF_ANY);
+	ASSERT_EQ(write(e.c.cfd, "x", 1), 1, "the client writes (dropped by the data path)");
+	iter_record(e.link, &e.key, &rec);
 	ASSERT_EQ(rec.verdict, FERRY_RB_DESTROYED, "not sent: aborted, busy or not");
-	ASSERT_TRUE(read(c.cfd, buf, sizeof(buf)) < 0 && errno == ECONNABORTED,
+	ASSERT_TRUE(read(e.c.cfd, buf, sizeof(buf)) < 0 && errno == ECONNABORTED,
 		    "the client's socket was aborted");
 out:
-	bpf_link__destroy(link);
-	ferry_iter__destroy(skel);
-	conn_close(&c);
+	iter_env_close(&e);
 }
 
 int main(int argc, char **argv)
