@@ -339,6 +339,7 @@ int ferry_rebal_iter(struct bpf_iter__tcp *ctx)
 			if (l7 && rec.l7_goaway != FERRY_L7_GOAWAY_TOLD) {
 				*(volatile __u32 *)&l7->goaway_seq = tp->rcv_nxt;
 				*(volatile __u16 *)&l7->head.goaway = FERRY_L7_GOAWAY_RAW;
+				__sync_fetch_and_or(&flow->flags, FERRY_FLOW_F_TOLD);
 			}
 			rec.verdict = FERRY_RB_GOAWAY;
 		} else {

@@ -510,21 +510,37 @@ static __always_inline int ferry_l7_told(const struct ferry_l7 *l7,
 }
 
 /*
+ * Segment payloads every path carries: IPv4's default MSS (576-byte datagrams)
+ * and IPv6's minimum MTU (1280) less 60 bytes of headers.
+ */
+#define FERRY_MSS_FLOOR_V4 536
+#define FERRY_MSS_FLOOR_V6 1220
+
+/*
  * A connection the iterator armed (FERRY_L7_GOAWAY_TELL: due to be rebalanced
  * and never idle at a pass, calls back to back): this backend segment ends at
  * a frame boundary with no stream open, so the GOAWAY can follow it. Only a
- * segment that can grow in place: not GSO (bpf_skb_change_tail cannot grow
- * one past the device's MTU) and 32 bytes under the MTU; a later one will do.
+ * segment that can grow in place and still fit the path: not GSO
+ * (bpf_skb_change_tail cannot grow one past the device's MTU), 32 bytes under
+ * this device's MTU, and 32 bytes under the largest segment the backend sent
+ * on the flow or the floor every path carries (the backend sizes its segments
+ * to the client's MSS and the path MTU, which a device's MTU does not show: a
+ * client behind a smaller MTU would drop the grown segment, and the backend's
+ * retransmissions with it). A later segment will do.
  */
 static __always_inline int ferry_l7_tell(struct __sk_buff *skb, struct ferry_l7 *l7,
 					 const struct ferry_l7_scratch *s)
 {
 	const struct ferry_l7_dir *d = &l7->dir[1];
-	__u32 end = s->seq + s->len, mtu = 0;
+	__u32 end = s->seq + s->len, mtu = 0, fits;
 
 	if (s->unsync || l7->head.inflight || d->hdr_have || d->hdr_seq != end)
 		return FERRY_L7_PASS;
-	if (skb->gso_size || bpf_check_mtu(skb, 0, &mtu, FERRY_GOAWAY_FRAME_LEN, 0))
+	fits = s->key.family == FERRY_AF_INET ? FERRY_MSS_FLOOR_V4 : FERRY_MSS_FLOOR_V6;
+	if (d->seg_max > fits)
+		fits = d->seg_max;
+	if (s->len + FERRY_GOAWAY_FRAME_LEN > fits || skb->gso_size ||
+	    bpf_check_mtu(skb, 0, &mtu, FERRY_GOAWAY_FRAME_LEN, 0))
 		return FERRY_L7_PASS;
 	/* The sequence number first: the iterator reads it once it sees TOLD. */
 	*(volatile __u32 *)&l7->goaway_seq = end;
@@ -621,6 +637,13 @@ static __always_inline int ferry_l7_packet(void *ctx, const int hook, const bool
 			return 0;
 	}
 	w.l7 = l7;
+	if (reply) {
+		/* The path's MSS from below, for ferry_l7_tell: the backend's segments. */
+		__u32 seg = ((struct __sk_buff *)ctx)->gso_size ?: s->len;
+
+		if (seg > l7->dir[1].seg_max && seg <= 0xffff)
+			l7->dir[1].seg_max = seg;
+	}
 	/* Before the unsynchronised test: a tracker that lost the frames still knows the frame's place. */
 	if (l7->head.goaway >= FERRY_L7_GOAWAY_TOLD)
 		return ferry_l7_told(l7, s);
@@ -768,6 +791,59 @@ static __always_inline void ferry_goaway_untell(const struct ferry_flow_key *key
 
 	if (l7 && l7->head.goaway == FERRY_L7_GOAWAY_TOLD)
 		l7->head.goaway = FERRY_L7_GOAWAY_TELL;
+}
+
+/*
+ * A payload-less segment of a told connection (FERRY_FLOW_F_TOLD). The
+ * client's stream holds the GOAWAY's 32 bytes at goaway_seq; the backend
+ * never sent them. Left alone, the client's acknowledgements run 32 bytes
+ * past what the backend sent, and the backend discards them as acks of unsent
+ * data, its FIN included: it retransmits its last segment, never takes the
+ * client's FIN, and then ignores the client's final RST as out of sequence,
+ * so its socket lingered for its whole retransmission timeout (~15 min). The
+ * backend's own ACKs and FIN sat 32 bytes before what the client expects and
+ * were ignored in turn. So the frame is taken out of the client's ack (fwd)
+ * and put into the backend's sequence number (reply) from goaway_seq on.
+ * Payload is the request layer's business (dropped, ferry_l7_told).
+ */
+static __always_inline void ferry_told_seq(void *ctx, const int hook, const struct ferry_pkt *pkt,
+					   const struct ferry_flow_key *key, const bool reply)
+{
+	void *data = ferry_data(ctx, hook), *data_end = ferry_data_end(ctx, hook);
+	__u32 l4 = pkt->l4_off & 0x1ff, off = reply ? 4 : 8, at, now;
+	const struct ferry_l7 *l7;
+	__be32 *word, old, new;
+	__u16 *check;
+
+	if (pkt->payload_len || (!reply && !(pkt->tcp_flags & FERRY_TCP_ACK)))
+		return;
+	l7 = bpf_map_lookup_elem(&ferry_l7, key);
+	if (!l7 || l7->head.goaway < FERRY_L7_GOAWAY_TOLD)
+		return;
+	word = data + l4 + off;
+	check = data + l4 + offsetof(struct tcphdr, check);
+	if ((void *)(word + 1) > data_end || (void *)(check + 1) > data_end)
+		return;
+	old = *word;
+	at = bpf_ntohl(old);
+	if ((__s32)(at - l7->goaway_seq) < 0)
+		return; /* before the frame: nothing to move */
+	if (reply)
+		now = at + FERRY_GOAWAY_FRAME_LEN;
+	else if ((__s32)(at - l7->goaway_seq - FERRY_GOAWAY_FRAME_LEN) >= 0)
+		now = at - FERRY_GOAWAY_FRAME_LEN;
+	else
+		now = l7->goaway_seq; /* inside the frame: cannot be, but never past it */
+	new = bpf_htonl(now);
+	if (hook == FERRY_HOOK_XDP) {
+		*word = new;
+		*check = ferry_csum_apply(*check, ferry_csum_diff32(0, old, new));
+	} else {
+		/* A CHECKSUM_PARTIAL skb's field holds no data sum: the helper leaves it. */
+		bpf_skb_store_bytes(ctx, l4 + off, &new, sizeof(new), 0);
+		bpf_l4_csum_replace(ctx, l4 + offsetof(struct tcphdr, check), old, new,
+				    sizeof(new));
+	}
 }
 
 #endif /* FERRY_L7_BPF_H */

@@ -646,6 +646,8 @@ static __always_inline int ferry_fwd_established(void *ctx, const int hook,
 		ferry_count(FERRY_CTR_GOAWAY_TOLD);
 		return ferry_drop(hook);
 	}
+	if (flow->flags & FERRY_FLOW_F_TOLD)
+		ferry_told_seq(ctx, hook, pkt, &pkt->key, false);
 	ferry_stats_fwd(backend_id, pkt->len, 0, 0);
 	ferry_trace_decision(ctx, hook, cfg, pkt, FERRY_TR_FLOW_HIT, flow->svc_id,
 			     flow->predictor_id, backend_id);
@@ -1223,6 +1225,8 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 			ferry_count(FERRY_CTR_GOAWAY_TOLD);
 			return ferry_drop(hook);
 		}
+		if (flow->flags & FERRY_FLOW_F_TOLD)
+			ferry_told_seq(skb, hook, &pkt, &rflow->fwd, true);
 	}
 	cfg = bpf_map_lookup_elem(&ferry_config, &zero);
 	if (cfg)
@@ -1276,6 +1280,8 @@ static __always_inline int ferry_reply(struct __sk_buff *skb, const int hook)
 	if (l7 == FERRY_L7_APPEND_GOAWAY || l7 == FERRY_L7_APPEND_AGAIN) {
 		if (!ferry_goaway_append(skb, &pkt)) {
 			ferry_count(FERRY_CTR_GOAWAY_APPENDED);
+			if (flow && !(flow->flags & FERRY_FLOW_F_TOLD))
+				__sync_fetch_and_or(&flow->flags, FERRY_FLOW_F_TOLD);
 		} else if (l7 == FERRY_L7_APPEND_GOAWAY) {
 			ferry_goaway_untell(&rflow->fwd);
 		} else {

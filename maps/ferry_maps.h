@@ -368,6 +368,14 @@ _Static_assert(sizeof(struct ferry_rflow) == 120, "ferry_rflow layout");
  * its promotion writes the confirmed reply half. Cleared by promotion.
  */
 #define FERRY_FLOW_F_REPLY_HINT (1U << 9)
+/*
+ * Told by rebalancing (ferry_l7's FERRY_L7_GOAWAY_TOLD or _RAW): the client's
+ * byte stream holds a GOAWAY the backend never sent. Payload-less segments
+ * have the frame's 32 bytes taken out of the client's acknowledgements and
+ * put into the backend's sequence numbers, so that each end takes the
+ * other's ACK, FIN and RST (bpf/l7.bpf.h, ferry_told_seq).
+ */
+#define FERRY_FLOW_F_TOLD (1U << 10)
 
 /*
  * ferry_be_vips: backend endpoint (a struct ferry_vip holding the backend's
@@ -656,7 +664,14 @@ struct ferry_l7_dir {
 	__u8 hdr_have; /* bytes of that header already seen (0..8) */
 	__u8 synced; /* hdr_seq is valid */
 	__u8 hdr[9];
-	__u8 pad[5];
+	__u8 pad;
+	/*
+	 * Backend -> client: the largest segment payload seen (a GSO packet's
+	 * gso_size), at most the path's MSS: a segment that the GOAWAY's 32 bytes
+	 * keep within it fits the path (ferry_l7_tell).
+	 */
+	__u16 seg_max;
+	__u8 pad2[2];
 };
 _Static_assert(sizeof(struct ferry_l7_dir) == 20, "ferry_l7_dir layout");
 

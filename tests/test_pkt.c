@@ -343,6 +343,7 @@ struct run_out {
 	uint8_t data[1024];
 	uint32_t len;
 	uint32_t meta_len;
+	uint32_t in_len; /* h2_run: the input's length */
 };
 
 /* TC runs: the skb's gso_size (a GSO packet, as a local TCP sender makes them); 0: none. */
@@ -2563,7 +2564,19 @@ static void h2_run(enum prog p, int ifindex, struct pb_spec *spec, uint32_t seq,
 	read_counters(c1);
 	for (int i = 0; i < FERRY_CTR_MAX; i++)
 		d[i] = (int64_t)(c1[i] - c0[i]);
-	r->meta_len = (uint32_t)n; /* the input's length, for the caller */
+	r->in_len = (uint32_t)n;
+}
+
+/* A 32-bit word of the output's TCP header (4: seq, 8: ack), host order; 0 if cut. */
+static uint32_t tcp_word(const struct run_out *r, int family, size_t off)
+{
+	size_t at = r->meta_len + 14 + (family == 4 ? 20 : 40) + off;
+	uint32_t w;
+
+	if (at + 4 > r->len)
+		return 0;
+	memcpy(&w, r->data + at, 4);
+	return ntohl(w);
 }
 
 /*
@@ -2630,7 +2643,7 @@ static void h2c_goaway_append(int family, uint16_t cport, bool odd)
 	n = h2_frame(b, 0, 4, H2_HEADERS, H2_END_HEADERS, 1, false);
 	h2_run(P_TC_REPLY_IN, env.if_b0, &srv, sseq, b, n, &r, d);
 	sseq += n;
-	ASSERT_EQ(r.len, r.meta_len, "stream open: the segment as it came");
+	ASSERT_EQ(r.len, r.in_len, "stream open: the segment as it came");
 	ASSERT_EQ(d[FERRY_CTR_GOAWAY_APPENDED], 0, "nothing appended");
 
 	/* Its trailers and the first 4 bytes of a PING: no stream open, but mid-frame. */
@@ -2639,7 +2652,7 @@ static void h2c_goaway_append(int family, uint16_t cport, bool odd)
 	memcpy(b + n, seg, 4);
 	h2_run(P_TC_REPLY_IN, env.if_b0, &srv, sseq, b, n + 4, &r, d);
 	sseq += n + 4;
-	ASSERT_EQ(r.len, r.meta_len, "mid-frame: the segment as it came");
+	ASSERT_EQ(r.len, r.in_len, "mid-frame: the segment as it came");
 	l7_get(&c, &l7);
 	ASSERT_EQ(l7.head.inflight, 0, "stream 1 over");
 	ASSERT_EQ(l7.head.goaway, FERRY_L7_GOAWAY_TELL, "still armed");
@@ -2656,13 +2669,13 @@ static void h2c_goaway_append(int family, uint16_t cport, bool odd)
 	run_gso_size = 100;
 	h2_run(P_TC_REPLY_IN, env.if_b0, &srv, seg_seq, seg, seg_len, &r, d);
 	run_gso_size = 0;
-	ASSERT_EQ(r.len, r.meta_len, "GSO: the segment as it came");
+	ASSERT_EQ(r.len, r.in_len, "GSO: the segment as it came");
 	l7_get(&c, &l7);
 	ASSERT_EQ(l7.head.goaway, FERRY_L7_GOAWAY_TELL, "GSO: still armed");
 	h2_run(P_TC_REPLY_IN, env.if_b0, &srv, seg_seq, seg, seg_len, &r, d);
 	sseq += seg_len;
 	ASSERT_EQ(r.verdict, TC_ACT_REDIRECT, "appended, sent on");
-	ASSERT_EQ(r.len, r.meta_len + FERRY_GOAWAY_FRAME_LEN, "32 bytes longer");
+	ASSERT_EQ(r.len, r.in_len + FERRY_GOAWAY_FRAME_LEN, "32 bytes longer");
 	ASSERT_EQ(d[FERRY_CTR_GOAWAY_APPENDED], 1, "counted");
 	ASSERT_TRUE(r.len >= FERRY_GOAWAY_FRAME_LEN &&
 			    !memcmp(r.data + r.len - FERRY_GOAWAY_FRAME_LEN, frame, sizeof(frame)),
@@ -2674,7 +2687,7 @@ static void h2c_goaway_append(int family, uint16_t cport, bool odd)
 
 	/* The backend retransmits it (the client's ACK is past what it sent): again. */
 	h2_run(P_TC_REPLY_IN, env.if_b0, &srv, seg_seq, seg, seg_len, &r, d);
-	ASSERT_EQ(r.len, r.meta_len + FERRY_GOAWAY_FRAME_LEN, "retransmission: the frame again");
+	ASSERT_EQ(r.len, r.in_len + FERRY_GOAWAY_FRAME_LEN, "retransmission: the frame again");
 	ASSERT_TRUE(pb_verify_csums(r.data, r.len), "retransmission: checksums");
 
 	/* The backend's next payload would land 32 bytes off: dropped. Its pure ACK goes. */
@@ -2684,6 +2697,9 @@ static void h2c_goaway_append(int family, uint16_t cport, bool odd)
 	ASSERT_EQ(d[FERRY_CTR_GOAWAY_TOLD], 1, "counted");
 	h2_run(P_TC_REPLY_IN, env.if_b0, &srv, sseq, NULL, 0, &r, d);
 	ASSERT_EQ(r.verdict, TC_ACT_REDIRECT, "backend ACK sent on");
+	ASSERT_EQ(tcp_word(&r, family, 4), sseq + FERRY_GOAWAY_FRAME_LEN,
+		  "backend ACK: its sequence number past the frame, as the client counts");
+	ASSERT_TRUE(pb_verify_csums(r.data, r.len), "backend ACK: checksums");
 
 	/* The client's next call: dropped (the GOAWAY makes it retry elsewhere). */
 	n = h2_frame(b, 0, 5, H2_HEADERS, H2_END_HEADERS | H2_END_STREAM, 3, false);
@@ -2691,9 +2707,19 @@ static void h2c_goaway_append(int family, uint16_t cport, bool odd)
 	ASSERT_EQ(r.verdict, XDP_DROP, "client payload dropped");
 	ASSERT_EQ(d[FERRY_CTR_GOAWAY_TOLD], 1, "counted");
 	c.ack = sseq + FERRY_GOAWAY_FRAME_LEN;
-	h2_run(P_XDP, env.if_c0, &c, cseq, NULL, 0, &r, d);
-	ASSERT_TRUE(r.verdict != XDP_DROP, "client ACK goes through");
+	c.tcp_flags = PB_TCP_ACK | PB_TCP_FIN;
+	h2_run(P_TC_FWD, env.if_c0, &c, cseq, NULL, 0, &r, d);
+	ASSERT_TRUE(r.verdict != TC_ACT_SHOT, "client FIN goes through");
 	ASSERT_EQ(d[FERRY_CTR_GOAWAY_TOLD], 0, "not counted");
+	ASSERT_EQ(tcp_word(&r, family, 8), sseq,
+		  "client FIN: its ack without the frame, as the backend counts");
+	ASSERT_TRUE(pb_verify_csums(r.data, r.len), "client FIN: checksums (TC)");
+	h2_run(P_XDP, env.if_c0, &c, cseq, NULL, 0, &r, d);
+	ASSERT_TRUE(r.verdict != XDP_DROP, "client FIN goes through (XDP)");
+	ASSERT_EQ(tcp_word(&r, family, 8), sseq, "client FIN: ack without the frame (XDP)");
+	ASSERT_TRUE(pb_verify_csums(r.data + r.meta_len, r.len - r.meta_len),
+		    "client FIN: checksums (XDP)");
+	c.tcp_flags = PB_TCP_ACK | PB_TCP_PSH;
 	l7_get(&c, &l7);
 	ASSERT_EQ(l7.head.inflight, 0, "the dropped call never counted");
 }
@@ -2703,6 +2729,50 @@ static void test_h2c_goaway_append(void)
 	h2c_goaway_append(4, 40310, false);
 	h2c_goaway_append(4, 40311, true);
 	h2c_goaway_append(6, 40312, true);
+}
+
+/*
+ * The appended frame must fit the path, which a device's MTU does not show (a
+ * client behind a smaller MTU advertises a smaller MSS, and the backend sizes
+ * its segments to it): a segment that the 32 bytes take past both the largest
+ * one the backend sent on the flow and the floor every path carries (536
+ * bytes of payload over IPv4) is left alone; a later one that fits takes it.
+ */
+static void test_h2c_goaway_path_mss(void)
+{
+	struct pb_spec c = spec_tcp(4, 40314, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH), srv;
+	int64_t d[FERRY_CTR_MAX];
+	uint32_t cseq = 1001, sseq = 5001;
+	struct ferry_l7 l7;
+	struct run_out r;
+	uint8_t b[800];
+	size_t n;
+
+	if (!h2c_open(&c, &srv, &cseq, &sseq, true) ||
+	    !ASSERT_TRUE(l7_set_goaway(&c, FERRY_L7_GOAWAY_TELL, 0), "arm the flow"))
+		return;
+	/* Stream 1's headers and 680 bytes of data: 702 bytes, the largest segment so far. */
+	n = h2_frame(b, 0, 4, H2_HEADERS, H2_END_HEADERS, 1, false);
+	n = h2_frame(b, n, 680, H2_DATA, 0, 1, false);
+	h2_send(P_TC_REPLY_IN, env.if_b0, &srv, sseq, b, n);
+	sseq += n;
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.dir[1].seg_max, n, "largest segment seen");
+	/* Its trailers in a 690-byte segment: quiet, but 722 bytes with the frame. */
+	n = h2_frame(b, 0, 681, H2_HEADERS, H2_END_HEADERS | H2_END_STREAM, 1, false);
+	h2_run(P_TC_REPLY_IN, env.if_b0, &srv, sseq, b, n, &r, d);
+	sseq += n;
+	ASSERT_EQ(r.len, r.in_len, "past the path's largest segment: as it came");
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.inflight, 0, "stream 1 over");
+	ASSERT_EQ(l7.head.goaway, FERRY_L7_GOAWAY_TELL, "still armed");
+	/* Stream 3, answered in 600 bytes: within the largest segment, appended. */
+	n = h2_frame(b, 0, 5, H2_HEADERS, H2_END_HEADERS | H2_END_STREAM, 3, false);
+	h2_send(P_XDP, env.if_c0, &c, cseq, b, n);
+	n = h2_frame(b, 0, 591, H2_HEADERS, H2_END_HEADERS | H2_END_STREAM, 3, false);
+	h2_run(P_TC_REPLY_IN, env.if_b0, &srv, sseq, b, n, &r, d);
+	ASSERT_EQ(r.len, r.in_len + FERRY_GOAWAY_FRAME_LEN, "within it: appended");
+	ASSERT_TRUE(pb_verify_csums(r.data, r.len), "checksums");
 }
 
 /*
@@ -2716,6 +2786,7 @@ static void test_h2c_goaway_raw(void)
 	struct pb_spec c = spec_tcp(4, 40313, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH), srv;
 	int64_t d[FERRY_CTR_MAX];
 	uint32_t cseq = 1001, sseq = 5001;
+	struct ferry_flow f;
 	struct ferry_l7 l7;
 	struct run_out r;
 	uint8_t b[256];
@@ -2730,7 +2801,7 @@ static void test_h2c_goaway_raw(void)
 		return;
 	h2_run(P_TC_REPLY_IN, env.if_b0, &srv, sseq, b, n, &r, d);
 	ASSERT_EQ(r.verdict, TC_ACT_REDIRECT, "what ends before the frame goes through");
-	ASSERT_EQ(r.len, r.meta_len, "nothing appended");
+	ASSERT_EQ(r.len, r.in_len, "nothing appended");
 	sseq += n;
 	n = h2_frame(b, 0, 8, 6 /* PING ack */, 1, 0, false);
 	h2_run(P_TC_REPLY_IN, env.if_b0, &srv, sseq, b, n, &r, d);
@@ -2739,6 +2810,22 @@ static void test_h2c_goaway_raw(void)
 	n = h2_frame(b, 0, 5, H2_HEADERS, H2_END_HEADERS | H2_END_STREAM, 1, false);
 	h2_run(P_XDP, env.if_c0, &c, cseq, b, n, &r, d);
 	ASSERT_EQ(r.verdict, XDP_DROP, "a call racing the frame dropped");
+	/* The flow flag the iterator sets with RAW: the client's ACK loses the frame. */
+	if (ASSERT_TRUE(flow_get(&c, &f), "flow")) {
+		struct ferry_flow_key k;
+
+		key_of(&c, &k);
+		f.flags |= FERRY_FLOW_F_TOLD;
+		bpf_map_update_elem(map_fd(FERRY_MAP_FLOWS), &k, &f, BPF_EXIST);
+	}
+	c.ack = sseq + FERRY_GOAWAY_FRAME_LEN + 1;
+	c.tcp_flags = PB_TCP_ACK;
+	h2_run(P_TC_FWD, env.if_c0, &c, cseq, NULL, 0, &r, d);
+	ASSERT_EQ(tcp_word(&r, 4, 8), sseq + 1, "client ACK past the frame: 32 less");
+	ASSERT_TRUE(pb_verify_csums(r.data, r.len), "client ACK: checksums");
+	c.ack = sseq - 1;
+	h2_run(P_TC_FWD, env.if_c0, &c, cseq, NULL, 0, &r, d);
+	ASSERT_EQ(tcp_word(&r, 4, 8), sseq - 1, "client ACK before the frame: as it was");
 	l7_get(&c, &l7);
 	ASSERT_EQ(l7.head.goaway, FERRY_L7_GOAWAY_RAW, "state kept");
 }
@@ -5293,6 +5380,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_h2c_streams);
 	RUN_TEST(SUITE, test_h2c_goaway_append);
 	RUN_TEST(SUITE, test_h2c_goaway_raw);
+	RUN_TEST(SUITE, test_h2c_goaway_path_mss);
 	RUN_TEST(SUITE, test_h2c_many_streams);
 	RUN_TEST(SUITE, test_h2c_reset_untracked);
 	RUN_TEST(SUITE, test_trace);

@@ -671,6 +671,9 @@ static void test_iter_goaway_states(void)
 	bpf_map_lookup_elem(e.l7s, &e.key, &l7);
 	ASSERT_EQ(l7.head.goaway, FERRY_L7_GOAWAY_RAW, "the data path drops what lands on it");
 	ASSERT_EQ(l7.goaway_seq, rec.rcv_nxt, "at the socket's rcv_nxt");
+	bpf_map_lookup_elem(e.flows, &e.key, &flow);
+	ASSERT_EQ(flow.flags & FERRY_FLOW_F_TOLD, FERRY_FLOW_F_TOLD,
+		  "the flow is told: ACKs and sequence numbers lose and gain the frame");
 
 	mark.flags = FERRY_RB_MARK_ABORT;
 	bpf_map_update_elem(e.marks, &rec.cookie, &mark, BPF_ANY);
