@@ -70,6 +70,8 @@ struct mark {
 	struct ferry_rebal_mark km; /* as in ferry_rb_marks */
 	bool goaway; /* a GOAWAY went in: its end is not counted again */
 	bool armed; /* the reply path is to append a GOAWAY (FERRY_L7_GOAWAY_TELL) */
+	bool flow; /* key is a flow of the packet path (ferry_l7 describes it) */
+	struct ferry_flow_key key;
 };
 
 struct ferry_rebal {
@@ -806,6 +808,17 @@ static const struct ferry_rebal_sock *find_rec(const struct ferry_rebal *r, __u6
 	return bsearch(&key, r->recs, r->nrecs, sizeof(*r->recs), cmp_rec);
 }
 
+/* Whether the reply path told m's connection (ferry_l7's GOAWAY state) before it closed. */
+static bool told_by_reply(const struct ferry_rebal *r, const struct mark *m)
+{
+	struct ferry_l7 l7;
+
+	if (!r->st.l7 || !m->flow ||
+	    bpf_map_lookup_elem(bpf_map__fd(r->skel->maps.ferry_l7), &m->key, &l7))
+		return false;
+	return l7.head.goaway == FERRY_L7_GOAWAY_TOLD;
+}
+
 static void settle_marks(struct ferry_rebal *r, __u64 now)
 {
 	size_t i = 0;
@@ -814,8 +827,14 @@ static void settle_marks(struct ferry_rebal *r, __u64 now)
 		const struct ferry_rebal_sock *rec = find_rec(r, r->marks[i].cookie);
 		bool drop = true;
 
-		/* A connection told with a GOAWAY was counted then: its end is not counted again. */
-		if (!rec)
+		/*
+		 * A connection told with a GOAWAY was counted then: its end is not
+		 * counted again. One the reply path told and its client closed
+		 * before a pass saw it is counted as told, not as gone.
+		 */
+		if (!rec && !r->marks[i].goaway && told_by_reply(r, &r->marks[i]))
+			r->st.goaway++;
+		else if (!rec)
 			r->st.gone += !r->marks[i].goaway;
 		else if (rec->verdict == FERRY_RB_DESTROYED)
 			r->st.destroyed += !r->marks[i].goaway;
@@ -920,9 +939,12 @@ static void plan_service(struct ferry_rebal *r, struct svc_state *s)
 				strerror(errno));
 			break;
 		}
-		r->marks[r->nmarks++] = (struct mark){
-			.cookie = rec->cookie, .svc_id = s->svc_id, .end_ns = s->end_ns, .km = mk
-		};
+		r->marks[r->nmarks++] = (struct mark){ .cookie = rec->cookie,
+						       .svc_id = s->svc_id,
+						       .end_ns = s->end_ns,
+						       .km = mk,
+						       .flow = rec->origin == FERRY_RB_ORIGIN_FLOW,
+						       .key = rec->key };
 	}
 	pr_info("rebalance: service %u (%s): %zu of %zu connections to end when idle within "
 		"%.0f s",

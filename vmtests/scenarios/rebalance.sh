@@ -284,6 +284,20 @@ fe_log "busy pod client, rollback: $podb"
 	fe_fail "busy pod client (back to back calls): ${settle}s after the rollback a channel still reaches the canary: $busyon; since the rollback: $podb; rebalanced: $(fe_metric ferry_rebalance_connections_total outcome=goaway) GOAWAYs, $(fe_metric ferry_rebalance_connections_total outcome=busy) busy skips, $(fe_metric ferry_rebalance_connections_total outcome=expired) expired"
 kill -TERM "$client_pod" "$client_podplain" "$client_podbusy" 2>/dev/null
 wait "$client_pod" "$client_podplain" "$client_podbusy" 2>/dev/null
+# The clients are gone: so must every connection be on the backends' side. A
+# told connection's ACKs, FIN and final RST count the GOAWAY's 32 bytes as the
+# backend does (FERRY_FLOW_F_TOLD); before, a backend discarded them as
+# acknowledging data it never sent and kept the socket, retransmitting, for
+# about 15 minutes.
+backend_conns() {
+	local i
+	for i in 1 2 3; do
+		ip netns exec "$(fe_backend_ns "$i")" ss -Htn state established '( sport = :9000 )'
+	done | grep -c .
+}
+no_backend_conns() { [ "$(backend_conns)" = 0 ]; }
+fe_wait 5 no_backend_conns ||
+	fe_fail "pod clients gone, but the backends still hold $(backend_conns) connections: $(for i in 1 2 3; do ip netns exec "$(fe_backend_ns "$i")" ss -Htnoi state established '( sport = :9000 )'; done | tr '\n' ' ' | cut -c1-600)"
 podr=$(report "$pod" 0)
 podp=$(report "$podplain" 0)
 podb=$(report "$podbusy" 0)
