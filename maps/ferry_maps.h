@@ -9,12 +9,14 @@
  * Any change to a layout below bumps FERRY_ABI_VERSION; a new map or flag that
  * the previous release's programs and ferryd can ignore does not (ferry_be_vips,
  * ferry_vip_bits, ferry_be_bits, ferry_skipped, FERRY_FLOW_F_HINTED,
- * FERRY_FLOW_F_L7_FRESH and FERRY_FLOW_F_REPLY_HINT: the old programs neither
+ * FERRY_FLOW_F_L7_FRESH, FERRY_FLOW_F_REPLY_HINT, FERRY_FLOW_F_TOLD and
+ * ferry_l7's GOAWAY fields, which took its padding: the old programs neither
  * write nor read them, and flows they make lack the flags, so the new
  * programs treat them as before; an old program that meets a flow without its
  * embryonic reply half rebuilds the half through the hint, as for a lost one;
  * ferryd fills the two filters from what it adopts before its programs
- * replace the old ones).
+ * replace the old ones; a connection told just before a rollback to an old
+ * release is ending anyway).
  * ferryd migrates pins of the version before (user/kernel/migrate.c: flows,
  * overrides and other user-space metadata carried, the rest created afresh)
  * and refuses any other version instead of misreading it.
