@@ -545,9 +545,10 @@ static void render_rebalance(struct render_ctx *c)
 	emit_family(
 		c, "ferry_rebalance_connections_total", TYPE_COUNTER,
 		"Connections marked to end by rebalancing, by outcome: destroyed (ended idle with "
-		"an abort), goaway (ended idle with an HTTP/2 GOAWAY first), busy (a pass found "
-		"it busy and left it), failed, expired (never idle in its round), gone (closed "
-		"by the client first).");
+		"an abort), goaway (told with an HTTP/2 GOAWAY first: into an idle connection, "
+		"or appended to a response of a busy one), busy (a pass found it busy and left "
+		"it), failed, expired (never idle or told in its round), gone (closed by the "
+		"client first).");
 	for (size_t i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++) {
 		l[0] = (struct label){ "outcome", outcomes[i].outcome };
 		emit_int(c, l, 1, outcomes[i].n);
