@@ -679,7 +679,7 @@ static void test_iter_goaway_states(void)
 	bpf_map_update_elem(e.marks, &rec.cookie, &mark, BPF_ANY);
 	ASSERT_EQ(write(e.c.cfd, "x", 1), 1, "the client writes (dropped by the data path)");
 	iter_record(e.link, &e.key, &rec);
-	ASSERT_EQ(rec.verdict, FERRY_RB_DESTROYED, "not sent: aborted, busy or not");
+	ASSERT_EQ(rec.verdict, FERRY_RB_DESTROYED, "ferryd could not send it: aborted at once");
 	ASSERT_TRUE(read(e.c.cfd, buf, sizeof(buf)) < 0 && errno == ECONNABORTED,
 		    "the client's socket was aborted");
 out:

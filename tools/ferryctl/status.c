@@ -46,7 +46,7 @@ static void print_rebalance(json_t *rb)
 		return;
 	}
 	n = json_integer_value(json_object_get(rb, "marked"));
-	printf("rebalancing: available (%s; %s); %lld rounds, %lld connections ended idle "
+	printf("rebalancing: available (%s; %s); %lld rounds, %lld connections ended "
 	       "(%lld aborted, %lld after a GOAWAY), %lld busy skips, %lld failed, %lld expired, "
 	       "%lld marked now\n",
 	       json_is_true(json_object_get(rb, "l7")) ? "requests in flight from ferry_l7" :
