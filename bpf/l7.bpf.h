@@ -843,7 +843,8 @@ static __noinline void ferry_told_seq(void *ctx, const int hook, const struct fe
 		*check = ferry_csum_apply(*check, ferry_csum_diff32(0, old, new));
 	} else {
 		/* A CHECKSUM_PARTIAL skb's field holds no data sum: the helper leaves it. */
-		bpf_skb_store_bytes(ctx, l4 + off, &new, sizeof(new), 0);
+		if (bpf_skb_store_bytes(ctx, l4 + off, &new, sizeof(new), 0))
+			return; /* the packet as it came: its checksum still holds */
 		bpf_l4_csum_replace(ctx, l4 + offsetof(struct tcphdr, check), old, new,
 				    sizeof(new));
 	}

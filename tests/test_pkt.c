@@ -4216,11 +4216,14 @@ static void test_udp_confirmed_after_answer(void)
 		struct pb_spec x = spec_udp(port, VIP4, 53);
 
 		run_spec(P_XDP, env.if_c0, &x);
-		if (!flow_get_in(FERRY_MAP_EFLOWS, &x, &f))
-			continue;
+		if (!ASSERT_TRUE(flow_get_in(FERRY_MAP_EFLOWS, &x, &f), "a spoofed source's flow"))
+			return;
 		rep = spec_reply(&x, backend_by_id(f.backend_id), 0);
 		run_spec(P_TC_REPLY_IN, env.if_b0, &rep);
 		ASSERT_FALSE(flow_get_in(FERRY_MAP_FLOWS, &x, &f), "a spoofed source confirmed");
+		ASSERT_TRUE(flow_get_in(FERRY_MAP_EFLOWS, &x, &f) &&
+				    (f.flags & FERRY_FLOW_F_SYNACK),
+			    "a spoofed source's flow armed by the answer");
 	}
 }
 

@@ -641,32 +641,37 @@ static void test_iter_goaway_states(void)
 	    !ASSERT_OK(bpf_map_update_elem(e.marks, &rec.cookie, &mark, BPF_ANY), "due mark"))
 		goto out;
 
-	iter_record(e.link, &e.key, &rec);
+	if (!ASSERT_TRUE(iter_record(e.link, &e.key, &rec), "the record"))
+		goto out;
 	ASSERT_EQ(rec.verdict, FERRY_RB_BUSY, "HTTP/1, a request in flight: busy");
 	bpf_map_lookup_elem(e.l7s, &e.key, &l7);
 	ASSERT_EQ(l7.head.goaway, 0, "HTTP/1 is not armed");
 
 	l7.head.protocol = FERRY_L7_H2C;
 	bpf_map_update_elem(e.l7s, &e.key, &l7, BPF_ANY);
-	iter_record(e.link, &e.key, &rec);
+	if (!ASSERT_TRUE(iter_record(e.link, &e.key, &rec), "the record"))
+		goto out;
 	ASSERT_EQ(rec.verdict, FERRY_RB_BUSY, "h2c, a stream in flight: busy");
 	bpf_map_lookup_elem(e.l7s, &e.key, &l7);
 	ASSERT_EQ(l7.head.goaway, FERRY_L7_GOAWAY_TELL, "armed for the reply path");
 	ASSERT_EQ(rec.l7_goaway, 0, "the record has the state it found");
-	iter_record(e.link, &e.key, &rec);
+	if (!ASSERT_TRUE(iter_record(e.link, &e.key, &rec), "the record"))
+		goto out;
 	ASSERT_EQ(rec.l7_goaway, FERRY_L7_GOAWAY_TELL, "armed, at the next pass");
 
 	l7.head.goaway = FERRY_L7_GOAWAY_TOLD;
 	l7.goaway_seq = 0xfffffff0; /* the end wraps */
 	bpf_map_update_elem(e.l7s, &e.key, &l7, BPF_ANY);
-	iter_record(e.link, &e.key, &rec);
+	if (!ASSERT_TRUE(iter_record(e.link, &e.key, &rec), "the record"))
+		goto out;
 	ASSERT_EQ(rec.verdict, FERRY_RB_TOLD, "told by the reply path");
 	ASSERT_EQ(rec.goaway_end_seq, 0x10, "past the frame");
 
 	l7.head.goaway = 0;
 	l7.head.inflight = 0;
 	bpf_map_update_elem(e.l7s, &e.key, &l7, BPF_ANY);
-	iter_record(e.link, &e.key, &rec);
+	if (!ASSERT_TRUE(iter_record(e.link, &e.key, &rec), "the record"))
+		goto out;
 	ASSERT_EQ(rec.verdict, FERRY_RB_GOAWAY, "idle: ferryd's own GOAWAY");
 	bpf_map_lookup_elem(e.l7s, &e.key, &l7);
 	ASSERT_EQ(l7.head.goaway, FERRY_L7_GOAWAY_RAW, "the data path drops what lands on it");
@@ -678,7 +683,8 @@ static void test_iter_goaway_states(void)
 	mark.flags = FERRY_RB_MARK_ABORT;
 	bpf_map_update_elem(e.marks, &rec.cookie, &mark, BPF_ANY);
 	ASSERT_EQ(write(e.c.cfd, "x", 1), 1, "the client writes (dropped by the data path)");
-	iter_record(e.link, &e.key, &rec);
+	if (!ASSERT_TRUE(iter_record(e.link, &e.key, &rec), "the record"))
+		goto out;
 	ASSERT_EQ(rec.verdict, FERRY_RB_DESTROYED, "ferryd could not send it: aborted at once");
 	ASSERT_TRUE(read(e.c.cfd, buf, sizeof(buf)) < 0 && errno == ECONNABORTED,
 		    "the client's socket was aborted");
