@@ -187,7 +187,12 @@ struct {
 	__type(value, __u64);
 } ferry_counters SEC(".maps");
 
-/* Only user space inserts (one entry per predictor and backend); BPF looks up. */
+/*
+ * Made by the data plane on a key's first sample (ferry_hist_add), so memory
+ * goes only to what carries sampled traffic. No prealloc: a program's insert
+ * takes per-CPU memory from caches the kernel refills asynchronously, so a
+ * burst of first samples can find them empty (counted as HIST_MISS).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, FERRY_MAX_HISTOGRAMS);
