@@ -39,6 +39,17 @@
 #define FERRY_H2_HEADERS 0x1
 #define FERRY_H2_RST_STREAM 0x3
 #define FERRY_H2_END_STREAM 0x1
+/* The frame size every peer must accept (RFC 9113, SETTINGS_MAX_FRAME_SIZE's initial value). */
+#define FERRY_H2_FRAME_MIN_MAX 16384
+#define FERRY_H2_FRAME_MAX 0xffffff /* the length field's */
+/*
+ * Searching a segment past a hole: in chunks of this many bytes (a segment
+ * shorter than one is not searched), at most FERRY_H2_SEARCHES searches a
+ * direction not paid back, one paid back per FERRY_H2_WALKED segments walked.
+ */
+#define FERRY_H2_CHUNK 256
+#define FERRY_H2_WALKED 64
+#define FERRY_H2_SEARCH_WORDS (65536 / 8 + FERRY_H2_CHUNK / 8)
 
 /* What ferry_l7_track says to do with the packet. */
 #define FERRY_L7_PASS 0
@@ -81,6 +92,20 @@ struct ferry_l7_scratch {
 	struct ferry_hist_key hkey;
 	__u32 zero;
 	__u32 hist_miss; /* FERRY_CTR_HIST_MISS */
+	__u8 cand[FERRY_H2_HDR_LEN]; /* ferry_h2_bridge: a frame header it guessed, read */
+	/*
+	 * ferry_h2_bridge: the stream sought, the next header expected, the last
+	 * frame's span and the largest frame taken, whether a guess fell past the
+	 * segment; the search's chunk offset and where it found a header + 1.
+	 */
+	__u32 sid;
+	__u32 want;
+	__u32 span;
+	__u32 max;
+	__u32 fits;
+	__u32 search_off;
+	__u32 found;
+	__u8 chunk[FERRY_H2_CHUNK] __attribute__((aligned(8)));
 };
 
 struct {
@@ -348,25 +373,214 @@ static long ferry_h2_step_skb(__u32 i, void *arg)
 }
 
 /*
+ * Where the hole before a segment may have ended, past the frames it is taken
+ * to hold (see ferry_h2_bridge): none, or one or two of the small frames a
+ * peer sends between DATA frames (WINDOW_UPDATE and RST_STREAM 13 bytes, PING
+ * 17), in bytes.
+ */
+#define FERRY_H2_BRIDGE_TRIES 6
+static const __u8 ferry_h2_bridge_slack[FERRY_H2_BRIDGE_TRIES] = { 0, 13, 17, 26, 30, 34 };
+
+/* A frame header the bridge can take: on the hole's stream, a kind that stream carries. */
+static __always_inline bool ferry_h2_bridge_ok(const __u8 *h, __u32 sid, __u32 max)
+{
+	__u32 flen = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
+	__u32 hsid = ((__u32)h[5] << 24) | ((__u32)h[6] << 16) | ((__u32)h[7] << 8) | h[8];
+
+	if (hsid != sid)
+		return false; /* also rejects the reserved bit */
+	switch (h[3]) {
+	case FERRY_H2_DATA: /* END_STREAM, PADDED */
+		return flen <= max && !(h[4] & ~0x09);
+	case FERRY_H2_HEADERS: /* END_STREAM, END_HEADERS, PADDED, PRIORITY */
+		return flen <= max && !(h[4] & ~0x2d);
+	case FERRY_H2_RST_STREAM:
+		return flen == 4 && !h[4];
+	}
+	return false;
+}
+
+/*
+ * One word of a search for a header of stream t->sid, reloading the chunk at
+ * each chunk's first word: every byte equal to the stream id's last byte
+ * (found a word at a time) is checked as the end of a frame header. A word
+ * per call: a loop over a chunk's words and their bytes in one callback took
+ * the verifier past its budget. 0: go on, 1: stop (t->found set, or the end).
+ */
+static __always_inline long ferry_h2_search_step(const int hook, __u32 i, struct ferry_l7_walk *w)
+{
+	struct ferry_l7_scratch *t = w->t;
+	__u64 pat = 0x0101010101010101ULL * (t->sid & 0xff), x;
+	__u32 word = i % (FERRY_H2_CHUNK / 8), start, b, at;
+
+	if (!word) {
+		start = i / (FERRY_H2_CHUNK / 8) * FERRY_H2_CHUNK;
+		if (start >= t->len)
+			return 1;
+		/* The last chunk ends at the segment's end (it may look at bytes again). */
+		if (start > t->len - FERRY_H2_CHUNK)
+			start = t->len - FERRY_H2_CHUNK;
+		if (ferry_l7_load(w->ctx, hook, t->base + start, t->chunk, FERRY_H2_CHUNK))
+			return 1;
+		t->search_off = start;
+	}
+	x = ((__u64 *)t->chunk)[word] ^ pat;
+	if (!((x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL))
+		return 0;
+#pragma unroll
+	for (b = 0; b < 8; b++) {
+		if (t->chunk[(word * 8 + b) & (FERRY_H2_CHUNK - 1)] != (t->sid & 0xff))
+			continue;
+		at = t->search_off + word * 8 + b; /* the header's last byte */
+		if (at < FERRY_H2_HDR_LEN - 1 || at >= t->len)
+			continue;
+		if (ferry_l7_load(w->ctx, hook, t->base + at - (FERRY_H2_HDR_LEN - 1), t->cand,
+				  FERRY_H2_HDR_LEN))
+			return 1;
+		if (ferry_h2_bridge_ok(t->cand, t->sid, FERRY_H2_FRAME_MAX)) {
+			t->found = at - (FERRY_H2_HDR_LEN - 1) + 1;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static long ferry_h2_search_xdp(__u32 i, void *arg)
+{
+	return ferry_h2_search_step(FERRY_HOOK_XDP, i, arg);
+}
+
+static long ferry_h2_search_skb(__u32 i, void *arg)
+{
+	return ferry_h2_search_step(FERRY_HOOK_TC_INGRESS, i, arg);
+}
+
+/*
+ * A segment that starts past the next frame header: the bytes before it come
+ * later (a veth hands a bulk sender's GSO packets to per-CPU backlogs, which
+ * reorder them) or were lost before ferry and come again. It happens inside
+ * large messages, where the last frame walked is a DATA frame of a stream
+ * that goes on; the segment is walked from its first header of that stream,
+ * found in one of two ways. A peer that sends DATA frames of one size puts it
+ * at one of a few places (the hole holds more such frames, perhaps one or two
+ * small control frames): those are read first. Otherwise the segment is
+ * searched (ferry_h2_search_step), at most FERRY_H2_SEARCHES times per
+ * direction not paid back by walked segments. A header is taken only if it
+ * reads as a frame of that stream (payload bytes that do, stream id included,
+ * are about a 1-in-2^40 chance per place). The hole's own segment then falls
+ * wholly before the next header and is skipped, as a retransmission is. A
+ * segment with no header of the stream is skipped (the inside of a frame, as
+ * far as can be told); the hole's segment, when it comes, is walked. What a
+ * skipped segment held of other streams is lost. 1: walk from t->off; 0:
+ * skip; -1: the frame layer is lost.
+ */
+static __always_inline int ferry_h2_bridge(const int hook, struct ferry_l7_walk *w,
+					   struct ferry_l7_scratch *t, struct ferry_l7_dir *d,
+					   __u32 want)
+{
+	const __u8 *h = d->hdr;
+	__u32 flen, gap, c, off, i;
+
+	/* d->hdr is the last header walked, unless one is half read. */
+	if (d->hdr_have)
+		return -1;
+	/*
+	 * What the guesses need lives in the scratch value, not in registers:
+	 * spilled across the loads, it took the request layer's frame past
+	 * Linux 6.1's 512 bytes for the whole call chain.
+	 */
+	flen = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
+	t->sid = ((__u32)h[5] << 24) | ((__u32)h[6] << 16) | ((__u32)h[7] << 8) | h[8];
+	if (h[3] != FERRY_H2_DATA || (h[4] & FERRY_H2_END_STREAM) || !t->sid ||
+	    (t->sid & 0x80000000))
+		return -1;
+	t->want = want;
+	t->span = FERRY_H2_HDR_LEN + flen;
+	t->max = flen > FERRY_H2_FRAME_MIN_MAX ? flen : FERRY_H2_FRAME_MIN_MAX;
+	t->fits = 0;
+	/* Unrolled: Linux 6.1 rejects the loop clang makes of it (its back edge is a fall-through). */
+#pragma unroll
+	for (i = 0; i < FERRY_H2_BRIDGE_TRIES; i++) {
+		gap = t->seq - t->want - ferry_h2_bridge_slack[i];
+		if ((__s32)gap < 0)
+			gap = 0;
+		/* The first place at or past the segment's start. */
+		c = t->want + ferry_h2_bridge_slack[i] + (gap + t->span - 1) / t->span * t->span;
+		off = c - t->seq;
+		if (off + FERRY_H2_HDR_LEN > t->len) {
+			t->fits = 1; /* no whole header here under this guess */
+			continue;
+		}
+		t->off = off;
+		if (ferry_l7_load(w->ctx, hook, t->base + off, t->cand, FERRY_H2_HDR_LEN))
+			return -1;
+		if (ferry_h2_bridge_ok(t->cand, t->sid, t->max)) {
+			d->hdr_seq = t->seq + t->off;
+			return 1;
+		}
+	}
+	/*
+	 * A place past the segment: under that guess it holds no header, and
+	 * it is skipped (a search would cost more than it tells: frames as
+	 * large as gRPC's messages, 1 MB in one frame, hold no header in most
+	 * segments).
+	 */
+	if (t->fits)
+		return 0;
+	/*
+	 * Frames of varying size (a sender that cuts DATA frames to what flow
+	 * control lets it send): search the segment for a header of the
+	 * stream. Found nowhere, the segment is taken for the inside of one
+	 * frame and skipped.
+	 */
+	if (t->len < FERRY_H2_CHUNK || d->searches >= FERRY_H2_SEARCHES)
+		return -1;
+	d->searches++;
+	t->found = 0;
+	if (hook == FERRY_HOOK_XDP)
+		bpf_loop(FERRY_H2_SEARCH_WORDS, ferry_h2_search_xdp, w, 0);
+	else
+		bpf_loop(FERRY_H2_SEARCH_WORDS, ferry_h2_search_skb, w, 0);
+	if (!t->found)
+		return 0;
+	off = t->found - 1;
+	d->hdr_seq = t->seq + off;
+	t->off = off;
+	return 1;
+}
+
+/*
  * Lines a segment [seq, seq + len) up with the next frame header of its
  * direction and walks the headers in it. A segment wholly before that header
  * (inside a frame's payload, or a retransmission of what was walked) has
- * nothing to say; one that starts after it leaves a gap we cannot fill, so
- * the flow stops being measured.
+ * nothing to say; one that starts after it is bridged (ferry_h2_bridge) or,
+ * if it cannot be, the flow stops being measured.
  */
 static __always_inline void ferry_h2_segment(const int hook, const bool reply,
 					     struct ferry_l7_walk *w, struct ferry_l7_scratch *t)
 {
 	struct ferry_l7_dir *d = &w->l7->dir[t->dir & 1];
 	__u32 want = d->hdr_seq + d->hdr_have;
+	int rc;
 
 	if ((__s32)(t->seq + t->len - want) <= 0)
 		return;
 	if ((__s32)(want - t->seq) < 0) {
-		t->unsync = 1;
-		return;
+		rc = ferry_h2_bridge(hook, w, t, d, want);
+		if (rc < 0) {
+			t->unsync = 1;
+			return;
+		}
+		ferry_count(FERRY_CTR_H2_GAP_BRIDGED);
+		if (!rc)
+			return;
+	} else {
+		t->off = want - t->seq;
+		if (d->searches && ++d->walked >= FERRY_H2_WALKED) {
+			d->walked = 0;
+			d->searches--;
+		}
 	}
-	t->off = want - t->seq;
 	if (hook == FERRY_HOOK_XDP)
 		bpf_loop(FERRY_H2_MAX_FRAMES, ferry_h2_step_xdp, w, 0);
 	else

@@ -559,6 +559,7 @@ enum ferry_counter {
 	FERRY_CTR_REPLY_CLASH, /* reply key held by a live flow of another VIP: refused */
 	FERRY_CTR_GOAWAY_APPENDED, /* rebalancing's GOAWAY appended to a backend segment */
 	FERRY_CTR_GOAWAY_TOLD, /* payload past a GOAWAY on a told connection: dropped */
+	FERRY_CTR_H2_GAP_BRIDGED, /* HTTP/2 segment past a hole, the frame layer kept (ferry_h2_bridge) */
 	FERRY_CTR_MAX,
 };
 
@@ -666,16 +667,23 @@ struct ferry_l7_dir {
 	__u8 hdr_have; /* bytes of that header already seen (0..8) */
 	__u8 synced; /* hdr_seq is valid */
 	__u8 hdr[9];
-	__u8 pad;
+	/*
+	 * Searches of a segment past a hole for its first frame header
+	 * (ferry_h2_bridge) not yet paid back by walked segments, at most
+	 * FERRY_H2_SEARCHES: a peer cannot make every segment a search. This
+	 * and walked were padding before.
+	 */
+	__u8 searches;
 	/*
 	 * Backend -> client: the largest segment payload seen (a GSO packet's
 	 * gso_size), at most the path's MSS: a segment that the GOAWAY's 32 bytes
 	 * keep within it fits the path (ferry_l7_tell).
 	 */
 	__u16 seg_max;
-	__u8 pad2[2];
+	__u16 walked; /* segments walked since a search was last paid back */
 };
 _Static_assert(sizeof(struct ferry_l7_dir) == 20, "ferry_l7_dir layout");
+#define FERRY_H2_SEARCHES 8
 
 struct ferry_l7 {
 	struct ferry_l7_head head;

@@ -141,6 +141,7 @@ static const char *ctr_names[FERRY_CTR_MAX] = {
 	[FERRY_CTR_REPLY_CLASH] = "REPLY_CLASH",
 	[FERRY_CTR_GOAWAY_APPENDED] = "GOAWAY_APPENDED",
 	[FERRY_CTR_GOAWAY_TOLD] = "GOAWAY_TOLD",
+	[FERRY_CTR_H2_GAP_BRIDGED] = "H2_GAP_BRIDGED",
 };
 
 /*
@@ -2355,6 +2356,7 @@ static void h2_send(enum prog p, int ifindex, struct pb_spec *spec, uint32_t seq
 #define H2_HEADERS 1
 #define H2_RST 3
 #define H2_SETTINGS 4
+#define H2_WINDOW_UPDATE 8
 #define H2_END_STREAM 0x1
 #define H2_END_HEADERS 0x4
 
@@ -2556,6 +2558,151 @@ static void test_h2c_many_streams(void)
 	l7_get(&c, &l7);
 	ASSERT_EQ(l7.head.inflight, 0, "all closed");
 	ASSERT_EQ(l7.head.requests, FERRY_L7_STREAMS + 2, "all answered");
+}
+
+/* Server bytes [from, to) of r, as one segment at sseq + from. */
+static void h2_send_part(struct pb_spec *srv, uint32_t sseq, const uint8_t *r, size_t from,
+			 size_t to)
+{
+	h2_send(P_TC_REPLY_EG, env.if_b0, srv, sseq + from, r + from, to - from);
+}
+
+/*
+ * A large response's segments out of order, as a veth's per-CPU backlogs
+ * deliver a bulk sender's GSO packets: a segment past a hole inside a run of
+ * equal DATA frames is walked from where the run puts its first header
+ * (ferry_h2_bridge), with a WINDOW_UPDATE in the hole too, and the hole's own
+ * segment is then skipped; a segment with no header where the run would put
+ * one is skipped until the hole's segment comes. A hole that breaks the run
+ * (a shorter frame) has the segment searched for a header of the stream, a
+ * bounded number of times.
+ */
+static void test_h2c_reorder(void)
+{
+	static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+	struct pb_spec c = spec_tcp(4, 40303, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH), srv;
+	const uint32_t sseq = 9001;
+	const struct backend_def *be;
+	uint64_t c0[FERRY_CTR_MAX], c1[FERRY_CTR_MAX];
+	struct ferry_stats s0, s1;
+	struct ferry_l7 l7;
+	struct ferry_flow f;
+	static uint8_t r[16384];
+	uint8_t b[128];
+	size_t n, d0, end1;
+	int i;
+
+	ensure_flow(&c);
+	if (!ASSERT_TRUE(flow_get(&c, &f), "flow"))
+		return;
+	be = backend_by_id(f.backend_id);
+	if (!ASSERT_TRUE(be != NULL, "backend"))
+		return;
+	srv = spec_reply(&c, be, PB_TCP_ACK | PB_TCP_PSH);
+	read_stats(be->id, &s0);
+	read_counters(c0);
+	memcpy(b, preface, 24);
+	n = h2_frame(b, 24, 0, H2_SETTINGS, 0, 0, false);
+	n = h2_frame(b, n, 5, H2_HEADERS, H2_END_HEADERS, 1, false);
+	h2_send(P_XDP, env.if_c0, &c, 1001, b, n);
+
+	/*
+	 * The response: SETTINGS, HEADERS, twelve DATA frames of 200 bytes
+	 * (header at 23 + 209 i; a WINDOW_UPDATE of 13 bytes before the ninth
+	 * shifts the rest by 13), trailers at 2544. Payload bytes are not zero,
+	 * so a guess that lands in one reads something.
+	 */
+	n = h2_frame(r, 0, 0, H2_SETTINGS, 0, 0, false);
+	n = h2_frame(r, n, 5, H2_HEADERS, H2_END_HEADERS, 1, false);
+	for (i = 0; i < 12; i++) {
+		if (i == 8)
+			n = h2_frame(r, n, 4, H2_WINDOW_UPDATE, 0, 0, false);
+		d0 = n;
+		n = h2_frame(r, n, 200, H2_DATA, 0, 1, false);
+		memset(r + d0 + 9, 0x5a, 200);
+	}
+	if (!ASSERT_EQ(n, 2544, "response layout"))
+		return;
+	end1 = h2_frame(r, n, 2, H2_HEADERS, H2_END_HEADERS | H2_END_STREAM, 1, false);
+
+	h2_send_part(&srv, sseq, r, 0, 500); /* next header: DATA 3 at 650 */
+	/* [900, 1300) before [500, 900): its first header is DATA 5 at 1068. */
+	h2_send_part(&srv, sseq, r, 900, 1300);
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.flags & FERRY_L7_F_UNSYNC, 0,
+		  "a hole in a run of DATA frames is bridged");
+	ASSERT_EQ(l7.dir[1].hdr_seq, sseq + 1486, "walked from DATA 5: next header DATA 7");
+	h2_send_part(&srv, sseq, r, 500, 900);
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.dir[1].hdr_seq, sseq + 1486, "the hole's segment, late, is skipped");
+
+	/* [1700, 2100) first: the hole holds the WINDOW_UPDATE; DATA 8 at 1708. */
+	h2_send_part(&srv, sseq, r, 1700, 2100);
+	h2_send_part(&srv, sseq, r, 1300, 1700);
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.flags & FERRY_L7_F_UNSYNC, 0, "a control frame in the hole is bridged");
+	ASSERT_EQ(l7.dir[1].hdr_seq, sseq + 2126, "walked from DATA 8: next header DATA 10");
+
+	/* [2140, 2200) is inside DATA 10 under every guess: skipped, then the hole walked. */
+	h2_send_part(&srv, sseq, r, 2140, 2200);
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.flags & FERRY_L7_F_UNSYNC, 0, "a segment with no header is skipped");
+	ASSERT_EQ(l7.dir[1].hdr_seq, sseq + 2126, "nothing walked");
+	h2_send_part(&srv, sseq, r, 2100, 2140);
+	h2_send_part(&srv, sseq, r, 2200, end1);
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.flags & FERRY_L7_F_UNSYNC, 0, "still in sync at the trailers");
+	ASSERT_EQ(l7.head.inflight, 0, "the trailers closed the stream");
+	ASSERT_EQ(l7.head.requests, 1, "one stream answered");
+	read_stats(be->id, &s1);
+	ASSERT_EQ(s1.l7_unsync - s0.l7_unsync, 0, "nothing unsynchronised");
+	read_counters(c1);
+	ASSERT_EQ(c1[FERRY_CTR_H2_GAP_BRIDGED] - c0[FERRY_CTR_H2_GAP_BRIDGED], 3,
+		  "three segments past a hole kept the frame layer");
+
+	/* Stream 3: DATA of 200, 200, 50, 200, 200; the hole holds the short one. */
+	n = h2_frame(b, 0, 5, H2_HEADERS, H2_END_HEADERS, 3, false);
+	h2_send(P_XDP, env.if_c0, &c, 1001 + 24 + 9 + 14, b, n);
+	n = h2_frame(r, end1, 5, H2_HEADERS, H2_END_HEADERS, 3, false);
+	for (i = 0; i < 5; i++) {
+		d0 = n;
+		n = h2_frame(r, n, i == 2 ? 50 : 200, H2_DATA, 0, 3, false);
+		memset(r + d0 + 9, 0x5a, i == 2 ? 50 : 200);
+	}
+	/*
+	 * DATA at end1 + 14, + 223, + 432 (the short one), + 491, + 700: past
+	 * the hole, no header where the run puts one; the segment is searched.
+	 */
+	h2_send_part(&srv, sseq, r, end1, end1 + 300);
+	h2_send_part(&srv, sseq, r, end1 + 480, n);
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.flags & FERRY_L7_F_UNSYNC, 0, "a hole that breaks the run: searched");
+	ASSERT_EQ(l7.dir[1].hdr_seq, sseq + n, "walked from DATA at + 491 to the segment's end");
+	ASSERT_EQ(l7.dir[1].searches, 1, "one search owed");
+
+	/*
+	 * Searches are bounded: segments each past a hole, each with a header
+	 * of stream 3 after 100 payload bytes, are searched FERRY_H2_SEARCHES
+	 * times in all with no walked segment between; the next loses the
+	 * frame layer.
+	 */
+	for (i = 0; i < FERRY_H2_SEARCHES; i++) {
+		d0 = n + 1000;
+		memset(r + d0, 0x5a, 100);
+		n = h2_frame(r, d0 + 100, 191, H2_DATA, 0, 3, false);
+		memset(r + d0 + 109, 0x5a, 191);
+		h2_send_part(&srv, sseq, r, d0, n);
+		l7_get(&c, &l7);
+		if (i < FERRY_H2_SEARCHES - 1)
+			ASSERT_EQ(l7.dir[1].hdr_seq, sseq + n, "found after 100 bytes");
+	}
+	ASSERT_EQ(l7.head.flags & FERRY_L7_F_UNSYNC, FERRY_L7_F_UNSYNC,
+		  "past the searches owed: unsynchronised");
+	read_stats(be->id, &s1);
+	ASSERT_EQ(s1.l7_unsync - s0.l7_unsync, 1, "unsync counted");
+	read_counters(c1);
+	ASSERT_EQ(c1[FERRY_CTR_H2_GAP_BRIDGED] - c0[FERRY_CTR_H2_GAP_BRIDGED],
+		  3 + FERRY_H2_SEARCHES, "segments past a hole that kept the frame layer");
 }
 
 /*
@@ -5475,6 +5622,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_h2c_goaway_path_mss);
 	RUN_TEST(SUITE, test_h2c_many_streams);
 	RUN_TEST(SUITE, test_h2c_reset_untracked);
+	RUN_TEST(SUITE, test_h2c_reorder);
 	RUN_TEST(SUITE, test_trace);
 	RUN_TEST(SUITE, test_xdp_tc_handoff);
 	RUN_TEST(SUITE, test_tc_checksum_partial);

@@ -51,8 +51,9 @@ static const char *const counter_names[FERRY_CTR_MAX] = {
 	[FERRY_CTR_REPLY_CLASH] = "reply_clash",
 	[FERRY_CTR_GOAWAY_APPENDED] = "goaway_appended",
 	[FERRY_CTR_GOAWAY_TOLD] = "goaway_told",
+	[FERRY_CTR_H2_GAP_BRIDGED] = "h2_gap_bridged",
 };
-_Static_assert(FERRY_CTR_GOAWAY_TOLD + 1 == FERRY_CTR_MAX, "a counter without a name");
+_Static_assert(FERRY_CTR_H2_GAP_BRIDGED + 1 == FERRY_CTR_MAX, "a counter without a name");
 
 const char *ferry_counter__name(unsigned int counter)
 {

@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0-only
-"""A gRPC model server stand-in for vmtests/scenarios/grpc.sh: one unary
+"""A gRPC model server stand-in for vmtests/scenarios/grpc.sh: a unary
 method, /ferry.Model/Predict, that waits --delay-ms and answers with its
 predictor's name; with --dump, each call's time in the handler goes to a
 file (one line, seconds), the lower bound of what a proxy on the path can
-measure for that call. Generic handlers and identity serializers: no generated
+measure for that call. And a server-streaming one, /ferry.Model/Stream:
+asked "N:SIZE", it answers N messages of SIZE bytes (large tensors out). Generic handlers and identity serializers: no generated
 code, so Debian's python3-grpcio is all it needs.
 """
 import argparse
@@ -43,11 +44,19 @@ def main():
             os.write(dump, b"%.9f\n" % (time.monotonic() - start))
         return answer
 
+    def stream(request, context):
+        n, size = (int(x) for x in request.decode().split(":"))
+        blob = answer * (size // len(answer) + 1)
+        for _ in range(n):
+            yield blob[:size]
+
     handler = grpc.method_handlers_generic_handler(
         "ferry.Model",
-        {"Predict": grpc.unary_unary_rpc_method_handler(predict)},
+        {"Predict": grpc.unary_unary_rpc_method_handler(predict),
+         "Stream": grpc.unary_stream_rpc_method_handler(stream)},
     )
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32),
+                         options=[("grpc.max_send_message_length", 64 << 20)])
     server.add_generic_rpc_handlers((handler,))
     for addr in a.addr or ["[::]:5001"]:
         server.add_insecure_port(addr)
