@@ -261,7 +261,7 @@ static long run_once(int fd, bool xdp, int ifindex, const uint8_t *pkt, size_t l
 {
 	struct xdp_md xctx = { .data_end = len, .ingress_ifindex = ifindex };
 	struct __sk_buff sctx = { .ifindex = ifindex };
-	uint8_t out[512];
+	uint8_t out[1600];
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt, .data_size_in = len, .data_out = out,
 		    .data_size_out = sizeof(out), .repeat = repeat);
 
@@ -316,6 +316,7 @@ struct bcase {
 	bool payload; /* 100 bytes of payload (a request, or a response) */
 	int sample; /* -1: the default (FB_SAMPLE_DEFAULT); 0: off; N: one flow in N */
 	bool nh_expire; /* expire the cached next hop before every call */
+	int h2; /* H2_*: a 1400-byte HTTP/2 response segment, request state set before every call */
 	bool past_guard; /* new flows with the rate guard at 1 per second: all but the first past it */
 	bool katran; /* Katran's program: no ferry warm-up, its own */
 	bool connection; /* per call: a new flow's SYN, then its first ACK; the sum */
@@ -416,18 +417,64 @@ static int expire_be_nh(void)
 	return err;
 }
 
+/*
+ * The h2 cases: a backend's 1400-byte segment (seq 1) inside a large message
+ * on stream 1 of an h2c connection, the request state written before every
+ * call (docs/datapath.md, "Requests"). H2_INSIDE: in order, wholly inside a
+ * DATA frame (what most segments of a large message are). H2_HOLE_PAST: past
+ * a hole, after 1 MB frames: a guessed header place past the segment, so it
+ * is skipped. H2_HOLE_SEARCH: past a hole, after 100-byte frames: every
+ * guessed place inside the segment and wrong, so the whole segment is
+ * searched, in vain (payload bytes never equal the stream id's).
+ */
+enum { H2_NONE, H2_INSIDE, H2_HOLE_PAST, H2_HOLE_SEARCH };
+
+static int h2_state(int family, int h2)
+{
+	struct pb_spec fwd = spec(family, PB_TCP_ACK, false);
+	struct ferry_flow_key k = {
+		.sport = fwd.sport, .dport = fwd.dport, .proto = IPPROTO_TCP, .family = family
+	};
+	uint32_t flen = h2 == H2_HOLE_PAST ? 1048581 : 100;
+	struct ferry_l7 l7 = {
+		.head = { .protocol = FERRY_L7_H2C, .flags = FERRY_L7_F_CLASSIFIED },
+	};
+	struct ferry_l7_dir *d = &l7.dir[1];
+
+	k.sport = htons(40000);
+	k.dport = htons(8080);
+	memcpy(k.saddr, fwd.saddr, sizeof(k.saddr));
+	memcpy(k.daddr, fwd.daddr, sizeof(k.daddr));
+	l7.dir[0].synced = 1;
+	d->synced = 1;
+	d->hdr_seq = h2 == H2_INSIDE ? 1 + 1400 + 100 : 1 - 1000;
+	d->hdr[0] = flen >> 16;
+	d->hdr[1] = flen >> 8;
+	d->hdr[2] = flen;
+	d->hdr[8] = 1; /* DATA, no flags, stream 1 */
+	if (bpf_map_update_elem(bpf_map__fd(env.xdp->maps.ferry_l7), &k, &l7, 0))
+		return -errno;
+	return 0;
+}
+
 static int measure(struct bcase *c)
 {
 	static const char body[100] = "HTTP/1.1 200 OK";
+	static char big[1400];
 	struct pb_spec s = spec(c->family, c->flags, c->reply);
 	long *v = NULL, *w = NULL;
-	uint8_t pkt[256];
+	uint8_t pkt[1600];
 	size_t len;
 	int err = 0;
 
 	if (c->payload) {
 		s.payload = body;
 		s.payload_len = sizeof(body);
+	}
+	if (c->h2) {
+		memset(big, 'x', sizeof(big));
+		s.payload = big;
+		s.payload_len = sizeof(big);
 	}
 	if (!c->katran && (err = set_sampling(c->sample < 0 ? FB_SAMPLE_DEFAULT : c->sample)))
 		return err;
@@ -517,6 +564,8 @@ static int measure(struct bcase *c)
 			if (err)
 				goto out;
 		}
+		if (c->h2 && (err = h2_state(c->family, c->h2)))
+			goto out;
 		v[i] = run_once(c->prog_fd, c->xdp, c->ifindex, pkt, len, 1, &c->verdict);
 		if (v[i] < 0) {
 			err = -errno;
@@ -939,6 +988,15 @@ int main(int argc, char **argv)
 		  .payload = true, .sample = 0, .does = "reply, latency sampling off" },
 		{ "tc_reply_payload_v4", M_REPEAT, ri, false, bi, 4, PB_TCP_ACK, true,
 		  .payload = true, .does = "reply, latency sampled (the default)" },
+		/* A large HTTP/2 message's segments: in order, and past a hole (see h2_state). */
+		{ "tc_reply_h2_inside_v4_calls", M_CALLS, ri, false, bi, 4, PB_TCP_ACK, true,
+		  .h2 = H2_INSIDE, .does = "reply, 1400 bytes inside an HTTP/2 DATA frame" },
+		{ "tc_reply_h2_hole_past_v4_calls", M_CALLS, ri, false, bi, 4, PB_TCP_ACK, true,
+		  .h2 = H2_HOLE_PAST,
+		  .does = "reply, 1400 bytes past a hole, the guessed header past them: skipped" },
+		{ "tc_reply_h2_hole_search_v4_calls", M_CALLS, ri, false, bi, 4, PB_TCP_ACK, true,
+		  .h2 = H2_HOLE_SEARCH,
+		  .does = "reply, 1400 bytes past a hole, searched in vain for a header" },
 		/* A connection's first two packets: SYN (new flow), then its first ACK. */
 		{ "xdp_connection_v4_calls", M_CALLS, x, true, ci, 4, PB_TCP_SYN, .new_flows = true,
 		  .connection = true,

@@ -2352,6 +2352,22 @@ static void h2_send(enum prog p, int ifindex, struct pb_spec *spec, uint32_t seq
 	ASSERT_OK(run_prog(p, ifindex, b, n, &r), "run");
 }
 
+/* A connection for an h2c fixture: its flow, its backend, and the spec of the backend's segments. */
+static const struct backend_def *h2_conn(struct pb_spec *c, struct ferry_flow *f,
+					 struct pb_spec *srv)
+{
+	const struct backend_def *be;
+
+	ensure_flow(c);
+	if (!ASSERT_TRUE(flow_get(c, f), "flow"))
+		return NULL;
+	be = backend_by_id(f->backend_id);
+	if (!ASSERT_TRUE(be != NULL, "backend"))
+		return NULL;
+	*srv = spec_reply(c, be, PB_TCP_ACK | PB_TCP_PSH);
+	return be;
+}
+
 #define H2_DATA 0
 #define H2_HEADERS 1
 #define H2_RST 3
@@ -2379,15 +2395,10 @@ static void test_h2c_streams(void)
 	uint32_t cseq = 1001, sseq = 5001, pred;
 	size_t n;
 
-	ensure_flow(&c);
-	if (!ASSERT_TRUE(flow_get(&c, &f), "flow"))
-		return;
-	be = backend_by_id(f.backend_id);
-	if (!ASSERT_TRUE(be != NULL, "backend") ||
-	    !ASSERT_TRUE(f.flags & FERRY_FLOW_F_SAMPLED, "flow sampled"))
+	be = h2_conn(&c, &f, &srv);
+	if (!be || !ASSERT_TRUE(f.flags & FERRY_FLOW_F_SAMPLED, "flow sampled"))
 		return;
 	pred = f.predictor_id;
-	srv = spec_reply(&c, be, PB_TCP_ACK | PB_TCP_PSH);
 	read_stats(be->id, &s0);
 	hist_read_proto(pred, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, FERRY_L7_H2C, &h0);
 
@@ -2530,13 +2541,9 @@ static void test_h2c_many_streams(void)
 	uint8_t b[512];
 	size_t n = 24;
 
-	ensure_flow(&c);
-	if (!ASSERT_TRUE(flow_get(&c, &f), "flow"))
+	be = h2_conn(&c, &f, &srv);
+	if (!be)
 		return;
-	be = backend_by_id(f.backend_id);
-	if (!ASSERT_TRUE(be != NULL, "backend"))
-		return;
-	srv = spec_reply(&c, be, PB_TCP_ACK | PB_TCP_PSH);
 	read_stats(be->id, &s0);
 	hist_read_proto(f.predictor_id, FERRY_HIST_PREDICTOR, FERRY_LAT_REQUEST, FERRY_L7_H2C, &h0);
 	memcpy(b, preface, 24);
@@ -2592,13 +2599,9 @@ static void test_h2c_reorder(void)
 	size_t n, d0, end1;
 	int i;
 
-	ensure_flow(&c);
-	if (!ASSERT_TRUE(flow_get(&c, &f), "flow"))
+	be = h2_conn(&c, &f, &srv);
+	if (!be)
 		return;
-	be = backend_by_id(f.backend_id);
-	if (!ASSERT_TRUE(be != NULL, "backend"))
-		return;
-	srv = spec_reply(&c, be, PB_TCP_ACK | PB_TCP_PSH);
 	read_stats(be->id, &s0);
 	read_counters(c0);
 	memcpy(b, preface, 24);
@@ -2723,13 +2726,9 @@ static void test_h2c_reset_untracked(void)
 	uint8_t b[512];
 	size_t n = 24;
 
-	ensure_flow(&c);
-	if (!ASSERT_TRUE(flow_get(&c, &f), "flow"))
+	be = h2_conn(&c, &f, &srv);
+	if (!be)
 		return;
-	be = backend_by_id(f.backend_id);
-	if (!ASSERT_TRUE(be != NULL, "backend"))
-		return;
-	srv = spec_reply(&c, be, PB_TCP_ACK | PB_TCP_PSH);
 	memcpy(b, preface, 24);
 	for (uint32_t sid = 1; sid <= last; sid += 2)
 		n = h2_frame(b, n, 3, H2_HEADERS, H2_END_HEADERS | H2_END_STREAM, sid, false);
