@@ -432,17 +432,16 @@ enum { H2_NONE, H2_INSIDE, H2_HOLE_PAST, H2_HOLE_SEARCH };
 static int h2_state(int family, int h2)
 {
 	struct pb_spec fwd = spec(family, PB_TCP_ACK, false);
-	struct ferry_flow_key k = {
-		.sport = fwd.sport, .dport = fwd.dport, .proto = IPPROTO_TCP, .family = family
-	};
+	struct ferry_flow_key k = { .sport = htons(fwd.sport),
+				    .dport = htons(fwd.dport),
+				    .proto = IPPROTO_TCP,
+				    .family = family };
 	uint32_t flen = h2 == H2_HOLE_PAST ? 1048581 : 100;
 	struct ferry_l7 l7 = {
 		.head = { .protocol = FERRY_L7_H2C, .flags = FERRY_L7_F_CLASSIFIED },
 	};
 	struct ferry_l7_dir *d = &l7.dir[1];
 
-	k.sport = htons(40000);
-	k.dport = htons(8080);
 	memcpy(k.saddr, fwd.saddr, sizeof(k.saddr));
 	memcpy(k.daddr, fwd.daddr, sizeof(k.daddr));
 	l7.dir[0].synced = 1;

@@ -290,6 +290,18 @@ static __always_inline void ferry_h2_server_frame(struct ferry_l7_walk *w,
 		ferry_l7_close(l7);
 }
 
+/* A frame header's length field. */
+static __always_inline __u32 ferry_h2_len(const __u8 *h)
+{
+	return ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
+}
+
+/* A frame header's last four bytes: the stream id, with the reserved bit. */
+static __always_inline __u32 ferry_h2_sid_r(const __u8 *h)
+{
+	return ((__u32)h[5] << 24) | ((__u32)h[6] << 16) | ((__u32)h[7] << 8) | h[8];
+}
+
 /*
  * n (1..8) bytes of a frame header split across segments, into d->hdr from
  * byte have on, one byte per load: 6.1 loses the bounds of a variable load
@@ -344,8 +356,8 @@ static __always_inline long ferry_h2_step(const int hook, struct ferry_l7_walk *
 		   ferry_l7_load(w->ctx, hook, t->base + t->off, d->hdr, FERRY_H2_HDR_LEN))
 		goto lost;
 	h = d->hdr;
-	flen = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
-	sid = (((__u32)h[5] << 24) | ((__u32)h[6] << 16) | ((__u32)h[7] << 8) | h[8]) & 0x7fffffff;
+	flen = ferry_h2_len(h);
+	sid = ferry_h2_sid_r(h) & 0x7fffffff;
 	/* HEADERS and RST_STREAM always name a stream: without one we are lost. */
 	if ((h[3] == FERRY_H2_HEADERS || h[3] == FERRY_H2_RST_STREAM) && !sid)
 		goto lost;
@@ -384,10 +396,9 @@ static const __u8 ferry_h2_bridge_slack[FERRY_H2_BRIDGE_TRIES] = { 0, 13, 17, 26
 /* A frame header the bridge can take: on the hole's stream, a kind that stream carries. */
 static __always_inline bool ferry_h2_bridge_ok(const __u8 *h, __u32 sid, __u32 max)
 {
-	__u32 flen = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
-	__u32 hsid = ((__u32)h[5] << 24) | ((__u32)h[6] << 16) | ((__u32)h[7] << 8) | h[8];
+	__u32 flen = ferry_h2_len(h);
 
-	if (hsid != sid)
+	if (ferry_h2_sid_r(h) != sid)
 		return false; /* also rejects the reserved bit */
 	switch (h[3]) {
 	case FERRY_H2_DATA: /* END_STREAM, PADDED */
@@ -489,8 +500,8 @@ static __always_inline int ferry_h2_bridge(const int hook, struct ferry_l7_walk 
 	 * spilled across the loads, it took the request layer's frame past
 	 * Linux 6.1's 512 bytes for the whole call chain.
 	 */
-	flen = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
-	t->sid = ((__u32)h[5] << 24) | ((__u32)h[6] << 16) | ((__u32)h[7] << 8) | h[8];
+	flen = ferry_h2_len(h);
+	t->sid = ferry_h2_sid_r(h);
 	if (h[3] != FERRY_H2_DATA || (h[4] & FERRY_H2_END_STREAM) || !t->sid ||
 	    (t->sid & 0x80000000))
 		return -1;
