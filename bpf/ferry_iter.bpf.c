@@ -232,7 +232,7 @@ static __always_inline void segment_state(struct tcp_sock *tp, struct ferry_reba
  */
 static __always_inline __u8 after_goaway(struct sock_common *skc, struct tcp_sock *tp,
 					 const struct ferry_rebal_mark *mark, __u8 busy, __u64 now,
-					 bool dropping)
+					 bool dropping, __u32 *snd_una)
 {
 	bool closed = skc->skc_state != TCP_ESTABLISHED;
 	bool read = (__s32)(tp->copied_seq - mark->goaway_end_seq) >= 0;
@@ -240,10 +240,12 @@ static __always_inline __u8 after_goaway(struct sock_common *skc, struct tcp_soc
 	__u64 age = now - mark->goaway_ns;
 
 	/* A connection whose payload the data path drops cannot go on either way: ended at the limit. */
-	if (closed || (read && age >= FERRY_RB_GOAWAY_LINGER_NS) ||
-	    (age >= FERRY_RB_GOAWAY_LIMIT_NS && (received || !busy || dropping)))
-		return bpf_sock_destroy(skc) ? FERRY_RB_FAILED : FERRY_RB_DESTROYED;
-	return FERRY_RB_GOAWAY_WAIT;
+	if (!(closed || (read && age >= FERRY_RB_GOAWAY_LINGER_NS) ||
+	      (age >= FERRY_RB_GOAWAY_LIMIT_NS && (received || !busy || dropping))))
+		return FERRY_RB_GOAWAY_WAIT;
+	/* Read before the abort: where the server's side takes ferryd's RST (rebalance.c). */
+	*snd_una = tp->snd_una;
+	return bpf_sock_destroy(skc) ? FERRY_RB_FAILED : FERRY_RB_DESTROYED;
 }
 
 /*
@@ -315,7 +317,8 @@ int ferry_rebal_iter(struct bpf_iter__tcp *ctx)
 		bool dropping = rec.l7_goaway >= FERRY_L7_GOAWAY_TOLD;
 
 		if (mark->goaway_ns) {
-			rec.verdict = after_goaway(skc, tp, mark, rec.busy, now, dropping);
+			rec.verdict =
+				after_goaway(skc, tp, mark, rec.busy, now, dropping, &rec.snd_una);
 		} else if (l7 && rec.l7_goaway == FERRY_L7_GOAWAY_TOLD) {
 			/* The reply path appended it since the last pass: phase 2 from now. */
 			rec.goaway_end_seq = l7->goaway_seq + FERRY_GOAWAY_FRAME_LEN;

@@ -853,8 +853,15 @@ struct ferry_rebal_sock {
 	__u32 ts_ecr; /* rx_opt.rcv_tsecr: our own TSval the peer echoed last */
 	__u32 window; /* snd_wnd >> snd_wscale: the window the peer advertised last, as sent */
 	__u32 goaway_end_seq; /* FERRY_RB_TOLD: the sequence number just past the appended frame */
+	/*
+	 * FERRY_RB_DESTROYED after a GOAWAY: the socket's snd_una before the abort,
+	 * the server's rcv_nxt when it discarded what the client sent since (its
+	 * acknowledgements of the frame), so a RST there is exact (rebalance.c).
+	 */
+	__u32 snd_una;
+	__u32 pad2;
 };
-_Static_assert(sizeof(struct ferry_rebal_sock) == 104, "ferry_rebal_sock layout");
+_Static_assert(sizeof(struct ferry_rebal_sock) == 112, "ferry_rebal_sock layout");
 
 #define FERRY_RB_TCP_TSTAMP (1U << 0) /* TCP timestamps negotiated: segments carry them */
 
@@ -875,7 +882,13 @@ _Static_assert(sizeof(struct ferry_rebal_sock) == 104, "ferry_rebal_sock layout"
 #define FERRY_RB_BUSY_L7 (1U << 3) /* ferry_l7: a request or stream in flight */
 #define FERRY_RB_BUSY_TURN (1U << 4) /* no L7 view: the client sent well after its last receipt */
 
-/* Value of the iterator's mark map (key: socket cookie): ferryd's decision. */
+/*
+ * Value of the iterator's mark map (key: socket cookie): ferryd's decision.
+ * Pinned (PIN/ferry_rb_marks, created by ferryd's iterator, not by the data
+ * plane's objects) so that a ferryd restarted between a GOAWAY and the end of
+ * its socket takes the mark over and ends it: nothing else would (rebalance.c).
+ */
+#define FERRY_MAP_RB_MARKS "ferry_rb_marks"
 struct ferry_rebal_mark {
 	__u64 deadline_ns; /* bpf_ktime_get_ns() after which the socket may end when idle */
 	/*

@@ -1033,6 +1033,8 @@ want = {
                         "backends_draining", "name", "retired"}),
     "ferry_links": (None, None, {"ifname", "hooks"}),
     "ferry_sock_sel": ("sk_storage", None, None),
+    # rebalancing's marks, pinned by ferryd's iterator (empty unless a round runs).
+    "ferry_rb_marks": ("hash", None, None),
     # ferryd's name index for ferryctl (user/kernel/sync_names.c builds its BTF).
     "ferry_svc_names": ("hash", None, {"nids", "ids"}),
 }

@@ -21,12 +21,17 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "kernel/dataplane.h"
 #include "kernel/goaway.h"
+#include "kernel/pins.h"
 #include "kernel/rebalance.h"
 #include "ferry_iter.skel.h"
 #include "testing.h"
@@ -222,6 +227,21 @@ static void test_goaway_segment_v4(void)
 	pkt[60] ^= 1;
 	ASSERT_FALSE(tcp_csum_ok(pkt, false, 20, (size_t)n), "payload under the checksum");
 	ASSERT_EQ(ferry_goaway__build(&seg, pkt, (size_t)n - 1), -ENOSPC, "short buffer");
+
+	/* The RST after phase 2's abort: the other way, at snd_una, bare. */
+	rec.snd_una = 0x12345600;
+	ferry_goaway__rst_from_rec(&rec, &seg);
+	n = ferry_goaway__build(&seg, pkt, sizeof(pkt));
+	if (!ASSERT_EQ(n, 40, "RST: headers only, no option"))
+		return;
+	ASSERT_EQ((pkt[2] << 8 | pkt[3]), 40, "RST: total length");
+	ASSERT_EQ(get32(pkt + 12), 0x0a000001, "RST: from the socket's local end");
+	ASSERT_EQ(get32(pkt + 16), 0xc612000a, "RST: to its remote end");
+	ASSERT_EQ((pkt[20] << 8 | pkt[21]), 40000, "RST: source port: the local one");
+	ASSERT_EQ((pkt[22] << 8 | pkt[23]), 5001, "RST: destination port: the remote's");
+	ASSERT_EQ(get32(pkt + 24), 0x12345600, "RST: seq: the socket's snd_una");
+	ASSERT_EQ(pkt[33], 0x04, "RST alone");
+	ASSERT_TRUE(tcp_csum_ok(pkt, false, 20, (size_t)n), "RST: TCP checksum");
 }
 
 /* IPv6 without timestamps: 20-byte TCP header, pseudo-header with 128-bit addresses. */
@@ -692,6 +712,133 @@ out:
 	iter_env_close(&e);
 }
 
+#define MARKS_PIN "/sys/fs/bpf/ferry-trebal"
+
+static __u64 mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+/*
+ * A ferryd that stops between a GOAWAY and phase 2 (a rolling update, a
+ * crash): the next one takes the pinned mark over and ends the socket. Here
+ * the told client closed its side meanwhile, as gRPC does after a GOAWAY; a
+ * host client's server discards that FIN (it acknowledges the frame the server
+ * never sent), so before the pin the server's socket stayed ESTABLISHED for
+ * good (vmtests/scenarios/rebalance.sh, phase 2's restart). The end is not
+ * counted again (the first ferryd counted the GOAWAY). A pin of another
+ * layout is replaced, not taken.
+ */
+static void test_marks_survive_restart(void)
+{
+	struct ferry_flow flow = { .svc_id = 1, .predictor_id = 2, .backend_id = 3 };
+	struct ferry_rebal_mark mark = { .deadline_ns = 1 }, got;
+	struct ferry_rebal *r = NULL;
+	struct ferry_rebal_stats st;
+	struct bpf_map_info info = {};
+	__u32 info_len = sizeof(info);
+	struct ferry_dp *dp = NULL;
+	struct ferry_flow_key key = { .proto = IPPROTO_TCP, .family = FERRY_AF_INET };
+	struct tcp_info ti = {};
+	socklen_t len = sizeof(__u64);
+	struct conn c = { .lfd = -1, .cfd = -1, .sfd = -1, .pfd = -1 };
+	struct pollfd p = { .events = POLLIN };
+	__u8 frame[FERRY_GOAWAY_FRAME_LEN + 16];
+	struct ferry_goaway_seg seg;
+	__u64 cookie = 0;
+	int fd = -1;
+
+	if (!ASSERT_TRUE(private_netns(), "private network namespace") || !conn_open(&c, false))
+		goto out;
+	ferry_dp__reset(MARKS_PIN);
+	dp = ferry_dp__open(&(struct ferry_dp_opts){ .pin_path = MARKS_PIN });
+	if (!ASSERT_TRUE(dp != NULL, "a data plane"))
+		goto out;
+	memcpy(key.saddr, c.addr, 4);
+	memcpy(key.daddr, c.addr, 4);
+	key.sport = c.cport;
+	key.dport = c.sport;
+	if (!ASSERT_OK(bpf_map_update_elem(dp->map_fds[FERRY_M_FLOWS], &key, &flow, BPF_ANY),
+		       "the connection's flow") ||
+	    !ASSERT_OK(getsockopt(c.cfd, SOL_SOCKET, SO_COOKIE, &cookie, &len), "its cookie"))
+		goto out;
+
+	r = ferry_rebal__new(&(struct ferry_rebal_opts){ .pin_path = MARKS_PIN });
+	ferry_rebal__stats(r, &st);
+	if (!ASSERT_TRUE(st.available, st.reason))
+		goto out;
+	fd = bpf_obj_get(MARKS_PIN "/" FERRY_MAP_RB_MARKS);
+	if (!ASSERT_TRUE(fd >= 0, "the marks are pinned"))
+		goto out;
+	/* The first ferryd tells the connection: the GOAWAY goes in, and its mark says so. */
+	if (!ASSERT_TRUE(client_state(&c, &seg), "the server's segment captured") ||
+	    !ASSERT_EQ(deliver(&c, &seg, frame, sizeof(frame)), (ssize_t)FERRY_GOAWAY_FRAME_LEN,
+		       "the client read the GOAWAY"))
+		goto out;
+	mark.goaway_ns = mono_ns();
+	mark.goaway_end_seq = seg.seq + FERRY_GOAWAY_FRAME_LEN;
+	if (!ASSERT_OK(bpf_map_update_elem(fd, &cookie, &mark, BPF_ANY), "a told mark"))
+		goto out;
+	ferry_rebal__free(r);
+	r = NULL;
+	/* Its FIN acknowledges the frame: the server discards it (and challenges it, 6.18). */
+	ASSERT_OK(shutdown(c.cfd, SHUT_WR), "the client closes after the GOAWAY");
+
+	r = ferry_rebal__new(&(struct ferry_rebal_opts){ .pin_path = MARKS_PIN });
+	ferry_rebal__stats(r, &st);
+	if (!ASSERT_TRUE(st.available, st.reason))
+		goto out;
+	ASSERT_EQ(st.marked, 1, "the next ferryd took the mark over");
+	ferry_rebal__tick(r, mono_ns());
+	ferry_rebal__stats(r, &st);
+	ASSERT_EQ(st.marked, 0, "its pass ended it");
+	ASSERT_EQ(st.goaway + st.destroyed + st.gone, 0, "not counted again");
+	ASSERT_TRUE(bpf_map_lookup_elem(fd, &cookie, &got) && errno == ENOENT,
+		    "the pin's mark is gone");
+	len = sizeof(ti);
+	ASSERT_OK(getsockopt(c.cfd, IPPROTO_TCP, TCP_INFO, &ti, &len), "TCP_INFO");
+	ASSERT_EQ(ti.tcpi_state, TCP_CLOSE, "the client's socket was aborted");
+	/*
+	 * The abort's RST follows the discarded FIN, one past the server's
+	 * rcv_nxt: the server answers with a challenge ACK, rate-limited per
+	 * socket (net.ipv4.tcp_invalid_ratelimit, 500 ms) and so skipped after the
+	 * one the FIN drew; only ferryd's RST at the client's snd_una is exact.
+	 */
+	p.fd = c.sfd;
+	ASSERT_EQ(poll(&p, 1, 300), 1, "the server's socket wakes up");
+	len = sizeof(ti);
+	ASSERT_OK(getsockopt(c.sfd, IPPROTO_TCP, TCP_INFO, &ti, &len), "the server's TCP_INFO");
+	ASSERT_EQ(ti.tcpi_state, TCP_CLOSE, "the server's socket was reset");
+	ferry_rebal__free(r);
+	r = NULL;
+	close(fd);
+
+	/* A pin of another layout: replaced by one of this ferryd's. */
+	unlink(MARKS_PIN "/" FERRY_MAP_RB_MARKS);
+	fd = bpf_map_create(BPF_MAP_TYPE_HASH, "ferry_rb_marks", sizeof(__u64), 16, 64, NULL);
+	if (!ASSERT_TRUE(fd >= 0, "an older mark map") ||
+	    !ASSERT_OK(bpf_obj_pin(fd, MARKS_PIN "/" FERRY_MAP_RB_MARKS), "pinned"))
+		goto out;
+	close(fd);
+	r = ferry_rebal__new(&(struct ferry_rebal_opts){ .pin_path = MARKS_PIN });
+	ferry_rebal__stats(r, &st);
+	ASSERT_TRUE(st.available, "available over a pin of another layout");
+	fd = bpf_obj_get(MARKS_PIN "/" FERRY_MAP_RB_MARKS);
+	if (ASSERT_TRUE(fd >= 0, "pinned again") &&
+	    ASSERT_OK(bpf_obj_get_info_by_fd(fd, &info, &info_len), "its info"))
+		ASSERT_EQ(info.value_size, sizeof(struct ferry_rebal_mark), "this layout");
+out:
+	if (fd >= 0)
+		close(fd);
+	ferry_rebal__free(r);
+	ferry_dp__close(dp);
+	ferry_dp__reset(MARKS_PIN);
+	conn_close(&c);
+}
+
 int main(int argc, char **argv)
 {
 	test__main_init(argc, argv);
@@ -709,5 +856,6 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_goaway_without_option_on_timestamped);
 	RUN_TEST(SUITE, test_iter_fresh_flow);
 	RUN_TEST(SUITE, test_iter_goaway_states);
+	RUN_TEST(SUITE, test_marks_survive_restart);
 	return test__summary();
 }

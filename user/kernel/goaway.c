@@ -21,6 +21,7 @@
 #define IPPROTO_TCP_ 6
 #define TCP_ACK 0x10
 #define TCP_PSH 0x08
+#define TCP_RST 0x04
 #define TCPOLEN_TS_ALIGNED 12 /* NOP, NOP, kind 8, length 10, TSval, TSecr */
 
 void ferry_goaway__from_rec(const struct ferry_rebal_sock *rec, struct ferry_goaway_seg *seg)
@@ -38,6 +39,18 @@ void ferry_goaway__from_rec(const struct ferry_rebal_sock *rec, struct ferry_goa
 	seg->tstamp = rec->tcp_flags & FERRY_RB_TCP_TSTAMP;
 	seg->tsval = rec->ts_recent;
 	seg->tsecr = rec->ts_ecr;
+}
+
+void ferry_goaway__rst_from_rec(const struct ferry_rebal_sock *rec, struct ferry_goaway_seg *seg)
+{
+	memset(seg, 0, sizeof(*seg));
+	seg->family = rec->key.family;
+	memcpy(seg->saddr, rec->key.saddr, sizeof(seg->saddr));
+	memcpy(seg->daddr, rec->key.daddr, sizeof(seg->daddr));
+	seg->sport = rec->key.sport;
+	seg->dport = rec->key.dport;
+	seg->seq = rec->snd_una;
+	seg->rst = true;
 }
 
 static void put16(__u8 *p, __u16 v)
@@ -74,8 +87,9 @@ static __u16 fold(__u32 sum)
 ssize_t ferry_goaway__build(const struct ferry_goaway_seg *seg, void *buf, size_t len)
 {
 	size_t iplen = seg->family == FERRY_AF_INET6 ? 40 : 20, alen = iplen == 40 ? 16 : 4;
-	size_t tcplen = 20 + (seg->tstamp ? TCPOLEN_TS_ALIGNED : 0);
-	size_t total = iplen + tcplen + FERRY_GOAWAY_FRAME_LEN;
+	size_t tcplen = 20 + (seg->tstamp && !seg->rst ? TCPOLEN_TS_ALIGNED : 0);
+	size_t paylen = seg->rst ? 0 : FERRY_GOAWAY_FRAME_LEN;
+	size_t total = iplen + tcplen + paylen;
 	static const __u8 frame[FERRY_GOAWAY_FRAME_LEN] = FERRY_GOAWAY_FRAME;
 	__u8 *ip = buf, *tcp = ip + iplen, *h2 = tcp + tcplen;
 	__u32 sum;
@@ -87,16 +101,16 @@ ssize_t ferry_goaway__build(const struct ferry_goaway_seg *seg, void *buf, size_
 	memset(buf, 0, total);
 
 	/* The same frame the reply path appends (ferry_maps.h). */
-	memcpy(h2, frame, FERRY_GOAWAY_FRAME_LEN);
+	memcpy(h2, frame, paylen);
 
 	memcpy(tcp, &seg->sport, 2);
 	memcpy(tcp + 2, &seg->dport, 2);
 	put32(tcp + 4, seg->seq);
 	put32(tcp + 8, seg->ack);
 	tcp[12] = (__u8)(tcplen / 4) << 4;
-	tcp[13] = TCP_ACK | TCP_PSH;
+	tcp[13] = seg->rst ? TCP_RST : TCP_ACK | TCP_PSH;
 	put16(tcp + 14, seg->window);
-	if (seg->tstamp) {
+	if (tcplen > 20) {
 		tcp[20] = 1; /* NOP, NOP: the aligned layout Linux itself sends */
 		tcp[21] = 1;
 		tcp[22] = 8;
@@ -108,13 +122,13 @@ ssize_t ferry_goaway__build(const struct ferry_goaway_seg *seg, void *buf, size_
 	/* Pseudo-header: addresses, protocol, TCP length (RFC 9293 3.1; RFC 8200 8.1). */
 	sum = sum16((const __u8 *)seg->saddr, alen, 0);
 	sum = sum16((const __u8 *)seg->daddr, alen, sum);
-	sum += IPPROTO_TCP_ + (__u32)(tcplen + FERRY_GOAWAY_FRAME_LEN);
-	sum = sum16(tcp, tcplen + FERRY_GOAWAY_FRAME_LEN, sum);
+	sum += IPPROTO_TCP_ + (__u32)(tcplen + paylen);
+	sum = sum16(tcp, tcplen + paylen, sum);
 	put16(tcp + 16, fold(sum));
 
 	if (iplen == 40) {
 		ip[0] = 0x60;
-		put16(ip + 4, (__u16)(tcplen + FERRY_GOAWAY_FRAME_LEN));
+		put16(ip + 4, (__u16)(tcplen + paylen));
 		ip[6] = IPPROTO_TCP_;
 		ip[7] = 64;
 		memcpy(ip + 8, seg->saddr, 16);

@@ -28,15 +28,29 @@ struct ferry_goaway_seg {
 	__u16 window; /* as sent in the header (already scaled down) */
 	bool tstamp; /* carry the timestamp option (negotiated on the connection) */
 	__u32 tsval, tsecr;
+	bool rst; /* a bare RST (no frame, no option, no ACK) instead of the GOAWAY */
 };
 
 /* The segment into the socket a rebalance record describes (FERRY_RB_GOAWAY). */
 void ferry_goaway__from_rec(const struct ferry_rebal_sock *rec, struct ferry_goaway_seg *seg);
 
 /*
+ * After phase 2 aborted a told socket (FERRY_RB_DESTROYED, rec->snd_una): the
+ * RST toward the server's side, from the socket's local end at the client's
+ * snd_una. The abort's own RST is at snd_nxt, past what the server took when
+ * it discarded the client's acknowledgements of the frame (its FIN too), so
+ * the server can only answer it with a challenge ACK, which it rate-limits per
+ * socket (net.ipv4.tcp_invalid_ratelimit) and had just spent on that FIN
+ * (Linux 6.18.38+ challenges an ACK of unsent data): its socket then stayed
+ * ESTABLISHED. A RST that is not exact (the server took more) is ignored.
+ */
+void ferry_goaway__rst_from_rec(const struct ferry_rebal_sock *rec, struct ferry_goaway_seg *seg);
+
+/*
  * Writes the IP packet (header, TCP header with ACK|PSH and the timestamp
- * option when asked, GOAWAY frame with last-stream-id 0 and NO_ERROR; every
- * checksum filled) into buf. Returns its length, or -ENOSPC / -EAFNOSUPPORT.
+ * option when asked, GOAWAY frame with last-stream-id 0 and NO_ERROR; or, for
+ * seg->rst, the bare RST; every checksum filled) into buf. Returns its length,
+ * or -ENOSPC / -EAFNOSUPPORT.
  */
 ssize_t ferry_goaway__build(const struct ferry_goaway_seg *seg, void *buf, size_t len);
 

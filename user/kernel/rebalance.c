@@ -211,6 +211,94 @@ static int reuse_pin(struct ferry_rebal *r, struct bpf_map *map, bool adopt_shap
 	return err;
 }
 
+static __u64 monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * NSEC_PER_SEC + (__u64)ts.tv_nsec;
+}
+
+/*
+ * ferry_rb_marks outlives ferryd (maps/ferry_maps.h): a told connection's
+ * socket must still end when the ferryd that told it stops before phase 2
+ * (a rolling update, a crash). A host client's kernel acknowledges the
+ * GOAWAY's 32 bytes, which its server never sent, so the server discards the
+ * client's FIN when the client closes, and stays ESTABLISHED for as long as it
+ * keeps no keepalive: only phase 2's abort, whose RST the server takes, ends it.
+ * A pin of another shape (an earlier or later layout) is replaced, said once.
+ * Sets *reused when the pin was taken.
+ */
+static int reuse_marks_pin(struct ferry_rebal *r, bool *reused)
+{
+	struct bpf_map *map = r->skel->maps.ferry_rb_marks;
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char path[512];
+	int fd, err;
+
+	*reused = false;
+	err = ferry_pin__path(path, sizeof(path), r->pin_path, FERRY_MAP_RB_MARKS);
+	if (err)
+		return err;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.type != bpf_map__type(map) ||
+	    info.key_size != bpf_map__key_size(map) ||
+	    info.value_size != bpf_map__value_size(map)) {
+		pr_warn("rebalance: %s is not the mark map this ferryd knows (key %u, value %u "
+			"bytes): replaced; connections an earlier ferryd told and did not end "
+			"are left to their clients",
+			path, info.key_size, info.value_size);
+		close(fd);
+		return unlink(path) ? -errno : 0;
+	}
+	bpf_map__set_max_entries(map, info.max_entries);
+	err = bpf_map__reuse_fd(map, fd);
+	close(fd);
+	*reused = !err;
+	return err;
+}
+
+/*
+ * The marks an earlier ferryd left in the pin, taken over: a told one goes on
+ * with phase 2 from its GOAWAY's time (the iterator reads the kernel mark); an
+ * untold one keeps its deadline, and its round's end is a grace past it. The
+ * service, key and origin come from the first pass that sees the socket.
+ */
+static void adopt_marks(struct ferry_rebal *r, __u64 now)
+{
+	size_t told = 0;
+	__u64 cookie, next;
+	void *prev = NULL;
+
+	while (!bpf_map_get_next_key(r->marks_fd, prev, &next)) {
+		struct ferry_rebal_mark km;
+		struct mark *m;
+
+		cookie = next;
+		prev = &cookie;
+		if (bpf_map_lookup_elem(r->marks_fd, &cookie, &km))
+			continue;
+		m = realloc(r->marks, (r->nmarks + 1) * sizeof(*m));
+		if (!m)
+			break;
+		r->marks = m;
+		r->marks[r->nmarks++] = (struct mark){
+			.cookie = cookie,
+			.end_ns = (km.deadline_ns > now ? km.deadline_ns : now) + GRACE_NS,
+			.km = km,
+			.goaway = km.goaway_ns != 0,
+		};
+		told += km.goaway_ns != 0;
+	}
+	if (r->nmarks)
+		pr_info("rebalance: took over %zu marked connections from the previous ferryd "
+			"(%zu told with a GOAWAY: their sockets end as phase 2 says)",
+			r->nmarks, told);
+}
+
 static bool kernel_has_sock_destroy(char *why, size_t len)
 {
 	struct btf *btf;
@@ -242,6 +330,7 @@ static bool kernel_has_sock_destroy(char *why, size_t len)
 static int load(struct ferry_rebal *r)
 {
 	struct ferry_rebal_stats *st = &r->st;
+	bool marks_pinned = false;
 	char path[512];
 	int err;
 
@@ -273,12 +362,22 @@ static int load(struct ferry_rebal *r)
 			"requests in flight are not read from it",
 			r->pin_path, FERRY_MAP_L7, strerror(-err));
 	r->skel->rodata->ferry_have_l7 = st->l7;
+	err = reuse_marks_pin(r, &marks_pinned);
+	if (err)
+		pr_warn("rebalance: %s/%s: %s: marks start empty", r->pin_path, FERRY_MAP_RB_MARKS,
+			strerror(-err));
 	err = ferry_iter__load(r->skel);
 	if (err) {
 		snprintf(st->reason, sizeof(st->reason), "cannot load the TCP socket iterator: %s",
 			 strerror(-err));
 		return err;
 	}
+	if (!marks_pinned && !ferry_pin__path(path, sizeof(path), r->pin_path, FERRY_MAP_RB_MARKS))
+		marks_pinned = !bpf_map__pin(r->skel->maps.ferry_rb_marks, path);
+	if (!marks_pinned)
+		pr_warn("rebalance: cannot pin %s/%s: a ferryd restarted during a rebalance does "
+			"not end the connections this one told",
+			r->pin_path, FERRY_MAP_RB_MARKS);
 	r->link = bpf_program__attach_iter(r->skel->progs.ferry_rebal_iter, NULL);
 	if (!r->link) {
 		err = -errno;
@@ -287,6 +386,7 @@ static int load(struct ferry_rebal *r)
 		return err;
 	}
 	r->marks_fd = bpf_map__fd(r->skel->maps.ferry_rb_marks);
+	adopt_marks(r, monotonic_ns());
 	r->svc_meta_fd = ferry_pin__open(r->pin_path, FERRY_M_SVC_META, path, sizeof(path));
 	r->pred_meta_fd = ferry_pin__open(r->pin_path, FERRY_M_PRED_META, path, sizeof(path));
 	r->backends_fd = ferry_pin__open(r->pin_path, FERRY_M_BACKENDS, path, sizeof(path));
@@ -616,19 +716,13 @@ static struct mark *find_mark(struct ferry_rebal *r, __u64 cookie)
 	return NULL;
 }
 
-static __u64 monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * NSEC_PER_SEC + (__u64)ts.tv_nsec;
-}
-
 /*
  * The records from..nrecs of this namespace's pass that the iterator left open
  * for a GOAWAY: deliver it now, from this namespace (the raw socket must be
  * in the client's), and note it in the mark so that a later pass ends the
  * socket. A connection that cannot be told is marked to be aborted instead.
+ * A told socket the pass ended gets its RST toward the server here too
+ * (ferry_goaway__rst_from_rec says why).
  */
 static void send_goaways(struct ferry_rebal *r, size_t from)
 {
@@ -641,11 +735,27 @@ static void send_goaways(struct ferry_rebal *r, size_t from)
 		struct mark *m;
 		int err;
 
-		if (rec->verdict != FERRY_RB_GOAWAY && rec->verdict != FERRY_RB_TOLD)
+		if (rec->verdict != FERRY_RB_GOAWAY && rec->verdict != FERRY_RB_TOLD &&
+		    rec->verdict != FERRY_RB_DESTROYED)
 			continue;
 		m = find_mark(r, rec->cookie);
 		if (!m)
 			continue;
+		if (rec->verdict == FERRY_RB_DESTROYED) {
+			/* Phase 2 ended a told socket: the server's side gets an exact RST. */
+			if (!m->goaway)
+				continue;
+			if (!opened) {
+				ferry_goaway__open(&sk);
+				opened = true;
+			}
+			ferry_goaway__rst_from_rec(rec, &seg);
+			err = ferry_goaway__send(&sk, &seg);
+			pr_debug("rebalance: RST after connection %llu at seq %u: %s",
+				 (unsigned long long)rec->cookie, rec->snd_una,
+				 err ? strerror(-err) : "sent");
+			continue;
+		}
 		if (rec->verdict == FERRY_RB_TOLD) {
 			/* The reply path appended it (a connection never idle at a pass). */
 			m->km.goaway_ns = monotonic_ns();
@@ -850,8 +960,13 @@ static void settle_marks(struct ferry_rebal *r, __u64 now)
 			r->st.expired++;
 		else
 			drop = false;
-		if (rec)
+		if (rec) {
+			/* What an adopted mark (adopt_marks) learns at its first pass. */
+			r->marks[i].svc_id = rec->svc_id;
+			r->marks[i].flow = rec->origin == FERRY_RB_ORIGIN_FLOW;
+			r->marks[i].key = rec->key;
 			r->marks[i].armed = rec->l7_goaway == FERRY_L7_GOAWAY_TELL;
+		}
 		if (rec && rec->verdict == FERRY_RB_BUSY) {
 			r->st.busy++;
 			pr_debug(
@@ -864,6 +979,13 @@ static void settle_marks(struct ferry_rebal *r, __u64 now)
 				rec->busy & FERRY_RB_BUSY_TURN ? "client-spoke-last" : "");
 		}
 		if (drop) {
+			pr_debug("rebalance: connection %llu of service %u: %s%s",
+				 (unsigned long long)r->marks[i].cookie, r->marks[i].svc_id,
+				 !rec				    ? "gone" :
+				 rec->verdict == FERRY_RB_DESTROYED ? "ended" :
+				 rec->verdict == FERRY_RB_FAILED    ? "bpf_sock_destroy failed" :
+								      "expired",
+				 r->marks[i].goaway ? " (told)" : "");
 			bpf_map_delete_elem(r->marks_fd, &r->marks[i].cookie);
 			r->marks[i] = r->marks[--r->nmarks];
 		} else {
