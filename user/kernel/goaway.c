@@ -24,15 +24,22 @@
 #define TCP_RST 0x04
 #define TCPOLEN_TS_ALIGNED 12 /* NOP, NOP, kind 8, length 10, TSval, TSecr */
 
+/* seg's tuple from rec->key, the socket's local -> remote; toward the local end if !out. */
+static void seg_tuple(const struct ferry_rebal_sock *rec, struct ferry_goaway_seg *seg, bool out)
+{
+	const struct ferry_flow_key *k = &rec->key;
+
+	memset(seg, 0, sizeof(*seg));
+	seg->family = k->family;
+	memcpy(seg->saddr, out ? k->saddr : k->daddr, sizeof(seg->saddr));
+	memcpy(seg->daddr, out ? k->daddr : k->saddr, sizeof(seg->daddr));
+	seg->sport = out ? k->sport : k->dport;
+	seg->dport = out ? k->dport : k->sport;
+}
+
 void ferry_goaway__from_rec(const struct ferry_rebal_sock *rec, struct ferry_goaway_seg *seg)
 {
-	/* rec->key is the socket's tuple local -> remote; the segment goes the other way. */
-	memset(seg, 0, sizeof(*seg));
-	seg->family = rec->key.family;
-	memcpy(seg->saddr, rec->key.daddr, sizeof(seg->saddr));
-	memcpy(seg->daddr, rec->key.saddr, sizeof(seg->daddr));
-	seg->sport = rec->key.dport;
-	seg->dport = rec->key.sport;
+	seg_tuple(rec, seg, false);
 	seg->seq = rec->rcv_nxt;
 	seg->ack = rec->snd_nxt;
 	seg->window = rec->window > 0xffff ? 0xffff : (__u16)rec->window;
@@ -43,12 +50,7 @@ void ferry_goaway__from_rec(const struct ferry_rebal_sock *rec, struct ferry_goa
 
 void ferry_goaway__rst_from_rec(const struct ferry_rebal_sock *rec, struct ferry_goaway_seg *seg)
 {
-	memset(seg, 0, sizeof(*seg));
-	seg->family = rec->key.family;
-	memcpy(seg->saddr, rec->key.saddr, sizeof(seg->saddr));
-	memcpy(seg->daddr, rec->key.daddr, sizeof(seg->daddr));
-	seg->sport = rec->key.sport;
-	seg->dport = rec->key.dport;
+	seg_tuple(rec, seg, true);
 	seg->seq = rec->snd_una;
 	seg->rst = true;
 }
