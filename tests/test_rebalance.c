@@ -724,13 +724,13 @@ static __u64 mono_ns(void)
 
 /*
  * A ferryd that stops between a GOAWAY and phase 2 (a rolling update, a
- * crash): the next one takes the pinned mark over and ends the socket. Here
- * the told client closed its side meanwhile, as gRPC does after a GOAWAY; a
- * host client's server discards that FIN (it acknowledges the frame the server
- * never sent), so before the pin the server's socket stayed ESTABLISHED for
- * good (vmtests/scenarios/rebalance.sh, phase 2's restart). The end is not
- * counted again (the first ferryd counted the GOAWAY). A pin of another
- * layout is replaced, not taken.
+ * crash): the next one takes the pinned mark over and ends the socket, both
+ * ends of it. Here the told client closed its side meanwhile, as gRPC does
+ * after a GOAWAY; a host client's server discards that FIN (it acknowledges
+ * the frame the server never sent), so the server's socket stayed ESTABLISHED
+ * for good when the marks died with ferryd, and also, with them pinned, when
+ * only the abort's RST went to it (below). The end is not counted again (the
+ * first ferryd counted the GOAWAY). A pin of another layout is replaced.
  */
 static void test_marks_survive_restart(void)
 {
