@@ -180,7 +180,15 @@ size_t ferry_rebal__plan(size_t n, const __u32 *pred, const bool *losing, const 
 
 /* ------------------------------------------------------------- loading */
 
-static int reuse_pin(struct ferry_rebal *r, struct bpf_map *map, bool adopt_shape)
+/* How reuse_pin takes a pin: as it is, ferry_l7 by its shape, or only if it is the object's. */
+enum reuse {
+	REUSE_ANY,
+	REUSE_L7,
+	REUSE_SAME,
+};
+
+/* 0, -ENOENT without the pin, -EPROTO for a pin of another shape than asked. */
+static int reuse_pin(struct ferry_rebal *r, struct bpf_map *map, enum reuse how)
 {
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info);
@@ -193,14 +201,19 @@ static int reuse_pin(struct ferry_rebal *r, struct bpf_map *map, bool adopt_shap
 	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return -errno;
-	if (adopt_shape) {
-		/* ferry_l7: the iterator reads the head and writes the GOAWAY state (goaway_seq). */
-		if (bpf_obj_get_info_by_fd(fd, &info, &len) ||
-		    info.key_size != sizeof(struct ferry_flow_key) ||
-		    info.value_size < sizeof(struct ferry_l7)) {
-			close(fd);
-			return -EPROTO;
-		}
+	if (how != REUSE_ANY && bpf_obj_get_info_by_fd(fd, &info, &len))
+		info.type = BPF_MAP_TYPE_UNSPEC; /* unreadable: taken as another shape */
+	/* ferry_l7: the iterator reads the head and writes the GOAWAY state (goaway_seq). */
+	if ((how == REUSE_L7 &&
+	     (info.type == BPF_MAP_TYPE_UNSPEC || info.key_size != sizeof(struct ferry_flow_key) ||
+	      info.value_size < sizeof(struct ferry_l7))) ||
+	    (how == REUSE_SAME &&
+	     (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
+	      info.value_size != bpf_map__value_size(map)))) {
+		close(fd);
+		return -EPROTO;
+	}
+	if (how == REUSE_L7) {
 		bpf_map__set_type(map, info.type);
 		bpf_map__set_value_size(map, info.value_size);
 		bpf_map__set_max_entries(map, info.max_entries);
@@ -220,48 +233,6 @@ static __u64 monotonic_ns(void)
 }
 
 /*
- * ferry_rb_marks outlives ferryd (maps/ferry_maps.h): a told connection's
- * socket must still end when the ferryd that told it stops before phase 2
- * (a rolling update, a crash). A host client's kernel acknowledges the
- * GOAWAY's 32 bytes, which its server never sent, so the server discards the
- * client's FIN when the client closes, and stays ESTABLISHED for as long as it
- * keeps no keepalive: only phase 2's abort, whose RST the server takes, ends it.
- * A pin of another shape (an earlier or later layout) is replaced, said once.
- * Sets *reused when the pin was taken.
- */
-static int reuse_marks_pin(struct ferry_rebal *r, bool *reused)
-{
-	struct bpf_map *map = r->skel->maps.ferry_rb_marks;
-	struct bpf_map_info info = {};
-	__u32 len = sizeof(info);
-	char path[512];
-	int fd, err;
-
-	*reused = false;
-	err = ferry_pin__path(path, sizeof(path), r->pin_path, FERRY_MAP_RB_MARKS);
-	if (err)
-		return err;
-	fd = bpf_obj_get(path);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.type != bpf_map__type(map) ||
-	    info.key_size != bpf_map__key_size(map) ||
-	    info.value_size != bpf_map__value_size(map)) {
-		pr_warn("rebalance: %s is not the mark map this ferryd knows (key %u, value %u "
-			"bytes): replaced; connections an earlier ferryd told and did not end "
-			"are left to their clients",
-			path, info.key_size, info.value_size);
-		close(fd);
-		return unlink(path) ? -errno : 0;
-	}
-	bpf_map__set_max_entries(map, info.max_entries);
-	err = bpf_map__reuse_fd(map, fd);
-	close(fd);
-	*reused = !err;
-	return err;
-}
-
-/*
  * The marks an earlier ferryd left in the pin, taken over: a told one goes on
  * with phase 2 from its GOAWAY's time (the iterator reads the kernel mark); an
  * untold one keeps its deadline, and its round's end is a grace past it. The
@@ -269,34 +240,33 @@ static int reuse_marks_pin(struct ferry_rebal *r, bool *reused)
  */
 static void adopt_marks(struct ferry_rebal *r, __u64 now)
 {
+	struct ferry_map_buf buf = {};
 	size_t told = 0;
-	__u64 cookie, next;
-	void *prev = NULL;
+	struct mark *m;
 
-	while (!bpf_map_get_next_key(r->marks_fd, prev, &next)) {
-		struct ferry_rebal_mark km;
-		struct mark *m;
+	if (ferry_map__read_all(r->marks_fd, &buf) || !buf.n)
+		goto out_free;
+	m = calloc(buf.n, sizeof(*m));
+	if (!m)
+		goto out_free;
+	for (size_t i = 0; i < buf.n; i++) {
+		const struct ferry_rebal_mark *km = (const struct ferry_rebal_mark *)buf.values + i;
 
-		cookie = next;
-		prev = &cookie;
-		if (bpf_map_lookup_elem(r->marks_fd, &cookie, &km))
-			continue;
-		m = realloc(r->marks, (r->nmarks + 1) * sizeof(*m));
-		if (!m)
-			break;
-		r->marks = m;
-		r->marks[r->nmarks++] = (struct mark){
-			.cookie = cookie,
-			.end_ns = (km.deadline_ns > now ? km.deadline_ns : now) + GRACE_NS,
-			.km = km,
-			.goaway = km.goaway_ns != 0,
+		m[i] = (struct mark){
+			.cookie = ((const __u64 *)buf.keys)[i],
+			.end_ns = (km->deadline_ns > now ? km->deadline_ns : now) + GRACE_NS,
+			.km = *km,
+			.goaway = km->goaway_ns != 0,
 		};
-		told += km.goaway_ns != 0;
+		told += km->goaway_ns != 0;
 	}
-	if (r->nmarks)
-		pr_info("rebalance: took over %zu marked connections from the previous ferryd "
-			"(%zu told with a GOAWAY: their sockets end as phase 2 says)",
-			r->nmarks, told);
+	r->marks = m;
+	r->nmarks = buf.n;
+	pr_info("rebalance: took over %zu marked connections from the previous ferryd "
+		"(%zu told with a GOAWAY: their sockets end as phase 2 says)",
+		r->nmarks, told);
+out_free:
+	ferry_map_buf__free(&buf);
 }
 
 static bool kernel_has_sock_destroy(char *why, size_t len)
@@ -342,39 +312,50 @@ static int load(struct ferry_rebal *r)
 			 strerror(errno));
 		return -errno;
 	}
-	err = reuse_pin(r, r->skel->maps.ferry_flows, false);
+	err = reuse_pin(r, r->skel->maps.ferry_flows, REUSE_ANY);
 	if (err) {
 		snprintf(st->reason, sizeof(st->reason), "%.100s/%s: %s", r->pin_path,
 			 FERRY_MAP_FLOWS, strerror(-err));
 		return err;
 	}
 	/* Without the pin (no connect-hook object) host clients are simply never found. */
-	err = reuse_pin(r, r->skel->maps.ferry_sock_sel, false);
+	err = reuse_pin(r, r->skel->maps.ferry_sock_sel, REUSE_ANY);
 	if (err && err != -ENOENT) {
 		snprintf(st->reason, sizeof(st->reason), "%.100s/%s: %s", r->pin_path,
 			 FERRY_MAP_SOCK_SEL, strerror(-err));
 		return err;
 	}
-	err = reuse_pin(r, r->skel->maps.ferry_l7, true);
+	err = reuse_pin(r, r->skel->maps.ferry_l7, REUSE_L7);
 	st->l7 = !err;
 	if (err && err != -ENOENT)
 		pr_warn("rebalance: %s/%s is not the ferry_l7 this ferryd knows (%s): "
 			"requests in flight are not read from it",
 			r->pin_path, FERRY_MAP_L7, strerror(-err));
 	r->skel->rodata->ferry_have_l7 = st->l7;
-	err = reuse_marks_pin(r, &marks_pinned);
-	if (err)
-		pr_warn("rebalance: %s/%s: %s: marks start empty", r->pin_path, FERRY_MAP_RB_MARKS,
-			strerror(-err));
+	/*
+	 * ferry_rb_marks outlives ferryd (maps/ferry_maps.h): a told connection's
+	 * socket must still end when the ferryd that told it stops before phase 2
+	 * (a rolling update, a crash). A host client's server discards the
+	 * client's FIN, which acknowledges the GOAWAY's 32 bytes it never sent,
+	 * and stays ESTABLISHED for as long as it keeps no keepalive: only phase
+	 * 2's abort and RST end it. A pin of another layout is replaced.
+	 */
+	err = ferry_pin__path(path, sizeof(path), r->pin_path, FERRY_MAP_RB_MARKS);
+	marks_pinned = !err && !reuse_pin(r, r->skel->maps.ferry_rb_marks, REUSE_SAME);
+	if (!err && !marks_pinned && !access(path, F_OK)) {
+		pr_warn("rebalance: %s is not the mark map this ferryd knows: replaced; "
+			"connections an earlier ferryd told and did not end are left to their "
+			"clients",
+			path);
+		unlink(path);
+	}
 	err = ferry_iter__load(r->skel);
 	if (err) {
 		snprintf(st->reason, sizeof(st->reason), "cannot load the TCP socket iterator: %s",
 			 strerror(-err));
 		return err;
 	}
-	if (!marks_pinned && !ferry_pin__path(path, sizeof(path), r->pin_path, FERRY_MAP_RB_MARKS))
-		marks_pinned = !bpf_map__pin(r->skel->maps.ferry_rb_marks, path);
-	if (!marks_pinned)
+	if (!marks_pinned && bpf_map__pin(r->skel->maps.ferry_rb_marks, path))
 		pr_warn("rebalance: cannot pin %s/%s: a ferryd restarted during a rebalance does "
 			"not end the connections this one told",
 			r->pin_path, FERRY_MAP_RB_MARKS);
