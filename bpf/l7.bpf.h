@@ -39,6 +39,7 @@
 #define FERRY_H2_HEADERS 0x1
 #define FERRY_H2_RST_STREAM 0x3
 #define FERRY_H2_END_STREAM 0x1
+#define FERRY_H2_END_HEADERS 0x4
 /* The frame size every peer must accept (RFC 9113, SETTINGS_MAX_FRAME_SIZE's initial value). */
 #define FERRY_H2_FRAME_MIN_MAX 16384
 #define FERRY_H2_FRAME_MAX 0xffffff /* the length field's */
@@ -471,10 +472,11 @@ static long ferry_h2_search_skb(__u32 i, void *arg)
  * later (a veth hands a bulk sender's GSO packets to per-CPU backlogs, which
  * reorder them) or were lost before ferry and come again. It happens inside
  * large messages, where the last frame walked is a DATA frame of a stream
- * that goes on; the segment is walked from its first header of that stream,
- * found in one of two ways. A peer that sends DATA frames of one size puts it
- * at one of a few places (the hole holds more such frames, perhaps one or two
- * small control frames): those are read first. Otherwise the segment is
+ * that goes on, or the HEADERS before one; the segment is walked from its
+ * first header of that stream, found in one of two ways. A peer that sends
+ * DATA frames of one size puts it at one of a few places (the hole holds more
+ * such frames, perhaps one or two small control frames): those are read
+ * first. After HEADERS, or otherwise, the segment is
  * searched (ferry_h2_search_step), at most FERRY_H2_SEARCHES times per
  * direction not paid back by walked segments. A header is taken only if it
  * reads as a frame of that stream (payload bytes that do, stream id included,
@@ -502,8 +504,19 @@ static __always_inline int ferry_h2_bridge(const int hook, struct ferry_l7_walk 
 	 */
 	flen = ferry_h2_len(h);
 	t->sid = ferry_h2_sid_r(h);
-	if (h[3] != FERRY_H2_DATA || (h[4] & FERRY_H2_END_STREAM) || !t->sid ||
-	    (t->sid & 0x80000000))
+	if (!t->sid || (t->sid & 0x80000000))
+		return -1;
+	/*
+	 * A whole header block of a stream that goes on: its message's DATA
+	 * comes next, of a size nothing walked so far tells, so there is no
+	 * run to guess from (a server writes a response's HEADERS in a
+	 * segment of their own, then the message in GSO packets: the second
+	 * of those overtaking the first leaves this hole).
+	 */
+	if (h[3] == FERRY_H2_HEADERS &&
+	    (h[4] & (FERRY_H2_END_STREAM | FERRY_H2_END_HEADERS)) == FERRY_H2_END_HEADERS)
+		goto search;
+	if (h[3] != FERRY_H2_DATA || (h[4] & FERRY_H2_END_STREAM))
 		return -1;
 	t->want = want;
 	t->span = FERRY_H2_HDR_LEN + flen;
@@ -544,6 +557,7 @@ static __always_inline int ferry_h2_bridge(const int hook, struct ferry_l7_walk 
 	 * stream. Found nowhere, the segment is taken for the inside of one
 	 * frame and skipped.
 	 */
+search:
 	if (t->len < FERRY_H2_CHUNK || d->searches >= FERRY_H2_SEARCHES)
 		return -1;
 	d->searches++;

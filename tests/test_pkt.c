@@ -2711,6 +2711,75 @@ static void test_h2c_reorder(void)
 }
 
 /*
+ * A hole right after a response's HEADERS: a server writes them in a segment
+ * of their own and the message after them in GSO packets, and the second of
+ * those overtakes the first. No DATA frame was walked to guess from, so a
+ * segment past the hole is searched for a header of the stream: inside the
+ * message's first frame there is none and it is skipped; the next one holds
+ * the second DATA frame's header and is walked from it; the hole's segment,
+ * late, is skipped. Before, the first segment past the hole lost the frame
+ * layer.
+ */
+static void test_h2c_reorder_headers(void)
+{
+	static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+	struct pb_spec c = spec_tcp(4, 40304, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH), srv;
+	const uint32_t sseq = 7001;
+	const struct backend_def *be;
+	uint64_t c0[FERRY_CTR_MAX], c1[FERRY_CTR_MAX];
+	struct ferry_stats s0, s1;
+	struct ferry_l7 l7;
+	struct ferry_flow f;
+	static uint8_t r[2048];
+	uint8_t b[128];
+	size_t n;
+
+	be = h2_conn(&c, &f, &srv);
+	if (!be)
+		return;
+	read_stats(be->id, &s0);
+	read_counters(c0);
+	memcpy(b, preface, 24);
+	n = h2_frame(b, 24, 0, H2_SETTINGS, 0, 0, false);
+	n = h2_frame(b, n, 5, H2_HEADERS, H2_END_HEADERS, 1, false);
+	h2_send(P_XDP, env.if_c0, &c, 1001, b, n);
+
+	/* SETTINGS, HEADERS [9, 23), DATA 1200 at 23, DATA 300 at 1232, trailers at 1541. */
+	n = h2_frame(r, 0, 0, H2_SETTINGS, 0, 0, false);
+	n = h2_frame(r, n, 5, H2_HEADERS, H2_END_HEADERS, 1, false);
+	n = h2_frame(r, n, 1200, H2_DATA, 0, 1, false);
+	memset(r + n - 1200, 0x5a, 1200);
+	n = h2_frame(r, n, 300, H2_DATA, 0, 1, false);
+	memset(r + n - 300, 0x5a, 300);
+	if (!ASSERT_EQ(n, 1541, "response layout"))
+		return;
+	n = h2_frame(r, n, 2, H2_HEADERS, H2_END_HEADERS | H2_END_STREAM, 1, false);
+
+	h2_send_part(&srv, sseq, r, 0, 23);
+	h2_send_part(&srv, sseq, r, 400, 800);
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.flags & FERRY_L7_F_UNSYNC, 0, "a hole after HEADERS is bridged");
+	ASSERT_EQ(l7.dir[1].hdr_seq, sseq + 23, "no header in it: skipped");
+	h2_send_part(&srv, sseq, r, 800, 1400);
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.dir[1].hdr_seq, sseq + 1541, "walked from the second DATA frame");
+	ASSERT_EQ(l7.dir[1].searches, 2, "both searched");
+	h2_send_part(&srv, sseq, r, 23, 400);
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.dir[1].hdr_seq, sseq + 1541, "the hole's segment, late, is skipped");
+	h2_send_part(&srv, sseq, r, 1400, n);
+	l7_get(&c, &l7);
+	ASSERT_EQ(l7.head.flags & FERRY_L7_F_UNSYNC, 0, "in sync at the trailers");
+	ASSERT_EQ(l7.head.inflight, 0, "the trailers closed the stream");
+	ASSERT_EQ(l7.head.requests, 1, "one stream answered");
+	read_stats(be->id, &s1);
+	ASSERT_EQ(s1.l7_unsync - s0.l7_unsync, 0, "nothing unsynchronised");
+	read_counters(c1);
+	ASSERT_EQ(c1[FERRY_CTR_H2_GAP_BRIDGED] - c0[FERRY_CTR_H2_GAP_BRIDGED], 2,
+		  "two segments past the hole kept the frame layer");
+}
+
+/*
  * RST_STREAM on streams beyond the slots: a reset by either side closes the
  * stream as END_STREAM does (the connection looked busy forever, and
  * rebalancing skipped it), and a reset of a stream already closed does not
@@ -5624,6 +5693,7 @@ int main(int argc, char **argv)
 	RUN_TEST(SUITE, test_h2c_many_streams);
 	RUN_TEST(SUITE, test_h2c_reset_untracked);
 	RUN_TEST(SUITE, test_h2c_reorder);
+	RUN_TEST(SUITE, test_h2c_reorder_headers);
 	RUN_TEST(SUITE, test_trace);
 	RUN_TEST(SUITE, test_xdp_tc_handoff);
 	RUN_TEST(SUITE, test_tc_checksum_partial);
