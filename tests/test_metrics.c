@@ -457,10 +457,12 @@ static struct ferry_snapshot *sample_snapshot(const char *canary_name)
 	s->predictors[1] = (struct ferry_snap_predictor){
 		.id = PRED_CANARY,
 		.svc_id = SVC_ID,
-		.flags = FERRY_PRED_F_OVERRIDE,
+		/* Both in force: the override wins (weights.c); both are exported. */
+		.flags = FERRY_PRED_F_OVERRIDE | FERRY_PRED_F_CANARY,
 		.weight_configured = 100000,
 		.weight_effective = 50000,
 		.weight_override = 50000,
+		.weight_canary = 250000,
 		.backends_ready = 1,
 		.stats = { .new_flows = 3, .http = { [FERRY_HTTP_2XX] = 2, [FERRY_HTTP_5XX] = 1 } },
 	};
@@ -633,6 +635,8 @@ static const char *const required_families[] = {
 	"ferry_predictor_weight_configured",
 	"ferry_predictor_weight_effective",
 	"ferry_predictor_weight_override",
+	"ferry_predictor_weight_canary",
+	"ferry_predictor_weight_canary_active",
 	"ferry_backends",
 	"ferry_table_generation",
 	"ferry_last_sync_timestamp_seconds",
@@ -685,6 +689,9 @@ static const char *const required_lines[] = {
 	"ferry_predictor_weight_effective{" CANARY_LABELS "} 0.050000\n",
 	"ferry_predictor_weight_override{" CANARY_LABELS "} 0.050000\n",
 	"ferry_predictor_weight_override_active{" MAIN_LABELS "} 0\n",
+	"ferry_predictor_weight_canary{" CANARY_LABELS "} 0.250000\n",
+	"ferry_predictor_weight_canary_active{" CANARY_LABELS "} 1\n",
+	"ferry_predictor_weight_canary_active{" MAIN_LABELS "} 0\n",
 	"ferry_predictor_no_ready_backend{" CANARY_LABELS "} 1\n",
 	"ferry_predictor_no_ready_backend{" MAIN_LABELS "} 0\n",
 	"ferry_backends{" MAIN_LABELS ",state=\"ready\"} 1\n",
@@ -780,6 +787,8 @@ static void test_render(void)
 			test__fail(__FILE__, __LINE__, "sample line", "missing: %s",
 				   required_lines[i]);
 	ASSERT_STRSTR(text, "# TYPE ferry_syn_timeouts_total counter", "syn timeouts family");
+	ASSERT_TRUE(!strstr(text, "ferry_predictor_weight_canary{" MAIN_LABELS "}"),
+		    "no canary weight where the canary analysis set none");
 	check_families(text);
 
 	/* the histograms parse back and agree with the samples */

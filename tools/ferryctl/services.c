@@ -89,12 +89,16 @@ static json_t *services_json(const struct ferry_snapshot *prev, const struct fer
 						  rate_of(prev, snap, b->id, dt)));
 			}
 			json_array_append_new(
-				preds, json_pack("{s:s, s:f, s:f, s:o, s:b, s:I, s:o}", "name",
+				preds, json_pack("{s:s, s:f, s:f, s:o, s:o, s:b, s:I, s:o}", "name",
 						 p->name, "weight_configured",
 						 p->weight_configured / 1e4, "weight_effective",
 						 p->weight_effective / 1e4, "weight_override",
 						 p->flags & FERRY_PRED_F_OVERRIDE ?
 							 json_real(p->weight_override / 1e4) :
+							 json_null(),
+						 "weight_canary",
+						 p->flags & FERRY_PRED_F_CANARY ?
+							 json_real(p->weight_canary / 1e4) :
 							 json_null(),
 						 "shadow", !!(p->flags & FERRY_PRED_F_SHADOW),
 						 "new_connections", (json_int_t)p->stats.new_flows,
@@ -125,8 +129,8 @@ int cmd_services(struct ctl *c, int argc, char **argv)
 			"Usage: ferryctl services [-j]\n"
 			"Each VIP with its deployment and the Service it came from (service=-\n"
 			"for a literal ADDR:PORT), predictors with configured and effective\n"
-			"weight (and any override), backends with state and new connections/s\n"
-			"(measured over one second).\n",
+			"weight (and the canary analysis' weight or an override in force),\n"
+			"backends with state and new connections/s (measured over one second).\n",
 			&rc))
 		return rc;
 	a = read_snapshot(c);
@@ -160,16 +164,21 @@ int cmd_services(struct ctl *c, int argc, char **argv)
 				json_t *p = json_array_get(preds, j),
 				       *bes = json_object_get(p, "backends");
 				json_t *ov = json_object_get(p, "weight_override");
-				char ovtext[48] = "";
+				json_t *cw = json_object_get(p, "weight_canary");
+				char ovtext[48] = "", cwtext[48] = "";
 
 				if (json_is_real(ov))
 					snprintf(ovtext, sizeof(ovtext), "  OVERRIDE %.2f%%",
 						 json_real_value(ov));
-				printf("  %-20s configured %6.2f%%  effective %6.2f%%%s%s\n",
+				/* The others share the rest by their configured weights. */
+				if (json_is_real(cw))
+					snprintf(cwtext, sizeof(cwtext), "  CANARY %.2f%%",
+						 json_real_value(cw));
+				printf("  %-20s configured %6.2f%%  effective %6.2f%%%s%s%s\n",
 				       json_string_value(json_object_get(p, "name")),
 				       json_real_value(json_object_get(p, "weight_configured")),
 				       json_real_value(json_object_get(p, "weight_effective")),
-				       ovtext,
+				       cwtext, ovtext,
 				       json_is_true(json_object_get(p, "shadow")) ?
 					       "  (shadow: not routed)" :
 					       "");

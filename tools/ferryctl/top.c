@@ -6,6 +6,7 @@
  * new connections per second are shown beside.
  */
 #include "ferryctl.h"
+#include "weights.h"
 
 /* ----------------------------------------------------------------- top */
 
@@ -62,17 +63,41 @@ static double interval_requests(const struct ferry_snap_predictor *p,
 	return n;
 }
 
+/*
+ * The weights a service's predictors ask for (ppm, in the service's order):
+ * configured, or the canary analysis' step with the others sharing the rest,
+ * or an override, as ferry_weights__effective reads them with every
+ * predictor ready. SHARE is compared with these: the no-ready-backend moves
+ * are what a diverging share points at.
+ */
+static void asked_weights(const struct ferry_snapshot *snap, const struct ferry_snap_service *s,
+			  __u32 *out)
+{
+	struct ferry_weight_in in[FERRY_MAX_SVC_PREDICTORS] = {};
+	const struct ferry_snap_predictor *p;
+	size_t j;
+
+	for (j = 0; j < s->npredictors; j++) {
+		p = ferry_snapshot__predictor(snap, s->predictor_ids[j]);
+		if (!p)
+			continue;
+		in[j] = (struct ferry_weight_in){ .configured = p->weight_configured,
+						  .flags = p->flags,
+						  .override = p->weight_override,
+						  .canary = p->weight_canary,
+						  .ready = 1 };
+	}
+	ferry_weights__effective(in, s->npredictors, out);
+}
+
 /* One predictor's row: printed, or appended to jpreds with -j. */
 static void top_row(const struct ctl *c, const struct ferry_snapshot *snap,
 		    const struct ferry_snapshot *prev, const struct ferry_snap_predictor *p,
-		    const struct ferry_snap_predictor *q, const char *vip, double total,
-		    double total_req, double interval, json_t *jpreds)
+		    const struct ferry_snap_predictor *q, const char *vip, double weight,
+		    double total, double total_req, double interval, json_t *jpreds)
 {
 	double conn = p->stats.new_flows - q->stats.new_flows, p50, p99;
 	double req = interval_requests(p, q);
-	double weight =
-		(p->flags & FERRY_PRED_F_OVERRIDE ? p->weight_override : p->weight_configured) /
-		1e4;
 	double conn_share = total ? 100.0 * conn / total : 0.0;
 	/* By requests; by connections when the service saw none (not HTTP, or idle). */
 	double share = total_req ? 100.0 * req / total_req : conn_share;
@@ -120,6 +145,7 @@ static void top_frame(const struct ctl *c, const struct ferry_snapshot *snap,
 	for (i = 0; i < snap->nservices; i++) {
 		const struct ferry_snap_service *s = &snap->services[i];
 		const struct ferry_snap_predictor *p, *q;
+		__u32 asked[FERRY_MAX_SVC_PREDICTORS];
 		char vip[FERRY_ADDR_STRLEN + 8];
 		json_t *jpreds = c->json ? json_array() : NULL;
 		double total = 0, total_req = 0;
@@ -136,12 +162,13 @@ static void top_frame(const struct ctl *c, const struct ferry_snapshot *snap,
 				total_req += interval_requests(p, q);
 			}
 		}
+		asked_weights(snap, s, asked);
 		for (j = 0; j < s->npredictors; j++) {
 			predictor_pair(snap, prev, s->predictor_ids[j], &p, &q);
 			if (!p || !q)
 				continue;
-			top_row(c, snap, prev, p, q, first ? vip : "", total, total_req, interval,
-				jpreds);
+			top_row(c, snap, prev, p, q, first ? vip : "", asked[j] / 1e4, total,
+				total_req, interval, jpreds);
 			first = false;
 		}
 	}

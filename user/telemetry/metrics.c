@@ -837,6 +837,21 @@ static __u64 pred_override_active(const struct render_ctx *c, size_t i, size_t k
 	return pred_override_on(c, i);
 }
 
+static double pred_weight_canary(const struct render_ctx *c, size_t i)
+{
+	return ppm_ratio(PRED(i)->weight_canary);
+}
+
+static bool pred_canary_on(const struct render_ctx *c, size_t i)
+{
+	return PRED(i)->flags & FERRY_PRED_F_CANARY;
+}
+
+static __u64 pred_canary_active(const struct render_ctx *c, size_t i, size_t k)
+{
+	return pred_canary_on(c, i);
+}
+
 static __u64 pred_shadow(const struct render_ctx *c, size_t i, size_t k)
 {
 	return !!(PRED(i)->flags & FERRY_PRED_F_SHADOW);
@@ -1017,6 +1032,15 @@ static const struct metric_family families[] = {
 	  "The ferryctl override weight (0..1); present only while it is in force.",
 	  SCOPE_PREDICTOR, .kind = VALUE_RATIO, .ratio = pred_weight_override,
 	  .present = pred_override_on },
+	{ "ferry_predictor_weight_canary_active", TYPE_GAUGE,
+	  "1 while the canary analysis' weight (ferry.io/canary: auto) is in force for "
+	  "the predictor; an override wins over it.",
+	  SCOPE_PREDICTOR, .value = pred_canary_active },
+	{ "ferry_predictor_weight_canary", TYPE_GAUGE,
+	  "The canary analysis' weight (0..1): its step, 1 promoted, 0 rolled back; "
+	  "present only while it is in force.",
+	  SCOPE_PREDICTOR, .kind = VALUE_RATIO, .ratio = pred_weight_canary,
+	  .present = pred_canary_on },
 	{ "ferry_predictor_shadow", TYPE_GAUGE,
 	  "1 for a shadow predictor: accepted but never routed to.", SCOPE_PREDICTOR,
 	  .value = pred_shadow },
