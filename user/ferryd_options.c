@@ -441,8 +441,8 @@ static const struct ferryd_option options[] = {
 	  set_latency_buckets },
 	{ "no-backend-histograms", no_argument,
 	  "  --no-backend-histograms leave out ferry_backend_{request,connect}_duration_seconds\n"
-	  "                          (per-predictor histograms stay): 7 series per backend\n"
-	  "                          instead of 49 with the default buckets\n",
+	  "                          (per-predictor histograms stay): 10 series per backend\n"
+	  "                          instead of 52 with the default buckets\n",
 	  set_no_backend_histograms },
 	{ "pin-path", required_argument,
 	  "  --pin-path PATH         bpffs directory for ferry's maps (default " FERRY_PIN_ROOT_DEFAULT
