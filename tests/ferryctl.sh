@@ -1192,6 +1192,13 @@ test_reset() {
 		[ -e "$l" ] || continue
 		tcx_ids+=" $(bpftool -j link show pinned "$l" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
 	done
+	# The canary analysis' state file and a command queued while ferryd is down
+	# (this suite's deployment has no ferry.io/canary: auto, so they are made by hand).
+	local cstate cctl
+	cstate="/run/ferry/$(echo "$FE_PIN" | tr / _).canary.json"
+	cctl="/run/ferry/$(echo "$FE_PIN" | tr / _).canary-ctl"
+	mkdir -p "$cctl" && echo '{"deployments": {}}' >"$cstate" && echo abort >"$cctl/default_iris" ||
+		why "cannot make $cstate and $cctl/default_iris" || return 1
 	expect_rc 0 reset reset --yes || why "reset --yes" || return 1
 	grep_out reset '^ferry removed' || return 1
 	if [ -e "$FE_PIN" ] && [ -n "$(ls -A "$FE_PIN")" ]; then
@@ -1212,6 +1219,8 @@ test_reset() {
 		bpftool link show id "$i" >/dev/null 2>&1 && left+=" tcx link $i"
 	done
 	[ -e "$(fo_status_file)" ] && left+=" status file $(fo_status_file)"
+	[ -e "$cstate" ] && left+=" canary state file $cstate"
+	[ -e "$cctl" ] && left+=" canary command directory $cctl"
 	[ -z "$left" ] || why "reset --yes left:$left" || return 1
 	# With nothing left, status fails (1) and a second reset is harmless.
 	expect_rc 1 reset.status status || why "status after reset" || return 1

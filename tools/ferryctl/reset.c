@@ -2,9 +2,39 @@
 /*
  * ferryctl reset: detach everything and remove every pin.
  */
+#include <dirent.h>
+
 #include "ferryctl.h"
+#include "canary/canary_run.h"
 
 /* --------------------------------------------------------------- reset */
+
+/*
+ * ferryd's files for this pin path in FERRY_STATUS_DIR: the status file, the
+ * canary analysis' state file and its command directory (with any command
+ * still queued in it). They describe maps that reset removes.
+ */
+static void remove_status_files(const char *pin_path)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+
+	if (!ferry_status__path(pin_path, path, sizeof(path)))
+		unlink(path);
+	if (!ferry_canary__state_path(pin_path, path, sizeof(path)))
+		unlink(path);
+	if (ferry_canary__ctl_dir(pin_path, path, sizeof(path)))
+		return;
+	d = opendir(path);
+	if (d) {
+		while ((e = readdir(d)))
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+				unlinkat(dirfd(d), e->d_name, 0);
+		closedir(d);
+	}
+	rmdir(path);
+}
 
 int cmd_reset(struct ctl *c, int argc, char **argv)
 {
@@ -17,7 +47,9 @@ int cmd_reset(struct ctl *c, int argc, char **argv)
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			printf("Usage: ferryctl reset [--yes]\n"
 			       "Detaches every ferry program and removes every pin under the pin\n"
-			       "path. Open connections through ferry break. Asks first unless --yes.\n");
+			       "path, and ferryd's status file, canary state file and canary command\n"
+			       "directory for it in /run/ferry. Open connections through ferry break.\n"
+			       "Asks first unless --yes.\n");
 			return EXIT_OK;
 		} else {
 			fprintf(stderr, "ferryctl reset: unknown argument %s\n", argv[i]);
@@ -49,12 +81,7 @@ int cmd_reset(struct ctl *c, int argc, char **argv)
 		fprintf(stderr, "ferryctl reset: %s: %s\n", c->pin_path, strerror(-err));
 		return EXIT_FAIL;
 	}
-	{
-		char path[PATH_MAX];
-
-		if (!ferry_status__path(c->pin_path, path, sizeof(path)))
-			unlink(path);
-	}
+	remove_status_files(c->pin_path);
 	printf("ferry removed: programs detached, %s deleted\n", c->pin_path);
 	return EXIT_OK;
 }

@@ -110,6 +110,5 @@ fe_canary_show() {
 
 # A state file of an earlier run of this scenario would be resumed: remove it.
 fe_canary_forget() {
-	rm -rf "/run/ferry/$(echo "$FE_PIN" | tr / _).canary.json" \
-		"/run/ferry/$(echo "$FE_PIN" | tr / _).canary-ctl"
+	fe_status_files_rm "$FE_PIN"
 }

@@ -441,8 +441,18 @@ print("%d" % tot if tot == int(tot) else tot)
 ' "$name" "$@" <<<"$text"
 }
 
+# fe_status_files_rm PIN: ferryd's files for PIN in /run/ferry (the status
+# file, the canary state file and command directory), which ferryctl reset
+# removes too; by hand for a run whose reset did not happen.
+fe_status_files_rm() {
+	local base
+	base="/run/ferry/$(echo "$1" | tr / _)"
+	rm -rf "$base.json" "$base.canary.json" "$base.canary-ctl"
+}
+
 # Removes ferry's data plane from the node: ferryctl reset when there is one,
-# by hand otherwise (XDP off, clsact gone, pins removed).
+# by hand otherwise (XDP off, clsact gone, pins removed, ferryd's files in
+# /run/ferry removed).
 fe_ferry_reset() {
 	local ifs=() i log=/dev/null
 	[ -n "${FE_RUN:-}" ] && log="$FE_RUN/ferryctl.log"
@@ -459,6 +469,7 @@ fe_ferry_reset() {
 		done
 	fi
 	rm -rf "$FE_PIN"
+	fe_status_files_rm "$FE_PIN"
 }
 
 fe_cleanup_quiet() {
@@ -518,6 +529,7 @@ fe_second_pin_cleanup() {
 		"$FERRY_BUILD/ferryctl" reset --yes --pin-path "$FE_PIN2" >/dev/null 2>&1
 		rm -rf "$FE_PIN2"
 	fi
+	fe_status_files_rm "$FE_PIN2"
 	(exit "$rc")
 	fe_cleanup
 }

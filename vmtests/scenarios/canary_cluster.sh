@@ -24,10 +24,26 @@ vip=$FE_CANARY_VIP
 token=fe-ccl-token
 pin_b="$FE_PIN-b"
 metrics_b=127.0.0.1:9465
+# node-b's pins and its files in /run/ferry: removed now (a run killed with -9
+# may have left them) and on every exit, before fe_cleanup.
+forget_b() {
+	[ -d "$pin_b" ] && [ -e "/run/netns/$FE_NODE" ] &&
+		nsenter --net="/run/netns/$FE_NODE" "$FERRY_BUILD/ferryctl" --pin-path "$pin_b" \
+			reset --yes >/dev/null 2>&1
+	rm -rf "$pin_b"
+	fe_status_files_rm "$pin_b"
+}
+cleanup_b() {
+	local rc=$?
+	# node-b's ferryd first: it would write its files again.
+	[ -n "${pid_b:-}" ] && kill -TERM "$pid_b" 2>/dev/null && wait "$pid_b" 2>/dev/null
+	forget_b
+	(exit "$rc")
+	fe_cleanup
+}
+trap cleanup_b EXIT
 fe_canary_forget
-rm -rf "/run/ferry/$(echo "$pin_b" | tr / _).canary.json"
-[ -d "$pin_b" ] && nsenter --net="/run/netns/$FE_NODE" "$FERRY_BUILD/ferryctl" --pin-path "$pin_b" \
-	reset --yes >/dev/null 2>&1
+forget_b
 fe_canary_backends --delay-ms 10
 # node-b's interface: a veth pair inside the node that never sees a client.
 ip -n "$FE_NODE" link add "fe$FE_TAG-d" type veth peer name "fe$FE_TAG-e" &&
