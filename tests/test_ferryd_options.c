@@ -7,6 +7,7 @@
  */
 #include "../user/ferryd_options.c"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <sys/statfs.h>
 #include <linux/magic.h>
@@ -115,6 +116,23 @@ static void test_host_clients(void)
 		ASSERT_OK(parse(&o, "--config-dir", "/tmp", "--iface", "lo",
 				"--host-clients=/sys/fs/cgroup", NULL),
 			  "a cgroup v2 directory");
+	else if (ferry_dp__cgroup2_root()) {
+		/* A hybrid host: the suggestion is the cgroup2 mount, not the path just refused. */
+		char want[PATH_MAX + 16];
+
+		snprintf(want, sizeof(want), "e.g. %s (", ferry_dp__cgroup2_root());
+		ASSERT_EQ(parse(&o, "--config-dir", "/tmp", "--iface", "lo",
+				"--host-clients=/sys/fs/cgroup", NULL),
+			  -EINVAL, "/sys/fs/cgroup is not cgroup2 here");
+		ASSERT_STRSTR(msg, want, "suggests the cgroup2 mount found");
+	}
+	if (ferry_dp__cgroup2_root()) {
+		char want[PATH_MAX + 16];
+
+		snprintf(want, sizeof(want), "e.g. %s (", ferry_dp__cgroup2_root());
+		parse(&o, "--config-dir", "/tmp", "--iface", "lo", "--host-clients=/proc", NULL);
+		ASSERT_STRSTR(msg, want, "suggests the cgroup2 mount found");
+	}
 }
 
 /* The IPv6 example is --metrics-addr's, not --latency-buckets'. */

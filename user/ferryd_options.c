@@ -18,6 +18,7 @@
 #include "ferry_maps.h"
 #include "ferryd_options.h"
 #include "source/seldon_webhook.h"
+#include "kernel/dataplane.h"
 #include "kernel/netlink.h"
 #include "kernel/table.h"
 #include "log.h"
@@ -178,31 +179,52 @@ static int set_attach(struct ferryd_opts *o, const char *arg)
 	return 0;
 }
 
+/*
+ * What to give --host-clients instead of a rejected path: the cgroup2 mount
+ * found here (/sys/fs/cgroup/unified on a hybrid host, where /sys/fs/cgroup is
+ * not cgroup2 and so must not be suggested), or how to get one.
+ */
+static void host_clients_hint(char *buf, size_t len)
+{
+	const char *root = ferry_dp__cgroup2_root();
+
+	if (root)
+		snprintf(buf, len,
+			 "give a directory under the cgroup2 mount, e.g. %s (or --host-clients "
+			 "alone for it)",
+			 root);
+	else
+		snprintf(buf, len,
+			 "no cgroup2 is mounted at /sys/fs/cgroup or /sys/fs/cgroup/unified: mount "
+			 "one and give a directory under it");
+}
+
 static int set_host_clients(struct ferryd_opts *o, const char *arg)
 {
 	struct statfs sfs;
 	struct stat st;
+	char hint[160];
 
 	/* Checked here, not at attach: a wrong path must not leave a half-started node. */
-	if (arg && stat(arg, &st)) {
-		fprintf(stderr,
-			"ferryd: --host-clients=%s: %s; give a cgroup v2 directory such as "
-			"/sys/fs/cgroup (or --host-clients alone for the root one)\n",
-			arg, strerror(errno));
+	if (!arg) {
+		o->host_cgroup = NULL;
+		o->host_clients = true;
+		return 0;
+	}
+	host_clients_hint(hint, sizeof(hint));
+	if (stat(arg, &st)) {
+		fprintf(stderr, "ferryd: --host-clients=%s: %s; %s\n", arg, strerror(errno), hint);
 		return -EINVAL;
 	}
-	if (arg && !S_ISDIR(st.st_mode)) {
-		fprintf(stderr,
-			"ferryd: --host-clients=%s: not a directory; give a cgroup v2 directory such "
-			"as /sys/fs/cgroup (or --host-clients alone for the root one)\n",
-			arg);
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "ferryd: --host-clients=%s: not a directory; %s\n", arg, hint);
 		return -EINVAL;
 	}
-	if (arg && (statfs(arg, &sfs) || (unsigned long)sfs.f_type != CGROUP2_SUPER_MAGIC)) {
+	if (statfs(arg, &sfs) || (unsigned long)sfs.f_type != CGROUP2_SUPER_MAGIC) {
 		fprintf(stderr,
 			"ferryd: --host-clients=%s: not a cgroup v2 directory (its file system is "
-			"not cgroup2); give one under the cgroup2 mount, e.g. /sys/fs/cgroup\n",
-			arg);
+			"not cgroup2); %s\n",
+			arg, hint);
 		return -EINVAL;
 	}
 	o->host_cgroup = arg;

@@ -674,8 +674,7 @@ static int attach_cgroup_prog(int cg_fd, struct bpf_program *prog, enum bpf_atta
 	return bpf_prog_attach_opts(bpf_program__fd(prog), cg_fd, type, &opts) ? -errno : 0;
 }
 
-/* The cgroup v2 root: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts. */
-static const char *cgroup2_root(void)
+const char *ferry_dp__cgroup2_root(void)
 {
 	static const char *const candidates[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
 	struct statfs st;
@@ -696,7 +695,7 @@ int ferry_dp__attach_cgroup(struct ferry_dp *dp, const char *cgroup_path)
 	if (!dp->sock)
 		return -EOPNOTSUPP;
 	if (!cgroup_path)
-		cgroup_path = cgroup2_root();
+		cgroup_path = ferry_dp__cgroup2_root();
 	if (!cgroup_path) {
 		pr_err("--host-clients: no cgroup v2 hierarchy mounted (looked at /sys/fs/cgroup "
 		       "and /sys/fs/cgroup/unified); mount one or give --host-clients=PATH");
@@ -727,7 +726,7 @@ static void detach_cgroup(void)
 {
 	static const enum bpf_attach_type types[] = { BPF_CGROUP_INET4_CONNECT,
 						      BPF_CGROUP_INET6_CONNECT };
-	const char *root = cgroup2_root();
+	const char *root = ferry_dp__cgroup2_root();
 	int cg_fd = root ? open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 	__u32 ids[CGROUP_MAX_PROGS];
 	size_t t;

@@ -73,6 +73,8 @@ int ferry_dp__attach(struct ferry_dp *dp, int ifindex, enum ferry_hook hook);
  * Replaces ferry's own hooks there; others' stay.
  */
 int ferry_dp__attach_cgroup(struct ferry_dp *dp, const char *cgroup_path);
+/* The cgroup v2 root: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts; NULL: none. */
+const char *ferry_dp__cgroup2_root(void);
 
 /*
  * Declares ifindex safe for XDP_REDIRECT (its driver takes XDP frames: a
