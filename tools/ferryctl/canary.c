@@ -101,9 +101,16 @@ static json_t *kernel_weights(const struct ferry_snapshot *snap, const char *dep
 	return out;
 }
 
-/* Writes what a command means for the weight into the maps now (ferryd agrees later). */
+/* What apply_now did to the kernel. */
+enum applied { APPLIED_NOTHING, APPLIED_WEIGHT, APPLIED_CLEARED };
+
+/*
+ * Writes what a command means for the weight into the maps now (ferryd agrees
+ * later); *done says what was written, *weight the weight set (ppm).
+ */
 static int apply_now(const struct ctl *c, const struct ferry_snapshot *snap, const char *deployment,
-		     json_t *st, enum ferry_canary_command cmd)
+		     json_t *st, enum ferry_canary_command cmd, enum applied *done,
+		     __u32 *weight_out)
 {
 	const char *canary = json_string_value(json_object_get(st, "canary"));
 	const char *state = json_string_value(json_object_get(st, "state")) ?: "";
@@ -125,6 +132,7 @@ static int apply_now(const struct ctl *c, const struct ferry_snapshot *snap, con
 		/* ferryd starts over at step 1; until then the manifest's split. */
 		set = false;
 	} else {
+		*done = APPLIED_NOTHING;
 		return 0;
 	}
 	if (!canary)
@@ -140,6 +148,10 @@ static int apply_now(const struct ctl *c, const struct ferry_snapshot *snap, con
 
 		if (svc->has_meta && !strcmp(svc->deployment, deployment))
 			err = ferry_sync__canary(sync, &svc->vip, canary, set, weight);
+	}
+	if (!err) {
+		*done = set ? APPLIED_WEIGHT : APPLIED_CLEARED;
+		*weight_out = weight;
 	}
 out:
 	ferry_sync__free(sync);
@@ -241,21 +253,43 @@ int cmd_canary(struct ctl *c, int argc, char **argv)
 		goto out;
 	}
 	if (cmd != FERRY_CANARY_CMD_NONE) {
+		enum applied done = APPLIED_NOTHING;
+		const char *name = ferry_canary_command__name(cmd);
+		__u32 weight = 0;
+		double age;
 		int err;
 
 		st = json_object_get(deps, deployment);
-		err = apply_now(c, snap, deployment, st, cmd);
+		err = apply_now(c, snap, deployment, st, cmd, &done, &weight);
 		if (err)
 			fprintf(stderr, "ferryctl canary: %s: cannot write the weight now: %s\n",
 				deployment, strerror(-err));
 		err = ferry_canary__queue_command(c->pin_path, deployment, cmd);
 		if (err) {
 			fprintf(stderr, "ferryctl canary: %s: cannot queue --%s for ferryd: %s\n",
-				deployment, ferry_canary_command__name(cmd), strerror(-err));
+				deployment, name, strerror(-err));
 			goto out;
 		}
-		printf("%s: --%s queued for ferryd (applied at its next tick)\n", deployment,
-		       ferry_canary_command__name(cmd));
+		/* What took effect at once, then what waits for ferryd. */
+		if (done == APPLIED_WEIGHT)
+			printf("%s: canary %s set to %.2f%% in the kernel now: new connections follow "
+			       "at once\n",
+			       deployment, json_string_value(json_object_get(st, "canary")),
+			       weight / 1e4);
+		else if (done == APPLIED_CLEARED)
+			printf("%s: canary weight cleared in the kernel now: the manifest's split "
+			       "applies until ferryd starts the rollout over at step 1\n",
+			       deployment);
+		if (ferryd_alive(&snap->config, &age))
+			printf("%s: --%s queued for ferryd (applied at its next tick)\n",
+			       deployment, name);
+		else
+			printf("%s: --%s queued for ferryd, which is NOT RUNNING: %s when it runs "
+			       "again\n",
+			       deployment, name,
+			       done == APPLIED_NOTHING ?
+				       "nothing changed yet; it is applied" :
+				       "the rollout's state ('ferryctl canary') changes");
 		rc = EXIT_OK;
 		goto out;
 	}

@@ -335,3 +335,9 @@ bool simple_args(int argc, char **argv, int max_args, const char *usage_text, in
 	}
 	return false;
 }
+
+bool ferryd_alive(const struct ferry_config *cfg, double *age)
+{
+	*age = cfg->heartbeat_unix_ns ? now_unix() - cfg->heartbeat_unix_ns / 1e9 : -1;
+	return cfg->ferryd_pid && !kill(cfg->ferryd_pid, 0) && *age >= 0 && *age < 5;
+}

@@ -58,6 +58,8 @@ struct ferry_dp *open_maps(const struct ctl *c);
 struct ferry_dp *open_some_maps(const struct ctl *c, __u64 mask);
 struct ferry_snapshot *read_snapshot(const struct ctl *c);
 double now_unix(void);
+/* ferryd's pid exists and its heartbeat is under 5 s old; age: seconds, -1 without one. */
+bool ferryd_alive(const struct ferry_config *cfg, double *age);
 __u64 now_mono_ns(void);
 void print_json(json_t *root);
 int strict_double(const char *text, double *out);

@@ -63,12 +63,6 @@ static void print_rebalance(json_t *rb)
 	       (long long)json_integer_value(json_object_get(rb, "expired")), (long long)n);
 }
 
-static bool ferryd_alive(const struct ferry_config *cfg, double *age)
-{
-	*age = cfg->heartbeat_unix_ns ? now_unix() - cfg->heartbeat_unix_ns / 1e9 : -1;
-	return cfg->ferryd_pid && !kill(cfg->ferryd_pid, 0) && *age >= 0 && *age < 5;
-}
-
 static const char *hooks_text(__u32 hooks, char *buf, size_t len)
 {
 	buf[0] = '\0';
