@@ -569,7 +569,8 @@ enum ferry_counter {
  * Log-linear histogram: bucket 0 holds samples under 1.024 us; then 16
  * buckets per power of two from 2^10 ns up (6.25% wide, at most ~3% error at
  * the midpoint, so a p99 is good to 5% even for a narrow distribution); the
- * last bucket holds everything from 2^37 ns (137 s) up. 3.5 KB per CPU each.
+ * last bucket (432) holds everything from its lower bound 2^36 * 31/16 ns
+ * (133.1 s) up, 2^37 ns and more included. 3.5 KB per CPU each.
  */
 #define FERRY_HIST_SUB_BITS 4
 #define FERRY_HIST_MIN_SHIFT 10
