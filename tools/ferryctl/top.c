@@ -214,7 +214,8 @@ int cmd_top(struct ctl *c, int argc, char **argv)
 			       "%d (default 1).\n"
 			       "Refreshing view of services and predictors: share of requests and\n"
 			       "requests/s (counted by the kernel: HTTP/1.x requests, h2c streams;\n"
-			       "- when the service samples none), new connections/s, p50/p99\n"
+			       "the share is of new connections when the service saw no request in\n"
+			       "the interval), new connections/s, p50/p99\n"
 			       "latency (- when no request was sampled in the interval), 5xx and\n"
 			       "resets. q or Ctrl-C quits. With -j, one JSON object per interval,\n"
 			       "one line each.\n",
