@@ -3,12 +3,14 @@
  * ferryd's canary runner (canary_run.h): windows from snapshots, the rollout
  * per deployment, its weights in the maps, its state file and SRE commands.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -84,11 +86,22 @@ static void ctl_name(const char *deployment, char *buf, size_t len)
 			*p = '_';
 }
 
+/*
+ * Commands queue as one file each, DEPLOYMENT@TIME-PID, applied in name
+ * order: commands given while ferryd is down all apply, in the order given.
+ * One file per deployment, replaced by each command, lost all but the last:
+ * an --abort then a --pause left a paused rollout on its old step, and the
+ * abort's weight was undone at ferryd's start. '@' is not in Kubernetes
+ * names, so one deployment's prefix is never another's.
+ */
+#define CTL_SEP '@'
+
 int ferry_canary__queue_command(const char *pin_path, const char *deployment,
 				enum ferry_canary_command cmd)
 {
-	char dir[PATH_MAX], name[FERRY_NAME_LEN], path[PATH_MAX + FERRY_NAME_LEN + 8],
+	char dir[PATH_MAX], name[FERRY_NAME_LEN], path[PATH_MAX + FERRY_NAME_LEN + 48],
 		tmp[sizeof(path) + 8];
+	struct timespec ts;
 	FILE *f;
 	int err;
 
@@ -99,8 +112,13 @@ int ferry_canary__queue_command(const char *pin_path, const char *deployment,
 	if (mkdir(dir, 0700) && errno != EEXIST)
 		return -errno;
 	ctl_name(deployment, name, sizeof(name));
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	/* Fixed width: name order is time order. */
+	snprintf(path, sizeof(path), "%s/%s%c%020llu-%010d", dir, name, CTL_SEP,
+		 (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec,
+		 (int)getpid());
+	/* A dot file until it is whole: ferryd reads no name that starts with one. */
+	snprintf(tmp, sizeof(tmp), "%s/.%s%c%d.tmp", dir, name, CTL_SEP, (int)getpid());
 	f = fopen(tmp, "w");
 	if (!f)
 		return -errno;
@@ -498,14 +516,19 @@ void ferry_canary_runner__sync(struct ferry_canary_runner *r, struct ferry_sync 
 
 /* ---------------------------------------------------------------- commands */
 
-static enum ferry_canary_command read_command(const struct ferry_canary_runner *r,
-					      const struct dep *d)
+static int cmp_names(const void *a, const void *b)
 {
-	char name[FERRY_NAME_LEN], path[PATH_MAX + FERRY_NAME_LEN + 2], word[32] = "";
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* One queued command file: its command, the file removed. */
+static enum ferry_canary_command take_command(const struct ferry_canary_runner *r,
+					      const struct dep *d, const char *file)
+{
+	char path[PATH_MAX + 256], word[32] = "";
 	FILE *f;
 
-	ctl_name(d->key, name, sizeof(name));
-	snprintf(path, sizeof(path), "%s/%s", r->ctl_dir, name);
+	snprintf(path, sizeof(path), "%s/%s", r->ctl_dir, file);
 	f = fopen(path, "r");
 	if (!f)
 		return FERRY_CANARY_CMD_NONE;
@@ -520,32 +543,81 @@ static enum ferry_canary_command read_command(const struct ferry_canary_runner *
 	return FERRY_CANARY_CMD_NONE;
 }
 
+/*
+ * The deployment's queued commands, oldest first, at most max: the file an
+ * older ferryctl wrote (DEPLOYMENT alone, sorts first), then DEPLOYMENT@...
+ * by name. The rest wait for the next tick. Returns how many.
+ */
+static size_t read_commands(const struct ferry_canary_runner *r, const struct dep *d,
+			    enum ferry_canary_command *out, size_t max)
+{
+	char name[FERRY_NAME_LEN], **files = NULL, **grown;
+	size_t n = 0, cap = 0, len, got = 0;
+	struct dirent *e;
+	DIR *dir;
+
+	dir = opendir(r->ctl_dir);
+	if (!dir)
+		return 0;
+	ctl_name(d->key, name, sizeof(name));
+	len = strlen(name);
+	while ((e = readdir(dir))) {
+		if (strncmp(e->d_name, name, len) || (e->d_name[len] && e->d_name[len] != CTL_SEP))
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 8;
+			grown = realloc(files, cap * sizeof(*files));
+			if (!grown)
+				break;
+			files = grown;
+		}
+		files[n] = strdup(e->d_name);
+		if (files[n])
+			n++;
+	}
+	closedir(dir);
+	qsort(files, n, sizeof(*files), cmp_names);
+	for (size_t i = 0; i < n; i++) {
+		if (got < max) {
+			out[got] = take_command(r, d, files[i]);
+			if (out[got] != FERRY_CANARY_CMD_NONE)
+				got++;
+		}
+		free(files[i]);
+	}
+	free(files);
+	return got;
+}
+
 static void run_commands(struct ferry_canary_runner *r, struct ferry_sync *sync)
 {
 	for (size_t i = 0; i < r->ndeps; i++) {
 		struct dep *d = r->deps[i];
-		struct ferry_canary_rollout before = d->ro;
-		enum ferry_canary_command cmd;
+		enum ferry_canary_command cmds[16];
+		struct ferry_canary_rollout before;
 		char why[64];
+		size_t n;
 
 		if (!d->configured)
 			continue;
-		cmd = read_command(r, d);
-		if (cmd == FERRY_CANARY_CMD_NONE)
-			continue;
-		d->m.commands[cmd]++;
-		if (!ferry_canary_rollout__command(&d->ro, &d->cfg, cmd)) {
-			pr_info("%s: canary command %s: nothing to do in state %s", d->key,
-				ferry_canary_command__name(cmd),
-				ferry_canary_state__name(d->ro.state));
-			continue;
+		n = read_commands(r, d, cmds, sizeof(cmds) / sizeof(cmds[0]));
+		for (size_t k = 0; k < n; k++) {
+			before = d->ro;
+			d->m.commands[cmds[k]]++;
+			if (!ferry_canary_rollout__command(&d->ro, &d->cfg, cmds[k])) {
+				pr_info("%s: canary command %s: nothing to do in state %s", d->key,
+					ferry_canary_command__name(cmds[k]),
+					ferry_canary_state__name(d->ro.state));
+				continue;
+			}
+			/* A window that straddles a command would mix two splits. */
+			d->has_base = false;
+			snprintf(why, sizeof(why), "ferryctl canary --%s",
+				 ferry_canary_command__name(cmds[k]));
+			apply_weights(d, sync);
+			transition(r, d, &before, why);
+			write_state(r);
 		}
-		/* A window that straddles a command would mix two splits. */
-		d->has_base = false;
-		snprintf(why, sizeof(why), "ferryctl canary --%s", ferry_canary_command__name(cmd));
-		apply_weights(d, sync);
-		transition(r, d, &before, why);
-		write_state(r);
 	}
 }
 

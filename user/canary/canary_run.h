@@ -12,8 +12,9 @@
  * pinned ferry_pred_meta, the rollout (state, step, failures, the last
  * windows) in the state file FERRY_STATUS_DIR/<pin>.canary.json, rewritten
  * atomically after each window. SRE commands (ferryctl canary --pause ...)
- * arrive as files in FERRY_STATUS_DIR/<pin>.canary-ctl/, one per deployment
- * ("namespace_name", holding the command), read and removed at the next tick.
+ * arrive as files in FERRY_STATUS_DIR/<pin>.canary-ctl/, one per command
+ * ("namespace_name@time-pid", holding it), read in order and removed at the
+ * next tick.
  */
 #ifndef FERRY_CANARY_RUN_H
 #define FERRY_CANARY_RUN_H
