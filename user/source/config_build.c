@@ -840,7 +840,8 @@ static void note_changes(struct ferry_config_store *store, struct build_state *b
 				len, v);
 		else
 			pr_warn("SeldonDeployment %.*s has no ready backend, nor has any other "
-				"predictor: new connections to the VIP are dropped",
+				"predictor: new connections to the VIP are refused (TCP RST, "
+				"ICMP port unreachable for UDP)",
 				len, v);
 	}
 	for (size_t i = 0; i < store->noted_redist.n; i++) {
