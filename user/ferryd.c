@@ -264,12 +264,25 @@ static const char *why_text(__u32 why)
  * veth whose peer runs no XDP (the skb exists already; XDP on it would copy
  * every cloned skb and hand each frame to TC anyway).
  */
-static bool choose_xdp(struct ferryd *d, int ifindex, __u32 *why)
+static bool choose_xdp(struct ferryd *d, const char *name, int ifindex, __u32 *why)
 {
 	struct ferry_nl_xdp_dev dev;
 
 	if (d->opts.attach != FERRYD_ATTACH_AUTO) {
 		*why = FERRY_LINK_WHY_FLAG;
+		/*
+		 * Said, not refused: a peer with tx checksumming off (a test bed
+		 * modelling a wire) is fine, and ferryd cannot see the peer's
+		 * settings from here.
+		 */
+		if (d->opts.attach == FERRYD_ATTACH_XDP && d->nl &&
+		    !ferry_nl__xdp_dev(d->nl, ifindex, &dev) && dev.veth && !dev.peer_xdp)
+			pr_warn("--iface %s: --attach xdp on a veth: what its peer's stack sends "
+				"with checksum offload (a pod's or a namespace's default) reaches XDP "
+				"with its checksum unfinished, which XDP cannot see, so the rewritten "
+				"packets arrive with bad checksums and are dropped; --attach auto puts "
+				"TC here (docs/datapath.md, \"Rewrite and checksums\")",
+				name);
 		return d->opts.attach == FERRYD_ATTACH_XDP;
 	}
 	if (!d->nl || ferry_nl__xdp_dev(d->nl, ifindex, &dev)) {
@@ -301,7 +314,7 @@ static int attach_static(struct ferryd *d)
 			pr_err("--iface %s: no such interface", d->opts.ifaces[i]);
 			return -ENODEV;
 		}
-		xdp = choose_xdp(d, ifindex, &why);
+		xdp = choose_xdp(d, d->opts.ifaces[i], ifindex, &why);
 		/* TC first: XDP hands frames it cannot redirect itself to it. */
 		err = ferry_dp__attach(d->dp, ifindex, FERRY_HOOK_TC_FWD);
 		if (!err && xdp)
