@@ -2575,6 +2575,31 @@ static void h2_send_part(struct pb_spec *srv, uint32_t sseq, const uint8_t *r, s
 }
 
 /*
+ * A connection (h2_conn) whose client sent its preface, SETTINGS and the
+ * HEADERS of stream 1, left open; the backend's stats and the counters as
+ * they were before, in s0 and c0. Where the reorder fixtures start.
+ */
+static const struct backend_def *h2_stream1(struct pb_spec *c, struct ferry_flow *f,
+					    struct pb_spec *srv, struct ferry_stats *s0,
+					    uint64_t *c0)
+{
+	static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+	const struct backend_def *be = h2_conn(c, f, srv);
+	uint8_t b[64];
+	size_t n;
+
+	if (!be)
+		return NULL;
+	read_stats(be->id, s0);
+	read_counters(c0);
+	memcpy(b, preface, 24);
+	n = h2_frame(b, 24, 0, H2_SETTINGS, 0, 0, false);
+	n = h2_frame(b, n, 5, H2_HEADERS, H2_END_HEADERS, 1, false);
+	h2_send(P_XDP, env.if_c0, c, 1001, b, n);
+	return be;
+}
+
+/*
  * A large response's segments out of order, as a veth's per-CPU backlogs
  * deliver a bulk sender's GSO packets: a segment past a hole inside a run of
  * equal DATA frames is walked from where the run puts its first header
@@ -2586,7 +2611,6 @@ static void h2_send_part(struct pb_spec *srv, uint32_t sseq, const uint8_t *r, s
  */
 static void test_h2c_reorder(void)
 {
-	static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 	struct pb_spec c = spec_tcp(4, 40303, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH), srv;
 	const uint32_t sseq = 9001;
 	const struct backend_def *be;
@@ -2599,15 +2623,9 @@ static void test_h2c_reorder(void)
 	size_t n, d0, end1;
 	int i;
 
-	be = h2_conn(&c, &f, &srv);
+	be = h2_stream1(&c, &f, &srv, &s0, c0);
 	if (!be)
 		return;
-	read_stats(be->id, &s0);
-	read_counters(c0);
-	memcpy(b, preface, 24);
-	n = h2_frame(b, 24, 0, H2_SETTINGS, 0, 0, false);
-	n = h2_frame(b, n, 5, H2_HEADERS, H2_END_HEADERS, 1, false);
-	h2_send(P_XDP, env.if_c0, &c, 1001, b, n);
 
 	/*
 	 * The response: SETTINGS, HEADERS, twelve DATA frames of 200 bytes
@@ -2722,7 +2740,6 @@ static void test_h2c_reorder(void)
  */
 static void test_h2c_reorder_headers(void)
 {
-	static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 	struct pb_spec c = spec_tcp(4, 40304, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH), srv;
 	const uint32_t sseq = 7001;
 	const struct backend_def *be;
@@ -2731,18 +2748,11 @@ static void test_h2c_reorder_headers(void)
 	struct ferry_l7 l7;
 	struct ferry_flow f;
 	static uint8_t r[2048];
-	uint8_t b[128];
 	size_t n;
 
-	be = h2_conn(&c, &f, &srv);
+	be = h2_stream1(&c, &f, &srv, &s0, c0);
 	if (!be)
 		return;
-	read_stats(be->id, &s0);
-	read_counters(c0);
-	memcpy(b, preface, 24);
-	n = h2_frame(b, 24, 0, H2_SETTINGS, 0, 0, false);
-	n = h2_frame(b, n, 5, H2_HEADERS, H2_END_HEADERS, 1, false);
-	h2_send(P_XDP, env.if_c0, &c, 1001, b, n);
 
 	/* SETTINGS, HEADERS [9, 23), DATA 1200 at 23, DATA 300 at 1232, trailers at 1541. */
 	n = h2_frame(r, 0, 0, H2_SETTINGS, 0, 0, false);
