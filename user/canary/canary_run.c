@@ -576,7 +576,8 @@ static size_t read_commands(const struct ferry_canary_runner *r, const struct de
 			n++;
 	}
 	closedir(dir);
-	qsort(files, n, sizeof(*files), cmp_names);
+	if (n) /* files is NULL when none: qsort's pointer is declared nonnull */
+		qsort(files, n, sizeof(*files), cmp_names);
 	for (size_t i = 0; i < n; i++) {
 		if (got < max) {
 			out[got] = take_command(r, d, files[i]);
