@@ -916,16 +916,18 @@ static void settle_marks(struct ferry_rebal *r, __u64 now)
 
 	while (i < r->nmarks) {
 		const struct ferry_rebal_sock *rec = find_rec(r, r->marks[i].cookie);
-		bool drop = true;
+		bool drop = true, reply_told = false;
+		char svc[48];
 
 		/*
 		 * A connection told with a GOAWAY was counted then: its end is not
 		 * counted again. One the reply path told and its client closed
 		 * before a pass saw it is counted as told, not as gone.
 		 */
-		if (!rec && !r->marks[i].goaway && told_by_reply(r, &r->marks[i]))
+		if (!rec && !r->marks[i].goaway && told_by_reply(r, &r->marks[i])) {
+			reply_told = true;
 			r->st.goaway++;
-		else if (!rec)
+		} else if (!rec)
 			r->st.gone += !r->marks[i].goaway;
 		else if (rec->verdict == FERRY_RB_DESTROYED)
 			r->st.destroyed += !r->marks[i].goaway;
@@ -960,9 +962,16 @@ static void settle_marks(struct ferry_rebal *r, __u64 now)
 				rec->busy & FERRY_RB_BUSY_TURN ? "client-spoke-last" : "");
 		}
 		if (drop) {
-			pr_debug("rebalance: connection %llu of service %u: %s%s",
-				 (unsigned long long)r->marks[i].cookie, r->marks[i].svc_id,
-				 !rec				    ? "gone" :
+			/* An adopted mark learns its service at its first pass (adopt_marks). */
+			if (r->marks[i].svc_id)
+				snprintf(svc, sizeof(svc), "service %u", r->marks[i].svc_id);
+			else
+				snprintf(svc, sizeof(svc),
+					 "a service (taken over, not seen since)");
+			pr_debug("rebalance: connection %llu of %s: %s%s",
+				 (unsigned long long)r->marks[i].cookie, svc,
+				 reply_told ? "gone (told by the reply path)" :
+				 !rec	    ? "gone" :
 				 rec->verdict == FERRY_RB_DESTROYED ? "ended" :
 				 rec->verdict == FERRY_RB_FAILED    ? "bpf_sock_destroy failed" :
 								      "expired",
