@@ -47,11 +47,15 @@ grep -q "canary command pause: nothing to do in state rolled-back" "$FE_RUN/ferr
 
 fe_canary_ctl canary "$dep" --promote >>"$FE_RUN/ctl.log" 2>&1 || fe_fail "--promote failed"
 fe_wait 5 weight_is 100.0 || fe_fail "--promote: the kernel holds the canary at $(fe_canary_kernel_weight)%, want 100%"
+# ferryd takes the control at its next tick (1 s; later under the sanitizers).
+promoted() { case "$(state)" in progressing:3 | promoted:3) return 0 ;; esac; return 1; }
+fe_wait 15 promoted || fe_fail "--promote: the rollout is $(state), want the last step (3)"
 fe_burst "$vip" 200 "$FE_RUN/promoted.json"
 fe_only "$FE_RUN/promoted.json" canary "after --promote: "
 fe_loadgen_stop "$load"
 fe_canary_show
 fe_canary_load_ok "through the controls"
-left=$(ls -A "/run/ferry/$(echo "$FE_PIN" | tr / _).canary-ctl" 2>/dev/null)
-[ -z "$left" ] || fe_fail "controls left unread: $left"
+ctl_dir="/run/ferry/$(echo "$FE_PIN" | tr / _).canary-ctl"
+none_left() { [ -z "$(ls -A "$ctl_dir" 2>/dev/null)" ]; }
+fe_wait 10 none_left || fe_fail "controls left unread: $(ls -A "$ctl_dir")"
 fe_pass "pause, resume; --abort then --pause with ferryd down: rolled back, canary at 0%; --promote: 100%; 0 failed"
